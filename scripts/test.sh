@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command: installs what a fresh machine lacks, then runs every check.
+# Usage: scripts/test.sh            (from anywhere; CI runs exactly this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+: "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
+export SIGIL_VECTORS
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "toolchain"
+rustup target add wasm32-unknown-unknown >/dev/null
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "format"
+cargo fmt --all -- --check
+
+step "no_std core for wasm32-unknown-unknown"
+cargo build -p attestation-verifier --no-default-features --target wasm32-unknown-unknown
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace --all-targets
