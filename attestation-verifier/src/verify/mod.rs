@@ -1,0 +1,5 @@
+//! Verification: signatures, certificate chains to pinned roots, revocation,
+//! validity at a given time, and the bindings between evidence and certificates.
+
+pub mod snp;
+pub mod x509;

@@ -1,0 +1,534 @@
+//! SEV-SNP report verification.
+//!
+//! Steps (mirrored by `// Step N` below):
+//! 1. Parse the endorsement key certificate (VCEK or VLEK) and pick the product:
+//!    from the report's CPUID fields (v3+) and the certificate's product name;
+//!    when both exist they must agree.
+//! 2. Take the pinned ARK of that product. A supplied ARK must be that ARK.
+//! 3. Take the intermediate: the pinned ASK (VCEK) or ASVK (VLEK), or a supplied
+//!    one that the pinned ARK signed and that is of the kind the key needs.
+//! 4. Check ARK -> intermediate -> endorsement key signatures and validity at `now`.
+//!    The result is cached by the hash of the supplied certificates.
+//! 5. With a CRL: verify it against the ARK and check neither certificate is revoked.
+//! 6. Verify the report's ECDSA P-384 signature over bytes `0..0x2A0`.
+//! 7. Bind the report to the certificate: reported TCB equals the certificate's
+//!    TCB extensions, and (VCEK, unmasked) chip_id equals its hwID.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use const_oid::ObjectIdentifier;
+use der::Decode;
+
+use crate::crypto::{Crypto, EcdsaAlg, SignatureError};
+use crate::evidence::snp::{Product, SigningKey, SnpReport, TcbVersion};
+use crate::roots::amd;
+use crate::time::{UnixTime, Window};
+use crate::verdict::{Failures, Verified};
+use crate::verify::x509::{Cert, Crl, X509Error};
+
+/// AMD's VCEK/VLEK certificate extensions (AMD "Versioned Chip Endorsement Key
+/// (VCEK) Certificate and KDS Interface Specification").
+mod oid {
+    use const_oid::ObjectIdentifier;
+    pub(super) const PRODUCT_NAME: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
+    pub(super) const BL_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+    pub(super) const TEE_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+    pub(super) const SNP_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+    pub(super) const UCODE_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+    pub(super) const FMC_SPL: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
+    pub(super) const HW_ID: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+}
+
+/// Why an SNP report failed verification.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnpVerifyError {
+    /// A certificate or CRL failed a check.
+    #[error(transparent)]
+    Certificate(#[from] X509Error),
+    /// Neither the report nor the certificate names a known product.
+    #[error("cannot tell the product: report CPUID and certificate name no known AMD product")]
+    UnknownProduct,
+    /// The report's CPUID and the certificate name different products.
+    #[error("report is from a {report} CPU but the certificate is for {certificate}")]
+    ProductMismatch {
+        /// Product named by the report.
+        report: Product,
+        /// Product named by the certificate.
+        certificate: Product,
+    },
+    /// The supplied ARK is not the pinned ARK of the report's product.
+    #[error("supplied ARK ({supplied}) is not the pinned ARK-{product}")]
+    UntrustedArk {
+        /// The product the evidence is for.
+        product: Product,
+        /// Common name of the supplied certificate.
+        supplied: String,
+    },
+    /// The intermediate is not the kind the signing key needs (ASK for VCEK, ASVK for VLEK).
+    #[error("{signing_key} must be issued by {expected}, but the intermediate is {found}")]
+    WrongIntermediate {
+        /// The report's signing key.
+        signing_key: &'static str,
+        /// The intermediate's expected common name.
+        expected: String,
+        /// The intermediate's common name.
+        found: String,
+    },
+    /// The endorsement certificate is not the kind the report says signed it.
+    #[error("report is signed by a {signing_key}, but the certificate is {found}")]
+    WrongEndorsementKind {
+        /// The report's signing key.
+        signing_key: &'static str,
+        /// The certificate's common name.
+        found: String,
+    },
+    /// The endorsement key is not a P-384 key.
+    #[error("endorsement key is not an ECDSA P-384 key")]
+    EndorsementKeyType,
+    /// The report signature does not verify under the endorsement key.
+    #[error("report signature does not verify with the {signing_key}: {source}")]
+    ReportSignature {
+        /// VCEK or VLEK.
+        signing_key: &'static str,
+        /// What the signature check said.
+        source: SignatureError,
+    },
+    /// A reported TCB component differs from the one certified.
+    #[error("reported TCB {component} is {reported}, the certificate says {certified}")]
+    TcbMismatch {
+        /// Which component.
+        component: &'static str,
+        /// In the report.
+        reported: u8,
+        /// In the certificate.
+        certified: u8,
+    },
+    /// A TCB extension is missing from the certificate.
+    #[error("certificate lacks the TCB extension {0}")]
+    MissingTcbExtension(&'static str),
+    /// The report's chip id differs from the VCEK's hwID.
+    #[error("report chip_id does not match the VCEK hwID")]
+    ChipIdMismatch,
+    /// An unmasked VCEK-signed report, but the certificate has no hwID.
+    #[error("VCEK has no hwID extension to bind the report's chip_id")]
+    MissingHwId,
+}
+
+/// Certificates that come with a report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnpCollateral<'a> {
+    /// The VCEK or VLEK, DER.
+    pub vek: &'a [u8],
+    /// The ASK or ASVK, DER; the pinned one when absent.
+    pub intermediate: Option<&'a [u8]>,
+    /// The ARK, DER; must equal the pinned one when present.
+    pub ark: Option<&'a [u8]>,
+    /// An AMD CRL (DER) signed by the ARK.
+    pub crl: Option<&'a [u8]>,
+}
+
+/// A report that verified, with what was learned from its certificate.
+#[derive(Clone, Debug)]
+pub struct SnpEvidence {
+    /// The report.
+    pub report: SnpReport,
+    /// Its product.
+    pub product: Product,
+    /// The reported TCB, decoded for the product.
+    pub reported_tcb: TcbVersion,
+    /// SHA-256 of the endorsement certificate's DER.
+    pub vek_sha256: [u8; 32],
+    /// When the chain is valid (intersection of the certificates' windows).
+    pub chain_validity: Window,
+}
+
+/// Trust anchors for every product: ARK, ASK and ASVK.
+#[derive(Clone, Debug)]
+pub struct SnpTrustStore {
+    products: Vec<(Product, ProductRoots)>,
+}
+
+#[derive(Clone, Debug)]
+struct ProductRoots {
+    ark: Cert,
+    ask: Cert,
+    asvk: Cert,
+}
+
+impl SnpTrustStore {
+    /// AMD's pinned roots for Milan, Genoa and Turin.
+    pub fn pinned() -> Result<Self, X509Error> {
+        let mut store = Self {
+            products: Vec::new(),
+        };
+        for p in Product::ALL {
+            let r = amd::roots(p);
+            store.add(p, r.ark, r.ask, r.asvk)?;
+        }
+        Ok(store)
+    }
+
+    /// An empty store, to be filled with [`SnpTrustStore::add`].
+    pub fn empty() -> Self {
+        Self {
+            products: Vec::new(),
+        }
+    }
+
+    /// Pins `ark`, `ask` and `asvk` (DER) for `product`, replacing earlier ones.
+    pub fn add(
+        &mut self,
+        product: Product,
+        ark: &[u8],
+        ask: &[u8],
+        asvk: &[u8],
+    ) -> Result<(), X509Error> {
+        let roots = ProductRoots {
+            ark: Cert::from_der("ARK", ark)?,
+            ask: Cert::from_der("ASK", ask)?,
+            asvk: Cert::from_der("ASVK", asvk)?,
+        };
+        self.products.retain(|(p, _)| *p != product);
+        self.products.push((product, roots));
+        Ok(())
+    }
+
+    fn get(&self, product: Product) -> Option<&ProductRoots> {
+        self.products
+            .iter()
+            .find(|(p, _)| *p == product)
+            .map(|(_, r)| r)
+    }
+}
+
+/// What a verified chain says about its endorsement key.
+#[derive(Clone, Debug)]
+struct VekInfo {
+    product: Product,
+    kind: SigningKey,
+    public_key: Vec<u8>,
+    tcb: CertTcb,
+    hw_id: Option<Vec<u8>>,
+    validity: Window,
+    vek: Cert,
+    intermediate: Cert,
+    vek_sha256: [u8; 32],
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct CertTcb {
+    bootloader: Option<u8>,
+    tee: Option<u8>,
+    snp: Option<u8>,
+    microcode: Option<u8>,
+    fmc: Option<u8>,
+}
+
+/// Upper bound on cached verified chains; the cache is cleared when it fills.
+const CACHE_CAPACITY: usize = 1024;
+
+/// Verifies SEV-SNP reports, caching verified certificate chains.
+pub struct SnpVerifier<C: Crypto> {
+    crypto: C,
+    trust: SnpTrustStore,
+    cache: BTreeMap<[u8; 32], VekInfo>,
+}
+
+impl<C: Crypto> SnpVerifier<C> {
+    /// A verifier over AMD's pinned roots.
+    pub fn new(crypto: C) -> Result<Self, X509Error> {
+        Ok(Self::with_trust_store(crypto, SnpTrustStore::pinned()?))
+    }
+
+    /// A verifier over the given roots.
+    pub fn with_trust_store(crypto: C, trust: SnpTrustStore) -> Self {
+        Self {
+            crypto,
+            trust,
+            cache: BTreeMap::new(),
+        }
+    }
+
+    /// The crypto backend.
+    pub fn crypto(&self) -> &C {
+        &self.crypto
+    }
+
+    /// Number of verified chains in the cache.
+    pub fn cached_chains(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Verifies `report` with its certificates at time `now`.
+    pub fn verify(
+        &mut self,
+        report: &SnpReport,
+        collateral: &SnpCollateral<'_>,
+        now: UnixTime,
+    ) -> Result<Verified<SnpEvidence>, Failures<SnpVerifyError>> {
+        let key = self.cache_key(collateral);
+        if !self.cache.contains_key(&key) {
+            let info = self.verify_chain(report, collateral).map_err(Failures::one)?;
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+            self.cache.insert(key, info);
+        }
+        let Some(info) = self.cache.get(&key) else {
+            return Err(Failures::one(SnpVerifyError::UnknownProduct));
+        };
+        let mut errors = Vec::new();
+        // Step 1 (again, cheap): the report's own product claim against the chain's.
+        if let Some(p) = report.product_from_cpuid() {
+            if p != info.product {
+                errors.push(SnpVerifyError::ProductMismatch {
+                    report: p,
+                    certificate: info.product,
+                });
+            }
+        }
+        if report.signing_key != info.kind {
+            errors.push(SnpVerifyError::WrongEndorsementKind {
+                signing_key: report.signing_key.name(),
+                found: info.vek.subject_cn().unwrap_or_default(),
+            });
+        }
+        // Step 4: validity at `now` (signatures were checked once, when cached).
+        if !info.validity.contains(now) {
+            for (what, cert) in [
+                (report.signing_key.name(), &info.vek),
+                ("intermediate", &info.intermediate),
+            ] {
+                if let Err(e) = cert.check_validity(what, now) {
+                    errors.push(e.into());
+                }
+            }
+            if errors.is_empty() {
+                // Only the ARK can be left: report it with the chain's window.
+                errors.push(
+                    X509Error::Expired {
+                        what: "ARK",
+                        at: now,
+                        not_before: info.validity.not_before,
+                        not_after: info.validity.not_after,
+                    }
+                    .into(),
+                );
+            }
+        }
+        // Step 5
+        if let Some(crl) = collateral.crl {
+            if let Err(e) = self.check_crl(crl, info, now) {
+                errors.push(e.into());
+            }
+        }
+        // Step 6
+        if let Err(source) = self.crypto.verify_ecdsa(
+            EcdsaAlg::P384Sha384,
+            &info.public_key,
+            &report.signed,
+            &report.signature_rs(),
+        ) {
+            errors.push(SnpVerifyError::ReportSignature {
+                signing_key: report.signing_key.name(),
+                source,
+            });
+        }
+        // Step 7
+        let reported_tcb = TcbVersion::decode(report.reported_tcb, info.product);
+        bind_tcb(&reported_tcb, &info.tcb, info.product, &mut errors);
+        if report.signing_key == SigningKey::Vcek && !report.mask_chip_key {
+            match &info.hw_id {
+                None => errors.push(SnpVerifyError::MissingHwId),
+                Some(id) if report.chip_id.get(..id.len()) != Some(id.as_slice()) => {
+                    errors.push(SnpVerifyError::ChipIdMismatch);
+                }
+                Some(_) => {}
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Failures(errors));
+        }
+        Ok(Verified::new(SnpEvidence {
+            report: report.clone(),
+            product: info.product,
+            reported_tcb,
+            vek_sha256: info.vek_sha256,
+            chain_validity: info.validity,
+        }))
+    }
+
+    fn cache_key(&self, c: &SnpCollateral<'_>) -> [u8; 32] {
+        // Domain-separated, length-prefixed concatenation of every supplied certificate.
+        let mut buf = Vec::new();
+        buf.extend_from_slice(b"sigil.snp.chain.v1");
+        for part in [Some(c.vek), c.intermediate, c.ark] {
+            match part {
+                Some(der) => {
+                    buf.push(1);
+                    buf.extend_from_slice(&(der.len() as u64).to_le_bytes());
+                    buf.extend_from_slice(der);
+                }
+                None => buf.push(0),
+            }
+        }
+        self.crypto.sha256(&buf)
+    }
+
+    /// Steps 1-4, without time: signatures and kinds only (validity is checked per call).
+    fn verify_chain(
+        &self,
+        report: &SnpReport,
+        c: &SnpCollateral<'_>,
+    ) -> Result<VekInfo, SnpVerifyError> {
+        let crypto: &dyn Crypto = &self.crypto;
+        let kind = report.signing_key;
+        // Step 1
+        let vek = Cert::from_der(kind.name(), c.vek)?;
+        let cert_product = vek
+            .extension(&oid::PRODUCT_NAME)
+            .and_then(|v| der::asn1::Ia5StringRef::from_der(v).ok())
+            .and_then(|s| Product::from_name(s.as_str()));
+        let product = match (report.product_from_cpuid(), cert_product) {
+            (Some(r), Some(c)) if r != c => {
+                return Err(SnpVerifyError::ProductMismatch {
+                    report: r,
+                    certificate: c,
+                });
+            }
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => return Err(SnpVerifyError::UnknownProduct),
+        };
+        let roots = self
+            .trust
+            .get(product)
+            .ok_or(SnpVerifyError::UnknownProduct)?;
+        // Step 2
+        if let Some(ark_der) = c.ark {
+            let ark = Cert::from_der("ARK", ark_der)?;
+            if ark.public_key() != roots.ark.public_key() {
+                return Err(SnpVerifyError::UntrustedArk {
+                    product,
+                    supplied: ark.subject_cn().unwrap_or_default(),
+                });
+            }
+        }
+        // Step 3
+        let (pinned, expected_cn) = match kind {
+            SigningKey::Vcek => (&roots.ask, alloc::format!("SEV-{}", product.name())),
+            SigningKey::Vlek => (&roots.asvk, alloc::format!("SEV-VLEK-{}", product.name())),
+        };
+        let intermediate = match c.intermediate {
+            Some(der) => Cert::from_der("intermediate", der)?,
+            None => pinned.clone(),
+        };
+        intermediate.verify_signed_by(crypto, "intermediate", &roots.ark, "ARK")?;
+        let found = intermediate.subject_cn().unwrap_or_default();
+        if found != expected_cn {
+            return Err(SnpVerifyError::WrongIntermediate {
+                signing_key: kind.name(),
+                expected: expected_cn,
+                found,
+            });
+        }
+        // Step 4
+        vek.verify_signed_by(crypto, kind.name(), &intermediate, "intermediate")?;
+        let vek_cn = vek.subject_cn().unwrap_or_default();
+        let expected_vek_cn = match kind {
+            SigningKey::Vcek => "SEV-VCEK",
+            SigningKey::Vlek => "SEV-VLEK",
+        };
+        if vek_cn != expected_vek_cn {
+            return Err(SnpVerifyError::WrongEndorsementKind {
+                signing_key: kind.name(),
+                found: vek_cn,
+            });
+        }
+        if vek.key_kind(kind.name())? != crate::verify::x509::KeyKind::P384 {
+            return Err(SnpVerifyError::EndorsementKeyType);
+        }
+        let validity = roots
+            .ark
+            .validity()
+            .intersect(&intermediate.validity())
+            .intersect(&vek.validity());
+        let ext_u8 = |o: &ObjectIdentifier| {
+            vek.extension(o)
+                .and_then(|v| der::asn1::Uint::from_der(v).ok())
+                .and_then(|u| match u.as_bytes() {
+                    [b] => Some(*b),
+                    _ => None,
+                })
+        };
+        let tcb = CertTcb {
+            bootloader: ext_u8(&oid::BL_SPL),
+            tee: ext_u8(&oid::TEE_SPL),
+            snp: ext_u8(&oid::SNP_SPL),
+            microcode: ext_u8(&oid::UCODE_SPL),
+            fmc: ext_u8(&oid::FMC_SPL),
+        };
+        let hw_id = vek.extension(&oid::HW_ID).map(|v| {
+            // KDS encodes hwID as an OCTET STRING; accept the raw bytes too.
+            <&der::asn1::OctetStringRef>::from_der(v)
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or_else(|_| v.to_vec())
+        });
+        Ok(VekInfo {
+            product,
+            kind,
+            public_key: vek.public_key().to_vec(),
+            tcb,
+            hw_id,
+            validity,
+            vek_sha256: self.crypto.sha256(c.vek),
+            vek,
+            intermediate,
+        })
+    }
+
+    fn check_crl(&self, crl_der: &[u8], info: &VekInfo, now: UnixTime) -> Result<(), X509Error> {
+        let roots = self
+            .trust
+            .get(info.product)
+            .ok_or_else(|| X509Error::Malformed {
+                what: "CRL",
+                reason: "no roots for product".into(),
+            })?;
+        let crl = Crl::from_der("CRL", crl_der)?;
+        crl.verify(&self.crypto, "CRL", &roots.ark, "ARK", now)?;
+        crl.check_not_revoked("intermediate", &info.intermediate)?;
+        crl.check_not_revoked(info.kind.name(), &info.vek)
+    }
+}
+
+fn bind_tcb(reported: &TcbVersion, cert: &CertTcb, product: Product, errors: &mut Vec<SnpVerifyError>) {
+    let mut parts = alloc::vec![
+        ("bootloader", reported.bootloader, cert.bootloader, "blSPL"),
+        ("tee", reported.tee, cert.tee, "teeSPL"),
+        ("snp", reported.snp, cert.snp, "snpSPL"),
+        ("microcode", reported.microcode, cert.microcode, "ucodeSPL"),
+    ];
+    if product.has_fmc() {
+        parts.push(("fmc", reported.fmc, cert.fmc, "fmcSPL"));
+    }
+    for (component, reported, certified, ext) in parts {
+        match certified {
+            None => errors.push(SnpVerifyError::MissingTcbExtension(ext)),
+            Some(c) if c != reported => errors.push(SnpVerifyError::TcbMismatch {
+                component,
+                reported,
+                certified: c,
+            }),
+            Some(_) => {}
+        }
+    }
+}

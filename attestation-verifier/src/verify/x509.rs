@@ -1,0 +1,454 @@
+//! X.509 certificate and CRL checks shared by every evidence kind.
+//!
+//! Parsing is `x509-cert`/`der` (RustCrypto, `no_std`); signatures go through the
+//! [`Crypto`] trait so both backends check the same bytes.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
+use der::asn1::UintRef;
+use der::{Decode, Encode};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use x509_cert::crl::CertificateList;
+
+use crate::crypto::{Crypto, EcdsaAlg, RsaHash, SignatureError};
+use crate::time::{UnixTime, Window};
+
+/// Why a certificate or CRL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum X509Error {
+    /// The bytes are not a DER X.509 structure.
+    #[error("{what} is not valid DER X.509: {reason}")]
+    Malformed {
+        /// Which certificate or CRL.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The signature or key algorithm is not one the verifier supports.
+    #[error("{what}: unsupported algorithm {oid}")]
+    UnsupportedAlgorithm {
+        /// Which certificate or CRL.
+        what: &'static str,
+        /// The algorithm's OID.
+        oid: String,
+    },
+    /// The signature does not verify under the issuer's key.
+    #[error("{what} is not signed by {issuer}: {source}")]
+    BadSignature {
+        /// The signed object.
+        what: &'static str,
+        /// The expected signer.
+        issuer: &'static str,
+        /// What the signature check said.
+        source: SignatureError,
+    },
+    /// The certificate is outside its validity window at the verification time.
+    #[error("{what} is not valid at {at} (valid {not_before}..{not_after})")]
+    Expired {
+        /// Which certificate or CRL.
+        what: &'static str,
+        /// The verification time.
+        at: UnixTime,
+        /// Start of validity.
+        not_before: UnixTime,
+        /// End of validity.
+        not_after: UnixTime,
+    },
+    /// The certificate's serial number is on the issuer's revocation list.
+    #[error("{what} (serial {serial}) is revoked")]
+    Revoked {
+        /// Which certificate.
+        what: &'static str,
+        /// Its serial number, hex.
+        serial: String,
+    },
+    /// A required extension is missing or malformed.
+    #[error("{what}: extension {oid} is missing or malformed")]
+    BadExtension {
+        /// Which certificate.
+        what: &'static str,
+        /// The extension's OID.
+        oid: String,
+    },
+}
+
+/// A parsed certificate with the DER of its signed part kept for signature checks.
+#[derive(Clone, Debug)]
+pub struct Cert {
+    cert: Certificate,
+    tbs: Vec<u8>,
+    der: Vec<u8>,
+}
+
+fn malformed(what: &'static str, e: der::Error) -> X509Error {
+    X509Error::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn unix(t: x509_cert::time::Time) -> UnixTime {
+    UnixTime(t.to_unix_duration().as_secs())
+}
+
+impl Cert {
+    /// Parses a DER certificate. `what` names it in errors ("VCEK", "PCK", ...).
+    pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
+        let cert = Certificate::from_der(der).map_err(|e| malformed(what, e))?;
+        let tbs = cert.tbs_certificate().to_der().map_err(|e| malformed(what, e))?;
+        Ok(Self {
+            cert,
+            tbs,
+            der: der.to_vec(),
+        })
+    }
+
+    /// The certificate as parsed.
+    pub fn inner(&self) -> &Certificate {
+        &self.cert
+    }
+
+    /// The DER bytes the certificate was parsed from.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The validity window.
+    pub fn validity(&self) -> Window {
+        let v = self.cert.tbs_certificate().validity();
+        Window {
+            not_before: unix(v.not_before),
+            not_after: unix(v.not_after),
+        }
+    }
+
+    /// Fails unless `at` lies in the validity window.
+    pub fn check_validity(&self, what: &'static str, at: UnixTime) -> Result<(), X509Error> {
+        let w = self.validity();
+        if w.contains(at) {
+            Ok(())
+        } else {
+            Err(X509Error::Expired {
+                what,
+                at,
+                not_before: w.not_before,
+                not_after: w.not_after,
+            })
+        }
+    }
+
+    /// The raw `subjectPublicKey` bits (SEC1 point or PKCS#1 RSA key).
+    pub fn public_key(&self) -> &[u8] {
+        self.cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes()
+    }
+
+    /// The key algorithm of the subject public key.
+    pub fn key_kind(&self, what: &'static str) -> Result<KeyKind, X509Error> {
+        key_kind(what, &self.cert.tbs_certificate().subject_public_key_info().algorithm)
+    }
+
+    /// The serial number's bytes.
+    pub fn serial(&self) -> &[u8] {
+        self.cert.tbs_certificate().serial_number().as_bytes()
+    }
+
+    /// The subject's common name, if any.
+    pub fn subject_cn(&self) -> Option<String> {
+        common_name(self.cert.tbs_certificate().subject())
+    }
+
+    /// The value (contents of the `extnValue` OCTET STRING) of extension `oid`.
+    pub fn extension(&self, oid: &ObjectIdentifier) -> Option<&[u8]> {
+        self.cert
+            .tbs_certificate()
+            .extensions()?
+            .iter()
+            .find(|e| e.extn_id == *oid)
+            .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// Whether the subject and issuer names of `self` and `issuer` link up.
+    pub fn issued_by_name(&self, issuer: &Cert) -> bool {
+        self.cert.tbs_certificate().issuer() == issuer.cert.tbs_certificate().subject()
+    }
+
+    /// Verifies that `issuer`'s key signed this certificate.
+    pub fn verify_signed_by(
+        &self,
+        crypto: &dyn Crypto,
+        what: &'static str,
+        issuer: &Cert,
+        issuer_name: &'static str,
+    ) -> Result<(), X509Error> {
+        let issuer_key = issuer.key_kind(issuer_name)?;
+        verify_signature(
+            crypto,
+            what,
+            issuer_name,
+            issuer_key,
+            issuer.public_key(),
+            self.cert.signature_algorithm(),
+            &self.tbs,
+            self.cert.signature().raw_bytes(),
+        )
+    }
+}
+
+/// The name's common name (first CN attribute), if any.
+pub fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    name.iter()
+        .find(|atv| atv.oid == CN)
+        .and_then(|atv| directory_string(&atv.value))
+}
+
+fn directory_string(value: &der::asn1::Any) -> Option<String> {
+    if let Ok(s) = value.decode_as::<der::asn1::Utf8StringRef<'_>>() {
+        return Some(s.as_str().into());
+    }
+    if let Ok(s) = value.decode_as::<der::asn1::PrintableStringRef<'_>>() {
+        return Some(s.as_str().into());
+    }
+    if let Ok(s) = value.decode_as::<der::asn1::Ia5StringRef<'_>>() {
+        return Some(s.as_str().into());
+    }
+    None
+}
+
+/// A subject public key's algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA on P-256.
+    P256,
+    /// ECDSA on P-384.
+    P384,
+    /// RSA.
+    Rsa,
+}
+
+const EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
+const RSA_ENCRYPTION: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
+const RSASSA_PSS: ObjectIdentifier = rfc5912::ID_RSASSA_PSS;
+
+fn key_kind(what: &'static str, alg: &AlgorithmIdentifierOwned) -> Result<KeyKind, X509Error> {
+    let unsupported = || X509Error::UnsupportedAlgorithm {
+        what,
+        oid: alg.oid.to_string(),
+    };
+    if alg.oid == RSA_ENCRYPTION || alg.oid == RSASSA_PSS {
+        return Ok(KeyKind::Rsa);
+    }
+    if alg.oid != EC_PUBLIC_KEY {
+        return Err(unsupported());
+    }
+    let curve = alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .ok_or_else(unsupported)?;
+    if curve == rfc5912::SECP_256_R_1 {
+        Ok(KeyKind::P256)
+    } else if curve == rfc5912::SECP_384_R_1 {
+        Ok(KeyKind::P384)
+    } else {
+        Err(X509Error::UnsupportedAlgorithm {
+            what,
+            oid: curve.to_string(),
+        })
+    }
+}
+
+#[derive(der::Sequence)]
+struct EcdsaSigDer<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// Converts a DER `ECDSA-Sig-Value` into fixed-size big-endian `r || s`.
+pub fn ecdsa_der_to_fixed(alg: EcdsaAlg, der_sig: &[u8]) -> Result<Vec<u8>, SignatureError> {
+    let sig = EcdsaSigDer::from_der(der_sig).map_err(|_| SignatureError::MalformedSignature)?;
+    let n = alg.scalar_len();
+    let mut out = Vec::with_capacity(n.saturating_mul(2));
+    for part in [sig.r.as_bytes(), sig.s.as_bytes()] {
+        let pad = n
+            .checked_sub(part.len())
+            .ok_or(SignatureError::MalformedSignature)?;
+        out.extend(core::iter::repeat_n(0u8, pad));
+        out.extend_from_slice(part);
+    }
+    Ok(out)
+}
+
+/// Verifies `signature` over `tbs` made with `sig_alg` by a key of kind `key`.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct piece of the signed object
+pub fn verify_signature(
+    crypto: &dyn Crypto,
+    what: &'static str,
+    issuer: &'static str,
+    key: KeyKind,
+    public_key: &[u8],
+    sig_alg: &AlgorithmIdentifierOwned,
+    tbs: &[u8],
+    signature: &[u8],
+) -> Result<(), X509Error> {
+    let unsupported = || X509Error::UnsupportedAlgorithm {
+        what,
+        oid: sig_alg.oid.to_string(),
+    };
+    let bad = |source| X509Error::BadSignature {
+        what,
+        issuer,
+        source,
+    };
+    let oid = sig_alg.oid;
+    if oid == rfc5912::ECDSA_WITH_SHA_256 || oid == rfc5912::ECDSA_WITH_SHA_384 {
+        let alg = match (key, oid == rfc5912::ECDSA_WITH_SHA_384) {
+            (KeyKind::P256, false) => EcdsaAlg::P256Sha256,
+            (KeyKind::P384, true) => EcdsaAlg::P384Sha384,
+            _ => return Err(unsupported()),
+        };
+        let fixed = ecdsa_der_to_fixed(alg, signature).map_err(bad)?;
+        return crypto
+            .verify_ecdsa(alg, public_key, tbs, &fixed)
+            .map_err(bad);
+    }
+    if key != KeyKind::Rsa {
+        return Err(unsupported());
+    }
+    if oid == rfc5912::SHA_256_WITH_RSA_ENCRYPTION {
+        return crypto
+            .verify_rsa_pkcs1(RsaHash::Sha256, public_key, tbs, signature)
+            .map_err(bad);
+    }
+    if oid == rfc5912::SHA_384_WITH_RSA_ENCRYPTION {
+        return crypto
+            .verify_rsa_pkcs1(RsaHash::Sha384, public_key, tbs, signature)
+            .map_err(bad);
+    }
+    if oid == RSASSA_PSS {
+        let hash = pss_hash(sig_alg).ok_or_else(unsupported)?;
+        return crypto
+            .verify_rsa_pss(hash, public_key, tbs, signature)
+            .map_err(bad);
+    }
+    Err(unsupported())
+}
+
+/// The hash of RSASSA-PSS parameters, when they use MGF1 with the same hash and a
+/// salt as long as the hash (the only form AMD and other vendors use).
+fn pss_hash(sig_alg: &AlgorithmIdentifierOwned) -> Option<RsaHash> {
+    let params_der = sig_alg.parameters.as_ref()?.to_der().ok()?;
+    let params = pkcs1::RsaPssParams::<der::asn1::Any>::try_from(params_der.as_slice()).ok()?;
+    let (hash, salt) = if params.hash.oid == rfc5912::ID_SHA_384 {
+        (RsaHash::Sha384, 48)
+    } else if params.hash.oid == rfc5912::ID_SHA_256 {
+        (RsaHash::Sha256, 32)
+    } else {
+        return None;
+    };
+    let mgf_hash = params.mask_gen.parameters.as_ref()?.oid;
+    let ok = params.mask_gen.oid == rfc5912::ID_MGF_1
+        && mgf_hash == params.hash.oid
+        && params.salt_len == salt;
+    ok.then_some(hash)
+}
+
+/// A parsed, not yet verified, certificate revocation list.
+#[derive(Clone, Debug)]
+pub struct Crl {
+    crl: CertificateList,
+    tbs: Vec<u8>,
+}
+
+impl Crl {
+    /// Parses a DER CRL.
+    pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
+        let crl = CertificateList::from_der(der).map_err(|e| malformed(what, e))?;
+        let tbs = crl.tbs_cert_list.to_der().map_err(|e| malformed(what, e))?;
+        Ok(Self { crl, tbs })
+    }
+
+    /// Verifies the CRL's signature by `issuer` and that `at` lies in
+    /// `[thisUpdate, nextUpdate]`.
+    pub fn verify(
+        &self,
+        crypto: &dyn Crypto,
+        what: &'static str,
+        issuer: &Cert,
+        issuer_name: &'static str,
+        at: UnixTime,
+    ) -> Result<(), X509Error> {
+        if self.crl.tbs_cert_list.issuer != *issuer.inner().tbs_certificate().subject() {
+            return Err(X509Error::BadSignature {
+                what,
+                issuer: issuer_name,
+                source: SignatureError::Invalid,
+            });
+        }
+        verify_signature(
+            crypto,
+            what,
+            issuer_name,
+            issuer.key_kind(issuer_name)?,
+            issuer.public_key(),
+            &self.crl.signature_algorithm,
+            &self.tbs,
+            self.crl.signature.raw_bytes(),
+        )?;
+        let this_update = unix(self.crl.tbs_cert_list.this_update);
+        let next_update = self
+            .crl
+            .tbs_cert_list
+            .next_update
+            .map(unix)
+            .unwrap_or(UnixTime(u64::MAX));
+        let window = Window {
+            not_before: this_update,
+            not_after: next_update,
+        };
+        if !window.contains(at) {
+            return Err(X509Error::Expired {
+                what,
+                at,
+                not_before: this_update,
+                not_after: next_update,
+            });
+        }
+        Ok(())
+    }
+
+    /// The issuer's distinguished name.
+    pub fn issuer(&self) -> &x509_cert::name::Name {
+        &self.crl.tbs_cert_list.issuer
+    }
+
+    /// Fails if `cert` is listed (call only after [`Crl::verify`] with its issuer).
+    pub fn check_not_revoked(&self, what: &'static str, cert: &Cert) -> Result<(), X509Error> {
+        let listed = self
+            .crl
+            .tbs_cert_list
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .any(|r| r.serial_number.as_bytes() == cert.serial());
+        if listed {
+            Err(X509Error::Revoked {
+                what,
+                serial: hex::encode(cert.serial()),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
