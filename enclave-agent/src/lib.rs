@@ -1,0 +1,4 @@
+//! `sigil-agent`: the Sigil provider agent that runs inside a confidential VM.
+//!
+//! It serves the `sigil.v1` gRPC API, runs and meters workloads, keeps a durable job
+//! store, collects hardware evidence and signs receipts bound to it.

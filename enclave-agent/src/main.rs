@@ -1,0 +1,3 @@
+//! `sigil-agent` daemon entry point.
+
+fn main() {}
