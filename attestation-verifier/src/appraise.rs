@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use crate::crypto::Crypto;
-use crate::evidence::snp::{parse_snp_report, Product, SnpReport, TcbVersion};
+use crate::evidence::snp::{Product, SnpReport, TcbVersion, parse_snp_report};
 use crate::policy::Policy;
 use crate::time::UnixTime;
 use crate::verdict::Verdict;

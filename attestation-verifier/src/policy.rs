@@ -270,7 +270,10 @@ impl SnpPolicy {
         if !any_of(&self.id_key_digests, &r.id_key_digest) {
             fail(
                 "snp.id_key_digests",
-                format!("ID key digest {} is not accepted", hex::encode(r.id_key_digest)),
+                format!(
+                    "ID key digest {} is not accepted",
+                    hex::encode(r.id_key_digest)
+                ),
             );
         }
         if !any_of(&self.author_key_digests, &r.author_key_digest) {
@@ -287,7 +290,10 @@ impl SnpPolicy {
             SigningKey::Vlek => "VLEK",
         };
         if !self.signing_keys.is_empty() && !self.signing_keys.iter().any(|k| k == key) {
-            fail("snp.signing_keys", format!("{key}-signed reports are not accepted"));
+            fail(
+                "snp.signing_keys",
+                format!("{key}-signed reports are not accepted"),
+            );
         }
         if r.guest_svn < self.min_guest_svn {
             fail(

@@ -4,9 +4,9 @@
 //! a JSON envelope `{"verdict", "reasons", "claims"}` or a text rendering of it.
 //! Exit status: 0 accepted, 1 rejected, 2 usage or I/O error. Diagnostics go to stderr.
 
-use std::prelude::rust_2024::*;
 use std::format;
 use std::path::{Path, PathBuf};
+use std::prelude::rust_2024::*;
 use std::process::ExitCode;
 use std::string::String;
 use std::vec::Vec;

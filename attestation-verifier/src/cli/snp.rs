@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::{read, read_der, report, CommonArgs};
+use super::{CommonArgs, read, read_der, report};
 use crate::appraise::appraise_snp;
 use crate::crypto::DefaultCrypto;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};

@@ -90,4 +90,16 @@ impl Crypto for AwsLc {
         };
         check(a, public_key, message, sig)
     }
+
+    fn verify_ed25519(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        sig: &[u8],
+    ) -> Result<(), SignatureError> {
+        // aws-lc checks `S < L` and the cofactorless equation; the encoding and
+        // small-order checks it lacks come first, so both backends agree.
+        let inputs = super::ed25519::precheck(public_key, sig)?;
+        check(&signature::ED25519, &inputs.key, message, &inputs.signature)
+    }
 }

@@ -43,14 +43,16 @@ impl Crypto for RustCrypto {
                     .map_err(|_| SignatureError::MalformedKey)?;
                 let sig = p256::ecdsa::Signature::from_slice(signature)
                     .map_err(|_| SignatureError::MalformedSignature)?;
-                key.verify(message, &sig).map_err(|_| SignatureError::Invalid)
+                key.verify(message, &sig)
+                    .map_err(|_| SignatureError::Invalid)
             }
             EcdsaAlg::P384Sha384 => {
                 let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
                     .map_err(|_| SignatureError::MalformedKey)?;
                 let sig = p384::ecdsa::Signature::from_slice(signature)
                     .map_err(|_| SignatureError::MalformedSignature)?;
-                key.verify(message, &sig).map_err(|_| SignatureError::Invalid)
+                key.verify(message, &sig)
+                    .map_err(|_| SignatureError::Invalid)
             }
         }
     }
@@ -95,5 +97,19 @@ impl Crypto for RustCrypto {
             }
         };
         ok.map_err(|_| SignatureError::Invalid)
+    }
+
+    fn verify_ed25519(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let inputs = super::ed25519::precheck(public_key, signature)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&inputs.key)
+            .map_err(|_| SignatureError::MalformedKey)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&inputs.signature);
+        key.verify_strict(message, &sig)
+            .map_err(|_| SignatureError::Invalid)
     }
 }

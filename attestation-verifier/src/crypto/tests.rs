@@ -1,1 +1,99 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests
+
 use super::*;
+use alloc::vec::Vec;
+
+fn backends() -> Vec<&'static dyn Crypto> {
+    #[allow(unused_mut)] // the native backend is feature-gated
+    let mut v: Vec<&'static dyn Crypto> = alloc::vec![&RustCrypto];
+    #[cfg(feature = "native")]
+    v.push(&AwsLc);
+    v
+}
+
+#[test]
+fn hashes_match_known_answers_works() {
+    for c in backends() {
+        assert_eq!(
+            hex::encode(c.sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex::encode(c.sha384(b"abc")),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert!(hex::encode(c.sha512(b"abc")).starts_with("ddaf35a193617aba"));
+    }
+}
+
+#[test]
+fn ecdsa_p384_roundtrip_and_tamper_rejects() {
+    use p384::ecdsa::signature::Signer;
+    let sk = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap();
+    let pk = sk.verifying_key().to_sec1_point(false);
+    let msg = b"sigil";
+    let sig: p384::ecdsa::Signature = sk.sign(msg);
+    let rs = sig.to_bytes();
+    for c in backends() {
+        assert_eq!(
+            c.verify_ecdsa(EcdsaAlg::P384Sha384, pk.as_bytes(), msg, &rs),
+            Ok(())
+        );
+        assert!(
+            c.verify_ecdsa(EcdsaAlg::P384Sha384, pk.as_bytes(), b"sigiL", &rs)
+                .is_err()
+        );
+        assert!(
+            c.verify_ecdsa(EcdsaAlg::P384Sha384, pk.as_bytes(), msg, &rs[..95])
+                .is_err()
+        );
+        assert!(
+            c.verify_ecdsa(EcdsaAlg::P384Sha384, &[4u8; 97], msg, &rs)
+                .is_err()
+        );
+        // A P-384 key is not a P-256 key.
+        assert!(
+            c.verify_ecdsa(EcdsaAlg::P256Sha256, pk.as_bytes(), msg, &rs[..64])
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn ecdsa_p256_roundtrip_works() {
+    use p256::ecdsa::signature::Signer;
+    let sk = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let pk = sk.verifying_key().to_sec1_point(true);
+    let sig: p256::ecdsa::Signature = sk.sign(b"quote");
+    for c in backends() {
+        assert_eq!(
+            c.verify_ecdsa(
+                EcdsaAlg::P256Sha256,
+                pk.as_bytes(),
+                b"quote",
+                &sig.to_bytes()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            c.verify_ecdsa(
+                EcdsaAlg::P256Sha256,
+                pk.as_bytes(),
+                b"quotE",
+                &sig.to_bytes()
+            ),
+            Err(SignatureError::Invalid)
+        );
+    }
+}
+
+#[test]
+fn rsa_rejects_garbage_key_and_signature_rejects() {
+    for c in backends() {
+        assert!(
+            c.verify_rsa_pss(RsaHash::Sha384, b"\x30\x00", b"m", &[0u8; 512])
+                .is_err()
+        );
+        assert!(c.verify_rsa_pkcs1(RsaHash::Sha256, b"", b"m", b"").is_err());
+    }
+}

@@ -28,7 +28,6 @@ impl<'a> Bytes<'a> {
         self.data.get(offset).copied()
     }
 
-
     pub(crate) fn u32_le(&self, offset: usize) -> Option<u32> {
         self.array(offset).map(u32::from_le_bytes)
     }

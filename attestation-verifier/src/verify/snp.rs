@@ -43,8 +43,7 @@ mod oid {
         ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
     pub(super) const FMC_SPL: ObjectIdentifier =
         ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
-    pub(super) const HW_ID: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+    pub(super) const HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
 }
 
 /// Why an SNP report failed verification.
@@ -277,7 +276,9 @@ impl<C: Crypto> SnpVerifier<C> {
     ) -> Result<Verified<SnpEvidence>, Failures<SnpVerifyError>> {
         let key = self.cache_key(collateral);
         if !self.cache.contains_key(&key) {
-            let info = self.verify_chain(report, collateral).map_err(Failures::one)?;
+            let info = self
+                .verify_chain(report, collateral)
+                .map_err(Failures::one)?;
             if self.cache.len() >= CACHE_CAPACITY {
                 self.cache.clear();
             }
@@ -510,7 +511,12 @@ impl<C: Crypto> SnpVerifier<C> {
     }
 }
 
-fn bind_tcb(reported: &TcbVersion, cert: &CertTcb, product: Product, errors: &mut Vec<SnpVerifyError>) {
+fn bind_tcb(
+    reported: &TcbVersion,
+    cert: &CertTcb,
+    product: Product,
+    errors: &mut Vec<SnpVerifyError>,
+) {
     let mut parts = alloc::vec![
         ("bootloader", reported.bootloader, cert.bootloader, "blSPL"),
         ("tee", reported.tee, cert.tee, "teeSPL"),

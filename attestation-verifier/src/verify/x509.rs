@@ -99,7 +99,10 @@ impl Cert {
     /// Parses a DER certificate. `what` names it in errors ("VCEK", "PCK", ...).
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let cert = Certificate::from_der(der).map_err(|e| malformed(what, e))?;
-        let tbs = cert.tbs_certificate().to_der().map_err(|e| malformed(what, e))?;
+        let tbs = cert
+            .tbs_certificate()
+            .to_der()
+            .map_err(|e| malformed(what, e))?;
         Ok(Self {
             cert,
             tbs,
@@ -152,7 +155,14 @@ impl Cert {
 
     /// The key algorithm of the subject public key.
     pub fn key_kind(&self, what: &'static str) -> Result<KeyKind, X509Error> {
-        key_kind(what, &self.cert.tbs_certificate().subject_public_key_info().algorithm)
+        key_kind(
+            what,
+            &self
+                .cert
+                .tbs_certificate()
+                .subject_public_key_info()
+                .algorithm,
+        )
     }
 
     /// The serial number's bytes.

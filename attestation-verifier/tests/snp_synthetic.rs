@@ -1,0 +1,824 @@
+//! Synthetic SEV-SNP evidence built by the test itself (its own ARK/ASK/ASVK and
+//! VCEK/VLEK with AMD's extensions, reports signed by the test VCEK): one test per
+//! rejection path, each asserting the typed reason.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests
+
+use attestation_verifier::crypto::{AwsLc, RustCrypto};
+use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN, parse_snp_report};
+use attestation_verifier::policy::Policy;
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::snp::{
+    SnpCollateral, SnpTrustStore, SnpVerifier, SnpVerifyError,
+};
+use attestation_verifier::verify::x509::X509Error;
+use p384::ecdsa::signature::Signer;
+use p384::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
+    CustomExtension, DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
+    SerialNumber, date_time_ymd,
+};
+
+const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
+/// 2030-01-01, inside every test certificate's validity.
+const NOW: UnixTime = UnixTime(1_893_456_000);
+
+fn amd_oid(tail: &[u64]) -> Vec<u64> {
+    AMD.iter().chain(tail).copied().collect()
+}
+
+fn der_int(v: u8) -> Vec<u8> {
+    if v >= 0x80 {
+        vec![0x02, 0x02, 0x00, v]
+    } else {
+        vec![0x02, 0x01, v]
+    }
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2045, 1, 1);
+    p
+}
+
+fn p384_key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+}
+
+struct Pki {
+    ark: CertifiedIssuer<'static, KeyPair>,
+    ask: CertifiedIssuer<'static, KeyPair>,
+    asvk: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(product: &str) -> Self {
+        let ark =
+            CertifiedIssuer::self_signed(ca_params(&format!("ARK-{product}")), p384_key()).unwrap();
+        let ask =
+            CertifiedIssuer::signed_by(ca_params(&format!("SEV-{product}")), p384_key(), &ark)
+                .unwrap();
+        let asvk =
+            CertifiedIssuer::signed_by(ca_params(&format!("SEV-VLEK-{product}")), p384_key(), &ark)
+                .unwrap();
+        Self { ark, ask, asvk }
+    }
+
+    fn trust(&self, product: Product) -> SnpTrustStore {
+        let mut t = SnpTrustStore::empty();
+        t.add(product, self.ark.der(), self.ask.der(), self.asvk.der())
+            .unwrap();
+        t
+    }
+}
+
+/// What goes into a test VCEK/VLEK.
+#[derive(Clone)]
+struct Vek {
+    cn: &'static str,
+    product: Option<&'static str>,
+    tcb: [u8; 4],
+    fmc: Option<u8>,
+    hw_id: Option<Vec<u8>>,
+    not_after: (i32, u8, u8),
+    serial: u64,
+    p256: bool,
+}
+
+impl Default for Vek {
+    fn default() -> Self {
+        Self {
+            cn: "SEV-VCEK",
+            product: Some("Milan-B0"),
+            tcb: [3, 0, 8, 115],
+            fmc: None,
+            hw_id: Some(vec![0xAB; 64]),
+            not_after: (2040, 1, 1),
+            serial: 42,
+            p256: false,
+        }
+    }
+}
+
+fn make_vek(v: &Vek, issuer: &CertifiedIssuer<'static, KeyPair>) -> (Vec<u8>, KeyPair) {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, v.cn);
+    p.not_before = date_time_ymd(2021, 1, 1);
+    p.not_after = date_time_ymd(v.not_after.0, v.not_after.1, v.not_after.2);
+    p.serial_number = Some(SerialNumber::from(v.serial));
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    if let Some(name) = v.product {
+        let mut ia5 = vec![0x16, name.len() as u8];
+        ia5.extend(name.as_bytes());
+        p.custom_extensions
+            .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
+    }
+    for (tail, val) in [
+        (1u64, v.tcb[0]),
+        (2, v.tcb[1]),
+        (3, v.tcb[2]),
+        (8, v.tcb[3]),
+    ] {
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &amd_oid(&[3, tail]),
+            der_int(val),
+        ));
+    }
+    if let Some(f) = v.fmc {
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &amd_oid(&[3, 9]),
+            der_int(f),
+        ));
+    }
+    if let Some(id) = &v.hw_id {
+        let mut os = vec![0x04, id.len() as u8];
+        os.extend(id);
+        p.custom_extensions
+            .push(CustomExtension::from_oid_content(&amd_oid(&[4]), os));
+    }
+    let key = if v.p256 {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    } else {
+        p384_key()
+    };
+    let cert = p.signed_by(&key, issuer).unwrap();
+    (cert.der().to_vec(), key)
+}
+
+/// Report fields a test can vary.
+#[derive(Clone)]
+struct Report {
+    version: u32,
+    cpuid: (u8, u8),
+    vlek: bool,
+    mask_chip: bool,
+    reported_tcb: u64,
+    chip_id: [u8; 64],
+    policy: u64,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            version: 3,
+            cpuid: (0x19, 0x01),
+            vlek: false,
+            mask_chip: false,
+            // Milan layout: bl=3, tee=0, snp=8, ucode=115
+            reported_tcb: u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]),
+            chip_id: [0xAB; 64],
+            policy: 0x30000,
+        }
+    }
+}
+
+fn make_report(r: &Report, key: &KeyPair) -> Vec<u8> {
+    let mut b = vec![0u8; REPORT_LEN];
+    b[0..4].copy_from_slice(&r.version.to_le_bytes());
+    b[0x08..0x10].copy_from_slice(&r.policy.to_le_bytes());
+    b[0x34] = 1;
+    let flags: u32 = (u32::from(r.vlek) << 2) | (u32::from(r.mask_chip) << 1);
+    b[0x48..0x4C].copy_from_slice(&flags.to_le_bytes());
+    b[0x50..0x90].copy_from_slice(&[0x5A; 64]);
+    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
+    b[0x180..0x188].copy_from_slice(&r.reported_tcb.to_le_bytes());
+    b[0x188] = r.cpuid.0;
+    b[0x189] = r.cpuid.1;
+    b[0x1A0..0x1E0].copy_from_slice(&r.chip_id);
+    sign(&mut b, key);
+    b
+}
+
+fn sign(b: &mut [u8], key: &KeyPair) {
+    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
+    let bytes = sig.to_bytes();
+    let (r, s) = bytes.split_at(48);
+    for (i, v) in r.iter().rev().enumerate() {
+        b[0x2A0 + i] = *v;
+    }
+    for (i, v) in s.iter().rev().enumerate() {
+        b[0x2A0 + 72 + i] = *v;
+    }
+}
+
+struct Fixture {
+    pki: Pki,
+    vek: Vec<u8>,
+    key: KeyPair,
+    report: Vec<u8>,
+}
+
+fn fixture(vek: Vek, report: Report) -> Fixture {
+    let pki = Pki::new("Milan");
+    let issuer = if vek.cn == "SEV-VLEK" {
+        &pki.asvk
+    } else {
+        &pki.ask
+    };
+    let (vek_der, key) = make_vek(&vek, issuer);
+    let report = make_report(&report, &key);
+    Fixture {
+        pki,
+        vek: vek_der,
+        key,
+        report,
+    }
+}
+
+fn run(f: &Fixture, c: SnpCollateral<'_>, now: UnixTime) -> Result<(), Vec<SnpVerifyError>> {
+    let mut v = SnpVerifier::with_trust_store(AwsLc, f.pki.trust(Product::Milan));
+    let r = parse_snp_report(&f.report).unwrap();
+    let aws = v.verify(&r, &c, now).map(|_| ()).map_err(|e| e.0);
+    // Both backends must reach the same verdict with the same reasons.
+    let mut v2 = SnpVerifier::with_trust_store(RustCrypto, f.pki.trust(Product::Milan));
+    let rc = v2.verify(&r, &c, now).map(|_| ()).map_err(|e| e.0);
+    assert_eq!(aws, rc, "backends disagree");
+    aws
+}
+
+fn plain(f: &Fixture) -> SnpCollateral<'_> {
+    SnpCollateral {
+        vek: &f.vek,
+        ..Default::default()
+    }
+}
+
+fn errs(f: &Fixture) -> Vec<SnpVerifyError> {
+    run(f, plain(f), NOW).unwrap_err()
+}
+
+#[test]
+fn synthetic_vcek_report_works() {
+    let f = fixture(Vek::default(), Report::default());
+    run(&f, plain(&f), NOW).unwrap();
+    // The pinned intermediate and ARK may also be supplied explicitly.
+    let c = SnpCollateral {
+        vek: &f.vek,
+        intermediate: Some(f.pki.ask.der()),
+        ark: Some(f.pki.ark.der()),
+        crl: None,
+    };
+    run(&f, c, NOW).unwrap();
+}
+
+#[test]
+fn synthetic_vlek_report_without_chip_id_works() {
+    let vek = Vek {
+        cn: "SEV-VLEK",
+        hw_id: None,
+        ..Vek::default()
+    };
+    let f = fixture(
+        vek,
+        Report {
+            vlek: true,
+            chip_id: [0; 64],
+            ..Report::default()
+        },
+    );
+    run(&f, plain(&f), NOW).unwrap();
+}
+
+#[test]
+fn tampered_report_rejects() {
+    let mut f = fixture(Vek::default(), Report::default());
+    f.report[0x90] ^= 1;
+    assert!(matches!(
+        errs(&f)[..],
+        [SnpVerifyError::ReportSignature { .. }]
+    ));
+}
+
+#[test]
+fn report_signed_by_other_key_rejects() {
+    let mut f = fixture(Vek::default(), Report::default());
+    let other = p384_key();
+    sign(&mut f.report, &other);
+    assert!(matches!(
+        errs(&f)[..],
+        [SnpVerifyError::ReportSignature { .. }]
+    ));
+}
+
+#[test]
+fn vcek_not_signed_by_pinned_ask_rejects() {
+    let f = fixture(Vek::default(), Report::default());
+    let rogue = Pki::new("Milan");
+    let (vek, key) = make_vek(&Vek::default(), &rogue.ask);
+    let report = make_report(&Report::default(), &key);
+    let g = Fixture {
+        pki: f.pki,
+        vek,
+        key,
+        report,
+    };
+    assert!(matches!(
+        errs(&g)[..],
+        [SnpVerifyError::Certificate(X509Error::BadSignature {
+            what: "VCEK",
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn supplied_ask_not_signed_by_pinned_ark_rejects() {
+    let f = fixture(Vek::default(), Report::default());
+    let rogue = Pki::new("Milan");
+    let c = SnpCollateral {
+        intermediate: Some(rogue.ask.der()),
+        ..plain(&f)
+    };
+    assert!(matches!(
+        run(&f, c, NOW).unwrap_err()[..],
+        [SnpVerifyError::Certificate(X509Error::BadSignature {
+            what: "intermediate",
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn supplied_ark_not_pinned_rejects() {
+    let f = fixture(Vek::default(), Report::default());
+    let rogue = Pki::new("Milan");
+    let c = SnpCollateral {
+        ark: Some(rogue.ark.der()),
+        ..plain(&f)
+    };
+    assert!(matches!(
+        run(&f, c, NOW).unwrap_err()[..],
+        [SnpVerifyError::UntrustedArk {
+            product: Product::Milan,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn vlek_with_ask_intermediate_rejects() {
+    let vek = Vek {
+        cn: "SEV-VLEK",
+        hw_id: None,
+        ..Vek::default()
+    };
+    let f = fixture(
+        vek,
+        Report {
+            vlek: true,
+            ..Report::default()
+        },
+    );
+    let c = SnpCollateral {
+        intermediate: Some(f.pki.ask.der()),
+        ..plain(&f)
+    };
+    assert!(matches!(
+        run(&f, c, NOW).unwrap_err()[..],
+        [SnpVerifyError::WrongIntermediate {
+            signing_key: "VLEK",
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn vlek_certificate_for_vcek_report_rejects() {
+    // A VLEK-named certificate issued under the ASK, offered for a VCEK-signed report.
+    let f = fixture(
+        Vek {
+            cn: "SEV-VLEK",
+            ..Vek::default()
+        },
+        Report::default(),
+    );
+    let (vek, key) = make_vek(
+        &Vek {
+            cn: "SEV-VLEK",
+            ..Vek::default()
+        },
+        &f.pki.ask,
+    );
+    let report = make_report(&Report::default(), &key);
+    let g = Fixture {
+        pki: f.pki,
+        vek,
+        key,
+        report,
+    };
+    assert!(matches!(
+        errs(&g)[..],
+        [SnpVerifyError::WrongEndorsementKind {
+            signing_key: "VCEK",
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn product_mismatch_between_cpuid_and_certificate_rejects() {
+    // Genoa CPUID, Milan certificate.
+    let f = fixture(
+        Vek::default(),
+        Report {
+            cpuid: (0x19, 0x11),
+            ..Report::default()
+        },
+    );
+    assert!(matches!(
+        errs(&f)[..],
+        [SnpVerifyError::ProductMismatch {
+            report: Product::Genoa,
+            certificate: Product::Milan
+        }]
+    ));
+}
+
+#[test]
+fn unknown_product_rejects() {
+    let f = fixture(
+        Vek {
+            product: None,
+            ..Vek::default()
+        },
+        Report {
+            version: 2,
+            ..Report::default()
+        },
+    );
+    assert!(matches!(errs(&f)[..], [SnpVerifyError::UnknownProduct]));
+}
+
+#[test]
+fn v2_report_takes_product_from_certificate_works() {
+    let f = fixture(
+        Vek::default(),
+        Report {
+            version: 2,
+            ..Report::default()
+        },
+    );
+    run(&f, plain(&f), NOW).unwrap();
+}
+
+#[test]
+fn tcb_mismatch_names_each_component_rejects() {
+    let cases = [
+        ("bootloader", [4, 0, 8, 115]),
+        ("tee", [3, 1, 8, 115]),
+        ("snp", [3, 0, 9, 115]),
+        ("microcode", [3, 0, 8, 200]),
+    ];
+    for (component, tcb) in cases {
+        let f = fixture(
+            Vek {
+                tcb,
+                ..Vek::default()
+            },
+            Report::default(),
+        );
+        let e = errs(&f);
+        assert!(
+            matches!(&e[..], [SnpVerifyError::TcbMismatch { component: c, .. }] if *c == component),
+            "{component}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn turin_fmc_is_bound_rejects() {
+    let pki = Pki::new("Turin");
+    let turin_tcb = u64::from_le_bytes([1, 2, 0, 3, 0, 0, 0, 50]); // fmc=1 bl=2 tee=0 snp=3 ucode=50
+    let vek = Vek {
+        product: Some("Turin"),
+        tcb: [2, 0, 3, 50],
+        fmc: Some(2),
+        hw_id: Some(vec![0xAB; 8]),
+        ..Vek::default()
+    };
+    let (vek_der, key) = make_vek(&vek, &pki.ask);
+    let report = make_report(
+        &Report {
+            cpuid: (0x1A, 0x02),
+            reported_tcb: turin_tcb,
+            ..Report::default()
+        },
+        &key,
+    );
+    let mut v = SnpVerifier::with_trust_store(AwsLc, pki.trust(Product::Turin));
+    let r = parse_snp_report(&report).unwrap();
+    let e = v
+        .verify(
+            &r,
+            &SnpCollateral {
+                vek: &vek_der,
+                ..Default::default()
+            },
+            NOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e.0[..],
+            [SnpVerifyError::TcbMismatch {
+                component: "fmc",
+                reported: 1,
+                certified: 2
+            }]
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_tcb_extension_rejects() {
+    let pki = Pki::new("Turin");
+    let vek = Vek {
+        product: Some("Turin"),
+        fmc: None,
+        hw_id: Some(vec![0xAB; 8]),
+        ..Vek::default()
+    };
+    let (vek_der, key) = make_vek(&vek, &pki.ask);
+    let report = make_report(
+        &Report {
+            cpuid: (0x1A, 0x02),
+            reported_tcb: u64::from_le_bytes([0, 3, 0, 8, 0, 0, 0, 115]),
+            ..Report::default()
+        },
+        &key,
+    );
+    let mut v = SnpVerifier::with_trust_store(AwsLc, pki.trust(Product::Turin));
+    let r = parse_snp_report(&report).unwrap();
+    let e = v
+        .verify(
+            &r,
+            &SnpCollateral {
+                vek: &vek_der,
+                ..Default::default()
+            },
+            NOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e.0[..], [SnpVerifyError::MissingTcbExtension("fmcSPL")]),
+        "{e}"
+    );
+}
+
+#[test]
+fn chip_id_mismatch_rejects() {
+    let f = fixture(
+        Vek::default(),
+        Report {
+            chip_id: [0xCD; 64],
+            ..Report::default()
+        },
+    );
+    assert!(matches!(errs(&f)[..], [SnpVerifyError::ChipIdMismatch]));
+}
+
+#[test]
+fn masked_chip_id_is_not_bound_works() {
+    let f = fixture(
+        Vek {
+            hw_id: None,
+            ..Vek::default()
+        },
+        Report {
+            mask_chip: true,
+            chip_id: [0; 64],
+            ..Report::default()
+        },
+    );
+    run(&f, plain(&f), NOW).unwrap();
+}
+
+#[test]
+fn vcek_without_hw_id_rejects() {
+    let f = fixture(
+        Vek {
+            hw_id: None,
+            ..Vek::default()
+        },
+        Report::default(),
+    );
+    assert!(matches!(errs(&f)[..], [SnpVerifyError::MissingHwId]));
+}
+
+#[test]
+fn endorsement_key_must_be_p384_rejects() {
+    let f = fixture(Vek::default(), Report::default());
+    let (vek, _p256) = make_vek(
+        &Vek {
+            p256: true,
+            ..Vek::default()
+        },
+        &f.pki.ask,
+    );
+    let g = Fixture {
+        pki: f.pki,
+        vek,
+        key: f.key,
+        report: f.report,
+    };
+    assert!(matches!(errs(&g)[..], [SnpVerifyError::EndorsementKeyType]));
+}
+
+#[test]
+fn expired_vcek_rejects_and_cache_rechecks_time() {
+    let f = fixture(
+        Vek {
+            not_after: (2029, 1, 1),
+            ..Vek::default()
+        },
+        Report::default(),
+    );
+    let mut v = SnpVerifier::with_trust_store(AwsLc, f.pki.trust(Product::Milan));
+    let r = parse_snp_report(&f.report).unwrap();
+    let c = plain(&f);
+    v.verify(&r, &c, UnixTime(1_800_000_000)).unwrap(); // 2027: valid
+    assert_eq!(v.cached_chains(), 1);
+    let e = v.verify(&r, &c, NOW).unwrap_err(); // 2030: expired, from the cache
+    assert!(matches!(
+        &e.0[..],
+        [SnpVerifyError::Certificate(X509Error::Expired {
+            what: "VCEK",
+            ..
+        })]
+    ));
+    let e = v.verify(&r, &c, UnixTime(1_500_000_000)).unwrap_err(); // 2017: not yet valid
+    assert!(
+        e.0.iter()
+            .all(|e| matches!(e, SnpVerifyError::Certificate(X509Error::Expired { .. })))
+    );
+    assert!(e.any(|e| matches!(
+        e,
+        SnpVerifyError::Certificate(X509Error::Expired { what: "VCEK", .. })
+    )));
+    // A tampered report with a cached chain is still refused.
+    let mut t = f.report.clone();
+    t[0x50] ^= 1;
+    let r = parse_snp_report(&t).unwrap();
+    let e = v.verify(&r, &c, UnixTime(1_800_000_000)).unwrap_err();
+    assert!(matches!(&e.0[..], [SnpVerifyError::ReportSignature { .. }]));
+}
+
+fn crl(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    revoked: &[u64],
+    until: (i32, u8, u8),
+) -> Vec<u8> {
+    CertificateRevocationListParams {
+        this_update: date_time_ymd(2029, 6, 1),
+        next_update: date_time_ymd(until.0, until.1, until.2),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from(*s),
+                revocation_time: date_time_ymd(2029, 5, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+#[test]
+fn crl_checks_work_and_rejects() {
+    let f = fixture(Vek::default(), Report::default());
+    // Not revoked: accepted.
+    let good = crl(&f.pki.ark, &[7], (2031, 1, 1));
+    run(
+        &f,
+        SnpCollateral {
+            crl: Some(&good),
+            ..plain(&f)
+        },
+        NOW,
+    )
+    .unwrap();
+    // The VCEK's serial is listed.
+    let revoked = crl(&f.pki.ark, &[42], (2031, 1, 1));
+    assert!(matches!(
+        run(
+            &f,
+            SnpCollateral {
+                crl: Some(&revoked),
+                ..plain(&f)
+            },
+            NOW
+        )
+        .unwrap_err()[..],
+        [SnpVerifyError::Certificate(X509Error::Revoked {
+            what: "VCEK",
+            ..
+        })]
+    ));
+    // Past nextUpdate.
+    let stale = crl(&f.pki.ark, &[], (2029, 12, 1));
+    assert!(matches!(
+        run(
+            &f,
+            SnpCollateral {
+                crl: Some(&stale),
+                ..plain(&f)
+            },
+            NOW
+        )
+        .unwrap_err()[..],
+        [SnpVerifyError::Certificate(X509Error::Expired {
+            what: "CRL",
+            ..
+        })]
+    ));
+    // Signed by someone other than the ARK.
+    let forged = crl(&f.pki.ask, &[], (2031, 1, 1));
+    assert!(matches!(
+        run(
+            &f,
+            SnpCollateral {
+                crl: Some(&forged),
+                ..plain(&f)
+            },
+            NOW
+        )
+        .unwrap_err()[..],
+        [SnpVerifyError::Certificate(X509Error::BadSignature {
+            what: "CRL",
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn policy_rules_each_reject() {
+    use attestation_verifier::verdict::Verdict;
+    let f = fixture(
+        Vek::default(),
+        Report {
+            policy: 0x30000 | (1 << 19) | (1 << 18),
+            ..Report::default()
+        },
+    );
+    let mut v = SnpVerifier::with_trust_store(AwsLc, f.pki.trust(Product::Milan));
+    let r = parse_snp_report(&f.report).unwrap();
+    let ev = v.verify(&r, &plain(&f), NOW).unwrap();
+    let rules = |toml: &str| -> Vec<&'static str> {
+        match Policy::from_toml(toml).unwrap().snp.evaluate(&ev) {
+            Verdict::Accept => vec![],
+            Verdict::Reject(vs) => vs.into_iter().map(|v| v.rule).collect(),
+        }
+    };
+    assert_eq!(rules(""), ["snp.allow_debug", "snp.allow_migration_agent"]);
+    let base = "[snp]\nallow_debug = true\nallow_migration_agent = true\n";
+    assert!(rules(base).is_empty());
+    let m = "11".repeat(48);
+    let other = "22".repeat(48);
+    assert!(rules(&format!("{base}measurements = [\"{m}\"]")).is_empty());
+    for (extra, rule) in [
+        (format!("measurements = [\"{other}\"]"), "snp.measurements"),
+        (
+            format!("report_data = \"{}\"", "00".repeat(64)),
+            "snp.report_data",
+        ),
+        (
+            format!("host_data = \"{}\"", "01".repeat(32)),
+            "snp.host_data",
+        ),
+        ("min_tcb = { microcode = 116 }".into(), "snp.min_tcb"),
+        ("vmpls = [1, 2]".into(), "snp.vmpls"),
+        (
+            format!("id_key_digests = [\"{other}\"]"),
+            "snp.id_key_digests",
+        ),
+        (
+            format!("author_key_digests = [\"{other}\"]"),
+            "snp.author_key_digests",
+        ),
+        ("signing_keys = [\"VLEK\"]".into(), "snp.signing_keys"),
+        ("min_guest_svn = 1".into(), "snp.min_guest_svn"),
+        ("products = [\"Genoa\"]".into(), "snp.products"),
+        ("allow_smt = false".into(), "snp.allow_smt"),
+    ] {
+        assert_eq!(rules(&format!("{base}{extra}")), [rule], "{extra}");
+    }
+}
