@@ -68,6 +68,15 @@ pub trait GpuProbe: Send + Sync {
         Ok(Inventory { system, gpus, cc })
     }
 
+    /// Every GPU's attestation evidence for one nonce, in index order (what the agent embeds
+    /// for a multi-GPU machine).
+    fn all_evidence(&self, nonce: &Nonce) -> Result<Vec<GpuEvidence>, GpuError> {
+        let count = self.gpu_count()?;
+        (0..count)
+            .map(|i| self.attestation_evidence(i, nonce))
+            .collect()
+    }
+
     /// The index of the GPU with `uuid`.
     fn index_of(&self, uuid: &str) -> Result<u32, GpuError> {
         let count = self.gpu_count()?;

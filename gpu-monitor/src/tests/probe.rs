@@ -43,6 +43,27 @@ fn attestation_evidence_works() {
 }
 
 #[test]
+fn all_evidence_works() {
+    // Two GPUs of one HGX capture, asked with the nonce their reports carry.
+    let (gpu0, nonce) = attested_gpu(0, "hopper-ppcie-hgx-gpu0");
+    let (gpu1, nonce1) = attested_gpu(1, "hopper-ppcie-hgx-gpu1");
+    assert_eq!(nonce, nonce1);
+    let probe = FakeProbe::new("590.12").with_gpu(gpu0).with_gpu(gpu1);
+    let all = probe.all_evidence(&nonce).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_ne!(all[0].report, all[1].report);
+    assert_ne!(all[0].cert_chain_pem, all[1].cert_chain_pem);
+    // A GPU without evidence fails the whole set: partial evidence would be mistaken for all.
+    let probe = FakeProbe::new("590.12")
+        .with_gpu(attested_gpu(0, "hopper-ppcie-hgx-gpu0").0)
+        .with_gpu(FakeGpu::new(1, "GPU-plain"));
+    assert!(matches!(
+        probe.all_evidence(&nonce),
+        Err(GpuError::NotSupported { .. })
+    ));
+}
+
+#[test]
 fn stale_report_rejects() {
     // The driver hands back a report for another nonce: never let it out as fresh evidence.
     let (gpu, nonce) = attested_gpu(0, "hopper-nvtrust-sample");
