@@ -1,0 +1,87 @@
+//! The boundary between the pallet and the attestation verifier.
+//!
+//! The pallet never parses hardware evidence itself: it hands the evidence, the collateral that
+//! travelled with it, the policy the job or the registration names and the current time to
+//! [`AttestationVerifier::verify`], and acts on the typed result. The runtime plugs in the
+//! no_std verifier crate; the mock runtime plugs in a verifier over a test signing scheme.
+
+use crate::types::{Ed25519Key, Measurement, PolicyId, TeeKind};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use polkadot_sdk::frame_support::PalletError;
+use scale_info::TypeInfo;
+
+/// What a successful verification established.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VerifiedAttestation {
+    /// The ed25519 key the evidence binds (the TEE's receipt-signing key).
+    pub key: Ed25519Key,
+    /// The kind of TEE that produced the evidence.
+    pub tee: TeeKind,
+    /// The launch measurement (SEV-SNP `MEASUREMENT`, TDX `MRTD`).
+    pub measurement: Measurement,
+    /// The 32-byte challenge the evidence binds together with `key`.
+    pub nonce: [u8; 32],
+    /// The evidence, and the collateral it was checked with, are valid until this Unix time in
+    /// milliseconds (exclusive).
+    pub expires_at_ms: u64,
+}
+
+/// Why evidence was refused. Carried inside the pallet's `AttestationRejected` error.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+    PalletError,
+)]
+pub enum AttestationFailure {
+    /// The evidence or the collateral does not parse.
+    Malformed,
+    /// The policy id names no policy the verifier knows.
+    UnknownPolicy,
+    /// The signing chain does not lead to a pinned vendor root.
+    UntrustedSigner,
+    /// A signature over the evidence or the collateral does not verify.
+    BadSignature,
+    /// The collateral or a certificate is not valid at the verification time.
+    OutsideValidity,
+    /// The measurement is not one the policy accepts.
+    MeasurementRejected,
+    /// The TCB is below the policy's minimum, or its status is not allowed.
+    TcbRejected,
+    /// The TEE runs in debug mode.
+    DebugEnabled,
+    /// Simulated evidence, and the policy does not allow it.
+    SimulatedRejected,
+    /// The evidence comes from a TEE kind the verifier or the policy does not support.
+    UnsupportedTee,
+}
+
+/// Verifies hardware evidence for the pallet. Time is an input; implementations read no clock.
+pub trait AttestationVerifier {
+    /// Verifies `evidence` with `collateral` against the policy `policy` at Unix time `now_ms`.
+    fn verify(
+        evidence: &[u8],
+        collateral: &[u8],
+        policy: &PolicyId,
+        now_ms: u64,
+    ) -> Result<VerifiedAttestation, AttestationFailure>;
+}
+
+/// Produces evidence that the configured verifier accepts, for benchmarks.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper {
+    /// Evidence and collateral of the largest size the runtime allows, attesting `key` and
+    /// `nonce`, valid at `now_ms`, and the policy under which they verify.
+    fn attestation(
+        key: Ed25519Key,
+        nonce: [u8; 32],
+        now_ms: u64,
+    ) -> (alloc::vec::Vec<u8>, alloc::vec::Vec<u8>, PolicyId);
+}

@@ -1,0 +1,620 @@
+//! The pallet's logic behind the dispatchables: registration, funding, binding, receipt
+//! verification, settlement, refunds and the invariant checks.
+
+use crate::{
+    AttestationVerifier, VerifiedAttestation, ed25519_verify, fresh_quote_nonce, len_u32,
+    len_u32_items, pallet::*, receipt, types::*, weights::WeightInfo,
+};
+use alloc::vec::Vec;
+use polkadot_sdk::{
+    frame_support::{
+        dispatch::{DispatchResultWithPostInfo, PostDispatchInfo},
+        ensure,
+        pallet_prelude::*,
+        traits::{
+            UnixTime,
+            fungible::MutateHold,
+            tokens::{Fortitude, Precision, Restriction},
+        },
+    },
+    frame_system::{self, pallet_prelude::BlockNumberFor},
+    sp_io,
+    sp_runtime::traits::{CheckedAdd, CheckedDiv, CheckedMul, CheckedSub, Saturating, Zero},
+};
+
+impl<T: Config> Pallet<T> {
+    /// The current Unix time in milliseconds.
+    pub fn now_ms() -> u64 {
+        u64::try_from(T::UnixTime::now().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn hold_reason() -> T::RuntimeHoldReason {
+        HoldReason::JobEscrow.into()
+    }
+
+    /// The weight charged before dispatch: the dearest receipt path.
+    pub(crate) fn submit_receipt_max_weight() -> Weight {
+        T::WeightInfo::submit_receipt_signed()
+            .max(T::WeightInfo::submit_receipt_quorum(T::MaxQuorum::get()))
+            .max(T::WeightInfo::submit_receipt_attested_key())
+            .max(T::WeightInfo::submit_receipt_fresh_quote(
+                T::MaxEvidenceLen::get(),
+                T::MaxCollateralLen::get(),
+            ))
+    }
+
+    /// Verifies `submission` under `policy` and records it in [`Attestations`].
+    pub(crate) fn verify_attestation(
+        submission: AttestationSubmission<T>,
+        policy: PolicyId,
+        now_ms: u64,
+    ) -> Result<(VerifiedAttestation, Digest), DispatchError> {
+        let verified = T::AttestationVerifier::verify(
+            &submission.evidence,
+            &submission.collateral,
+            &policy,
+            now_ms,
+        )
+        .map_err(|reason| Error::<T>::AttestationRejected { reason })?;
+        ensure!(
+            verified.expires_at_ms > now_ms,
+            Error::<T>::AttestationExpired
+        );
+        let digest = sp_io::hashing::sha2_256(&submission.evidence);
+        if !Attestations::<T>::contains_key(digest) {
+            Attestations::<T>::insert(
+                digest,
+                AttestationRecord {
+                    evidence: submission.evidence,
+                    collateral: submission.collateral,
+                    policy,
+                    key: verified.key,
+                    tee: verified.tee,
+                    measurement: verified.measurement,
+                    nonce: verified.nonce,
+                    verified_at_ms: now_ms,
+                    expires_at_ms: verified.expires_at_ms,
+                },
+            );
+        }
+        Ok((verified, digest))
+    }
+
+    pub(crate) fn do_register_provider(
+        who: T::AccountId,
+        signing_key: Ed25519Key,
+        capabilities: Capabilities,
+        attestation: Option<AttestationSubmission<T>>,
+    ) -> DispatchResult {
+        let attested = match attestation {
+            None => None,
+            Some(submission) => {
+                let now_ms = Self::now_ms();
+                let policy = submission.policy;
+                let (verified, evidence_digest) =
+                    Self::verify_attestation(submission, policy, now_ms)?;
+                ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
+                ensure!(
+                    capabilities.tee_kinds.contains(&verified.tee),
+                    Error::<T>::TeeKindNotOffered
+                );
+                Some(AttestedKey {
+                    tee: verified.tee,
+                    measurement: verified.measurement,
+                    policy,
+                    evidence_digest,
+                    verified_at_ms: now_ms,
+                    expires_at_ms: verified
+                        .expires_at_ms
+                        .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get())),
+                })
+            }
+        };
+        let tiers = capabilities.tiers.clone();
+        Providers::<T>::insert(
+            &who,
+            ProviderInfo {
+                signing_key,
+                capabilities,
+                attested,
+                registered_at: frame_system::Pallet::<T>::block_number(),
+                active_jobs: 0,
+            },
+        );
+        Self::deposit_event(Event::ProviderRegistered {
+            provider: who,
+            signing_key,
+            tiers,
+            attested: attested.map(|a| (a.tee, a.expires_at_ms)),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn do_fund_job(
+        buyer: T::AccountId,
+        job_id: JobId,
+        spec_hash: Digest,
+        terms: TierTerms,
+        class: ProviderClass,
+        price: BalanceOf<T>,
+        deadline: BlockNumberFor<T>,
+    ) -> DispatchResult {
+        let total = TotalEscrow::<T>::get()
+            .checked_add(&price)
+            .ok_or(Error::<T>::Overflow)?;
+        T::Currency::hold(&Self::hold_reason(), &buyer, price)?;
+        TotalEscrow::<T>::put(total);
+        Jobs::<T>::insert(
+            job_id,
+            Job {
+                buyer: buyer.clone(),
+                spec_hash,
+                terms,
+                class,
+                price,
+                deadline,
+                funded_at: frame_system::Pallet::<T>::block_number(),
+                status: JobStatus::Funded,
+            },
+        );
+        Self::deposit_event(Event::JobFunded {
+            job_id,
+            buyer,
+            tier: terms.tier(),
+            price,
+            deadline,
+        });
+        Ok(())
+    }
+
+    /// Checks that `info` may serve `job`.
+    pub(crate) fn ensure_eligible(
+        job: &Job<T>,
+        info: &ProviderInfo<T>,
+        now_ms: u64,
+    ) -> DispatchResult {
+        let tier = job.terms.tier();
+        ensure!(
+            info.capabilities.tiers.contains(&tier),
+            Error::<T>::TierNotOffered
+        );
+        ensure!(
+            job.class.gpu_model.is_empty() || job.class.gpu_model == info.capabilities.gpu_model,
+            Error::<T>::GpuModelMismatch
+        );
+        match (job.terms, info.attested) {
+            (TierTerms::Attested { policy, .. }, attested) => {
+                let attested = attested.ok_or(Error::<T>::NotAttested)?;
+                ensure!(
+                    attested.expires_at_ms > now_ms,
+                    Error::<T>::AttestationExpired
+                );
+                ensure!(attested.policy == policy, Error::<T>::PolicyMismatch);
+                ensure!(
+                    job.class.tee_kinds.is_empty() || job.class.tee_kinds.contains(&attested.tee),
+                    Error::<T>::TeeKindMismatch
+                );
+            }
+            (TierTerms::Signed | TierTerms::Quorum { .. }, _) => {
+                ensure!(
+                    job.class.tee_kinds.is_empty()
+                        || job
+                            .class
+                            .tee_kinds
+                            .iter()
+                            .any(|t| info.capabilities.tee_kinds.contains(t)),
+                    Error::<T>::TeeKindMismatch
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn do_bind(
+        job_id: JobId,
+        mut job: Job<T>,
+        providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+    ) -> DispatchResult {
+        let now_ms = Self::now_ms();
+        for provider in providers.iter() {
+            let info = Providers::<T>::get(provider).ok_or(Error::<T>::NotRegistered)?;
+            Self::ensure_eligible(&job, &info, now_ms)?;
+        }
+        for provider in providers.iter() {
+            Providers::<T>::mutate(provider, |info| {
+                if let Some(info) = info {
+                    info.active_jobs = info.active_jobs.saturating_add(1);
+                }
+            });
+        }
+        job.status = JobStatus::Bound;
+        Jobs::<T>::insert(job_id, job);
+        Bindings::<T>::insert(
+            job_id,
+            Binding {
+                providers: providers.clone(),
+                bound_at: frame_system::Pallet::<T>::block_number(),
+            },
+        );
+        Self::deposit_event(Event::JobBound { job_id, providers });
+        Ok(())
+    }
+
+    /// Checks a receipt against the job and the provider, and returns the key that must
+    /// have signed it, the evidence it rests on, and the weight of the path taken.
+    pub(crate) fn check_receipt(
+        job_id: JobId,
+        job: &Job<T>,
+        info: &ProviderInfo<T>,
+        body: &receipt::ReceiptBody,
+        fresh_evidence: Option<AttestationSubmission<T>>,
+        now_ms: u64,
+    ) -> Result<(Ed25519Key, Option<Digest>, Weight), DispatchError> {
+        use receipt::{EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EVIDENCE_MODE_NONE};
+        ensure!(
+            body.version == receipt::RECEIPT_VERSION,
+            Error::<T>::UnsupportedReceiptVersion
+        );
+        ensure!(
+            body.job_id == job_id && body.job_spec_hash == job.spec_hash,
+            Error::<T>::ReceiptJobMismatch
+        );
+        ensure!(
+            body.tier == job.terms.tier().code(),
+            Error::<T>::ReceiptTierMismatch
+        );
+        ensure!(
+            body.started_at_ms <= body.finished_at_ms
+                && body.finished_at_ms <= now_ms.saturating_add(T::MaxClockDriftMs::get()),
+            Error::<T>::InvalidTiming
+        );
+        match job.terms {
+            TierTerms::Signed | TierTerms::Quorum { .. } => {
+                ensure!(
+                    body.evidence.mode == EVIDENCE_MODE_NONE && fresh_evidence.is_none(),
+                    Error::<T>::UnexpectedEvidence
+                );
+                let weight = match job.terms {
+                    TierTerms::Quorum { n, .. } => T::WeightInfo::submit_receipt_quorum(n),
+                    _ => T::WeightInfo::submit_receipt_signed(),
+                };
+                Ok((info.signing_key, None, weight))
+            }
+            TierTerms::Attested {
+                policy,
+                fresh_quote,
+            } => {
+                let attested = info.attested.ok_or(Error::<T>::NotAttested)?;
+                match body.evidence.mode {
+                    EVIDENCE_MODE_ATTESTED_KEY => {
+                        ensure!(!fresh_quote, Error::<T>::FreshQuoteRequired);
+                        ensure!(fresh_evidence.is_none(), Error::<T>::UnexpectedEvidence);
+                        ensure!(
+                            attested.expires_at_ms > now_ms,
+                            Error::<T>::AttestationExpired
+                        );
+                        ensure!(
+                            body.evidence.tee == attested.tee.code()
+                                && body.evidence.digest == attested.evidence_digest,
+                            Error::<T>::EvidenceMismatch
+                        );
+                        Ok((
+                            info.signing_key,
+                            Some(attested.evidence_digest),
+                            T::WeightInfo::submit_receipt_attested_key(),
+                        ))
+                    }
+                    EVIDENCE_MODE_FRESH_QUOTE => {
+                        let submission = fresh_evidence.ok_or(Error::<T>::MissingEvidence)?;
+                        let weight = T::WeightInfo::submit_receipt_fresh_quote(
+                            len_u32(&submission.evidence),
+                            len_u32(&submission.collateral),
+                        );
+                        ensure!(
+                            sp_io::hashing::sha2_256(&submission.evidence) == body.evidence.digest,
+                            Error::<T>::EvidenceMismatch
+                        );
+                        let (verified, digest) =
+                            Self::verify_attestation(submission, policy, now_ms)?;
+                        ensure!(
+                            verified.tee.code() == body.evidence.tee,
+                            Error::<T>::EvidenceMismatch
+                        );
+                        ensure!(
+                            verified.nonce == fresh_quote_nonce(&job_id, &body.result_commitment),
+                            Error::<T>::EvidenceNotBound
+                        );
+                        ensure!(
+                            verified.key == info.signing_key,
+                            Error::<T>::AttestedKeyMismatch
+                        );
+                        Ok((verified.key, Some(digest), weight))
+                    }
+                    _ => Err(Error::<T>::UnsupportedEvidenceMode.into()),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn do_submit_receipt(
+        who: T::AccountId,
+        job_id: JobId,
+        job: Job<T>,
+        binding: Binding<T>,
+        body_bytes: BoundedVec<u8, T::MaxReceiptLen>,
+        signature: Ed25519Signature,
+        fresh_evidence: Option<AttestationSubmission<T>>,
+    ) -> DispatchResultWithPostInfo {
+        let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+        let body = receipt::ReceiptBody::decode_canonical(&body_bytes)
+            .map_err(|_| Error::<T>::MalformedReceipt)?;
+        let now_ms = Self::now_ms();
+        let (key, evidence_digest, weight) =
+            Self::check_receipt(job_id, &job, &info, &body, fresh_evidence, now_ms)?;
+        ensure!(body.provider == key, Error::<T>::WrongSigner);
+        let digest = receipt::digest_of_encoded(&body_bytes);
+        ensure!(
+            ed25519_verify(&key, &digest, &signature),
+            Error::<T>::BadSignature
+        );
+
+        Receipts::<T>::insert(
+            job_id,
+            &who,
+            StoredReceipt {
+                body: body_bytes,
+                signature,
+                digest,
+                result_commitment: body.result_commitment,
+                evidence_digest,
+                submitted_at: frame_system::Pallet::<T>::block_number(),
+            },
+        );
+        Self::deposit_event(Event::ReceiptAccepted {
+            job_id,
+            provider: who.clone(),
+            receipt_digest: digest,
+            result_commitment: body.result_commitment,
+        });
+
+        let winners: Vec<T::AccountId> = match job.terms {
+            TierTerms::Signed | TierTerms::Attested { .. } => alloc::vec![who],
+            TierTerms::Quorum { k, .. } => {
+                let matching: Vec<T::AccountId> = binding
+                    .providers
+                    .iter()
+                    .filter(|p| {
+                        Receipts::<T>::get(job_id, *p)
+                            .is_some_and(|r| r.result_commitment == body.result_commitment)
+                    })
+                    .cloned()
+                    .collect();
+                if len_u32_items(matching.len()) < k {
+                    return Ok(PostDispatchInfo {
+                        actual_weight: Some(weight),
+                        pays_fee: Pays::Yes,
+                    });
+                }
+                matching
+            }
+        };
+        Self::settle(job_id, job, &binding, body.result_commitment, winners)?;
+        Ok(PostDispatchInfo {
+            actual_weight: Some(weight),
+            pays_fee: Pays::Yes,
+        })
+    }
+
+    /// Pays the job's escrow to `winners` in equal shares. The remainder of the division
+    /// goes one unit each to the first winners in binding order, so the shares sum to the
+    /// price exactly: nothing is created or destroyed.
+    pub(crate) fn settle(
+        job_id: JobId,
+        mut job: Job<T>,
+        binding: &Binding<T>,
+        result_commitment: Digest,
+        winners: Vec<T::AccountId>,
+    ) -> DispatchResult {
+        let count = BalanceOf::<T>::from(len_u32_items(winners.len()));
+        let share = job.price.checked_div(&count).ok_or(Error::<T>::Overflow)?;
+        let mut remainder = share
+            .checked_mul(&count)
+            .and_then(|paid| job.price.checked_sub(&paid))
+            .ok_or(Error::<T>::Overflow)?;
+        let reason = Self::hold_reason();
+        let mut payees = BoundedVec::<(T::AccountId, BalanceOf<T>), T::MaxQuorum>::new();
+        for winner in winners {
+            let mut amount = share;
+            if !remainder.is_zero() {
+                amount = amount.saturating_add(1u32.into());
+                remainder = remainder.saturating_sub(1u32.into());
+            }
+            T::Currency::transfer_on_hold(
+                &reason,
+                &job.buyer,
+                &winner,
+                amount,
+                Precision::Exact,
+                Restriction::Free,
+                Fortitude::Polite,
+            )?;
+            payees
+                .try_push((winner, amount))
+                .map_err(|_| Error::<T>::Overflow)?;
+        }
+        Self::close(&job, binding)?;
+        job.status = JobStatus::Settled;
+        Jobs::<T>::insert(job_id, job);
+        Settlements::<T>::insert(
+            job_id,
+            Settlement {
+                outcome: Outcome::Paid {
+                    result_commitment,
+                    payees: payees.clone(),
+                },
+                at: frame_system::Pallet::<T>::block_number(),
+            },
+        );
+        Self::deposit_event(Event::JobSettled {
+            job_id,
+            result_commitment,
+            payees,
+        });
+        Ok(())
+    }
+
+    /// Bookkeeping shared by settlement and refund: the escrow total and the bound
+    /// providers' open-job counts.
+    pub(crate) fn close(job: &Job<T>, binding: &Binding<T>) -> DispatchResult {
+        let total = TotalEscrow::<T>::get()
+            .checked_sub(&job.price)
+            .ok_or(Error::<T>::Overflow)?;
+        TotalEscrow::<T>::put(total);
+        for provider in binding.providers.iter() {
+            Providers::<T>::mutate(provider, |info| {
+                if let Some(info) = info {
+                    info.active_jobs = info.active_jobs.saturating_sub(1);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn do_refund_expired(job_id: JobId, mut job: Job<T>) -> DispatchResultWithPostInfo {
+        T::Currency::release(
+            &Self::hold_reason(),
+            &job.buyer,
+            job.price,
+            Precision::Exact,
+        )?;
+        let binding = Bindings::<T>::get(job_id).unwrap_or(Binding {
+            providers: BoundedVec::new(),
+            bound_at: Zero::zero(),
+        });
+        let bound = len_u32_items(binding.providers.len());
+        Self::close(&job, &binding)?;
+        job.status = JobStatus::Refunded;
+        let buyer = job.buyer.clone();
+        let amount = job.price;
+        Jobs::<T>::insert(job_id, job);
+        Settlements::<T>::insert(
+            job_id,
+            Settlement {
+                outcome: Outcome::Refunded { amount },
+                at: frame_system::Pallet::<T>::block_number(),
+            },
+        );
+        Self::deposit_event(Event::JobRefunded {
+            job_id,
+            buyer,
+            amount,
+        });
+        Ok(PostDispatchInfo {
+            actual_weight: Some(T::WeightInfo::refund_expired(bound)),
+            pays_fee: Pays::Yes,
+        })
+    }
+
+    pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
+        Providers::<T>::remove(&who);
+        Self::deposit_event(Event::ProviderDeregistered { provider: who });
+        Ok(())
+    }
+
+    /// Checks the pallet's invariants:
+    /// - each buyer's held escrow equals the sum of its open jobs' prices, so the total held
+    ///   equals the open jobs' escrow and a closed job holds nothing;
+    /// - [`TotalEscrow`] equals the sum of open jobs' prices;
+    /// - open jobs have no settlement record, closed jobs have one whose amounts sum to the
+    ///   price (no escrow created or destroyed);
+    /// - bound and closed-after-binding jobs have a binding, funded jobs none; each
+    ///   provider's open-job count matches the bindings;
+    /// - receipts only come from bound providers.
+    #[cfg(any(feature = "try-runtime", test))]
+    pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+        use alloc::collections::btree_map::BTreeMap;
+        let mut held_by_buyer: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        let mut open_jobs_of: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+        let mut open_total: BalanceOf<T> = Zero::zero();
+        for (job_id, job) in Jobs::<T>::iter() {
+            let entry = held_by_buyer
+                .entry(job.buyer.clone())
+                .or_insert_with(Zero::zero);
+            let binding = Bindings::<T>::get(job_id);
+            match job.status {
+                JobStatus::Funded => ensure!(binding.is_none(), "funded job has a binding"),
+                JobStatus::Bound => ensure!(binding.is_some(), "bound job has no binding"),
+                JobStatus::Settled => ensure!(binding.is_some(), "settled job has no binding"),
+                JobStatus::Refunded => {}
+            }
+            if job.status.is_open() {
+                *entry = entry.checked_add(&job.price).ok_or("escrow overflow")?;
+                open_total = open_total
+                    .checked_add(&job.price)
+                    .ok_or("escrow overflow")?;
+                ensure!(
+                    !Settlements::<T>::contains_key(job_id),
+                    "open job has a settlement"
+                );
+                if let Some(binding) = &binding {
+                    for p in binding.providers.iter() {
+                        let n = open_jobs_of.entry(p.clone()).or_insert(0);
+                        *n = n.saturating_add(1);
+                    }
+                }
+            } else {
+                let settlement =
+                    Settlements::<T>::get(job_id).ok_or("closed job has no settlement")?;
+                let paid = match (&settlement.outcome, job.status) {
+                    (Outcome::Paid { payees, .. }, JobStatus::Settled) => {
+                        let mut sum: BalanceOf<T> = Zero::zero();
+                        for (payee, amount) in payees.iter() {
+                            ensure!(
+                                Receipts::<T>::contains_key(job_id, payee),
+                                "payee without a receipt"
+                            );
+                            sum = sum.checked_add(amount).ok_or("payout overflow")?;
+                        }
+                        sum
+                    }
+                    (Outcome::Refunded { amount }, JobStatus::Refunded) => *amount,
+                    _ => return Err("settlement outcome does not match job status".into()),
+                };
+                ensure!(
+                    paid == job.price,
+                    "settlement does not move exactly the escrow"
+                );
+            }
+            if let Some(binding) = &binding {
+                for (provider, _) in Receipts::<T>::iter_prefix(job_id) {
+                    ensure!(
+                        binding.providers.contains(&provider),
+                        "receipt from an unbound provider"
+                    );
+                }
+            }
+        }
+        ensure!(
+            open_total == TotalEscrow::<T>::get(),
+            "TotalEscrow differs from open jobs"
+        );
+        let reason = Self::hold_reason();
+        for (buyer, expected) in held_by_buyer {
+            ensure!(
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::InspectHold<
+                    T::AccountId,
+                >>::balance_on_hold(&reason, &buyer)
+                    == expected,
+                "held escrow differs from the buyer's open jobs"
+            );
+        }
+        for (provider, info) in Providers::<T>::iter() {
+            let expected = open_jobs_of.get(&provider).copied().unwrap_or(0);
+            ensure!(
+                info.active_jobs == expected,
+                "provider open-job count is off"
+            );
+        }
+        Ok(())
+    }
+}

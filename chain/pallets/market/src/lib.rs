@@ -1,0 +1,599 @@
+//! # Sigil market pallet
+//!
+//! A market for compute: buyers escrow MINT for a job, an authorised dispatcher binds providers,
+//! providers return signed receipts, and the chain verifies them and settles in the same
+//! extrinsic.
+//!
+//! ## Tiers
+//! | tier | settles on | checked here |
+//! |---|---|---|
+//! | 1 | one provider-signed receipt | ed25519 signature by the provider's registered key |
+//! | 2 | `k` of `n` bound providers committing the same result | `k` matching signed receipts; only they are paid |
+//! | 3 | a receipt bound to a hardware-attested TEE | an unexpired attested key, or fresh evidence verified in the extrinsic |
+//!
+//! ## Escrow rules
+//! The price is held on the buyer's account under [`HoldReason::JobEscrow`] when the job is
+//! funded. It leaves the hold exactly once: to the paid providers when a receipt settles the job
+//! ([`Pallet::submit_receipt`]), or back to the buyer after the deadline
+//! ([`Pallet::refund_expired`]). No call lets any origin, root included, move escrow otherwise.
+//! Every call is transactional: a receipt that fails any check changes nothing.
+//!
+//! ## Audit
+//! Jobs, bindings, receipts, settlements and verified evidence are never deleted, so anyone can
+//! fetch a job's full record and replay its verification.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod attestation;
+mod functions;
+pub mod receipt;
+pub mod types;
+pub mod weights;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+pub use attestation::{AttestationFailure, AttestationVerifier, VerifiedAttestation};
+pub use pallet::*;
+pub use types::*;
+pub use weights::WeightInfo;
+
+use codec::Encode;
+use polkadot_sdk::sp_io;
+
+/// Domain separator of the registration key proof.
+pub const KEY_PROOF_DOMAIN: &[u8] = b"sigil.provider-key.v1\0";
+/// Domain separator of the nonce that fresh-quote evidence must bind.
+pub const FRESH_QUOTE_DOMAIN: &[u8] = b"sigil.fresh-quote.v1\0";
+
+/// The message a provider signs with its receipt key at registration, proving it holds the
+/// key: `sha256(KEY_PROOF_DOMAIN ++ SCALE(account))`.
+pub fn key_proof_message<AccountId: Encode>(account: &AccountId) -> [u8; 32] {
+    let mut preimage = KEY_PROOF_DOMAIN.to_vec();
+    account.encode_to(&mut preimage);
+    sp_io::hashing::sha2_256(&preimage)
+}
+
+/// The nonce that fresh-quote evidence for a receipt must bind:
+/// `sha256(FRESH_QUOTE_DOMAIN ++ job_id ++ result_commitment)`. The evidence is therefore
+/// produced after the result was known, for this job only.
+pub fn fresh_quote_nonce(job_id: &JobId, result_commitment: &Digest) -> [u8; 32] {
+    let mut preimage = FRESH_QUOTE_DOMAIN.to_vec();
+    preimage.extend_from_slice(job_id);
+    preimage.extend_from_slice(result_commitment);
+    sp_io::hashing::sha2_256(&preimage)
+}
+
+/// Verifies an ed25519 signature through the runtime's host function.
+pub fn ed25519_verify(key: &Ed25519Key, message: &[u8], signature: &Ed25519Signature) -> bool {
+    use polkadot_sdk::sp_core::ed25519;
+    sp_io::crypto::ed25519_verify(
+        &ed25519::Signature::from_raw(*signature),
+        message,
+        &ed25519::Public::from_raw(*key),
+    )
+}
+
+/// A byte length as a weight component (bounded vectors never exceed `u32`).
+pub(crate) fn len_u32(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.len()).unwrap_or(u32::MAX)
+}
+
+// The FRAME macros expand to code that calls `expect` on values they construct themselves; the
+// pallet's own logic lives in `functions.rs`, where the lints apply in full.
+#[allow(clippy::expect_used)]
+#[polkadot_sdk::frame_support::pallet]
+pub mod pallet {
+    use super::*;
+    #[cfg(feature = "runtime-benchmarks")]
+    use crate::attestation::BenchmarkHelper;
+    use polkadot_sdk::{
+        frame_support::{
+            pallet_prelude::*,
+            traits::{UnixTime, fungible},
+        },
+        frame_system::{self, pallet_prelude::*},
+        sp_runtime::traits::{Saturating, Zero},
+    };
+
+    #[pallet::pallet]
+    pub struct Pallet<T>(_);
+
+    /// Why the pallet holds funds.
+    #[pallet::composite_enum]
+    pub enum HoldReason {
+        /// A buyer's escrow for an open job.
+        #[codec(index = 0)]
+        JobEscrow,
+    }
+
+    #[pallet::config]
+    pub trait Config: polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>> {
+        /// The chain's native currency (MINT); escrow is a hold on the buyer's balance.
+        type Currency: fungible::Inspect<Self::AccountId>
+            + fungible::Mutate<Self::AccountId>
+            + fungible::MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+
+        /// The overarching hold reason, which includes this pallet's [`HoldReason`].
+        type RuntimeHoldReason: From<HoldReason>;
+
+        /// The origin allowed to bind providers to jobs (the dispatcher).
+        type DispatchOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+        /// Wall-clock time, for attestation expiry and receipt timing.
+        type UnixTime: UnixTime;
+
+        /// Verifies hardware evidence at registration and in fresh-quote receipts.
+        type AttestationVerifier: AttestationVerifier;
+
+        /// Most providers one job can bind (tier-2 `n`).
+        #[pallet::constant]
+        type MaxQuorum: Get<u32>;
+
+        /// Most bytes of hardware evidence in one extrinsic.
+        #[pallet::constant]
+        type MaxEvidenceLen: Get<u32>;
+
+        /// Most bytes of collateral accompanying the evidence.
+        #[pallet::constant]
+        type MaxCollateralLen: Get<u32>;
+
+        /// Most bytes of an encoded receipt body.
+        #[pallet::constant]
+        type MaxReceiptLen: Get<u32>;
+
+        /// Smallest price a job can escrow.
+        #[pallet::constant]
+        type MinimumPrice: Get<BalanceOf<Self>>;
+
+        /// Longest time, in blocks, from funding to a job's deadline.
+        #[pallet::constant]
+        type MaxJobDuration: Get<BlockNumberFor<Self>>;
+
+        /// Longest time, in milliseconds, an attested key stays valid after registration,
+        /// whatever the evidence's own expiry.
+        #[pallet::constant]
+        type MaxAttestationValidityMs: Get<u64>;
+
+        /// How far, in milliseconds, a receipt's finish time may lie ahead of the chain's clock.
+        #[pallet::constant]
+        type MaxClockDriftMs: Get<u64>;
+
+        /// Weights of the calls.
+        type WeightInfo: WeightInfo;
+
+        /// Produces evidence the configured verifier accepts, for benchmarks.
+        #[cfg(feature = "runtime-benchmarks")]
+        type BenchmarkHelper: BenchmarkHelper;
+    }
+
+    /// Registered providers.
+    #[pallet::storage]
+    pub type Providers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ProviderInfo<T>>;
+
+    /// Every job ever funded, by id.
+    #[pallet::storage]
+    pub type Jobs<T: Config> = StorageMap<_, Blake2_128Concat, JobId, Job<T>>;
+
+    /// The providers bound to each job.
+    #[pallet::storage]
+    pub type Bindings<T: Config> = StorageMap<_, Blake2_128Concat, JobId, Binding<T>>;
+
+    /// Accepted receipts, by job and provider.
+    #[pallet::storage]
+    pub type Receipts<T: Config> = StorageDoubleMap<
+        _,
+        Blake2_128Concat,
+        JobId,
+        Blake2_128Concat,
+        T::AccountId,
+        StoredReceipt<T>,
+    >;
+
+    /// How each closed job ended.
+    #[pallet::storage]
+    pub type Settlements<T: Config> = StorageMap<_, Blake2_128Concat, JobId, Settlement<T>>;
+
+    /// Verified evidence, by the SHA-256 of its bytes.
+    #[pallet::storage]
+    pub type Attestations<T: Config> = StorageMap<_, Identity, Digest, AttestationRecord<T>>;
+
+    /// Sum of the escrow of all open jobs.
+    #[pallet::storage]
+    pub type TotalEscrow<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
+
+    #[pallet::event]
+    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    pub enum Event<T: Config> {
+        /// A provider registered.
+        ProviderRegistered {
+            /// The provider's account.
+            provider: T::AccountId,
+            /// Its receipt-signing key.
+            signing_key: Ed25519Key,
+            /// Tiers it serves.
+            tiers: TierSet,
+            /// For tier 3: the TEE holding the key and the key's expiry (Unix ms).
+            attested: Option<(TeeKind, u64)>,
+        },
+        /// A provider deregistered.
+        ProviderDeregistered {
+            /// The provider's account.
+            provider: T::AccountId,
+        },
+        /// A buyer funded a job; the price is held in escrow.
+        JobFunded {
+            /// The job.
+            job_id: JobId,
+            /// The buyer.
+            buyer: T::AccountId,
+            /// Its tier.
+            tier: Tier,
+            /// The escrowed price.
+            price: BalanceOf<T>,
+            /// Last block for receipts.
+            deadline: BlockNumberFor<T>,
+        },
+        /// The dispatcher bound providers to a job.
+        JobBound {
+            /// The job.
+            job_id: JobId,
+            /// The bound providers.
+            providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+        },
+        /// A receipt verified and was recorded.
+        ReceiptAccepted {
+            /// The job.
+            job_id: JobId,
+            /// The provider that submitted it.
+            provider: T::AccountId,
+            /// The receipt digest.
+            receipt_digest: Digest,
+            /// The committed result.
+            result_commitment: Digest,
+        },
+        /// A job settled: the escrow went to the payees.
+        JobSettled {
+            /// The job.
+            job_id: JobId,
+            /// The result that settled it.
+            result_commitment: Digest,
+            /// Each payee and its share.
+            payees: BoundedVec<(T::AccountId, BalanceOf<T>), T::MaxQuorum>,
+        },
+        /// An expired job's escrow returned to its buyer.
+        JobRefunded {
+            /// The job.
+            job_id: JobId,
+            /// The buyer.
+            buyer: T::AccountId,
+            /// The amount released.
+            amount: BalanceOf<T>,
+        },
+    }
+
+    #[pallet::error]
+    pub enum Error<T> {
+        /// The account is already a registered provider.
+        AlreadyRegistered,
+        /// The account is not a registered provider.
+        NotRegistered,
+        /// A provider must serve at least one tier.
+        NoTiers,
+        /// A tier is listed twice.
+        DuplicateTier,
+        /// A TEE kind is listed twice.
+        DuplicateTeeKind,
+        /// The key proof is not a signature by the signing key over the account.
+        BadKeyProof,
+        /// Serving tier 3 requires attestation evidence.
+        AttestationRequired,
+        /// Attestation evidence was given without tier 3.
+        UnexpectedAttestation,
+        /// The attestation verifier refused the evidence.
+        AttestationRejected {
+            /// Why.
+            reason: AttestationFailure,
+        },
+        /// The evidence attests a different key than the one registered or signing.
+        AttestedKeyMismatch,
+        /// The evidence comes from a TEE kind the provider does not list.
+        TeeKindNotOffered,
+        /// The attestation has expired.
+        AttestationExpired,
+        /// The provider still has bound jobs that are not closed.
+        HasActiveJobs,
+        /// A job with this id exists.
+        JobExists,
+        /// No job has this id.
+        UnknownJob,
+        /// The price is below the minimum (or, for tier 2, below the quorum size).
+        PriceTooLow,
+        /// The deadline is not after the current block.
+        DeadlineInPast,
+        /// The deadline is further than `MaxJobDuration` away.
+        DeadlineTooFar,
+        /// Tier-2 terms need `0 < k <= n <= MaxQuorum` and `k` a strict majority of `n`.
+        InvalidQuorum,
+        /// The job is not waiting for a binding.
+        NotBindable,
+        /// The job's deadline has passed.
+        JobExpired,
+        /// The binding names the wrong number of providers for the tier.
+        WrongProviderCount,
+        /// A provider is named twice.
+        DuplicateProvider,
+        /// A provider does not serve the job's tier.
+        TierNotOffered,
+        /// A provider's GPU model is not the one the job requires.
+        GpuModelMismatch,
+        /// A provider runs none of the TEE kinds the job accepts.
+        TeeKindMismatch,
+        /// The provider has no attested key.
+        NotAttested,
+        /// The provider's attestation satisfied a different policy than the job's.
+        PolicyMismatch,
+        /// The job has no providers bound yet.
+        JobNotBound,
+        /// The job is settled or refunded.
+        JobClosed,
+        /// The caller is not bound to the job.
+        NotBoundProvider,
+        /// The provider already submitted a receipt for this job.
+        ReceiptAlreadySubmitted,
+        /// The receipt body does not decode (or has trailing bytes).
+        MalformedReceipt,
+        /// The receipt version is not supported.
+        UnsupportedReceiptVersion,
+        /// The receipt names another job or job specification.
+        ReceiptJobMismatch,
+        /// The receipt's tier is not the job's.
+        ReceiptTierMismatch,
+        /// The receipt's times are inconsistent or in the future.
+        InvalidTiming,
+        /// The receipt names a key other than the one that must sign it.
+        WrongSigner,
+        /// The receipt signature does not verify.
+        BadSignature,
+        /// The receipt carries evidence its tier does not use.
+        UnexpectedEvidence,
+        /// A fresh-quote receipt came without its evidence.
+        MissingEvidence,
+        /// The job demands a fresh quote.
+        FreshQuoteRequired,
+        /// The receipt's evidence mode is unknown.
+        UnsupportedEvidenceMode,
+        /// The receipt's evidence reference does not match the evidence.
+        EvidenceMismatch,
+        /// The fresh evidence does not bind this job and result.
+        EvidenceNotBound,
+        /// The job's deadline has not passed.
+        DeadlineNotReached,
+        /// An amount overflowed.
+        Overflow,
+    }
+
+    #[pallet::hooks]
+    impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+        fn integrity_test() {
+            assert!(T::MaxQuorum::get() >= 1, "MaxQuorum must be at least 1");
+            assert!(
+                !T::MinimumPrice::get().is_zero(),
+                "MinimumPrice must be at least 1"
+            );
+            assert!(
+                usize::try_from(T::MaxReceiptLen::get()).unwrap_or(usize::MAX)
+                    >= receipt::RECEIPT_BODY_LEN,
+                "MaxReceiptLen must hold a receipt body"
+            );
+        }
+
+        #[cfg(feature = "try-runtime")]
+        fn try_state(
+            _n: BlockNumberFor<T>,
+        ) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+            Self::do_try_state()
+        }
+    }
+
+    #[pallet::call]
+    impl<T: Config> Pallet<T> {
+        /// Registers the caller as a provider.
+        ///
+        /// `key_proof` is the signature by `signing_key` over [`key_proof_message`] of the
+        /// caller. Tier-3 providers pass `attestation`: evidence binding `signing_key`, verified
+        /// here against `attestation.policy`; the key, its TEE kind, measurement and expiry are
+        /// stored.
+        #[pallet::call_index(0)]
+        #[pallet::weight(match attestation {
+            Some(a) => T::WeightInfo::register_attested_provider(
+                len_u32(&a.evidence),
+                len_u32(&a.collateral),
+            ),
+            None => T::WeightInfo::register_provider(),
+        })]
+        pub fn register_provider(
+            origin: OriginFor<T>,
+            signing_key: Ed25519Key,
+            key_proof: Ed25519Signature,
+            capabilities: Capabilities,
+            attestation: Option<AttestationSubmission<T>>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            ensure!(
+                !Providers::<T>::contains_key(&who),
+                Error::<T>::AlreadyRegistered
+            );
+            ensure!(!capabilities.tiers.is_empty(), Error::<T>::NoTiers);
+            ensure!(
+                !has_duplicates(&capabilities.tiers),
+                Error::<T>::DuplicateTier
+            );
+            ensure!(
+                !has_duplicates(&capabilities.tee_kinds),
+                Error::<T>::DuplicateTeeKind
+            );
+            let wants_tier3 = capabilities.tiers.contains(&Tier::Attested);
+            ensure!(
+                !wants_tier3 || attestation.is_some(),
+                Error::<T>::AttestationRequired
+            );
+            ensure!(
+                wants_tier3 || attestation.is_none(),
+                Error::<T>::UnexpectedAttestation
+            );
+            ensure!(
+                ed25519_verify(&signing_key, &key_proof_message(&who), &key_proof),
+                Error::<T>::BadKeyProof
+            );
+            Self::do_register_provider(who, signing_key, capabilities, attestation)
+        }
+
+        /// Funds a job: holds `price` on the caller's balance until the job settles or expires.
+        #[pallet::call_index(1)]
+        #[pallet::weight(T::WeightInfo::fund_job())]
+        pub fn fund_job(
+            origin: OriginFor<T>,
+            job_id: JobId,
+            spec_hash: Digest,
+            terms: TierTerms,
+            class: ProviderClass,
+            price: BalanceOf<T>,
+            deadline: BlockNumberFor<T>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            ensure!(!Jobs::<T>::contains_key(job_id), Error::<T>::JobExists);
+            ensure!(price >= T::MinimumPrice::get(), Error::<T>::PriceTooLow);
+            let now = frame_system::Pallet::<T>::block_number();
+            ensure!(deadline > now, Error::<T>::DeadlineInPast);
+            ensure!(
+                deadline.saturating_sub(now) <= T::MaxJobDuration::get(),
+                Error::<T>::DeadlineTooFar
+            );
+            if let TierTerms::Quorum { k, n } = terms {
+                ensure!(
+                    k > 0
+                        && k <= n
+                        && n <= T::MaxQuorum::get()
+                        && u64::from(k).saturating_mul(2) > u64::from(n),
+                    Error::<T>::InvalidQuorum
+                );
+                ensure!(price >= BalanceOf::<T>::from(k), Error::<T>::PriceTooLow);
+            }
+            ensure!(
+                terms.provider_count() <= T::MaxQuorum::get(),
+                Error::<T>::InvalidQuorum
+            );
+            ensure!(
+                !has_duplicates(&class.tee_kinds),
+                Error::<T>::DuplicateTeeKind
+            );
+            Self::do_fund_job(who, job_id, spec_hash, terms, class, price, deadline)
+        }
+
+        /// Binds providers to a funded job (dispatcher only): one for tiers 1 and 3, `n` for
+        /// tier 2. Each must be registered, serve the tier and match the job's provider class;
+        /// tier-3 providers need an unexpired attested key verified under the job's policy.
+        #[pallet::call_index(2)]
+        #[pallet::weight(T::WeightInfo::bind(len_u32_items(providers.len())))]
+        pub fn bind(
+            origin: OriginFor<T>,
+            job_id: JobId,
+            providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+        ) -> DispatchResult {
+            T::DispatchOrigin::ensure_origin(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(job.status == JobStatus::Funded, Error::<T>::NotBindable);
+            ensure!(
+                frame_system::Pallet::<T>::block_number() <= job.deadline,
+                Error::<T>::JobExpired
+            );
+            ensure!(
+                len_u32_items(providers.len()) == job.terms.provider_count(),
+                Error::<T>::WrongProviderCount
+            );
+            ensure!(!has_duplicates(&providers), Error::<T>::DuplicateProvider);
+            Self::do_bind(job_id, job, providers)
+        }
+
+        /// Submits a receipt for a bound job and settles it when it completes the job.
+        ///
+        /// `body` is the SCALE-encoded [`receipt::ReceiptBody`] as signed; `signature` is the
+        /// ed25519 signature over its digest. Tier-3 fresh-quote receipts carry the evidence
+        /// in `fresh_evidence`, verified here under the job's policy. Verification and
+        /// settlement happen together: on any failure nothing changes.
+        #[pallet::call_index(3)]
+        #[pallet::weight(Pallet::<T>::submit_receipt_max_weight())]
+        pub fn submit_receipt(
+            origin: OriginFor<T>,
+            job_id: JobId,
+            body: BoundedVec<u8, T::MaxReceiptLen>,
+            signature: Ed25519Signature,
+            fresh_evidence: Option<AttestationSubmission<T>>,
+        ) -> DispatchResultWithPostInfo {
+            let who = ensure_signed(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(job.status.is_open(), Error::<T>::JobClosed);
+            ensure!(job.status == JobStatus::Bound, Error::<T>::JobNotBound);
+            ensure!(
+                frame_system::Pallet::<T>::block_number() <= job.deadline,
+                Error::<T>::JobExpired
+            );
+            let binding = Bindings::<T>::get(job_id).ok_or(Error::<T>::JobNotBound)?;
+            ensure!(
+                binding.providers.contains(&who),
+                Error::<T>::NotBoundProvider
+            );
+            ensure!(
+                !Receipts::<T>::contains_key(job_id, &who),
+                Error::<T>::ReceiptAlreadySubmitted
+            );
+            Self::do_submit_receipt(who, job_id, job, binding, body, signature, fresh_evidence)
+        }
+
+        /// Returns an expired job's escrow to its buyer. Anyone may call it once the deadline
+        /// has passed and the job has not settled.
+        #[pallet::call_index(4)]
+        #[pallet::weight(T::WeightInfo::refund_expired(T::MaxQuorum::get()))]
+        pub fn refund_expired(origin: OriginFor<T>, job_id: JobId) -> DispatchResultWithPostInfo {
+            ensure_signed(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(job.status.is_open(), Error::<T>::JobClosed);
+            ensure!(
+                frame_system::Pallet::<T>::block_number() > job.deadline,
+                Error::<T>::DeadlineNotReached
+            );
+            Self::do_refund_expired(job_id, job)
+        }
+
+        /// Removes the caller's provider registration. Refused while jobs bound to it are open.
+        /// Records it took part in (receipts, settlements, evidence) stay.
+        #[pallet::call_index(5)]
+        #[pallet::weight(T::WeightInfo::deregister())]
+        pub fn deregister(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+            ensure!(info.active_jobs == 0, Error::<T>::HasActiveJobs);
+            Self::do_deregister(who)
+        }
+    }
+}
+
+/// A count of items as a `u32` (bounded collections never exceed it).
+pub(crate) fn len_u32_items(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Whether a short list repeats an element (quadratic; the lists hold at most a few items).
+fn has_duplicates<X: PartialEq>(items: &[X]) -> bool {
+    items
+        .iter()
+        .enumerate()
+        .any(|(i, a)| items.iter().skip(i.saturating_add(1)).any(|b| a == b))
+}

@@ -1,0 +1,332 @@
+//! Mock runtime: System, Balances (MINT) and the market, with an attestation verifier over a
+//! test signing scheme.
+//!
+//! The test verifier is a real verifier of a small scheme, not a stand-in that says yes:
+//! collateral is a platform key endorsed by a pinned root key with a validity bound; evidence is
+//! a statement (TEE kind, bound key, measurement, nonce, debug flag, issue time) signed by the
+//! platform key; policies accept given measurements and TEE kinds. Every check can fail, and the
+//! tests exercise each failure.
+
+// Test support code may panic on broken expectations.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+// `construct_runtime!` makes `Test` public, so the types in its configuration must be public too.
+#![allow(unreachable_pub)]
+
+use crate::{
+    self as pallet_sigil_market, AttestationFailure, AttestationVerifier, Measurement, PolicyId,
+    TeeKind, VerifiedAttestation,
+};
+use codec::{Decode, Encode};
+use polkadot_sdk::{
+    frame_support::{
+        self, derive_impl, ord_parameter_types, parameter_types,
+        traits::{ConstU32, ConstU64, UnixTime},
+    },
+    frame_system::{self, EnsureSignedBy},
+    pallet_balances,
+    sp_core::{Pair, ed25519},
+    sp_io,
+    sp_runtime::BuildStorage,
+};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+
+/// Account balances in MINT.
+pub(crate) type Balance = u64;
+
+frame_support::construct_runtime!(
+    pub enum Test {
+        System: frame_system,
+        Balances: pallet_balances,
+        Market: pallet_sigil_market,
+    }
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+    type Block = Block;
+    type AccountData = pallet_balances::AccountData<Balance>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+    type AccountStore = System;
+    type ExistentialDeposit = ConstU64<1>;
+}
+
+/// The dispatcher's account.
+pub(crate) const DISPATCHER: u64 = 100;
+
+ord_parameter_types! {
+    pub const Dispatcher: u64 = DISPATCHER;
+}
+
+parameter_types! {
+    /// The mock clock, Unix milliseconds.
+    pub static NowMs: u64 = GENESIS_MS;
+    /// The smallest job price (tests lower it to reach the tier-2 price check).
+    pub static MinimumPrice: Balance = 10;
+}
+
+/// The mock clock at genesis (2026-01-01T00:00:00Z).
+pub(crate) const GENESIS_MS: u64 = 1_767_225_600_000;
+/// One hour in milliseconds.
+pub(crate) const HOUR_MS: u64 = 3_600_000;
+
+/// Unix time from [`NowMs`].
+pub struct MockTime;
+impl UnixTime for MockTime {
+    fn now() -> core::time::Duration {
+        core::time::Duration::from_millis(NowMs::get())
+    }
+}
+
+impl pallet_sigil_market::Config for Test {
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type DispatchOrigin = EnsureSignedBy<Dispatcher, u64>;
+    type UnixTime = MockTime;
+    type AttestationVerifier = MockVerifier;
+    type MaxQuorum = ConstU32<5>;
+    type MaxEvidenceLen = ConstU32<1024>;
+    type MaxCollateralLen = ConstU32<512>;
+    type MaxReceiptLen = ConstU32<512>;
+    type MinimumPrice = MinimumPrice;
+    type MaxJobDuration = ConstU64<1_000>;
+    type MaxAttestationValidityMs = ConstU64<{ 7 * 24 * HOUR_MS }>;
+    type MaxClockDriftMs = ConstU64<60_000>;
+    type WeightInfo = ();
+    #[cfg(feature = "runtime-benchmarks")]
+    type BenchmarkHelper = MockVerifier;
+}
+
+// ---- the test attestation scheme -------------------------------------------------------------
+
+/// Seed of the pinned root key of the test scheme.
+const ROOT_SEED: [u8; 32] = *b"sigil-mock-vendor-root-key-seed!";
+/// Seed of the platform key the root endorses.
+const PLATFORM_SEED: [u8; 32] = *b"sigil-mock-platform-key-seed-01!";
+/// Domain of the root's endorsement of a platform key.
+const ENDORSEMENT_DOMAIN: &[u8] = b"sigil.mock.endorsement\0";
+/// Domain of the platform's evidence signature.
+const EVIDENCE_DOMAIN: &[u8] = b"sigil.mock.evidence\0";
+/// Evidence is valid this long after it is issued.
+pub(crate) const EVIDENCE_LIFETIME_MS: u64 = 24 * HOUR_MS;
+
+/// The measurement the production policy accepts.
+pub(crate) const GOOD_MEASUREMENT: Measurement = [0xA1; 48];
+/// A measurement no policy accepts.
+pub(crate) const BAD_MEASUREMENT: Measurement = [0xBB; 48];
+/// Accepts SEV-SNP and TDX with [`GOOD_MEASUREMENT`], not simulated, not debug.
+pub(crate) const POLICY_PROD: PolicyId = [0x01; 32];
+/// Accepts only TDX with [`GOOD_MEASUREMENT`].
+pub(crate) const POLICY_TDX_ONLY: PolicyId = [0x02; 32];
+/// Accepts simulated evidence with any measurement.
+pub(crate) const POLICY_SIMULATED: PolicyId = [0x03; 32];
+
+/// The root key's pair.
+pub(crate) fn root_pair() -> ed25519::Pair {
+    ed25519::Pair::from_seed(&ROOT_SEED)
+}
+
+/// The platform key's pair.
+pub(crate) fn platform_pair() -> ed25519::Pair {
+    ed25519::Pair::from_seed(&PLATFORM_SEED)
+}
+
+/// Collateral: a platform key endorsed by a root until `not_after_ms`.
+#[derive(Encode, Decode, Clone, Debug, PartialEq)]
+pub(crate) struct MockCollateral {
+    pub platform_key: [u8; 32],
+    pub not_after_ms: u64,
+    pub endorsement: [u8; 64],
+}
+
+/// The signed statement inside evidence.
+#[derive(Encode, Decode, Clone, Debug, PartialEq)]
+pub(crate) struct MockStatement {
+    pub tee: TeeKind,
+    pub key: [u8; 32],
+    pub measurement: Measurement,
+    pub nonce: [u8; 32],
+    pub debug: bool,
+    pub issued_at_ms: u64,
+}
+
+/// Evidence: a statement and the platform key's signature over it.
+#[derive(Encode, Decode, Clone, Debug, PartialEq)]
+pub(crate) struct MockEvidence {
+    pub statement: MockStatement,
+    pub signature: [u8; 64],
+}
+
+fn endorsement_message(platform_key: &[u8; 32], not_after_ms: u64) -> Vec<u8> {
+    (ENDORSEMENT_DOMAIN, platform_key, not_after_ms).encode()
+}
+
+fn statement_message(statement: &MockStatement) -> Vec<u8> {
+    (EVIDENCE_DOMAIN, statement).encode()
+}
+
+/// Collateral for `platform` signed by `root`.
+pub(crate) fn make_collateral(
+    root: &ed25519::Pair,
+    platform: &ed25519::Pair,
+    not_after_ms: u64,
+) -> MockCollateral {
+    let platform_key = platform.public().0;
+    let endorsement = root
+        .sign(&endorsement_message(&platform_key, not_after_ms))
+        .0;
+    MockCollateral {
+        platform_key,
+        not_after_ms,
+        endorsement,
+    }
+}
+
+/// Evidence for `statement` signed by `platform`.
+pub(crate) fn make_evidence(platform: &ed25519::Pair, statement: MockStatement) -> MockEvidence {
+    let signature = platform.sign(&statement_message(&statement)).0;
+    MockEvidence {
+        statement,
+        signature,
+    }
+}
+
+/// Verifies the test scheme. Each step can reject.
+pub struct MockVerifier;
+
+impl AttestationVerifier for MockVerifier {
+    fn verify(
+        evidence: &[u8],
+        collateral: &[u8],
+        policy: &PolicyId,
+        now_ms: u64,
+    ) -> Result<VerifiedAttestation, AttestationFailure> {
+        use codec::DecodeAll;
+        // Step 1: parse.
+        let evidence = MockEvidence::decode_all(&mut &evidence[..])
+            .map_err(|_| AttestationFailure::Malformed)?;
+        let collateral = MockCollateral::decode_all(&mut &collateral[..])
+            .map_err(|_| AttestationFailure::Malformed)?;
+        // Step 2: the collateral chains to the pinned root and is valid now.
+        let root = root_pair().public();
+        if !sp_io::crypto::ed25519_verify(
+            &ed25519::Signature::from_raw(collateral.endorsement),
+            &endorsement_message(&collateral.platform_key, collateral.not_after_ms),
+            &root,
+        ) {
+            return Err(AttestationFailure::UntrustedSigner);
+        }
+        if now_ms > collateral.not_after_ms {
+            return Err(AttestationFailure::OutsideValidity);
+        }
+        // Step 3: the platform key signed the statement.
+        if !sp_io::crypto::ed25519_verify(
+            &ed25519::Signature::from_raw(evidence.signature),
+            &statement_message(&evidence.statement),
+            &ed25519::Public::from_raw(collateral.platform_key),
+        ) {
+            return Err(AttestationFailure::BadSignature);
+        }
+        let statement = evidence.statement;
+        let expires_at_ms = statement
+            .issued_at_ms
+            .saturating_add(EVIDENCE_LIFETIME_MS)
+            .min(collateral.not_after_ms.saturating_add(1));
+        if now_ms < statement.issued_at_ms || now_ms >= expires_at_ms {
+            return Err(AttestationFailure::OutsideValidity);
+        }
+        // Step 4: appraise against the policy.
+        let (allowed, allow_simulated): (&[TeeKind], bool) = match *policy {
+            POLICY_PROD => (&[TeeKind::SevSnp, TeeKind::Tdx], false),
+            POLICY_TDX_ONLY => (&[TeeKind::Tdx], false),
+            POLICY_SIMULATED => (&[TeeKind::Simulated], true),
+            _ => return Err(AttestationFailure::UnknownPolicy),
+        };
+        if statement.tee == TeeKind::Simulated && !allow_simulated {
+            return Err(AttestationFailure::SimulatedRejected);
+        }
+        if !allowed.contains(&statement.tee) {
+            return Err(AttestationFailure::UnsupportedTee);
+        }
+        if statement.debug {
+            return Err(AttestationFailure::DebugEnabled);
+        }
+        if !allow_simulated && statement.measurement != GOOD_MEASUREMENT {
+            return Err(AttestationFailure::MeasurementRejected);
+        }
+        Ok(VerifiedAttestation {
+            key: statement.key,
+            tee: statement.tee,
+            measurement: statement.measurement,
+            nonce: statement.nonce,
+            expires_at_ms,
+        })
+    }
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::attestation::BenchmarkHelper for MockVerifier {
+    fn attestation(key: [u8; 32], nonce: [u8; 32], now_ms: u64) -> (Vec<u8>, Vec<u8>, PolicyId) {
+        let statement = MockStatement {
+            tee: TeeKind::SevSnp,
+            key,
+            measurement: GOOD_MEASUREMENT,
+            nonce,
+            debug: false,
+            issued_at_ms: now_ms,
+        };
+        let evidence = make_evidence(&platform_pair(), statement);
+        let collateral = make_collateral(
+            &root_pair(),
+            &platform_pair(),
+            now_ms.saturating_add(30 * 24 * HOUR_MS),
+        );
+        (evidence.encode(), collateral.encode(), POLICY_PROD)
+    }
+}
+
+// ---- externalities ---------------------------------------------------------------------------
+
+/// Starting balance of every funded account.
+pub(crate) const INITIAL_BALANCE: Balance = 1_000_000;
+
+/// Accounts 1..=10 and the dispatcher hold [`INITIAL_BALANCE`]; block 1; clock at genesis;
+/// a keystore for benchmarks.
+pub(crate) fn new_test_ext() -> sp_io::TestExternalities {
+    let mut storage = frame_system::GenesisConfig::<Test>::default()
+        .build_storage()
+        .unwrap();
+    let mut balances: Vec<(u64, Balance)> = (1..=10).map(|a| (a, INITIAL_BALANCE)).collect();
+    balances.push((DISPATCHER, INITIAL_BALANCE));
+    pallet_balances::GenesisConfig::<Test> {
+        balances,
+        ..Default::default()
+    }
+    .assimilate_storage(&mut storage)
+    .unwrap();
+    let mut ext = sp_io::TestExternalities::new(storage);
+    ext.register_extension(polkadot_sdk::sp_keystore::KeystoreExt::new(
+        polkadot_sdk::sp_keystore::testing::MemoryKeystore::new(),
+    ));
+    ext.execute_with(|| {
+        System::set_block_number(1);
+        NowMs::set(GENESIS_MS);
+    });
+    ext
+}
+
+/// Runs `test` in fresh externalities, then checks the pallet's invariants.
+pub(crate) fn build_and_execute(test: impl FnOnce()) {
+    new_test_ext().execute_with(|| {
+        test();
+        Market::do_try_state().expect("invariants hold after the test");
+    });
+}

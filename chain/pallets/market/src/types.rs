@@ -1,0 +1,415 @@
+//! Types the pallet stores, takes as call arguments and emits in events.
+
+use crate::Config;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use polkadot_sdk::{
+    frame_support::{
+        CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound,
+        pallet_prelude::{BoundedVec, ConstU32},
+        traits::fungible,
+    },
+    frame_system::pallet_prelude::BlockNumberFor,
+};
+use scale_info::TypeInfo;
+
+/// An ed25519 public key.
+pub type Ed25519Key = [u8; 32];
+/// An ed25519 signature.
+pub type Ed25519Signature = [u8; 64];
+/// A 48-byte launch measurement (SEV-SNP `MEASUREMENT`, TDX `MRTD`).
+pub type Measurement = [u8; 48];
+/// Names an attestation policy known to the verifier (accepted measurements, minimum TCB,
+/// vendor roots).
+pub type PolicyId = [u8; 32];
+/// A job identifier chosen by the buyer.
+pub type JobId = [u8; 32];
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// Most bytes of a GPU model name.
+pub const MAX_GPU_MODEL_LEN: u32 = 64;
+/// A GPU model name such as `NVIDIA H100 80GB HBM3`; empty for none or any.
+pub type GpuModel = BoundedVec<u8, ConstU32<MAX_GPU_MODEL_LEN>>;
+/// A set of tiers (no duplicates).
+pub type TierSet = BoundedVec<Tier, ConstU32<3>>;
+/// A set of TEE kinds (no duplicates).
+pub type TeeKindSet = BoundedVec<TeeKind, ConstU32<3>>;
+
+/// The balance type of the market's currency.
+pub type BalanceOf<T> = <<T as Config>::Currency as fungible::Inspect<
+    <T as polkadot_sdk::frame_system::Config>::AccountId,
+>>::Balance;
+
+/// How a job settles.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum Tier {
+    /// Tier 1: one provider-signed receipt.
+    #[codec(index = 1)]
+    Signed,
+    /// Tier 2: k of n bound providers commit the same result.
+    #[codec(index = 2)]
+    Quorum,
+    /// Tier 3: a receipt signed by a hardware-attested key.
+    #[codec(index = 3)]
+    Attested,
+}
+
+impl Tier {
+    /// The tier number written in receipts.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Signed => 1,
+            Self::Quorum => 2,
+            Self::Attested => 3,
+        }
+    }
+}
+
+/// A kind of trusted execution environment.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum TeeKind {
+    /// AMD SEV-SNP confidential VM.
+    #[codec(index = 1)]
+    SevSnp,
+    /// Intel TDX trust domain.
+    #[codec(index = 2)]
+    Tdx,
+    /// Simulated evidence from a machine without a TEE; verifiers refuse it unless the policy
+    /// explicitly allows it.
+    #[codec(index = 3)]
+    Simulated,
+}
+
+impl TeeKind {
+    /// The TEE code written in receipts (`evidence.tee`).
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::SevSnp => 1,
+            Self::Tdx => 2,
+            Self::Simulated => 3,
+        }
+    }
+}
+
+/// The tier of a job with its tier-specific terms.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum TierTerms {
+    /// Tier 1.
+    #[codec(index = 1)]
+    Signed,
+    /// Tier 2: `n` providers are bound, the first `k` matching result commitments settle.
+    /// `k` must be a strict majority of `n`, so two disjoint quorums cannot exist.
+    #[codec(index = 2)]
+    Quorum {
+        /// Matching receipts needed.
+        k: u32,
+        /// Providers bound.
+        n: u32,
+    },
+    /// Tier 3.
+    #[codec(index = 3)]
+    Attested {
+        /// The attestation policy the provider's evidence must satisfy.
+        policy: PolicyId,
+        /// Demand evidence bound to the receipt itself instead of a registered attested key.
+        fresh_quote: bool,
+    },
+}
+
+impl TierTerms {
+    /// The tier these terms belong to.
+    pub const fn tier(&self) -> Tier {
+        match self {
+            Self::Signed => Tier::Signed,
+            Self::Quorum { .. } => Tier::Quorum,
+            Self::Attested { .. } => Tier::Attested,
+        }
+    }
+
+    /// How many providers a binding must name.
+    pub const fn provider_count(&self) -> u32 {
+        match self {
+            Self::Quorum { n, .. } => *n,
+            Self::Signed | Self::Attested { .. } => 1,
+        }
+    }
+}
+
+/// What a provider offers.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct Capabilities {
+    /// Tiers the provider serves.
+    pub tiers: TierSet,
+    /// TEE kinds the provider runs (empty for none).
+    pub tee_kinds: TeeKindSet,
+    /// The provider's GPU model (empty for none).
+    pub gpu_model: GpuModel,
+}
+
+/// What a job demands of its providers.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    PartialEq,
+    Eq,
+    Debug,
+    Default,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct ProviderClass {
+    /// Acceptable TEE kinds (empty: any).
+    pub tee_kinds: TeeKindSet,
+    /// Required GPU model (empty: any).
+    pub gpu_model: GpuModel,
+}
+
+/// Hardware evidence submitted in an extrinsic, with the collateral needed to verify it.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    CloneNoBound,
+    PartialEqNoBound,
+    EqNoBound,
+    DebugNoBound,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct AttestationSubmission<T: Config> {
+    /// The evidence (CPU report or quote, optional GPU report, and the bound key and nonce).
+    pub evidence: BoundedVec<u8, T::MaxEvidenceLen>,
+    /// Collateral the runtime cannot fetch (VCEK/VLEK, TDX collateral, GPU chains).
+    pub collateral: BoundedVec<u8, T::MaxCollateralLen>,
+    /// The policy to verify against (registration only; receipts use the job's policy).
+    pub policy: PolicyId,
+}
+
+/// Where a job is in its life.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum JobStatus {
+    /// Escrow held, no provider bound yet.
+    Funded,
+    /// Providers bound, waiting for receipts.
+    Bound,
+    /// Escrow paid to providers.
+    Settled,
+    /// Escrow returned to the buyer.
+    Refunded,
+}
+
+impl JobStatus {
+    /// Whether the job still holds escrow.
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Funded | Self::Bound)
+    }
+}
+
+/// A funded job. Kept after settlement for audit.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Job<T: Config> {
+    /// Who funded the job; the escrow is held on this account.
+    pub buyer: T::AccountId,
+    /// Hash of the job specification.
+    pub spec_hash: Digest,
+    /// Tier and its terms.
+    pub terms: TierTerms,
+    /// What providers must offer.
+    pub class: ProviderClass,
+    /// The escrowed price.
+    pub price: BalanceOf<T>,
+    /// Last block in which a receipt is accepted; refundable after it.
+    pub deadline: BlockNumberFor<T>,
+    /// Block in which the job was funded.
+    pub funded_at: BlockNumberFor<T>,
+    /// Current status.
+    pub status: JobStatus,
+}
+
+/// The providers a dispatcher bound to a job.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Binding<T: Config> {
+    /// Bound providers, in the dispatcher's order (tier-2 rounding follows this order).
+    pub providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+    /// Block of the binding.
+    pub bound_at: BlockNumberFor<T>,
+}
+
+/// A provider's verified attested key (tier 3).
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct AttestedKey {
+    /// TEE the key lives in.
+    pub tee: TeeKind,
+    /// Launch measurement of the TEE.
+    pub measurement: Measurement,
+    /// Policy the evidence satisfied.
+    pub policy: PolicyId,
+    /// SHA-256 of the registration evidence; key into `Attestations`.
+    pub evidence_digest: Digest,
+    /// Verified at this Unix time (ms).
+    pub verified_at_ms: u64,
+    /// Receipts signed by the key are refused from this Unix time (ms) on.
+    pub expires_at_ms: u64,
+}
+
+/// A registered provider.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct ProviderInfo<T: Config> {
+    /// The ed25519 key that signs the provider's receipts.
+    pub signing_key: Ed25519Key,
+    /// What the provider offers.
+    pub capabilities: Capabilities,
+    /// The attestation of `signing_key`, for tier-3 providers.
+    pub attested: Option<AttestedKey>,
+    /// Block of registration.
+    pub registered_at: BlockNumberFor<T>,
+    /// Jobs bound to the provider that are neither settled nor refunded.
+    pub active_jobs: u32,
+}
+
+/// A verified receipt, kept for audit and replay.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct StoredReceipt<T: Config> {
+    /// The SCALE-encoded receipt body exactly as signed.
+    pub body: BoundedVec<u8, T::MaxReceiptLen>,
+    /// The ed25519 signature over `digest`.
+    pub signature: Ed25519Signature,
+    /// The receipt digest.
+    pub digest: Digest,
+    /// The result commitment from the body.
+    pub result_commitment: Digest,
+    /// Key into `Attestations` of the evidence backing the receipt (tier 3).
+    pub evidence_digest: Option<Digest>,
+    /// Block of submission.
+    pub submitted_at: BlockNumberFor<T>,
+}
+
+/// How a job ended.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub enum Outcome<T: Config> {
+    /// Escrow paid to the providers whose receipts settled the job.
+    Paid {
+        /// The result the payees committed to.
+        result_commitment: Digest,
+        /// Each payee and its share; the shares sum to the job's price.
+        payees: BoundedVec<(T::AccountId, BalanceOf<T>), T::MaxQuorum>,
+    },
+    /// Escrow returned to the buyer after the deadline.
+    Refunded {
+        /// The amount released.
+        amount: BalanceOf<T>,
+    },
+}
+
+/// The settlement record of a closed job.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Settlement<T: Config> {
+    /// What happened to the escrow.
+    pub outcome: Outcome<T>,
+    /// Block of settlement.
+    pub at: BlockNumberFor<T>,
+}
+
+/// Evidence that the chain verified, stored by content hash for audit and replay.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct AttestationRecord<T: Config> {
+    /// The evidence bytes.
+    pub evidence: BoundedVec<u8, T::MaxEvidenceLen>,
+    /// The collateral it was verified with.
+    pub collateral: BoundedVec<u8, T::MaxCollateralLen>,
+    /// The policy it satisfied.
+    pub policy: PolicyId,
+    /// The key it binds.
+    pub key: Ed25519Key,
+    /// The TEE that produced it.
+    pub tee: TeeKind,
+    /// The launch measurement.
+    pub measurement: Measurement,
+    /// The nonce it binds.
+    pub nonce: [u8; 32],
+    /// Verified at this Unix time (ms).
+    pub verified_at_ms: u64,
+    /// Valid until this Unix time (ms), exclusive.
+    pub expires_at_ms: u64,
+}
