@@ -2,8 +2,8 @@
 //! verification, settlement, refunds and the invariant checks.
 
 use crate::{
-    AttestationVerifier, VerifiedAttestation, ed25519_verify, fresh_quote_nonce, len_u32,
-    len_u32_items, pallet::*, receipt, types::*, weights::WeightInfo,
+    AttestationVerifier, VerifiedAttestation, ed25519_verify, len_u32_items, pallet::*, receipt,
+    types::*, weights::WeightInfo,
 };
 use alloc::vec::Vec;
 use polkadot_sdk::{
@@ -18,7 +18,6 @@ use polkadot_sdk::{
         },
     },
     frame_system::{self, pallet_prelude::BlockNumberFor},
-    sp_io,
     sp_runtime::traits::{CheckedAdd, CheckedDiv, CheckedMul, CheckedSub, Saturating, Zero},
 };
 
@@ -37,10 +36,7 @@ impl<T: Config> Pallet<T> {
         T::WeightInfo::submit_receipt_signed()
             .max(T::WeightInfo::submit_receipt_quorum(T::MaxQuorum::get()))
             .max(T::WeightInfo::submit_receipt_attested_key())
-            .max(T::WeightInfo::submit_receipt_fresh_quote(
-                T::MaxEvidenceLen::get(),
-                T::MaxCollateralLen::get(),
-            ))
+            .max(T::WeightInfo::submit_receipt_fresh_quote())
     }
 
     /// Verifies `submission` under `policy` and records it in [`Attestations`].
@@ -60,7 +56,7 @@ impl<T: Config> Pallet<T> {
             verified.expires_at_ms > now_ms,
             Error::<T>::AttestationExpired
         );
-        let digest = sp_io::hashing::sha2_256(&submission.evidence);
+        let digest = receipt::evidence_digest(&submission.evidence);
         if !Attestations::<T>::contains_key(digest) {
             Attestations::<T>::insert(
                 digest,
@@ -271,7 +267,10 @@ impl<T: Config> Pallet<T> {
         match job.terms {
             TierTerms::Signed | TierTerms::Quorum { .. } => {
                 ensure!(
-                    body.evidence.mode == EVIDENCE_MODE_NONE && fresh_evidence.is_none(),
+                    body.evidence.mode == EVIDENCE_MODE_NONE
+                        && body.evidence.tee == receipt::TEE_NONE
+                        && body.evidence.digest == [0; 32]
+                        && fresh_evidence.is_none(),
                     Error::<T>::UnexpectedEvidence
                 );
                 let weight = match job.terms {
@@ -306,12 +305,9 @@ impl<T: Config> Pallet<T> {
                     }
                     EVIDENCE_MODE_FRESH_QUOTE => {
                         let submission = fresh_evidence.ok_or(Error::<T>::MissingEvidence)?;
-                        let weight = T::WeightInfo::submit_receipt_fresh_quote(
-                            len_u32(&submission.evidence),
-                            len_u32(&submission.collateral),
-                        );
+                        let weight = T::WeightInfo::submit_receipt_fresh_quote();
                         ensure!(
-                            sp_io::hashing::sha2_256(&submission.evidence) == body.evidence.digest,
+                            receipt::evidence_digest(&submission.evidence) == body.evidence.digest,
                             Error::<T>::EvidenceMismatch
                         );
                         let (verified, digest) =
@@ -321,7 +317,7 @@ impl<T: Config> Pallet<T> {
                             Error::<T>::EvidenceMismatch
                         );
                         ensure!(
-                            verified.nonce == fresh_quote_nonce(&job_id, &body.result_commitment),
+                            verified.nonce == body.fresh_quote_nonce(),
                             Error::<T>::EvidenceNotBound
                         );
                         ensure!(

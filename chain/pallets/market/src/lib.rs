@@ -49,24 +49,12 @@ use polkadot_sdk::sp_io;
 
 /// Domain separator of the registration key proof.
 pub const KEY_PROOF_DOMAIN: &[u8] = b"sigil.provider-key.v1\0";
-/// Domain separator of the nonce that fresh-quote evidence must bind.
-pub const FRESH_QUOTE_DOMAIN: &[u8] = b"sigil.fresh-quote.v1\0";
 
 /// The message a provider signs with its receipt key at registration, proving it holds the
 /// key: `sha256(KEY_PROOF_DOMAIN ++ SCALE(account))`.
 pub fn key_proof_message<AccountId: Encode>(account: &AccountId) -> [u8; 32] {
     let mut preimage = KEY_PROOF_DOMAIN.to_vec();
     account.encode_to(&mut preimage);
-    sp_io::hashing::sha2_256(&preimage)
-}
-
-/// The nonce that fresh-quote evidence for a receipt must bind:
-/// `sha256(FRESH_QUOTE_DOMAIN ++ job_id ++ result_commitment)`. The evidence is therefore
-/// produced after the result was known, for this job only.
-pub fn fresh_quote_nonce(job_id: &JobId, result_commitment: &Digest) -> [u8; 32] {
-    let mut preimage = FRESH_QUOTE_DOMAIN.to_vec();
-    preimage.extend_from_slice(job_id);
-    preimage.extend_from_slice(result_commitment);
     sp_io::hashing::sha2_256(&preimage)
 }
 
@@ -78,11 +66,6 @@ pub fn ed25519_verify(key: &Ed25519Key, message: &[u8], signature: &Ed25519Signa
         message,
         &ed25519::Public::from_raw(*key),
     )
-}
-
-/// A byte length as a weight component (bounded vectors never exceed `u32`).
-pub(crate) fn len_u32(bytes: &[u8]) -> u32 {
-    u32::try_from(bytes.len()).unwrap_or(u32::MAX)
 }
 
 // The FRAME macros expand to code that calls `expect` on values they construct themselves; the
@@ -371,7 +354,7 @@ pub mod pallet {
         UnsupportedEvidenceMode,
         /// The receipt's evidence reference does not match the evidence.
         EvidenceMismatch,
-        /// The fresh evidence does not bind this job and result.
+        /// The fresh evidence does not bind this receipt.
         EvidenceNotBound,
         /// The job's deadline has not passed.
         DeadlineNotReached,
@@ -386,6 +369,10 @@ pub mod pallet {
             assert!(
                 !T::MinimumPrice::get().is_zero(),
                 "MinimumPrice must be at least 1"
+            );
+            assert!(
+                !T::MaxJobDuration::get().is_zero(),
+                "MaxJobDuration must be at least 1"
             );
             assert!(
                 usize::try_from(T::MaxReceiptLen::get()).unwrap_or(usize::MAX)
@@ -412,10 +399,7 @@ pub mod pallet {
         /// stored.
         #[pallet::call_index(0)]
         #[pallet::weight(match attestation {
-            Some(a) => T::WeightInfo::register_attested_provider(
-                len_u32(&a.evidence),
-                len_u32(&a.collateral),
-            ),
+            Some(_) => T::WeightInfo::register_attested_provider(),
             None => T::WeightInfo::register_provider(),
         })]
         pub fn register_provider(

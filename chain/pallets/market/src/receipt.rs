@@ -5,8 +5,10 @@
 //! has a fixed-width encoding, so a body has exactly one valid encoding: [`ReceiptBody::decode_canonical`]
 //! rejects trailing bytes, and re-encoding a decoded body reproduces the signed bytes.
 //!
-//! This module is self-contained so that the type can later be replaced by the one shared with
-//! the enclave agent and the verifier without touching the pallet logic.
+//! The layout, domains and derivations match the receipt format of the `attestation-verifier`
+//! crate (`receipt.rs`, `binding.rs`, `bundle.rs`), so receipts the enclave agent signs decode
+//! here. This module is self-contained so that it can later be replaced by that shared type
+//! without touching the pallet logic.
 
 use codec::{Decode, DecodeAll, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::sp_io;
@@ -19,7 +21,13 @@ pub const RECEIPT_VERSION: u8 = 1;
 pub const RECEIPT_DOMAIN: &[u8] = b"sigil.receipt.v1\0";
 
 /// Encoded length of a [`ReceiptBody`] (every field is fixed-width).
-pub const RECEIPT_BODY_LEN: usize = 224;
+pub const RECEIPT_BODY_LEN: usize = 228;
+
+/// Domain separator of the evidence digest: `sha256(EVIDENCE_DOMAIN ++ evidence bytes)`.
+pub const EVIDENCE_DOMAIN: &[u8] = b"sigil.evidence.v1\0";
+
+/// Domain separator of the nonce fresh-quote evidence binds.
+pub const FRESH_NONCE_DOMAIN: &[u8] = b"sigil.fresh.v1\0";
 
 /// `evidence.mode`: no hardware evidence (tiers 1 and 2).
 pub const EVIDENCE_MODE_NONE: u8 = 0;
@@ -114,6 +122,8 @@ pub struct ReceiptBody {
     pub started_at_ms: u64,
     /// End of execution, Unix milliseconds.
     pub finished_at_ms: u64,
+    /// The workload's exit code (negative: killed by a signal).
+    pub exit_code: i32,
     /// Measured resource usage.
     pub usage: Usage,
     /// The evidence backing the receipt.
@@ -130,14 +140,31 @@ impl ReceiptBody {
     pub fn digest(&self) -> [u8; 32] {
         digest_of_encoded(&self.encode())
     }
+
+    /// The nonce that fresh-quote evidence for this receipt must bind:
+    /// `sha256(FRESH_NONCE_DOMAIN ++ SCALE(body with evidence.digest zeroed))`. The evidence
+    /// therefore commits to the whole receipt (job, result, times, usage) except its own digest.
+    pub fn fresh_quote_nonce(&self) -> [u8; 32] {
+        let mut body = *self;
+        body.evidence.digest = [0; 32];
+        hash_with_domain(FRESH_NONCE_DOMAIN, &body.encode())
+    }
+}
+
+/// The digest a receipt uses to reference evidence: `sha256(EVIDENCE_DOMAIN ++ evidence)`.
+pub fn evidence_digest(evidence: &[u8]) -> [u8; 32] {
+    hash_with_domain(EVIDENCE_DOMAIN, evidence)
 }
 
 /// The receipt digest of an already encoded body.
 pub fn digest_of_encoded(encoded_body: &[u8]) -> [u8; 32] {
-    let mut preimage =
-        alloc::vec::Vec::with_capacity(RECEIPT_DOMAIN.len().saturating_add(encoded_body.len()));
-    preimage.extend_from_slice(RECEIPT_DOMAIN);
-    preimage.extend_from_slice(encoded_body);
+    hash_with_domain(RECEIPT_DOMAIN, encoded_body)
+}
+
+fn hash_with_domain(domain: &[u8], bytes: &[u8]) -> [u8; 32] {
+    let mut preimage = alloc::vec::Vec::with_capacity(domain.len().saturating_add(bytes.len()));
+    preimage.extend_from_slice(domain);
+    preimage.extend_from_slice(bytes);
     sp_io::hashing::sha2_256(&preimage)
 }
 
@@ -159,6 +186,7 @@ mod unit {
             output_count: 7,
             started_at_ms: 10,
             finished_at_ms: 20,
+            exit_code: 0,
             usage: Usage {
                 wall_ms: 10,
                 cpu_ms: 15,
@@ -204,5 +232,45 @@ mod unit {
         let mut other = body;
         other.output_count = 8;
         assert_ne!(other.digest(), body.digest());
+    }
+}
+
+#[cfg(test)]
+mod nonce {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn fresh_quote_nonce_ignores_only_the_evidence_digest_works() {
+        let body = ReceiptBody {
+            version: RECEIPT_VERSION,
+            tier: 3,
+            ..Default::default()
+        };
+        let mut with_digest = body;
+        with_digest.evidence.digest = [9; 32];
+        assert_eq!(body.fresh_quote_nonce(), with_digest.fresh_quote_nonce());
+        let mut other_result = body;
+        other_result.result_commitment = [1; 32];
+        assert_ne!(body.fresh_quote_nonce(), other_result.fresh_quote_nonce());
+        let mut zeroed = body;
+        zeroed.evidence.digest = [0; 32];
+        let mut preimage = FRESH_NONCE_DOMAIN.to_vec();
+        preimage.extend(zeroed.encode());
+        assert_eq!(
+            body.fresh_quote_nonce(),
+            sp_io::hashing::sha2_256(&preimage)
+        );
+    }
+
+    #[test]
+    fn evidence_digest_is_domain_separated_works() {
+        let mut preimage = EVIDENCE_DOMAIN.to_vec();
+        preimage.extend([1, 2, 3]);
+        assert_eq!(
+            evidence_digest(&[1, 2, 3]),
+            sp_io::hashing::sha2_256(&preimage)
+        );
     }
 }

@@ -14,11 +14,11 @@ use crate::{
     self as market, AttestationFailure, AttestationSubmission, Attestations, Bindings,
     Capabilities, Error, Event, GpuModel, HoldReason, JobId, JobStatus, Jobs, Outcome,
     ProviderClass, Providers, Receipts, Settlements, TeeKind, Tier, TierTerms, TotalEscrow,
-    fresh_quote_nonce, key_proof_message,
+    key_proof_message,
     mock::*,
     receipt::{
         EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EvidenceRef, RECEIPT_VERSION,
-        ReceiptBody, Usage,
+        ReceiptBody, Usage, evidence_digest,
     },
 };
 use codec::Encode;
@@ -175,6 +175,7 @@ fn body(job_id: JobId, account: u64, tier: Tier, result: [u8; 32]) -> ReceiptBod
         output_count: 3,
         started_at_ms: now_ms() - 10_000,
         finished_at_ms: now_ms() - 1_000,
+        exit_code: 0,
         usage: Usage {
             wall_ms: 9_000,
             cpu_ms: 17_000,
@@ -262,24 +263,27 @@ fn attested_key_body(account: u64) -> ReceiptBody {
     b
 }
 
-/// Fresh evidence for `account` bound to (JOB, `result`), and a receipt body referencing it.
+/// A fresh-quote receipt body for `account` on JOB, and evidence bound to it.
 fn fresh_quote(account: u64, result: [u8; 32]) -> (ReceiptBody, AttestationSubmission<Test>) {
-    let evidence = make_evidence(
-        &platform_pair(),
-        statement(
-            key_of(account),
-            TeeKind::SevSnp,
-            fresh_quote_nonce(&JOB, &result),
-        ),
-    );
-    let sub = submission(&evidence, &good_collateral(), [0; 32]);
     let mut b = body(JOB, account, Tier::Attested, result);
     b.evidence = EvidenceRef {
         mode: EVIDENCE_MODE_FRESH_QUOTE,
         tee: TeeKind::SevSnp.code(),
-        digest: sp_io::hashing::sha2_256(&sub.evidence),
+        digest: [0; 32],
     };
+    let sub = fresh_evidence_for(&b, MockStatement::clone);
+    b.evidence.digest = evidence_digest(&sub.evidence);
     (b, sub)
+}
+
+/// Evidence by the provider named in `b`, binding `b`'s fresh-quote nonce, after `edit`.
+fn fresh_evidence_for(
+    b: &ReceiptBody,
+    edit: impl Fn(&MockStatement) -> MockStatement,
+) -> AttestationSubmission<Test> {
+    let st = statement(b.provider, TeeKind::SevSnp, b.fresh_quote_nonce());
+    let evidence = make_evidence(&platform_pair(), edit(&st));
+    submission(&evidence, &good_collateral(), [0; 32])
 }
 
 // ---- register_provider -----------------------------------------------------------------------
@@ -316,7 +320,7 @@ fn register_provider_works() {
 fn register_attested_provider_works() {
     build_and_execute(|| {
         let sub = attestation_of(P1, TeeKind::Tdx);
-        let digest = sp_io::hashing::sha2_256(&sub.evidence);
+        let digest = evidence_digest(&sub.evidence);
         assert_ok!(Market::register_provider(
             RuntimeOrigin::signed(P1),
             key_of(P1),
@@ -1099,6 +1103,29 @@ fn submit_receipt_body_rejects() {
             },
             Error::<Test>::UnexpectedEvidence,
         );
+        // Evidence mode none, but a TEE or a digest filled in.
+        check(
+            ReceiptBody {
+                evidence: EvidenceRef {
+                    mode: 0,
+                    tee: 1,
+                    digest: [0; 32],
+                },
+                ..good
+            },
+            Error::<Test>::UnexpectedEvidence,
+        );
+        check(
+            ReceiptBody {
+                evidence: EvidenceRef {
+                    mode: 0,
+                    tee: 0,
+                    digest: [1; 32],
+                },
+                ..good
+            },
+            Error::<Test>::UnexpectedEvidence,
+        );
         // A body naming another key than the provider's registered one, signed by that key.
         let other = ReceiptBody {
             provider: key_of(P2),
@@ -1555,7 +1582,7 @@ fn submit_receipt_fresh_quote_works() {
         let record = Attestations::<Test>::get(digest).unwrap();
         assert_eq!(record.evidence, sub.evidence);
         assert_eq!(record.policy, POLICY_PROD);
-        assert_eq!(record.nonce, fresh_quote_nonce(&JOB, &RESULT_A));
+        assert_eq!(record.nonce, b.fresh_quote_nonce());
         assert_eq!(
             Receipts::<Test>::get(JOB, P1).unwrap().evidence_digest,
             Some(digest)
@@ -1590,7 +1617,7 @@ fn submit_receipt_fresh_quote_tampered_evidence_rejects() {
         );
         // ... and a receipt re-signed over the tampered evidence: the verifier refuses it.
         let mut resigned = b;
-        resigned.evidence.digest = sp_io::hashing::sha2_256(&tampered.evidence);
+        resigned.evidence.digest = evidence_digest(&tampered.evidence);
         assert_noop!(
             submit(P1, JOB, &resigned, Some(tampered)),
             rejected(AttestationFailure::BadSignature)
@@ -1610,33 +1637,39 @@ fn submit_receipt_fresh_quote_tampered_evidence_rejects() {
 fn submit_receipt_fresh_quote_binding_rejects() {
     build_and_execute(|| {
         bound_attested_job(true);
-        // Evidence bound to another result than the receipt's.
-        let (mut b, sub) = fresh_quote(P1, RESULT_B);
-        b.result_commitment = RESULT_A;
-        assert_noop!(
-            submit(P1, JOB, &b, Some(sub)),
-            Error::<Test>::EvidenceNotBound
-        );
-        // Evidence from another job.
-        let evidence = make_evidence(
-            &platform_pair(),
-            statement(
-                key_of(P1),
-                TeeKind::SevSnp,
-                fresh_quote_nonce(&JOB2, &RESULT_A),
-            ),
-        );
-        let sub = submission(&evidence, &good_collateral(), [0; 32]);
-        let mut b = body(JOB, P1, Tier::Attested, RESULT_A);
-        b.evidence = EvidenceRef {
-            mode: EVIDENCE_MODE_FRESH_QUOTE,
-            tee: TeeKind::SevSnp.code(),
-            digest: sp_io::hashing::sha2_256(&sub.evidence),
-        };
-        assert_noop!(
-            submit(P1, JOB, &b, Some(sub)),
-            Error::<Test>::EvidenceNotBound
-        );
+        // Evidence bound to a receipt with another result, another job, another finish
+        // time or another usage than the one submitted: each changes the nonce.
+        let (good, _) = fresh_quote(P1, RESULT_A);
+        let variants = [
+            ReceiptBody {
+                result_commitment: RESULT_B,
+                ..good
+            },
+            ReceiptBody {
+                job_id: JOB2,
+                ..good
+            },
+            ReceiptBody {
+                finished_at_ms: good.finished_at_ms - 1,
+                ..good
+            },
+            ReceiptBody {
+                usage: Usage {
+                    gpu_ms: 1,
+                    ..good.usage
+                },
+                ..good
+            },
+        ];
+        for other in variants {
+            let sub = fresh_evidence_for(&other, MockStatement::clone);
+            let mut b = good;
+            b.evidence.digest = evidence_digest(&sub.evidence);
+            assert_noop!(
+                submit(P1, JOB, &b, Some(sub)),
+                Error::<Test>::EvidenceNotBound
+            );
+        }
         // Evidence attesting another key, with a receipt signed by that key.
         let (mut b, sub) = fresh_quote(P2, RESULT_A);
         b.job_id = JOB;
@@ -1660,27 +1693,27 @@ fn submit_receipt_fresh_quote_policy_rejects() {
     build_and_execute(|| {
         bound_attested_job(true);
         // Debug-mode evidence, correctly bound, is refused by the job's policy.
-        let evidence = make_evidence(
-            &platform_pair(),
-            MockStatement {
-                debug: true,
-                ..statement(
-                    key_of(P1),
-                    TeeKind::SevSnp,
-                    fresh_quote_nonce(&JOB, &RESULT_A),
-                )
-            },
-        );
-        let sub = submission(&evidence, &good_collateral(), POLICY_PROD);
-        let mut b = body(JOB, P1, Tier::Attested, RESULT_A);
-        b.evidence = EvidenceRef {
-            mode: EVIDENCE_MODE_FRESH_QUOTE,
-            tee: TeeKind::SevSnp.code(),
-            digest: sp_io::hashing::sha2_256(&sub.evidence),
-        };
+        let (mut b, _) = fresh_quote(P1, RESULT_A);
+        let sub = fresh_evidence_for(&b, |st| MockStatement {
+            debug: true,
+            ..st.clone()
+        });
+        b.evidence.digest = evidence_digest(&sub.evidence);
         assert_noop!(
             submit(P1, JOB, &b, Some(sub)),
             rejected(AttestationFailure::DebugEnabled)
+        );
+        // Evidence issued before the collateral's platform key was endorsed long enough ago to
+        // have expired by now.
+        let (mut b, _) = fresh_quote(P1, RESULT_A);
+        let sub = fresh_evidence_for(&b, |st| MockStatement {
+            issued_at_ms: now_ms() - EVIDENCE_LIFETIME_MS,
+            ..st.clone()
+        });
+        b.evidence.digest = evidence_digest(&sub.evidence);
+        assert_noop!(
+            submit(P1, JOB, &b, Some(sub)),
+            rejected(AttestationFailure::OutsideValidity)
         );
     });
 }

@@ -18,13 +18,13 @@ use core::marker::PhantomData;
 /// Weight functions needed for `pallet_sigil_market`.
 pub trait WeightInfo {
 	fn register_provider() -> Weight;
-	fn register_attested_provider(e: u32, c: u32, ) -> Weight;
+	fn register_attested_provider() -> Weight;
 	fn fund_job() -> Weight;
 	fn bind(n: u32, ) -> Weight;
 	fn submit_receipt_signed() -> Weight;
 	fn submit_receipt_quorum(n: u32, ) -> Weight;
 	fn submit_receipt_attested_key() -> Weight;
-	fn submit_receipt_fresh_quote(e: u32, c: u32, ) -> Weight;
+	fn submit_receipt_fresh_quote() -> Weight;
 	fn refund_expired(n: u32, ) -> Weight;
 	fn deregister() -> Weight;
 }
@@ -35,7 +35,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_provider() -> Weight {
 		Weight::from_parts(0, 0)
 	}
-	fn register_attested_provider(_e: u32, _c: u32, ) -> Weight {
+	fn register_attested_provider() -> Weight {
 		Weight::from_parts(0, 0)
 	}
 	fn fund_job() -> Weight {
@@ -53,7 +53,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_attested_key() -> Weight {
 		Weight::from_parts(0, 0)
 	}
-	fn submit_receipt_fresh_quote(_e: u32, _c: u32, ) -> Weight {
+	fn submit_receipt_fresh_quote() -> Weight {
 		Weight::from_parts(0, 0)
 	}
 	fn refund_expired(_n: u32, ) -> Weight {
@@ -69,7 +69,7 @@ impl WeightInfo for () {
 	fn register_provider() -> Weight {
 		Weight::from_parts(0, 0)
 	}
-	fn register_attested_provider(_e: u32, _c: u32, ) -> Weight {
+	fn register_attested_provider() -> Weight {
 		Weight::from_parts(0, 0)
 	}
 	fn fund_job() -> Weight {
@@ -87,7 +87,7 @@ impl WeightInfo for () {
 	fn submit_receipt_attested_key() -> Weight {
 		Weight::from_parts(0, 0)
 	}
-	fn submit_receipt_fresh_quote(_e: u32, _c: u32, ) -> Weight {
+	fn submit_receipt_fresh_quote() -> Weight {
 		Weight::from_parts(0, 0)
 	}
 	fn refund_expired(_n: u32, ) -> Weight {
