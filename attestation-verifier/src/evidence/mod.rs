@@ -2,6 +2,7 @@
 //! cryptography: nothing here is trusted until a `verify` step says so.
 
 pub mod snp;
+pub mod tdx;
 
 /// A little cursor over untrusted bytes; every read is bounds-checked.
 #[derive(Clone, Copy)]

@@ -6,3 +6,4 @@
 //! the pinned root for the product the evidence itself names.
 
 pub mod amd;
+pub mod intel;

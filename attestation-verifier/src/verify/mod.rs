@@ -2,4 +2,5 @@
 //! validity at a given time, and the bindings between evidence and certificates.
 
 pub mod snp;
+pub mod tdx;
 pub mod x509;

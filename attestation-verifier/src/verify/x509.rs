@@ -396,6 +396,28 @@ impl Crl {
         issuer_name: &'static str,
         at: UnixTime,
     ) -> Result<(), X509Error> {
+        self.verify_signature(crypto, what, issuer, issuer_name)?;
+        let window = self.window();
+        if !window.contains(at) {
+            return Err(X509Error::Expired {
+                what,
+                at,
+                not_before: window.not_before,
+                not_after: window.not_after,
+            });
+        }
+        Ok(())
+    }
+
+    /// Verifies only the CRL's issuer name and signature by `issuer` (no time check;
+    /// see [`Crl::window`]).
+    pub fn verify_signature(
+        &self,
+        crypto: &dyn Crypto,
+        what: &'static str,
+        issuer: &Cert,
+        issuer_name: &'static str,
+    ) -> Result<(), X509Error> {
         if self.crl.tbs_cert_list.issuer != *issuer.inner().tbs_certificate().subject() {
             return Err(X509Error::BadSignature {
                 what,
@@ -412,27 +434,20 @@ impl Crl {
             &self.crl.signature_algorithm,
             &self.tbs,
             self.crl.signature.raw_bytes(),
-        )?;
-        let this_update = unix(self.crl.tbs_cert_list.this_update);
-        let next_update = self
-            .crl
-            .tbs_cert_list
-            .next_update
-            .map(unix)
-            .unwrap_or(UnixTime(u64::MAX));
-        let window = Window {
-            not_before: this_update,
-            not_after: next_update,
-        };
-        if !window.contains(at) {
-            return Err(X509Error::Expired {
-                what,
-                at,
-                not_before: this_update,
-                not_after: next_update,
-            });
+        )
+    }
+
+    /// `[thisUpdate, nextUpdate]` (open-ended when nextUpdate is absent).
+    pub fn window(&self) -> Window {
+        Window {
+            not_before: unix(self.crl.tbs_cert_list.this_update),
+            not_after: self
+                .crl
+                .tbs_cert_list
+                .next_update
+                .map(unix)
+                .unwrap_or(UnixTime(u64::MAX)),
         }
-        Ok(())
     }
 
     /// The issuer's distinguished name.
