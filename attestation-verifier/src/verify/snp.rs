@@ -15,6 +15,7 @@
 //!    TCB extensions, and (VCEK, unmasked) chip_id equals its hwID.
 
 use alloc::collections::BTreeMap;
+use alloc::collections::btree_map::Entry;
 use alloc::string::String;
 use alloc::vec::Vec;
 use const_oid::ObjectIdentifier;
@@ -275,17 +276,15 @@ impl<C: Crypto> SnpVerifier<C> {
         now: UnixTime,
     ) -> Result<Verified<SnpEvidence>, Failures<SnpVerifyError>> {
         let key = self.cache_key(collateral);
-        if !self.cache.contains_key(&key) {
-            let info = self
-                .verify_chain(report, collateral)
-                .map_err(Failures::one)?;
-            if self.cache.len() >= CACHE_CAPACITY {
-                self.cache.clear();
-            }
-            self.cache.insert(key, info);
+        if self.cache.len() >= CACHE_CAPACITY && !self.cache.contains_key(&key) {
+            self.cache.clear();
         }
-        let Some(info) = self.cache.get(&key) else {
-            return Err(Failures::one(SnpVerifyError::UnknownProduct));
+        let info: &VekInfo = match self.cache.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                verify_chain(&self.crypto, &self.trust, report, collateral)
+                    .map_err(Failures::one)?,
+            ),
         };
         let mut errors = Vec::new();
         // Step 1 (again, cheap): the report's own product claim against the chain's.
@@ -328,7 +327,7 @@ impl<C: Crypto> SnpVerifier<C> {
         }
         // Step 5
         if let Some(crl) = collateral.crl {
-            if let Err(e) = self.check_crl(crl, info, now) {
+            if let Err(e) = check_crl(&self.crypto, &self.trust, crl, info, now) {
                 errors.push(e.into());
             }
         }
@@ -384,131 +383,134 @@ impl<C: Crypto> SnpVerifier<C> {
         }
         self.crypto.sha256(&buf)
     }
+}
 
-    /// Steps 1-4, without time: signatures and kinds only (validity is checked per call).
-    fn verify_chain(
-        &self,
-        report: &SnpReport,
-        c: &SnpCollateral<'_>,
-    ) -> Result<VekInfo, SnpVerifyError> {
-        let crypto: &dyn Crypto = &self.crypto;
-        let kind = report.signing_key;
-        // Step 1
-        let vek = Cert::from_der(kind.name(), c.vek)?;
-        let cert_product = vek
-            .extension(&oid::PRODUCT_NAME)
-            .and_then(|v| der::asn1::Ia5StringRef::from_der(v).ok())
-            .and_then(|s| Product::from_name(s.as_str()));
-        let product = match (report.product_from_cpuid(), cert_product) {
-            (Some(r), Some(c)) if r != c => {
-                return Err(SnpVerifyError::ProductMismatch {
-                    report: r,
-                    certificate: c,
-                });
-            }
-            (Some(p), _) | (None, Some(p)) => p,
-            (None, None) => return Err(SnpVerifyError::UnknownProduct),
-        };
-        let roots = self
-            .trust
-            .get(product)
-            .ok_or(SnpVerifyError::UnknownProduct)?;
-        // Step 2
-        if let Some(ark_der) = c.ark {
-            let ark = Cert::from_der("ARK", ark_der)?;
-            if ark.public_key() != roots.ark.public_key() {
-                return Err(SnpVerifyError::UntrustedArk {
-                    product,
-                    supplied: ark.subject_cn().unwrap_or_default(),
-                });
-            }
-        }
-        // Step 3
-        let (pinned, expected_cn) = match kind {
-            SigningKey::Vcek => (&roots.ask, alloc::format!("SEV-{}", product.name())),
-            SigningKey::Vlek => (&roots.asvk, alloc::format!("SEV-VLEK-{}", product.name())),
-        };
-        let intermediate = match c.intermediate {
-            Some(der) => Cert::from_der("intermediate", der)?,
-            None => pinned.clone(),
-        };
-        intermediate.verify_signed_by(crypto, "intermediate", &roots.ark, "ARK")?;
-        let found = intermediate.subject_cn().unwrap_or_default();
-        if found != expected_cn {
-            return Err(SnpVerifyError::WrongIntermediate {
-                signing_key: kind.name(),
-                expected: expected_cn,
-                found,
+/// Steps 1-4, without time: signatures and kinds only (validity is checked per call).
+fn verify_chain<C: Crypto>(
+    crypto_impl: &C,
+    trust: &SnpTrustStore,
+    report: &SnpReport,
+    c: &SnpCollateral<'_>,
+) -> Result<VekInfo, SnpVerifyError> {
+    let crypto: &dyn Crypto = crypto_impl;
+    let kind = report.signing_key;
+    // Step 1
+    let vek = Cert::from_der(kind.name(), c.vek)?;
+    let cert_product = vek
+        .extension(&oid::PRODUCT_NAME)
+        .and_then(|v| der::asn1::Ia5StringRef::from_der(v).ok())
+        .and_then(|s| Product::from_name(s.as_str()));
+    let product = match (report.product_from_cpuid(), cert_product) {
+        (Some(r), Some(c)) if r != c => {
+            return Err(SnpVerifyError::ProductMismatch {
+                report: r,
+                certificate: c,
             });
         }
-        // Step 4
-        vek.verify_signed_by(crypto, kind.name(), &intermediate, "intermediate")?;
-        let vek_cn = vek.subject_cn().unwrap_or_default();
-        let expected_vek_cn = match kind {
-            SigningKey::Vcek => "SEV-VCEK",
-            SigningKey::Vlek => "SEV-VLEK",
-        };
-        if vek_cn != expected_vek_cn {
-            return Err(SnpVerifyError::WrongEndorsementKind {
-                signing_key: kind.name(),
-                found: vek_cn,
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => return Err(SnpVerifyError::UnknownProduct),
+    };
+    let roots = trust.get(product).ok_or(SnpVerifyError::UnknownProduct)?;
+    // Step 2
+    if let Some(ark_der) = c.ark {
+        let ark = Cert::from_der("ARK", ark_der)?;
+        if ark.public_key() != roots.ark.public_key() {
+            return Err(SnpVerifyError::UntrustedArk {
+                product,
+                supplied: ark.subject_cn().unwrap_or_default(),
             });
         }
-        if vek.key_kind(kind.name())? != crate::verify::x509::KeyKind::P384 {
-            return Err(SnpVerifyError::EndorsementKeyType);
-        }
-        let validity = roots
-            .ark
-            .validity()
-            .intersect(&intermediate.validity())
-            .intersect(&vek.validity());
-        let ext_u8 = |o: &ObjectIdentifier| {
-            vek.extension(o)
-                .and_then(|v| der::asn1::Uint::from_der(v).ok())
-                .and_then(|u| match u.as_bytes() {
-                    [b] => Some(*b),
-                    _ => None,
-                })
-        };
-        let tcb = CertTcb {
-            bootloader: ext_u8(&oid::BL_SPL),
-            tee: ext_u8(&oid::TEE_SPL),
-            snp: ext_u8(&oid::SNP_SPL),
-            microcode: ext_u8(&oid::UCODE_SPL),
-            fmc: ext_u8(&oid::FMC_SPL),
-        };
-        let hw_id = vek.extension(&oid::HW_ID).map(|v| {
-            // KDS encodes hwID as an OCTET STRING; accept the raw bytes too.
-            <&der::asn1::OctetStringRef>::from_der(v)
-                .map(|o| o.as_bytes().to_vec())
-                .unwrap_or_else(|_| v.to_vec())
+    }
+    // Step 3
+    let (pinned, expected_cn) = match kind {
+        SigningKey::Vcek => (&roots.ask, alloc::format!("SEV-{}", product.name())),
+        SigningKey::Vlek => (&roots.asvk, alloc::format!("SEV-VLEK-{}", product.name())),
+    };
+    let intermediate = match c.intermediate {
+        Some(der) => Cert::from_der("intermediate", der)?,
+        None => pinned.clone(),
+    };
+    intermediate.verify_signed_by(crypto, "intermediate", &roots.ark, "ARK")?;
+    let found = intermediate.subject_cn().unwrap_or_default();
+    if found != expected_cn {
+        return Err(SnpVerifyError::WrongIntermediate {
+            signing_key: kind.name(),
+            expected: expected_cn,
+            found,
         });
-        Ok(VekInfo {
-            product,
-            kind,
-            public_key: vek.public_key().to_vec(),
-            tcb,
-            hw_id,
-            validity,
-            vek_sha256: self.crypto.sha256(c.vek),
-            vek,
-            intermediate,
-        })
     }
+    // Step 4
+    vek.verify_signed_by(crypto, kind.name(), &intermediate, "intermediate")?;
+    let vek_cn = vek.subject_cn().unwrap_or_default();
+    let expected_vek_cn = match kind {
+        SigningKey::Vcek => "SEV-VCEK",
+        SigningKey::Vlek => "SEV-VLEK",
+    };
+    if vek_cn != expected_vek_cn {
+        return Err(SnpVerifyError::WrongEndorsementKind {
+            signing_key: kind.name(),
+            found: vek_cn,
+        });
+    }
+    if vek.key_kind(kind.name())? != crate::verify::x509::KeyKind::P384 {
+        return Err(SnpVerifyError::EndorsementKeyType);
+    }
+    let validity = roots
+        .ark
+        .validity()
+        .intersect(&intermediate.validity())
+        .intersect(&vek.validity());
+    let ext_u8 = |o: &ObjectIdentifier| {
+        vek.extension(o)
+            .and_then(|v| der::asn1::Uint::from_der(v).ok())
+            .and_then(|u| match u.as_bytes() {
+                [b] => Some(*b),
+                _ => None,
+            })
+    };
+    let tcb = CertTcb {
+        bootloader: ext_u8(&oid::BL_SPL),
+        tee: ext_u8(&oid::TEE_SPL),
+        snp: ext_u8(&oid::SNP_SPL),
+        microcode: ext_u8(&oid::UCODE_SPL),
+        fmc: ext_u8(&oid::FMC_SPL),
+    };
+    let hw_id = vek.extension(&oid::HW_ID).map(|v| {
+        // KDS encodes hwID as an OCTET STRING; accept the raw bytes too.
+        <&der::asn1::OctetStringRef>::from_der(v)
+            .map(|o| o.as_bytes().to_vec())
+            .unwrap_or_else(|_| v.to_vec())
+    });
+    Ok(VekInfo {
+        product,
+        kind,
+        public_key: vek.public_key().to_vec(),
+        tcb,
+        hw_id,
+        validity,
+        vek_sha256: crypto.sha256(c.vek),
+        vek,
+        intermediate,
+    })
+}
 
-    fn check_crl(&self, crl_der: &[u8], info: &VekInfo, now: UnixTime) -> Result<(), X509Error> {
-        let roots = self
-            .trust
-            .get(info.product)
-            .ok_or_else(|| X509Error::Malformed {
-                what: "CRL",
-                reason: "no roots for product".into(),
-            })?;
-        let crl = Crl::from_der("CRL", crl_der)?;
-        crl.verify(&self.crypto, "CRL", &roots.ark, "ARK", now)?;
-        crl.check_not_revoked("intermediate", &info.intermediate)?;
-        crl.check_not_revoked(info.kind.name(), &info.vek)
-    }
+fn check_crl<C: Crypto>(
+    crypto: &C,
+    trust: &SnpTrustStore,
+    crl_der: &[u8],
+    info: &VekInfo,
+    now: UnixTime,
+) -> Result<(), X509Error> {
+    let roots = trust
+        .get(info.product)
+        .ok_or_else(|| X509Error::Malformed {
+            what: "CRL",
+            reason: "no roots for product".into(),
+        })?;
+    let crl = Crl::from_der("CRL", crl_der)?;
+    crl.verify(crypto, "CRL", &roots.ark, "ARK", now)?;
+    crl.check_not_revoked("intermediate", &info.intermediate)?;
+    crl.check_not_revoked(info.kind.name(), &info.vek)
 }
 
 fn bind_tcb(
