@@ -1,0 +1,37 @@
+variable "project_id" {
+  description = "GCP project to deploy into."
+  type        = string
+}
+
+variable "name" {
+  description = "Name of the provider VM."
+  type        = string
+  default     = "sigil-tdx"
+}
+
+variable "zone" {
+  description = "Zone that offers c3-standard-4 as a Confidential VM."
+  type        = string
+  default     = "us-central1-a"
+}
+
+variable "agent_release_url" {
+  description = "HTTPS URL of the pinned sigil-agent release (archive or binary)."
+  type        = string
+}
+
+variable "agent_release_sha256" {
+  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves."
+  type        = string
+}
+
+variable "allowed_cidrs" {
+  description = "CIDR blocks allowed to reach the agent's gRPC port."
+  type        = list(string)
+}
+
+variable "chain_rpc_url" {
+  description = "WebSocket RPC URL of the chain the agent submits receipts to; null for none."
+  type        = string
+  default     = null
+}

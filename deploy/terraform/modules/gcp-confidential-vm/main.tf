@@ -1,0 +1,138 @@
+# A GCP Confidential VM (AMD SEV-SNP on N2D, Intel TDX on C3, or Intel TDX with
+# an NVIDIA H100 in confidential-computing mode on a3-highgpu-1g) that installs
+# and starts sigil-agent at first boot. Its own network admits only the agent's
+# gRPC port, and only from allowed_source_ranges.
+
+locals {
+  region = regex("^(.*)-[a-z]$", var.zone)[0]
+  tee    = var.confidential_instance_type == "SEV_SNP" ? "SEV-SNP" : "TDX"
+  # a3-highgpu-1g comes with one H100 attached by the machine type itself.
+  gpu = startswith(var.machine_type, "a3-")
+  # SEV-SNP is offered on AMD Milan only; TDX runs on the one CPU platform of
+  # its families (Sapphire Rapids), so no minimum is set there.
+  min_cpu_platform = var.confidential_instance_type == "SEV_SNP" ? "AMD Milan" : null
+  spot             = var.provisioning_model == "SPOT"
+  network_tag      = "${var.name}-sigil-agent"
+  labels           = merge(var.labels, { "sigil-role" = "provider-agent", "sigil-tee" = lower(var.confidential_instance_type) })
+}
+
+module "bootstrap" {
+  source = "../agent-bootstrap"
+
+  agent_release_url    = var.agent_release_url
+  agent_release_sha256 = var.agent_release_sha256
+  expected_tee         = local.tee
+  gpu_mode             = local.gpu ? "required" : "none"
+  nvidia_driver_branch = var.nvidia_driver_branch
+  grpc_port            = var.grpc_port
+  chain_rpc_url        = var.chain_rpc_url
+  api_token            = var.api_token
+  buyer_keys           = var.buyer_keys
+  container_engine     = var.container_engine
+  evidence_mode        = var.evidence_mode
+  extra_config         = var.agent_extra_config
+}
+
+resource "google_compute_network" "this" {
+  project                 = var.project_id
+  name                    = "${var.name}-net"
+  auto_create_subnetworks = false
+}
+
+resource "google_compute_subnetwork" "this" {
+  #checkov:skip=CKV_GCP_26: VPC flow logs are billed per GB and carry no attestation value; providers enable them on their own network if they want them.
+  project                  = var.project_id
+  name                     = "${var.name}-subnet"
+  region                   = local.region
+  network                  = google_compute_network.this.id
+  ip_cidr_range            = var.subnet_cidr
+  private_ip_google_access = true
+}
+
+# The only ingress: the agent's gRPC port, to VMs with this module's tag.
+resource "google_compute_firewall" "grpc" {
+  project       = var.project_id
+  name          = "${var.name}-allow-grpc"
+  network       = google_compute_network.this.id
+  direction     = "INGRESS"
+  priority      = 1000
+  source_ranges = var.allowed_source_ranges
+  target_tags   = [local.network_tag]
+
+  allow {
+    protocol = "tcp"
+    ports    = [tostring(var.grpc_port)]
+  }
+}
+
+# A VM-only identity with no project roles: the agent needs no GCP API.
+resource "google_service_account" "this" {
+  project      = var.project_id
+  account_id   = "${var.name}-agent"
+  display_name = "sigil-agent on ${var.name}"
+}
+
+resource "google_compute_instance" "this" {
+  #checkov:skip=CKV_GCP_40: buyers reach the agent's gRPC API on the external IP; the firewall admits only that port from allowed_source_ranges, and assign_public_ip = false removes it.
+  #checkov:skip=CKV_GCP_38: CSEK keys would have to sit in Terraform state; boot_disk_kms_key_self_link gives customer-managed (KMS) keys instead, and the data in use is protected by the TEE.
+  project             = var.project_id
+  name                = var.name
+  zone                = var.zone
+  machine_type        = var.machine_type
+  min_cpu_platform    = local.min_cpu_platform
+  deletion_protection = var.deletion_protection
+  tags                = [local.network_tag]
+  labels              = local.labels
+
+  confidential_instance_config {
+    confidential_instance_type = var.confidential_instance_type
+  }
+
+  # Confidential VMs cannot live-migrate (SEV-SNP, TDX) and GPU VMs never do.
+  scheduling {
+    on_host_maintenance         = "TERMINATE"
+    provisioning_model          = var.provisioning_model
+    preemptible                 = local.spot
+    automatic_restart           = !local.spot
+    instance_termination_action = local.spot ? "STOP" : null
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  boot_disk {
+    kms_key_self_link = var.boot_disk_kms_key_self_link
+
+    initialize_params {
+      image  = var.image
+      size   = var.boot_disk_size_gb
+      type   = var.boot_disk_type
+      labels = local.labels
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.this.id
+    nic_type   = "GVNIC"
+
+    dynamic "access_config" {
+      for_each = var.assign_public_ip ? [1] : []
+      content {}
+    }
+  }
+
+  metadata = {
+    user-data              = module.bootstrap.cloud_init
+    block-project-ssh-keys = "TRUE"
+    enable-oslogin         = "TRUE"
+    serial-port-enable     = "FALSE"
+  }
+
+  service_account {
+    email  = google_service_account.this.email
+    scopes = ["https://www.googleapis.com/auth/logging.write", "https://www.googleapis.com/auth/monitoring.write"]
+  }
+}

@@ -1,0 +1,49 @@
+output "instance_name" {
+  description = "Name of the VM."
+  value       = google_compute_instance.this.name
+}
+
+output "instance_id" {
+  description = "Server-assigned ID of the VM."
+  value       = google_compute_instance.this.instance_id
+}
+
+output "tee" {
+  description = "TEE the VM runs in (SEV-SNP or TDX)."
+  value       = local.tee
+}
+
+output "confidential_gpu" {
+  description = "Whether the VM carries an NVIDIA H100 in confidential-computing mode."
+  value       = local.gpu
+}
+
+output "external_ip" {
+  description = "External IPv4 address of the VM (null without assign_public_ip)."
+  value       = try(google_compute_instance.this.network_interface[0].access_config[0].nat_ip, null)
+}
+
+output "internal_ip" {
+  description = "Internal IPv4 address of the VM."
+  value       = google_compute_instance.this.network_interface[0].network_ip
+}
+
+output "grpc_endpoint" {
+  description = "host:port of the agent's gRPC API (sigil.v1)."
+  value       = "${coalesce(try(google_compute_instance.this.network_interface[0].access_config[0].nat_ip, null), google_compute_instance.this.network_interface[0].network_ip)}:${var.grpc_port}"
+}
+
+output "attestation_command" {
+  description = "Fetches fresh attestation evidence for a random nonce from the running agent (grpcurl; the API has server reflection)."
+  value       = "grpcurl -insecure -d \"{\\\"nonce\\\":\\\"$(openssl rand -base64 32)\\\"}\" ${coalesce(try(google_compute_instance.this.network_interface[0].access_config[0].nat_ip, null), google_compute_instance.this.network_interface[0].network_ip)}:${var.grpc_port} sigil.v1.AttestationService/Challenge"
+}
+
+output "boot_log_command" {
+  description = "Shows the bootstrap's result and the agent's `attested:` line from the serial console."
+  value       = "gcloud compute instances get-serial-port-output ${google_compute_instance.this.name} --project ${var.project_id} --zone ${var.zone} | grep -E 'sigil-bootstrap:'"
+}
+
+output "agent_config_sha256" {
+  description = "SHA-256 of the agent configuration written to the VM."
+  value       = module.bootstrap.agent_config_sha256
+}

@@ -1,0 +1,201 @@
+variable "project_id" {
+  description = "GCP project that holds the VM, its network and its service account."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a GCP project ID."
+  }
+}
+
+variable "name" {
+  description = "Name of the VM; also the prefix of the network, firewall and service account it gets."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$", var.name))
+    error_message = "name must be 1 to 24 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "zone" {
+  description = "Zone to create the VM in; it must offer the chosen machine type with Confidential VM (for example us-central1-a for N2D SEV-SNP and C3 TDX, a zone with A3 capacity for the H100)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", var.zone))
+    error_message = "zone must look like us-central1-a."
+  }
+}
+
+variable "confidential_instance_type" {
+  description = "TEE of the VM: SEV_SNP (AMD, N2D on AMD Milan) or TDX (Intel, C3, and A3 with a confidential H100)."
+  type        = string
+
+  validation {
+    condition     = contains(["SEV_SNP", "TDX"], var.confidential_instance_type)
+    error_message = "confidential_instance_type must be SEV_SNP or TDX."
+  }
+}
+
+variable "machine_type" {
+  description = "Machine type. SEV_SNP: n2d-standard-*, n2d-highmem-*, n2d-highcpu-*. TDX: c3-standard-*, or a3-highgpu-1g for one H100 in confidential-computing mode."
+  type        = string
+
+  validation {
+    condition = (
+      var.confidential_instance_type == "SEV_SNP"
+      ? can(regex("^n2d-(standard|highmem|highcpu)-[0-9]+$", var.machine_type))
+      : can(regex("^(c3-standard-[0-9]+|a3-highgpu-1g)$", var.machine_type))
+    )
+    error_message = "machine_type does not support the chosen TEE: SEV_SNP needs n2d-(standard|highmem|highcpu)-N; TDX needs c3-standard-N or a3-highgpu-1g."
+  }
+}
+
+variable "provisioning_model" {
+  description = "STANDARD or SPOT. Confidential H100 capacity (a3-highgpu-1g) is mostly sold as Spot; a Spot VM is stopped, not deleted, when preempted."
+  type        = string
+  default     = "STANDARD"
+
+  validation {
+    condition     = contains(["STANDARD", "SPOT"], var.provisioning_model)
+    error_message = "provisioning_model must be STANDARD or SPOT."
+  }
+}
+
+variable "image" {
+  description = "Boot image. It must carry the SEV_SNP_CAPABLE or TDX_CAPABLE guest OS feature and run cloud-init: Ubuntu images from ubuntu-os-cloud or ubuntu-os-pro-cloud do."
+  type        = string
+  default     = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+
+  validation {
+    condition     = can(regex("^projects/ubuntu-os(-pro)?-cloud/global/images/", var.image))
+    error_message = "image must be an Ubuntu image from ubuntu-os-cloud or ubuntu-os-pro-cloud (confidential-capable and cloud-init based)."
+  }
+}
+
+variable "boot_disk_size_gb" {
+  description = "Boot disk size in GB (the GPU driver needs room: keep 50 or more on a3-highgpu-1g)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.boot_disk_size_gb >= 20 && var.boot_disk_size_gb <= 2048
+    error_message = "boot_disk_size_gb must be between 20 and 2048."
+  }
+}
+
+variable "boot_disk_type" {
+  description = "Boot disk type; C3 and A3 take no pd-standard."
+  type        = string
+  default     = "pd-balanced"
+
+  validation {
+    condition     = contains(["pd-balanced", "pd-ssd", "hyperdisk-balanced"], var.boot_disk_type)
+    error_message = "boot_disk_type must be pd-balanced, pd-ssd or hyperdisk-balanced."
+  }
+}
+
+variable "boot_disk_kms_key_self_link" {
+  description = "Cloud KMS key (self link) that encrypts the boot disk; null uses Google-managed keys."
+  type        = string
+  default     = null
+}
+
+variable "subnet_cidr" {
+  description = "IPv4 range of the subnet created for the VM."
+  type        = string
+  default     = "10.42.0.0/24"
+
+  validation {
+    condition     = can(cidrhost(var.subnet_cidr, 0))
+    error_message = "subnet_cidr must be an IPv4 CIDR block."
+  }
+}
+
+variable "allowed_source_ranges" {
+  description = "CIDR blocks allowed to reach the agent's gRPC port; the firewall opens nothing else."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_source_ranges) > 0 && alltrue([for c in var.allowed_source_ranges : can(cidrhost(c, 0))])
+    error_message = "allowed_source_ranges must be a non-empty list of CIDR blocks."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "Give the VM an ephemeral external IP (buyers reach the gRPC API on it, and the VM downloads the agent release through it)."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect the VM against deletion."
+  type        = bool
+  default     = false
+}
+
+variable "labels" {
+  description = "Labels added to the VM and its disk."
+  type        = map(string)
+  default     = {}
+}
+
+variable "agent_release_url" {
+  description = "HTTPS URL of the pinned sigil-agent release (archive or binary)."
+  type        = string
+}
+
+variable "agent_release_sha256" {
+  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; checked on the VM before install."
+  type        = string
+}
+
+variable "grpc_port" {
+  description = "TCP port of the agent's gRPC API, the only port the firewall opens."
+  type        = number
+  default     = 7443
+}
+
+variable "chain_rpc_url" {
+  description = "WebSocket RPC URL of the chain the agent submits receipts to; null for none."
+  type        = string
+  default     = null
+}
+
+variable "api_token" {
+  description = "Optional submission token for the agent (kept in state as part of the user data; prefer buyer-signed submissions)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "evidence_mode" {
+  description = "Receipt binding mode: attested-key or fresh-quote."
+  type        = string
+  default     = "attested-key"
+}
+
+variable "buyer_keys" {
+  description = "Hex ed25519 public keys of the buyers allowed to submit jobs; empty accepts any correctly signed submission."
+  type        = list(string)
+  default     = []
+}
+
+variable "container_engine" {
+  description = "Container engine (podman or docker) installed for OCI workloads; null for process workloads only."
+  type        = string
+  default     = null
+}
+
+variable "nvidia_driver_branch" {
+  description = "NVIDIA server driver branch installed on GPU shapes (Ubuntu's signed open kernel modules)."
+  type        = string
+  default     = "570"
+}
+
+variable "agent_extra_config" {
+  description = "Extra TOML appended to the agent configuration (must start with a [table] header)."
+  type        = string
+  default     = ""
+}

@@ -1,0 +1,177 @@
+"""GCP module: confidential settings, shapes per TEE, firewall scope."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import GCP_EXAMPLES, VariableHarness, single
+
+MODULE = "gcp-confidential-vm"
+
+BASE = {
+    "project_id": "provider-project-1",
+    "name": "sigil-test",
+    "zone": "us-central1-a",
+    "allowed_source_ranges": ["203.0.113.0/24"],
+    "agent_release_url": "https://releases.example.org/sigil-agent.tar.gz",
+    "agent_release_sha256": "a" * 64,
+}
+
+# (confidential_instance_type, machine_type) -> (tee, min_cpu_platform, gpu)
+VALID_SHAPES = {
+    ("SEV_SNP", "n2d-standard-2"): ("SEV-SNP", "AMD Milan", False),
+    ("SEV_SNP", "n2d-standard-4"): ("SEV-SNP", "AMD Milan", False),
+    ("SEV_SNP", "n2d-highmem-16"): ("SEV-SNP", "AMD Milan", False),
+    ("SEV_SNP", "n2d-highcpu-224"): ("SEV-SNP", "AMD Milan", False),
+    ("TDX", "c3-standard-4"): ("TDX", None, False),
+    ("TDX", "c3-standard-176"): ("TDX", None, False),
+    ("TDX", "a3-highgpu-1g"): ("TDX", None, True),
+}
+
+INVALID_SHAPES = [
+    ("SEV_SNP", "c3-standard-4"),  # Intel
+    ("SEV_SNP", "c2d-standard-4"),  # AMD SEV, not SEV-SNP
+    ("SEV_SNP", "c3d-standard-4"),  # AMD SEV, not SEV-SNP
+    ("SEV_SNP", "n2-standard-4"),  # Intel N2
+    ("SEV_SNP", "a3-highgpu-1g"),
+    ("TDX", "n2d-standard-4"),
+    ("TDX", "c3d-standard-4"),  # AMD
+    ("TDX", "a3-highgpu-8g"),  # only the 1-GPU A3 shape has a confidential H100
+    ("TDX", "a2-highgpu-1g"),  # A100, no confidential GPU
+    ("TDX", "c3-standard-4-lssd"),
+    ("SEV", "n2d-standard-4"),  # SEV without SNP is not tier 3
+]
+
+
+@pytest.fixture()
+def harness(terraform, tmp_path, tf_module):
+    return VariableHarness(terraform, tmp_path, tf_module(MODULE), with_locals=True)
+
+
+def instance(tf_module):
+    return tf_module(MODULE).resource("google_compute_instance")
+
+
+def test_confidential_instance_type_comes_from_the_validated_variable_works(tf_module):
+    cfg = single(instance(tf_module)["confidential_instance_config"])
+    assert cfg["confidential_instance_type"] == "${var.confidential_instance_type}"
+    # enable_confidential_compute is the legacy SEV-only switch; never turned off.
+    assert cfg.get("enable_confidential_compute", True) is not False
+
+
+def test_host_maintenance_terminates_works(tf_module):
+    scheduling = single(instance(tf_module)["scheduling"])
+    assert scheduling["on_host_maintenance"] == "TERMINATE"
+    assert scheduling["provisioning_model"] == "${var.provisioning_model}"
+    assert scheduling["preemptible"] == "${local.spot}"
+    assert scheduling["automatic_restart"] == "${!local.spot}"
+
+
+def test_shielded_vm_secure_boot_and_vtpm_are_hard_wired_works(tf_module):
+    shielded = single(instance(tf_module)["shielded_instance_config"])
+    assert shielded == {
+        "enable_secure_boot": True,
+        "enable_vtpm": True,
+        "enable_integrity_monitoring": True,
+    }
+
+
+def test_instance_uses_gvnic_own_subnet_and_bootstrap_user_data_works(tf_module):
+    vm = instance(tf_module)
+    nic = single(vm["network_interface"])
+    assert nic["nic_type"] == "GVNIC"
+    assert nic["subnetwork"] == "${google_compute_subnetwork.this.id}"
+    meta = vm["metadata"]
+    assert meta["user-data"] == "${module.bootstrap.cloud_init}"
+    assert meta["serial-port-enable"] == "FALSE"
+    assert meta["block-project-ssh-keys"] == "TRUE"
+    assert meta["enable-oslogin"] == "TRUE"
+    assert vm["min_cpu_platform"] == "${local.min_cpu_platform}"
+    assert vm["tags"] == ["${local.network_tag}"]
+    sa = single(vm["service_account"])
+    assert sa["email"] == "${google_service_account.this.email}"
+    assert "https://www.googleapis.com/auth/cloud-platform" not in sa["scopes"]
+
+
+def test_bootstrap_is_told_the_tee_and_gpu_works(tf_module):
+    call = tf_module(MODULE).modules["bootstrap"]
+    assert call["source"] == "../agent-bootstrap"
+    assert call["expected_tee"] == "${local.tee}"
+    assert call["gpu_mode"] == '${local.gpu ? "required" : "none"}'
+    assert call["agent_release_sha256"] == "${var.agent_release_sha256}"
+
+
+def test_firewall_opens_only_the_grpc_port_works(tf_module):
+    module = tf_module(MODULE)
+    firewalls = module.resources["google_compute_firewall"]
+    assert list(firewalls) == ["grpc"]
+    fw = firewalls["grpc"]
+    assert fw["direction"] == "INGRESS"
+    assert "deny" not in fw
+    allow = single(fw["allow"])
+    assert allow == {"protocol": "tcp", "ports": ["${tostring(var.grpc_port)}"]}
+    assert fw["source_ranges"] == "${var.allowed_source_ranges}"
+    assert fw["target_tags"] == ["${local.network_tag}"]
+    assert fw["network"] == "${google_compute_network.this.id}"
+    # A network of its own: no default-allow-ssh/rdp/icmp rules apply.
+    net = module.resource("google_compute_network")
+    assert net["auto_create_subnetworks"] is False
+
+
+@pytest.mark.parametrize(("tee_type", "machine_type"), sorted(VALID_SHAPES))
+def test_confidential_shapes_are_accepted_and_mapped_works(harness, tee_type, machine_type):
+    values = dict(BASE, confidential_instance_type=tee_type, machine_type=machine_type)
+    assert harness.accepts(values)
+    got = harness.evaluate(values, "{tee = local.tee, min = local.min_cpu_platform, gpu = local.gpu, region = local.region}")
+    tee, min_cpu, gpu = VALID_SHAPES[(tee_type, machine_type)]
+    assert got == {"tee": tee, "min": min_cpu, "gpu": gpu, "region": "us-central1"}
+
+
+@pytest.mark.parametrize(("tee_type", "machine_type"), INVALID_SHAPES)
+def test_shapes_without_the_tee_rejects(harness, tee_type, machine_type):
+    values = dict(BASE, confidential_instance_type=tee_type, machine_type=machine_type)
+    assert not harness.accepts(values)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("allowed_source_ranges", []),
+        ("allowed_source_ranges", ["not-a-cidr"]),
+        ("image", "projects/debian-cloud/global/images/family/debian-12"),
+        ("provisioning_model", "PREEMPTIBLE"),
+        ("boot_disk_type", "pd-standard"),
+        ("zone", "us-central1"),
+    ],
+)
+def test_unsafe_or_unsupported_settings_rejects(harness, field, value):
+    values = dict(BASE, confidential_instance_type="SEV_SNP", machine_type="n2d-standard-4")
+    assert harness.accepts(values)
+    values[field] = value
+    assert not harness.accepts(values)
+
+
+EXPECTED_EXAMPLES = {
+    "gcp-sev-snp": ("SEV_SNP", "n2d-standard-4", "STANDARD"),
+    "gcp-tdx": ("TDX", "c3-standard-4", "STANDARD"),
+    "gcp-h100-cc": ("TDX", "a3-highgpu-1g", "SPOT"),
+}
+
+
+@pytest.mark.parametrize("name", GCP_EXAMPLES)
+def test_examples_pick_the_right_shape_works(tf_example, name):
+    call = tf_example(name).modules["provider_vm"]
+    tee, machine, model = EXPECTED_EXAMPLES[name]
+    assert call["confidential_instance_type"] == tee
+    assert call["machine_type"] == machine
+    assert call["provisioning_model"] == model
+    assert call["allowed_source_ranges"] == "${var.allowed_cidrs}"
+    assert (tee, machine) in VALID_SHAPES
+
+
+@pytest.mark.parametrize("name", GCP_EXAMPLES)
+def test_examples_pass_the_module_validations_works(harness, tf_example, name):
+    call = tf_example(name).modules["provider_vm"]
+    values = dict(BASE)
+    values.update({k: v for k, v in call.items() if isinstance(v, str) and not v.startswith("${") and k != "source"})
+    assert harness.accepts(values)
