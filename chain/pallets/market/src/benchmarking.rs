@@ -1,1 +1,401 @@
-//! Benchmarks.
+//! Benchmarks of every call, on its most expensive path.
+//!
+//! Keys are generated and used through the runtime keystore (`sp_io::crypto::ed25519_*`), and
+//! hardware evidence comes from the runtime's [`BenchmarkHelper`], so the tier-3 benchmarks run
+//! the configured verifier on evidence it accepts.
+
+use crate::{
+    attestation::BenchmarkHelper,
+    pallet::*,
+    receipt::{
+        EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EvidenceRef, RECEIPT_VERSION,
+        ReceiptBody, Usage, evidence_digest,
+    },
+    types::*,
+};
+use alloc::{vec, vec::Vec};
+use codec::Encode;
+use polkadot_sdk::{
+    frame_benchmarking::v2::*,
+    frame_support::{
+        pallet_prelude::*,
+        traits::{EnsureOrigin, fungible::Mutate},
+    },
+    frame_system::{self, RawOrigin, pallet_prelude::BlockNumberFor},
+    sp_core::{crypto::KeyTypeId, ed25519},
+    sp_io,
+    sp_runtime::traits::{One, Saturating},
+};
+
+const SEED: u32 = 0;
+const KEY_TYPE: KeyTypeId = KeyTypeId(*b"sigl");
+const SPEC: Digest = [0x5E; 32];
+const RESULT: Digest = [0xAA; 32];
+
+fn new_key() -> Ed25519Key {
+    sp_io::crypto::ed25519_generate(KEY_TYPE, None).0
+}
+
+fn sign(key: &Ed25519Key, message: &[u8]) -> Result<Ed25519Signature, BenchmarkError> {
+    sp_io::crypto::ed25519_sign(KEY_TYPE, &ed25519::Public::from_raw(*key), message)
+        .map(|s| s.0)
+        .ok_or(BenchmarkError::Stop("the keystore cannot sign"))
+}
+
+/// The price of benchmark jobs: enough for every provider of the largest quorum.
+fn price<T: Config>() -> BalanceOf<T> {
+    T::MinimumPrice::get().saturating_mul(BalanceOf::<T>::from(T::MaxQuorum::get().max(100)))
+}
+
+/// An account holding ten job prices.
+fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
+    let who: T::AccountId = account(name, index, SEED);
+    let amount = price::<T>()
+        .saturating_mul(10u32.into())
+        .saturating_add(<T::Currency as polkadot_sdk::frame_support::traits::fungible::Inspect<
+            T::AccountId,
+        >>::minimum_balance());
+    T::Currency::set_balance(&who, amount);
+    who
+}
+
+/// Registers `who` for every tier, with an attested key verified by the configured verifier;
+/// returns its key and the policy of its attestation.
+fn register<T: Config>(who: &T::AccountId) -> Result<(Ed25519Key, PolicyId), BenchmarkError> {
+    let key = new_key();
+    let proof = sign(&key, &crate::key_proof_message(who))?;
+    let (evidence, collateral, policy) =
+        T::BenchmarkHelper::attestation(key, [0; 32], Pallet::<T>::now_ms());
+    Pallet::<T>::register_provider(
+        RawOrigin::Signed(who.clone()).into(),
+        key,
+        proof,
+        capabilities(),
+        Some(submission::<T>(evidence, collateral, policy)?),
+    )?;
+    Ok((key, policy))
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities {
+        tiers: BoundedVec::truncate_from(vec![Tier::Signed, Tier::Quorum, Tier::Attested]),
+        tee_kinds: BoundedVec::truncate_from(vec![
+            TeeKind::SevSnp,
+            TeeKind::Tdx,
+            TeeKind::Simulated,
+        ]),
+        gpu_model: BoundedVec::truncate_from(b"NVIDIA H100 80GB HBM3".to_vec()),
+    }
+}
+
+fn submission<T: Config>(
+    evidence: Vec<u8>,
+    collateral: Vec<u8>,
+    policy: PolicyId,
+) -> Result<AttestationSubmission<T>, BenchmarkError> {
+    Ok(AttestationSubmission {
+        evidence: evidence
+            .try_into()
+            .map_err(|_| BenchmarkError::Stop("benchmark evidence exceeds MaxEvidenceLen"))?,
+        collateral: collateral
+            .try_into()
+            .map_err(|_| BenchmarkError::Stop("benchmark collateral exceeds MaxCollateralLen"))?,
+        policy,
+    })
+}
+
+fn job_id(index: u32) -> JobId {
+    sp_io::hashing::sha2_256(&(b"bench-job", index).encode())
+}
+
+fn deadline<T: Config>() -> BlockNumberFor<T> {
+    frame_system::Pallet::<T>::block_number().saturating_add(T::MaxJobDuration::get())
+}
+
+/// Funds job 0 with `terms` and binds `providers` to it.
+fn funded_bound_job<T: Config>(
+    terms: TierTerms,
+    providers: Vec<T::AccountId>,
+) -> Result<JobId, BenchmarkError> {
+    let buyer = funded::<T>("buyer", 0);
+    let id = job_id(0);
+    Pallet::<T>::fund_job(
+        RawOrigin::Signed(buyer).into(),
+        id,
+        SPEC,
+        terms,
+        ProviderClass::default(),
+        price::<T>(),
+        deadline::<T>(),
+    )?;
+    let dispatcher =
+        T::DispatchOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+    let providers = BoundedVec::try_from(providers)
+        .map_err(|_| BenchmarkError::Stop("more providers than MaxQuorum"))?;
+    Pallet::<T>::bind(dispatcher, id, providers)?;
+    Ok(id)
+}
+
+/// `n` registered providers.
+fn providers<T: Config>(n: u32) -> Result<Vec<(T::AccountId, Ed25519Key, PolicyId)>, BenchmarkError> {
+    (0..n)
+        .map(|i| {
+            let who = funded::<T>("provider", i);
+            let (key, policy) = register::<T>(&who)?;
+            Ok((who, key, policy))
+        })
+        .collect()
+}
+
+fn body<T: Config>(job_id: JobId, key: Ed25519Key, tier: Tier) -> ReceiptBody {
+    let now = Pallet::<T>::now_ms();
+    ReceiptBody {
+        version: RECEIPT_VERSION,
+        job_id,
+        job_spec_hash: SPEC,
+        provider: key,
+        tier: tier.code(),
+        result_commitment: RESULT,
+        output_count: 16,
+        started_at_ms: now,
+        finished_at_ms: now,
+        exit_code: 0,
+        usage: Usage {
+            wall_ms: 60_000,
+            cpu_ms: 240_000,
+            peak_memory_bytes: 1 << 34,
+            gpu_ms: 60_000,
+            gpu_energy_mj: 42_000_000,
+        },
+        evidence: EvidenceRef::default(),
+    }
+}
+
+/// The encoded body and its signature.
+fn signed<T: Config>(
+    body: &ReceiptBody,
+) -> Result<(BoundedVec<u8, T::MaxReceiptLen>, Ed25519Signature), BenchmarkError> {
+    let bytes = BoundedVec::try_from(body.encode())
+        .map_err(|_| BenchmarkError::Stop("MaxReceiptLen below the receipt size"))?;
+    Ok((bytes, sign(&body.provider, &body.digest())?))
+}
+
+fn assert_settled<T: Config>(id: JobId) {
+    assert_eq!(Jobs::<T>::get(id).map(|j| j.status), Some(JobStatus::Settled));
+}
+
+#[benchmarks]
+mod benchmarks {
+    use super::*;
+
+    #[benchmark]
+    fn register_provider() -> Result<(), BenchmarkError> {
+        let caller = funded::<T>("provider", 0);
+        let key = new_key();
+        let proof = sign(&key, &crate::key_proof_message(&caller))?;
+        let mut caps = capabilities();
+        caps.tiers = BoundedVec::truncate_from(vec![Tier::Signed, Tier::Quorum]);
+
+        #[extrinsic_call]
+        register_provider(RawOrigin::Signed(caller.clone()), key, proof, caps, None);
+
+        assert!(Providers::<T>::contains_key(&caller));
+        Ok(())
+    }
+
+    #[benchmark]
+    fn register_attested_provider() -> Result<(), BenchmarkError> {
+        let caller = funded::<T>("provider", 0);
+        let key = new_key();
+        let proof = sign(&key, &crate::key_proof_message(&caller))?;
+        let (evidence, collateral, policy) =
+            T::BenchmarkHelper::attestation(key, [0; 32], Pallet::<T>::now_ms());
+        let attestation = submission::<T>(evidence, collateral, policy)?;
+
+        #[extrinsic_call]
+        register_provider(
+            RawOrigin::Signed(caller.clone()),
+            key,
+            proof,
+            capabilities(),
+            Some(attestation),
+        );
+
+        assert!(Providers::<T>::get(&caller).and_then(|p| p.attested).is_some());
+        Ok(())
+    }
+
+    #[benchmark]
+    fn fund_job() -> Result<(), BenchmarkError> {
+        let buyer = funded::<T>("buyer", 0);
+        let id = job_id(0);
+        let class = ProviderClass {
+            tee_kinds: capabilities().tee_kinds,
+            gpu_model: capabilities().gpu_model,
+        };
+
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(buyer),
+            id,
+            SPEC,
+            TierTerms::Attested { policy: [1; 32], fresh_quote: false },
+            class,
+            price::<T>(),
+            deadline::<T>(),
+        );
+
+        assert!(Jobs::<T>::contains_key(id));
+        Ok(())
+    }
+
+    #[benchmark]
+    fn bind(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
+        let bound: Vec<T::AccountId> = providers::<T>(n)?.into_iter().map(|p| p.0).collect();
+        let buyer = funded::<T>("buyer", 0);
+        let id = job_id(0);
+        let k = n.saturating_div(2).saturating_add(1);
+        Pallet::<T>::fund_job(
+            RawOrigin::Signed(buyer).into(),
+            id,
+            SPEC,
+            TierTerms::Quorum { k, n },
+            ProviderClass::default(),
+            price::<T>(),
+            deadline::<T>(),
+        )?;
+        let origin =
+            T::DispatchOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+        let list = BoundedVec::try_from(bound).map_err(|_| BenchmarkError::Weightless)?;
+
+        #[extrinsic_call]
+        _(origin as T::RuntimeOrigin, id, list);
+
+        assert!(Bindings::<T>::contains_key(id));
+        Ok(())
+    }
+
+    #[benchmark]
+    fn submit_receipt_signed() -> Result<(), BenchmarkError> {
+        let provider = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+        let id = funded_bound_job::<T>(TierTerms::Signed, vec![provider.0.clone()])?;
+        let (bytes, signature) = signed::<T>(&body::<T>(id, provider.1, Tier::Signed))?;
+
+        #[extrinsic_call]
+        submit_receipt(RawOrigin::Signed(provider.0), id, bytes, signature, None);
+
+        assert_settled::<T>(id);
+        Ok(())
+    }
+
+    /// The receipt that completes a quorum of `k = n / 2 + 1` out of `n`, paying `k` providers.
+    #[benchmark]
+    fn submit_receipt_quorum(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
+        let all = providers::<T>(n)?;
+        let k = n.saturating_div(2).saturating_add(1);
+        let id = funded_bound_job::<T>(
+            TierTerms::Quorum { k, n },
+            all.iter().map(|p| p.0.clone()).collect(),
+        )?;
+        let mut earlier = all.into_iter().take(usize::try_from(k).unwrap_or(usize::MAX));
+        let last = earlier.next_back().ok_or(BenchmarkError::Weightless)?;
+        for (who, key, _) in earlier {
+            let (bytes, signature) = signed::<T>(&body::<T>(id, key, Tier::Quorum))?;
+            Pallet::<T>::submit_receipt(RawOrigin::Signed(who).into(), id, bytes, signature, None)
+                .map_err(|e| e.error)?;
+        }
+        let (bytes, signature) = signed::<T>(&body::<T>(id, last.1, Tier::Quorum))?;
+
+        #[extrinsic_call]
+        submit_receipt(RawOrigin::Signed(last.0), id, bytes, signature, None);
+
+        assert_settled::<T>(id);
+        Ok(())
+    }
+
+    #[benchmark]
+    fn submit_receipt_attested_key() -> Result<(), BenchmarkError> {
+        let (who, key, policy) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+        let attested = Providers::<T>::get(&who)
+            .and_then(|p| p.attested)
+            .ok_or(BenchmarkError::Weightless)?;
+        let id = funded_bound_job::<T>(
+            TierTerms::Attested { policy, fresh_quote: false },
+            vec![who.clone()],
+        )?;
+        let mut b = body::<T>(id, key, Tier::Attested);
+        b.evidence = EvidenceRef {
+            mode: EVIDENCE_MODE_ATTESTED_KEY,
+            tee: attested.tee.code(),
+            digest: attested.evidence_digest,
+        };
+        let (bytes, signature) = signed::<T>(&b)?;
+
+        #[extrinsic_call]
+        submit_receipt(RawOrigin::Signed(who), id, bytes, signature, None);
+
+        assert_settled::<T>(id);
+        Ok(())
+    }
+
+    /// A receipt whose evidence is verified in the extrinsic.
+    #[benchmark]
+    fn submit_receipt_fresh_quote() -> Result<(), BenchmarkError> {
+        let (who, key, policy) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+        let attested = Providers::<T>::get(&who)
+            .and_then(|p| p.attested)
+            .ok_or(BenchmarkError::Weightless)?;
+        let id = funded_bound_job::<T>(
+            TierTerms::Attested { policy, fresh_quote: true },
+            vec![who.clone()],
+        )?;
+        let mut b = body::<T>(id, key, Tier::Attested);
+        b.evidence = EvidenceRef {
+            mode: EVIDENCE_MODE_FRESH_QUOTE,
+            tee: attested.tee.code(),
+            digest: [0; 32],
+        };
+        let (evidence, collateral, _) =
+            T::BenchmarkHelper::attestation(key, b.fresh_quote_nonce(), Pallet::<T>::now_ms());
+        b.evidence.digest = evidence_digest(&evidence);
+        let fresh = submission::<T>(evidence, collateral, policy)?;
+        let (bytes, signature) = signed::<T>(&b)?;
+
+        #[extrinsic_call]
+        submit_receipt(RawOrigin::Signed(who), id, bytes, signature, Some(fresh));
+
+        assert_settled::<T>(id);
+        Ok(())
+    }
+
+    #[benchmark]
+    fn refund_expired(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
+        let all = providers::<T>(n)?;
+        let k = n.saturating_div(2).saturating_add(1);
+        let id = funded_bound_job::<T>(
+            TierTerms::Quorum { k, n },
+            all.into_iter().map(|p| p.0).collect(),
+        )?;
+        frame_system::Pallet::<T>::set_block_number(deadline::<T>().saturating_add(One::one()));
+        let caller = funded::<T>("caller", 0);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), id);
+
+        assert_eq!(Jobs::<T>::get(id).map(|j| j.status), Some(JobStatus::Refunded));
+        Ok(())
+    }
+
+    #[benchmark]
+    fn deregister() -> Result<(), BenchmarkError> {
+        let (who, _, _) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()));
+
+        assert!(!Providers::<T>::contains_key(&who));
+        Ok(())
+    }
+
+    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+}
