@@ -19,6 +19,11 @@ import yaml
 from conftest import BOOTSTRAP_SCRIPT, MODULES_DIR, UNIT_FILE, VariableHarness, run_tf
 
 SHA = "c" * 64
+MINIMAL_INPUTS = {
+    "agent_release_url": "https://releases.example.org/v1/sigil-agent.tar.gz",
+    "agent_release_sha256": SHA,
+    "expected_tee": "SEV-SNP",
+}
 ATTESTED = "attested: tee=SEV-SNP measurement=9f86d081884c7d65 key=2c26b46b68ffc68f"
 
 
@@ -211,14 +216,15 @@ def test_token_goes_to_a_private_file_not_the_config_works(terraform, tmp_path):
 )
 def test_bootstrap_inputs_are_validated_rejects(terraform, tmp_path, tf_module, field, value):
     harness = VariableHarness(terraform, tmp_path, tf_module("agent-bootstrap"))
-    values = {
-        "agent_release_url": "https://releases.example.org/v1/sigil-agent.tar.gz",
-        "agent_release_sha256": SHA,
-        "expected_tee": "SEV-SNP",
-    }
-    assert harness.accepts(values)
+    values = dict(MINIMAL_INPUTS)
     values[field] = value
     assert not harness.accepts(values)
+
+
+def test_minimal_bootstrap_inputs_are_accepted_works(terraform, tmp_path, tf_module):
+    harness = VariableHarness(terraform, tmp_path, tf_module("agent-bootstrap"))
+    assert harness.accepts(dict(MINIMAL_INPUTS))
+    assert harness.accepts(dict(MINIMAL_INPUTS, agent_release_url="https://example.org:8443/r/sigil-agent?x=1&y=2"))
 
 
 # --- the script, run against a directory tree -------------------------------------
