@@ -24,3 +24,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
 cargo test --workspace --all-targets
+
+step "deploy: terraform fmt, checkov, HCL assertions"
+bash deploy/terraform/check.sh
