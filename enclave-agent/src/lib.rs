@@ -2,3 +2,11 @@
 //!
 //! It serves the `sigil.v1` gRPC API, runs and meters workloads, keeps a durable job
 //! store, collects hardware evidence and signs receipts bound to it.
+
+pub mod auth;
+pub mod config;
+pub mod metering;
+pub mod metrics;
+pub mod shutdown;
+pub mod store;
+pub mod workload;

@@ -1,0 +1,200 @@
+//! Authentication of requests.
+//!
+//! * Submissions carry an ed25519 signature by the buyer's key over
+//!   `SHA-256("sigil.submit.v1\0" || spec bytes)`; the spec bytes are the canonical form
+//!   (never re-encoded), so the signature and the receipt's `job_spec_hash` cover exactly
+//!   what the agent runs. If `auth.buyer_keys` is set, only those keys may submit.
+//! * Requests on an existing job that reveal or change something (cancel, outputs) are
+//!   signed by the key that submitted it over `domain || job_id || issued_at_ms (LE u64)`,
+//!   within `auth.max_clock_skew_secs` of the agent's clock.
+//! * Instead of a signature, a request may carry `authorization: Bearer <token>` with the
+//!   configured token (an operator or a dispatcher in front of the agent). Tokens are
+//!   compared in constant time and never logged.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+use sigil_proto::v1;
+use subtle::ConstantTimeEq;
+use tonic::metadata::MetadataMap;
+
+use crate::config::{Config, Secret};
+
+/// Why a request is not authenticated. Maps to `UNAUTHENTICATED` or `PERMISSION_DENIED`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// Neither a signature nor a token was given.
+    #[error("request carries neither a buyer signature nor a bearer token")]
+    Missing,
+    /// The `authorization` metadata is not `Bearer <token>` or the token is wrong.
+    #[error("bearer token rejected")]
+    BadToken,
+    /// The public key is not 32 bytes or not a valid curve point.
+    #[error("buyer public key is malformed")]
+    MalformedKey,
+    /// The signature is not 64 bytes.
+    #[error("signature is not 64 bytes")]
+    MalformedSignature,
+    /// The signature does not verify.
+    #[error("buyer signature does not verify")]
+    BadSignature,
+    /// The key is not on the configured allow-list.
+    #[error("buyer key {0} may not submit to this agent")]
+    NotAllowed(String),
+    /// `issued_at_ms` is too far from the agent's clock.
+    #[error(
+        "request issued at {issued_at_ms} ms is outside the allowed clock skew (agent time {now_ms} ms)"
+    )]
+    Stale {
+        /// From the request.
+        issued_at_ms: u64,
+        /// Agent clock.
+        now_ms: u64,
+    },
+    /// The signing key is not the job's submitter.
+    #[error("only the key that submitted the job may do this")]
+    NotOwner,
+}
+
+/// Who made a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The configured bearer token.
+    Token,
+    /// A buyer, by ed25519 public key.
+    Buyer([u8; 32]),
+}
+
+impl Principal {
+    /// The buyer key, if any.
+    pub fn buyer(self) -> Option<[u8; 32]> {
+        match self {
+            Self::Token => None,
+            Self::Buyer(k) => Some(k),
+        }
+    }
+}
+
+/// The message a buyer signs to submit `spec`.
+pub fn submit_message(spec: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(sigil_proto::SUBMIT_DOMAIN);
+    h.update(spec);
+    h.finalize().into()
+}
+
+/// The message a buyer signs for a request on an existing job.
+pub fn request_message(domain: &[u8], job_id: &[u8; 32], issued_at_ms: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len().saturating_add(40));
+    m.extend_from_slice(domain);
+    m.extend_from_slice(job_id);
+    m.extend_from_slice(&issued_at_ms.to_le_bytes());
+    m
+}
+
+/// Checks credentials against the configuration.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    token: Secret,
+    buyer_keys: Vec<[u8; 32]>,
+    max_skew_ms: u64,
+}
+
+impl Authenticator {
+    /// From the agent configuration.
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            token: cfg.auth.token.clone(),
+            buyer_keys: cfg.buyer_keys(),
+            max_skew_ms: cfg.auth.max_clock_skew_secs.saturating_mul(1000),
+        }
+    }
+
+    /// `Some(Ok)` if a valid token is present, `Some(Err)` if a token is present but wrong,
+    /// `None` if none is present.
+    fn token(&self, md: &MetadataMap) -> Option<Result<Principal, AuthError>> {
+        let v = md.get("authorization")?;
+        let given = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(str::trim);
+        Some(match given {
+            Some(t)
+                if !self.token.is_empty()
+                    && bool::from(t.as_bytes().ct_eq(self.token.expose().as_bytes())) =>
+            {
+                Ok(Principal::Token)
+            }
+            _ => Err(AuthError::BadToken),
+        })
+    }
+
+    /// Authenticates a submission.
+    pub fn submit(
+        &self,
+        md: &MetadataMap,
+        spec: &[u8],
+        sig: Option<&v1::BuyerSignature>,
+    ) -> Result<Principal, AuthError> {
+        if let Some(t) = self.token(md) {
+            return t;
+        }
+        let sig = sig.ok_or(AuthError::Missing)?;
+        let key = verify(sig, &submit_message(spec))?;
+        if !self.buyer_keys.is_empty() && !self.buyer_keys.contains(&key) {
+            return Err(AuthError::NotAllowed(hex::encode(key)));
+        }
+        Ok(Principal::Buyer(key))
+    }
+
+    /// Authenticates a request on an existing job submitted by `owner` (`None`: submitted
+    /// with the token, so only the token may act on it).
+    pub fn job_request(
+        &self,
+        md: &MetadataMap,
+        domain: &[u8],
+        job_id: &[u8; 32],
+        auth: Option<&v1::RequestAuth>,
+        owner: Option<[u8; 32]>,
+        now_ms: u64,
+    ) -> Result<Principal, AuthError> {
+        if let Some(t) = self.token(md) {
+            return t;
+        }
+        let auth = auth.ok_or(AuthError::Missing)?;
+        let sig = auth.signature.as_ref().ok_or(AuthError::Missing)?;
+        if auth.issued_at_ms.abs_diff(now_ms) > self.max_skew_ms {
+            return Err(AuthError::Stale {
+                issued_at_ms: auth.issued_at_ms,
+                now_ms,
+            });
+        }
+        let key = verify(sig, &request_message(domain, job_id, auth.issued_at_ms))?;
+        if owner != Some(key) {
+            return Err(AuthError::NotOwner);
+        }
+        Ok(Principal::Buyer(key))
+    }
+}
+
+/// Verifies a buyer signature over `msg`; returns the key.
+fn verify(sig: &v1::BuyerSignature, msg: &[u8]) -> Result<[u8; 32], AuthError> {
+    let key: [u8; 32] = sig
+        .public_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| AuthError::MalformedKey)?;
+    let s: [u8; 64] = sig
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| AuthError::MalformedSignature)?;
+    let vk = VerifyingKey::from_bytes(&key).map_err(|_| AuthError::MalformedKey)?;
+    vk.verify_strict(msg, &Signature::from_bytes(&s))
+        .map_err(|_| AuthError::BadSignature)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests;

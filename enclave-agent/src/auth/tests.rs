@@ -1,0 +1,154 @@
+//! Unit tests.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use ed25519_dalek::{Signer, SigningKey};
+use tonic::metadata::MetadataValue;
+
+use super::*;
+
+fn cfg(extra: &str) -> Config {
+    Config::from_toml(extra).unwrap()
+}
+
+fn signed(key: &SigningKey, msg: &[u8]) -> v1::BuyerSignature {
+    v1::BuyerSignature {
+        public_key: key.verifying_key().to_bytes().to_vec(),
+        signature: key.sign(msg).to_bytes().to_vec(),
+    }
+}
+
+fn bearer(t: &str) -> MetadataMap {
+    let mut md = MetadataMap::new();
+    md.insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {t}")).unwrap(),
+    );
+    md
+}
+
+#[test]
+fn submit_signature_works() {
+    let a = Authenticator::new(&cfg(""));
+    let k = SigningKey::from_bytes(&[1; 32]);
+    let spec = b"spec bytes";
+    let p = a
+        .submit(
+            &MetadataMap::new(),
+            spec,
+            Some(&signed(&k, &submit_message(spec))),
+        )
+        .unwrap();
+    assert_eq!(p, Principal::Buyer(k.verifying_key().to_bytes()));
+}
+
+#[test]
+fn submit_rejects() {
+    let a = Authenticator::new(&cfg(""));
+    let k = SigningKey::from_bytes(&[1; 32]);
+    let spec = b"spec bytes";
+    let md = MetadataMap::new();
+    assert_eq!(a.submit(&md, spec, None), Err(AuthError::Missing));
+    // Signature over other bytes.
+    let s = signed(&k, &submit_message(b"other"));
+    assert_eq!(a.submit(&md, spec, Some(&s)), Err(AuthError::BadSignature));
+    let mut short = signed(&k, &submit_message(spec));
+    short.signature.pop();
+    assert_eq!(
+        a.submit(&md, spec, Some(&short)),
+        Err(AuthError::MalformedSignature)
+    );
+    let mut badkey = signed(&k, &submit_message(spec));
+    badkey.public_key = vec![1; 31];
+    assert_eq!(
+        a.submit(&md, spec, Some(&badkey)),
+        Err(AuthError::MalformedKey)
+    );
+    // No token configured: any bearer token is refused.
+    assert_eq!(a.submit(&bearer("x"), spec, None), Err(AuthError::BadToken));
+}
+
+#[test]
+fn allow_list_rejects() {
+    let allowed = SigningKey::from_bytes(&[2; 32]);
+    let a = Authenticator::new(&cfg(&format!(
+        "[auth]\nbuyer_keys = [\"{}\"]",
+        hex::encode(allowed.verifying_key().to_bytes())
+    )));
+    let other = SigningKey::from_bytes(&[3; 32]);
+    let spec = b"s";
+    let md = MetadataMap::new();
+    assert!(
+        a.submit(&md, spec, Some(&signed(&allowed, &submit_message(spec))))
+            .is_ok()
+    );
+    assert!(matches!(
+        a.submit(&md, spec, Some(&signed(&other, &submit_message(spec)))),
+        Err(AuthError::NotAllowed(_))
+    ));
+}
+
+#[test]
+fn token_works() {
+    let a = Authenticator::new(&cfg("[auth]\ntoken = \"t0ken\""));
+    assert_eq!(a.submit(&bearer("t0ken"), b"s", None), Ok(Principal::Token));
+    assert_eq!(
+        a.submit(&bearer("t0ken2"), b"s", None),
+        Err(AuthError::BadToken)
+    );
+    let mut md = MetadataMap::new();
+    md.insert(
+        "authorization",
+        MetadataValue::from_static("Basic dDBrZW4="),
+    );
+    assert_eq!(a.submit(&md, b"s", None), Err(AuthError::BadToken));
+}
+
+#[test]
+fn job_request_works_and_rejects() {
+    let a = Authenticator::new(&cfg(""));
+    let owner = SigningKey::from_bytes(&[4; 32]);
+    let other = SigningKey::from_bytes(&[5; 32]);
+    let job = [8u8; 32];
+    let now = 1_700_000_000_000u64;
+    let req = |k: &SigningKey, at: u64, domain: &[u8]| v1::RequestAuth {
+        signature: Some(signed(k, &request_message(domain, &job, at))),
+        issued_at_ms: at,
+    };
+    let md = MetadataMap::new();
+    let own = Some(owner.verifying_key().to_bytes());
+    let d = sigil_proto::CANCEL_DOMAIN;
+    assert!(
+        a.job_request(&md, d, &job, Some(&req(&owner, now, d)), own, now)
+            .is_ok()
+    );
+    assert_eq!(
+        a.job_request(&md, d, &job, Some(&req(&other, now, d)), own, now),
+        Err(AuthError::NotOwner)
+    );
+    // Signed for another purpose.
+    assert_eq!(
+        a.job_request(
+            &md,
+            d,
+            &job,
+            Some(&req(&owner, now, sigil_proto::OUTPUT_DOMAIN)),
+            own,
+            now
+        ),
+        Err(AuthError::BadSignature)
+    );
+    assert!(matches!(
+        a.job_request(&md, d, &job, Some(&req(&owner, now - 301_000, d)), own, now),
+        Err(AuthError::Stale { .. })
+    ));
+    // A job submitted with the token: no buyer key may act on it.
+    assert_eq!(
+        a.job_request(&md, d, &job, Some(&req(&owner, now, d)), None, now),
+        Err(AuthError::NotOwner)
+    );
+    assert_eq!(
+        a.job_request(&md, d, &job, None, own, now),
+        Err(AuthError::Missing)
+    );
+}

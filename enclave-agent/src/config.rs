@@ -1,0 +1,495 @@
+//! Agent configuration: a TOML file, overridden by `SIGIL_AGENT_*` environment variables.
+//!
+//! Nested keys use a double underscore in the environment: `SIGIL_AGENT_TLS__CERT` sets
+//! `tls.cert`, `SIGIL_AGENT_AUTH__TOKEN` sets `auth.token`. Every key and its default is
+//! listed in `docs/agent.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read or has the wrong shape.
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    /// Plaintext gRPC was requested on a non-loopback address without `allow_plaintext`.
+    #[error(
+        "listen address {addr} is not loopback and no TLS certificate is configured \
+         (set tls.cert and tls.key, or allow_plaintext = true behind a trusted proxy)"
+    )]
+    PlaintextNotAllowed {
+        /// The configured listen address.
+        addr: SocketAddr,
+    },
+    /// Only one of `tls.cert` and `tls.key` is set.
+    #[error("tls.cert and tls.key must be set together")]
+    TlsIncomplete,
+    /// A buyer key in `auth.buyer_keys` is not 32 bytes of hex.
+    #[error("auth.buyer_keys[{index}] is not a 64-digit hex ed25519 public key")]
+    BuyerKey {
+        /// Position in the list.
+        index: usize,
+    },
+    /// A value is out of range.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The configuration key.
+        key: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The bearer token file could not be read.
+    #[error("auth.token_file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Load(Box::new(e))
+    }
+}
+
+/// A secret string: never printed by `Debug` or logs.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value (compare it in constant time).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "[unset]"
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Serve plaintext gRPC on a non-loopback address (only behind a TLS-terminating proxy).
+    pub allow_plaintext: bool,
+    /// Prometheus metrics listen address; unset disables the endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Directory for the job store (`agent.redb`) and job working directories.
+    pub state_dir: PathBuf,
+    /// TLS for the gRPC listener.
+    pub tls: TlsConfig,
+    /// Who may submit jobs.
+    pub auth: AuthConfig,
+    /// Job execution.
+    pub jobs: JobsConfig,
+    /// Container workloads.
+    pub container: ContainerConfig,
+    /// Evidence and receipts.
+    pub evidence: EvidenceConfig,
+    /// GPUs.
+    pub gpus: GpuConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            allow_plaintext: false,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            state_dir: PathBuf::from("/var/lib/sigil-agent"),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            jobs: JobsConfig::default(),
+            container: ContainerConfig::default(),
+            evidence: EvidenceConfig::default(),
+            gpus: GpuConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// TLS settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// PEM CA bundle: when set, clients must present a certificate signed by it (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Authentication of submissions.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token accepted in the `authorization` metadata instead of a buyer signature.
+    pub token: Secret,
+    /// File holding the bearer token (takes precedence over `token`).
+    pub token_file: Option<PathBuf>,
+    /// Hex ed25519 public keys allowed to submit; empty accepts any correctly signed request.
+    pub buyer_keys: Vec<String>,
+    /// How far a signed cancel/output request's `issued_at_ms` may be from the agent's clock.
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token: Secret::default(),
+            token_file: None,
+            buyer_keys: Vec::new(),
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+/// Job execution settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs run at the same time.
+    pub max_concurrent: usize,
+    /// Largest accepted gRPC request (the spec with its inputs), bytes.
+    pub max_request_bytes: usize,
+    /// Wall-time limit when a spec gives none, milliseconds.
+    pub default_wall_time_ms: u64,
+    /// Largest wall-time limit a spec may ask for, milliseconds.
+    pub max_wall_time_ms: u64,
+    /// Memory limit (RLIMIT_AS) when a spec gives none, bytes; 0 = none.
+    pub default_memory_bytes: u64,
+    /// Cap on a job's collected outputs when a spec gives none, bytes.
+    pub default_output_bytes: u64,
+    /// Largest output cap a spec may ask for, bytes.
+    pub max_output_bytes: u64,
+    /// Cap on each of stdout and stderr kept per job, bytes.
+    pub max_log_bytes: u64,
+    /// How often a job with `RESTART_POLICY_RERUN` is re-run after agent restarts.
+    pub max_attempts: u32,
+    /// Run process workloads (a provider offering containers only may turn this off).
+    pub allow_process: bool,
+    /// `prlimit` (util-linux) used to apply rlimits before the workload starts; empty = PATH lookup.
+    pub prlimit: Option<PathBuf>,
+    /// On SIGTERM, how long running jobs may still finish before they are stopped and checkpointed.
+    pub shutdown_grace_secs: u64,
+    /// Time between SIGTERM and SIGKILL when a job is stopped.
+    pub kill_grace_ms: u64,
+    /// PATH given to process workloads.
+    pub path: String,
+    /// `uid:gid` process workloads run as when the agent runs as root (they must not be able
+    /// to read the agent's memory or key); `agent` keeps the agent's own user.
+    pub run_as: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            max_request_bytes: 16 << 20,
+            default_wall_time_ms: 3_600_000,
+            max_wall_time_ms: 7 * 24 * 3_600_000,
+            default_memory_bytes: 0,
+            default_output_bytes: 256 << 20,
+            max_output_bytes: 4 << 30,
+            max_log_bytes: 1 << 20,
+            max_attempts: 3,
+            allow_process: true,
+            prlimit: None,
+            shutdown_grace_secs: 60,
+            kill_grace_ms: 2_000,
+            path: "/usr/local/bin:/usr/bin:/bin".into(),
+            run_as: "65534:65534".into(),
+        }
+    }
+}
+
+/// Container CLI settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerConfig {
+    /// `podman`, `docker` or `nerdctl`; unset disables container workloads.
+    pub engine: Option<ContainerEngine>,
+    /// Path of the CLI; default: the engine's name looked up in PATH.
+    pub cli: Option<PathBuf>,
+    /// Give containers a network (default: `--network none`).
+    pub network: bool,
+    /// Extra arguments placed after `run`.
+    pub extra_args: Vec<String>,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            cli: None,
+            network: false,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A container CLI.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerEngine {
+    /// Podman (GPUs through CDI: `--device nvidia.com/gpu=N`).
+    Podman,
+    /// Docker (GPUs through `--gpus device=N`).
+    Docker,
+    /// nerdctl (GPUs through `--gpus device=N`).
+    Nerdctl,
+}
+
+impl ContainerEngine {
+    /// The CLI's usual name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+            Self::Nerdctl => "nerdctl",
+        }
+    }
+}
+
+/// Evidence and receipt settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Evidence backend: `auto` (detect), `sev-guest`, `tsm`, `tdx-guest`, `simulated`, `none`.
+    pub backend: String,
+    /// Mode for tier-3 jobs that do not choose one: `attested-key` or `fresh-quote`.
+    pub default_mode: String,
+    /// How often the attested-key evidence is refreshed, seconds.
+    pub refresh_secs: u64,
+    /// Allow the simulator backend (development only).
+    pub allow_simulated: bool,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            default_mode: "attested-key".into(),
+            refresh_secs: 3_600,
+            allow_simulated: false,
+        }
+    }
+}
+
+/// GPU settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Use GPUs (through NVML) when present.
+    pub enabled: bool,
+    /// Only offer these GPU indices; empty = all.
+    pub indices: Vec<u32>,
+    /// GPU metering sample period, milliseconds.
+    pub sample_ms: u64,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            indices: Vec::new(),
+            sample_ms: 1_000,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` or `text`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `enclave_agent=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Environment variable prefix of overrides.
+pub const ENV_PREFIX: &str = "SIGIL_AGENT_";
+
+impl Config {
+    /// Loads defaults, then `path` (if given), then `SIGIL_AGENT_*` from the environment, and
+    /// checks the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        Self::extract(fig.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// Parses a TOML document (no environment), then checks it. For tests and tools.
+    pub fn from_toml(doc: &str) -> Result<Self, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(doc)),
+        )
+    }
+
+    fn extract(fig: Figment) -> Result<Self, ConfigError> {
+        let mut cfg: Config = fig.extract()?;
+        cfg.resolve()?;
+        Ok(cfg)
+    }
+
+    /// Validates cross-field rules and reads the token file.
+    fn resolve(&mut self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::TlsIncomplete);
+        }
+        if self.tls.cert.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+            return Err(ConfigError::PlaintextNotAllowed { addr: self.listen });
+        }
+        if self.jobs.max_concurrent == 0 {
+            return Err(ConfigError::Invalid {
+                key: "jobs.max_concurrent",
+                reason: "must be at least 1",
+            });
+        }
+        if self.jobs.max_request_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "jobs.max_request_bytes",
+                reason: "must be at least 1024",
+            });
+        }
+        if self.jobs.default_wall_time_ms == 0
+            || self.jobs.default_wall_time_ms > self.jobs.max_wall_time_ms
+        {
+            return Err(ConfigError::Invalid {
+                key: "jobs.default_wall_time_ms",
+                reason: "must be non-zero and at most jobs.max_wall_time_ms",
+            });
+        }
+        if self.jobs.default_output_bytes > self.jobs.max_output_bytes {
+            return Err(ConfigError::Invalid {
+                key: "jobs.default_output_bytes",
+                reason: "must be at most jobs.max_output_bytes",
+            });
+        }
+        if self.jobs.max_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                key: "jobs.max_attempts",
+                reason: "must be at least 1",
+            });
+        }
+        if !matches!(
+            self.evidence.default_mode.as_str(),
+            "attested-key" | "fresh-quote"
+        ) {
+            return Err(ConfigError::Invalid {
+                key: "evidence.default_mode",
+                reason: "must be attested-key or fresh-quote",
+            });
+        }
+        if self.evidence.refresh_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "evidence.refresh_secs",
+                reason: "must be at least 1",
+            });
+        }
+        if !matches!(self.log.format.as_str(), "json" | "text") {
+            return Err(ConfigError::Invalid {
+                key: "log.format",
+                reason: "must be json or text",
+            });
+        }
+        if self.jobs.run_as != "agent" && self.run_as_ids().is_none() {
+            return Err(ConfigError::Invalid {
+                key: "jobs.run_as",
+                reason: "must be `uid:gid` (numbers) or `agent`",
+            });
+        }
+        for (index, k) in self.auth.buyer_keys.iter().enumerate() {
+            let ok = hex::decode(k).map(|b| b.len() == 32).unwrap_or(false);
+            if !ok {
+                return Err(ConfigError::BuyerKey { index });
+            }
+        }
+        if let Some(path) = &self.auth.token_file {
+            let t = std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
+                path: path.clone(),
+                source,
+            })?;
+            self.auth.token = Secret::new(t.trim());
+        }
+        Ok(())
+    }
+
+    /// The configured buyer allow-list, decoded.
+    pub fn buyer_keys(&self) -> Vec<[u8; 32]> {
+        self.auth
+            .buyer_keys
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .filter_map(|b| <[u8; 32]>::try_from(b).ok())
+            .collect()
+    }
+
+    /// `jobs.run_as` as numbers (`None` for `agent`).
+    pub fn run_as_ids(&self) -> Option<(u32, u32)> {
+        let (u, g) = self.jobs.run_as.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    }
+
+    /// Path of the redb job store.
+    pub fn store_path(&self) -> PathBuf {
+        self.state_dir.join("agent.redb")
+    }
+
+    /// Directory holding the jobs' working directories.
+    pub fn work_dir(&self) -> PathBuf {
+        self.state_dir.join("jobs")
+    }
+
+    /// SIGTERM grace period for running jobs.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.jobs.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+//! Unit tests.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+
+#[test]
+fn defaults_load_works() {
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.listen.port(), 7443);
+    assert!(c.listen.ip().is_loopback());
+    assert_eq!(c.jobs.max_concurrent, 4);
+    assert_eq!(c.run_as_ids(), Some((65534, 65534)));
+}
+
+#[test]
+fn plaintext_on_public_address_rejects() {
+    let e = Config::from_toml("listen = \"0.0.0.0:7443\"").unwrap_err();
+    assert!(matches!(e, ConfigError::PlaintextNotAllowed { .. }), "{e}");
+    let ok = Config::from_toml("listen = \"0.0.0.0:7443\"\nallow_plaintext = true").unwrap();
+    assert!(ok.allow_plaintext);
+}
+
+#[test]
+fn half_tls_rejects() {
+    let e = Config::from_toml("[tls]\ncert = \"/x.pem\"").unwrap_err();
+    assert!(matches!(e, ConfigError::TlsIncomplete), "{e}");
+}
+
+#[test]
+fn unknown_key_rejects() {
+    assert!(Config::from_toml("[jobs]\nmax_concurent = 3").is_err());
+}
+
+#[test]
+fn bad_values_reject() {
+    for doc in [
+        "[jobs]\nmax_concurrent = 0",
+        "[jobs]\nrun_as = \"nobody\"",
+        "[evidence]\ndefault_mode = \"sometimes\"",
+        "[log]\nformat = \"xml\"",
+        "[auth]\nbuyer_keys = [\"abcd\"]",
+        "[jobs]\ndefault_wall_time_ms = 10\nmax_wall_time_ms = 5",
+    ] {
+        assert!(Config::from_toml(doc).is_err(), "{doc}");
+    }
+}
+
+#[test]
+fn env_overrides_work() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "agent.toml",
+            "state_dir = \"/tmp/a\"\n[jobs]\nmax_concurrent = 2\n",
+        )?;
+        jail.set_env("SIGIL_AGENT_JOBS__MAX_CONCURRENT", "7");
+        jail.set_env("SIGIL_AGENT_AUTH__TOKEN", "s3cret");
+        jail.set_env("SIGIL_AGENT_LISTEN", "127.0.0.1:9000");
+        let c = Config::load(Some(Path::new("agent.toml"))).unwrap();
+        assert_eq!(c.jobs.max_concurrent, 7);
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.auth.token.expose(), "s3cret");
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_never_print_works() {
+    let c = Config::from_toml("[auth]\ntoken = \"hunter2\"").unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2"));
+    assert!(dbg.contains("[redacted]"));
+}
+
+#[test]
+fn token_file_works() {
+    let dir = std::env::temp_dir().join(format!("sigil-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("token");
+    std::fs::write(&f, "from-file\n").unwrap();
+    let c = Config::from_toml(&format!("[auth]\ntoken_file = {:?}", f.to_str().unwrap())).unwrap();
+    assert_eq!(c.auth.token.expose(), "from-file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,720 @@
+//! Durable job store on redb: jobs and their states, specs (with inputs), outputs, logs,
+//! receipts and evidence bundles.
+//!
+//! Every state change is one redb write transaction committed with
+//! [`redb::Durability::Immediate`] (fsync) before the change is acknowledged or acted on, so
+//! a `kill -9` loses nothing that was acknowledged. A job's end (final state, outputs,
+//! logs, receipt and bundle) is committed in one transaction: after a crash a job either has
+//! all of them or is still `Running` and is recovered (see [`Store::recover`]).
+//!
+//! Writes go through one writer thread that commits whatever is queued in one transaction
+//! (group commit): concurrent submissions share an fsync instead of queueing for one each.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+/// Job id: 32 bytes chosen by the client.
+pub type JobId = [u8; 32];
+
+const JOBS: TableDefinition<JobId, &[u8]> = TableDefinition::new("jobs");
+const SPECS: TableDefinition<JobId, &[u8]> = TableDefinition::new("specs");
+const OUTPUTS: TableDefinition<(JobId, &str, u32), &[u8]> = TableDefinition::new("outputs");
+const LOGS: TableDefinition<(JobId, u8, u32), &[u8]> = TableDefinition::new("logs");
+const RECEIPTS: TableDefinition<JobId, &[u8]> = TableDefinition::new("receipts");
+const BUNDLES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("bundles");
+
+/// Outputs and logs are stored in chunks of this size, so reading one never loads a whole file.
+pub const CHUNK: usize = 1 << 20;
+
+/// Most write operations committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Why a store operation failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// redb reported an error.
+    #[error("job store: {op}: {detail}")]
+    Db {
+        /// What was being done.
+        op: &'static str,
+        /// redb's message.
+        detail: String,
+    },
+    /// A stored record does not decode (corruption or an incompatible version).
+    #[error("job store: record of job {job} is unreadable: {detail}")]
+    Corrupt {
+        /// Hex job id.
+        job: String,
+        /// Decoder message.
+        detail: String,
+    },
+    /// The writer thread is gone (the agent is shutting down).
+    #[error("job store is closed")]
+    Closed,
+}
+
+fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Db {
+        op,
+        detail: e.into().to_string(),
+    }
+}
+
+/// Lifecycle state of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted, waiting to run.
+    Queued,
+    /// The workload is running.
+    Running,
+    /// Exited with status 0.
+    Succeeded,
+    /// Did not succeed (see the reason).
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl JobState {
+    /// All states, for metrics.
+    pub const ALL: [JobState; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    /// True for states a job never leaves.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// Lower-case name (metrics label, logs).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Usage of a job, as measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Wall-clock milliseconds.
+    pub wall_ms: u64,
+    /// User + system CPU milliseconds.
+    pub cpu_ms: u64,
+    /// Peak resident set size, bytes.
+    pub peak_memory_bytes: u64,
+    /// GPU milliseconds (utilisation-weighted).
+    pub gpu_ms: u64,
+    /// GPU energy, millijoules.
+    pub gpu_energy_mj: u64,
+}
+
+/// One collected output file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputMeta {
+    /// Path relative to the output directory.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content.
+    #[serde(with = "hex32")]
+    pub sha256: [u8; 32],
+    /// Leaf index in the result commitment.
+    pub index: u32,
+}
+
+/// The OS process a running job was started as, to find it again after a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessHandle {
+    /// Process id (also its process-group id).
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22): tells a reused pid apart.
+    pub start_ticks: u64,
+}
+
+/// Which log of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogKind {
+    const fn tag(self) -> u8 {
+        match self {
+            Self::Stdout => 1,
+            Self::Stderr => 2,
+        }
+    }
+}
+
+/// Everything known about a job except its spec and its bulk data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Client-chosen id.
+    #[serde(with = "hex32")]
+    pub job_id: JobId,
+    /// SHA-256 of the spec bytes.
+    #[serde(with = "hex32")]
+    pub spec_hash: [u8; 32],
+    /// The buyer key that signed the submission (none when a bearer token was used).
+    #[serde(with = "hex32_opt", default)]
+    pub buyer: Option<[u8; 32]>,
+    /// Current state.
+    pub state: JobState,
+    /// Why it failed or was cancelled.
+    #[serde(default)]
+    pub reason: String,
+    /// Workload exit code (negative: signal), when it ran to an end.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Unix milliseconds.
+    pub submitted_at_ms: u64,
+    /// Unix milliseconds of the last start (0 if never started).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// Unix milliseconds of the end (0 if not ended).
+    #[serde(default)]
+    pub finished_at_ms: u64,
+    /// Measured usage.
+    #[serde(default)]
+    pub usage: UsageRecord,
+    /// Collected outputs.
+    #[serde(default)]
+    pub outputs: Vec<OutputMeta>,
+    /// Times the workload was started.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Bumped on every change: the sequence number of job events.
+    pub version: u64,
+    /// The running process, while `Running`.
+    #[serde(default)]
+    pub process: Option<ProcessHandle>,
+    /// Set when a receipt is stored.
+    #[serde(default)]
+    pub has_receipt: bool,
+    /// Digest of the evidence bundle the receipt references.
+    #[serde(with = "hex32_opt", default)]
+    pub evidence_digest: Option<[u8; 32]>,
+}
+
+impl JobRecord {
+    /// A freshly accepted job.
+    pub fn queued(
+        job_id: JobId,
+        spec_hash: [u8; 32],
+        buyer: Option<[u8; 32]>,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            job_id,
+            spec_hash,
+            buyer,
+            state: JobState::Queued,
+            reason: String::new(),
+            exit_code: None,
+            submitted_at_ms: now_ms,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+            usage: UsageRecord::default(),
+            outputs: Vec::new(),
+            attempts: 0,
+            version: 1,
+            process: None,
+            has_receipt: false,
+            evidence_digest: None,
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| StoreError::Corrupt {
+            job: hex::encode(self.job_id),
+            detail: e.to_string(),
+        })
+    }
+
+    fn decode(job_id: &JobId, bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            job: hex::encode(job_id),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Result of [`Store::insert`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The job is new and now stored.
+    Created(JobRecord),
+    /// The same spec was already submitted under this id.
+    Existing(JobRecord),
+    /// A different spec is stored under this id.
+    Conflict(JobRecord),
+}
+
+/// What a finished job stores in one transaction.
+#[derive(Debug, Default)]
+pub struct Completion {
+    /// Output files in leaf order: path and content.
+    pub outputs: Vec<(String, Vec<u8>)>,
+    /// Captured standard output.
+    pub stdout: Vec<u8>,
+    /// Captured standard error.
+    pub stderr: Vec<u8>,
+    /// SCALE(SignedReceipt).
+    pub receipt: Option<Vec<u8>>,
+    /// Evidence bundle (digest, SCALE bytes) the receipt references, if not stored already.
+    pub bundle: Option<([u8; 32], Vec<u8>)>,
+}
+
+/// What [`Store::recover`] did with a job found `Running` at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// The job after recovery (`Queued` for a re-run, `Failed` otherwise).
+    pub record: JobRecord,
+    /// The process it had been running as (possibly still alive: the caller stops it).
+    pub orphan: Option<ProcessHandle>,
+}
+
+type Finisher = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+type Op = Box<dyn FnOnce(&WriteTransaction) -> (bool, Finisher) + Send>;
+
+/// The durable store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Op>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_err("open"))?;
+        let txn = db.begin_write().map_err(db_err("begin"))?;
+        txn.open_table(JOBS).map_err(db_err("create table"))?;
+        txn.open_table(SPECS).map_err(db_err("create table"))?;
+        txn.open_table(OUTPUTS).map_err(db_err("create table"))?;
+        txn.open_table(LOGS).map_err(db_err("create table"))?;
+        txn.open_table(RECEIPTS).map_err(db_err("create table"))?;
+        txn.open_table(BUNDLES).map_err(db_err("create table"))?;
+        txn.commit().map_err(db_err("commit"))?;
+        let db = Arc::new(db);
+        let (writer, rx) = mpsc::channel::<Op>();
+        let wdb = Arc::clone(&db);
+        std::thread::Builder::new()
+            .name("sigil-store".into())
+            .spawn(move || writer_loop(&wdb, &rx))
+            .map_err(|e| StoreError::Db {
+                op: "start writer",
+                detail: e.to_string(),
+            })?;
+        Ok(Self { db, writer })
+    }
+
+    /// Runs `f` inside a write transaction shared with other queued writes and returns its
+    /// result once the transaction is durably committed. Blocks the calling thread.
+    ///
+    /// `f` must either succeed or leave nothing written: an `Err` aborts the whole batch.
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.writer
+            .send(make_op(f, move |r| {
+                let _ = tx.send(r);
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Self::write_blocking`] for async callers: waits without blocking the runtime.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(make_op(f, move |r| {
+                let _ = tx.send(r);
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stores a new job and its spec, unless the id is taken (idempotent submission).
+    pub async fn insert(&self, record: JobRecord, spec: Vec<u8>) -> Result<Inserted, StoreError> {
+        self.write(move |txn| {
+            let mut jobs = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
+            let existing = match jobs.get(record.job_id).map_err(db_err("get job"))? {
+                Some(v) => Some(JobRecord::decode(&record.job_id, v.value())?),
+                None => None,
+            };
+            if let Some(old) = existing {
+                return Ok(if old.spec_hash == record.spec_hash {
+                    Inserted::Existing(old)
+                } else {
+                    Inserted::Conflict(old)
+                });
+            }
+            let bytes = record.encode()?;
+            jobs.insert(record.job_id, bytes.as_slice())
+                .map_err(db_err("insert job"))?;
+            let mut specs = txn.open_table(SPECS).map_err(db_err("open specs"))?;
+            specs
+                .insert(record.job_id, spec.as_slice())
+                .map_err(db_err("insert spec"))?;
+            Ok(Inserted::Created(record))
+        })
+        .await
+    }
+
+    /// Replaces a job's record (state changes). Bumps nothing: the caller sets `version`.
+    pub async fn put(&self, record: JobRecord) -> Result<(), StoreError> {
+        self.write(move |txn| put_record(txn, &record)).await
+    }
+
+    /// Stores a job's end and its data in one transaction.
+    pub async fn complete(&self, record: JobRecord, c: Completion) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            put_record(txn, &record)?;
+            {
+                let mut outs = txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?;
+                for (path, data) in &c.outputs {
+                    for (i, chunk) in chunks(data) {
+                        outs.insert((record.job_id, path.as_str(), i), chunk)
+                            .map_err(db_err("insert output"))?;
+                    }
+                }
+            }
+            {
+                let mut logs = txn.open_table(LOGS).map_err(db_err("open logs"))?;
+                for (kind, data) in [(LogKind::Stdout, &c.stdout), (LogKind::Stderr, &c.stderr)] {
+                    for (i, chunk) in chunks(data) {
+                        logs.insert((record.job_id, kind.tag(), i), chunk)
+                            .map_err(db_err("insert log"))?;
+                    }
+                }
+            }
+            if let Some(r) = &c.receipt {
+                let mut t = txn.open_table(RECEIPTS).map_err(db_err("open receipts"))?;
+                t.insert(record.job_id, r.as_slice())
+                    .map_err(db_err("insert receipt"))?;
+            }
+            if let Some((digest, bytes)) = &c.bundle {
+                let mut t = txn.open_table(BUNDLES).map_err(db_err("open bundles"))?;
+                if t.get(*digest).map_err(db_err("get bundle"))?.is_none() {
+                    t.insert(*digest, bytes.as_slice())
+                        .map_err(db_err("insert bundle"))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores an evidence bundle under its digest (attested-key evidence at start/refresh).
+    pub async fn put_bundle(&self, digest: [u8; 32], bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let mut t = txn.open_table(BUNDLES).map_err(db_err("open bundles"))?;
+            t.insert(digest, bytes.as_slice())
+                .map_err(db_err("insert bundle"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A job's record.
+    pub fn get(&self, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
+        match t.get(*job_id).map_err(db_err("get job"))? {
+            Some(v) => Ok(Some(JobRecord::decode(job_id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A job's spec bytes (as submitted and signed).
+    pub fn spec(&self, job_id: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_bytes(SPECS, job_id, "get spec")
+    }
+
+    /// A job's receipt, SCALE(SignedReceipt).
+    pub fn receipt(&self, job_id: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_bytes(RECEIPTS, job_id, "get receipt")
+    }
+
+    /// An evidence bundle by digest.
+    pub fn bundle(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_bytes(BUNDLES, digest, "get bundle")
+    }
+
+    fn get_bytes(
+        &self,
+        def: TableDefinition<[u8; 32], &[u8]>,
+        key: &[u8; 32],
+        op: &'static str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(def).map_err(db_err(op))?;
+        Ok(t.get(*key).map_err(db_err(op))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Chunk `index` of an output file.
+    pub fn output_chunk(
+        &self,
+        job_id: &JobId,
+        path: &str,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?;
+        Ok(t.get((*job_id, path, index))
+            .map_err(db_err("get output"))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Chunk `index` of a job's log.
+    pub fn log_chunk(
+        &self,
+        job_id: &JobId,
+        kind: LogKind,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(LOGS).map_err(db_err("open logs"))?;
+        Ok(t.get((*job_id, kind.tag(), index))
+            .map_err(db_err("get log"))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Size of a job's log.
+    pub fn log_size(&self, job_id: &JobId, kind: LogKind) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(LOGS).map_err(db_err("open logs"))?;
+        let range = t
+            .range((*job_id, kind.tag(), 0)..=(*job_id, kind.tag(), u32::MAX))
+            .map_err(db_err("range logs"))?;
+        let mut total = 0u64;
+        for entry in range {
+            let (_, v) = entry.map_err(db_err("read log"))?;
+            total = total.saturating_add(u64::try_from(v.value().len()).unwrap_or(u64::MAX));
+        }
+        Ok(total)
+    }
+
+    /// Every job record (start-up recovery, metrics). Loads them all: the store keeps
+    /// metadata only, so this is small next to outputs.
+    pub fn all(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(db_err("iterate jobs"))? {
+            let (k, v) = entry.map_err(db_err("read job"))?;
+            out.push(JobRecord::decode(&k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Number of jobs in each state.
+    pub fn counts(&self) -> Result<BTreeMap<JobState, u64>, StoreError> {
+        let mut m = BTreeMap::new();
+        for r in self.all()? {
+            let c: &mut u64 = m.entry(r.state).or_default();
+            *c = c.saturating_add(1);
+        }
+        Ok(m)
+    }
+
+    /// Start-up recovery: every job found `Running` (the agent died under it) becomes
+    /// `Queued` again when its spec asks for re-runs and attempts remain (`rerun(job)`
+    /// decides), otherwise `Failed` with a reason. Committed before anything runs, so a job
+    /// is never lost and never runs twice unasked.
+    pub fn recover(
+        &self,
+        now_ms: u64,
+        rerun: impl Fn(&JobRecord) -> bool + Send + 'static,
+    ) -> Result<Vec<Recovered>, StoreError> {
+        let running: Vec<JobRecord> = self
+            .all()?
+            .into_iter()
+            .filter(|r| r.state == JobState::Running)
+            .collect();
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_blocking(move |txn| {
+            let mut out = Vec::with_capacity(running.len());
+            for mut r in running {
+                let orphan = r.process.take();
+                if rerun(&r) {
+                    r.state = JobState::Queued;
+                    r.reason = format!(
+                        "re-queued after the agent restarted during attempt {}",
+                        r.attempts
+                    );
+                } else {
+                    r.state = JobState::Failed;
+                    r.reason = "the agent restarted while the job was running".into();
+                    r.finished_at_ms = now_ms;
+                }
+                r.version = r.version.saturating_add(1);
+                put_record(txn, &r)?;
+                out.push(Recovered { record: r, orphan });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn put_record(txn: &WriteTransaction, record: &JobRecord) -> Result<(), StoreError> {
+    let bytes = record.encode()?;
+    let mut jobs = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
+    jobs.insert(record.job_id, bytes.as_slice())
+        .map_err(db_err("put job"))?;
+    Ok(())
+}
+
+/// Splits data into numbered chunks; empty data is one empty chunk (so the file exists).
+fn chunks(data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let empty: &[u8] = &[];
+    let first = if data.is_empty() { Some(empty) } else { None };
+    first
+        .into_iter()
+        .chain(data.chunks(CHUNK))
+        .zip(0u32..)
+        .map(|(c, i)| (i, c))
+}
+
+fn make_op<R, F>(f: F, reply: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Op
+where
+    R: Send + 'static,
+    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+{
+    Box::new(move |txn| {
+        let r = f(txn);
+        let failed = r.is_err();
+        let fin: Finisher = Box::new(move |commit| {
+            reply(match (r, commit) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(e.clone()),
+                (Ok(v), Ok(())) => Ok(v),
+            });
+        });
+        (failed, fin)
+    })
+}
+
+/// The writer thread: takes every queued write, applies them in one transaction, commits
+/// (fsync), then answers each. An op that fails aborts its batch and every op in it fails.
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                let err = db_err("begin write")(e);
+                tracing::error!(error = %err, "job store: cannot begin a write transaction");
+                // Without a transaction the ops cannot run: dropping them drops their reply
+                // channels, and their callers get `StoreError::Closed`.
+                drop(ops);
+                continue;
+            }
+        };
+        let mut finishers = Vec::with_capacity(ops.len());
+        let mut any_failed = false;
+        for op in ops {
+            let (failed, fin) = op(&txn);
+            any_failed |= failed;
+            finishers.push(fin);
+        }
+        let outcome = if any_failed {
+            txn.abort()
+                .map_err(db_err("abort"))
+                .and(Err(StoreError::Db {
+                    op: "batch",
+                    detail: "another write in the same transaction failed".into(),
+                }))
+        } else {
+            txn.commit().map_err(db_err("commit"))
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "job store: write batch not committed");
+        }
+        for fin in finishers {
+            fin(outcome.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// serde for `[u8; 32]` as hex.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let b = hex::decode(s).map_err(D::Error::custom)?;
+        <[u8; 32]>::try_from(b).map_err(|_| D::Error::custom("expected 32 bytes"))
+    }
+}
+
+/// serde for `Option<[u8; 32]>` as hex.
+mod hex32_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&hex::encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            let b = hex::decode(s).map_err(D::Error::custom)?;
+            <[u8; 32]>::try_from(b).map_err(|_| D::Error::custom("expected 32 bytes"))
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! Unit tests.
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("agent.redb")).unwrap()
+}
+
+/// Reopens after the previous handle is dropped (its writer thread releases the file).
+fn reopen(dir: &tempfile::TempDir) -> Store {
+    for _ in 0..200 {
+        if let Ok(s) = Store::open(&dir.path().join("agent.redb")) {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("store did not reopen");
+}
+
+fn rec(id: u8, spec: &[u8]) -> JobRecord {
+    JobRecord::queued([id; 32], Sha256Like::hash(spec), Some([9; 32]), 1_000)
+}
+
+/// A stand-in spec hash (the store does not care how it is made).
+struct Sha256Like;
+impl Sha256Like {
+    fn hash(b: &[u8]) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        for (i, x) in b.iter().enumerate() {
+            h[i % 32] ^= *x;
+        }
+        h
+    }
+}
+
+#[tokio::test]
+async fn insert_is_idempotent_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let r = rec(1, b"spec-a");
+    assert!(matches!(
+        s.insert(r.clone(), b"spec-a".to_vec()).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    assert!(matches!(
+        s.insert(r.clone(), b"spec-a".to_vec()).await.unwrap(),
+        Inserted::Existing(_)
+    ));
+    let other = rec(1, b"spec-b");
+    assert!(matches!(
+        s.insert(other, b"spec-b".to_vec()).await.unwrap(),
+        Inserted::Conflict(_)
+    ));
+    assert_eq!(s.spec(&[1; 32]).unwrap().unwrap(), b"spec-a");
+    assert_eq!(s.get(&[1; 32]).unwrap().unwrap(), r);
+    assert!(s.get(&[2; 32]).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let mut handles = Vec::new();
+    for i in 0..64u8 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            s.insert(rec(i, &[i]), vec![i]).await.unwrap()
+        }));
+    }
+    for h in handles {
+        assert!(matches!(h.await.unwrap(), Inserted::Created(_)));
+    }
+    assert_eq!(s.all().unwrap().len(), 64);
+    assert_eq!(s.counts().unwrap()[&JobState::Queued], 64);
+}
+
+#[tokio::test]
+async fn completion_round_trip_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let mut r = rec(3, b"x");
+    s.insert(r.clone(), b"x".to_vec()).await.unwrap();
+    let big = vec![7u8; CHUNK * 2 + 5];
+    r.state = JobState::Succeeded;
+    r.has_receipt = true;
+    r.version = 2;
+    let c = Completion {
+        outputs: vec![
+            ("a/b.bin".into(), big.clone()),
+            ("empty".into(), Vec::new()),
+        ],
+        stdout: b"hello".to_vec(),
+        stderr: Vec::new(),
+        receipt: Some(b"receipt".to_vec()),
+        bundle: Some(([5; 32], b"bundle".to_vec())),
+    };
+    s.complete(r.clone(), c).await.unwrap();
+    drop(s);
+    let s = reopen(&dir);
+    assert_eq!(
+        s.get(&r.job_id).unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    let mut got = Vec::new();
+    for i in 0.. {
+        match s.output_chunk(&r.job_id, "a/b.bin", i).unwrap() {
+            Some(c) => got.extend(c),
+            None => break,
+        }
+    }
+    assert_eq!(got, big);
+    assert_eq!(
+        s.output_chunk(&r.job_id, "empty", 0).unwrap().unwrap(),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        s.log_chunk(&r.job_id, LogKind::Stdout, 0).unwrap().unwrap(),
+        b"hello"
+    );
+    assert_eq!(s.log_size(&r.job_id, LogKind::Stdout).unwrap(), 5);
+    assert_eq!(s.log_size(&r.job_id, LogKind::Stderr).unwrap(), 0);
+    assert_eq!(s.receipt(&r.job_id).unwrap().unwrap(), b"receipt");
+    assert_eq!(s.bundle(&[5; 32]).unwrap().unwrap(), b"bundle");
+}
+
+#[tokio::test]
+async fn recover_fails_or_requeues_running_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    for (id, spec) in [(1u8, b"a"), (2, b"b"), (3, b"c")] {
+        let mut r = rec(id, spec);
+        s.insert(r.clone(), spec.to_vec()).await.unwrap();
+        if id != 3 {
+            r.state = JobState::Running;
+            r.attempts = 1;
+            r.version = 2;
+            r.process = Some(ProcessHandle {
+                pid: 1,
+                start_ticks: 1,
+            });
+            s.put(r).await.unwrap();
+        }
+    }
+    drop(s);
+    let s = reopen(&dir);
+    let out = s.recover(5_000, |r| r.job_id == [2; 32]).unwrap();
+    assert_eq!(out.len(), 2);
+    let one = s.get(&[1; 32]).unwrap().unwrap();
+    assert_eq!(one.state, JobState::Failed);
+    assert_eq!(one.finished_at_ms, 5_000);
+    assert!(one.process.is_none());
+    assert_eq!(one.version, 3);
+    let two = s.get(&[2; 32]).unwrap().unwrap();
+    assert_eq!(two.state, JobState::Queued);
+    assert_eq!(s.get(&[3; 32]).unwrap().unwrap().state, JobState::Queued);
+    assert!(out.iter().all(|r| r.orphan.is_some()));
+    // Recovery is idempotent: nothing is running any more.
+    assert!(s.recover(6_000, |_| true).unwrap().is_empty());
+}
+
+#[test]
+fn record_encoding_round_trip_works() {
+    let mut r = rec(4, b"q");
+    r.outputs.push(OutputMeta {
+        path: "x".into(),
+        size: 1,
+        sha256: [1; 32],
+        index: 0,
+    });
+    r.evidence_digest = Some([2; 32]);
+    let b = r.encode().unwrap();
+    assert_eq!(JobRecord::decode(&r.job_id, &b).unwrap(), r);
+    assert!(JobRecord::decode(&r.job_id, b"{not json").is_err());
+}

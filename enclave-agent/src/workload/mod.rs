@@ -1,0 +1,664 @@
+//! Running a job's workload: job directories, the child process, limits, cancellation,
+//! logs and output collection.
+//!
+//! # Limits without `unsafe`
+//!
+//! The workspace forbids `unsafe_code`, so the agent cannot call `setrlimit` in the child
+//! between `fork` and `exec` (`Command::pre_exec` is unsafe). Instead:
+//!
+//! * RLIMIT_AS (memory), RLIMIT_CPU (CPU time) and RLIMIT_FSIZE (size of every file the job
+//!   writes, set to the output cap) are applied by running the workload under util-linux
+//!   `prlimit --as=N --cpu=N --fsize=N -- argv...`, which sets them on itself and `exec`s
+//!   the workload: the limits hold from the first instruction and the pid stays the same,
+//!   so `wait4` still measures the workload itself.
+//! * Without `prlimit`, the agent applies them to the running child with `prlimit(2)`
+//!   (the `rlimit` crate) right after `spawn`: the child may run a few instructions before
+//!   they apply. A warning is logged; install util-linux to close that window.
+//! * Wall time is enforced by the agent: SIGTERM to the job's process group, then SIGKILL
+//!   after `jobs.kill_grace_ms`.
+//! * The workload is its own process group (`Command::process_group`, safe), so stopping it
+//!   stops everything it started; it runs as `jobs.run_as` (`Command::uid/gid`, safe) so it
+//!   cannot read the agent's memory or key.
+//!
+//! cgroups v2 would give tighter memory accounting, but needs a delegated subtree (systemd
+//! `Delegate=yes`) that not every image has; rlimits work everywhere.
+
+pub mod container;
+pub mod spec;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
+use wait4::Wait4;
+
+use crate::config::Config;
+use crate::metering::{self, ProcessUsage};
+use crate::store::ProcessHandle;
+use spec::{JobPlan, Workload};
+
+/// Where a process workload finds its inputs (environment variable).
+pub const ENV_INPUT_DIR: &str = "SIGIL_INPUT_DIR";
+/// Where a process workload writes its outputs (environment variable).
+pub const ENV_OUTPUT_DIR: &str = "SIGIL_OUTPUT_DIR";
+/// The job id in hex (environment variable).
+pub const ENV_JOB_ID: &str = "SIGIL_JOB_ID";
+
+/// A GPU assigned to a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gpu {
+    /// NVML index.
+    pub index: u32,
+    /// `GPU-...` UUID, when known.
+    pub uuid: Option<String>,
+}
+
+/// Why a workload could not be run (as opposed to running and failing).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A job directory or input file could not be written.
+    #[error("preparing {path}: {source}")]
+    Prepare {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The program could not be started.
+    #[error("starting {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Waiting for the child failed.
+    #[error("waiting for the workload: {0}")]
+    Wait(std::io::Error),
+    /// A blocking helper task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+    /// Container workloads are not configured.
+    #[error("no container engine is configured")]
+    NoEngine,
+}
+
+/// Why the outputs were not collected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// The outputs are larger than the job's cap.
+    #[error("outputs exceed the cap of {cap} bytes")]
+    TooLarge {
+        /// The cap.
+        cap: u64,
+    },
+    /// A file name is not UTF-8.
+    #[error("output file name {0:?} is not UTF-8")]
+    NotUtf8(PathBuf),
+    /// Reading the output directory failed.
+    #[error("reading outputs at {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a workload was stopped by the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The buyer cancelled the job.
+    Cancelled,
+    /// The agent is shutting down.
+    Shutdown,
+    /// The wall-time limit was reached.
+    WallTime,
+}
+
+/// A stop request: the reason is set before the token is cancelled.
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal {
+    token: CancellationToken,
+    reason: Arc<std::sync::OnceLock<Stop>>,
+}
+
+impl StopSignal {
+    /// A fresh signal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests a stop (the first reason wins).
+    pub fn stop(&self, reason: Stop) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// The reason, once stopped.
+    pub fn reason(&self) -> Option<Stop> {
+        self.reason.get().copied()
+    }
+
+    async fn stopped(&self) {
+        self.token.cancelled().await;
+    }
+}
+
+/// A job's directories for one attempt.
+#[derive(Clone, Debug)]
+pub struct JobDirs {
+    /// The attempt's root.
+    pub root: PathBuf,
+    /// Inputs (read-only for containers).
+    pub input: PathBuf,
+    /// Outputs, collected at the end.
+    pub output: PathBuf,
+    /// Working directory and HOME.
+    pub work: PathBuf,
+}
+
+impl JobDirs {
+    /// The directories of `job_hex` under `base`.
+    pub fn new(base: &Path, job_hex: &str) -> Self {
+        let root = base.join(job_hex);
+        Self {
+            input: root.join("in"),
+            output: root.join("out"),
+            work: root.join("work"),
+            root,
+        }
+    }
+
+    /// File recording the running process (see [`write_pid_file`]).
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("pid")
+    }
+}
+
+/// User the workload runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Exit code; negative: killed by that signal.
+    pub exit_code: i32,
+    /// Set when the agent stopped the workload.
+    pub stop: Option<Stop>,
+    /// Unix ms at spawn.
+    pub started_at_ms: u64,
+    /// Unix ms at exit.
+    pub finished_at_ms: u64,
+    /// Measured usage.
+    pub usage: ProcessUsage,
+    /// Captured stdout (capped).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (capped).
+    pub stderr: Vec<u8>,
+}
+
+/// Everything needed to run one attempt.
+#[derive(Debug)]
+pub struct RunRequest<'a> {
+    /// The validated job.
+    pub plan: &'a JobPlan,
+    /// Agent configuration.
+    pub config: &'a Config,
+    /// The attempt's directories (prepared by [`prepare`]).
+    pub dirs: &'a JobDirs,
+    /// GPUs assigned.
+    pub gpus: &'a [Gpu],
+    /// Stop request.
+    pub stop: &'a StopSignal,
+    /// Run as this user (process workloads), if set.
+    pub run_as: Option<RunAs>,
+    /// `prlimit` binary, if found.
+    pub prlimit: Option<&'a Path>,
+    /// Container CLI, if configured.
+    pub container_cli: Option<&'a Path>,
+}
+
+fn prep_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Prepare {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates fresh directories for an attempt (removing any left by an earlier attempt) and
+/// writes the inputs. Blocking.
+pub fn prepare(dirs: &JobDirs, plan: &JobPlan, run_as: Option<RunAs>) -> Result<(), RunError> {
+    if dirs.root.exists() {
+        std::fs::remove_dir_all(&dirs.root).map_err(prep_err(&dirs.root))?;
+    }
+    for d in [&dirs.input, &dirs.output, &dirs.work] {
+        std::fs::create_dir_all(d).map_err(prep_err(d))?;
+    }
+    for (rel, content) in &plan.inputs {
+        let path = dirs.input.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(prep_err(parent))?;
+        }
+        std::fs::write(&path, content).map_err(prep_err(&path))?;
+    }
+    if let Some(u) = run_as {
+        // The workload writes only into its output and working directories.
+        for d in [&dirs.root, &dirs.output, &dirs.work] {
+            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).map_err(prep_err(d))?;
+        }
+        chown_tree(&dirs.input, u)?;
+    }
+    Ok(())
+}
+
+fn chown_tree(dir: &Path, u: RunAs) -> Result<(), RunError> {
+    std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(prep_err(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(prep_err(dir))? {
+        let entry = entry.map_err(prep_err(dir))?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(prep_err(&p))?;
+        if ft.is_dir() {
+            chown_tree(&p, u)?;
+        } else {
+            std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).map_err(prep_err(&p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Environment given to every workload on top of its spec's.
+fn base_env(req: &RunRequest<'_>, input: &str, output: &str) -> BTreeMap<String, String> {
+    let mut env = req.plan.env.clone();
+    env.insert(ENV_JOB_ID.into(), hex::encode(req.plan.job_id));
+    env.insert(ENV_INPUT_DIR.into(), input.into());
+    env.insert(ENV_OUTPUT_DIR.into(), output.into());
+    if !req.gpus.is_empty() {
+        let list: Vec<String> = req
+            .gpus
+            .iter()
+            .map(|g| g.uuid.clone().unwrap_or_else(|| g.index.to_string()))
+            .collect();
+        env.insert("CUDA_VISIBLE_DEVICES".into(), list.join(","));
+    } else {
+        // No GPU assigned: hide any the VM has.
+        env.insert("CUDA_VISIBLE_DEVICES".into(), String::new());
+    }
+    env
+}
+
+/// `prlimit` arguments for the plan's limits (empty when there are none).
+pub fn rlimit_args(plan: &JobPlan) -> Vec<String> {
+    let l = &plan.limits;
+    let mut a = Vec::new();
+    if l.memory_bytes != 0 {
+        a.push(format!("--as={}", l.memory_bytes));
+    }
+    if l.cpu_time_ms != 0 {
+        a.push(format!("--cpu={}", l.cpu_time_ms.div_ceil(1000)));
+    }
+    if l.output_bytes != 0 {
+        a.push(format!("--fsize={}", l.output_bytes));
+    }
+    a
+}
+
+/// The command to spawn, and the container name for container workloads.
+pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), RunError> {
+    let dirs = req.dirs;
+    match &req.plan.workload {
+        Workload::Process { argv } => {
+            let env = base_env(
+                req,
+                &dirs.input.to_string_lossy(),
+                &dirs.output.to_string_lossy(),
+            );
+            let limits = rlimit_args(req.plan);
+            let (program, args): (String, Vec<String>) = match (req.prlimit, limits.is_empty()) {
+                (Some(p), false) => {
+                    let mut a = limits;
+                    a.push("--".into());
+                    a.extend(argv.iter().cloned());
+                    (p.to_string_lossy().into_owned(), a)
+                }
+                _ => {
+                    let mut it = argv.iter().cloned();
+                    let program = it.next().unwrap_or_default();
+                    (program, it.collect())
+                }
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .env("PATH", &req.config.jobs.path)
+                .env("HOME", &dirs.work)
+                .envs(&env)
+                .current_dir(&dirs.work);
+            if let Some(u) = req.run_as {
+                std::os::unix::process::CommandExt::uid(&mut cmd, u.uid);
+                std::os::unix::process::CommandExt::gid(&mut cmd, u.gid);
+            }
+            Ok((cmd, None))
+        }
+        Workload::Container { image, args } => {
+            let engine = req.config.container.engine.ok_or(RunError::NoEngine)?;
+            let cli = req.container_cli.ok_or(RunError::NoEngine)?;
+            let env = base_env(
+                req,
+                container::CONTAINER_INPUT_DIR,
+                container::CONTAINER_OUTPUT_DIR,
+            );
+            let job_hex = hex::encode(req.plan.job_id);
+            let name = format!("sigil-{}", job_hex.get(..16).unwrap_or(&job_hex));
+            let run = container::ContainerRun {
+                engine,
+                config: &req.config.container,
+                name: &name,
+                image,
+                args,
+                env: &env,
+                input_dir: &dirs.input,
+                output_dir: &dirs.output,
+                gpus: req.gpus,
+                limits: &req.plan.limits,
+                job_hex: &job_hex,
+            };
+            let mut cmd = Command::new(cli);
+            cmd.args(container::run_args(&run))
+                .env_clear()
+                .env("PATH", &req.config.jobs.path)
+                .current_dir(&dirs.work);
+            Ok((cmd, Some(name)))
+        }
+    }
+}
+
+/// Runs one attempt to its end. `on_started` is called with the process once it exists
+/// (the caller records it to find orphans after a crash).
+pub async fn run(
+    req: &RunRequest<'_>,
+    on_started: impl FnOnce(ProcessHandle),
+) -> Result<RunOutcome, RunError> {
+    let (mut cmd, container_name) = build_command(req)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Its own process group: stopping the job signals everything it started.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let started = Instant::now();
+    let started_at_ms = metering::unix_ms();
+    let mut child: Child = cmd
+        .spawn()
+        .map_err(|source| RunError::Spawn { program, source })?;
+    let pid = child.id();
+    let handle = ProcessHandle {
+        pid,
+        start_ticks: process_start_ticks(pid).unwrap_or(0),
+    };
+    on_started(handle);
+    if req.prlimit.is_none() && matches!(req.plan.workload, Workload::Process { .. }) {
+        apply_rlimits_late(pid, req.plan);
+    }
+    let cap = req.config.jobs.max_log_bytes;
+    let out_reader = child
+        .stdout
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    let err_reader = child
+        .stderr
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    let mut waiter = tokio::task::spawn_blocking(move || child.wait4());
+
+    let wall = Duration::from_millis(req.plan.limits.wall_time_ms);
+    let mut stop = None;
+    let res = tokio::select! {
+        r = &mut waiter => Some(r),
+        () = tokio::time::sleep(wall) => { stop = Some(Stop::WallTime); None }
+        () = req.stop.stopped() => { stop = req.stop.reason().or(Some(Stop::Cancelled)); None }
+    };
+    let res = match res {
+        Some(r) => r,
+        None => {
+            terminate(
+                pid,
+                container_name.as_deref(),
+                req.container_cli,
+                req.config,
+            )
+            .await;
+            let grace = Duration::from_millis(req.config.jobs.kill_grace_ms);
+            match tokio::time::timeout(grace, &mut waiter).await {
+                Ok(r) => r,
+                Err(_) => {
+                    signal_group(pid, Signal::SIGKILL);
+                    waiter.await
+                }
+            }
+        }
+    };
+    let res = res
+        .map_err(|e| RunError::Task(e.to_string()))?
+        .map_err(RunError::Wait)?;
+    let wall_elapsed = started.elapsed();
+    let finished_at_ms = metering::unix_ms();
+    // The group may still hold processes the workload left behind: they go with it.
+    signal_group(pid, Signal::SIGKILL);
+    let stdout = join_reader(out_reader).await;
+    let stderr = join_reader(err_reader).await;
+    Ok(RunOutcome {
+        exit_code: exit_code(res.status),
+        stop,
+        started_at_ms,
+        finished_at_ms,
+        usage: ProcessUsage::from_rusage(&res.rusage, wall_elapsed),
+        stdout,
+        stderr,
+    })
+}
+
+async fn join_reader(h: Option<tokio::task::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    match h {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
+/// Exit code, or minus the signal number.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => s.checked_neg().unwrap_or(i32::MIN),
+        (None, None) => i32::MIN,
+    }
+}
+
+/// Reads a pipe to its end, keeping the first `cap` bytes (the rest is drained so the
+/// workload never blocks on a full pipe).
+fn read_capped(mut r: impl Read, cap: u64) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = usize::try_from(cap)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(kept.len());
+                let take = n.min(room);
+                if let Some(part) = buf.get(..take) {
+                    kept.extend_from_slice(part);
+                }
+            }
+        }
+    }
+    kept
+}
+
+fn signal_group(pid: u32, sig: Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        // ESRCH (already gone) is the normal case at the end of a job.
+        let _ = killpg(Pid::from_raw(p), sig);
+    }
+}
+
+/// SIGTERM to the group (and `rm --force` for a container, whose processes the engine owns).
+async fn terminate(pid: u32, container: Option<&str>, cli: Option<&Path>, cfg: &Config) {
+    signal_group(pid, Signal::SIGTERM);
+    if let (Some(name), Some(cli)) = (container, cli) {
+        let mut cmd = Command::new(cli);
+        cmd.args(container::remove_args(name))
+            .env_clear()
+            .env("PATH", &cfg.jobs.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let r = tokio::task::spawn_blocking(move || cmd.status()).await;
+        if !matches!(r, Ok(Ok(s)) if s.success()) {
+            tracing::warn!(container = name, "removing the container failed");
+        }
+    }
+}
+
+/// Applies the plan's rlimits to a started child with prlimit(2) (no util-linux `prlimit`).
+fn apply_rlimits_late(pid: u32, plan: &JobPlan) {
+    use rlimit::Resource;
+    let l = &plan.limits;
+    let Ok(p) = i32::try_from(pid) else { return };
+    let set = |res: Resource, v: u64| {
+        if v != 0 {
+            if let Err(e) = rlimit::prlimit(p, res, Some((v, v)), None) {
+                tracing::warn!(error = %e, "applying a resource limit failed");
+            }
+        }
+    };
+    set(Resource::AS, l.memory_bytes);
+    set(Resource::CPU, l.cpu_time_ms.div_ceil(1000));
+    set(Resource::FSIZE, l.output_bytes);
+}
+
+/// Start time of a process in clock ticks since boot (`/proc/<pid>/stat` field 22).
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: count from the
+    // last ')'. Field 3 is the first after it, so field 22 is the 20th.
+    let rest = stat.get(stat.rfind(')')?.checked_add(1)?..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the process group of a job's process left by an earlier agent instance, if that
+/// process still exists (same pid and start time). Returns true if it was found.
+pub fn kill_orphan(h: ProcessHandle) -> bool {
+    if h.start_ticks == 0 || process_start_ticks(h.pid) != Some(h.start_ticks) {
+        return false;
+    }
+    signal_group(h.pid, Signal::SIGKILL);
+    true
+}
+
+/// Records the running process in the attempt's directory. Not fsynced on purpose: it must
+/// survive the agent dying (the page cache does), not the machine (the process dies too).
+pub fn write_pid_file(dirs: &JobDirs, h: ProcessHandle) {
+    let s = format!("{} {}\n", h.pid, h.start_ticks);
+    if let Err(e) = std::fs::write(dirs.pid_file(), s) {
+        tracing::warn!(error = %e, "writing the job's pid file failed");
+    }
+}
+
+/// Reads a pid file written by [`write_pid_file`].
+pub fn read_pid_file(dirs: &JobDirs) -> Option<ProcessHandle> {
+    let s = std::fs::read_to_string(dirs.pid_file()).ok()?;
+    let mut it = s.split_whitespace();
+    Some(ProcessHandle {
+        pid: it.next()?.parse().ok()?,
+        start_ticks: it.next()?.parse().ok()?,
+    })
+}
+
+/// Collects the regular files under `dir` (recursively; symlinks and special files are
+/// skipped), sorted by path, failing if they total more than `cap` bytes. Blocking.
+pub fn collect_outputs(dir: &Path, cap: u64) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    walk(dir, dir, cap, &mut total, &mut files)?;
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(files)
+}
+
+fn walk(
+    base: &Path,
+    dir: &Path,
+    cap: u64,
+    total: &mut u64,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| OutputError::Io { path, source }
+    };
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        // `file_type` does not follow symlinks.
+        let ft = entry.file_type().map_err(io(&path))?;
+        if ft.is_dir() {
+            walk(base, &path, cap, total, out)?;
+        } else if ft.is_file() {
+            let meta = entry.metadata().map_err(io(&path))?;
+            *total = total.saturating_add(meta.len());
+            if *total > cap {
+                return Err(OutputError::TooLarge { cap });
+            }
+            let rel = path
+                .strip_prefix(base)
+                .map_err(|_| OutputError::NotUtf8(path.clone()))?;
+            let name = rel
+                .to_str()
+                .ok_or_else(|| OutputError::NotUtf8(rel.to_owned()))?
+                .to_owned();
+            let data = std::fs::read(&path).map_err(io(&path))?;
+            // The file may have grown since `metadata`; hold the cap on what was read.
+            let extra = u64::try_from(data.len())
+                .unwrap_or(u64::MAX)
+                .saturating_sub(meta.len());
+            *total = total.saturating_add(extra);
+            if *total > cap {
+                return Err(OutputError::TooLarge { cap });
+            }
+            out.push((name, data));
+        }
+    }
+    Ok(())
+}
+
+/// Finds a program in `PATH` (for `prlimit` and the container CLI).
+pub fn which(program: &str, path_var: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests;

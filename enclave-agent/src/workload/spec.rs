@@ -1,0 +1,427 @@
+//! Validation of a submitted `JobSpec` into a [`JobPlan`] the runner can execute.
+//!
+//! Everything a buyer controls is checked here, before the job is stored: ids, tier,
+//! argv/env, image pinning, input paths, limits against the agent's maxima, the provider
+//! key and the expiry.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use prost::Message;
+use sigil_proto::v1;
+
+use crate::config::Config;
+use crate::store::JobId;
+
+/// Why a spec is refused. Every variant maps to `INVALID_ARGUMENT` or `FAILED_PRECONDITION`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The spec bytes are not a protobuf `JobSpec`.
+    #[error("spec is not a valid JobSpec encoding: {0}")]
+    Decode(String),
+    /// The job id is not 32 bytes.
+    #[error("job_id must be 32 bytes, got {0}")]
+    JobId(usize),
+    /// The tier is not 1, 2 or 3.
+    #[error("tier must be 1, 2 or 3, got {0}")]
+    Tier(u32),
+    /// No workload was given.
+    #[error("spec has no workload")]
+    NoWorkload,
+    /// argv is empty or has an invalid entry.
+    #[error("process argv: {0}")]
+    Argv(&'static str),
+    /// An environment variable is malformed or reserved.
+    #[error("environment variable {name:?}: {reason}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The image is not pinned by a sha256 digest.
+    #[error("container image {0:?} is not pinned by digest (expected name@sha256:<64 hex>)")]
+    ImageNotPinned(String),
+    /// An input path is absolute, escapes the input directory or repeats.
+    #[error("input path {path:?}: {reason}")]
+    InputPath {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A limit is above what the agent allows.
+    #[error("{limit} = {requested} exceeds the agent's maximum {max}")]
+    LimitTooHigh {
+        /// Which limit.
+        limit: &'static str,
+        /// Asked for.
+        requested: u64,
+        /// Allowed.
+        max: u64,
+    },
+    /// The spec names another provider.
+    #[error("spec is for provider {0}, not this agent")]
+    WrongProvider(String),
+    /// The spec has expired.
+    #[error("spec expired at {not_after_ms} ms (now {now_ms} ms)")]
+    Expired {
+        /// Expiry.
+        not_after_ms: u64,
+        /// Agent clock.
+        now_ms: u64,
+    },
+    /// The agent cannot run this kind of workload.
+    #[error("{0} workloads are not enabled on this agent")]
+    WorkloadDisabled(&'static str),
+    /// More GPUs than the agent has.
+    #[error("spec asks for {requested} GPUs, this agent has {available}")]
+    NotEnoughGpus {
+        /// Asked for.
+        requested: u32,
+        /// Offered by the agent.
+        available: u32,
+    },
+    /// The evidence mode cannot be honoured.
+    #[error("evidence mode {mode} is not possible for tier {tier} on this agent: {reason}")]
+    EvidenceMode {
+        /// Requested mode name.
+        mode: &'static str,
+        /// The tier.
+        tier: u32,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// What a job runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// A program in the VM.
+    Process {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+    /// An OCI image through the container CLI.
+    Container {
+        /// `name@sha256:<hex>`.
+        image: String,
+        /// Arguments after the image.
+        args: Vec<String>,
+    },
+}
+
+impl Workload {
+    /// `process` or `container`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Process { .. } => "process",
+            Self::Container { .. } => "container",
+        }
+    }
+}
+
+/// Resolved limits (defaults applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock limit, ms.
+    pub wall_time_ms: u64,
+    /// CPU limit, ms (0 = none).
+    pub cpu_time_ms: u64,
+    /// Address-space limit, bytes (0 = none).
+    pub memory_bytes: u64,
+    /// Output cap, bytes.
+    pub output_bytes: u64,
+}
+
+/// Evidence for the receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// No evidence.
+    None,
+    /// Reference the agent key's current evidence bundle.
+    AttestedKey,
+    /// Collect evidence bound to this receipt.
+    FreshQuote,
+}
+
+impl Evidence {
+    /// Name used in docs and errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::AttestedKey => "attested-key",
+            Self::FreshQuote => "fresh-quote",
+        }
+    }
+}
+
+/// A validated job, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobPlan {
+    /// Job id.
+    pub job_id: JobId,
+    /// Tier 1..=3.
+    pub tier: u8,
+    /// The workload.
+    pub workload: Workload,
+    /// Environment given to the workload (on top of the agent's `SIGIL_*` variables).
+    pub env: BTreeMap<String, String>,
+    /// Input files: relative path and content.
+    pub inputs: Vec<(PathBuf, Vec<u8>)>,
+    /// Limits.
+    pub limits: Limits,
+    /// Receipt evidence.
+    pub evidence: Evidence,
+    /// GPUs to assign.
+    pub gpu_count: u32,
+    /// Re-run after an agent restart.
+    pub rerun_on_restart: bool,
+}
+
+/// What the agent offers, for validation.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    /// The agent's public key.
+    pub agent_key: [u8; 32],
+    /// Real or simulated TEE evidence is available (tier 3 possible).
+    pub has_tee: bool,
+    /// GPUs the agent can assign.
+    pub gpus: u32,
+    /// Container workloads are configured.
+    pub containers: bool,
+}
+
+/// Environment names a spec may not set: the agent sets them.
+fn reserved_env(name: &str) -> bool {
+    name.starts_with("SIGIL_") || name == "CUDA_VISIBLE_DEVICES" || name == "NVIDIA_VISIBLE_DEVICES"
+}
+
+fn check_env(
+    env: &std::collections::HashMap<String, String>,
+) -> Result<BTreeMap<String, String>, SpecError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in env {
+        let bad = |reason| SpecError::Env {
+            name: k.clone(),
+            reason,
+        };
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(bad("name must be non-empty without '=' or NUL"));
+        }
+        if v.contains('\0') {
+            return Err(bad("value contains NUL"));
+        }
+        if reserved_env(k) {
+            return Err(bad("reserved for the agent"));
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+fn check_args(args: &[String]) -> Result<(), SpecError> {
+    if args.iter().any(|a| a.contains('\0')) {
+        return Err(SpecError::Argv("an argument contains NUL"));
+    }
+    Ok(())
+}
+
+/// `name@sha256:<64 lower-case hex>`, with a non-empty name and no whitespace.
+pub fn image_is_pinned(image: &str) -> bool {
+    let Some((name, digest)) = image.rsplit_once('@') else {
+        return false;
+    };
+    let Some(hex) = digest.strip_prefix("sha256:") else {
+        return false;
+    };
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !image.chars().any(|c| c.is_whitespace() || c.is_control())
+        && hex.len() == 64
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn check_input_path(p: &str) -> Result<PathBuf, SpecError> {
+    let bad = |reason| SpecError::InputPath {
+        path: p.to_owned(),
+        reason,
+    };
+    if p.is_empty() || p.contains('\0') {
+        return Err(bad("empty or contains NUL"));
+    }
+    let path = Path::new(p);
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return Err(bad("must be relative without '..'")),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(bad("names no file"));
+    }
+    Ok(out)
+}
+
+fn limit(name: &'static str, requested: u64, default: u64, max: u64) -> Result<u64, SpecError> {
+    if requested == 0 {
+        return Ok(default);
+    }
+    if max != 0 && requested > max {
+        return Err(SpecError::LimitTooHigh {
+            limit: name,
+            requested,
+            max,
+        });
+    }
+    Ok(requested)
+}
+
+/// Decodes and validates spec bytes.
+pub fn validate(
+    spec_bytes: &[u8],
+    cfg: &Config,
+    caps: &Capabilities,
+    now_ms: u64,
+) -> Result<JobPlan, SpecError> {
+    let spec = v1::JobSpec::decode(spec_bytes).map_err(|e| SpecError::Decode(e.to_string()))?;
+    let job_id: JobId = spec
+        .job_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| SpecError::JobId(spec.job_id.len()))?;
+    let tier = match spec.tier {
+        1 => 1u8,
+        2 => 2,
+        3 => 3,
+        t => return Err(SpecError::Tier(t)),
+    };
+    if !spec.provider.is_empty() && spec.provider.as_slice() != caps.agent_key.as_slice() {
+        return Err(SpecError::WrongProvider(hex::encode(&spec.provider)));
+    }
+    if spec.not_after_ms != 0 && spec.not_after_ms < now_ms {
+        return Err(SpecError::Expired {
+            not_after_ms: spec.not_after_ms,
+            now_ms,
+        });
+    }
+    let (workload, env) = match spec.workload {
+        None => return Err(SpecError::NoWorkload),
+        Some(v1::job_spec::Workload::Process(p)) => {
+            if !cfg.jobs.allow_process {
+                return Err(SpecError::WorkloadDisabled("process"));
+            }
+            match p.argv.first() {
+                None => return Err(SpecError::Argv("must not be empty")),
+                Some(a) if a.is_empty() => return Err(SpecError::Argv("argv[0] is empty")),
+                Some(_) => {}
+            }
+            check_args(&p.argv)?;
+            (Workload::Process { argv: p.argv }, check_env(&p.env)?)
+        }
+        Some(v1::job_spec::Workload::Container(c)) => {
+            if !caps.containers {
+                return Err(SpecError::WorkloadDisabled("container"));
+            }
+            if !image_is_pinned(&c.image) {
+                return Err(SpecError::ImageNotPinned(c.image));
+            }
+            check_args(&c.args)?;
+            (
+                Workload::Container {
+                    image: c.image,
+                    args: c.args,
+                },
+                check_env(&c.env)?,
+            )
+        }
+    };
+    let mut inputs = Vec::with_capacity(spec.inputs.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for f in spec.inputs {
+        let p = check_input_path(&f.path)?;
+        if !seen.insert(p.clone()) {
+            return Err(SpecError::InputPath {
+                path: f.path,
+                reason: "appears twice",
+            });
+        }
+        inputs.push((p, f.content));
+    }
+    let l = spec.limits.unwrap_or_default();
+    let j = &cfg.jobs;
+    let limits = Limits {
+        wall_time_ms: limit(
+            "limits.wall_time_ms",
+            l.wall_time_ms,
+            j.default_wall_time_ms,
+            j.max_wall_time_ms,
+        )?,
+        cpu_time_ms: limit("limits.cpu_time_ms", l.cpu_time_ms, 0, 0)?,
+        memory_bytes: limit(
+            "limits.memory_bytes",
+            l.memory_bytes,
+            j.default_memory_bytes,
+            0,
+        )?,
+        output_bytes: limit(
+            "limits.output_bytes",
+            l.output_bytes,
+            j.default_output_bytes,
+            j.max_output_bytes,
+        )?,
+    };
+    if spec.gpu_count > caps.gpus {
+        return Err(SpecError::NotEnoughGpus {
+            requested: spec.gpu_count,
+            available: caps.gpus,
+        });
+    }
+    let requested =
+        v1::EvidenceMode::try_from(spec.evidence_mode).unwrap_or(v1::EvidenceMode::Unspecified);
+    let evidence = match (tier, requested) {
+        (3, v1::EvidenceMode::None) => {
+            return Err(SpecError::EvidenceMode {
+                mode: "none",
+                tier: 3,
+                reason: "tier 3 needs hardware evidence",
+            });
+        }
+        (_, v1::EvidenceMode::None) => Evidence::None,
+        (1 | 2, v1::EvidenceMode::Unspecified) => Evidence::None,
+        (_, v1::EvidenceMode::AttestedKey) => Evidence::AttestedKey,
+        (_, v1::EvidenceMode::FreshQuote) => Evidence::FreshQuote,
+        (_, v1::EvidenceMode::Unspecified) => {
+            if cfg.evidence.default_mode == "fresh-quote" {
+                Evidence::FreshQuote
+            } else {
+                Evidence::AttestedKey
+            }
+        }
+    };
+    if evidence != Evidence::None && !caps.has_tee {
+        return Err(SpecError::EvidenceMode {
+            mode: evidence.name(),
+            tier: u32::from(tier),
+            reason: "the agent has no evidence source",
+        });
+    }
+    let rerun_on_restart = matches!(
+        v1::RestartPolicy::try_from(spec.on_restart),
+        Ok(v1::RestartPolicy::Rerun)
+    );
+    Ok(JobPlan {
+        job_id,
+        tier,
+        workload,
+        env,
+        inputs,
+        limits,
+        evidence,
+        gpu_count: spec.gpu_count,
+        rerun_on_restart,
+    })
+}
