@@ -19,9 +19,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod appraise;
+pub mod binding;
+pub mod bundle;
 pub mod crypto;
 pub mod evidence;
+pub mod merkle;
 pub mod policy;
+pub mod receipt;
 pub mod roots;
 pub mod time;
 pub mod verdict;

@@ -6,6 +6,7 @@
 //! `docs/crypto-backends.md`). Every vector is verified through both and the
 //! verdicts must agree.
 
+mod ed25519;
 mod rustcrypto;
 pub use rustcrypto::RustCrypto;
 
@@ -102,6 +103,16 @@ pub trait Crypto: Send + Sync {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), SignatureError>;
+    /// Verifies an ed25519 signature (RFC 8032, 64 bytes) under a 32-byte public key.
+    ///
+    /// Both backends apply the same strict rule: canonical encodings, `S < L`, and
+    /// neither the key nor `R` of small order (see `crypto/ed25519.rs`).
+    fn verify_ed25519(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError>;
 }
 
 impl<T: Crypto + ?Sized> Crypto for &T {
@@ -143,6 +154,14 @@ impl<T: Crypto + ?Sized> Crypto for &T {
         signature: &[u8],
     ) -> Result<(), SignatureError> {
         (**self).verify_rsa_pkcs1(hash, public_key, message, signature)
+    }
+    fn verify_ed25519(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        (**self).verify_ed25519(public_key, message, signature)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Verification: signatures, certificate chains to pinned roots, revocation,
 //! validity at a given time, and the bindings between evidence and certificates.
 
+pub mod receipt;
+pub mod simulated;
 pub mod snp;
 pub mod tdx;
 pub mod x509;
