@@ -16,7 +16,7 @@ use attestation_verifier::evidence::snp::parse_snp_report;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier};
 use attestation_verifier::verify::x509::Cert;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use sev::certs::snp::{Chain, Verifiable};
 use sev::parser::ByteParser;
 
@@ -27,24 +27,41 @@ fn pem_der(b: Vec<u8>) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let case = common::cases("snp").into_iter().find(|c| c.name == CASE).unwrap();
+    let case = common::cases("snp")
+        .into_iter()
+        .find(|c| c.name == CASE)
+        .unwrap();
     let report = case.file("report.bin");
     let vek = case.file("vcek.der");
     let ask = pem_der(case.file("ask.pem"));
     let ark = pem_der(case.file("ark.pem"));
     let now = UnixTime(case.verification_time());
     let parsed = parse_snp_report(&report).unwrap();
-    let collateral = SnpCollateral { vek: &vek, intermediate: Some(&ask), ark: Some(&ark), crl: None };
+    let collateral = SnpCollateral {
+        vek: &vek,
+        intermediate: Some(&ask),
+        ark: Some(&ark),
+        crl: None,
+    };
 
     let mut g = c.benchmark_group("snp");
 
     // The floor: one P-384 verify of the same bytes with the same key.
     let key = Cert::from_der("VCEK", &vek).unwrap().public_key().to_vec();
     let sig = parsed.signature_rs();
-    for (name, crypto) in [("aws-lc-rs", &AwsLc as &dyn Crypto), ("rustcrypto", &RustCrypto)] {
-        assert!(crypto.verify_ecdsa(EcdsaAlg::P384Sha384, &key, &parsed.signed, &sig).is_ok());
+    for (name, crypto) in [
+        ("aws-lc-rs", &AwsLc as &dyn Crypto),
+        ("rustcrypto", &RustCrypto),
+    ] {
+        assert!(
+            crypto
+                .verify_ecdsa(EcdsaAlg::P384Sha384, &key, &parsed.signed, &sig)
+                .is_ok()
+        );
         g.bench_function(format!("floor_p384_verify/{name}"), |b| {
-            b.iter(|| crypto.verify_ecdsa(EcdsaAlg::P384Sha384, &key, black_box(&parsed.signed), &sig))
+            b.iter(|| {
+                crypto.verify_ecdsa(EcdsaAlg::P384Sha384, &key, black_box(&parsed.signed), &sig)
+            })
         });
     }
 
@@ -79,7 +96,8 @@ fn bench(c: &mut Criterion) {
     (&chain, &sev_report).verify().unwrap();
     g.bench_function("sev_crate/chain_and_report", |b| {
         b.iter(|| {
-            let r = sev::firmware::guest::AttestationReport::from_bytes(black_box(&report)).unwrap();
+            let r =
+                sev::firmware::guest::AttestationReport::from_bytes(black_box(&report)).unwrap();
             (&chain, &r).verify().unwrap();
         })
     });
