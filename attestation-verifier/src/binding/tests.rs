@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)] // tests
+#![allow(clippy::unwrap_used, clippy::panic)] // tests
 
 use std::prelude::rust_2024::*;
 use std::vec;

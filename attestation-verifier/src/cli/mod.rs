@@ -19,6 +19,7 @@ use crate::appraise::Outcome;
 use crate::policy::Policy;
 use crate::time::UnixTime;
 
+pub mod receipt;
 pub mod snp;
 
 /// Verify confidential-computing attestation evidence against pinned vendor roots.
@@ -35,6 +36,12 @@ pub struct Cli {
 pub enum Command {
     /// Verify an AMD SEV-SNP attestation report with its VCEK or VLEK.
     Snp(snp::SnpArgs),
+    /// Verify a Sigil receipt: its signature, its binding to the evidence bundle, the evidence and the policy.
+    Receipt(receipt::ReceiptArgs),
+    /// Verify an evidence bundle on its own (agent registration or a challenge answer).
+    Bundle(receipt::BundleArgs),
+    /// Check one job output against a receipt's result commitment with an inclusion proof.
+    Output(receipt::OutputArgs),
 }
 
 /// Options every subcommand takes.
@@ -176,5 +183,8 @@ fn flatten(v: &serde_json::Value, indent: &str, out: &mut String) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Snp(args) => snp::run(&args),
+        Command::Receipt(args) => receipt::run(&args),
+        Command::Bundle(args) => receipt::run_bundle(&args),
+        Command::Output(args) => receipt::run_output(&args),
     }
 }

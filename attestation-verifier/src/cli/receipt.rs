@@ -1,0 +1,189 @@
+//! `sigil-verify receipt`, `sigil-verify bundle` and `sigil-verify output`.
+
+use std::path::PathBuf;
+use std::prelude::rust_2024::*;
+use std::process::ExitCode;
+use std::string::String;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::{CommonArgs, Format, read, report};
+use crate::appraise::Outcome;
+use crate::crypto::{Crypto, DefaultCrypto};
+use crate::merkle::{InclusionProof, verify_inclusion};
+use crate::receipt::SignedReceipt;
+use crate::verify::receipt::{ReceiptVerifier, appraise_bundle, appraise_receipt};
+
+/// Arguments of `sigil-verify receipt`.
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The signed receipt: `SCALE(SignedReceipt)`.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: PathBuf,
+    /// The evidence bundle the receipt references: `SCALE(EvidenceBundle)`.
+    /// Omit only for receipts without evidence (tiers 1 and 2).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Accept evidence from the agent's simulator (testing only; overrides the policy).
+    #[arg(long)]
+    pub allow_simulated: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)] // flattened: its fields carry the docs
+    pub common: CommonArgs,
+}
+
+/// Runs `sigil-verify receipt`.
+pub fn run(args: &ReceiptArgs) -> anyhow::Result<ExitCode> {
+    let receipt = read(&args.receipt)?;
+    let bundle = args.bundle.as_deref().map(read).transpose()?;
+    let mut policy = args.common.load_policy()?;
+    policy.allow_simulated |= args.allow_simulated;
+    let now = args.common.time()?;
+    let mut verifier =
+        ReceiptVerifier::new(DefaultCrypto::default()).context("loading the pinned roots")?;
+    let outcome = appraise_receipt(&mut verifier, &receipt, bundle.as_deref(), &policy, now);
+    report(&outcome, args.common.format)
+}
+
+/// Arguments of `sigil-verify bundle`.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// The evidence bundle: `SCALE(EvidenceBundle)`.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The agent public key the bundle must bind (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub agent_key: Option<String>,
+    /// The challenge nonce the bundle must bind (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub nonce: Option<String>,
+    /// Accept evidence from the agent's simulator (testing only; overrides the policy).
+    #[arg(long)]
+    pub allow_simulated: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)] // flattened: its fields carry the docs
+    pub common: CommonArgs,
+}
+
+fn hex32(what: &str, s: &str) -> anyhow::Result<[u8; 32]> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let v = hex::decode(s).with_context(|| format!("--{what} is not hex"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("--{what} must be 32 bytes, got {}", v.len()))
+}
+
+/// Runs `sigil-verify bundle`.
+pub fn run_bundle(args: &BundleArgs) -> anyhow::Result<ExitCode> {
+    let bundle = read(&args.bundle)?;
+    let key = args
+        .agent_key
+        .as_deref()
+        .map(|s| hex32("agent-key", s))
+        .transpose()?;
+    let nonce = args
+        .nonce
+        .as_deref()
+        .map(|s| hex32("nonce", s))
+        .transpose()?;
+    let mut policy = args.common.load_policy()?;
+    policy.allow_simulated |= args.allow_simulated;
+    let now = args.common.time()?;
+    let mut verifier =
+        ReceiptVerifier::new(DefaultCrypto::default()).context("loading the pinned roots")?;
+    let outcome = appraise_bundle(
+        &mut verifier,
+        &bundle,
+        key.as_ref(),
+        nonce.as_ref(),
+        &policy,
+        now,
+    );
+    report(&outcome, args.common.format)
+}
+
+/// Arguments of `sigil-verify output`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// The signed receipt: `SCALE(SignedReceipt)`.
+    #[arg(long, value_name = "FILE")]
+    pub receipt: PathBuf,
+    /// The output's name, as the job produced it (its path in the output directory).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The output's content.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// The inclusion proof: `SCALE(InclusionProof)`.
+    #[arg(long, value_name = "FILE")]
+    pub proof: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// What `sigil-verify output` reports.
+#[derive(Debug, Serialize)]
+pub struct OutputClaims {
+    /// The job.
+    pub job_id: String,
+    /// The receipt's signer.
+    pub provider: String,
+    /// The receipt's result commitment.
+    pub result_commitment: String,
+    /// How many outputs it commits to.
+    pub output_count: u32,
+    /// The output's name.
+    pub name: String,
+    /// SHA-256 of the output's content.
+    pub content_sha256: String,
+    /// Its position among the outputs.
+    pub index: u32,
+}
+
+/// Runs `sigil-verify output`: the output is under the result commitment of a
+/// receipt whose signature verifies. (The receipt's evidence is checked by
+/// `sigil-verify receipt`.)
+pub fn run_output(args: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let receipt = read(&args.receipt)?;
+    let content = read(&args.file)?;
+    let proof = read(&args.proof)?;
+    let crypto = DefaultCrypto::default();
+    let content_sha256 = crypto.sha256(&content);
+    let mut reasons = Vec::new();
+    let mut claims = None;
+    match SignedReceipt::decode_bytes(&receipt).and_then(|r| r.verify(&crypto)) {
+        Err(e) => reasons.push(e.to_string()),
+        Ok(checked) => {
+            let b = &checked.body;
+            let mut index = 0;
+            match InclusionProof::from_bytes(&proof) {
+                Err(e) => reasons.push(e.to_string()),
+                Ok(p) => {
+                    index = p.index;
+                    if let Err(e) = verify_inclusion(
+                        &crypto,
+                        &b.result_commitment,
+                        b.output_count,
+                        args.name.as_bytes(),
+                        &content_sha256,
+                        &p,
+                    ) {
+                        reasons.push(e.to_string());
+                    }
+                }
+            }
+            claims = Some(OutputClaims {
+                job_id: hex::encode(b.job_id),
+                provider: hex::encode(b.provider),
+                result_commitment: hex::encode(b.result_commitment),
+                output_count: b.output_count,
+                name: args.name.clone(),
+                content_sha256: hex::encode(content_sha256),
+                index,
+            });
+        }
+    }
+    report(&Outcome { claims, reasons }, args.format)
+}

@@ -1,0 +1,504 @@
+//! Receipts end to end: receipts and bundles built here, verified through the
+//! library (synthetic SEV-SNP with a test PKI, real SEV-SNP vectors, simulated
+//! evidence) and through the `sigil-verify` binary (exit codes, JSON envelope).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use attestation_verifier::binding::{fresh_nonce, gpu_evidence_digest, report_data};
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
+use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
+use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN};
+use attestation_verifier::merkle::OutputTree;
+use attestation_verifier::policy::Policy;
+use attestation_verifier::receipt::{
+    EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, SignedReceipt, TeeKind, Usage,
+};
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::receipt::{
+    ReceiptVerifier, ReceiptVerifyError, appraise_receipt,
+};
+use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier};
+use ed25519_dalek::{Signer, SigningKey};
+use p384::ecdsa::signature::Signer as _;
+use p384::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType, IsCa, KeyPair,
+    KeyUsagePurpose, date_time_ymd,
+};
+
+const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
+
+fn agent() -> SigningKey {
+    SigningKey::from_bytes(&[21; 32])
+}
+
+fn body(agent: &SigningKey, mode: EvidenceMode, tee: TeeKind) -> ReceiptBody {
+    let outputs = vec![
+        (b"result.json".to_vec(), [0xAA; 32]),
+        (b"logs/stdout".to_vec(), [0xBB; 32]),
+    ];
+    let tree = OutputTree::new(&RustCrypto, outputs).unwrap();
+    ReceiptBody {
+        version: RECEIPT_VERSION,
+        job_id: [1; 32],
+        job_spec_hash: [2; 32],
+        provider: agent.verifying_key().to_bytes(),
+        tier: 3,
+        result_commitment: tree.root(&RustCrypto),
+        output_count: tree.len(),
+        started_at_ms: 1_800_000_000_000,
+        finished_at_ms: 1_800_000_004_000,
+        exit_code: 0,
+        usage: Usage {
+            wall_ms: 4000,
+            cpu_ms: 3500,
+            peak_memory_bytes: 64 << 20,
+            gpu_ms: 0,
+            gpu_energy_mj: 0,
+        },
+        evidence: EvidenceRef {
+            mode,
+            tee,
+            digest: [0; 32],
+        },
+    }
+}
+
+fn sign(agent: &SigningKey, body: &ReceiptBody) -> Vec<u8> {
+    SignedReceipt::new(body, agent.sign(&body.digest(&RustCrypto)).to_bytes()).to_bytes()
+}
+
+// ---- synthetic SEV-SNP: a test ARK/ASK and a VCEK with AMD's extensions ----
+
+const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
+
+fn amd_oid(tail: &[u64]) -> Vec<u64> {
+    AMD.iter().chain(tail).copied().collect()
+}
+
+fn ca(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2045, 1, 1);
+    p
+}
+
+fn p384_key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+}
+
+struct SnpPlatform {
+    trust: SnpTrustStore,
+    vcek: Vec<u8>,
+    vcek_key: KeyPair,
+}
+
+fn snp_platform() -> SnpPlatform {
+    let ark = CertifiedIssuer::self_signed(ca("ARK-Milan"), p384_key()).unwrap();
+    let ask = CertifiedIssuer::signed_by(ca("SEV-Milan"), p384_key(), &ark).unwrap();
+    let asvk = CertifiedIssuer::signed_by(ca("SEV-VLEK-Milan"), p384_key(), &ark).unwrap();
+    let mut trust = SnpTrustStore::empty();
+    trust
+        .add(Product::Milan, ark.der(), ask.der(), asvk.der())
+        .unwrap();
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "SEV-VCEK");
+    p.not_before = date_time_ymd(2021, 1, 1);
+    p.not_after = date_time_ymd(2040, 1, 1);
+    let name = b"Milan-B0";
+    let mut ia5 = vec![0x16, name.len() as u8];
+    ia5.extend(name);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
+    for (tail, val) in [(1u64, 3u8), (2, 0), (3, 8), (8, 115)] {
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &amd_oid(&[3, tail]),
+            vec![0x02, 0x01, val],
+        ));
+    }
+    let mut hw = vec![0x04, 64];
+    hw.extend([0xAB; 64]);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[4]), hw));
+    let key = p384_key();
+    let vcek = p.signed_by(&key, &ask).unwrap().der().to_vec();
+    SnpPlatform {
+        trust,
+        vcek,
+        vcek_key: key,
+    }
+}
+
+fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
+    let mut b = vec![0u8; REPORT_LEN];
+    b[0..4].copy_from_slice(&3u32.to_le_bytes());
+    b[0x08..0x10].copy_from_slice(&0x30000u64.to_le_bytes());
+    b[0x34] = 1;
+    b[0x50..0x90].copy_from_slice(rd);
+    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
+    b[0x180..0x188].copy_from_slice(&u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]).to_le_bytes());
+    b[0x188] = 0x19;
+    b[0x189] = 0x01;
+    b[0x1A0..0x1E0].copy_from_slice(&[0xAB; 64]);
+    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
+    let bytes = sig.to_bytes();
+    let (r, s) = bytes.split_at(48);
+    for (i, v) in r.iter().rev().enumerate() {
+        b[0x2A0 + i] = *v;
+    }
+    for (i, v) in s.iter().rev().enumerate() {
+        b[0x2A0 + 72 + i] = *v;
+    }
+    b
+}
+
+fn snp_verifier<C: Crypto>(c: C, p: &SnpPlatform) -> ReceiptVerifier<C> {
+    ReceiptVerifier::with_snp_verifier(SnpVerifier::with_trust_store(c, p.trust.clone()))
+}
+
+/// A fresh-quote receipt with SEV-SNP evidence whose REPORT_DATA binds it.
+fn snp_fresh(p: &SnpPlatform, a: &SigningKey) -> (Vec<u8>, Vec<u8>) {
+    let mut b = body(a, EvidenceMode::FreshQuote, TeeKind::SevSnp);
+    let nonce = fresh_nonce(&RustCrypto, &b);
+    let key = a.verifying_key().to_bytes();
+    let rd = report_data(&RustCrypto, &key, &[0; 32], &nonce);
+    let bundle = EvidenceBundle::new(
+        key,
+        nonce,
+        CpuEvidence::SevSnp {
+            report: snp_report(&p.vcek_key, &rd),
+            vek: p.vcek.clone(),
+            intermediate: None,
+            ark: None,
+        },
+        vec![],
+    );
+    b.evidence.digest = bundle.digest(&RustCrypto);
+    (sign(a, &b), bundle.to_bytes())
+}
+
+#[test]
+fn synthetic_snp_fresh_quote_works() {
+    let p = snp_platform();
+    let (r, b) = snp_fresh(&p, &agent());
+    for outcome in [
+        appraise_receipt(
+            &mut snp_verifier(AwsLc, &p),
+            &r,
+            Some(&b),
+            &Policy::default(),
+            NOW,
+        ),
+        appraise_receipt(
+            &mut snp_verifier(RustCrypto, &p),
+            &r,
+            Some(&b),
+            &Policy::default(),
+            NOW,
+        ),
+    ] {
+        assert!(outcome.accepted(), "{:?}", outcome.reasons);
+        let c = outcome.claims.unwrap();
+        assert_eq!(c.tee, "sev-snp");
+        assert_eq!(c.evidence_mode, "fresh-quote");
+        assert!(!c.evidence.unwrap().simulated);
+    }
+}
+
+#[test]
+fn synthetic_snp_policy_applies_works() {
+    let p = snp_platform();
+    let (r, b) = snp_fresh(&p, &agent());
+    let policy = Policy::from_toml(&format!(
+        "[snp]\nmeasurements = [\"{}\"]\n",
+        "22".repeat(48)
+    ))
+    .unwrap();
+    let o = appraise_receipt(&mut snp_verifier(AwsLc, &p), &r, Some(&b), &policy, NOW);
+    assert!(!o.accepted());
+    assert!(
+        o.reasons.iter().any(|x| x.contains("snp.measurements")),
+        "{:?}",
+        o.reasons
+    );
+}
+
+#[test]
+fn synthetic_snp_report_for_other_key_rejects() {
+    // A genuine report bound to a different agent key, relabelled for this receipt.
+    let p = snp_platform();
+    let a = agent();
+    let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::SevSnp);
+    let key = a.verifying_key().to_bytes();
+    let other = SigningKey::from_bytes(&[99; 32]).verifying_key().to_bytes();
+    let rd = report_data(&RustCrypto, &other, &[0; 32], &[5; 32]);
+    let bundle = EvidenceBundle::new(
+        key,
+        [5; 32],
+        CpuEvidence::SevSnp {
+            report: snp_report(&p.vcek_key, &rd),
+            vek: p.vcek.clone(),
+            intermediate: None,
+            ark: None,
+        },
+        vec![],
+    );
+    b.evidence.digest = bundle.digest(&RustCrypto);
+    let mut v = snp_verifier(AwsLc, &p);
+    let f = v
+        .verify(&sign(&a, &b), Some(&bundle.to_bytes()), NOW)
+        .unwrap_err();
+    assert_eq!(f.0.len(), 1, "{f}");
+    assert!(matches!(
+        f.0[0],
+        ReceiptVerifyError::ReportDataMismatch {
+            tee: TeeKind::SevSnp,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn real_snp_vectors_verify_but_do_not_bind_rejects() {
+    // Real reports chain to AMD's pinned roots, but their REPORT_DATA was not made
+    // for this agent key: the only reason for rejection is the binding.
+    let a = agent();
+    let mut seen = 0;
+    for case in common::cases("snp") {
+        if !case.expected_valid() || !case.has("vcek.der") {
+            continue;
+        }
+        let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::SevSnp);
+        let bundle = EvidenceBundle::new(
+            a.verifying_key().to_bytes(),
+            [5; 32],
+            CpuEvidence::SevSnp {
+                report: case.file("report.bin"),
+                vek: case.file("vcek.der"),
+                intermediate: None,
+                ark: None,
+            },
+            vec![],
+        );
+        b.evidence.digest = bundle.digest(&RustCrypto);
+        let mut v = ReceiptVerifier::new(AwsLc).unwrap();
+        let f = v
+            .verify(
+                &sign(&a, &b),
+                Some(&bundle.to_bytes()),
+                UnixTime(case.verification_time()),
+            )
+            .unwrap_err();
+        assert_eq!(f.0.len(), 1, "{}: {f}", case.name);
+        assert!(
+            matches!(f.0[0], ReceiptVerifyError::ReportDataMismatch { .. }),
+            "{}: {f}",
+            case.name
+        );
+        seen += 1;
+    }
+    assert!(seen >= 3, "only {seen} SNP vectors with a VCEK");
+}
+
+// ---- the CLI ----
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sigil-receipts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = tmp(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn sigil_verify(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil-verify"))
+        .args(args)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (code, json)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn simulated_attested(a: &SigningKey) -> (Vec<u8>, Vec<u8>) {
+    let key = a.verifying_key().to_bytes();
+    let nonce = [7; 32];
+    let rd = report_data(
+        &RustCrypto,
+        &key,
+        &gpu_evidence_digest(&RustCrypto, &[]),
+        &nonce,
+    );
+    let sim = SigningKey::from_bytes(&[42; 32]);
+    let sb = SimulatedBody::new(
+        rd,
+        [0; 48],
+        SimulatedKey::Ed25519(sim.verifying_key().to_bytes()),
+    );
+    let sig = sim.sign(&sb.signed_message()).to_bytes().to_vec();
+    let report = SimulatedReport {
+        body: sb,
+        signature: sig,
+    }
+    .to_bytes();
+    let bundle = EvidenceBundle::new(key, nonce, CpuEvidence::Simulated { report }, vec![]);
+    let mut b = body(a, EvidenceMode::AttestedKey, TeeKind::Simulated);
+    b.evidence.digest = bundle.digest(&RustCrypto);
+    (sign(a, &b), bundle.to_bytes())
+}
+
+#[test]
+fn cli_receipt_simulated_works() {
+    let (r, b) = simulated_attested(&agent());
+    let rp = write("sim.receipt", &r);
+    let bp = write("sim.bundle", &b);
+    let base = [
+        "receipt",
+        "--receipt",
+        s(&rp),
+        "--bundle",
+        s(&bp),
+        "--at",
+        "2027-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ];
+    let (code, j) = sigil_verify(&base);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(j["verdict"], "rejected");
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("allow_simulated")
+    );
+    let mut allowed = base.to_vec();
+    allowed.push("--allow-simulated");
+    let (code, j) = sigil_verify(&allowed);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["verdict"], "accepted");
+    assert_eq!(j["claims"]["tee"], "simulated");
+    assert_eq!(j["claims"]["tier"], 3);
+    assert_eq!(j["claims"]["evidence_mode"], "attested-key");
+    assert_eq!(j["claims"]["evidence"]["cpu"]["kind"], "simulated");
+    assert_eq!(j["claims"]["evidence"]["cpu"]["simulated"], true);
+    assert_eq!(j["claims"]["job_id"], "01".repeat(32));
+
+    // Tampered receipt: rejected even with --allow-simulated.
+    let mut t = r.clone();
+    let n = t.len();
+    t[n - 1] ^= 1; // a signature bit
+    let tp = write("tampered.receipt", &t);
+    let mut args = allowed.clone();
+    args[2] = s(&tp);
+    let (code, j) = sigil_verify(&args);
+    assert_eq!(code, 1, "{j}");
+    assert!(j["reasons"][0].as_str().unwrap().contains("signature"));
+
+    // Unreadable input is an error (exit 2), not a verdict.
+    let (code, _) = sigil_verify(&[
+        "receipt",
+        "--receipt",
+        "/nonexistent/receipt",
+        "--at",
+        "2027-01-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn cli_output_inclusion_works() {
+    let a = agent();
+    let outputs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"result.json".to_vec(), b"{\"answer\":42}".to_vec()),
+        (b"logs/stdout".to_vec(), b"hello\n".to_vec()),
+        (b"model.bin".to_vec(), vec![0u8; 1000]),
+    ];
+    let tree = OutputTree::new(
+        &RustCrypto,
+        outputs
+            .iter()
+            .map(|(n, c)| (n.clone(), RustCrypto.sha256(c))),
+    )
+    .unwrap();
+    let mut b = body(&a, EvidenceMode::None, TeeKind::None);
+    b.tier = 1;
+    b.result_commitment = tree.root(&RustCrypto);
+    b.output_count = tree.len();
+    let rp = write("out.receipt", &sign(&a, &b));
+    let proof = tree.prove(&RustCrypto, b"result.json").unwrap();
+    let pp = write("result.proof", &proof.to_bytes());
+    let fp = write("result.json", &outputs[0].1);
+    let (code, j) = sigil_verify(&[
+        "output",
+        "--receipt",
+        s(&rp),
+        "--name",
+        "result.json",
+        "--file",
+        s(&fp),
+        "--proof",
+        s(&pp),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["claims"]["output_count"], 3);
+    let other = write("other.json", b"{\"answer\":43}");
+    let (code, j) = sigil_verify(&[
+        "output",
+        "--receipt",
+        s(&rp),
+        "--name",
+        "result.json",
+        "--file",
+        s(&other),
+        "--proof",
+        s(&pp),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{j}");
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("not under the result commitment")
+    );
+
+    // The tier-1 receipt itself verifies without a bundle.
+    let (code, j) = sigil_verify(&[
+        "receipt",
+        "--receipt",
+        s(&rp),
+        "--at",
+        "2027-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{j}");
+}
