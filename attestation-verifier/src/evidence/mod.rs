@@ -1,9 +1,12 @@
 //! Parsing: untrusted bytes to typed evidence. Total (never panics) and free of
 //! cryptography: nothing here is trusted until a `verify` step says so.
 
+pub mod nvgpu;
+pub mod rim;
 pub mod simulated;
 pub mod snp;
 pub mod tdx;
+pub mod xml;
 
 /// A little cursor over untrusted bytes; every read is bounds-checked.
 #[derive(Clone, Copy)]

@@ -1,7 +1,10 @@
 //! Verification: signatures, certificate chains to pinned roots, revocation,
 //! validity at a given time, and the bindings between evidence and certificates.
 
+pub mod nvgpu;
+pub mod ocsp;
 pub mod receipt;
+pub mod rim;
 pub mod simulated;
 pub mod snp;
 pub mod tdx;

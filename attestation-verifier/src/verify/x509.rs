@@ -91,6 +91,17 @@ fn malformed(what: &'static str, e: der::Error) -> X509Error {
     }
 }
 
+/// The first element of a DER SEQUENCE (the to-be-signed part of a certificate,
+/// CRL or OCSP response) exactly as received. Re-encoding the decoded structure
+/// is not always byte-identical (x509-cert re-encodes a GeneralizedTime before
+/// 2050 as UTCTime), and the signature covers the bytes as sent.
+pub fn signed_part(der: &[u8]) -> Result<Vec<u8>, der::Error> {
+    let outer = der::asn1::AnyRef::from_der(der)?;
+    let mut reader = der::SliceReader::new(outer.value())?;
+    let tbs = der::asn1::AnyRef::decode(&mut reader)?;
+    tbs.to_der()
+}
+
 fn unix(t: x509_cert::time::Time) -> UnixTime {
     UnixTime(t.to_unix_duration().as_secs())
 }
@@ -99,10 +110,7 @@ impl Cert {
     /// Parses a DER certificate. `what` names it in errors ("VCEK", "PCK", ...).
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let cert = Certificate::from_der(der).map_err(|e| malformed(what, e))?;
-        let tbs = cert
-            .tbs_certificate()
-            .to_der()
-            .map_err(|e| malformed(what, e))?;
+        let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
         Ok(Self {
             cert,
             tbs,
@@ -183,6 +191,31 @@ impl Cert {
             .iter()
             .find(|e| e.extn_id == *oid)
             .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// Whether basicConstraints marks the certificate as a CA.
+    pub fn is_ca(&self) -> bool {
+        use x509_cert::ext::pkix::BasicConstraints;
+        self.extension(&rfc5912::ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|v| BasicConstraints::from_der(v).ok())
+            .is_some_and(|bc| bc.ca)
+    }
+
+    /// Whether extendedKeyUsage lists `purpose`.
+    pub fn has_extended_key_usage(&self, purpose: &ObjectIdentifier) -> bool {
+        use x509_cert::ext::pkix::ExtendedKeyUsage;
+        self.extension(&rfc5912::ID_CE_EXT_KEY_USAGE)
+            .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
+            .is_some_and(|eku| eku.0.contains(purpose))
+    }
+
+    /// The DER of the subject name.
+    pub fn subject_der(&self) -> Vec<u8> {
+        self.cert
+            .tbs_certificate()
+            .subject()
+            .to_der()
+            .unwrap_or_default()
     }
 
     /// Whether the subject and issuer names of `self` and `issuer` link up.
@@ -382,7 +415,7 @@ impl Crl {
     /// Parses a DER CRL.
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let crl = CertificateList::from_der(der).map_err(|e| malformed(what, e))?;
-        let tbs = crl.tbs_cert_list.to_der().map_err(|e| malformed(what, e))?;
+        let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
         Ok(Self { crl, tbs })
     }
 

@@ -1,0 +1,821 @@
+//! NVIDIA confidential-GPU report verification.
+//!
+//! Steps (mirrored by `// Step N` below):
+//! 1. Chain: the supplied certificates (leaf = attestation key first; a trailing
+//!    copy of the pinned root is dropped) link by name and signature, each
+//!    issuer a CA and the leaf not one, the last signed by the pinned NVIDIA
+//!    Device Identity CA; the leaf key is ECDSA P-384. Verified chains are
+//!    cached by the hash of the supplied certificates.
+//! 2. Validity of every certificate, root included, at the given time.
+//! 3. FWID: the firmware id in the leaf's TCG DICE extension (`2.23.133.5.4.1`,
+//!    composite-device-id or TcbInfo form) equals the report's FWID field.
+//! 4. Nonce: the request's nonce equals the caller's expected nonce.
+//! 5. Signature: ECDSA P-384/SHA-384 over request || response up to the
+//!    signature, with the leaf key.
+//! 6. Revocation: supplied OCSP responses give the status of each device
+//!    intermediate (the leaf is made on the GPU and the root is pinned, so
+//!    neither has one); a revoked certificate fails verification, missing or
+//!    unknown statuses are recorded for the policy.
+//! 7. RIMs: each supplied RIM is verified (XML-DSig, chain to the pinned RIM
+//!    root, validity; cached by content hash), must describe this report's
+//!    driver or VBIOS version and chip, and its signing chain's OCSP statuses
+//!    are read as in step 6; the report's measurements are then compared with
+//!    the golden values of all RIMs.
+//!
+//! [`NvGpuVerifier::verify_bundle`] verifies several GPUs' reports (an HGX board
+//! has eight), each with its own chain and nonce, in one call, and also fails
+//! when two reports come from the same device.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, OctetString};
+use der::{Decode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
+
+use crate::crypto::{Crypto, EcdsaAlg, SignatureError};
+use crate::evidence::nvgpu::NvGpuReport;
+use crate::evidence::rim::{Rim, RimParseError, parse_rim};
+use crate::roots::nvidia;
+use crate::time::{UnixTime, Window};
+use crate::verdict::{Failures, Verified};
+use crate::verify::ocsp::{CertStatus, OcspError, OcspResponse, parse_ocsp};
+use crate::verify::rim::{
+    RimComparison, RimKind, RimVerified, RimVerifyError, compare, verify_rim,
+};
+use crate::verify::x509::{Cert, KeyKind, X509Error};
+
+/// TCG DICE `tcg-dice-TcbInfo` (NVIDIA Hopper writes the composite-device-id form here).
+pub const TCG_DICE_TCB_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.5.4.1");
+/// The OID NVIDIA Blackwell uses for its DICE TcbInfo.
+pub const TCG_DICE_TCB_INFO_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.5.4.1.1");
+/// Longest device chain accepted below the root (Hopper and Blackwell have four).
+pub const MAX_DEVICE_CHAIN: usize = 6;
+
+/// Why a GPU report failed verification.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NvGpuVerifyError {
+    /// A certificate failed a check.
+    #[error("device certificate chain: {0}")]
+    Certificate(#[from] X509Error),
+    /// The chain has no certificate below the root, or too many.
+    #[error("device certificate chain has {0} certificates below the root (1 to 6 accepted)")]
+    ChainLength(usize),
+    /// Two adjacent certificates do not link by name.
+    #[error("device certificate chain is broken at {subject}: its issuer is not {next}")]
+    BrokenChain {
+        /// The certificate whose issuer is missing.
+        subject: String,
+        /// The certificate that follows it.
+        next: String,
+    },
+    /// The chain does not end at the pinned root.
+    #[error(
+        "device certificate chain ends at {last}, which the pinned NVIDIA Device Identity CA did not issue"
+    )]
+    UntrustedRoot {
+        /// The last certificate's common name.
+        last: String,
+    },
+    /// A certificate that issued another is not a CA.
+    #[error("device certificate {0} issues certificates but is not a CA")]
+    NotCa(String),
+    /// The leaf is a CA certificate, not an attestation key.
+    #[error("device chain leaf {0} is a CA certificate, not the attestation key")]
+    LeafIsCa(String),
+    /// The leaf key is not ECDSA P-384.
+    #[error("attestation key is not ECDSA P-384")]
+    LeafKeyType,
+    /// The leaf has no FWID in a TCG DICE extension.
+    #[error("attestation certificate {0} has no FWID in a TCG DICE extension")]
+    MissingCertFwid(String),
+    /// The report has no FWID field.
+    #[error("report has no FWID field")]
+    MissingReportFwid,
+    /// The report's FWID differs from the certificate's.
+    #[error("report FWID {report} differs from the attestation certificate's {certificate}")]
+    FwidMismatch {
+        /// In the report (hex).
+        report: String,
+        /// In the certificate (hex).
+        certificate: String,
+    },
+    /// The request nonce is not the expected one.
+    #[error("request nonce {found} is not the expected nonce {expected}")]
+    NonceMismatch {
+        /// Expected (hex).
+        expected: String,
+        /// In the report (hex).
+        found: String,
+    },
+    /// The report signature does not verify.
+    #[error("report signature does not verify with the attestation key: {0}")]
+    ReportSignature(SignatureError),
+    /// An OCSP response says a certificate is revoked.
+    #[error("{subject} is revoked (since {at})")]
+    Revoked {
+        /// The certificate's common name.
+        subject: String,
+        /// Revocation time.
+        at: UnixTime,
+    },
+    /// A supplied OCSP response is invalid.
+    #[error("OCSP: {0}")]
+    Ocsp(#[from] OcspError),
+    /// A supplied RIM is malformed.
+    #[error("RIM {position}: {source}")]
+    RimParse {
+        /// Its position among the supplied RIMs.
+        position: usize,
+        /// Why.
+        source: RimParseError,
+    },
+    /// A supplied RIM failed verification.
+    #[error("RIM {position} ({version}): {source}")]
+    Rim {
+        /// Its position among the supplied RIMs.
+        position: usize,
+        /// Its colloquial version.
+        version: String,
+        /// Why.
+        source: RimVerifyError,
+    },
+    /// A RIM describes neither the report's driver nor its VBIOS.
+    #[error(
+        "RIM for version {rim} matches neither the driver ({driver}) nor the VBIOS ({vbios}) of the report"
+    )]
+    RimNotApplicable {
+        /// The RIM's version.
+        rim: String,
+        /// The report's driver version.
+        driver: String,
+        /// The report's VBIOS version.
+        vbios: String,
+    },
+    /// A RIM is for another chip.
+    #[error("RIM for {rim} does not describe this {chip} GPU")]
+    RimChip {
+        /// The RIM's product.
+        rim: String,
+        /// The chip named by the device certificate.
+        chip: String,
+    },
+    /// Two RIMs of the same kind were supplied.
+    #[error("more than one {0} RIM supplied")]
+    DuplicateRim(&'static str),
+    /// Two reports of a bundle come from one device.
+    #[error("GPU {first} and GPU {second} of the bundle have the same attestation certificate")]
+    DuplicateDevice {
+        /// Position of the first.
+        first: usize,
+        /// Position of the second.
+        second: usize,
+    },
+    /// Two reports of a bundle have the same nonce.
+    #[error("GPU {first} and GPU {second} of the bundle use the same nonce")]
+    DuplicateNonce {
+        /// Position of the first.
+        first: usize,
+        /// Position of the second.
+        second: usize,
+    },
+}
+
+/// What comes with a report: its device chain, RIMs and OCSP responses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NvGpuCollateral<'a> {
+    /// The device certificate chain, DER, leaf first (root optional).
+    pub cert_chain: &'a [Vec<u8>],
+    /// Driver and/or VBIOS RIMs (SWID XML).
+    pub rims: &'a [Vec<u8>],
+    /// OCSP responses (DER) for device-chain and RIM-chain certificates.
+    pub ocsp: &'a [Vec<u8>],
+}
+
+/// One GPU of a bundle: its report, device chain and expected nonce.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuInput<'a> {
+    /// The parsed report.
+    pub report: &'a NvGpuReport,
+    /// Its device certificate chain, DER, leaf first.
+    pub cert_chain: &'a [Vec<u8>],
+    /// The nonce its request must carry.
+    pub nonce: [u8; 32],
+}
+
+/// A GPU generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuArch {
+    /// H100/H200 (GH100).
+    Hopper,
+    /// B100/B200 (GB100/GB10x).
+    Blackwell,
+}
+
+impl GpuArch {
+    /// "Hopper" or "Blackwell".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hopper => "Hopper",
+            Self::Blackwell => "Blackwell",
+        }
+    }
+
+    /// The generation of a chip name such as `GH100`.
+    pub fn from_chip(chip: &str) -> Option<Self> {
+        if chip.starts_with("GH") {
+            Some(Self::Hopper)
+        } else if chip.starts_with("GB") {
+            Some(Self::Blackwell)
+        } else {
+            None
+        }
+    }
+}
+
+/// One certificate's revocation status as learned from the supplied OCSP responses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspCheck {
+    /// The certificate's common name.
+    pub subject: String,
+    /// Its status; `None` when no supplied response covers it.
+    pub status: Option<CertStatus>,
+}
+
+/// A verified RIM, as applied to a report.
+#[derive(Clone, Debug)]
+pub struct RimSummary {
+    /// Driver or VBIOS.
+    pub kind: RimKind,
+    /// Its colloquial version.
+    pub version: String,
+    /// Its tag id.
+    pub tag_id: String,
+    /// Its signer's common name.
+    pub signer: String,
+    /// Revocation statuses of its signing chain (signer and intermediates).
+    pub ocsp: Vec<OcspCheck>,
+}
+
+/// A report that verified, with what its chain and collateral established.
+#[derive(Clone, Debug)]
+pub struct NvGpuEvidence {
+    /// The report.
+    pub report: NvGpuReport,
+    /// The chip named by the attestation certificate (e.g. `GH100`).
+    pub chip: String,
+    /// Its generation, when known.
+    pub arch: Option<GpuArch>,
+    /// The attestation certificate's subject common name.
+    pub leaf_subject: String,
+    /// SHA-256 of the attestation certificate's DER.
+    pub leaf_sha256: [u8; 32],
+    /// Certificates in the chain, root included.
+    pub chain_length: usize,
+    /// When the chain is valid.
+    pub chain_validity: Window,
+    /// Revocation statuses of the device intermediates.
+    pub device_ocsp: Vec<OcspCheck>,
+    /// The RIMs applied.
+    pub rims: Vec<RimSummary>,
+    /// The comparison with their golden values (when any RIM was supplied).
+    pub rim_comparison: Option<RimComparison>,
+}
+
+impl NvGpuEvidence {
+    /// Whether a verified RIM of `kind` was applied.
+    pub fn has_rim(&self, kind: RimKind) -> bool {
+        self.rims.iter().any(|r| r.kind == kind)
+    }
+}
+
+/// A verified device chain.
+#[derive(Clone, Debug)]
+struct ChainInfo {
+    /// Leaf first, without the root.
+    certs: Vec<Cert>,
+    leaf_key: Vec<u8>,
+    fwid: Option<Vec<u8>>,
+    chip: String,
+    validity: Window,
+    leaf_sha256: [u8; 32],
+}
+
+/// Upper bound on each cache; a cache is cleared when it fills.
+const CACHE_CAPACITY: usize = 1024;
+
+/// Verifies NVIDIA GPU reports, caching verified device chains and RIMs.
+pub struct NvGpuVerifier<C: Crypto> {
+    crypto: C,
+    device_root: Cert,
+    rim_root: Cert,
+    chains: BTreeMap<[u8; 32], ChainInfo>,
+    rims: BTreeMap<[u8; 32], (Rim, RimVerified)>,
+}
+
+impl<C: Crypto> NvGpuVerifier<C> {
+    /// A verifier over NVIDIA's pinned roots.
+    pub fn new(crypto: C) -> Result<Self, X509Error> {
+        Self::with_roots(crypto, nvidia::DEVICE_IDENTITY_CA, nvidia::RIM_ROOT_CA)
+    }
+
+    /// A verifier over the given device and RIM roots (DER).
+    pub fn with_roots(crypto: C, device_root: &[u8], rim_root: &[u8]) -> Result<Self, X509Error> {
+        Ok(Self {
+            crypto,
+            device_root: Cert::from_der("device root", device_root)?,
+            rim_root: Cert::from_der("RIM root", rim_root)?,
+            chains: BTreeMap::new(),
+            rims: BTreeMap::new(),
+        })
+    }
+
+    /// The crypto backend.
+    pub fn crypto(&self) -> &C {
+        &self.crypto
+    }
+
+    /// Number of verified device chains in the cache.
+    pub fn cached_chains(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// Number of verified RIMs in the cache.
+    pub fn cached_rims(&self) -> usize {
+        self.rims.len()
+    }
+
+    /// Verifies `report` with its collateral at `now`; the request must carry
+    /// `expected_nonce`.
+    pub fn verify(
+        &mut self,
+        report: &NvGpuReport,
+        collateral: &NvGpuCollateral<'_>,
+        expected_nonce: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>> {
+        let mut errors = Vec::new();
+        let ocsp = self.parse_ocsp_all(collateral.ocsp, &mut errors);
+        let chain_key = self.chain_key(collateral.cert_chain);
+        // Step 1
+        if !self.chains.contains_key(&chain_key) {
+            match self.verify_chain(collateral.cert_chain) {
+                Ok(info) => {
+                    if self.chains.len() >= CACHE_CAPACITY {
+                        self.chains.clear();
+                    }
+                    self.chains.insert(chain_key, info);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let chain = self.chains.get(&chain_key).cloned();
+        // Step 4 (independent of the chain)
+        if report.request.nonce != *expected_nonce {
+            errors.push(NvGpuVerifyError::NonceMismatch {
+                expected: hex::encode(expected_nonce),
+                found: hex::encode(report.request.nonce),
+            });
+        }
+        let mut device_ocsp = Vec::new();
+        if let Some(info) = &chain {
+            self.check_chain_use(report, info, now, &mut errors);
+            // Step 6: intermediates only (index 1..).
+            let issuers = info
+                .certs
+                .iter()
+                .skip(2)
+                .chain(core::iter::once(&self.device_root));
+            for (cert, issuer) in info.certs.iter().skip(1).zip(issuers) {
+                device_ocsp.push(self.ocsp_status(&ocsp, cert, issuer, now, &mut errors));
+            }
+        }
+        // Step 7
+        let (rims, rim_comparison) = self.apply_rims(
+            report,
+            collateral.rims,
+            chain.as_ref(),
+            &ocsp,
+            now,
+            &mut errors,
+        );
+        match chain {
+            Some(info) if errors.is_empty() => Ok(Verified::new(NvGpuEvidence {
+                report: report.clone(),
+                arch: GpuArch::from_chip(&info.chip),
+                leaf_subject: info
+                    .certs
+                    .first()
+                    .and_then(Cert::subject_cn)
+                    .unwrap_or_default(),
+                chip: info.chip,
+                leaf_sha256: info.leaf_sha256,
+                chain_length: info.certs.len().saturating_add(1),
+                chain_validity: info.validity,
+                device_ocsp,
+                rims,
+                rim_comparison,
+            })),
+            _ => Err(Failures(errors)),
+        }
+    }
+
+    /// Verifies several GPUs' reports in one call. Each entry is a report, its
+    /// device chain and its expected nonce; the RIMs and OCSP responses are
+    /// shared. Beyond each report's own checks, no two reports may share an
+    /// attestation certificate or a nonce.
+    pub fn verify_bundle(
+        &mut self,
+        gpus: &[GpuInput<'_>],
+        rims: &[Vec<u8>],
+        ocsp: &[Vec<u8>],
+        now: UnixTime,
+    ) -> Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> {
+        let mut out: Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> = gpus
+            .iter()
+            .map(|g| {
+                let collateral = NvGpuCollateral {
+                    cert_chain: g.cert_chain,
+                    rims,
+                    ocsp,
+                };
+                self.verify(g.report, &collateral, &g.nonce, now)
+            })
+            .collect();
+        let mut dup: Vec<(usize, NvGpuVerifyError)> = Vec::new();
+        for (i, gi) in gpus.iter().enumerate() {
+            for (j, gj) in gpus.iter().enumerate().skip(i.saturating_add(1)) {
+                if !gi.cert_chain.is_empty() && gi.cert_chain.first() == gj.cert_chain.first() {
+                    dup.push((
+                        j,
+                        NvGpuVerifyError::DuplicateDevice {
+                            first: i,
+                            second: j,
+                        },
+                    ));
+                }
+                if gi.nonce == gj.nonce {
+                    dup.push((
+                        j,
+                        NvGpuVerifyError::DuplicateNonce {
+                            first: i,
+                            second: j,
+                        },
+                    ));
+                }
+            }
+        }
+        for (j, e) in dup {
+            if let Some(slot) = out.get_mut(j) {
+                match slot {
+                    Ok(_) => *slot = Err(Failures::one(e)),
+                    Err(f) => f.0.push(e),
+                }
+            }
+        }
+        out
+    }
+
+    fn chain_key(&self, chain: &[Vec<u8>]) -> [u8; 32] {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(b"sigil.nvgpu.chain.v1");
+        for der in chain {
+            buf.extend_from_slice(&(der.len() as u64).to_le_bytes());
+            buf.extend_from_slice(der);
+        }
+        self.crypto.sha256(&buf)
+    }
+
+    /// Step 1, without time.
+    fn verify_chain(&self, ders: &[Vec<u8>]) -> Result<ChainInfo, NvGpuVerifyError> {
+        let crypto: &dyn Crypto = &self.crypto;
+        let mut certs = Vec::with_capacity(ders.len());
+        for der in ders {
+            if der.as_slice() == self.device_root.der() {
+                break;
+            }
+            certs.push(Cert::from_der("device certificate", der)?);
+        }
+        if certs.is_empty() || certs.len() > MAX_DEVICE_CHAIN {
+            return Err(NvGpuVerifyError::ChainLength(certs.len()));
+        }
+        let cn = |c: &Cert| c.subject_cn().unwrap_or_default();
+        let issuers = certs
+            .iter()
+            .skip(1)
+            .chain(core::iter::once(&self.device_root));
+        for (cert, issuer) in certs.iter().zip(issuers) {
+            let is_root = core::ptr::eq(issuer, &self.device_root);
+            if !cert.issued_by_name(issuer) {
+                return Err(if is_root {
+                    NvGpuVerifyError::UntrustedRoot { last: cn(cert) }
+                } else {
+                    NvGpuVerifyError::BrokenChain {
+                        subject: cn(cert),
+                        next: cn(issuer),
+                    }
+                });
+            }
+            if !issuer.is_ca() {
+                return Err(NvGpuVerifyError::NotCa(cn(issuer)));
+            }
+            cert.verify_signed_by(crypto, "device certificate", issuer, "its issuer")
+                .map_err(|e| match (is_root, e) {
+                    (true, X509Error::BadSignature { .. }) => {
+                        NvGpuVerifyError::UntrustedRoot { last: cn(cert) }
+                    }
+                    (_, e) => e.into(),
+                })?;
+        }
+        let leaf = certs.first().ok_or(NvGpuVerifyError::ChainLength(0))?;
+        if leaf.is_ca() {
+            return Err(NvGpuVerifyError::LeafIsCa(cn(leaf)));
+        }
+        if leaf.key_kind("attestation key")? != KeyKind::P384 {
+            return Err(NvGpuVerifyError::LeafKeyType);
+        }
+        let leaf_cn = cn(leaf);
+        let chip = leaf_cn
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let validity = certs.iter().fold(self.device_root.validity(), |w, c| {
+            w.intersect(&c.validity())
+        });
+        Ok(ChainInfo {
+            leaf_key: leaf.public_key().to_vec(),
+            fwid: dice_fwid(leaf),
+            leaf_sha256: self.crypto.sha256(leaf.der()),
+            chip,
+            validity,
+            certs,
+        })
+    }
+
+    /// Steps 2, 3 and 5 against a verified chain.
+    fn check_chain_use(
+        &self,
+        report: &NvGpuReport,
+        info: &ChainInfo,
+        now: UnixTime,
+        errors: &mut Vec<NvGpuVerifyError>,
+    ) {
+        // Step 2
+        if !info.validity.contains(now) {
+            let mut found = false;
+            for c in info.certs.iter().chain(core::iter::once(&self.device_root)) {
+                if let Err(e) = c.check_validity("device certificate", now) {
+                    errors.push(e.into());
+                    found = true;
+                }
+            }
+            if !found {
+                errors.push(
+                    X509Error::Expired {
+                        what: "device certificate chain",
+                        at: now,
+                        not_before: info.validity.not_before,
+                        not_after: info.validity.not_after,
+                    }
+                    .into(),
+                );
+            }
+        }
+        // Step 3
+        let leaf_cn = || {
+            info.certs
+                .first()
+                .and_then(Cert::subject_cn)
+                .unwrap_or_default()
+        };
+        match (&report.fields.fwid, &info.fwid) {
+            (_, None) => errors.push(NvGpuVerifyError::MissingCertFwid(leaf_cn())),
+            (None, Some(_)) => errors.push(NvGpuVerifyError::MissingReportFwid),
+            (Some(r), Some(c)) if r != c => errors.push(NvGpuVerifyError::FwidMismatch {
+                report: hex::encode(r),
+                certificate: hex::encode(c),
+            }),
+            _ => {}
+        }
+        // Step 5
+        if let Err(e) = self.crypto.verify_ecdsa(
+            EcdsaAlg::P384Sha384,
+            &info.leaf_key,
+            &report.signed,
+            &report.signature,
+        ) {
+            errors.push(NvGpuVerifyError::ReportSignature(e));
+        }
+    }
+
+    fn parse_ocsp_all(
+        &self,
+        ders: &[Vec<u8>],
+        errors: &mut Vec<NvGpuVerifyError>,
+    ) -> Vec<OcspResponse> {
+        let mut out = Vec::new();
+        for der in ders {
+            match parse_ocsp(der) {
+                Ok(r) => out.push(r),
+                Err(e) => errors.push(e.into()),
+            }
+        }
+        out
+    }
+
+    fn ocsp_status(
+        &self,
+        responses: &[OcspResponse],
+        cert: &Cert,
+        issuer: &Cert,
+        now: UnixTime,
+        errors: &mut Vec<NvGpuVerifyError>,
+    ) -> OcspCheck {
+        let subject = cert.subject_cn().unwrap_or_default();
+        let mut status = None;
+        for r in responses {
+            match r.status(&self.crypto, cert, issuer, now) {
+                Ok(Some(s)) => {
+                    status = Some(s);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    errors.push(e.into());
+                    return OcspCheck { subject, status };
+                }
+            }
+        }
+        if let Some(CertStatus::Revoked { at }) = status {
+            errors.push(NvGpuVerifyError::Revoked {
+                subject: subject.clone(),
+                at,
+            });
+        }
+        OcspCheck { subject, status }
+    }
+
+    fn verified_rim(
+        &mut self,
+        position: usize,
+        bytes: &[u8],
+        now: UnixTime,
+    ) -> Result<(Rim, RimVerified), NvGpuVerifyError> {
+        let key = self.crypto.sha256(bytes);
+        if let Some((rim, v)) = self.rims.get(&key) {
+            // Signatures were checked when cached; only time moves.
+            if !v.validity.contains(now) {
+                for c in v.chain.iter().chain(core::iter::once(&self.rim_root)) {
+                    c.check_validity("RIM certificate", now).map_err(|e| {
+                        NvGpuVerifyError::Rim {
+                            position,
+                            version: rim.colloquial_version.clone(),
+                            source: e.into(),
+                        }
+                    })?;
+                }
+            }
+            return Ok((rim.clone(), v.clone()));
+        }
+        let rim =
+            parse_rim(bytes).map_err(|source| NvGpuVerifyError::RimParse { position, source })?;
+        let v = verify_rim(&self.crypto, &rim, &self.rim_root, now).map_err(|source| {
+            NvGpuVerifyError::Rim {
+                position,
+                version: rim.colloquial_version.clone(),
+                source,
+            }
+        })?;
+        if self.rims.len() >= CACHE_CAPACITY {
+            self.rims.clear();
+        }
+        self.rims.insert(key, (rim.clone(), v.clone()));
+        Ok((rim, v))
+    }
+
+    fn apply_rims(
+        &mut self,
+        report: &NvGpuReport,
+        rims: &[Vec<u8>],
+        chain: Option<&ChainInfo>,
+        ocsp: &[OcspResponse],
+        now: UnixTime,
+        errors: &mut Vec<NvGpuVerifyError>,
+    ) -> (Vec<RimSummary>, Option<RimComparison>) {
+        let mut applied: Vec<(RimKind, Rim)> = Vec::new();
+        let mut summaries = Vec::new();
+        let driver = report.fields.driver_version.clone().unwrap_or_default();
+        let vbios = report.fields.vbios_version.clone().unwrap_or_default();
+        for (position, bytes) in rims.iter().enumerate() {
+            let (rim, v) = match self.verified_rim(position, bytes, now) {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let version = rim.colloquial_version.clone();
+            let kind = if !driver.is_empty() && version.eq_ignore_ascii_case(&driver) {
+                RimKind::Driver
+            } else if !vbios.is_empty() && version.eq_ignore_ascii_case(&vbios) {
+                RimKind::Vbios
+            } else {
+                errors.push(NvGpuVerifyError::RimNotApplicable {
+                    rim: version,
+                    driver: driver.clone(),
+                    vbios: vbios.clone(),
+                });
+                continue;
+            };
+            if let Some(info) = chain {
+                let product = rim.product.clone().unwrap_or_else(|| rim.name.clone());
+                if !product.eq_ignore_ascii_case(&info.chip) {
+                    errors.push(NvGpuVerifyError::RimChip {
+                        rim: product,
+                        chip: info.chip.clone(),
+                    });
+                    continue;
+                }
+            }
+            if applied.iter().any(|(k, _)| *k == kind) {
+                errors.push(NvGpuVerifyError::DuplicateRim(kind.name()));
+                continue;
+            }
+            let issuers = v
+                .chain
+                .iter()
+                .skip(1)
+                .chain(core::iter::once(&self.rim_root));
+            let mut rim_ocsp = Vec::new();
+            for (cert, issuer) in v.chain.iter().zip(issuers) {
+                rim_ocsp.push(self.ocsp_status(ocsp, cert, issuer, now, errors));
+            }
+            summaries.push(RimSummary {
+                kind,
+                version,
+                tag_id: rim.tag_id.clone(),
+                signer: v.signer.clone(),
+                ocsp: rim_ocsp,
+            });
+            applied.push((kind, rim));
+        }
+        if applied.is_empty() {
+            return (summaries, None);
+        }
+        let refs: Vec<(RimKind, &Rim)> = applied.iter().map(|(k, r)| (*k, r)).collect();
+        (summaries, Some(compare(report, &refs)))
+    }
+}
+
+#[derive(Sequence)]
+struct Fwid {
+    hash_alg: ObjectIdentifier,
+    digest: OctetString,
+}
+
+/// RIoT/DICE composite device id: version, device key, FWID.
+#[derive(Sequence)]
+struct CompositeDeviceId<'a> {
+    version: u8,
+    device_id: AnyRef<'a>,
+    fwid: Fwid,
+}
+
+/// The FWID in a certificate's TCG DICE extension: the composite-device-id
+/// form (Hopper) or the first FWID of a TcbInfo's `[6] fwids` (Blackwell).
+pub fn dice_fwid(cert: &Cert) -> Option<Vec<u8>> {
+    if let Some(v) = cert.extension(&TCG_DICE_TCB_INFO) {
+        if let Ok(c) = CompositeDeviceId::from_der(v) {
+            return Some(c.fwid.digest.as_bytes().to_vec());
+        }
+        if let Some(f) = tcb_info_fwid(v) {
+            return Some(f);
+        }
+    }
+    cert.extension(&TCG_DICE_TCB_INFO_1).and_then(tcb_info_fwid)
+}
+
+/// `DiceTcbInfo ::= SEQUENCE { ..., fwids [6] IMPLICIT SEQUENCE OF FWID, ... }`.
+fn tcb_info_fwid(der: &[u8]) -> Option<Vec<u8>> {
+    let outer = AnyRef::from_der(der).ok()?;
+    if outer.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut fields = SliceReader::new(outer.value()).ok()?;
+    while !fields.is_finished() {
+        let field = AnyRef::decode(&mut fields).ok()?;
+        if field.tag()
+            == (Tag::ContextSpecific {
+                constructed: true,
+                number: TagNumber(6),
+            })
+        {
+            let mut fwids = SliceReader::new(field.value()).ok()?;
+            let first = Fwid::decode(&mut fwids).ok()?;
+            return Some(first.digest.as_bytes().to_vec());
+        }
+    }
+    None
+}
