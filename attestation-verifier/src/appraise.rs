@@ -13,6 +13,9 @@ use crate::time::UnixTime;
 use crate::verdict::Verdict;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};
 
+mod tdx;
+pub use tdx::{TdxClaims, appraise_tdx};
+
 /// The outcome of checking one piece of evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome<C> {

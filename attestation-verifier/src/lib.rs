@@ -33,3 +33,5 @@ pub mod verify;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "fetch")]
+pub mod pcs;

@@ -14,6 +14,9 @@ use crate::evidence::snp::SigningKey;
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::snp::SnpEvidence;
 
+mod tdx;
+pub use tdx::TdxPolicy;
+
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HexBytes(pub Vec<u8>);
@@ -69,6 +72,8 @@ pub struct Policy {
     pub allow_simulated: bool,
     /// SEV-SNP rules.
     pub snp: SnpPolicy,
+    /// Intel TDX rules.
+    pub tdx: TdxPolicy,
 }
 
 impl Policy {
@@ -82,6 +87,7 @@ impl Policy {
 
     /// Checks lengths and domains of every value.
     pub fn validate(&self) -> Result<(), PolicyError> {
+        self.tdx.validate()?;
         self.snp.validate()
     }
 }

@@ -21,6 +21,7 @@ use crate::time::UnixTime;
 
 pub mod receipt;
 pub mod snp;
+pub mod tdx;
 
 /// Verify confidential-computing attestation evidence against pinned vendor roots.
 #[derive(Debug, Parser)]
@@ -36,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Verify an AMD SEV-SNP attestation report with its VCEK or VLEK.
     Snp(snp::SnpArgs),
+    /// Verify an Intel TDX quote (DCAP v4/v5) with its collateral.
+    Tdx(tdx::TdxArgs),
     /// Verify a Sigil receipt: its signature, its binding to the evidence bundle, the evidence and the policy.
     Receipt(receipt::ReceiptArgs),
     /// Verify an evidence bundle on its own (agent registration or a challenge answer).
@@ -183,6 +186,7 @@ fn flatten(v: &serde_json::Value, indent: &str, out: &mut String) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Snp(args) => snp::run(&args),
+        Command::Tdx(args) => tdx::run(&args),
         Command::Receipt(args) => receipt::run(&args),
         Command::Bundle(args) => receipt::run_bundle(&args),
         Command::Output(args) => receipt::run_output(&args),
