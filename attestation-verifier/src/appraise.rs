@@ -13,7 +13,12 @@ use crate::time::UnixTime;
 use crate::verdict::Verdict;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};
 
+mod gpu;
 mod tdx;
+pub use gpu::{
+    GpuBundleClaims, GpuBytes, GpuClaims, MeasurementClaim, OcspClaim, RimClaim, RimClaims,
+    appraise_gpu, appraise_gpu_bundle,
+};
 pub use tdx::{TdxClaims, appraise_tdx};
 
 /// The outcome of checking one piece of evidence.

@@ -35,3 +35,5 @@ pub mod verify;
 pub mod cli;
 #[cfg(feature = "fetch")]
 pub mod pcs;
+#[cfg(feature = "fetch")]
+pub mod rim_service;

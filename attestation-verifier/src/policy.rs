@@ -14,7 +14,9 @@ use crate::evidence::snp::SigningKey;
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::snp::SnpEvidence;
 
+mod gpu;
 mod tdx;
+pub use gpu::{GpuPolicy, mode_name, parse_version};
 pub use tdx::TdxPolicy;
 
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).
@@ -74,6 +76,8 @@ pub struct Policy {
     pub snp: SnpPolicy,
     /// Intel TDX rules.
     pub tdx: TdxPolicy,
+    /// NVIDIA GPU rules.
+    pub gpu: GpuPolicy,
 }
 
 impl Policy {
@@ -88,6 +92,7 @@ impl Policy {
     /// Checks lengths and domains of every value.
     pub fn validate(&self) -> Result<(), PolicyError> {
         self.tdx.validate()?;
+        self.gpu.validate()?;
         self.snp.validate()
     }
 }

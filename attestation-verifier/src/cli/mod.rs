@@ -19,6 +19,7 @@ use crate::appraise::Outcome;
 use crate::policy::Policy;
 use crate::time::UnixTime;
 
+pub mod gpu;
 pub mod receipt;
 pub mod snp;
 pub mod tdx;
@@ -37,14 +38,17 @@ pub struct Cli {
 pub enum Command {
     /// Verify an AMD SEV-SNP attestation report with its VCEK or VLEK.
     Snp(snp::SnpArgs),
-    /// Verify an Intel TDX quote (DCAP v4/v5) with its collateral.
-    Tdx(tdx::TdxArgs),
     /// Verify a Sigil receipt: its signature, its binding to the evidence bundle, the evidence and the policy.
     Receipt(receipt::ReceiptArgs),
     /// Verify an evidence bundle on its own (agent registration or a challenge answer).
     Bundle(receipt::BundleArgs),
     /// Check one job output against a receipt's result commitment with an inclusion proof.
     Output(receipt::OutputArgs),
+    /// Verify an Intel TDX quote (DCAP v4/v5) with its collateral.
+    Tdx(tdx::TdxArgs),
+    /// Verify an NVIDIA H100/H200 confidential-GPU attestation report with its
+    /// certificate chain, RIMs and OCSP responses.
+    Gpu(gpu::GpuArgs),
 }
 
 /// Options every subcommand takes.
@@ -186,9 +190,10 @@ fn flatten(v: &serde_json::Value, indent: &str, out: &mut String) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Snp(args) => snp::run(&args),
-        Command::Tdx(args) => tdx::run(&args),
         Command::Receipt(args) => receipt::run(&args),
         Command::Bundle(args) => receipt::run_bundle(&args),
         Command::Output(args) => receipt::run_output(&args),
+        Command::Tdx(args) => tdx::run(&args),
+        Command::Gpu(args) => gpu::run(&args),
     }
 }

@@ -343,6 +343,33 @@ impl NvGpuReport {
             .saturating_add(self.padding)
     }
 
+    /// The id of the driver RIM in NVIDIA's RIM service, e.g.
+    /// `NV_GPU_DRIVER_GH100_550.90.07`; `chip` comes from the device certificate.
+    pub fn driver_rim_id(&self, chip: &str) -> Option<String> {
+        let v = self.fields.driver_version.as_deref()?;
+        Some(alloc::format!("NV_GPU_DRIVER_{chip}_{v}"))
+    }
+
+    /// The id of the VBIOS RIM in NVIDIA's RIM service, e.g.
+    /// `NV_GPU_VBIOS_1010_0200_882_96009F0001` (project, project SKU, chip SKU,
+    /// VBIOS version without dots, upper case).
+    pub fn vbios_rim_id(&self) -> Option<String> {
+        let f = &self.fields;
+        let version: String = f
+            .vbios_version
+            .as_deref()?
+            .chars()
+            .filter(|c| *c != '.')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        Some(alloc::format!(
+            "NV_GPU_VBIOS_{}_{}_{}_{version}",
+            f.project.as_deref()?.to_ascii_uppercase(),
+            f.project_sku.as_deref()?.to_ascii_uppercase(),
+            f.chip_sku.as_deref()?.to_ascii_uppercase(),
+        ))
+    }
+
     /// The ids of the opaque fields, in the order sent.
     pub fn opaque_field_ids(&self) -> Vec<u16> {
         self.opaque.iter().map(|f| f.id).collect()
