@@ -1,0 +1,1195 @@
+//! Synthetic TDX evidence built by the test itself: its own root CA, PCK CA, PCK
+//! certificate with SGX extensions, TCB signing certificate, CRLs, signed TCB Info
+//! and QE Identity, and quotes signed by a test attestation key. One test per
+//! rejection path, each asserting the typed reason; plus every TCB status.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
+
+use attestation_verifier::appraise::appraise_tdx;
+use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
+use attestation_verifier::evidence::tdx::{INTEL_QE_VENDOR_ID, TdxParseError, parse_tdx_quote};
+use attestation_verifier::policy::Policy;
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verdict::Failures;
+use attestation_verifier::verify::tdx::{
+    TcbStatus, TdxCollateral, TdxCollateralParts, TdxEvidence, TdxTrustAnchor, TdxVerifier,
+    TdxVerifyError,
+};
+use attestation_verifier::verify::x509::X509Error;
+use const_oid::ObjectIdentifier;
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer;
+use p256::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
+    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
+};
+use sha2::Digest;
+
+/// 2029-06-15: inside every test item's window (collateral 2029-06-01..2029-07-01).
+const NOW: UnixTime = UnixTime(1_876_176_000);
+/// 2029-07-10: after the collateral's nextUpdate, before the certificates expire.
+const LATER: UnixTime = UnixTime(1_878_076_800);
+const FMSPC: [u8; 6] = [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00];
+const QE_MRSIGNER: [u8; 32] = [0xab; 32];
+const PCK_SERIAL: u64 = 0x5151;
+
+// ---------------------------------------------------------------- DER helpers
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend(content);
+    out
+}
+
+fn oid(s: &str) -> Vec<u8> {
+    tlv(0x06, ObjectIdentifier::new_unwrap(s).as_bytes())
+}
+
+fn int(v: u16) -> Vec<u8> {
+    let b = v.to_be_bytes();
+    let mut c: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+    if c.first().is_none_or(|x| x & 0x80 != 0) {
+        c.insert(0, 0);
+    }
+    tlv(0x02, &c)
+}
+
+fn pair(id: &str, value: Vec<u8>) -> Vec<u8> {
+    tlv(0x30, &[oid(id), value].concat())
+}
+
+const SGX: &str = "1.2.840.113741.1.13.1";
+
+fn sgx_extension(cpusvn: [u8; 16], pce_svn: u16, fmspc: [u8; 6]) -> Vec<u8> {
+    let mut tcb = Vec::new();
+    for (i, svn) in cpusvn.iter().enumerate() {
+        tcb.extend(pair(&format!("{SGX}.2.{}", i + 1), int(u16::from(*svn))));
+    }
+    tcb.extend(pair(&format!("{SGX}.2.17"), int(pce_svn)));
+    tcb.extend(pair(&format!("{SGX}.2.18"), tlv(0x04, &cpusvn)));
+    let items = [
+        pair(&format!("{SGX}.1"), tlv(0x04, &[0x11; 16])),
+        pair(&format!("{SGX}.2"), tlv(0x30, &tcb)),
+        pair(&format!("{SGX}.3"), tlv(0x04, &[0, 0])),
+        pair(&format!("{SGX}.4"), tlv(0x04, &fmspc)),
+        pair(&format!("{SGX}.5"), tlv(0x0a, &[0])),
+    ];
+    tlv(0x30, &items.concat())
+}
+
+// ---------------------------------------------------------------- PKI
+
+fn p256_key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+}
+
+fn signer_of(k: &KeyPair) -> SigningKey {
+    SigningKey::from_pkcs8_der(&k.serialize_der()).unwrap()
+}
+
+fn sign(k: &SigningKey, msg: &[u8]) -> Vec<u8> {
+    let s: p256::ecdsa::Signature = k.sign(msg);
+    s.to_bytes().to_vec()
+}
+
+fn ca_params(cn: &str, serial: u64) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Intel Corporation");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2049, 12, 31);
+    p
+}
+
+fn leaf_params(cn: &str, serial: u64) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Intel Corporation");
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.not_before = date_time_ymd(2025, 1, 1);
+    p.not_after = date_time_ymd(2032, 1, 1);
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p
+}
+
+fn pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+fn crl(issuer: &CertifiedIssuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
+    CertificateRevocationListParams {
+        this_update: date_time_ymd(2029, 6, 1),
+        next_update: date_time_ymd(2029, 7, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from(*s),
+                revocation_time: date_time_ymd(2029, 5, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+struct Pki {
+    root: CertifiedIssuer<'static, KeyPair>,
+    platform_ca: CertifiedIssuer<'static, KeyPair>,
+    processor_ca: CertifiedIssuer<'static, KeyPair>,
+    tcb_der: Vec<u8>,
+    tcb_key: SigningKey,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let root =
+            CertifiedIssuer::self_signed(ca_params("Intel SGX Root CA", 1), p256_key()).unwrap();
+        let platform_ca = CertifiedIssuer::signed_by(
+            ca_params("Intel SGX PCK Platform CA", 2),
+            p256_key(),
+            &root,
+        )
+        .unwrap();
+        let processor_ca = CertifiedIssuer::signed_by(
+            ca_params("Intel SGX PCK Processor CA", 3),
+            p256_key(),
+            &root,
+        )
+        .unwrap();
+        let (tcb_der, tcb_key) = Self::tcb_signer(&root, "Intel SGX TCB Signing");
+        Self {
+            root,
+            platform_ca,
+            processor_ca,
+            tcb_der,
+            tcb_key,
+        }
+    }
+
+    fn tcb_signer(root: &CertifiedIssuer<'static, KeyPair>, cn: &str) -> (Vec<u8>, SigningKey) {
+        let k = p256_key();
+        let c = leaf_params(cn, 0x7cb).signed_by(&k, root).unwrap();
+        (c.der().to_vec(), signer_of(&k))
+    }
+
+    fn anchor(&self) -> TdxTrustAnchor {
+        TdxTrustAnchor::from_der(self.root.der()).unwrap()
+    }
+}
+
+// ---------------------------------------------------------------- evidence
+
+/// A TCB level: (SGX component SVN, PCE SVN, TDX components, status, advisories).
+type Level = (u8, u16, [u8; 16], &'static str, Vec<&'static str>);
+
+/// Everything a test can vary.
+#[derive(Clone)]
+struct Spec {
+    version: u16,
+    tee_tcb_svn: [u8; 16],
+    tee_tcb_svn2: [u8; 16],
+    td_attributes: u64,
+    mr_signer_seam: [u8; 48],
+    cpusvn: [u8; 16],
+    pce_svn: u16,
+    pck_fmspc: [u8; 6],
+    tcb_fmspc: [u8; 6],
+    qe_isvsvn: u16,
+    qe_mrsigner: [u8; 32],
+    qe_identity_mrsigner: [u8; 32],
+    qe_isvprodid: u16,
+    levels: Vec<Level>,
+    /// Module identity TDX_01 levels (isvsvn, status).
+    module_levels: Vec<(u8, &'static str)>,
+    /// QE Identity levels (isvsvn, status).
+    qe_levels: Vec<(u16, &'static str)>,
+    pck_revoked: bool,
+    pck_ca_revoked: bool,
+    crl_from_processor_ca: bool,
+    tcb_signer_cn: &'static str,
+}
+
+fn tdx_svn(module_isvsvn: u8, module_version: u8, rest: u8) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[0] = module_isvsvn;
+    s[1] = module_version;
+    s[2] = rest;
+    s
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            version: 4,
+            tee_tcb_svn: tdx_svn(5, 1, 2),
+            tee_tcb_svn2: tdx_svn(5, 1, 2),
+            td_attributes: 1 << 28, // SEPT_VE_DISABLE
+            mr_signer_seam: [0; 48],
+            cpusvn: [3; 16],
+            pce_svn: 11,
+            pck_fmspc: FMSPC,
+            tcb_fmspc: FMSPC,
+            qe_isvsvn: 4,
+            qe_mrsigner: QE_MRSIGNER,
+            qe_identity_mrsigner: QE_MRSIGNER,
+            qe_isvprodid: 2,
+            levels: vec![
+                (3, 11, tdx_svn(0, 0, 2), "UpToDate", vec![]),
+                (2, 10, tdx_svn(0, 0, 1), "OutOfDate", vec!["INTEL-SA-00837"]),
+            ],
+            module_levels: vec![(5, "UpToDate"), (3, "OutOfDate")],
+            qe_levels: vec![(4, "UpToDate"), (2, "OutOfDate")],
+            pck_revoked: false,
+            pck_ca_revoked: false,
+            crl_from_processor_ca: false,
+            tcb_signer_cn: "Intel SGX TCB Signing",
+        }
+    }
+}
+
+struct Fixture {
+    pki: Pki,
+    quote: Vec<u8>,
+    collateral: TdxCollateral,
+    att_key: SigningKey,
+    pck_key: SigningKey,
+    spec: Spec,
+}
+
+fn json_list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    items.iter().map(f).collect::<Vec<_>>().join(",")
+}
+
+fn components(c: &[u8; 16]) -> String {
+    json_list(c, |s| format!(r#"{{"svn":{s}}}"#))
+}
+
+fn tcb_info_json(s: &Spec) -> String {
+    let levels = json_list(&s.levels, |(sgx, pce, tdx, status, adv)| {
+        format!(
+            r#"{{"tcb":{{"sgxtcbcomponents":[{}],"pcesvn":{pce},"tdxtcbcomponents":[{}]}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}","advisoryIDs":[{}]}}"#,
+            components(&[*sgx; 16]),
+            components(tdx),
+            json_list(adv, |a| format!("\"{a}\""))
+        )
+    });
+    let module_levels = json_list(&s.module_levels, |(isv, status)| {
+        format!(
+            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
+        )
+    });
+    let zeros = "0".repeat(96);
+    format!(
+        r#"{{"id":"TDX","version":3,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","fmspc":"{}","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":17,"tdxModule":{{"mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF"}},"tdxModuleIdentities":[{{"id":"TDX_01","mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF","tcbLevels":[{module_levels}]}}],"tcbLevels":[{levels}]}}"#,
+        hex::encode_upper(s.tcb_fmspc)
+    )
+}
+
+fn qe_identity_json(s: &Spec) -> String {
+    let levels = json_list(&s.qe_levels, |(isv, status)| {
+        format!(
+            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
+        )
+    });
+    format!(
+        r#"{{"id":"TD_QE","version":2,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","tcbEvaluationDataNumber":17,"miscselect":"00000000","miscselectMask":"FFFFFFFF","attributes":"11000000000000000000000000000000","attributesMask":"FBFFFFFFFFFFFFFF0000000000000000","mrsigner":"{}","isvprodid":2,"tcbLevels":[{levels}]}}"#,
+        hex::encode_upper(s.qe_identity_mrsigner)
+    )
+}
+
+fn body(s: &Spec) -> Vec<u8> {
+    let mut b = vec![0u8; if s.version == 5 { 648 } else { 584 }];
+    b[0..16].copy_from_slice(&s.tee_tcb_svn);
+    b[16..64].copy_from_slice(&[0x5e; 48]); // MRSEAM
+    b[64..112].copy_from_slice(&s.mr_signer_seam);
+    b[120..128].copy_from_slice(&s.td_attributes.to_le_bytes());
+    b[136..184].copy_from_slice(&[0x7d; 48]); // MRTD
+    b[520..584].copy_from_slice(&[0x42; 64]); // REPORT_DATA
+    if s.version == 5 {
+        b[584..600].copy_from_slice(&s.tee_tcb_svn2);
+    }
+    b
+}
+
+fn qe_report(s: &Spec, att_pub: &[u8; 64], auth: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; 384];
+    r[48] = 0x11; // ATTRIBUTES: INIT | MODE64BIT, not DEBUG
+    r[128..160].copy_from_slice(&s.qe_mrsigner);
+    r[256..258].copy_from_slice(&s.qe_isvprodid.to_le_bytes());
+    r[258..260].copy_from_slice(&s.qe_isvsvn.to_le_bytes());
+    let digest = sha2::Sha256::digest([att_pub.as_slice(), auth].concat());
+    r[320..352].copy_from_slice(&digest);
+    r
+}
+
+/// Assembles a quote: the QE report signed by `pck_key`, the body by `att_key`.
+fn assemble(
+    s: &Spec,
+    chain_pem: &str,
+    att_key: &SigningKey,
+    pck_key: &SigningKey,
+    qe_report_override: Option<Vec<u8>>,
+) -> Vec<u8> {
+    let att_point = att_key.verifying_key().to_sec1_point(false);
+    let att_pub: [u8; 64] = att_point.as_bytes()[1..].try_into().unwrap();
+    let auth: Vec<u8> = (0u8..32).collect();
+    let qe = qe_report_override.unwrap_or_else(|| qe_report(s, &att_pub, &auth));
+    let qe_sig = sign(pck_key, &qe);
+
+    let mut header = Vec::new();
+    header.extend(s.version.to_le_bytes());
+    header.extend(2u16.to_le_bytes());
+    header.extend(0x81u32.to_le_bytes());
+    header.extend([0u8; 4]);
+    header.extend(INTEL_QE_VENDOR_ID);
+    header.extend([0x55u8; 20]);
+    let b = body(s);
+    let mut signed = header;
+    if s.version == 5 {
+        signed.extend(3u16.to_le_bytes());
+        signed.extend((b.len() as u32).to_le_bytes());
+    }
+    signed.extend(&b);
+    let quote_sig = sign(att_key, &signed);
+
+    let mut chain = chain_pem.as_bytes().to_vec();
+    chain.push(0); // NUL terminator, as quote generators write it
+    let mut cert6 = Vec::new();
+    cert6.extend(&qe);
+    cert6.extend(&qe_sig);
+    cert6.extend((auth.len() as u16).to_le_bytes());
+    cert6.extend(&auth);
+    cert6.extend(5u16.to_le_bytes());
+    cert6.extend((chain.len() as u32).to_le_bytes());
+    cert6.extend(&chain);
+    let mut sig_data = Vec::new();
+    sig_data.extend(&quote_sig);
+    sig_data.extend(att_pub);
+    sig_data.extend(6u16.to_le_bytes());
+    sig_data.extend((cert6.len() as u32).to_le_bytes());
+    sig_data.extend(&cert6);
+    let mut quote = signed;
+    quote.extend((sig_data.len() as u32).to_le_bytes());
+    quote.extend(sig_data);
+    quote
+}
+
+fn pck_cert(s: &Spec, issuer: &CertifiedIssuer<'static, KeyPair>) -> (Vec<u8>, SigningKey) {
+    let k = p256_key();
+    let mut p = leaf_params("Intel SGX PCK Certificate", PCK_SERIAL);
+    p.custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[1, 2, 840, 113741, 1, 13, 1],
+            sgx_extension(s.cpusvn, s.pce_svn, s.pck_fmspc),
+        ));
+    let c = p.signed_by(&k, issuer).unwrap();
+    (c.der().to_vec(), signer_of(&k))
+}
+
+fn collateral(pki: &Pki, s: &Spec, tcb_der: &[u8], tcb_key: &SigningKey) -> TdxCollateral {
+    let tcb_info = tcb_info_json(s);
+    let qe_identity = qe_identity_json(s);
+    let crl_ca = if s.crl_from_processor_ca {
+        &pki.processor_ca
+    } else {
+        &pki.platform_ca
+    };
+    let tcb_chain = format!("{}{}", pem(tcb_der), pem(pki.root.der()));
+    // Serial 2 is the platform CA.
+    let root_revoked: &[u64] = if s.pck_ca_revoked { &[2] } else { &[9] };
+    TdxCollateral::new(TdxCollateralParts {
+        pck_crl_issuer_chain: format!("{}{}", pem(crl_ca.der()), pem(pki.root.der())).into_bytes(),
+        root_ca_crl: crl(&pki.root, root_revoked),
+        pck_crl: crl(
+            crl_ca,
+            if s.pck_revoked {
+                &[7, PCK_SERIAL]
+            } else {
+                &[7]
+            },
+        ),
+        tcb_info_issuer_chain: tcb_chain.clone().into_bytes(),
+        tcb_info_signature: sign(tcb_key, tcb_info.as_bytes()),
+        tcb_info: tcb_info.into_bytes(),
+        qe_identity_issuer_chain: tcb_chain.into_bytes(),
+        qe_identity_signature: sign(tcb_key, qe_identity.as_bytes()),
+        qe_identity: qe_identity.into_bytes(),
+    })
+}
+
+fn fixture(s: Spec) -> Fixture {
+    let pki = Pki::new();
+    let (tcb_der, tcb_key) = if s.tcb_signer_cn == "Intel SGX TCB Signing" {
+        (pki.tcb_der.clone(), pki.tcb_key.clone())
+    } else {
+        Pki::tcb_signer(&pki.root, s.tcb_signer_cn)
+    };
+    let (pck_der, pck_key) = pck_cert(&s, &pki.platform_ca);
+    let chain = format!(
+        "{}{}{}",
+        pem(&pck_der),
+        pem(pki.platform_ca.der()),
+        pem(pki.root.der())
+    );
+    let att_key = SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let quote = assemble(&s, &chain, &att_key, &pck_key, None);
+    let collateral = collateral(&pki, &s, &tcb_der, &tcb_key);
+    Fixture {
+        pki,
+        quote,
+        collateral,
+        att_key,
+        pck_key,
+        spec: s,
+    }
+}
+
+fn verify_with<C: Crypto>(
+    crypto: C,
+    f: &Fixture,
+    quote: &[u8],
+    collateral: &TdxCollateral,
+    at: UnixTime,
+) -> Result<TdxEvidence, Failures<TdxVerifyError>> {
+    let mut v = TdxVerifier::with_trust_anchor(crypto, f.pki.anchor());
+    let q = parse_tdx_quote(quote).unwrap();
+    v.verify(&q, collateral, at).map(|e| e.into_inner())
+}
+
+/// Verifies through both backends, which must agree.
+fn verify(f: &Fixture) -> Result<TdxEvidence, Failures<TdxVerifyError>> {
+    verify_at(f, &f.quote, &f.collateral, NOW)
+}
+
+fn verify_at(
+    f: &Fixture,
+    quote: &[u8],
+    collateral: &TdxCollateral,
+    at: UnixTime,
+) -> Result<TdxEvidence, Failures<TdxVerifyError>> {
+    let a = verify_with(AwsLc, f, quote, collateral, at);
+    let r = verify_with(RustCrypto, f, quote, collateral, at);
+    match (&a, &r) {
+        (Ok(x), Ok(y)) => assert_eq!(x.tcb_status, y.tcb_status),
+        (Err(x), Err(y)) => assert_eq!(x, y),
+        _ => panic!("backends disagree: {a:?} / {r:?}"),
+    }
+    a
+}
+
+fn errors(r: Result<TdxEvidence, Failures<TdxVerifyError>>) -> Vec<TdxVerifyError> {
+    match r {
+        Ok(e) => panic!("verified with status {}", e.tcb_status),
+        Err(f) => f.0,
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn synthetic_quote_verifies_works() {
+    let f = fixture(Spec::default());
+    let ev = verify(&f).unwrap();
+    assert_eq!(ev.tcb_status, TcbStatus::UpToDate);
+    assert_eq!(ev.pck.fmspc, FMSPC);
+    assert_eq!(ev.pck.pce_svn, 11);
+    assert!(ev.advisory_ids.is_empty());
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+    assert!(out.accepted(), "{:?}", out.reasons);
+    assert_eq!(out.claims.unwrap().fmspc.as_deref(), Some("00906ed50000"));
+}
+
+#[test]
+fn pinned_intel_root_rejects_test_chain() {
+    let f = fixture(Spec::default());
+    let mut v = TdxVerifier::new(AwsLc).unwrap();
+    let q = parse_tdx_quote(&f.quote).unwrap();
+    let e = v.verify(&q, &f.collateral, NOW).unwrap_err().0;
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, TdxVerifyError::UntrustedRoot { .. })),
+        "{e:?}"
+    );
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn quote_signature_wrong_rejects() {
+    let f = fixture(Spec::default());
+    // A byte of MRTD changed after signing.
+    let mut q = f.quote.clone();
+    q[48 + 136] ^= 1;
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::QuoteSignature(_)]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn quote_signed_by_other_attestation_key_rejects() {
+    let f = fixture(Spec::default());
+    // The QE certified key A; the body is signed by key B but carries A.
+    let mut q = f.quote.clone();
+    let other = SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let signed_len = 48 + 584;
+    let sig = sign(&other, &q[..signed_len]);
+    q[signed_len + 4..signed_len + 4 + 64].copy_from_slice(&sig);
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::QuoteSignature(_)]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn qe_report_signature_wrong_rejects() {
+    let f = fixture(Spec::default());
+    let chain = format!(
+        "{}{}{}",
+        pem(&pck_cert(&f.spec, &f.pki.platform_ca).0),
+        pem(f.pki.platform_ca.der()),
+        pem(f.pki.root.der())
+    );
+    // The QE report is signed by the key of the first PCK certificate, the chain carries another.
+    let q = assemble(&f.spec, &chain, &f.att_key, &f.pck_key, None);
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::QeReportSignature(_)]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn qe_report_data_mismatch_rejects() {
+    let f = fixture(Spec::default());
+    let chain = String::from_utf8(parse_tdx_quote(&f.quote).unwrap().pck_chain_pem).unwrap();
+    // A QE report (properly signed by the PCK key) that binds another attestation key.
+    let report = qe_report(&f.spec, &[1; 64], &[0; 32]);
+    let q = assemble(&f.spec, &chain, &f.att_key, &f.pck_key, Some(report));
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::QeReportDataMismatch]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn tcb_info_signature_wrong_rejects() {
+    let f = fixture(Spec::default());
+    let mut parts = f.collateral.parts().clone();
+    // Upgrade the platform's status after signing.
+    let text = String::from_utf8(parts.tcb_info.clone()).unwrap();
+    parts.tcb_info = text.replacen("OutOfDate", "UpToDate", 1).into_bytes();
+    let e = errors(verify_at(&f, &f.quote, &TdxCollateral::new(parts), NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::TcbInfoSignature(_)]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn qe_identity_signature_wrong_rejects() {
+    let f = fixture(Spec::default());
+    let mut parts = f.collateral.parts().clone();
+    parts.qe_identity_signature = sign(&f.pck_key, &parts.qe_identity);
+    let e = errors(verify_at(&f, &f.quote, &TdxCollateral::new(parts), NOW));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::QeIdentitySignature(_)]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn pck_not_signed_by_its_ca_rejects() {
+    let f = fixture(Spec::default());
+    // A PCK certificate from a look-alike "Intel SGX PCK Platform CA" under a rogue root.
+    let rogue_root =
+        CertifiedIssuer::self_signed(ca_params("Intel SGX Root CA", 1), p256_key()).unwrap();
+    let rogue_ca = CertifiedIssuer::signed_by(
+        ca_params("Intel SGX PCK Platform CA", 2),
+        p256_key(),
+        &rogue_root,
+    )
+    .unwrap();
+    let (pck, key) = pck_cert(&f.spec, &rogue_ca);
+    let chain = format!(
+        "{}{}{}",
+        pem(&pck),
+        pem(f.pki.platform_ca.der()),
+        pem(f.pki.root.der())
+    );
+    let q = assemble(&f.spec, &chain, &f.att_key, &key, None);
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::Certificate(X509Error::BadSignature {
+                what: "PCK certificate",
+                ..
+            })]
+        ),
+        "{e:?}"
+    );
+    // And the rogue CA itself does not chain to the root.
+    let chain = format!(
+        "{}{}{}",
+        pem(&pck),
+        pem(rogue_ca.der()),
+        pem(f.pki.root.der())
+    );
+    let q = assemble(&f.spec, &chain, &f.att_key, &key, None);
+    let e = errors(verify_at(&f, &q, &f.collateral, NOW));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::Certificate(X509Error::BadSignature {
+                what: "PCK CA",
+                ..
+            })]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn revoked_pck_rejects() {
+    let f = fixture(Spec {
+        pck_revoked: true,
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::Certificate(X509Error::Revoked {
+                what: "PCK certificate",
+                ..
+            })]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn revoked_pck_ca_rejects() {
+    let f = fixture(Spec {
+        pck_ca_revoked: true,
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        e.iter()
+            .any(|e| matches!(e, TdxVerifyError::Certificate(X509Error::Revoked { .. }))),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn pck_crl_of_another_ca_rejects() {
+    let f = fixture(Spec {
+        crl_from_processor_ca: true,
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::PckCrlIssuerMismatch { .. }]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn expired_collateral_rejects() {
+    let f = fixture(Spec::default());
+    let e = errors(verify_at(&f, &f.quote, &f.collateral, LATER));
+    let expired: Vec<&str> = e
+        .iter()
+        .map(|e| match e {
+            TdxVerifyError::CollateralExpired { what, .. } => *what,
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    assert_eq!(
+        expired,
+        ["TCB Info", "QE Identity", "root CA CRL", "PCK CRL"]
+    );
+    // Within a grace period of 10 days it is accepted, and says so.
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    let q = parse_tdx_quote(&f.quote).unwrap();
+    let ev = v
+        .verify_with_grace(&q, &f.collateral, LATER, 10 * 86_400)
+        .unwrap();
+    assert!(ev.collateral_in_grace);
+    // Not before it was issued.
+    let e = errors(verify_at(
+        &f,
+        &f.quote,
+        &f.collateral,
+        UnixTime(1_870_000_000),
+    ));
+    assert!(
+        e.iter()
+            .all(|e| matches!(e, TdxVerifyError::CollateralNotYetValid { .. })),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn fmspc_mismatch_rejects() {
+    let f = fixture(Spec {
+        tcb_fmspc: [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x01],
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::FmspcMismatch { pck, tcb_info }]
+            if pck == "00906ed50000" && tcb_info == "00906ed50001"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn qe_identity_mismatch_rejects() {
+    let f = fixture(Spec {
+        qe_identity_mrsigner: [0xcd; 32],
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::QeIdentityMismatch {
+                field: "MRSIGNER",
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+    let f = fixture(Spec {
+        qe_isvprodid: 1,
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::QeIdentityMismatch {
+                field: "ISVPRODID",
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+    let f = fixture(Spec {
+        qe_isvsvn: 1,
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::QeTcbTooLow {
+                isvsvn: 1,
+                minimum: Some(2)
+            }]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn debug_td_rejects() {
+    let f = fixture(Spec {
+        td_attributes: (1 << 28) | 1,
+        ..Spec::default()
+    });
+    // Genuine evidence: verification passes, the default policy refuses it.
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+    assert_eq!(
+        out.reasons,
+        ["policy tdx.allow_debug: TD_ATTRIBUTES.DEBUG is set"]
+    );
+    assert!(out.claims.unwrap().debug);
+    let mut lax = Policy::default();
+    lax.tdx.allow_debug = true;
+    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &lax, NOW);
+    assert!(out.accepted(), "{:?}", out.reasons);
+}
+
+#[test]
+fn td_attribute_rules_reject() {
+    let mut v;
+    for (attrs, rule) in [
+        (0u64, "tdx.require_sept_ve_disable"),
+        ((1 << 28) | (1 << 29), "tdx.allow_migratable"),
+        ((1 << 28) | (1 << 17), "tdx.allow_service_td"),
+        ((1 << 28) | (1 << 40), "tdx.td_attributes"),
+        ((1 << 28) | (1 << 4), "tdx.allow_debug"),
+    ] {
+        let f = fixture(Spec {
+            td_attributes: attrs,
+            ..Spec::default()
+        });
+        v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+        assert_eq!(out.reasons.len(), 1, "{attrs:#x}: {:?}", out.reasons);
+        assert!(
+            out.reasons[0].starts_with(&format!("policy {rule}:")),
+            "{:?}",
+            out.reasons
+        );
+    }
+}
+
+#[test]
+fn measurement_policy_rules_reject() {
+    let f = fixture(Spec::default());
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    let p = Policy::from_toml(&format!(
+        "[tdx]\nmrtds = [\"{}\"]\nreport_data = \"{}\"\nrtmr3 = \"{}\"\nmrseams = [\"{}\"]\nfmspcs = [\"00906ED50000\"]\n",
+        hex::encode([0x7d; 48]),
+        hex::encode([0x42; 64]),
+        hex::encode([0; 48]),
+        hex::encode([0x5e; 48]),
+    ))
+    .unwrap();
+    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+    assert!(out.accepted(), "{:?}", out.reasons);
+    let p = Policy::from_toml(&format!(
+        "[tdx]\nmrtds = [\"{}\"]\nrtmr0 = \"{}\"\nmrowner = \"{}\"\nfmspcs = [\"00606A000000\"]\n",
+        hex::encode([0x7e; 48]),
+        hex::encode([1; 48]),
+        hex::encode([2; 48]),
+    ))
+    .unwrap();
+    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+    let rules: Vec<&str> = out
+        .reasons
+        .iter()
+        .map(|r| r.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "policy tdx.mrtds",
+            "policy tdx.rtmr0",
+            "policy tdx.mrowner",
+            "policy tdx.fmspcs"
+        ]
+    );
+    // Malformed policies are refused when loaded.
+    assert!(Policy::from_toml("[tdx]\nmrtds = [\"00\"]\n").is_err());
+    assert!(Policy::from_toml("[tdx]\naccepted_tcb_statuses = [\"Revoked\"]\n").is_err());
+    assert!(Policy::from_toml("[tdx]\naccepted_tcb_statuses = [\"Fine\"]\n").is_err());
+    assert!(Policy::from_toml("[tdx]\nunknown = 1\n").is_err());
+}
+
+#[test]
+fn no_matching_tcb_level_rejects() {
+    let f = fixture(Spec {
+        cpusvn: [1; 16],
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::TcbLevelNotFound { .. }]),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn tdx_module_identity_checks_reject() {
+    // Module signer differs from the TCB Info's.
+    let f = fixture(Spec {
+        mr_signer_seam: [1; 48],
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::TdxModuleMismatch {
+                field: "MRSIGNER_SEAM",
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+    // Module version with no identity.
+    let f = fixture(Spec {
+        tee_tcb_svn: tdx_svn(5, 2, 2),
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::TdxModuleIdentityNotFound { id }] if id == "TDX_02"),
+        "{e:?}"
+    );
+    // Module ISVSVN below every level of its identity.
+    let f = fixture(Spec {
+        tee_tcb_svn: tdx_svn(1, 1, 2),
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(
+            &e[..],
+            [TdxVerifyError::TdxModuleTcbTooLow { isvsvn: 1, .. }]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn wrong_collateral_signer_rejects() {
+    let f = fixture(Spec {
+        tcb_signer_cn: "Intel SGX PCK Platform CA",
+        ..Spec::default()
+    });
+    let e = errors(verify(&f));
+    assert!(
+        matches!(&e[..], [TdxVerifyError::WrongCertificate { found, .. }] if found == "Intel SGX PCK Platform CA"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn every_tcb_status_works() {
+    use TcbStatus::*;
+    for (status, advisories) in [
+        (UpToDate, vec![]),
+        (SWHardeningNeeded, vec!["INTEL-SA-00615"]),
+        (ConfigurationNeeded, vec!["INTEL-SA-00828"]),
+        (
+            ConfigurationAndSWHardeningNeeded,
+            vec!["INTEL-SA-00289", "INTEL-SA-00615"],
+        ),
+        (OutOfDate, vec!["INTEL-SA-00837"]),
+        (OutOfDateConfigurationNeeded, vec!["INTEL-SA-00837"]),
+    ] {
+        let f = fixture(Spec {
+            levels: vec![(3, 11, tdx_svn(0, 0, 2), status.name(), advisories.clone())],
+            ..Spec::default()
+        });
+        let ev = verify(&f).unwrap();
+        assert_eq!(ev.tcb_status, status);
+        assert_eq!(ev.advisory_ids, advisories);
+        // The strict default policy accepts only UpToDate; a policy may allow more.
+        let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+        assert_eq!(
+            out.accepted(),
+            status == UpToDate,
+            "{status}: {:?}",
+            out.reasons
+        );
+        let mut p = Policy::default();
+        p.tdx.accepted_tcb_statuses = vec![status.name().into()];
+        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+        assert!(out.accepted(), "{status}: {:?}", out.reasons);
+        assert_eq!(
+            out.claims.unwrap().tcb_status.as_deref(),
+            Some(status.name())
+        );
+        if let Some(first) = advisories.first() {
+            p.tdx.rejected_advisory_ids = vec![(*first).into()];
+            let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+            assert!(out.reasons[0].starts_with("policy tdx.rejected_advisory_ids"));
+            p.tdx.rejected_advisory_ids.clear();
+            p.tdx.accepted_advisory_ids = Some(vec![]);
+            let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+            assert!(out.reasons[0].starts_with("policy tdx.accepted_advisory_ids"));
+        }
+    }
+    // Revoked is refused by verification itself.
+    let f = fixture(Spec {
+        levels: vec![(3, 11, tdx_svn(0, 0, 2), "Revoked", vec![])],
+        ..Spec::default()
+    });
+    assert!(matches!(
+        &errors(verify(&f))[..],
+        [TdxVerifyError::TcbRevoked]
+    ));
+}
+
+#[test]
+fn statuses_converge_with_qe_and_module_works() {
+    use TcbStatus::*;
+    // An out-of-date QE makes an up-to-date platform OutOfDate.
+    let f = fixture(Spec {
+        qe_isvsvn: 3,
+        ..Spec::default()
+    });
+    let ev = verify(&f).unwrap();
+    assert_eq!(
+        (ev.tcb_status, ev.platform_tcb_status, ev.qe_tcb_status),
+        (OutOfDate, UpToDate, OutOfDate)
+    );
+    // An out-of-date TDX module (ISVSVN 4 meets only the OutOfDate module level).
+    let f = fixture(Spec {
+        tee_tcb_svn: tdx_svn(4, 1, 2),
+        ..Spec::default()
+    });
+    let ev = verify(&f).unwrap();
+    assert_eq!(
+        (ev.tcb_status, ev.platform_tcb_status),
+        (OutOfDate, OutOfDate)
+    );
+    // ConfigurationNeeded platform with an out-of-date QE.
+    let f = fixture(Spec {
+        qe_isvsvn: 3,
+        levels: vec![(3, 11, tdx_svn(0, 0, 2), "ConfigurationNeeded", vec![])],
+        ..Spec::default()
+    });
+    assert_eq!(verify(&f).unwrap().tcb_status, OutOfDateConfigurationNeeded);
+    // A lower platform TCB selects the lower level with its advisory.
+    let f = fixture(Spec {
+        cpusvn: [2; 16],
+        pce_svn: 10,
+        ..Spec::default()
+    });
+    let ev = verify(&f).unwrap();
+    assert_eq!(ev.tcb_status, OutOfDate);
+    assert_eq!(ev.advisory_ids, ["INTEL-SA-00837"]);
+}
+
+#[test]
+fn tdx15_relaunch_advice_works() {
+    use TcbStatus::*;
+    // Launched on module ISVSVN 4 (out of date), now running 5 (up to date).
+    let f = fixture(Spec {
+        version: 5,
+        tee_tcb_svn: tdx_svn(4, 1, 2),
+        tee_tcb_svn2: tdx_svn(5, 1, 2),
+        ..Spec::default()
+    });
+    let ev = verify(&f).unwrap();
+    assert_eq!(ev.tcb_status, TDRelaunchAdvised);
+    // Both up to date.
+    let f = fixture(Spec {
+        version: 5,
+        ..Spec::default()
+    });
+    assert_eq!(verify(&f).unwrap().tcb_status, UpToDate);
+    // The current TCB must match a level too.
+    let f = fixture(Spec {
+        version: 5,
+        tee_tcb_svn2: tdx_svn(1, 1, 2),
+        ..Spec::default()
+    });
+    assert!(matches!(
+        &errors(verify(&f))[..],
+        [TdxVerifyError::TdxModuleTcbTooLow { isvsvn: 1, .. }]
+    ));
+}
+
+#[test]
+fn warm_cache_still_checks_each_quote_works() {
+    let f = fixture(Spec::default());
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    let q = parse_tdx_quote(&f.quote).unwrap();
+    v.verify(&q, &f.collateral, NOW).unwrap();
+    assert_eq!(v.cached(), (1, 1));
+    // Another TD of the same platform: same endorsement, different body.
+    let other = assemble(
+        &Spec {
+            td_attributes: (1 << 28) | (1 << 30),
+            ..f.spec.clone()
+        },
+        &String::from_utf8(q.pck_chain_pem.clone()).unwrap(),
+        &f.att_key,
+        &f.pck_key,
+        None,
+    );
+    let oq = parse_tdx_quote(&other).unwrap();
+    v.verify(&oq, &f.collateral, NOW).unwrap();
+    assert_eq!(v.cached(), (1, 1));
+    let mut bad = other.clone();
+    bad[48 + 520] ^= 0x80;
+    let e = v
+        .verify(&parse_tdx_quote(&bad).unwrap(), &f.collateral, NOW)
+        .unwrap_err();
+    assert!(matches!(&e.0[..], [TdxVerifyError::QuoteSignature(_)]));
+}
+
+#[test]
+fn malformed_quotes_reject_without_panic() {
+    let f = fixture(Spec::default());
+    // Every truncation is a typed error.
+    for n in 0..f.quote.len() {
+        assert!(parse_tdx_quote(&f.quote[..n]).is_err(), "prefix {n}");
+    }
+    // An SGX header.
+    let mut sgx = f.quote.clone();
+    sgx[4] = 0;
+    assert!(matches!(
+        parse_tdx_quote(&sgx),
+        Err(TdxParseError::NotTdx { tee: "SGX", .. })
+    ));
+    // Outer certification data of another type.
+    let mut t = f.quote.clone();
+    let cert_type_at = 48 + 584 + 4 + 128;
+    t[cert_type_at] = 5;
+    assert!(matches!(
+        parse_tdx_quote(&t),
+        Err(TdxParseError::CertificationDataType { found: 5, .. })
+    ));
+    // A signature-data length beyond the quote.
+    let mut t = f.quote.clone();
+    t[48 + 584 + 3] = 0x7f;
+    assert!(matches!(
+        parse_tdx_quote(&t),
+        Err(TdxParseError::Length { .. })
+    ));
+    // Unsupported version and key type.
+    let mut t = f.quote.clone();
+    t[0] = 6;
+    assert!(matches!(
+        parse_tdx_quote(&t),
+        Err(TdxParseError::UnsupportedVersion(6))
+    ));
+    let mut t = f.quote.clone();
+    t[2] = 3;
+    assert!(matches!(
+        parse_tdx_quote(&t),
+        Err(TdxParseError::UnsupportedAttestationKey(3))
+    ));
+    // Random bytes everywhere in the signature data never panic the verifier.
+    let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
+    for i in (48 + 584..f.quote.len()).step_by(97) {
+        let mut t = f.quote.clone();
+        t[i] ^= 0xa5;
+        if let Ok(q) = parse_tdx_quote(&t) {
+            let _ = v.verify(&q, &f.collateral, NOW);
+        }
+    }
+}
