@@ -137,7 +137,9 @@ fn funded_bound_job<T: Config>(
 }
 
 /// `n` registered providers.
-fn providers<T: Config>(n: u32) -> Result<Vec<(T::AccountId, Ed25519Key, PolicyId)>, BenchmarkError> {
+fn providers<T: Config>(
+    n: u32,
+) -> Result<Vec<(T::AccountId, Ed25519Key, PolicyId)>, BenchmarkError> {
     (0..n)
         .map(|i| {
             let who = funded::<T>("provider", i);
@@ -181,7 +183,10 @@ fn signed<T: Config>(
 }
 
 fn assert_settled<T: Config>(id: JobId) {
-    assert_eq!(Jobs::<T>::get(id).map(|j| j.status), Some(JobStatus::Settled));
+    assert_eq!(
+        Jobs::<T>::get(id).map(|j| j.status),
+        Some(JobStatus::Settled)
+    );
 }
 
 #[benchmarks]
@@ -221,7 +226,11 @@ mod benchmarks {
             Some(attestation),
         );
 
-        assert!(Providers::<T>::get(&caller).and_then(|p| p.attested).is_some());
+        assert!(
+            Providers::<T>::get(&caller)
+                .and_then(|p| p.attested)
+                .is_some()
+        );
         Ok(())
     }
 
@@ -239,7 +248,10 @@ mod benchmarks {
             RawOrigin::Signed(buyer),
             id,
             SPEC,
-            TierTerms::Attested { policy: [1; 32], fresh_quote: false },
+            TierTerms::Attested {
+                policy: [1; 32],
+                fresh_quote: false,
+            },
             class,
             price::<T>(),
             deadline::<T>(),
@@ -297,7 +309,9 @@ mod benchmarks {
             TierTerms::Quorum { k, n },
             all.iter().map(|p| p.0.clone()).collect(),
         )?;
-        let mut earlier = all.into_iter().take(usize::try_from(k).unwrap_or(usize::MAX));
+        let mut earlier = all
+            .into_iter()
+            .take(usize::try_from(k).unwrap_or(usize::MAX));
         let last = earlier.next_back().ok_or(BenchmarkError::Weightless)?;
         for (who, key, _) in earlier {
             let (bytes, signature) = signed::<T>(&body::<T>(id, key, Tier::Quorum))?;
@@ -320,7 +334,10 @@ mod benchmarks {
             .and_then(|p| p.attested)
             .ok_or(BenchmarkError::Weightless)?;
         let id = funded_bound_job::<T>(
-            TierTerms::Attested { policy, fresh_quote: false },
+            TierTerms::Attested {
+                policy,
+                fresh_quote: false,
+            },
             vec![who.clone()],
         )?;
         let mut b = body::<T>(id, key, Tier::Attested);
@@ -346,7 +363,10 @@ mod benchmarks {
             .and_then(|p| p.attested)
             .ok_or(BenchmarkError::Weightless)?;
         let id = funded_bound_job::<T>(
-            TierTerms::Attested { policy, fresh_quote: true },
+            TierTerms::Attested {
+                policy,
+                fresh_quote: true,
+            },
             vec![who.clone()],
         )?;
         let mut b = body::<T>(id, key, Tier::Attested);
@@ -382,7 +402,10 @@ mod benchmarks {
         #[extrinsic_call]
         _(RawOrigin::Signed(caller), id);
 
-        assert_eq!(Jobs::<T>::get(id).map(|j| j.status), Some(JobStatus::Refunded));
+        assert_eq!(
+            Jobs::<T>::get(id).map(|j| j.status),
+            Some(JobStatus::Refunded)
+        );
         Ok(())
     }
 
@@ -398,4 +421,119 @@ mod benchmarks {
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+
+    /// Native execution time of each benchmark's extrinsic in the mock runtime, for the
+    /// provisional `weights.rs` until the runtime's benchmarks run under `frame-omni-bencher`.
+    /// Storage is in memory here, so the time excludes database access; `weights.rs` adds that
+    /// from the read and write counts, as generated weights do.
+    ///
+    /// `cargo test --release --features runtime-benchmarks -- --ignored --nocapture native_extrinsic_times`
+    #[cfg(test)]
+    mod native {
+        // A measurement harness: panics on broken setup like any test.
+        #![allow(
+            clippy::unwrap_used,
+            clippy::expect_used,
+            clippy::arithmetic_side_effects,
+            clippy::indexing_slicing
+        )]
+
+        use super::*;
+        use crate::mock::{Test, new_test_ext};
+        use std::time::{Duration, Instant};
+
+        #[derive(Default)]
+        struct Stopwatch {
+            started: Option<Instant>,
+            elapsed: Option<Duration>,
+        }
+
+        impl Recording for Stopwatch {
+            fn start(&mut self) {
+                self.started = Some(Instant::now());
+            }
+            fn stop(&mut self) {
+                self.elapsed = self.started.map(|s| s.elapsed());
+            }
+        }
+
+        const RUNS: usize = 25;
+
+        /// Median nanoseconds of the extrinsic over fresh states.
+        fn median_ns(
+            select: impl Fn() -> SelectedBenchmark,
+            components: &[(BenchmarkParameter, u32)],
+        ) -> u128 {
+            let mut samples: Vec<u128> = (0..RUNS)
+                .map(|_| {
+                    new_test_ext().execute_with(|| {
+                        let mut watch = Stopwatch::default();
+                        <SelectedBenchmark as BenchmarkingSetup<Test>>::instance(
+                            &select(),
+                            &mut watch,
+                            components,
+                            true,
+                        )
+                        .expect("benchmark runs");
+                        watch.elapsed.expect("extrinsic timed").as_nanos()
+                    })
+                })
+                .collect();
+            samples.sort_unstable();
+            samples[RUNS / 2]
+        }
+
+        #[test]
+        #[ignore = "measurement, not a check: run in release with --nocapture"]
+        fn native_extrinsic_times() {
+            use SelectedBenchmark as S;
+            let max = <<Test as Config>::MaxQuorum as Get<u32>>::get();
+            let n = |v: u32| [(BenchmarkParameter::n, v)];
+            let rows: Vec<(String, u128)> = vec![
+                (
+                    "register_provider".into(),
+                    median_ns(|| S::register_provider, &[]),
+                ),
+                (
+                    "register_attested_provider".into(),
+                    median_ns(|| S::register_attested_provider, &[]),
+                ),
+                ("fund_job".into(), median_ns(|| S::fund_job, &[])),
+                ("bind(n=1)".into(), median_ns(|| S::bind, &n(1))),
+                (format!("bind(n={max})"), median_ns(|| S::bind, &n(max))),
+                (
+                    "submit_receipt_signed".into(),
+                    median_ns(|| S::submit_receipt_signed, &[]),
+                ),
+                (
+                    "submit_receipt_quorum(n=1)".into(),
+                    median_ns(|| S::submit_receipt_quorum, &n(1)),
+                ),
+                (
+                    format!("submit_receipt_quorum(n={max})"),
+                    median_ns(|| S::submit_receipt_quorum, &n(max)),
+                ),
+                (
+                    "submit_receipt_attested_key".into(),
+                    median_ns(|| S::submit_receipt_attested_key, &[]),
+                ),
+                (
+                    "submit_receipt_fresh_quote".into(),
+                    median_ns(|| S::submit_receipt_fresh_quote, &[]),
+                ),
+                (
+                    "refund_expired(n=1)".into(),
+                    median_ns(|| S::refund_expired, &n(1)),
+                ),
+                (
+                    format!("refund_expired(n={max})"),
+                    median_ns(|| S::refund_expired, &n(max)),
+                ),
+                ("deregister".into(), median_ns(|| S::deregister, &[])),
+            ];
+            for (name, ns) in &rows {
+                std::println!("{name:32} {ns:>10} ns");
+            }
+        }
+    }
 }
