@@ -3,7 +3,11 @@
 //! It serves the `sigil.v1` gRPC API, runs and meters workloads, keeps a durable job
 //! store, collects hardware evidence and signs receipts bound to it.
 
+pub mod attestor;
 pub mod auth;
+pub mod evidence;
+pub mod keys;
+pub mod receipt;
 pub mod config;
 pub mod metering;
 pub mod metrics;

@@ -1,0 +1,207 @@
+//! The attestor: the agent key plus its evidence sources.
+//!
+//! * [`Attestor::attest`] answers a nonce with an evidence bundle: GPU reports
+//!   for the derived GPU nonce, then CPU evidence whose REPORT_DATA binds the
+//!   agent key, the GPU evidence and the nonce ([`attestation_verifier::binding`]).
+//! * Attested-key mode: [`Attestor::refresh`] collects evidence for a nonce of
+//!   the agent's own (at start and on a schedule, see [`Attestor::needs_refresh`]);
+//!   [`Attestor::sign_attested`] signs receipts that reference the current
+//!   bundle by digest.
+//! * Fresh-quote mode: [`Attestor::sign_fresh`] collects evidence bound to the
+//!   receipt body itself and signs the receipt that references it.
+//!
+//! Evidence calls block; async callers use `spawn_blocking`.
+
+use std::sync::{Arc, RwLock};
+
+use attestation_verifier::binding;
+use attestation_verifier::bundle::EvidenceBundle;
+use attestation_verifier::crypto::{Crypto, DefaultCrypto};
+use attestation_verifier::receipt::{
+    EvidenceMode, EvidenceRef, ReceiptBody, SignedReceipt, TeeKind,
+};
+use gpu_monitor::GpuProbe;
+
+pub use crate::evidence::EvidenceError;
+use crate::evidence::EvidenceSource;
+use crate::evidence::backend::nvidia_gpu::GpuEvidenceSource;
+use crate::evidence::detect::{DetectOptions, open_source};
+use crate::keys::AgentKey;
+
+/// Domain of the agent's own attested-key nonces.
+pub const ATTESTED_KEY_NONCE_DOMAIN: &[u8] = b"sigil.attested-key.v1\0";
+
+/// The evidence receipts reference in attested-key mode.
+#[derive(Clone, Debug)]
+pub struct AttestedKeyEvidence {
+    /// The bundle.
+    pub bundle: Arc<EvidenceBundle>,
+    /// `SCALE(bundle)`, as stored and served.
+    pub bytes: Arc<Vec<u8>>,
+    /// Its digest (what receipts reference).
+    pub digest: [u8; 32],
+    /// When it was collected, Unix ms.
+    pub collected_at_ms: u64,
+}
+
+/// The agent key and its evidence sources.
+pub struct Attestor {
+    key: AgentKey,
+    source: Option<Arc<dyn EvidenceSource>>,
+    gpus: Option<GpuEvidenceSource>,
+    current: RwLock<Option<AttestedKeyEvidence>>,
+}
+
+impl std::fmt::Debug for Attestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attestor")
+            .field("key", &self.key)
+            .field("source", &self.source.as_ref().map(|s| s.name()))
+            .field("gpus", &self.gpus.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attestor {
+    /// An attestor over `source` (none: no TEE) and, when given, the GPUs of `gpu`
+    /// at `gpu_indices` (empty: all).
+    pub fn new(
+        key: AgentKey,
+        source: Option<Arc<dyn EvidenceSource>>,
+        gpu: Option<Arc<dyn GpuProbe>>,
+        gpu_indices: Vec<u32>,
+    ) -> Self {
+        Self {
+            key,
+            source,
+            gpus: gpu.map(|p| GpuEvidenceSource::new(p, gpu_indices)),
+            current: RwLock::new(None),
+        }
+    }
+
+    /// Detects or opens the configured backend and builds the attestor.
+    pub fn open(
+        key: AgentKey,
+        opts: &DetectOptions,
+        gpu: Option<Arc<dyn GpuProbe>>,
+        gpu_indices: Vec<u32>,
+    ) -> Result<Self, EvidenceError> {
+        Ok(Self::new(key, open_source(opts)?, gpu, gpu_indices))
+    }
+
+    /// A simulated attestor with a fresh key (feature `simulator`; tests and
+    /// development machines).
+    #[cfg(feature = "simulator")]
+    pub fn simulated() -> Result<Self, EvidenceError> {
+        let key = AgentKey::generate().map_err(|e| EvidenceError::Rng(e.to_string()))?;
+        let source = crate::evidence::backend::simulated::SimulatedEvidenceSource::new()?;
+        Ok(Self::new(key, Some(Arc::new(source)), None, Vec::new()))
+    }
+
+    /// The agent's public key (the receipts' `provider`).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.public_key()
+    }
+
+    /// The CPU TEE (`None` without evidence).
+    pub fn tee(&self) -> TeeKind {
+        self.source.as_ref().map_or(TeeKind::None, |s| s.tee())
+    }
+
+    /// Evidence bound to the agent key and `nonce` (a buyer's challenge, the
+    /// agent's own nonce, or a receipt's fresh-quote nonce).
+    pub fn attest(&self, nonce: [u8; 32]) -> Result<EvidenceBundle, EvidenceError> {
+        let source = self.source.as_ref().ok_or(EvidenceError::NoTee)?;
+        let crypto = DefaultCrypto::default();
+        let key = self.public_key();
+        let gpus = match &self.gpus {
+            Some(g) => g.collect(&binding::gpu_nonce(&crypto, &key, &nonce))?,
+            None => Vec::new(),
+        };
+        let gpu_digest = binding::gpu_evidence_digest(&crypto, &gpus);
+        let report_data = binding::report_data(&crypto, &key, &gpu_digest, &nonce);
+        let cpu = source.collect(&report_data)?;
+        Ok(EvidenceBundle::new(key, nonce, cpu, gpus))
+    }
+
+    /// Signs a receipt body as it is.
+    pub fn sign_receipt(&self, body: ReceiptBody) -> SignedReceipt {
+        self.key.sign_receipt(&body)
+    }
+
+    /// The nonce of attested-key evidence collected at `now_ms`.
+    pub fn attested_key_nonce(&self, now_ms: u64) -> [u8; 32] {
+        let mut m = Vec::with_capacity(62);
+        m.extend_from_slice(ATTESTED_KEY_NONCE_DOMAIN);
+        m.extend_from_slice(&self.public_key());
+        m.extend_from_slice(&now_ms.to_le_bytes());
+        DefaultCrypto::default().sha256(&m)
+    }
+
+    /// Collects attested-key evidence now and makes it current.
+    pub fn refresh(&self, now_ms: u64) -> Result<AttestedKeyEvidence, EvidenceError> {
+        let bundle = self.attest(self.attested_key_nonce(now_ms))?;
+        let bytes = bundle.to_bytes();
+        let digest = attestation_verifier::bundle::bundle_digest(&DefaultCrypto::default(), &bytes);
+        let ev = AttestedKeyEvidence {
+            bundle: Arc::new(bundle),
+            bytes: Arc::new(bytes),
+            digest,
+            collected_at_ms: now_ms,
+        };
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ev.clone());
+        Ok(ev)
+    }
+
+    /// The current attested-key evidence, if any was collected.
+    pub fn current(&self) -> Option<AttestedKeyEvidence> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether attested-key evidence is missing or older than `interval_ms` at `now_ms`.
+    pub fn needs_refresh(&self, now_ms: u64, interval_ms: u64) -> bool {
+        self.current()
+            .is_none_or(|c| now_ms.saturating_sub(c.collected_at_ms) >= interval_ms)
+    }
+
+    /// Signs `body` bound to the current attested-key evidence.
+    pub fn sign_attested(&self, mut body: ReceiptBody) -> Result<SignedReceipt, EvidenceError> {
+        let cur = self.current().ok_or(EvidenceError::Unavailable {
+            backend: "attested-key".into(),
+            reason: "no attested-key evidence collected yet".into(),
+        })?;
+        body.evidence = EvidenceRef {
+            mode: EvidenceMode::AttestedKey,
+            tee: cur.bundle.tee,
+            digest: cur.digest,
+        };
+        Ok(self.sign_receipt(body))
+    }
+
+    /// Collects evidence bound to `body` and signs it (fresh-quote mode): the
+    /// nonce is derived from the body with a zero evidence digest, then the
+    /// digest of the new bundle goes into the signed body.
+    pub fn sign_fresh(
+        &self,
+        mut body: ReceiptBody,
+    ) -> Result<(SignedReceipt, EvidenceBundle), EvidenceError> {
+        let crypto = DefaultCrypto::default();
+        body.evidence = EvidenceRef {
+            mode: EvidenceMode::FreshQuote,
+            tee: self.tee(),
+            digest: [0; 32],
+        };
+        let bundle = self.attest(binding::fresh_nonce(&crypto, &body))?;
+        body.evidence.digest = bundle.digest(&crypto);
+        Ok((self.sign_receipt(body), bundle))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,53 @@
+//! NVIDIA confidential-computing GPUs through `gpu-monitor`'s [`GpuProbe`]:
+//! one attestation report per GPU for the bundle's GPU nonce.
+
+use std::sync::Arc;
+
+use attestation_verifier::bundle::GpuEvidence;
+use gpu_monitor::{GpuProbe, Nonce};
+
+use crate::evidence::EvidenceError;
+
+/// Collects GPU evidence.
+pub struct GpuEvidenceSource {
+    probe: Arc<dyn GpuProbe>,
+    indices: Vec<u32>,
+}
+
+impl GpuEvidenceSource {
+    /// Evidence from the GPUs at `indices` (NVML indices; empty = every GPU).
+    pub fn new(probe: Arc<dyn GpuProbe>, indices: Vec<u32>) -> Self {
+        Self { probe, indices }
+    }
+
+    fn indices(&self) -> Result<Vec<u32>, EvidenceError> {
+        if !self.indices.is_empty() {
+            return Ok(self.indices.clone());
+        }
+        let count = self
+            .probe
+            .gpu_count()
+            .map_err(|source| EvidenceError::Gpu { index: 0, source })?;
+        Ok((0..count).collect())
+    }
+
+    /// Each GPU's report for `gpu_nonce`, in index order.
+    pub fn collect(&self, gpu_nonce: &[u8; 32]) -> Result<Vec<GpuEvidence>, EvidenceError> {
+        let nonce = Nonce::new(*gpu_nonce);
+        self.indices()?
+            .into_iter()
+            .map(|index| {
+                let e = self
+                    .probe
+                    .attestation_evidence(index, &nonce)
+                    .map_err(|source| EvidenceError::Gpu { index, source })?;
+                Ok(GpuEvidence {
+                    report: e.report,
+                    cert_chain_pem: e.cert_chain_pem,
+                    nonce: *e.nonce.as_bytes(),
+                    uuid: e.gpu_uuid,
+                })
+            })
+            .collect()
+    }
+}

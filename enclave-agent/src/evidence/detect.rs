@@ -1,0 +1,170 @@
+//! Choosing the CPU evidence backend: by probing the machine, or as configured.
+//!
+//! Probe order for `auto`: configfs-tsm (one interface for SNP and TDX on
+//! kernels >= 6.7), then `/dev/sev-guest`. A TDX guest without configfs-tsm is
+//! reported as unsupported (the `/dev/tdx_guest` ioctl would need `unsafe` code,
+//! and every kernel with TDX guest support in the clouds ships configfs-tsm). No
+//! TEE found means no backend: the agent then serves tiers 1 and 2 only. The
+//! simulator is never chosen by probing.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::backend::snp::{SEV_GUEST_DEVICE, SevGuestSource};
+use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TsmSource};
+use super::{EvidenceError, EvidenceSource};
+
+/// The legacy TDX guest device.
+pub const TDX_GUEST_DEVICE: &str = "/dev/tdx_guest";
+
+/// A configured backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Probe the machine.
+    Auto,
+    /// SEV-SNP through `/dev/sev-guest`.
+    SevGuest,
+    /// SEV-SNP or TDX through configfs-tsm.
+    Tsm,
+    /// TDX through `/dev/tdx_guest` (not supported by this build; use `tsm`).
+    TdxGuest,
+    /// The simulator (feature `simulator`, and `allow_simulated`).
+    Simulated,
+    /// No evidence.
+    None,
+}
+
+impl FromStr for Backend {
+    type Err = EvidenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "sev-guest" => Self::SevGuest,
+            "tsm" => Self::Tsm,
+            "tdx-guest" => Self::TdxGuest,
+            "simulated" => Self::Simulated,
+            "none" => Self::None,
+            other => {
+                return Err(EvidenceError::Unavailable {
+                    backend: other.into(),
+                    reason: "unknown backend (auto, sev-guest, tsm, tdx-guest, simulated, none)"
+                        .into(),
+                });
+            }
+        })
+    }
+}
+
+/// Where to look and what is allowed.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// The backend, or `Auto`.
+    pub backend: Backend,
+    /// Whether the simulator may be used.
+    pub allow_simulated: bool,
+    /// The configfs-tsm report directory.
+    pub tsm_root: PathBuf,
+    /// The SEV guest device.
+    pub sev_guest_device: PathBuf,
+    /// The TDX guest device.
+    pub tdx_guest_device: PathBuf,
+    /// VMPL for SEV-SNP reports through `/dev/sev-guest`.
+    pub vmpl: u32,
+}
+
+impl DetectOptions {
+    /// The standard paths with `backend`.
+    pub fn new(backend: Backend, allow_simulated: bool) -> Self {
+        Self {
+            backend,
+            allow_simulated,
+            tsm_root: PathBuf::from(TSM_REPORT_ROOT),
+            sev_guest_device: PathBuf::from(SEV_GUEST_DEVICE),
+            tdx_guest_device: PathBuf::from(TDX_GUEST_DEVICE),
+            vmpl: 0,
+        }
+    }
+}
+
+fn unavailable(backend: &str, reason: impl Into<String>) -> EvidenceError {
+    EvidenceError::Unavailable {
+        backend: backend.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Opens the configured or detected backend; `None` when the machine has no TEE
+/// (or `none` is configured).
+pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
+    let source: Arc<dyn EvidenceSource> = match opts.backend {
+        Backend::None => return Ok(None),
+        Backend::Tsm => Arc::new(TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone())?),
+        Backend::SevGuest => {
+            if !opts.sev_guest_device.exists() {
+                return Err(unavailable(
+                    "sev-guest",
+                    format!("{} does not exist", opts.sev_guest_device.display()),
+                ));
+            }
+            Arc::new(SevGuestSource::open(opts.vmpl)?)
+        }
+        Backend::TdxGuest => {
+            return Err(unavailable(
+                "tdx-guest",
+                "the /dev/tdx_guest ioctl is not supported by this build; use the tsm backend (Linux >= 6.7)",
+            ));
+        }
+        Backend::Simulated => return simulated(opts.allow_simulated).map(Some),
+        Backend::Auto => return auto(opts),
+    };
+    tracing::info!(backend = source.name(), tee = %source.tee(), "evidence backend");
+    Ok(Some(source))
+}
+
+fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
+    if opts.tsm_root.is_dir() {
+        match TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone()) {
+            Ok(s) => {
+                tracing::info!(backend = "tsm", tee = %s.tee(), "evidence backend detected");
+                return Ok(Some(Arc::new(s)));
+            }
+            Err(e) => tracing::warn!(error = %e, "configfs-tsm present but unusable"),
+        }
+    }
+    if opts.sev_guest_device.exists() {
+        let s = SevGuestSource::open(opts.vmpl)?;
+        tracing::info!(backend = "sev-guest", "evidence backend detected");
+        return Ok(Some(Arc::new(s)));
+    }
+    if opts.tdx_guest_device.exists() {
+        return Err(unavailable(
+            "auto",
+            "TDX guest without configfs-tsm: the /dev/tdx_guest ioctl is not supported by this build",
+        ));
+    }
+    tracing::info!("no TEE found: receipts will carry no evidence (tiers 1 and 2 only)");
+    Ok(None)
+}
+
+#[cfg(feature = "simulator")]
+fn simulated(allow: bool) -> Result<Arc<dyn EvidenceSource>, EvidenceError> {
+    if !allow {
+        return Err(unavailable(
+            "simulated",
+            "evidence.allow_simulated is false",
+        ));
+    }
+    Ok(Arc::new(
+        super::backend::simulated::SimulatedEvidenceSource::new()?,
+    ))
+}
+
+#[cfg(not(feature = "simulator"))]
+fn simulated(_allow: bool) -> Result<Arc<dyn EvidenceSource>, EvidenceError> {
+    Err(unavailable(
+        "simulated",
+        "this build has no simulator (build with the `simulator` feature)",
+    ))
+}
