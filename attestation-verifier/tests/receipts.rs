@@ -27,9 +27,10 @@ use attestation_verifier::receipt::{
 };
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::receipt::{
-    ReceiptVerifier, ReceiptVerifyError, appraise_receipt,
+    CpuClaims, ReceiptVerifier, ReceiptVerifyError, appraise_receipt,
 };
 use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier};
+use attestation_verifier::verify::tdx::TdxVerifier;
 use ed25519_dalek::{Signer, SigningKey};
 use p384::ecdsa::signature::Signer as _;
 use p384::pkcs8::DecodePrivateKey;
@@ -168,8 +169,11 @@ fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
     b
 }
 
-fn snp_verifier<C: Crypto>(c: C, p: &SnpPlatform) -> ReceiptVerifier<C> {
-    ReceiptVerifier::with_snp_verifier(SnpVerifier::with_trust_store(c, p.trust.clone()))
+fn snp_verifier<C: Crypto + Clone>(c: C, p: &SnpPlatform) -> ReceiptVerifier<C> {
+    ReceiptVerifier::with_verifiers(
+        SnpVerifier::with_trust_store(c.clone(), p.trust.clone()),
+        TdxVerifier::new(c).unwrap(),
+    )
 }
 
 /// A fresh-quote receipt with SEV-SNP evidence whose REPORT_DATA binds it.
@@ -501,4 +505,59 @@ fn cli_output_inclusion_works() {
         "json",
     ]);
     assert_eq!(code, 0, "{j}");
+}
+
+#[test]
+fn real_tdx_vectors_verify_but_do_not_bind_rejects() {
+    // Real quotes with their collateral verify to Intel's pinned root; their
+    // REPORTDATA was not made for this agent key, which is the only reason left.
+    let a = agent();
+    let mut seen = 0;
+    for case in common::cases("tdx") {
+        if !case.expected_valid() || !case.has("collateral.json") || case.name.starts_with("sgx") {
+            continue;
+        }
+        let make = |collateral_json: Option<Vec<u8>>| {
+            let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::Tdx);
+            let bundle = EvidenceBundle::new(
+                a.verifying_key().to_bytes(),
+                [5; 32],
+                CpuEvidence::Tdx {
+                    quote: case.file("quote.bin"),
+                    collateral_json,
+                },
+                vec![],
+            );
+            b.evidence.digest = bundle.digest(&RustCrypto);
+            (sign(&a, &b), bundle.to_bytes())
+        };
+        let now = UnixTime(case.verification_time());
+        let (r, b) = make(Some(case.file("collateral.json")));
+        let mut v = ReceiptVerifier::new(AwsLc).unwrap();
+        let f = v.verify(&r, Some(&b), now).unwrap_err();
+        assert_eq!(f.0.len(), 1, "{}: {f}", case.name);
+        assert!(
+            matches!(
+                f.0[0],
+                ReceiptVerifyError::ReportDataMismatch {
+                    tee: TeeKind::Tdx,
+                    ..
+                }
+            ),
+            "{}: {f}",
+            case.name
+        );
+        let o = appraise_receipt(&mut v, &r, Some(&b), &Policy::default(), now);
+        let c = o.claims.unwrap().evidence.unwrap();
+        assert!(matches!(c.cpu, Some(CpuClaims::Tdx(_))));
+        // Without collateral the quote cannot be verified offline.
+        let (r, b) = make(None);
+        let f = v.verify(&r, Some(&b), now).unwrap_err();
+        assert!(
+            f.any(|e| matches!(e, ReceiptVerifyError::TdxCollateralMissing)),
+            "{f}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 1, "no valid TDX vector with collateral");
 }

@@ -14,9 +14,11 @@
 //!    the agent key and bundle nonce, and is the nonce inside the report.
 //! 5. Bind the CPU evidence: its REPORT_DATA is [`binding::report_data`] of the
 //!    agent key, the GPU evidence digest and the nonce.
-//! 6. Verify the CPU evidence (SEV-SNP chain to the pinned AMD roots,
-//!    simulated self-signature) and the GPU evidence. Evidence kinds this build
-//!    cannot verify are rejected with [`ReceiptVerifyError::NotSupported`].
+//! 6. Verify the CPU evidence (SEV-SNP chain to the pinned AMD roots; TDX quote
+//!    with the bundled DCAP collateral to the pinned Intel root; simulated
+//!    self-signature) and the GPU evidence. Evidence this build cannot verify
+//!    (GPU reports, whose RIMs and OCSP responses the bundle does not carry yet)
+//!    is rejected with [`ReceiptVerifyError::NotSupported`].
 //! 7. Appraise ([`evaluate_receipt`]): the evidence kind's policy table, and
 //!    simulated evidence only with `allow_simulated`.
 
@@ -25,18 +27,22 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::Serialize;
 
-use crate::appraise::{Outcome, SnpClaims};
+use crate::appraise::{Outcome, SnpClaims, TdxClaims};
 use crate::binding;
 use crate::bundle::{BundleError, CpuEvidence, EvidenceBundle, GpuEvidence};
 use crate::crypto::Crypto;
 use crate::evidence::simulated::{SimulatedParseError, SimulatedReport, parse_simulated_report};
 use crate::evidence::snp::{SnpParseError, parse_snp_report};
+use crate::evidence::tdx::{TdxParseError, parse_tdx_quote};
 use crate::policy::Policy;
 use crate::receipt::{EvidenceMode, ReceiptBody, ReceiptError, SignedReceipt, TeeKind};
 use crate::time::UnixTime;
 use crate::verdict::{Failures, Verdict, Verified, Violation};
 use crate::verify::simulated::{SimulatedVerifyError, verify_simulated};
 use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError};
+use crate::verify::tdx::{
+    CollateralError, TdxCollateral, TdxEvidence, TdxVerifier, TdxVerifyError,
+};
 use crate::verify::x509::X509Error;
 
 /// Why a receipt or its evidence failed verification.
@@ -122,6 +128,18 @@ pub enum ReceiptVerifyError {
     /// The SNP report failed verification.
     #[error("SEV-SNP: {0}")]
     Snp(SnpVerifyError),
+    /// The TDX quote does not parse.
+    #[error("TDX quote: {0}")]
+    TdxParse(TdxParseError),
+    /// TDX evidence without DCAP collateral in the bundle.
+    #[error("TDX evidence without collateral: the bundle must carry the quote's DCAP collateral")]
+    TdxCollateralMissing,
+    /// The bundled TDX collateral does not parse.
+    #[error("TDX collateral: {0}")]
+    TdxCollateral(CollateralError),
+    /// The TDX quote failed verification.
+    #[error("TDX: {0}")]
+    Tdx(TdxVerifyError),
     /// The simulated report does not parse.
     #[error(transparent)]
     SimulatedParse(SimulatedParseError),
@@ -139,6 +157,8 @@ pub enum ReceiptVerifyError {
 pub enum VerifiedCpu {
     /// An SEV-SNP report, chain and binding verified.
     SevSnp(Box<Verified<SnpEvidence>>),
+    /// A TDX quote, collateral and binding verified.
+    Tdx(Box<Verified<TdxEvidence>>),
     /// A simulated report whose self-signature verified.
     Simulated(Box<Verified<SimulatedReport>>),
 }
@@ -218,6 +238,8 @@ impl SimulatedClaims {
 pub enum CpuClaims {
     /// SEV-SNP.
     SevSnp(Box<SnpClaims>),
+    /// TDX.
+    Tdx(Box<TdxClaims>),
     /// The simulator.
     Simulated(SimulatedClaims),
 }
@@ -344,19 +366,24 @@ struct BundleMeta {
 /// Verifies receipts and evidence bundles, caching verified certificate chains.
 pub struct ReceiptVerifier<C: Crypto> {
     snp: SnpVerifier<C>,
+    tdx: TdxVerifier<C>,
 }
 
 impl<C: Crypto> ReceiptVerifier<C> {
     /// A verifier over the pinned vendor roots.
-    pub fn new(crypto: C) -> Result<Self, X509Error> {
+    pub fn new(crypto: C) -> Result<Self, X509Error>
+    where
+        C: Clone,
+    {
         Ok(Self {
-            snp: SnpVerifier::new(crypto)?,
+            snp: SnpVerifier::new(crypto.clone())?,
+            tdx: TdxVerifier::new(crypto)?,
         })
     }
 
-    /// A verifier using an existing SEV-SNP verifier (its roots and cache).
-    pub fn with_snp_verifier(snp: SnpVerifier<C>) -> Self {
-        Self { snp }
+    /// A verifier using existing SEV-SNP and TDX verifiers (their roots and caches).
+    pub fn with_verifiers(snp: SnpVerifier<C>, tdx: TdxVerifier<C>) -> Self {
+        Self { snp, tdx }
     }
 
     /// The crypto backend.
@@ -633,11 +660,53 @@ impl<C: Crypto> ReceiptVerifier<C> {
                     }
                 }
             }
-            CpuEvidence::Tdx { .. } => {
-                failures.push(ReceiptVerifyError::NotSupported {
-                    evidence: "Intel TDX",
-                });
-                (None, None)
+            CpuEvidence::Tdx {
+                quote,
+                collateral_json,
+            } => {
+                let parsed = match parse_tdx_quote(quote) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        failures.push(ReceiptVerifyError::TdxParse(e));
+                        return (None, None);
+                    }
+                };
+                // Step 5
+                if &parsed.body.report_data != expected_rd {
+                    failures.push(rd_mismatch(TeeKind::Tdx, &parsed.body.report_data));
+                }
+                // Step 6
+                let collateral = match collateral_json.as_deref().map(TdxCollateral::from_json) {
+                    None => Err(ReceiptVerifyError::TdxCollateralMissing),
+                    Some(Err(e)) => Err(ReceiptVerifyError::TdxCollateral(e)),
+                    Some(Ok(c)) => Ok(c),
+                };
+                let collateral = match collateral {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failures.push(e);
+                        return (
+                            Some(CpuClaims::Tdx(Box::new(TdxClaims::new(&parsed, None)))),
+                            None,
+                        );
+                    }
+                };
+                match self.tdx.verify(&parsed, &collateral, now) {
+                    Ok(ev) => (
+                        Some(CpuClaims::Tdx(Box::new(TdxClaims::new(
+                            &parsed,
+                            Some(ev.get()),
+                        )))),
+                        Some(VerifiedCpu::Tdx(Box::new(ev))),
+                    ),
+                    Err(f) => {
+                        failures.extend(f.0.into_iter().map(ReceiptVerifyError::Tdx));
+                        (
+                            Some(CpuClaims::Tdx(Box::new(TdxClaims::new(&parsed, None)))),
+                            None,
+                        )
+                    }
+                }
             }
             CpuEvidence::Simulated { report } => {
                 let parsed = match parse_simulated_report(report) {
@@ -678,7 +747,8 @@ fn check_gpu(g: &GpuEvidence, expected_nonce: &[u8; 32]) -> Vec<ReceiptVerifyErr
             found: hex::encode(g.nonce),
         });
     }
-    // Step 6 for GPUs: this build has no NVIDIA report verifier.
+    // Step 6 for GPUs: the NVIDIA verifier needs the GPUs' RIMs and OCSP
+    // responses, which bundle version 1 does not carry.
     out.push(ReceiptVerifyError::NotSupported {
         evidence: "NVIDIA GPU",
     });
@@ -718,6 +788,11 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
     match &bundle.cpu {
         VerifiedCpu::SevSnp(ev) => {
             if let Verdict::Reject(vs) = policy.snp.evaluate(ev) {
+                v.extend(vs);
+            }
+        }
+        VerifiedCpu::Tdx(ev) => {
+            if let Verdict::Reject(vs) = policy.tdx.evaluate(ev) {
                 v.extend(vs);
             }
         }
