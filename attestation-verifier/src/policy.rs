@@ -241,21 +241,21 @@ impl SnpPolicy {
                 format!("measurement {} is not accepted", hex::encode(r.measurement)),
             );
         }
-        if let Some(want) = &self.report_data {
-            if !want.matches(&r.report_data) {
-                fail(
-                    "snp.report_data",
-                    format!("report_data is {}", hex::encode(r.report_data)),
-                );
-            }
+        if let Some(want) = &self.report_data
+            && !want.matches(&r.report_data)
+        {
+            fail(
+                "snp.report_data",
+                format!("report_data is {}", hex::encode(r.report_data)),
+            );
         }
-        if let Some(want) = &self.host_data {
-            if !want.matches(&r.host_data) {
-                fail(
-                    "snp.host_data",
-                    format!("host_data is {}", hex::encode(r.host_data)),
-                );
-            }
+        if let Some(want) = &self.host_data
+            && !want.matches(&r.host_data)
+        {
+            fail(
+                "snp.host_data",
+                format!("host_data is {}", hex::encode(r.host_data)),
+            );
         }
         if let Some(min) = &self.min_tcb {
             let t = &ev.reported_tcb;

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)] // tests
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests
 
 use super::*;
 

@@ -288,13 +288,13 @@ impl<C: Crypto> SnpVerifier<C> {
         };
         let mut errors = Vec::new();
         // Step 1 (again, cheap): the report's own product claim against the chain's.
-        if let Some(p) = report.product_from_cpuid() {
-            if p != info.product {
-                errors.push(SnpVerifyError::ProductMismatch {
-                    report: p,
-                    certificate: info.product,
-                });
-            }
+        if let Some(p) = report.product_from_cpuid()
+            && p != info.product
+        {
+            errors.push(SnpVerifyError::ProductMismatch {
+                report: p,
+                certificate: info.product,
+            });
         }
         if report.signing_key != info.kind {
             errors.push(SnpVerifyError::WrongEndorsementKind {
@@ -326,10 +326,10 @@ impl<C: Crypto> SnpVerifier<C> {
             }
         }
         // Step 5
-        if let Some(crl) = collateral.crl {
-            if let Err(e) = check_crl(&self.crypto, &self.trust, crl, info, now) {
-                errors.push(e.into());
-            }
+        if let Some(crl) = collateral.crl
+            && let Err(e) = check_crl(&self.crypto, &self.trust, crl, info, now)
+        {
+            errors.push(e.into());
         }
         // Step 6
         if let Err(source) = self.crypto.verify_ecdsa(
