@@ -25,5 +25,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests"
 cargo test --workspace --all-targets
 
+step "chain: market pallet (its own workspace)"
+bash chain/test.sh
+
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh
