@@ -252,6 +252,34 @@ fn tsm_tdx_quote_works() {
 }
 
 #[test]
+fn tsm_tdx_quote_with_collateral_verifies_works() {
+    use attestation_verifier::bundle::EvidenceBundle;
+    use attestation_verifier::crypto::RustCrypto;
+    use attestation_verifier::time::UnixTime;
+    use attestation_verifier::verify::receipt::ReceiptVerifier;
+    struct Bundled(Vec<u8>);
+    impl super::backend::tsm::TdxCollateralSource for Bundled {
+        fn collateral(&self, _quote: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+            Ok(self.0.clone())
+        }
+    }
+    let quote = vector(&format!("{TDX}/quote.bin"));
+    let rd = parse_tdx_quote(&quote).unwrap().body.report_data;
+    let (_dir, _sim, src) = tsm(KernelSim::new("tdx_guest", quote, None));
+    let src = src.with_tdx_collateral(Box::new(Bundled(vector(&format!("{TDX}/collateral.json")))));
+    let cpu = src.collect(&rd).unwrap();
+    // The quote and its collateral verify to Intel's root; only the binding to an
+    // agent key (which this recorded quote never had) is missing.
+    let bundle = EvidenceBundle::new([1; 32], [2; 32], cpu, vec![]);
+    let mut v = ReceiptVerifier::new(RustCrypto).unwrap();
+    let f = v
+        .verify_bundle(&bundle.to_bytes(), None, None, UnixTime(1_750_415_547))
+        .unwrap_err();
+    assert_eq!(f.0.len(), 1, "{f}");
+    assert!(f.to_string().contains("REPORT_DATA"), "{f}");
+}
+
+#[test]
 fn tsm_report_for_other_data_rejects() {
     let (report, _) = snp_report();
     let (dir, _sim, src) = tsm(KernelSim::new("sev_guest", report, Some(snp_table())));

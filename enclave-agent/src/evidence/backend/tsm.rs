@@ -56,6 +56,14 @@ impl TsmFs for StdFs {
     }
 }
 
+/// DCAP collateral for a TDX quote (PCK CRL, TCB Info, QE Identity and their
+/// chains), as the verifier's collateral JSON. It goes into the bundle (and so
+/// into its digest) when the quote is collected; a PCS/PCCS client implements it.
+pub trait TdxCollateralSource: Send + Sync {
+    /// The collateral for `quote`'s platform.
+    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError>;
+}
+
 /// Which TEE the kernel's TSM provider is.
 fn provider_tee(provider: &[u8]) -> Result<TeeKind, EvidenceError> {
     let p = String::from_utf8_lossy(provider);
@@ -81,6 +89,7 @@ pub struct TsmSource {
     tee: TeeKind,
     prefix: String,
     counter: AtomicU64,
+    tdx_collateral: Option<Box<dyn TdxCollateralSource>>,
 }
 
 /// Removes the entry when dropped, so no path leaves it behind.
@@ -112,12 +121,20 @@ impl TsmSource {
             tee: TeeKind::None,
             prefix: format!("sigil-{}", std::process::id()),
             counter: AtomicU64::new(0),
+            tdx_collateral: None,
         };
         let entry = s.entry()?;
         let provider = s.read(&entry.path, "provider")?;
         drop(entry);
         s.tee = provider_tee(&provider)?;
         Ok(s)
+    }
+
+    /// Adds DCAP collateral to TDX quotes (without it, TDX bundles cannot be
+    /// verified offline).
+    pub fn with_tdx_collateral(mut self, source: Box<dyn TdxCollateralSource>) -> Self {
+        self.tdx_collateral = Some(source);
+        self
     }
 
     fn entry(&self) -> Result<Entry<'_>, EvidenceError> {
@@ -237,9 +254,13 @@ impl EvidenceSource for TsmSource {
                         detail: "the quote does not carry the requested REPORTDATA".into(),
                     });
                 }
+                let collateral_json = match &self.tdx_collateral {
+                    Some(c) => Some(c.collateral(&r.outblob)?),
+                    None => None,
+                };
                 Ok(CpuEvidence::Tdx {
                     quote: r.outblob,
-                    collateral_json: None,
+                    collateral_json,
                 })
             }
             other => Err(EvidenceError::TsmProvider(other.name().into())),
