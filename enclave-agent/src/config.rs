@@ -236,7 +236,7 @@ impl Default for JobsConfig {
 }
 
 /// Container CLI settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerConfig {
     /// `podman`, `docker` or `nerdctl`; unset disables container workloads.
@@ -247,17 +247,6 @@ pub struct ContainerConfig {
     pub network: bool,
     /// Extra arguments placed after `run`.
     pub extra_args: Vec<String>,
-}
-
-impl Default for ContainerConfig {
-    fn default() -> Self {
-        Self {
-            engine: None,
-            cli: None,
-            network: false,
-            extra_args: Vec::new(),
-        }
-    }
 }
 
 /// A container CLI.

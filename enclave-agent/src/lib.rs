@@ -5,12 +5,13 @@
 
 pub mod attestor;
 pub mod auth;
+pub mod config;
 pub mod evidence;
 pub mod keys;
-pub mod receipt;
-pub mod config;
 pub mod metering;
 pub mod metrics;
+pub mod receipt;
+pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod workload;

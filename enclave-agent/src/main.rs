@@ -1,3 +1,129 @@
-//! `sigil-agent` daemon entry point.
+//! `sigil-agent`: the Sigil provider agent daemon.
+//!
+//! ```text
+//! sigil-agent [--config /etc/sigil/agent.toml]          # run
+//! sigil-agent --config agent.toml check-config          # print the effective configuration
+//! ```
+//!
+//! Thin by design: configuration, logging, the evidence source, the engine, then the gRPC
+//! server, the metrics endpoint and SIGTERM handling. See `docs/agent.md`.
 
-fn main() {}
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use enclave_agent::config::Config;
+use enclave_agent::metering::GpuMetering;
+use enclave_agent::metrics::Metrics;
+use enclave_agent::service::setup;
+use enclave_agent::service::{self, Engine, EngineParts};
+use enclave_agent::shutdown;
+
+/// Sigil provider agent: runs jobs in a confidential VM and returns attested receipts.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// TOML configuration file (every key can be overridden by SIGIL_AGENT_* variables).
+    #[arg(long, env = "SIGIL_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Load and check the configuration, print it (secrets redacted) and exit.
+    CheckConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sigil-agent: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(cli.config.as_deref()).context("loading the configuration")?;
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        println!("{cfg:#?}");
+        return Ok(());
+    }
+    setup::init_logging(&cfg).context("initialising logging")?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sigil-agent")
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown::on_signal(token.clone()));
+
+    let gpus = setup::gpus(&cfg);
+    let attestor =
+        setup::attestor(&cfg, gpus.probe.clone()).context("starting the evidence source")?;
+    let metrics = Arc::new(Metrics::new());
+    let gpu_metering = match &gpus.probe {
+        Some(p) => GpuMetering::new(
+            Arc::clone(p),
+            std::time::Duration::from_millis(cfg.gpus.sample_ms),
+        ),
+        None => GpuMetering::disabled(),
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let engine = Engine::start(
+        EngineParts {
+            config: cfg.clone(),
+            attestor: Arc::new(attestor),
+            gpus: gpus.assignable.clone(),
+            gpu_metering,
+            metrics: Arc::clone(&metrics),
+        },
+        token.clone(),
+    )
+    .await
+    .context("starting the job engine")?;
+    let provider = setup::provider_api(&engine, &gpus);
+
+    if let Some(addr) = cfg.metrics_listen {
+        let (m, t) = (Arc::clone(&metrics), token.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        tracing::info!(addr = %bound, "metrics endpoint listening");
+        setup::write_addr_file(&cfg, setup::METRICS_ADDR_FILE, bound)
+            .context("writing the metrics address file")?;
+        tokio::spawn(async move {
+            if let Err(e) = enclave_agent::metrics::serve_on(listener, m, t).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    // Tools and tests that start the agent on port 0 read the bound address here.
+    setup::write_addr_file(&cfg, setup::ADDR_FILE, local).context("writing the address file")?;
+
+    let scheduler = tokio::spawn(Arc::clone(&engine).run());
+    let served = service::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
+    // However the server ended, shut the rest down in order.
+    token.cancel();
+    let _ = scheduler.await;
+    engine.drain().await;
+    tracing::info!("stopped");
+    served.context("gRPC server")
+}

@@ -1,6 +1,11 @@
 //! Unit tests.
 // Tests may unwrap: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::result_large_err // figment::Jail's own closure signature
+)]
 
 use super::*;
 

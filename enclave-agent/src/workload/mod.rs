@@ -542,10 +542,10 @@ fn apply_rlimits_late(pid: u32, plan: &JobPlan) {
     let l = &plan.limits;
     let Ok(p) = i32::try_from(pid) else { return };
     let set = |res: Resource, v: u64| {
-        if v != 0 {
-            if let Err(e) = rlimit::prlimit(p, res, Some((v, v)), None) {
-                tracing::warn!(error = %e, "applying a resource limit failed");
-            }
+        if v != 0
+            && let Err(e) = rlimit::prlimit(p, res, Some((v, v)), None)
+        {
+            tracing::warn!(error = %e, "applying a resource limit failed");
         }
     };
     set(Resource::AS, l.memory_bytes);

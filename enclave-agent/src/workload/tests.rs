@@ -66,7 +66,8 @@ fn validate_works() {
 #[test]
 fn validate_rejects() {
     let base = process_spec(&["/bin/true"]);
-    let cases: Vec<(v1::JobSpec, fn(&SpecError) -> bool)> = vec![
+    type Case = (v1::JobSpec, fn(&SpecError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             {
                 let mut s = base.clone();
@@ -344,8 +345,10 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.state_dir = dir.path().to_owned();
+    let mut cfg = Config {
+        state_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     cfg.jobs.kill_grace_ms = 200;
     let dirs = JobDirs::new(&cfg.work_dir(), "job");
     Fixture {

@@ -1,0 +1,357 @@
+//! Agent benchmarks (a bench binary: it reports percentiles, which criterion does not).
+//!
+//! 1. Per-job overhead in attested-key mode: the same no-op process (`/bin/true`) spawned
+//!    and reaped bare, against the whole job through the engine (durable `Queued` and
+//!    `Running` commits, job directories, spawn under the agent's limits, metering,
+//!    output collection, result commitment, receipt signed against the attested-key
+//!    evidence, final commit). Also the receipt step alone.
+//! 2. Submit throughput over gRPC on loopback: the agent's `Submit` (signature check,
+//!    validation, durable insert with group commit) against a bare tonic unary call
+//!    returning a canned response, same messages, same concurrency.
+//!
+//! ```text
+//! cargo bench -p enclave-agent --bench agent            # full run
+//! cargo bench -p enclave-agent --bench agent -- --quick # fewer iterations
+//! ```
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a few iterations only.
+// A bench binary, not library code: it may unwrap and index, and times are plain casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use enclave_agent::attestor::Attestor;
+use enclave_agent::config::Config;
+use enclave_agent::metering::GpuMetering;
+use enclave_agent::metrics::Metrics;
+use enclave_agent::service::grpc::JobApi;
+use enclave_agent::service::{Engine, EngineParts};
+use enclave_agent::store::JobState;
+use enclave_agent::workload::spec;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sigil_proto::v1;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+use wait4::Wait4;
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_id() -> [u8; 32] {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut h = Sha256::new();
+    h.update(b"bench");
+    h.update(std::process::id().to_le_bytes());
+    h.update(n.to_le_bytes());
+    h.finalize().into()
+}
+
+fn true_job(id: [u8; 32]) -> v1::JobSpec {
+    v1::JobSpec {
+        job_id: id.to_vec(),
+        tier: 3,
+        workload: Some(v1::job_spec::Workload::Process(v1::ProcessWorkload {
+            argv: vec!["/bin/true".into()],
+            env: Default::default(),
+        })),
+        evidence_mode: v1::EvidenceMode::AttestedKey as i32,
+        ..Default::default()
+    }
+}
+
+fn signed(key: &SigningKey, spec: &v1::JobSpec) -> v1::SubmitRequest {
+    let bytes = spec.encode_to_vec();
+    let mut h = Sha256::new();
+    h.update(sigil_proto::SUBMIT_DOMAIN);
+    h.update(&bytes);
+    let msg: [u8; 32] = h.finalize().into();
+    v1::SubmitRequest {
+        spec: bytes,
+        signature: Some(v1::BuyerSignature {
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            signature: key.sign(&msg).to_bytes().to_vec(),
+        }),
+    }
+}
+
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn pct(&self, p: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[i]
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<44} n={:<5} p50={:>9.3} ms  p90={:>9.3} ms  p99={:>9.3} ms",
+            self.0.len(),
+            ms(self.pct(0.5)),
+            ms(self.pct(0.9)),
+            ms(self.pct(0.99))
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn engine(dir: &std::path::Path, max_concurrent: usize) -> (Arc<Engine>, CancellationToken) {
+    let mut cfg = Config {
+        state_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    cfg.jobs.max_concurrent = max_concurrent;
+    cfg.evidence.allow_simulated = true;
+    let token = CancellationToken::new();
+    let engine = Engine::start(
+        EngineParts {
+            config: cfg,
+            attestor: Arc::new(Attestor::simulated().unwrap()),
+            gpus: Vec::new(),
+            gpu_metering: GpuMetering::disabled(),
+            metrics: Arc::new(Metrics::new()),
+        },
+        token.clone(),
+    )
+    .await
+    .unwrap();
+    (engine, token)
+}
+
+fn bare_spawn() -> Duration {
+    let t = Instant::now();
+    let child = Command::new("/bin/true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = child.wait4().unwrap();
+    assert!(r.status.success());
+    t.elapsed()
+}
+
+async fn job_overhead(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, token) = engine(dir.path(), 1).await;
+    let scheduler = tokio::spawn(Arc::clone(&engine).run());
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let md = MetadataMap::new();
+
+    // Warm up both paths (page cache, binaries, store file growth).
+    for _ in 0..20 {
+        bare_spawn();
+    }
+    let mut bare = Vec::with_capacity(n);
+    let mut agent = Vec::with_capacity(n);
+    let mut receipt = Vec::with_capacity(n);
+    let mut events = engine.subscribe();
+    for round in 0..n + 20 {
+        // Interleave the two so drift (other load on the machine) hits both alike.
+        let b = tokio::task::spawn_blocking(bare_spawn).await.unwrap();
+        let id = fresh_id();
+        let req = signed(&key, &true_job(id));
+        let t = Instant::now();
+        engine.submit(&md, req).await.unwrap();
+        loop {
+            let r = events.recv().await.unwrap();
+            if r.job_id == id && r.state.is_final() {
+                assert_eq!(r.state, JobState::Succeeded, "{:?}", r.reason);
+                break;
+            }
+        }
+        let a = t.elapsed();
+        // The receipt step alone, for a finished job of the same shape.
+        let spec_bytes = true_job(id).encode_to_vec();
+        let plan = spec::validate(&spec_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+        let rec = engine.job(&id).unwrap();
+        let t = Instant::now();
+        let issued = engine.make_receipt(&plan, &rec, &[]).await.unwrap();
+        let rc = t.elapsed();
+        assert!(!issued.signed.is_empty());
+        if round >= 20 {
+            bare.push(b);
+            agent.push(a);
+            receipt.push(rc);
+        }
+    }
+    token.cancel();
+    let _ = scheduler.await;
+    engine.drain().await;
+    let (bare, agent, receipt) = (Stats(bare), Stats(agent), Stats(receipt));
+    println!("{}", bare.line("spawn /bin/true bare (spawn + wait4)"));
+    println!("{}", agent.line("job through the agent (attested key)"));
+    println!("{}", receipt.line("receipt step alone (commit + sign)"));
+    println!(
+        "overhead per job over bare at p50: {:.3} ms",
+        ms(agent.pct(0.5)) - ms(bare.pct(0.5))
+    );
+}
+
+/// A JobService whose Submit returns a canned response: the tonic floor.
+#[derive(Clone)]
+struct Bare;
+
+#[tonic::async_trait]
+impl v1::job_service_server::JobService for Bare {
+    async fn submit(
+        &self,
+        r: tonic::Request<v1::SubmitRequest>,
+    ) -> Result<tonic::Response<v1::SubmitResponse>, tonic::Status> {
+        let _ = r.into_inner();
+        Ok(tonic::Response::new(v1::SubmitResponse {
+            job: Some(v1::JobStatus::default()),
+            created: true,
+        }))
+    }
+    async fn get_job(
+        &self,
+        _: tonic::Request<v1::GetJobRequest>,
+    ) -> Result<tonic::Response<v1::JobStatus>, tonic::Status> {
+        Err(tonic::Status::unimplemented(""))
+    }
+    type WatchStream = tokio_stream::Empty<Result<v1::JobEvent, tonic::Status>>;
+    async fn watch(
+        &self,
+        _: tonic::Request<v1::WatchRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(""))
+    }
+    async fn cancel(
+        &self,
+        _: tonic::Request<v1::CancelRequest>,
+    ) -> Result<tonic::Response<v1::JobStatus>, tonic::Status> {
+        Err(tonic::Status::unimplemented(""))
+    }
+    type GetOutputStream = tokio_stream::Empty<Result<v1::OutputChunk, tonic::Status>>;
+    async fn get_output(
+        &self,
+        _: tonic::Request<v1::GetOutputRequest>,
+    ) -> Result<tonic::Response<Self::GetOutputStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(""))
+    }
+    async fn get_receipt(
+        &self,
+        _: tonic::Request<v1::GetReceiptRequest>,
+    ) -> Result<tonic::Response<v1::ReceiptResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(""))
+    }
+}
+
+async fn serve<S>(svc: S) -> (std::net::SocketAddr, CancellationToken)
+where
+    S: v1::job_service_server::JobService,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(v1::job_service_server::JobServiceServer::new(svc))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move { t.cancelled().await },
+            )
+            .await
+            .unwrap();
+    });
+    (addr, token)
+}
+
+/// Sends `reqs` with `concurrency` calls in flight on one HTTP/2 connection; returns
+/// submissions per second.
+async fn blast(
+    addr: std::net::SocketAddr,
+    reqs: Vec<v1::SubmitRequest>,
+    concurrency: usize,
+) -> f64 {
+    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let n = reqs.len();
+    let queue = Arc::new(std::sync::Mutex::new(reqs));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (q, ch) = (Arc::clone(&queue), ch.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = v1::job_service_client::JobServiceClient::new(ch);
+            loop {
+                let Some(r) = q.lock().unwrap().pop() else {
+                    break;
+                };
+                let resp = c.submit(r).await.unwrap().into_inner();
+                assert!(resp.created);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn submit_throughput(n: usize, concurrency: usize) {
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let make = |n: usize| {
+        (0..n)
+            .map(|_| signed(&key, &true_job(fresh_id())))
+            .collect::<Vec<_>>()
+    };
+
+    let (bare_addr, bare_stop) = serve(Bare).await;
+    blast(bare_addr, make(200), concurrency).await;
+    let bare = blast(bare_addr, make(n), concurrency).await;
+    bare_stop.cancel();
+
+    // The agent's Submit; the scheduler is not started, so nothing runs and the
+    // measurement is the submission path alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, token) = engine(dir.path(), 1).await;
+    let (agent_addr, agent_stop) = serve(JobApi::new(Arc::clone(&engine))).await;
+    blast(agent_addr, make(200), concurrency).await;
+    let agent = blast(agent_addr, make(n), concurrency).await;
+    agent_stop.cancel();
+    token.cancel();
+    println!("bare tonic unary Submit, {concurrency} in flight:      {bare:>9.0} calls/s");
+    println!(
+        "agent Submit (verify + validate + durable), {concurrency} in flight: {agent:>9.0} calls/s"
+    );
+    println!("ratio agent/bare: {:.2}", agent / bare);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let quick = args.iter().any(|a| a == "--quick");
+    let (jobs, subs) = match (bench, quick) {
+        (true, false) => (500, 20_000),
+        (true, true) => (100, 4_000),
+        (false, _) => (5, 200),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        job_overhead(jobs).await;
+        submit_throughput(subs, 64).await;
+    });
+}

@@ -1,0 +1,884 @@
+//! The job engine: accepts jobs into the store, schedules them onto free slots and GPUs,
+//! runs them, meters them, signs their receipts and publishes their events.
+//!
+//! Durability (see also [`crate::store`]):
+//! 1. `Submit` returns only after the job and its spec are committed (`Queued`).
+//! 2. Before a workload starts, the job is committed `Running` with its attempt counted.
+//! 3. At its end, the final state, outputs, logs, receipt and bundle are committed together.
+//!
+//! A crash between 2 and 3 leaves the job `Running`; at the next start
+//! [`crate::store::Store::recover`] ends it `Failed`, or re-queues it when its spec asked for
+//! re-runs and attempts remain, after killing what is left of its process group. A job is
+//! therefore never lost, and never started again unless its spec says so.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use attestation_verifier::crypto::AwsLc;
+use attestation_verifier::merkle::OutputTree;
+use attestation_verifier::receipt::{EvidenceRef, RECEIPT_VERSION, ReceiptBody, TeeKind, Usage};
+use sha2::{Digest, Sha256};
+use sigil_proto::v1;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::metadata::MetadataMap;
+
+use crate::attestor::{AttestedKeyEvidence, Attestor};
+use crate::auth::{Authenticator, Principal};
+use crate::config::Config;
+use crate::metering::{self, GpuMetering};
+use crate::metrics::Metrics;
+use crate::service::error::AgentError;
+use crate::store::{Completion, Inserted, JobId, JobRecord, JobState, OutputMeta, Store};
+use crate::workload::spec::{self, Capabilities, Evidence, JobPlan};
+use crate::workload::{self, Gpu, JobDirs, RunAs, RunRequest, Stop, StopSignal};
+
+/// The crypto backend used for hashing and the result commitment.
+pub(crate) const CRYPTO: AwsLc = AwsLc;
+
+/// A signed receipt and what is stored with it.
+#[derive(Clone, Debug)]
+pub struct IssuedReceipt {
+    /// SCALE(SignedReceipt).
+    pub signed: Vec<u8>,
+    /// Digest of the evidence bundle it references (zero without evidence).
+    pub evidence_digest: [u8; 32],
+    /// A bundle collected for this receipt (fresh-quote mode): digest and SCALE bytes.
+    pub bundle: Option<([u8; 32], Vec<u8>)>,
+    /// The outputs' metadata, in leaf order.
+    pub outputs: Vec<OutputMeta>,
+}
+
+/// Pieces the engine is built from (so tests can assemble one without a config file).
+pub struct EngineParts {
+    /// Configuration.
+    pub config: Config,
+    /// Evidence and receipt signing.
+    pub attestor: Arc<Attestor>,
+    /// GPUs the agent offers.
+    pub gpus: Vec<Gpu>,
+    /// GPU metering.
+    pub gpu_metering: GpuMetering,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for EngineParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineParts")
+            .field("config", &self.config)
+            .field("gpus", &self.gpus)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine. Shared as `Arc<Engine>` by the gRPC services.
+pub struct Engine {
+    cfg: Arc<Config>,
+    store: Store,
+    attestor: Arc<Attestor>,
+    metrics: Arc<Metrics>,
+    auth: Authenticator,
+    caps: Capabilities,
+    gpu_metering: GpuMetering,
+    gpus: Vec<Gpu>,
+    free_gpus: Mutex<Vec<Gpu>>,
+    queue: Mutex<VecDeque<JobId>>,
+    wake: Notify,
+    running: Mutex<HashMap<JobId, StopSignal>>,
+    events: broadcast::Sender<Arc<JobRecord>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    prlimit: Option<PathBuf>,
+    container_cli: Option<PathBuf>,
+    run_as: Option<RunAs>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+impl Engine {
+    /// Opens the store, recovers jobs interrupted by a crash, collects the first
+    /// attested-key evidence and re-queues waiting jobs. Call [`Engine::run`] to start
+    /// scheduling.
+    pub async fn start(
+        parts: EngineParts,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, AgentError> {
+        let EngineParts {
+            config,
+            attestor,
+            gpus,
+            gpu_metering,
+            metrics,
+        } = parts;
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+            AgentError::Internal(format!("state_dir {}: {e}", config.state_dir.display()))
+        })?;
+        std::fs::create_dir_all(config.work_dir()).map_err(|e| {
+            AgentError::Internal(format!("work dir {}: {e}", config.work_dir().display()))
+        })?;
+        let store = {
+            let path = config.store_path();
+            tokio::task::spawn_blocking(move || Store::open(&path))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))??
+        };
+        let prlimit = config
+            .jobs
+            .prlimit
+            .clone()
+            .or_else(|| workload::which("prlimit", &config.jobs.path));
+        if prlimit.is_none() {
+            tracing::warn!(
+                "util-linux prlimit not found: resource limits are applied just after the workload starts"
+            );
+        }
+        let container_cli = config.container.engine.and_then(|e| {
+            config
+                .container
+                .cli
+                .clone()
+                .or_else(|| workload::which(e.name(), &config.jobs.path))
+        });
+        if config.container.engine.is_some() && container_cli.is_none() {
+            tracing::warn!(
+                "container engine configured but its CLI was not found: container jobs are refused"
+            );
+        }
+        let run_as = match (config.run_as_ids(), nix::unistd::geteuid().is_root()) {
+            (Some((uid, gid)), true) => Some(RunAs { uid, gid }),
+            _ => None,
+        };
+        if run_as.is_some() {
+            // Workloads run as another user and must reach their own job directory:
+            // the state and work directories are traverse-only for others (the store file
+            // and other job directories stay private).
+            use std::os::unix::fs::PermissionsExt;
+            for d in [config.state_dir.clone(), config.work_dir()] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| AgentError::Internal(format!("chmod {}: {e}", d.display())))?;
+            }
+        }
+        let caps = Capabilities {
+            agent_key: attestor.public_key(),
+            has_tee: attestor.tee() != TeeKind::None,
+            gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
+            containers: container_cli.is_some(),
+        };
+        let (events, _) = broadcast::channel(1024);
+        let engine = Arc::new(Self {
+            auth: Authenticator::new(&config),
+            cfg: Arc::new(config),
+            store,
+            attestor,
+            metrics,
+            caps,
+            gpu_metering,
+            free_gpus: Mutex::new(gpus.clone()),
+            gpus,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            events,
+            shutdown,
+            tasks: TaskTracker::new(),
+            prlimit,
+            container_cli,
+            run_as,
+        });
+        engine.recover().await?;
+        if engine.caps.has_tee {
+            engine.refresh_evidence().await?;
+        }
+        Ok(engine)
+    }
+
+    /// Crash recovery and re-queueing of waiting jobs.
+    async fn recover(&self) -> Result<(), AgentError> {
+        let store = self.store.clone();
+        let max_attempts = self.cfg.jobs.max_attempts;
+        let specs = self.store.clone();
+        let now = metering::unix_ms();
+        let recovered = tokio::task::spawn_blocking(move || {
+            store.recover(now, move |r| {
+                r.attempts < max_attempts
+                    && specs
+                        .spec(&r.job_id)
+                        .ok()
+                        .flatten()
+                        .and_then(|b| <v1::JobSpec as prost::Message>::decode(b.as_slice()).ok())
+                        .is_some_and(|s| s.on_restart == v1::RestartPolicy::Rerun as i32)
+            })
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        for r in &recovered {
+            let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(r.record.job_id));
+            let handles = [r.orphan, workload::read_pid_file(&dirs)];
+            for h in handles.into_iter().flatten() {
+                if workload::kill_orphan(h) {
+                    tracing::warn!(job = %hex::encode(r.record.job_id), pid = h.pid, "killed the process group left by the previous agent");
+                }
+            }
+            tracing::warn!(
+                job = %hex::encode(r.record.job_id),
+                state = r.record.state.name(),
+                reason = %r.record.reason,
+                "recovered a job that was running when the agent stopped"
+            );
+        }
+        let mut all = self.store.all()?;
+        for s in JobState::ALL {
+            let n = all.iter().filter(|r| r.state == s).count();
+            self.metrics
+                .set_jobs(s, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        all.retain(|r| r.state == JobState::Queued);
+        all.sort_by_key(|r| (r.submitted_at_ms, r.job_id));
+        let mut q = lock(&self.queue);
+        q.extend(all.into_iter().map(|r| r.job_id));
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The attestor.
+    pub fn attestor(&self) -> &Attestor {
+        &self.attestor
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// GPUs offered.
+    pub fn gpus(&self) -> &[Gpu] {
+        &self.gpus
+    }
+
+    /// What the agent can run.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The current attested-key evidence.
+    pub fn current_evidence(&self) -> Option<AttestedKeyEvidence> {
+        self.attestor.current()
+    }
+
+    /// Collects evidence for `nonce` off the async runtime; records its latency.
+    pub async fn attest(
+        &self,
+        nonce: [u8; 32],
+        kind: &str,
+    ) -> Result<(Vec<u8>, [u8; 32], TeeKind), AgentError> {
+        let attestor = Arc::clone(&self.attestor);
+        let t = Instant::now();
+        let bundle = tokio::task::spawn_blocking(move || attestor.attest(nonce))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?
+            .map_err(|e| AgentError::Evidence(e.to_string()))?;
+        self.metrics.evidence(kind, t.elapsed());
+        let digest = bundle.digest(&CRYPTO);
+        Ok((bundle.to_bytes(), digest, bundle.tee))
+    }
+
+    /// Collects fresh attested-key evidence, stores its bundle, and makes receipts
+    /// reference it.
+    pub async fn refresh_evidence(&self) -> Result<(), AgentError> {
+        let attestor = Arc::clone(&self.attestor);
+        let t = Instant::now();
+        let ev = tokio::task::spawn_blocking(move || attestor.refresh(metering::unix_ms()))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?
+            .map_err(|e| AgentError::Evidence(e.to_string()))?;
+        self.metrics.evidence("attested_key", t.elapsed());
+        self.store.put_bundle(ev.digest, ev.bytes.to_vec()).await?;
+        tracing::info!(digest = %hex::encode(ev.digest), tee = %ev.bundle.tee, "attested-key evidence collected");
+        Ok(())
+    }
+
+    fn publish(&self, r: &JobRecord) {
+        // No subscribers is fine.
+        let _ = self.events.send(Arc::new(r.clone()));
+    }
+
+    /// Subscribes to every job's changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<JobRecord>> {
+        self.events.subscribe()
+    }
+
+    /// Accepts a job (idempotent on its id).
+    pub async fn submit(
+        &self,
+        md: &MetadataMap,
+        req: v1::SubmitRequest,
+    ) -> Result<(JobRecord, bool), AgentError> {
+        let r = self.submit_inner(md, req).await;
+        self.metrics.submission(match &r {
+            Ok((_, true)) => "created",
+            Ok((_, false)) => "existing",
+            Err(_) => "rejected",
+        });
+        r
+    }
+
+    async fn submit_inner(
+        &self,
+        md: &MetadataMap,
+        req: v1::SubmitRequest,
+    ) -> Result<(JobRecord, bool), AgentError> {
+        if self.shutdown.is_cancelled() {
+            return Err(AgentError::ShuttingDown);
+        }
+        let principal = self.auth.submit(md, &req.spec, req.signature.as_ref())?;
+        let now = metering::unix_ms();
+        let plan = spec::validate(&req.spec, &self.cfg, &self.caps, now)?;
+        let record = JobRecord::queued(plan.job_id, sha256(&req.spec), principal.buyer(), now);
+        match self.store.insert(record, req.spec).await? {
+            Inserted::Created(r) => {
+                tracing::info!(job = %hex::encode(r.job_id), tier = plan.tier, workload = plan.workload.kind(), "job accepted");
+                self.metrics.transition(None, JobState::Queued);
+                lock(&self.queue).push_back(r.job_id);
+                self.wake.notify_one();
+                self.publish(&r);
+                Ok((r, true))
+            }
+            Inserted::Existing(r) => Ok((r, false)),
+            Inserted::Conflict(r) => Err(AgentError::AlreadyExists {
+                job: hex::encode(r.job_id),
+            }),
+        }
+    }
+
+    /// A job's record.
+    pub fn job(&self, job_id: &JobId) -> Result<JobRecord, AgentError> {
+        self.store.get(job_id)?.ok_or_else(|| AgentError::NotFound {
+            what: format!("job {}", hex::encode(job_id)),
+        })
+    }
+
+    /// Authenticates a request on an existing job.
+    pub fn authorize(
+        &self,
+        md: &MetadataMap,
+        domain: &[u8],
+        record: &JobRecord,
+        auth: Option<&v1::RequestAuth>,
+    ) -> Result<Principal, AgentError> {
+        Ok(self.auth.job_request(
+            md,
+            domain,
+            &record.job_id,
+            auth,
+            record.buyer,
+            metering::unix_ms(),
+        )?)
+    }
+
+    /// Cancels a queued or running job.
+    pub async fn cancel(&self, job_id: &JobId) -> Result<JobRecord, AgentError> {
+        let signal = lock(&self.running).get(job_id).cloned();
+        if let Some(s) = signal {
+            s.stop(Stop::Cancelled);
+            // The job task records the end; wait for it (bounded by the kill grace).
+            let mut rx = self.subscribe();
+            let deadline = Duration::from_millis(self.cfg.jobs.kill_grace_ms.saturating_add(5_000));
+            let wait = async {
+                loop {
+                    let r = self.job(job_id)?;
+                    if r.state.is_final() || r.state == JobState::Queued {
+                        return Ok::<_, AgentError>(r);
+                    }
+                    match rx.recv().await {
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return self.job(job_id),
+                    }
+                }
+            };
+            return match tokio::time::timeout(deadline, wait).await {
+                Ok(r) => r,
+                Err(_) => self.job(job_id),
+            };
+        }
+        let mut r = self.job(job_id)?;
+        match r.state {
+            JobState::Queued => {
+                // Remove from the queue first so the scheduler cannot pick it meanwhile.
+                let was_queued = {
+                    let mut q = lock(&self.queue);
+                    let before = q.len();
+                    q.retain(|id| id != job_id);
+                    q.len() != before
+                };
+                if !was_queued {
+                    // The scheduler took it a moment ago: it is starting; stop it there.
+                    return Box::pin(self.cancel(job_id)).await;
+                }
+                r.state = JobState::Cancelled;
+                r.reason = "cancelled before it started".into();
+                r.finished_at_ms = metering::unix_ms();
+                r.version = r.version.saturating_add(1);
+                self.store.put(r.clone()).await?;
+                self.metrics
+                    .transition(Some(JobState::Queued), JobState::Cancelled);
+                self.publish(&r);
+                Ok(r)
+            }
+            s if s.is_final() => Err(AgentError::WrongState {
+                job: hex::encode(job_id),
+                state: s.name(),
+                reason: "it has already ended",
+            }),
+            s => Err(AgentError::WrongState {
+                job: hex::encode(job_id),
+                state: s.name(),
+                reason: "it is between states; retry",
+            }),
+        }
+    }
+
+    /// The scheduler: starts queued jobs while slots and GPUs are free, until shutdown.
+    pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.cfg.jobs.max_concurrent));
+        if let Some(refresh) = self
+            .caps
+            .has_tee
+            .then(|| Duration::from_secs(self.cfg.evidence.refresh_secs))
+        {
+            let me = Arc::clone(&self);
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = me.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(refresh) => {
+                            if let Err(e) = me.refresh_evidence().await {
+                                tracing::error!(error = %e, "refreshing attested-key evidence failed; receipts keep the previous evidence");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        loop {
+            let permit = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                p = Arc::clone(&slots).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            // Wait for a job whose GPUs are free (FIFO: the head waits for its GPUs).
+            let next = loop {
+                let notified = self.wake.notified();
+                if let Some(job) = self.take_next() {
+                    break Some(job);
+                }
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break None,
+                    () = notified => {}
+                }
+            };
+            let Some((job_id, gpus)) = next else { break };
+            let me = Arc::clone(&self);
+            self.tasks.spawn(async move {
+                let _permit = permit;
+                me.run_job(job_id, gpus.clone()).await;
+                lock(&me.free_gpus).extend(gpus);
+                me.wake.notify_one();
+            });
+        }
+        tracing::info!("scheduler stopped");
+    }
+
+    /// Pops the head of the queue if its GPUs are free, reserving them.
+    fn take_next(&self) -> Option<(JobId, Vec<Gpu>)> {
+        let mut q = lock(&self.queue);
+        let head = *q.front()?;
+        let need = match self.store.spec(&head) {
+            Ok(Some(bytes)) => <v1::JobSpec as prost::Message>::decode(bytes.as_slice())
+                .map(|s| s.gpu_count)
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let need = usize::try_from(need).unwrap_or(usize::MAX);
+        let mut free = lock(&self.free_gpus);
+        if free.len() < need {
+            return None;
+        }
+        q.pop_front();
+        let at = free.len().saturating_sub(need);
+        let gpus = free.split_off(at);
+        Some((head, gpus))
+    }
+
+    /// Waits for running jobs after shutdown was requested: they get the grace period, then
+    /// are stopped and checkpointed.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        let grace = self.cfg.shutdown_grace();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            let n = lock(&self.running).len();
+            tracing::warn!(jobs = n, "grace period over: stopping running jobs");
+            for s in lock(&self.running).values() {
+                s.stop(Stop::Shutdown);
+            }
+            self.tasks.wait().await;
+        }
+    }
+
+    async fn set_state(&self, r: &mut JobRecord, to: JobState) -> Result<(), AgentError> {
+        let from = r.state;
+        r.state = to;
+        r.version = r.version.saturating_add(1);
+        self.store.put(r.clone()).await?;
+        self.metrics.transition(Some(from), to);
+        self.publish(r);
+        Ok(())
+    }
+
+    /// Runs one job to its end and records it. Errors are recorded on the job.
+    async fn run_job(&self, job_id: JobId, gpus: Vec<Gpu>) {
+        let hex_id = hex::encode(job_id);
+        let stop = StopSignal::new();
+        lock(&self.running).insert(job_id, stop.clone());
+        let result = self.run_job_inner(job_id, &gpus, &stop).await;
+        lock(&self.running).remove(&job_id);
+        if let Err(e) = result {
+            tracing::error!(job = %hex_id, error = %e, "job could not be run");
+            if let Ok(Some(mut r)) = self.store.get(&job_id)
+                && !r.state.is_final()
+            {
+                r.reason = match &e {
+                    AgentError::Store(_) | AgentError::Internal(_) => "internal error".into(),
+                    other => other.to_string(),
+                };
+                r.finished_at_ms = metering::unix_ms();
+                r.process = None;
+                let _ = self.set_state(&mut r, JobState::Failed).await;
+            }
+        }
+    }
+
+    async fn run_job_inner(
+        &self,
+        job_id: JobId,
+        gpus: &[Gpu],
+        stop: &StopSignal,
+    ) -> Result<(), AgentError> {
+        let Some(mut r) = self.store.get(&job_id)? else {
+            return Ok(());
+        };
+        if r.state != JobState::Queued {
+            return Ok(());
+        }
+        let spec_bytes = self
+            .store
+            .spec(&job_id)?
+            .ok_or_else(|| AgentError::NotFound {
+                what: format!("spec of job {}", hex::encode(job_id)),
+            })?;
+        // Validated at submission; validated again so a changed configuration (fewer GPUs,
+        // containers switched off) fails the job cleanly instead of running it wrongly.
+        // The expiry is not re-checked: the job was accepted in time.
+        let plan = spec::validate(&spec_bytes, &self.cfg, &self.caps, r.submitted_at_ms)?;
+
+        // Step 2: durable `Running` before anything starts.
+        r.attempts = r.attempts.saturating_add(1);
+        r.started_at_ms = metering::unix_ms();
+        r.reason.clear();
+        self.set_state(&mut r, JobState::Running).await?;
+
+        let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
+        {
+            let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
+            tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+                .map_err(|e| AgentError::Internal(e.to_string()))?;
+        }
+        let req = RunRequest {
+            plan: &plan,
+            config: &self.cfg,
+            dirs: &dirs,
+            gpus,
+            stop,
+            run_as: self.run_as,
+            prlimit: self.prlimit.as_deref(),
+            container_cli: self.container_cli.as_deref(),
+        };
+        let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
+        let meter = self.gpu_metering.start(&indices);
+        let outcome = workload::run(&req, |h| workload::write_pid_file(&dirs, h)).await;
+        let gpu_usage = meter.stop();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                r.reason = format!("workload did not start: {e}");
+                r.finished_at_ms = metering::unix_ms();
+                self.set_state(&mut r, JobState::Failed).await?;
+                self.metrics.job_finished(JobState::Failed, Duration::ZERO);
+                return Ok(());
+            }
+        };
+        r.usage = metering::usage_record(outcome.usage, gpu_usage);
+        r.exit_code = Some(outcome.exit_code);
+        r.started_at_ms = outcome.started_at_ms;
+        r.finished_at_ms = outcome.finished_at_ms;
+        let wall = Duration::from_millis(outcome.usage.wall_ms);
+        let _ = std::fs::remove_file(dirs.pid_file());
+
+        match outcome.stop {
+            Some(Stop::Cancelled) => {
+                r.reason = "cancelled while running".into();
+                return self
+                    .finish(
+                        r,
+                        Completion {
+                            stdout: outcome.stdout,
+                            stderr: outcome.stderr,
+                            ..Completion::default()
+                        },
+                        JobState::Cancelled,
+                        wall,
+                    )
+                    .await;
+            }
+            Some(Stop::Shutdown) => {
+                // Checkpoint: a re-runnable job goes back to the queue for the next start.
+                let (state, reason) =
+                    if plan.rerun_on_restart && r.attempts < self.cfg.jobs.max_attempts {
+                        (
+                            JobState::Queued,
+                            "stopped by agent shutdown; will run again at the next start",
+                        )
+                    } else {
+                        (JobState::Failed, "stopped by agent shutdown")
+                    };
+                r.reason = reason.into();
+                if state == JobState::Queued {
+                    r.exit_code = None;
+                    r.finished_at_ms = 0;
+                }
+                return self.finish(r, Completion::default(), state, wall).await;
+            }
+            Some(Stop::WallTime) | None => {}
+        }
+
+        let outputs = {
+            let (dir, cap) = (dirs.output.clone(), plan.limits.output_bytes);
+            tokio::task::spawn_blocking(move || workload::collect_outputs(&dir, cap))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+        };
+        let outputs = match outputs {
+            Ok(o) => o,
+            Err(e) => {
+                r.reason = format!("outputs not collected: {e}");
+                return self
+                    .finish(
+                        r,
+                        Completion {
+                            stdout: outcome.stdout,
+                            stderr: outcome.stderr,
+                            ..Completion::default()
+                        },
+                        JobState::Failed,
+                        wall,
+                    )
+                    .await;
+            }
+        };
+        let t = Instant::now();
+        let issued = self.make_receipt(&plan, &r, &outputs).await?;
+        r.outputs = issued.outputs;
+        r.has_receipt = true;
+        r.evidence_digest = match plan.evidence {
+            Evidence::None => None,
+            _ => Some(issued.evidence_digest),
+        };
+        let state = match (outcome.stop, outcome.exit_code) {
+            (Some(Stop::WallTime), _) => {
+                r.reason = format!("wall-time limit of {} ms reached", plan.limits.wall_time_ms);
+                JobState::Failed
+            }
+            (_, 0) => JobState::Succeeded,
+            (_, c) if c < 0 => {
+                r.reason = format!("killed by signal {}", c.unsigned_abs());
+                JobState::Failed
+            }
+            (_, c) => {
+                r.reason = format!("exited with status {c}");
+                JobState::Failed
+            }
+        };
+        let completion = Completion {
+            outputs,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            receipt: Some(issued.signed),
+            bundle: issued.bundle,
+        };
+        let res = self.finish(r, completion, state, wall).await;
+        self.metrics.receipt(t.elapsed());
+        res
+    }
+
+    /// Step 3: the job's end, in one transaction.
+    async fn finish(
+        &self,
+        mut r: JobRecord,
+        c: Completion,
+        to: JobState,
+        wall: Duration,
+    ) -> Result<(), AgentError> {
+        let from = r.state;
+        r.state = to;
+        r.process = None;
+        r.version = r.version.saturating_add(1);
+        self.store.complete(r.clone(), c).await?;
+        self.metrics.transition(Some(from), to);
+        if to.is_final() {
+            self.metrics.job_finished(to, wall);
+        } else {
+            lock(&self.queue).push_back(r.job_id);
+        }
+        tracing::info!(job = %hex::encode(r.job_id), state = to.name(), exit_code = ?r.exit_code, wall_ms = r.usage.wall_ms, "job ended");
+        self.publish(&r);
+        Ok(())
+    }
+
+    /// Builds the receipt of a finished job: the result commitment over `outputs` (in
+    /// path order), the body from the record, the evidence binding of the plan's mode, and
+    /// the signature.
+    pub async fn make_receipt(
+        &self,
+        plan: &JobPlan,
+        r: &JobRecord,
+        outputs: &[(String, Vec<u8>)],
+    ) -> Result<IssuedReceipt, AgentError> {
+        let hashed: Vec<(String, [u8; 32])> = outputs
+            .iter()
+            .map(|(n, d)| (n.clone(), sha256(d)))
+            .collect();
+        let tree = OutputTree::new(
+            &CRYPTO,
+            hashed.iter().map(|(n, h)| (n.as_bytes().to_vec(), *h)),
+        )
+        .map_err(|e| AgentError::Internal(format!("result commitment: {e}")))?;
+        let metas = hashed
+            .iter()
+            .zip(outputs)
+            .zip(0u32..)
+            .map(|(((path, sha), (_, data)), index)| OutputMeta {
+                path: path.clone(),
+                size: u64::try_from(data.len()).unwrap_or(u64::MAX),
+                sha256: *sha,
+                index,
+            })
+            .collect();
+        let body = ReceiptBody {
+            version: RECEIPT_VERSION,
+            job_id: r.job_id,
+            job_spec_hash: r.spec_hash,
+            provider: self.attestor.public_key(),
+            tier: plan.tier,
+            result_commitment: tree.root(&CRYPTO),
+            output_count: tree.len(),
+            started_at_ms: r.started_at_ms,
+            finished_at_ms: r.finished_at_ms.max(r.started_at_ms),
+            exit_code: r.exit_code.unwrap_or(i32::MIN),
+            usage: Usage {
+                wall_ms: r.usage.wall_ms,
+                cpu_ms: r.usage.cpu_ms,
+                peak_memory_bytes: r.usage.peak_memory_bytes,
+                gpu_ms: r.usage.gpu_ms,
+                gpu_energy_mj: r.usage.gpu_energy_mj,
+            },
+            evidence: EvidenceRef::NONE,
+        };
+        let (signed, bundle) = match plan.evidence {
+            Evidence::None => (self.attestor.sign_receipt(body), None),
+            Evidence::AttestedKey => {
+                // The bundle was stored when it was collected (`refresh_evidence`).
+                let signed = self
+                    .attestor
+                    .sign_attested(body)
+                    .map_err(|e| AgentError::Evidence(e.to_string()))?;
+                (signed, None)
+            }
+            Evidence::FreshQuote => {
+                let attestor = Arc::clone(&self.attestor);
+                let t = Instant::now();
+                let (signed, bundle) =
+                    tokio::task::spawn_blocking(move || attestor.sign_fresh(body))
+                        .await
+                        .map_err(|e| AgentError::Internal(e.to_string()))?
+                        .map_err(|e| AgentError::Evidence(e.to_string()))?;
+                self.metrics.evidence("fresh_quote", t.elapsed());
+                let bytes = bundle.to_bytes();
+                (signed, Some((bundle.digest(&CRYPTO), bytes)))
+            }
+        };
+        let digest = bundle.as_ref().map_or_else(
+            || signed.body().map(|b| b.evidence.digest).unwrap_or([0; 32]),
+            |(d, _)| *d,
+        );
+        Ok(IssuedReceipt {
+            signed: signed.to_bytes(),
+            evidence_digest: digest,
+            bundle,
+            outputs: metas,
+        })
+    }
+
+    /// Inclusion proof of an output, SCALE-encoded.
+    pub fn output_proof(&self, r: &JobRecord, path: &str) -> Option<Vec<u8>> {
+        let tree = OutputTree::new(
+            &CRYPTO,
+            r.outputs
+                .iter()
+                .map(|o| (o.path.as_bytes().to_vec(), o.sha256)),
+        )
+        .ok()?;
+        tree.prove(&CRYPTO, path.as_bytes()).map(|p| p.to_bytes())
+    }
+
+    /// True once shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// The shutdown token.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

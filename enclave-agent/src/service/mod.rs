@@ -1,0 +1,124 @@
+//! The gRPC server: `sigil.v1` services, gRPC health and reflection, TLS and limits.
+
+pub mod engine;
+pub mod error;
+pub mod grpc;
+pub mod setup;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sigil_proto::v1;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::config::Config;
+pub use engine::{Engine, EngineParts};
+pub use error::AgentError;
+use grpc::{AttestationApi, JobApi, ProviderApi};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A TLS file could not be read.
+    #[error("reading {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// tonic refused the TLS configuration, or the transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Building the reflection service failed.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::TlsFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The TLS configuration from `tls.*`, or `None` for plaintext (checked by
+/// [`Config::load`]: only on loopback or with `allow_plaintext`).
+pub fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&cfg.tls.cert, &cfg.tls.key) else {
+        return Ok(None);
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &cfg.tls.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
+}
+
+/// Serves the agent's gRPC API on `listener` until `shutdown`, then stops accepting and
+/// lets in-flight calls finish.
+pub async fn serve(
+    engine: Arc<Engine>,
+    provider: ProviderApi,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let cfg = engine.config().clone();
+    let max = cfg.jobs.max_request_bytes;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<v1::job_service_server::JobServiceServer<JobApi>>()
+        .await;
+    health
+        .set_serving::<v1::attestation_service_server::AttestationServiceServer<AttestationApi>>()
+        .await;
+    health
+        .set_serving::<v1::provider_service_server::ProviderServiceServer<ProviderApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let jobs = v1::job_service_server::JobServiceServer::new(JobApi::new(Arc::clone(&engine)))
+        .max_decoding_message_size(max);
+    let attestation = v1::attestation_service_server::AttestationServiceServer::new(
+        AttestationApi::new(Arc::clone(&engine)),
+    )
+    .max_decoding_message_size(64 * 1024);
+    let provider = v1::provider_service_server::ProviderServiceServer::new(provider)
+        .max_decoding_message_size(64 * 1024);
+
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(256)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true);
+    if let Some(tls) = tls_config(&cfg)? {
+        builder = builder.tls_config(tls)?;
+    } else if !cfg.listen.ip().is_loopback() {
+        tracing::warn!(listen = %cfg.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
+    }
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, tls = cfg.tls.cert.is_some(), "gRPC server listening");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let stop = shutdown.clone();
+    let health_on_stop = health.clone();
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(jobs)
+        .add_service(attestation)
+        .add_service(provider)
+        .serve_with_incoming_shutdown(incoming, async move {
+            stop.cancelled().await;
+            health_on_stop
+                .set_not_serving::<v1::job_service_server::JobServiceServer<JobApi>>()
+                .await;
+        })
+        .await?;
+    Ok(())
+}

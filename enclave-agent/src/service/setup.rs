@@ -1,0 +1,192 @@
+//! Start-up helpers for the `sigil-agent` binary (and tests that assemble an agent):
+//! logging, GPU discovery, provider information and the address file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use sigil_proto::v1;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::service::engine::Engine;
+use crate::service::grpc::ProviderApi;
+use crate::workload::Gpu;
+
+/// Name of the file in `state_dir` holding the bound gRPC address.
+pub const ADDR_FILE: &str = "grpc.addr";
+/// Name of the file in `state_dir` holding the bound metrics address.
+pub const METRICS_ADDR_FILE: &str = "metrics.addr";
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The filter does not parse.
+    #[error("log.filter: {0}")]
+    Filter(String),
+    /// A global subscriber was already installed.
+    #[error("logging already initialised: {0}")]
+    Init(String),
+}
+
+/// Structured logs to stderr: JSON (default) or text, filtered by `RUST_LOG` or `log.filter`.
+/// Nothing secret is logged anywhere: tokens are [`crate::config::Secret`], keys are public.
+pub fn init_logging(cfg: &Config) -> Result<(), LogError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.is_empty() => EnvFilter::try_new(f),
+        _ => EnvFilter::try_new(&cfg.log.filter),
+    }
+    .map_err(|e| LogError::Filter(e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let r = if cfg.log.format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    r.map_err(|e| LogError::Init(e.to_string()))
+}
+
+/// GPUs found at start.
+#[derive(Clone, Default)]
+pub struct GpuSetup {
+    /// The probe (NVML), when a driver answered.
+    pub probe: Option<Arc<dyn gpu_monitor::GpuProbe>>,
+    /// GPUs jobs may be given.
+    pub assignable: Vec<Gpu>,
+    /// Their description for `ProviderService.Info`.
+    pub info: Vec<v1::Gpu>,
+}
+
+impl std::fmt::Debug for GpuSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuSetup")
+            .field("probe", &self.probe.is_some())
+            .field("assignable", &self.assignable)
+            .finish()
+    }
+}
+
+/// Discovers GPUs through NVML (`gpus.enabled`), keeping `gpus.indices` if set. Without a
+/// driver the agent simply has no GPUs.
+pub fn gpus(cfg: &Config) -> GpuSetup {
+    if !cfg.gpus.enabled {
+        return GpuSetup::default();
+    }
+    let probe: Arc<dyn gpu_monitor::GpuProbe> = match gpu_monitor::NvmlProbe::init() {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::info!(reason = %e, "no NVIDIA GPUs available");
+            return GpuSetup::default();
+        }
+    };
+    gpus_from_probe(cfg, probe)
+}
+
+/// [`gpus`] over a given probe.
+pub fn gpus_from_probe(cfg: &Config, probe: Arc<dyn gpu_monitor::GpuProbe>) -> GpuSetup {
+    let inventory = match probe.gpus() {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing GPUs failed; running without GPUs");
+            return GpuSetup::default();
+        }
+    };
+    let system = probe.system_info().ok();
+    let cc = probe.cc_state().ok();
+    let mut setup = GpuSetup {
+        probe: Some(Arc::clone(&probe)),
+        ..GpuSetup::default()
+    };
+    for g in inventory {
+        if !cfg.gpus.indices.is_empty() && !cfg.gpus.indices.contains(&g.index) {
+            continue;
+        }
+        setup.assignable.push(Gpu {
+            index: g.index,
+            uuid: Some(g.uuid.clone()),
+        });
+        setup.info.push(v1::Gpu {
+            index: g.index,
+            uuid: g.uuid,
+            name: g.name,
+            memory_bytes: g.memory_total_bytes,
+            cc_enabled: cc.as_ref().is_some_and(|c| c.cc_enabled),
+            driver_version: system
+                .as_ref()
+                .map(|s| s.driver_version.clone())
+                .unwrap_or_default(),
+            vbios_version: g.vbios_version.unwrap_or_default(),
+        });
+    }
+    tracing::info!(gpus = setup.assignable.len(), "GPUs available to jobs");
+    setup
+}
+
+/// Launch measurement (`measurement`) and named measurements from an evidence bundle.
+pub fn measurements(bundle: &[u8]) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
+    let mut named = HashMap::new();
+    let Ok(b) = EvidenceBundle::from_bytes(bundle) else {
+        return (Vec::new(), named);
+    };
+    match &b.cpu {
+        CpuEvidence::SevSnp { report, .. } => {
+            match attestation_verifier::evidence::snp::parse_snp_report(report) {
+                Ok(r) => {
+                    named.insert("host_data".into(), r.host_data.to_vec());
+                    (r.measurement.to_vec(), named)
+                }
+                Err(_) => (Vec::new(), named),
+            }
+        }
+        CpuEvidence::Tdx { quote, .. } => {
+            match attestation_verifier::evidence::tdx::parse_tdx_quote(quote) {
+                Ok(q) => {
+                    for (i, r) in q.body.rtmr.iter().enumerate() {
+                        named.insert(format!("rtmr{i}"), r.to_vec());
+                    }
+                    (q.body.mr_td.to_vec(), named)
+                }
+                Err(_) => (Vec::new(), named),
+            }
+        }
+        CpuEvidence::Simulated { report } => {
+            match attestation_verifier::evidence::simulated::parse_simulated_report(report) {
+                Ok(r) => (r.body.measurement.to_vec(), named),
+                Err(_) => (Vec::new(), named),
+            }
+        }
+    }
+}
+
+/// The `ProviderService` with GPUs and measurements gathered now.
+pub fn provider_api(engine: &Arc<Engine>, gpus: &GpuSetup) -> ProviderApi {
+    let (m, named) = engine
+        .current_evidence()
+        .map(|e| measurements(&e.bytes))
+        .unwrap_or_default();
+    ProviderApi::new(Arc::clone(engine), gpus.info.clone(), m, named)
+}
+
+/// Writes a bound address to `state_dir/<name>` (replaced atomically).
+pub fn write_addr_file(cfg: &Config, name: &str, addr: SocketAddr) -> std::io::Result<()> {
+    let tmp = cfg.state_dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, addr.to_string())?;
+    std::fs::rename(tmp, cfg.state_dir.join(name))
+}
+
+/// The agent key (fresh from the OS RNG) and the configured or detected evidence backend.
+pub fn attestor(
+    cfg: &Config,
+    probe: Option<Arc<dyn gpu_monitor::GpuProbe>>,
+) -> Result<crate::attestor::Attestor, crate::attestor::EvidenceError> {
+    use crate::evidence::detect::{Backend, DetectOptions};
+    let backend: Backend = cfg.evidence.backend.parse()?;
+    let opts = DetectOptions::new(backend, cfg.evidence.allow_simulated);
+    let key = crate::keys::AgentKey::generate()
+        .map_err(|e| crate::attestor::EvidenceError::Rng(e.to_string()))?;
+    crate::attestor::Attestor::open(key, &opts, probe, cfg.gpus.indices.clone())
+}
