@@ -99,6 +99,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("starting the job engine")?;
     let provider = setup::provider_api(&engine, &gpus);
+    setup::log_attested(&engine);
 
     if let Some(addr) = cfg.metrics_listen {
         let (m, t) = (Arc::clone(&metrics), token.clone());

@@ -711,6 +711,26 @@ async fn challenge_info_health_reflection_metrics_work() {
         text.contains("sigil_agent_receipt_seconds_count 1"),
         "{text}"
     );
+    // The attested-start line deployment tooling waits for
+    // (`attested:? tee=... measurement=<hex> key=<hex>`).
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("attested tee="))
+        .unwrap_or_else(|| panic!("{log}"));
+    let rest = &line[line.find("attested tee=").unwrap()..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    assert_eq!(fields[1], "tee=simulated", "{line}");
+    assert_eq!(
+        fields[2].strip_prefix("measurement=").unwrap().len(),
+        96,
+        "{line}"
+    );
+    assert_eq!(
+        fields[3],
+        format!("key={}", hex::encode(&info.agent_public_key)),
+        "{line}"
+    );
     // Logs carry no secrets (the token below is never configured here, but nothing
     // key-like may appear either).
     assert!(!agent.log().to_lowercase().contains("secret"));

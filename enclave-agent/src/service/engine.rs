@@ -412,7 +412,7 @@ impl Engine {
             let wait = async {
                 loop {
                     let r = self.job(job_id)?;
-                    if r.state.is_final() || r.state == JobState::Queued {
+                    if r.state.is_final() {
                         return Ok::<_, AgentError>(r);
                     }
                     match rx.recv().await {
@@ -437,8 +437,13 @@ impl Engine {
                     q.len() != before
                 };
                 if !was_queued {
-                    // The scheduler took it a moment ago: it is starting; stop it there.
-                    return Box::pin(self.cancel(job_id)).await;
+                    // The scheduler took it between our two reads: it is registered as
+                    // starting now, so stop it there.
+                    let signal = lock(&self.running).get(job_id).cloned();
+                    return match signal {
+                        Some(_) => Box::pin(self.cancel(job_id)).await,
+                        None => self.job(job_id),
+                    };
                 }
                 r.state = JobState::Cancelled;
                 r.reason = "cancelled before it started".into();
@@ -534,6 +539,9 @@ impl Engine {
         q.pop_front();
         let at = free.len().saturating_sub(need);
         let gpus = free.split_off(at);
+        // Registered before the queue lock is released: a cancel that no longer finds the
+        // job queued finds it here.
+        lock(&self.running).insert(head, StopSignal::new());
         Some((head, gpus))
     }
 
@@ -568,8 +576,10 @@ impl Engine {
     /// Runs one job to its end and records it. Errors are recorded on the job.
     async fn run_job(&self, job_id: JobId, gpus: Vec<Gpu>) {
         let hex_id = hex::encode(job_id);
-        let stop = StopSignal::new();
-        lock(&self.running).insert(job_id, stop.clone());
+        let stop = lock(&self.running)
+            .entry(job_id)
+            .or_insert_with(StopSignal::new)
+            .clone();
         let result = self.run_job_inner(job_id, &gpus, &stop).await;
         lock(&self.running).remove(&job_id);
         if let Err(e) = result {
@@ -611,6 +621,14 @@ impl Engine {
         // The expiry is not re-checked: the job was accepted in time.
         let plan = spec::validate(&spec_bytes, &self.cfg, &self.caps, r.submitted_at_ms)?;
 
+        if stop.reason() == Some(Stop::Cancelled) {
+            r.reason = "cancelled before it started".into();
+            r.finished_at_ms = metering::unix_ms();
+            self.set_state(&mut r, JobState::Cancelled).await?;
+            self.metrics
+                .job_finished(JobState::Cancelled, Duration::ZERO);
+            return Ok(());
+        }
         // Step 2: durable `Running` before anything starts.
         r.attempts = r.attempts.saturating_add(1);
         r.started_at_ms = metering::unix_ms();

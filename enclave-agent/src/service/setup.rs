@@ -39,8 +39,10 @@ pub fn init_logging(cfg: &Config) -> Result<(), LogError> {
         _ => EnvFilter::try_new(&cfg.log.filter),
     }
     .map_err(|e| LogError::Filter(e.to_string()))?;
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let r = if cfg.log.format == "json" {
         builder.json().flatten_event(true).try_init()
@@ -169,6 +171,23 @@ pub fn provider_api(engine: &Arc<Engine>, gpus: &GpuSetup) -> ProviderApi {
         .map(|e| measurements(&e.bytes))
         .unwrap_or_default();
     ProviderApi::new(Arc::clone(engine), gpus.info.clone(), m, named)
+}
+
+/// Logs the attested start in one line that deployment tooling waits for:
+/// `attested tee=<kind> measurement=<hex> key=<hex>` (nothing without evidence).
+pub fn log_attested(engine: &Engine) {
+    let Some(ev) = engine.current_evidence() else {
+        tracing::warn!(key = %hex::encode(engine.attestor().public_key()), "started without hardware evidence (tiers 1 and 2 only)");
+        return;
+    };
+    let (measurement, _) = measurements(&ev.bytes);
+    tracing::info!(
+        "attested tee={} measurement={} key={} evidence={}",
+        ev.bundle.tee,
+        hex::encode(measurement),
+        hex::encode(engine.attestor().public_key()),
+        hex::encode(ev.digest)
+    );
 }
 
 /// Writes a bound address to `state_dir/<name>` (replaced atomically).
