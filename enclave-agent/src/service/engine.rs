@@ -576,10 +576,7 @@ impl Engine {
     /// Runs one job to its end and records it. Errors are recorded on the job.
     async fn run_job(&self, job_id: JobId, gpus: Vec<Gpu>) {
         let hex_id = hex::encode(job_id);
-        let stop = lock(&self.running)
-            .entry(job_id)
-            .or_insert_with(StopSignal::new)
-            .clone();
+        let stop = lock(&self.running).entry(job_id).or_default().clone();
         let result = self.run_job_inner(job_id, &gpus, &stop).await;
         lock(&self.running).remove(&job_id);
         if let Err(e) = result {
