@@ -172,14 +172,6 @@ pub enum NvGpuVerifyError {
         /// Position of the second.
         second: usize,
     },
-    /// Two reports of a bundle have the same nonce.
-    #[error("GPU {first} and GPU {second} of the bundle use the same nonce")]
-    DuplicateNonce {
-        /// Position of the first.
-        first: usize,
-        /// Position of the second.
-        second: usize,
-    },
 }
 
 /// What comes with a report: its device chain, RIMs and OCSP responses.
@@ -424,7 +416,8 @@ impl<C: Crypto> NvGpuVerifier<C> {
     /// Verifies several GPUs' reports in one call. Each entry is a report, its
     /// device chain and its expected nonce; the RIMs and OCSP responses are
     /// shared. Beyond each report's own checks, no two reports may share an
-    /// attestation certificate or a nonce.
+    /// attestation certificate (N reports must come from N devices). Reports may
+    /// share a nonce (NVIDIA's multi-GPU tools challenge all GPUs with one).
     pub fn verify_bundle(
         &mut self,
         gpus: &[GpuInput<'_>],
@@ -450,15 +443,6 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     dup.push((
                         j,
                         NvGpuVerifyError::DuplicateDevice {
-                            first: i,
-                            second: j,
-                        },
-                    ));
-                }
-                if gi.nonce == gj.nonce {
-                    dup.push((
-                        j,
-                        NvGpuVerifyError::DuplicateNonce {
                             first: i,
                             second: j,
                         },

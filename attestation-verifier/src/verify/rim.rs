@@ -182,7 +182,14 @@ fn verify_chain(
                 issuer.subject_cn().unwrap_or_default(),
             ));
         }
-        cert.verify_signed_by(crypto, "RIM certificate", issuer, "its issuer")?;
+        let by_root = core::ptr::eq(issuer, root);
+        cert.verify_signed_by(crypto, "RIM certificate", issuer, "its issuer")
+            .map_err(|e| match e {
+                X509Error::BadSignature { .. } if by_root => RimVerifyError::UntrustedChain {
+                    last: cert.subject_cn().unwrap_or_default(),
+                },
+                e => e.into(),
+            })?;
     }
     Ok(chain)
 }
