@@ -6,5 +6,5 @@
 //! the pinned root for the product the evidence itself names.
 
 pub mod amd;
-pub mod nvidia;
 pub mod intel;
+pub mod nvidia;
