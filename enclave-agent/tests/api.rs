@@ -795,3 +795,123 @@ fn plaintext_public_listen_rejects() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not loopback"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_job_works() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = state_dir();
+    let bin = tempfile::tempdir().unwrap();
+    // A stand-in for the docker CLI: records its arguments, writes an output into the
+    // directory mounted at /sigil/out, and hangs for images tagged "slow".
+    let cli = bin.path().join("docker");
+    std::fs::write(
+        &cli,
+        "#!/bin/sh\n\
+         echo \"$*\" >> \"$(dirname \"$0\")/args.log\"\n\
+         [ \"$1\" = run ] || exit 0\n\
+         case \"$*\" in *slow*) exec sleep 60;; esac\n\
+         for a in \"$@\"; do case \"$a\" in *:/sigil/out:rw) out=\"${a%:/sigil/out:rw}\";; esac; done\n\
+         printf from-container > \"$out/result\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = Agent::start(
+        dir.path(),
+        &[
+            ("SIGIL_AGENT_CONTAINER__ENGINE", "docker"),
+            ("SIGIL_AGENT_CONTAINER__CLI", cli.to_str().unwrap()),
+        ],
+    );
+    let info = v1::provider_service_client::ProviderServiceClient::new(agent.channel().await)
+        .info(v1::InfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.workloads, ["process", "container"]);
+    let mut jobs = agent.jobs().await;
+    let image = format!("registry.example/model@sha256:{}", "ab".repeat(32));
+    let container = |id: [u8; 32], args: &[&str]| v1::JobSpec {
+        job_id: id.to_vec(),
+        tier: 3,
+        workload: Some(v1::job_spec::Workload::Container(v1::ContainerWorkload {
+            image: image.clone(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: [("MODEL".to_string(), "small".to_string())].into(),
+        })),
+        ..Default::default()
+    };
+    let id = job_id("container");
+    jobs.submit(signed(&buyer(), &container(id, &["--prompt", "hi"])))
+        .await
+        .unwrap();
+    let st = wait_final(&mut jobs, id).await;
+    assert_eq!(
+        state(&st),
+        v1::JobState::Succeeded,
+        "{st:?}\n{}",
+        agent.log()
+    );
+    assert_eq!(st.outputs.len(), 1);
+    let (data, _, _) = fetch_output(&mut jobs, id, v1::OutputKind::File, "result", 0).await;
+    assert_eq!(data, b"from-container");
+    let r = jobs
+        .get_receipt(v1::GetReceiptRequest {
+            job_id: id.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (code, out) = verify_receipt(
+        dir.path(),
+        &r.signed_receipt,
+        &r.evidence_bundle,
+        &["--allow-simulated"],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    let slow = job_id("container-slow");
+    jobs.submit(signed(&buyer(), &container(slow, &["slow"])))
+        .await
+        .unwrap();
+    wait_for(&mut jobs, slow, |s| state(s) == v1::JobState::Running).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let c = jobs
+        .cancel(v1::CancelRequest {
+            job_id: slow.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::CANCEL_DOMAIN, &slow)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&c), v1::JobState::Cancelled);
+
+    let log = std::fs::read_to_string(bin.path().join("args.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let first = lines[0];
+    let name = format!("sigil-{}", &hex::encode(id)[..16]);
+    assert!(
+        first.starts_with(&format!(
+            "run --rm --name {name} --label sigil.job={}",
+            hex::encode(id)
+        )),
+        "{first}"
+    );
+    for part in [
+        "--pull missing",
+        "--cap-drop ALL",
+        "--security-opt no-new-privileges",
+        "--network none",
+        "--env MODEL=small",
+        "--env CUDA_VISIBLE_DEVICES=",
+    ] {
+        assert!(first.contains(part), "{part} missing from {first}");
+    }
+    assert!(first.ends_with(&format!("{image} --prompt hi")), "{first}");
+    let slow_name = format!("sigil-{}", &hex::encode(slow)[..16]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| *l == format!("rm --force {slow_name}")),
+        "{log}"
+    );
+}

@@ -44,6 +44,9 @@ pub enum AgentError {
         /// Why that matters.
         reason: &'static str,
     },
+    /// The agent has no evidence source (no TEE and no simulator).
+    #[error("this agent has no evidence source")]
+    NoEvidence,
     /// The agent is shutting down.
     #[error("the agent is shutting down")]
     ShuttingDown,
@@ -81,7 +84,9 @@ impl From<AgentError> for tonic::Status {
             AgentError::BadField { .. } => Status::invalid_argument(e.to_string()),
             AgentError::NotFound { .. } => Status::not_found(e.to_string()),
             AgentError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
-            AgentError::WrongState { .. } => Status::failed_precondition(e.to_string()),
+            AgentError::WrongState { .. } | AgentError::NoEvidence => {
+                Status::failed_precondition(e.to_string())
+            }
             AgentError::ShuttingDown => Status::unavailable(e.to_string()),
             AgentError::Evidence(detail) => {
                 tracing::error!(error = %detail, "evidence collection failed");

@@ -387,9 +387,7 @@ impl v1::attestation_service_server::AttestationService for AttestationApi {
     ) -> Result<Response<v1::ChallengeResponse>, Status> {
         let nonce = id32("nonce", &request.get_ref().nonce)?;
         if !self.engine.capabilities().has_tee {
-            return Err(Status::failed_precondition(
-                "this agent has no evidence source",
-            ));
+            return Err(AgentError::NoEvidence.into());
         }
         let (bytes, digest, tee) = self.engine.attest(nonce, "challenge").await?;
         Ok(Response::new(v1::ChallengeResponse {
