@@ -7,7 +7,10 @@ cd "$(dirname "$0")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
-step() { printf '\n=== chain: %s\n' "$*"; }
+step() { printf '\n=== chain: %s (%ss so far)\n' "$*" "$SECONDS"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "format"
 cargo fmt --all -- --check
@@ -20,3 +23,5 @@ cargo test --locked -p pallet-sigil-market
 
 step "tests and benchmark tests (runtime-benchmarks)"
 cargo test --locked -p pallet-sigil-market --features runtime-benchmarks
+
+step "done"
