@@ -120,11 +120,20 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     setup::write_addr_file(&cfg, setup::ADDR_FILE, local).context("writing the address file")?;
 
     let scheduler = tokio::spawn(Arc::clone(&engine).run());
+    // Jobs get their grace period from the moment shutdown starts, while the server
+    // finishes in-flight calls (event streams end once the jobs are ended or checkpointed).
+    let drain = {
+        let (engine, token) = (Arc::clone(&engine), token.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            engine.drain().await;
+        })
+    };
     let served = service::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
     // However the server ended, shut the rest down in order.
     token.cancel();
     let _ = scheduler.await;
-    engine.drain().await;
+    let _ = drain.await;
     tracing::info!("stopped");
     served.context("gRPC server")
 }

@@ -242,10 +242,35 @@ async fn sigterm_checkpoints_works() {
         .unwrap();
     wait_for(&mut jobs, fail, |s| state(s) == v1::JobState::Running).await;
     wait_for(&mut jobs, rerun, |s| state(s) == v1::JobState::Running).await;
-    drop(jobs);
+    // An open event stream must not hold the shutdown up.
+    let mut watch = jobs
+        .watch(v1::WatchRequest {
+            job_id: rerun.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let watcher = tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            match watch.message().await {
+                Ok(Some(ev)) => last = ev.status.map(|s| state(&s)),
+                Ok(None) => return (last, None),
+                Err(e) => return (last, Some(e.code())),
+            }
+        }
+    });
 
     let status = agent.sigterm_and_wait();
     assert!(status.success(), "{status}\n{}", agent.log());
+
+    let (last, err) = watcher.await.unwrap();
+    // The checkpoint (back to QUEUED) was streamed, then the stream ended.
+    assert_eq!(last, Some(v1::JobState::Queued));
+    assert!(
+        matches!(err, Some(tonic::Code::Unavailable) | None),
+        "{err:?}"
+    );
 
     agent.restart();
     let mut jobs = agent.jobs().await;

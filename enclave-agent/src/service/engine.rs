@@ -91,6 +91,7 @@ pub struct Engine {
     running: Mutex<HashMap<JobId, StopSignal>>,
     events: broadcast::Sender<Arc<JobRecord>>,
     shutdown: CancellationToken,
+    drained: CancellationToken,
     tasks: TaskTracker,
     prlimit: Option<PathBuf>,
     container_cli: Option<PathBuf>,
@@ -197,6 +198,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             events,
             shutdown,
+            drained: CancellationToken::new(),
             tasks: TaskTracker::new(),
             prlimit,
             container_cli,
@@ -561,6 +563,13 @@ impl Engine {
             }
             self.tasks.wait().await;
         }
+        self.drained.cancel();
+    }
+
+    /// Cancelled once [`Engine::drain`] has finished: every job is ended or checkpointed.
+    /// Event streams end then, so they do not hold the server open.
+    pub fn drained(&self) -> &CancellationToken {
+        &self.drained
     }
 
     async fn set_state(&self, r: &mut JobRecord, to: JobState) -> Result<(), AgentError> {

@@ -124,6 +124,7 @@ impl v1::job_service_server::JobService for JobApi {
         let first = self.engine.job(&id)?;
         let (tx, rx) = mpsc::channel(16);
         let engine = Arc::clone(&self.engine);
+        let drained = self.engine.drained().clone();
         tokio::spawn(async move {
             let mut last = first.version;
             let mut done = first.state.is_final();
@@ -137,6 +138,10 @@ impl v1::job_service_server::JobService for JobApi {
             while !done {
                 let next = tokio::select! {
                     () = tx.closed() => return,
+                    () = drained.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable("the agent is shutting down"))).await;
+                        return;
+                    }
                     e = events.recv() => e,
                 };
                 let rec = match next {
