@@ -27,7 +27,7 @@ impl<T: Config> Pallet<T> {
         u64::try_from(T::UnixTime::now().as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) fn hold_reason() -> T::RuntimeHoldReason {
+    fn hold_reason() -> T::RuntimeHoldReason {
         HoldReason::JobEscrow.into()
     }
 
@@ -40,7 +40,7 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Verifies `submission` under `policy` and records it in [`Attestations`].
-    pub(crate) fn verify_attestation(
+    fn verify_attestation(
         submission: AttestationSubmission<T>,
         policy: PolicyId,
         now_ms: u64,
@@ -164,11 +164,7 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Checks that `info` may serve `job`.
-    pub(crate) fn ensure_eligible(
-        job: &Job<T>,
-        info: &ProviderInfo<T>,
-        now_ms: u64,
-    ) -> DispatchResult {
+    fn ensure_eligible(job: &Job<T>, info: &ProviderInfo<T>, now_ms: u64) -> DispatchResult {
         let tier = job.terms.tier();
         ensure!(
             info.capabilities.tiers.contains(&tier),
@@ -238,7 +234,7 @@ impl<T: Config> Pallet<T> {
 
     /// Checks a receipt against the job and the provider, and returns the key that must
     /// have signed it, the evidence it rests on, and the weight of the path taken.
-    pub(crate) fn check_receipt(
+    fn check_receipt(
         job_id: JobId,
         job: &Job<T>,
         info: &ProviderInfo<T>,
@@ -404,7 +400,7 @@ impl<T: Config> Pallet<T> {
     /// Pays the job's escrow to `winners` in equal shares. The remainder of the division
     /// goes one unit each to the first winners in binding order, so the shares sum to the
     /// price exactly: nothing is created or destroyed.
-    pub(crate) fn settle(
+    fn settle(
         job_id: JobId,
         mut job: Job<T>,
         binding: &Binding<T>,
@@ -461,7 +457,7 @@ impl<T: Config> Pallet<T> {
 
     /// Bookkeeping shared by settlement and refund: the escrow total and the bound
     /// providers' open-job counts.
-    pub(crate) fn close(job: &Job<T>, binding: &Binding<T>) -> DispatchResult {
+    fn close(job: &Job<T>, binding: &Binding<T>) -> DispatchResult {
         let total = TotalEscrow::<T>::get()
             .checked_sub(&job.price)
             .ok_or(Error::<T>::Overflow)?;
