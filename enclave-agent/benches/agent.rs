@@ -37,7 +37,7 @@ use enclave_agent::metrics::Metrics;
 use enclave_agent::service::grpc::JobApi;
 use enclave_agent::service::{Engine, EngineParts};
 use enclave_agent::store::JobState;
-use enclave_agent::workload::spec;
+use enclave_agent::workload::{self, spec};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sigil_proto::v1;
@@ -191,10 +191,45 @@ async fn job_overhead(n: usize) {
     token.cancel();
     let _ = scheduler.await;
     engine.drain().await;
+
+    // Parts of the job path, to see where the time goes.
+    let mut commit = Vec::with_capacity(n);
+    let mut run = Vec::with_capacity(n);
+    let rec = engine.store().all().unwrap().pop().unwrap();
+    let plan_bytes = true_job(rec.job_id).encode_to_vec();
+    let plan = spec::validate(&plan_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+    let dirs = workload::JobDirs::new(&engine.config().work_dir(), "bench-run");
+    let prlimit = workload::which("prlimit", &engine.config().jobs.path);
+    for _ in 0..n {
+        let mut r = rec.clone();
+        r.version += 1;
+        let t = Instant::now();
+        engine.store().put(r).await.unwrap();
+        commit.push(t.elapsed());
+        workload::prepare(&dirs, &plan, None).unwrap();
+        let stop = workload::StopSignal::new();
+        let req = workload::RunRequest {
+            plan: &plan,
+            config: engine.config(),
+            dirs: &dirs,
+            gpus: &[],
+            stop: &stop,
+            run_as: None,
+            prlimit: prlimit.as_deref(),
+            container_cli: None,
+        };
+        let t = Instant::now();
+        let out = workload::run(&req, |_| {}).await.unwrap();
+        run.push(t.elapsed());
+        assert_eq!(out.exit_code, 0);
+    }
     let (bare, agent, receipt) = (Stats(bare), Stats(agent), Stats(receipt));
+    let (commit, run) = (Stats(commit), Stats(run));
     println!("{}", bare.line("spawn /bin/true bare (spawn + wait4)"));
     println!("{}", agent.line("job through the agent (attested key)"));
-    println!("{}", receipt.line("receipt step alone (commit + sign)"));
+    println!("{}", receipt.line("receipt step alone (commitment + sign)"));
+    println!("{}", commit.line("one durable store commit (fsync)"));
+    println!("{}", run.line("workload::run alone (limits, pipes, wait4)"));
     println!(
         "overhead per job over bare at p50: {:.3} ms",
         ms(agent.pct(0.5)) - ms(bare.pct(0.5))
