@@ -28,6 +28,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use const_oid::ObjectIdentifier;
 use der::asn1::{AnyRef, OctetString};
@@ -302,8 +303,8 @@ pub struct NvGpuVerifier<C: Crypto> {
     crypto: C,
     device_root: Cert,
     rim_root: Cert,
-    chains: BTreeMap<[u8; 32], ChainInfo>,
-    rims: BTreeMap<[u8; 32], (Rim, RimVerified)>,
+    chains: BTreeMap<[u8; 32], Arc<ChainInfo>>,
+    rims: BTreeMap<[u8; 32], Arc<(Rim, RimVerified)>>,
 }
 
 impl<C: Crypto> NvGpuVerifier<C> {
@@ -357,7 +358,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     if self.chains.len() >= CACHE_CAPACITY {
                         self.chains.clear();
                     }
-                    self.chains.insert(chain_key, info);
+                    self.chains.insert(chain_key, Arc::new(info));
                 }
                 Err(e) => errors.push(e),
             }
@@ -387,7 +388,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
         let (rims, rim_comparison) = self.apply_rims(
             report,
             collateral.rims,
-            chain.as_ref(),
+            chain.as_deref(),
             &ocsp,
             now,
             &mut errors,
@@ -401,7 +402,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     .first()
                     .and_then(Cert::subject_cn)
                     .unwrap_or_default(),
-                chip: info.chip,
+                chip: info.chip.clone(),
                 leaf_sha256: info.leaf_sha256,
                 chain_length: info.certs.len().saturating_add(1),
                 chain_validity: info.validity,
@@ -646,9 +647,10 @@ impl<C: Crypto> NvGpuVerifier<C> {
         position: usize,
         bytes: &[u8],
         now: UnixTime,
-    ) -> Result<(Rim, RimVerified), NvGpuVerifyError> {
+    ) -> Result<Arc<(Rim, RimVerified)>, NvGpuVerifyError> {
         let key = self.crypto.sha256(bytes);
-        if let Some((rim, v)) = self.rims.get(&key) {
+        if let Some(entry) = self.rims.get(&key) {
+            let (rim, v) = &**entry;
             // Signatures were checked when cached; only time moves.
             if !v.validity.contains(now) {
                 for c in v.chain.iter().chain(core::iter::once(&self.rim_root)) {
@@ -661,7 +663,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     })?;
                 }
             }
-            return Ok((rim.clone(), v.clone()));
+            return Ok(Arc::clone(entry));
         }
         let rim =
             parse_rim(bytes).map_err(|source| NvGpuVerifyError::RimParse { position, source })?;
@@ -675,8 +677,9 @@ impl<C: Crypto> NvGpuVerifier<C> {
         if self.rims.len() >= CACHE_CAPACITY {
             self.rims.clear();
         }
-        self.rims.insert(key, (rim.clone(), v.clone()));
-        Ok((rim, v))
+        let entry = Arc::new((rim, v));
+        self.rims.insert(key, Arc::clone(&entry));
+        Ok(entry)
     }
 
     fn apply_rims(
@@ -688,18 +691,19 @@ impl<C: Crypto> NvGpuVerifier<C> {
         now: UnixTime,
         errors: &mut Vec<NvGpuVerifyError>,
     ) -> (Vec<RimSummary>, Option<RimComparison>) {
-        let mut applied: Vec<(RimKind, Rim)> = Vec::new();
+        let mut applied: Vec<(RimKind, Arc<(Rim, RimVerified)>)> = Vec::new();
         let mut summaries = Vec::new();
         let driver = report.fields.driver_version.clone().unwrap_or_default();
         let vbios = report.fields.vbios_version.clone().unwrap_or_default();
         for (position, bytes) in rims.iter().enumerate() {
-            let (rim, v) = match self.verified_rim(position, bytes, now) {
+            let entry = match self.verified_rim(position, bytes, now) {
                 Ok(x) => x,
                 Err(e) => {
                     errors.push(e);
                     continue;
                 }
             };
+            let (rim, v) = &*entry;
             let version = rim.colloquial_version.clone();
             let kind = if !driver.is_empty() && version.eq_ignore_ascii_case(&driver) {
                 RimKind::Driver
@@ -743,12 +747,12 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 signer: v.signer.clone(),
                 ocsp: rim_ocsp,
             });
-            applied.push((kind, rim));
+            applied.push((kind, Arc::clone(&entry)));
         }
         if applied.is_empty() {
             return (summaries, None);
         }
-        let refs: Vec<(RimKind, &Rim)> = applied.iter().map(|(k, r)| (*k, r)).collect();
+        let refs: Vec<(RimKind, &Rim)> = applied.iter().map(|(k, e)| (*k, &e.0)).collect();
         (summaries, Some(compare(report, &refs)))
     }
 }
