@@ -26,7 +26,7 @@ fn subtree_namespace_context_works() {
     let inc = canonicalize_subtree(&doc, &[0], &C14n::Inclusive10).unwrap();
     assert_eq!(
         String::from_utf8(inc).unwrap(),
-        "<p:b xmlns=\"u\" xmlns:p=\"v\" xmlns:q=\"w\" a=\"2\" p:c=\"3\" xml:lang=\"en\"></p:b>"
+        "<p:b xmlns=\"u\" xmlns:p=\"v\" xmlns:q=\"w\" a=\"2\" xml:lang=\"en\" p:c=\"3\"></p:b>"
     );
     let exc = canonicalize_subtree(&doc, &[0], &C14n::Exclusive(Vec::new())).unwrap();
     assert_eq!(
