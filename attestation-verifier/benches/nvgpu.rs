@@ -6,7 +6,13 @@
 //!
 //! `cargo bench -p attestation-verifier --bench nvgpu`
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // bench
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -333,3 +333,30 @@ fn rim_service_responses_decode() {
     assert!(decode_service_response("u", "A", b"{\"rim\":\"***\"}").is_err());
     assert!(decode_service_response("u", "A", b"<html>").is_err());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Parsing and verifying a RIM with any one byte changed never panics and
+    /// never verifies unless the change is outside the signed content.
+    #[test]
+    fn mutated_rim_never_panics(pos in 0usize..20_466, byte in proptest::num::u8::ANY) {
+        let mut bytes = extra("rims-nvtrust/1010_0200_882_96005E0001_PROD.swidtag");
+        let p = pos % bytes.len();
+        let before = bytes[p];
+        // Whitespace between attributes is not content: swapping one whitespace
+        // byte for another keeps the canonical form.
+        let changed = before != byte && !(before.is_ascii_whitespace() && byte.is_ascii_whitespace());
+        bytes[p] = byte;
+        if let Ok(rim) = parse_rim(&bytes) {
+            let ok = verify_rim(&RustCrypto, &rim, &root(), JUNE_2024).is_ok();
+            // Changing a byte may keep the signature valid only where the change
+            // is not signed content (e.g. whitespace inside base64 text).
+            if ok && changed {
+                let original = extra("rims-nvtrust/1010_0200_882_96005E0001_PROD.swidtag");
+                let sig_start = String::from_utf8_lossy(&original).find("<ds:SignatureValue>").unwrap();
+                proptest::prop_assert!(p >= sig_start, "change at {p} kept the signature valid");
+            }
+        }
+    }
+}
