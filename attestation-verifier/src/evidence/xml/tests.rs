@@ -96,3 +96,79 @@ proptest::proptest! {
         }
     }
 }
+
+/// Outputs produced by libxml2's canonicaliser for the same inputs (an
+/// independent implementation): whole documents and the first child subtree,
+/// inclusive (C14N 1.0) and exclusive.
+#[test]
+fn matches_libxml2_outputs_works() {
+    let a = "<?pi x?><r:a xmlns:r=\"http://x\" xmlns:unused=\"http://y\" xmlns=\"http://d\" z=\"1\" \
+             b=\"&#10;t\"><b q:w=\"2\" xmlns:q=\"http://qq\"><r:c xmlns=\"\">t &amp; &lt; &gt; &#13;</r:c>\
+             <![CDATA[<cd>]]></b><!--c--><d xmlns:r=\"http://x\" r:k=\"v\"/></r:a>";
+    let b = "<a xmlns=\"http://u\" xmlns:p=\"http://v\"><p:b a=\"2\" p:c=\"3\"><c xmlns=\"\" \
+             xmlns:z=\"http://z\"><z:d/></c></p:b>\n  <e/></a>";
+    let exc = C14n::Exclusive(Vec::new());
+    let cases: [(&str, &C14n, bool, &str); 8] = [
+        (
+            a,
+            &C14n::Inclusive10,
+            true,
+            "<?pi x?>\n<r:a xmlns=\"http://d\" xmlns:r=\"http://x\" xmlns:unused=\"http://y\" b=\"&#xA;t\" z=\"1\"><b xmlns:q=\"http://qq\" q:w=\"2\"><r:c xmlns=\"\">t &amp; &lt; &gt; &#xD;</r:c>&lt;cd&gt;</b><d r:k=\"v\"></d></r:a>",
+        ),
+        (
+            a,
+            &C14n::Inclusive10,
+            false,
+            "<b xmlns=\"http://d\" xmlns:q=\"http://qq\" xmlns:r=\"http://x\" xmlns:unused=\"http://y\" q:w=\"2\"><r:c xmlns=\"\">t &amp; &lt; &gt; &#xD;</r:c>&lt;cd&gt;</b>",
+        ),
+        (
+            a,
+            &exc,
+            true,
+            "<?pi x?>\n<r:a xmlns:r=\"http://x\" b=\"&#xA;t\" z=\"1\"><b xmlns=\"http://d\" xmlns:q=\"http://qq\" q:w=\"2\"><r:c>t &amp; &lt; &gt; &#xD;</r:c>&lt;cd&gt;</b><d xmlns=\"http://d\" r:k=\"v\"></d></r:a>",
+        ),
+        (
+            a,
+            &exc,
+            false,
+            "<b xmlns=\"http://d\" xmlns:q=\"http://qq\" q:w=\"2\"><r:c xmlns:r=\"http://x\">t &amp; &lt; &gt; &#xD;</r:c>&lt;cd&gt;</b>",
+        ),
+        (
+            b,
+            &C14n::Inclusive10,
+            true,
+            "<a xmlns=\"http://u\" xmlns:p=\"http://v\"><p:b a=\"2\" p:c=\"3\"><c xmlns=\"\" xmlns:z=\"http://z\"><z:d></z:d></c></p:b>\n  <e></e></a>",
+        ),
+        (
+            b,
+            &C14n::Inclusive10,
+            false,
+            "<p:b xmlns=\"http://u\" xmlns:p=\"http://v\" a=\"2\" p:c=\"3\"><c xmlns=\"\" xmlns:z=\"http://z\"><z:d></z:d></c></p:b>",
+        ),
+        (
+            b,
+            &exc,
+            true,
+            "<a xmlns=\"http://u\"><p:b xmlns:p=\"http://v\" a=\"2\" p:c=\"3\"><c xmlns=\"\"><z:d xmlns:z=\"http://z\"></z:d></c></p:b>\n  <e></e></a>",
+        ),
+        (
+            b,
+            &exc,
+            false,
+            "<p:b xmlns:p=\"http://v\" a=\"2\" p:c=\"3\"><c><z:d xmlns:z=\"http://z\"></z:d></c></p:b>",
+        ),
+    ];
+    for (input, method, whole, want) in cases {
+        let doc = parse(input).unwrap();
+        let got = if whole {
+            canonicalize_document(&doc, None, method).unwrap()
+        } else {
+            canonicalize_subtree(&doc, &[0], method).unwrap()
+        };
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            want,
+            "{method:?} whole={whole}"
+        );
+    }
+}
