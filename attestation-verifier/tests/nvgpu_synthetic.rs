@@ -748,3 +748,103 @@ fn gpu_policy_rules_work() {
         assert!(Policy::from_toml(toml).is_err(), "{toml}");
     }
 }
+
+/// The same certificate with its ECDSA signature's `s` replaced by `n - s`:
+/// still validly signed, different bytes.
+fn malleate(cert_der: &[u8]) -> Vec<u8> {
+    use der::asn1::{AnyRef, BitString};
+    use der::{Decode, Encode};
+    let outer = AnyRef::from_der(cert_der).unwrap();
+    let mut r = der::SliceReader::new(outer.value()).unwrap();
+    let tbs = AnyRef::decode(&mut r).unwrap();
+    let alg = AnyRef::decode(&mut r).unwrap();
+    let sig = BitString::decode(&mut r).unwrap();
+    let s = p384::ecdsa::Signature::from_der(sig.raw_bytes()).unwrap();
+    let flipped =
+        p384::ecdsa::Signature::from_scalars(s.r().to_bytes(), (-*s.s()).to_bytes()).unwrap();
+    let mut body = tbs.to_der().unwrap();
+    body.extend(alg.to_der().unwrap());
+    body.extend(
+        BitString::from_bytes(flipped.to_der().as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap(),
+    );
+    AnyRef::new(der::Tag::Sequence, &body)
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+#[test]
+fn bundle_with_one_device_twice_rejects() {
+    use attestation_verifier::verify::nvgpu::GpuInput;
+    let w = World::new(ChainSpec::default());
+    let r = parse_nvgpu_report(&w.report(&ReportSpec::default())).unwrap();
+    let chain = w.dev.chain();
+    let twin_leaf = malleate(&w.dev.leaf);
+    assert_ne!(twin_leaf, w.dev.leaf);
+    let twin_chain = vec![twin_leaf, w.dev.inter.clone(), w.dev.root.clone()];
+    let other = World {
+        dev: DevicePki::new(ChainSpec::default()),
+        rim: RimPki::new(),
+    };
+    let mut v = w.verifier();
+    // Each copy is genuine on its own.
+    for c in [&chain, &twin_chain] {
+        let collateral = NvGpuCollateral {
+            cert_chain: c,
+            ..Default::default()
+        };
+        assert!(v.verify(&r, &collateral, &NONCE, UnixTime(NOW)).is_ok());
+    }
+    let gpus = [
+        GpuInput {
+            report: &r,
+            cert_chain: &chain,
+            nonce: NONCE,
+        },
+        GpuInput {
+            report: &r,
+            cert_chain: &twin_chain,
+            nonce: NONCE,
+        },
+    ];
+    let out = v.verify_bundle(&gpus, &[], &[], UnixTime(NOW));
+    assert!(out[0].is_ok());
+    let f = out[1].as_ref().unwrap_err();
+    assert!(
+        f.any(|e| matches!(
+            e,
+            NvGpuVerifyError::DuplicateDevice {
+                first: 0,
+                second: 1
+            }
+        )),
+        "{f}"
+    );
+    // Two devices under the same root are fine (the second is not trusted here,
+    // but it is not a duplicate).
+    let r2 = parse_nvgpu_report(&other.report(&ReportSpec::default())).unwrap();
+    let chain2 = other.dev.chain();
+    let out = v.verify_bundle(
+        &[
+            gpus[0],
+            GpuInput {
+                report: &r2,
+                cert_chain: &chain2,
+                nonce: NONCE,
+            },
+        ],
+        &[],
+        &[],
+        UnixTime(NOW),
+    );
+    assert!(out[0].is_ok());
+    assert!(
+        !out[1]
+            .as_ref()
+            .unwrap_err()
+            .any(|e| matches!(e, NvGpuVerifyError::DuplicateDevice { .. }))
+    );
+}

@@ -437,10 +437,22 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 self.verify(g.report, &collateral, &g.nonce, now)
             })
             .collect();
+        // One device is one attestation key. Keys, not certificate bytes, are
+        // compared: an ECDSA signature has two valid encodings (s and n - s), so
+        // one certificate can be presented as two different byte strings.
+        let keys: Vec<Option<Vec<u8>>> = gpus
+            .iter()
+            .map(|g| {
+                g.cert_chain
+                    .first()
+                    .and_then(|d| Cert::from_der("attestation certificate", d).ok())
+                    .map(|c| c.public_key().to_vec())
+            })
+            .collect();
         let mut dup: Vec<(usize, NvGpuVerifyError)> = Vec::new();
-        for (i, gi) in gpus.iter().enumerate() {
-            for (j, gj) in gpus.iter().enumerate().skip(i.saturating_add(1)) {
-                if !gi.cert_chain.is_empty() && gi.cert_chain.first() == gj.cert_chain.first() {
+        for (i, ki) in keys.iter().enumerate() {
+            for (j, kj) in keys.iter().enumerate().skip(i.saturating_add(1)) {
+                if ki.is_some() && ki == kj {
                     dup.push((
                         j,
                         NvGpuVerifyError::DuplicateDevice {
