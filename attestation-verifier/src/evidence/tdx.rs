@@ -561,7 +561,8 @@ pub fn parse_tdx_quote(data: &[u8]) -> Result<TdxQuote, TdxParseError> {
         .rposition(|b| *b != 0)
         .map_or(0, |i| i.saturating_add(1));
     let pck_chain_pem = chain.get(..chain_end).unwrap_or_default().to_vec();
-    pem_certificates(&pck_chain_pem).map_err(TdxParseError::Pem)?;
+    // Structure only; the certificates are decoded when verified.
+    pem_blocks(&pck_chain_pem).map_err(TdxParseError::Pem)?;
 
     Ok(TdxQuote {
         header,
@@ -615,34 +616,24 @@ fn parse_body(b: &[u8], t: TdBodyType) -> TdReport {
     }
 }
 
-/// Decodes a sequence of PEM `CERTIFICATE` blocks into DER, in order.
+/// The base64 bodies of a sequence of PEM `CERTIFICATE` blocks, in order (not
+/// decoded; see [`pem_decode`]).
 ///
-/// Hand-written (over `base64ct`) because certificate chains in quotes and PCS
-/// headers come with varying line endings and trailing bytes that the strict
+/// Hand-written because certificate chains in quotes and PCS headers come with
+/// varying line endings, NUL terminators and text between blocks that the strict
 /// RFC 7468 decoders refuse.
-pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+pub fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     let text = core::str::from_utf8(text).map_err(|_| PemError::NotText)?;
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(BEGIN) {
-        let index = out.len();
         let after = rest
             .get(start.saturating_add(BEGIN.len())..)
             .unwrap_or_default();
-        let end = after.find(END).ok_or(PemError::Unterminated(index))?;
-        let body: Vec<u8> = after
-            .get(..end)
-            .unwrap_or_default()
-            .bytes()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        let der = <base64ct::Base64 as base64ct::Encoding>::decode_vec(
-            core::str::from_utf8(&body).map_err(|_| PemError::Base64(index))?,
-        )
-        .map_err(|_| PemError::Base64(index))?;
-        out.push(der);
+        let end = after.find(END).ok_or(PemError::Unterminated(out.len()))?;
+        out.push(after.get(..end).unwrap_or_default());
         rest = after
             .get(end.saturating_add(END.len())..)
             .unwrap_or_default();
@@ -651,6 +642,34 @@ pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
         return Err(PemError::Empty);
     }
     Ok(out)
+}
+
+/// Decodes one PEM body (base64 split over lines) into DER; `index` names it in errors.
+pub fn pem_decode(body: &str, index: usize) -> Result<Vec<u8>, PemError> {
+    let mut b64 = Vec::with_capacity(body.len());
+    for line in body.split_ascii_whitespace() {
+        b64.extend_from_slice(line.as_bytes());
+    }
+    let b64 = core::str::from_utf8(&b64).map_err(|_| PemError::Base64(index))?;
+    <base64ct::Base64 as base64ct::Encoding>::decode_vec(b64).map_err(|_| PemError::Base64(index))
+}
+
+/// Whether a PEM body encodes exactly `der` (compares base64 text, decodes nothing).
+pub fn pem_encodes(body: &str, der_base64: &str) -> bool {
+    let mut want = der_base64.bytes();
+    body.bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .all(|b| want.next() == Some(b))
+        && want.next().is_none()
+}
+
+/// Decodes a sequence of PEM `CERTIFICATE` blocks into DER, in order.
+pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+    pem_blocks(text)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| pem_decode(b, i))
+        .collect()
 }
 
 #[cfg(test)]

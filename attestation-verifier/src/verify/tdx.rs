@@ -50,7 +50,8 @@ use alloc::vec::Vec;
 
 use crate::crypto::{Crypto, EcdsaAlg, SignatureError};
 use crate::evidence::tdx::{
-    INTEL_QE_VENDOR_ID, PemError, QuoteHeader, TdBodyType, TdReport, TdxQuote, pem_certificates,
+    INTEL_QE_VENDOR_ID, PemError, QuoteHeader, TdBodyType, TdReport, TdxQuote, pem_blocks,
+    pem_decode, pem_encodes,
 };
 use crate::roots::intel;
 use crate::time::{UnixTime, Window};
@@ -264,6 +265,8 @@ pub struct TdxEvidence {
 #[derive(Clone, Debug)]
 pub struct TdxTrustAnchor {
     root: Cert,
+    /// The root's DER in base64, to recognise it in PEM chains without decoding.
+    root_base64: String,
 }
 
 impl TdxTrustAnchor {
@@ -276,6 +279,7 @@ impl TdxTrustAnchor {
     pub fn from_der(der: &[u8]) -> Result<Self, X509Error> {
         Ok(Self {
             root: Cert::from_der("root CA", der)?,
+            root_base64: <base64ct::Base64 as base64ct::Encoding>::encode_string(der),
         })
     }
 
@@ -284,10 +288,23 @@ impl TdxTrustAnchor {
         &self.root
     }
 
-    fn is_root(&self, c: &Cert) -> bool {
-        c.public_key() == self.root.public_key()
+    /// Whether a supplied root certificate (a PEM body) is this anchor:
+    /// byte-identical, or a self-issued certificate with the anchor's name and key.
+    fn is_root(
+        &self,
+        what: &'static str,
+        pem_body: &str,
+        index: usize,
+    ) -> Result<bool, TdxVerifyError> {
+        if pem_encodes(pem_body, &self.root_base64) {
+            return Ok(true);
+        }
+        let der =
+            pem_decode(pem_body, index).map_err(|source| TdxVerifyError::Pem { what, source })?;
+        let c = Cert::from_der(what, &der)?;
+        Ok(c.public_key() == self.root.public_key()
             && c.issued_by_name(&self.root)
-            && c.issued_by_name(c)
+            && c.issued_by_name(&c))
     }
 }
 
@@ -300,8 +317,10 @@ struct VerifiedCollateral {
     pck_crl: Crl,
     /// The PCK CA that issued the PCK CRL.
     pck_crl_issuer: Cert,
-    /// Collateral signing certificates (TCB Info, QE Identity, PCK CRL issuer).
-    signers: Vec<(&'static str, Cert)>,
+    /// The TCB Info signing certificate.
+    tcb_signer: Cert,
+    /// The QE Identity signing certificate, when not the TCB Info's.
+    qe_signer: Option<Cert>,
 }
 
 /// A platform's verified endorsement of its attestation key.
@@ -398,7 +417,8 @@ impl<C: Crypto> TdxVerifier<C> {
         // Step 2
         let pkey = self.endorsement_key(quote);
         if !self.platforms.contains_key(&pkey) {
-            match self.verify_platform(quote) {
+            let known_ca = self.collaterals.get(&ckey).map(|c| &c.pck_crl_issuer);
+            match self.verify_platform(quote, known_ca) {
                 Ok(p) => {
                     if self.platforms.len() >= CACHE_CAPACITY {
                         self.platforms.clear();
@@ -431,7 +451,14 @@ impl<C: Crypto> TdxVerifier<C> {
             not_after: UnixTime(u64::MAX),
         };
         if let Some(c) = coll {
-            for (what, cert) in &c.signers {
+            let signers = [
+                Some(("TCB Info signing certificate", &c.tcb_signer)),
+                c.qe_signer
+                    .as_ref()
+                    .map(|q| ("QE Identity signing certificate", q)),
+                Some(("PCK CRL issuer", &c.pck_crl_issuer)),
+            ];
+            for (what, cert) in signers.into_iter().flatten() {
                 if let Err(e) = cert.check_validity(what, now) {
                     errors.push(e.into());
                 }
@@ -570,24 +597,24 @@ impl<C: Crypto> TdxVerifier<C> {
         cns: &'static [&'static str],
         expected: &'static str,
     ) -> Result<Cert, TdxVerifyError> {
-        let ders = pem_certificates(pem).map_err(|source| TdxVerifyError::Pem { what, source })?;
-        let (signer, rest) = match ders.as_slice() {
+        let pem_err = |source| TdxVerifyError::Pem { what, source };
+        let blocks = pem_blocks(pem).map_err(pem_err)?;
+        let (signer, rest) = match blocks.as_slice() {
             [signer, rest @ ..] if rest.len() <= 1 => (signer, rest),
             _ => {
                 return Err(TdxVerifyError::ChainLength {
                     what,
-                    found: ders.len(),
+                    found: blocks.len(),
                     expected: "1 or 2 (signer, root)",
                 });
             }
         };
-        if let Some(root) = rest.first() {
-            let root = Cert::from_der(what, root)?;
-            if !self.anchor.is_root(&root) {
-                return Err(TdxVerifyError::UntrustedRoot { what });
-            }
+        if let Some(root) = rest.first()
+            && !self.anchor.is_root(what, root, 1)?
+        {
+            return Err(TdxVerifyError::UntrustedRoot { what });
         }
-        let signer = Cert::from_der(what, signer)?;
+        let signer = Cert::from_der(what, &pem_decode(signer, 0).map_err(pem_err)?)?;
         let cn = signer.subject_cn().unwrap_or_default();
         if !cns.contains(&cn.as_str()) {
             return Err(TdxVerifyError::WrongCertificate {
@@ -620,9 +647,8 @@ impl<C: Crypto> TdxVerifier<C> {
             .map_err(TdxVerifyError::TcbInfoSignature)?;
         let tcb_info = TcbInfo::parse(&p.tcb_info)?;
 
-        let mut signers = alloc::vec![("TCB Info signing certificate", tcb_signer.clone())];
         let qe_signer = if p.qe_identity_issuer_chain == p.tcb_info_issuer_chain {
-            tcb_signer
+            None
         } else {
             let s = self.collateral_signer(
                 "QE Identity signing certificate",
@@ -631,11 +657,14 @@ impl<C: Crypto> TdxVerifier<C> {
                 TCB_SIGNING_CN,
             )?;
             root_crl.check_not_revoked("QE Identity signing certificate", &s)?;
-            signers.push(("QE Identity signing certificate", s.clone()));
-            s
+            Some(s)
         };
-        self.verify_json_signature(&qe_signer, &p.qe_identity, &p.qe_identity_signature)
-            .map_err(TdxVerifyError::QeIdentitySignature)?;
+        self.verify_json_signature(
+            qe_signer.as_ref().unwrap_or(&tcb_signer),
+            &p.qe_identity,
+            &p.qe_identity_signature,
+        )
+        .map_err(TdxVerifyError::QeIdentitySignature)?;
         let qe_identity = QeIdentity::parse(&p.qe_identity)?;
 
         let pck_crl_issuer = self.collateral_signer(
@@ -647,7 +676,6 @@ impl<C: Crypto> TdxVerifier<C> {
         root_crl.check_not_revoked("PCK CRL issuer", &pck_crl_issuer)?;
         let pck_crl = Crl::from_der("PCK CRL", &p.pck_crl)?;
         pck_crl.verify_signature(&self.crypto, "PCK CRL", &pck_crl_issuer, "PCK CA")?;
-        signers.push(("PCK CRL issuer", pck_crl_issuer.clone()));
 
         Ok(VerifiedCollateral {
             tcb_info,
@@ -655,7 +683,8 @@ impl<C: Crypto> TdxVerifier<C> {
             root_crl,
             pck_crl,
             pck_crl_issuer,
-            signers,
+            tcb_signer,
+            qe_signer,
         })
     }
 
@@ -672,31 +701,41 @@ impl<C: Crypto> TdxVerifier<C> {
             .verify_ecdsa(EcdsaAlg::P256Sha256, signer.public_key(), json, sig)
     }
 
-    fn verify_platform(&self, quote: &TdxQuote) -> Result<Platform, Vec<TdxVerifyError>> {
+    fn verify_platform(
+        &self,
+        quote: &TdxQuote,
+        known_ca: Option<&Cert>,
+    ) -> Result<Platform, Vec<TdxVerifyError>> {
         const WHAT: &str = "PCK certificate chain";
         let one = |e: TdxVerifyError| alloc::vec![e];
-        let ders = quote
-            .pck_chain_der()
-            .map_err(|source| one(TdxVerifyError::Pem { what: WHAT, source }))?;
-        let (leaf, ca, root) = match ders.as_slice() {
+        let pem_err = |source| one(TdxVerifyError::Pem { what: WHAT, source });
+        let blocks = pem_blocks(&quote.pck_chain_pem).map_err(pem_err)?;
+        let (leaf, ca, root) = match blocks.as_slice() {
             [leaf, ca] => (leaf, ca, None),
             [leaf, ca, root] => (leaf, ca, Some(root)),
             _ => {
                 return Err(one(TdxVerifyError::ChainLength {
                     what: WHAT,
-                    found: ders.len(),
+                    found: blocks.len(),
                     expected: "2 or 3 (PCK, PCK CA, root)",
                 }));
             }
         };
-        if let Some(root) = root {
-            let root = Cert::from_der("PCK chain root", root).map_err(|e| one(e.into()))?;
-            if !self.anchor.is_root(&root) {
-                return Err(one(TdxVerifyError::UntrustedRoot { what: WHAT }));
-            }
+        if let Some(root) = root
+            && !self.anchor.is_root(WHAT, root, 2).map_err(one)?
+        {
+            return Err(one(TdxVerifyError::UntrustedRoot { what: WHAT }));
         }
-        let ca = Cert::from_der("PCK CA", ca).map_err(|e| one(e.into()))?;
-        let leaf_cert = Cert::from_der("PCK certificate", leaf).map_err(|e| one(e.into()))?;
+        let ca_der = pem_decode(ca, 1).map_err(pem_err)?;
+        // The PCK CRL's issuer (from verified collateral) is usually this very CA:
+        // its signature by the root was checked then.
+        let known = known_ca.filter(|k| k.der() == ca_der.as_slice());
+        let ca = match known {
+            Some(k) => k.clone(),
+            None => Cert::from_der("PCK CA", &ca_der).map_err(|e| one(e.into()))?,
+        };
+        let leaf_der = pem_decode(leaf, 0).map_err(pem_err)?;
+        let leaf_cert = Cert::from_der("PCK certificate", &leaf_der).map_err(|e| one(e.into()))?;
         let ca_cn = ca.subject_cn().unwrap_or_default();
         if ca_cn != PCK_PLATFORM_CA_CN && ca_cn != PCK_PROCESSOR_CA_CN {
             return Err(one(TdxVerifyError::WrongCertificate {
@@ -713,8 +752,10 @@ impl<C: Crypto> TdxVerifier<C> {
                 found: leaf_cn,
             }));
         }
-        ca.verify_signed_by(&self.crypto, "PCK CA", &self.anchor.root, "root CA")
-            .map_err(|e| one(e.into()))?;
+        if known.is_none() {
+            ca.verify_signed_by(&self.crypto, "PCK CA", &self.anchor.root, "root CA")
+                .map_err(|e| one(e.into()))?;
+        }
         leaf_cert
             .verify_signed_by(&self.crypto, "PCK certificate", &ca, "PCK CA")
             .map_err(|e| one(e.into()))?;
@@ -748,7 +789,7 @@ impl<C: Crypto> TdxVerifier<C> {
             return Err(errors);
         }
         Ok(Platform {
-            pck_sha256: self.crypto.sha256(leaf),
+            pck_sha256: self.crypto.sha256(&leaf_der),
             leaf: leaf_cert,
             ca,
             pck,

@@ -11,7 +11,6 @@ use der::asn1::UintRef;
 use der::{Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
-use x509_cert::crl::CertificateList;
 
 use crate::crypto::{Crypto, EcdsaAlg, RsaHash, SignatureError};
 use crate::time::{UnixTime, Window};
@@ -405,18 +404,81 @@ fn pss_hash(sig_alg: &AlgorithmIdentifierOwned) -> Option<RsaHash> {
 }
 
 /// A parsed, not yet verified, certificate revocation list.
+///
+/// The revoked entries are only split into TLVs and their serial numbers kept:
+/// lookups need nothing else, and decoding every entry whole (dates, extensions)
+/// dominated the cost of reading large CRLs.
 #[derive(Clone, Debug)]
 pub struct Crl {
-    crl: CertificateList,
     tbs: Vec<u8>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: Vec<u8>,
+    issuer: x509_cert::name::Name,
+    this_update: UnixTime,
+    next_update: Option<UnixTime>,
+    /// The revoked serial numbers (INTEGER contents), concatenated.
+    serials: Vec<u8>,
+    /// Where each serial in `serials` ends.
+    serial_ends: Vec<usize>,
+}
+
+/// `TBSCertList` (RFC 5280 section 5.1) with the revoked entries left undecoded.
+#[derive(der::Sequence)]
+struct TbsCertListLazy<'a> {
+    version: x509_cert::Version,
+    signature: spki::AlgorithmIdentifierRef<'a>,
+    issuer: x509_cert::name::Name,
+    this_update: x509_cert::time::Time,
+    next_update: Option<x509_cert::time::Time>,
+    revoked_certificates: Option<Vec<der::asn1::AnyRef<'a>>>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    crl_extensions: Option<der::asn1::AnyRef<'a>>,
+}
+
+/// `CertificateList` over [`TbsCertListLazy`].
+#[derive(der::Sequence)]
+struct CertificateListLazy<'a> {
+    tbs_cert_list: TbsCertListLazy<'a>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: der::asn1::BitStringRef<'a>,
 }
 
 impl Crl {
     /// Parses a DER CRL.
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
-        let crl = CertificateList::from_der(der).map_err(|e| malformed(what, e))?;
+        let crl = CertificateListLazy::from_der(der).map_err(|e| malformed(what, e))?;
         let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
-        Ok(Self { crl, tbs })
+        let t = crl.tbs_cert_list;
+        let mut serials = Vec::new();
+        let mut serial_ends = Vec::new();
+        for entry in t.revoked_certificates.iter().flatten() {
+            // revokedCertificate ::= SEQUENCE { userCertificate CertificateSerialNumber, ... }
+            let serial = entry
+                .sequence(|r| {
+                    let serial = der::asn1::AnyRef::decode(r)?;
+                    let _rest = der::Reader::read_slice(r, der::Reader::remaining_len(r))?;
+                    Ok::<_, der::Error>(serial)
+                })
+                .map_err(|e| malformed(what, e))?;
+            if der::Tagged::tag(&serial) != der::Tag::Integer {
+                return Err(X509Error::Malformed {
+                    what,
+                    reason: "revoked entry without a serial number".into(),
+                });
+            }
+            serials.extend_from_slice(serial.value());
+            serial_ends.push(serials.len());
+        }
+        Ok(Self {
+            tbs,
+            signature_algorithm: crl.signature_algorithm,
+            signature: crl.signature.raw_bytes().to_vec(),
+            issuer: t.issuer,
+            this_update: unix(t.this_update),
+            next_update: t.next_update.map(unix),
+            serials,
+            serial_ends,
+        })
     }
 
     /// Verifies the CRL's signature by `issuer` and that `at` lies in
@@ -451,7 +513,7 @@ impl Crl {
         issuer: &Cert,
         issuer_name: &'static str,
     ) -> Result<(), X509Error> {
-        if self.crl.tbs_cert_list.issuer != *issuer.inner().tbs_certificate().subject() {
+        if self.issuer != *issuer.inner().tbs_certificate().subject() {
             return Err(X509Error::BadSignature {
                 what,
                 issuer: issuer_name,
@@ -464,39 +526,34 @@ impl Crl {
             issuer_name,
             issuer.key_kind(issuer_name)?,
             issuer.public_key(),
-            &self.crl.signature_algorithm,
+            &self.signature_algorithm,
             &self.tbs,
-            self.crl.signature.raw_bytes(),
+            &self.signature,
         )
     }
 
     /// `[thisUpdate, nextUpdate]` (open-ended when nextUpdate is absent).
     pub fn window(&self) -> Window {
         Window {
-            not_before: unix(self.crl.tbs_cert_list.this_update),
-            not_after: self
-                .crl
-                .tbs_cert_list
-                .next_update
-                .map(unix)
-                .unwrap_or(UnixTime(u64::MAX)),
+            not_before: self.this_update,
+            not_after: self.next_update.unwrap_or(UnixTime(u64::MAX)),
         }
     }
 
     /// The issuer's distinguished name.
     pub fn issuer(&self) -> &x509_cert::name::Name {
-        &self.crl.tbs_cert_list.issuer
+        &self.issuer
     }
 
     /// Fails if `cert` is listed (call only after [`Crl::verify`] with its issuer).
     pub fn check_not_revoked(&self, what: &'static str, cert: &Cert) -> Result<(), X509Error> {
-        let listed = self
-            .crl
-            .tbs_cert_list
-            .revoked_certificates
-            .iter()
-            .flatten()
-            .any(|r| r.serial_number.as_bytes() == cert.serial());
+        let serial = cert.serial();
+        let mut start = 0;
+        let listed = self.serial_ends.iter().any(|&end| {
+            let found = self.serials.get(start..end) == Some(serial);
+            start = end;
+            found
+        });
         if listed {
             Err(X509Error::Revoked {
                 what,

@@ -2,6 +2,7 @@
 //! TCB level selection and status convergence (Intel "Quote Verification Library",
 //! `TcbLevelsVerifier` / `convergeTcbStatuses` / `checkForRelaunch`).
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -242,49 +243,67 @@ pub struct QeIdentity {
     pub levels: Vec<QeLevel>,
 }
 
-// ---- JSON shapes ----
+// ---- JSON shapes (strings borrowed from the document where it has no escapes) ----
+
+type Str<'a> = Cow<'a, str>;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TcbInfoJson {
-    id: String,
+struct TcbInfoJson<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
     version: u32,
-    issue_date: String,
-    next_update: String,
-    fmspc: String,
-    pce_id: String,
+    #[serde(borrow)]
+    issue_date: Str<'a>,
+    #[serde(borrow)]
+    next_update: Str<'a>,
+    #[serde(borrow)]
+    fmspc: Str<'a>,
+    #[serde(borrow)]
+    pce_id: Str<'a>,
     tcb_evaluation_data_number: u32,
-    #[serde(default)]
-    tdx_module: Option<TdxModuleJson>,
-    #[serde(default)]
-    tdx_module_identities: Vec<TdxModuleIdentityJson>,
-    tcb_levels: Vec<TcbLevelJson>,
+    #[serde(default, borrow)]
+    tdx_module: Option<TdxModuleJson<'a>>,
+    #[serde(default, borrow)]
+    tdx_module_identities: Vec<TdxModuleIdentityJson<'a>>,
+    #[serde(borrow)]
+    tcb_levels: Vec<TcbLevelJson<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TdxModuleJson {
-    mrsigner: String,
-    attributes: String,
-    attributes_mask: String,
+struct TdxModuleJson<'a> {
+    #[serde(borrow)]
+    mrsigner: Str<'a>,
+    #[serde(borrow)]
+    attributes: Str<'a>,
+    #[serde(borrow)]
+    attributes_mask: Str<'a>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TdxModuleIdentityJson {
-    id: String,
-    mrsigner: String,
-    attributes: String,
-    attributes_mask: String,
-    tcb_levels: Vec<ModuleLevelJson>,
+struct TdxModuleIdentityJson<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    #[serde(borrow)]
+    mrsigner: Str<'a>,
+    #[serde(borrow)]
+    attributes: Str<'a>,
+    #[serde(borrow)]
+    attributes_mask: Str<'a>,
+    #[serde(borrow)]
+    tcb_levels: Vec<ModuleLevelJson<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ModuleLevelJson {
+struct ModuleLevelJson<'a> {
     tcb: IsvSvnJson,
-    tcb_date: String,
-    tcb_status: String,
+    #[serde(borrow)]
+    tcb_date: Str<'a>,
+    #[serde(borrow)]
+    tcb_status: Str<'a>,
     #[serde(rename = "advisoryIDs", default)]
     advisory_ids: Vec<String>,
 }
@@ -296,64 +315,61 @@ struct IsvSvnJson {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TcbLevelJson {
+struct TcbLevelJson<'a> {
     tcb: TcbJson,
-    tcb_date: String,
-    tcb_status: String,
+    #[serde(borrow)]
+    tcb_date: Str<'a>,
+    #[serde(borrow)]
+    tcb_status: Str<'a>,
     #[serde(rename = "advisoryIDs", default)]
     advisory_ids: Vec<String>,
 }
 
+/// A TCB level's components: exactly 16 of each kind (serde checks the count).
 #[derive(Deserialize)]
 struct TcbJson {
-    sgxtcbcomponents: Vec<SvnJson>,
+    sgxtcbcomponents: [SvnJson; 16],
     pcesvn: u16,
     #[serde(default)]
-    tdxtcbcomponents: Vec<SvnJson>,
+    tdxtcbcomponents: Option<[SvnJson; 16]>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy)]
 struct SvnJson {
     svn: u8,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct QeIdentityJson {
-    id: String,
+struct QeIdentityJson<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
     version: u32,
-    issue_date: String,
-    next_update: String,
+    #[serde(borrow)]
+    issue_date: Str<'a>,
+    #[serde(borrow)]
+    next_update: Str<'a>,
     tcb_evaluation_data_number: u32,
-    miscselect: String,
-    miscselect_mask: String,
-    attributes: String,
-    attributes_mask: String,
-    mrsigner: String,
+    #[serde(borrow)]
+    miscselect: Str<'a>,
+    #[serde(borrow)]
+    miscselect_mask: Str<'a>,
+    #[serde(borrow)]
+    attributes: Str<'a>,
+    #[serde(borrow)]
+    attributes_mask: Str<'a>,
+    #[serde(borrow)]
+    mrsigner: Str<'a>,
     isvprodid: u16,
-    tcb_levels: Vec<ModuleLevelJson>,
+    #[serde(borrow)]
+    tcb_levels: Vec<ModuleLevelJson<'a>>,
 }
 
-fn components(
-    what: &'static str,
-    field: &'static str,
-    c: &[SvnJson],
-) -> Result<[u8; 16], CollateralError> {
-    let mut out = [0u8; 16];
-    if c.len() != out.len() {
-        return Err(CollateralError::Field {
-            what,
-            field,
-            reason: format!("{} components, expected 16", c.len()),
-        });
-    }
-    for (o, s) in out.iter_mut().zip(c) {
-        *o = s.svn;
-    }
-    Ok(out)
+fn components(c: &[SvnJson; 16]) -> [u8; 16] {
+    c.map(|s| s.svn)
 }
 
-fn module(what: &'static str, m: &TdxModuleJson) -> Result<TdxModule, CollateralError> {
+fn module(what: &'static str, m: &TdxModuleJson<'_>) -> Result<TdxModule, CollateralError> {
     Ok(TdxModule {
         mrsigner: hex_array(what, "mrsigner", &m.mrsigner)?,
         attributes: hex_array(what, "attributes", &m.attributes)?,
@@ -361,7 +377,10 @@ fn module(what: &'static str, m: &TdxModuleJson) -> Result<TdxModule, Collateral
     })
 }
 
-fn module_level(what: &'static str, l: &ModuleLevelJson) -> Result<ModuleLevel, CollateralError> {
+fn module_level(
+    what: &'static str,
+    l: &ModuleLevelJson<'_>,
+) -> Result<ModuleLevel, CollateralError> {
     Ok(ModuleLevel {
         isvsvn: u8::try_from(l.tcb.isvsvn).map_err(|_| CollateralError::Field {
             what,
@@ -385,7 +404,7 @@ impl TcbInfo {
         if j.id != "TDX" || j.version != 3 {
             return Err(CollateralError::Kind {
                 what: WHAT,
-                id: j.id,
+                id: j.id.into_owned(),
                 version: j.version,
                 expected: "TDX version 3",
             });
@@ -401,7 +420,7 @@ impl TcbInfo {
         let mut tdx_module_identities = Vec::with_capacity(j.tdx_module_identities.len());
         for m in &j.tdx_module_identities {
             tdx_module_identities.push(TdxModuleIdentity {
-                id: m.id.clone(),
+                id: m.id.clone().into_owned(),
                 module: module(
                     WHAT,
                     &TdxModuleJson {
@@ -424,9 +443,18 @@ impl TcbInfo {
         let mut levels = Vec::with_capacity(j.tcb_levels.len());
         for l in &j.tcb_levels {
             levels.push(TcbLevel {
-                sgx: components(WHAT, "sgxtcbcomponents", &l.tcb.sgxtcbcomponents)?,
+                sgx: components(&l.tcb.sgxtcbcomponents),
                 pce_svn: l.tcb.pcesvn,
-                tdx: components(WHAT, "tdxtcbcomponents", &l.tcb.tdxtcbcomponents)?,
+                tdx: components(
+                    l.tcb
+                        .tdxtcbcomponents
+                        .as_ref()
+                        .ok_or(CollateralError::Field {
+                            what: WHAT,
+                            field: "tdxtcbcomponents",
+                            reason: "missing".into(),
+                        })?,
+                ),
                 date: date(WHAT, "tcbDate", &l.tcb_date)?,
                 status: status(WHAT, &l.tcb_status)?,
                 advisory_ids: l.advisory_ids.clone(),
@@ -465,7 +493,7 @@ impl QeIdentity {
         if j.id != "TD_QE" || j.version != 2 {
             return Err(CollateralError::Kind {
                 what: WHAT,
-                id: j.id,
+                id: j.id.into_owned(),
                 version: j.version,
                 expected: "TD_QE version 2",
             });
