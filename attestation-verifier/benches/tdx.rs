@@ -11,7 +11,14 @@
 //!
 //! `cargo bench -p attestation-verifier --bench tdx`
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // bench
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -163,7 +170,7 @@ fn paired_ratios() {
             )
             .unwrap();
     };
-    let mut time = |f: &mut dyn FnMut(), n: u32| {
+    let time = |f: &mut dyn FnMut(), n: u32| {
         let t = Instant::now();
         for _ in 0..n {
             f();
