@@ -64,7 +64,14 @@ fn cli_contract_on_every_vector_works() {
         let (code_dir, v_dir) = verify_case(&c, &dir, &[]);
         assert_eq!((code, &v), (code_dir, &v_dir), "{}", c.name);
         let tdx = c.toml.get("kind").and_then(|k| k.as_str()) == Some("tdx");
-        let accepted = c.expected_valid() && tdx;
+        // The default policy accepts genuine TDX evidence whose status is UpToDate.
+        let up_to_date = c
+            .facts()
+            .unwrap()
+            .get("tcb_status")
+            .and_then(|s| s.as_str())
+            == Some("UpToDate");
+        let accepted = c.expected_valid() && tdx && up_to_date;
         assert_eq!(code, if accepted { 0 } else { 1 }, "{}: {v}", c.name);
         assert_eq!(
             v["verdict"],

@@ -93,9 +93,12 @@ pub struct TdxClaims {
     /// Date of the matched TCB level (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcb_date: Option<String>,
-    /// TCB evaluation data number of the collateral.
+    /// TCB evaluation data number of the TCB Info.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcb_evaluation_data_number: Option<u32>,
+    /// TCB evaluation data number of the QE Identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qe_tcb_evaluation_data_number: Option<u32>,
     /// Earliest nextUpdate over the collateral (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collateral_next_update: Option<String>,
@@ -144,6 +147,7 @@ impl TdxClaims {
             qe_tcb_status: None,
             tcb_date: None,
             tcb_evaluation_data_number: None,
+            qe_tcb_evaluation_data_number: None,
             collateral_next_update: None,
             collateral_in_grace: false,
         };
@@ -158,6 +162,7 @@ impl TdxClaims {
                 c.qe_tcb_status = Some(ev.qe_tcb_status.name().into());
                 c.tcb_date = Some(ev.tcb_date.to_string());
                 c.tcb_evaluation_data_number = Some(ev.tcb_evaluation_data_number);
+                c.qe_tcb_evaluation_data_number = Some(ev.qe_tcb_evaluation_data_number);
                 c.collateral_next_update = Some(ev.collateral_window.not_after.to_string());
                 c.collateral_in_grace = ev.collateral_in_grace;
             }

@@ -27,7 +27,8 @@ pub struct TdxPolicy {
     /// Seconds collateral (TCB Info, QE Identity, CRLs) stays acceptable after its
     /// nextUpdate (default 0). Certificates get no grace.
     pub collateral_grace_seconds: u64,
-    /// Minimum TCB evaluation data number of the collateral.
+    /// Minimum TCB evaluation data number of the collateral (the lower of the TCB
+    /// Info's and the QE Identity's).
     pub min_tcb_evaluation_data_number: u32,
     /// Accept debug TDs (TUD.DEBUG or the profiling bits; default false).
     pub allow_debug: bool,
@@ -175,12 +176,15 @@ impl TdxPolicy {
                 );
             }
         }
-        if ev.tcb_evaluation_data_number < self.min_tcb_evaluation_data_number {
+        let eval_number = ev
+            .tcb_evaluation_data_number
+            .min(ev.qe_tcb_evaluation_data_number);
+        if eval_number < self.min_tcb_evaluation_data_number {
             fail(
                 "tdx.min_tcb_evaluation_data_number",
                 format!(
                     "collateral TCB evaluation data number {} is below {}",
-                    ev.tcb_evaluation_data_number, self.min_tcb_evaluation_data_number
+                    eval_number, self.min_tcb_evaluation_data_number
                 ),
             );
         }

@@ -251,8 +251,10 @@ pub struct TdxEvidence {
     pub tcb_date: UnixTime,
     /// The PCK certificate's SGX extensions.
     pub pck: PckExtensions,
-    /// Lower of the TCB Info's and the QE Identity's evaluation data numbers.
+    /// The TCB Info's TCB evaluation data number.
     pub tcb_evaluation_data_number: u32,
+    /// The QE Identity's TCB evaluation data number.
+    pub qe_tcb_evaluation_data_number: u32,
     /// Earliest issue date and earliest nextUpdate over the collateral.
     pub collateral_window: Window,
     /// Whether some collateral was past its nextUpdate but inside the grace period.
@@ -569,10 +571,8 @@ impl<C: Crypto> TdxVerifier<C> {
             qe_tcb_status: qe.status,
             tcb_date: status.status.date,
             pck: p.pck.clone(),
-            tcb_evaluation_data_number: c
-                .tcb_info
-                .tcb_evaluation_data_number
-                .min(c.qe_identity.tcb_evaluation_data_number),
+            tcb_evaluation_data_number: c.tcb_info.tcb_evaluation_data_number,
+            qe_tcb_evaluation_data_number: c.qe_identity.tcb_evaluation_data_number,
             collateral_window: window,
             collateral_in_grace: in_grace,
             pck_sha256: p.pck_sha256,
