@@ -6,7 +6,7 @@
 //! evidence and accepts any genuine, non-debug evidence.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Deserialize;
 
@@ -84,7 +84,8 @@ impl Policy {
     /// Parses a TOML policy and checks its values.
     #[cfg(feature = "std")]
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
-        let p: Self = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        let p: Self = toml::from_str(text)
+            .map_err(|e| PolicyError::Syntax(alloc::string::ToString::to_string(&e)))?;
         p.validate()?;
         Ok(p)
     }
