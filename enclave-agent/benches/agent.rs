@@ -47,6 +47,8 @@ use wait4::Wait4;
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
+const BENCH_TOKEN: &str = "bench-token";
+
 fn fresh_id() -> [u8; 32] {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut h = Sha256::new();
@@ -115,6 +117,7 @@ async fn engine(dir: &std::path::Path, max_concurrent: usize) -> (Arc<Engine>, C
     };
     cfg.jobs.max_concurrent = max_concurrent;
     cfg.evidence.allow_simulated = true;
+    cfg.auth.token = enclave_agent::config::Secret::new(BENCH_TOKEN);
     let token = CancellationToken::new();
     let engine = Engine::start(
         EngineParts {
@@ -314,6 +317,7 @@ async fn blast(
     addr: std::net::SocketAddr,
     reqs: Vec<v1::SubmitRequest>,
     concurrency: usize,
+    token: bool,
 ) -> f64 {
     let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -332,6 +336,13 @@ async fn blast(
                 let Some(r) = q.lock().unwrap().pop() else {
                     break;
                 };
+                let mut r = tonic::Request::new(r);
+                if token {
+                    r.metadata_mut().insert(
+                        "authorization",
+                        format!("Bearer {BENCH_TOKEN}").parse().unwrap(),
+                    );
+                }
                 let resp = c.submit(r).await.unwrap().into_inner();
                 assert!(resp.created);
             }
@@ -343,43 +354,137 @@ async fn blast(
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-async fn submit_throughput(n: usize, concurrency: usize) {
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn in_process(engine: &Arc<Engine>, reqs: Vec<v1::SubmitRequest>, concurrency: usize) -> f64 {
+    let n = reqs.len();
+    let queue = Arc::new(std::sync::Mutex::new(reqs));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (q, e) = (Arc::clone(&queue), Arc::clone(engine));
+        tasks.push(tokio::spawn(async move {
+            let md = MetadataMap::new();
+            loop {
+                let Some(r) = q.lock().unwrap().pop() else {
+                    break;
+                };
+                assert!(e.submit(&md, r).await.unwrap().1);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Durable inserts alone (what `Submit` stores), `concurrency` at a time: the group commit.
+async fn store_inserts(n: usize, concurrency: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = enclave_agent::store::Store::open(&dir.path().join("s.redb")).unwrap();
+    let spec = true_job([0; 32]).encode_to_vec();
+    let ids: Vec<[u8; 32]> = (0..n).map(|_| fresh_id()).collect();
+    let queue = Arc::new(std::sync::Mutex::new(ids));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (q, st, spec) = (Arc::clone(&queue), store.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(id) = q.lock().unwrap().pop() else {
+                    break;
+                };
+                let r = enclave_agent::store::JobRecord::queued(id, [1; 32], Some([2; 32]), 1);
+                st.insert(r, spec.clone()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Rounds alternate between the bare server and the agent so that load from elsewhere on
+/// the machine hits both alike; medians over rounds are reported.
+async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     let key = SigningKey::from_bytes(&[4; 32]);
     let make = |n: usize| {
         (0..n)
             .map(|_| signed(&key, &true_job(fresh_id())))
             .collect::<Vec<_>>()
     };
-
+    let unsigned = |n: usize| {
+        (0..n)
+            .map(|_| v1::SubmitRequest {
+                spec: true_job(fresh_id()).encode_to_vec(),
+                signature: None,
+            })
+            .collect::<Vec<_>>()
+    };
     let (bare_addr, bare_stop) = serve(Bare).await;
-    blast(bare_addr, make(200), concurrency).await;
-    let bare = blast(bare_addr, make(n), concurrency).await;
-    bare_stop.cancel();
-
     // The agent's Submit; the scheduler is not started, so nothing runs and the
     // measurement is the submission path alone.
     let dir = tempfile::tempdir().unwrap();
     let (engine, token) = engine(dir.path(), 1).await;
     let (agent_addr, agent_stop) = serve(JobApi::new(Arc::clone(&engine))).await;
-    blast(agent_addr, make(200), concurrency).await;
-    let agent = blast(agent_addr, make(n), concurrency).await;
+    blast(bare_addr, make(500), concurrency, false).await;
+    blast(agent_addr, make(500), concurrency, false).await;
+    let (mut bare, mut agent, mut tok, mut local, mut ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let b = blast(bare_addr, make(n), concurrency, false).await;
+        let a = blast(agent_addr, make(n), concurrency, false).await;
+        bare.push(b);
+        agent.push(a);
+        ratios.push(a / b);
+        // With the bearer token instead of a buyer signature (a dispatcher in front).
+        tok.push(blast(agent_addr, unsigned(n), concurrency, true).await);
+        // The same path without gRPC, to separate transport from engine cost.
+        local.push(in_process(&engine, make(n), concurrency).await);
+    }
     agent_stop.cancel();
+    bare_stop.cancel();
     token.cancel();
-    println!("bare tonic unary Submit, {concurrency} in flight:      {bare:>9.0} calls/s");
+    let stored = store_inserts(n, concurrency).await;
     println!(
-        "agent Submit (verify + validate + durable), {concurrency} in flight: {agent:>9.0} calls/s"
+        "submit throughput, {concurrency} calls in flight, {n} calls x {rounds} rounds (medians):"
     );
-    println!("ratio agent/bare: {:.2}", agent / bare);
+    println!(
+        "  bare tonic unary (canned response)        {:>9.0} calls/s",
+        median(bare)
+    );
+    println!(
+        "  agent Submit (ed25519 + validate + fsync) {:>9.0} calls/s",
+        median(agent)
+    );
+    println!(
+        "  agent Submit with bearer token            {:>9.0} calls/s",
+        median(tok)
+    );
+    println!(
+        "  agent Submit in process (no gRPC)         {:>9.0} calls/s",
+        median(local)
+    );
+    println!("  store inserts alone (group commit)        {stored:>9.0} inserts/s");
+    println!(
+        "  ratio agent/bare (median of rounds)       {:>9.2}",
+        median(ratios)
+    );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "--quick");
-    let (jobs, subs) = match (bench, quick) {
-        (true, false) => (500, 20_000),
-        (true, true) => (100, 4_000),
-        (false, _) => (5, 200),
+    let (jobs, subs, rounds) = match (bench, quick) {
+        (true, false) => (500, 5_000, 7),
+        (true, true) => (100, 2_000, 3),
+        (false, _) => (5, 200, 1),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -387,6 +492,6 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         job_overhead(jobs).await;
-        submit_throughput(subs, 64).await;
+        submit_throughput(subs, 64, rounds).await;
     });
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Job id: 32 bytes chosen by the client.
@@ -293,8 +293,37 @@ pub struct Recovered {
     pub orphan: Option<ProcessHandle>,
 }
 
+/// Every table, opened once per write transaction and shared by the writes batched in it.
+pub struct Tables<'t> {
+    jobs: Table<'t, JobId, &'static [u8]>,
+    specs: Table<'t, JobId, &'static [u8]>,
+    outputs: Table<'t, (JobId, &'static str, u32), &'static [u8]>,
+    logs: Table<'t, (JobId, u8, u32), &'static [u8]>,
+    receipts: Table<'t, JobId, &'static [u8]>,
+    bundles: Table<'t, [u8; 32], &'static [u8]>,
+}
+
+impl std::fmt::Debug for Tables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tables")
+    }
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
+            specs: txn.open_table(SPECS).map_err(db_err("open specs"))?,
+            outputs: txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?,
+            logs: txn.open_table(LOGS).map_err(db_err("open logs"))?,
+            receipts: txn.open_table(RECEIPTS).map_err(db_err("open receipts"))?,
+            bundles: txn.open_table(BUNDLES).map_err(db_err("open bundles"))?,
+        })
+    }
+}
+
 type Finisher = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
-type Op = Box<dyn FnOnce(&WriteTransaction) -> (bool, Finisher) + Send>;
+type Op = Box<dyn for<'t> FnOnce(&mut Tables<'t>) -> (bool, Finisher) + Send>;
 
 /// The durable store. Cheap to clone.
 #[derive(Clone)]
@@ -314,12 +343,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(db_err("open"))?;
         let txn = db.begin_write().map_err(db_err("begin"))?;
-        txn.open_table(JOBS).map_err(db_err("create table"))?;
-        txn.open_table(SPECS).map_err(db_err("create table"))?;
-        txn.open_table(OUTPUTS).map_err(db_err("create table"))?;
-        txn.open_table(LOGS).map_err(db_err("create table"))?;
-        txn.open_table(RECEIPTS).map_err(db_err("create table"))?;
-        txn.open_table(BUNDLES).map_err(db_err("create table"))?;
+        drop(Tables::open(&txn)?);
         txn.commit().map_err(db_err("commit"))?;
         let db = Arc::new(db);
         let (writer, rx) = mpsc::channel::<Op>();
@@ -341,7 +365,7 @@ impl Store {
     pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&mut Tables<'t>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
         self.writer
@@ -356,7 +380,7 @@ impl Store {
     pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&mut Tables<'t>) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer
@@ -369,9 +393,8 @@ impl Store {
 
     /// Stores a new job and its spec, unless the id is taken (idempotent submission).
     pub async fn insert(&self, record: JobRecord, spec: Vec<u8>) -> Result<Inserted, StoreError> {
-        self.write(move |txn| {
-            let mut jobs = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
-            let existing = match jobs.get(record.job_id).map_err(db_err("get job"))? {
+        self.write(move |t| {
+            let existing = match t.jobs.get(record.job_id).map_err(db_err("get job"))? {
                 Some(v) => Some(JobRecord::decode(&record.job_id, v.value())?),
                 None => None,
             };
@@ -383,10 +406,10 @@ impl Store {
                 });
             }
             let bytes = record.encode()?;
-            jobs.insert(record.job_id, bytes.as_slice())
+            t.jobs
+                .insert(record.job_id, bytes.as_slice())
                 .map_err(db_err("insert job"))?;
-            let mut specs = txn.open_table(SPECS).map_err(db_err("open specs"))?;
-            specs
+            t.specs
                 .insert(record.job_id, spec.as_slice())
                 .map_err(db_err("insert spec"))?;
             Ok(Inserted::Created(record))
@@ -396,42 +419,41 @@ impl Store {
 
     /// Replaces a job's record (state changes). Bumps nothing: the caller sets `version`.
     pub async fn put(&self, record: JobRecord) -> Result<(), StoreError> {
-        self.write(move |txn| put_record(txn, &record)).await
+        self.write(move |t| put_record(t, &record)).await
     }
 
     /// Stores a job's end and its data in one transaction.
     pub async fn complete(&self, record: JobRecord, c: Completion) -> Result<(), StoreError> {
-        self.write(move |txn| {
-            put_record(txn, &record)?;
-            {
-                let mut outs = txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?;
-                for (path, data) in &c.outputs {
-                    for (i, chunk) in chunks(data) {
-                        outs.insert((record.job_id, path.as_str(), i), chunk)
-                            .map_err(db_err("insert output"))?;
-                    }
+        self.write(move |t| {
+            put_record(t, &record)?;
+            for (path, data) in &c.outputs {
+                for (i, chunk) in chunks(data) {
+                    t.outputs
+                        .insert((record.job_id, path.as_str(), i), chunk)
+                        .map_err(db_err("insert output"))?;
                 }
             }
-            {
-                let mut logs = txn.open_table(LOGS).map_err(db_err("open logs"))?;
-                for (kind, data) in [(LogKind::Stdout, &c.stdout), (LogKind::Stderr, &c.stderr)] {
-                    for (i, chunk) in chunks(data) {
-                        logs.insert((record.job_id, kind.tag(), i), chunk)
-                            .map_err(db_err("insert log"))?;
-                    }
+            for (kind, data) in [(LogKind::Stdout, &c.stdout), (LogKind::Stderr, &c.stderr)] {
+                for (i, chunk) in chunks(data) {
+                    t.logs
+                        .insert((record.job_id, kind.tag(), i), chunk)
+                        .map_err(db_err("insert log"))?;
                 }
             }
             if let Some(r) = &c.receipt {
-                let mut t = txn.open_table(RECEIPTS).map_err(db_err("open receipts"))?;
-                t.insert(record.job_id, r.as_slice())
+                t.receipts
+                    .insert(record.job_id, r.as_slice())
                     .map_err(db_err("insert receipt"))?;
             }
-            if let Some((digest, bytes)) = &c.bundle {
-                let mut t = txn.open_table(BUNDLES).map_err(db_err("open bundles"))?;
-                if t.get(*digest).map_err(db_err("get bundle"))?.is_none() {
-                    t.insert(*digest, bytes.as_slice())
-                        .map_err(db_err("insert bundle"))?;
-                }
+            if let Some((digest, bytes)) = &c.bundle
+                && t.bundles
+                    .get(*digest)
+                    .map_err(db_err("get bundle"))?
+                    .is_none()
+            {
+                t.bundles
+                    .insert(*digest, bytes.as_slice())
+                    .map_err(db_err("insert bundle"))?;
             }
             Ok(())
         })
@@ -440,9 +462,9 @@ impl Store {
 
     /// Stores an evidence bundle under its digest (attested-key evidence at start/refresh).
     pub async fn put_bundle(&self, digest: [u8; 32], bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.write(move |txn| {
-            let mut t = txn.open_table(BUNDLES).map_err(db_err("open bundles"))?;
-            t.insert(digest, bytes.as_slice())
+        self.write(move |t| {
+            t.bundles
+                .insert(digest, bytes.as_slice())
                 .map_err(db_err("insert bundle"))?;
             Ok(())
         })
@@ -568,7 +590,7 @@ impl Store {
         if running.is_empty() {
             return Ok(Vec::new());
         }
-        self.write_blocking(move |txn| {
+        self.write_blocking(move |t| {
             let mut out = Vec::with_capacity(running.len());
             for mut r in running {
                 let orphan = r.process.take();
@@ -584,7 +606,7 @@ impl Store {
                     r.finished_at_ms = now_ms;
                 }
                 r.version = r.version.saturating_add(1);
-                put_record(txn, &r)?;
+                put_record(t, &r)?;
                 out.push(Recovered { record: r, orphan });
             }
             Ok(out)
@@ -592,10 +614,10 @@ impl Store {
     }
 }
 
-fn put_record(txn: &WriteTransaction, record: &JobRecord) -> Result<(), StoreError> {
+fn put_record(t: &mut Tables<'_>, record: &JobRecord) -> Result<(), StoreError> {
     let bytes = record.encode()?;
-    let mut jobs = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
-    jobs.insert(record.job_id, bytes.as_slice())
+    t.jobs
+        .insert(record.job_id, bytes.as_slice())
         .map_err(db_err("put job"))?;
     Ok(())
 }
@@ -614,10 +636,10 @@ fn chunks(data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
 fn make_op<R, F>(f: F, reply: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Op
 where
     R: Send + 'static,
-    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    F: for<'t> FnOnce(&mut Tables<'t>) -> Result<R, StoreError> + Send + 'static,
 {
-    Box::new(move |txn| {
-        let r = f(txn);
+    Box::new(move |tables| {
+        let r = f(tables);
         let failed = r.is_err();
         let fin: Finisher = Box::new(move |commit| {
             reply(match (r, commit) {
@@ -654,10 +676,20 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
         };
         let mut finishers = Vec::with_capacity(ops.len());
         let mut any_failed = false;
-        for op in ops {
-            let (failed, fin) = op(&txn);
-            any_failed |= failed;
-            finishers.push(fin);
+        match Tables::open(&txn) {
+            Ok(mut tables) => {
+                for op in ops {
+                    let (failed, fin) = op(&mut tables);
+                    any_failed |= failed;
+                    finishers.push(fin);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "job store: cannot open the tables");
+                // As above: dropped ops answer `StoreError::Closed`.
+                drop(ops);
+                any_failed = true;
+            }
         }
         let outcome = if any_failed {
             txn.abort()
