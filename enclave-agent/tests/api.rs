@@ -915,3 +915,61 @@ async fn container_job_works() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_without_tee_works() {
+    let dir = state_dir();
+    let agent = Agent::start(dir.path(), &[("SIGIL_AGENT_EVIDENCE__BACKEND", "none")]);
+    let ch = agent.channel().await;
+    let info = v1::provider_service_client::ProviderServiceClient::new(ch.clone())
+        .info(v1::InfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.tee, v1::TeeKind::None as i32);
+    assert_eq!(info.modes, [v1::EvidenceMode::None as i32]);
+    assert!(info.evidence_digest.is_empty());
+    let e = v1::attestation_service_client::AttestationServiceClient::new(ch)
+        .challenge(v1::ChallengeRequest { nonce: vec![1; 32] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let mut jobs = agent.jobs().await;
+    let e = jobs
+        .submit(signed(&buyer(), &shell_job(job_id("no-tee-t3"), "true")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    // Tier 1 runs and gets a receipt with no evidence, checkable without a bundle.
+    let id = job_id("no-tee-t1");
+    let mut spec = shell_job(id, "printf 1 > \"$SIGIL_OUTPUT_DIR/one\"");
+    spec.tier = 1;
+    jobs.submit(signed(&buyer(), &spec)).await.unwrap();
+    assert_eq!(
+        state(&wait_final(&mut jobs, id).await),
+        v1::JobState::Succeeded
+    );
+    let r = jobs
+        .get_receipt(v1::GetReceiptRequest {
+            job_id: id.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.evidence_bundle.is_empty());
+    let file = dir.path().join("t1.bin");
+    std::fs::write(&file, &r.signed_receipt).unwrap();
+    let out = std::process::Command::new(sigil_verify())
+        .args(["receipt", "--receipt"])
+        .arg(&file)
+        .args(["--at", &time_now_rfc3339(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
