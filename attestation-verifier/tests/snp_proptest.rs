@@ -1,6 +1,10 @@
 //! Property tests: the SNP parser is total, and parsed fields land where the ABI says.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
 
 use attestation_verifier::evidence::snp::{REPORT_LEN, SnpParseError, parse_snp_report};
 use proptest::prelude::*;
