@@ -170,6 +170,24 @@ fn paired_ratios() {
             )
             .unwrap();
     };
+    // `SIGIL_TDX_BENCH_LOOP=<cold|warm|dcap|floor>:<n>` runs one contender n times
+    // and exits: for `perf stat`, whose cycle and instruction counts do not depend on
+    // what else the machine is running.
+    if let Ok(spec) = std::env::var("SIGIL_TDX_BENCH_LOOP") {
+        let (name, n) = spec.split_once(':').unwrap();
+        let n: u32 = n.parse().unwrap();
+        let f: &mut dyn FnMut() = match name {
+            "cold" => &mut cold,
+            "warm" => &mut warm_f,
+            "dcap" => &mut dcap,
+            "floor" => &mut floor,
+            other => panic!("unknown contender {other}"),
+        };
+        for _ in 0..n {
+            f();
+        }
+        std::process::exit(0);
+    }
     let time = |f: &mut dyn FnMut(), n: u32| {
         let t = Instant::now();
         for _ in 0..n {
@@ -231,6 +249,11 @@ criterion_group! {
 }
 
 fn main() {
+    // One contender in a loop, for `perf stat` (see `paired_ratios`).
+    if std::env::var_os("SIGIL_TDX_BENCH_LOOP").is_some() {
+        paired_ratios();
+        return;
+    }
     benches();
     // Only under `cargo bench` (criterion's test mode runs each bench once).
     if std::env::args().any(|a| a == "--bench") {

@@ -63,6 +63,23 @@ impl Crypto for AwsLc {
         check(a, public_key, message, sig)
     }
 
+    fn verify_ecdsa_der(
+        &self,
+        alg: EcdsaAlg,
+        public_key: &[u8],
+        message: &[u8],
+        sig: &[u8],
+    ) -> Result<(), SignatureError> {
+        // The same strict decoding as the default, then aws-lc verifies the DER as
+        // is (its fixed-size form would re-encode it to DER internally).
+        crate::verify::x509::ecdsa_der_to_fixed(alg, sig)?;
+        let a: &'static dyn signature::VerificationAlgorithm = match alg {
+            EcdsaAlg::P256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+            EcdsaAlg::P384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
+        };
+        check(a, public_key, message, sig)
+    }
+
     fn verify_rsa_pss(
         &self,
         hash: RsaHash,

@@ -87,6 +87,21 @@ pub trait Crypto: Send + Sync {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), SignatureError>;
+    /// Verifies an ECDSA signature in its X.509 form, a DER `ECDSA-Sig-Value`.
+    ///
+    /// The default decodes it (strict DER) to `r || s` for [`Crypto::verify_ecdsa`];
+    /// a backend that takes DER natively may override it, after the same decoding
+    /// check so that both backends accept exactly the same encodings.
+    fn verify_ecdsa_der(
+        &self,
+        alg: EcdsaAlg,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let fixed = crate::verify::x509::ecdsa_der_to_fixed(alg, signature)?;
+        self.verify_ecdsa(alg, public_key, message, &fixed)
+    }
     /// Verifies an RSASSA-PSS signature with MGF1 over the same hash and a salt as long as the hash.
     fn verify_rsa_pss(
         &self,
@@ -136,6 +151,15 @@ impl<T: Crypto + ?Sized> Crypto for &T {
         signature: &[u8],
     ) -> Result<(), SignatureError> {
         (**self).verify_ecdsa(alg, public_key, message, signature)
+    }
+    fn verify_ecdsa_der(
+        &self,
+        alg: EcdsaAlg,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        (**self).verify_ecdsa_der(alg, public_key, message, signature)
     }
     fn verify_rsa_pss(
         &self,

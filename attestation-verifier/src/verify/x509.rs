@@ -357,9 +357,8 @@ pub fn verify_signature(
             (KeyKind::P384, true) => EcdsaAlg::P384Sha384,
             _ => return Err(unsupported()),
         };
-        let fixed = ecdsa_der_to_fixed(alg, signature).map_err(bad)?;
         return crypto
-            .verify_ecdsa(alg, public_key, tbs, &fixed)
+            .verify_ecdsa_der(alg, public_key, tbs, signature)
             .map_err(bad);
     }
     if key != KeyKind::Rsa {

@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
 
 use super::*;
 use crate::time::UnixTime;
@@ -122,4 +126,40 @@ fn tcb_info_must_be_tdx_v3_rejects() {
         TdxCollateral::from_json(b"{}"),
         Err(CollateralError::Json { .. })
     ));
+}
+
+#[test]
+fn der_signatures_agree_across_backends_works() {
+    use crate::crypto::{Crypto, EcdsaAlg, RustCrypto};
+    use crate::verify::x509::{Cert, ecdsa_der_to_fixed};
+    let root = Cert::from_der("root", crate::roots::intel::SGX_ROOT_CA_DER).unwrap();
+    // The root is self-signed: its signature is a DER ECDSA-Sig-Value over its TBS.
+    let sig = root.inner().signature().raw_bytes().to_vec();
+    let tbs = crate::verify::x509::signed_part(root.der()).unwrap();
+    let key = root.public_key();
+    let mut backends: alloc::vec::Vec<&dyn Crypto> = alloc::vec![&RustCrypto];
+    #[cfg(feature = "native")]
+    backends.push(&crate::crypto::AwsLc);
+    for c in backends {
+        c.verify_ecdsa_der(EcdsaAlg::P256Sha256, key, &tbs, &sig)
+            .unwrap();
+        let fixed = ecdsa_der_to_fixed(EcdsaAlg::P256Sha256, &sig).unwrap();
+        c.verify_ecdsa(EcdsaAlg::P256Sha256, key, &tbs, &fixed)
+            .unwrap();
+        // A changed message, and a non-minimal (BER) encoding of the same signature.
+        assert!(
+            c.verify_ecdsa_der(EcdsaAlg::P256Sha256, key, b"x", &sig)
+                .is_err()
+        );
+        let mut ber = sig.clone();
+        ber[1] += 1; // SEQUENCE length
+        ber[3] += 1; // INTEGER r length
+        ber.insert(4, 0); // leading zero on r
+        assert!(
+            c.verify_ecdsa_der(EcdsaAlg::P256Sha256, key, &tbs, &ber)
+                .is_err(),
+            "{}",
+            c.name()
+        );
+    }
 }
