@@ -477,6 +477,30 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     );
 }
 
+/// Cost of the buyer-signature check per submission, with the two ed25519 implementations
+/// at hand (ed25519-dalek, used by the agent; aws-lc-rs through the verifier's crypto trait).
+fn signature_check(n: usize) {
+    use attestation_verifier::crypto::{AwsLc, Crypto};
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let pk = key.verifying_key();
+    let msg = [7u8; 32];
+    let sig = key.sign(&msg);
+    let t = Instant::now();
+    for _ in 0..n {
+        pk.verify_strict(std::hint::black_box(&msg), &sig).unwrap();
+    }
+    let dalek = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let (pkb, sigb) = (pk.to_bytes(), sig.to_bytes());
+    let t = Instant::now();
+    for _ in 0..n {
+        AwsLc
+            .verify_ed25519(&pkb, std::hint::black_box(&msg), &sigb)
+            .unwrap();
+    }
+    let awslc = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("ed25519 verify: ed25519-dalek {dalek:.1} us, aws-lc-rs {awslc:.1} us");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
@@ -493,5 +517,6 @@ fn main() {
     rt.block_on(async {
         job_overhead(jobs).await;
         submit_throughput(subs, 64, rounds).await;
+        signature_check(subs);
     });
 }

@@ -635,20 +635,22 @@ impl Engine {
                 .job_finished(JobState::Cancelled, Duration::ZERO);
             return Ok(());
         }
-        // Step 2: durable `Running` before anything starts.
+        // Step 2: durable `Running` before anything starts. The job directory is prepared
+        // meanwhile: it has no effect outside the agent, and the next attempt replaces it.
         r.attempts = r.attempts.saturating_add(1);
         r.started_at_ms = metering::unix_ms();
         r.reason.clear();
-        self.set_state(&mut r, JobState::Running).await?;
-
         let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
-        {
+        let prepared = {
             let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
             tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
-                .await
-                .map_err(|e| AgentError::Internal(e.to_string()))?
-                .map_err(|e| AgentError::Internal(e.to_string()))?;
-        }
+        };
+        let committed = self.set_state(&mut r, JobState::Running).await;
+        let prepared = prepared
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
+        committed?;
+        prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
         let req = RunRequest {
             plan: &plan,
             config: &self.cfg,
