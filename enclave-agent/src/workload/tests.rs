@@ -510,3 +510,19 @@ fn start_ticks_works() {
         start_ticks: t.wrapping_add(1)
     }));
 }
+
+#[tokio::test]
+async fn cpu_time_is_metered_works() {
+    let f = fixture();
+    // A shell busy loop: CPU time of the workload (and of the children it waited for).
+    let plan = plan_of(&process_spec(&[
+        "/bin/sh",
+        "-c",
+        "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done",
+    ]))
+    .unwrap();
+    let out = run_plan(&f, &plan, &StopSignal::new()).await;
+    assert_eq!(out.exit_code, 0);
+    assert!(out.usage.cpu_ms > 20, "{:?}", out.usage);
+    assert!(out.usage.wall_ms >= out.usage.cpu_ms / 2, "{:?}", out.usage);
+}
