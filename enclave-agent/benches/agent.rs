@@ -516,7 +516,12 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         job_overhead(jobs).await;
-        submit_throughput(subs, 64, rounds).await;
+        // `SIGIL_BENCH_INFLIGHT` overrides the calls in flight (default 64).
+        let inflight = std::env::var("SIGIL_BENCH_INFLIGHT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64);
+        submit_throughput(subs, inflight, rounds).await;
         signature_check(subs);
     });
 }
