@@ -53,6 +53,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
+    // Fails only when a provider is already installed, which is then the one in use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cfg = Config::load(cli.config.as_deref()).context("loading the configuration")?;
     if matches!(cli.command, Some(Command::CheckConfig)) {
         println!("{cfg:#?}");

@@ -738,6 +738,8 @@ async fn challenge_info_health_reflection_metrics_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_works() {
+    // The test's own TLS client needs a process-wide rustls provider (see the agent's main).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = state_dir();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert = dir.path().join("tls.pem");
