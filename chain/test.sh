@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Checks of the chain workspace (the market pallet), which is separate from the root workspace.
+# Checks of the chain workspace (the market pallet and the runtime's attestation verifier), which
+# is separate from the root workspace. The runtime itself (its WASM build is ~1 CPU-hour cold) is
+# checked by runtime-test.sh and local-chain.sh --check.
 # Usage: chain/test.sh              (from anywhere)
 # Builds into chain/target (override with CARGO_TARGET_DIR).
 set -euo pipefail
@@ -20,6 +22,9 @@ cargo clippy --locked --all-targets --features runtime-benchmarks,try-runtime --
 
 step "tests (mock runtime, production features)"
 cargo test --locked -p pallet-sigil-market
+
+step "tests of the runtime's attestation verifier (simulated and real SEV-SNP evidence)"
+cargo test --locked -p sigil-verifier-adapter
 
 step "tests and benchmark tests (runtime-benchmarks)"
 cargo test --locked -p pallet-sigil-market --features runtime-benchmarks

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The runtime's native tests: genesis, integrity tests, and the market's flows through the
+# runtime's configuration (dispatcher set, the real attestation verifier, root and escrow).
+# Kept out of test.sh: it builds the native runtime and, through its build script, the WASM
+# runtime (about an hour of CPU cold; see ../docs/chain.md). After local-chain.sh has built the
+# runtime, only the test harness is compiled.
+# Usage: chain/runtime-test.sh   (from anywhere; CARGO_TARGET_DIR overrides chain/target)
+set -euo pipefail
+cd "$(dirname "$0")"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32v1-none; then
+    rustup target add wasm32v1-none
+fi
+cargo clippy --locked -p sigil-runtime -p sigil-chain-spec --all-targets -- -D warnings
+cargo test --locked -p sigil-runtime

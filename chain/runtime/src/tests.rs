@@ -1,0 +1,346 @@
+//! The runtime natively: its genesis, its integrity tests, and the market's flows through the
+//! runtime's own configuration (the dispatcher set, the real attestation verifier, MINT holds,
+//! and root's inability to move escrow).
+
+// Tests may panic on broken expectations and use plain arithmetic on test amounts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects
+)]
+
+use super::*;
+use crate::genesis_config_presets::{DEV_ENDOWMENT, dev_accounts, development_config};
+use attestation_verifier::binding;
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
+use codec::Encode;
+use frame_support::{
+    assert_noop, assert_ok,
+    traits::{
+        IntegrityTest,
+        fungible::{Inspect, InspectHold},
+    },
+};
+use pallet_sigil_market::{
+    AttestationSubmission, Capabilities, JobStatus, ProviderClass, TeeKind, Tier, TierTerms,
+    receipt::{EvidenceRef, ReceiptBody, Usage, evidence_digest},
+};
+use sigil_verifier_adapter::policies;
+use sp_core::{Pair, ed25519};
+use sp_keyring::Sr25519Keyring;
+use sp_runtime::{BuildStorage, DispatchError, traits::Dispatchable};
+
+/// 2026-01-01T00:00:00Z.
+const NOW_MS: u64 = 1_767_225_600_000;
+
+fn new_ext() -> sp_io::TestExternalities {
+    let storage = development_config()
+        .expect("development preset")
+        .build_storage()
+        .expect("genesis storage");
+    let mut ext = sp_io::TestExternalities::new(storage);
+    ext.execute_with(|| {
+        System::set_block_number(1);
+        pallet_timestamp::Now::<Runtime>::put(NOW_MS);
+    });
+    ext
+}
+
+fn account(k: Sr25519Keyring) -> AccountId {
+    k.to_account_id()
+}
+
+fn signed(who: &AccountId) -> RuntimeOrigin {
+    RuntimeOrigin::signed(who.clone())
+}
+
+/// A provider: its ed25519 receipt key is its account.
+fn provider(seed: u8) -> (ed25519::Pair, AccountId) {
+    let pair = ed25519::Pair::from_seed(&[seed; 32]);
+    let who = AccountId::from(pair.public().0);
+    assert_ok!(Balances::transfer_keep_alive(
+        signed(&account(Sr25519Keyring::Alice)),
+        who.clone().into(),
+        100 * MINT
+    ));
+    (pair, who)
+}
+
+fn key_proof(pair: &ed25519::Pair, who: &AccountId) -> [u8; 64] {
+    pair.sign(&pallet_sigil_market::key_proof_message(who)).0
+}
+
+/// Simulated evidence binding `key`, as the agent's simulator makes it.
+fn simulated_bundle(key: [u8; 32], nonce: [u8; 32]) -> Vec<u8> {
+    let crypto = RustCrypto;
+    let rd = binding::report_data(&crypto, &key, &[0; 32], &nonce);
+    let simulator = ed25519::Pair::from_seed(&[0x5e; 32]);
+    let body = SimulatedBody::new(rd, [0x11; 48], SimulatedKey::Ed25519(simulator.public().0));
+    let signature = simulator.sign(&body.signed_message()).0.to_vec();
+    let report = SimulatedReport { body, signature }.to_bytes();
+    EvidenceBundle::new(key, nonce, CpuEvidence::Simulated { report }, Vec::new()).to_bytes()
+}
+
+fn submission(evidence: Vec<u8>, policy: [u8; 32]) -> AttestationSubmission<Runtime> {
+    AttestationSubmission {
+        evidence: evidence.try_into().expect("within MaxEvidenceLen"),
+        collateral: Default::default(),
+        policy,
+    }
+}
+
+fn receipt(
+    job_id: [u8; 32],
+    spec: [u8; 32],
+    key: [u8; 32],
+    tier: u8,
+    ev: EvidenceRef,
+) -> ReceiptBody {
+    ReceiptBody {
+        version: 1,
+        job_id,
+        job_spec_hash: spec,
+        provider: key,
+        tier,
+        result_commitment: [0xcc; 32],
+        output_count: 1,
+        started_at_ms: NOW_MS - 5_000,
+        finished_at_ms: NOW_MS,
+        exit_code: 0,
+        usage: Usage::default(),
+        evidence: ev,
+    }
+}
+
+#[test]
+fn development_genesis_works() {
+    new_ext().execute_with(|| {
+        let accounts = dev_accounts();
+        assert_eq!(accounts.len(), 6);
+        for a in &accounts {
+            assert_eq!(Balances::free_balance(a), DEV_ENDOWMENT);
+        }
+        assert_eq!(Balances::total_issuance(), DEV_ENDOWMENT * 6);
+        let alice = account(Sr25519Keyring::Alice);
+        assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(alice.clone()));
+        assert_eq!(Dispatchers::members().into_inner(), vec![alice]);
+    });
+}
+
+#[test]
+fn integrity_tests_works() {
+    new_ext().execute_with(AllPalletsWithSystem::integrity_test);
+}
+
+#[test]
+fn presets_works() {
+    let names = genesis_config_presets::preset_names();
+    assert_eq!(names.len(), 2);
+    for name in names {
+        let patch = genesis_config_presets::get_preset(&name).expect("preset");
+        let value: serde_json::Value = serde_json::from_slice(&patch).expect("json");
+        assert!(value.get("balances").is_some());
+    }
+    assert!(genesis_config_presets::get_preset(&"staging".into()).is_none());
+}
+
+#[test]
+fn tier1_job_through_the_dispatcher_works() {
+    new_ext().execute_with(|| {
+        let alice = account(Sr25519Keyring::Alice);
+        let bob = account(Sr25519Keyring::Bob);
+        let (pair, who) = provider(1);
+        let caps = Capabilities {
+            tiers: vec![Tier::Signed].try_into().unwrap(),
+            tee_kinds: Default::default(),
+            gpu_model: Default::default(),
+        };
+        assert_ok!(Market::register_provider(
+            signed(&who),
+            pair.public().0,
+            key_proof(&pair, &who),
+            caps,
+            None
+        ));
+        let (job, spec, price) = ([1; 32], [2; 32], 5 * MINT);
+        assert_ok!(Market::fund_job(
+            signed(&bob),
+            job,
+            spec,
+            TierTerms::Signed,
+            ProviderClass::default(),
+            price,
+            100
+        ));
+        let escrow = RuntimeHoldReason::Market(pallet_sigil_market::HoldReason::JobEscrow);
+        assert_eq!(Balances::balance_on_hold(&escrow, &bob), price);
+
+        let providers: frame_support::BoundedVec<_, _> = vec![who.clone()].try_into().unwrap();
+        assert_noop!(
+            Market::bind(signed(&bob), job, providers.clone()),
+            DispatchError::BadOrigin
+        );
+        assert_ok!(Market::bind(signed(&alice), job, providers));
+
+        let body = receipt(job, spec, pair.public().0, 1, EvidenceRef::default());
+        let before = Balances::free_balance(&who);
+        assert_ok!(Market::submit_receipt(
+            signed(&who),
+            job,
+            body.encode().try_into().unwrap(),
+            pair.sign(&body.digest()).0,
+            None
+        ));
+        assert_eq!(Balances::free_balance(&who), before + price);
+        assert_eq!(Balances::balance_on_hold(&escrow, &bob), 0);
+        let status = pallet_sigil_market::Jobs::<Runtime>::get(job)
+            .unwrap()
+            .status;
+        assert_eq!(status, JobStatus::Settled);
+    });
+}
+
+#[test]
+fn tier3_attested_key_through_the_runtime_verifier_works() {
+    new_ext().execute_with(|| {
+        let alice = account(Sr25519Keyring::Alice);
+        let bob = account(Sr25519Keyring::Bob);
+        let (pair, who) = provider(3);
+        let key = pair.public().0;
+        let simulated = policies::id_of(policies::SIMULATED_V1);
+        let caps = Capabilities {
+            tiers: vec![Tier::Attested].try_into().unwrap(),
+            tee_kinds: vec![TeeKind::Simulated].try_into().unwrap(),
+            gpu_model: Default::default(),
+        };
+        let bundle = simulated_bundle(key, [7; 32]);
+
+        // Refused under a hardware policy, and when tampered.
+        let hardware = policies::id_of(policies::CONFIDENTIAL_VM_V1);
+        assert_noop!(
+            Market::register_provider(
+                signed(&who),
+                key,
+                key_proof(&pair, &who),
+                caps.clone(),
+                Some(submission(bundle.clone(), hardware))
+            ),
+            pallet_sigil_market::Error::<Runtime>::AttestationRejected {
+                reason: pallet_sigil_market::AttestationFailure::SimulatedRejected
+            }
+        );
+        let mut tampered = bundle.clone();
+        let last_signature_byte = tampered.len() - 2;
+        tampered[last_signature_byte] ^= 1;
+        assert_noop!(
+            Market::register_provider(
+                signed(&who),
+                key,
+                key_proof(&pair, &who),
+                caps.clone(),
+                Some(submission(tampered, simulated))
+            ),
+            pallet_sigil_market::Error::<Runtime>::AttestationRejected {
+                reason: pallet_sigil_market::AttestationFailure::BadSignature
+            }
+        );
+
+        assert_ok!(Market::register_provider(
+            signed(&who),
+            key,
+            key_proof(&pair, &who),
+            caps,
+            Some(submission(bundle.clone(), simulated))
+        ));
+        let digest = evidence_digest(&bundle);
+        assert!(pallet_sigil_market::Attestations::<Runtime>::contains_key(
+            digest
+        ));
+
+        let (job, spec, price) = ([3; 32], [4; 32], 7 * MINT);
+        let class = ProviderClass {
+            tee_kinds: vec![TeeKind::Simulated].try_into().unwrap(),
+            gpu_model: Default::default(),
+        };
+        let terms = TierTerms::Attested {
+            policy: simulated,
+            fresh_quote: false,
+        };
+        assert_ok!(Market::fund_job(
+            signed(&bob),
+            job,
+            spec,
+            terms,
+            class,
+            price,
+            100
+        ));
+        assert_ok!(Market::bind(
+            signed(&alice),
+            job,
+            vec![who.clone()].try_into().unwrap()
+        ));
+        let ev = EvidenceRef {
+            mode: pallet_sigil_market::receipt::EVIDENCE_MODE_ATTESTED_KEY,
+            tee: TeeKind::Simulated.code(),
+            digest,
+        };
+        let body = receipt(job, spec, key, 3, ev);
+        let before = Balances::free_balance(&who);
+        assert_ok!(Market::submit_receipt(
+            signed(&who),
+            job,
+            body.encode().try_into().unwrap(),
+            pair.sign(&body.digest()).0,
+            None
+        ));
+        assert_eq!(Balances::free_balance(&who), before + price);
+    });
+}
+
+#[test]
+fn root_moving_escrow_rejects() {
+    new_ext().execute_with(|| {
+        let alice = account(Sr25519Keyring::Alice);
+        let bob = account(Sr25519Keyring::Bob);
+        let charlie = account(Sr25519Keyring::Charlie);
+        let price = 9 * MINT;
+        assert_ok!(Market::fund_job(
+            signed(&bob),
+            [9; 32],
+            [8; 32],
+            TierTerms::Signed,
+            ProviderClass::default(),
+            price,
+            100
+        ));
+        let escrow = RuntimeHoldReason::Market(pallet_sigil_market::HoldReason::JobEscrow);
+        // Root moves everything Bob has, then zeroes his free balance: the hold stays.
+        let everything = Balances::total_balance(&bob);
+        for call in [
+            RuntimeCall::Balances(pallet_balances::Call::force_transfer {
+                source: bob.clone().into(),
+                dest: charlie.clone().into(),
+                value: everything,
+            }),
+            RuntimeCall::Balances(pallet_balances::Call::force_set_balance {
+                who: bob.clone().into(),
+                new_free: 0,
+            }),
+        ] {
+            let sudo = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
+                call: Box::new(call),
+            });
+            // The sudo call itself succeeds or fails; either way the escrow is untouched.
+            let _ = sudo.dispatch(signed(&alice));
+            assert_eq!(Balances::balance_on_hold(&escrow, &bob), price);
+        }
+        // Refund stays impossible before the deadline, for root too.
+        assert_noop!(
+            Market::refund_expired(RuntimeOrigin::root(), [9; 32]),
+            DispatchError::BadOrigin
+        );
+    });
+}

@@ -1,0 +1,45 @@
+//! Evidence the runtime's verifier accepts, for the market pallet's benchmarks and the tests.
+
+use alloc::vec::Vec;
+use attestation_verifier::binding;
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
+use ed25519_dalek::{Signer, SigningKey};
+use pallet_sigil_market::Ed25519Key;
+#[cfg(feature = "runtime-benchmarks")]
+use {crate::policies, pallet_sigil_market::PolicyId};
+
+/// The simulator key of benchmark evidence (fixed: benchmarks need no secrecy).
+const SIMULATOR_SEED: [u8; 32] = [0x5e; 32];
+
+/// A simulated evidence bundle binding `key` and `nonce`, as the agent's simulator makes it.
+pub fn simulated_bundle(key: Ed25519Key, nonce: [u8; 32], measurement: [u8; 48]) -> Vec<u8> {
+    let crypto = RustCrypto;
+    let no_gpus = binding::gpu_evidence_digest(&crypto, &[]);
+    let report_data = binding::report_data(&crypto, &key, &no_gpus, &nonce);
+    let simulator = SigningKey::from_bytes(&SIMULATOR_SEED);
+    let body = SimulatedBody::new(
+        report_data,
+        measurement,
+        SimulatedKey::Ed25519(simulator.verifying_key().to_bytes()),
+    );
+    let signature = simulator.sign(&body.signed_message()).to_bytes().to_vec();
+    let report = SimulatedReport { body, signature }.to_bytes();
+    EvidenceBundle::new(key, nonce, CpuEvidence::Simulated { report }, Vec::new()).to_bytes()
+}
+
+/// The market pallet's benchmark helper: simulated evidence under [`policies::SIMULATED_V1`].
+#[cfg(feature = "runtime-benchmarks")]
+pub struct SimulatedEvidence;
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
+    fn attestation(key: Ed25519Key, nonce: [u8; 32], _now_ms: u64) -> (Vec<u8>, Vec<u8>, PolicyId) {
+        (
+            simulated_bundle(key, nonce, [0x11; 48]),
+            Vec::new(),
+            policies::id_of(policies::SIMULATED_V1),
+        )
+    }
+}

@@ -1,0 +1,269 @@
+//! The Sigil runtime's attestation verifier.
+//!
+//! Implements the market pallet's [`AttestationVerifier`] with the `attestation-verifier`
+//! crate's no_std core (pure-Rust crypto): the evidence is an evidence bundle
+//! (`SCALE(EvidenceBundle)`, see `docs/evidence-bundle.md`) carrying the CPU evidence and
+//! its collateral (SEV-SNP report with its VCEK/VLEK, TDX quote with its DCAP collateral, or a
+//! simulated report). It is checked against the vendor roots pinned in that crate, at the
+//! chain's time, and appraised under one of the chain's [`policies`].
+//!
+//! Steps:
+//! 1. The policy id must name one of the chain's policies; the separate collateral argument must
+//!    be empty (the bundle carries its own collateral, which is part of its digest).
+//! 2. The bundle's declared TEE kind must be one the policy accepts (before any cryptography).
+//! 3. [`ReceiptVerifier::verify_bundle`]: canonical decoding, the REPORT_DATA binding of the
+//!    agent key, GPU evidence digest and nonce, the CPU evidence's signatures and certificate
+//!    chain to the pinned roots, validity at `now`.
+//! 4. The verified TEE kind again, then the policy's appraisal rules ([`evaluate_bundle`]).
+//! 5. The result: the bundle's agent key and nonce, the TEE kind, the launch measurement
+//!    (SEV-SNP `MEASUREMENT`, TDX `MRTD`, the simulator's claimed measurement) and the expiry of
+//!    the collateral it was verified with.
+//!
+//! Every failure maps to one [`AttestationFailure`] (see [`failure_of`] and
+//! [`failure_of_violation`]); when the verifier reports several, the signer and signature
+//! failures are reported first. Verification never panics on untrusted input.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod policies;
+
+#[cfg(any(test, feature = "runtime-benchmarks"))]
+pub mod benchmarking;
+
+use attestation_verifier::bundle::EvidenceBundle;
+use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::receipt::TeeKind as BundleTee;
+use attestation_verifier::time::{UnixTime, Window};
+use attestation_verifier::verdict::{Verdict, Violation};
+use attestation_verifier::verify::receipt::{
+    ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, evaluate_bundle,
+};
+use attestation_verifier::verify::snp::SnpVerifyError;
+use attestation_verifier::verify::tdx::TdxVerifyError;
+use attestation_verifier::verify::x509::X509Error;
+use policies::ChainPolicy;
+
+use pallet_sigil_market::{
+    AttestationFailure, AttestationVerifier, PolicyId, TeeKind, VerifiedAttestation,
+};
+
+/// Milliseconds per second.
+const MS_PER_S: u64 = 1_000;
+
+/// The runtime's [`AttestationVerifier`]: evidence bundles checked by the `attestation-verifier`
+/// crate against its pinned vendor roots and the chain's [`policies`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BundleVerifier;
+
+impl AttestationVerifier for BundleVerifier {
+    fn verify(
+        evidence: &[u8],
+        collateral: &[u8],
+        policy: &PolicyId,
+        now_ms: u64,
+    ) -> Result<VerifiedAttestation, AttestationFailure> {
+        // Step 1
+        let chain_policy = policies::lookup(policy).ok_or(AttestationFailure::UnknownPolicy)?;
+        if !collateral.is_empty() {
+            return Err(AttestationFailure::Malformed);
+        }
+        // Step 2. The bundle's declared TEE kind first: evidence the policy cannot accept is
+        // refused before any signature is checked.
+        let declared = EvidenceBundle::from_bytes(evidence)
+            .map_err(|_| AttestationFailure::Malformed)?
+            .tee;
+        check_kind(
+            &chain_policy,
+            tee_of(declared).ok_or(AttestationFailure::Malformed)?,
+        )?;
+        // Step 3. The pinned roots are compiled into the verifier crate; failing to load them is
+        // a defect of the build, reported as an untrusted signer rather than accepted.
+        let mut verifier =
+            ReceiptVerifier::new(RustCrypto).map_err(|_| AttestationFailure::UntrustedSigner)?;
+        let now = UnixTime(now_ms / MS_PER_S);
+        let verified = verifier
+            .verify_bundle(evidence, None, None, now)
+            .map_err(|failures| {
+                failures
+                    .0
+                    .iter()
+                    .map(failure_of)
+                    .min_by_key(|f| severity_rank(*f))
+                    .unwrap_or(AttestationFailure::Malformed)
+            })?;
+        // Step 4
+        let (tee, measurement, expires_at_ms) = match &verified.cpu {
+            VerifiedCpu::SevSnp(ev) => (
+                TeeKind::SevSnp,
+                ev.report.measurement,
+                window_end_ms(&ev.chain_validity),
+            ),
+            VerifiedCpu::Tdx(ev) => (
+                TeeKind::Tdx,
+                ev.body.mr_td,
+                window_end_ms(&ev.collateral_window),
+            ),
+            VerifiedCpu::Simulated(report) => {
+                // A simulated report is valid as long as its signature is; the pallet caps the
+                // key's validity with `MaxAttestationValidityMs`.
+                (TeeKind::Simulated, report.body.measurement, u64::MAX)
+            }
+            // Evidence kinds added to the verifier later are refused until mapped here.
+            _ => return Err(AttestationFailure::UnsupportedTee),
+        };
+        check_kind(&chain_policy, tee)?;
+        if let Verdict::Reject(violations) = evaluate_bundle(&chain_policy.policy, &verified) {
+            return Err(violations
+                .first()
+                .map_or(AttestationFailure::Malformed, failure_of_violation));
+        }
+        // Step 5
+        Ok(VerifiedAttestation {
+            key: verified.bundle.agent_key,
+            tee,
+            measurement,
+            nonce: verified.bundle.nonce,
+            expires_at_ms,
+        })
+    }
+}
+
+/// Refuses evidence of a kind the policy does not accept.
+fn check_kind(policy: &ChainPolicy, tee: TeeKind) -> Result<(), AttestationFailure> {
+    if policy.tees.contains(&tee) {
+        Ok(())
+    } else if tee == TeeKind::Simulated {
+        Err(AttestationFailure::SimulatedRejected)
+    } else {
+        Err(AttestationFailure::UnsupportedTee)
+    }
+}
+
+/// The pallet's name of a bundle's TEE kind (a bundle never declares `None`).
+fn tee_of(tee: BundleTee) -> Option<TeeKind> {
+    match tee {
+        BundleTee::SevSnp => Some(TeeKind::SevSnp),
+        BundleTee::Tdx => Some(TeeKind::Tdx),
+        BundleTee::Simulated => Some(TeeKind::Simulated),
+        _ => None,
+    }
+}
+
+/// The first millisecond after a validity window (its `not_after` is the last valid second).
+fn window_end_ms(window: &Window) -> u64 {
+    window
+        .not_after
+        .as_secs()
+        .saturating_add(1)
+        .saturating_mul(MS_PER_S)
+}
+
+/// Which of several failures to report: the verifier lists every failure it found (a tampered
+/// report fails both its signature and, often, its binding); the most telling one wins, the
+/// signer and signature ahead of validity, and those ahead of malformed or unbound content.
+fn severity_rank(f: AttestationFailure) -> u8 {
+    use AttestationFailure as F;
+    match f {
+        F::UntrustedSigner => 0,
+        F::BadSignature => 1,
+        F::OutsideValidity => 2,
+        F::UnsupportedTee => 3,
+        _ => 4,
+    }
+}
+
+/// Maps one of the verifier's failures to the pallet's reason.
+///
+/// The pallet's reasons are coarser than the verifier's: a REPORT_DATA or GPU nonce that does
+/// not bind the bundle's key and nonce makes the bundle inconsistent, reported as
+/// [`AttestationFailure::Malformed`]; a certificate chain that does not lead to the pinned roots
+/// (a certificate signature included), or does not endorse the report's chip and TCB, as
+/// [`AttestationFailure::UntrustedSigner`]; a bad signature over the report, quote or collateral
+/// as [`AttestationFailure::BadSignature`].
+pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        ReceiptVerifyError::NotSupported { .. } => F::UnsupportedTee,
+        ReceiptVerifyError::Snp(e) => snp_failure(e),
+        ReceiptVerifyError::Tdx(e) => tdx_failure(e),
+        ReceiptVerifyError::Simulated(_) => F::BadSignature,
+        ReceiptVerifyError::Bundle(_)
+        | ReceiptVerifyError::SnpParse(_)
+        | ReceiptVerifyError::TdxParse(_)
+        | ReceiptVerifyError::TdxCollateral(_)
+        | ReceiptVerifyError::TdxCollateralMissing
+        | ReceiptVerifyError::SimulatedParse(_)
+        | ReceiptVerifyError::ReportDataMismatch { .. }
+        | ReceiptVerifyError::GpuNonceMismatch { .. }
+        | ReceiptVerifyError::AgentKeyMismatch { .. }
+        | ReceiptVerifyError::FreshNonceMismatch { .. } => F::Malformed,
+        _ => F::Malformed,
+    }
+}
+
+fn x509_failure(e: &X509Error) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        X509Error::Expired { .. } => F::OutsideValidity,
+        X509Error::Malformed { .. } | X509Error::BadExtension { .. } => F::Malformed,
+        _ => F::UntrustedSigner,
+    }
+}
+
+fn snp_failure(e: &SnpVerifyError) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        SnpVerifyError::Certificate(e) => x509_failure(e),
+        SnpVerifyError::ReportSignature { .. } => F::BadSignature,
+        SnpVerifyError::MissingTcbExtension(_) | SnpVerifyError::MissingHwId => F::Malformed,
+        _ => F::UntrustedSigner,
+    }
+}
+
+fn tdx_failure(e: &TdxVerifyError) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        TdxVerifyError::Certificate(e) => x509_failure(e),
+        TdxVerifyError::Collateral(_) | TdxVerifyError::Pem { .. } => F::Malformed,
+        TdxVerifyError::QeReportSignature(_)
+        | TdxVerifyError::QuoteSignature(_)
+        | TdxVerifyError::TcbInfoSignature(_)
+        | TdxVerifyError::QeIdentitySignature(_) => F::BadSignature,
+        TdxVerifyError::CollateralExpired { .. } | TdxVerifyError::CollateralNotYetValid { .. } => {
+            F::OutsideValidity
+        }
+        _ => F::UntrustedSigner,
+    }
+}
+
+/// Maps the first policy violation to the pallet's reason, by the rule's name.
+///
+/// Rules on what runs in the guest (launch measurement, ID and author keys, host and report
+/// data, VMPL, TDX measurement registers) are [`AttestationFailure::MeasurementRejected`]; rules
+/// on the platform (TCB levels, status and advisories, signing key kind, product, SMT,
+/// migration, service TDs, guest SVN) are [`AttestationFailure::TcbRejected`].
+pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
+    use AttestationFailure as F;
+    match v.rule {
+        "allow_simulated" => F::SimulatedRejected,
+        "snp.allow_debug" | "tdx.allow_debug" => F::DebugEnabled,
+        "snp.measurements"
+        | "snp.report_data"
+        | "snp.host_data"
+        | "snp.vmpls"
+        | "snp.id_key_digests"
+        | "snp.author_key_digests"
+        | "tdx.mrtds"
+        | "tdx.mrconfigid"
+        | "tdx.mrowner"
+        | "tdx.mrownerconfig"
+        | "tdx.mrseams"
+        | "tdx.report_data" => F::MeasurementRejected,
+        _ => F::TcbRejected,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! The runtime's verifier on simulated bundles made as the agent makes them, on bundles broken in
+//! each way the pallet distinguishes, and on real SEV-SNP evidence from the shared vectors.
+
+// Tests may panic on broken expectations and index fixed-size test data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
+use super::*;
+use crate::benchmarking::simulated_bundle;
+use alloc::vec::Vec;
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
+use attestation_verifier::verify::receipt::ReceiptVerifyError;
+use ed25519_dalek::{Signer, SigningKey};
+use std::path::PathBuf;
+
+const KEY: [u8; 32] = [0xa7; 32];
+const NONCE: [u8; 32] = [0x42; 32];
+const MEASUREMENT: [u8; 48] = [0x11; 48];
+/// 2026-01-01T00:00:00Z.
+const NOW_MS: u64 = 1_767_225_600_000;
+
+fn simulated_policy() -> PolicyId {
+    policies::id_of(policies::SIMULATED_V1)
+}
+
+fn verify(evidence: &[u8], policy: &PolicyId) -> Result<VerifiedAttestation, AttestationFailure> {
+    BundleVerifier::verify(evidence, &[], policy, NOW_MS)
+}
+
+#[test]
+fn policy_ids_are_the_documented_ones_works() {
+    // The ids are part of the chain's interface (jobs and registrations carry them).
+    let expected = [
+        (
+            policies::CONFIDENTIAL_VM_V1,
+            "2c0e6f4ba7810e203676ed12cae8f776b4bebd517a47828b680c85ed571c571a",
+        ),
+        (
+            policies::SEV_SNP_V1,
+            "0da65c32ee79c777cedfdd61c3cb019527927c42076a135345775db44b674304",
+        ),
+        (
+            policies::SIMULATED_V1,
+            "3c6ff8ce20c51be36aa732203e00523d0afc9be2ec530e54c674d5c2a80dc6bd",
+        ),
+    ];
+    for (name, id) in expected {
+        assert_eq!(hex::encode(policies::id_of(name)), id, "{name}");
+        let policy = policies::lookup(&policies::id_of(name)).expect("known policy");
+        assert_eq!(policy.name, name);
+        policy.policy.validate().expect("valid policy");
+    }
+    assert!(policies::lookup(&[0; 32]).is_none());
+    assert!(policies::by_name("sigil.simulated.v2").is_none());
+}
+
+#[test]
+fn simulated_bundle_under_the_simulated_policy_works() {
+    let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
+    let v = verify(&bundle, &simulated_policy()).expect("accepted");
+    assert_eq!(v.key, KEY);
+    assert_eq!(v.nonce, NONCE);
+    assert_eq!(v.tee, TeeKind::Simulated);
+    assert_eq!(v.measurement, MEASUREMENT);
+    // No expiry of its own: the pallet caps it with `MaxAttestationValidityMs`.
+    assert_eq!(v.expires_at_ms, u64::MAX);
+}
+
+#[test]
+fn simulated_bundle_under_hardware_policies_rejects() {
+    let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
+    for name in [policies::CONFIDENTIAL_VM_V1, policies::SEV_SNP_V1] {
+        assert_eq!(
+            verify(&bundle, &policies::id_of(name)),
+            Err(AttestationFailure::SimulatedRejected),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn unknown_policy_and_separate_collateral_rejects() {
+    let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
+    assert_eq!(
+        verify(&bundle, &[7; 32]),
+        Err(AttestationFailure::UnknownPolicy)
+    );
+    assert_eq!(
+        BundleVerifier::verify(&bundle, b"vcek", &simulated_policy(), NOW_MS),
+        Err(AttestationFailure::Malformed)
+    );
+}
+
+#[test]
+fn garbage_and_truncated_bundles_rejects() {
+    let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
+    for bad in [
+        Vec::new(),
+        b"not a bundle".to_vec(),
+        bundle[..bundle.len() - 1].to_vec(),
+        [bundle.as_slice(), &[0]].concat(),
+    ] {
+        assert_eq!(
+            verify(&bad, &simulated_policy()),
+            Err(AttestationFailure::Malformed)
+        );
+    }
+}
+
+/// A simulated bundle whose report is built by `report`, around the binding of `KEY`/`NONCE`.
+fn bundle_with(report: impl FnOnce(SimulatedBody, &SigningKey) -> SimulatedReport) -> Vec<u8> {
+    let crypto = RustCrypto;
+    let no_gpus = attestation_verifier::binding::gpu_evidence_digest(&crypto, &[]);
+    let rd = attestation_verifier::binding::report_data(&crypto, &KEY, &no_gpus, &NONCE);
+    let simulator = SigningKey::from_bytes(&[9; 32]);
+    let body = SimulatedBody::new(
+        rd,
+        MEASUREMENT,
+        SimulatedKey::Ed25519(simulator.verifying_key().to_bytes()),
+    );
+    let report = report(body, &simulator).to_bytes();
+    EvidenceBundle::new(KEY, NONCE, CpuEvidence::Simulated { report }, Vec::new()).to_bytes()
+}
+
+#[test]
+fn tampered_simulated_report_rejects() {
+    let bundle = bundle_with(|body, key| {
+        let signature = key.sign(&body.signed_message()).to_bytes().to_vec();
+        let mut body = body;
+        body.measurement[0] ^= 1;
+        SimulatedReport { body, signature }
+    });
+    assert_eq!(
+        verify(&bundle, &simulated_policy()),
+        Err(AttestationFailure::BadSignature)
+    );
+}
+
+#[test]
+fn report_not_binding_the_key_rejects() {
+    let bundle = bundle_with(|mut body, key| {
+        body.report_data[0] ^= 1;
+        let signature = key.sign(&body.signed_message()).to_bytes().to_vec();
+        SimulatedReport { body, signature }
+    });
+    assert_eq!(
+        verify(&bundle, &simulated_policy()),
+        Err(AttestationFailure::Malformed)
+    );
+    // The same construction with the binding intact verifies, so the refusal is the binding's.
+    let good = bundle_with(|body, key| {
+        let signature = key.sign(&body.signed_message()).to_bytes().to_vec();
+        SimulatedReport { body, signature }
+    });
+    assert!(verify(&good, &simulated_policy()).is_ok());
+}
+
+#[test]
+fn violations_map_by_rule_works() {
+    let cases = [
+        ("allow_simulated", AttestationFailure::SimulatedRejected),
+        ("snp.allow_debug", AttestationFailure::DebugEnabled),
+        ("tdx.allow_debug", AttestationFailure::DebugEnabled),
+        ("snp.measurements", AttestationFailure::MeasurementRejected),
+        ("tdx.mrtds", AttestationFailure::MeasurementRejected),
+        ("snp.min_tcb", AttestationFailure::TcbRejected),
+        ("tdx.accepted_tcb_statuses", AttestationFailure::TcbRejected),
+        ("snp.signing_keys", AttestationFailure::TcbRejected),
+    ];
+    for (rule, want) in cases {
+        let v = Violation {
+            rule,
+            detail: String::new(),
+        };
+        assert_eq!(failure_of_violation(&v), want, "{rule}");
+    }
+}
+
+#[test]
+fn window_end_after_the_last_valid_second_works() {
+    let w = Window {
+        not_before: UnixTime(10),
+        not_after: UnixTime(1_740_277_308),
+    };
+    assert_eq!(window_end_ms(&w), 1_740_277_309_000);
+    let open = Window {
+        not_before: UnixTime(0),
+        not_after: UnixTime(u64::MAX),
+    };
+    assert_eq!(window_end_ms(&open), u64::MAX);
+}
+
+// ---- real SEV-SNP evidence -------------------------------------------------------------------
+
+/// The shared vectors: `SIGIL_VECTORS`, or `../shared/vectors` beside the repository root.
+fn vectors() -> PathBuf {
+    std::env::var_os("SIGIL_VECTORS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+        PathBuf::from,
+    )
+}
+
+/// A bundle around a real SNP report and VCEK, claiming `KEY` and `NONCE` (which the report, made
+/// by someone else's guest, cannot bind), and the case's verification time in ms.
+fn snp_case(case: &str) -> (Vec<u8>, u64) {
+    let dir = vectors().join("snp").join(case);
+    let report = std::fs::read(dir.join("report.bin")).expect("report.bin (set SIGIL_VECTORS)");
+    let vek = std::fs::read(dir.join("vcek.der")).expect("vcek.der");
+    let toml = std::fs::read_to_string(dir.join("case.toml")).expect("case.toml");
+    let unix: u64 = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("verification_time_unix = "))
+        .expect("verification_time_unix")
+        .trim()
+        .parse()
+        .expect("number");
+    let cpu = CpuEvidence::SevSnp {
+        report,
+        vek,
+        intermediate: None,
+        ark: None,
+    };
+    (
+        EvidenceBundle::new(KEY, NONCE, cpu, Vec::new()).to_bytes(),
+        unix * 1_000,
+    )
+}
+
+#[test]
+fn real_snp_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
+    for case in [
+        "genoa-v3-azure",
+        "milan-v3-oak-oc-release",
+        "turin-v5-oak-oc",
+    ] {
+        let (bundle, at_ms) = snp_case(case);
+        // Through the verifier the adapter uses: only the REPORT_DATA binding fails, so the
+        // chain to the pinned AMD roots, the report signature and the TCB binding verified.
+        let mut verifier = ReceiptVerifier::new(RustCrypto).unwrap();
+        let failures = verifier
+            .verify_bundle(&bundle, None, None, UnixTime(at_ms / 1_000))
+            .expect_err("a foreign report cannot bind our key")
+            .0;
+        assert!(
+            matches!(
+                failures.as_slice(),
+                [ReceiptVerifyError::ReportDataMismatch { .. }]
+            ),
+            "{case}: {failures:?}"
+        );
+        // And the runtime refuses it, under each hardware policy.
+        for name in [policies::CONFIDENTIAL_VM_V1, policies::SEV_SNP_V1] {
+            assert_eq!(
+                BundleVerifier::verify(&bundle, &[], &policies::id_of(name), at_ms),
+                Err(AttestationFailure::Malformed),
+                "{case} {name}"
+            );
+        }
+        // The simulated policy does not take SEV-SNP evidence at all.
+        assert_eq!(
+            BundleVerifier::verify(&bundle, &[], &simulated_policy(), at_ms),
+            Err(AttestationFailure::UnsupportedTee),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn tampered_and_misendorsed_snp_reports_rejects() {
+    let cases = [
+        (
+            "invalid-milan-v2-tampered-measurement",
+            AttestationFailure::BadSignature,
+        ),
+        (
+            "invalid-milan-v2-fake-vcek",
+            AttestationFailure::UntrustedSigner,
+        ),
+        (
+            "invalid-genoa-v5-wrong-vcek",
+            AttestationFailure::UntrustedSigner,
+        ),
+    ];
+    for (case, want) in cases {
+        let (bundle, at_ms) = snp_case(case);
+        let got =
+            BundleVerifier::verify(&bundle, &[], &policies::id_of(policies::SEV_SNP_V1), at_ms);
+        assert_eq!(got, Err(want), "{case}");
+    }
+}
+
+#[test]
+fn snp_evidence_outside_its_certificates_validity_rejects() {
+    let (bundle, _) = snp_case("genoa-v3-azure");
+    // Before the VCEK's notBefore (2025-01-24T02:21:48Z).
+    let before = 1_737_685_308_000 - 1_000;
+    assert_eq!(
+        BundleVerifier::verify(&bundle, &[], &policies::id_of(policies::SEV_SNP_V1), before),
+        Err(AttestationFailure::OutsideValidity)
+    );
+}
