@@ -265,8 +265,13 @@ async fn sigterm_checkpoints_works() {
     assert!(status.success(), "{status}\n{}", agent.log());
 
     let (last, err) = watcher.await.unwrap();
-    // The checkpoint (back to QUEUED) was streamed, then the stream ended.
-    assert_eq!(last, Some(v1::JobState::Queued));
+    // The stream ended with the shutdown. The checkpoint event (back to QUEUED) races the
+    // server closing its streams, so the last streamed state is QUEUED or still RUNNING;
+    // the durable state checked after the restart below is what must be exact.
+    assert!(
+        matches!(last, Some(v1::JobState::Queued | v1::JobState::Running)),
+        "{last:?}"
+    );
     assert!(
         matches!(err, Some(tonic::Code::Unavailable) | None),
         "{err:?}"
