@@ -2,8 +2,8 @@
 # The runtime's native tests: genesis, integrity tests, and the market's flows through the
 # runtime's configuration (dispatcher set, the real attestation verifier, root and escrow).
 # Kept out of test.sh: it builds the native runtime and, through its build script, the WASM
-# runtime (about an hour of CPU cold; see ../docs/chain.md). After local-chain.sh has built the
-# runtime, only the test harness is compiled.
+# runtime, and clippy checks the whole polkadot-sdk graph once more. Measured right after a cold
+# `local-chain.sh` build: 13 min wall, 1,304 CPU-s on two cores (see ../docs/chain.md).
 # Usage: chain/runtime-test.sh   (from anywhere; CARGO_TARGET_DIR overrides chain/target)
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks of the chain workspace (the market pallet and the runtime's attestation verifier), which
-# is separate from the root workspace. The runtime itself (its WASM build is ~1 CPU-hour cold) is
+# is separate from the root workspace. The runtime itself (native + WASM, ~16 CPU-minutes cold) is
 # checked by runtime-test.sh and local-chain.sh --check.
 # Usage: chain/test.sh              (from anywhere)
 # Builds into chain/target (override with CARGO_TARGET_DIR).
