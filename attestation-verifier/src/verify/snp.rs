@@ -215,7 +215,6 @@ impl SnpTrustStore {
 struct VekInfo {
     product: Product,
     kind: SigningKey,
-    public_key: Vec<u8>,
     tcb: CertTcb,
     hw_id: Option<Vec<u8>>,
     validity: Window,
@@ -334,7 +333,7 @@ impl<C: Crypto> SnpVerifier<C> {
         // Step 6
         if let Err(source) = self.crypto.verify_ecdsa(
             EcdsaAlg::P384Sha384,
-            &info.public_key,
+            info.vek.public_key(),
             &report.signed,
             &report.signature_rs(),
         ) {
@@ -484,7 +483,6 @@ fn verify_chain<C: Crypto>(
     Ok(VekInfo {
         product,
         kind,
-        public_key: vek.public_key().to_vec(),
         tcb,
         hw_id,
         validity,
