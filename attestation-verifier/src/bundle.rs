@@ -4,16 +4,19 @@
 //! ```text
 //! EvidenceBundle = magic "SGEB" | version u8 | tee TeeKind | agent_key [32]
 //!                | nonce [32] | cpu CpuEvidence | gpus Vec<GpuEvidence>
+//!                | gpu_collateral GpuCollateral          (version 2 only)
 //! digest         = SHA-256("sigil.evidence.v1\0" || SCALE(bundle))
 //! ```
 //!
-//! The CPU evidence's REPORT_DATA and every GPU report's nonce are derived from
-//! `agent_key` and `nonce` ([`crate::binding`]). The format is documented in
+//! Version 2 adds the GPUs' collateral (NVIDIA RIMs and OCSP responses) after
+//! the GPU entries; version 1 (no collateral) is still read. The CPU evidence's
+//! REPORT_DATA and every GPU report's nonce are derived from `agent_key` and
+//! `nonce` ([`crate::binding`]). The format is documented in
 //! `docs/evidence-bundle.md`.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use parity_scale_codec::{Decode, DecodeAll, Encode};
+use parity_scale_codec::{Decode, DecodeAll, Encode, Input, Output};
 #[cfg(feature = "scale")]
 use scale_info::TypeInfo;
 
@@ -22,14 +25,21 @@ use crate::receipt::TeeKind;
 
 /// First four bytes of every bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"SGEB";
-/// The bundle format version this crate writes and reads.
-pub const BUNDLE_VERSION: u8 = 1;
+/// The bundle format version this crate writes (it also reads [`BUNDLE_VERSION_1`]).
+pub const BUNDLE_VERSION: u8 = 2;
+/// The first version: no GPU collateral.
+pub const BUNDLE_VERSION_1: u8 = 1;
 /// Domain separator of the bundle digest.
 pub const EVIDENCE_DOMAIN: &[u8] = b"sigil.evidence.v1\0";
 /// Largest bundle accepted (a TDX quote with collateral and eight GPUs fit easily).
 pub const MAX_BUNDLE_LEN: usize = 4 << 20;
 /// Most GPUs one bundle may carry.
 pub const MAX_GPUS: usize = 16;
+/// Most RIMs one bundle may carry (a driver and a VBIOS RIM per GPU model).
+pub const MAX_RIMS: usize = 2 * MAX_GPUS;
+/// Most OCSP responses one bundle may carry (device intermediates and RIM
+/// signing certificates of every GPU model).
+pub const MAX_OCSP: usize = 8 * MAX_GPUS;
 
 /// The CPU TEE's evidence. Variant indices equal the [`TeeKind`] indices.
 #[derive(Encode, Decode, Clone, Debug, PartialEq, Eq)]
@@ -88,13 +98,36 @@ pub struct GpuEvidence {
     pub uuid: String,
 }
 
+/// What the NVIDIA verifier needs beside the GPUs' reports and device chains
+/// (bundle version 2). Shared by all GPUs of the bundle. Nothing here is
+/// trusted: every RIM and response is verified against NVIDIA's pinned roots.
+#[derive(Encode, Decode, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub struct GpuCollateral {
+    /// Driver and VBIOS RIMs (SWID XML, as NVIDIA publishes them).
+    pub rims: Vec<Vec<u8>>,
+    /// DER OCSP responses for device-chain intermediates and RIM signing certificates.
+    pub ocsp: Vec<Vec<u8>>,
+}
+
+impl GpuCollateral {
+    /// True when it carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.rims.is_empty() && self.ocsp.is_empty()
+    }
+}
+
 /// Hardware evidence for one agent key.
-#[derive(Encode, Decode, Clone, Debug, PartialEq, Eq)]
+///
+/// SCALE encoding is written out by hand (below) because the last field exists
+/// only from version 2 on; the fields are otherwise encoded as derived.
+/// (`TypeInfo` describes the version 2 layout.)
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "scale", derive(TypeInfo))]
 pub struct EvidenceBundle {
     /// [`BUNDLE_MAGIC`].
     pub magic: [u8; 4],
-    /// [`BUNDLE_VERSION`].
+    /// [`BUNDLE_VERSION`] or [`BUNDLE_VERSION_1`].
     pub version: u8,
     /// The CPU TEE; equals `cpu.tee()`.
     pub tee: TeeKind,
@@ -107,6 +140,71 @@ pub struct EvidenceBundle {
     pub cpu: CpuEvidence,
     /// The GPUs' evidence (empty without GPUs).
     pub gpus: Vec<GpuEvidence>,
+    /// RIMs and OCSP responses for the GPU evidence (always empty in version 1).
+    pub gpu_collateral: GpuCollateral,
+}
+
+impl Encode for EvidenceBundle {
+    fn size_hint(&self) -> usize {
+        let collateral = if self.version >= BUNDLE_VERSION {
+            self.gpu_collateral.size_hint()
+        } else {
+            0
+        };
+        self.magic
+            .size_hint()
+            .saturating_add(1)
+            .saturating_add(self.tee.size_hint())
+            .saturating_add(64)
+            .saturating_add(self.cpu.size_hint())
+            .saturating_add(self.gpus.size_hint())
+            .saturating_add(collateral)
+    }
+
+    fn encode_to<T: Output + ?Sized>(&self, dest: &mut T) {
+        self.magic.encode_to(dest);
+        self.version.encode_to(dest);
+        self.tee.encode_to(dest);
+        self.agent_key.encode_to(dest);
+        self.nonce.encode_to(dest);
+        self.cpu.encode_to(dest);
+        self.gpus.encode_to(dest);
+        // Version 1 has no collateral field; a version-1 value never carries any
+        // ([`EvidenceBundle::check`] refuses one that does).
+        if self.version >= BUNDLE_VERSION {
+            self.gpu_collateral.encode_to(dest);
+        }
+    }
+}
+
+impl Decode for EvidenceBundle {
+    fn decode<I: Input>(input: &mut I) -> Result<Self, parity_scale_codec::Error> {
+        let magic = <[u8; 4]>::decode(input)?;
+        let version = u8::decode(input)?;
+        if version != BUNDLE_VERSION && version != BUNDLE_VERSION_1 {
+            return Err("unsupported evidence bundle version".into());
+        }
+        let tee = TeeKind::decode(input)?;
+        let agent_key = <[u8; 32]>::decode(input)?;
+        let nonce = <[u8; 32]>::decode(input)?;
+        let cpu = CpuEvidence::decode(input)?;
+        let gpus = Vec::<GpuEvidence>::decode(input)?;
+        let gpu_collateral = if version >= BUNDLE_VERSION {
+            GpuCollateral::decode(input)?
+        } else {
+            GpuCollateral::default()
+        };
+        Ok(Self {
+            magic,
+            version,
+            tee,
+            agent_key,
+            nonce,
+            cpu,
+            gpus,
+            gpu_collateral,
+        })
+    }
 }
 
 /// Why bundle bytes are unusable.
@@ -125,7 +223,7 @@ pub enum BundleError {
     #[error("not an evidence bundle (magic is not SGEB)")]
     Magic,
     /// A version this crate does not read.
-    #[error("evidence bundle version {0} is not supported (this build reads version 1)")]
+    #[error("evidence bundle version {0} is not supported (this build reads versions 1 and 2)")]
     Version(u8),
     /// Not a SCALE encoding of a bundle.
     #[error("evidence bundle is not valid SCALE: {0}")]
@@ -144,10 +242,23 @@ pub enum BundleError {
     /// More GPUs than [`MAX_GPUS`].
     #[error("evidence bundle carries {0} GPUs, more than {MAX_GPUS}")]
     TooManyGpus(usize),
+    /// More RIMs or OCSP responses than [`MAX_RIMS`] / [`MAX_OCSP`].
+    #[error("evidence bundle carries {count} {what}, more than {max}")]
+    TooMuchCollateral {
+        /// `RIMs` or `OCSP responses`.
+        what: &'static str,
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A version-1 bundle value with GPU collateral (version 1 cannot encode it).
+    #[error("evidence bundle version 1 cannot carry GPU collateral")]
+    CollateralInVersion1,
 }
 
 impl EvidenceBundle {
-    /// A bundle of the current version.
+    /// A bundle of the current version, without GPU collateral.
     pub fn new(
         agent_key: [u8; 32],
         nonce: [u8; 32],
@@ -162,7 +273,15 @@ impl EvidenceBundle {
             nonce,
             cpu,
             gpus,
+            gpu_collateral: GpuCollateral::default(),
         }
+    }
+
+    /// The same bundle carrying `collateral` for its GPUs.
+    #[must_use]
+    pub fn with_gpu_collateral(mut self, collateral: GpuCollateral) -> Self {
+        self.gpu_collateral = collateral;
+        self
     }
 
     /// `SCALE(bundle)`: the file and wire format.
@@ -183,7 +302,7 @@ impl EvidenceBundle {
             return Err(BundleError::Magic);
         }
         match bytes.get(4) {
-            Some(&BUNDLE_VERSION) => {}
+            Some(&(BUNDLE_VERSION | BUNDLE_VERSION_1)) => {}
             Some(&v) => return Err(BundleError::Version(v)),
             None => return Err(BundleError::Decode("truncated".into())),
         }
@@ -195,13 +314,17 @@ impl EvidenceBundle {
         Ok(b)
     }
 
-    /// Structural rules: magic, version, `tee` matches the CPU evidence, GPU count.
+    /// Structural rules: magic, version, `tee` matches the CPU evidence, GPU and
+    /// collateral counts.
     pub fn check(&self) -> Result<(), BundleError> {
         if self.magic != BUNDLE_MAGIC {
             return Err(BundleError::Magic);
         }
-        if self.version != BUNDLE_VERSION {
+        if self.version != BUNDLE_VERSION && self.version != BUNDLE_VERSION_1 {
             return Err(BundleError::Version(self.version));
+        }
+        if self.version == BUNDLE_VERSION_1 && !self.gpu_collateral.is_empty() {
+            return Err(BundleError::CollateralInVersion1);
         }
         if self.tee != self.cpu.tee() {
             return Err(BundleError::TeeMismatch {
@@ -211,6 +334,15 @@ impl EvidenceBundle {
         }
         if self.gpus.len() > MAX_GPUS {
             return Err(BundleError::TooManyGpus(self.gpus.len()));
+        }
+        let c = &self.gpu_collateral;
+        for (what, count, max) in [
+            ("RIMs", c.rims.len(), MAX_RIMS),
+            ("OCSP responses", c.ocsp.len(), MAX_OCSP),
+        ] {
+            if count > max {
+                return Err(BundleError::TooMuchCollateral { what, count, max });
+            }
         }
         Ok(())
     }

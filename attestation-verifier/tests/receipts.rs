@@ -1,6 +1,7 @@
 //! Receipts end to end: receipts and bundles built here, verified through the
-//! library (synthetic SEV-SNP with a test PKI, real SEV-SNP vectors, simulated
-//! evidence) and through the `sigil-verify` binary (exit codes, JSON envelope).
+//! library (synthetic SEV-SNP and NVIDIA GPU evidence with test PKIs, real
+//! SEV-SNP, TDX and NVIDIA vectors, simulated evidence) and through the
+//! `sigil-verify` binary (exit codes, JSON envelope).
 
 #![allow(
     clippy::unwrap_used,
@@ -11,12 +12,13 @@
 )] // tests
 
 mod common;
+mod nvgpu_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use attestation_verifier::binding::{fresh_nonce, gpu_evidence_digest, report_data};
-use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle, GpuCollateral, GpuEvidence};
 use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
 use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN};
@@ -26,6 +28,8 @@ use attestation_verifier::receipt::{
     EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, SignedReceipt, TeeKind, Usage,
 };
 use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::nvgpu::{NvGpuVerifier, NvGpuVerifyError};
+use attestation_verifier::verify::ocsp::CertStatusDer;
 use attestation_verifier::verify::receipt::{
     CpuClaims, ReceiptVerifier, ReceiptVerifyError, appraise_receipt,
 };
@@ -172,7 +176,8 @@ fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
 fn snp_verifier<C: Crypto + Clone>(c: C, p: &SnpPlatform) -> ReceiptVerifier<C> {
     ReceiptVerifier::with_verifiers(
         SnpVerifier::with_trust_store(c.clone(), p.trust.clone()),
-        TdxVerifier::new(c).unwrap(),
+        TdxVerifier::new(c.clone()).unwrap(),
+        NvGpuVerifier::new(c).unwrap(),
     )
 }
 
@@ -560,4 +565,495 @@ fn real_tdx_vectors_verify_but_do_not_bind_rejects() {
         seen += 1;
     }
     assert!(seen >= 1, "no valid TDX vector with collateral");
+}
+
+// ---- NVIDIA GPUs in the bundle (version 2: RIMs and OCSP responses) ----
+
+use nvgpu_support::{
+    DevicePki, ReportSpec, RimPki, build_report, build_rim, golden_for, ocsp_response,
+};
+
+/// A test GPU (device PKI) and a test RIM signer, beside the synthetic SNP platform.
+struct GpuWorld {
+    snp: SnpPlatform,
+    dev: DevicePki,
+    rim: RimPki,
+}
+
+impl GpuWorld {
+    fn new() -> Self {
+        Self {
+            snp: snp_platform(),
+            dev: DevicePki::new(nvgpu_support::ChainSpec::default()),
+            rim: RimPki::new(),
+        }
+    }
+
+    fn verifier<C: Crypto + Clone>(&self, c: C) -> ReceiptVerifier<C> {
+        ReceiptVerifier::with_verifiers(
+            SnpVerifier::with_trust_store(c.clone(), self.snp.trust.clone()),
+            TdxVerifier::new(c.clone()).unwrap(),
+            NvGpuVerifier::with_roots(c, &self.dev.root, &self.rim.root).unwrap(),
+        )
+    }
+
+    fn spec(gpu_nonce: [u8; 32]) -> ReportSpec {
+        ReportSpec {
+            nonce: gpu_nonce,
+            ..ReportSpec::default()
+        }
+    }
+
+    /// The driver and VBIOS RIMs whose golden values are the report's.
+    fn rims(&self, spec: &ReportSpec) -> Vec<Vec<u8>> {
+        let certs: [&[u8]; 2] = [&self.rim.signer, &self.rim.root];
+        vec![
+            build_rim(
+                "96.00.9F.00.01",
+                "GH100",
+                &golden_for(spec, 0..32),
+                &self.rim.signer_key.sk,
+                &certs,
+            ),
+            build_rim(
+                spec.driver,
+                "GH100",
+                &golden_for(spec, 32..64),
+                &self.rim.signer_key.sk,
+                &certs,
+            ),
+        ]
+    }
+
+    /// OCSP responses for the device intermediate and the RIM signer.
+    fn ocsp(&self, status: fn() -> CertStatusDer) -> Vec<Vec<u8>> {
+        let t = NOW.0 - 3600;
+        vec![
+            ocsp_response(
+                &self.dev.root_key.sk,
+                None,
+                &self.dev.inter,
+                &self.dev.root,
+                status(),
+                t,
+                Some(t + 7 * 86400),
+            ),
+            ocsp_response(
+                &self.rim.root_key.sk,
+                None,
+                &self.rim.signer,
+                &self.rim.root,
+                CertStatusDer::Good(der::asn1::Null),
+                t,
+                Some(t + 7 * 86400),
+            ),
+        ]
+    }
+
+    fn gpu_entry(&self, spec: &ReportSpec) -> GpuEvidence {
+        let chain: Vec<pem::Pem> = self
+            .dev
+            .chain()
+            .into_iter()
+            .map(|d| pem::Pem::new("CERTIFICATE", d))
+            .collect();
+        GpuEvidence {
+            report: build_report(spec, &self.dev.leaf_key.sk),
+            cert_chain_pem: pem::encode_many(&chain),
+            nonce: spec.nonce,
+            uuid: "GPU-11111111-2222-3333-4444-555555555555".into(),
+        }
+    }
+
+    /// An attested-key receipt whose SNP report binds the GPU evidence, with
+    /// `collateral` in the bundle (`version` 1 or 2).
+    fn receipt(
+        &self,
+        a: &SigningKey,
+        collateral: GpuCollateral,
+        version: u8,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let key = a.verifying_key().to_bytes();
+        let nonce = [5; 32];
+        let gn = attestation_verifier::binding::gpu_nonce(&RustCrypto, &key, &nonce);
+        let gpus = vec![self.gpu_entry(&Self::spec(gn))];
+        let rd = report_data(
+            &RustCrypto,
+            &key,
+            &gpu_evidence_digest(&RustCrypto, &gpus),
+            &nonce,
+        );
+        let mut bundle = EvidenceBundle::new(
+            key,
+            nonce,
+            CpuEvidence::SevSnp {
+                report: snp_report(&self.snp.vcek_key, &rd),
+                vek: self.snp.vcek.clone(),
+                intermediate: None,
+                ark: None,
+            },
+            gpus,
+        )
+        .with_gpu_collateral(collateral);
+        bundle.version = version;
+        let mut b = body(a, EvidenceMode::AttestedKey, TeeKind::SevSnp);
+        b.evidence.digest = bundle.digest(&RustCrypto);
+        (sign(a, &b), bundle.to_bytes())
+    }
+
+    fn full_collateral(&self, a: &SigningKey) -> GpuCollateral {
+        let gn = attestation_verifier::binding::gpu_nonce(
+            &RustCrypto,
+            &a.verifying_key().to_bytes(),
+            &[5; 32],
+        );
+        GpuCollateral {
+            rims: self.rims(&Self::spec(gn)),
+            ocsp: self.ocsp(|| CertStatusDer::Good(der::asn1::Null)),
+        }
+    }
+}
+
+#[test]
+fn gpu_bundle_with_rims_and_ocsp_works() {
+    let w = GpuWorld::new();
+    let a = agent();
+    let (r, b) = w.receipt(&a, w.full_collateral(&a), 2);
+    let strict =
+        Policy::from_toml("[gpu]\nocsp_required = true\nallowed_modes = [\"spt\"]\n").unwrap();
+    for (name, outcome) in [
+        (
+            "aws-lc",
+            appraise_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &strict, NOW),
+        ),
+        (
+            "rustcrypto",
+            appraise_receipt(&mut w.verifier(RustCrypto), &r, Some(&b), &strict, NOW),
+        ),
+    ] {
+        assert!(outcome.accepted(), "{name}: {:?}", outcome.reasons);
+        let c = outcome.claims.unwrap().evidence.unwrap();
+        assert_eq!(c.bundle_version, 2);
+        assert_eq!((c.gpu_rims, c.gpu_ocsp_responses), (2, 2));
+        let g = c.gpus[0].report.as_ref().unwrap();
+        assert_eq!(g.chip.as_deref(), Some("GH100"));
+        let rim = g.rim.as_ref().unwrap();
+        assert!(rim.matched && rim.driver.is_some() && rim.vbios.is_some());
+        assert!(g.ocsp.as_ref().unwrap().iter().all(|o| o.status == "good"));
+    }
+    // The verified GPU evidence is returned with the bundle.
+    let v = w.verifier(RustCrypto).verify(&r, Some(&b), NOW).unwrap();
+    assert_eq!(v.evidence.as_ref().unwrap().gpus.len(), 1);
+}
+
+#[test]
+fn gpu_bundle_without_rims_rejects() {
+    // Genuine GPU evidence, but no golden values to compare it with: the default
+    // policy wants verified driver and VBIOS RIMs.
+    let w = GpuWorld::new();
+    let a = agent();
+    let (r, b) = w.receipt(&a, GpuCollateral::default(), 2);
+    let o = appraise_receipt(
+        &mut w.verifier(AwsLc),
+        &r,
+        Some(&b),
+        &Policy::default(),
+        NOW,
+    );
+    assert!(!o.accepted());
+    assert!(
+        o.reasons
+            .iter()
+            .all(|x| x.contains("gpu.rim_match_required")),
+        "{:?}",
+        o.reasons
+    );
+    // The evidence itself verifies.
+    assert!(w.verifier(AwsLc).verify(&r, Some(&b), NOW).is_ok());
+}
+
+#[test]
+fn gpu_bundle_version_1_still_verifies_works() {
+    // Version 1 cannot carry RIMs: its GPU evidence is verified and appraised
+    // like a version-2 bundle without collateral.
+    let w = GpuWorld::new();
+    let a = agent();
+    let (r, b) = w.receipt(&a, GpuCollateral::default(), 1);
+    assert_eq!(b[4], 1);
+    let lax = Policy::from_toml("[gpu]\nrim_match_required = false\n").unwrap();
+    let o = appraise_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &lax, NOW);
+    assert!(o.accepted(), "{:?}", o.reasons);
+    assert_eq!(o.claims.unwrap().evidence.unwrap().bundle_version, 1);
+    let o = appraise_receipt(
+        &mut w.verifier(AwsLc),
+        &r,
+        Some(&b),
+        &Policy::default(),
+        NOW,
+    );
+    assert!(!o.accepted());
+}
+
+#[test]
+fn gpu_bundle_revoked_intermediate_rejects() {
+    let w = GpuWorld::new();
+    let a = agent();
+    let mut c = w.full_collateral(&a);
+    c.ocsp = w.ocsp(|| {
+        CertStatusDer::Revoked(attestation_verifier::verify::ocsp::RevokedInfo {
+            revocation_time: der::asn1::GeneralizedTime::from_unix_duration(
+                core::time::Duration::from_secs(1_800_000_000),
+            )
+            .unwrap(),
+            revocation_reason: None,
+        })
+    });
+    let (r, b) = w.receipt(&a, c, 2);
+    let f = w.verifier(AwsLc).verify(&r, Some(&b), NOW).unwrap_err();
+    assert!(
+        f.any(|e| matches!(
+            e,
+            ReceiptVerifyError::Gpu {
+                index: 0,
+                source: NvGpuVerifyError::Revoked { .. },
+                ..
+            }
+        )),
+        "{f}"
+    );
+}
+
+#[test]
+fn gpu_bundle_stale_ocsp_or_mismatched_rim_rejects() {
+    let w = GpuWorld::new();
+    let a = agent();
+    let (r, b) = w.receipt(&a, w.full_collateral(&a), 2);
+    // A month later the OCSP responses are stale: an invalid supplied response fails.
+    let later = UnixTime(NOW.0 + 30 * 86400);
+    let f = w.verifier(AwsLc).verify(&r, Some(&b), later).unwrap_err();
+    assert!(
+        f.any(|e| matches!(
+            e,
+            ReceiptVerifyError::Gpu {
+                source: NvGpuVerifyError::Ocsp(_),
+                ..
+            }
+        )),
+        "{f}"
+    );
+    // RIMs whose golden values differ from the report's measurements.
+    let certs: [&[u8]; 2] = [&w.rim.signer, &w.rim.root];
+    let other = ReportSpec {
+        measurements: vec![[0xEE; 48]; 64],
+        ..ReportSpec::default()
+    };
+    let mut c = w.full_collateral(&a);
+    c.rims = vec![
+        build_rim(
+            "96.00.9F.00.01",
+            "GH100",
+            &golden_for(&other, 0..32),
+            &w.rim.signer_key.sk,
+            &certs,
+        ),
+        build_rim(
+            other.driver,
+            "GH100",
+            &golden_for(&other, 32..64),
+            &w.rim.signer_key.sk,
+            &certs,
+        ),
+    ];
+    let (r, b) = w.receipt(&a, c, 2);
+    let o = appraise_receipt(
+        &mut w.verifier(AwsLc),
+        &r,
+        Some(&b),
+        &Policy::default(),
+        NOW,
+    );
+    assert!(!o.accepted());
+    assert!(
+        o.reasons
+            .iter()
+            .any(|x| x.contains("gpu.rim_match_required")),
+        "{:?}",
+        o.reasons
+    );
+    // A RIM edited inside the bundle (and the receipt re-signed over it): its signature fails.
+    let mut c = w.full_collateral(&a);
+    let text = String::from_utf8(c.rims[1].clone()).unwrap();
+    c.rims[1] = text
+        .replacen("active=\"True\"", "active=\"False\"", 1)
+        .into_bytes();
+    let (r, b) = w.receipt(&a, c, 2);
+    let f = w.verifier(AwsLc).verify(&r, Some(&b), NOW).unwrap_err();
+    assert!(
+        f.any(|e| matches!(
+            e,
+            ReceiptVerifyError::Gpu {
+                source: NvGpuVerifyError::Rim { .. },
+                ..
+            }
+        )),
+        "{f}"
+    );
+}
+
+#[test]
+fn gpu_reports_from_one_device_twice_rejects() {
+    let w = GpuWorld::new();
+    let a = agent();
+    let key = a.verifying_key().to_bytes();
+    let nonce = [5; 32];
+    let gn = attestation_verifier::binding::gpu_nonce(&RustCrypto, &key, &nonce);
+    let g = w.gpu_entry(&GpuWorld::spec(gn));
+    let gpus = vec![g.clone(), g];
+    let rd = report_data(
+        &RustCrypto,
+        &key,
+        &gpu_evidence_digest(&RustCrypto, &gpus),
+        &nonce,
+    );
+    let bundle = EvidenceBundle::new(
+        key,
+        nonce,
+        CpuEvidence::SevSnp {
+            report: snp_report(&w.snp.vcek_key, &rd),
+            vek: w.snp.vcek.clone(),
+            intermediate: None,
+            ark: None,
+        },
+        gpus,
+    )
+    .with_gpu_collateral(w.full_collateral(&a));
+    let f = w
+        .verifier(AwsLc)
+        .verify_bundle(&bundle.to_bytes(), Some(&key), Some(&nonce), NOW)
+        .unwrap_err();
+    assert!(
+        f.any(|e| matches!(
+            e,
+            ReceiptVerifyError::Gpu {
+                index: 1,
+                source: NvGpuVerifyError::DuplicateDevice { .. },
+                ..
+            }
+        )),
+        "{f}"
+    );
+}
+
+/// A simulated-CPU bundle carrying the real Hopper report of `case` and a real
+/// driver RIM; the GPU entry claims the derived nonce, which the recorded report
+/// was never made for.
+fn real_gpu_bundle(a: &SigningKey, case: &common::Case, rims: Vec<Vec<u8>>) -> (Vec<u8>, Vec<u8>) {
+    let key = a.verifying_key().to_bytes();
+    let nonce = [7; 32];
+    let gn = attestation_verifier::binding::gpu_nonce(&RustCrypto, &key, &nonce);
+    let gpus = vec![GpuEvidence {
+        report: case.file("report.bin"),
+        cert_chain_pem: String::from_utf8(case.file("cert_chain.pem")).unwrap(),
+        nonce: gn,
+        uuid: "GPU-real".into(),
+    }];
+    let rd = report_data(
+        &RustCrypto,
+        &key,
+        &gpu_evidence_digest(&RustCrypto, &gpus),
+        &nonce,
+    );
+    let sim = SigningKey::from_bytes(&[42; 32]);
+    let sb = SimulatedBody::new(
+        rd,
+        [0; 48],
+        SimulatedKey::Ed25519(sim.verifying_key().to_bytes()),
+    );
+    let sig = sim.sign(&sb.signed_message()).to_bytes().to_vec();
+    let report = SimulatedReport {
+        body: sb,
+        signature: sig,
+    }
+    .to_bytes();
+    let bundle = EvidenceBundle::new(key, nonce, CpuEvidence::Simulated { report }, gpus)
+        .with_gpu_collateral(GpuCollateral { rims, ocsp: vec![] });
+    let mut b = body(a, EvidenceMode::AttestedKey, TeeKind::Simulated);
+    b.evidence.digest = bundle.digest(&RustCrypto);
+    (sign(a, &b), bundle.to_bytes())
+}
+
+fn real_driver_rim() -> Vec<u8> {
+    let p = common::vectors_dir().join("nvgpu-extra/nvat/NV_GPU_DRIVER_GH100_550.144.03.xml");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn real_gpu_vector_verifies_but_does_not_bind_rejects() {
+    // NVIDIA's recorded report chains to the pinned Device Identity CA, its FWID
+    // and signature verify, and the real RIM verifies to the pinned RIM root; what
+    // fails is the binding (the report's nonce is not this bundle's GPU nonce) and
+    // the RIM's applicability (it describes driver 550.144.03, the report 550.90.07).
+    let a = agent();
+    let case = common::cases("nvgpu")
+        .into_iter()
+        .find(|c| c.name == "hopper-nvtrust-sample")
+        .unwrap();
+    let (r, b) = real_gpu_bundle(&a, &case, vec![real_driver_rim()]);
+    let now = UnixTime(case.verification_time());
+    let f_aws = ReceiptVerifier::new(AwsLc)
+        .unwrap()
+        .verify(&r, Some(&b), now);
+    let f_rc = ReceiptVerifier::new(RustCrypto)
+        .unwrap()
+        .verify(&r, Some(&b), now);
+    for f in [f_aws.unwrap_err(), f_rc.unwrap_err()] {
+        assert_eq!(f.0.len(), 2, "{f}");
+        assert!(
+            f.any(|e| matches!(
+                e,
+                ReceiptVerifyError::Gpu {
+                    source: NvGpuVerifyError::NonceMismatch { .. },
+                    ..
+                }
+            )),
+            "{f}"
+        );
+        assert!(
+            f.any(|e| matches!(
+                e,
+                ReceiptVerifyError::Gpu {
+                    source: NvGpuVerifyError::RimNotApplicable { .. },
+                    ..
+                }
+            )),
+            "{f}"
+        );
+    }
+
+    // Through the binary: the same verdict, with the report's claims.
+    let rp = write("gpu.receipt", &r);
+    let bp = write("gpu.bundle", &b);
+    let (code, j) = sigil_verify(&[
+        "receipt",
+        "--receipt",
+        s(&rp),
+        "--bundle",
+        s(&bp),
+        "--allow-simulated",
+        "--at",
+        "2025-06-01T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{j}");
+    let reasons = j["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 2, "{j}");
+    assert!(
+        reasons[0].as_str().unwrap().starts_with("GPU 0 (GPU-real)"),
+        "{j}"
+    );
+    let ev = &j["claims"]["evidence"];
+    assert_eq!(ev["bundle_version"], 2);
+    assert_eq!(ev["gpu_rims"], 1);
+    assert_eq!(ev["gpus"][0]["report"]["driver_version"], "550.90.07");
 }

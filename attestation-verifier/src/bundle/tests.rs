@@ -36,7 +36,7 @@ fn round_trip_works() {
     let b = sample();
     let bytes = b.to_bytes();
     assert_eq!(&bytes[..4], b"SGEB");
-    assert_eq!(bytes[4], 1);
+    assert_eq!(bytes[4], 2);
     assert_eq!(bytes[5], 1, "tee index of SEV-SNP");
     assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
     for cpu in [
@@ -68,10 +68,10 @@ fn wrong_magic_and_version_reject() {
     bytes[0] = b'X';
     assert_eq!(EvidenceBundle::from_bytes(&bytes), Err(BundleError::Magic));
     let mut bytes = sample().to_bytes();
-    bytes[4] = 2;
+    bytes[4] = 3;
     assert_eq!(
         EvidenceBundle::from_bytes(&bytes),
-        Err(BundleError::Version(2))
+        Err(BundleError::Version(3))
     );
     assert_eq!(EvidenceBundle::from_bytes(b"SG"), Err(BundleError::Magic));
     assert!(matches!(
@@ -148,11 +148,124 @@ fn non_canonical_length_rejects() {
     assert!(EvidenceBundle::from_bytes(&alt).is_err());
 }
 
+fn with_collateral() -> EvidenceBundle {
+    sample().with_gpu_collateral(GpuCollateral {
+        rims: vec![b"<rim/>".to_vec(), b"<vbios/>".to_vec()],
+        ocsp: vec![vec![0x30, 0x03, 0x0A, 0x01, 0x00]],
+    })
+}
+
+#[test]
+fn version_2_collateral_round_trip_works() {
+    let b = with_collateral();
+    let bytes = b.to_bytes();
+    assert_eq!(bytes[4], BUNDLE_VERSION);
+    let back = EvidenceBundle::from_bytes(&bytes).unwrap();
+    assert_eq!(back, b);
+    assert_eq!(back.gpu_collateral.rims.len(), 2);
+    // The collateral is the encoding's tail: SCALE(Vec<Vec<u8>>) twice.
+    let tail = GpuCollateral {
+        rims: b.gpu_collateral.rims.clone(),
+        ocsp: b.gpu_collateral.ocsp.clone(),
+    }
+    .encode();
+    assert!(bytes.ends_with(&tail));
+    // ...and covered by the digest.
+    let mut other = b.clone();
+    other.gpu_collateral.ocsp.clear();
+    assert_ne!(other.digest(&RustCrypto), b.digest(&RustCrypto));
+    // An empty collateral is two zero length prefixes.
+    let plain = sample().to_bytes();
+    assert!(plain.ends_with(&[0, 0]));
+}
+
+/// Version 1 as the chain's smoke test writes it by hand: the fields without
+/// the collateral.
+fn v1_bytes(b: &EvidenceBundle) -> Vec<u8> {
+    let mut out = b"SGEB\x01".to_vec();
+    b.tee.encode_to(&mut out);
+    out.extend(b.agent_key);
+    out.extend(b.nonce);
+    b.cpu.encode_to(&mut out);
+    b.gpus.encode_to(&mut out);
+    out
+}
+
+#[test]
+fn version_1_still_decodes_works() {
+    let b = sample();
+    let v1 = v1_bytes(&b);
+    let d = EvidenceBundle::from_bytes(&v1).unwrap();
+    assert_eq!(d.version, BUNDLE_VERSION_1);
+    assert!(d.gpu_collateral.is_empty());
+    assert_eq!(d.gpus, b.gpus);
+    // It re-encodes to the same bytes (so its digest is that of the file).
+    assert_eq!(d.to_bytes(), v1);
+    assert_eq!(d.digest(&RustCrypto), bundle_digest(&RustCrypto, &v1));
+    // A version-1 file with collateral appended is not version 1.
+    let mut longer = v1.clone();
+    longer.extend([0, 0]);
+    assert!(matches!(
+        EvidenceBundle::from_bytes(&longer),
+        Err(BundleError::Decode(_))
+    ));
+    // Nor is a version-2 file relabelled as version 1.
+    let mut relabelled = with_collateral().to_bytes();
+    relabelled[4] = 1;
+    assert!(EvidenceBundle::from_bytes(&relabelled).is_err());
+}
+
+#[test]
+fn version_1_value_with_collateral_rejects() {
+    let mut b = with_collateral();
+    b.version = BUNDLE_VERSION_1;
+    assert_eq!(b.check(), Err(BundleError::CollateralInVersion1));
+}
+
+#[test]
+fn too_much_collateral_rejects() {
+    let b = sample().with_gpu_collateral(GpuCollateral {
+        rims: vec![vec![1]; MAX_RIMS + 1],
+        ocsp: vec![],
+    });
+    assert_eq!(
+        EvidenceBundle::from_bytes(&b.to_bytes()),
+        Err(BundleError::TooMuchCollateral {
+            what: "RIMs",
+            count: MAX_RIMS + 1,
+            max: MAX_RIMS
+        })
+    );
+    let b = sample().with_gpu_collateral(GpuCollateral {
+        rims: vec![],
+        ocsp: vec![vec![1]; MAX_OCSP + 1],
+    });
+    assert!(matches!(
+        EvidenceBundle::from_bytes(&b.to_bytes()),
+        Err(BundleError::TooMuchCollateral {
+            what: "OCSP responses",
+            ..
+        })
+    ));
+}
+
 proptest::proptest! {
     #[test]
     fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
-        let mut b = b"SGEB\x01".to_vec();
-        b.extend(bytes);
-        let _ = EvidenceBundle::from_bytes(&b);
+        for v in [1u8, 2] {
+            let mut b = b"SGEB".to_vec();
+            b.push(v);
+            b.extend(&bytes);
+            let _ = EvidenceBundle::from_bytes(&b);
+        }
+    }
+
+    #[test]
+    fn round_trip_any_collateral_works(
+        rims in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
+        ocsp in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
+    ) {
+        let b = sample().with_gpu_collateral(GpuCollateral { rims, ocsp });
+        proptest::prop_assert_eq!(EvidenceBundle::from_bytes(&b.to_bytes()).unwrap(), b);
     }
 }

@@ -10,27 +10,34 @@
 //!    its digest is the receipt's `evidence.digest`, its TEE the receipt's, its
 //!    agent key the receipt's `provider`. In fresh-quote mode its nonce is
 //!    [`binding::fresh_nonce`] of the body.
-//! 4. Bind the GPU evidence: each report's nonce is [`binding::gpu_nonce`] of
-//!    the agent key and bundle nonce, and is the nonce inside the report.
+//! 4. Bind the GPU evidence: each entry's nonce is [`binding::gpu_nonce`] of
+//!    the agent key and bundle nonce (the nonce inside each report is checked
+//!    against it in step 6).
 //! 5. Bind the CPU evidence: its REPORT_DATA is [`binding::report_data`] of the
 //!    agent key, the GPU evidence digest and the nonce.
 //! 6. Verify the CPU evidence (SEV-SNP chain to the pinned AMD roots; TDX quote
 //!    with the bundled DCAP collateral to the pinned Intel root; simulated
-//!    self-signature) and the GPU evidence. Evidence this build cannot verify
-//!    (GPU reports, whose RIMs and OCSP responses the bundle does not carry yet)
-//!    is rejected with [`ReceiptVerifyError::NotSupported`].
-//! 7. Appraise ([`evaluate_receipt`]): the evidence kind's policy table, and
-//!    simulated evidence only with `allow_simulated`.
+//!    self-signature) and the GPU evidence: every GPU report through the NVIDIA
+//!    verifier (device chain to the pinned root, FWID, the derived nonce,
+//!    signature, no two reports from one device) with the bundle's RIMs and OCSP
+//!    responses (version 2; none in version 1).
+//! 7. Appraise ([`evaluate_receipt`]): the CPU evidence kind's policy table,
+//!    the `[gpu]` table for every GPU, and simulated evidence only with
+//!    `allow_simulated`.
 
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::Serialize;
 
+use crate::appraise::GpuClaims as GpuReportClaims;
 use crate::appraise::{Outcome, SnpClaims, TdxClaims};
 use crate::binding;
 use crate::bundle::{BundleError, CpuEvidence, EvidenceBundle, GpuEvidence};
 use crate::crypto::Crypto;
+use crate::evidence::nvgpu::{
+    NvGpuParseError, NvGpuReport, PemError, parse_nvgpu_report, split_pem_chain,
+};
 use crate::evidence::simulated::{SimulatedParseError, SimulatedReport, parse_simulated_report};
 use crate::evidence::snp::{SnpParseError, parse_snp_report};
 use crate::evidence::tdx::{TdxParseError, parse_tdx_quote};
@@ -38,6 +45,7 @@ use crate::policy::Policy;
 use crate::receipt::{EvidenceMode, ReceiptBody, ReceiptError, SignedReceipt, TeeKind};
 use crate::time::UnixTime;
 use crate::verdict::{Failures, Verdict, Verified, Violation};
+use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::{SimulatedVerifyError, verify_simulated};
 use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError};
 use crate::verify::tdx::{
@@ -122,6 +130,36 @@ pub enum ReceiptVerifyError {
         /// Which evidence.
         evidence: &'static str,
     },
+    /// A GPU report does not parse.
+    #[error("GPU {index} ({uuid}) report: {source}")]
+    GpuParse {
+        /// Its position in the bundle.
+        index: usize,
+        /// Its UUID.
+        uuid: String,
+        /// Why.
+        source: NvGpuParseError,
+    },
+    /// A GPU's certificate chain is not PEM.
+    #[error("GPU {index} ({uuid}) certificate chain: {source}")]
+    GpuCertChain {
+        /// Its position in the bundle.
+        index: usize,
+        /// Its UUID.
+        uuid: String,
+        /// Why.
+        source: PemError,
+    },
+    /// A GPU report failed verification.
+    #[error("GPU {index} ({uuid}): {source}")]
+    Gpu {
+        /// Its position in the bundle.
+        index: usize,
+        /// Its UUID.
+        uuid: String,
+        /// Why.
+        source: NvGpuVerifyError,
+    },
     /// The SNP report does not parse.
     #[error("SEV-SNP report: {0}")]
     SnpParse(SnpParseError),
@@ -172,6 +210,8 @@ pub struct VerifiedBundle {
     pub digest: [u8; 32],
     /// The verified CPU evidence.
     pub cpu: VerifiedCpu,
+    /// The verified GPU evidence, in bundle order.
+    pub gpus: Vec<Verified<NvGpuEvidence>>,
 }
 
 /// A receipt whose signature, bindings and evidence verified.
@@ -253,6 +293,10 @@ pub struct GpuClaims {
     pub nonce: String,
     /// Report length, bytes.
     pub report_len: usize,
+    /// What the report says (as `sigil-verify gpu` prints it), when it parsed;
+    /// chain-derived fields and the RIM result only when it verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<GpuReportClaims>>,
 }
 
 /// What the evidence bundle says.
@@ -260,6 +304,12 @@ pub struct GpuClaims {
 pub struct EvidenceClaims {
     /// The bundle's digest.
     pub digest: String,
+    /// The bundle format version.
+    pub bundle_version: u8,
+    /// RIMs the bundle carries for its GPUs.
+    pub gpu_rims: usize,
+    /// OCSP responses the bundle carries for its GPUs.
+    pub gpu_ocsp_responses: usize,
     /// The TEE.
     pub tee: String,
     /// Whether the evidence is from the simulator.
@@ -363,10 +413,12 @@ struct BundleMeta {
     nonce: [u8; 32],
 }
 
-/// Verifies receipts and evidence bundles, caching verified certificate chains.
+/// Verifies receipts and evidence bundles, caching verified certificate chains
+/// (and RIMs).
 pub struct ReceiptVerifier<C: Crypto> {
     snp: SnpVerifier<C>,
     tdx: TdxVerifier<C>,
+    gpu: NvGpuVerifier<C>,
 }
 
 impl<C: Crypto> ReceiptVerifier<C> {
@@ -377,13 +429,15 @@ impl<C: Crypto> ReceiptVerifier<C> {
     {
         Ok(Self {
             snp: SnpVerifier::new(crypto.clone())?,
-            tdx: TdxVerifier::new(crypto)?,
+            tdx: TdxVerifier::new(crypto.clone())?,
+            gpu: NvGpuVerifier::new(crypto)?,
         })
     }
 
-    /// A verifier using existing SEV-SNP and TDX verifiers (their roots and caches).
-    pub fn with_verifiers(snp: SnpVerifier<C>, tdx: TdxVerifier<C>) -> Self {
-        Self { snp, tdx }
+    /// A verifier using existing SEV-SNP, TDX and NVIDIA GPU verifiers (their
+    /// roots and caches).
+    pub fn with_verifiers(snp: SnpVerifier<C>, tdx: TdxVerifier<C>, gpu: NvGpuVerifier<C>) -> Self {
+        Self { snp, tdx, gpu }
     }
 
     /// The crypto backend.
@@ -562,19 +616,23 @@ impl<C: Crypto> ReceiptVerifier<C> {
             });
         }
         // Step 4
-        let mut gpus = Vec::with_capacity(bundle.gpus.len());
         for g in &bundle.gpus {
-            gpus.push(GpuClaims {
-                uuid: g.uuid.clone(),
-                nonce: hex::encode(g.nonce),
-                report_len: g.report.len(),
-            });
-            failures.extend(check_gpu(g, &gpu_nonce));
+            if g.nonce != gpu_nonce {
+                failures.push(ReceiptVerifyError::GpuNonceMismatch {
+                    uuid: g.uuid.clone(),
+                    expected: hex::encode(gpu_nonce),
+                    found: hex::encode(g.nonce),
+                });
+            }
         }
         // Steps 5 and 6
         let (cpu_claims, cpu) = self.check_cpu(&bundle.cpu, &expected_rd, now, &mut failures);
+        let (gpus, verified_gpus) = self.check_gpus(&bundle, &gpu_nonce, now, &mut failures);
         let claims = EvidenceClaims {
             digest: hex::encode(digest),
+            bundle_version: bundle.version,
+            gpu_rims: bundle.gpu_collateral.rims.len(),
+            gpu_ocsp_responses: bundle.gpu_collateral.ocsp.len(),
             tee: bundle.tee.name().into(),
             simulated: bundle.tee == TeeKind::Simulated,
             agent_key: hex::encode(bundle.agent_key),
@@ -590,11 +648,12 @@ impl<C: Crypto> ReceiptVerifier<C> {
             agent_key: bundle.agent_key,
             nonce: bundle.nonce,
         };
-        let verified = match cpu {
-            Some(cpu) if failures.is_empty() => Some(VerifiedBundle {
+        let verified = match (cpu, verified_gpus) {
+            (Some(cpu), Some(gpus)) if failures.is_empty() => Some(VerifiedBundle {
                 bundle,
                 digest,
                 cpu,
+                gpus,
             }),
             _ => None,
         };
@@ -604,6 +663,83 @@ impl<C: Crypto> ReceiptVerifier<C> {
             verified,
         };
         (run, Some(meta))
+    }
+
+    /// Step 6 for the GPUs: every report through the NVIDIA verifier, with the
+    /// bundle's RIMs and OCSP responses and the derived nonce. Returns each
+    /// entry's claims, and the verified evidence when every report verified.
+    fn check_gpus(
+        &mut self,
+        bundle: &EvidenceBundle,
+        gpu_nonce: &[u8; 32],
+        now: UnixTime,
+        failures: &mut Vec<ReceiptVerifyError>,
+    ) -> (Vec<GpuClaims>, Option<Vec<Verified<NvGpuEvidence>>>) {
+        let mut claims: Vec<GpuClaims> = bundle
+            .gpus
+            .iter()
+            .map(|g| GpuClaims {
+                uuid: g.uuid.clone(),
+                nonce: hex::encode(g.nonce),
+                report_len: g.report.len(),
+                report: None,
+            })
+            .collect();
+        let mut prepared = Vec::with_capacity(bundle.gpus.len());
+        for (index, g) in bundle.gpus.iter().enumerate() {
+            let (report, chain) = prepare_gpu(index, g, failures);
+            if let (Some(c), Some(r)) = (claims.get_mut(index), &report) {
+                c.report = Some(Box::new(GpuReportClaims::new(r, None)));
+            }
+            if let (Some(report), Some(chain)) = (report, chain) {
+                prepared.push(GpuPrepared {
+                    index,
+                    report,
+                    chain,
+                });
+            }
+        }
+        if bundle.gpus.is_empty() {
+            return (claims, Some(Vec::new()));
+        }
+        let inputs: Vec<GpuInput<'_>> = prepared
+            .iter()
+            .map(|p| GpuInput {
+                report: &p.report,
+                cert_chain: &p.chain,
+                nonce: *gpu_nonce,
+            })
+            .collect();
+        let results = self.gpu.verify_bundle(
+            &inputs,
+            &bundle.gpu_collateral.rims,
+            &bundle.gpu_collateral.ocsp,
+            now,
+        );
+        let complete = prepared.len() == bundle.gpus.len();
+        let mut verified = Vec::with_capacity(results.len());
+        for (p, result) in prepared.iter().zip(results) {
+            let uuid = bundle
+                .gpus
+                .get(p.index)
+                .map(|g| g.uuid.clone())
+                .unwrap_or_default();
+            match result {
+                Ok(ev) => {
+                    if let Some(c) = claims.get_mut(p.index) {
+                        c.report = Some(Box::new(GpuReportClaims::new(&ev.report, Some(&ev))));
+                    }
+                    verified.push(ev);
+                }
+                Err(f) => failures.extend(f.0.into_iter().map(|source| ReceiptVerifyError::Gpu {
+                    index: p.index,
+                    uuid: uuid.clone(),
+                    source,
+                })),
+            }
+        }
+        let all = complete && verified.len() == bundle.gpus.len();
+        (claims, all.then_some(verified))
     }
 
     fn check_cpu(
@@ -737,22 +873,38 @@ impl<C: Crypto> ReceiptVerifier<C> {
     }
 }
 
-/// Step 4 for one GPU: the nonce binding, then the report itself.
-fn check_gpu(g: &GpuEvidence, expected_nonce: &[u8; 32]) -> Vec<ReceiptVerifyError> {
-    let mut out = Vec::new();
-    if &g.nonce != expected_nonce {
-        out.push(ReceiptVerifyError::GpuNonceMismatch {
-            uuid: g.uuid.clone(),
-            expected: hex::encode(expected_nonce),
-            found: hex::encode(g.nonce),
-        });
-    }
-    // Step 6 for GPUs: the NVIDIA verifier needs the GPUs' RIMs and OCSP
-    // responses, which bundle version 1 does not carry.
-    out.push(ReceiptVerifyError::NotSupported {
-        evidence: "NVIDIA GPU",
-    });
-    out
+/// One GPU entry prepared for the NVIDIA verifier.
+struct GpuPrepared {
+    index: usize,
+    report: NvGpuReport,
+    chain: Vec<Vec<u8>>,
+}
+
+/// Parses a GPU entry's report and chain; failures are recorded.
+fn prepare_gpu(
+    index: usize,
+    g: &GpuEvidence,
+    failures: &mut Vec<ReceiptVerifyError>,
+) -> (Option<NvGpuReport>, Option<Vec<Vec<u8>>>) {
+    let report = parse_nvgpu_report(&g.report)
+        .map_err(|source| {
+            failures.push(ReceiptVerifyError::GpuParse {
+                index,
+                uuid: g.uuid.clone(),
+                source,
+            });
+        })
+        .ok();
+    let chain = split_pem_chain(&g.cert_chain_pem)
+        .map_err(|source| {
+            failures.push(ReceiptVerifyError::GpuCertChain {
+                index,
+                uuid: g.uuid.clone(),
+                source,
+            });
+        })
+        .ok();
+    (report, chain)
 }
 
 fn nonempty(mut v: Vec<ReceiptVerifyError>) -> Vec<ReceiptVerifyError> {
@@ -804,6 +956,14 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
                         .to_string(),
                 });
             }
+        }
+    }
+    for (i, (ev, g)) in bundle.gpus.iter().zip(&bundle.bundle.gpus).enumerate() {
+        if let Verdict::Reject(vs) = policy.gpu.evaluate(ev) {
+            v.extend(vs.into_iter().map(|x| Violation {
+                rule: x.rule,
+                detail: alloc::format!("GPU {i} ({}): {}", g.uuid, x.detail),
+            }));
         }
     }
     Verdict::from_violations(v)

@@ -305,7 +305,9 @@ fn simulated_p384_key_works() {
 }
 
 #[test]
-fn gpu_evidence_is_not_accepted_by_this_build_rejects() {
+fn malformed_gpu_evidence_rejects() {
+    // A GPU entry that is bound correctly but whose report and chain do not
+    // parse: both are reported, and nothing is accepted.
     let a = agent();
     let key = a.verifying_key().to_bytes();
     let gn = gpu_nonce(&RustCrypto, &key, &[9; 32]);
@@ -323,7 +325,14 @@ fn gpu_evidence_is_not_accepted_by_this_build_rejects() {
     assert!(
         o.reasons
             .iter()
-            .any(|x| x.contains("NVIDIA GPU evidence is not supported")),
+            .any(|x| x.contains("GPU 0 (GPU-test) report")),
+        "{:?}",
+        o.reasons
+    );
+    assert!(
+        o.reasons
+            .iter()
+            .any(|x| x.contains("GPU 0 (GPU-test) certificate chain")),
         "{:?}",
         o.reasons
     );
@@ -332,6 +341,12 @@ fn gpu_evidence_is_not_accepted_by_this_build_rejects() {
         "{:?}",
         o.reasons
     );
+    let mut v = verifiers().remove(0);
+    let f = v
+        .verify_bundle(&bundle.to_bytes(), None, None, NOW)
+        .unwrap_err();
+    assert!(f.any(|e| matches!(e, ReceiptVerifyError::GpuParse { index: 0, .. })));
+    assert!(f.any(|e| matches!(e, ReceiptVerifyError::GpuCertChain { index: 0, .. })));
 }
 
 #[test]
