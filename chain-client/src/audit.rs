@@ -1,0 +1,298 @@
+//! Audit: a job's full record from the chain, and its verification replayed offline.
+//!
+//! [`replay`] re-checks, with the `attestation-verifier` crate (the code the runtime runs, its
+//! pure-Rust backend) and without the chain:
+//! 1. every stored receipt: the body decodes and names this job, its spec hash and tier; the
+//!    ed25519 signature verifies under the key in the body; the digest is the stored one; the
+//!    key is the provider's registered key (while the provider is still registered);
+//! 2. for tier 3, the evidence the receipt rests on: the stored bundle's digest is the
+//!    receipt's evidence digest, the bundle binds the receipt's key (and, for fresh quotes, the
+//!    receipt's nonce), its signatures and certificate chains verify to the pinned roots at the
+//!    time the chain verified it, and it satisfies the job's policy, which must be one of the
+//!    chain's ([`crate::policy`]);
+//! 3. the settlement: a paid job's payees are exactly the providers whose receipts committed to
+//!    the settled result, at least the quorum for tier 2, and their shares sum to the price; a
+//!    refunded job returned the whole price.
+
+use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::receipt::{EvidenceMode, ReceiptBody};
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::receipt::{ReceiptVerifier, appraise_receipt};
+use serde::Serialize;
+use subxt::utils::AccountId32;
+
+use crate::policy;
+use crate::types::{
+    AttestationRecord, Binding, Job, JobId, JobStatus, Outcome, Provider, Settlement,
+    StoredReceipt, TierTerms, hex_bytes, ss58,
+};
+
+/// Everything the chain keeps about a job, read at one block.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRecord {
+    /// The job.
+    #[serde(serialize_with = "hex_bytes")]
+    pub job_id: JobId,
+    /// The block it was read at.
+    pub at_block: u64,
+    /// The job as funded, with its status.
+    pub job: Job,
+    /// Its binding, once bound.
+    pub binding: Option<Binding>,
+    /// Accepted receipts, in binding order.
+    pub receipts: Vec<StoredReceipt>,
+    /// Its settlement, once closed.
+    pub settlement: Option<Settlement>,
+    /// The bound providers still registered.
+    pub providers: Vec<Provider>,
+    /// The verified evidence its receipts and providers' keys rest on.
+    pub attestations: Vec<AttestationRecord>,
+}
+
+/// The replay of one receipt.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiptReplay {
+    /// Its provider.
+    #[serde(serialize_with = "ss58")]
+    pub provider: AccountId32,
+    /// Its digest.
+    #[serde(serialize_with = "hex_bytes")]
+    pub digest: [u8; 32],
+    /// Its evidence mode (`none`, `attested-key`, `fresh-quote`).
+    pub evidence_mode: Option<&'static str>,
+    /// The chain policy its evidence was checked against.
+    pub policy: Option<&'static str>,
+    /// Whether everything verified.
+    pub verified: bool,
+    /// Every reason it did not.
+    pub reasons: Vec<String>,
+}
+
+/// The offline replay of a job's verification.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    /// The job.
+    #[serde(serialize_with = "hex_bytes")]
+    pub job_id: JobId,
+    /// The job's status.
+    pub status: JobStatus,
+    /// Whether every receipt and the settlement verified.
+    pub verified: bool,
+    /// Each receipt.
+    pub receipts: Vec<ReceiptReplay>,
+    /// Reasons the settlement does not follow from the receipts.
+    pub settlement_reasons: Vec<String>,
+}
+
+/// Replays a job's verification offline (see the module documentation).
+pub fn replay(record: &JobRecord) -> ReplayReport {
+    let mut verifier = ReceiptVerifier::new(RustCrypto).ok();
+    let receipts: Vec<ReceiptReplay> = record
+        .receipts
+        .iter()
+        .map(|r| replay_receipt(record, r, verifier.as_mut()))
+        .collect();
+    let settlement_reasons = check_settlement(record);
+    ReplayReport {
+        job_id: record.job_id,
+        status: record.job.status,
+        verified: receipts.iter().all(|r| r.verified) && settlement_reasons.is_empty(),
+        receipts,
+        settlement_reasons,
+    }
+}
+
+fn replay_receipt(
+    record: &JobRecord,
+    r: &StoredReceipt,
+    verifier: Option<&mut ReceiptVerifier<RustCrypto>>,
+) -> ReceiptReplay {
+    let mut out = ReceiptReplay {
+        provider: r.provider.clone(),
+        digest: r.digest,
+        evidence_mode: None,
+        policy: None,
+        verified: false,
+        reasons: Vec::new(),
+    };
+    let reasons = &mut out.reasons;
+    let body = match ReceiptBody::from_bytes(&r.body) {
+        Ok(b) => b,
+        Err(e) => {
+            reasons.push(format!("receipt body: {e}"));
+            return out;
+        }
+    };
+    out.evidence_mode = Some(body.evidence.mode.name());
+    // Step 1: the receipt against the job and the provider.
+    let job = &record.job;
+    if body.job_id != record.job_id {
+        reasons.push("the receipt names another job".into());
+    }
+    if body.job_spec_hash != job.spec_hash {
+        reasons.push("the receipt names another job specification".into());
+    }
+    if body.tier != job.terms.tier().code() {
+        reasons.push(format!(
+            "the receipt's tier {} is not the job's {}",
+            body.tier,
+            job.terms.tier().code()
+        ));
+    }
+    if body.result_commitment != r.result_commitment {
+        reasons.push("the stored result commitment is not the receipt's".into());
+    }
+    match record.providers.iter().find(|p| p.account == r.provider) {
+        Some(p) if p.signing_key != body.provider => {
+            reasons.push("the receipt is signed by a key other than the provider's".into());
+        }
+        _ => {}
+    }
+    // Step 2: the evidence (tier 3) and the policy.
+    let mut bundle: Option<&AttestationRecord> = None;
+    let mut chain_policy = None;
+    let mut now = UnixTime(0);
+    if let TierTerms::Attested { policy: id, .. } = job.terms {
+        match policy::by_id(&id) {
+            Some(p) => {
+                out.policy = Some(p.name);
+                chain_policy = Some(p);
+            }
+            None => reasons.push(format!(
+                "the job's policy 0x{} is not one of the chain's",
+                hex::encode(id)
+            )),
+        }
+        match r.evidence_digest {
+            None => reasons.push("the tier-3 receipt has no stored evidence".into()),
+            Some(d) => {
+                if d != body.evidence.digest {
+                    reasons.push("the stored evidence digest is not the receipt's".into());
+                }
+                match record.attestations.iter().find(|a| a.digest == d) {
+                    None => reasons.push(format!(
+                        "evidence 0x{} is not in the record",
+                        hex::encode(d)
+                    )),
+                    Some(a) => {
+                        if a.key != body.provider {
+                            reasons.push("the evidence binds another key".into());
+                        }
+                        if body.evidence.mode == EvidenceMode::FreshQuote && a.policy != id {
+                            reasons.push(
+                                "the fresh evidence was verified under another policy".into(),
+                            );
+                        }
+                        // The verification time is the chain's: collateral valid then may have
+                        // expired since.
+                        now = UnixTime(a.verified_at_ms / 1000);
+                        bundle = Some(a);
+                    }
+                }
+            }
+        }
+    } else if r.evidence_digest.is_some() {
+        reasons.push("a tier-1/2 receipt with stored evidence".into());
+    }
+    // Steps 1-2: signature, digest, bindings, evidence and policy, by the verifier.
+    let Some(verifier) = verifier else {
+        reasons.push("the verifier's pinned roots did not load".into());
+        return out;
+    };
+    let signed = r.signed_receipt_bytes();
+    let default_policy = attestation_verifier::policy::Policy::default();
+    let appraisal_policy = chain_policy.as_ref().map_or(&default_policy, |p| &p.policy);
+    let outcome = appraise_receipt(
+        verifier,
+        &signed,
+        bundle.map(|a| a.evidence.as_slice()),
+        appraisal_policy,
+        now,
+    );
+    reasons.extend(outcome.reasons.iter().cloned());
+    let digest = body.digest(&RustCrypto);
+    if digest != r.digest {
+        reasons.push("the stored digest is not the receipt's".into());
+    }
+    if let (Some(p), Some(a)) = (&chain_policy, bundle) {
+        if !p.tees.contains(&a.tee) {
+            reasons.push(format!(
+                "policy {} does not accept {:?} evidence",
+                p.name, a.tee
+            ));
+        }
+    }
+    out.verified = out.reasons.is_empty();
+    out
+}
+
+fn check_settlement(record: &JobRecord) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let job = &record.job;
+    match (&record.settlement, job.status) {
+        (None, JobStatus::Funded | JobStatus::Bound) => {}
+        (None, status) => reasons.push(format!("the job is {status:?} without a settlement")),
+        (Some(_), JobStatus::Funded | JobStatus::Bound) => {
+            reasons.push("an open job has a settlement".into());
+        }
+        (Some(s), status) => match &s.outcome {
+            Outcome::Refunded { amount } => {
+                if status != JobStatus::Refunded {
+                    reasons.push("a refund recorded on a job not marked refunded".into());
+                }
+                if *amount != job.price {
+                    reasons.push(format!("refunded {amount}, the price is {}", job.price));
+                }
+            }
+            Outcome::Paid {
+                result_commitment,
+                payees,
+            } => {
+                if status != JobStatus::Settled {
+                    reasons.push("a payment recorded on a job not marked settled".into());
+                }
+                let total = payees
+                    .iter()
+                    .try_fold(0u128, |acc, p| acc.checked_add(p.amount));
+                if total != Some(job.price) {
+                    reasons.push(format!(
+                        "the shares sum to {}, the price is {}",
+                        total.map_or_else(|| "more than u128".into(), |t| t.to_string()),
+                        job.price
+                    ));
+                }
+                let mut matching: Vec<&AccountId32> = record
+                    .receipts
+                    .iter()
+                    .filter(|r| r.result_commitment == *result_commitment)
+                    .map(|r| &r.provider)
+                    .collect();
+                let mut paid: Vec<&AccountId32> = payees.iter().map(|p| &p.account).collect();
+                matching.sort_by_key(|a| a.0);
+                paid.sort_by_key(|a| a.0);
+                // Receipts that arrive after settlement are refused, so the matching receipts
+                // are exactly the payees.
+                if matching != paid {
+                    reasons.push(
+                        "the payees are not the providers whose receipts committed to the settled result"
+                            .into(),
+                    );
+                }
+                let needed = match job.terms {
+                    TierTerms::Quorum { k, .. } => usize::try_from(k).unwrap_or(usize::MAX),
+                    _ => 1,
+                };
+                if paid.len() != needed {
+                    reasons.push(format!(
+                        "{} payees, the job's terms settle on {needed}",
+                        paid.len()
+                    ));
+                }
+            }
+        },
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! Client of the Sigil market chain.
+//!
+//! The typed API is generated at compile time from the runtime's metadata, checked in as
+//! `metadata/sigil.scale` (refreshed by `refresh-metadata.sh`; the end-to-end tests fail when it
+//! is stale). [`ChainClient`] covers every role of the market:
+//!
+//! | role | calls |
+//! |---|---|
+//! | provider | [`ChainClient::register_provider`], [`ChainClient::deregister`], [`ChainClient::submit_receipt`], [`ChainClient::jobs_bound_to`], [`ChainClient::wait_for_settlement`] |
+//! | buyer | [`ChainClient::fund_job`], [`ChainClient::watch_job`], [`ChainClient::refund_expired`] |
+//! | dispatcher | [`ChainClient::bind`] |
+//! | auditor | [`ChainClient::job_record`], [`audit::replay`] |
+//!
+//! Errors say what failed ([`ChainError`]): bad input, an unreachable node or a failed RPC,
+//! the chain refusing a transaction (with the dispatch error decoded from the metadata, e.g.
+//! `market.AttestationRejected(BadSignature)`), or a record not found.
+//!
+//! Code that only submits receipts (the agent) depends on [`ReceiptSubmitter`], which
+//! [`ChainSubmitter`] implements over the chain and [`RecordingSubmitter`] in memory for tests.
+
+pub mod audit;
+mod client;
+mod error;
+pub mod keys;
+pub mod policy;
+mod submitter;
+pub mod types;
+mod watch;
+
+/// Types, calls, storage and events generated from `metadata/sigil.scale`.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+#[subxt::subxt(
+    runtime_metadata_path = "metadata/sigil.scale",
+    derive_for_all_types = "Clone, PartialEq, Eq"
+)]
+pub mod runtime {}
+
+pub use client::{
+    ChainClient, ChainInfo, ConnectOptions, Included, KEY_PROOF_DOMAIN, SigilConfig,
+    key_proof_message,
+};
+pub use error::{ChainError, DispatchFailure};
+pub use keys::{Ed25519Keypair, KeyScheme, Keypair};
+pub use submitter::{ChainSubmitter, ReceiptSubmitter, Recorded, RecordingSubmitter, Submitted};
+pub use subxt::utils::AccountId32;
+pub use watch::{Assignment, BlockEvent};
+
+/// Parses an account given as SS58 or as `0x` + 64 hex digits.
+pub fn parse_account(s: &str) -> Result<AccountId32, ChainError> {
+    if let Some(h) = s.strip_prefix("0x") {
+        let bytes: [u8; 32] = hex::decode(h)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ChainError::BadInput {
+                what: "account",
+                detail: format!("{s:?} is not 32 bytes of hex"),
+            })?;
+        return Ok(AccountId32(bytes));
+    }
+    s.parse().map_err(|e| ChainError::BadInput {
+        what: "account",
+        detail: format!("{s:?}: {e}"),
+    })
+}
+
+/// Parses 32 bytes given as `0x` + 64 hex digits (a job id, a digest).
+pub fn parse_hex32(what: &'static str, s: &str) -> Result<[u8; 32], ChainError> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(h)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ChainError::BadInput {
+            what,
+            detail: format!("{s:?} is not 32 bytes of hex"),
+        })
+}

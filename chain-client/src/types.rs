@@ -1,0 +1,771 @@
+//! The market's records and events as this client presents them: plain Rust types with JSON
+//! forms (bytes as `0x` hex, accounts as SS58, balances as decimal strings, since JSON numbers
+//! lose precision past 2^53), converted from the types generated from the runtime's metadata.
+
+use serde::{Serialize, Serializer};
+use subxt::utils::AccountId32;
+
+use crate::runtime::runtime_types::pallet_sigil_market as rt_market;
+use crate::runtime::runtime_types::pallet_sigil_market::types as rt;
+
+/// A job id, chosen by the buyer.
+pub type JobId = [u8; 32];
+/// MINT in its smallest unit (12 decimals).
+pub type Balance = u128;
+/// A block number.
+pub type BlockNumber = u32;
+
+/// One MINT in the smallest unit.
+pub const MINT: Balance = 1_000_000_000_000;
+
+/// Serializes bytes as `0x` hex.
+pub fn hex_bytes<S: Serializer, B: AsRef<[u8]>>(b: &B, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("0x{}", hex::encode(b.as_ref())))
+}
+
+fn hex_opt<S: Serializer>(b: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => hex_bytes(b, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes an account as SS58 (generic prefix 42).
+pub fn ss58<S: Serializer>(a: &AccountId32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&a.to_string())
+}
+
+fn ss58_vec<S: Serializer>(v: &[AccountId32], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+/// Serializes a balance as a decimal string.
+pub fn balance_str<S: Serializer>(b: &Balance, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&b.to_string())
+}
+
+/// How a job settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Tier {
+    /// Tier 1: one provider-signed receipt.
+    Signed,
+    /// Tier 2: k of n matching receipts.
+    Quorum,
+    /// Tier 3: a hardware-attested key.
+    Attested,
+}
+
+impl Tier {
+    /// The tier number written in receipts.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Signed => 1,
+            Self::Quorum => 2,
+            Self::Attested => 3,
+        }
+    }
+
+    pub(crate) fn to_gen(self) -> rt::Tier {
+        match self {
+            Self::Signed => rt::Tier::Signed,
+            Self::Quorum => rt::Tier::Quorum,
+            Self::Attested => rt::Tier::Attested,
+        }
+    }
+
+    pub(crate) fn from_gen(t: &rt::Tier) -> Self {
+        match t {
+            rt::Tier::Signed => Self::Signed,
+            rt::Tier::Quorum => Self::Quorum,
+            rt::Tier::Attested => Self::Attested,
+        }
+    }
+}
+
+/// A kind of TEE, as the chain names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum TeeKind {
+    /// AMD SEV-SNP.
+    SevSnp,
+    /// Intel TDX.
+    Tdx,
+    /// The agent's simulator (no TEE).
+    Simulated,
+}
+
+impl TeeKind {
+    pub(crate) fn to_gen(self) -> rt::TeeKind {
+        match self {
+            Self::SevSnp => rt::TeeKind::SevSnp,
+            Self::Tdx => rt::TeeKind::Tdx,
+            Self::Simulated => rt::TeeKind::Simulated,
+        }
+    }
+
+    pub(crate) fn from_gen(t: &rt::TeeKind) -> Self {
+        match t {
+            rt::TeeKind::SevSnp => Self::SevSnp,
+            rt::TeeKind::Tdx => Self::Tdx,
+            rt::TeeKind::Simulated => Self::Simulated,
+        }
+    }
+
+    /// The receipt's TEE kind for this chain TEE kind.
+    pub fn receipt_tee(self) -> attestation_verifier::receipt::TeeKind {
+        use attestation_verifier::receipt::TeeKind as R;
+        match self {
+            Self::SevSnp => R::SevSnp,
+            Self::Tdx => R::Tdx,
+            Self::Simulated => R::Simulated,
+        }
+    }
+}
+
+/// A job's tier and its tier-specific terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "tier")]
+#[non_exhaustive]
+pub enum TierTerms {
+    /// Tier 1.
+    Signed,
+    /// Tier 2: `n` providers bound, `k` matching results settle (`k` a strict majority).
+    Quorum {
+        /// Matching receipts needed.
+        k: u32,
+        /// Providers bound.
+        n: u32,
+    },
+    /// Tier 3 under an attestation policy.
+    Attested {
+        /// The policy id.
+        #[serde(serialize_with = "hex_bytes")]
+        policy: [u8; 32],
+        /// Whether each receipt must carry evidence bound to itself.
+        fresh_quote: bool,
+    },
+}
+
+impl TierTerms {
+    /// The tier.
+    pub const fn tier(&self) -> Tier {
+        match self {
+            Self::Signed => Tier::Signed,
+            Self::Quorum { .. } => Tier::Quorum,
+            Self::Attested { .. } => Tier::Attested,
+        }
+    }
+
+    /// The policy id for tier 3.
+    pub const fn policy(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Attested { policy, .. } => Some(*policy),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn to_gen(self) -> rt::TierTerms {
+        match self {
+            Self::Signed => rt::TierTerms::Signed,
+            Self::Quorum { k, n } => rt::TierTerms::Quorum { k, n },
+            Self::Attested {
+                policy,
+                fresh_quote,
+            } => rt::TierTerms::Attested {
+                policy,
+                fresh_quote,
+            },
+        }
+    }
+
+    pub(crate) fn from_gen(t: &rt::TierTerms) -> Self {
+        match t {
+            rt::TierTerms::Signed => Self::Signed,
+            rt::TierTerms::Quorum { k, n } => Self::Quorum { k: *k, n: *n },
+            rt::TierTerms::Attested {
+                policy,
+                fresh_quote,
+            } => Self::Attested {
+                policy: *policy,
+                fresh_quote: *fresh_quote,
+            },
+        }
+    }
+}
+
+/// What a job demands of its providers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProviderClass {
+    /// Acceptable TEE kinds (empty: any).
+    pub tee_kinds: Vec<TeeKind>,
+    /// Required GPU model (empty: any).
+    pub gpu_model: String,
+}
+
+impl ProviderClass {
+    pub(crate) fn to_gen(&self) -> rt::ProviderClass {
+        rt::ProviderClass {
+            tee_kinds: bounded(self.tee_kinds.iter().map(|t| t.to_gen()).collect()),
+            gpu_model: bounded(self.gpu_model.as_bytes().to_vec()),
+        }
+    }
+
+    pub(crate) fn from_gen(c: &rt::ProviderClass) -> Self {
+        Self {
+            tee_kinds: c.tee_kinds.0.iter().map(TeeKind::from_gen).collect(),
+            gpu_model: String::from_utf8_lossy(&c.gpu_model.0).into_owned(),
+        }
+    }
+}
+
+/// What a provider offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Tiers served.
+    pub tiers: Vec<Tier>,
+    /// TEE kinds run (empty for none).
+    pub tee_kinds: Vec<TeeKind>,
+    /// GPU model (empty for none).
+    pub gpu_model: String,
+}
+
+impl Capabilities {
+    pub(crate) fn to_gen(&self) -> rt::Capabilities {
+        rt::Capabilities {
+            tiers: bounded(self.tiers.iter().map(|t| t.to_gen()).collect()),
+            tee_kinds: bounded(self.tee_kinds.iter().map(|t| t.to_gen()).collect()),
+            gpu_model: bounded(self.gpu_model.as_bytes().to_vec()),
+        }
+    }
+
+    pub(crate) fn from_gen(c: &rt::Capabilities) -> Self {
+        Self {
+            tiers: c.tiers.0.iter().map(Tier::from_gen).collect(),
+            tee_kinds: c.tee_kinds.0.iter().map(TeeKind::from_gen).collect(),
+            gpu_model: String::from_utf8_lossy(&c.gpu_model.0).into_owned(),
+        }
+    }
+}
+
+pub(crate) fn bounded<T>(
+    v: Vec<T>,
+) -> crate::runtime::runtime_types::bounded_collections::bounded_vec::BoundedVec<T> {
+    crate::runtime::runtime_types::bounded_collections::bounded_vec::BoundedVec(v)
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Escrow held, no provider bound.
+    Funded,
+    /// Providers bound, receipts awaited.
+    Bound,
+    /// Escrow paid to providers.
+    Settled,
+    /// Escrow returned to the buyer.
+    Refunded,
+}
+
+impl JobStatus {
+    /// Whether the job still holds escrow.
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Funded | Self::Bound)
+    }
+
+    fn from_gen(s: &rt::JobStatus) -> Self {
+        match s {
+            rt::JobStatus::Funded => Self::Funded,
+            rt::JobStatus::Bound => Self::Bound,
+            rt::JobStatus::Settled => Self::Settled,
+            rt::JobStatus::Refunded => Self::Refunded,
+        }
+    }
+}
+
+/// A funded job, as stored on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Job {
+    /// Who funded it.
+    #[serde(serialize_with = "ss58")]
+    pub buyer: AccountId32,
+    /// Hash of the job specification.
+    #[serde(serialize_with = "hex_bytes")]
+    pub spec_hash: [u8; 32],
+    /// Tier and terms.
+    pub terms: TierTerms,
+    /// What providers must offer.
+    pub class: ProviderClass,
+    /// Escrowed price.
+    #[serde(serialize_with = "balance_str")]
+    pub price: Balance,
+    /// Last block for receipts; refundable after it.
+    pub deadline: BlockNumber,
+    /// Block of funding.
+    pub funded_at: BlockNumber,
+    /// Status.
+    pub status: JobStatus,
+}
+
+impl Job {
+    pub(crate) fn from_gen(j: &rt::Job) -> Self {
+        Self {
+            buyer: j.buyer.clone(),
+            spec_hash: j.spec_hash,
+            terms: TierTerms::from_gen(&j.terms),
+            class: ProviderClass::from_gen(&j.class),
+            price: j.price,
+            deadline: j.deadline,
+            funded_at: j.funded_at,
+            status: JobStatus::from_gen(&j.status),
+        }
+    }
+}
+
+/// What a buyer funds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobOrder {
+    /// The job's id (the buyer chooses it; unique on chain).
+    pub job_id: JobId,
+    /// SHA-256 of the job specification.
+    pub spec_hash: [u8; 32],
+    /// Tier and terms.
+    pub terms: TierTerms,
+    /// Provider class.
+    pub class: ProviderClass,
+    /// Price to escrow.
+    pub price: Balance,
+    /// Last block for receipts.
+    pub deadline: BlockNumber,
+}
+
+/// The providers bound to a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    /// In the dispatcher's order.
+    #[serde(serialize_with = "ss58_vec")]
+    pub providers: Vec<AccountId32>,
+    /// Block of the binding.
+    pub bound_at: BlockNumber,
+}
+
+impl Binding {
+    pub(crate) fn from_gen(b: &rt::Binding) -> Self {
+        Self {
+            providers: b.providers.0.clone(),
+            bound_at: b.bound_at,
+        }
+    }
+}
+
+/// A provider's attested key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttestedKey {
+    /// TEE holding the key.
+    pub tee: TeeKind,
+    /// Launch measurement.
+    #[serde(serialize_with = "hex_bytes")]
+    pub measurement: [u8; 48],
+    /// Policy satisfied.
+    #[serde(serialize_with = "hex_bytes")]
+    pub policy: [u8; 32],
+    /// Digest of the registration evidence (key into the attestation records).
+    #[serde(serialize_with = "hex_bytes")]
+    pub evidence_digest: [u8; 32],
+    /// Verified at (Unix ms).
+    pub verified_at_ms: u64,
+    /// Expires at (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// A registered provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Provider {
+    /// The account.
+    #[serde(serialize_with = "ss58")]
+    pub account: AccountId32,
+    /// The ed25519 receipt key.
+    #[serde(serialize_with = "hex_bytes")]
+    pub signing_key: [u8; 32],
+    /// Offer.
+    pub capabilities: Capabilities,
+    /// For tier 3.
+    pub attested: Option<AttestedKey>,
+    /// Block of registration.
+    pub registered_at: BlockNumber,
+    /// Bound jobs still open.
+    pub active_jobs: u32,
+}
+
+impl Provider {
+    pub(crate) fn from_gen(account: AccountId32, p: &rt::ProviderInfo) -> Self {
+        Self {
+            account,
+            signing_key: p.signing_key,
+            capabilities: Capabilities::from_gen(&p.capabilities),
+            attested: p.attested.as_ref().map(|a| AttestedKey {
+                tee: TeeKind::from_gen(&a.tee),
+                measurement: a.measurement,
+                policy: a.policy,
+                evidence_digest: a.evidence_digest,
+                verified_at_ms: a.verified_at_ms,
+                expires_at_ms: a.expires_at_ms,
+            }),
+            registered_at: p.registered_at,
+            active_jobs: p.active_jobs,
+        }
+    }
+}
+
+/// An accepted receipt as the chain stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredReceipt {
+    /// The provider that submitted it.
+    #[serde(serialize_with = "ss58")]
+    pub provider: AccountId32,
+    /// SCALE receipt body as signed.
+    #[serde(serialize_with = "hex_bytes")]
+    pub body: Vec<u8>,
+    /// Ed25519 signature over the digest.
+    #[serde(serialize_with = "hex_bytes")]
+    pub signature: [u8; 64],
+    /// Receipt digest.
+    #[serde(serialize_with = "hex_bytes")]
+    pub digest: [u8; 32],
+    /// Result commitment.
+    #[serde(serialize_with = "hex_bytes")]
+    pub result_commitment: [u8; 32],
+    /// Evidence it rests on (tier 3).
+    #[serde(serialize_with = "hex_opt")]
+    pub evidence_digest: Option<[u8; 32]>,
+    /// Block of submission.
+    pub submitted_at: BlockNumber,
+}
+
+impl StoredReceipt {
+    pub(crate) fn from_gen(provider: AccountId32, r: &rt::StoredReceipt) -> Self {
+        Self {
+            provider,
+            body: r.body.0.clone(),
+            signature: r.signature,
+            digest: r.digest,
+            result_commitment: r.result_commitment,
+            evidence_digest: r.evidence_digest,
+            submitted_at: r.submitted_at,
+        }
+    }
+
+    /// The receipt as the agent and `sigil-verify receipt` read it: `SCALE(SignedReceipt)`.
+    pub fn signed_receipt_bytes(&self) -> Vec<u8> {
+        attestation_verifier::receipt::SignedReceipt {
+            body: self.body.clone(),
+            signature: self.signature,
+        }
+        .to_bytes()
+    }
+}
+
+/// A payee and its share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Payee {
+    /// The provider.
+    #[serde(serialize_with = "ss58")]
+    pub account: AccountId32,
+    /// Its share.
+    #[serde(serialize_with = "balance_str")]
+    pub amount: Balance,
+}
+
+/// How a closed job ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Paid to the providers whose receipts settled it.
+    Paid {
+        /// The settled result.
+        #[serde(serialize_with = "hex_bytes")]
+        result_commitment: [u8; 32],
+        /// Payees and shares (summing to the price).
+        payees: Vec<Payee>,
+    },
+    /// Returned to the buyer.
+    Refunded {
+        /// Amount.
+        #[serde(serialize_with = "balance_str")]
+        amount: Balance,
+    },
+}
+
+/// A settlement record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Settlement {
+    /// What happened to the escrow.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Block of settlement.
+    pub at: BlockNumber,
+}
+
+pub(crate) fn payees_from_gen(p: &[(AccountId32, u128)]) -> Vec<Payee> {
+    p.iter()
+        .map(|(account, amount)| Payee {
+            account: account.clone(),
+            amount: *amount,
+        })
+        .collect()
+}
+
+impl Settlement {
+    pub(crate) fn from_gen(s: &rt::Settlement) -> Self {
+        let outcome = match &s.outcome {
+            rt::Outcome::Paid {
+                result_commitment,
+                payees,
+            } => Outcome::Paid {
+                result_commitment: *result_commitment,
+                payees: payees_from_gen(&payees.0),
+            },
+            rt::Outcome::Refunded { amount } => Outcome::Refunded { amount: *amount },
+        };
+        Self { outcome, at: s.at }
+    }
+}
+
+/// Evidence the chain verified, by content digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttestationRecord {
+    /// `sha256("sigil.evidence.v1\0" || evidence)`.
+    #[serde(serialize_with = "hex_bytes")]
+    pub digest: [u8; 32],
+    /// The evidence bundle.
+    #[serde(serialize_with = "hex_bytes")]
+    pub evidence: Vec<u8>,
+    /// The collateral it was verified with.
+    #[serde(serialize_with = "hex_bytes")]
+    pub collateral: Vec<u8>,
+    /// The policy it satisfied.
+    #[serde(serialize_with = "hex_bytes")]
+    pub policy: [u8; 32],
+    /// The key it binds.
+    #[serde(serialize_with = "hex_bytes")]
+    pub key: [u8; 32],
+    /// Its TEE.
+    pub tee: TeeKind,
+    /// Launch measurement.
+    #[serde(serialize_with = "hex_bytes")]
+    pub measurement: [u8; 48],
+    /// The nonce it binds.
+    #[serde(serialize_with = "hex_bytes")]
+    pub nonce: [u8; 32],
+    /// Verified at (Unix ms).
+    pub verified_at_ms: u64,
+    /// Valid until (Unix ms, exclusive).
+    pub expires_at_ms: u64,
+}
+
+impl AttestationRecord {
+    pub(crate) fn from_gen(digest: [u8; 32], a: &rt::AttestationRecord) -> Self {
+        Self {
+            digest,
+            evidence: a.evidence.0.clone(),
+            collateral: a.collateral.0.clone(),
+            policy: a.policy,
+            key: a.key,
+            tee: TeeKind::from_gen(&a.tee),
+            measurement: a.measurement,
+            nonce: a.nonce,
+            verified_at_ms: a.verified_at_ms,
+            expires_at_ms: a.expires_at_ms,
+        }
+    }
+}
+
+/// Why the chain refused evidence (the market's `AttestationFailure`), by name.
+pub(crate) fn attestation_failure_name(f: &rt_market::attestation::AttestationFailure) -> String {
+    format!("{f:?}")
+}
+
+/// A market event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+#[non_exhaustive]
+pub enum MarketEvent {
+    /// A provider registered.
+    ProviderRegistered {
+        /// Account.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// Receipt key.
+        #[serde(serialize_with = "hex_bytes")]
+        signing_key: [u8; 32],
+        /// Tiers.
+        tiers: Vec<Tier>,
+        /// TEE and key expiry (Unix ms) for tier 3.
+        attested: Option<(TeeKind, u64)>,
+    },
+    /// A provider deregistered.
+    ProviderDeregistered {
+        /// Account.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+    },
+    /// A job was funded.
+    JobFunded {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Buyer.
+        #[serde(serialize_with = "ss58")]
+        buyer: AccountId32,
+        /// Tier.
+        tier: Tier,
+        /// Escrowed price.
+        #[serde(serialize_with = "balance_str")]
+        price: Balance,
+        /// Deadline block.
+        deadline: BlockNumber,
+    },
+    /// Providers were bound.
+    JobBound {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Providers.
+        #[serde(serialize_with = "ss58_vec")]
+        providers: Vec<AccountId32>,
+    },
+    /// A receipt verified.
+    ReceiptAccepted {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Provider.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// Receipt digest.
+        #[serde(serialize_with = "hex_bytes")]
+        receipt_digest: [u8; 32],
+        /// Result commitment.
+        #[serde(serialize_with = "hex_bytes")]
+        result_commitment: [u8; 32],
+    },
+    /// A job settled.
+    JobSettled {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Result.
+        #[serde(serialize_with = "hex_bytes")]
+        result_commitment: [u8; 32],
+        /// Payees.
+        payees: Vec<Payee>,
+    },
+    /// A job's escrow returned to its buyer.
+    JobRefunded {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Buyer.
+        #[serde(serialize_with = "ss58")]
+        buyer: AccountId32,
+        /// Amount.
+        #[serde(serialize_with = "balance_str")]
+        amount: Balance,
+    },
+}
+
+impl MarketEvent {
+    /// The job the event is about, if any.
+    pub fn job_id(&self) -> Option<JobId> {
+        match self {
+            Self::JobFunded { job_id, .. }
+            | Self::JobBound { job_id, .. }
+            | Self::ReceiptAccepted { job_id, .. }
+            | Self::JobSettled { job_id, .. }
+            | Self::JobRefunded { job_id, .. } => Some(*job_id),
+            Self::ProviderRegistered { .. } | Self::ProviderDeregistered { .. } => None,
+        }
+    }
+
+    pub(crate) fn from_gen(e: &rt_market::pallet::Event) -> Self {
+        use rt_market::pallet::Event as E;
+        match e {
+            E::ProviderRegistered {
+                provider,
+                signing_key,
+                tiers,
+                attested,
+            } => Self::ProviderRegistered {
+                provider: provider.clone(),
+                signing_key: *signing_key,
+                tiers: tiers.0.iter().map(Tier::from_gen).collect(),
+                attested: attested
+                    .as_ref()
+                    .map(|(t, exp)| (TeeKind::from_gen(t), *exp)),
+            },
+            E::ProviderDeregistered { provider } => Self::ProviderDeregistered {
+                provider: provider.clone(),
+            },
+            E::JobFunded {
+                job_id,
+                buyer,
+                tier,
+                price,
+                deadline,
+            } => Self::JobFunded {
+                job_id: *job_id,
+                buyer: buyer.clone(),
+                tier: Tier::from_gen(tier),
+                price: *price,
+                deadline: *deadline,
+            },
+            E::JobBound { job_id, providers } => Self::JobBound {
+                job_id: *job_id,
+                providers: providers.0.clone(),
+            },
+            E::ReceiptAccepted {
+                job_id,
+                provider,
+                receipt_digest,
+                result_commitment,
+            } => Self::ReceiptAccepted {
+                job_id: *job_id,
+                provider: provider.clone(),
+                receipt_digest: *receipt_digest,
+                result_commitment: *result_commitment,
+            },
+            E::JobSettled {
+                job_id,
+                result_commitment,
+                payees,
+            } => Self::JobSettled {
+                job_id: *job_id,
+                result_commitment: *result_commitment,
+                payees: payees_from_gen(&payees.0),
+            },
+            E::JobRefunded {
+                job_id,
+                buyer,
+                amount,
+            } => Self::JobRefunded {
+                job_id: *job_id,
+                buyer: buyer.clone(),
+                amount: *amount,
+            },
+        }
+    }
+}
+
+/// Evidence submitted with a registration or a fresh-quote receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// `SCALE(EvidenceBundle)`.
+    pub bundle: Vec<u8>,
+    /// The policy to verify it against (registration; receipts use the job's policy).
+    pub policy: [u8; 32],
+}
