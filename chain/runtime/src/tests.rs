@@ -6,7 +6,8 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 
 use super::*;
@@ -25,7 +26,9 @@ use frame_support::{
 };
 use pallet_sigil_market::{
     AttestationSubmission, Capabilities, JobStatus, ProviderClass, TeeKind, Tier, TierTerms,
-    receipt::{EvidenceRef, ReceiptBody, Usage, evidence_digest},
+    receipt::{
+        self as market_receipt, EvidenceMode, EvidenceRef, ReceiptBody, Usage, evidence_digest,
+    },
 };
 use sigil_verifier_adapter::policies;
 use sp_core::{Pair, ed25519};
@@ -184,13 +187,13 @@ fn tier1_job_through_the_dispatcher_works() {
         );
         assert_ok!(Market::bind(signed(&alice), job, providers));
 
-        let body = receipt(job, spec, pair.public().0, 1, EvidenceRef::default());
+        let body = receipt(job, spec, pair.public().0, 1, EvidenceRef::NONE);
         let before = Balances::free_balance(&who);
         assert_ok!(Market::submit_receipt(
             signed(&who),
             job,
             body.encode().try_into().unwrap(),
-            pair.sign(&body.digest()).0,
+            pair.sign(&market_receipt::digest(&body)).0,
             None
         ));
         assert_eq!(Balances::free_balance(&who), before + price);
@@ -231,9 +234,13 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
                 reason: pallet_sigil_market::AttestationFailure::SimulatedRejected
             }
         );
-        let mut tampered = bundle.clone();
-        let last_signature_byte = tampered.len() - 2;
-        tampered[last_signature_byte] ^= 1;
+        // The simulated report's last byte is the end of its signature.
+        let mut decoded = EvidenceBundle::from_bytes(&bundle).unwrap();
+        let CpuEvidence::Simulated { report } = &mut decoded.cpu else {
+            panic!("a simulated bundle")
+        };
+        *report.last_mut().unwrap() ^= 1;
+        let tampered = decoded.to_bytes();
         assert_noop!(
             Market::register_provider(
                 signed(&who),
@@ -283,8 +290,8 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
             vec![who.clone()].try_into().unwrap()
         ));
         let ev = EvidenceRef {
-            mode: pallet_sigil_market::receipt::EVIDENCE_MODE_ATTESTED_KEY,
-            tee: TeeKind::Simulated.code(),
+            mode: EvidenceMode::AttestedKey,
+            tee: market_receipt::ReceiptTee::Simulated,
             digest,
         };
         let body = receipt(job, spec, key, 3, ev);
@@ -293,7 +300,7 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
             signed(&who),
             job,
             body.encode().try_into().unwrap(),
-            pair.sign(&body.digest()).0,
+            pair.sign(&market_receipt::digest(&body)).0,
             None
         ));
         assert_eq!(Balances::free_balance(&who), before + price);

@@ -177,8 +177,7 @@ fn severity_rank(f: AttestationFailure) -> u8 {
 /// Maps one of the verifier's failures to the pallet's reason.
 ///
 /// The pallet's reasons are coarser than the verifier's: a REPORT_DATA or GPU nonce that does
-/// not bind the bundle's key and nonce makes the bundle inconsistent, reported as
-/// [`AttestationFailure::Malformed`]; a certificate chain that does not lead to the pinned roots
+/// not bind the bundle's key and nonce is [`AttestationFailure::KeyNotBound`]; a certificate chain that does not lead to the pinned roots
 /// (a certificate signature included), or does not endorse the report's chip and TCB, as
 /// [`AttestationFailure::UntrustedSigner`]; a bad signature over the report, quote or collateral
 /// as [`AttestationFailure::BadSignature`].
@@ -194,11 +193,11 @@ pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
         | ReceiptVerifyError::TdxParse(_)
         | ReceiptVerifyError::TdxCollateral(_)
         | ReceiptVerifyError::TdxCollateralMissing
-        | ReceiptVerifyError::SimulatedParse(_)
-        | ReceiptVerifyError::ReportDataMismatch { .. }
+        | ReceiptVerifyError::SimulatedParse(_) => F::Malformed,
+        ReceiptVerifyError::ReportDataMismatch { .. }
         | ReceiptVerifyError::GpuNonceMismatch { .. }
         | ReceiptVerifyError::AgentKeyMismatch { .. }
-        | ReceiptVerifyError::FreshNonceMismatch { .. } => F::Malformed,
+        | ReceiptVerifyError::FreshNonceMismatch { .. } => F::KeyNotBound,
         _ => F::Malformed,
     }
 }

@@ -151,7 +151,7 @@ fn report_not_binding_the_key_rejects() {
     });
     assert_eq!(
         verify(&bundle, &simulated_policy()),
-        Err(AttestationFailure::Malformed)
+        Err(AttestationFailure::KeyNotBound)
     );
     // The same construction with the binding intact verifies, so the refusal is the binding's.
     let good = bundle_with(|body, key| {
@@ -258,7 +258,7 @@ fn real_snp_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
         for name in [policies::CONFIDENTIAL_VM_V1, policies::SEV_SNP_V1] {
             assert_eq!(
                 BundleVerifier::verify(&bundle, &[], &policies::id_of(name), at_ms),
-                Err(AttestationFailure::Malformed),
+                Err(AttestationFailure::KeyNotBound),
                 "{case} {name}"
             );
         }

@@ -61,6 +61,10 @@ pub enum AttestationFailure {
     SimulatedRejected,
     /// The evidence comes from a TEE kind the verifier or the policy does not support.
     UnsupportedTee,
+    /// The hardware evidence does not bind the key it is presented for: its REPORT_DATA (or a
+    /// GPU report's nonce) is not the binding of that key and nonce, so the TEE never vouched
+    /// for the key.
+    KeyNotBound,
 }
 
 /// Verifies hardware evidence for the pallet. Time is an input; implementations read no clock.

@@ -8,8 +8,8 @@ use crate::{
     attestation::BenchmarkHelper,
     pallet::*,
     receipt::{
-        EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EvidenceRef, RECEIPT_VERSION,
-        ReceiptBody, Usage, evidence_digest,
+        EvidenceMode, EvidenceRef, NO_EVIDENCE, RECEIPT_VERSION, ReceiptBody, Usage,
+        digest as receipt_digest_of, evidence_digest, fresh_quote_nonce, receipt_tee,
     },
     types::*,
 };
@@ -169,7 +169,7 @@ fn body<T: Config>(job_id: JobId, key: Ed25519Key, tier: Tier) -> ReceiptBody {
             gpu_ms: 60_000,
             gpu_energy_mj: 42_000_000,
         },
-        evidence: EvidenceRef::default(),
+        evidence: NO_EVIDENCE,
     }
 }
 
@@ -179,7 +179,7 @@ fn signed<T: Config>(
 ) -> Result<(BoundedVec<u8, T::MaxReceiptLen>, Ed25519Signature), BenchmarkError> {
     let bytes = BoundedVec::try_from(body.encode())
         .map_err(|_| BenchmarkError::Stop("MaxReceiptLen below the receipt size"))?;
-    Ok((bytes, sign(&body.provider, &body.digest())?))
+    Ok((bytes, sign(&body.provider, &receipt_digest_of(body))?))
 }
 
 fn assert_settled<T: Config>(id: JobId) {
@@ -342,8 +342,8 @@ mod benchmarks {
         )?;
         let mut b = body::<T>(id, key, Tier::Attested);
         b.evidence = EvidenceRef {
-            mode: EVIDENCE_MODE_ATTESTED_KEY,
-            tee: attested.tee.code(),
+            mode: EvidenceMode::AttestedKey,
+            tee: receipt_tee(attested.tee),
             digest: attested.evidence_digest,
         };
         let (bytes, signature) = signed::<T>(&b)?;
@@ -371,12 +371,12 @@ mod benchmarks {
         )?;
         let mut b = body::<T>(id, key, Tier::Attested);
         b.evidence = EvidenceRef {
-            mode: EVIDENCE_MODE_FRESH_QUOTE,
-            tee: attested.tee.code(),
+            mode: EvidenceMode::FreshQuote,
+            tee: receipt_tee(attested.tee),
             digest: [0; 32],
         };
         let (evidence, collateral, _) =
-            T::BenchmarkHelper::attestation(key, b.fresh_quote_nonce(), Pallet::<T>::now_ms());
+            T::BenchmarkHelper::attestation(key, fresh_quote_nonce(&b), Pallet::<T>::now_ms());
         b.evidence.digest = evidence_digest(&evidence);
         let fresh = submission::<T>(evidence, collateral, policy)?;
         let (bytes, signature) = signed::<T>(&b)?;

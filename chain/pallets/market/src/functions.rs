@@ -242,7 +242,7 @@ impl<T: Config> Pallet<T> {
         fresh_evidence: Option<AttestationSubmission<T>>,
         now_ms: u64,
     ) -> Result<(Ed25519Key, Option<Digest>, Weight), DispatchError> {
-        use receipt::{EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EVIDENCE_MODE_NONE};
+        use receipt::EvidenceMode;
         ensure!(
             body.version == receipt::RECEIPT_VERSION,
             Error::<T>::UnsupportedReceiptVersion
@@ -263,8 +263,8 @@ impl<T: Config> Pallet<T> {
         match job.terms {
             TierTerms::Signed | TierTerms::Quorum { .. } => {
                 ensure!(
-                    body.evidence.mode == EVIDENCE_MODE_NONE
-                        && body.evidence.tee == receipt::TEE_NONE
+                    body.evidence.mode == EvidenceMode::None
+                        && body.evidence.tee == receipt::ReceiptTee::None
                         && body.evidence.digest == [0; 32]
                         && fresh_evidence.is_none(),
                     Error::<T>::UnexpectedEvidence
@@ -281,7 +281,7 @@ impl<T: Config> Pallet<T> {
             } => {
                 let attested = info.attested.ok_or(Error::<T>::NotAttested)?;
                 match body.evidence.mode {
-                    EVIDENCE_MODE_ATTESTED_KEY => {
+                    EvidenceMode::AttestedKey => {
                         ensure!(!fresh_quote, Error::<T>::FreshQuoteRequired);
                         ensure!(fresh_evidence.is_none(), Error::<T>::UnexpectedEvidence);
                         ensure!(
@@ -289,7 +289,7 @@ impl<T: Config> Pallet<T> {
                             Error::<T>::AttestationExpired
                         );
                         ensure!(
-                            body.evidence.tee == attested.tee.code()
+                            body.evidence.tee == receipt::receipt_tee(attested.tee)
                                 && body.evidence.digest == attested.evidence_digest,
                             Error::<T>::EvidenceMismatch
                         );
@@ -299,7 +299,7 @@ impl<T: Config> Pallet<T> {
                             T::WeightInfo::submit_receipt_attested_key(),
                         ))
                     }
-                    EVIDENCE_MODE_FRESH_QUOTE => {
+                    EvidenceMode::FreshQuote => {
                         let submission = fresh_evidence.ok_or(Error::<T>::MissingEvidence)?;
                         let weight = T::WeightInfo::submit_receipt_fresh_quote();
                         ensure!(
@@ -309,11 +309,11 @@ impl<T: Config> Pallet<T> {
                         let (verified, digest) =
                             Self::verify_attestation(submission, policy, now_ms)?;
                         ensure!(
-                            verified.tee.code() == body.evidence.tee,
+                            receipt::receipt_tee(verified.tee) == body.evidence.tee,
                             Error::<T>::EvidenceMismatch
                         );
                         ensure!(
-                            verified.nonce == body.fresh_quote_nonce(),
+                            verified.nonce == receipt::fresh_quote_nonce(body),
                             Error::<T>::EvidenceNotBound
                         );
                         ensure!(
@@ -322,7 +322,7 @@ impl<T: Config> Pallet<T> {
                         );
                         Ok((verified.key, Some(digest), weight))
                     }
-                    _ => Err(Error::<T>::UnsupportedEvidenceMode.into()),
+                    EvidenceMode::None => Err(Error::<T>::UnsupportedEvidenceMode.into()),
                 }
             }
         }
@@ -338,8 +338,8 @@ impl<T: Config> Pallet<T> {
         fresh_evidence: Option<AttestationSubmission<T>>,
     ) -> DispatchResultWithPostInfo {
         let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
-        let body = receipt::ReceiptBody::decode_canonical(&body_bytes)
-            .map_err(|_| Error::<T>::MalformedReceipt)?;
+        let body =
+            receipt::decode_canonical(&body_bytes).map_err(|_| Error::<T>::MalformedReceipt)?;
         let now_ms = Self::now_ms();
         let (key, evidence_digest, weight) =
             Self::check_receipt(job_id, &job, &info, &body, fresh_evidence, now_ms)?;

@@ -1,155 +1,61 @@
 //! The canonical receipt body that providers sign, and its digest.
 //!
-//! The chain receives the SCALE-encoded body exactly as the provider signed it, decodes it
-//! here and checks the provider's ed25519 signature over [`ReceiptBody::digest`]. Every field
-//! has a fixed-width encoding, so a body has exactly one valid encoding: [`ReceiptBody::decode_canonical`]
-//! rejects trailing bytes, and re-encoding a decoded body reproduces the signed bytes.
+//! The receipt body is the `attestation-verifier` crate's [`ReceiptBody`]: the type the enclave
+//! agent signs and `sigil-verify` checks, so both sides share one layout. The chain receives
+//! the SCALE-encoded body exactly as the provider signed it, decodes it here and checks the
+//! provider's ed25519 signature over [`digest_of_encoded`]. Every field has a fixed-width
+//! encoding, so a body has exactly one valid encoding: [`decode_canonical`] rejects trailing
+//! bytes and unknown evidence modes or TEE kinds, and re-encoding a decoded body reproduces the
+//! signed bytes.
 //!
-//! The layout, domains and derivations match the receipt format of the `attestation-verifier`
-//! crate (`receipt.rs`, `binding.rs`, `bundle.rs`), so receipts the enclave agent signs decode
-//! here. This module is self-contained so that it can later be replaced by that shared type
-//! without touching the pallet logic.
+//! The hashes are taken here with the runtime's SHA-256 host function (the verifier crate's
+//! helpers take its own crypto backend); the domains are that crate's constants, so the
+//! digests are the same.
 
-use codec::{Decode, DecodeAll, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use crate::types::TeeKind;
+use attestation_verifier::binding::FRESH_NONCE_DOMAIN;
+use attestation_verifier::bundle::EVIDENCE_DOMAIN;
+use codec::{DecodeAll, Encode};
 use polkadot_sdk::sp_io;
-use scale_info::TypeInfo;
 
-/// The receipt format version this pallet accepts.
-pub const RECEIPT_VERSION: u8 = 1;
-
-/// Domain separator prefixed to the SCALE body before hashing: `sha256(DOMAIN ++ SCALE(body))`.
-pub const RECEIPT_DOMAIN: &[u8] = b"sigil.receipt.v1\0";
+pub use attestation_verifier::receipt::{
+    EvidenceMode, EvidenceRef, RECEIPT_DOMAIN, RECEIPT_VERSION, ReceiptBody, TeeKind as ReceiptTee,
+    Usage,
+};
 
 /// Encoded length of a [`ReceiptBody`] (every field is fixed-width).
 pub const RECEIPT_BODY_LEN: usize = 228;
 
-/// Domain separator of the evidence digest: `sha256(EVIDENCE_DOMAIN ++ evidence bytes)`.
-pub const EVIDENCE_DOMAIN: &[u8] = b"sigil.evidence.v1\0";
-
-/// Domain separator of the nonce fresh-quote evidence binds.
-pub const FRESH_NONCE_DOMAIN: &[u8] = b"sigil.fresh.v1\0";
-
-/// `evidence.mode`: no hardware evidence (tiers 1 and 2).
-pub const EVIDENCE_MODE_NONE: u8 = 0;
-/// `evidence.mode`: signed by a key attested at provider registration.
-pub const EVIDENCE_MODE_ATTESTED_KEY: u8 = 1;
-/// `evidence.mode`: evidence bound to this receipt travels with it and is verified on submission.
-pub const EVIDENCE_MODE_FRESH_QUOTE: u8 = 2;
-
-/// `evidence.tee`: no TEE.
-pub const TEE_NONE: u8 = 0;
-
-/// Resource usage the provider measured for the job.
-#[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Default,
-    TypeInfo,
-    MaxEncodedLen,
-)]
-pub struct Usage {
-    /// Wall-clock run time in milliseconds.
-    pub wall_ms: u64,
-    /// CPU time in milliseconds, summed over cores.
-    pub cpu_ms: u64,
-    /// Peak resident memory in bytes.
-    pub peak_memory_bytes: u64,
-    /// GPU busy time in milliseconds, summed over GPUs.
-    pub gpu_ms: u64,
-    /// GPU energy in millijoules.
-    pub gpu_energy_mj: u64,
+/// Decodes a body, refusing trailing bytes.
+pub fn decode_canonical(bytes: &[u8]) -> Result<ReceiptBody, codec::Error> {
+    ReceiptBody::decode_all(&mut &bytes[..])
 }
 
-/// Reference from a receipt to the hardware evidence that backs it.
-#[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Default,
-    TypeInfo,
-    MaxEncodedLen,
-)]
-pub struct EvidenceRef {
-    /// 0 none, 1 attested key, 2 fresh quote.
-    pub mode: u8,
-    /// 0 none, 1 SEV-SNP, 2 TDX, 3 simulated.
-    pub tee: u8,
-    /// SHA-256 of the evidence bytes (all zero when `mode` is 0).
-    pub digest: [u8; 32],
+/// The digest the provider signs: `sha256(RECEIPT_DOMAIN ++ SCALE(body))`.
+pub fn digest(body: &ReceiptBody) -> [u8; 32] {
+    digest_of_encoded(&body.encode())
 }
 
-/// The signed content of a receipt.
-#[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    Default,
-    TypeInfo,
-    MaxEncodedLen,
-)]
-pub struct ReceiptBody {
-    /// Format version, [`RECEIPT_VERSION`].
-    pub version: u8,
-    /// The job this receipt settles.
-    pub job_id: [u8; 32],
-    /// Hash of the job specification the provider ran.
-    pub job_spec_hash: [u8; 32],
-    /// The provider's ed25519 public key, which signs the receipt.
-    pub provider: [u8; 32],
-    /// Tier of the job (1, 2 or 3).
-    pub tier: u8,
-    /// Root of the hash tree over the job's outputs.
-    pub result_commitment: [u8; 32],
-    /// Number of outputs under `result_commitment`.
-    pub output_count: u32,
-    /// Start of execution, Unix milliseconds.
-    pub started_at_ms: u64,
-    /// End of execution, Unix milliseconds.
-    pub finished_at_ms: u64,
-    /// The workload's exit code (negative: killed by a signal).
-    pub exit_code: i32,
-    /// Measured resource usage.
-    pub usage: Usage,
-    /// The evidence backing the receipt.
-    pub evidence: EvidenceRef,
+/// The nonce that fresh-quote evidence for `body` must bind:
+/// `sha256(FRESH_NONCE_DOMAIN ++ SCALE(body with evidence.digest zeroed))`. The evidence
+/// therefore commits to the whole receipt (job, result, times, usage) except its own digest.
+pub fn fresh_quote_nonce(body: &ReceiptBody) -> [u8; 32] {
+    let mut body = body.clone();
+    body.evidence.digest = [0; 32];
+    hash_with_domain(FRESH_NONCE_DOMAIN, &body.encode())
 }
 
-impl ReceiptBody {
-    /// Decodes a body, refusing trailing bytes.
-    pub fn decode_canonical(bytes: &[u8]) -> Result<Self, codec::Error> {
-        Self::decode_all(&mut &bytes[..])
-    }
-
-    /// The digest the provider signs: `sha256(RECEIPT_DOMAIN ++ SCALE(body))`.
-    pub fn digest(&self) -> [u8; 32] {
-        digest_of_encoded(&self.encode())
-    }
-
-    /// The nonce that fresh-quote evidence for this receipt must bind:
-    /// `sha256(FRESH_NONCE_DOMAIN ++ SCALE(body with evidence.digest zeroed))`. The evidence
-    /// therefore commits to the whole receipt (job, result, times, usage) except its own digest.
-    pub fn fresh_quote_nonce(&self) -> [u8; 32] {
-        let mut body = *self;
-        body.evidence.digest = [0; 32];
-        hash_with_domain(FRESH_NONCE_DOMAIN, &body.encode())
+/// The receipt's name of a TEE kind.
+pub const fn receipt_tee(tee: TeeKind) -> ReceiptTee {
+    match tee {
+        TeeKind::SevSnp => ReceiptTee::SevSnp,
+        TeeKind::Tdx => ReceiptTee::Tdx,
+        TeeKind::Simulated => ReceiptTee::Simulated,
     }
 }
+
+/// The reference of a receipt without evidence (tiers 1 and 2).
+pub const NO_EVIDENCE: EvidenceRef = EvidenceRef::NONE;
 
 /// The digest a receipt uses to reference evidence: `sha256(EVIDENCE_DOMAIN ++ evidence)`.
 pub fn evidence_digest(evidence: &[u8]) -> [u8; 32] {
@@ -174,6 +80,7 @@ mod unit {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use attestation_verifier::crypto::RustCrypto;
 
     fn sample() -> ReceiptBody {
         ReceiptBody {
@@ -186,7 +93,7 @@ mod unit {
             output_count: 7,
             started_at_ms: 10,
             finished_at_ms: 20,
-            exit_code: 0,
+            exit_code: -9,
             usage: Usage {
                 wall_ms: 10,
                 cpu_ms: 15,
@@ -194,72 +101,108 @@ mod unit {
                 gpu_ms: 0,
                 gpu_energy_mj: 0,
             },
-            evidence: EvidenceRef::default(),
+            evidence: NO_EVIDENCE,
+        }
+    }
+
+    fn fresh_sample() -> ReceiptBody {
+        ReceiptBody {
+            tier: 3,
+            evidence: EvidenceRef {
+                mode: EvidenceMode::FreshQuote,
+                tee: ReceiptTee::SevSnp,
+                digest: [9; 32],
+            },
+            ..sample()
         }
     }
 
     #[test]
     fn encoding_is_fixed_width_works() {
-        let body = sample();
-        assert_eq!(body.encode().len(), RECEIPT_BODY_LEN);
-        assert_eq!(ReceiptBody::max_encoded_len(), RECEIPT_BODY_LEN);
+        assert_eq!(sample().encode().len(), RECEIPT_BODY_LEN);
+        assert_eq!(fresh_sample().encode().len(), RECEIPT_BODY_LEN);
     }
 
     #[test]
     fn decode_canonical_round_trip_works() {
-        let body = sample();
-        let bytes = body.encode();
-        assert_eq!(ReceiptBody::decode_canonical(&bytes).unwrap(), body);
+        for body in [sample(), fresh_sample()] {
+            let bytes = body.encode();
+            assert_eq!(decode_canonical(&bytes).unwrap(), body);
+        }
     }
 
     #[test]
     fn decode_canonical_trailing_bytes_rejects() {
         let mut bytes = sample().encode();
         bytes.push(0);
-        assert!(ReceiptBody::decode_canonical(&bytes).is_err());
+        assert!(decode_canonical(&bytes).is_err());
         let short = &sample().encode()[..RECEIPT_BODY_LEN - 1];
-        assert!(ReceiptBody::decode_canonical(short).is_err());
+        assert!(decode_canonical(short).is_err());
+    }
+
+    #[test]
+    fn decode_canonical_unknown_evidence_mode_or_tee_rejects() {
+        // The evidence reference is the last 34 bytes: mode, tee, digest.
+        let mode_at = RECEIPT_BODY_LEN - 34;
+        let mut bytes = fresh_sample().encode();
+        bytes[mode_at] = 3;
+        assert!(decode_canonical(&bytes).is_err());
+        let mut bytes = fresh_sample().encode();
+        bytes[mode_at + 1] = 4;
+        assert!(decode_canonical(&bytes).is_err());
     }
 
     #[test]
     fn digest_is_domain_separated_works() {
         let body = sample();
         let plain = sp_io::hashing::sha2_256(&body.encode());
-        assert_ne!(body.digest(), plain);
+        assert_ne!(digest(&body), plain);
         let mut preimage = RECEIPT_DOMAIN.to_vec();
         preimage.extend(body.encode());
-        assert_eq!(body.digest(), sp_io::hashing::sha2_256(&preimage));
-        let mut other = body;
-        other.output_count = 8;
-        assert_ne!(other.digest(), body.digest());
+        assert_eq!(digest(&body), sp_io::hashing::sha2_256(&preimage));
+        let other = ReceiptBody {
+            output_count: 8,
+            ..body.clone()
+        };
+        assert_ne!(digest(&other), digest(&body));
     }
-}
 
-#[cfg(test)]
-mod nonce {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
+    /// The host-function digests equal the verifier crate's, so what the agent signs and
+    /// binds is what the chain checks.
+    #[test]
+    fn digests_match_the_verifier_crate_works() {
+        let crypto = RustCrypto;
+        for body in [sample(), fresh_sample()] {
+            assert_eq!(
+                digest(&body),
+                attestation_verifier::receipt::receipt_digest(&crypto, &body)
+            );
+            assert_eq!(
+                fresh_quote_nonce(&body),
+                attestation_verifier::binding::fresh_nonce(&crypto, &body)
+            );
+        }
+        assert_eq!(
+            evidence_digest(&[1, 2, 3]),
+            attestation_verifier::bundle::bundle_digest(&crypto, &[1, 2, 3])
+        );
+    }
 
     #[test]
     fn fresh_quote_nonce_ignores_only_the_evidence_digest_works() {
-        let body = ReceiptBody {
-            version: RECEIPT_VERSION,
-            tier: 3,
-            ..Default::default()
-        };
-        let mut with_digest = body;
-        with_digest.evidence.digest = [9; 32];
-        assert_eq!(body.fresh_quote_nonce(), with_digest.fresh_quote_nonce());
-        let mut other_result = body;
-        other_result.result_commitment = [1; 32];
-        assert_ne!(body.fresh_quote_nonce(), other_result.fresh_quote_nonce());
-        let mut zeroed = body;
+        let body = fresh_sample();
+        let mut zeroed = body.clone();
         zeroed.evidence.digest = [0; 32];
+        assert_eq!(fresh_quote_nonce(&body), fresh_quote_nonce(&zeroed));
+        let other_result = ReceiptBody {
+            result_commitment: [1; 32],
+            ..body.clone()
+        };
+        assert_ne!(fresh_quote_nonce(&body), fresh_quote_nonce(&other_result));
         let mut preimage = FRESH_NONCE_DOMAIN.to_vec();
         preimage.extend(zeroed.encode());
         assert_eq!(
-            body.fresh_quote_nonce(),
+            fresh_quote_nonce(&body),
             sp_io::hashing::sha2_256(&preimage)
         );
     }

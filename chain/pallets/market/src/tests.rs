@@ -17,8 +17,8 @@ use crate::{
     key_proof_message,
     mock::*,
     receipt::{
-        EVIDENCE_MODE_ATTESTED_KEY, EVIDENCE_MODE_FRESH_QUOTE, EvidenceRef, RECEIPT_VERSION,
-        ReceiptBody, Usage, evidence_digest,
+        EvidenceMode, EvidenceRef, NO_EVIDENCE, RECEIPT_VERSION, ReceiptBody, ReceiptTee, Usage,
+        digest as receipt_digest_of, evidence_digest, fresh_quote_nonce, receipt_tee,
     },
 };
 use codec::Encode;
@@ -183,14 +183,14 @@ fn body(job_id: JobId, account: u64, tier: Tier, result: [u8; 32]) -> ReceiptBod
             gpu_ms: 8_000,
             gpu_energy_mj: 2_400_000,
         },
-        evidence: EvidenceRef::default(),
+        evidence: NO_EVIDENCE,
     }
 }
 
 fn sign_with(pair: &ed25519::Pair, body: &ReceiptBody) -> (BoundedVec<u8, MaxReceipt>, [u8; 64]) {
     (
         body.encode().try_into().unwrap(),
-        pair.sign(&body.digest()).0,
+        pair.sign(&receipt_digest_of(body)).0,
     )
 }
 
@@ -256,8 +256,8 @@ fn attested_key_body(account: u64) -> ReceiptBody {
     let attested = Providers::<Test>::get(account).unwrap().attested.unwrap();
     let mut b = body(JOB, account, Tier::Attested, RESULT_A);
     b.evidence = EvidenceRef {
-        mode: EVIDENCE_MODE_ATTESTED_KEY,
-        tee: attested.tee.code(),
+        mode: EvidenceMode::AttestedKey,
+        tee: receipt_tee(attested.tee),
         digest: attested.evidence_digest,
     };
     b
@@ -267,8 +267,8 @@ fn attested_key_body(account: u64) -> ReceiptBody {
 fn fresh_quote(account: u64, result: [u8; 32]) -> (ReceiptBody, AttestationSubmission<Test>) {
     let mut b = body(JOB, account, Tier::Attested, result);
     b.evidence = EvidenceRef {
-        mode: EVIDENCE_MODE_FRESH_QUOTE,
-        tee: TeeKind::SevSnp.code(),
+        mode: EvidenceMode::FreshQuote,
+        tee: ReceiptTee::SevSnp,
         digest: [0; 32],
     };
     let sub = fresh_evidence_for(&b, MockStatement::clone);
@@ -281,7 +281,7 @@ fn fresh_evidence_for(
     b: &ReceiptBody,
     edit: impl Fn(&MockStatement) -> MockStatement,
 ) -> AttestationSubmission<Test> {
-    let st = statement(b.provider, TeeKind::SevSnp, b.fresh_quote_nonce());
+    let st = statement(b.provider, TeeKind::SevSnp, fresh_quote_nonce(b));
     let evidence = make_evidence(&platform_pair(), edit(&st));
     submission(&evidence, &good_collateral(), [0; 32])
 }
@@ -973,7 +973,7 @@ fn submit_receipt_tier1_settles_works() {
         let stored = Receipts::<Test>::get(JOB, P1).unwrap();
         assert_eq!(stored.body, bytes);
         assert_eq!(stored.signature, signature);
-        assert_eq!(stored.digest, b.digest());
+        assert_eq!(stored.digest, receipt_digest_of(&b));
         assert_eq!(stored.result_commitment, RESULT_A);
         assert_eq!(stored.evidence_digest, None);
         assert_eq!(stored.submitted_at, 9);
@@ -992,7 +992,7 @@ fn submit_receipt_tier1_settles_works() {
             Event::ReceiptAccepted {
                 job_id: JOB,
                 provider: P1,
-                receipt_digest: b.digest(),
+                receipt_digest: receipt_digest_of(&b),
                 result_commitment: RESULT_A
             }
         );
@@ -1095,8 +1095,8 @@ fn submit_receipt_body_rejects() {
         check(
             ReceiptBody {
                 evidence: EvidenceRef {
-                    mode: EVIDENCE_MODE_ATTESTED_KEY,
-                    tee: 1,
+                    mode: EvidenceMode::AttestedKey,
+                    tee: ReceiptTee::SevSnp,
                     digest: [1; 32],
                 },
                 ..good
@@ -1107,8 +1107,8 @@ fn submit_receipt_body_rejects() {
         check(
             ReceiptBody {
                 evidence: EvidenceRef {
-                    mode: 0,
-                    tee: 1,
+                    mode: EvidenceMode::None,
+                    tee: ReceiptTee::SevSnp,
                     digest: [0; 32],
                 },
                 ..good
@@ -1118,8 +1118,8 @@ fn submit_receipt_body_rejects() {
         check(
             ReceiptBody {
                 evidence: EvidenceRef {
-                    mode: 0,
-                    tee: 0,
+                    mode: EvidenceMode::None,
+                    tee: ReceiptTee::None,
                     digest: [1; 32],
                 },
                 ..good
@@ -1309,7 +1309,7 @@ fn submit_receipt_quorum_with_disagreement_works() {
             Event::ReceiptAccepted {
                 job_id: JOB,
                 provider: P1,
-                receipt_digest: body(JOB, P1, Tier::Quorum, RESULT_A).digest(),
+                receipt_digest: receipt_digest_of(&body(JOB, P1, Tier::Quorum, RESULT_A)),
                 result_commitment: RESULT_A
             }
         );
@@ -1525,20 +1525,31 @@ fn submit_receipt_attested_key_evidence_rejects() {
     build_and_execute(|| {
         bound_attested_job(false);
         let good = attested_key_body(P1);
-        let mut b = good;
+        let mut b = good.clone();
         b.evidence.digest[0] ^= 1;
         assert_noop!(submit(P1, JOB, &b, None), Error::<Test>::EvidenceMismatch);
-        let mut b = good;
-        b.evidence.tee = TeeKind::Tdx.code();
+        let mut b = good.clone();
+        b.evidence.tee = ReceiptTee::Tdx;
         assert_noop!(submit(P1, JOB, &b, None), Error::<Test>::EvidenceMismatch);
-        let mut b = good;
-        b.evidence.mode = 3;
+        // An evidence mode the receipt format does not define (the reference is the body's
+        // last 34 bytes: mode, TEE, digest), signed by the provider, does not decode.
+        let mut bytes = good.encode();
+        bytes[crate::receipt::RECEIPT_BODY_LEN - 34] = 3;
+        let sig = pair_of(P1)
+            .sign(&crate::receipt::digest_of_encoded(&bytes))
+            .0;
         assert_noop!(
-            submit(P1, JOB, &b, None),
-            Error::<Test>::UnsupportedEvidenceMode
+            Market::submit_receipt(
+                RuntimeOrigin::signed(P1),
+                JOB,
+                bytes.try_into().unwrap(),
+                sig,
+                None
+            ),
+            Error::<Test>::MalformedReceipt
         );
-        let mut b = good;
-        b.evidence = EvidenceRef::default();
+        let mut b = good.clone();
+        b.evidence = NO_EVIDENCE;
         assert_noop!(
             submit(P1, JOB, &b, None),
             Error::<Test>::UnsupportedEvidenceMode
@@ -1582,7 +1593,7 @@ fn submit_receipt_fresh_quote_works() {
         let record = Attestations::<Test>::get(digest).unwrap();
         assert_eq!(record.evidence, sub.evidence);
         assert_eq!(record.policy, POLICY_PROD);
-        assert_eq!(record.nonce, b.fresh_quote_nonce());
+        assert_eq!(record.nonce, fresh_quote_nonce(&b));
         assert_eq!(
             Receipts::<Test>::get(JOB, P1).unwrap().evidence_digest,
             Some(digest)
@@ -1616,7 +1627,7 @@ fn submit_receipt_fresh_quote_tampered_evidence_rejects() {
             Error::<Test>::EvidenceMismatch
         );
         // ... and a receipt re-signed over the tampered evidence: the verifier refuses it.
-        let mut resigned = b;
+        let mut resigned = b.clone();
         resigned.evidence.digest = evidence_digest(&tampered.evidence);
         assert_noop!(
             submit(P1, JOB, &resigned, Some(tampered)),
@@ -1663,7 +1674,7 @@ fn submit_receipt_fresh_quote_binding_rejects() {
         ];
         for other in variants {
             let sub = fresh_evidence_for(&other, MockStatement::clone);
-            let mut b = good;
+            let mut b = good.clone();
             b.evidence.digest = evidence_digest(&sub.evidence);
             assert_noop!(
                 submit(P1, JOB, &b, Some(sub)),
@@ -1680,7 +1691,7 @@ fn submit_receipt_fresh_quote_binding_rejects() {
         );
         // The receipt claims another TEE than the evidence.
         let (mut b, sub) = fresh_quote(P1, RESULT_A);
-        b.evidence.tee = TeeKind::Tdx.code();
+        b.evidence.tee = ReceiptTee::Tdx;
         assert_noop!(
             submit(P1, JOB, &b, Some(sub)),
             Error::<Test>::EvidenceMismatch
