@@ -18,6 +18,7 @@
 //! Code that only submits receipts (the agent) depends on [`ReceiptSubmitter`], which
 //! [`ChainSubmitter`] implements over the chain and [`RecordingSubmitter`] in memory for tests.
 
+pub mod agent;
 pub mod audit;
 mod client;
 mod error;

@@ -1,0 +1,580 @@
+//! The buyer's side of a provider's `sigil-agent`: job specs, signed submission, waiting,
+//! receipts and outputs over gRPC (`sigil.v1`).
+//!
+//! A market job has two halves: the escrow on chain ([`crate::ChainClient::fund_job`]) commits to
+//! `sha256(spec bytes)`, and the same spec bytes, signed by the buyer, go to the bound provider's
+//! agent, whose receipt then carries that hash. [`JobRequest::encode`] produces those bytes once;
+//! both halves use them unchanged.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use attestation_verifier::crypto::DefaultCrypto;
+use attestation_verifier::merkle::{self, InclusionProof};
+use attestation_verifier::receipt::{ReceiptBody, SignedReceipt};
+use ed25519_dalek::{Signer, SigningKey};
+use prost::Message;
+use sha2_010::{Digest, Sha256};
+use sigil_proto::v1;
+use sigil_proto::v1::attestation_service_client::AttestationServiceClient;
+use sigil_proto::v1::job_service_client::JobServiceClient;
+use sigil_proto::v1::provider_service_client::ProviderServiceClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// Why talking to an agent failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The agent URL or TLS settings are unusable.
+    #[error("agent endpoint {url}: {detail}")]
+    Endpoint {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The agent could not be reached.
+    #[error("cannot reach the agent at {url}: {detail}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// The agent answered a call with an error status.
+    #[error("agent refused {call}: {code:?}: {message}")]
+    Status {
+        /// The RPC.
+        call: &'static str,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The agent's message.
+        message: String,
+    },
+    /// The agent's answer is malformed or inconsistent.
+    #[error("agent answer to {call} is invalid: {detail}")]
+    BadAnswer {
+        /// The RPC.
+        call: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A job request is invalid.
+    #[error("invalid job request: {0}")]
+    BadRequest(String),
+    /// A downloaded output does not match the receipt's result commitment.
+    #[error("output {path} is not the one the receipt commits to: {detail}")]
+    OutputMismatch {
+        /// The output's path.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The job ended without succeeding, or the wait timed out.
+    #[error("job {job_id}: {detail}")]
+    Job {
+        /// The job (hex).
+        job_id: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+impl AgentError {
+    fn status(call: &'static str, s: tonic::Status) -> Self {
+        Self::Status {
+            call,
+            code: s.code(),
+            message: s.message().to_owned(),
+        }
+    }
+
+    fn bad(call: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadAnswer {
+            call,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// How a receipt is bound to evidence, as the buyer asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EvidenceMode {
+    /// The agent's default for the tier.
+    #[default]
+    Default,
+    /// No evidence (tiers 1 and 2).
+    None,
+    /// The agent key's evidence, referenced by digest.
+    AttestedKey,
+    /// Evidence bound to this receipt.
+    FreshQuote,
+}
+
+impl EvidenceMode {
+    const fn proto(self) -> v1::EvidenceMode {
+        match self {
+            Self::Default => v1::EvidenceMode::Unspecified,
+            Self::None => v1::EvidenceMode::None,
+            Self::AttestedKey => v1::EvidenceMode::AttestedKey,
+            Self::FreshQuote => v1::EvidenceMode::FreshQuote,
+        }
+    }
+}
+
+/// A job to run on an agent: a process (`argv`) or a container image pinned by digest.
+#[derive(Clone, Debug, Default)]
+pub struct JobRequest {
+    /// 32 bytes chosen by the buyer: the chain's job id and the agent's idempotency key.
+    pub job_id: [u8; 32],
+    /// Settlement tier (1, 2 or 3).
+    pub tier: u8,
+    /// Program and arguments of a process workload (empty for a container).
+    pub argv: Vec<String>,
+    /// `name@sha256:<digest>` of a container workload (`argv` are then its arguments).
+    pub image: Option<String>,
+    /// Environment of the workload.
+    pub env: Vec<(String, String)>,
+    /// Input files: path inside the input directory, content.
+    pub inputs: Vec<(String, Vec<u8>)>,
+    /// Wall-clock limit (0: the agent's default).
+    pub wall_time_ms: u64,
+    /// Address-space limit (0: the agent's default).
+    pub memory_bytes: u64,
+    /// Evidence mode of the receipt.
+    pub evidence_mode: EvidenceMode,
+    /// GPUs to assign.
+    pub gpu_count: u32,
+    /// The only agent key that may run the job, if set.
+    pub provider_key: Option<[u8; 32]>,
+    /// The agent refuses the spec after this time (ms since the epoch; 0: never).
+    pub not_after_ms: u64,
+}
+
+/// The canonical bytes of a job spec and their hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedSpec {
+    /// The job id.
+    pub job_id: [u8; 32],
+    /// Protobuf bytes of the `JobSpec`, exactly as signed and submitted.
+    pub bytes: Vec<u8>,
+    /// `sha256(bytes)`: the chain's `spec_hash` and the receipt's `job_spec_hash`.
+    pub spec_hash: [u8; 32],
+}
+
+impl EncodedSpec {
+    /// Wraps spec bytes read back from a file, checking they decode as a job spec.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, AgentError> {
+        let spec = v1::JobSpec::decode(bytes.as_slice())
+            .map_err(|e| AgentError::BadRequest(format!("spec does not decode: {e}")))?;
+        let job_id: [u8; 32] = spec
+            .job_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| AgentError::BadRequest("spec job_id is not 32 bytes".into()))?;
+        let spec_hash = sha256(&bytes);
+        Ok(Self {
+            job_id,
+            bytes,
+            spec_hash,
+        })
+    }
+}
+
+impl JobRequest {
+    /// Checks the request and encodes its `JobSpec`.
+    pub fn encode(&self) -> Result<EncodedSpec, AgentError> {
+        if !(1..=3).contains(&self.tier) {
+            return Err(AgentError::BadRequest(format!(
+                "tier {} is not 1, 2 or 3",
+                self.tier
+            )));
+        }
+        let env = self.env.iter().cloned().collect();
+        let workload = match &self.image {
+            Some(image) => v1::job_spec::Workload::Container(v1::ContainerWorkload {
+                image: image.clone(),
+                args: self.argv.clone(),
+                env,
+            }),
+            None if self.argv.is_empty() => {
+                return Err(AgentError::BadRequest(
+                    "a process job needs a program (argv)".into(),
+                ));
+            }
+            None => v1::job_spec::Workload::Process(v1::ProcessWorkload {
+                argv: self.argv.clone(),
+                env,
+            }),
+        };
+        let spec = v1::JobSpec {
+            job_id: self.job_id.to_vec(),
+            tier: u32::from(self.tier),
+            workload: Some(workload),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|(path, content)| v1::InputFile {
+                    path: path.clone(),
+                    content: content.clone(),
+                })
+                .collect(),
+            limits: Some(v1::Limits {
+                wall_time_ms: self.wall_time_ms,
+                memory_bytes: self.memory_bytes,
+                ..Default::default()
+            }),
+            evidence_mode: self.evidence_mode.proto().into(),
+            gpu_count: self.gpu_count,
+            on_restart: v1::RestartPolicy::Unspecified.into(),
+            provider: self.provider_key.map(|k| k.to_vec()).unwrap_or_default(),
+            not_after_ms: self.not_after_ms,
+        };
+        let bytes = spec.encode_to_vec();
+        Ok(EncodedSpec {
+            job_id: self.job_id,
+            spec_hash: sha256(&bytes),
+            bytes,
+        })
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A job's state as the agent reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct JobView {
+    /// The job id (hex).
+    pub job_id: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: &'static str,
+    /// Why it failed or was cancelled.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Exit code of the workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Wall time in ms.
+    pub wall_ms: u64,
+    /// CPU time in ms.
+    pub cpu_ms: u64,
+    /// The outputs: path, size, SHA-256 (hex).
+    pub outputs: Vec<(String, u64, String)>,
+    /// Whether a receipt is available.
+    pub has_receipt: bool,
+    /// `sha256(spec)` (hex).
+    pub job_spec_hash: String,
+}
+
+impl JobView {
+    fn from_proto(s: &v1::JobStatus) -> Self {
+        let state = match v1::JobState::try_from(s.state) {
+            Ok(v1::JobState::Queued) => "queued",
+            Ok(v1::JobState::Running) => "running",
+            Ok(v1::JobState::Succeeded) => "succeeded",
+            Ok(v1::JobState::Failed) => "failed",
+            Ok(v1::JobState::Cancelled) => "cancelled",
+            _ => "unknown",
+        };
+        let usage = s.usage.unwrap_or_default();
+        Self {
+            job_id: hex::encode(&s.job_id),
+            state,
+            reason: s.reason.clone(),
+            exit_code: s.exit_code,
+            wall_ms: usage.wall_ms,
+            cpu_ms: usage.cpu_ms,
+            outputs: s
+                .outputs
+                .iter()
+                .map(|o| (o.path.clone(), o.size, hex::encode(&o.sha256)))
+                .collect(),
+            has_receipt: s.has_receipt,
+            job_spec_hash: hex::encode(&s.job_spec_hash),
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state, "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// A receipt and the evidence bundle it references, as fetched from the agent.
+#[derive(Clone, Debug)]
+pub struct FetchedReceipt {
+    /// `SCALE(SignedReceipt)`: what `sigil-verify receipt` and the chain take.
+    pub signed_receipt: Vec<u8>,
+    /// `SCALE(EvidenceBundle)` (empty without evidence).
+    pub evidence_bundle: Vec<u8>,
+    /// The decoded, signature-checked body.
+    pub body: ReceiptBody,
+}
+
+/// A gRPC connection to one agent.
+#[derive(Clone, Debug)]
+pub struct AgentClient {
+    url: String,
+    channel: Channel,
+}
+
+impl AgentClient {
+    /// Connects to `url` (`http://` on loopback, or `https://`; `ca_pem` pins the agent's CA
+    /// instead of the system roots).
+    pub async fn connect(url: &str, ca_pem: Option<&Path>) -> Result<Self, AgentError> {
+        let endpoint_err = |detail: String| AgentError::Endpoint {
+            url: url.to_owned(),
+            detail,
+        };
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| endpoint_err(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10));
+        if url.starts_with("https://") {
+            // Other crates in a build may compile rustls's ring backend in as well; with two
+            // backends rustls picks none by itself. An already installed provider is kept.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let mut tls = ClientTlsConfig::new().with_webpki_roots();
+            if let Some(ca) = ca_pem {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| endpoint_err(format!("CA file {}: {e}", ca.display())))?;
+                tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| endpoint_err(e.to_string()))?;
+        } else if ca_pem.is_some() {
+            return Err(endpoint_err("a CA file needs an https:// URL".into()));
+        }
+        let channel = endpoint.connect().await.map_err(|e| AgentError::Connect {
+            url: url.to_owned(),
+            detail: error_chain(&e),
+        })?;
+        Ok(Self {
+            url: url.to_owned(),
+            channel,
+        })
+    }
+
+    /// The URL this client talks to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What the provider offers (`ProviderService.Info`).
+    pub async fn info(&self) -> Result<v1::ProviderInfo, AgentError> {
+        ProviderServiceClient::new(self.channel.clone())
+            .info(v1::InfoRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| AgentError::status("Info", s))
+    }
+
+    /// Evidence bound to `nonce` and the agent key (`AttestationService.Challenge`).
+    pub async fn challenge(&self, nonce: [u8; 32]) -> Result<v1::ChallengeResponse, AgentError> {
+        AttestationServiceClient::new(self.channel.clone())
+            .challenge(v1::ChallengeRequest {
+                nonce: nonce.to_vec(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| AgentError::status("Challenge", s))
+    }
+
+    /// Submits `spec`, signed by the buyer's ed25519 `key`. Idempotent on the job id.
+    pub async fn submit(
+        &self,
+        spec: &EncodedSpec,
+        key: &SigningKey,
+    ) -> Result<(JobView, bool), AgentError> {
+        let mut h = Sha256::new();
+        h.update(sigil_proto::SUBMIT_DOMAIN);
+        h.update(&spec.bytes);
+        let message: [u8; 32] = h.finalize().into();
+        let request = v1::SubmitRequest {
+            spec: spec.bytes.clone(),
+            signature: Some(v1::BuyerSignature {
+                public_key: key.verifying_key().to_bytes().to_vec(),
+                signature: key.sign(&message).to_bytes().to_vec(),
+            }),
+        };
+        let response = JobServiceClient::new(self.channel.clone())
+            .submit(request)
+            .await
+            .map_err(|s| AgentError::status("Submit", s))?
+            .into_inner();
+        let job = response
+            .job
+            .ok_or_else(|| AgentError::bad("Submit", "no job status"))?;
+        Ok((JobView::from_proto(&job), response.created))
+    }
+
+    /// The job's current status.
+    pub async fn job(&self, job_id: &[u8; 32]) -> Result<JobView, AgentError> {
+        let status = JobServiceClient::new(self.channel.clone())
+            .get_job(v1::GetJobRequest {
+                job_id: job_id.to_vec(),
+            })
+            .await
+            .map_err(|s| AgentError::status("GetJob", s))?
+            .into_inner();
+        Ok(JobView::from_proto(&status))
+    }
+
+    /// Follows the job's events until it ends (or `timeout` passes) and returns its last status.
+    pub async fn wait(&self, job_id: &[u8; 32], timeout: Duration) -> Result<JobView, AgentError> {
+        let follow = async {
+            let mut stream = JobServiceClient::new(self.channel.clone())
+                .watch(v1::WatchRequest {
+                    job_id: job_id.to_vec(),
+                })
+                .await
+                .map_err(|s| AgentError::status("Watch", s))?
+                .into_inner();
+            let mut last = None;
+            while let Some(event) = stream
+                .message()
+                .await
+                .map_err(|s| AgentError::status("Watch", s))?
+            {
+                if let Some(status) = event.status {
+                    let view = JobView::from_proto(&status);
+                    if view.is_final() {
+                        return Ok(view);
+                    }
+                    last = Some(view);
+                }
+            }
+            // The stream ends after a final state; if it ended early, ask once more.
+            match last {
+                Some(_) | None => self.job(job_id).await,
+            }
+        };
+        tokio::time::timeout(timeout, follow)
+            .await
+            .map_err(|_| AgentError::Job {
+                job_id: hex::encode(job_id),
+                detail: format!("did not end within {} s", timeout.as_secs()),
+            })?
+    }
+
+    /// The job's signed receipt and evidence bundle. The receipt's signature is checked, and its
+    /// job id must be `job_id`; whether it is bound to attested evidence is `sigil-verify
+    /// receipt`'s (or the chain's) business.
+    pub async fn receipt(&self, job_id: &[u8; 32]) -> Result<FetchedReceipt, AgentError> {
+        let r = JobServiceClient::new(self.channel.clone())
+            .get_receipt(v1::GetReceiptRequest {
+                job_id: job_id.to_vec(),
+            })
+            .await
+            .map_err(|s| AgentError::status("GetReceipt", s))?
+            .into_inner();
+        let signed = SignedReceipt::decode_bytes(&r.signed_receipt)
+            .map_err(|e| AgentError::bad("GetReceipt", format!("receipt: {e}")))?;
+        let checked = signed
+            .verify(&DefaultCrypto::default())
+            .map_err(|e| AgentError::bad("GetReceipt", format!("receipt: {e}")))?;
+        let body = checked.body;
+        if body.job_id != *job_id {
+            return Err(AgentError::bad(
+                "GetReceipt",
+                "the receipt is for another job",
+            ));
+        }
+        Ok(FetchedReceipt {
+            signed_receipt: r.signed_receipt,
+            evidence_bundle: r.evidence_bundle,
+            body,
+        })
+    }
+
+    /// Downloads the output `path` of a finished job (signed by the buyer `key` that submitted
+    /// it) and checks it against the receipt's result commitment with the inclusion proof the
+    /// agent sends, so the file is the one the receipt (and the chain) commits to.
+    pub async fn output(
+        &self,
+        job_id: &[u8; 32],
+        path: &str,
+        key: &SigningKey,
+        receipt: &ReceiptBody,
+    ) -> Result<Vec<u8>, AgentError> {
+        let issued_at_ms = now_ms();
+        let mut message = sigil_proto::OUTPUT_DOMAIN.to_vec();
+        message.extend_from_slice(job_id);
+        message.extend_from_slice(&issued_at_ms.to_le_bytes());
+        let auth = v1::RequestAuth {
+            signature: Some(v1::BuyerSignature {
+                public_key: key.verifying_key().to_bytes().to_vec(),
+                signature: key.sign(&message).to_bytes().to_vec(),
+            }),
+            issued_at_ms,
+        };
+        let mut stream = JobServiceClient::new(self.channel.clone())
+            .get_output(v1::GetOutputRequest {
+                job_id: job_id.to_vec(),
+                kind: v1::OutputKind::File.into(),
+                path: path.to_owned(),
+                offset: 0,
+                auth: Some(auth),
+            })
+            .await
+            .map_err(|s| AgentError::status("GetOutput", s))?
+            .into_inner();
+        let mut data = Vec::new();
+        let mut proof = None;
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| AgentError::status("GetOutput", s))?
+        {
+            if proof.is_none() && !chunk.proof.is_empty() {
+                proof = Some(
+                    InclusionProof::from_bytes(&chunk.proof)
+                        .map_err(|e| AgentError::bad("GetOutput", format!("proof: {e}")))?,
+                );
+            }
+            if chunk.offset != u64::try_from(data.len()).unwrap_or(u64::MAX) {
+                return Err(AgentError::bad("GetOutput", "chunks out of order"));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        let mismatch = |detail: String| AgentError::OutputMismatch {
+            path: path.to_owned(),
+            detail,
+        };
+        let proof = proof.ok_or_else(|| mismatch("the agent sent no inclusion proof".into()))?;
+        merkle::verify_inclusion(
+            &DefaultCrypto::default(),
+            &receipt.result_commitment,
+            receipt.output_count,
+            path.as_bytes(),
+            &sha256(&data),
+            &proof,
+        )
+        .map_err(|e| mismatch(e.to_string()))?;
+        Ok(data)
+    }
+}
+
+/// The transport error with its causes (tonic's top-level message alone says "transport error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
