@@ -9,13 +9,17 @@
 //!   bundle by digest.
 //! * Fresh-quote mode: [`Attestor::sign_fresh`] collects evidence bound to the
 //!   receipt body itself and signs the receipt that references it.
+//! * Collateral: with a [`GpuCollateralSource`], bundles with GPU evidence also
+//!   carry the RIMs and OCSP responses its verification needs (bundle version
+//!   2); TDX collateral is added by the configfs-tsm source
+//!   ([`crate::collateral`]).
 //!
 //! Evidence calls block; async callers use `spawn_blocking`.
 
 use std::sync::{Arc, RwLock};
 
 use attestation_verifier::binding;
-use attestation_verifier::bundle::EvidenceBundle;
+use attestation_verifier::bundle::{EvidenceBundle, GpuCollateral, GpuEvidence};
 use attestation_verifier::crypto::{Crypto, DefaultCrypto};
 use attestation_verifier::receipt::{
     EvidenceMode, EvidenceRef, ReceiptBody, SignedReceipt, TeeKind,
@@ -44,11 +48,25 @@ pub struct AttestedKeyEvidence {
     pub collected_at_ms: u64,
 }
 
+/// Collateral for GPU evidence (RIMs, OCSP responses), put into the bundle
+/// beside the reports.
+pub trait GpuCollateralSource: Send + Sync {
+    /// The collateral for `gpus`.
+    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, EvidenceError>;
+}
+
+impl GpuCollateralSource for crate::collateral::gpu::GpuCollateralProvider {
+    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, EvidenceError> {
+        self.collect(gpus)
+    }
+}
+
 /// The agent key and its evidence sources.
 pub struct Attestor {
     key: AgentKey,
     source: Option<Arc<dyn EvidenceSource>>,
     gpus: Option<GpuEvidenceSource>,
+    gpu_collateral: Option<Arc<dyn GpuCollateralSource>>,
     current: RwLock<Option<AttestedKeyEvidence>>,
 }
 
@@ -58,6 +76,7 @@ impl std::fmt::Debug for Attestor {
             .field("key", &self.key)
             .field("source", &self.source.as_ref().map(|s| s.name()))
             .field("gpus", &self.gpus.is_some())
+            .field("gpu_collateral", &self.gpu_collateral.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -75,8 +94,16 @@ impl Attestor {
             key,
             source,
             gpus: gpu.map(|p| GpuEvidenceSource::new(p, gpu_indices)),
+            gpu_collateral: None,
             current: RwLock::new(None),
         }
+    }
+
+    /// Adds RIMs and OCSP responses to bundles with GPU evidence.
+    #[must_use]
+    pub fn with_gpu_collateral(mut self, source: Arc<dyn GpuCollateralSource>) -> Self {
+        self.gpu_collateral = Some(source);
+        self
     }
 
     /// Detects or opens the configured backend and builds the attestor.
@@ -87,6 +114,24 @@ impl Attestor {
         gpu_indices: Vec<u32>,
     ) -> Result<Self, EvidenceError> {
         Ok(Self::new(key, open_source(opts)?, gpu, gpu_indices))
+    }
+
+    /// Detects or opens the backend `cfg` names, with the collateral sources of
+    /// its `[collateral]` table.
+    pub fn from_config(
+        cfg: &crate::config::Config,
+        key: AgentKey,
+        gpu: Option<Arc<dyn GpuProbe>>,
+    ) -> Result<Self, EvidenceError> {
+        let backend: crate::evidence::detect::Backend = cfg.evidence.backend.parse()?;
+        let mut opts = DetectOptions::new(backend, cfg.evidence.allow_simulated);
+        opts.tdx_collateral = crate::collateral::tdx_from_config(cfg)
+            .map(|c| c as Arc<dyn crate::evidence::backend::tsm::TdxCollateralSource>);
+        let a = Self::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
+        Ok(match crate::collateral::gpu_from_config(cfg) {
+            Some(c) if a.gpus.is_some() => a.with_gpu_collateral(c),
+            _ => a,
+        })
     }
 
     /// A simulated attestor with a fresh key (feature `simulator`; tests and
@@ -120,8 +165,12 @@ impl Attestor {
         };
         let gpu_digest = binding::gpu_evidence_digest(&crypto, &gpus);
         let report_data = binding::report_data(&crypto, &key, &gpu_digest, &nonce);
+        let collateral = match &self.gpu_collateral {
+            Some(c) if !gpus.is_empty() => c.collateral(&gpus)?,
+            _ => GpuCollateral::default(),
+        };
         let cpu = source.collect(&report_data)?;
-        Ok(EvidenceBundle::new(key, nonce, cpu, gpus))
+        Ok(EvidenceBundle::new(key, nonce, cpu, gpus).with_gpu_collateral(collateral))
     }
 
     /// Signs a receipt body as it is.

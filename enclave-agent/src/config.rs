@@ -115,6 +115,8 @@ pub struct Config {
     pub container: ContainerConfig,
     /// Evidence and receipts.
     pub evidence: EvidenceConfig,
+    /// Collateral put into evidence bundles (TDX DCAP collateral, GPU RIMs and OCSP).
+    pub collateral: CollateralConfig,
     /// GPUs.
     pub gpus: GpuConfig,
     /// Logging.
@@ -133,6 +135,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             container: ContainerConfig::default(),
             evidence: EvidenceConfig::default(),
+            collateral: CollateralConfig::default(),
             gpus: GpuConfig::default(),
             log: LogConfig::default(),
         }
@@ -200,7 +203,9 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     /// Run process workloads (a provider offering containers only may turn this off).
     pub allow_process: bool,
-    /// `prlimit` (util-linux) used to apply rlimits before the workload starts; empty = PATH lookup.
+    /// util-linux `prlimit` to exec process workloads through, so their rlimits hold from
+    /// their first instruction (one more exec per job); unset = `prlimit(2)` right after the
+    /// spawn, with the memory limit guarded (see `crate::workload`).
     pub prlimit: Option<PathBuf>,
     /// On SIGTERM, how long running jobs may still finish before they are stopped and checkpointed.
     pub shutdown_grace_secs: u64,
@@ -296,6 +301,50 @@ impl Default for EvidenceConfig {
         }
     }
 }
+
+/// Where the collateral in evidence bundles comes from. URLs set to `""` disable
+/// that source.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollateralConfig {
+    /// Intel PCS or a PCCS (v4 API) for TDX collateral.
+    pub pccs_url: String,
+    /// A TDX collateral file (the verifier's collateral JSON), used beside or instead of the PCCS.
+    pub tdx_file: Option<PathBuf>,
+    /// Directory of RIMs named `<RIM id>.xml`, read before the RIM service is asked.
+    pub rim_dir: Option<PathBuf>,
+    /// NVIDIA's RIM service.
+    pub rim_service_url: String,
+    /// NVIDIA's OCSP responder.
+    pub ocsp_url: String,
+    /// Cache of fetched collateral; default `state_dir/collateral`.
+    pub cache_dir: Option<PathBuf>,
+    /// Timeout of one request, seconds.
+    pub timeout_secs: u64,
+    /// Collateral whose `nextUpdate` is closer than this is fetched again, seconds.
+    pub refresh_before_secs: u64,
+    /// Least time between fetch attempts for one item while what is held is valid, seconds.
+    pub retry_secs: u64,
+}
+
+impl Default for CollateralConfig {
+    fn default() -> Self {
+        Self {
+            pccs_url: attestation_verifier::pcs::INTEL_PCS_URL.into(),
+            tdx_file: None,
+            rim_dir: None,
+            rim_service_url: attestation_verifier::rim_service::NVIDIA_RIM_SERVICE_URL.into(),
+            ocsp_url: NVIDIA_OCSP_URL.into(),
+            cache_dir: None,
+            timeout_secs: 10,
+            refresh_before_secs: 7 * 86_400,
+            retry_secs: 300,
+        }
+    }
+}
+
+/// NVIDIA's OCSP responder for GPU device and RIM certificates.
+pub const NVIDIA_OCSP_URL: &str = "https://ocsp.ndis.nvidia.com";
 
 /// GPU settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -417,6 +466,12 @@ impl Config {
         if self.evidence.refresh_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "evidence.refresh_secs",
+                reason: "must be at least 1",
+            });
+        }
+        if self.collateral.timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "collateral.timeout_secs",
                 reason: "must be at least 1",
             });
         }

@@ -230,3 +230,86 @@ fn simulator_end_to_end_works() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn gpu_collateral_goes_into_the_bundle_works() {
+    // The GPU's RIMs come from a directory through the agent's provider and are
+    // carried by a version-2 bundle, covered by its digest.
+    let v = crate::evidence::tests::vectors();
+    let mut report = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/report.bin")).unwrap();
+    let chain = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/cert_chain.pem")).unwrap();
+    let parsed = attestation_verifier::evidence::nvgpu::parse_nvgpu_report(&report).unwrap();
+    let rims = tempfile::tempdir().unwrap();
+    let driver = v.join("nvgpu-extra/nvat/NV_GPU_DRIVER_GH100_550.144.03.xml");
+    let vbios = v.join("nvgpu-extra/rims-nvtrust/1010_0200_882_96005E0001_PROD.swidtag");
+    for (id, file) in [
+        (parsed.driver_rim_id("GH100").unwrap(), &driver),
+        (parsed.vbios_rim_id().unwrap(), &vbios),
+    ] {
+        std::fs::copy(file, rims.path().join(format!("{id}.xml"))).unwrap();
+    }
+    let key = AgentKey::from_seed(&[9; 32]).public_key();
+    let nonce = [4u8; 32];
+    report[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
+    let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+    g.evidence = Some((report, chain));
+    let probe: Arc<dyn GpuProbe> = Arc::new(gpu_monitor::FakeProbe::new("550.90.07").with_gpu(g));
+    let cache = tempfile::tempdir().unwrap();
+    let provider = crate::collateral::gpu::GpuCollateralProvider::new(
+        crate::collateral::tests::settings(
+            cache.path(),
+            Arc::new(std::sync::Mutex::new(1_748_736_000)),
+        ),
+        Some(rims.path().to_path_buf()),
+        None,
+        None,
+    );
+    let a = attestor(Some(probe)).with_gpu_collateral(Arc::new(provider));
+    let bundle = a.attest(nonce).unwrap();
+    assert_eq!(bundle.version, attestation_verifier::bundle::BUNDLE_VERSION);
+    assert_eq!(
+        bundle.gpu_collateral.rims,
+        vec![
+            std::fs::read(&driver).unwrap(),
+            std::fs::read(&vbios).unwrap()
+        ]
+    );
+    let back = EvidenceBundle::from_bytes(&bundle.to_bytes()).unwrap();
+    assert_eq!(back, bundle);
+    // Without GPUs no collateral is asked for.
+    let plain = attestor(None)
+        .with_gpu_collateral(Arc::new(FailingCollateral))
+        .attest(nonce)
+        .unwrap();
+    assert!(plain.gpu_collateral.is_empty());
+}
+
+/// A collateral source that always fails.
+struct FailingCollateral;
+
+impl GpuCollateralSource for FailingCollateral {
+    fn collateral(
+        &self,
+        _gpus: &[attestation_verifier::bundle::GpuEvidence],
+    ) -> Result<attestation_verifier::bundle::GpuCollateral, EvidenceError> {
+        Err(EvidenceError::Collateral(
+            crate::collateral::CollateralError::Unconfigured("RIMs"),
+        ))
+    }
+}
+
+#[test]
+fn gpu_collateral_failure_fails_attestation_rejects() {
+    let v = crate::evidence::tests::vectors();
+    let report = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/report.bin")).unwrap();
+    let chain = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/cert_chain.pem")).unwrap();
+    let key = AgentKey::from_seed(&[9; 32]).public_key();
+    let nonce = [4u8; 32];
+    let mut r = report;
+    r[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
+    let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+    g.evidence = Some((r, chain));
+    let probe: Arc<dyn GpuProbe> = Arc::new(gpu_monitor::FakeProbe::new("550.90.07").with_gpu(g));
+    let a = attestor(Some(probe)).with_gpu_collateral(Arc::new(FailingCollateral));
+    assert!(matches!(a.attest(nonce), Err(EvidenceError::Collateral(_))));
+}

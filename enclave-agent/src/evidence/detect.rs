@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::backend::snp::{SEV_GUEST_DEVICE, SevGuestSource};
-use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TsmSource};
+use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TdxCollateralSource, TsmSource};
 use super::{EvidenceError, EvidenceSource};
 
 /// The legacy TDX guest device.
@@ -58,7 +58,7 @@ impl FromStr for Backend {
 }
 
 /// Where to look and what is allowed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DetectOptions {
     /// The backend, or `Auto`.
     pub backend: Backend,
@@ -72,6 +72,23 @@ pub struct DetectOptions {
     pub tdx_guest_device: PathBuf,
     /// VMPL for SEV-SNP reports through `/dev/sev-guest`.
     pub vmpl: u32,
+    /// DCAP collateral added to TDX quotes (without it TDX receipts cannot be
+    /// verified offline).
+    pub tdx_collateral: Option<Arc<dyn TdxCollateralSource>>,
+}
+
+impl std::fmt::Debug for DetectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetectOptions")
+            .field("backend", &self.backend)
+            .field("allow_simulated", &self.allow_simulated)
+            .field("tsm_root", &self.tsm_root)
+            .field("sev_guest_device", &self.sev_guest_device)
+            .field("tdx_guest_device", &self.tdx_guest_device)
+            .field("vmpl", &self.vmpl)
+            .field("tdx_collateral", &self.tdx_collateral.is_some())
+            .finish()
+    }
 }
 
 impl DetectOptions {
@@ -84,6 +101,7 @@ impl DetectOptions {
             sev_guest_device: PathBuf::from(SEV_GUEST_DEVICE),
             tdx_guest_device: PathBuf::from(TDX_GUEST_DEVICE),
             vmpl: 0,
+            tdx_collateral: None,
         }
     }
 }
@@ -100,7 +118,7 @@ fn unavailable(backend: &str, reason: impl Into<String>) -> EvidenceError {
 pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
     let source: Arc<dyn EvidenceSource> = match opts.backend {
         Backend::None => return Ok(None),
-        Backend::Tsm => Arc::new(TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone())?),
+        Backend::Tsm => Arc::new(tsm(opts)?),
         Backend::SevGuest => {
             if !opts.sev_guest_device.exists() {
                 return Err(unavailable(
@@ -123,9 +141,26 @@ pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource
     Ok(Some(source))
 }
 
+/// The configfs-tsm source at `opts.tsm_root`, adding collateral to TDX quotes.
+fn tsm(opts: &DetectOptions) -> Result<TsmSource, EvidenceError> {
+    let s = TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone())?;
+    if s.tee() != attestation_verifier::receipt::TeeKind::Tdx {
+        return Ok(s);
+    }
+    Ok(match &opts.tdx_collateral {
+        Some(c) => s.with_tdx_collateral(Box::new(Arc::clone(c))),
+        None => {
+            tracing::warn!(
+                "TDX without a collateral source: bundles will lack DCAP collateral and receipts cannot be verified offline"
+            );
+            s
+        }
+    })
+}
+
 fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
     if opts.tsm_root.is_dir() {
-        match TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone()) {
+        match tsm(opts) {
             Ok(s) => {
                 tracing::info!(backend = "tsm", tee = %s.tee(), "evidence backend detected");
                 return Ok(Some(Arc::new(s)));

@@ -117,6 +117,9 @@ pub enum EvidenceError {
     /// The OS RNG failed.
     #[error("operating-system RNG failed: {0}")]
     Rng(String),
+    /// Collateral for the evidence (TDX DCAP collateral, GPU RIMs) is unavailable.
+    #[error("collateral: {0}")]
+    Collateral(#[from] crate::collateral::CollateralError),
 }
 
 #[cfg(test)]

@@ -498,3 +498,116 @@ fn detect_simulator_when_allowed_works() {
     };
     assert!(report.starts_with(b"SIGIL-SIMULATED\0"));
 }
+
+/// A TDX receipt as the agent makes it: the configfs-tsm tree returns the real
+/// quote, the collateral comes from a PCCS (a local server serving the vector's
+/// PCS responses) through the agent's provider, and the receipt is checked as
+/// `sigil-verify receipt` checks it. The recorded quote was never made for this
+/// agent's key, so its REPORTDATA binding is the one reason left at the
+/// vector's time; missing or expired collateral adds its own.
+#[test]
+fn tsm_tdx_receipt_with_fetched_collateral_works() {
+    use attestation_verifier::bundle::EvidenceBundle;
+    use attestation_verifier::crypto::AwsLc;
+    use attestation_verifier::policy::Policy;
+    use attestation_verifier::receipt::{EvidenceMode, EvidenceRef, ReceiptBody, Usage};
+    use attestation_verifier::time::UnixTime;
+    use attestation_verifier::verify::receipt::{ReceiptVerifier, appraise_receipt};
+
+    use crate::collateral::tdx::TdxCollateralProvider;
+    use crate::collateral::tests::{TDX_TIME, fake_pccs, settings};
+
+    let pccs = fake_pccs(TDX);
+    let cache = tempfile::tempdir().unwrap();
+    let now = Arc::new(Mutex::new(TDX_TIME));
+    let provider = Arc::new(TdxCollateralProvider::new(
+        settings(cache.path(), Arc::clone(&now)),
+        Some(&pccs.url),
+        None,
+    ));
+    let quote = vector(&format!("{TDX}/quote.bin"));
+    let rd = parse_tdx_quote(&quote).unwrap().body.report_data;
+    let key = crate::keys::AgentKey::from_seed(&[3; 32]);
+    let receipt_for = |cpu: CpuEvidence| {
+        let bundle = EvidenceBundle::new(key.public_key(), [2; 32], cpu, vec![]);
+        let body = ReceiptBody {
+            version: attestation_verifier::receipt::RECEIPT_VERSION,
+            job_id: [1; 32],
+            job_spec_hash: [2; 32],
+            provider: key.public_key(),
+            tier: 3,
+            result_commitment: [3; 32],
+            output_count: 0,
+            started_at_ms: TDX_TIME * 1000,
+            finished_at_ms: TDX_TIME * 1000 + 5,
+            exit_code: 0,
+            usage: Usage::default(),
+            evidence: EvidenceRef {
+                mode: EvidenceMode::AttestedKey,
+                tee: TeeKind::Tdx,
+                digest: bundle.digest(&AwsLc),
+            },
+        };
+        (key.sign_receipt(&body).to_bytes(), bundle.to_bytes())
+    };
+    let appraise = |r: &[u8], b: &[u8], at: u64| {
+        let mut v = ReceiptVerifier::new(AwsLc).unwrap();
+        appraise_receipt(&mut v, r, Some(b), &Policy::default(), UnixTime(at)).reasons
+    };
+
+    let (_dir, _sim, src) = tsm(KernelSim::new("tdx_guest", quote.clone(), None));
+    let src = src.with_tdx_collateral(Box::new(Arc::clone(&provider)));
+    let cpu = src.collect(&rd).unwrap();
+    let CpuEvidence::Tdx {
+        collateral_json: Some(json),
+        ..
+    } = cpu.clone()
+    else {
+        panic!("no collateral in {cpu:?}")
+    };
+    assert_eq!(
+        json,
+        provider.collateral_for(&quote).unwrap(),
+        "the provider's collateral"
+    );
+    assert_eq!(pccs.requests(), 4);
+    let (r, b) = receipt_for(cpu);
+    let reasons = appraise(&r, &b, TDX_TIME);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("REPORT_DATA"), "{reasons:?}");
+    // Checked after the collateral's nextUpdate: stale collateral is refused too.
+    let next = attestation_verifier::verify::tdx::TdxCollateral::from_json(&json)
+        .unwrap()
+        .next_update()
+        .unwrap()
+        .0;
+    let reasons = appraise(&r, &b, next + 1);
+    assert!(reasons.len() >= 2, "{reasons:?}");
+    assert!(reasons.iter().any(|x| x.contains("expired")), "{reasons:?}");
+
+    // Without a collateral source the bundle cannot be verified offline.
+    let (_dir, _sim, bare) = tsm(KernelSim::new("tdx_guest", quote.clone(), None));
+    let (r, b) = receipt_for(bare.collect(&rd).unwrap());
+    let reasons = appraise(&r, &b, TDX_TIME);
+    assert!(
+        reasons.iter().any(|x| x.contains("without collateral")),
+        "{reasons:?}"
+    );
+
+    // The agent itself refuses to collect once only expired collateral exists.
+    *now.lock().unwrap() = next + 1;
+    let (_dir, _sim, src) = tsm(KernelSim::new("tdx_guest", quote, None));
+    let src = src.with_tdx_collateral(Box::new(TdxCollateralProvider::new(
+        settings(cache.path(), Arc::clone(&now)),
+        Some(&pccs.url),
+        None,
+    )));
+    let e = src.collect(&rd).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EvidenceError::Collateral(crate::collateral::CollateralError::Stale { .. })
+        ),
+        "{e}"
+    );
+}

@@ -197,15 +197,13 @@ pub fn write_addr_file(cfg: &Config, name: &str, addr: SocketAddr) -> std::io::R
     std::fs::rename(tmp, cfg.state_dir.join(name))
 }
 
-/// The agent key (fresh from the OS RNG) and the configured or detected evidence backend.
+/// The agent key (fresh from the OS RNG), the configured or detected evidence backend and
+/// the `[collateral]` sources.
 pub fn attestor(
     cfg: &Config,
     probe: Option<Arc<dyn gpu_monitor::GpuProbe>>,
 ) -> Result<crate::attestor::Attestor, crate::attestor::EvidenceError> {
-    use crate::evidence::detect::{Backend, DetectOptions};
-    let backend: Backend = cfg.evidence.backend.parse()?;
-    let opts = DetectOptions::new(backend, cfg.evidence.allow_simulated);
     let key = crate::keys::AgentKey::generate()
         .map_err(|e| crate::attestor::EvidenceError::Rng(e.to_string()))?;
-    crate::attestor::Attestor::open(key, &opts, probe, cfg.gpus.indices.clone())
+    crate::attestor::Attestor::from_config(cfg, key, probe)
 }

@@ -64,6 +64,12 @@ pub trait TdxCollateralSource: Send + Sync {
     fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError>;
 }
 
+impl<T: TdxCollateralSource + ?Sized> TdxCollateralSource for std::sync::Arc<T> {
+    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+        (**self).collateral(quote)
+    }
+}
+
 /// Which TEE the kernel's TSM provider is.
 fn provider_tee(provider: &[u8]) -> Result<TeeKind, EvidenceError> {
     let p = String::from_utf8_lossy(provider);

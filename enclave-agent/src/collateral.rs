@@ -1,0 +1,196 @@
+//! Collateral the agent puts into its evidence bundles, so buyers and the chain
+//! can verify them offline.
+//!
+//! * TDX ([`tdx::TdxCollateralProvider`]): the DCAP collateral of the quote's
+//!   platform (PCK CRL, root CA CRL, TCB Info, QE Identity and their chains) from
+//!   Intel's PCS or a PCCS, and/or an operator-supplied collateral file. Kept in
+//!   memory and on disk, and fetched again before its `nextUpdate`.
+//! * NVIDIA GPUs ([`gpu::GpuCollateralProvider`]): the driver and VBIOS RIMs the
+//!   reports name (from a local directory and/or NVIDIA's RIM service, cached on
+//!   disk; RIMs never change once published) and OCSP responses for the device
+//!   intermediates and RIM signing certificates (from NVIDIA's OCSP responder,
+//!   cached on disk until shortly before their `nextUpdate`).
+//!
+//! Nothing fetched is trusted here either: verifiers check every signature. The
+//! agent only checks what would make a bundle useless (collateral for another
+//! platform, expired collateral, OCSP responses that do not verify), so it never
+//! signs receipts over evidence that is bound to fail.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attestation_verifier::pcs::FetchError;
+use attestation_verifier::time::UnixTime;
+
+use crate::config::Config;
+
+pub mod gpu;
+pub mod http;
+pub mod tdx;
+
+/// The time collateral is judged at (the system clock in production).
+pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        UnixTime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+    })
+}
+
+/// Why collateral could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollateralError {
+    /// A request to a collateral service failed.
+    #[error("{what}: {source}")]
+    Fetch {
+        /// What was being fetched.
+        what: String,
+        /// Why.
+        source: FetchError,
+    },
+    /// A configured file could not be read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Collateral that cannot serve (does not parse, wrong shape).
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The quote names no platform (FMSPC) to fetch collateral for.
+    #[error("the TDX quote's PCK certificate names no FMSPC")]
+    NoPlatform,
+    /// Collateral for another platform.
+    #[error("{what} is for FMSPC {found}, the quote's platform is {expected}")]
+    WrongPlatform {
+        /// Where it came from.
+        what: String,
+        /// The quote's FMSPC (hex).
+        expected: String,
+        /// The collateral's FMSPC (hex).
+        found: String,
+    },
+    /// Every source only had collateral that expired.
+    #[error("{what} expired at {next_update} (now {now}) and no newer collateral could be fetched")]
+    Stale {
+        /// What.
+        what: String,
+        /// Its `nextUpdate`.
+        next_update: UnixTime,
+        /// The time it was judged at.
+        now: UnixTime,
+    },
+    /// No source is configured for collateral that is needed.
+    #[error("no source configured for {0}")]
+    Unconfigured(&'static str),
+}
+
+/// Settings shared by both providers, from the `[collateral]` table.
+#[derive(Clone)]
+pub struct FetchSettings {
+    /// Directory of the on-disk caches.
+    pub cache_dir: PathBuf,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+    /// Collateral whose `nextUpdate` is closer than this is fetched again.
+    pub refresh_before_secs: u64,
+    /// Least time between two network attempts for one item that failed or
+    /// returned nothing newer.
+    pub retry_secs: u64,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for FetchSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchSettings")
+            .field("cache_dir", &self.cache_dir)
+            .field("timeout", &self.timeout)
+            .field("refresh_before_secs", &self.refresh_before_secs)
+            .field("retry_secs", &self.retry_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FetchSettings {
+    /// The settings of `cfg.collateral` with the system clock.
+    pub fn from_config(cfg: &Config) -> Self {
+        let c = &cfg.collateral;
+        Self {
+            cache_dir: c
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| cfg.state_dir.join("collateral")),
+            timeout: Duration::from_secs(c.timeout_secs),
+            refresh_before_secs: c.refresh_before_secs,
+            retry_secs: c.retry_secs,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// A configured URL: `None` when empty (the source is disabled).
+fn url(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The TDX provider `cfg` asks for (`None` when neither a PCS/PCCS nor a file is configured).
+pub fn tdx_from_config(cfg: &Config) -> Option<Arc<tdx::TdxCollateralProvider>> {
+    let c = &cfg.collateral;
+    let pccs = url(&c.pccs_url);
+    if pccs.is_none() && c.tdx_file.is_none() {
+        return None;
+    }
+    Some(Arc::new(tdx::TdxCollateralProvider::new(
+        FetchSettings::from_config(cfg),
+        pccs,
+        c.tdx_file.clone(),
+    )))
+}
+
+/// The GPU provider `cfg` asks for (`None` when no RIM or OCSP source is configured).
+pub fn gpu_from_config(cfg: &Config) -> Option<Arc<gpu::GpuCollateralProvider>> {
+    let c = &cfg.collateral;
+    let rim_service = url(&c.rim_service_url);
+    let ocsp = url(&c.ocsp_url);
+    if rim_service.is_none() && ocsp.is_none() && c.rim_dir.is_none() {
+        return None;
+    }
+    Some(Arc::new(gpu::GpuCollateralProvider::new(
+        FetchSettings::from_config(cfg),
+        c.rim_dir.clone(),
+        rim_service,
+        ocsp,
+    )))
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file, then a rename), so a
+/// concurrent reader never sees half a file.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
