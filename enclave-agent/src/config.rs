@@ -204,8 +204,9 @@ pub struct JobsConfig {
     /// Run process workloads (a provider offering containers only may turn this off).
     pub allow_process: bool,
     /// util-linux `prlimit` to exec process workloads through, so their rlimits hold from
-    /// their first instruction (one more exec per job); unset = `prlimit(2)` right after the
-    /// spawn, with the memory limit guarded (see `crate::workload`).
+    /// their first instruction (one more exec per job). Unset: `prlimit(2)` right after the
+    /// spawn, with the memory limit guarded, where the agent may set limits on the workload
+    /// (same user, or CAP_SYS_RESOURCE), else `prlimit` from PATH (see `crate::workload`).
     pub prlimit: Option<PathBuf>,
     /// On SIGTERM, how long running jobs may still finish before they are stopped and checkpointed.
     pub shutdown_grace_secs: u64,

@@ -54,11 +54,28 @@ pub struct ResultLabel {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    jobs: Family<StateLabel, Gauge>,
     durations: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
     evidence: Family<KindLabel, Histogram, fn() -> Histogram>,
     receipt: Histogram,
     submissions: Family<ResultLabel, Counter>,
+    // Handles into the families above for the label values known in advance, so the hot
+    // paths (every submission and state change) neither allocate a label nor take the
+    // family's lock.
+    by_state: [Gauge; 5],
+    by_result: [Counter; 3],
+}
+
+/// Submission results, in the order of `Metrics::by_result`.
+const RESULTS: [&str; 3] = ["created", "existing", "rejected"];
+
+fn state_index(s: JobState) -> usize {
+    match s {
+        JobState::Queued => 0,
+        JobState::Running => 1,
+        JobState::Succeeded => 2,
+        JobState::Failed => 3,
+        JobState::Cancelled => 4,
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -109,25 +126,28 @@ impl Metrics {
             "Job submissions by result",
             submissions.clone(),
         );
-        for s in JobState::ALL {
-            let _ = jobs.get_or_create(&state(s)).set(0);
-        }
+        let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
+        let by_result = RESULTS.map(|r| {
+            submissions
+                .get_or_create(&ResultLabel { result: r.into() })
+                .clone()
+        });
         Self {
             registry,
-            jobs,
             durations,
             evidence,
             receipt,
             submissions,
+            by_state,
+            by_result,
         }
     }
 
     /// Sets the gauge of `s` (start-up, from the store).
     pub fn set_jobs(&self, s: JobState, n: u64) {
-        let _ = self
-            .jobs
-            .get_or_create(&state(s))
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        if let Some(g) = self.by_state.get(state_index(s)) {
+            let _ = g.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// A job moved between states (`from` is `None` for a new job).
@@ -135,10 +155,12 @@ impl Metrics {
         if from == Some(to) {
             return;
         }
-        if let Some(f) = from {
-            let _ = self.jobs.get_or_create(&state(f)).dec();
+        if let Some(g) = from.and_then(|f| self.by_state.get(state_index(f))) {
+            let _ = g.dec();
         }
-        let _ = self.jobs.get_or_create(&state(to)).inc();
+        if let Some(g) = self.by_state.get(state_index(to)) {
+            let _ = g.inc();
+        }
     }
 
     /// A job ended after `wall`.
@@ -164,12 +186,21 @@ impl Metrics {
 
     /// A submission ended with `result`.
     pub fn submission(&self, result: &str) {
-        let _ = self
-            .submissions
-            .get_or_create(&ResultLabel {
-                result: result.into(),
-            })
-            .inc();
+        match RESULTS.iter().position(|r| *r == result) {
+            Some(i) => {
+                if let Some(c) = self.by_result.get(i) {
+                    let _ = c.inc();
+                }
+            }
+            None => {
+                let _ = self
+                    .submissions
+                    .get_or_create(&ResultLabel {
+                        result: result.into(),
+                    })
+                    .inc();
+            }
+        }
     }
 
     /// OpenMetrics text.

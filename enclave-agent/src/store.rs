@@ -393,6 +393,9 @@ impl Store {
 
     /// Stores a new job and its spec, unless the id is taken (idempotent submission).
     pub async fn insert(&self, record: JobRecord, spec: Vec<u8>) -> Result<Inserted, StoreError> {
+        // Encoded by the caller, so the writer thread (which every write goes through) only
+        // does the table work.
+        let bytes = record.encode()?;
         self.write(move |t| {
             let existing = match t.jobs.get(record.job_id).map_err(db_err("get job"))? {
                 Some(v) => Some(JobRecord::decode(&record.job_id, v.value())?),
@@ -405,7 +408,6 @@ impl Store {
                     Inserted::Conflict(old)
                 });
             }
-            let bytes = record.encode()?;
             t.jobs
                 .insert(record.job_id, bytes.as_slice())
                 .map_err(db_err("insert job"))?;
@@ -419,13 +421,16 @@ impl Store {
 
     /// Replaces a job's record (state changes). Bumps nothing: the caller sets `version`.
     pub async fn put(&self, record: JobRecord) -> Result<(), StoreError> {
-        self.write(move |t| put_record(t, &record)).await
+        let bytes = record.encode()?;
+        self.write(move |t| put_encoded(t, record.job_id, &bytes))
+            .await
     }
 
     /// Stores a job's end and its data in one transaction.
     pub async fn complete(&self, record: JobRecord, c: Completion) -> Result<(), StoreError> {
+        let bytes = record.encode()?;
         self.write(move |t| {
-            put_record(t, &record)?;
+            put_encoded(t, record.job_id, &bytes)?;
             for (path, data) in &c.outputs {
                 for (i, chunk) in chunks(data) {
                     t.outputs
@@ -615,10 +620,11 @@ impl Store {
 }
 
 fn put_record(t: &mut Tables<'_>, record: &JobRecord) -> Result<(), StoreError> {
-    let bytes = record.encode()?;
-    t.jobs
-        .insert(record.job_id, bytes.as_slice())
-        .map_err(db_err("put job"))?;
+    put_encoded(t, record.job_id, &record.encode()?)
+}
+
+fn put_encoded(t: &mut Tables<'_>, job_id: JobId, bytes: &[u8]) -> Result<(), StoreError> {
+    t.jobs.insert(job_id, bytes).map_err(db_err("put job"))?;
     Ok(())
 }
 

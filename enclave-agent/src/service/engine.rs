@@ -6,6 +6,11 @@
 //! 2. Before a workload starts, the job is committed `Running` with its attempt counted.
 //! 3. At its end, the final state, outputs, logs, receipt and bundle are committed together.
 //!
+//! When the scheduler runs, a free slot (and the GPUs the job asks for) is available and no
+//! job is waiting, `Submit` stores the job directly as `Running` with its first attempt
+//! counted, and it starts at once: steps 1 and 2 are then one commit, which still precedes
+//! both the reply and the start.
+//!
 //! A crash between 2 and 3 leaves the job `Running`; at the next start
 //! [`crate::store::Store::recover`] ends it `Failed`, or re-queues it when its spec asked for
 //! re-runs and attempts remain, after killing what is left of its process group. A job is
@@ -13,6 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +27,7 @@ use attestation_verifier::merkle::OutputTree;
 use attestation_verifier::receipt::{EvidenceRef, RECEIPT_VERSION, ReceiptBody, TeeKind, Usage};
 use sha2::{Digest, Sha256};
 use sigil_proto::v1;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::metadata::MetadataMap;
@@ -77,6 +83,8 @@ impl std::fmt::Debug for EngineParts {
 
 /// The engine. Shared as `Arc<Engine>` by the gRPC services.
 pub struct Engine {
+    /// The engine itself, for the tasks that submissions start.
+    me: std::sync::Weak<Engine>,
     cfg: Arc<Config>,
     store: Store,
     attestor: Arc<Attestor>,
@@ -86,8 +94,13 @@ pub struct Engine {
     gpu_metering: GpuMetering,
     gpus: Vec<Gpu>,
     free_gpus: Mutex<Vec<Gpu>>,
-    queue: Mutex<VecDeque<JobId>>,
+    /// Waiting jobs in submission order, with the number of GPUs each needs.
+    queue: Mutex<VecDeque<(JobId, u32)>>,
     wake: Notify,
+    /// One permit per job that may run at once (`jobs.max_concurrent`).
+    slots: Arc<Semaphore>,
+    /// Set once [`Engine::run`] has started: jobs start only then.
+    scheduling: AtomicBool,
     running: Mutex<HashMap<JobId, StopSignal>>,
     events: broadcast::Sender<Arc<JobRecord>>,
     shutdown: CancellationToken,
@@ -140,16 +153,6 @@ impl Engine {
                 .await
                 .map_err(|e| AgentError::Internal(e.to_string()))??
         };
-        let prlimit = config
-            .jobs
-            .prlimit
-            .clone()
-            .or_else(|| workload::which("prlimit", &config.jobs.path));
-        if prlimit.is_none() {
-            tracing::warn!(
-                "util-linux prlimit not found: resource limits are applied just after the workload starts"
-            );
-        }
         let container_cli = config.container.engine.and_then(|e| {
             config
                 .container
@@ -165,6 +168,30 @@ impl Engine {
         let run_as = match (config.run_as_ids(), nix::unistd::geteuid().is_root()) {
             (Some((uid, gid)), true) => Some(RunAs { uid, gid }),
             _ => None,
+        };
+        // Limits are set with prlimit(2) right after the spawn where the agent may do that
+        // (the workload runs under the agent's own ids, or the agent holds
+        // CAP_SYS_RESOURCE); otherwise, or when `jobs.prlimit` is set, the workload is
+        // exec'd through util-linux `prlimit` (see `crate::workload`).
+        let own_ids = run_as.is_none_or(|u| {
+            u.uid == nix::unistd::getuid().as_raw() && u.gid == nix::unistd::getgid().as_raw()
+        });
+        let prlimit = match config.jobs.prlimit.clone() {
+            Some(p) => Some(p),
+            None if own_ids || workload::may_limit_other_users() => None,
+            None => {
+                let found = workload::which("prlimit", &config.jobs.path);
+                match &found {
+                    Some(p) => tracing::info!(
+                        prlimit = %p.display(),
+                        "workloads run as another user and the agent lacks CAP_SYS_RESOURCE: limits are applied through util-linux prlimit"
+                    ),
+                    None => tracing::warn!(
+                        "workloads run as another user, the agent lacks CAP_SYS_RESOURCE and util-linux prlimit is not installed: process jobs with limits will fail"
+                    ),
+                }
+                found
+            }
         };
         if run_as.is_some() {
             // Workloads run as another user and must reach their own job directory:
@@ -183,7 +210,9 @@ impl Engine {
             containers: container_cli.is_some(),
         };
         let (events, _) = broadcast::channel(1024);
-        let engine = Arc::new(Self {
+        let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
+        let engine = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             auth: Authenticator::new(&config),
             cfg: Arc::new(config),
             store,
@@ -195,6 +224,8 @@ impl Engine {
             gpus,
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
+            slots,
+            scheduling: AtomicBool::new(false),
             running: Mutex::new(HashMap::new()),
             events,
             shutdown,
@@ -253,9 +284,23 @@ impl Engine {
         }
         all.retain(|r| r.state == JobState::Queued);
         all.sort_by_key(|r| (r.submitted_at_ms, r.job_id));
-        let mut q = lock(&self.queue);
-        q.extend(all.into_iter().map(|r| r.job_id));
+        let queued: Vec<(JobId, u32)> = all
+            .into_iter()
+            .map(|r| (r.job_id, self.gpus_needed(&r.job_id)))
+            .collect();
+        lock(&self.queue).extend(queued);
         Ok(())
+    }
+
+    /// GPUs a stored job asks for (0 if its spec cannot be read: it then fails when it is
+    /// validated before running).
+    fn gpus_needed(&self, job_id: &JobId) -> u32 {
+        match self.store.spec(job_id) {
+            Ok(Some(bytes)) => <v1::JobSpec as prost::Message>::decode(bytes.as_slice())
+                .map(|s| s.gpu_count)
+                .unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// The configuration.
@@ -326,8 +371,10 @@ impl Engine {
     }
 
     fn publish(&self, r: &JobRecord) {
-        // No subscribers is fine.
-        let _ = self.events.send(Arc::new(r.clone()));
+        // No subscribers is fine (and then there is nothing to copy).
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(Arc::new(r.clone()));
+        }
     }
 
     /// Subscribes to every job's changes.
@@ -361,12 +408,45 @@ impl Engine {
         let principal = self.auth.submit(md, &req.spec, req.signature.as_ref())?;
         let now = metering::unix_ms();
         let plan = spec::validate(&req.spec, &self.cfg, &self.caps, now)?;
-        let record = JobRecord::queued(plan.job_id, sha256(&req.spec), principal.buyer(), now);
-        match self.store.insert(record, req.spec).await? {
+        let mut record = JobRecord::queued(plan.job_id, sha256(&req.spec), principal.buyer(), now);
+        // With a slot free and nobody waiting, the job is stored as started (steps 1 and 2
+        // of the module documentation in one commit) and runs at once.
+        let slot = self
+            .me
+            .upgrade()
+            .and_then(|me| Some((me, self.claim_slot(plan.gpu_count)?)));
+        if slot.is_some() {
+            record.state = JobState::Running;
+            record.attempts = 1;
+            record.started_at_ms = now;
+            record.version = record.version.saturating_add(1);
+        }
+        let inserted = self.store.insert(record, req.spec).await;
+        let inserted = match (inserted, slot) {
+            (Ok(Inserted::Created(r)), Some((me, (permit, gpus)))) => {
+                tracing::info!(job = %hex::encode(r.job_id), tier = plan.tier, workload = plan.workload.kind(), "job accepted and started");
+                self.metrics.transition(None, JobState::Running);
+                lock(&self.running).entry(r.job_id).or_default();
+                self.publish(&r);
+                let started = (r.clone(), plan);
+                self.tasks.spawn(async move {
+                    let job_id = started.0.job_id;
+                    me.run_job(job_id, gpus, Some(started), permit).await;
+                });
+                return Ok((r, true));
+            }
+            (other, slot) => {
+                if let Some((_, (permit, gpus))) = slot {
+                    self.release_slot(permit, gpus);
+                }
+                other?
+            }
+        };
+        match inserted {
             Inserted::Created(r) => {
                 tracing::info!(job = %hex::encode(r.job_id), tier = plan.tier, workload = plan.workload.kind(), "job accepted");
                 self.metrics.transition(None, JobState::Queued);
-                lock(&self.queue).push_back(r.job_id);
+                lock(&self.queue).push_back((r.job_id, plan.gpu_count));
                 self.wake.notify_one();
                 self.publish(&r);
                 Ok((r, true))
@@ -376,6 +456,36 @@ impl Engine {
                 job: hex::encode(r.job_id),
             }),
         }
+    }
+
+    /// A slot and `gpus` GPUs for a job that starts at submission: only while the scheduler
+    /// runs, nothing is shutting down and no job is waiting (so submission order holds).
+    fn claim_slot(&self, gpus: u32) -> Option<(OwnedSemaphorePermit, Vec<Gpu>)> {
+        if !self.scheduling.load(Ordering::Acquire) || self.shutdown.is_cancelled() {
+            return None;
+        }
+        let q = lock(&self.queue);
+        if !q.is_empty() {
+            return None;
+        }
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        let need = usize::try_from(gpus).unwrap_or(usize::MAX);
+        let mut free = lock(&self.free_gpus);
+        if free.len() < need {
+            return None;
+        }
+        let at = free.len().saturating_sub(need);
+        let taken = free.split_off(at);
+        drop(free);
+        drop(q);
+        Some((permit, taken))
+    }
+
+    /// Gives back a job's slot and GPUs (after it ended, or when it was not started).
+    fn release_slot(&self, permit: OwnedSemaphorePermit, gpus: Vec<Gpu>) {
+        lock(&self.free_gpus).extend(gpus);
+        drop(permit);
+        self.wake.notify_one();
     }
 
     /// A job's record.
@@ -435,7 +545,7 @@ impl Engine {
                 let was_queued = {
                     let mut q = lock(&self.queue);
                     let before = q.len();
-                    q.retain(|id| id != job_id);
+                    q.retain(|(id, _)| id != job_id);
                     q.len() != before
                 };
                 if !was_queued {
@@ -472,7 +582,6 @@ impl Engine {
 
     /// The scheduler: starts queued jobs while slots and GPUs are free, until shutdown.
     pub async fn run(self: Arc<Self>) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.cfg.jobs.max_concurrent));
         if let Some(refresh) = self
             .caps
             .has_tee
@@ -492,33 +601,31 @@ impl Engine {
                 }
             });
         }
+        self.scheduling.store(true, Ordering::Release);
         loop {
-            let permit = tokio::select! {
+            // Registered before the queue is looked at, so a job queued meanwhile wakes it.
+            let notified = self.wake.notified();
+            if !lock(&self.queue).is_empty() {
+                let permit = tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    p = Arc::clone(&self.slots).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                // FIFO: the head waits for its GPUs.
+                if let Some((job_id, gpus)) = self.take_next() {
+                    let me = Arc::clone(&self);
+                    self.tasks.spawn(async move {
+                        me.run_job(job_id, gpus, None, permit).await;
+                    });
+                    continue;
+                }
+            }
+            tokio::select! {
                 () = self.shutdown.cancelled() => break,
-                p = Arc::clone(&slots).acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            // Wait for a job whose GPUs are free (FIFO: the head waits for its GPUs).
-            let next = loop {
-                let notified = self.wake.notified();
-                if let Some(job) = self.take_next() {
-                    break Some(job);
-                }
-                tokio::select! {
-                    () = self.shutdown.cancelled() => break None,
-                    () = notified => {}
-                }
-            };
-            let Some((job_id, gpus)) = next else { break };
-            let me = Arc::clone(&self);
-            self.tasks.spawn(async move {
-                let _permit = permit;
-                me.run_job(job_id, gpus.clone()).await;
-                lock(&me.free_gpus).extend(gpus);
-                me.wake.notify_one();
-            });
+                () = notified => {}
+            }
         }
         tracing::info!("scheduler stopped");
     }
@@ -526,13 +633,7 @@ impl Engine {
     /// Pops the head of the queue if its GPUs are free, reserving them.
     fn take_next(&self) -> Option<(JobId, Vec<Gpu>)> {
         let mut q = lock(&self.queue);
-        let head = *q.front()?;
-        let need = match self.store.spec(&head) {
-            Ok(Some(bytes)) => <v1::JobSpec as prost::Message>::decode(bytes.as_slice())
-                .map(|s| s.gpu_count)
-                .unwrap_or(0),
-            _ => 0,
-        };
+        let (head, need) = *q.front()?;
         let need = usize::try_from(need).unwrap_or(usize::MAX);
         let mut free = lock(&self.free_gpus);
         if free.len() < need {
@@ -583,10 +684,19 @@ impl Engine {
     }
 
     /// Runs one job to its end and records it. Errors are recorded on the job.
-    async fn run_job(&self, job_id: JobId, gpus: Vec<Gpu>) {
+    ///
+    /// `started` is the job's record and plan when it was stored `Running` at submission;
+    /// `None` for a queued job. The slot and the GPUs are given back at the end.
+    async fn run_job(
+        &self,
+        job_id: JobId,
+        gpus: Vec<Gpu>,
+        started: Option<(JobRecord, JobPlan)>,
+        slot: OwnedSemaphorePermit,
+    ) {
         let hex_id = hex::encode(job_id);
         let stop = lock(&self.running).entry(job_id).or_default().clone();
-        let result = self.run_job_inner(job_id, &gpus, &stop).await;
+        let result = self.run_job_inner(job_id, &gpus, &stop, started).await;
         lock(&self.running).remove(&job_id);
         if let Err(e) = result {
             tracing::error!(job = %hex_id, error = %e, "job could not be run");
@@ -602,6 +712,7 @@ impl Engine {
                 let _ = self.set_state(&mut r, JobState::Failed).await;
             }
         }
+        self.release_slot(slot, gpus);
     }
 
     async fn run_job_inner(
@@ -609,12 +720,52 @@ impl Engine {
         job_id: JobId,
         gpus: &[Gpu],
         stop: &StopSignal,
+        started: Option<(JobRecord, JobPlan)>,
     ) -> Result<(), AgentError> {
+        let (r, plan, dirs) = match started {
+            Some((r, plan)) => {
+                let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
+                if stop.reason() == Some(Stop::Cancelled) {
+                    return self.cancel_unstarted(r).await;
+                }
+                let prepared = {
+                    let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
+                    tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+                        .await
+                        .map_err(|e| AgentError::Internal(e.to_string()))?
+                };
+                prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
+                (r, plan, dirs)
+            }
+            None => match self.start_queued(job_id, stop).await? {
+                Some(started) => started,
+                None => return Ok(()),
+            },
+        };
+        self.run_started(r, &plan, &dirs, gpus, stop).await
+    }
+
+    async fn cancel_unstarted(&self, mut r: JobRecord) -> Result<(), AgentError> {
+        r.reason = "cancelled before it started".into();
+        r.finished_at_ms = metering::unix_ms();
+        self.set_state(&mut r, JobState::Cancelled).await?;
+        self.metrics
+            .job_finished(JobState::Cancelled, Duration::ZERO);
+        Ok(())
+    }
+
+    /// A queued job: validated again, committed `Running` (step 2) while its directories
+    /// are prepared. `None` when it is no longer queued or was cancelled.
+    async fn start_queued(
+        &self,
+        job_id: JobId,
+        stop: &StopSignal,
+    ) -> Result<Option<(JobRecord, JobPlan, JobDirs)>, AgentError> {
         let Some(mut r) = self.store.get(&job_id)? else {
-            return Ok(());
+            return Ok(None);
         };
         if r.state != JobState::Queued {
-            return Ok(());
+            return Ok(None);
         }
         let spec_bytes = self
             .store
@@ -628,12 +779,8 @@ impl Engine {
         let plan = spec::validate(&spec_bytes, &self.cfg, &self.caps, r.submitted_at_ms)?;
 
         if stop.reason() == Some(Stop::Cancelled) {
-            r.reason = "cancelled before it started".into();
-            r.finished_at_ms = metering::unix_ms();
-            self.set_state(&mut r, JobState::Cancelled).await?;
-            self.metrics
-                .job_finished(JobState::Cancelled, Duration::ZERO);
-            return Ok(());
+            self.cancel_unstarted(r).await?;
+            return Ok(None);
         }
         // Step 2: durable `Running` before anything starts. The job directory is prepared
         // meanwhile: it has no effect outside the agent, and the next attempt replaces it.
@@ -651,10 +798,22 @@ impl Engine {
             .map_err(|e| AgentError::Internal(e.to_string()))?;
         committed?;
         prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
+        Ok(Some((r, plan, dirs)))
+    }
+
+    /// Runs a job committed `Running` whose directories are prepared, and records its end.
+    async fn run_started(
+        &self,
+        mut r: JobRecord,
+        plan: &JobPlan,
+        dirs: &JobDirs,
+        gpus: &[Gpu],
+        stop: &StopSignal,
+    ) -> Result<(), AgentError> {
         let req = RunRequest {
-            plan: &plan,
+            plan,
             config: &self.cfg,
-            dirs: &dirs,
+            dirs,
             gpus,
             stop,
             run_as: self.run_as,
@@ -663,7 +822,7 @@ impl Engine {
         };
         let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
         let meter = self.gpu_metering.start(&indices);
-        let outcome = workload::run(&req, |h| workload::write_pid_file(&dirs, h)).await;
+        let outcome = workload::run(&req, |h| workload::write_pid_file(dirs, h)).await;
         let gpu_usage = meter.stop();
         let outcome = match outcome {
             Ok(o) => o,
@@ -744,7 +903,7 @@ impl Engine {
             }
         };
         let t = Instant::now();
-        let issued = self.make_receipt(&plan, &r, &outputs).await?;
+        let issued = self.make_receipt(plan, &r, &outputs).await?;
         r.outputs = issued.outputs;
         r.has_receipt = true;
         r.evidence_digest = match plan.evidence {
@@ -795,7 +954,8 @@ impl Engine {
         if to.is_final() {
             self.metrics.job_finished(to, wall);
         } else {
-            lock(&self.queue).push_back(r.job_id);
+            let need = self.gpus_needed(&r.job_id);
+            lock(&self.queue).push_back((r.job_id, need));
         }
         tracing::info!(job = %hex::encode(r.job_id), state = to.name(), exit_code = ?r.exit_code, wall_ms = r.usage.wall_ms, "job ended");
         self.publish(&r);

@@ -4,16 +4,37 @@
 //! # Limits without `unsafe`
 //!
 //! The workspace forbids `unsafe_code`, so the agent cannot call `setrlimit` in the child
-//! between `fork` and `exec` (`Command::pre_exec` is unsafe). Instead:
+//! between `fork` and `exec` (`Command::pre_exec` is unsafe). RLIMIT_AS (memory), RLIMIT_CPU
+//! (CPU time) and RLIMIT_FSIZE (size of every file the job writes, set to the output cap)
+//! are applied in one of two ways:
 //!
-//! * RLIMIT_AS (memory), RLIMIT_CPU (CPU time) and RLIMIT_FSIZE (size of every file the job
-//!   writes, set to the output cap) are applied by running the workload under util-linux
-//!   `prlimit --as=N --cpu=N --fsize=N -- argv...`, which sets them on itself and `exec`s
-//!   the workload: the limits hold from the first instruction and the pid stays the same,
-//!   so `wait4` still measures the workload itself.
-//! * Without `prlimit`, the agent applies them to the running child with `prlimit(2)`
-//!   (the `rlimit` crate) right after `spawn`: the child may run a few instructions before
-//!   they apply. A warning is logged; install util-linux to close that window.
+//! * By default, with `prlimit(2)` (the `rlimit` crate) on the child right after `spawn`
+//!   returns. `spawn` returns once the workload's `exec` has succeeded, so the workload
+//!   runs without its limits for the few microseconds between its `exec` and the three
+//!   `prlimit` calls (a dynamically linked program is still in its loader then). Why that
+//!   window is harmless, limit by limit:
+//!   - CPU time: RLIMIT_CPU is checked against the process's total CPU time, including the
+//!     time spent before the limit was set; nothing escapes it.
+//!   - Memory: a mapping made in the window would outlive the limit, so the limit is
+//!     guarded: once it is set, the process's peak address-space size (`VmPeak` in
+//!     `/proc/<pid>/status`) is checked against it, and a workload that went over in the
+//!     window is killed and the job fails ([`RunError::LimitEscaped`]). A workload that
+//!     passes the check has stayed within the limit since its `exec`, as if the limit had
+//!     been set before.
+//!   - File size: a write in the window is not checked against RLIMIT_FSIZE; it is bounded
+//!     by what a process can write in microseconds, the collected outputs are held to
+//!     the job's cap again when they are read, and the workload can write only to its job
+//!     directory and the agent's private `/tmp` (systemd unit).
+//!
+//!   `prlimit(2)` on another process needs the same user and group ids or
+//!   CAP_SYS_RESOURCE: when workloads run as `jobs.run_as` and the agent lacks that
+//!   capability, the agent uses util-linux `prlimit` below instead. A limit that cannot be
+//!   set fails the job (the workload is killed): a job never runs without its limits.
+//! * With `jobs.prlimit` set to util-linux `prlimit`, the workload is run as
+//!   `prlimit --as=N --cpu=N --fsize=N -- argv...`, which sets the limits on itself and
+//!   `exec`s the workload: no window, same pid (so `wait4` still measures the workload),
+//!   at the cost of a second `exec` (about 0.7 ms per job on the machine of the figures in
+//!   `docs/agent.md`).
 //! * Wall time is enforced by the agent: SIGTERM to the job's process group, then SIGKILL
 //!   after `jobs.kill_grace_ms`.
 //! * The workload is its own process group (`Command::process_group`, safe), so stopping it
@@ -88,6 +109,25 @@ pub enum RunError {
     /// Container workloads are not configured.
     #[error("no container engine is configured")]
     NoEngine,
+    /// A resource limit could not be set on the started workload (it was killed).
+    #[error("setting {resource} on the workload: {source}")]
+    Limit {
+        /// Which limit.
+        resource: &'static str,
+        /// The error from `prlimit(2)`.
+        source: std::io::Error,
+    },
+    /// The workload mapped more address space than its memory limit before the limit was
+    /// set on it (it was killed).
+    #[error(
+        "workload reached {peak} bytes of address space, over its memory limit of {limit} bytes"
+    )]
+    LimitEscaped {
+        /// Peak address-space size, bytes.
+        peak: u64,
+        /// The limit, bytes.
+        limit: u64,
+    },
 }
 
 /// Why the outputs were not collected.
@@ -227,7 +267,8 @@ pub struct RunRequest<'a> {
     pub stop: &'a StopSignal,
     /// Run as this user (process workloads), if set.
     pub run_as: Option<RunAs>,
-    /// `prlimit` binary, if found.
+    /// util-linux `prlimit` to `exec` the workload through, if configured; otherwise the
+    /// limits are set with `prlimit(2)` after the spawn (see the module documentation).
     pub prlimit: Option<&'a Path>,
     /// Container CLI, if configured.
     pub container_cli: Option<&'a Path>,
@@ -406,14 +447,20 @@ pub async fn run(
         .spawn()
         .map_err(|source| RunError::Spawn { program, source })?;
     let pid = child.id();
+    if req.prlimit.is_none()
+        && matches!(req.plan.workload, Workload::Process { .. })
+        && let Err(e) = apply_rlimits(pid, &req.plan.limits)
+    {
+        // No job runs without its limits: stop it and reap it before reporting.
+        signal_group(pid, Signal::SIGKILL);
+        let _ = tokio::task::spawn_blocking(move || child.wait4()).await;
+        return Err(e);
+    }
     let handle = ProcessHandle {
         pid,
         start_ticks: process_start_ticks(pid).unwrap_or(0),
     };
     on_started(handle);
-    if req.prlimit.is_none() && matches!(req.plan.workload, Workload::Process { .. }) {
-        apply_rlimits_late(pid, req.plan);
-    }
     let cap = req.config.jobs.max_log_bytes;
     let out_reader = child
         .stdout
@@ -536,21 +583,65 @@ async fn terminate(pid: u32, container: Option<&str>, cli: Option<&Path>, cfg: &
     }
 }
 
-/// Applies the plan's rlimits to a started child with prlimit(2) (no util-linux `prlimit`).
-fn apply_rlimits_late(pid: u32, plan: &JobPlan) {
+/// Sets the plan's rlimits on a started workload with `prlimit(2)`, then checks that it did
+/// not map more than its memory limit before the limit was set (see the module
+/// documentation). A workload that has already exited (`ESRCH`) has nothing left to limit.
+fn apply_rlimits(pid: u32, l: &spec::Limits) -> Result<(), RunError> {
     use rlimit::Resource;
-    let l = &plan.limits;
-    let Ok(p) = i32::try_from(pid) else { return };
-    let set = |res: Resource, v: u64| {
-        if v != 0
-            && let Err(e) = rlimit::prlimit(p, res, Some((v, v)), None)
-        {
-            tracing::warn!(error = %e, "applying a resource limit failed");
-        }
+    let Ok(p) = i32::try_from(pid) else {
+        return Ok(());
     };
-    set(Resource::AS, l.memory_bytes);
-    set(Resource::CPU, l.cpu_time_ms.div_ceil(1000));
-    set(Resource::FSIZE, l.output_bytes);
+    let cpu_secs = l.cpu_time_ms.div_ceil(1000);
+    for (resource, res, v) in [
+        ("RLIMIT_AS", Resource::AS, l.memory_bytes),
+        ("RLIMIT_CPU", Resource::CPU, cpu_secs),
+        ("RLIMIT_FSIZE", Resource::FSIZE, l.output_bytes),
+    ] {
+        if v == 0 {
+            continue;
+        }
+        match rlimit::prlimit(p, res, Some((v, v)), None) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32) => return Ok(()),
+            Err(source) => return Err(RunError::Limit { resource, source }),
+        }
+    }
+    if l.memory_bytes != 0
+        && let Some(peak) = peak_address_space(pid)
+        && peak > l.memory_bytes
+    {
+        return Err(RunError::LimitEscaped {
+            peak,
+            limit: l.memory_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// True if this process may set resource limits on processes of other users
+/// (CAP_SYS_RESOURCE in its effective set, from `/proc/self/status`).
+pub fn may_limit_other_users() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1u64 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// Peak address-space size of a process in bytes (`VmPeak` in `/proc/<pid>/status`); `None`
+/// once it has exited (a zombie has no address space).
+pub fn peak_address_space(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmPeak:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Start time of a process in clock ticks since boot (`/proc/<pid>/stat` field 22).

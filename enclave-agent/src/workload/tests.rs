@@ -359,8 +359,18 @@ fn fixture() -> Fixture {
 }
 
 async fn run_plan(f: &Fixture, plan: &JobPlan, stop: &StopSignal) -> RunOutcome {
+    try_run_plan(f, plan, stop, None).await.unwrap()
+}
+
+/// Runs `plan`, with its limits set through `prlimit` (util-linux) if given, else with
+/// prlimit(2) after the spawn (the default).
+async fn try_run_plan(
+    f: &Fixture,
+    plan: &JobPlan,
+    stop: &StopSignal,
+    prlimit: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
     prepare(&f.dirs, plan, None).unwrap();
-    let prlimit = which("prlimit", &f.cfg.jobs.path);
     let req = RunRequest {
         plan,
         config: &f.cfg,
@@ -368,10 +378,10 @@ async fn run_plan(f: &Fixture, plan: &JobPlan, stop: &StopSignal) -> RunOutcome 
         gpus: &[],
         stop,
         run_as: None,
-        prlimit: prlimit.as_deref(),
+        prlimit,
         container_cli: None,
     };
-    run(&req, |h| write_pid_file(&f.dirs, h)).await.unwrap()
+    run(&req, |h| write_pid_file(&f.dirs, h)).await
 }
 
 #[tokio::test]
@@ -453,9 +463,6 @@ async fn cancel_works() {
 #[tokio::test]
 async fn memory_limit_works() {
     let f = fixture();
-    if which("prlimit", &f.cfg.jobs.path).is_none() {
-        return;
-    }
     // 64 MiB address space is too little for this allocation.
     let mut s = process_spec(&[
         "/bin/sh",
@@ -466,8 +473,99 @@ async fn memory_limit_works() {
         memory_bytes: 64 << 20,
         ..Default::default()
     });
-    let out = run_plan(&f, &plan_of(&s).unwrap(), &StopSignal::new()).await;
-    assert_ne!(out.exit_code, 0);
+    let plan = plan_of(&s).unwrap();
+    // Set after the spawn (the default), and through util-linux prlimit where installed.
+    let out = run_plan(&f, &plan, &StopSignal::new()).await;
+    assert_ne!(out.exit_code, 0, "{out:?}");
+    if let Some(p) = which("prlimit", &f.cfg.jobs.path) {
+        let out = try_run_plan(&f, &plan, &StopSignal::new(), Some(&p))
+            .await
+            .unwrap();
+        assert_ne!(out.exit_code, 0, "{out:?}");
+    }
+}
+
+#[tokio::test]
+async fn limits_are_set_on_the_workload_works() {
+    let f = fixture();
+    // The workload reports its own limits (after a pause: a program that ends within
+    // microseconds of its exec may end before the limits are set on it).
+    let mut s = process_spec(&["/bin/sh", "-c", "sleep 0.3; exec cat /proc/self/limits"]);
+    s.limits = Some(v1::Limits {
+        memory_bytes: 512 << 20,
+        cpu_time_ms: 2_500,
+        output_bytes: 1 << 20,
+        ..Default::default()
+    });
+    let plan = plan_of(&s).unwrap();
+    let out = run_plan(&f, &plan, &StopSignal::new()).await;
+    assert_eq!(out.exit_code, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let limit = |name: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    // Soft and hard; CPU seconds rounded up.
+    assert_eq!(limit("Max address space"), ["536870912", "536870912"]);
+    assert_eq!(limit("Max cpu time"), ["3", "3"]);
+    assert_eq!(limit("Max file size"), ["1048576", "1048576"]);
+}
+
+#[test]
+fn memory_limit_escape_rejects() {
+    // A workload that already has more address space than its limit when the limit is set
+    // (as if it had mapped it in the window after its exec) is refused.
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let limits = spec::Limits {
+        wall_time_ms: 1_000,
+        cpu_time_ms: 0,
+        memory_bytes: 64 << 10,
+        output_bytes: 1 << 20,
+    };
+    let r = apply_rlimits(child.id(), &limits);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        matches!(r, Err(RunError::LimitEscaped { peak, limit }) if limit == 64 << 10 && peak > limit),
+        "{r:?}"
+    );
+    // Within the limit: set, and accepted.
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let limits = spec::Limits {
+        memory_bytes: 1 << 40,
+        ..limits
+    };
+    let r = apply_rlimits(child.id(), &limits);
+    let text = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    r.unwrap();
+    assert!(text.contains("1099511627776"), "{text}");
+    // A workload that has already exited (a zombie) has nothing left to limit.
+    let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    apply_rlimits(child.id(), &limits).unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn peak_address_space_works() {
+    let me = std::process::id();
+    assert!(peak_address_space(me).unwrap() > 1 << 20);
+    // No such process.
+    assert_eq!(peak_address_space(u32::MAX), None);
 }
 
 #[tokio::test]
