@@ -108,7 +108,7 @@ fn replay_receipt(
     verifier: Option<&mut ReceiptVerifier<RustCrypto>>,
 ) -> ReceiptReplay {
     let mut out = ReceiptReplay {
-        provider: r.provider.clone(),
+        provider: r.provider,
         digest: r.digest,
         evidence_mode: None,
         policy: None,
@@ -214,13 +214,13 @@ fn replay_receipt(
     if digest != r.digest {
         reasons.push("the stored digest is not the receipt's".into());
     }
-    if let (Some(p), Some(a)) = (&chain_policy, bundle) {
-        if !p.tees.contains(&a.tee) {
-            reasons.push(format!(
-                "policy {} does not accept {:?} evidence",
-                p.name, a.tee
-            ));
-        }
+    if let (Some(p), Some(a)) = (&chain_policy, bundle)
+        && !p.tees.contains(&a.tee)
+    {
+        reasons.push(format!(
+            "policy {} does not accept {:?} evidence",
+            p.name, a.tee
+        ));
     }
     out.verified = out.reasons.is_empty();
     out

@@ -34,6 +34,9 @@ pub type SigilConfig = PolkadotConfig;
 
 type AtBlock = OnlineClientAtBlock<SigilConfig>;
 
+/// Held while one of an account's transactions is in flight.
+type AccountLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Domain separator of a provider's key proof (`pallet_sigil_market::KEY_PROOF_DOMAIN`).
 pub const KEY_PROOF_DOMAIN: &[u8] = b"sigil.provider-key.v1\0";
 
@@ -132,6 +135,7 @@ pub struct ChainClient {
     url: String,
     options: ConnectOptions,
     last_inclusion: Arc<Mutex<HashMap<[u8; 32], LastInclusion>>>,
+    account_locks: Arc<Mutex<HashMap<[u8; 32], AccountLock>>>,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -183,6 +187,7 @@ impl ChainClient {
             url: url.to_string(),
             options,
             last_inclusion: Arc::new(Mutex::new(HashMap::new())),
+            account_locks: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -271,7 +276,7 @@ impl ChainClient {
         let at = self.at_latest().await?;
         let info = at
             .storage()
-            .try_fetch(runtime::storage().system().account(), (who.clone(),))
+            .try_fetch(runtime::storage().system().account(), (*who,))
             .await
             .map_err(rpc("reading an account"))?;
         match info {
@@ -285,7 +290,7 @@ impl ChainClient {
         let at = self.at_latest().await?;
         let info = at
             .storage()
-            .try_fetch(runtime::storage().system().account(), (who.clone(),))
+            .try_fetch(runtime::storage().system().account(), (*who,))
             .await
             .map_err(rpc("reading an account"))?;
         match info {
@@ -307,7 +312,7 @@ impl ChainClient {
     ) -> Result<Included, ChainError> {
         let call = runtime::transactions()
             .balances()
-            .transfer_keep_alive(to.clone().into(), amount);
+            .transfer_keep_alive((*to).into(), amount);
         self.submit("balances.transfer_keep_alive", signer, &call)
             .await
     }
@@ -325,13 +330,57 @@ impl ChainClient {
         attestation: Option<&Evidence>,
     ) -> Result<Included, ChainError> {
         let proof = receipt_key.sign(&key_proof_message(&signer.account_id()));
-        let call = runtime::transactions().market().register_provider(
+        self.register_provider_with_proof(
+            signer,
             receipt_key.public_key(),
             proof,
+            capabilities,
+            attestation,
+        )
+        .await
+    }
+
+    /// [`Self::register_provider`] for a receipt key held elsewhere (an agent's key, which
+    /// never leaves its TEE): `key_proof` is that key's signature over
+    /// [`key_proof_message`] of `signer`'s account.
+    pub async fn register_provider_with_proof(
+        &self,
+        signer: &Keypair,
+        receipt_key: [u8; 32],
+        key_proof: [u8; 64],
+        capabilities: &Capabilities,
+        attestation: Option<&Evidence>,
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().register_provider(
+            receipt_key,
+            key_proof,
             capabilities.to_gen(),
             attestation.map(submission),
         );
         self.submit("market.register_provider", signer, &call).await
+    }
+
+    /// Replaces `signer`'s attested-key evidence with fresh evidence binding the same key,
+    /// verified on chain under the policy the key was registered with (the key's expiry moves
+    /// to the new evidence's).
+    pub async fn refresh_attestation(
+        &self,
+        signer: &Keypair,
+        evidence: &[u8],
+    ) -> Result<Included, ChainError> {
+        let policy = self
+            .provider(&signer.account_id())
+            .await?
+            .and_then(|p| p.attested.map(|a| a.policy))
+            .unwrap_or_default();
+        let call = runtime::transactions()
+            .market()
+            .refresh_attestation(submission(&Evidence {
+                bundle: evidence.to_vec(),
+                policy,
+            }));
+        self.submit("market.refresh_attestation", signer, &call)
+            .await
     }
 
     /// Removes `signer`'s provider registration (refused while it has open jobs).
@@ -438,12 +487,12 @@ impl ChainClient {
         let at = self.at_latest().await?;
         let v = at
             .storage()
-            .try_fetch(runtime::storage().market().providers(), (who.clone(),))
+            .try_fetch(runtime::storage().market().providers(), (*who,))
             .await
             .map_err(rpc("reading a provider"))?;
         v.map(|v| {
             v.decode()
-                .map(|p| Provider::from_gen(who.clone(), &p))
+                .map(|p| Provider::from_gen(*who, &p))
                 .map_err(rpc("decoding a provider"))
         })
         .transpose()
@@ -480,15 +529,12 @@ impl ChainClient {
             for provider in &b.providers {
                 let v = at
                     .storage()
-                    .try_fetch(
-                        runtime::storage().market().receipts(),
-                        (*job_id, provider.clone()),
-                    )
+                    .try_fetch(runtime::storage().market().receipts(), (*job_id, *provider))
                     .await
                     .map_err(rpc("reading a receipt"))?;
                 if let Some(v) = v {
                     let r: rt::StoredReceipt = v.decode().map_err(rpc("decoding a receipt"))?;
-                    receipts.push(StoredReceipt::from_gen(provider.clone(), &r));
+                    receipts.push(StoredReceipt::from_gen(*provider, &r));
                 }
             }
         }
@@ -500,14 +546,12 @@ impl ChainClient {
             for p in &b.providers {
                 let v = at
                     .storage()
-                    .try_fetch(runtime::storage().market().providers(), (p.clone(),))
+                    .try_fetch(runtime::storage().market().providers(), (*p,))
                     .await
                     .map_err(rpc("reading a provider"))?;
                 if let Some(v) = v {
-                    let info = Provider::from_gen(
-                        p.clone(),
-                        &v.decode().map_err(rpc("decoding a provider"))?,
-                    );
+                    let info =
+                        Provider::from_gen(*p, &v.decode().map_err(rpc("decoding a provider"))?);
                     if let Some(a) = &info.attested {
                         digests.push(a.evidence_digest);
                     }
@@ -552,12 +596,15 @@ impl ChainClient {
             .lock()
             .ok()
             .and_then(|m| m.get(&account.0).copied());
-        if let Some(last) = last {
-            if last.number > latest.block_number() {
-                // A chain that restarted no longer has the block: fall back to the head.
-                if let Ok(at) = self.api.at_block(last.hash).await {
-                    return Ok(at);
-                }
+        if let Some(last) = last
+            && last.number > latest.block_number()
+        {
+            // A chain that restarted no longer has the block: fall back to the head. (Some
+            // nodes answer an unknown hash with another header, so the number is checked.)
+            if let Ok(at) = self.api.at_block(last.hash).await
+                && at.block_number() == last.number
+            {
+                return Ok(at);
             }
         }
         Ok(latest)
@@ -565,6 +612,9 @@ impl ChainClient {
 
     /// Signs `call` with `signer`'s next nonce, submits it, waits until it is finalized, and
     /// returns its market events, or the decoded dispatch error.
+    ///
+    /// Transactions of one account through one client are submitted one after the other (each
+    /// waits for the previous one's block), so concurrent callers never draw the same nonce.
     pub(crate) async fn submit<C: Payload>(
         &self,
         name: &'static str,
@@ -572,6 +622,12 @@ impl ChainClient {
         call: &C,
     ) -> Result<Included, ChainError> {
         let account = signer.account_id();
+        let lock = self
+            .account_locks
+            .lock()
+            .map(|mut m| m.entry(account.0).or_default().clone())
+            .unwrap_or_default();
+        let _turn = lock.lock().await;
         let at = self.base_block(&account).await?;
         let nonce = at
             .tx()

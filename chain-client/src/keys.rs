@@ -145,7 +145,7 @@ impl Ed25519Keypair {
 /// Substrate's `seed_from_entropy`: PBKDF2-HMAC-SHA512 over the phrase's entropy, 2048 rounds,
 /// salted with `"mnemonic" || password`.
 fn seed_from_entropy(entropy: &[u8], password: &str) -> Result<Zeroizing<[u8; 64]>, ChainError> {
-    if entropy.len() < 16 || entropy.len() > 32 || entropy.len() % 4 != 0 {
+    if entropy.len() < 16 || entropy.len() > 32 || !entropy.len().is_multiple_of(4) {
         return Err(ChainError::BadInput {
             what: "secret URI",
             detail: format!("phrase entropy of {} bytes", entropy.len()),

@@ -314,7 +314,7 @@ pub struct Job {
 impl Job {
     pub(crate) fn from_gen(j: &rt::Job) -> Self {
         Self {
-            buyer: j.buyer.clone(),
+            buyer: j.buyer,
             spec_hash: j.spec_hash,
             terms: TierTerms::from_gen(&j.terms),
             class: ProviderClass::from_gen(&j.class),
@@ -380,6 +380,28 @@ pub struct AttestedKey {
     pub verified_at_ms: u64,
     /// Expires at (Unix ms).
     pub expires_at_ms: u64,
+    /// The evidence the last refresh replaced: receipts signed before the refresh may still
+    /// reference it until its own expiry.
+    pub previous: Option<PreviousEvidence>,
+}
+
+/// Attested-key evidence replaced by a refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PreviousEvidence {
+    /// Its digest.
+    #[serde(serialize_with = "hex_bytes")]
+    pub evidence_digest: [u8; 32],
+    /// Expires at (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+impl AttestedKey {
+    /// Whether the chain takes attested-key receipts that reference `digest` (the current
+    /// evidence or the one it replaced; expiry is checked by the chain at submission).
+    pub fn honours(&self, digest: &[u8; 32]) -> bool {
+        self.evidence_digest == *digest
+            || self.previous.is_some_and(|p| p.evidence_digest == *digest)
+    }
 }
 
 /// A registered provider.
@@ -414,6 +436,10 @@ impl Provider {
                 evidence_digest: a.evidence_digest,
                 verified_at_ms: a.verified_at_ms,
                 expires_at_ms: a.expires_at_ms,
+                previous: a.previous.as_ref().map(|p| PreviousEvidence {
+                    evidence_digest: p.evidence_digest,
+                    expires_at_ms: p.expires_at_ms,
+                }),
             }),
             registered_at: p.registered_at,
             active_jobs: p.active_jobs,
@@ -514,7 +540,7 @@ pub struct Settlement {
 pub(crate) fn payees_from_gen(p: &[(AccountId32, u128)]) -> Vec<Payee> {
     p.iter()
         .map(|(account, amount)| Payee {
-            account: account.clone(),
+            account: *account,
             amount: *amount,
         })
         .collect()
@@ -614,6 +640,17 @@ pub enum MarketEvent {
         #[serde(serialize_with = "ss58")]
         provider: AccountId32,
     },
+    /// A tier-3 provider replaced its attested key's evidence.
+    AttestationRefreshed {
+        /// Account.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// Digest of the new evidence.
+        #[serde(serialize_with = "hex_bytes")]
+        evidence_digest: [u8; 32],
+        /// The key's new expiry (Unix ms).
+        expires_at_ms: u64,
+    },
     /// A job was funded.
     JobFunded {
         /// Job.
@@ -688,7 +725,9 @@ impl MarketEvent {
             | Self::ReceiptAccepted { job_id, .. }
             | Self::JobSettled { job_id, .. }
             | Self::JobRefunded { job_id, .. } => Some(*job_id),
-            Self::ProviderRegistered { .. } | Self::ProviderDeregistered { .. } => None,
+            Self::ProviderRegistered { .. }
+            | Self::ProviderDeregistered { .. }
+            | Self::AttestationRefreshed { .. } => None,
         }
     }
 
@@ -701,7 +740,7 @@ impl MarketEvent {
                 tiers,
                 attested,
             } => Self::ProviderRegistered {
-                provider: provider.clone(),
+                provider: *provider,
                 signing_key: *signing_key,
                 tiers: tiers.0.iter().map(Tier::from_gen).collect(),
                 attested: attested
@@ -709,7 +748,16 @@ impl MarketEvent {
                     .map(|(t, exp)| (TeeKind::from_gen(t), *exp)),
             },
             E::ProviderDeregistered { provider } => Self::ProviderDeregistered {
-                provider: provider.clone(),
+                provider: *provider,
+            },
+            E::AttestationRefreshed {
+                provider,
+                evidence_digest,
+                expires_at_ms,
+            } => Self::AttestationRefreshed {
+                provider: *provider,
+                evidence_digest: *evidence_digest,
+                expires_at_ms: *expires_at_ms,
             },
             E::JobFunded {
                 job_id,
@@ -719,7 +767,7 @@ impl MarketEvent {
                 deadline,
             } => Self::JobFunded {
                 job_id: *job_id,
-                buyer: buyer.clone(),
+                buyer: *buyer,
                 tier: Tier::from_gen(tier),
                 price: *price,
                 deadline: *deadline,
@@ -735,7 +783,7 @@ impl MarketEvent {
                 result_commitment,
             } => Self::ReceiptAccepted {
                 job_id: *job_id,
-                provider: provider.clone(),
+                provider: *provider,
                 receipt_digest: *receipt_digest,
                 result_commitment: *result_commitment,
             },
@@ -754,7 +802,7 @@ impl MarketEvent {
                 amount,
             } => Self::JobRefunded {
                 job_id: *job_id,
-                buyer: buyer.clone(),
+                buyer: *buyer,
                 amount: *amount,
             },
         }

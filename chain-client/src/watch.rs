@@ -48,7 +48,7 @@ fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl Stream<Item = T> {
 }
 
 impl ChainClient {
-    /// The market's events in finalized blocks from now on.
+    /// The market's events in finalized blocks, from the current finalized block on.
     pub async fn market_events(
         &self,
     ) -> Result<impl Stream<Item = Result<BlockEvent, ChainError>> + Send + 'static, ChainError>
@@ -110,7 +110,7 @@ impl ChainClient {
         let mut events = self.event_channel().await?;
         let (tx, rx) = mpsc::channel(16);
         let client = self.clone();
-        let provider = provider.clone();
+        let provider = *provider;
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 let item = match ev {
@@ -223,7 +223,7 @@ fn closing_event(job_id: &JobId, job: &Job, s: &Settlement) -> BlockEvent {
         },
         Outcome::Refunded { amount } => MarketEvent::JobRefunded {
             job_id: *job_id,
-            buyer: job.buyer.clone(),
+            buyer: job.buyer,
             amount: *amount,
         },
     };

@@ -1,0 +1,278 @@
+//! The `sigil` binary driven as a subprocess against the local chain: a whole tier-1 loop with
+//! its JSON output parsed, a refused call (exit 1), bad input (exit 2), and a node that is not
+//! there (exit 2 with a clear message).
+
+// Tests may unwrap and index: a failure is the test's report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::process::Output;
+
+use attestation_verifier::crypto::{Crypto, RustCrypto};
+use serde_json::Value;
+use sigil_chain_client::types::{JobOrder, ProviderClass, TierTerms};
+use sigil_chain_client::{Ed25519Keypair, parse_hex32};
+use sigil_e2e::*;
+
+async fn sigil(args: &[&str]) -> Output {
+    tokio::process::Command::new(sigil_bin())
+        .arg("--url")
+        .arg(chain_url())
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", sigil_bin().display()))
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn ok(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(out)
+}
+
+#[tokio::test]
+async fn cli_tier1_loop_works() {
+    let dir = std::env::temp_dir().join(format!("sigil-cli-{}", hex::encode(fresh_bytes("d"))));
+    std::fs::create_dir_all(&dir).unwrap();
+    let provider_uri = format!("//SigilCli//{}", hex::encode(fresh_bytes("p")));
+    let provider = Ed25519Keypair::from_uri(&provider_uri).unwrap();
+    let provider_hex = format!("0x{}", hex::encode(provider.public_key()));
+    let key_file = dir.join("provider.suri");
+    std::fs::write(&key_file, format!("{provider_uri}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+
+    let info = ok(&sigil(&["chain", "info"]).await);
+    assert_eq!(info["token"], "MINT");
+    assert_eq!(info["chain"], "sigil_dev");
+
+    ok(&sigil(&[
+        "account",
+        "transfer",
+        "--suri",
+        "//Alice",
+        "--to",
+        &provider_hex,
+        "--amount",
+        "100",
+    ])
+    .await);
+    let reg = ok(&sigil(&[
+        "provider",
+        "register",
+        "--suri-file",
+        key_file,
+        "--tiers",
+        "signed",
+    ])
+    .await);
+    assert_eq!(reg["events"][0]["event"], "provider-registered");
+    assert_eq!(reg["events"][0]["signing_key"], provider_hex.as_str());
+
+    let spec = dir.join("spec.json");
+    std::fs::write(&spec, br#"{"image":"busybox","cmd":["true"]}"#).unwrap();
+    let funded = ok(&sigil(&[
+        "buyer",
+        "fund",
+        "--suri",
+        "//Bob",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--tier",
+        "1",
+        "--price",
+        "5",
+        "--deadline-blocks",
+        "100",
+    ])
+    .await);
+    let job = funded["job_id"].as_str().unwrap().to_string();
+    assert_eq!(funded["included"]["events"][0]["event"], "job-funded");
+    assert_eq!(funded["included"]["events"][0]["price"], "5000000000000");
+
+    // A non-dispatcher's bind: the chain says no (exit 1), decoded.
+    let refused = sigil(&[
+        "dispatch",
+        "bind",
+        "--suri",
+        "//Bob",
+        "--job",
+        &job,
+        "--provider",
+        &provider_hex,
+    ])
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(json_of(&refused)["error"]["dispatch"], "BadOrigin");
+
+    let bound = ok(&sigil(&[
+        "dispatch",
+        "bind",
+        "--suri",
+        "//Alice",
+        "--job",
+        &job,
+        "--provider",
+        &provider_hex,
+    ])
+    .await);
+    assert_eq!(bound["events"][0]["event"], "job-bound");
+
+    // The receipt file, as the agent writes it.
+    let order = JobOrder {
+        job_id: parse_hex32("job", &job).unwrap(),
+        spec_hash: RustCrypto.sha256(&std::fs::read(&spec).unwrap()),
+        terms: TierTerms::Signed,
+        class: ProviderClass::default(),
+        price: PRICE,
+        deadline: 0,
+    };
+    let receipt = sign_receipt(
+        &receipt_body(&order, &provider, ReceiptFacts::plain(1, result_of("cli"))),
+        &provider,
+    );
+    let receipt_file = dir.join("receipt.bin");
+    std::fs::write(&receipt_file, &receipt).unwrap();
+    let submitted = ok(&sigil(&[
+        "provider",
+        "submit-receipt",
+        "--suri-file",
+        key_file,
+        "--receipt",
+        receipt_file.to_str().unwrap(),
+    ])
+    .await);
+    let events: Vec<&str> = submitted["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["receipt-accepted", "job-settled"]);
+
+    let record = ok(&sigil(&["audit", "job", &job]).await);
+    assert_eq!(record["job"]["status"], "settled");
+    assert_eq!(record["settlement"]["outcome"], "paid");
+    assert_eq!(
+        record["receipts"][0]["provider"],
+        submitted["events"][0]["provider"]
+    );
+
+    let replayed = ok(&sigil(&["audit", "replay", &job]).await);
+    assert_eq!(replayed["verified"], true);
+    assert_eq!(replayed["receipts"][0]["verified"], true);
+
+    // Text output.
+    let text = sigil(&["--format", "text", "audit", "job", &job]).await;
+    assert_eq!(text.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("job.status: settled"));
+
+    // Watching a closed job prints its closing event and ends.
+    let watched = sigil(&["buyer", "watch", "--job", &job, "--timeout-secs", "30"]).await;
+    assert_eq!(watched.status.code(), Some(0));
+    let line: Value =
+        serde_json::from_slice(watched.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["event"], "job-settled");
+
+    let balance = ok(&sigil(&["account", "balance", &provider_hex]).await);
+    assert!(
+        balance["free"].as_str().unwrap().parse::<u128>().unwrap()
+            > 100 * sigil_chain_client::types::MINT
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn cli_bad_input_rejects() {
+    for args in [
+        &["audit", "job", "0x1234"][..],
+        &[
+            "buyer",
+            "fund",
+            "--suri",
+            "//Bob",
+            "--spec-hash",
+            "0x00",
+            "--tier",
+            "1",
+            "--price",
+            "5",
+        ][..],
+        &[
+            "buyer",
+            "fund",
+            "--suri",
+            "//Bob",
+            "--spec-hash",
+            &format!("0x{}", "00".repeat(32)),
+            "--tier",
+            "3",
+            "--price",
+            "5",
+            "--policy",
+            "sigil.nothing.v1",
+        ][..],
+        &["provider", "deregister", "--suri", "not a key"][..],
+        &[
+            "audit",
+            "job",
+            &format!("0x{}", hex::encode(fresh_bytes("missing"))),
+        ][..],
+    ] {
+        let out = sigil(args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("sigil: error: "));
+        assert!(json_of(&out)["error"]["kind"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn cli_node_down_rejects() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tokio::process::Command::new(sigil_bin())
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{port}"),
+            "--reconnect-secs",
+            "2",
+            "chain",
+            "info",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot reach the chain at ws://127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert_eq!(json_of(&out)["error"]["kind"], "unreachable");
+}

@@ -1,0 +1,543 @@
+//! The market's whole loop against the real local chain, through `sigil-chain-client`:
+//! fund -> bind -> receipt -> settle -> audit record -> offline replay, for every tier, plus
+//! refunds and refused receipts and evidence with their decoded errors.
+
+// Tests may unwrap and index: a failure is the test's report.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::time::Duration;
+
+use sigil_chain_client::audit::replay;
+use sigil_chain_client::policy::{SIMULATED_V1, policy_id};
+use sigil_chain_client::types::{
+    Evidence, JobStatus, MarketEvent, Outcome, ProviderClass, TeeKind, Tier, TierTerms,
+};
+use sigil_chain_client::{ChainClient, ChainError};
+use sigil_e2e::evidence_digest as evidence_digest_of;
+use sigil_e2e::*;
+
+async fn client() -> ChainClient {
+    ChainClient::connect(&chain_url()).await.unwrap()
+}
+
+fn dispatch_name(e: &ChainError) -> String {
+    e.dispatch_failure()
+        .map(|d| d.name())
+        .unwrap_or_else(|| panic!("expected a dispatch error, got {e}"))
+}
+
+/// Checks the audit record and its offline replay of a settled job.
+async fn audit_settled(c: &ChainClient, job: &[u8; 32], payees: usize) {
+    let record = c.job_record(job).await.unwrap();
+    assert_eq!(record.job.status, JobStatus::Settled);
+    let settlement = record.settlement.clone().unwrap();
+    match &settlement.outcome {
+        Outcome::Paid { payees: p, .. } => {
+            assert_eq!(p.len(), payees);
+            assert_eq!(p.iter().map(|x| x.amount).sum::<u128>(), PRICE);
+        }
+        other => panic!("expected a payment, got {other:?}"),
+    }
+    let report = replay(&record);
+    assert!(report.verified, "replay: {report:#?}");
+    // The record as JSON (what `sigil audit job` prints) keeps the receipt bytes as signed.
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(
+        json["receipts"][0]["body"].as_str().unwrap(),
+        format!("0x{}", hex::encode(&record.receipts[0].body))
+    );
+}
+
+#[tokio::test]
+async fn tier1_loop_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let p = ProviderKey::fresh("t1").unwrap();
+    p.fund_and_register(&c, &dev, vec![Tier::Signed], vec![], None)
+        .await
+        .unwrap();
+    let head = c.block_number().await.unwrap();
+    let o = order(TierTerms::Signed, ProviderClass::default(), head, 100);
+
+    let held_before = c.reserved_balance(&dev.bob.account_id()).await.unwrap();
+    let funded = c.fund_job(&dev.bob, &o).await.unwrap();
+    assert!(matches!(funded.events[0], MarketEvent::JobFunded { price, .. } if price == PRICE));
+    assert_eq!(
+        c.reserved_balance(&dev.bob.account_id()).await.unwrap() - held_before,
+        PRICE
+    );
+
+    // Only the dispatcher binds.
+    let e = c
+        .bind(&dev.bob, &o.job_id, &[p.account()])
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "BadOrigin");
+    assert!(e.is_refusal());
+    let bound = c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    assert!(
+        matches!(&bound.events[0], MarketEvent::JobBound { providers, .. } if providers == &vec![p.account()])
+    );
+
+    // The job shows up for a provider watching for its jobs... (the watch starts after the
+    // binding, so it is checked on a second job below).
+    let receipt = sign_receipt(
+        &receipt_body(&o, &p.key, ReceiptFacts::plain(1, result_of("t1"))),
+        &p.key,
+    );
+    let free_before = c.free_balance(&p.account()).await.unwrap();
+    let included = c
+        .submit_receipt(&p.signer, &o.job_id, &receipt, None)
+        .await
+        .unwrap();
+    assert!(
+        included
+            .events
+            .iter()
+            .any(|e| matches!(e, MarketEvent::ReceiptAccepted { .. }))
+    );
+    assert!(included.settlement().is_some());
+    let paid = c.free_balance(&p.account()).await.unwrap() - free_before;
+    assert!(paid > PRICE - PRICE / 100, "paid {paid}");
+
+    // The same receipt again: the job is closed.
+    let e = c
+        .submit_receipt(&p.signer, &o.job_id, &receipt, None)
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.JobClosed");
+
+    // Settlement tracking sees the closed job at once.
+    let s = c
+        .wait_for_settlement(&o.job_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(matches!(s.outcome, Outcome::Paid { .. }));
+    audit_settled(&c, &o.job_id, 1).await;
+}
+
+#[tokio::test]
+async fn provider_watch_and_buyer_watch_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let p = ProviderKey::fresh("watch").unwrap();
+    p.fund_and_register(&c, &dev, vec![Tier::Signed], vec![], None)
+        .await
+        .unwrap();
+    let head = c.block_number().await.unwrap();
+    let o = order(TierTerms::Signed, ProviderClass::default(), head, 100);
+    c.fund_job(&dev.bob, &o).await.unwrap();
+
+    use futures::StreamExt;
+    let mut jobs = Box::pin(c.jobs_bound_to(&p.account()).await.unwrap());
+    let mut updates = Box::pin(c.watch_job(&o.job_id).await.unwrap());
+    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    let assignment = tokio::time::timeout(Duration::from_secs(30), jobs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(assignment.job_id, o.job_id);
+    assert_eq!(assignment.job.unwrap().spec_hash, o.spec_hash);
+
+    let receipt = sign_receipt(
+        &receipt_body(&o, &p.key, ReceiptFacts::plain(1, result_of("watch"))),
+        &p.key,
+    );
+    c.submit_receipt(&p.signer, &o.job_id, &receipt, None)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(u) = tokio::time::timeout(Duration::from_secs(30), updates.next())
+        .await
+        .unwrap()
+    {
+        let u = u.unwrap();
+        assert_eq!(u.event.job_id(), Some(o.job_id));
+        seen.push(u.event);
+    }
+    // The watch starts at the finalized head, which may still be the funding block.
+    let names: Vec<&str> = seen
+        .iter()
+        .map(|e| match e {
+            MarketEvent::JobFunded { .. } => "funded",
+            MarketEvent::JobBound { .. } => "bound",
+            MarketEvent::ReceiptAccepted { .. } => "receipt",
+            MarketEvent::JobSettled { .. } => "settled",
+            _ => "other",
+        })
+        .filter(|n| *n != "funded")
+        .collect();
+    assert_eq!(names, ["bound", "receipt", "settled"]);
+}
+
+#[tokio::test]
+async fn tier2_quorum_pays_the_matching_providers_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let ps: Vec<ProviderKey> = (0..3)
+        .map(|i| ProviderKey::fresh(&format!("t2-{i}")).unwrap())
+        .collect();
+    for p in &ps {
+        p.fund_and_register(&c, &dev, vec![Tier::Quorum], vec![], None)
+            .await
+            .unwrap();
+    }
+    let head = c.block_number().await.unwrap();
+    let o = order(
+        TierTerms::Quorum { k: 2, n: 3 },
+        ProviderClass::default(),
+        head,
+        100,
+    );
+    c.fund_job(&dev.bob, &o).await.unwrap();
+    let accounts: Vec<_> = ps.iter().map(ProviderKey::account).collect();
+    c.bind(&dev.alice, &o.job_id, &accounts).await.unwrap();
+
+    let agreed = result_of("t2 agreed");
+    // The dissenting provider reports first: recorded, not settled.
+    let dissent = sign_receipt(
+        &receipt_body(
+            &o,
+            &ps[2].key,
+            ReceiptFacts::plain(2, result_of("t2 other")),
+        ),
+        &ps[2].key,
+    );
+    let r = c
+        .submit_receipt(&ps[2].signer, &o.job_id, &dissent, None)
+        .await
+        .unwrap();
+    assert!(r.settlement().is_none());
+    let first = sign_receipt(
+        &receipt_body(&o, &ps[0].key, ReceiptFacts::plain(2, agreed)),
+        &ps[0].key,
+    );
+    let r = c
+        .submit_receipt(&ps[0].signer, &o.job_id, &first, None)
+        .await
+        .unwrap();
+    assert!(r.settlement().is_none(), "one matching receipt of two");
+    let dissent_before = c.free_balance(&accounts[2]).await.unwrap();
+    let second = sign_receipt(
+        &receipt_body(&o, &ps[1].key, ReceiptFacts::plain(2, agreed)),
+        &ps[1].key,
+    );
+    let r = c
+        .submit_receipt(&ps[1].signer, &o.job_id, &second, None)
+        .await
+        .unwrap();
+    match r.settlement() {
+        Some(MarketEvent::JobSettled {
+            result_commitment,
+            payees,
+            ..
+        }) => {
+            assert_eq!(*result_commitment, agreed);
+            let paid: Vec<_> = payees.iter().map(|p| p.account).collect();
+            assert_eq!(paid, vec![accounts[0], accounts[1]]);
+            assert_eq!(payees.iter().map(|p| p.amount).sum::<u128>(), PRICE);
+        }
+        other => panic!("expected settlement, got {other:?}"),
+    }
+    assert_eq!(
+        c.free_balance(&accounts[2]).await.unwrap(),
+        dissent_before,
+        "the minority is not paid"
+    );
+    let record = c.job_record(&o.job_id).await.unwrap();
+    assert_eq!(
+        record.receipts.len(),
+        3,
+        "the minority receipt stays on record"
+    );
+    audit_settled(&c, &o.job_id, 2).await;
+}
+
+#[tokio::test]
+async fn tier3_attested_key_loop_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let policy = policy_id(SIMULATED_V1);
+    let p = ProviderKey::fresh("t3").unwrap();
+    let bundle = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
+
+    // Tampered evidence (a byte of the simulator's signature) is refused with its reason.
+    let intruder = ProviderKey::fresh("t3-intruder").unwrap();
+    let tampered = tampered_simulated_bundle(intruder.key.public_key(), fresh_bytes("nonce"));
+    let e = intruder
+        .fund_and_register(
+            &c,
+            &dev,
+            vec![Tier::Attested],
+            vec![TeeKind::Simulated],
+            Some(&Evidence {
+                bundle: tampered,
+                policy,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dispatch_name(&e),
+        "market.AttestationRejected(BadSignature)"
+    );
+
+    // Evidence for another key than the one registered.
+    let other = ProviderKey::fresh("t3-other").unwrap();
+    let e = other
+        .fund_and_register(
+            &c,
+            &dev,
+            vec![Tier::Attested],
+            vec![TeeKind::Simulated],
+            Some(&Evidence {
+                bundle: bundle.clone(),
+                policy,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.AttestedKeyMismatch");
+
+    p.fund_and_register(
+        &c,
+        &dev,
+        vec![Tier::Attested],
+        vec![TeeKind::Simulated],
+        Some(&Evidence {
+            bundle: bundle.clone(),
+            policy,
+        }),
+    )
+    .await
+    .unwrap();
+    let info = c.provider(&p.account()).await.unwrap().unwrap();
+    let attested = info.attested.unwrap();
+    assert_eq!(attested.tee, TeeKind::Simulated);
+    assert_eq!(attested.evidence_digest, evidence_digest(&bundle));
+
+    let head = c.block_number().await.unwrap();
+    let class = ProviderClass {
+        tee_kinds: vec![TeeKind::Simulated],
+        gpu_model: String::new(),
+    };
+    let o = order(
+        TierTerms::Attested {
+            policy,
+            fresh_quote: false,
+        },
+        class,
+        head,
+        100,
+    );
+    c.fund_job(&dev.bob, &o).await.unwrap();
+    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+
+    // A receipt whose signature was tampered with is refused.
+    let body = receipt_body(
+        &o,
+        &p.key,
+        ReceiptFacts {
+            tier: 3,
+            result: result_of("t3"),
+            evidence: attested_key_ref(&bundle),
+        },
+    );
+    let mut bad = sign_receipt(&body, &p.key);
+    let at = bad.len() - 1;
+    bad[at] ^= 1;
+    let e = c
+        .submit_receipt(&p.signer, &o.job_id, &bad, None)
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.BadSignature");
+
+    let r = c
+        .submit_receipt(&p.signer, &o.job_id, &sign_receipt(&body, &p.key), None)
+        .await
+        .unwrap();
+    assert!(r.settlement().is_some());
+    audit_settled(&c, &o.job_id, 1).await;
+    let record = c.job_record(&o.job_id).await.unwrap();
+    assert_eq!(record.attestations.len(), 1);
+    assert_eq!(record.attestations[0].evidence, bundle);
+
+    // The provider refreshes its key's evidence; the key stays, the evidence digest moves.
+    let fresh = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
+    let r = c.refresh_attestation(&p.signer, &fresh).await.unwrap();
+    assert!(
+        matches!(&r.events[0], MarketEvent::AttestationRefreshed { evidence_digest, .. }
+        if *evidence_digest == evidence_digest_of(&fresh))
+    );
+    let info = c.provider(&p.account()).await.unwrap().unwrap();
+    assert_eq!(
+        info.attested.unwrap().evidence_digest,
+        evidence_digest_of(&fresh)
+    );
+    // Evidence for another key is refused.
+    let e = c
+        .refresh_attestation(
+            &p.signer,
+            &simulated_bundle(other.key.public_key(), fresh_bytes("n")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.AttestedKeyMismatch");
+
+    // Replay catches a record whose stored evidence was altered.
+    let mut forged = record.clone();
+    let len = forged.attestations[0].evidence.len();
+    forged.attestations[0].evidence[len - 2] ^= 1;
+    assert!(!replay(&forged).verified);
+}
+
+#[tokio::test]
+async fn tier3_fresh_quote_loop_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let policy = policy_id(SIMULATED_V1);
+    let p = ProviderKey::fresh("t3f").unwrap();
+    let registration = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
+    p.fund_and_register(
+        &c,
+        &dev,
+        vec![Tier::Attested],
+        vec![TeeKind::Simulated],
+        Some(&Evidence {
+            bundle: registration,
+            policy,
+        }),
+    )
+    .await
+    .unwrap();
+    let head = c.block_number().await.unwrap();
+    let o = order(
+        TierTerms::Attested {
+            policy,
+            fresh_quote: true,
+        },
+        ProviderClass::default(),
+        head,
+        100,
+    );
+    c.fund_job(&dev.bob, &o).await.unwrap();
+    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+
+    let (receipt, bundle) = fresh_quote_receipt(&o, &p.key, result_of("t3f"));
+    // Without its evidence the fresh-quote receipt is refused.
+    let e = c
+        .submit_receipt(&p.signer, &o.job_id, &receipt, None)
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.MissingEvidence");
+    // Evidence that is not this receipt's is refused.
+    let (_, other) = fresh_quote_receipt(&o, &p.key, result_of("t3f other"));
+    let e = c
+        .submit_receipt(&p.signer, &o.job_id, &receipt, Some(&other))
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.EvidenceMismatch");
+    // A receipt that names genuine evidence whose nonce does not bind the receipt.
+    let mut body = receipt_body(
+        &o,
+        &p.key,
+        ReceiptFacts {
+            tier: 3,
+            result: result_of("t3f unbound"),
+            evidence: attestation_verifier::receipt::EvidenceRef {
+                mode: attestation_verifier::receipt::EvidenceMode::FreshQuote,
+                tee: attestation_verifier::receipt::TeeKind::Simulated,
+                digest: [0; 32],
+            },
+        },
+    );
+    let unbound = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
+    body.evidence.digest = evidence_digest(&unbound);
+    let e = c
+        .submit_receipt(
+            &p.signer,
+            &o.job_id,
+            &sign_receipt(&body, &p.key),
+            Some(&unbound),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.EvidenceNotBound");
+
+    let r = c
+        .submit_receipt(&p.signer, &o.job_id, &receipt, Some(&bundle))
+        .await
+        .unwrap();
+    assert!(r.settlement().is_some());
+    audit_settled(&c, &o.job_id, 1).await;
+    let record = c.job_record(&o.job_id).await.unwrap();
+    assert!(
+        record
+            .attestations
+            .iter()
+            .any(|a| a.evidence == bundle && a.nonce != [0; 32])
+    );
+}
+
+#[tokio::test]
+async fn refund_after_deadline_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let head = c.block_number().await.unwrap();
+    let o = order(TierTerms::Signed, ProviderClass::default(), head, 2);
+    c.fund_job(&dev.bob, &o).await.unwrap();
+    let held = c.reserved_balance(&dev.bob.account_id()).await.unwrap();
+
+    let e = c.refund_expired(&dev.alice, &o.job_id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.DeadlineNotReached");
+
+    advance_blocks(&c, &dev, 3).await.unwrap();
+    // Anyone may trigger the refund; the escrow goes back to the buyer.
+    let r = c.refund_expired(&dev.alice, &o.job_id).await.unwrap();
+    assert!(
+        matches!(&r.events[0], MarketEvent::JobRefunded { amount, buyer, .. }
+        if *amount == PRICE && *buyer == dev.bob.account_id())
+    );
+    assert_eq!(
+        held - c.reserved_balance(&dev.bob.account_id()).await.unwrap(),
+        PRICE
+    );
+    let e = c.refund_expired(&dev.alice, &o.job_id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.JobClosed");
+
+    let record = c.job_record(&o.job_id).await.unwrap();
+    assert_eq!(record.job.status, JobStatus::Refunded);
+    assert!(matches!(
+        record.settlement.as_ref().unwrap().outcome,
+        Outcome::Refunded { amount } if amount == PRICE
+    ));
+    assert!(replay(&record).verified);
+}
+
+#[tokio::test]
+async fn unknown_job_rejects() {
+    let c = client().await;
+    let id = fresh_bytes("missing");
+    assert!(c.job(&id).await.unwrap().is_none());
+    assert!(matches!(
+        c.job_record(&id).await,
+        Err(ChainError::NotFound { what: "job", .. })
+    ));
+    let dev = Dev::new().unwrap();
+    let e = c.refund_expired(&dev.bob, &id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.UnknownJob");
+    // A receipt that is not SCALE is bad input, never sent.
+    assert!(matches!(
+        c.submit_receipt(&dev.bob, &id, b"not a receipt", None)
+            .await,
+        Err(ChainError::BadInput { .. })
+    ));
+}
