@@ -28,5 +28,8 @@ cargo test --workspace --all-targets
 step "chain: market pallet (its own workspace)"
 bash chain/test.sh
 
+step "e2e: chain client and sigil CLI against the local chain (runtime build, chopsticks)"
+bash tests/e2e.sh
+
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh
