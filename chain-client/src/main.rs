@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sigil_chain_client::agent::AgentError;
 use sigil_chain_client::types::{
     Capabilities, JobOrder, MINT, ProviderClass, TeeKind, Tier, TierTerms,
 };
@@ -22,6 +23,8 @@ use sigil_chain_client::{
     ChainClient, ChainError, ConnectOptions, Ed25519Keypair, KeyScheme, Keypair, audit,
     parse_account, parse_hex32, policy,
 };
+
+mod cli_job;
 
 /// Client of the Sigil market chain.
 #[derive(Parser, Debug)]
@@ -63,6 +66,9 @@ enum Command {
     /// The chain: name, runtime, head, token, dispatchers.
     #[command(subcommand)]
     Chain(ChainCmd),
+    /// Accounts: MINT balances and transfers.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Provider: register, deregister, submit receipts, watch for bound jobs.
     #[command(subcommand)]
     Provider(ProviderCmd),
@@ -75,12 +81,36 @@ enum Command {
     /// Audit: a job's full record, and its verification replayed offline.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Jobs on a provider's agent (gRPC): write a spec, submit it, wait, fetch the receipt and
+    /// outputs.
+    #[command(subcommand)]
+    Job(cli_job::JobCmd),
 }
 
 #[derive(Subcommand, Debug)]
 enum ChainCmd {
     /// Chain name, runtime version, finalized head, token, dispatcher set.
     Info,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCmd {
+    /// Free and held (escrowed) MINT of an account.
+    Balance {
+        /// The account (SS58 or 0x hex).
+        account: String,
+    },
+    /// Transfer MINT (keeping the sender alive).
+    Transfer {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The recipient (SS58 or 0x hex).
+        #[arg(long)]
+        to: String,
+        /// Amount in MINT (decimal).
+        #[arg(long)]
+        amount: String,
+    },
 }
 
 /// The account key that signs the transaction.
@@ -149,6 +179,21 @@ enum ProviderCmd {
         /// Policy the evidence is verified under: a name (`sigil.simulated.v1`) or `0x` id.
         #[arg(long)]
         policy: Option<String>,
+    },
+    /// A provider's registration: receipt key, offer, attested key, open jobs (exit 2 when
+    /// the account is not registered).
+    Show {
+        /// The provider's account (SS58 or 0x hex).
+        #[arg(long)]
+        account: String,
+    },
+    /// Replace the attested key's evidence with a fresh bundle binding the same key.
+    RefreshAttestation {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The new evidence bundle.
+        #[arg(long)]
+        evidence: PathBuf,
     },
     /// Remove the registration (refused while bound jobs are open).
     Deregister {
@@ -277,10 +322,17 @@ enum AuditCmd {
     },
 }
 
-/// The process exit status for an error: 1 when the chain said no, 2 otherwise.
+/// The process exit status for an error: 1 when the chain (or an agent) said no, 2 otherwise.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ChainError>() {
         Some(c) if c.is_refusal() => 1,
+        _ if matches!(
+            e.downcast_ref::<AgentError>(),
+            Some(AgentError::Status { .. } | AgentError::OutputMismatch { .. })
+        ) =>
+        {
+            1
+        }
         _ => 2,
     }
 }
@@ -294,7 +346,13 @@ fn error_kind(e: &anyhow::Error) -> (&'static str, Option<String>) {
         Some(ChainError::Rpc { .. }) => ("rpc", None),
         Some(ChainError::NotFound { .. }) => ("not-found", None),
         Some(ChainError::Timeout { .. }) => ("timeout", None),
-        _ => ("error", None),
+        _ => match e.downcast_ref::<AgentError>() {
+            Some(AgentError::Status { .. }) => ("agent-refused", None),
+            Some(AgentError::Connect { .. }) => ("unreachable", None),
+            Some(AgentError::OutputMismatch { .. }) => ("output-mismatch", None),
+            Some(_) => ("agent", None),
+            None => ("error", None),
+        },
     }
 }
 
@@ -344,6 +402,24 @@ async fn run(cli: Cli) -> Result<u8> {
             let c = connect(&cli).await?;
             emit(format, &c.info().await?)?;
         }
+        Command::Account(AccountCmd::Balance { account }) => {
+            let who = parse_account(account)?;
+            let c = connect(&cli).await?;
+            let free = c.free_balance(&who).await?;
+            let held = c.reserved_balance(&who).await?;
+            emit(
+                format,
+                &json!({ "account": who.to_string(), "free": free.to_string(), "held": held.to_string() }),
+            )?;
+        }
+        Command::Account(AccountCmd::Transfer { key, to, amount }) => {
+            let to = parse_account(to)?;
+            let amount = parse_mint(amount)?;
+            let signer = key.load(KeyScheme::Sr25519)?;
+            let c = connect(&cli).await?;
+            emit(format, &c.transfer(&signer, &to, amount).await?)?;
+        }
+        Command::Job(cmd) => return cli_job::run(format, cmd).await,
         Command::Provider(cmd) => provider(&cli, cmd).await?,
         Command::Buyer(cmd) => buyer(&cli, cmd).await?,
         Command::Dispatch(DispatchCmd::Bind {
@@ -383,6 +459,18 @@ async fn run(cli: Cli) -> Result<u8> {
 async fn provider(cli: &Cli, cmd: &ProviderCmd) -> Result<()> {
     let format = cli.format;
     match cmd {
+        ProviderCmd::Show { account } => {
+            let who = parse_account(account)?;
+            let c = connect(cli).await?;
+            let p = c
+                .provider(&who)
+                .await?
+                .ok_or_else(|| ChainError::NotFound {
+                    what: "provider",
+                    id: who.to_string(),
+                })?;
+            emit(format, &p)?;
+        }
         ProviderCmd::Register {
             key,
             receipt_suri,
@@ -423,6 +511,12 @@ async fn provider(cli: &Cli, cmd: &ProviderCmd) -> Result<()> {
                 &c.register_provider(&signer, &receipt_key, &capabilities, attestation.as_ref())
                     .await?,
             )?;
+        }
+        ProviderCmd::RefreshAttestation { key, evidence } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let bundle = read_file(evidence, "evidence bundle")?;
+            let c = connect(cli).await?;
+            emit(format, &c.refresh_attestation(&signer, &bundle).await?)?;
         }
         ProviderCmd::Deregister { key } => {
             let signer = key.load(KeyScheme::Ed25519)?;

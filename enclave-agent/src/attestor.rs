@@ -32,6 +32,9 @@ use crate::evidence::backend::nvidia_gpu::GpuEvidenceSource;
 use crate::evidence::detect::{DetectOptions, open_source};
 use crate::keys::AgentKey;
 
+/// Domain of the provider-key proof the market chain checks at registration.
+pub const PROVIDER_KEY_DOMAIN: &[u8] = b"sigil.provider-key.v1\0";
+
 /// Domain of the agent's own attested-key nonces.
 pub const ATTESTED_KEY_NONCE_DOMAIN: &[u8] = b"sigil.attested-key.v1\0";
 
@@ -171,6 +174,17 @@ impl Attestor {
         };
         let cpu = source.collect(&report_data)?;
         Ok(EvidenceBundle::new(key, nonce, cpu, gpus).with_gpu_collateral(collateral))
+    }
+
+    /// The agent key's proof of possession for the market chain: its signature over
+    /// `SHA-256("sigil.provider-key.v1\0" || account)`, `account` being the 32-byte id of the
+    /// provider account that registers the key. The message is domain-separated, so this
+    /// cannot be turned into a receipt signature.
+    pub fn sign_provider_key_proof(&self, account: &[u8; 32]) -> [u8; 64] {
+        let mut m = Vec::with_capacity(PROVIDER_KEY_DOMAIN.len().saturating_add(32));
+        m.extend_from_slice(PROVIDER_KEY_DOMAIN);
+        m.extend_from_slice(account);
+        self.key.sign(&DefaultCrypto::default().sha256(&m))
     }
 
     /// Signs a receipt body as it is.

@@ -121,6 +121,8 @@ pub struct Config {
     pub gpus: GpuConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Settlement on the market chain (off unless `url` is set).
+    pub chain: crate::chain::ChainConfig,
 }
 
 impl Default for Config {
@@ -138,6 +140,7 @@ impl Default for Config {
             collateral: CollateralConfig::default(),
             gpus: GpuConfig::default(),
             log: LogConfig::default(),
+            chain: crate::chain::ChainConfig::default(),
         }
     }
 }

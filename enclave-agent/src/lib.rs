@@ -5,6 +5,7 @@
 
 pub mod attestor;
 pub mod auth;
+pub mod chain;
 pub mod collateral;
 pub mod config;
 pub mod evidence;

@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+use enclave_agent::chain;
 use enclave_agent::config::Config;
 use enclave_agent::metering::GpuMetering;
 use enclave_agent::metrics::Metrics;
@@ -122,6 +123,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     setup::write_addr_file(&cfg, setup::ADDR_FILE, local).context("writing the address file")?;
 
     let scheduler = tokio::spawn(Arc::clone(&engine).run());
+    if cfg.chain.enabled() {
+        let gpu_model = gpus.info.first().map(|g| g.name.clone());
+        tokio::spawn(settle_on_chain(
+            Arc::clone(&engine),
+            cfg.chain.clone(),
+            gpu_model,
+            token.clone(),
+        ));
+    }
     // Jobs get their grace period from the moment shutdown starts, while the server
     // finishes in-flight calls (event streams end once the jobs are ended or checkpointed).
     let drain = {
@@ -138,4 +148,37 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = drain.await;
     tracing::info!("stopped");
     served.context("gRPC server")
+}
+
+/// Connects to the market chain (retrying until it answers or the agent stops) and runs the
+/// provider side there: registration, evidence refresh, receipt submission.
+async fn settle_on_chain(
+    engine: Arc<Engine>,
+    cfg: chain::ChainConfig,
+    gpu_model: Option<String>,
+    token: CancellationToken,
+) {
+    let retry = std::time::Duration::from_secs(cfg.retry_secs.max(1));
+    let link = loop {
+        match chain::connect(&cfg).await {
+            Ok(link) => break link,
+            Err(e @ chain::SettleError::Config { .. }) => {
+                tracing::error!(error = %e, "chain settlement disabled");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, url = %cfg.url, "chain not reachable; will retry"),
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    };
+    let account = link.account_id().0;
+    match chain::Settler::new(link, account, engine, &cfg, gpu_model.as_deref()) {
+        Ok(settler) => {
+            tracing::info!(url = %cfg.url, account = %hex::encode(account), "settling receipts on chain");
+            settler.run(token).await;
+        }
+        Err(e) => tracing::error!(error = %e, "chain settlement disabled"),
+    }
 }

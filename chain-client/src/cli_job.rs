@@ -1,0 +1,332 @@
+//! `sigil job`: the buyer's side of a provider's agent (gRPC): write a job spec, submit it
+//! signed, wait for it, fetch its receipt and evidence, download outputs checked against the
+//! receipt.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use sigil_chain_client::agent::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
+use sigil_chain_client::{Ed25519Keypair, parse_hex32};
+
+use super::{Format, emit};
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum JobCmd {
+    /// Write a job spec: the exact bytes whose SHA-256 the escrow commits to (`sigil buyer fund
+    /// --spec-hash`) and that `sigil job submit` sends to the agent. Prints the job id and hash.
+    New(NewArgs),
+    /// Submit a spec to an agent, signed by the buyer's ed25519 key (idempotent on the job id).
+    Submit {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The spec file written by `sigil job new`.
+        #[arg(long)]
+        spec: PathBuf,
+        #[command(flatten)]
+        buyer: BuyerKey,
+    },
+    /// A job's status on the agent.
+    Status {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The job id (0x hex).
+        #[arg(long)]
+        job: String,
+    },
+    /// Wait until a job ends on the agent; exit 1 unless it succeeded.
+    Wait {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The job id (0x hex).
+        #[arg(long)]
+        job: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Fetch a job's signed receipt (signature checked) and its evidence bundle, as the files
+    /// `sigil-verify receipt` and `sigil provider submit-receipt` take.
+    Receipt {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The job id (0x hex).
+        #[arg(long)]
+        job: String,
+        /// Where to write `SCALE(SignedReceipt)`.
+        #[arg(long)]
+        receipt_out: PathBuf,
+        /// Where to write `SCALE(EvidenceBundle)` (not written when the receipt has none).
+        #[arg(long)]
+        bundle_out: Option<PathBuf>,
+    },
+    /// Download one output of a finished job, checked against the receipt's result
+    /// commitment with the agent's inclusion proof.
+    Output {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The job id (0x hex).
+        #[arg(long)]
+        job: String,
+        /// The output's path inside the job's output directory.
+        #[arg(long)]
+        path: String,
+        #[command(flatten)]
+        buyer: BuyerKey,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The agent to talk to.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct AgentArgs {
+    /// The agent's gRPC URL (`https://host:7443`, or `http://127.0.0.1:port` on loopback).
+    #[arg(long, env = "SIGIL_AGENT_URL")]
+    agent: String,
+    /// PEM file of the CA that issued the agent's TLS certificate (default: web PKI roots).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+/// The buyer's ed25519 key (the one the agent checks submissions and downloads against).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BuyerKey {
+    /// Secret URI of the buyer's ed25519 key (`//Bob`, a phrase, a `0x` seed).
+    #[arg(long, env = "SIGIL_BUYER_SURI", conflicts_with = "buyer_suri_file")]
+    buyer_suri: Option<String>,
+    /// File holding that secret URI.
+    #[arg(long, env = "SIGIL_BUYER_SURI_FILE")]
+    buyer_suri_file: Option<PathBuf>,
+}
+
+impl BuyerKey {
+    fn load(&self) -> Result<Ed25519Keypair> {
+        let uri = match (&self.buyer_suri, &self.buyer_suri_file) {
+            (Some(uri), _) => uri.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => anyhow::bail!("give the buyer key: --buyer-suri or --buyer-suri-file"),
+        };
+        Ok(Ed25519Keypair::from_uri(&uri)?)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// The agent's default for the tier.
+    Default,
+    /// No evidence (tiers 1 and 2).
+    None,
+    /// Receipt references the agent key's evidence.
+    AttestedKey,
+    /// Evidence bound to this receipt.
+    FreshQuote,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct NewArgs {
+    /// Settlement tier: 1, 2 or 3.
+    #[arg(long)]
+    tier: u8,
+    /// Job id (0x + 64 hex); default: 32 random bytes.
+    #[arg(long)]
+    job_id: Option<String>,
+    /// Container image pinned by digest (`name@sha256:<hex>`); the trailing arguments are then
+    /// its arguments.
+    #[arg(long)]
+    image: Option<String>,
+    /// Environment variable `NAME=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Input file `PATH=LOCAL_FILE`: LOCAL_FILE's content at PATH in the job's input directory
+    /// (repeatable).
+    #[arg(long = "input", value_name = "PATH=FILE")]
+    inputs: Vec<String>,
+    /// Wall-clock limit in ms (0: the agent's default).
+    #[arg(long, default_value_t = 0)]
+    wall_time_ms: u64,
+    /// Address-space limit in bytes (0: the agent's default).
+    #[arg(long, default_value_t = 0)]
+    memory_bytes: u64,
+    /// Evidence mode of the receipt.
+    #[arg(long, value_enum, default_value_t = Mode::Default)]
+    evidence_mode: Mode,
+    /// GPUs to assign.
+    #[arg(long, default_value_t = 0)]
+    gpus: u32,
+    /// Only the agent with this key (0x hex) may run the job.
+    #[arg(long)]
+    provider_key: Option<String>,
+    /// Where to write the spec.
+    #[arg(long)]
+    out: PathBuf,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true)]
+    argv: Vec<String>,
+}
+
+fn split_pair<'a>(s: &'a str, what: &str) -> Result<(&'a str, &'a str)> {
+    s.split_once('=')
+        .with_context(|| format!("{what} {s:?} is not NAME=VALUE"))
+}
+
+fn new_spec(a: &NewArgs) -> Result<EncodedSpec> {
+    let job_id = match &a.job_id {
+        Some(h) => parse_hex32("job id", h)?,
+        None => {
+            let mut id = [0_u8; 32];
+            getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            id
+        }
+    };
+    let env = a
+        .env
+        .iter()
+        .map(|e| split_pair(e, "--env").map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect::<Result<Vec<_>>>()?;
+    let inputs = a
+        .inputs
+        .iter()
+        .map(|i| {
+            let (path, file) = split_pair(i, "--input")?;
+            let content = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+            Ok((path.to_owned(), content))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let request = JobRequest {
+        job_id,
+        tier: a.tier,
+        argv: a.argv.clone(),
+        image: a.image.clone(),
+        env,
+        inputs,
+        wall_time_ms: a.wall_time_ms,
+        memory_bytes: a.memory_bytes,
+        evidence_mode: match a.evidence_mode {
+            Mode::Default => EvidenceMode::Default,
+            Mode::None => EvidenceMode::None,
+            Mode::AttestedKey => EvidenceMode::AttestedKey,
+            Mode::FreshQuote => EvidenceMode::FreshQuote,
+        },
+        gpu_count: a.gpus,
+        provider_key: a
+            .provider_key
+            .as_deref()
+            .map(|k| parse_hex32("provider key", k))
+            .transpose()?,
+        not_after_ms: 0,
+    };
+    Ok(request.encode()?)
+}
+
+fn hex0x(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+/// Runs a `sigil job` command; returns the exit status.
+pub(crate) async fn run(format: Format, cmd: &JobCmd) -> Result<u8> {
+    match cmd {
+        JobCmd::New(a) => {
+            let spec = new_spec(a)?;
+            std::fs::write(&a.out, &spec.bytes)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            emit(
+                format,
+                &json!({
+                    "job_id": hex0x(&spec.job_id),
+                    "spec_hash": hex0x(&spec.spec_hash),
+                    "spec": a.out.display().to_string(),
+                }),
+            )?;
+        }
+        JobCmd::Submit { agent, spec, buyer } => {
+            let bytes =
+                std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
+            let spec = EncodedSpec::from_bytes(bytes)?;
+            let key = buyer.load()?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let (job, created) = client.submit(&spec, key.signing_key()).await?;
+            emit(format, &json!({ "created": created, "job": job }))?;
+        }
+        JobCmd::Status { agent, job } => {
+            let job = parse_hex32("job id", job)?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            emit(format, &client.job(&job).await?)?;
+        }
+        JobCmd::Wait {
+            agent,
+            job,
+            timeout_secs,
+        } => {
+            let job = parse_hex32("job id", job)?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let view = client
+                .wait(&job, Duration::from_secs(*timeout_secs))
+                .await?;
+            emit(format, &view)?;
+            if view.state != "succeeded" {
+                return Ok(1);
+            }
+        }
+        JobCmd::Receipt {
+            agent,
+            job,
+            receipt_out,
+            bundle_out,
+        } => {
+            let job = parse_hex32("job id", job)?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let r = client.receipt(&job).await?;
+            std::fs::write(receipt_out, &r.signed_receipt)
+                .with_context(|| format!("writing {}", receipt_out.display()))?;
+            if let Some(path) = bundle_out {
+                if !r.evidence_bundle.is_empty() {
+                    std::fs::write(path, &r.evidence_bundle)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            emit(
+                format,
+                &json!({
+                    "job_id": hex0x(&r.body.job_id),
+                    "job_spec_hash": hex0x(&r.body.job_spec_hash),
+                    "provider": hex0x(&r.body.provider),
+                    "tier": r.body.tier,
+                    "result_commitment": hex0x(&r.body.result_commitment),
+                    "output_count": r.body.output_count,
+                    "exit_code": r.body.exit_code,
+                    "evidence_mode": format!("{:?}", r.body.evidence.mode),
+                    "evidence_digest": hex0x(&r.body.evidence.digest),
+                    "bundle_bytes": r.evidence_bundle.len(),
+                }),
+            )?;
+        }
+        JobCmd::Output {
+            agent,
+            job,
+            path,
+            buyer,
+            out,
+        } => {
+            let job = parse_hex32("job id", job)?;
+            let key = buyer.load()?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let receipt = client.receipt(&job).await?;
+            let data = client
+                .output(&job, path, key.signing_key(), &receipt.body)
+                .await?;
+            std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
+            emit(
+                format,
+                &json!({ "path": path, "bytes": data.len(), "verified_against": hex0x(&receipt.body.result_commitment) }),
+            )?;
+        }
+    }
+    Ok(0)
+}

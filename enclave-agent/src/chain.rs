@@ -1,0 +1,656 @@
+//! Settlement on the market chain.
+//!
+//! With `[chain] url` set, the agent acts for its provider account on the chain:
+//! 1. it registers the account as a provider whose receipts the agent key signs (the key proof
+//!    is signed inside the TEE by that key); with a TEE it registers the key's attested-key
+//!    evidence under `[chain] policy`, verified by the runtime;
+//! 2. it keeps the chain's copy of that evidence current: before an attested-key receipt goes
+//!    out, the evidence it references is put on chain (`refresh_attestation`) unless the chain
+//!    already honours it;
+//! 3. it submits the receipt of every finished job that the chain bound to the account, as
+//!    soon as the job ends, and on start for jobs that ended while it was down.
+//!
+//! Which jobs were dealt with is kept in a small durable table (`chain.redb` in the state
+//! directory): a job is recorded once the chain included or refused its receipt, so a crash
+//! between the two at worst submits a receipt twice, and the chain refuses the second copy
+//! (`ReceiptAlreadySubmitted`). RPC failures are retried every `retry_secs`; refusals are final
+//! and logged with the chain's decoded reason.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use attestation_verifier::receipt::{EvidenceMode, SignedReceipt};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+use sigil_chain_client::types::{Capabilities, Evidence, JobStatus, TeeKind, Tier};
+use sigil_chain_client::{AccountId32, ChainClient, ChainError, KeyScheme, Keypair, Submitted};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::Engine;
+use crate::store::JobRecord;
+
+/// The `[chain]` table.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// WebSocket URL of a node (`ws://` or `wss://`); empty: the agent does not use a chain.
+    pub url: String,
+    /// File holding the provider account's secret URI (a dev URI such as `//Charlie`, a
+    /// mnemonic, or a `0x` seed). Read at start; never logged.
+    pub account_key_file: PathBuf,
+    /// Signature scheme of the account: `sr25519` (default) or `ed25519`.
+    pub account_scheme: String,
+    /// Chain attestation policy the attested key registers under (by name, e.g.
+    /// `sigil.confidential-vm.v1`, or `0x` + id).
+    pub policy: String,
+    /// Tiers offered; empty: 1 and 2, plus 3 when the agent has evidence.
+    pub tiers: Vec<u8>,
+    /// GPU model offered (empty: the first GPU's name, or none).
+    pub gpu_model: String,
+    /// Seconds between retries after an RPC failure.
+    pub retry_secs: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            account_key_file: PathBuf::new(),
+            account_scheme: "sr25519".into(),
+            policy: sigil_chain_client::policy::CONFIDENTIAL_VM_V1.into(),
+            tiers: Vec::new(),
+            gpu_model: String::new(),
+            retry_secs: 15,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// Whether the agent uses a chain.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+/// Why settlement on the chain could not start or proceed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettleError {
+    /// The `[chain]` configuration is unusable.
+    #[error("[chain] {key}: {detail}")]
+    Config {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The chain (or the connection to it) failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The settlement table failed.
+    #[error("settlement table: {0}")]
+    Store(String),
+    /// The job store failed.
+    #[error("job store: {0}")]
+    Jobs(String),
+}
+
+fn store_err(e: impl std::fmt::Display) -> SettleError {
+    SettleError::Store(e.to_string())
+}
+
+/// The provider's state on chain, as far as the agent cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderState {
+    /// The registered receipt key.
+    pub signing_key: [u8; 32],
+    /// Digest of the attested-key evidence on chain (tier 3).
+    pub evidence_digest: Option<[u8; 32]>,
+    /// Bound jobs still open.
+    pub active_jobs: u32,
+}
+
+/// A provider registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The agent key.
+    pub key: [u8; 32],
+    /// The agent key's signature over the chain's key-proof message for the account.
+    pub proof: [u8; 64],
+    /// What the provider offers.
+    pub capabilities: Capabilities,
+    /// The attested-key evidence and its policy (tier 3).
+    pub attestation: Option<Evidence>,
+}
+
+/// What the agent needs of the market chain, for its own provider account.
+/// [`ClientChain`] implements it over the chain client.
+pub trait MarketChain: Send + Sync {
+    /// The account's provider record.
+    fn provider(&self) -> impl Future<Output = Result<Option<ProviderState>, ChainError>> + Send;
+    /// Registers the account.
+    fn register(&self, r: &Registration) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Removes the account's registration.
+    fn deregister(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Replaces the account's attested-key evidence.
+    fn refresh_attestation(
+        &self,
+        bundle: &[u8],
+    ) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Whether the chain honours attested-key receipts that reference `digest`.
+    fn honours(&self, digest: &[u8; 32]) -> impl Future<Output = Result<bool, ChainError>> + Send;
+    /// A job's status, if the chain knows the job.
+    fn job_status(
+        &self,
+        job_id: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<JobStatus>, ChainError>> + Send;
+    /// Submits a receipt (with the evidence of a fresh-quote receipt).
+    fn submit_receipt(
+        &self,
+        job_id: [u8; 32],
+        signed_receipt: Vec<u8>,
+        fresh_evidence: Option<Vec<u8>>,
+    ) -> impl Future<Output = Result<Submitted, ChainError>> + Send;
+}
+
+/// [`MarketChain`] over a [`ChainClient`] and the provider account's key.
+#[derive(Clone, Debug)]
+pub struct ClientChain {
+    client: ChainClient,
+    account: Keypair,
+}
+
+impl ClientChain {
+    /// Acts for `account` through `client`.
+    pub fn new(client: ChainClient, account: Keypair) -> Self {
+        Self { client, account }
+    }
+
+    /// The account.
+    pub fn account_id(&self) -> AccountId32 {
+        self.account.account_id()
+    }
+}
+
+impl MarketChain for ClientChain {
+    async fn provider(&self) -> Result<Option<ProviderState>, ChainError> {
+        Ok(self
+            .client
+            .provider(&self.account.account_id())
+            .await?
+            .map(|p| ProviderState {
+                signing_key: p.signing_key,
+                evidence_digest: p.attested.map(|a| a.evidence_digest),
+                active_jobs: p.active_jobs,
+            }))
+    }
+
+    async fn register(&self, r: &Registration) -> Result<(), ChainError> {
+        self.client
+            .register_provider_with_proof(
+                &self.account,
+                r.key,
+                r.proof,
+                &r.capabilities,
+                r.attestation.as_ref(),
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn deregister(&self) -> Result<(), ChainError> {
+        self.client.deregister(&self.account).await.map(drop)
+    }
+
+    async fn refresh_attestation(&self, bundle: &[u8]) -> Result<(), ChainError> {
+        self.client
+            .refresh_attestation(&self.account, bundle)
+            .await
+            .map(drop)
+    }
+
+    async fn honours(&self, digest: &[u8; 32]) -> Result<bool, ChainError> {
+        Ok(self
+            .client
+            .provider(&self.account.account_id())
+            .await?
+            .and_then(|p| p.attested)
+            .is_some_and(|a| a.honours(digest)))
+    }
+
+    async fn job_status(&self, job_id: &[u8; 32]) -> Result<Option<JobStatus>, ChainError> {
+        Ok(self.client.job(job_id).await?.map(|j| j.status))
+    }
+
+    async fn submit_receipt(
+        &self,
+        job_id: [u8; 32],
+        signed_receipt: Vec<u8>,
+        fresh_evidence: Option<Vec<u8>>,
+    ) -> Result<Submitted, ChainError> {
+        self.client
+            .submit_receipt(
+                &self.account,
+                &job_id,
+                &signed_receipt,
+                fresh_evidence.as_deref(),
+            )
+            .await
+            .map(|i| Submitted::from(&i))
+    }
+}
+
+/// Connects to the configured chain with the configured account.
+pub async fn connect(cfg: &ChainConfig) -> Result<ClientChain, SettleError> {
+    let scheme = match cfg.account_scheme.as_str() {
+        "sr25519" => KeyScheme::Sr25519,
+        "ed25519" => KeyScheme::Ed25519,
+        other => {
+            return Err(SettleError::Config {
+                key: "account_scheme",
+                detail: format!("{other:?} is not sr25519 or ed25519"),
+            });
+        }
+    };
+    if cfg.account_key_file.as_os_str().is_empty() {
+        return Err(SettleError::Config {
+            key: "account_key_file",
+            detail: "required when [chain] url is set".into(),
+        });
+    }
+    let account = Keypair::from_file(scheme, &cfg.account_key_file)?;
+    let client = ChainClient::connect(&cfg.url).await?;
+    Ok(ClientChain::new(client, account))
+}
+
+/// What happened to a job's receipt on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Included in `block`; `settled` when it closed the job.
+    Submitted {
+        /// Inclusion block.
+        block: u64,
+        /// Whether it settled the job.
+        settled: bool,
+    },
+    /// The chain refused it.
+    Refused {
+        /// The chain's reason.
+        reason: String,
+    },
+    /// Not submitted: the job is not a chain job, or was already closed.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+const OUTCOMES: TableDefinition<'static, [u8; 32], &'static [u8]> =
+    TableDefinition::new("chain_outcomes");
+
+/// The durable record of which jobs' receipts were dealt with.
+#[derive(Debug)]
+pub struct Outbox {
+    db: Database,
+}
+
+impl Outbox {
+    /// Opens (or creates) the table at `path`.
+    pub fn open(path: &Path) -> Result<Self, SettleError> {
+        let db = Database::create(path).map_err(store_err)?;
+        let txn = db.begin_write().map_err(store_err)?;
+        txn.open_table(OUTCOMES).map_err(store_err)?;
+        txn.commit().map_err(store_err)?;
+        Ok(Self { db })
+    }
+
+    /// The recorded outcome of `job_id`.
+    pub fn get(&self, job_id: &[u8; 32]) -> Result<Option<Outcome>, SettleError> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let table = txn.open_table(OUTCOMES).map_err(store_err)?;
+        let Some(v) = table.get(job_id).map_err(store_err)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(store_err)
+    }
+
+    /// Records `outcome` for `job_id` durably.
+    pub fn put(&self, job_id: &[u8; 32], outcome: &Outcome) -> Result<(), SettleError> {
+        let bytes = serde_json::to_vec(outcome).map_err(store_err)?;
+        let txn = self.db.begin_write().map_err(store_err)?;
+        {
+            let mut table = txn.open_table(OUTCOMES).map_err(store_err)?;
+            table.insert(job_id, bytes.as_slice()).map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)
+    }
+}
+
+/// The chain's TEE kind of the agent's evidence.
+fn chain_tee(tee: attestation_verifier::receipt::TeeKind) -> Option<TeeKind> {
+    use attestation_verifier::receipt::TeeKind as R;
+    match tee {
+        R::SevSnp => Some(TeeKind::SevSnp),
+        R::Tdx => Some(TeeKind::Tdx),
+        R::Simulated => Some(TeeKind::Simulated),
+        _ => None,
+    }
+}
+
+/// What the agent offers on chain, from `[chain]` and what it has.
+pub fn capabilities(
+    cfg: &ChainConfig,
+    tee: attestation_verifier::receipt::TeeKind,
+    gpu_model: Option<&str>,
+) -> Result<Capabilities, SettleError> {
+    let tee = chain_tee(tee);
+    let mut tiers = Vec::new();
+    let codes: Vec<u8> = if cfg.tiers.is_empty() {
+        if tee.is_some() {
+            vec![1, 2, 3]
+        } else {
+            vec![1, 2]
+        }
+    } else {
+        cfg.tiers.clone()
+    };
+    for code in codes {
+        let tier = match code {
+            1 => Tier::Signed,
+            2 => Tier::Quorum,
+            3 if tee.is_some() => Tier::Attested,
+            3 => {
+                return Err(SettleError::Config {
+                    key: "tiers",
+                    detail: "tier 3 needs an evidence source".into(),
+                });
+            }
+            other => {
+                return Err(SettleError::Config {
+                    key: "tiers",
+                    detail: format!("{other} is not a tier (1, 2 or 3)"),
+                });
+            }
+        };
+        if !tiers.contains(&tier) {
+            tiers.push(tier);
+        }
+    }
+    let gpu_model = if cfg.gpu_model.is_empty() {
+        gpu_model.unwrap_or_default().to_owned()
+    } else {
+        cfg.gpu_model.clone()
+    };
+    Ok(Capabilities {
+        tiers,
+        tee_kinds: tee.into_iter().collect(),
+        gpu_model,
+    })
+}
+
+/// The agent's provider side on the chain. See the module documentation.
+pub struct Settler<C> {
+    chain: C,
+    engine: Arc<Engine>,
+    outbox: Outbox,
+    account: [u8; 32],
+    capabilities: Capabilities,
+    policy: [u8; 32],
+    retry: Duration,
+}
+
+impl<C> std::fmt::Debug for Settler<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settler")
+            .field("account", &hex::encode(self.account))
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settlement table's path in the state directory.
+pub fn outbox_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("chain.redb")
+}
+
+impl<C: MarketChain> Settler<C> {
+    /// A settler acting for `account` (its 32-byte id) through `chain`.
+    pub fn new(
+        chain: C,
+        account: [u8; 32],
+        engine: Arc<Engine>,
+        cfg: &ChainConfig,
+        gpu_model: Option<&str>,
+    ) -> Result<Self, SettleError> {
+        let policy = sigil_chain_client::policy::parse_policy(&cfg.policy)
+            .ok_or_else(|| SettleError::Config {
+                key: "policy",
+                detail: format!("{:?} is not a chain policy", cfg.policy),
+            })?
+            .id;
+        let capabilities = capabilities(cfg, engine.attestor().tee(), gpu_model)?;
+        let outbox = Outbox::open(&outbox_path(&engine.config().state_dir))?;
+        Ok(Self {
+            chain,
+            engine,
+            outbox,
+            account,
+            capabilities,
+            policy,
+            retry: Duration::from_secs(cfg.retry_secs.max(1)),
+        })
+    }
+
+    /// What the settler registers.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn wants_attestation(&self) -> bool {
+        self.capabilities.tiers.contains(&Tier::Attested)
+    }
+
+    /// The registration of the agent key (and its current evidence, for tier 3).
+    fn registration(&self) -> Result<Registration, SettleError> {
+        let key = self.engine.attestor().public_key();
+        let attestation = if self.wants_attestation() {
+            let ev = self.engine.current_evidence().ok_or_else(|| {
+                SettleError::Jobs("no attested-key evidence collected yet".into())
+            })?;
+            Some(Evidence {
+                bundle: ev.bytes.to_vec(),
+                policy: self.policy,
+            })
+        } else {
+            None
+        };
+        Ok(Registration {
+            key,
+            proof: self
+                .engine
+                .attestor()
+                .sign_provider_key_proof(&self.account),
+            capabilities: self.capabilities.clone(),
+            attestation,
+        })
+    }
+
+    /// Makes the chain's registration of the account match the agent key; returns whether it
+    /// does. An account registered with another key (an earlier agent) is re-registered once
+    /// its open jobs are closed; until then its receipts, signed by that key, still settle.
+    pub async fn ensure_registered(&self) -> Result<bool, SettleError> {
+        let key = self.engine.attestor().public_key();
+        match self.chain.provider().await? {
+            None => {
+                self.chain.register(&self.registration()?).await?;
+                tracing::info!(account = %hex::encode(self.account), tiers = ?self.capabilities.tiers, "registered as a provider on chain");
+                Ok(true)
+            }
+            Some(p) if p.signing_key == key => {
+                let stale = self
+                    .engine
+                    .current_evidence()
+                    .filter(|ev| self.wants_attestation() && p.evidence_digest != Some(ev.digest));
+                if let Some(ev) = stale {
+                    self.chain.refresh_attestation(&ev.bytes).await?;
+                    tracing::info!(digest = %hex::encode(ev.digest), "attested-key evidence refreshed on chain");
+                }
+                Ok(true)
+            }
+            Some(p) if p.active_jobs == 0 => {
+                self.chain.deregister().await?;
+                self.chain.register(&self.registration()?).await?;
+                tracing::info!(account = %hex::encode(self.account), "re-registered on chain with this agent's key");
+                Ok(true)
+            }
+            Some(p) => {
+                tracing::warn!(
+                    open_jobs = p.active_jobs,
+                    "the account is registered with another agent key; re-registering once its open jobs close"
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// Submits the receipt of `job` if it is a chain job bound to the account; records the
+    /// outcome unless the failure is worth retrying. Returns the outcome, if final.
+    pub async fn settle(&self, job: &JobRecord) -> Result<Option<Outcome>, SettleError> {
+        if !job.state.is_final() || !job.has_receipt {
+            return Ok(None);
+        }
+        if let Some(done) = self.outbox.get(&job.job_id)? {
+            return Ok(Some(done));
+        }
+        let outcome = match self.chain.job_status(&job.job_id).await? {
+            None => Outcome::Skipped {
+                reason: "not a chain job".into(),
+            },
+            Some(JobStatus::Funded) => return Ok(None),
+            Some(s) if !s.is_open() => Outcome::Skipped {
+                reason: format!("the job is already {s:?} on chain").to_lowercase(),
+            },
+            Some(_) => self.submit(job).await?,
+        };
+        self.outbox.put(&job.job_id, &outcome)?;
+        match &outcome {
+            Outcome::Submitted { block, settled } => {
+                tracing::info!(job = %hex::encode(job.job_id), block, settled, "receipt accepted on chain");
+            }
+            Outcome::Refused { reason } => {
+                tracing::warn!(job = %hex::encode(job.job_id), %reason, "receipt refused by the chain");
+            }
+            Outcome::Skipped { reason } => {
+                tracing::debug!(job = %hex::encode(job.job_id), %reason, "receipt not submitted");
+            }
+        }
+        Ok(Some(outcome))
+    }
+
+    async fn submit(&self, job: &JobRecord) -> Result<Outcome, SettleError> {
+        let store = self.engine.store();
+        let receipt = store
+            .receipt(&job.job_id)
+            .map_err(|e| SettleError::Jobs(e.to_string()))?
+            .ok_or_else(|| SettleError::Jobs("receipt missing from the store".into()))?;
+        let body = SignedReceipt::decode_bytes(&receipt)
+            .and_then(|r| r.body())
+            .map_err(|e| SettleError::Jobs(format!("stored receipt: {e}")))?;
+        let bundle = |digest: &[u8; 32]| -> Result<Vec<u8>, SettleError> {
+            store
+                .bundle(digest)
+                .map_err(|e| SettleError::Jobs(e.to_string()))?
+                .ok_or_else(|| SettleError::Jobs("evidence bundle missing from the store".into()))
+        };
+        let fresh = match body.evidence.mode {
+            EvidenceMode::FreshQuote => Some(bundle(&body.evidence.digest)?),
+            EvidenceMode::AttestedKey => {
+                let digest = body.evidence.digest;
+                if !self.chain.honours(&digest).await? {
+                    let evidence = bundle(&digest)?;
+                    if let Err(e) = self.chain.refresh_attestation(&evidence).await {
+                        if !e.is_refusal() {
+                            return Err(e.into());
+                        }
+                        return Ok(Outcome::Refused {
+                            reason: format!("putting the receipt's evidence on chain: {e}"),
+                        });
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        match self.chain.submit_receipt(job.job_id, receipt, fresh).await {
+            Ok(s) => Ok(Outcome::Submitted {
+                block: s.block_number,
+                settled: s.settled,
+            }),
+            Err(e) if e.is_refusal() => Ok(Outcome::Refused {
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Settles every finished job the table has no outcome for. Returns how many are left to
+    /// retry.
+    pub async fn sweep(&self) -> Result<usize, SettleError> {
+        let jobs = self
+            .engine
+            .store()
+            .all()
+            .map_err(|e| SettleError::Jobs(e.to_string()))?;
+        let mut pending = 0_usize;
+        for job in jobs.iter().filter(|j| j.state.is_final() && j.has_receipt) {
+            match self.settle(job).await {
+                Ok(Some(_)) => {}
+                Ok(None) => pending = pending.saturating_add(1),
+                Err(e) => {
+                    tracing::warn!(job = %hex::encode(job.job_id), error = %e, "receipt not settled yet; will retry");
+                    pending = pending.saturating_add(1);
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Runs until `shutdown`: registers, then settles each job as it ends, retrying failures.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut events = self.engine.subscribe();
+        let mut tick = tokio::time::interval(self.retry);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.ensure_registered().await {
+                        tracing::warn!(error = %e, "provider registration on chain failed; will retry");
+                    }
+                    if let Err(e) = self.sweep().await {
+                        tracing::warn!(error = %e, "settlement sweep failed; will retry");
+                    }
+                }
+                ev = events.recv() => match ev {
+                    Ok(job) => {
+                        if let Err(e) = self.settle(&job).await {
+                            tracing::warn!(job = %hex::encode(job.job_id), error = %e, "receipt not settled yet; will retry");
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        if let Err(e) = self.sweep().await {
+                            tracing::warn!(error = %e, "settlement sweep failed; will retry");
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}

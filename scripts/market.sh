@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The main job: a local Sigil market, end to end, with the real components.
+#
+#   1. builds the runtime (WASM) and the chain spec, `sigil-agent` (with the simulated evidence
+#      source: this machine has no TEE), `sigil` and `sigil-verify`;
+#   2. starts the local chain (chopsticks executing the runtime, dev accounts funded in MINT)
+#      and an agent whose provider account is Charlie: it registers on chain by itself, with
+#      its attested key verified by the runtime under the `sigil.simulated.v1` policy;
+#   3. for a tier-3 job and a tier-1 job: Bob writes the job spec and funds it (escrow held),
+#      Alice (the dispatcher) binds Charlie, Bob submits the signed spec to the agent, the agent
+#      runs it, signs a receipt bound to its evidence and submits it, the chain verifies it and
+#      settles; Bob then checks the receipt offline with `sigil-verify receipt`, downloads the
+#      output checked against the receipt's result commitment, and replays the job's on-chain
+#      record with `sigil audit replay`;
+#   4. prints the balances that moved, and stops everything.
+# Exit status 0 when every step did what it should.
+#
+# Usage: scripts/market.sh          (SIGIL_CHAIN_PORT picks the chain's port, default 9944)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+port="${SIGIL_CHAIN_PORT:-9944}"
+url="ws://127.0.0.1:$port"
+work="$(mktemp -d -t sigil-market.XXXXXX)"
+# Run as root, the agent runs workloads as an unprivileged user, who must reach their directories.
+chmod 755 "$work"
+step() { printf '\n=== %s\n' "$*"; }
+fail() { echo "market: $*" >&2; exit 1; }
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+step "build: runtime + chain spec, sigil-agent, sigil, sigil-verify"
+bash chain/local-chain.sh --build-only
+cargo build --locked -p enclave-agent --features simulator --bin sigil-agent
+cargo build --locked -p sigil-chain-client --bin sigil
+cargo build --locked -p attestation-verifier --bin sigil-verify
+bin="$root/target/debug"
+sigil() { "$bin/sigil" --url "$url" "$@"; }
+json() { python3 -c "import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split('.'): v=v[int(k)] if k.isdigit() else v[k]
+print(v)" "$1"; }
+
+step "local chain on $url"
+SIGIL_CHAIN_PORT="$port" bash chain/local-chain.sh >"$work/chain.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do
+    sigil --reconnect-secs 1 chain info >/dev/null 2>&1 && break
+    kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/chain.log" >&2; fail "the chain exited"; }
+    sleep 1
+done
+sigil chain info | tee "$work/chain-info.json"
+
+CHARLIE=5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y
+BOB=5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty
+balance() { sigil account balance "$1" | json "$2"; }
+
+step "agent: simulated TEE, provider account Charlie, settling on $url"
+mkdir -p "$work/agent"
+chmod 755 "$work/agent"
+printf '//Charlie\n' >"$work/agent/account.suri"
+chmod 600 "$work/agent/account.suri"
+cat >"$work/agent/agent.toml" <<EOF
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+state_dir = "$work/agent"
+
+[evidence]
+backend = "simulated"
+allow_simulated = true
+
+[chain]
+url = "$url"
+account_key_file = "$work/agent/account.suri"
+policy = "sigil.simulated.v1"
+tiers = [1, 3]
+retry_secs = 2
+EOF
+"$bin/sigil-agent" --config "$work/agent/agent.toml" >"$work/agent.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do [ -s "$work/agent/grpc.addr" ] && break; sleep 0.5; done
+[ -s "$work/agent/grpc.addr" ] || { cat "$work/agent.log" >&2; fail "the agent did not start"; }
+agent="http://$(cat "$work/agent/grpc.addr")"
+echo "agent at $agent"
+for _ in $(seq 1 60); do
+    sigil provider show --account "$CHARLIE" >"$work/provider.json" 2>/dev/null && break
+    sleep 1
+done
+[ -s "$work/provider.json" ] || { cat "$work/agent.log" >&2; fail "the agent did not register"; }
+echo "Charlie registered by the agent: key $(json signing_key <"$work/provider.json"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$work/provider.json")"
+
+charlie_before=$(balance "$CHARLIE" free)
+
+run_job() { # tier label fund-args...
+    local tier=$1 label=$2; shift 2
+    local dir="$work/$label"; mkdir -p "$dir"
+    step "$label job: spec, fund (Bob), bind (Alice), run (agent), settle (chain)"
+    sigil job new --tier "$tier" --out "$dir/spec.pb" -- \
+        /bin/sh -c 'printf "sigil %s job on %s\n" "$0" "$(uname -s)" > "$SIGIL_OUTPUT_DIR/result.txt"' "$label" \
+        >"$dir/new.json"
+    local job; job=$(json job_id <"$dir/new.json")
+    echo "job $job, spec hash $(json spec_hash <"$dir/new.json")"
+    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price 5 "$@" >"$dir/fund.json"
+    echo "funded: 5 MINT held on Bob ($(balance "$BOB" held) held in all)"
+    sigil dispatch bind --suri //Alice --job "$job" --provider "$CHARLIE" >"$dir/bind.json"
+    echo "bound to Charlie"
+    sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob >"$dir/submit.json"
+    sigil job wait --agent "$agent" --job "$job" --timeout-secs 120 >"$dir/done.json"
+    echo "ran: $(json state <"$dir/done.json"), wall $(json wall_ms <"$dir/done.json") ms"
+    sigil buyer watch --job "$job" --timeout-secs 120 >"$dir/events.jsonl"
+    tail -n1 "$dir/events.jsonl" | grep -q '"settled"\|JobSettled\|job-settled' \
+        || { cat "$dir/events.jsonl" "$work/agent.log" >&2; fail "$label job did not settle"; }
+    echo "settled on chain: $(tail -n1 "$dir/events.jsonl")"
+
+    sigil job receipt --agent "$agent" --job "$job" --receipt-out "$dir/receipt.bin" --bundle-out "$dir/bundle.bin" >"$dir/receipt.json"
+    local now; now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    if [ "$tier" = 3 ]; then
+        "$bin/sigil-verify" receipt --receipt "$dir/receipt.bin" --bundle "$dir/bundle.bin" --at "$now" --allow-simulated --format json >"$dir/verify.json" \
+            || { cat "$dir/verify.json" >&2; fail "sigil-verify refused the $label receipt"; }
+        echo "sigil-verify receipt --allow-simulated: $(json verdict <"$dir/verify.json")"
+        if "$bin/sigil-verify" receipt --receipt "$dir/receipt.bin" --bundle "$dir/bundle.bin" --at "$now" --format json >"$dir/verify-strict.json"; then
+            fail "simulated evidence was accepted without --allow-simulated"
+        fi
+        echo "sigil-verify receipt without --allow-simulated: $(json verdict <"$dir/verify-strict.json") (simulated evidence)"
+    else
+        "$bin/sigil-verify" receipt --receipt "$dir/receipt.bin" --at "$now" --format json >"$dir/verify.json" \
+            || { cat "$dir/verify.json" >&2; fail "sigil-verify refused the $label receipt"; }
+        echo "sigil-verify receipt: $(json verdict <"$dir/verify.json")"
+    fi
+    sigil job output --agent "$agent" --job "$job" --path result.txt --buyer-suri //Bob --out "$dir/result.txt" >/dev/null
+    echo "output (checked against the receipt's result commitment): $(cat "$dir/result.txt")"
+    sigil audit replay "$job" >"$dir/replay.json" || { cat "$dir/replay.json" >&2; fail "audit replay of the $label job failed"; }
+    echo "audit replay of the on-chain record: verified=$(json verified <"$dir/replay.json")"
+}
+
+run_job 3 tier-3 --policy sigil.simulated.v1
+run_job 1 tier-1
+
+step "balances"
+charlie_after=$(balance "$CHARLIE" free)
+python3 - "$charlie_before" "$charlie_after" <<'EOF'
+import sys
+before, after = (int(x) for x in sys.argv[1:3])
+MINT = 10**12
+print(f"Charlie (provider) free: {before / MINT:.4f} -> {after / MINT:.4f} MINT (+{(after - before) / MINT:.4f}: two jobs at 5 MINT, less fees)")
+if after - before < 9 * MINT:
+    sys.exit("market: the provider was not paid")
+EOF
+echo "Bob (buyer) held: $(balance "$BOB" held) (escrow released)"
+echo
+echo "market: two jobs funded, run, receipted, verified and settled"
