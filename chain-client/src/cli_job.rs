@@ -285,11 +285,12 @@ pub(crate) async fn run(format: Format, cmd: &JobCmd) -> Result<u8> {
             let r = client.receipt(&job).await?;
             std::fs::write(receipt_out, &r.signed_receipt)
                 .with_context(|| format!("writing {}", receipt_out.display()))?;
-            if let Some(path) = bundle_out {
-                if !r.evidence_bundle.is_empty() {
-                    std::fs::write(path, &r.evidence_bundle)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
+            if let Some(path) = bundle_out
+                .as_ref()
+                .filter(|_| !r.evidence_bundle.is_empty())
+            {
+                std::fs::write(path, &r.evidence_bundle)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             emit(
                 format,
