@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sigil_chain_client::agent::AgentError;
 use sigil_chain_client::types::{
     Capabilities, JobOrder, MINT, ProviderClass, TeeKind, Tier, TierTerms,
 };
@@ -22,6 +23,8 @@ use sigil_chain_client::{
     ChainClient, ChainError, ConnectOptions, Ed25519Keypair, KeyScheme, Keypair, audit,
     parse_account, parse_hex32, policy,
 };
+
+mod cli_job;
 
 /// Client of the Sigil market chain.
 #[derive(Parser, Debug)]
@@ -78,6 +81,10 @@ enum Command {
     /// Audit: a job's full record, and its verification replayed offline.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Jobs on a provider's agent (gRPC): write a spec, submit it, wait, fetch the receipt and
+    /// outputs.
+    #[command(subcommand)]
+    Job(cli_job::JobCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +179,13 @@ enum ProviderCmd {
         /// Policy the evidence is verified under: a name (`sigil.simulated.v1`) or `0x` id.
         #[arg(long)]
         policy: Option<String>,
+    },
+    /// A provider's registration: receipt key, offer, attested key, open jobs (exit 2 when
+    /// the account is not registered).
+    Show {
+        /// The provider's account (SS58 or 0x hex).
+        #[arg(long)]
+        account: String,
     },
     /// Replace the attested key's evidence with a fresh bundle binding the same key.
     RefreshAttestation {
@@ -308,10 +322,17 @@ enum AuditCmd {
     },
 }
 
-/// The process exit status for an error: 1 when the chain said no, 2 otherwise.
+/// The process exit status for an error: 1 when the chain (or an agent) said no, 2 otherwise.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ChainError>() {
         Some(c) if c.is_refusal() => 1,
+        _ if matches!(
+            e.downcast_ref::<AgentError>(),
+            Some(AgentError::Status { .. } | AgentError::OutputMismatch { .. })
+        ) =>
+        {
+            1
+        }
         _ => 2,
     }
 }
@@ -325,7 +346,13 @@ fn error_kind(e: &anyhow::Error) -> (&'static str, Option<String>) {
         Some(ChainError::Rpc { .. }) => ("rpc", None),
         Some(ChainError::NotFound { .. }) => ("not-found", None),
         Some(ChainError::Timeout { .. }) => ("timeout", None),
-        _ => ("error", None),
+        _ => match e.downcast_ref::<AgentError>() {
+            Some(AgentError::Status { .. }) => ("agent-refused", None),
+            Some(AgentError::Connect { .. }) => ("unreachable", None),
+            Some(AgentError::OutputMismatch { .. }) => ("output-mismatch", None),
+            Some(_) => ("agent", None),
+            None => ("error", None),
+        },
     }
 }
 
@@ -392,6 +419,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let c = connect(&cli).await?;
             emit(format, &c.transfer(&signer, &to, amount).await?)?;
         }
+        Command::Job(cmd) => return cli_job::run(format, cmd).await,
         Command::Provider(cmd) => provider(&cli, cmd).await?,
         Command::Buyer(cmd) => buyer(&cli, cmd).await?,
         Command::Dispatch(DispatchCmd::Bind {
@@ -431,6 +459,18 @@ async fn run(cli: Cli) -> Result<u8> {
 async fn provider(cli: &Cli, cmd: &ProviderCmd) -> Result<()> {
     let format = cli.format;
     match cmd {
+        ProviderCmd::Show { account } => {
+            let who = parse_account(account)?;
+            let c = connect(cli).await?;
+            let p = c
+                .provider(&who)
+                .await?
+                .ok_or_else(|| ChainError::NotFound {
+                    what: "provider",
+                    id: who.to_string(),
+                })?;
+            emit(format, &p)?;
+        }
         ProviderCmd::Register {
             key,
             receipt_suri,
