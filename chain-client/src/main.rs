@@ -95,6 +95,11 @@ enum ChainCmd {
 
 #[derive(Subcommand, Debug)]
 enum AccountCmd {
+    /// The account of a key: SS58 and hex (no chain needed).
+    Address {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Free and held (escrowed) MINT of an account.
     Balance {
         /// The account (SS58 or 0x hex).
@@ -401,6 +406,14 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Chain(ChainCmd::Info) => {
             let c = connect(&cli).await?;
             emit(format, &c.info().await?)?;
+        }
+        Command::Account(AccountCmd::Address { key }) => {
+            // Without --scheme the key is read as sr25519, the scheme of non-provider accounts.
+            let who = key.load(KeyScheme::Sr25519)?.account_id();
+            emit(
+                format,
+                &json!({ "account": who.to_string(), "hex": format!("0x{}", hex::encode(who.0)) }),
+            )?;
         }
         Command::Account(AccountCmd::Balance { account }) => {
             let who = parse_account(account)?;
