@@ -280,6 +280,14 @@ impl pallet_sigil_market::Config for Runtime {
     type BenchmarkHelper = sigil_verifier_adapter::benchmarking::SimulatedEvidence;
 }
 
+// The pallets whose benchmarks the runtime's `Benchmark` API runs, by the name a bencher passes
+// (`--pallet pallet_sigil_market`). `define_benchmarks!` defines the `list_benchmarks!` and
+// `add_benchmarks!` macros that API uses.
+#[cfg(feature = "runtime-benchmarks")]
+mod benches {
+    polkadot_sdk::frame_benchmarking::define_benchmarks!([pallet_sigil_market, Market]);
+}
+
 // The runtime's aggregate types (`Runtime`, `RuntimeCall`, `RuntimeEvent`, the pallets' aliases,
 // ...) and the runtime API implementations (`RUNTIME_API_VERSIONS`, the `api` module) are
 // generated, and documented by FRAME.
@@ -400,6 +408,38 @@ mod runtime {
             }
             fn query_length_to_fee(length: u32) -> Balance {
                 TransactionPayment::length_to_fee(length)
+            }
+        }
+
+        #[cfg(feature = "runtime-benchmarks")]
+        impl frame_benchmarking::Benchmark<Block> for Runtime {
+            fn benchmark_metadata(extra: bool) -> (
+                Vec<frame_benchmarking::BenchmarkList>,
+                Vec<frame_support::traits::StorageInfo>,
+            ) {
+                use frame_benchmarking::BenchmarkList;
+                use frame_support::traits::StorageInfoTrait;
+
+                let mut list = Vec::<BenchmarkList>::new();
+                list_benchmarks!(list, extra);
+                let storage_info = AllPalletsWithSystem::storage_info();
+                (list, storage_info)
+            }
+
+            fn dispatch_benchmark(
+                config: frame_benchmarking::BenchmarkConfig,
+            ) -> Result<Vec<frame_benchmarking::BenchmarkBatch>, alloc::string::String> {
+                use frame_benchmarking::BenchmarkBatch;
+                use frame_support::traits::WhitelistedStorageKeys;
+                use sp_storage::TrackedStorageKey;
+
+                // Keys every block reads and writes anyway (block number, weight, events, ...)
+                // are not charged to the benchmarked call.
+                let whitelist: Vec<TrackedStorageKey> = AllPalletsWithSystem::whitelisted_storage_keys();
+                let params = (&config, &whitelist);
+                let mut batches = Vec::<BenchmarkBatch>::new();
+                add_benchmarks!(params, batches);
+                Ok(batches)
             }
         }
 

@@ -8,7 +8,10 @@ use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, Sim
 use ed25519_dalek::{Signer, SigningKey};
 use pallet_sigil_market::Ed25519Key;
 #[cfg(feature = "runtime-benchmarks")]
-use {crate::policies, pallet_sigil_market::PolicyId};
+use {
+    crate::policies,
+    pallet_sigil_market::{PolicyId, attestation::BenchmarkEvidence},
+};
 
 /// The simulator key of benchmark evidence (fixed: benchmarks need no secrecy).
 const SIMULATOR_SEED: [u8; 32] = [0x5e; 32];
@@ -33,6 +36,10 @@ pub fn simulated_bundle(key: Ed25519Key, nonce: [u8; 32], measurement: [u8; 48])
 #[cfg(feature = "runtime-benchmarks")]
 pub struct SimulatedEvidence;
 
+///
+/// The costliest evidence for the `verify_evidence` benchmark is genuine hardware evidence,
+/// which the runtime cannot carry: the native benchmark driver supplies it with
+/// [`set_costliest_evidence`] (std builds only). Without it the benchmark stops.
 #[cfg(feature = "runtime-benchmarks")]
 impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
     fn attestation(key: Ed25519Key, nonce: [u8; 32], _now_ms: u64) -> (Vec<u8>, Vec<u8>, PolicyId) {
@@ -41,5 +48,28 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
             Vec::new(),
             policies::id_of(policies::SIMULATED_V1),
         )
+    }
+
+    fn costliest_evidence() -> Option<BenchmarkEvidence> {
+        #[cfg(feature = "std")]
+        {
+            COSTLIEST.lock().ok().and_then(|e| e.clone())
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            None
+        }
+    }
+}
+
+/// Evidence set by the native benchmark driver for the `verify_evidence` benchmark.
+#[cfg(all(feature = "runtime-benchmarks", feature = "std"))]
+static COSTLIEST: std::sync::Mutex<Option<BenchmarkEvidence>> = std::sync::Mutex::new(None);
+
+/// Sets (or clears) the evidence the `verify_evidence` benchmark verifies in this process.
+#[cfg(all(feature = "runtime-benchmarks", feature = "std"))]
+pub fn set_costliest_evidence(evidence: Option<BenchmarkEvidence>) {
+    if let Ok(mut slot) = COSTLIEST.lock() {
+        *slot = evidence;
     }
 }

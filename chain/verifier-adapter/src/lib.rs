@@ -37,9 +37,11 @@ use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
 use attestation_verifier::verdict::{Verdict, Violation};
+use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::receipt::{
     ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, evaluate_bundle,
 };
+use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;
 use attestation_verifier::verify::tdx::TdxVerifyError;
 use attestation_verifier::verify::x509::X509Error;
@@ -188,6 +190,10 @@ pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
         ReceiptVerifyError::Snp(e) => snp_failure(e),
         ReceiptVerifyError::Tdx(e) => tdx_failure(e),
         ReceiptVerifyError::Simulated(_) => F::BadSignature,
+        ReceiptVerifyError::Gpu { source, .. } => gpu_failure(source),
+        ReceiptVerifyError::GpuParse { .. } | ReceiptVerifyError::GpuCertChain { .. } => {
+            F::Malformed
+        }
         ReceiptVerifyError::Bundle(_)
         | ReceiptVerifyError::SnpParse(_)
         | ReceiptVerifyError::TdxParse(_)
@@ -199,6 +205,40 @@ pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
         | ReceiptVerifyError::AgentKeyMismatch { .. }
         | ReceiptVerifyError::FreshNonceMismatch { .. } => F::KeyNotBound,
         _ => F::Malformed,
+    }
+}
+
+/// An NVIDIA GPU report's failure: its device chain and revocation as the CPU evidence's
+/// chain; a report signature as [`AttestationFailure::BadSignature`]; a nonce that is not the
+/// bundle's GPU nonce as [`AttestationFailure::KeyNotBound`]; RIMs that do not describe the
+/// report's driver, VBIOS or chip, or whose golden values the report does not match, as
+/// [`AttestationFailure::MeasurementRejected`].
+fn gpu_failure(e: &NvGpuVerifyError) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        NvGpuVerifyError::Certificate(e) => x509_failure(e),
+        NvGpuVerifyError::NonceMismatch { .. } => F::KeyNotBound,
+        NvGpuVerifyError::ReportSignature(_) => F::BadSignature,
+        NvGpuVerifyError::MissingCertFwid(_)
+        | NvGpuVerifyError::MissingReportFwid
+        | NvGpuVerifyError::RimParse { .. }
+        | NvGpuVerifyError::DuplicateRim(_)
+        | NvGpuVerifyError::DuplicateDevice { .. } => F::Malformed,
+        NvGpuVerifyError::Rim { source, .. } => rim_failure(source),
+        NvGpuVerifyError::RimNotApplicable { .. } | NvGpuVerifyError::RimChip { .. } => {
+            F::MeasurementRejected
+        }
+        _ => F::UntrustedSigner,
+    }
+}
+
+fn rim_failure(e: &RimVerifyError) -> AttestationFailure {
+    use AttestationFailure as F;
+    match e {
+        RimVerifyError::Certificate(e) => x509_failure(e),
+        RimVerifyError::Signature(_) | RimVerifyError::DigestMismatch => F::BadSignature,
+        RimVerifyError::Canonicalization(_) | RimVerifyError::Algorithm { .. } => F::Malformed,
+        _ => F::UntrustedSigner,
     }
 }
 

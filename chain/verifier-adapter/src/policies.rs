@@ -12,7 +12,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use attestation_verifier::crypto::{Crypto, RustCrypto};
-use attestation_verifier::policy::Policy;
+use attestation_verifier::policy::{GpuPolicy, Policy};
 use pallet_sigil_market::{PolicyId, TeeKind};
 
 /// Domain separator of policy ids.
@@ -21,10 +21,10 @@ pub const POLICY_DOMAIN: &[u8] = b"sigil.policy.v1\0";
 /// Genuine confidential VMs: SEV-SNP or TDX evidence verified to the pinned AMD and Intel roots,
 /// debug, migration agents and simulated evidence refused, the TDX TCB `UpToDate` (the
 /// verifier's default), any launch measurement (the measurement is stored with the key, so
-/// buyers see what runs).
+/// buyers see what runs). NVIDIA GPUs in the bundle are verified under [`gpu_rules`].
 pub const CONFIDENTIAL_VM_V1: &str = "sigil.confidential-vm.v1";
 
-/// SEV-SNP only, otherwise as [`CONFIDENTIAL_VM_V1`].
+/// SEV-SNP only (with or without NVIDIA GPUs), otherwise as [`CONFIDENTIAL_VM_V1`].
 pub const SEV_SNP_V1: &str = "sigil.sev-snp.v1";
 
 /// Evidence from the agent's simulator, for development chains and tests. It proves nothing
@@ -54,16 +54,40 @@ pub fn id_of(name: &str) -> PolicyId {
     RustCrypto.sha256(&preimage)
 }
 
+/// The rules for NVIDIA GPU evidence in a bundle, under every chain policy.
+///
+/// Every GPU report must chain to the pinned NVIDIA Device Identity CA, carry the bundle's GPU
+/// nonce (so it binds the agent key) and match the golden measurements of a driver RIM and a
+/// VBIOS RIM that travel in the bundle and verify to the pinned NVIDIA RIM root. OCSP
+/// responses in the bundle are checked (a revoked certificate fails) but not required: they
+/// expire within days, and the chain and buyers replay evidence later. Any driver and VBIOS
+/// version, CC mode and architecture is accepted; the report's versions are part of the
+/// evidence, visible to buyers. A stricter GPU policy is a new policy name.
+pub fn gpu_rules() -> GpuPolicy {
+    GpuPolicy {
+        min_driver_version: None,
+        allowed_vbios_versions: Vec::new(),
+        rim_match_required: true,
+        ocsp_required: false,
+        allowed_modes: Vec::new(),
+        allowed_archs: Vec::new(),
+    }
+}
+
 /// The policy named `name`, if the chain has one.
 pub fn by_name(name: &str) -> Option<ChainPolicy> {
+    let hardware = Policy {
+        gpu: gpu_rules(),
+        ..Policy::default()
+    };
     let (tees, policy) = match name {
-        CONFIDENTIAL_VM_V1 => (vec![TeeKind::SevSnp, TeeKind::Tdx], Policy::default()),
-        SEV_SNP_V1 => (vec![TeeKind::SevSnp], Policy::default()),
+        CONFIDENTIAL_VM_V1 => (vec![TeeKind::SevSnp, TeeKind::Tdx], hardware),
+        SEV_SNP_V1 => (vec![TeeKind::SevSnp], hardware),
         SIMULATED_V1 => (
             vec![TeeKind::Simulated],
             Policy {
                 allow_simulated: true,
-                ..Policy::default()
+                ..hardware
             },
         ),
         _ => return None,

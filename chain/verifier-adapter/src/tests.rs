@@ -305,3 +305,143 @@ fn snp_evidence_outside_its_certificates_validity_rejects() {
         Err(AttestationFailure::OutsideValidity)
     );
 }
+
+// ---- real NVIDIA H100 evidence ---------------------------------------------------------------
+
+/// A bundle of a real SNP report with `KEY`/`NONCE`, one GPU entry from the nvgpu case `gpu_case`
+/// claiming the derived GPU nonce, and the real driver RIM for GH100; and the SNP case's time.
+fn snp_gpu_case(gpu_case: &str) -> (Vec<u8>, u64) {
+    let (snp_bundle, at_ms) = snp_case("genoa-v3-azure");
+    let cpu = EvidenceBundle::from_bytes(&snp_bundle).unwrap().cpu;
+    let dir = vectors().join("nvgpu").join(gpu_case);
+    let gpu = attestation_verifier::bundle::GpuEvidence {
+        report: std::fs::read(dir.join("report.bin")).expect("report.bin"),
+        cert_chain_pem: std::fs::read_to_string(dir.join("cert_chain.pem")).expect("chain"),
+        nonce: attestation_verifier::binding::gpu_nonce(&RustCrypto, &KEY, &NONCE),
+        uuid: "GPU-0".into(),
+    };
+    let rim = std::fs::read(vectors().join("nvgpu-extra/nvat/NV_GPU_DRIVER_GH100_550.144.03.xml"))
+        .expect("driver RIM");
+    let bundle = EvidenceBundle::new(KEY, NONCE, cpu, vec![gpu])
+        .with_gpu_collateral(attestation_verifier::bundle::GpuCollateral {
+            rims: vec![rim],
+            ocsp: Vec::new(),
+        })
+        .to_bytes();
+    (bundle, at_ms)
+}
+
+#[test]
+fn real_gpu_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
+    let (bundle, at_ms) = snp_gpu_case("hopper-nvtrust-sample");
+    // The verifier checks the GPU's chain, FWID and signature and the RIM's signature; only the
+    // bindings (CPU REPORT_DATA, GPU nonce) and the RIM's version fail.
+    let mut verifier = ReceiptVerifier::new(RustCrypto).unwrap();
+    let failures = verifier
+        .verify_bundle(&bundle, None, None, UnixTime(at_ms / 1_000))
+        .expect_err("recorded reports cannot bind our key")
+        .0;
+    assert!(
+        failures.iter().all(|f| matches!(
+            f,
+            ReceiptVerifyError::ReportDataMismatch { .. }
+                | ReceiptVerifyError::GpuNonceMismatch { .. }
+                | ReceiptVerifyError::Gpu {
+                    source: NvGpuVerifyError::NonceMismatch { .. }
+                        | NvGpuVerifyError::RimNotApplicable { .. },
+                    ..
+                }
+        )),
+        "{failures:?}"
+    );
+    assert!(
+        failures.iter().any(|f| matches!(
+            f,
+            ReceiptVerifyError::Gpu {
+                source: NvGpuVerifyError::NonceMismatch { .. },
+                ..
+            }
+        )),
+        "{failures:?}"
+    );
+    let got = BundleVerifier::verify(
+        &bundle,
+        &[],
+        &policies::id_of(policies::CONFIDENTIAL_VM_V1),
+        at_ms,
+    );
+    assert!(
+        matches!(
+            got,
+            Err(AttestationFailure::KeyNotBound | AttestationFailure::MeasurementRejected)
+        ),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn tampered_gpu_report_rejects() {
+    let (bundle, at_ms) = snp_gpu_case("invalid-hopper-tampered-measurement");
+    assert_eq!(
+        BundleVerifier::verify(
+            &bundle,
+            &[],
+            &policies::id_of(policies::CONFIDENTIAL_VM_V1),
+            at_ms
+        ),
+        Err(AttestationFailure::BadSignature)
+    );
+}
+
+#[test]
+fn gpu_failures_map_works() {
+    use attestation_verifier::verify::rim::RimVerifyError;
+    let gpu = |source| ReceiptVerifyError::Gpu {
+        index: 0,
+        uuid: "GPU-0".into(),
+        source,
+    };
+    let cases = [
+        (
+            gpu(NvGpuVerifyError::NonceMismatch {
+                expected: String::new(),
+                found: String::new(),
+            }),
+            AttestationFailure::KeyNotBound,
+        ),
+        (
+            gpu(NvGpuVerifyError::UntrustedRoot {
+                last: String::new(),
+            }),
+            AttestationFailure::UntrustedSigner,
+        ),
+        (
+            gpu(NvGpuVerifyError::RimNotApplicable {
+                rim: String::new(),
+                driver: String::new(),
+                vbios: String::new(),
+            }),
+            AttestationFailure::MeasurementRejected,
+        ),
+        (
+            gpu(NvGpuVerifyError::Rim {
+                position: 0,
+                version: String::new(),
+                source: RimVerifyError::DigestMismatch,
+            }),
+            AttestationFailure::BadSignature,
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(failure_of(&e), want, "{e}");
+    }
+}
+
+#[test]
+fn hardware_policies_carry_the_gpu_rules_works() {
+    for name in policies::NAMES {
+        let p = policies::by_name(name).unwrap();
+        assert_eq!(p.policy.gpu, policies::gpu_rules(), "{name}");
+        assert!(p.policy.gpu.rim_match_required, "{name}");
+    }
+}

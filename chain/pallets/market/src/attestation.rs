@@ -88,4 +88,29 @@ pub trait BenchmarkHelper {
         nonce: [u8; 32],
         now_ms: u64,
     ) -> (alloc::vec::Vec<u8>, alloc::vec::Vec<u8>, PolicyId);
+
+    /// The evidence whose verification costs the verifier most (for the runtime: genuine
+    /// hardware evidence with GPU reports and their collateral), for the `verify_evidence`
+    /// benchmark. `None` when the helper has none to give; the benchmark then stops rather
+    /// than price the verification with cheaper evidence.
+    fn costliest_evidence() -> Option<BenchmarkEvidence>;
+}
+
+/// Evidence for the `verify_evidence` benchmark and the outcome the verifier must reach.
+#[cfg(feature = "runtime-benchmarks")]
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BenchmarkEvidence {
+    /// The evidence bytes.
+    pub evidence: alloc::vec::Vec<u8>,
+    /// The separate collateral.
+    pub collateral: alloc::vec::Vec<u8>,
+    /// The policy it is verified under.
+    pub policy: PolicyId,
+    /// The verification time, Unix milliseconds.
+    pub now_ms: u64,
+    /// `None` when the verifier must accept it, else the reason it must give. Recorded
+    /// hardware evidence cannot bind a key chosen here, so it is verified in full (signatures,
+    /// certificate chains, collateral, RIMs) and then refused with
+    /// [`AttestationFailure::KeyNotBound`]: the cost is the same as an acceptance's.
+    pub expected: Option<AttestationFailure>,
 }

@@ -5,6 +5,7 @@
 //! the configured verifier on evidence it accepts.
 
 use crate::{
+    AttestationVerifier,
     attestation::BenchmarkHelper,
     pallet::*,
     receipt::{
@@ -420,120 +421,26 @@ mod benchmarks {
         Ok(())
     }
 
-    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
+    /// The verifier alone, on the costliest evidence the benchmark helper gives (for the
+    /// runtime: SEV-SNP or TDX evidence with GPU reports, driver and VBIOS RIMs). The calls
+    /// that verify evidence add this to their own benchmark, which runs with the helper's
+    /// cheapest evidence.
+    #[benchmark]
+    fn verify_evidence() -> Result<(), BenchmarkError> {
+        let e = T::BenchmarkHelper::costliest_evidence().ok_or(BenchmarkError::Stop(
+            "the benchmark helper supplies no evidence to verify",
+        ))?;
+        let outcome;
 
-    /// Native execution time of each benchmark's extrinsic in the mock runtime, for the
-    /// provisional `weights.rs` until the runtime's benchmarks run under `frame-omni-bencher`.
-    /// Storage is in memory here, so the time excludes database access; `weights.rs` adds that
-    /// from the read and write counts, as generated weights do.
-    ///
-    /// `cargo test --release --features runtime-benchmarks -- --ignored --nocapture native_extrinsic_times`
-    #[cfg(test)]
-    mod native {
-        // A measurement harness: panics on broken setup like any test.
-        #![allow(
-            clippy::unwrap_used,
-            clippy::expect_used,
-            clippy::arithmetic_side_effects,
-            clippy::indexing_slicing
-        )]
-
-        use super::*;
-        use crate::mock::{Test, new_test_ext};
-        use std::time::{Duration, Instant};
-
-        #[derive(Default)]
-        struct Stopwatch {
-            started: Option<Instant>,
-            elapsed: Option<Duration>,
+        #[block]
+        {
+            outcome =
+                T::AttestationVerifier::verify(&e.evidence, &e.collateral, &e.policy, e.now_ms);
         }
 
-        impl Recording for Stopwatch {
-            fn start(&mut self) {
-                self.started = Some(Instant::now());
-            }
-            fn stop(&mut self) {
-                self.elapsed = self.started.map(|s| s.elapsed());
-            }
-        }
-
-        const RUNS: usize = 25;
-
-        /// Median nanoseconds of the extrinsic over fresh states.
-        fn median_ns(
-            select: impl Fn() -> SelectedBenchmark,
-            components: &[(BenchmarkParameter, u32)],
-        ) -> u128 {
-            let mut samples: Vec<u128> = (0..RUNS)
-                .map(|_| {
-                    new_test_ext().execute_with(|| {
-                        let mut watch = Stopwatch::default();
-                        <SelectedBenchmark as BenchmarkingSetup<Test>>::instance(
-                            &select(),
-                            &mut watch,
-                            components,
-                            true,
-                        )
-                        .expect("benchmark runs");
-                        watch.elapsed.expect("extrinsic timed").as_nanos()
-                    })
-                })
-                .collect();
-            samples.sort_unstable();
-            samples[RUNS / 2]
-        }
-
-        #[test]
-        #[ignore = "measurement, not a check: run in release with --nocapture"]
-        fn native_extrinsic_times() {
-            use SelectedBenchmark as S;
-            let max = <<Test as Config>::MaxQuorum as Get<u32>>::get();
-            let n = |v: u32| [(BenchmarkParameter::n, v)];
-            let rows: Vec<(String, u128)> = vec![
-                (
-                    "register_provider".into(),
-                    median_ns(|| S::register_provider, &[]),
-                ),
-                (
-                    "register_attested_provider".into(),
-                    median_ns(|| S::register_attested_provider, &[]),
-                ),
-                ("fund_job".into(), median_ns(|| S::fund_job, &[])),
-                ("bind(n=1)".into(), median_ns(|| S::bind, &n(1))),
-                (format!("bind(n={max})"), median_ns(|| S::bind, &n(max))),
-                (
-                    "submit_receipt_signed".into(),
-                    median_ns(|| S::submit_receipt_signed, &[]),
-                ),
-                (
-                    "submit_receipt_quorum(n=1)".into(),
-                    median_ns(|| S::submit_receipt_quorum, &n(1)),
-                ),
-                (
-                    format!("submit_receipt_quorum(n={max})"),
-                    median_ns(|| S::submit_receipt_quorum, &n(max)),
-                ),
-                (
-                    "submit_receipt_attested_key".into(),
-                    median_ns(|| S::submit_receipt_attested_key, &[]),
-                ),
-                (
-                    "submit_receipt_fresh_quote".into(),
-                    median_ns(|| S::submit_receipt_fresh_quote, &[]),
-                ),
-                (
-                    "refund_expired(n=1)".into(),
-                    median_ns(|| S::refund_expired, &n(1)),
-                ),
-                (
-                    format!("refund_expired(n={max})"),
-                    median_ns(|| S::refund_expired, &n(max)),
-                ),
-                ("deregister".into(), median_ns(|| S::deregister, &[])),
-            ];
-            for (name, ns) in &rows {
-                std::println!("{name:32} {ns:>10} ns");
-            }
-        }
+        assert_eq!(outcome.err(), e.expected);
+        Ok(())
     }
+
+    impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);
 }

@@ -399,7 +399,8 @@ pub mod pallet {
         /// stored.
         #[pallet::call_index(0)]
         #[pallet::weight(match attestation {
-            Some(_) => T::WeightInfo::register_attested_provider(),
+            Some(_) => T::WeightInfo::register_attested_provider()
+                .saturating_add(T::WeightInfo::verify_evidence()),
             None => T::WeightInfo::register_provider(),
         })]
         pub fn register_provider(

@@ -291,6 +291,18 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
         );
         (evidence.encode(), collateral.encode(), POLICY_PROD)
     }
+
+    fn costliest_evidence() -> Option<crate::attestation::BenchmarkEvidence> {
+        let now_ms = crate::Pallet::<Test>::now_ms();
+        let (evidence, collateral, policy) = Self::attestation([7; 32], [9; 32], now_ms);
+        Some(crate::attestation::BenchmarkEvidence {
+            evidence,
+            collateral,
+            policy,
+            now_ms,
+            expected: None,
+        })
+    }
 }
 
 // ---- externalities ---------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+//! `sigil-bench`: runs the market pallet's benchmarks natively against the Sigil runtime and
+//! writes the pallet's `weights.rs`.
+//!
+//! The benchmarks run through the runtime's own `Benchmark` runtime API (`dispatch_benchmark`,
+//! the call a bencher makes into the WASM), executed natively: the runtime's types, its
+//! attestation verifier and its `development` genesis, over a state backend that counts
+//! database reads and writes as a benchmarking node does ([`backend`]). Like the FRAME CLI it
+//! varies each component over `--steps` values (the others at their maximum), repeats each
+//! point `--repeat` times, fits the times and the read/write counts with frame-benchmarking's
+//! least-squares analysis, and writes the result in the CLI's weight-file format.
+//!
+//! `verify_evidence` is timed on genuine SEV-SNP, TDX and NVIDIA H100 evidence from the shared
+//! vectors ([`evidence`]); the costliest becomes the weight.
+//!
+//! ```sh
+//! cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20
+//! ```
+
+mod backend;
+mod evidence;
+mod weights;
+
+use anyhow::{Context, Result, anyhow, bail};
+use backend::CountingBackend;
+use codec::{Decode, Encode};
+use polkadot_sdk::{
+    frame_benchmarking::{
+        Analysis, BenchmarkBatch, BenchmarkConfig, BenchmarkList, BenchmarkParameter,
+        BenchmarkResult, BenchmarkSelector,
+    },
+    frame_support::traits::StorageInfo,
+    sp_externalities::Extensions,
+    sp_keystore::{KeystoreExt, testing::MemoryKeystore},
+    sp_runtime::BuildStorage,
+    sp_state_machine::{Ext, OverlayedChanges},
+    sp_storage::Storage,
+};
+use std::path::PathBuf;
+
+/// The pallet and instance names the runtime's `define_benchmarks!` registers.
+const PALLET: &str = "pallet_sigil_market";
+const INSTANCE: &str = "Market";
+
+/// Command-line options.
+struct Options {
+    steps: u32,
+    repeat: u32,
+    output: PathBuf,
+    /// Print the analysis only.
+    dry_run: bool,
+}
+
+fn options() -> Result<Options> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut o = Options {
+        steps: 50,
+        repeat: 20,
+        output: manifest.join("../pallets/market/src/weights.rs"),
+        dry_run: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| anyhow!("{a} needs a value"));
+        match a.as_str() {
+            "--steps" => o.steps = value()?.parse().context("--steps")?,
+            "--repeat" => o.repeat = value()?.parse().context("--repeat")?,
+            "--output" => o.output = PathBuf::from(value()?),
+            "--dry-run" => o.dry_run = true,
+            "--help" | "-h" => {
+                println!(
+                    "sigil-bench [--steps N (50)] [--repeat N (20)] [--output weights.rs] [--dry-run]\n\
+                     Runs the market pallet's benchmarks natively against the Sigil runtime and\n\
+                     writes its weights.rs. Evidence vectors: SIGIL_VECTORS (default ../shared/vectors)."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other} (see --help)"),
+        }
+    }
+    if o.steps < 2 || o.repeat < 1 {
+        bail!("--steps must be at least 2 and --repeat at least 1");
+    }
+    Ok(o)
+}
+
+/// Calls a runtime API function natively in a fresh overlay over `backend`, with a keystore
+/// for the benchmarks' keys.
+fn call(backend: &CountingBackend, method: &str, input: &[u8]) -> Result<Vec<u8>> {
+    let mut overlay = OverlayedChanges::default();
+    let mut extensions = Extensions::default();
+    extensions.register(KeystoreExt::new(MemoryKeystore::new()));
+    let mut ext = Ext::new(&mut overlay, backend, Some(&mut extensions));
+    polkadot_sdk::sp_externalities::set_and_run_with_externalities(&mut ext, || {
+        sigil_runtime::api::dispatch(method, input)
+    })
+    .ok_or_else(|| anyhow!("the runtime has no {method}"))
+}
+
+fn dispatch(
+    backend: &CountingBackend,
+    benchmark: &str,
+    components: &[(BenchmarkParameter, u32)],
+    verify: bool,
+) -> Result<Vec<BenchmarkResult>> {
+    let config = BenchmarkConfig {
+        pallet: PALLET.into(),
+        instance: INSTANCE.into(),
+        benchmark: benchmark.into(),
+        selected_components: components.to_vec(),
+        verify,
+        internal_repeats: 1,
+    };
+    let out = call(backend, "Benchmark_dispatch_benchmark", &config.encode())?;
+    let batches = Result::<Vec<BenchmarkBatch>, String>::decode(&mut &out[..])
+        .context("decoding the benchmark result")?
+        .map_err(|e| anyhow!("{benchmark}{components:?}: {e}"))?;
+    Ok(batches.into_iter().flat_map(|b| b.results).collect())
+}
+
+/// The component values the FRAME CLI runs: each component over `steps` points from its
+/// lowest to its highest value, the others at their highest; without components, one point.
+fn component_points(
+    ranges: &[(BenchmarkParameter, u32, u32)],
+    steps: u32,
+) -> Vec<Vec<(BenchmarkParameter, u32)>> {
+    if ranges.is_empty() {
+        return vec![Vec::new()];
+    }
+    let mut points: Vec<Vec<(BenchmarkParameter, u32)>> = Vec::new();
+    for (i, (_, low, high)) in ranges.iter().enumerate() {
+        for s in 0..steps {
+            let span = u64::from(high.saturating_sub(*low));
+            let offset = span
+                .saturating_mul(u64::from(s))
+                .checked_div(u64::from(steps.saturating_sub(1)))
+                .unwrap_or(0);
+            let value = u32::try_from(u64::from(*low).saturating_add(offset)).unwrap_or(*high);
+            let point: Vec<_> = ranges
+                .iter()
+                .enumerate()
+                .map(|(j, (p, _, h))| (*p, if i == j { value } else { *h }))
+                .collect();
+            if !points.contains(&point) {
+                points.push(point);
+            }
+        }
+    }
+    points
+}
+
+/// One benchmark's measurements: timing runs (no tracking) and counting runs.
+pub(crate) struct Measured {
+    /// Its name.
+    pub(crate) name: String,
+    /// Its components and their ranges.
+    pub ranges: Vec<(BenchmarkParameter, u32, u32)>,
+    /// Timing results, `repeat` per component point.
+    pub time: Vec<BenchmarkResult>,
+    /// Read/write results, one per component point.
+    pub db: Vec<BenchmarkResult>,
+}
+
+fn measure(
+    timing: &CountingBackend,
+    tracking: &CountingBackend,
+    name: &str,
+    ranges: &[(BenchmarkParameter, u32, u32)],
+    opts: &Options,
+) -> Result<Measured> {
+    let mut m = Measured {
+        name: name.into(),
+        ranges: ranges.to_vec(),
+        time: Vec::new(),
+        db: Vec::new(),
+    };
+    for point in component_points(ranges, opts.steps) {
+        // The benchmark's own checks first, as the CLI does.
+        dispatch(timing, name, &point, true)?;
+        m.db.extend(dispatch(tracking, name, &point, false)?);
+        for _ in 0..opts.repeat {
+            m.time.extend(dispatch(timing, name, &point, false)?);
+        }
+    }
+    Ok(m)
+}
+
+fn median_ns(results: &[BenchmarkResult]) -> Result<u128> {
+    Ok(
+        Analysis::min_squares_iqr(&results.to_vec(), BenchmarkSelector::ExtrinsicTime)?.base
+            / 1_000,
+    )
+}
+
+fn main() -> Result<()> {
+    let opts = options()?;
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let genesis: Storage = sigil_runtime::genesis_config_presets::development_config()
+        .context("the runtime's development preset")?
+        .build_storage()
+        .map_err(|e| anyhow!("genesis storage: {e}"))?;
+    let timing = CountingBackend::new(genesis.clone(), false);
+    let tracking = CountingBackend::new(genesis, true);
+
+    let out = call(&timing, "Benchmark_benchmark_metadata", &false.encode())?;
+    let (lists, storage_info) = <(Vec<BenchmarkList>, Vec<StorageInfo>)>::decode(&mut &out[..])
+        .context("decoding the benchmark metadata")?;
+    let list = lists
+        .into_iter()
+        .find(|l| l.pallet == PALLET.as_bytes() && l.instance == INSTANCE.as_bytes())
+        .ok_or_else(|| anyhow!("the runtime does not benchmark {PALLET}"))?;
+
+    // Genuine evidence for `verify_evidence`: each case is timed; the costliest is the weight.
+    let cases = evidence::cases(&evidence::vectors_dir(&manifest))?;
+    let mut evidence_rows = Vec::new();
+    let mut costliest: Option<(usize, u128)> = None;
+    for (i, c) in cases.iter().enumerate() {
+        sigil_verifier_adapter::benchmarking::set_costliest_evidence(Some(c.evidence.clone()));
+        let mut results = Vec::new();
+        dispatch(&timing, "verify_evidence", &[], true)?;
+        for _ in 0..opts.repeat {
+            results.extend(dispatch(&timing, "verify_evidence", &[], false)?);
+        }
+        let ns = median_ns(&results)?;
+        eprintln!("verify_evidence, {}: median {} µs", c.name, ns / 1_000);
+        evidence_rows.push((c.name.clone(), c.evidence.evidence.len(), ns));
+        if costliest.is_none_or(|(_, best)| ns > best) {
+            costliest = Some((i, ns));
+        }
+    }
+    let (ci, _) = costliest.ok_or_else(|| anyhow!("no evidence cases"))?;
+    let chosen = cases
+        .get(ci)
+        .ok_or_else(|| anyhow!("no evidence case {ci}"))?;
+    sigil_verifier_adapter::benchmarking::set_costliest_evidence(Some(chosen.evidence.clone()));
+
+    let mut measured = Vec::new();
+    for b in &list.benchmarks {
+        let name = String::from_utf8(b.name.clone())?;
+        eprintln!("benchmarking {name} ...");
+        measured.push(measure(&timing, &tracking, &name, &b.components, &opts)?);
+    }
+
+    let file = weights::render(&weights::Input {
+        pallet: PALLET,
+        measured: &measured,
+        storage_info: &storage_info,
+        steps: opts.steps,
+        repeat: opts.repeat,
+        evidence: &evidence_rows,
+        evidence_chosen: &chosen.name,
+        block_ref_time: sigil_runtime::RuntimeBlockWeights::get()
+            .max_block
+            .ref_time(),
+    })?;
+    if opts.dry_run {
+        print!("{file}");
+    } else {
+        std::fs::write(&opts.output, file)
+            .with_context(|| format!("writing {}", opts.output.display()))?;
+        eprintln!("wrote {}", opts.output.display());
+    }
+    Ok(())
+}
