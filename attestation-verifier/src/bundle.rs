@@ -41,7 +41,8 @@ pub const MAX_RIMS: usize = 2 * MAX_GPUS;
 /// signing certificates of every GPU model).
 pub const MAX_OCSP: usize = 8 * MAX_GPUS;
 
-/// The CPU TEE's evidence. Variant indices equal the [`TeeKind`] indices.
+/// The CPU TEE's evidence. Variant indices 1-3 equal the [`TeeKind`] indices;
+/// later variants are other paths to one of those TEEs (see [`CpuEvidence::tee`]).
 #[derive(Encode, Decode, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "scale", derive(TypeInfo))]
 pub enum CpuEvidence {
@@ -71,13 +72,28 @@ pub enum CpuEvidence {
         /// The encoded simulated report.
         report: Vec<u8>,
     },
+    /// SEV-SNP on an Azure confidential VM: the paravisor's HCL report from the
+    /// vTPM ([`crate::evidence::azure_hcl`]), which wraps the SNP report and the
+    /// runtime claims its REPORT_DATA commits to; the claims' `"user-data"`
+    /// carries the binding. The TEE is [`TeeKind::SevSnp`].
+    #[codec(index = 4)]
+    AzureSnpVtpm {
+        /// The HCL report (NV index 0x01400001), without trailing padding.
+        hcl_report: Vec<u8>,
+        /// The VCEK certificate, DER.
+        vek: Vec<u8>,
+        /// The ASK, DER, when supplied.
+        intermediate: Option<Vec<u8>>,
+        /// The ARK, DER, when supplied (must be the pinned one).
+        ark: Option<Vec<u8>>,
+    },
 }
 
 impl CpuEvidence {
     /// The TEE this evidence claims to come from.
     pub const fn tee(&self) -> TeeKind {
         match self {
-            Self::SevSnp { .. } => TeeKind::SevSnp,
+            Self::SevSnp { .. } | Self::AzureSnpVtpm { .. } => TeeKind::SevSnp,
             Self::Tdx { .. } => TeeKind::Tdx,
             Self::Simulated { .. } => TeeKind::Simulated,
         }

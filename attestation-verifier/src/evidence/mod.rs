@@ -1,6 +1,7 @@
 //! Parsing: untrusted bytes to typed evidence. Total (never panics) and free of
 //! cryptography: nothing here is trusted until a `verify` step says so.
 
+pub mod azure_hcl;
 pub mod nvgpu;
 pub mod rim;
 pub mod simulated;

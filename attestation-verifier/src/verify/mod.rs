@@ -1,6 +1,7 @@
 //! Verification: signatures, certificate chains to pinned roots, revocation,
 //! validity at a given time, and the bindings between evidence and certificates.
 
+pub mod azure_hcl;
 pub mod nvgpu;
 pub mod ocsp;
 pub mod receipt;

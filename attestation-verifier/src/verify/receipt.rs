@@ -15,7 +15,11 @@
 //!    against it in step 6).
 //! 5. Bind the CPU evidence: its REPORT_DATA is [`binding::report_data`] of the
 //!    agent key, the GPU evidence digest and the nonce.
-//! 6. Verify the CPU evidence (SEV-SNP chain to the pinned AMD roots; TDX quote
+//!    For Azure vTPM evidence the SNP report's REPORT_DATA commits to the HCL
+//!    runtime claims instead, and the claims' `"user-data"` must be that value
+//!    ([`crate::verify::azure_hcl`]).
+//! 6. Verify the CPU evidence (SEV-SNP chain to the pinned AMD roots, also for
+//!    the SNP report inside an Azure HCL report; TDX quote
 //!    with the bundled DCAP collateral to the pinned Intel root; simulated
 //!    self-signature) and the GPU evidence: every GPU report through the NVIDIA
 //!    verifier (device chain to the pinned root, FWID, the derived nonce,
@@ -35,16 +39,18 @@ use crate::appraise::{Outcome, SnpClaims, TdxClaims};
 use crate::binding;
 use crate::bundle::{BundleError, CpuEvidence, EvidenceBundle, GpuEvidence};
 use crate::crypto::Crypto;
+use crate::evidence::azure_hcl::{HclJwk, HclParseError, HclVmConfiguration, parse_hcl_report};
 use crate::evidence::nvgpu::{
     NvGpuParseError, NvGpuReport, PemError, parse_nvgpu_report, split_pem_chain,
 };
 use crate::evidence::simulated::{SimulatedParseError, SimulatedReport, parse_simulated_report};
-use crate::evidence::snp::{SnpParseError, parse_snp_report};
+use crate::evidence::snp::{SnpParseError, SnpReport, parse_snp_report};
 use crate::evidence::tdx::{TdxParseError, parse_tdx_quote};
 use crate::policy::Policy;
 use crate::receipt::{EvidenceMode, ReceiptBody, ReceiptError, SignedReceipt, TeeKind};
 use crate::time::UnixTime;
 use crate::verdict::{Failures, Verdict, Verified, Violation};
+use crate::verify::azure_hcl::{HclBindingError, verify_hcl_binding};
 use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::{SimulatedVerifyError, verify_simulated};
 use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError};
@@ -166,6 +172,12 @@ pub enum ReceiptVerifyError {
     /// The SNP report failed verification.
     #[error("SEV-SNP: {0}")]
     Snp(SnpVerifyError),
+    /// The Azure HCL report does not parse.
+    #[error("Azure HCL report: {0}")]
+    AzureHclParse(HclParseError),
+    /// The Azure HCL report does not bind the expected data.
+    #[error("Azure HCL report: {0}")]
+    AzureHcl(HclBindingError),
     /// The TDX quote does not parse.
     #[error("TDX quote: {0}")]
     TdxParse(TdxParseError),
@@ -193,7 +205,9 @@ pub enum ReceiptVerifyError {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum VerifiedCpu {
-    /// An SEV-SNP report, chain and binding verified.
+    /// An SEV-SNP report, chain and binding verified (directly, or inside an
+    /// Azure HCL report whose runtime claims carry the binding; the bundle's
+    /// CPU evidence tells which).
     SevSnp(Box<Verified<SnpEvidence>>),
     /// A TDX quote, collateral and binding verified.
     Tdx(Box<Verified<TdxEvidence>>),
@@ -271,6 +285,30 @@ impl SimulatedClaims {
     }
 }
 
+/// What Azure vTPM evidence says: the SNP report inside the HCL report, and the
+/// paravisor's runtime claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AzureVtpmClaims {
+    /// Always `"azure-vtpm"`: SEV-SNP evidence through the Azure paravisor's vTPM.
+    pub path: String,
+    /// The SNP report.
+    #[serde(flatten)]
+    pub snp: SnpClaims,
+    /// The HCL report header version.
+    pub hcl_version: u32,
+    /// How REPORT_DATA commits to the runtime claims ("SHA-256", ...).
+    pub runtime_claims_hash: String,
+    /// The runtime claims' `"user-data"`, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// The vTPM attestation key (`HCLAkPub`) the report binds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ak_pub: Option<HclJwk>,
+    /// The VM configuration the paravisor reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_configuration: Option<HclVmConfiguration>,
+}
+
 /// What the CPU evidence says, by kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -282,6 +320,8 @@ pub enum CpuClaims {
     Tdx(Box<TdxClaims>),
     /// The simulator.
     Simulated(SimulatedClaims),
+    /// SEV-SNP through the Azure paravisor's vTPM.
+    AzureSnpVtpm(Box<AzureVtpmClaims>),
 }
 
 /// What one GPU entry of a bundle says.
@@ -358,7 +398,7 @@ pub struct ReceiptClaims {
     pub usage: UsageClaims,
     /// "none", "attested-key" or "fresh-quote".
     pub evidence_mode: String,
-    /// "none", "sev-snp", "tdx" or "simulated".
+    /// "none", "sev-snp", "tdx" or "simulated" (Azure vTPM evidence is "sev-snp").
     pub tee: String,
     /// The evidence digest the receipt references.
     pub evidence_digest: String,
@@ -742,6 +782,27 @@ impl<C: Crypto> ReceiptVerifier<C> {
         (claims, all.then_some(verified))
     }
 
+    /// Step 6 for an SEV-SNP report: chain and signature through the SNP
+    /// verifier. Returns the report's claims, and the verified evidence.
+    fn check_snp(
+        &mut self,
+        parsed: &SnpReport,
+        collateral: &SnpCollateral<'_>,
+        now: UnixTime,
+        failures: &mut Vec<ReceiptVerifyError>,
+    ) -> (SnpClaims, Option<Box<Verified<SnpEvidence>>>) {
+        match self.snp.verify(parsed, collateral, now) {
+            Ok(ev) => (
+                SnpClaims::new(&ev.report, Some(ev.product)),
+                Some(Box::new(ev)),
+            ),
+            Err(f) => {
+                failures.extend(f.0.into_iter().map(ReceiptVerifyError::Snp));
+                (SnpClaims::new(parsed, None), None)
+            }
+        }
+    }
+
     fn check_cpu(
         &mut self,
         cpu: &CpuEvidence,
@@ -779,22 +840,57 @@ impl<C: Crypto> ReceiptVerifier<C> {
                     ark: ark.as_deref(),
                     crl: None,
                 };
-                match self.snp.verify(&parsed, &collateral, now) {
-                    Ok(ev) => (
-                        Some(CpuClaims::SevSnp(Box::new(SnpClaims::new(
-                            &ev.report,
-                            Some(ev.product),
-                        )))),
-                        Some(VerifiedCpu::SevSnp(Box::new(ev))),
-                    ),
-                    Err(f) => {
-                        failures.extend(f.0.into_iter().map(ReceiptVerifyError::Snp));
-                        (
-                            Some(CpuClaims::SevSnp(Box::new(SnpClaims::new(&parsed, None)))),
-                            None,
-                        )
+                let (claims, ev) = self.check_snp(&parsed, &collateral, now, failures);
+                (
+                    Some(CpuClaims::SevSnp(Box::new(claims))),
+                    ev.map(VerifiedCpu::SevSnp),
+                )
+            }
+            CpuEvidence::AzureSnpVtpm {
+                hcl_report,
+                vek,
+                intermediate,
+                ark,
+            } => {
+                let hcl = match parse_hcl_report(hcl_report) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        failures.push(ReceiptVerifyError::AzureHclParse(e));
+                        return (None, None);
                     }
+                };
+                let parsed = match parse_snp_report(&hcl.snp_report) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failures.push(ReceiptVerifyError::SnpParse(e));
+                        return (None, None);
+                    }
+                };
+                // Step 5
+                if let Err(es) = verify_hcl_binding(self.snp.crypto(), &hcl, &parsed, expected_rd) {
+                    failures.extend(es.into_iter().map(ReceiptVerifyError::AzureHcl));
                 }
+                // Step 6
+                let collateral = SnpCollateral {
+                    vek,
+                    intermediate: intermediate.as_deref(),
+                    ark: ark.as_deref(),
+                    crl: None,
+                };
+                let (snp, ev) = self.check_snp(&parsed, &collateral, now, failures);
+                let claims = AzureVtpmClaims {
+                    path: "azure-vtpm".into(),
+                    snp,
+                    hcl_version: hcl.version,
+                    runtime_claims_hash: hcl.hash_type.name().into(),
+                    user_data: hcl.claims.user_data.as_ref().map(hex::encode),
+                    ak_pub: hcl.claims.ak_pub().cloned(),
+                    vm_configuration: hcl.claims.vm_configuration.clone(),
+                };
+                (
+                    Some(CpuClaims::AzureSnpVtpm(Box::new(claims))),
+                    ev.map(VerifiedCpu::SevSnp),
+                )
             }
             CpuEvidence::Tdx {
                 quote,

@@ -155,6 +155,19 @@ pub fn measurements(bundle: &[u8]) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
                 Err(_) => (Vec::new(), named),
             }
         }
+        CpuEvidence::AzureSnpVtpm { hcl_report, .. } => {
+            match attestation_verifier::evidence::azure_hcl::parse_hcl_report(hcl_report)
+                .ok()
+                .and_then(|h| {
+                    attestation_verifier::evidence::snp::parse_snp_report(&h.snp_report).ok()
+                }) {
+                Some(r) => {
+                    named.insert("host_data".into(), r.host_data.to_vec());
+                    (r.measurement.to_vec(), named)
+                }
+                None => (Vec::new(), named),
+            }
+        }
         CpuEvidence::Simulated { report } => {
             match attestation_verifier::evidence::simulated::parse_simulated_report(report) {
                 Ok(r) => (r.body.measurement.to_vec(), named),

@@ -1,0 +1,552 @@
+//! Azure vTPM evidence (SEV-SNP through the paravisor's HCL report) end to end:
+//! synthetic HCL reports around SNP reports signed by a test AMD-like PKI,
+//! verified as bundles and receipts with both crypto backends; every binding
+//! failure with its typed reason; the real Azure SNP vector inside an HCL
+//! report (genuine chain and signature, but a REPORT_DATA made for other
+//! claims), also through the `sigil-verify` binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
+
+mod common;
+
+use std::process::Command;
+
+use attestation_verifier::binding::report_data;
+use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
+use attestation_verifier::evidence::azure_hcl::{
+    HclHashType, HclParseError, encode_hcl_report, parse_hcl_report,
+};
+use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN};
+use attestation_verifier::policy::Policy;
+use attestation_verifier::receipt::{
+    EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, SignedReceipt, TeeKind, Usage,
+};
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::azure_hcl::{HclBindingError, claims_report_data};
+use attestation_verifier::verify::nvgpu::NvGpuVerifier;
+use attestation_verifier::verify::receipt::{
+    CpuClaims, ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, appraise_bundle, appraise_receipt,
+};
+use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier, SnpVerifyError};
+use attestation_verifier::verify::tdx::TdxVerifier;
+use ed25519_dalek::{Signer, SigningKey};
+use p384::ecdsa::signature::Signer as _;
+use p384::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType, IsCa, KeyPair,
+    KeyUsagePurpose, date_time_ymd,
+};
+
+const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
+const NONCE: [u8; 32] = [5; 32];
+
+// ---- a test AMD-like PKI: ARK -> ASK -> VCEK with AMD's extensions ----
+
+const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
+
+fn amd_oid(tail: &[u64]) -> Vec<u64> {
+    AMD.iter().chain(tail).copied().collect()
+}
+
+fn ca(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2045, 1, 1);
+    p
+}
+
+fn p384_key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+}
+
+struct Platform {
+    trust: SnpTrustStore,
+    ask: Vec<u8>,
+    ark: Vec<u8>,
+    vcek: Vec<u8>,
+    vcek_key: KeyPair,
+}
+
+fn platform() -> Platform {
+    let ark = CertifiedIssuer::self_signed(ca("ARK-Milan"), p384_key()).unwrap();
+    let ask = CertifiedIssuer::signed_by(ca("SEV-Milan"), p384_key(), &ark).unwrap();
+    let asvk = CertifiedIssuer::signed_by(ca("SEV-VLEK-Milan"), p384_key(), &ark).unwrap();
+    let mut trust = SnpTrustStore::empty();
+    trust
+        .add(Product::Milan, ark.der(), ask.der(), asvk.der())
+        .unwrap();
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "SEV-VCEK");
+    p.not_before = date_time_ymd(2021, 1, 1);
+    p.not_after = date_time_ymd(2040, 1, 1);
+    let name = b"Milan-B0";
+    let mut ia5 = vec![0x16, name.len() as u8];
+    ia5.extend(name);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
+    for (tail, val) in [(1u64, 3u8), (2, 0), (3, 8), (8, 115)] {
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &amd_oid(&[3, tail]),
+            vec![0x02, 0x01, val],
+        ));
+    }
+    let mut hw = vec![0x04, 64];
+    hw.extend([0xAB; 64]);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[4]), hw));
+    let key = p384_key();
+    let vcek = p.signed_by(&key, &ask).unwrap().der().to_vec();
+    Platform {
+        trust,
+        ask: ask.der().to_vec(),
+        ark: ark.der().to_vec(),
+        vcek,
+        vcek_key: key,
+    }
+}
+
+/// A Milan v2 report as Azure's paravisor gets it (VMPL 0), signed by `key`.
+fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
+    let mut b = vec![0u8; REPORT_LEN];
+    b[0..4].copy_from_slice(&2u32.to_le_bytes());
+    b[0x08..0x10].copy_from_slice(&0x3001fu64.to_le_bytes());
+    b[0x34] = 1;
+    b[0x50..0x90].copy_from_slice(rd);
+    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
+    b[0x180..0x188].copy_from_slice(&u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]).to_le_bytes());
+    b[0x1A0..0x1E0].copy_from_slice(&[0xAB; 64]);
+    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
+    let bytes = sig.to_bytes();
+    let (r, s) = bytes.split_at(48);
+    for (i, v) in r.iter().rev().enumerate() {
+        b[0x2A0 + i] = *v;
+    }
+    for (i, v) in s.iter().rev().enumerate() {
+        b[0x2A0 + 72 + i] = *v;
+    }
+    b
+}
+
+fn claims_json(user_data: &[u8]) -> Vec<u8> {
+    format!(
+        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"AQAB","n":"tegZ0wAB"}},{{"kid":"HCLEkPub","key_ops":["encrypt"],"kty":"RSA","e":"AQAB","n":"p9jNOQAA"}}],"vm-configuration":{{"console-enabled":false,"root-cert-thumbprint":"x","secure-boot":true,"tpm-enabled":true,"tpm-persisted":true,"vmUniqueId":"3404EF27-32A2-4A07-A4C7-1A1171624C5D"}},"user-data":"{}"}}"#,
+        hex::encode_upper(user_data)
+    )
+    .into_bytes()
+}
+
+/// An HCL report whose claims carry `user_data` and whose SNP report commits to
+/// the claims with `hash`, as the paravisor makes it.
+fn hcl_report(p: &Platform, user_data: &[u8], hash: HclHashType) -> Vec<u8> {
+    let claims = claims_json(user_data);
+    let rd = claims_report_data(&RustCrypto, hash, &claims);
+    encode_hcl_report(&snp_report(&p.vcek_key, &rd), hash, &claims).unwrap()
+}
+
+fn agent() -> SigningKey {
+    SigningKey::from_bytes(&[21; 32])
+}
+
+fn expected_rd(a: &SigningKey) -> [u8; 64] {
+    report_data(&RustCrypto, &a.verifying_key().to_bytes(), &[0; 32], &NONCE)
+}
+
+fn bundle(a: &SigningKey, p: &Platform, hcl: Vec<u8>, chain: bool) -> EvidenceBundle {
+    EvidenceBundle::new(
+        a.verifying_key().to_bytes(),
+        NONCE,
+        CpuEvidence::AzureSnpVtpm {
+            hcl_report: hcl,
+            vek: p.vcek.clone(),
+            intermediate: chain.then(|| p.ask.clone()),
+            ark: chain.then(|| p.ark.clone()),
+        },
+        vec![],
+    )
+}
+
+fn verifier<C: Crypto + Clone>(c: C, p: &Platform) -> ReceiptVerifier<C> {
+    ReceiptVerifier::with_verifiers(
+        SnpVerifier::with_trust_store(c.clone(), p.trust.clone()),
+        TdxVerifier::new(c.clone()).unwrap(),
+        NvGpuVerifier::new(c).unwrap(),
+    )
+}
+
+/// Verifies `bytes` with both backends; they must agree. Returns the failures.
+fn failures(p: &Platform, bytes: &[u8]) -> Vec<ReceiptVerifyError> {
+    let aws = verifier(AwsLc, p)
+        .verify_bundle(bytes, None, None, NOW)
+        .map(|_| ())
+        .map_err(|f| f.0);
+    let rc = verifier(RustCrypto, p)
+        .verify_bundle(bytes, None, None, NOW)
+        .map(|_| ())
+        .map_err(|f| f.0);
+    assert_eq!(aws, rc, "backends disagree");
+    aws.err().unwrap_or_default()
+}
+
+#[test]
+fn azure_bundle_works() {
+    let p = platform();
+    let a = agent();
+    for hash in [
+        HclHashType::Sha256,
+        HclHashType::Sha384,
+        HclHashType::Sha512,
+    ] {
+        for chain in [false, true] {
+            let b = bundle(&a, &p, hcl_report(&p, &expected_rd(&a), hash), chain);
+            let bytes = b.to_bytes();
+            assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
+            assert_eq!(b.tee, TeeKind::SevSnp);
+            // magic, version, tee (1 = SEV-SNP), key, nonce, then the variant index 4.
+            assert_eq!((bytes[5], bytes[70]), (1, 4));
+            assert!(failures(&p, &bytes).is_empty(), "{hash}");
+            let v = verifier(AwsLc, &p)
+                .verify_bundle(
+                    &bytes,
+                    Some(&a.verifying_key().to_bytes()),
+                    Some(&NONCE),
+                    NOW,
+                )
+                .unwrap();
+            assert!(matches!(v.cpu, VerifiedCpu::SevSnp(ref ev) if ev.report.vmpl == 0));
+            let o = appraise_bundle(
+                &mut verifier(RustCrypto, &p),
+                &bytes,
+                None,
+                None,
+                &Policy::default(),
+                NOW,
+            );
+            assert!(o.accepted(), "{:?}", o.reasons);
+            let c = o.claims.unwrap();
+            assert_eq!(c.tee, "sev-snp");
+            let Some(CpuClaims::AzureSnpVtpm(az)) = &c.cpu else {
+                panic!("{:?}", c.cpu)
+            };
+            assert_eq!(az.path, "azure-vtpm");
+            assert_eq!(az.runtime_claims_hash, hash.name());
+            assert_eq!(az.snp.product, "Milan");
+            assert_eq!(az.user_data.as_deref(), Some(&*c.expected_report_data));
+            assert_eq!(az.ak_pub.as_ref().unwrap().n, "tegZ0wAB");
+            let json = serde_json::to_value(&c).unwrap();
+            assert_eq!(json["cpu"]["kind"], "azure-snp-vtpm");
+            assert_eq!(json["cpu"]["path"], "azure-vtpm");
+            assert_eq!(json["cpu"]["measurement"], "11".repeat(48));
+            assert_eq!(json["cpu"]["vm_configuration"]["secure-boot"], true);
+        }
+    }
+}
+
+#[test]
+fn azure_receipt_works() {
+    let p = platform();
+    let a = agent();
+    let b = bundle(
+        &a,
+        &p,
+        hcl_report(&p, &expected_rd(&a), HclHashType::Sha256),
+        false,
+    );
+    let mut body = ReceiptBody {
+        version: RECEIPT_VERSION,
+        job_id: [1; 32],
+        job_spec_hash: [2; 32],
+        provider: a.verifying_key().to_bytes(),
+        tier: 3,
+        result_commitment: [3; 32],
+        output_count: 1,
+        started_at_ms: 1_000,
+        finished_at_ms: 2_000,
+        exit_code: 0,
+        usage: Usage::default(),
+        evidence: EvidenceRef {
+            mode: EvidenceMode::AttestedKey,
+            tee: TeeKind::SevSnp,
+            digest: b.digest(&RustCrypto),
+        },
+    };
+    let signed = |body: &ReceiptBody| {
+        SignedReceipt::new(body, a.sign(&body.digest(&RustCrypto)).to_bytes()).to_bytes()
+    };
+    let o = appraise_receipt(
+        &mut verifier(AwsLc, &p),
+        &signed(&body),
+        Some(&b.to_bytes()),
+        &Policy::default(),
+        NOW,
+    );
+    assert!(o.accepted(), "{:?}", o.reasons);
+    // The [snp] policy applies to the report inside the HCL report.
+    let policy = Policy::from_toml(&format!(
+        "[snp]\nmeasurements = [\"{}\"]\n",
+        "22".repeat(48)
+    ))
+    .unwrap();
+    let o = appraise_receipt(
+        &mut verifier(AwsLc, &p),
+        &signed(&body),
+        Some(&b.to_bytes()),
+        &policy,
+        NOW,
+    );
+    assert!(
+        o.reasons.iter().any(|r| r.contains("snp.measurements")),
+        "{:?}",
+        o.reasons
+    );
+    // A receipt that says TDX does not take SEV-SNP evidence.
+    body.evidence.tee = TeeKind::Tdx;
+    let f = verifier(AwsLc, &p)
+        .verify(&signed(&body), Some(&b.to_bytes()), NOW)
+        .unwrap_err();
+    assert!(
+        f.0.iter()
+            .any(|e| matches!(e, ReceiptVerifyError::TeeMismatch { .. })),
+        "{f}"
+    );
+}
+
+#[test]
+fn azure_user_data_for_other_nonce_rejects() {
+    // A genuine, self-consistent HCL report whose user data binds another nonce.
+    let p = platform();
+    let a = agent();
+    let other = report_data(
+        &RustCrypto,
+        &a.verifying_key().to_bytes(),
+        &[0; 32],
+        &[6; 32],
+    );
+    let b = bundle(&a, &p, hcl_report(&p, &other, HclHashType::Sha256), false);
+    let f = failures(&p, &b.to_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        matches!(&f[0], ReceiptVerifyError::AzureHcl(HclBindingError::UserDataMismatch { expected, found })
+            if *expected == hex::encode(expected_rd(&a)) && *found == hex::encode(other)),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn azure_claims_not_in_report_data_rejects() {
+    // Claims swapped after the report was made (the SNP signature still holds:
+    // it covers the report, not the claims).
+    let p = platform();
+    let a = agent();
+    let stale = hcl_report(&p, &[0; 64], HclHashType::Sha256);
+    let parsed = parse_hcl_report(&stale).unwrap();
+    let forged = encode_hcl_report(
+        &parsed.snp_report,
+        HclHashType::Sha256,
+        &claims_json(&expected_rd(&a)),
+    )
+    .unwrap();
+    let f = failures(&p, &bundle(&a, &p, forged, false).to_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        matches!(
+            &f[0],
+            ReceiptVerifyError::AzureHcl(HclBindingError::ClaimsDigest {
+                hash: HclHashType::Sha256,
+                ..
+            })
+        ),
+        "{f:?}"
+    );
+    // The same claims declared with another hash algorithm.
+    let mut relabelled = hcl_report(&p, &expected_rd(&a), HclHashType::Sha256);
+    relabelled[1228..1232].copy_from_slice(&HclHashType::Sha384.value().to_le_bytes());
+    let f = failures(&p, &bundle(&a, &p, relabelled, false).to_bytes());
+    assert!(
+        matches!(
+            f.as_slice(),
+            [ReceiptVerifyError::AzureHcl(
+                HclBindingError::ClaimsDigest {
+                    hash: HclHashType::Sha384,
+                    ..
+                }
+            )]
+        ),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn azure_without_user_data_rejects() {
+    let p = platform();
+    let a = agent();
+    let claims = br#"{"keys":[],"vm-configuration":{"secure-boot":true}}"#;
+    let rd = claims_report_data(&RustCrypto, HclHashType::Sha256, claims);
+    let hcl =
+        encode_hcl_report(&snp_report(&p.vcek_key, &rd), HclHashType::Sha256, claims).unwrap();
+    let f = failures(&p, &bundle(&a, &p, hcl, false).to_bytes());
+    assert!(
+        matches!(
+            f.as_slice(),
+            [ReceiptVerifyError::AzureHcl(
+                HclBindingError::UserDataMissing
+            )]
+        ),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn azure_tampered_or_malformed_rejects() {
+    let p = platform();
+    let a = agent();
+    let good = hcl_report(&p, &expected_rd(&a), HclHashType::Sha256);
+    // A flipped measurement bit: the SNP signature fails.
+    let mut tampered = good.clone();
+    tampered[32 + 0x90] ^= 1;
+    let f = failures(&p, &bundle(&a, &p, tampered, false).to_bytes());
+    assert!(
+        f.iter().any(|e| matches!(
+            e,
+            ReceiptVerifyError::Snp(SnpVerifyError::ReportSignature { .. })
+        )),
+        "{f:?}"
+    );
+    // A TDX HCL report: refused by type.
+    let mut tdx = good.clone();
+    tdx[1224..1228].copy_from_slice(&4u32.to_le_bytes());
+    let f = failures(&p, &bundle(&a, &p, tdx, false).to_bytes());
+    assert!(
+        matches!(
+            f.as_slice(),
+            [ReceiptVerifyError::AzureHclParse(
+                HclParseError::UnsupportedReportType { value: 4, .. }
+            )]
+        ),
+        "{f:?}"
+    );
+    // Not an HCL report at all (a raw SNP report in the Azure variant).
+    let raw = good[32..32 + REPORT_LEN].to_vec();
+    let f = failures(&p, &bundle(&a, &p, raw, false).to_bytes());
+    assert!(
+        matches!(
+            f.as_slice(),
+            [ReceiptVerifyError::AzureHclParse(HclParseError::Signature(
+                _
+            ))]
+        ),
+        "{f:?}"
+    );
+    // A bundle that labels Azure evidence as TDX does not decode.
+    let mut b = bundle(&a, &p, good, false);
+    b.tee = TeeKind::Tdx;
+    assert!(EvidenceBundle::from_bytes(&b.to_bytes()).is_err());
+}
+
+fn real_case() -> common::Case {
+    common::cases("snp")
+        .into_iter()
+        .find(|c| c.name == "milan-v2-azure-hcl")
+        .expect("vector milan-v2-azure-hcl")
+}
+
+/// The real Azure SNP report inside an HCL report with claims of our own: its
+/// REPORT_DATA commits to claims we do not have, so only the binding fails.
+fn real_bundle(a: &SigningKey) -> (Vec<u8>, u64) {
+    let case = real_case();
+    let hcl = encode_hcl_report(
+        &case.file("report.bin"),
+        HclHashType::Sha256,
+        &claims_json(&expected_rd(a)),
+    )
+    .unwrap();
+    let b = EvidenceBundle::new(
+        a.verifying_key().to_bytes(),
+        NONCE,
+        CpuEvidence::AzureSnpVtpm {
+            hcl_report: hcl,
+            vek: case.file("vcek.der"),
+            intermediate: None,
+            ark: None,
+        },
+        vec![],
+    );
+    (b.to_bytes(), case.verification_time())
+}
+
+#[test]
+fn real_azure_report_verifies_but_does_not_bind_rejects() {
+    let a = agent();
+    let (bytes, at) = real_bundle(&a);
+    let case = real_case();
+    let facts = case.facts().unwrap();
+    for f in [
+        ReceiptVerifier::new(AwsLc)
+            .unwrap()
+            .verify_bundle(&bytes, None, None, UnixTime(at))
+            .unwrap_err()
+            .0,
+        ReceiptVerifier::new(RustCrypto)
+            .unwrap()
+            .verify_bundle(&bytes, None, None, UnixTime(at))
+            .unwrap_err()
+            .0,
+    ] {
+        // Pinned AMD roots, real chain and signature: no SNP failure.
+        assert_eq!(f.len(), 1, "{f:?}");
+        let ReceiptVerifyError::AzureHcl(HclBindingError::ClaimsDigest { found, .. }) = &f[0]
+        else {
+            panic!("{f:?}")
+        };
+        assert_eq!(found, facts["report_data"].as_str().unwrap());
+    }
+    // A real Azure report's REPORT_DATA has the shape of a SHA-256 claims digest.
+    let rd = hex::decode(facts["report_data"].as_str().unwrap()).unwrap();
+    assert!(rd[32..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn cli_bundle_reads_azure_evidence_works() {
+    let a = agent();
+    let (bytes, _) = real_bundle(&a);
+    let dir = std::env::temp_dir().join(format!("sigil-azure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bundle.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil-verify"))
+        .args([
+            "bundle",
+            "--bundle",
+            path.to_str().unwrap(),
+            "--at",
+            "2023-06-01T21:22:19Z",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "rejected");
+    let reasons = json["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].as_str().unwrap().contains("runtime claims"));
+    assert_eq!(json["claims"]["cpu"]["path"], "azure-vtpm");
+    assert_eq!(json["claims"]["cpu"]["product"], "Milan");
+    std::fs::remove_dir_all(&dir).ok();
+}
