@@ -171,7 +171,8 @@ impl ChainClient {
         let client = ReconnectingRpcClient::builder()
             .retry_policy(FixedInterval::from_millis(interval).take(attempts))
             .request_timeout(options.request_timeout)
-            .connection_timeout(options.request_timeout)
+            // A host that drops packets must not eat the whole reconnect window in one attempt.
+            .connection_timeout(options.request_timeout.min(Duration::from_secs(10)))
             .build(url)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
