@@ -37,6 +37,10 @@ use polkadot_sdk::{
 };
 use std::path::PathBuf;
 
+/// WASM/native time of the evidence verification, measured with `wasm-probe` (3.0-3.9 over the
+/// four evidence bundles; rounded up). See `docs/chain.md`, Weights.
+const DEFAULT_WASM_FACTOR: f64 = 4.0;
+
 /// The pallet and instance names the runtime's `define_benchmarks!` registers.
 const PALLET: &str = "pallet_sigil_market";
 const INSTANCE: &str = "Market";
@@ -48,6 +52,11 @@ struct Options {
     output: PathBuf,
     /// Print the analysis only.
     dry_run: bool,
+    /// Write the evidence bundles (and their times) here for the WASM probe, and stop.
+    probe_bundles: Option<PathBuf>,
+    /// How much slower the evidence verification runs as WASM than natively (measured with
+    /// `wasm-probe`); `verify_evidence`'s weight is multiplied by it.
+    wasm_factor: f64,
 }
 
 fn options() -> Result<Options> {
@@ -57,6 +66,8 @@ fn options() -> Result<Options> {
         repeat: 20,
         output: manifest.join("../pallets/market/src/weights.rs"),
         dry_run: false,
+        probe_bundles: None,
+        wasm_factor: DEFAULT_WASM_FACTOR,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -66,9 +77,13 @@ fn options() -> Result<Options> {
             "--repeat" => o.repeat = value()?.parse().context("--repeat")?,
             "--output" => o.output = PathBuf::from(value()?),
             "--dry-run" => o.dry_run = true,
+            "--probe-bundles" => o.probe_bundles = Some(PathBuf::from(value()?)),
+            "--wasm-factor" => o.wasm_factor = value()?.parse().context("--wasm-factor")?,
             "--help" | "-h" => {
                 println!(
                     "sigil-bench [--steps N (50)] [--repeat N (20)] [--output weights.rs] [--dry-run]\n\
+                     \x20          [--wasm-factor F (4): WASM/native cost of verify_evidence]\n\
+                     \x20          [--probe-bundles DIR (write the evidence bundles for wasm-probe, then stop)]\n\
                      Runs the market pallet's benchmarks natively against the Sigil runtime and\n\
                      writes its weights.rs. Evidence vectors: SIGIL_VECTORS (default ../shared/vectors)."
                 );
@@ -76,6 +91,9 @@ fn options() -> Result<Options> {
             }
             other => bail!("unknown argument {other} (see --help)"),
         }
+    }
+    if !(1.0..=100.0).contains(&o.wasm_factor) {
+        bail!("--wasm-factor must be between 1 and 100");
     }
     if o.steps < 2 || o.repeat < 1 {
         bail!("--steps must be at least 2 and --repeat at least 1");
@@ -184,6 +202,14 @@ fn measure(
     Ok(m)
 }
 
+/// `t * factor`, for the WASM adjustment (times are far below `f64`'s exact range).
+fn scale(t: u128, factor: f64) -> u128 {
+    // Float to integer: saturating by definition of `as`; the inputs are nanosecond counts.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let scaled = (t as f64 * factor).round() as u128;
+    scaled
+}
+
 fn median_ns(results: &[BenchmarkResult]) -> Result<u128> {
     Ok(
         Analysis::min_squares_iqr(&results.to_vec(), BenchmarkSelector::ExtrinsicTime)?.base
@@ -211,6 +237,19 @@ fn main() -> Result<()> {
 
     // Genuine evidence for `verify_evidence`: each case is timed; the costliest is the weight.
     let cases = evidence::cases(&evidence::vectors_dir(&manifest))?;
+    if let Some(dir) = &opts.probe_bundles {
+        std::fs::create_dir_all(dir)?;
+        for (i, c) in cases.iter().enumerate() {
+            let stem = dir.join(format!("case{i}"));
+            std::fs::write(stem.with_extension("bin"), &c.evidence.evidence)?;
+            std::fs::write(
+                stem.with_extension("at"),
+                (c.evidence.now_ms / 1_000).to_string(),
+            )?;
+            println!("{}: {}", stem.display(), c.name);
+        }
+        return Ok(());
+    }
     let mut evidence_rows = Vec::new();
     let mut costliest: Option<(usize, u128)> = None;
     for (i, c) in cases.iter().enumerate() {
@@ -237,7 +276,14 @@ fn main() -> Result<()> {
     for b in &list.benchmarks {
         let name = String::from_utf8(b.name.clone())?;
         eprintln!("benchmarking {name} ...");
-        measured.push(measure(&timing, &tracking, &name, &b.components, &opts)?);
+        let mut m = measure(&timing, &tracking, &name, &b.components, &opts)?;
+        if name == "verify_evidence" {
+            // The verifier's pure-Rust crypto runs as WASM in the runtime.
+            for r in &mut m.time {
+                r.extrinsic_time = scale(r.extrinsic_time, opts.wasm_factor);
+            }
+        }
+        measured.push(m);
     }
 
     let file = weights::render(&weights::Input {
@@ -248,6 +294,7 @@ fn main() -> Result<()> {
         repeat: opts.repeat,
         evidence: &evidence_rows,
         evidence_chosen: &chosen.name,
+        wasm_factor: opts.wasm_factor,
         block_ref_time: sigil_runtime::RuntimeBlockWeights::get()
             .max_block
             .ref_time(),

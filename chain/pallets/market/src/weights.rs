@@ -11,17 +11,19 @@
 //! EXECUTION: `native` (not WASM: see docs/chain.md, Weights), DB CACHE: in memory,
 //! database reads and writes priced by `DbWeight`
 //!
-//! `verify_evidence` (median per evidence bundle, genuine vectors, policy `sigil.confidential-vm.v1`):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_608_989 ns (0.08% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_730_324 ns (0.14% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 18_501_228 ns (0.93% of a block's ref time) <- the weight
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 17_331_662 ns (0.87% of a block's ref time)
-//! 
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_124_297_000 / 1_127_251_000 ps), 0.971 execution only
-//! FIGURES: full evidence verification (SEV-SNP + H100 (report, 2 RIMs)) = 18_159_411_000 ps = 0.91% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 0.98%
+//! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
+//! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
+//! evidence bundle (genuine vectors, policy `sigil.confidential-vm.v1`):
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_594_627 ns native (0.08% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_733_489 ns native (0.14% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 14_279_380 ns native (0.71% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 19_561_553 ns native (0.98% of a block's ref time) <- the weight
+//!
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.002 with database weights (1_126_430_000 / 1_124_468_000 ps), 1.020 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 63_701_260_000 ps = 3.19% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 3.26%
 
 // Executed Command:
-// cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20
+// cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens)]
@@ -55,8 +57,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `2808`
-		// Minimum execution time: 45_437_000 picoseconds.
-		Weight::from_parts(49_684_000, 0)
+		// Minimum execution time: 47_070_000 picoseconds.
+		Weight::from_parts(48_381_000, 0)
 			.saturating_add(Weight::from_parts(0, 2808))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -71,8 +73,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `267633`
-		// Minimum execution time: 215_630_000 picoseconds.
-		Weight::from_parts(226_246_000, 0)
+		// Minimum execution time: 204_914_000 picoseconds.
+		Weight::from_parts(213_207_000, 0)
 			.saturating_add(Weight::from_parts(0, 267633))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -89,8 +91,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `7877`
-		// Minimum execution time: 37_146_000 picoseconds.
-		Weight::from_parts(37_977_000, 0)
+		// Minimum execution time: 37_906_000 picoseconds.
+		Weight::from_parts(38_778_000, 0)
 			.saturating_add(Weight::from_parts(0, 7877))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -110,11 +112,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3237 + n * (2808 ±0)`
-		// Minimum execution time: 16_665_000 picoseconds.
-		Weight::from_parts(14_147_355, 0)
+		// Minimum execution time: 16_564_000 picoseconds.
+		Weight::from_parts(15_315_837, 0)
 			.saturating_add(Weight::from_parts(0, 3237))
-			// Standard Error: 36_976
-			.saturating_add(Weight::from_parts(5_693_215, 0).saturating_mul(n.into()))
+			// Standard Error: 32_391
+			.saturating_add(Weight::from_parts(5_477_121, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -143,8 +145,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19586`
-		// Minimum execution time: 96_243_000 picoseconds.
-		Weight::from_parts(102_251_000, 0)
+		// Minimum execution time: 96_022_000 picoseconds.
+		Weight::from_parts(99_468_000, 0)
 			.saturating_add(Weight::from_parts(0, 19586))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -172,11 +174,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12747 + n * (7375 ±37)`
-		// Minimum execution time: 97_504_000 picoseconds.
-		Weight::from_parts(89_413_452, 0)
+		// Minimum execution time: 96_463_000 picoseconds.
+		Weight::from_parts(88_682_307, 0)
 			.saturating_add(Weight::from_parts(0, 12747))
-			// Standard Error: 135_344
-			.saturating_add(Weight::from_parts(17_456_629, 0).saturating_mul(n.into()))
+			// Standard Error: 111_969
+			.saturating_add(Weight::from_parts(17_716_571, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -205,8 +207,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19586`
-		// Minimum execution time: 96_273_000 picoseconds.
-		Weight::from_parts(99_297_000, 0)
+		// Minimum execution time: 96_173_000 picoseconds.
+		Weight::from_parts(101_430_000, 0)
 			.saturating_add(Weight::from_parts(0, 19586))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -235,8 +237,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `284403`
-		// Minimum execution time: 266_396_000 picoseconds.
-		Weight::from_parts(272_625_000, 0)
+		// Minimum execution time: 254_628_000 picoseconds.
+		Weight::from_parts(263_511_000, 0)
 			.saturating_add(Weight::from_parts(0, 284403))
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -260,11 +262,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10917 + n * (2808 ±0)`
-		// Minimum execution time: 35_463_000 picoseconds.
-		Weight::from_parts(35_031_127, 0)
+		// Minimum execution time: 36_334_000 picoseconds.
+		Weight::from_parts(38_097_770, 0)
 			.saturating_add(Weight::from_parts(0, 10917))
-			// Standard Error: 24_940
-			.saturating_add(Weight::from_parts(3_245_407, 0).saturating_mul(n.into()))
+			// Standard Error: 24_520
+			.saturating_add(Weight::from_parts(2_991_047, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -277,8 +279,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `2808`
-		// Minimum execution time: 8_483_000 picoseconds.
-		Weight::from_parts(10_656_000, 0)
+		// Minimum execution time: 8_092_000 picoseconds.
+		Weight::from_parts(9_484_000, 0)
 			.saturating_add(Weight::from_parts(0, 2808))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -287,8 +289,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_221_114_000 picoseconds.
-		Weight::from_parts(18_159_411_000, 0)
+		// Minimum execution time: 61_671_284_000 picoseconds.
+		Weight::from_parts(63_701_260_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 }
@@ -301,8 +303,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `2808`
-		// Minimum execution time: 45_437_000 picoseconds.
-		Weight::from_parts(49_684_000, 0)
+		// Minimum execution time: 47_070_000 picoseconds.
+		Weight::from_parts(48_381_000, 0)
 			.saturating_add(Weight::from_parts(0, 2808))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
@@ -317,8 +319,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `267633`
-		// Minimum execution time: 215_630_000 picoseconds.
-		Weight::from_parts(226_246_000, 0)
+		// Minimum execution time: 204_914_000 picoseconds.
+		Weight::from_parts(213_207_000, 0)
 			.saturating_add(Weight::from_parts(0, 267633))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -335,8 +337,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `7877`
-		// Minimum execution time: 37_146_000 picoseconds.
-		Weight::from_parts(37_977_000, 0)
+		// Minimum execution time: 37_906_000 picoseconds.
+		Weight::from_parts(38_778_000, 0)
 			.saturating_add(Weight::from_parts(0, 7877))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -356,11 +358,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3237 + n * (2808 ±0)`
-		// Minimum execution time: 16_665_000 picoseconds.
-		Weight::from_parts(14_147_355, 0)
+		// Minimum execution time: 16_564_000 picoseconds.
+		Weight::from_parts(15_315_837, 0)
 			.saturating_add(Weight::from_parts(0, 3237))
-			// Standard Error: 36_976
-			.saturating_add(Weight::from_parts(5_693_215, 0).saturating_mul(n.into()))
+			// Standard Error: 32_391
+			.saturating_add(Weight::from_parts(5_477_121, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -389,8 +391,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19586`
-		// Minimum execution time: 96_243_000 picoseconds.
-		Weight::from_parts(102_251_000, 0)
+		// Minimum execution time: 96_022_000 picoseconds.
+		Weight::from_parts(99_468_000, 0)
 			.saturating_add(Weight::from_parts(0, 19586))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -418,11 +420,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12747 + n * (7375 ±37)`
-		// Minimum execution time: 97_504_000 picoseconds.
-		Weight::from_parts(89_413_452, 0)
+		// Minimum execution time: 96_463_000 picoseconds.
+		Weight::from_parts(88_682_307, 0)
 			.saturating_add(Weight::from_parts(0, 12747))
-			// Standard Error: 135_344
-			.saturating_add(Weight::from_parts(17_456_629, 0).saturating_mul(n.into()))
+			// Standard Error: 111_969
+			.saturating_add(Weight::from_parts(17_716_571, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -451,8 +453,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19586`
-		// Minimum execution time: 96_273_000 picoseconds.
-		Weight::from_parts(99_297_000, 0)
+		// Minimum execution time: 96_173_000 picoseconds.
+		Weight::from_parts(101_430_000, 0)
 			.saturating_add(Weight::from_parts(0, 19586))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -481,8 +483,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `284403`
-		// Minimum execution time: 266_396_000 picoseconds.
-		Weight::from_parts(272_625_000, 0)
+		// Minimum execution time: 254_628_000 picoseconds.
+		Weight::from_parts(263_511_000, 0)
 			.saturating_add(Weight::from_parts(0, 284403))
 			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -506,11 +508,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10917 + n * (2808 ±0)`
-		// Minimum execution time: 35_463_000 picoseconds.
-		Weight::from_parts(35_031_127, 0)
+		// Minimum execution time: 36_334_000 picoseconds.
+		Weight::from_parts(38_097_770, 0)
 			.saturating_add(Weight::from_parts(0, 10917))
-			// Standard Error: 24_940
-			.saturating_add(Weight::from_parts(3_245_407, 0).saturating_mul(n.into()))
+			// Standard Error: 24_520
+			.saturating_add(Weight::from_parts(2_991_047, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -523,8 +525,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `2808`
-		// Minimum execution time: 8_483_000 picoseconds.
-		Weight::from_parts(10_656_000, 0)
+		// Minimum execution time: 8_092_000 picoseconds.
+		Weight::from_parts(9_484_000, 0)
 			.saturating_add(Weight::from_parts(0, 2808))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
@@ -533,8 +535,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_221_114_000 picoseconds.
-		Weight::from_parts(18_159_411_000, 0)
+		// Minimum execution time: 61_671_284_000 picoseconds.
+		Weight::from_parts(63_701_260_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 }
