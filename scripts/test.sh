@@ -31,5 +31,9 @@ bash chain/test.sh
 step "e2e: chain client and sigil CLI against the local chain (runtime build, chopsticks)"
 bash tests/e2e.sh
 
+step "main job: the local market end to end (scripts/market.sh: chain, agent, jobs settled)"
+SIGIL_CHAIN_PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')" \
+    bash scripts/market.sh
+
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh
