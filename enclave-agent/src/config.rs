@@ -285,7 +285,8 @@ impl ContainerEngine {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvidenceConfig {
-    /// Evidence backend: `auto` (detect), `sev-guest`, `tsm`, `tdx-guest`, `simulated`, `none`.
+    /// Evidence backend: `auto` (detect), `sev-guest`, `tsm`, `tdx-guest`, `azure-vtpm`,
+    /// `simulated`, `none`.
     pub backend: String,
     /// Mode for tier-3 jobs that do not choose one: `attested-key` or `fresh-quote`.
     pub default_mode: String,
@@ -293,6 +294,11 @@ pub struct EvidenceConfig {
     pub refresh_secs: u64,
     /// Allow the simulator backend (development only).
     pub allow_simulated: bool,
+    /// Azure vTPM backend: Azure IMDS's VCEK endpoint (`""`: only `azure_vcek_file`).
+    pub azure_imds_url: String,
+    /// Azure vTPM backend: a file with the VCEK (and ASK, ARK) as PEM, or IMDS's JSON,
+    /// used instead of IMDS.
+    pub azure_vcek_file: Option<PathBuf>,
 }
 
 impl Default for EvidenceConfig {
@@ -302,6 +308,8 @@ impl Default for EvidenceConfig {
             default_mode: "attested-key".into(),
             refresh_secs: 3_600,
             allow_simulated: false,
+            azure_imds_url: crate::evidence::backend::azure_vtpm::IMDS_THIM_URL.into(),
+            azure_vcek_file: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Choosing the CPU evidence backend: by probing the machine, or as configured.
 //!
 //! Probe order for `auto`: configfs-tsm (one interface for SNP and TDX on
-//! kernels >= 6.7), then `/dev/sev-guest`. A TDX guest without configfs-tsm is
+//! kernels >= 6.7), then `/dev/sev-guest`, then the vTPM of an Azure SEV-SNP
+//! confidential VM (`/dev/tpmrm0` with an SEV-SNP HCL report in NV index
+//! 0x01400001; a TPM without that index is no TEE). A TDX guest without configfs-tsm is
 //! reported as unsupported (the `/dev/tdx_guest` ioctl would need `unsafe` code,
 //! and every kernel with TDX guest support in the clouds ships configfs-tsm). No
 //! TEE found means no backend: the agent then serves tiers 1 and 2 only. The
@@ -11,6 +13,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use super::backend::azure_vtpm::{
+    AzureVtpmSource, IMDS_THIM_URL, ImdsVcek, TPM_DEVICE, VcekSource,
+};
 use super::backend::snp::{SEV_GUEST_DEVICE, SevGuestSource};
 use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TdxCollateralSource, TsmSource};
 use super::{EvidenceError, EvidenceSource};
@@ -29,6 +34,8 @@ pub enum Backend {
     Tsm,
     /// TDX through `/dev/tdx_guest` (not supported by this build; use `tsm`).
     TdxGuest,
+    /// SEV-SNP on Azure confidential VMs through the vTPM (`/dev/tpmrm0`).
+    AzureVtpm,
     /// The simulator (feature `simulator`, and `allow_simulated`).
     Simulated,
     /// No evidence.
@@ -44,12 +51,13 @@ impl FromStr for Backend {
             "sev-guest" => Self::SevGuest,
             "tsm" => Self::Tsm,
             "tdx-guest" => Self::TdxGuest,
+            "azure-vtpm" => Self::AzureVtpm,
             "simulated" => Self::Simulated,
             "none" => Self::None,
             other => {
                 return Err(EvidenceError::Unavailable {
                     backend: other.into(),
-                    reason: "unknown backend (auto, sev-guest, tsm, tdx-guest, simulated, none)"
+                    reason: "unknown backend (auto, sev-guest, tsm, tdx-guest, azure-vtpm, simulated, none)"
                         .into(),
                 });
             }
@@ -75,6 +83,10 @@ pub struct DetectOptions {
     /// DCAP collateral added to TDX quotes (without it TDX receipts cannot be
     /// verified offline).
     pub tdx_collateral: Option<Arc<dyn TdxCollateralSource>>,
+    /// The TPM device (Azure vTPM backend).
+    pub tpm_device: PathBuf,
+    /// Where the Azure vTPM backend gets the VCEK; Azure IMDS when `None`.
+    pub azure_vcek: Option<Arc<dyn VcekSource>>,
 }
 
 impl std::fmt::Debug for DetectOptions {
@@ -87,6 +99,8 @@ impl std::fmt::Debug for DetectOptions {
             .field("tdx_guest_device", &self.tdx_guest_device)
             .field("vmpl", &self.vmpl)
             .field("tdx_collateral", &self.tdx_collateral.is_some())
+            .field("tpm_device", &self.tpm_device)
+            .field("azure_vcek", &self.azure_vcek.is_some())
             .finish()
     }
 }
@@ -102,6 +116,8 @@ impl DetectOptions {
             tdx_guest_device: PathBuf::from(TDX_GUEST_DEVICE),
             vmpl: 0,
             tdx_collateral: None,
+            tpm_device: PathBuf::from(TPM_DEVICE),
+            azure_vcek: None,
         }
     }
 }
@@ -134,6 +150,15 @@ pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource
                 "the /dev/tdx_guest ioctl is not supported by this build; use the tsm backend (Linux >= 6.7)",
             ));
         }
+        Backend::AzureVtpm => {
+            if !opts.tpm_device.exists() {
+                return Err(unavailable(
+                    "azure-vtpm",
+                    format!("{} does not exist", opts.tpm_device.display()),
+                ));
+            }
+            Arc::new(azure_vtpm(opts)?)
+        }
         Backend::Simulated => return simulated(opts.allow_simulated).map(Some),
         Backend::Auto => return auto(opts),
     };
@@ -158,6 +183,19 @@ fn tsm(opts: &DetectOptions) -> Result<TsmSource, EvidenceError> {
     })
 }
 
+/// The Azure vTPM source on `opts.tpm_device`, with the configured VCEK source
+/// (Azure IMDS by default).
+fn azure_vtpm(opts: &DetectOptions) -> Result<AzureVtpmSource, EvidenceError> {
+    let vcek: Box<dyn VcekSource> = match &opts.azure_vcek {
+        Some(v) => Box::new(Arc::clone(v)),
+        None => Box::new(ImdsVcek::new(
+            IMDS_THIM_URL,
+            std::time::Duration::from_secs(10),
+        )),
+    };
+    AzureVtpmSource::open(&opts.tpm_device, vcek)
+}
+
 fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
     if opts.tsm_root.is_dir() {
         match tsm(opts) {
@@ -172,6 +210,15 @@ fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, Evidenc
         let s = SevGuestSource::open(opts.vmpl)?;
         tracing::info!(backend = "sev-guest", "evidence backend detected");
         return Ok(Some(Arc::new(s)));
+    }
+    if opts.tpm_device.exists() {
+        match azure_vtpm(opts) {
+            Ok(s) => {
+                tracing::info!(backend = "azure-vtpm", "evidence backend detected");
+                return Ok(Some(Arc::new(s)));
+            }
+            Err(e) => tracing::info!(error = %e, "TPM present but no Azure SEV-SNP report"),
+        }
     }
     if opts.tdx_guest_device.exists() {
         return Err(unavailable(

@@ -6,6 +6,9 @@
 //!   interface (`/sys/kernel/config/tsm/report`). TDX guests use only this path:
 //!   the older `/dev/tdx_guest` ioctl would need `unsafe` code here, and kernels
 //!   new enough for TDX guests in the clouds ship configfs-tsm.
+//! * [`backend::azure_vtpm::AzureVtpmSource`]: SEV-SNP on Azure confidential
+//!   VMs, whose paravisor exposes the report through the vTPM (no
+//!   `/dev/sev-guest` there).
 //! * [`backend::nvidia_gpu::GpuEvidenceSource`]: NVIDIA confidential-computing
 //!   GPUs through `gpu-monitor`'s `GpuProbe`.
 //! * `backend::simulated::SimulatedEvidenceSource` (feature `simulator`): no
@@ -117,9 +120,12 @@ pub enum EvidenceError {
     /// The OS RNG failed.
     #[error("operating-system RNG failed: {0}")]
     Rng(String),
-    /// Collateral for the evidence (TDX DCAP collateral, GPU RIMs) is unavailable.
+    /// Collateral for the evidence (TDX DCAP collateral, GPU RIMs, the Azure VCEK) is unavailable.
     #[error("collateral: {0}")]
     Collateral(#[from] crate::collateral::CollateralError),
+    /// A vTPM command failed.
+    #[error("vTPM: {0}")]
+    Tpm(#[from] backend::azure_vtpm::TpmError),
 }
 
 #[cfg(test)]

@@ -428,6 +428,7 @@ fn opts(dir: &Path, backend: Backend) -> DetectOptions {
     o.tsm_root = dir.join("tsm");
     o.sev_guest_device = dir.join("sev-guest");
     o.tdx_guest_device = dir.join("tdx_guest");
+    o.tpm_device = dir.join("tpmrm0");
     o
 }
 

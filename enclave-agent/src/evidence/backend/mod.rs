@@ -1,5 +1,6 @@
 //! The evidence backends.
 
+pub mod azure_vtpm;
 pub mod nvidia_gpu;
 #[cfg(feature = "simulator")]
 pub mod simulated;

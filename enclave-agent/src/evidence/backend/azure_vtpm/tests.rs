@@ -1,0 +1,954 @@
+//! The Azure vTPM backend against a fake TPM that parses the agent's commands
+//! (strictly: header, handles, password session, parameters) and plays the
+//! paravisor: a write to NV index 0x01400002 makes it issue a new HCL report
+//! around an SNP report signed by a test AMD-like PKI. The resulting bundles go
+//! through the verifier with that PKI's roots. Malformed responses and TPM error
+//! codes come from a scripted transport.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use attestation_verifier::binding;
+use attestation_verifier::bundle::EvidenceBundle;
+use attestation_verifier::crypto::{AwsLc, RustCrypto};
+use attestation_verifier::evidence::azure_hcl::{HclHashType, encode_hcl_report};
+use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN};
+use attestation_verifier::policy::Policy;
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::azure_hcl::claims_report_data;
+use attestation_verifier::verify::nvgpu::NvGpuVerifier;
+use attestation_verifier::verify::receipt::{CpuClaims, ReceiptVerifier, appraise_bundle};
+use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier};
+use attestation_verifier::verify::tdx::TdxVerifier;
+use p384::ecdsa::signature::Signer as _;
+use p384::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType, IsCa, KeyPair,
+    KeyUsagePurpose, date_time_ymd,
+};
+
+use super::*;
+use crate::attestor::Attestor;
+use crate::evidence::detect::{Backend, DetectOptions, open_source};
+use crate::keys::AgentKey;
+
+const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
+/// The size Azure gives NV index 0x01400001.
+const HCL_NV_SIZE: usize = 2600;
+
+// ---- a test AMD-like PKI ----
+
+const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
+
+fn amd_oid(tail: &[u64]) -> Vec<u64> {
+    AMD.iter().chain(tail).copied().collect()
+}
+
+fn ca(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2045, 1, 1);
+    p
+}
+
+fn p384_key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
+}
+
+struct Pki {
+    trust: SnpTrustStore,
+    ark: Vec<u8>,
+    ask: Vec<u8>,
+    vcek: Vec<u8>,
+    vcek_key: Arc<KeyPair>,
+}
+
+fn pki() -> Pki {
+    let ark = CertifiedIssuer::self_signed(ca("ARK-Milan"), p384_key()).unwrap();
+    let ask = CertifiedIssuer::signed_by(ca("SEV-Milan"), p384_key(), &ark).unwrap();
+    let asvk = CertifiedIssuer::signed_by(ca("SEV-VLEK-Milan"), p384_key(), &ark).unwrap();
+    let mut trust = SnpTrustStore::empty();
+    trust
+        .add(Product::Milan, ark.der(), ask.der(), asvk.der())
+        .unwrap();
+    let mut p = CertificateParams::new(vec![]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "SEV-VCEK");
+    p.not_before = date_time_ymd(2021, 1, 1);
+    p.not_after = date_time_ymd(2040, 1, 1);
+    let name = b"Milan-B0";
+    let mut ia5 = vec![0x16, name.len() as u8];
+    ia5.extend(name);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
+    for (tail, val) in [(1u64, 3u8), (2, 0), (3, 8), (8, 115)] {
+        p.custom_extensions.push(CustomExtension::from_oid_content(
+            &amd_oid(&[3, tail]),
+            vec![0x02, 0x01, val],
+        ));
+    }
+    let mut hw = vec![0x04, 64];
+    hw.extend([0xAB; 64]);
+    p.custom_extensions
+        .push(CustomExtension::from_oid_content(&amd_oid(&[4]), hw));
+    let key = p384_key();
+    let vcek = p.signed_by(&key, &ask).unwrap().der().to_vec();
+    Pki {
+        trust,
+        ark: ark.der().to_vec(),
+        ask: ask.der().to_vec(),
+        vcek,
+        vcek_key: Arc::new(key),
+    }
+}
+
+fn pem_of(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
+    let mut b = vec![0u8; REPORT_LEN];
+    b[0..4].copy_from_slice(&2u32.to_le_bytes());
+    b[0x08..0x10].copy_from_slice(&0x3001fu64.to_le_bytes());
+    b[0x34] = 1;
+    b[0x50..0x90].copy_from_slice(rd);
+    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
+    b[0x180..0x188].copy_from_slice(&u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]).to_le_bytes());
+    b[0x1A0..0x1E0].copy_from_slice(&[0xAB; 64]);
+    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
+    let bytes = sig.to_bytes();
+    let (r, s) = bytes.split_at(48);
+    for (i, v) in r.iter().rev().enumerate() {
+        b[0x2A0 + i] = *v;
+    }
+    for (i, v) in s.iter().rev().enumerate() {
+        b[0x2A0 + 72 + i] = *v;
+    }
+    b
+}
+
+/// The paravisor's part: an HCL report whose claims carry `user_data`, padded
+/// to the NV index size.
+fn paravisor_report(key: &KeyPair, user_data: &[u8], report_type: u32) -> Vec<u8> {
+    let claims = format!(
+        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"AQAB","n":"tegZ0wAB"}}],"vm-configuration":{{"console-enabled":false,"secure-boot":true,"tpm-enabled":true,"vmUniqueId":"00000000-0000-0000-0000-000000000001"}},"user-data":"{}"}}"#,
+        hex::encode_upper(user_data)
+    );
+    let rd = claims_report_data(&RustCrypto, HclHashType::Sha256, claims.as_bytes());
+    let mut b = encode_hcl_report(
+        &snp_report(key, &rd),
+        HclHashType::Sha256,
+        claims.as_bytes(),
+    )
+    .unwrap();
+    b[1224..1228].copy_from_slice(&report_type.to_le_bytes());
+    b.resize(HCL_NV_SIZE, 0);
+    b
+}
+
+// ---- the fake TPM ----
+
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes(b[..2].try_into().unwrap())
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[..4].try_into().unwrap())
+}
+
+fn response(tag: u16, rc: u32, body: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend_from_slice(&tag.to_be_bytes());
+    r.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
+    r.extend_from_slice(&rc.to_be_bytes());
+    r.extend_from_slice(body);
+    r
+}
+
+fn error(rc: u32) -> Vec<u8> {
+    response(TPM_ST_NO_SESSIONS, rc, &[])
+}
+
+/// A sessions response: parameterSize, parameters, one password session's answer.
+fn session_response(params: &[u8]) -> Vec<u8> {
+    let mut b = (params.len() as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(params);
+    b.extend_from_slice(&[0, 0, 1, 0, 0]);
+    response(TPM_ST_SESSIONS, 0, &b)
+}
+
+fn tpm2b(data: &[u8]) -> Vec<u8> {
+    let mut b = (data.len() as u16).to_be_bytes().to_vec();
+    b.extend_from_slice(data);
+    b
+}
+
+fn nv_public(index: u32, attributes: u32, size: u16) -> Vec<u8> {
+    let mut p = index.to_be_bytes().to_vec();
+    p.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+    p.extend_from_slice(&attributes.to_be_bytes());
+    p.extend_from_slice(&tpm2b(&[]));
+    p.extend_from_slice(&size.to_be_bytes());
+    let mut body = tpm2b(&p);
+    body.extend_from_slice(&tpm2b(&[0; 34]));
+    body
+}
+
+#[derive(Default)]
+struct State {
+    nv: HashMap<u32, Vec<u8>>,
+    /// User data the agent wrote, in order.
+    written: Vec<Vec<u8>>,
+    /// Command codes received, in order.
+    commands: Vec<u32>,
+    /// A report issued but not yet visible, and how many full reads still see the old one.
+    pending: Option<Vec<u8>>,
+    stale_left: usize,
+    /// Full reads that see the old report after each write.
+    stale_reads: usize,
+}
+
+#[derive(Clone)]
+struct FakeTpm {
+    state: Arc<Mutex<State>>,
+    key: Arc<KeyPair>,
+    max_nv: u16,
+}
+
+impl FakeTpm {
+    /// A vTPM as Azure boots it: the report for zero user data; the user-data
+    /// index defined or not.
+    fn new(key: Arc<KeyPair>, user_index_defined: bool) -> Self {
+        let mut state = State::default();
+        state
+            .nv
+            .insert(HCL_REPORT_NV_INDEX, paravisor_report(&key, &[0; 64], 2));
+        if user_index_defined {
+            state.nv.insert(HCL_USER_DATA_NV_INDEX, vec![0; 64]);
+        }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            key,
+            max_nv: 1024,
+        }
+    }
+
+    /// Checks the one password session with an empty password; returns the parameters.
+    fn password_session(cmd: &[u8]) -> &[u8] {
+        assert_eq!(be32(cmd), 9, "authorizationSize");
+        assert_eq!(be32(&cmd[4..]), TPM_RS_PW, "session handle");
+        assert_eq!(be16(&cmd[8..]), 0, "nonce");
+        assert_eq!(cmd[10], 0, "session attributes");
+        assert_eq!(be16(&cmd[11..]), 0, "password");
+        &cmd[13..]
+    }
+
+    fn handle(&self, cmd: &[u8]) -> Vec<u8> {
+        let tag = be16(cmd);
+        assert_eq!(be32(&cmd[2..]) as usize, cmd.len(), "command size field");
+        let cc = be32(&cmd[6..]);
+        let mut s = self.state.lock().unwrap();
+        s.commands.push(cc);
+        match cc {
+            TPM_CC_NV_READ_PUBLIC => {
+                assert_eq!((tag, cmd.len()), (TPM_ST_NO_SESSIONS, 14));
+                let index = be32(&cmd[10..]);
+                match s.nv.get(&index) {
+                    None => error(0x18B), // TPM_RC_HANDLE, handle 1
+                    Some(d) => response(
+                        TPM_ST_NO_SESSIONS,
+                        0,
+                        &nv_public(index, 0x6_0006, d.len() as u16),
+                    ),
+                }
+            }
+            TPM_CC_GET_CAPABILITY => {
+                assert_eq!(tag, TPM_ST_NO_SESSIONS);
+                assert_eq!(
+                    (be32(&cmd[10..]), be32(&cmd[14..]), be32(&cmd[18..])),
+                    (TPM_CAP_TPM_PROPERTIES, TPM_PT_NV_BUFFER_MAX, 1)
+                );
+                let mut body = vec![0];
+                for v in [TPM_CAP_TPM_PROPERTIES, 1, TPM_PT_NV_BUFFER_MAX] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+                body.extend_from_slice(&u32::from(self.max_nv).to_be_bytes());
+                response(TPM_ST_NO_SESSIONS, 0, &body)
+            }
+            TPM_CC_NV_READ => {
+                assert_eq!(tag, TPM_ST_SESSIONS);
+                assert_eq!(be32(&cmd[10..]), TPM_RH_OWNER, "owner authorization");
+                let index = be32(&cmd[14..]);
+                let p = Self::password_session(&cmd[18..]);
+                assert_eq!(p.len(), 4);
+                let (size, offset) = (be16(p) as usize, be16(&p[2..]) as usize);
+                assert!(size <= self.max_nv as usize, "read of {size} bytes");
+                if index == HCL_REPORT_NV_INDEX && offset == 0 && s.pending.is_some() {
+                    if s.stale_left > 0 {
+                        s.stale_left -= 1;
+                    } else {
+                        let new = s.pending.take().unwrap();
+                        s.nv.insert(HCL_REPORT_NV_INDEX, new);
+                    }
+                }
+                let Some(d) = s.nv.get(&index) else {
+                    return error(0x18C); // TPM_RC_HANDLE, handle 2
+                };
+                if offset + size > d.len() {
+                    return error(0x146); // TPM_RC_NV_RANGE
+                }
+                session_response(&tpm2b(&d[offset..offset + size]))
+            }
+            TPM_CC_NV_WRITE => {
+                assert_eq!(tag, TPM_ST_SESSIONS);
+                assert_eq!(be32(&cmd[10..]), TPM_RH_OWNER, "owner authorization");
+                let index = be32(&cmd[14..]);
+                let p = Self::password_session(&cmd[18..]);
+                let n = be16(p) as usize;
+                let data = p[2..2 + n].to_vec();
+                assert_eq!(be16(&p[2 + n..]), 0, "offset");
+                assert_eq!(p.len(), 4 + n);
+                let Some(slot) = s.nv.get_mut(&index) else {
+                    return error(0x18C);
+                };
+                if data.len() > slot.len() {
+                    return error(0x146);
+                }
+                slot[..data.len()].copy_from_slice(&data);
+                if index == HCL_USER_DATA_NV_INDEX {
+                    s.written.push(data.clone());
+                    s.pending = Some(paravisor_report(&self.key, &data, 2));
+                    s.stale_left = s.stale_reads;
+                }
+                session_response(&[])
+            }
+            TPM_CC_NV_DEFINE_SPACE => {
+                assert_eq!(tag, TPM_ST_SESSIONS);
+                assert_eq!(be32(&cmd[10..]), TPM_RH_OWNER, "owner authorization");
+                let p = Self::password_session(&cmd[14..]);
+                assert_eq!(be16(p), 0, "index password");
+                let public = &p[4..];
+                assert_eq!(be16(&p[2..]) as usize, public.len());
+                let index = be32(public);
+                assert_eq!(be16(&public[4..]), TPM_ALG_SHA256);
+                assert_eq!(be32(&public[6..]), USER_DATA_NV_ATTRIBUTES);
+                assert_eq!(be16(&public[10..]), 0, "auth policy");
+                let size = be16(&public[12..]) as usize;
+                if s.nv.contains_key(&index) {
+                    return error(0x14C); // TPM_RC_NV_DEFINED
+                }
+                s.nv.insert(index, vec![0; size]);
+                session_response(&[])
+            }
+            other => panic!("unexpected command {other:#x}"),
+        }
+    }
+}
+
+impl TpmTransport for FakeTpm {
+    fn transact(&self, command: &[u8]) -> Result<Vec<u8>, TpmError> {
+        Ok(self.handle(command))
+    }
+}
+
+/// A fixed VCEK source.
+struct StaticVcek(SnpCertificates);
+
+impl VcekSource for StaticVcek {
+    fn certificates(&self, _: &SnpReport) -> Result<SnpCertificates, EvidenceError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn certs(p: &Pki, chain: bool) -> SnpCertificates {
+    SnpCertificates {
+        vcek: Some(p.vcek.clone()),
+        vlek: None,
+        ask: chain.then(|| p.ask.clone()),
+        ark: chain.then(|| p.ark.clone()),
+    }
+}
+
+fn no_wait(attempts: u32) -> Poll {
+    Poll {
+        attempts,
+        delay: Duration::ZERO,
+    }
+}
+
+fn verifier<C: attestation_verifier::crypto::Crypto + Clone>(c: C, p: &Pki) -> ReceiptVerifier<C> {
+    ReceiptVerifier::with_verifiers(
+        SnpVerifier::with_trust_store(c.clone(), p.trust.clone()),
+        TdxVerifier::new(c.clone()).unwrap(),
+        NvGpuVerifier::new(c).unwrap(),
+    )
+}
+
+#[test]
+fn azure_vtpm_evidence_verifies_works() {
+    let p = pki();
+    let key = Arc::clone(&p.vcek_key);
+    let tpm = FakeTpm::new(Arc::clone(&key), false);
+    let source = AzureVtpmSource::new(Box::new(tpm.clone()), Box::new(StaticVcek(certs(&p, true))))
+        .with_poll(no_wait(3));
+    source.probe().unwrap();
+    let attestor = Attestor::new(
+        AgentKey::from_seed(&[9; 32]),
+        Some(Arc::new(source)),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(attestor.tee(), TeeKind::SevSnp);
+    for nonce in [[1u8; 32], [2u8; 32]] {
+        let bundle = attestor.attest(nonce).unwrap();
+        let rd = binding::report_data(&RustCrypto, &attestor.public_key(), &[0; 32], &nonce);
+        // The agent wrote exactly the bundle's REPORT_DATA to the user-data index.
+        assert_eq!(tpm.state.lock().unwrap().written.last().unwrap(), &rd);
+        let CpuEvidence::AzureSnpVtpm {
+            hcl_report, vek, ..
+        } = &bundle.cpu
+        else {
+            panic!("{:?}", bundle.cpu)
+        };
+        assert_eq!(vek, &p.vcek);
+        // Trimmed to what the report uses (the NV index is zero-padded).
+        assert!(hcl_report.len() < HCL_NV_SIZE);
+        assert_eq!(
+            parse_hcl_report(hcl_report).unwrap().used_len,
+            hcl_report.len()
+        );
+        let bytes = bundle.to_bytes();
+        assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), bundle);
+        for outcome in [
+            appraise_bundle(
+                &mut verifier(AwsLc, &p),
+                &bytes,
+                Some(&attestor.public_key()),
+                Some(&nonce),
+                &Policy::default(),
+                NOW,
+            ),
+            appraise_bundle(
+                &mut verifier(RustCrypto, &p),
+                &bytes,
+                Some(&attestor.public_key()),
+                Some(&nonce),
+                &Policy::default(),
+                NOW,
+            ),
+        ] {
+            assert!(outcome.accepted(), "{:?}", outcome.reasons);
+            let c = outcome.claims.unwrap();
+            let Some(CpuClaims::AzureSnpVtpm(az)) = c.cpu else {
+                panic!()
+            };
+            assert_eq!(az.path, "azure-vtpm");
+            assert_eq!(az.user_data, Some(hex::encode(rd)));
+        }
+        // The same bundle offered for another nonce is refused.
+        let o = appraise_bundle(
+            &mut verifier(AwsLc, &p),
+            &bytes,
+            None,
+            Some(&[3; 32]),
+            &Policy::default(),
+            NOW,
+        );
+        assert!(!o.accepted());
+    }
+    // The user-data index was defined once, by the first request.
+    let s = tpm.state.lock().unwrap();
+    let defines = s
+        .commands
+        .iter()
+        .filter(|&&c| c == TPM_CC_NV_DEFINE_SPACE)
+        .count();
+    assert_eq!(defines, 1);
+    assert_eq!(s.written.len(), 2);
+    // 2600 bytes in reads of at most 1024.
+    let reads = s.commands.iter().filter(|&&c| c == TPM_CC_NV_READ).count();
+    assert_eq!(reads, 3 * 3, "probe and two requests, three chunks each");
+}
+
+#[test]
+fn stale_report_is_waited_for_works() {
+    let p = pki();
+    let key = Arc::clone(&p.vcek_key);
+    let tpm = FakeTpm::new(Arc::clone(&key), true);
+    tpm.state.lock().unwrap().stale_reads = 2;
+    let source = AzureVtpmSource::new(
+        Box::new(tpm.clone()),
+        Box::new(StaticVcek(certs(&p, false))),
+    )
+    .with_poll(no_wait(3));
+    let rd = [0x42; 64];
+    let ev = source.collect(&rd).unwrap();
+    assert!(matches!(
+        ev,
+        CpuEvidence::AzureSnpVtpm {
+            intermediate: None,
+            ..
+        }
+    ));
+    // No DefineSpace: the index existed.
+    assert!(
+        !tpm.state
+            .lock()
+            .unwrap()
+            .commands
+            .contains(&TPM_CC_NV_DEFINE_SPACE)
+    );
+    // A paravisor that never refreshes: a typed refusal, not stale evidence.
+    tpm.state.lock().unwrap().stale_reads = 10;
+    let e = source.collect(&[0x43; 64]).unwrap_err();
+    assert!(
+        matches!(&e, EvidenceError::Unusable { tee: TeeKind::SevSnp, detail } if detail.contains("did not refresh") && detail.contains(&hex::encode([0x42; 64]))),
+        "{e}"
+    );
+}
+
+#[test]
+fn report_that_does_not_bind_rejects() {
+    // A paravisor whose report is a TDX one, or whose claims do not match REPORT_DATA.
+    let p = pki();
+    let key = Arc::clone(&p.vcek_key);
+    let tpm = FakeTpm::new(Arc::clone(&key), true);
+    tpm.state
+        .lock()
+        .unwrap()
+        .nv
+        .insert(HCL_REPORT_NV_INDEX, paravisor_report(&key, &[0; 64], 4));
+    let source = AzureVtpmSource::new(
+        Box::new(tpm.clone()),
+        Box::new(StaticVcek(certs(&p, false))),
+    );
+    assert!(matches!(
+        source.probe(),
+        Err(EvidenceError::Unavailable { ref reason, .. }) if reason.contains("TDX")
+    ));
+    // Claims edited after the report was made: the agent refuses to emit them.
+    let mut forged = paravisor_report(&key, &[0; 64], 2);
+    let at = forged.windows(8).position(|w| w == b"tegZ0wAB").unwrap();
+    forged[at] = b'X';
+    let user = [0x55u8; 64];
+    let claims_at = forged
+        .windows(128)
+        .position(|w| w == "0".repeat(128).as_bytes())
+        .unwrap();
+    forged[claims_at..claims_at + 128].copy_from_slice(hex::encode_upper(user).as_bytes());
+    let bad = Arc::new(Mutex::new(forged));
+    struct Forging(FakeTpm, Arc<Mutex<Vec<u8>>>);
+    impl TpmTransport for Forging {
+        fn transact(&self, command: &[u8]) -> Result<Vec<u8>, TpmError> {
+            let r = self.0.handle(command);
+            // After every write, the "paravisor" stores the forged report.
+            let mut s = self.0.state.lock().unwrap();
+            s.pending = None;
+            s.nv.insert(HCL_REPORT_NV_INDEX, self.1.lock().unwrap().clone());
+            Ok(r)
+        }
+    }
+    let source = AzureVtpmSource::new(
+        Box::new(Forging(tpm, bad)),
+        Box::new(StaticVcek(certs(&p, false))),
+    )
+    .with_poll(no_wait(1));
+    let e = source.collect(&user).unwrap_err();
+    assert!(
+        matches!(&e, EvidenceError::Unusable { detail, .. } if detail.contains("not the SHA-256 digest")),
+        "{e}"
+    );
+}
+
+// ---- malformed responses and TPM error codes ----
+
+/// Answers each command with the next scripted response.
+struct Scripted {
+    responses: Mutex<VecDeque<Vec<u8>>>,
+    calls: AtomicUsize,
+}
+
+impl Scripted {
+    fn tpm(responses: Vec<Vec<u8>>) -> (Tpm, Arc<Self>) {
+        let s = Arc::new(Self {
+            responses: Mutex::new(responses.into()),
+            calls: AtomicUsize::new(0),
+        });
+        (Tpm::new(Box::new(Arc::clone(&s))), s)
+    }
+}
+
+impl TpmTransport for Arc<Scripted> {
+    fn transact(&self, _: &[u8]) -> Result<Vec<u8>, TpmError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .responses
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_default())
+    }
+}
+
+fn malformed(r: Result<impl std::fmt::Debug, TpmError>, needle: &str) {
+    match r {
+        Err(TpmError::Malformed { detail, .. }) => {
+            assert!(detail.contains(needle), "{detail}");
+        }
+        other => panic!("expected Malformed({needle}), got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_responses_rejects() {
+    let idx = HCL_REPORT_NV_INDEX;
+    let public = response(TPM_ST_NO_SESSIONS, 0, &nv_public(idx, 0x6_0006, 100));
+    // Empty and short responses.
+    malformed(Scripted::tpm(vec![vec![]]).0.nv_read_public(idx), "tag");
+    malformed(
+        Scripted::tpm(vec![vec![0x80, 0x01, 0, 0]])
+            .0
+            .nv_read_public(idx),
+        "size",
+    );
+    // A size field that disagrees with the bytes.
+    let mut wrong_size = public.clone();
+    wrong_size[5] ^= 1;
+    malformed(
+        Scripted::tpm(vec![wrong_size]).0.nv_read_public(idx),
+        "size field",
+    );
+    // A sessions tag on a command without sessions.
+    let mut wrong_tag = public.clone();
+    wrong_tag[1] = 0x02;
+    malformed(Scripted::tpm(vec![wrong_tag]).0.nv_read_public(idx), "tag");
+    // Trailing bytes, a public area cut short, another index.
+    let mut body = nv_public(idx, 0, 100);
+    body.push(0);
+    malformed(
+        Scripted::tpm(vec![response(TPM_ST_NO_SESSIONS, 0, &body)])
+            .0
+            .nv_read_public(idx),
+        "trailing",
+    );
+    let cut = response(TPM_ST_NO_SESSIONS, 0, &nv_public(idx, 0, 100)[..8]);
+    malformed(Scripted::tpm(vec![cut]).0.nv_read_public(idx), "truncated");
+    malformed(
+        Scripted::tpm(vec![public.clone()])
+            .0
+            .nv_read_public(HCL_USER_DATA_NV_INDEX),
+        "describes index",
+    );
+    // A zero NV buffer size.
+    let mut cap = vec![0];
+    for v in [TPM_CAP_TPM_PROPERTIES, 1, TPM_PT_NV_BUFFER_MAX, 0] {
+        cap.extend_from_slice(&v.to_be_bytes());
+    }
+    malformed(
+        Scripted::tpm(vec![response(TPM_ST_NO_SESSIONS, 0, &cap)])
+            .0
+            .nv_buffer_max(),
+        "NV_BUFFER_MAX is 0",
+    );
+    // A read that returns fewer bytes than asked.
+    let mut cap = vec![0];
+    for v in [TPM_CAP_TPM_PROPERTIES, 1, TPM_PT_NV_BUFFER_MAX, 512] {
+        cap.extend_from_slice(&v.to_be_bytes());
+    }
+    let cap = response(TPM_ST_NO_SESSIONS, 0, &cap);
+    let short = session_response(&tpm2b(&[0; 10]));
+    malformed(
+        Scripted::tpm(vec![public.clone(), cap.clone(), short])
+            .0
+            .nv_read(idx),
+        "10 bytes returned, 100 asked",
+    );
+    // A session area that does not add up.
+    let mut bad_session = session_response(&tpm2b(&[0; 100]));
+    bad_session.truncate(bad_session.len() - 1);
+    let n = bad_session.len() as u32;
+    bad_session[2..6].copy_from_slice(&n.to_be_bytes());
+    malformed(
+        Scripted::tpm(vec![public.clone(), cap.clone(), bad_session])
+            .0
+            .nv_read(idx),
+        "session HMAC",
+    );
+    // And a good read, for contrast.
+    let (tpm, _) = Scripted::tpm(vec![public, cap, session_response(&tpm2b(&[7; 100]))]);
+    assert_eq!(tpm.nv_read(idx).unwrap(), vec![7; 100]);
+}
+
+#[test]
+fn tpm_error_codes_are_typed_rejects() {
+    let idx = HCL_REPORT_NV_INDEX;
+    // An undefined index: `None` from ReadPublic, a typed error from a read.
+    let (tpm, _) = Scripted::tpm(vec![error(0x18B), error(0x18B)]);
+    assert_eq!(tpm.nv_read_public(idx).unwrap(), None);
+    assert!(matches!(
+        tpm.nv_read(idx),
+        Err(TpmError::NvIndexUndefined { index }) if index == idx
+    ));
+    // An authorization failure on the write.
+    let (tpm, _) = Scripted::tpm(vec![error(0x149)]);
+    let e = tpm.nv_write(HCL_USER_DATA_NV_INDEX, &[0; 64]).unwrap_err();
+    assert!(
+        matches!(e, TpmError::Response { command: "TPM2_NV_Write", code } if code.name() == "TPM_RC_NV_AUTHORIZATION"),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "TPM2_NV_Write: TPM_RC_NV_AUTHORIZATION (0x149)"
+    );
+    // A bad password for session 1.
+    let (tpm, _) = Scripted::tpm(vec![error(0x9A2)]);
+    let e = tpm.nv_write(HCL_USER_DATA_NV_INDEX, &[0; 64]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "TPM2_NV_Write: TPM_RC_BAD_AUTH (0x9a2) for session 1"
+    );
+    // TPM_RC_RETRY is retried; a TPM that keeps asking is an error.
+    let ok = session_response(&[]);
+    let (tpm, s) = Scripted::tpm(vec![error(0x922), error(0x922), ok]);
+    tpm.nv_write(HCL_USER_DATA_NV_INDEX, &[0; 64]).unwrap();
+    assert_eq!(s.calls.load(Ordering::Relaxed), 3);
+    let (tpm, s) = Scripted::tpm(vec![error(0x922); 10]);
+    assert!(matches!(
+        tpm.nv_write(HCL_USER_DATA_NV_INDEX, &[0; 64]),
+        Err(TpmError::Response { code, .. }) if code.is_retry()
+    ));
+    assert_eq!(s.calls.load(Ordering::Relaxed), TPM_RETRIES + 1);
+    // A user-data index too small for 64 bytes.
+    let small = response(
+        TPM_ST_NO_SESSIONS,
+        0,
+        &nv_public(HCL_USER_DATA_NV_INDEX, 0x6_0006, 32),
+    );
+    let source = AzureVtpmSource::new(
+        Box::new(Arc::new(Scripted {
+            responses: Mutex::new(vec![small].into()),
+            calls: AtomicUsize::new(0),
+        })),
+        Box::new(NoVcek),
+    );
+    assert!(matches!(
+        source.collect(&[0; 64]),
+        Err(EvidenceError::Tpm(TpmError::NvIndexSize { size: 32, .. }))
+    ));
+}
+
+#[test]
+fn response_codes_decode_works() {
+    let cases = [
+        (0x18B, "TPM_RC_HANDLE", RcSubject::Handle(1)),
+        (0x28B, "TPM_RC_HANDLE", RcSubject::Handle(2)),
+        (0x9A2, "TPM_RC_BAD_AUTH", RcSubject::Session(1)),
+        (0x98E, "TPM_RC_AUTH_FAIL", RcSubject::Session(1)),
+        (0x1C4, "TPM_RC_VALUE", RcSubject::Parameter(1)),
+        (0x2D5, "TPM_RC_SIZE", RcSubject::Parameter(2)),
+        (0x149, "TPM_RC_NV_AUTHORIZATION", RcSubject::None),
+        (0x14A, "TPM_RC_NV_UNINITIALIZED", RcSubject::None),
+        (0x101, "TPM_RC_FAILURE", RcSubject::None),
+        (0x922, "TPM_RC_RETRY", RcSubject::None),
+        (0x921, "TPM_RC_LOCKOUT", RcSubject::None),
+        // Vendor-defined and software-layer codes are not mistaken for TPM ones.
+        (0x549, "TPM_RC (unnamed)", RcSubject::None),
+        (0x000B_0149, "TPM_RC (unnamed)", RcSubject::None),
+    ];
+    for (rc, name, subject) in cases {
+        let c = ResponseCode(rc);
+        assert_eq!((c.name(), c.subject()), (name, subject), "{rc:#x}");
+    }
+    assert!(ResponseCode(0x18B).is_handle());
+    assert!(!ResponseCode(0x149).is_handle());
+    assert!(ResponseCode(0x908).is_retry() && ResponseCode(0x90A).is_retry());
+    assert!(!ResponseCode(0x921).is_retry());
+    assert_eq!(
+        ResponseCode(0x1C4).to_string(),
+        "TPM_RC_VALUE (0x1c4) for parameter 1"
+    );
+}
+
+#[test]
+fn commands_are_marshaled_works() {
+    // TPM2_NV_Read(owner, 0x01400001, size 1024, offset 2048) with a password session.
+    let cmd = Command::new(TPM_ST_SESSIONS, TPM_CC_NV_READ)
+        .u32(TPM_RH_OWNER)
+        .u32(HCL_REPORT_NV_INDEX)
+        .password_session()
+        .u16(1024)
+        .u16(2048)
+        .finish();
+    assert_eq!(
+        hex::encode(cmd),
+        concat!(
+            "8002", "00000023", "0000014e", // tag, size 35, TPM_CC_NV_Read
+            "40000001", "01400001", // TPM_RH_OWNER, the index
+            "00000009", "40000009", "0000", "00", "0000", // TPM_RS_PW, empty password
+            "0400", "0800", // size, offset
+        )
+    );
+}
+
+// ---- VCEK sources ----
+
+#[test]
+fn vcek_file_works() {
+    let p = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let report =
+        attestation_verifier::evidence::snp::parse_snp_report(&snp_report(&p.vcek_key, &[0; 64]))
+            .unwrap();
+    // PEM in any order.
+    let path = dir.path().join("chain.pem");
+    std::fs::write(
+        &path,
+        format!("{}{}{}", pem_of(&p.ark), pem_of(&p.vcek), pem_of(&p.ask)),
+    )
+    .unwrap();
+    let c = VcekFile::new(&path).certificates(&report).unwrap();
+    assert_eq!(c, certs(&p, true));
+    // IMDS's JSON.
+    let path = dir.path().join("thim.json");
+    std::fs::write(&path, thim_json(&p)).unwrap();
+    let c = VcekFile::new(&path).certificates(&report).unwrap();
+    assert_eq!(c, certs(&p, true));
+    // No VCEK in the file, no file.
+    let path = dir.path().join("ask.pem");
+    std::fs::write(&path, pem_of(&p.ask)).unwrap();
+    assert!(matches!(
+        VcekFile::new(&path).certificates(&report),
+        Err(EvidenceError::Collateral(CollateralError::Invalid { ref reason, .. })) if reason.contains("SEV-VCEK")
+    ));
+    assert!(matches!(
+        VcekFile::new(dir.path().join("missing.pem")).certificates(&report),
+        Err(EvidenceError::Collateral(CollateralError::File { .. }))
+    ));
+    assert!(matches!(
+        NoVcek.certificates(&report),
+        Err(EvidenceError::Collateral(CollateralError::Unconfigured(_)))
+    ));
+}
+
+fn thim_json(p: &Pki) -> String {
+    serde_json::json!({
+        "vcekCert": pem_of(&p.vcek),
+        "tcbm": "7308000000000003",
+        "certificateChain": format!("{}{}", pem_of(&p.ask), pem_of(&p.ark)),
+        "cacheControl": "86400",
+    })
+    .to_string()
+}
+
+/// Serves `status` and `body` to every GET, recording each request's headers.
+fn imds_server(status: u16, body: String) -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/metadata/THIM/amd/certification",
+        listener.local_addr().unwrap()
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                headers.push(line.trim_end().to_string());
+            }
+            s.lock().unwrap().push(headers);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn imds_vcek_is_fetched_and_cached_works() {
+    let p = pki();
+    let (url, seen) = imds_server(200, thim_json(&p));
+    let imds = ImdsVcek::new(url, Duration::from_secs(5));
+    let mut report =
+        attestation_verifier::evidence::snp::parse_snp_report(&snp_report(&p.vcek_key, &[0; 64]))
+            .unwrap();
+    assert_eq!(imds.certificates(&report).unwrap(), certs(&p, true));
+    assert_eq!(imds.certificates(&report).unwrap(), certs(&p, true));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "cached for the same chip and TCB"
+    );
+    let req = seen.lock().unwrap()[0].clone();
+    assert!(req[0].starts_with("GET /metadata/THIM/amd/certification "));
+    assert!(
+        req.iter().any(|h| h.eq_ignore_ascii_case("metadata: true")),
+        "{req:?}"
+    );
+    // A TCB update fetches again.
+    report.reported_tcb += 1;
+    imds.certificates(&report).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    // Errors are typed.
+    let (url, _) = imds_server(404, String::new());
+    assert!(matches!(
+        ImdsVcek::new(url, Duration::from_secs(5)).certificates(&report),
+        Err(EvidenceError::Collateral(CollateralError::Fetch {
+            source: FetchError::Status { status: 404, .. },
+            ..
+        }))
+    ));
+    let (url, _) = imds_server(200, "{\"vcekCert\": 3}".into());
+    assert!(matches!(
+        ImdsVcek::new(url, Duration::from_secs(5)).certificates(&report),
+        Err(EvidenceError::Collateral(CollateralError::Invalid { .. }))
+    ));
+}
+
+// ---- detection ----
+
+#[test]
+fn detection_works() {
+    assert_eq!("azure-vtpm".parse::<Backend>().unwrap(), Backend::AzureVtpm);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = DetectOptions::new(Backend::AzureVtpm, false);
+    opts.tpm_device = dir.path().join("tpmrm0");
+    opts.tsm_root = dir.path().join("tsm");
+    opts.sev_guest_device = dir.path().join("sev-guest");
+    opts.tdx_guest_device = dir.path().join("tdx_guest");
+    assert!(matches!(
+        open_source(&opts),
+        Err(EvidenceError::Unavailable { ref backend, .. }) if backend == "azure-vtpm"
+    ));
+    // Auto: a "TPM" that answers nothing (a plain file) is no Azure vTPM, and no TEE.
+    std::fs::write(&opts.tpm_device, b"").unwrap();
+    opts.backend = Backend::Auto;
+    assert!(open_source(&opts).unwrap().is_none());
+    // Forced, the same device is a typed error.
+    opts.backend = Backend::AzureVtpm;
+    assert!(matches!(
+        open_source(&opts),
+        Err(EvidenceError::Tpm(TpmError::Malformed { .. }))
+    ));
+}
