@@ -298,3 +298,71 @@ impl Backend<H> for CountingBackend {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests may panic on broken expectations.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use polkadot_sdk::sp_state_machine::{Ext, OverlayedChanges};
+    use polkadot_sdk::sp_storage::{Storage, TrackedStorageKey};
+    use std::collections::BTreeMap;
+
+    fn backend() -> CountingBackend {
+        let top: BTreeMap<Vec<u8>, Vec<u8>> = [
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+            (b"w".to_vec(), b"3".to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        CountingBackend::new(
+            Storage {
+                top,
+                children_default: Default::default(),
+            },
+            true,
+        )
+    }
+
+    /// Runs `f` as the runtime would, over `b`.
+    fn with_ext<R>(b: &CountingBackend, f: impl FnOnce() -> R) -> R {
+        let mut overlay = OverlayedChanges::default();
+        let mut ext = Ext::new(&mut overlay, b, None);
+        polkadot_sdk::sp_externalities::set_and_run_with_externalities(&mut ext, f)
+    }
+
+    #[test]
+    fn reads_and_writes_count_like_a_benchmarking_node_works() {
+        use polkadot_sdk::{frame_benchmarking::benchmarking as host, sp_io::storage};
+        let b = backend();
+        b.set_whitelist(vec![TrackedStorageKey::new(b"w".to_vec())]);
+        with_ext(&b, || {
+            host::reset_read_write_count();
+            assert_eq!(storage::get(b"a").as_deref(), Some(&b"1"[..]));
+            // Read twice: once from the database, once from the overlay's cache.
+            assert!(storage::get(b"b").is_some());
+            assert!(storage::get(b"b").is_some());
+            // Whitelisted keys count for nothing.
+            assert!(storage::get(b"w").is_some());
+            storage::set(b"c", b"4");
+            host::commit_db();
+            let (reads, _, writes, _) = host::read_write_count();
+            assert_eq!((reads, writes), (2, 1));
+        });
+        // Committed state is visible; a wipe restores genesis.
+        assert_eq!(b.storage(b"c").unwrap(), Some(b"4".to_vec()));
+        b.wipe().unwrap();
+        assert_eq!(b.read_write_count(), (0, 0, 0, 0));
+        assert_eq!(b.storage(b"c").unwrap(), None);
+        assert_eq!(b.read_write_count(), (1, 0, 0, 0));
+    }
+
+    #[test]
+    fn tracking_off_counts_nothing_works() {
+        let b = CountingBackend::new(Storage::default(), false);
+        assert_eq!(b.storage(b"x").unwrap(), None);
+        assert_eq!(b.read_write_count(), (0, 0, 0, 0));
+    }
+}

@@ -308,3 +308,30 @@ fn main() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests may panic on broken expectations.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn component_points_follow_the_cli_works() {
+        let quorum = BenchmarkParameter::n;
+        assert_eq!(component_points(&[], 50), vec![Vec::new()]);
+        let points = component_points(&[(quorum, 1, 16)], 50);
+        // 50 steps over 1..=16 collapse to the 16 distinct values, in order.
+        assert_eq!(points.len(), 16);
+        assert_eq!(points.first().unwrap(), &vec![(quorum, 1)]);
+        assert_eq!(points.last().unwrap(), &vec![(quorum, 16)]);
+        let two = component_points(&[(quorum, 1, 16)], 2);
+        assert_eq!(two, vec![vec![(quorum, 1)], vec![(quorum, 16)]]);
+    }
+
+    #[test]
+    fn scale_rounds_works() {
+        assert_eq!(scale(1_000, 4.0), 4_000);
+        assert_eq!(scale(3, 1.5), 5);
+    }
+}

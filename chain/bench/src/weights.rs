@@ -444,3 +444,46 @@ pub(crate) fn render(input: &Input<'_>) -> Result<String> {
     s.push_str("}\n");
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    // Tests may panic on broken expectations.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn trie_depth_is_the_clis_log16_works() {
+        // frame-benchmarking-cli `easy_log_16`.
+        for (n, d) in [
+            (0, 0),
+            (1, 0),
+            (16, 1),
+            (17, 2),
+            (256, 2),
+            (4_096, 3),
+            (65_537, 5),
+            (1_000_000, 5),
+            (u32::MAX, 8),
+        ] {
+            assert_eq!(trie_depth(Some(n)), d, "{n}");
+        }
+        assert_eq!(trie_depth(None), 5);
+        assert_eq!(pov_overhead(None), 5 * 15 * 33);
+    }
+
+    #[test]
+    fn underscore_groups_thousands_works() {
+        assert_eq!(underscore(0), "0");
+        assert_eq!(underscore(999), "999");
+        assert_eq!(underscore(1_000), "1_000");
+        assert_eq!(underscore(61_764_060_000), "61_764_060_000");
+    }
+
+    #[test]
+    fn today_is_a_date_works() {
+        let d = today();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"), "{d}");
+    }
+}
