@@ -109,6 +109,7 @@ impl<T: Config> Pallet<T> {
                     expires_at_ms: verified
                         .expires_at_ms
                         .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get())),
+                    previous: None,
                 })
             }
         };
@@ -128,6 +129,59 @@ impl<T: Config> Pallet<T> {
             signing_key,
             tiers,
             attested: attested.map(|a| (a.tee, a.expires_at_ms)),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn do_refresh_attestation(
+        who: T::AccountId,
+        mut info: ProviderInfo<T>,
+        submission: AttestationSubmission<T>,
+    ) -> DispatchResult {
+        let current = info.attested.ok_or(Error::<T>::NotAttested)?;
+        ensure!(
+            submission.policy == current.policy,
+            Error::<T>::PolicyMismatch
+        );
+        let now_ms = Self::now_ms();
+        let (verified, evidence_digest) =
+            Self::verify_attestation(submission, current.policy, now_ms)?;
+        ensure!(
+            verified.key == info.signing_key,
+            Error::<T>::AttestedKeyMismatch
+        );
+        ensure!(
+            info.capabilities.tee_kinds.contains(&verified.tee),
+            Error::<T>::TeeKindNotOffered
+        );
+        // The replaced evidence stays usable for receipts signed before the refresh; anything
+        // older is dropped. Submitting the current evidence again changes nothing but its
+        // verification time.
+        let previous = if current.evidence_digest == evidence_digest {
+            current.previous
+        } else {
+            Some(PreviousEvidence {
+                evidence_digest: current.evidence_digest,
+                expires_at_ms: current.expires_at_ms,
+            })
+        };
+        let expires_at_ms = verified
+            .expires_at_ms
+            .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get()));
+        info.attested = Some(AttestedKey {
+            tee: verified.tee,
+            measurement: verified.measurement,
+            policy: current.policy,
+            evidence_digest,
+            verified_at_ms: now_ms,
+            expires_at_ms,
+            previous,
+        });
+        Providers::<T>::insert(&who, info);
+        Self::deposit_event(Event::AttestationRefreshed {
+            provider: who,
+            evidence_digest,
+            expires_at_ms,
         });
         Ok(())
     }
@@ -290,18 +344,22 @@ impl<T: Config> Pallet<T> {
                     EvidenceMode::AttestedKey => {
                         ensure!(!fresh_quote, Error::<T>::FreshQuoteRequired);
                         ensure!(fresh_evidence.is_none(), Error::<T>::UnexpectedEvidence);
-                        ensure!(
-                            attested.expires_at_ms > now_ms,
-                            Error::<T>::AttestationExpired
-                        );
+                        let previous = attested
+                            .previous
+                            .filter(|p| p.evidence_digest == body.evidence.digest);
                         ensure!(
                             body.evidence.tee == receipt::receipt_tee(attested.tee)
-                                && body.evidence.digest == attested.evidence_digest,
+                                && (body.evidence.digest == attested.evidence_digest
+                                    || previous.is_some()),
                             Error::<T>::EvidenceMismatch
+                        );
+                        ensure!(
+                            attested.honours(&body.evidence.digest, now_ms),
+                            Error::<T>::AttestationExpired
                         );
                         Ok((
                             info.signing_key,
-                            Some(attested.evidence_digest),
+                            Some(body.evidence.digest),
                             T::WeightInfo::submit_receipt_attested_key(),
                         ))
                     }

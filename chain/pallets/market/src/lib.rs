@@ -210,6 +210,15 @@ pub mod pallet {
             /// The provider's account.
             provider: T::AccountId,
         },
+        /// A tier-3 provider replaced its attested key's evidence.
+        AttestationRefreshed {
+            /// The provider's account.
+            provider: T::AccountId,
+            /// Digest of the new evidence (key into `Attestations`).
+            evidence_digest: Digest,
+            /// The key's new expiry (Unix ms).
+            expires_at_ms: u64,
+        },
         /// A buyer funded a job; the price is held in escrow.
         JobFunded {
             /// The job.
@@ -566,6 +575,28 @@ pub mod pallet {
             let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
             ensure!(info.active_jobs == 0, Error::<T>::HasActiveJobs);
             Self::do_deregister(who)
+        }
+
+        /// Replaces the caller's attested-key evidence with fresh evidence binding the same
+        /// key, verified here under the policy the key was registered with; the key's expiry
+        /// moves to the new evidence's. Attested-key receipts signed before the refresh may
+        /// still reference the replaced evidence until its own expiry, so a provider refreshes
+        /// without deregistering and without stranding receipts of open jobs.
+        ///
+        /// Weighed as an attested registration (the same verification and one provider write)
+        /// plus the evidence verification.
+        #[pallet::call_index(6)]
+        #[pallet::weight(
+            T::WeightInfo::register_attested_provider()
+                .saturating_add(T::WeightInfo::verify_evidence())
+        )]
+        pub fn refresh_attestation(
+            origin: OriginFor<T>,
+            attestation: AttestationSubmission<T>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+            Self::do_refresh_attestation(who, info, attestation)
         }
     }
 }

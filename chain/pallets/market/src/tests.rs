@@ -1578,6 +1578,151 @@ fn submit_receipt_attested_key_required_fresh_quote_rejects() {
     });
 }
 
+// ---- attestation refresh ---------------------------------------------------------------------
+
+/// Fresh evidence for `account`'s key under the production policy, with `nonce`.
+fn refreshed_attestation(account: u64, nonce: [u8; 32]) -> AttestationSubmission<Test> {
+    let evidence = make_evidence(
+        &platform_pair(),
+        statement(key_of(account), TeeKind::SevSnp, nonce),
+    );
+    submission(&evidence, &good_collateral(), POLICY_PROD)
+}
+
+#[test]
+fn refresh_attestation_works() {
+    build_and_execute(|| {
+        bound_attested_job(false);
+        // A receipt signed under the registration evidence, submitted after the refresh.
+        let old_receipt = attested_key_body(P1);
+        let old = Providers::<Test>::get(P1).unwrap().attested.unwrap();
+        NowMs::set(now_ms() + HOUR_MS);
+        let refresh = refreshed_attestation(P1, [7; 32]);
+        let new_digest = evidence_digest(&refresh.evidence);
+        assert_ok!(Market::refresh_attestation(
+            RuntimeOrigin::signed(P1),
+            refresh
+        ));
+        let now = Providers::<Test>::get(P1).unwrap().attested.unwrap();
+        assert_eq!(now.evidence_digest, new_digest);
+        assert_eq!(now.verified_at_ms, now_ms());
+        assert_eq!(now.expires_at_ms, now_ms() + EVIDENCE_LIFETIME_MS);
+        assert_eq!(
+            now.previous,
+            Some(crate::PreviousEvidence {
+                evidence_digest: old.evidence_digest,
+                expires_at_ms: old.expires_at_ms
+            })
+        );
+        assert_eq!(
+            last_event(),
+            Event::AttestationRefreshed {
+                provider: P1,
+                evidence_digest: new_digest,
+                expires_at_ms: now.expires_at_ms
+            }
+        );
+        assert!(Attestations::<Test>::contains_key(new_digest));
+        // The receipt signed before the refresh still settles the open job.
+        assert_ok!(submit(P1, JOB, &old_receipt, None));
+        assert_eq!(status(JOB), JobStatus::Settled);
+        // Receipts of later jobs may reference the new evidence.
+        fund(JOB2, attested_policy(false), PRICE);
+        bind(JOB2, &[P1]);
+        let mut b = attested_key_body(P1);
+        b.job_id = JOB2;
+        assert_eq!(b.evidence.digest, new_digest);
+        assert_ok!(submit(P1, JOB2, &b, None));
+    });
+}
+
+#[test]
+fn refresh_attestation_previous_evidence_expires_rejects() {
+    build_and_execute(|| {
+        bound_attested_job(false);
+        let old_receipt = attested_key_body(P1);
+        NowMs::set(now_ms() + HOUR_MS);
+        assert_ok!(Market::refresh_attestation(
+            RuntimeOrigin::signed(P1),
+            refreshed_attestation(P1, [7; 32])
+        ));
+        // Past the replaced evidence's own expiry its receipts are refused; the new
+        // evidence is still valid.
+        NowMs::set(now_ms() + EVIDENCE_LIFETIME_MS - HOUR_MS);
+        assert_noop!(
+            submit(P1, JOB, &old_receipt, None),
+            Error::<Test>::AttestationExpired
+        );
+        // Only the evidence replaced last is honoured: after a second refresh the
+        // registration evidence is no longer referenced by anything.
+        assert_ok!(Market::refresh_attestation(
+            RuntimeOrigin::signed(P1),
+            refreshed_attestation(P1, [8; 32])
+        ));
+        NowMs::set(now_ms() - EVIDENCE_LIFETIME_MS + 2 * HOUR_MS);
+        assert_noop!(
+            submit(P1, JOB, &old_receipt, None),
+            Error::<Test>::EvidenceMismatch
+        );
+    });
+}
+
+#[test]
+fn refresh_attestation_rejects() {
+    build_and_execute(|| {
+        // Not registered, or registered without an attested key.
+        assert_noop!(
+            Market::refresh_attestation(
+                RuntimeOrigin::signed(P1),
+                refreshed_attestation(P1, [7; 32])
+            ),
+            Error::<Test>::NotRegistered
+        );
+        register(P2, &[Tier::Signed]);
+        assert_noop!(
+            Market::refresh_attestation(
+                RuntimeOrigin::signed(P2),
+                refreshed_attestation(P2, [7; 32])
+            ),
+            Error::<Test>::NotAttested
+        );
+        register_attested(P1, TeeKind::SevSnp);
+        // Evidence of another key.
+        assert_noop!(
+            Market::refresh_attestation(
+                RuntimeOrigin::signed(P1),
+                refreshed_attestation(P2, [7; 32])
+            ),
+            Error::<Test>::AttestedKeyMismatch
+        );
+        // Another policy than the registration's.
+        let mut other_policy = refreshed_attestation(P1, [7; 32]);
+        other_policy.policy = [0x77; 32];
+        assert_noop!(
+            Market::refresh_attestation(RuntimeOrigin::signed(P1), other_policy),
+            Error::<Test>::PolicyMismatch
+        );
+        // Evidence that does not verify.
+        let mut forged = refreshed_attestation(P1, [7; 32]);
+        let mut bytes = forged.evidence.to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        forged.evidence = bytes.try_into().unwrap();
+        assert!(matches!(
+            Market::refresh_attestation(RuntimeOrigin::signed(P1), forged),
+            Err(DispatchError::Module(_))
+        ));
+        assert_eq!(
+            Providers::<Test>::get(P1)
+                .unwrap()
+                .attested
+                .unwrap()
+                .previous,
+            None
+        );
+    });
+}
+
 // ---- tier 3, fresh quote ---------------------------------------------------------------------
 
 #[test]

@@ -316,6 +316,40 @@ pub struct AttestedKey {
     pub verified_at_ms: u64,
     /// Receipts signed by the key are refused from this Unix time (ms) on.
     pub expires_at_ms: u64,
+    /// The evidence this one replaced at its last refresh, still honoured for attested-key
+    /// receipts signed before the refresh, until that evidence's own expiry.
+    pub previous: Option<PreviousEvidence>,
+}
+
+/// Attested-key evidence replaced by a refresh.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub struct PreviousEvidence {
+    /// SHA-256 of the replaced evidence; key into `Attestations`.
+    pub evidence_digest: Digest,
+    /// Receipts referencing it are refused from this Unix time (ms) on.
+    pub expires_at_ms: u64,
+}
+
+impl AttestedKey {
+    /// Whether an attested-key receipt may reference `digest` at `now_ms`: the current
+    /// evidence, or the one it replaced, each until its own expiry.
+    pub fn honours(&self, digest: &Digest, now_ms: u64) -> bool {
+        (*digest == self.evidence_digest && self.expires_at_ms > now_ms)
+            || self
+                .previous
+                .is_some_and(|p| p.evidence_digest == *digest && p.expires_at_ms > now_ms)
+    }
 }
 
 /// A registered provider.
