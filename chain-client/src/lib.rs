@@ -15,8 +15,11 @@
 //! the chain refusing a transaction (with the dispatch error decoded from the metadata, e.g.
 //! `market.AttestationRejected(BadSignature)`), or a record not found.
 //!
-//! Code that only submits receipts (the agent) depends on [`ReceiptSubmitter`], which
-//! [`ChainSubmitter`] implements over the chain and [`RecordingSubmitter`] in memory for tests.
+//! The provider agent settles through this crate too: it registers its TEE-held key with
+//! [`ChainClient::register_provider_with_proof`], keeps its evidence current with
+//! [`ChainClient::refresh_attestation`] and submits receipts, recording each [`Submitted`]
+//! outcome (`enclave-agent/src/chain.rs`). [`agent`] is the other direction: a buyer's gRPC
+//! client of an agent.
 
 pub mod agent;
 pub mod audit;
@@ -42,7 +45,7 @@ pub use client::{
 };
 pub use error::{ChainError, DispatchFailure};
 pub use keys::{Ed25519Keypair, KeyScheme, Keypair};
-pub use submitter::{ChainSubmitter, ReceiptSubmitter, Recorded, RecordingSubmitter, Submitted};
+pub use submitter::Submitted;
 pub use subxt::utils::AccountId32;
 pub use watch::{Assignment, BlockEvent};
 
