@@ -14,6 +14,7 @@
 )] // tests
 
 mod common;
+mod snp_support;
 
 use std::process::Command;
 
@@ -23,7 +24,7 @@ use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::azure_hcl::{
     HclHashType, HclParseError, encode_hcl_report, parse_hcl_report,
 };
-use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN};
+use attestation_verifier::evidence::snp::REPORT_LEN;
 use attestation_verifier::policy::Policy;
 use attestation_verifier::receipt::{
     EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, SignedReceipt, TeeKind, Usage,
@@ -34,108 +35,21 @@ use attestation_verifier::verify::nvgpu::NvGpuVerifier;
 use attestation_verifier::verify::receipt::{
     CpuClaims, ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, appraise_bundle, appraise_receipt,
 };
-use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier, SnpVerifyError};
+use attestation_verifier::verify::snp::{SnpVerifier, SnpVerifyError};
 use attestation_verifier::verify::tdx::TdxVerifier;
 use ed25519_dalek::{Signer, SigningKey};
-use p384::ecdsa::signature::Signer as _;
-use p384::pkcs8::DecodePrivateKey;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType, IsCa, KeyPair,
-    KeyUsagePurpose, date_time_ymd,
-};
+use rcgen::KeyPair;
 
 const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
 const NONCE: [u8; 32] = [5; 32];
 
 // ---- a test AMD-like PKI: ARK -> ASK -> VCEK with AMD's extensions ----
 
-const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
-
-fn amd_oid(tail: &[u64]) -> Vec<u64> {
-    AMD.iter().chain(tail).copied().collect()
-}
-
-fn ca(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = date_time_ymd(2020, 1, 1);
-    p.not_after = date_time_ymd(2045, 1, 1);
-    p
-}
-
-fn p384_key() -> KeyPair {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
-}
-
-struct Platform {
-    trust: SnpTrustStore,
-    ask: Vec<u8>,
-    ark: Vec<u8>,
-    vcek: Vec<u8>,
-    vcek_key: KeyPair,
-}
-
-fn platform() -> Platform {
-    let ark = CertifiedIssuer::self_signed(ca("ARK-Milan"), p384_key()).unwrap();
-    let ask = CertifiedIssuer::signed_by(ca("SEV-Milan"), p384_key(), &ark).unwrap();
-    let asvk = CertifiedIssuer::signed_by(ca("SEV-VLEK-Milan"), p384_key(), &ark).unwrap();
-    let mut trust = SnpTrustStore::empty();
-    trust
-        .add(Product::Milan, ark.der(), ask.der(), asvk.der())
-        .unwrap();
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "SEV-VCEK");
-    p.not_before = date_time_ymd(2021, 1, 1);
-    p.not_after = date_time_ymd(2040, 1, 1);
-    let name = b"Milan-B0";
-    let mut ia5 = vec![0x16, name.len() as u8];
-    ia5.extend(name);
-    p.custom_extensions
-        .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
-    for (tail, val) in [(1u64, 3u8), (2, 0), (3, 8), (8, 115)] {
-        p.custom_extensions.push(CustomExtension::from_oid_content(
-            &amd_oid(&[3, tail]),
-            vec![0x02, 0x01, val],
-        ));
-    }
-    let mut hw = vec![0x04, 64];
-    hw.extend([0xAB; 64]);
-    p.custom_extensions
-        .push(CustomExtension::from_oid_content(&amd_oid(&[4]), hw));
-    let key = p384_key();
-    let vcek = p.signed_by(&key, &ask).unwrap().der().to_vec();
-    Platform {
-        trust,
-        ask: ask.der().to_vec(),
-        ark: ark.der().to_vec(),
-        vcek,
-        vcek_key: key,
-    }
-}
+use snp_support::{TestPlatform as Platform, test_platform as platform};
 
 /// A Milan v2 report as Azure's paravisor gets it (VMPL 0), signed by `key`.
 fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
-    let mut b = vec![0u8; REPORT_LEN];
-    b[0..4].copy_from_slice(&2u32.to_le_bytes());
-    b[0x08..0x10].copy_from_slice(&0x3001fu64.to_le_bytes());
-    b[0x34] = 1;
-    b[0x50..0x90].copy_from_slice(rd);
-    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
-    b[0x180..0x188].copy_from_slice(&u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]).to_le_bytes());
-    b[0x1A0..0x1E0].copy_from_slice(&[0xAB; 64]);
-    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
-    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
-    let bytes = sig.to_bytes();
-    let (r, s) = bytes.split_at(48);
-    for (i, v) in r.iter().rev().enumerate() {
-        b[0x2A0 + i] = *v;
-    }
-    for (i, v) in s.iter().rev().enumerate() {
-        b[0x2A0 + 72 + i] = *v;
-    }
-    b
+    snp_support::snp_report(key, 2, 0x3001f, rd)
 }
 
 fn claims_json(user_data: &[u8]) -> Vec<u8> {
