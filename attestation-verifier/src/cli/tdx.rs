@@ -29,7 +29,7 @@ pub struct TdxArgs {
     #[arg(long, value_name = "FILE|DIR", conflicts_with = "pccs_url")]
     pub collateral: Option<PathBuf>,
     /// Fetch the collateral from this Intel PCS or PCCS (default: env PCCS_URL),
-    /// e.g. https://api.trustedservices.intel.com.
+    /// e.g. `https://api.trustedservices.intel.com`.
     #[arg(long, value_name = "URL")]
     pub pccs_url: Option<String>,
     /// Where fetched collateral is cached (default: $XDG_CACHE_HOME/sigil/pcs or
