@@ -626,6 +626,10 @@ impl<C: MarketChain> Settler<C> {
         let mut events = self.engine.subscribe();
         let mut tick = tokio::time::interval(self.retry);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Whether a finished job may still need settling: true at start (jobs that ended while
+        // the agent was down), after missed events, and while a settlement is left for later.
+        // The sweep reads every job record, so it runs only then, not on every tick.
+        let mut unsettled = true;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -633,21 +637,23 @@ impl<C: MarketChain> Settler<C> {
                     if let Err(e) = self.ensure_registered().await {
                         tracing::warn!(error = %e, "provider registration on chain failed; will retry");
                     }
-                    if let Err(e) = self.sweep().await {
-                        tracing::warn!(error = %e, "settlement sweep failed; will retry");
+                    if unsettled {
+                        match self.sweep().await {
+                            Ok(left) => unsettled = left > 0,
+                            Err(e) => tracing::warn!(error = %e, "settlement sweep failed; will retry"),
+                        }
                     }
                 }
                 ev = events.recv() => match ev {
-                    Ok(job) => {
-                        if let Err(e) = self.settle(&job).await {
+                    Ok(job) => match self.settle(&job).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => unsettled |= job.state.is_final() && job.has_receipt,
+                        Err(e) => {
                             tracing::warn!(job = %hex::encode(job.job_id), error = %e, "receipt not settled yet; will retry");
+                            unsettled = true;
                         }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        if let Err(e) = self.sweep().await {
-                            tracing::warn!(error = %e, "settlement sweep failed; will retry");
-                        }
-                    }
+                    },
+                    Err(RecvError::Lagged(_)) => unsettled = true,
                     Err(RecvError::Closed) => return,
                 },
             }
