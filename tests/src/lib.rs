@@ -121,6 +121,25 @@ impl ProviderKey {
             .await?;
         Ok(())
     }
+
+    /// [`Self::fund_and_register`] as a tier-3 provider of simulated evidence: `bundle` under
+    /// the chain policy `policy`.
+    pub async fn fund_and_register_simulated(
+        &self,
+        client: &ChainClient,
+        dev: &Dev,
+        bundle: Vec<u8>,
+        policy: [u8; 32],
+    ) -> Result<(), ChainError> {
+        self.fund_and_register(
+            client,
+            dev,
+            vec![Tier::Attested],
+            vec![sigil_chain_client::types::TeeKind::Simulated],
+            Some(&Evidence { bundle, policy }),
+        )
+        .await
+    }
 }
 
 /// A job order: fresh id and spec hash, 5 MINT, deadline `blocks` ahead of `head`.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use sigil_chain_client::audit::replay;
 use sigil_chain_client::policy::{SIMULATED_V1, policy_id};
 use sigil_chain_client::types::{
-    Evidence, JobStatus, MarketEvent, Outcome, ProviderClass, TeeKind, Tier, TierTerms,
+    JobStatus, MarketEvent, Outcome, ProviderClass, TeeKind, Tier, TierTerms,
 };
 use sigil_chain_client::{ChainClient, ChainError};
 use sigil_e2e::evidence_digest as evidence_digest_of;
@@ -273,16 +273,7 @@ async fn tier3_attested_key_loop_works() {
     let intruder = ProviderKey::fresh("t3-intruder").unwrap();
     let tampered = tampered_simulated_bundle(intruder.key.public_key(), fresh_bytes("nonce"));
     let e = intruder
-        .fund_and_register(
-            &c,
-            &dev,
-            vec![Tier::Attested],
-            vec![TeeKind::Simulated],
-            Some(&Evidence {
-                bundle: tampered,
-                policy,
-            }),
-        )
+        .fund_and_register_simulated(&c, &dev, tampered, policy)
         .await
         .unwrap_err();
     assert_eq!(
@@ -293,32 +284,14 @@ async fn tier3_attested_key_loop_works() {
     // Evidence for another key than the one registered.
     let other = ProviderKey::fresh("t3-other").unwrap();
     let e = other
-        .fund_and_register(
-            &c,
-            &dev,
-            vec![Tier::Attested],
-            vec![TeeKind::Simulated],
-            Some(&Evidence {
-                bundle: bundle.clone(),
-                policy,
-            }),
-        )
+        .fund_and_register_simulated(&c, &dev, bundle.clone(), policy)
         .await
         .unwrap_err();
     assert_eq!(dispatch_name(&e), "market.AttestedKeyMismatch");
 
-    p.fund_and_register(
-        &c,
-        &dev,
-        vec![Tier::Attested],
-        vec![TeeKind::Simulated],
-        Some(&Evidence {
-            bundle: bundle.clone(),
-            policy,
-        }),
-    )
-    .await
-    .unwrap();
+    p.fund_and_register_simulated(&c, &dev, bundle.clone(), policy)
+        .await
+        .unwrap();
     let info = c.provider(&p.account()).await.unwrap().unwrap();
     let attested = info.attested.unwrap();
     assert_eq!(attested.tee, TeeKind::Simulated);
@@ -406,18 +379,9 @@ async fn tier3_fresh_quote_loop_works() {
     let policy = policy_id(SIMULATED_V1);
     let p = ProviderKey::fresh("t3f").unwrap();
     let registration = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
-    p.fund_and_register(
-        &c,
-        &dev,
-        vec![Tier::Attested],
-        vec![TeeKind::Simulated],
-        Some(&Evidence {
-            bundle: registration,
-            policy,
-        }),
-    )
-    .await
-    .unwrap();
+    p.fund_and_register_simulated(&c, &dev, registration, policy)
+        .await
+        .unwrap();
     let head = c.block_number().await.unwrap();
     let o = order(
         TierTerms::Attested {
