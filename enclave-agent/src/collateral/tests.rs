@@ -196,6 +196,12 @@ pub(crate) fn settings(cache: &Path, now: Arc<Mutex<u64>>) -> FetchSettings {
     }
 }
 
+/// A TDX collateral provider fetching from the PCCS at `url` only, caching under `cache`, on
+/// the test clock `now`.
+fn pccs_provider(cache: &Path, now: &Arc<Mutex<u64>>, url: &str) -> TdxCollateralProvider {
+    TdxCollateralProvider::new(settings(cache, Arc::clone(now)), Some(url), None)
+}
+
 fn quote() -> Vec<u8> {
     read(&vectors().join(TDX).join("quote.bin"))
 }
@@ -209,11 +215,7 @@ fn tdx_collateral_fetched_cached_and_reused_works() {
     let pccs = fake_pccs(TDX);
     let cache = tempfile::tempdir().unwrap();
     let now = Arc::new(Mutex::new(TDX_TIME));
-    let p = TdxCollateralProvider::new(
-        settings(cache.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let p = pccs_provider(cache.path(), &now, &pccs.url);
     let json = p.collateral_for(&quote()).unwrap();
     let c = TdxCollateral::from_json(&json).unwrap();
     assert_eq!(c.digest(), expected_collateral().digest());
@@ -229,11 +231,7 @@ fn tdx_collateral_fetched_cached_and_reused_works() {
     );
     // Memory, then the disk cache of a new provider: no request.
     assert_eq!(p.collateral_for(&quote()).unwrap(), json);
-    let again = TdxCollateralProvider::new(
-        settings(cache.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let again = pccs_provider(cache.path(), &now, &pccs.url);
     assert_eq!(again.collateral_for(&quote()).unwrap(), json);
     assert_eq!(pccs.requests(), 4);
 }
@@ -243,11 +241,7 @@ fn tdx_collateral_refreshed_before_next_update_works() {
     let pccs = fake_pccs(TDX);
     let cache = tempfile::tempdir().unwrap();
     let now = Arc::new(Mutex::new(TDX_TIME));
-    let p = TdxCollateralProvider::new(
-        settings(cache.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let p = pccs_provider(cache.path(), &now, &pccs.url);
     let json = p.collateral_for(&quote()).unwrap();
     let next = expected_collateral().next_update().unwrap().0;
     // Two days before nextUpdate (inside the 7-day margin): fetched again.
@@ -267,11 +261,7 @@ fn tdx_collateral_refreshed_before_next_update_works() {
     *now.lock().unwrap() += 600;
     assert_eq!(p.collateral_for(&quote()).unwrap(), json);
     // A new provider without memory falls back to the disk cache.
-    let fresh = TdxCollateralProvider::new(
-        settings(cache.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let fresh = pccs_provider(cache.path(), &now, &pccs.url);
     assert_eq!(fresh.collateral_for(&quote()).unwrap(), json);
 }
 
@@ -282,30 +272,18 @@ fn tdx_collateral_stale_or_unreachable_rejects() {
     let next = expected_collateral().next_update().unwrap().0;
     // After nextUpdate the service only has the expired collateral.
     let now = Arc::new(Mutex::new(next + 1));
-    let p = TdxCollateralProvider::new(
-        settings(cache.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let p = pccs_provider(cache.path(), &now, &pccs.url);
     let e = p.collateral_for(&quote()).unwrap_err();
     assert!(matches!(e, CollateralError::Stale { .. }), "{e}");
     // An unreachable service and nothing cached.
     *now.lock().unwrap() = TDX_TIME;
     pccs.fail_with.store(500, Ordering::Relaxed);
     let empty = tempfile::tempdir().unwrap();
-    let p = TdxCollateralProvider::new(
-        settings(empty.path(), Arc::clone(&now)),
-        Some(&pccs.url),
-        None,
-    );
+    let p = pccs_provider(empty.path(), &now, &pccs.url);
     let e = p.collateral_for(&quote()).unwrap_err();
     assert!(matches!(e, CollateralError::Fetch { .. }), "{e}");
     // A closed port within the timeout.
-    let dead = TdxCollateralProvider::new(
-        settings(empty.path(), Arc::clone(&now)),
-        Some("http://127.0.0.1:9"),
-        None,
-    );
+    let dead = pccs_provider(empty.path(), &now, "http://127.0.0.1:9");
     assert!(matches!(
         dead.collateral_for(&quote()).unwrap_err(),
         CollateralError::Fetch { .. }
