@@ -522,23 +522,7 @@ impl GpuWorld {
 
     /// The driver and VBIOS RIMs whose golden values are the report's.
     fn rims(&self, spec: &ReportSpec) -> Vec<Vec<u8>> {
-        let certs: [&[u8]; 2] = [&self.rim.signer, &self.rim.root];
-        vec![
-            build_rim(
-                "96.00.9F.00.01",
-                "GH100",
-                &golden_for(spec, 0..32),
-                &self.rim.signer_key.sk,
-                &certs,
-            ),
-            build_rim(
-                spec.driver,
-                "GH100",
-                &golden_for(spec, 32..64),
-                &self.rim.signer_key.sk,
-                &certs,
-            ),
-        ]
+        self.rim.matching_rims(spec)
     }
 
     /// OCSP responses for the device intermediate and the RIM signer.

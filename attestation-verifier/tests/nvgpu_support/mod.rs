@@ -326,6 +326,28 @@ impl RimPki {
             signer,
         }
     }
+
+    /// The VBIOS and driver RIMs (GH100) whose golden values are those of a report built from
+    /// `spec`, signed by this PKI's signer.
+    pub fn matching_rims(&self, spec: &ReportSpec) -> Vec<Vec<u8>> {
+        let certs: [&[u8]; 2] = [&self.signer, &self.root];
+        vec![
+            build_rim(
+                "96.00.9F.00.01",
+                "GH100",
+                &golden_for(spec, 0..32),
+                &self.signer_key.sk,
+                &certs,
+            ),
+            build_rim(
+                spec.driver,
+                "GH100",
+                &golden_for(spec, 32..64),
+                &self.signer_key.sk,
+                &certs,
+            ),
+        ]
+    }
 }
 
 /// One golden measurement: RIM index, active, alternatives.
