@@ -27,9 +27,9 @@ fn bearer(t: &str) -> MetadataMap {
     md
 }
 
-#[test]
-fn submit_signature_works() {
-    let a = Authenticator::new(&cfg(""));
+#[tokio::test]
+async fn submit_signature_works() {
+    let a = Authenticator::new(&cfg("")).unwrap();
     let k = SigningKey::from_bytes(&[1; 32]);
     let spec = b"spec bytes";
     let p = a
@@ -38,62 +38,75 @@ fn submit_signature_works() {
             spec,
             Some(&signed(&k, &submit_message(spec))),
         )
+        .await
         .unwrap();
     assert_eq!(p, Principal::Buyer(k.verifying_key().to_bytes()));
 }
 
-#[test]
-fn submit_rejects() {
-    let a = Authenticator::new(&cfg(""));
+#[tokio::test]
+async fn submit_rejects() {
+    let a = Authenticator::new(&cfg("")).unwrap();
     let k = SigningKey::from_bytes(&[1; 32]);
     let spec = b"spec bytes";
     let md = MetadataMap::new();
-    assert_eq!(a.submit(&md, spec, None), Err(AuthError::Missing));
+    assert_eq!(a.submit(&md, spec, None).await, Err(AuthError::Missing));
     // Signature over other bytes.
     let s = signed(&k, &submit_message(b"other"));
-    assert_eq!(a.submit(&md, spec, Some(&s)), Err(AuthError::BadSignature));
+    assert_eq!(
+        a.submit(&md, spec, Some(&s)).await,
+        Err(AuthError::BadSignature)
+    );
     let mut short = signed(&k, &submit_message(spec));
     short.signature.pop();
     assert_eq!(
-        a.submit(&md, spec, Some(&short)),
+        a.submit(&md, spec, Some(&short)).await,
         Err(AuthError::MalformedSignature)
     );
     let mut badkey = signed(&k, &submit_message(spec));
     badkey.public_key = vec![1; 31];
     assert_eq!(
-        a.submit(&md, spec, Some(&badkey)),
+        a.submit(&md, spec, Some(&badkey)).await,
         Err(AuthError::MalformedKey)
     );
     // No token configured: any bearer token is refused.
-    assert_eq!(a.submit(&bearer("x"), spec, None), Err(AuthError::BadToken));
+    assert_eq!(
+        a.submit(&bearer("x"), spec, None).await,
+        Err(AuthError::BadToken)
+    );
 }
 
-#[test]
-fn allow_list_rejects() {
+#[tokio::test]
+async fn allow_list_rejects() {
     let allowed = SigningKey::from_bytes(&[2; 32]);
     let a = Authenticator::new(&cfg(&format!(
         "[auth]\nbuyer_keys = [\"{}\"]",
         hex::encode(allowed.verifying_key().to_bytes())
-    )));
+    )))
+    .unwrap();
     let other = SigningKey::from_bytes(&[3; 32]);
     let spec = b"s";
     let md = MetadataMap::new();
     assert!(
         a.submit(&md, spec, Some(&signed(&allowed, &submit_message(spec))))
+            .await
             .is_ok()
     );
     assert!(matches!(
-        a.submit(&md, spec, Some(&signed(&other, &submit_message(spec)))),
+        a.submit(&md, spec, Some(&signed(&other, &submit_message(spec))))
+            .await,
         Err(AuthError::NotAllowed(_))
     ));
 }
 
-#[test]
-fn token_works() {
-    let a = Authenticator::new(&cfg("[auth]\ntoken = \"t0ken\""));
-    assert_eq!(a.submit(&bearer("t0ken"), b"s", None), Ok(Principal::Token));
+#[tokio::test]
+async fn token_works() {
+    let a = Authenticator::new(&cfg("[auth]\ntoken = \"t0ken\"")).unwrap();
     assert_eq!(
-        a.submit(&bearer("t0ken2"), b"s", None),
+        a.submit(&bearer("t0ken"), b"s", None).await,
+        Ok(Principal::Token)
+    );
+    assert_eq!(
+        a.submit(&bearer("t0ken2"), b"s", None).await,
         Err(AuthError::BadToken)
     );
     let mut md = MetadataMap::new();
@@ -101,12 +114,12 @@ fn token_works() {
         "authorization",
         MetadataValue::from_static("Basic dDBrZW4="),
     );
-    assert_eq!(a.submit(&md, b"s", None), Err(AuthError::BadToken));
+    assert_eq!(a.submit(&md, b"s", None).await, Err(AuthError::BadToken));
 }
 
-#[test]
-fn job_request_works_and_rejects() {
-    let a = Authenticator::new(&cfg(""));
+#[tokio::test]
+async fn job_request_works_and_rejects() {
+    let a = Authenticator::new(&cfg("")).unwrap();
     let owner = SigningKey::from_bytes(&[4; 32]);
     let other = SigningKey::from_bytes(&[5; 32]);
     let job = [8u8; 32];
@@ -120,10 +133,12 @@ fn job_request_works_and_rejects() {
     let d = sigil_proto::CANCEL_DOMAIN;
     assert!(
         a.job_request(&md, d, &job, Some(&req(&owner, now, d)), own, now)
+            .await
             .is_ok()
     );
     assert_eq!(
-        a.job_request(&md, d, &job, Some(&req(&other, now, d)), own, now),
+        a.job_request(&md, d, &job, Some(&req(&other, now, d)), own, now)
+            .await,
         Err(AuthError::NotOwner)
     );
     // Signed for another purpose.
@@ -135,20 +150,23 @@ fn job_request_works_and_rejects() {
             Some(&req(&owner, now, sigil_proto::OUTPUT_DOMAIN)),
             own,
             now
-        ),
+        )
+        .await,
         Err(AuthError::BadSignature)
     );
     assert!(matches!(
-        a.job_request(&md, d, &job, Some(&req(&owner, now - 301_000, d)), own, now),
+        a.job_request(&md, d, &job, Some(&req(&owner, now - 301_000, d)), own, now)
+            .await,
         Err(AuthError::Stale { .. })
     ));
     // A job submitted with the token: no buyer key may act on it.
     assert_eq!(
-        a.job_request(&md, d, &job, Some(&req(&owner, now, d)), None, now),
+        a.job_request(&md, d, &job, Some(&req(&owner, now, d)), None, now)
+            .await,
         Err(AuthError::NotOwner)
     );
     assert_eq!(
-        a.job_request(&md, d, &job, None, own, now),
+        a.job_request(&md, d, &job, None, own, now).await,
         Err(AuthError::Missing)
     );
 }

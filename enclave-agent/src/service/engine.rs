@@ -209,11 +209,13 @@ impl Engine {
             gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
             containers: container_cli.is_some(),
         };
+        let auth = Authenticator::new(&config)
+            .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
         let engine = Arc::new_cyclic(|me| Self {
             me: me.clone(),
-            auth: Authenticator::new(&config),
+            auth,
             cfg: Arc::new(config),
             store,
             attestor,
@@ -405,7 +407,10 @@ impl Engine {
         if self.shutdown.is_cancelled() {
             return Err(AgentError::ShuttingDown);
         }
-        let principal = self.auth.submit(md, &req.spec, req.signature.as_ref())?;
+        let principal = self
+            .auth
+            .submit(md, &req.spec, req.signature.as_ref())
+            .await?;
         let now = metering::unix_ms();
         let plan = spec::validate(&req.spec, &self.cfg, &self.caps, now)?;
         let mut record = JobRecord::queued(plan.job_id, sha256(&req.spec), principal.buyer(), now);
@@ -496,21 +501,24 @@ impl Engine {
     }
 
     /// Authenticates a request on an existing job.
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         md: &MetadataMap,
         domain: &[u8],
         record: &JobRecord,
         auth: Option<&v1::RequestAuth>,
     ) -> Result<Principal, AgentError> {
-        Ok(self.auth.job_request(
-            md,
-            domain,
-            &record.job_id,
-            auth,
-            record.buyer,
-            metering::unix_ms(),
-        )?)
+        Ok(self
+            .auth
+            .job_request(
+                md,
+                domain,
+                &record.job_id,
+                auth,
+                record.buyer,
+                metering::unix_ms(),
+            )
+            .await?)
     }
 
     /// Cancels a queued or running job.

@@ -79,6 +79,7 @@ impl From<AgentError> for tonic::Status {
                 AuthError::NotAllowed(_) | AuthError::NotOwner => {
                     Status::permission_denied(e.to_string())
                 }
+                AuthError::Unavailable => Status::unavailable(e.to_string()),
                 _ => Status::unauthenticated(e.to_string()),
             },
             AgentError::BadField { .. } => Status::invalid_argument(e.to_string()),

@@ -175,7 +175,8 @@ impl v1::job_service_server::JobService for JobApi {
         let id = id32("job_id", &req.job_id)?;
         let r = self.engine.job(&id)?;
         self.engine
-            .authorize(&md, sigil_proto::CANCEL_DOMAIN, &r, req.auth.as_ref())?;
+            .authorize(&md, sigil_proto::CANCEL_DOMAIN, &r, req.auth.as_ref())
+            .await?;
         let r = self.engine.cancel(&id).await?;
         Ok(Response::new(job_status(&r)))
     }
@@ -190,7 +191,8 @@ impl v1::job_service_server::JobService for JobApi {
         let id = id32("job_id", &req.job_id)?;
         let r = self.engine.job(&id)?;
         self.engine
-            .authorize(&md, sigil_proto::OUTPUT_DOMAIN, &r, req.auth.as_ref())?;
+            .authorize(&md, sigil_proto::OUTPUT_DOMAIN, &r, req.auth.as_ref())
+            .await?;
         if !r.state.is_final() {
             return Err(AgentError::WrongState {
                 job: hex::encode(id),
