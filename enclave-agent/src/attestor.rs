@@ -131,6 +131,7 @@ impl Attestor {
         opts.tdx_collateral = crate::collateral::tdx_from_config(cfg)
             .map(|c| c as Arc<dyn crate::evidence::backend::tsm::TdxCollateralSource>);
         opts.azure_vcek = Some(crate::evidence::backend::azure_vtpm::vcek_from_config(cfg));
+        opts.snp_vcek = crate::collateral::snp_vcek_from_config(cfg);
         let a = Self::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
         Ok(match crate::collateral::gpu_from_config(cfg) {
             Some(c) if a.gpus.is_some() => a.with_gpu_collateral(c),

@@ -11,6 +11,10 @@
 //!   intermediates and RIM signing certificates (from NVIDIA's OCSP responder,
 //!   cached on disk until shortly before their `nextUpdate`).
 //!
+//! * SEV-SNP ([`snp::KdsVcek`]): the VCEK, ASK and ARK of the report's chip and TCB
+//!   from AMD's KDS (or a configured file), for hosts that supply no certificates
+//!   with the report; cached on disk per chip and TCB.
+//!
 //! Nothing fetched is trusted here either: verifiers check every signature. The
 //! agent only checks what would make a bundle useless (collateral for another
 //! platform, expired collateral, OCSP responses that do not verify), so it never
@@ -27,6 +31,7 @@ use crate::config::Config;
 
 pub mod gpu;
 pub mod http;
+pub mod snp;
 pub mod tdx;
 
 /// The time collateral is judged at (the system clock in production).
@@ -93,6 +98,14 @@ pub enum CollateralError {
         next_update: UnixTime,
         /// The time it was judged at.
         now: UnixTime,
+    },
+    /// The collateral exists but cannot be fetched for this evidence.
+    #[error("{what}: {reason}")]
+    NotFetchable {
+        /// What.
+        what: String,
+        /// Why.
+        reason: &'static str,
     },
     /// No source is configured for collateral that is needed.
     #[error("no source configured for {0}")]
@@ -176,6 +189,29 @@ pub fn gpu_from_config(cfg: &Config) -> Option<Arc<gpu::GpuCollateralProvider>> 
         c.rim_dir.clone(),
         rim_service,
         ocsp,
+    )))
+}
+
+/// Where SEV-SNP endorsement certificates come from when the host supplies none with
+/// the report: `collateral.snp_vcek_file` when set, else AMD KDS at
+/// `collateral.amd_kds_url` (`None` when that is `""`).
+pub fn snp_vcek_from_config(
+    cfg: &Config,
+) -> Option<Arc<dyn crate::evidence::backend::azure_vtpm::VcekSource>> {
+    let c = &cfg.collateral;
+    if let Some(path) = &c.snp_vcek_file {
+        return Some(Arc::new(
+            crate::evidence::backend::azure_vtpm::VcekFile::new(path.clone()),
+        ));
+    }
+    let base = url(&c.amd_kds_url)?;
+    let settings = FetchSettings::from_config(cfg);
+    let http = http::AgentHttp::new(settings.timeout);
+    Some(Arc::new(snp::KdsVcek::new(
+        Box::new(http),
+        base,
+        cfg.snp_product(),
+        settings,
     )))
 }
 

@@ -329,6 +329,15 @@ pub struct CollateralConfig {
     pub rim_service_url: String,
     /// NVIDIA's OCSP responder.
     pub ocsp_url: String,
+    /// AMD's Key Distribution Service, for the VCEK of SEV-SNP hosts that supply no
+    /// certificates with the report.
+    pub amd_kds_url: String,
+    /// The SEV-SNP product (`Milan`, `Genoa`, `Turin`) for reports older than v3, which do
+    /// not name their CPU model; needed only to fetch their VCEK.
+    pub snp_product: Option<String>,
+    /// A PEM file with the VCEK (and ASK, ARK) of this machine's chip, used instead of
+    /// AMD KDS when the host supplies no certificates with the report.
+    pub snp_vcek_file: Option<PathBuf>,
     /// Cache of fetched collateral; default `state_dir/collateral`.
     pub cache_dir: Option<PathBuf>,
     /// Timeout of one request, seconds.
@@ -347,6 +356,9 @@ impl Default for CollateralConfig {
             rim_dir: None,
             rim_service_url: attestation_verifier::rim_service::NVIDIA_RIM_SERVICE_URL.into(),
             ocsp_url: NVIDIA_OCSP_URL.into(),
+            amd_kds_url: crate::collateral::snp::AMD_KDS_URL.into(),
+            snp_product: None,
+            snp_vcek_file: None,
             cache_dir: None,
             timeout_secs: 10,
             refresh_before_secs: 7 * 86_400,
@@ -499,6 +511,12 @@ impl Config {
                 reason: "must be `uid:gid` (numbers) or `agent`",
             });
         }
+        if self.collateral.snp_product.is_some() && self.snp_product().is_none() {
+            return Err(ConfigError::Invalid {
+                key: "collateral.snp_product",
+                reason: "must be Milan, Genoa or Turin",
+            });
+        }
         for (index, k) in self.auth.buyer_keys.iter().enumerate() {
             let ok = hex::decode(k).map(|b| b.len() == 32).unwrap_or(false);
             if !ok {
@@ -513,6 +531,14 @@ impl Config {
             self.auth.token = Secret::new(t.trim());
         }
         Ok(())
+    }
+
+    /// `collateral.snp_product`, parsed.
+    pub fn snp_product(&self) -> Option<attestation_verifier::evidence::snp::Product> {
+        self.collateral
+            .snp_product
+            .as_deref()
+            .and_then(attestation_verifier::evidence::snp::Product::from_name)
     }
 
     /// The configured buyer allow-list, decoded.

@@ -46,9 +46,23 @@ fn bad_values_reject() {
         "[log]\nformat = \"xml\"",
         "[auth]\nbuyer_keys = [\"abcd\"]",
         "[jobs]\ndefault_wall_time_ms = 10\nmax_wall_time_ms = 5",
+        "[collateral]\nsnp_product = \"Naples\"",
     ] {
         assert!(Config::from_toml(doc).is_err(), "{doc}");
     }
+}
+
+#[test]
+fn snp_vcek_source_works() {
+    use attestation_verifier::evidence::snp::Product;
+    let c = Config::from_toml("[collateral]\nsnp_product = \"genoa\"").unwrap();
+    assert_eq!(c.snp_product(), Some(Product::Genoa));
+    assert!(crate::collateral::snp_vcek_from_config(&c).is_some());
+    let off = Config::from_toml("[collateral]\namd_kds_url = \"\"").unwrap();
+    assert!(crate::collateral::snp_vcek_from_config(&off).is_none());
+    let file =
+        Config::from_toml("[collateral]\namd_kds_url = \"\"\nsnp_vcek_file = \"/v.pem\"").unwrap();
+    assert!(crate::collateral::snp_vcek_from_config(&file).is_some());
 }
 
 #[test]

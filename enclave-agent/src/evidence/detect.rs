@@ -87,6 +87,9 @@ pub struct DetectOptions {
     pub tpm_device: PathBuf,
     /// Where the Azure vTPM backend gets the VCEK; Azure IMDS when `None`.
     pub azure_vcek: Option<Arc<dyn VcekSource>>,
+    /// Where the sev-guest and configfs-tsm backends get the VCEK when the host supplies
+    /// no certificates with the report (AMD KDS or a file); none when `None`.
+    pub snp_vcek: Option<Arc<dyn VcekSource>>,
 }
 
 impl std::fmt::Debug for DetectOptions {
@@ -101,6 +104,7 @@ impl std::fmt::Debug for DetectOptions {
             .field("tdx_collateral", &self.tdx_collateral.is_some())
             .field("tpm_device", &self.tpm_device)
             .field("azure_vcek", &self.azure_vcek.is_some())
+            .field("snp_vcek", &self.snp_vcek.is_some())
             .finish()
     }
 }
@@ -118,6 +122,7 @@ impl DetectOptions {
             tdx_collateral: None,
             tpm_device: PathBuf::from(TPM_DEVICE),
             azure_vcek: None,
+            snp_vcek: None,
         }
     }
 }
@@ -142,7 +147,7 @@ pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource
                     format!("{} does not exist", opts.sev_guest_device.display()),
                 ));
             }
-            Arc::new(SevGuestSource::open(opts.vmpl)?)
+            Arc::new(SevGuestSource::open(opts.vmpl)?.with_vcek_source(opts.snp_vcek.clone()))
         }
         Backend::TdxGuest => {
             return Err(unavailable(
@@ -169,6 +174,9 @@ pub fn open_source(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource
 /// The configfs-tsm source at `opts.tsm_root`, adding collateral to TDX quotes.
 fn tsm(opts: &DetectOptions) -> Result<TsmSource, EvidenceError> {
     let s = TsmSource::with_fs(Box::new(StdFs), opts.tsm_root.clone())?;
+    if s.tee() == attestation_verifier::receipt::TeeKind::SevSnp {
+        return Ok(s.with_vcek_source(opts.snp_vcek.clone()));
+    }
     if s.tee() != attestation_verifier::receipt::TeeKind::Tdx {
         return Ok(s);
     }
@@ -207,7 +215,7 @@ fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, Evidenc
         }
     }
     if opts.sev_guest_device.exists() {
-        let s = SevGuestSource::open(opts.vmpl)?;
+        let s = SevGuestSource::open(opts.vmpl)?.with_vcek_source(opts.snp_vcek.clone());
         tracing::info!(backend = "sev-guest", "evidence backend detected");
         return Ok(Some(Arc::new(s)));
     }

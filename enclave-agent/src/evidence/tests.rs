@@ -342,9 +342,10 @@ fn tsm_missing_root_rejects() {
 
 // ---- /dev/sev-guest ----
 
-struct FakeSevGuest {
-    report: Vec<u8>,
-    certs: SnpCertificates,
+/// A guest device answering with `report` and the host's `certs`.
+pub(crate) struct FakeSevGuest {
+    pub(crate) report: Vec<u8>,
+    pub(crate) certs: SnpCertificates,
 }
 
 impl SevGuestDevice for FakeSevGuest {

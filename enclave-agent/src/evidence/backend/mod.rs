@@ -19,8 +19,9 @@ use super::certtable::SnpCertificates;
 /// or mismatched report never leaves the agent).
 pub(crate) fn snp_evidence(
     report: Vec<u8>,
-    certs: SnpCertificates,
+    mut certs: SnpCertificates,
     report_data: &[u8; 64],
+    fallback: Option<&dyn azure_vtpm::VcekSource>,
 ) -> Result<CpuEvidence, EvidenceError> {
     let parsed = parse_snp_report(&report).map_err(|e| EvidenceError::Unusable {
         tee: TeeKind::SevSnp,
@@ -31,6 +32,17 @@ pub(crate) fn snp_evidence(
             tee: TeeKind::SevSnp,
             detail: "the report does not carry the requested REPORT_DATA".into(),
         });
+    }
+    // The host supplied no endorsement key: the configured source (AMD KDS or a file).
+    if certs.vcek.is_none()
+        && certs.vlek.is_none()
+        && let Some(source) = fallback
+    {
+        let fetched = source.certificates(&parsed)?;
+        certs.vcek = fetched.vcek;
+        certs.vlek = fetched.vlek;
+        certs.ask = certs.ask.or(fetched.ask);
+        certs.ark = certs.ark.or(fetched.ark);
     }
     let vek = certs
         .vlek

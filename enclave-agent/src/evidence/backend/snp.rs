@@ -2,11 +2,12 @@
 //! returns the report and the certificate table the host provisioned.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use attestation_verifier::bundle::CpuEvidence;
 use attestation_verifier::receipt::TeeKind;
 
+use super::azure_vtpm::VcekSource;
 use crate::evidence::certtable::SnpCertificates;
 use crate::evidence::{EvidenceError, EvidenceSource};
 
@@ -73,12 +74,24 @@ impl SevGuestDevice for SevGuestFirmware {
 pub struct SevGuestSource {
     device: Box<dyn SevGuestDevice>,
     vmpl: u32,
+    vcek: Option<Arc<dyn VcekSource>>,
 }
 
 impl SevGuestSource {
     /// A source over `device`, requesting reports at `vmpl` (0 for a guest without an SVSM).
     pub fn new(device: Box<dyn SevGuestDevice>, vmpl: u32) -> Self {
-        Self { device, vmpl }
+        Self {
+            device,
+            vmpl,
+            vcek: None,
+        }
+    }
+
+    /// Where the VCEK comes from when the host supplies no certificates (AMD KDS or a
+    /// file).
+    pub fn with_vcek_source(mut self, source: Option<Arc<dyn VcekSource>>) -> Self {
+        self.vcek = source;
+        self
     }
 
     /// Opens `/dev/sev-guest`.
@@ -98,6 +111,6 @@ impl EvidenceSource for SevGuestSource {
 
     fn collect(&self, report_data: &[u8; 64]) -> Result<CpuEvidence, EvidenceError> {
         let (report, certs) = self.device.extended_report(report_data, self.vmpl)?;
-        super::snp_evidence(report, certs, report_data)
+        super::snp_evidence(report, certs, report_data, self.vcek.as_deref())
     }
 }

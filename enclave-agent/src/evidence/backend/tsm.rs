@@ -10,12 +10,14 @@
 //! [`TsmFs`] so tests can stand in for the kernel on a real directory tree.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use attestation_verifier::bundle::CpuEvidence;
 use attestation_verifier::evidence::tdx::parse_tdx_quote;
 use attestation_verifier::receipt::TeeKind;
 
+use super::azure_vtpm::VcekSource;
 use crate::evidence::certtable::{SnpCertificates, parse_cert_table};
 use crate::evidence::{EvidenceError, EvidenceSource};
 
@@ -96,6 +98,7 @@ pub struct TsmSource {
     prefix: String,
     counter: AtomicU64,
     tdx_collateral: Option<Box<dyn TdxCollateralSource>>,
+    vcek: Option<Arc<dyn VcekSource>>,
 }
 
 /// Removes the entry when dropped, so no path leaves it behind.
@@ -128,6 +131,7 @@ impl TsmSource {
             prefix: format!("sigil-{}", std::process::id()),
             counter: AtomicU64::new(0),
             tdx_collateral: None,
+            vcek: None,
         };
         let entry = s.entry()?;
         let provider = s.read(&entry.path, "provider")?;
@@ -140,6 +144,13 @@ impl TsmSource {
     /// verified offline).
     pub fn with_tdx_collateral(mut self, source: Box<dyn TdxCollateralSource>) -> Self {
         self.tdx_collateral = Some(source);
+        self
+    }
+
+    /// Where the VCEK comes from when the kernel returns no SEV-SNP certificates (AMD KDS
+    /// or a file).
+    pub fn with_vcek_source(mut self, source: Option<Arc<dyn VcekSource>>) -> Self {
+        self.vcek = source;
         self
     }
 
@@ -247,7 +258,7 @@ impl EvidenceSource for TsmSource {
                     Some(table) => parse_cert_table(table)?,
                     None => SnpCertificates::default(),
                 };
-                super::snp_evidence(r.outblob, certs, report_data)
+                super::snp_evidence(r.outblob, certs, report_data, self.vcek.as_deref())
             }
             TeeKind::Tdx => {
                 let q = parse_tdx_quote(&r.outblob).map_err(|e| EvidenceError::Unusable {
