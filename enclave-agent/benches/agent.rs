@@ -364,6 +364,20 @@ where
     (addr, token)
 }
 
+/// CPU time used so far by this process's live threads (client, server, store writer,
+/// verifier), from each thread's `schedstat` (nanoseconds on a CPU).
+fn cpu_secs() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
 /// Sends `reqs` with `concurrency` calls in flight on one HTTP/2 connection; returns
 /// submissions per second.
 async fn blast(
@@ -489,9 +503,17 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     blast(agent_addr, make(500), concurrency, false).await;
     let (mut bare, mut agent, mut tok, mut local, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // CPU time per call, client and server together (both in this process).
+    let (mut bare_cpu, mut agent_cpu) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let b = blast(bare_addr, make(n), concurrency, false).await;
-        let a = blast(agent_addr, make(n), concurrency, false).await;
+        let reqs = make(n);
+        let c = cpu_secs();
+        let b = blast(bare_addr, reqs, concurrency, false).await;
+        bare_cpu.push((cpu_secs() - c) * 1e6 / n as f64);
+        let reqs = make(n);
+        let c = cpu_secs();
+        let a = blast(agent_addr, reqs, concurrency, false).await;
+        agent_cpu.push((cpu_secs() - c) * 1e6 / n as f64);
         bare.push(b);
         agent.push(a);
         ratios.push(a / b);
@@ -500,6 +522,7 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
         // The same path without gRPC, to separate transport from engine cost.
         local.push(in_process(&engine, make(n), concurrency).await);
     }
+    let sigs = engine.auth().verifier().stats().snapshot();
     agent_stop.cancel();
     bare_stop.cancel();
     token.cancel();
@@ -527,6 +550,18 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     println!(
         "  ratio agent/bare (median of rounds)       {:>9.2}",
         median(ratios)
+    );
+    println!(
+        "  CPU per call, client and server: bare {:.0} us, agent {:.0} us (medians)",
+        median(bare_cpu),
+        median(agent_cpu)
+    );
+    println!(
+        "  buyer signatures: {} verified alone, {} in {} batches ({:.1} per batch)",
+        sigs.inline,
+        sigs.signatures,
+        sigs.batches,
+        sigs.signatures as f64 / sigs.batches.max(1) as f64
     );
 }
 

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, mpsc};
+use std::time::Instant;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
@@ -46,6 +47,11 @@ use super::AuthError;
 
 /// Most signatures checked in one batch (beyond ~64 the gain per signature is flat).
 const MAX_BATCH: usize = 128;
+
+/// Verifications that begin within this of the previous one are batched even when nothing
+/// is in flight at that instant (see [`BatchVerifier::verify`]).
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(1);
+const QUIET_MICROS: u64 = 1_000;
 
 /// Decoded keys kept (buyers submit many jobs each); the cache is emptied when full.
 const KEY_CACHE: usize = 4096;
@@ -71,6 +77,9 @@ pub struct BatchVerifier {
     tx: mpsc::Sender<Item>,
     /// Verifications started and not yet answered, inline or queued.
     in_flight: Arc<AtomicUsize>,
+    /// When a verification last began or was answered, microseconds after `epoch`.
+    last: Arc<AtomicU64>,
+    epoch: Instant,
     stats: Arc<BatchStats>,
 }
 
@@ -135,6 +144,8 @@ impl BatchVerifier {
         Ok(Self {
             tx,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            last: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
             stats,
         })
     }
@@ -146,16 +157,22 @@ impl BatchVerifier {
 
     /// Verifies `sig` by `key` over `msg` (raw bytes, as carried in the request).
     ///
-    /// With nothing else in flight the signature is verified here, on the caller's thread,
-    /// before this returns (no hand-off latency for a lone request); otherwise it is queued
-    /// for the verifier thread at once and the future waits for the batch's verdict.
+    /// A lone request (nothing else in flight, none begun or answered within [`QUIET`]) is verified
+    /// here, on the caller's thread, before this returns: no hand-off latency. Otherwise
+    /// the signature is queued for the verifier thread at once and the future waits for
+    /// its batch's verdict. (In flight alone would not do: under load the count touches
+    /// zero between batches, and the request that finds it there would pay a lone
+    /// verification on the runtime's thread.)
     pub fn verify(
         &self,
         key: [u8; 32],
         sig: [u8; 64],
         msg: Vec<u8>,
     ) -> impl Future<Output = Result<(), AuthError>> + Send + 'static {
-        let busy = self.in_flight.fetch_add(1, AcqRel) > 0;
+        let now = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let previous = self.last.swap(now, AcqRel);
+        let recent = previous != 0 && now.saturating_sub(previous) < QUIET_MICROS;
+        let busy = self.in_flight.fetch_add(1, AcqRel) > 0 || recent;
         let mut guard = Some(InFlight(Arc::clone(&self.in_flight)));
         let pending = if busy {
             let (reply, rx) = tokio::sync::oneshot::channel();
@@ -172,17 +189,30 @@ impl BatchVerifier {
         } else {
             self.stats.inline.fetch_add(1, Relaxed);
             let r = strict(&key, &sig, &msg);
+            // Its end counts as activity: a request right behind it is batched.
+            touch(&self.last, self.epoch);
             guard = None;
             Pending::Done(r)
         };
+        let (last, epoch) = (Arc::clone(&self.last), self.epoch);
         async move {
             let _guard = guard;
             match pending {
-                Pending::Queued(rx) => rx.await.map_err(|_| AuthError::Unavailable)?,
+                Pending::Queued(rx) => {
+                    let r = rx.await.map_err(|_| AuthError::Unavailable)?;
+                    touch(&last, epoch);
+                    r
+                }
                 Pending::Done(r) => r,
             }
         }
     }
+}
+
+/// Records activity now in `last` (microseconds after `epoch`).
+fn touch(last: &AtomicU64, epoch: Instant) {
+    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    last.fetch_max(now, AcqRel);
 }
 
 /// A verification answered at once or waiting for the verifier thread.

@@ -310,6 +310,11 @@ impl Engine {
         &self.cfg
     }
 
+    /// The authenticator (its signature verifier's counters).
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

@@ -247,17 +247,33 @@ async fn concurrent_verifications_work() {
     let n = v.stats().snapshot();
     assert_eq!((n.inline, n.signatures), (0, 200));
     assert!(n.batches < 200, "{n:?}");
-    // Nothing in flight: verified inline, same verdicts.
+    // Nothing in flight, none begun recently: verified inline, same verdicts.
     drop(held);
     let (k, s, m) = valid(9, 0);
-    assert_eq!(v.verify(k, s, m).await, Ok(()));
+    let lone = |k, s, m| {
+        let v = v.clone();
+        async move {
+            tokio::time::sleep(QUIET * 3).await;
+            v.verify(k, s, m).await
+        }
+    };
+    assert_eq!(lone(k, s, m).await, Ok(()));
     assert_eq!(
-        v.verify(k, s, b"x".to_vec()).await,
+        lone(k, s, b"x".to_vec()).await,
         Err(AuthError::BadSignature)
     );
     assert_eq!(
-        v.verify(ORDER_TWO, s, b"x".to_vec()).await,
+        lone(ORDER_TWO, s, b"x".to_vec()).await,
         Err(AuthError::BadSignature)
     );
     assert_eq!(v.stats().snapshot().inline, 3);
+    // Requests close together are batched even with nothing in flight in between.
+    let close: Vec<Case> = (0..3).map(|i| valid(9, i)).collect();
+    tokio::time::sleep(QUIET * 3).await;
+    let before = v.stats().snapshot();
+    for (k, s, m) in close {
+        assert_eq!(v.verify(k, s, m).await, Ok(()));
+    }
+    let after = v.stats().snapshot();
+    assert!(after.signatures - before.signatures >= 2, "{after:?}");
 }
