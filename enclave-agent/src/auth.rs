@@ -110,13 +110,14 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// From the agent configuration; starts the signature verifier thread.
-    pub fn new(cfg: &Config) -> std::io::Result<Self> {
+    /// From the agent configuration; starts the signature verifier thread, counting into
+    /// `stats`.
+    pub fn new(cfg: &Config, stats: batch::BatchStats) -> std::io::Result<Self> {
         Ok(Self {
             token: cfg.auth.token.clone(),
             buyer_keys: cfg.buyer_keys(),
             max_skew_ms: cfg.auth.max_clock_skew_secs.saturating_mul(1000),
-            verifier: BatchVerifier::start()?,
+            verifier: BatchVerifier::start_with(stats)?,
         })
     }
 

@@ -7,6 +7,10 @@
 //! | `sigil_agent_evidence_seconds` | histogram | `kind` (`attested_key`, `fresh_quote`, `challenge`): evidence collection latency |
 //! | `sigil_agent_receipt_seconds` | histogram | time to commit outputs, sign and store a receipt |
 //! | `sigil_agent_submissions_total` | counter | `result` (`created`, `existing`, `rejected`) |
+//! | `sigil_agent_signatures_inline_total` | counter | buyer signatures verified alone, on the request's thread |
+//! | `sigil_agent_signatures_batched_total` | counter | buyer signatures verified in batches by the verifier thread |
+//! | `sigil_agent_signature_batches_total` | counter | batches run by the verifier thread |
+//! | `sigil_agent_signature_batch_fallbacks_total` | counter | batches whose combined check failed (each signature then verified alone) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::batch::BatchStats;
 use crate::store::JobState;
 
 /// A label set with one label.
@@ -63,6 +68,7 @@ pub struct Metrics {
     // family's lock.
     by_state: [Gauge; 5],
     by_result: [Counter; 3],
+    signatures: BatchStats,
 }
 
 /// Submission results, in the order of `Metrics::by_result`.
@@ -126,6 +132,27 @@ impl Metrics {
             "Job submissions by result",
             submissions.clone(),
         );
+        let signatures = BatchStats::default();
+        registry.register(
+            "signatures_inline",
+            "Buyer signatures verified alone, on the request's thread",
+            signatures.inline.clone(),
+        );
+        registry.register(
+            "signatures_batched",
+            "Buyer signatures verified in batches by the verifier thread",
+            signatures.signatures.clone(),
+        );
+        registry.register(
+            "signature_batches",
+            "Batches of buyer signatures run by the verifier thread",
+            signatures.batches.clone(),
+        );
+        registry.register(
+            "signature_batch_fallbacks",
+            "Signature batches whose combined check failed (each then verified alone)",
+            signatures.fallbacks.clone(),
+        );
         let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
         let by_result = RESULTS.map(|r| {
             submissions
@@ -140,7 +167,13 @@ impl Metrics {
             submissions,
             by_state,
             by_result,
+            signatures,
         }
+    }
+
+    /// The counters the signature verifier counts into (shared with this registry).
+    pub fn signature_stats(&self) -> BatchStats {
+        self.signatures.clone()
     }
 
     /// Sets the gauge of `s` (start-up, from the store).

@@ -711,6 +711,18 @@ async fn challenge_info_health_reflection_metrics_work() {
         text.contains("sigil_agent_receipt_seconds_count 1"),
         "{text}"
     );
+    // The signed submission was verified, alone or in a batch.
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    assert!(
+        counter("sigil_agent_signatures_inline_total")
+            + counter("sigil_agent_signatures_batched_total")
+            >= 1
+    );
+    assert_eq!(counter("sigil_agent_signature_batch_fallbacks_total"), 0);
     // The attested-start line deployment tooling waits for
     // (`attested:? tee=... measurement=<hex> key=<hex>`).
     let log = agent.log();

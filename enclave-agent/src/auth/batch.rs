@@ -31,7 +31,7 @@
 //! `cargo bench -p enclave-agent --bench agent -- --only sig` measures the gain.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::AcqRel;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
@@ -41,6 +41,7 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwards
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimePrecomputedMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha512};
 
 use super::AuthError;
@@ -89,13 +90,18 @@ impl std::fmt::Debug for BatchVerifier {
     }
 }
 
-/// Counters of a verifier.
-#[derive(Debug, Default)]
+/// Counters of a verifier: Prometheus counters, so the metrics endpoint exports the same
+/// values (clones share them).
+#[derive(Clone, Debug, Default)]
 pub struct BatchStats {
-    inline: AtomicU64,
-    batches: AtomicU64,
-    signatures: AtomicU64,
-    fallbacks: AtomicU64,
+    /// Signatures verified on the caller's thread.
+    pub inline: Counter,
+    /// Batches run by the verifier thread.
+    pub batches: Counter,
+    /// Signatures in those batches.
+    pub signatures: Counter,
+    /// Batches whose combined check failed.
+    pub fallbacks: Counter,
 }
 
 /// What [`BatchStats::snapshot`] reads.
@@ -115,10 +121,10 @@ impl BatchStats {
     /// The counters now.
     pub fn snapshot(&self) -> BatchCounts {
         BatchCounts {
-            inline: self.inline.load(Relaxed),
-            batches: self.batches.load(Relaxed),
-            signatures: self.signatures.load(Relaxed),
-            fallbacks: self.fallbacks.load(Relaxed),
+            inline: self.inline.get(),
+            batches: self.batches.get(),
+            signatures: self.signatures.get(),
+            fallbacks: self.fallbacks.get(),
         }
     }
 }
@@ -135,8 +141,13 @@ impl Drop for InFlight {
 impl BatchVerifier {
     /// Starts the verifier thread.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(BatchStats::default())
+    }
+
+    /// Starts the verifier thread, counting into `stats` (the agent's metrics).
+    pub fn start_with(stats: BatchStats) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Item>();
-        let stats = Arc::new(BatchStats::default());
+        let stats = Arc::new(stats);
         let s = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("sigil-sigverify".into())
@@ -187,7 +198,7 @@ impl BatchVerifier {
                 Err(_) => Pending::Done(Err(AuthError::Unavailable)),
             }
         } else {
-            self.stats.inline.fetch_add(1, Relaxed);
+            self.stats.inline.inc();
             let r = strict(&key, &sig, &msg);
             // Its end counts as activity: a request right behind it is batched.
             touch(&self.last, self.epoch);
@@ -412,12 +423,12 @@ impl Worker {
             .map(|i| (&i.key, &i.sig, i.msg.as_slice()))
             .collect();
         let (verdicts, fell_back) = self.checker.check(&signed);
-        self.stats.batches.fetch_add(1, Relaxed);
+        self.stats.batches.inc();
         self.stats
             .signatures
-            .fetch_add(u64::try_from(batch.len()).unwrap_or(u64::MAX), Relaxed);
+            .inc_by(u64::try_from(batch.len()).unwrap_or(u64::MAX));
         if fell_back {
-            self.stats.fallbacks.fetch_add(1, Relaxed);
+            self.stats.fallbacks.inc();
         }
         for (item, v) in batch.into_iter().zip(verdicts) {
             item.answer(v);

@@ -29,7 +29,7 @@ fn bearer(t: &str) -> MetadataMap {
 
 #[tokio::test]
 async fn submit_signature_works() {
-    let a = Authenticator::new(&cfg("")).unwrap();
+    let a = Authenticator::new(&cfg(""), Default::default()).unwrap();
     let k = SigningKey::from_bytes(&[1; 32]);
     let spec = b"spec bytes";
     let p = a
@@ -45,7 +45,7 @@ async fn submit_signature_works() {
 
 #[tokio::test]
 async fn submit_rejects() {
-    let a = Authenticator::new(&cfg("")).unwrap();
+    let a = Authenticator::new(&cfg(""), Default::default()).unwrap();
     let k = SigningKey::from_bytes(&[1; 32]);
     let spec = b"spec bytes";
     let md = MetadataMap::new();
@@ -78,10 +78,13 @@ async fn submit_rejects() {
 #[tokio::test]
 async fn allow_list_rejects() {
     let allowed = SigningKey::from_bytes(&[2; 32]);
-    let a = Authenticator::new(&cfg(&format!(
-        "[auth]\nbuyer_keys = [\"{}\"]",
-        hex::encode(allowed.verifying_key().to_bytes())
-    )))
+    let a = Authenticator::new(
+        &cfg(&format!(
+            "[auth]\nbuyer_keys = [\"{}\"]",
+            hex::encode(allowed.verifying_key().to_bytes())
+        )),
+        Default::default(),
+    )
     .unwrap();
     let other = SigningKey::from_bytes(&[3; 32]);
     let spec = b"s";
@@ -100,7 +103,7 @@ async fn allow_list_rejects() {
 
 #[tokio::test]
 async fn token_works() {
-    let a = Authenticator::new(&cfg("[auth]\ntoken = \"t0ken\"")).unwrap();
+    let a = Authenticator::new(&cfg("[auth]\ntoken = \"t0ken\""), Default::default()).unwrap();
     assert_eq!(
         a.submit(&bearer("t0ken"), b"s", None).await,
         Ok(Principal::Token)
@@ -119,7 +122,7 @@ async fn token_works() {
 
 #[tokio::test]
 async fn job_request_works_and_rejects() {
-    let a = Authenticator::new(&cfg("")).unwrap();
+    let a = Authenticator::new(&cfg(""), Default::default()).unwrap();
     let owner = SigningKey::from_bytes(&[4; 32]);
     let other = SigningKey::from_bytes(&[5; 32]);
     let job = [8u8; 32];

@@ -209,7 +209,7 @@ impl Engine {
             gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
             containers: container_cli.is_some(),
         };
-        let auth = Authenticator::new(&config)
+        let auth = Authenticator::new(&config, metrics.signature_stats())
             .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
