@@ -522,7 +522,7 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
         // The same path without gRPC, to separate transport from engine cost.
         local.push(in_process(&engine, make(n), concurrency).await);
     }
-    let sigs = engine.auth().verifier().stats().snapshot();
+    let sigs = engine.metrics().signature_stats().snapshot();
     agent_stop.cancel();
     bare_stop.cancel();
     token.cancel();

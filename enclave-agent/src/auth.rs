@@ -11,8 +11,9 @@
 //!   configured token (an operator or a dispatcher in front of the agent). Tokens are
 //!   compared in constant time and never logged.
 //!
-//! Signatures are checked by one verifier thread that verifies whatever is queued together
-//! ([`batch`]): under load each submission's check costs a fraction of a lone one.
+//! A lone signature is verified on the request's thread; under load signatures go to one
+//! verifier thread that checks whatever is queued together ([`batch`]), so each costs a
+//! fraction of a lone check.
 
 pub mod batch;
 
@@ -117,13 +118,8 @@ impl Authenticator {
             token: cfg.auth.token.clone(),
             buyer_keys: cfg.buyer_keys(),
             max_skew_ms: cfg.auth.max_clock_skew_secs.saturating_mul(1000),
-            verifier: BatchVerifier::start_with(stats)?,
+            verifier: BatchVerifier::start(stats)?,
         })
-    }
-
-    /// The signature verifier (its counters).
-    pub fn verifier(&self) -> &BatchVerifier {
-        &self.verifier
     }
 
     /// `Some(Ok)` if a valid token is present, `Some(Err)` if a token is present but wrong,

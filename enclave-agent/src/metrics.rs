@@ -133,26 +133,30 @@ impl Metrics {
             submissions.clone(),
         );
         let signatures = BatchStats::default();
-        registry.register(
-            "signatures_inline",
-            "Buyer signatures verified alone, on the request's thread",
-            signatures.inline.clone(),
-        );
-        registry.register(
-            "signatures_batched",
-            "Buyer signatures verified in batches by the verifier thread",
-            signatures.signatures.clone(),
-        );
-        registry.register(
-            "signature_batches",
-            "Batches of buyer signatures run by the verifier thread",
-            signatures.batches.clone(),
-        );
-        registry.register(
-            "signature_batch_fallbacks",
-            "Signature batches whose combined check failed (each then verified alone)",
-            signatures.fallbacks.clone(),
-        );
+        for (name, help, counter) in [
+            (
+                "signatures_inline",
+                "Buyer signatures verified alone, on the request's thread",
+                &signatures.inline,
+            ),
+            (
+                "signatures_batched",
+                "Buyer signatures verified in batches by the verifier thread",
+                &signatures.signatures,
+            ),
+            (
+                "signature_batches",
+                "Batches of buyer signatures run by the verifier thread",
+                &signatures.batches,
+            ),
+            (
+                "signature_batch_fallbacks",
+                "Signature batches whose combined check failed (each then verified alone)",
+                &signatures.fallbacks,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
         let by_result = RESULTS.map(|r| {
             submissions

@@ -52,7 +52,6 @@ const MAX_BATCH: usize = 128;
 /// Verifications that begin within this of the previous one are batched even when nothing
 /// is in flight at that instant (see [`BatchVerifier::verify`]).
 pub const QUIET: std::time::Duration = std::time::Duration::from_millis(1);
-const QUIET_MICROS: u64 = 1_000;
 
 /// Decoded keys kept (buyers submit many jobs each); the cache is emptied when full.
 const KEY_CACHE: usize = 4096;
@@ -81,7 +80,7 @@ pub struct BatchVerifier {
     /// When a verification last began or was answered, microseconds after `epoch`.
     last: Arc<AtomicU64>,
     epoch: Instant,
-    stats: Arc<BatchStats>,
+    stats: BatchStats,
 }
 
 impl std::fmt::Debug for BatchVerifier {
@@ -139,16 +138,10 @@ impl Drop for InFlight {
 }
 
 impl BatchVerifier {
-    /// Starts the verifier thread.
-    pub fn start() -> std::io::Result<Self> {
-        Self::start_with(BatchStats::default())
-    }
-
     /// Starts the verifier thread, counting into `stats` (the agent's metrics).
-    pub fn start_with(stats: BatchStats) -> std::io::Result<Self> {
+    pub fn start(stats: BatchStats) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Item>();
-        let stats = Arc::new(stats);
-        let s = Arc::clone(&stats);
+        let s = stats.clone();
         std::thread::Builder::new()
             .name("sigil-sigverify".into())
             .spawn(move || Worker::new(s).run(&rx))?;
@@ -159,11 +152,6 @@ impl BatchVerifier {
             epoch: Instant::now(),
             stats,
         })
-    }
-
-    /// Counters of this verifier.
-    pub fn stats(&self) -> &BatchStats {
-        &self.stats
     }
 
     /// Verifies `sig` by `key` over `msg` (raw bytes, as carried in the request).
@@ -180,9 +168,10 @@ impl BatchVerifier {
         sig: [u8; 64],
         msg: Vec<u8>,
     ) -> impl Future<Output = Result<(), AuthError>> + Send + 'static {
-        let now = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let now = micros_since(self.epoch);
         let previous = self.last.swap(now, AcqRel);
-        let recent = previous != 0 && now.saturating_sub(previous) < QUIET_MICROS;
+        let quiet = u64::try_from(QUIET.as_micros()).unwrap_or(u64::MAX);
+        let recent = previous != 0 && now.saturating_sub(previous) < quiet;
         let busy = self.in_flight.fetch_add(1, AcqRel) > 0 || recent;
         let mut guard = Some(InFlight(Arc::clone(&self.in_flight)));
         let pending = if busy {
@@ -220,10 +209,13 @@ impl BatchVerifier {
     }
 }
 
+fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Records activity now in `last` (microseconds after `epoch`).
 fn touch(last: &AtomicU64, epoch: Instant) {
-    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-    last.fetch_max(now, AcqRel);
+    last.fetch_max(micros_since(epoch), AcqRel);
 }
 
 /// A verification answered at once or waiting for the verifier thread.
@@ -235,6 +227,11 @@ enum Pending {
 /// One signature alone: `verify_strict`, errors as the agent reports them.
 fn strict(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Result<(), AuthError> {
     let vk = VerifyingKey::from_bytes(key).map_err(|_| AuthError::MalformedKey)?;
+    alone(&vk, sig, msg)
+}
+
+/// `verify_strict` with a decoded key.
+fn alone(vk: &VerifyingKey, sig: &[u8; 64], msg: &[u8]) -> Result<(), AuthError> {
     vk.verify_strict(msg, &Signature::from_bytes(sig))
         .map_err(|_| AuthError::BadSignature)
 }
@@ -292,25 +289,15 @@ impl BatchChecker {
     /// signature then verified alone).
     pub fn check(&mut self, batch: &[Signed<'_>]) -> (Vec<Result<(), AuthError>>, bool) {
         if let [(key, sig, msg)] = batch {
-            let r = self.key(key).and_then(|k| {
-                k.vk.verify_strict(msg, &Signature::from_bytes(sig))
-                    .map_err(|_| AuthError::BadSignature)
-            });
+            let r = self.key(key).and_then(|k| alone(&k.vk, sig, msg));
             return (vec![r], false);
         }
         let mut verdicts = vec![Ok(()); batch.len()];
         // Step 1.
         let mut ready = Vec::with_capacity(batch.len());
         for (index, (key, sig, msg)) in batch.iter().enumerate() {
-            match self.prepare(key, sig, msg) {
-                Ok((key_bytes, key, r, s, k)) => ready.push(Prepared {
-                    index,
-                    key_bytes,
-                    key,
-                    r,
-                    s,
-                    k,
-                }),
+            match self.prepare(index, key, sig, msg) {
+                Ok(p) => ready.push(p),
                 Err(e) => set(&mut verdicts, index, Err(e)),
             }
         }
@@ -320,12 +307,7 @@ impl BatchChecker {
         // One signature, or a failed combination: each alone (step 4).
         for p in &ready {
             if let Some((_, sig, msg)) = batch.get(p.index) {
-                let r = p
-                    .key
-                    .vk
-                    .verify_strict(msg, &Signature::from_bytes(sig))
-                    .map_err(|_| AuthError::BadSignature);
-                set(&mut verdicts, p.index, r);
+                set(&mut verdicts, p.index, alone(&p.key.vk, sig, msg));
             }
         }
         (verdicts, ready.len() > 1)
@@ -348,28 +330,23 @@ impl BatchChecker {
         Ok(key)
     }
 
-    /// Step 1 for one signature: the key, R, s and k = H(R || A || M).
-    #[allow(clippy::type_complexity)] // a private tuple, named at its one use
+    /// Step 1 for the signature at `index`: the key, R, s and k = H(R || A || M).
     fn prepare(
         &mut self,
+        index: usize,
         key_bytes: &[u8; 32],
         sig: &[u8; 64],
         msg: &[u8],
-    ) -> Result<([u8; 32], Key, EdwardsPoint, Scalar, Scalar), AuthError> {
+    ) -> Result<Prepared, AuthError> {
         let key = self.key(key_bytes)?;
-        let (r_bytes, s_bytes) = sig.split_at(32);
-        let r_bytes: [u8; 32] = r_bytes
-            .try_into()
-            .map_err(|_| AuthError::MalformedSignature)?;
-        let s_bytes: [u8; 32] = s_bytes
-            .try_into()
-            .map_err(|_| AuthError::MalformedSignature)?;
-        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))
+        let sig = Signature::from_bytes(sig);
+        let (r_bytes, s_bytes) = (sig.r_bytes(), sig.s_bytes());
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*s_bytes))
             .ok_or(AuthError::BadSignature)?;
-        if key.weak || !canonical_y(&r_bytes) {
+        if key.weak || !canonical_y(r_bytes) {
             return Err(AuthError::BadSignature);
         }
-        let r = CompressedEdwardsY(r_bytes)
+        let r = CompressedEdwardsY(*r_bytes)
             .decompress()
             .ok_or(AuthError::BadSignature)?;
         if r.is_small_order() {
@@ -380,7 +357,14 @@ impl BatchChecker {
         h.update(key_bytes);
         h.update(msg);
         let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-        Ok((*key_bytes, key, r, s, k))
+        Ok(Prepared {
+            index,
+            key_bytes: *key_bytes,
+            key,
+            r,
+            s,
+            k,
+        })
     }
 }
 
@@ -393,11 +377,11 @@ fn set(verdicts: &mut [Result<(), AuthError>], i: usize, r: Result<(), AuthError
 /// The verifier thread's state.
 struct Worker {
     checker: BatchChecker,
-    stats: Arc<BatchStats>,
+    stats: BatchStats,
 }
 
 impl Worker {
-    fn new(stats: Arc<BatchStats>) -> Self {
+    fn new(stats: BatchStats) -> Self {
         Self {
             checker: BatchChecker::new(),
             stats,
@@ -438,7 +422,9 @@ impl Worker {
 
 /// Whether the 255-bit y coordinate of a compressed point is below p = 2^255 - 19, i.e. the
 /// encoding is canonical (`verify_strict` compares R's bytes with a canonical encoding, so a
-/// non-canonical R never verifies). The sign bit is not part of y.
+/// non-canonical R never verifies). The sign bit is not part of y. Read off the bytes: the
+/// verifier crate's rule (`crypto::ed25519`) re-compresses the point instead, which would
+/// cost each signature of a batch another field inversion.
 fn canonical_y(b: &[u8; 32]) -> bool {
     // y >= p exactly when the top 250 bits are all ones and the low byte is >= 0xed.
     let top = b.get(31).is_some_and(|x| x & 0x7f == 0x7f);

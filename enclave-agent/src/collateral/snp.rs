@@ -34,16 +34,13 @@ use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier};
 
 use super::{CollateralError, FetchSettings, write_atomic};
 use crate::evidence::EvidenceError;
-use crate::evidence::backend::azure_vtpm::VcekSource;
+use crate::evidence::backend::azure_vtpm::{ChipTcb, VcekFile, VcekSource};
 use crate::evidence::certtable::SnpCertificates;
 
 /// AMD's Key Distribution Service.
 pub const AMD_KDS_URL: &str = "https://kdsintf.amd.com";
 
 const WHAT: &str = "VCEK from AMD KDS";
-
-/// A report's chip id and reported TCB: what a VCEK is issued for.
-type ChipTcb = ([u8; 64], u64);
 
 /// The VCEK (with ASK and ARK) of a report's chip and TCB from AMD KDS, cached.
 pub struct KdsVcek {
@@ -163,8 +160,11 @@ impl KdsVcek {
     /// Step 2 on disk.
     fn cached_on_disk(&self, report: &SnpReport, product: Product) -> Option<SnpCertificates> {
         let path = self.cache_path(report, product);
-        let text = std::fs::read_to_string(&path).ok()?;
-        let certs = parse_pem_set(&text).ok()?;
+        if !path.exists() {
+            return None;
+        }
+        // The file is what `collateral.snp_vcek_file` takes: PEM, sorted by common name.
+        let certs = VcekFile::new(path.clone()).certificates(report).ok()?;
         match self.check(report, &certs) {
             Ok(()) => Some(certs),
             Err(e) => {
@@ -181,18 +181,8 @@ impl KdsVcek {
         product: Product,
     ) -> Result<SnpCertificates, CollateralError> {
         let vcek_url = self.vcek_url(report, product);
+        // DER, as the KDS specification gives it.
         let vcek = self.get(&vcek_url)?;
-        let vcek = if vcek.trim_ascii_start().starts_with(b"-----BEGIN") {
-            let ders = split_pem_chain(&String::from_utf8_lossy(&vcek)).map_err(|e| {
-                CollateralError::Invalid {
-                    what: WHAT.into(),
-                    reason: e.to_string(),
-                }
-            })?;
-            ders.into_iter().next().unwrap_or_default()
-        } else {
-            vcek
-        };
         let chain_url = format!("{}/vcek/v1/{}/cert_chain", self.base, product.name());
         let chain = self.get(&chain_url)?;
         let mut ders = split_pem_chain(&String::from_utf8_lossy(&chain))
@@ -301,18 +291,6 @@ fn pem_set(certs: &SnpCertificates) -> String {
         .flatten()
         .map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone())))
         .collect()
-}
-
-fn parse_pem_set(text: &str) -> Result<SnpCertificates, String> {
-    let mut ders = split_pem_chain(text)
-        .map_err(|e| e.to_string())?
-        .into_iter();
-    Ok(SnpCertificates {
-        vcek: ders.next(),
-        vlek: None,
-        ask: ders.next(),
-        ark: ders.next(),
-    })
 }
 
 #[cfg(test)]

@@ -310,11 +310,6 @@ impl Engine {
         &self.cfg
     }
 
-    /// The authenticator (its signature verifier's counters).
-    pub fn auth(&self) -> &Authenticator {
-        &self.auth
-    }
-
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

@@ -251,9 +251,7 @@ fn kds_vcek_refetches_a_corrupt_cache() {
     );
     assert_eq!(server.requests(), 4);
     assert_eq!(
-        parse_pem_set(&std::fs::read_to_string(&path).unwrap())
-            .unwrap()
-            .vcek,
+        VcekFile::new(path).certificates(&c.parsed).unwrap().vcek,
         Some(c.vek)
     );
 }

@@ -711,7 +711,7 @@ pub fn parse_thim(what: &str, json: &[u8]) -> Result<SnpCertificates, EvidenceEr
 }
 
 /// A report's chip id and reported TCB: what a VCEK is issued for.
-type ChipTcb = ([u8; 64], u64);
+pub(crate) type ChipTcb = ([u8; 64], u64);
 
 /// The VCEK from Azure's Instance Metadata Service (`Metadata: true`), cached
 /// for the chip and TCB it was fetched for (a TCB update fetches it again).
