@@ -367,15 +367,42 @@ where
 /// CPU time used so far by this process's live threads (client, server, store writer,
 /// verifier), from each thread's `schedstat` (nanoseconds on a CPU).
 fn cpu_secs() -> f64 {
+    cpu_by_thread().values().sum()
+}
+
+/// CPU seconds used so far by each thread name of this process.
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
+        return m;
     };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    ns as f64 / 1e9
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        let Some(ns) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        *m.entry(name.trim().to_owned()).or_insert(0.0) += ns as f64 / 1e9;
+    }
+    m
+}
+
+/// CPU microseconds per call of each thread name between two readings.
+fn cpu_split(before: &std::collections::BTreeMap<String, f64>, n: usize) -> Vec<(String, f64)> {
+    cpu_by_thread()
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0.0);
+            (k, d * 1e6 / n as f64)
+        })
+        .filter(|(_, us)| *us >= 0.5)
+        .collect()
 }
 
 /// Sends `reqs` with `concurrency` calls in flight on one HTTP/2 connection; returns
@@ -505,15 +532,18 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // CPU time per call, client and server together (both in this process).
     let (mut bare_cpu, mut agent_cpu) = (Vec::new(), Vec::new());
+    let mut agent_split = Vec::new();
     for _ in 0..rounds {
         let reqs = make(n);
         let c = cpu_secs();
         let b = blast(bare_addr, reqs, concurrency, false).await;
         bare_cpu.push((cpu_secs() - c) * 1e6 / n as f64);
         let reqs = make(n);
-        let c = cpu_secs();
+        let c = cpu_by_thread();
         let a = blast(agent_addr, reqs, concurrency, false).await;
-        agent_cpu.push((cpu_secs() - c) * 1e6 / n as f64);
+        let split = cpu_split(&c, n);
+        agent_cpu.push(split.iter().map(|(_, us)| us).sum());
+        agent_split = split;
         bare.push(b);
         agent.push(a);
         ratios.push(a / b);
@@ -555,6 +585,14 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
         "  CPU per call, client and server: bare {:.0} us, agent {:.0} us (medians)",
         median(bare_cpu),
         median(agent_cpu)
+    );
+    let split: Vec<String> = agent_split
+        .iter()
+        .map(|(name, us)| format!("{name} {us:.0}"))
+        .collect();
+    println!(
+        "  agent CPU per call by thread (last round, us): {}",
+        split.join(", ")
     );
     println!(
         "  buyer signatures: {} verified alone, {} in {} batches ({:.1} per batch)",

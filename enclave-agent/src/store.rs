@@ -22,7 +22,12 @@ use serde::{Deserialize, Serialize};
 pub type JobId = [u8; 32];
 
 const JOBS: TableDefinition<JobId, &[u8]> = TableDefinition::new("jobs");
-const SPECS: TableDefinition<JobId, &[u8]> = TableDefinition::new("specs");
+/// Specs keyed by (submission time in ms, job id): written once and never changed, so keys in
+/// arrival order land on the right edge of the B-tree and a commit of many submissions
+/// dirties one or two leaf pages, where keys by job id (random) dirty one leaf each.
+const SPEC_LOG: TableDefinition<(u64, JobId), &[u8]> = TableDefinition::new("spec_log");
+/// Specs of stores written before `SPEC_LOG`, keyed by job id: read, never written.
+const LEGACY_SPECS: TableDefinition<JobId, &[u8]> = TableDefinition::new("specs");
 const OUTPUTS: TableDefinition<(JobId, &str, u32), &[u8]> = TableDefinition::new("outputs");
 const LOGS: TableDefinition<(JobId, u8, u32), &[u8]> = TableDefinition::new("logs");
 const RECEIPTS: TableDefinition<JobId, &[u8]> = TableDefinition::new("receipts");
@@ -296,7 +301,7 @@ pub struct Recovered {
 /// Every table, opened once per write transaction and shared by the writes batched in it.
 pub struct Tables<'t> {
     jobs: Table<'t, JobId, &'static [u8]>,
-    specs: Table<'t, JobId, &'static [u8]>,
+    specs: Table<'t, (u64, JobId), &'static [u8]>,
     outputs: Table<'t, (JobId, &'static str, u32), &'static [u8]>,
     logs: Table<'t, (JobId, u8, u32), &'static [u8]>,
     receipts: Table<'t, JobId, &'static [u8]>,
@@ -313,7 +318,7 @@ impl<'t> Tables<'t> {
     fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
-            specs: txn.open_table(SPECS).map_err(db_err("open specs"))?,
+            specs: txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?,
             outputs: txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?,
             logs: txn.open_table(LOGS).map_err(db_err("open logs"))?,
             receipts: txn.open_table(RECEIPTS).map_err(db_err("open receipts"))?,
@@ -412,7 +417,7 @@ impl Store {
                 .insert(record.job_id, bytes.as_slice())
                 .map_err(db_err("insert job"))?;
             t.specs
-                .insert(record.job_id, spec.as_slice())
+                .insert(spec_key(&record), spec.as_slice())
                 .map_err(db_err("insert spec"))?;
             Ok(Inserted::Created(record))
         })
@@ -487,8 +492,22 @@ impl Store {
     }
 
     /// A job's spec bytes (as submitted and signed).
-    pub fn spec(&self, job_id: &JobId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_bytes(SPECS, job_id, "get spec")
+    pub fn spec(&self, record: &JobRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let t = txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?;
+        if let Some(v) = t.get(spec_key(record)).map_err(db_err("get spec"))? {
+            return Ok(Some(v.value().to_vec()));
+        }
+        // A job stored before specs were kept in submission order.
+        let legacy = match txn.open_table(LEGACY_SPECS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err("open legacy specs")(e)),
+        };
+        Ok(legacy
+            .get(record.job_id)
+            .map_err(db_err("get spec"))?
+            .map(|v| v.value().to_vec()))
     }
 
     /// A job's receipt, SCALE(SignedReceipt).
@@ -617,6 +636,11 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// Where a job's spec is stored in `SPEC_LOG`.
+fn spec_key(record: &JobRecord) -> (u64, JobId) {
+    (record.submitted_at_ms, record.job_id)
 }
 
 fn put_record(t: &mut Tables<'_>, record: &JobRecord) -> Result<(), StoreError> {

@@ -134,10 +134,7 @@ fn kill9_between_batches_loses_nothing_acknowledged_works() {
             .get(&id_of(*n))
             .unwrap_or_else(|| panic!("acknowledged job {n} lost"));
         assert_eq!(r.submitted_at_ms, *n);
-        assert_eq!(
-            store.spec(&r.job_id).unwrap().as_deref(),
-            Some(&[7u8; 100][..])
-        );
+        assert_eq!(store.spec(r).unwrap().as_deref(), Some(&[7u8; 100][..]));
         if ran.contains(n) {
             assert_eq!(r.state, JobState::Running, "job {n}");
             assert_eq!(r.version, 2);

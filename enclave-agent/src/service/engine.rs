@@ -254,7 +254,7 @@ impl Engine {
             store.recover(now, move |r| {
                 r.attempts < max_attempts
                     && specs
-                        .spec(&r.job_id)
+                        .spec(r)
                         .ok()
                         .flatten()
                         .and_then(|b| <v1::JobSpec as prost::Message>::decode(b.as_slice()).ok())
@@ -288,7 +288,7 @@ impl Engine {
         all.sort_by_key(|r| (r.submitted_at_ms, r.job_id));
         let queued: Vec<(JobId, u32)> = all
             .into_iter()
-            .map(|r| (r.job_id, self.gpus_needed(&r.job_id)))
+            .map(|r| (r.job_id, self.gpus_needed(&r)))
             .collect();
         lock(&self.queue).extend(queued);
         Ok(())
@@ -296,8 +296,8 @@ impl Engine {
 
     /// GPUs a stored job asks for (0 if its spec cannot be read: it then fails when it is
     /// validated before running).
-    fn gpus_needed(&self, job_id: &JobId) -> u32 {
-        match self.store.spec(job_id) {
+    fn gpus_needed(&self, record: &JobRecord) -> u32 {
+        match self.store.spec(record) {
             Ok(Some(bytes)) => <v1::JobSpec as prost::Message>::decode(bytes.as_slice())
                 .map(|s| s.gpu_count)
                 .unwrap_or(0),
@@ -775,12 +775,9 @@ impl Engine {
         if r.state != JobState::Queued {
             return Ok(None);
         }
-        let spec_bytes = self
-            .store
-            .spec(&job_id)?
-            .ok_or_else(|| AgentError::NotFound {
-                what: format!("spec of job {}", hex::encode(job_id)),
-            })?;
+        let spec_bytes = self.store.spec(&r)?.ok_or_else(|| AgentError::NotFound {
+            what: format!("spec of job {}", hex::encode(job_id)),
+        })?;
         // Validated at submission; validated again so a changed configuration (fewer GPUs,
         // containers switched off) fails the job cleanly instead of running it wrongly.
         // The expiry is not re-checked: the job was accepted in time.
@@ -962,7 +959,7 @@ impl Engine {
         if to.is_final() {
             self.metrics.job_finished(to, wall);
         } else {
-            let need = self.gpus_needed(&r.job_id);
+            let need = self.gpus_needed(&r);
             lock(&self.queue).push_back((r.job_id, need));
         }
         tracing::info!(job = %hex::encode(r.job_id), state = to.name(), exit_code = ?r.exit_code, wall_ms = r.usage.wall_ms, "job ended");

@@ -58,7 +58,7 @@ async fn insert_is_idempotent_works() {
         s.insert(other, b"spec-b".to_vec()).await.unwrap(),
         Inserted::Conflict(_)
     ));
-    assert_eq!(s.spec(&[1; 32]).unwrap().unwrap(), b"spec-a");
+    assert_eq!(s.spec(&r).unwrap().unwrap(), b"spec-a");
     assert_eq!(s.get(&[1; 32]).unwrap().unwrap(), r);
     assert!(s.get(&[2; 32]).unwrap().is_none());
 }
@@ -178,4 +178,57 @@ fn record_encoding_round_trip_works() {
     let b = r.encode().unwrap();
     assert_eq!(JobRecord::decode(&r.job_id, &b).unwrap(), r);
     assert!(JobRecord::decode(&r.job_id, b"{not json").is_err());
+}
+
+/// A store written before specs were kept in submission order keeps its specs readable,
+/// and new jobs go to the new table.
+#[tokio::test]
+async fn specs_of_older_stores_stay_readable_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.redb");
+    let old = rec(3, b"old-spec");
+    {
+        // The layout of the older store, written with redb directly.
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut jobs = txn.open_table(JOBS).unwrap();
+            jobs.insert(old.job_id, old.encode().unwrap().as_slice())
+                .unwrap();
+            let mut specs = txn.open_table(LEGACY_SPECS).unwrap();
+            specs.insert(old.job_id, b"old-spec".as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = reopen(&dir);
+    assert_eq!(s.get(&old.job_id).unwrap().unwrap(), old);
+    assert_eq!(s.spec(&old).unwrap().unwrap(), b"old-spec");
+    let new = rec(4, b"new-spec");
+    assert!(matches!(
+        s.insert(new.clone(), b"new-spec".to_vec()).await.unwrap(),
+        Inserted::Created(_)
+    ));
+    assert_eq!(s.spec(&new).unwrap().unwrap(), b"new-spec");
+    // Submitting the old job again is still recognised as the same job.
+    assert!(matches!(
+        s.insert(old.clone(), b"old-spec".to_vec()).await.unwrap(),
+        Inserted::Existing(_)
+    ));
+    // Read through the store's own handle: the new spec is in the submission-order table,
+    // the old one was not copied there.
+    let txn = s.db.begin_read().unwrap();
+    let log = txn.open_table(SPEC_LOG).unwrap();
+    assert!(log.get((1_000, old.job_id)).unwrap().is_none());
+    assert_eq!(
+        log.get((1_000, new.job_id)).unwrap().unwrap().value(),
+        b"new-spec"
+    );
+}
+
+/// A fresh store has no table of the older layout, and a job with no spec reads as none.
+#[tokio::test]
+async fn missing_spec_reads_as_none_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    assert!(s.spec(&rec(5, b"never stored")).unwrap().is_none());
 }
