@@ -165,25 +165,96 @@ async fn recover_fails_or_requeues_running_works() {
     assert!(s.recover(6_000, |_| true).unwrap().is_empty());
 }
 
-#[test]
-fn record_encoding_round_trip_works() {
+/// A record with every field set to something other than its default.
+fn full_record() -> JobRecord {
     let mut r = rec(4, b"q");
+    r.state = JobState::Failed;
+    r.reason = "exit status 3".into();
+    r.exit_code = Some(-9);
+    r.started_at_ms = 2_000;
+    r.finished_at_ms = 3_000;
+    r.usage = UsageRecord {
+        wall_ms: 1,
+        cpu_ms: 2,
+        peak_memory_bytes: 3,
+        gpu_ms: 4,
+        gpu_energy_mj: 5,
+    };
     r.outputs.push(OutputMeta {
-        path: "x".into(),
+        path: "out/x".into(),
         size: 1,
         sha256: [1; 32],
         index: 0,
     });
+    r.attempts = 2;
+    r.version = 7;
+    r.process = Some(ProcessHandle {
+        pid: 42,
+        start_ticks: 99,
+    });
+    r.has_receipt = true;
     r.evidence_digest = Some([2; 32]);
-    let b = r.encode().unwrap();
-    assert_eq!(JobRecord::decode(&r.job_id, &b).unwrap(), r);
-    assert!(JobRecord::decode(&r.job_id, b"{not json").is_err());
+    r
 }
 
-/// A store written before specs were kept in submission order keeps its specs readable,
-/// and new jobs go to the new table.
+#[test]
+fn record_encoding_round_trip_works() {
+    let r = full_record();
+    let b = r.to_bytes();
+    assert_eq!(b.first(), Some(&RECORD_V1));
+    assert_eq!(JobRecord::from_bytes(&r.job_id, &b).unwrap(), r);
+    // Every state keeps its tag.
+    for (i, state) in JobState::ALL.into_iter().enumerate() {
+        let mut s = r.clone();
+        s.state = state;
+        let b = s.to_bytes();
+        assert_eq!(JobRecord::from_bytes(&s.job_id, &b).unwrap().state, state);
+        assert_eq!(state.encode(), vec![u8::try_from(i).unwrap()]);
+    }
+    // The JSON form of older stores is still read.
+    let json = serde_json::to_vec(&r).unwrap();
+    assert_eq!(JobRecord::from_bytes(&r.job_id, &json).unwrap(), r);
+    // And it is larger: the reason for the binary form.
+    assert!(
+        b.len() * 2 < json.len(),
+        "{} against {}",
+        b.len(),
+        json.len()
+    );
+}
+
+#[test]
+fn corrupt_records_are_typed_errors_works() {
+    let r = full_record();
+    let b = r.to_bytes();
+    let mut trailing = b.clone();
+    trailing.push(0);
+    let mut bad_state = b.clone();
+    // The state follows the id (32), the spec hash (32) and the buyer (1 + 32).
+    bad_state[1 + 32 + 32 + 33] = 9;
+    let mut unknown = b.clone();
+    unknown[0] = 2;
+    for (what, bytes) in [
+        ("empty", Vec::new()),
+        ("unknown tag", unknown),
+        ("truncated", b[..b.len() - 1].to_vec()),
+        ("trailing byte", trailing),
+        ("state out of range", bad_state),
+        ("broken JSON", b"{not json".to_vec()),
+    ] {
+        match JobRecord::from_bytes(&r.job_id, &bytes) {
+            Err(StoreError::Corrupt { job, .. }) => {
+                assert_eq!(job, hex::encode(r.job_id), "{what}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+/// A store written before specs were kept in submission order and records in the binary
+/// form keeps its jobs readable; new jobs and changed records use the new layout.
 #[tokio::test]
-async fn specs_of_older_stores_stay_readable_works() {
+async fn older_stores_stay_readable_works() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.redb");
     let old = rec(3, b"old-spec");
@@ -193,8 +264,8 @@ async fn specs_of_older_stores_stay_readable_works() {
         let txn = db.begin_write().unwrap();
         {
             let mut jobs = txn.open_table(JOBS).unwrap();
-            jobs.insert(old.job_id, old.encode().unwrap().as_slice())
-                .unwrap();
+            let json = serde_json::to_vec(&old).unwrap();
+            jobs.insert(old.job_id, json.as_slice()).unwrap();
             let mut specs = txn.open_table(LEGACY_SPECS).unwrap();
             specs.insert(old.job_id, b"old-spec".as_slice()).unwrap();
         }
@@ -214,9 +285,20 @@ async fn specs_of_older_stores_stay_readable_works() {
         s.insert(old.clone(), b"old-spec".to_vec()).await.unwrap(),
         Inserted::Existing(_)
     ));
+    // The old record, changed, is rewritten in the binary form.
+    let mut changed = old.clone();
+    changed.state = JobState::Cancelled;
+    changed.version = 2;
+    s.put(changed.clone()).await.unwrap();
+    assert_eq!(s.get(&old.job_id).unwrap().unwrap(), changed);
     // Read through the store's own handle: the new spec is in the submission-order table,
     // the old one was not copied there.
     let txn = s.db.begin_read().unwrap();
+    let jobs = txn.open_table(JOBS).unwrap();
+    assert_eq!(
+        jobs.get(old.job_id).unwrap().unwrap().value().first(),
+        Some(&RECORD_V1)
+    );
     let log = txn.open_table(SPEC_LOG).unwrap();
     assert!(log.get((1_000, old.job_id)).unwrap().is_none());
     assert_eq!(
