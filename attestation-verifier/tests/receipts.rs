@@ -573,10 +573,29 @@ impl GpuWorld {
         collateral: GpuCollateral,
         version: u8,
     ) -> (Vec<u8>, Vec<u8>) {
+        let gpus = vec![self.gpu_entry(&Self::spec(Self::gpu_nonce(a)))];
+        self.receipt_for(a, gpus, collateral, version)
+    }
+
+    /// The GPU nonce of `a`'s bundles (nonce [5; 32]).
+    fn gpu_nonce(a: &SigningKey) -> [u8; 32] {
+        attestation_verifier::binding::gpu_nonce(
+            &RustCrypto,
+            &a.verifying_key().to_bytes(),
+            &[5; 32],
+        )
+    }
+
+    /// [`Self::receipt`] with the GPU entries given.
+    fn receipt_for(
+        &self,
+        a: &SigningKey,
+        gpus: Vec<GpuEvidence>,
+        collateral: GpuCollateral,
+        version: u8,
+    ) -> (Vec<u8>, Vec<u8>) {
         let key = a.verifying_key().to_bytes();
         let nonce = [5; 32];
-        let gn = attestation_verifier::binding::gpu_nonce(&RustCrypto, &key, &nonce);
-        let gpus = vec![self.gpu_entry(&Self::spec(gn))];
         let rd = report_data(
             &RustCrypto,
             &key,
@@ -644,6 +663,160 @@ fn gpu_bundle_with_rims_and_ocsp_works() {
     // The verified GPU evidence is returned with the bundle.
     let v = w.verifier(RustCrypto).verify(&r, Some(&b), NOW).unwrap();
     assert_eq!(v.evidence.as_ref().unwrap().gpus.len(), 1);
+}
+
+/// Two GPUs of one board whose VBIOS versions differ (one updated, one not): each is
+/// compared with its own VBIOS RIM and the shared driver RIM.
+struct MixedBoard {
+    w: GpuWorld,
+    a: SigningKey,
+    gpus: Vec<GpuEvidence>,
+    /// VBIOS RIM of GPU 0, driver RIM, VBIOS RIM of GPU 1.
+    rims: Vec<Vec<u8>>,
+}
+
+impl MixedBoard {
+    const OTHER_VBIOS: [u8; 8] = [0x00, 0xA5, 0x00, 0x96, 0x01, 0, 0, 0]; // 96.00.a5.00.01
+
+    fn new() -> Self {
+        let w = GpuWorld::new();
+        let a = agent();
+        let first = GpuWorld::spec(GpuWorld::gpu_nonce(&a));
+        let second = ReportSpec {
+            vbios: Self::OTHER_VBIOS,
+            // Another VBIOS measures differently (RIM indices 0..32); the driver's
+            // measurements (32..64) are the same on both.
+            measurements: ReportSpec::default()
+                .measurements
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    if i < 32 {
+                        [0xA0 | (i as u8 & 0x0f); 48]
+                    } else {
+                        *m
+                    }
+                })
+                .collect(),
+            ..GpuWorld::spec(GpuWorld::gpu_nonce(&a))
+        };
+        let (key, chain) = w.dev.sibling(nvgpu_support::ChainSpec::default());
+        let chain: Vec<pem::Pem> = chain
+            .into_iter()
+            .map(|d| pem::Pem::new("CERTIFICATE", d))
+            .collect();
+        let gpus = vec![
+            w.gpu_entry(&first),
+            GpuEvidence {
+                report: build_report(&second, &key.sk),
+                cert_chain_pem: pem::encode_many(&chain),
+                nonce: second.nonce,
+                uuid: "GPU-66666666-7777-8888-9999-000000000000".into(),
+            },
+        ];
+        let mut rims = w.rims(&first);
+        rims.push(w.vbios_rim("96.00.A5.00.01", &second));
+        Self { w, a, gpus, rims }
+    }
+
+    fn appraise(
+        &self,
+        rims: Vec<Vec<u8>>,
+    ) -> attestation_verifier::appraise::Outcome<attestation_verifier::verify::receipt::ReceiptClaims>
+    {
+        let collateral = GpuCollateral {
+            rims,
+            ocsp: self.w.ocsp(|| CertStatusDer::Good(der::asn1::Null)),
+        };
+        let (r, b) = self
+            .w
+            .receipt_for(&self.a, self.gpus.clone(), collateral, 2);
+        let strict = Policy::from_toml("[gpu]\nocsp_required = true\n").unwrap();
+        appraise_receipt(&mut self.w.verifier(AwsLc), &r, Some(&b), &strict, NOW)
+    }
+}
+
+impl GpuWorld {
+    /// A VBIOS RIM for `version` whose golden values are those of `spec`'s report.
+    fn vbios_rim(&self, version: &str, spec: &ReportSpec) -> Vec<u8> {
+        let certs: [&[u8]; 2] = [&self.rim.signer, &self.rim.root];
+        build_rim(
+            version,
+            "GH100",
+            &golden_for(spec, 0..32),
+            &self.rim.signer_key.sk,
+            &certs,
+        )
+    }
+}
+
+#[test]
+fn gpu_bundle_with_two_vbios_versions_works() {
+    let m = MixedBoard::new();
+    let o = m.appraise(m.rims.clone());
+    assert!(o.accepted(), "{:?}", o.reasons);
+    let c = o.claims.unwrap().evidence.unwrap();
+    assert_eq!(c.gpu_rims, 3);
+    for g in &c.gpus {
+        let rim = g.report.as_ref().unwrap().rim.as_ref().unwrap();
+        assert!(
+            rim.matched && rim.driver.is_some() && rim.vbios.is_some(),
+            "{rim:?}"
+        );
+    }
+    let versions: Vec<_> = c
+        .gpus
+        .iter()
+        .map(|g| {
+            g.report
+                .as_ref()
+                .unwrap()
+                .rim
+                .as_ref()
+                .unwrap()
+                .vbios
+                .clone()
+        })
+        .collect();
+    assert_ne!(versions[0], versions[1]);
+}
+
+#[test]
+fn gpu_bundle_with_rim_for_no_gpu_rejects() {
+    let m = MixedBoard::new();
+    // A third VBIOS version, on neither GPU: each says why it is not for it.
+    let mut rims = m.rims.clone();
+    rims.push(m.w.vbios_rim("96.00.B0.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))));
+    let o = m.appraise(rims);
+    assert!(!o.accepted());
+    for gpu in ["GPU 0 (", "GPU 1 ("] {
+        assert!(
+            o.reasons.iter().any(|r| r.contains(gpu)
+                && r.contains("96.00.B0.00.01")
+                && r.contains("matches neither")),
+            "{gpu}: {:?}",
+            o.reasons
+        );
+    }
+    // A GPU whose VBIOS RIM is missing is not covered by the other GPU's.
+    let o = m.appraise(m.rims[..2].to_vec());
+    assert!(!o.accepted());
+    assert!(
+        o.reasons.iter().all(|r| !r.contains("GPU 0 ("))
+            && o.reasons.iter().any(|r| r.contains("GPU 1 (")),
+        "{:?}",
+        o.reasons
+    );
+    // GPU 1's measurements against GPU 0's golden values, under GPU 1's version: mismatch.
+    let mut rims = m.rims[..2].to_vec();
+    rims.push(m.w.vbios_rim("96.00.A5.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))));
+    let o = m.appraise(rims);
+    assert!(!o.accepted());
+    assert!(
+        o.reasons.iter().any(|r| r.contains("GPU 1 (")),
+        "{:?}",
+        o.reasons
+    );
 }
 
 #[test]

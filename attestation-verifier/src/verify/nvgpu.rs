@@ -348,6 +348,19 @@ impl<C: Crypto> NvGpuVerifier<C> {
         expected_nonce: &[u8; 32],
         now: UnixTime,
     ) -> Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>> {
+        self.verify_inner(report, collateral, expected_nonce, now, None)
+    }
+
+    /// [`Self::verify`]; with `selection`, RIMs for another GPU (another version or chip)
+    /// are set aside there instead of failing the report (see [`Self::verify_bundle`]).
+    fn verify_inner(
+        &mut self,
+        report: &NvGpuReport,
+        collateral: &NvGpuCollateral<'_>,
+        expected_nonce: &[u8; 32],
+        now: UnixTime,
+        selection: Option<&mut RimSelection>,
+    ) -> Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>> {
         let mut errors = Vec::new();
         let ocsp = self.parse_ocsp_all(collateral.ocsp, &mut errors);
         let chain_key = self.chain_key(collateral.cert_chain);
@@ -392,6 +405,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
             &ocsp,
             now,
             &mut errors,
+            selection,
         );
         match chain {
             Some(info) if errors.is_empty() => Ok(Verified::new(NvGpuEvidence {
@@ -417,7 +431,13 @@ impl<C: Crypto> NvGpuVerifier<C> {
     /// Verifies several GPUs' reports in one call. Each entry is a report, its
     /// device chain and its expected nonce; the RIMs and OCSP responses are
     /// shared. Beyond each report's own checks, no two reports may share an
-    /// attestation certificate (N reports must come from N devices). Reports may
+    /// attestation certificate (N reports must come from N devices).
+    ///
+    /// GPUs of a bundle may differ (models, VBIOS versions, chips): each report is
+    /// compared with the RIMs that describe it (its driver or VBIOS version, its chip),
+    /// and a RIM for another GPU of the bundle is no fault of this one. A RIM that
+    /// describes none of the bundle's GPUs fails every report, with the reason it does
+    /// not apply to each (for one GPU, exactly as [`Self::verify`] would). Reports may
     /// share a nonce (NVIDIA's multi-GPU tools challenge all GPUs with one).
     pub fn verify_bundle(
         &mut self,
@@ -426,6 +446,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
         ocsp: &[Vec<u8>],
         now: UnixTime,
     ) -> Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> {
+        let mut selections: Vec<RimSelection> = Vec::with_capacity(gpus.len());
         let mut out: Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> = gpus
             .iter()
             .map(|g| {
@@ -434,9 +455,26 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     rims,
                     ocsp,
                 };
-                self.verify(g.report, &collateral, &g.nonce, now)
+                let mut selection = RimSelection::default();
+                let r =
+                    self.verify_inner(g.report, &collateral, &g.nonce, now, Some(&mut selection));
+                selections.push(selection);
+                r
             })
             .collect();
+        // A RIM that no GPU took: each GPU says why it is not for it.
+        let mut unused: Vec<(usize, NvGpuVerifyError)> = Vec::new();
+        for position in 0..rims.len() {
+            if selections.iter().any(|s| s.applied.contains(&position)) {
+                continue;
+            }
+            for (i, s) in selections.iter_mut().enumerate() {
+                if let Some(k) = s.set_aside.iter().position(|(p, _)| *p == position) {
+                    unused.push((i, s.set_aside.swap_remove(k).1));
+                }
+            }
+        }
+        fail_into(&mut out, unused);
         // One device is one attestation key. Keys, not certificate bytes, are
         // compared: an ECDSA signature has two valid encodings (s and n - s), so
         // one certificate can be presented as two different byte strings.
@@ -463,14 +501,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 }
             }
         }
-        for (j, e) in dup {
-            if let Some(slot) = out.get_mut(j) {
-                match slot {
-                    Ok(_) => *slot = Err(Failures::one(e)),
-                    Err(f) => f.0.push(e),
-                }
-            }
-        }
+        fail_into(&mut out, dup);
         out
     }
 
@@ -694,6 +725,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
         Ok(entry)
     }
 
+    #[allow(clippy::too_many_arguments)] // one private step of `verify_inner`
     fn apply_rims(
         &mut self,
         report: &NvGpuReport,
@@ -702,6 +734,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
         ocsp: &[OcspResponse],
         now: UnixTime,
         errors: &mut Vec<NvGpuVerifyError>,
+        mut selection: Option<&mut RimSelection>,
     ) -> (Vec<RimSummary>, Option<RimComparison>) {
         let mut applied: Vec<(RimKind, Arc<(Rim, RimVerified)>)> = Vec::new();
         let mut summaries = Vec::new();
@@ -717,12 +750,17 @@ impl<C: Crypto> NvGpuVerifier<C> {
             };
             let (rim, v) = &*entry;
             let version = rim.colloquial_version.clone();
+            // Not for this GPU: an error, or set aside when a bundle selects.
+            let mut not_for_this = |e: NvGpuVerifyError| match selection.as_deref_mut() {
+                Some(s) => s.set_aside.push((position, e)),
+                None => errors.push(e),
+            };
             let kind = if !driver.is_empty() && version.eq_ignore_ascii_case(&driver) {
                 RimKind::Driver
             } else if !vbios.is_empty() && version.eq_ignore_ascii_case(&vbios) {
                 RimKind::Vbios
             } else {
-                errors.push(NvGpuVerifyError::RimNotApplicable {
+                not_for_this(NvGpuVerifyError::RimNotApplicable {
                     rim: version,
                     driver: driver.clone(),
                     vbios: vbios.clone(),
@@ -732,12 +770,15 @@ impl<C: Crypto> NvGpuVerifier<C> {
             if let Some(info) = chain {
                 let product = rim.product.clone().unwrap_or_else(|| rim.name.clone());
                 if !product.eq_ignore_ascii_case(&info.chip) {
-                    errors.push(NvGpuVerifyError::RimChip {
+                    not_for_this(NvGpuVerifyError::RimChip {
                         rim: product,
                         chip: info.chip.clone(),
                     });
                     continue;
                 }
+            }
+            if let Some(s) = selection.as_deref_mut() {
+                s.applied.push(position);
             }
             if applied.iter().any(|(k, _)| *k == kind) {
                 errors.push(NvGpuVerifyError::DuplicateRim(kind.name()));
@@ -766,6 +807,30 @@ impl<C: Crypto> NvGpuVerifier<C> {
         }
         let refs: Vec<(RimKind, &Rim)> = applied.iter().map(|(k, e)| (*k, &e.0)).collect();
         (summaries, Some(compare(report, &refs)))
+    }
+}
+
+/// Which of a bundle's RIMs one report took, and why it set the others aside.
+#[derive(Default)]
+struct RimSelection {
+    /// Positions of the RIMs that describe the report.
+    applied: Vec<usize>,
+    /// Positions of the RIMs for another GPU, with the error they would be alone.
+    set_aside: Vec<(usize, NvGpuVerifyError)>,
+}
+
+/// Adds `failures` (report position, error) to the results, failing those that passed.
+fn fail_into(
+    out: &mut [Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>],
+    failures: Vec<(usize, NvGpuVerifyError)>,
+) {
+    for (j, e) in failures {
+        if let Some(slot) = out.get_mut(j) {
+            match slot {
+                Ok(_) => *slot = Err(Failures::one(e)),
+                Err(f) => f.0.push(e),
+            }
+        }
     }
 }
 

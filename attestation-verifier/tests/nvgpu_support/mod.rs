@@ -147,6 +147,25 @@ impl DevicePki {
         }
     }
 
+    /// Another device under the same intermediate (another GPU of the board): its
+    /// attestation key and its chain as NVML returns it.
+    pub fn sibling(&self, spec: ChainSpec) -> (Key, Vec<Vec<u8>>) {
+        let inter = rcgen::Issuer::new(
+            params("Test GH100 Identity", spec.intermediate_is_ca),
+            &self.inter_key.kp,
+        );
+        let leaf_key = key();
+        let mut lp = params("GH100 A01 GSP FMC LF", spec.leaf_is_ca);
+        if let Some(f) = spec.fwid {
+            lp.custom_extensions.push(CustomExtension::from_oid_content(
+                &[2, 23, 133, 5, 4, 1],
+                composite_fwid(&f),
+            ));
+        }
+        let leaf = lp.signed_by(&leaf_key.kp, &inter).unwrap().der().to_vec();
+        (leaf_key, vec![leaf, self.inter.clone(), self.root.clone()])
+    }
+
     /// The chain as NVML returns it: leaf, intermediate, root.
     pub fn chain(&self) -> Vec<Vec<u8>> {
         vec![self.leaf.clone(), self.inter.clone(), self.root.clone()]

@@ -451,6 +451,62 @@ fn rims_from_directory_works() {
     assert_eq!(p.collateral_for(&[real_gpu()]).unwrap().rims.len(), 2);
 }
 
+/// GPUs whose drivers and VBIOS differ (two real reports): each report's RIMs, once each.
+#[test]
+fn rims_of_gpus_of_different_versions_works() {
+    const OTHER: &str = "nvgpu/hopper-trustee-coco-ci";
+    let other = GpuEvidence {
+        report: read(&vectors().join(OTHER).join("report.bin")),
+        cert_chain_pem: String::from_utf8(read(&vectors().join(OTHER).join("cert_chain.pem")))
+            .unwrap(),
+        nonce: [0; 32],
+        uuid: "GPU-other".into(),
+    };
+    let r = attestation_verifier::evidence::nvgpu::parse_nvgpu_report(&other.report).unwrap();
+    let (driver, vbios) = real_ids();
+    let ids = [
+        driver,
+        vbios,
+        r.driver_rim_id("GH100").unwrap(),
+        r.vbios_rim_id().unwrap(),
+    ];
+    assert_ne!(ids[0], ids[2], "the two reports name one driver");
+    assert_ne!(ids[1], ids[3], "the two reports name one VBIOS");
+    let dir = tempfile::tempdir().unwrap();
+    // The content is any real RIM: the provider fetches by id and does not judge
+    // applicability (the verifier does). Driver files and VBIOS files alternate.
+    for (i, id) in ids.iter().enumerate() {
+        let file = if i % 2 == 0 { DRIVER_RIM } else { VBIOS_RIM };
+        std::fs::write(
+            dir.path().join(format!("{id}.xml")),
+            read(&vectors().join(file)),
+        )
+        .unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let p = GpuCollateralProvider::new(
+        settings(cache.path(), Arc::new(Mutex::new(GPU_TIME))),
+        Some(dir.path().to_path_buf()),
+        None,
+        None,
+    );
+    let c = p
+        .collateral_for(&[real_gpu(), other.clone(), real_gpu()])
+        .unwrap();
+    assert_eq!(c.rims.len(), 4);
+    // Without the second GPU's RIMs the bundle cannot be made.
+    std::fs::remove_file(dir.path().join(format!("{}.xml", ids[3]))).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let p = GpuCollateralProvider::new(
+        settings(cache.path(), Arc::new(Mutex::new(GPU_TIME))),
+        Some(dir.path().to_path_buf()),
+        None,
+        None,
+    );
+    assert!(p.collateral_for(&[real_gpu()]).is_ok());
+    assert!(p.collateral_for(&[real_gpu(), other]).is_err());
+}
+
 #[test]
 fn missing_rim_rejects() {
     let svc = FakeServer::start(Box::new(|_| (404, vec![], b"{}".to_vec())));
