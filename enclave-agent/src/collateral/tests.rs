@@ -483,26 +483,24 @@ fn rims_of_gpus_of_different_versions_works() {
         )
         .unwrap();
     }
+    // A provider with a fresh cache, reading RIMs from the directory only.
+    let provider = |cache: &tempfile::TempDir| {
+        GpuCollateralProvider::new(
+            settings(cache.path(), Arc::new(Mutex::new(GPU_TIME))),
+            Some(dir.path().to_path_buf()),
+            None,
+            None,
+        )
+    };
     let cache = tempfile::tempdir().unwrap();
-    let p = GpuCollateralProvider::new(
-        settings(cache.path(), Arc::new(Mutex::new(GPU_TIME))),
-        Some(dir.path().to_path_buf()),
-        None,
-        None,
-    );
-    let c = p
+    let c = provider(&cache)
         .collateral_for(&[real_gpu(), other.clone(), real_gpu()])
         .unwrap();
     assert_eq!(c.rims.len(), 4);
     // Without the second GPU's RIMs the bundle cannot be made.
     std::fs::remove_file(dir.path().join(format!("{}.xml", ids[3]))).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let p = GpuCollateralProvider::new(
-        settings(cache.path(), Arc::new(Mutex::new(GPU_TIME))),
-        Some(dir.path().to_path_buf()),
-        None,
-        None,
-    );
+    let p = provider(&cache);
     assert!(p.collateral_for(&[real_gpu()]).is_ok());
     assert!(p.collateral_for(&[real_gpu(), other]).is_err());
 }
