@@ -489,6 +489,25 @@ use nvgpu_support::{
     DevicePki, ReportSpec, RimPki, build_report, build_rim, golden_for, ocsp_response,
 };
 
+/// The bundle entry of a device: `spec`'s report signed by `key`, with its chain.
+fn device_entry(
+    spec: &ReportSpec,
+    key: &p384::ecdsa::SigningKey,
+    chain: Vec<Vec<u8>>,
+    uuid: &str,
+) -> GpuEvidence {
+    let chain: Vec<pem::Pem> = chain
+        .into_iter()
+        .map(|d| pem::Pem::new("CERTIFICATE", d))
+        .collect();
+    GpuEvidence {
+        report: build_report(spec, key),
+        cert_chain_pem: pem::encode_many(&chain),
+        nonce: spec.nonce,
+        uuid: uuid.into(),
+    }
+}
+
 /// A test GPU (device PKI) and a test RIM signer, beside the synthetic SNP platform.
 struct GpuWorld {
     snp: SnpPlatform,
@@ -551,18 +570,12 @@ impl GpuWorld {
     }
 
     fn gpu_entry(&self, spec: &ReportSpec) -> GpuEvidence {
-        let chain: Vec<pem::Pem> = self
-            .dev
-            .chain()
-            .into_iter()
-            .map(|d| pem::Pem::new("CERTIFICATE", d))
-            .collect();
-        GpuEvidence {
-            report: build_report(spec, &self.dev.leaf_key.sk),
-            cert_chain_pem: pem::encode_many(&chain),
-            nonce: spec.nonce,
-            uuid: "GPU-11111111-2222-3333-4444-555555555555".into(),
-        }
+        device_entry(
+            spec,
+            &self.dev.leaf_key.sk,
+            self.dev.chain(),
+            "GPU-11111111-2222-3333-4444-555555555555",
+        )
     }
 
     /// An attested-key receipt whose SNP report binds the GPU evidence, with
@@ -701,21 +714,17 @@ impl MixedBoard {
             ..GpuWorld::spec(GpuWorld::gpu_nonce(&a))
         };
         let (key, chain) = w.dev.sibling(nvgpu_support::ChainSpec::default());
-        let chain: Vec<pem::Pem> = chain
-            .into_iter()
-            .map(|d| pem::Pem::new("CERTIFICATE", d))
-            .collect();
         let gpus = vec![
             w.gpu_entry(&first),
-            GpuEvidence {
-                report: build_report(&second, &key.sk),
-                cert_chain_pem: pem::encode_many(&chain),
-                nonce: second.nonce,
-                uuid: "GPU-66666666-7777-8888-9999-000000000000".into(),
-            },
+            device_entry(
+                &second,
+                &key.sk,
+                chain,
+                "GPU-66666666-7777-8888-9999-000000000000",
+            ),
         ];
         let mut rims = w.rims(&first);
-        rims.push(w.vbios_rim("96.00.A5.00.01", &second));
+        rims.push(w.rim.vbios_rim("96.00.A5.00.01", &second));
         Self { w, a, gpus, rims }
     }
 
@@ -733,20 +742,6 @@ impl MixedBoard {
             .receipt_for(&self.a, self.gpus.clone(), collateral, 2);
         let strict = Policy::from_toml("[gpu]\nocsp_required = true\n").unwrap();
         appraise_receipt(&mut self.w.verifier(AwsLc), &r, Some(&b), &strict, NOW)
-    }
-}
-
-impl GpuWorld {
-    /// A VBIOS RIM for `version` whose golden values are those of `spec`'s report.
-    fn vbios_rim(&self, version: &str, spec: &ReportSpec) -> Vec<u8> {
-        let certs: [&[u8]; 2] = [&self.rim.signer, &self.rim.root];
-        build_rim(
-            version,
-            "GH100",
-            &golden_for(spec, 0..32),
-            &self.rim.signer_key.sk,
-            &certs,
-        )
     }
 }
 
@@ -786,7 +781,10 @@ fn gpu_bundle_with_rim_for_no_gpu_rejects() {
     let m = MixedBoard::new();
     // A third VBIOS version, on neither GPU: each says why it is not for it.
     let mut rims = m.rims.clone();
-    rims.push(m.w.vbios_rim("96.00.B0.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))));
+    rims.push(
+        m.w.rim
+            .vbios_rim("96.00.B0.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))),
+    );
     let o = m.appraise(rims);
     assert!(!o.accepted());
     for gpu in ["GPU 0 (", "GPU 1 ("] {
@@ -809,7 +807,10 @@ fn gpu_bundle_with_rim_for_no_gpu_rejects() {
     );
     // GPU 1's measurements against GPU 0's golden values, under GPU 1's version: mismatch.
     let mut rims = m.rims[..2].to_vec();
-    rims.push(m.w.vbios_rim("96.00.A5.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))));
+    rims.push(
+        m.w.rim
+            .vbios_rim("96.00.A5.00.01", &GpuWorld::spec(GpuWorld::gpu_nonce(&m.a))),
+    );
     let o = m.appraise(rims);
     assert!(!o.accepted());
     assert!(

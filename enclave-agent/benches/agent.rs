@@ -364,13 +364,8 @@ where
     (addr, token)
 }
 
-/// CPU time used so far by this process's live threads (client, server, store writer,
-/// verifier), from each thread's `schedstat` (nanoseconds on a CPU).
-fn cpu_secs() -> f64 {
-    cpu_by_thread().values().sum()
-}
-
-/// CPU seconds used so far by each thread name of this process.
+/// CPU seconds used so far by each thread name of this process (client, server, store
+/// writer, verifier), from each thread's `schedstat` (nanoseconds on a CPU).
 fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     let mut m = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -535,9 +530,9 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     let mut agent_split = Vec::new();
     for _ in 0..rounds {
         let reqs = make(n);
-        let c = cpu_secs();
+        let c = cpu_by_thread();
         let b = blast(bare_addr, reqs, concurrency, false).await;
-        bare_cpu.push((cpu_secs() - c) * 1e6 / n as f64);
+        bare_cpu.push(cpu_split(&c, n).iter().map(|(_, us)| us).sum());
         let reqs = make(n);
         let c = cpu_by_thread();
         let a = blast(agent_addr, reqs, concurrency, false).await;

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Job id: 32 bytes chosen by the client.
 pub type JobId = [u8; 32];
@@ -76,9 +76,7 @@ fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreErro
 }
 
 /// Lifecycle state of a job.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Encode, Decode,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Encode, Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Accepted, waiting to run.
@@ -126,7 +124,7 @@ impl JobState {
 }
 
 /// Usage of a job, as measured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Encode, Decode)]
 pub struct UsageRecord {
     /// Wall-clock milliseconds.
     pub wall_ms: u64,
@@ -141,7 +139,7 @@ pub struct UsageRecord {
 }
 
 /// One collected output file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Encode, Decode)]
 pub struct OutputMeta {
     /// Path relative to the output directory.
     pub path: String,
@@ -155,7 +153,7 @@ pub struct OutputMeta {
 }
 
 /// The OS process a running job was started as, to find it again after a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Encode, Decode)]
 pub struct ProcessHandle {
     /// Process id (also its process-group id).
     pub pid: u32,
@@ -184,9 +182,9 @@ impl LogKind {
 /// Everything known about a job except its spec and its bulk data.
 ///
 /// Stored as [`RECORD_V1`] then the SCALE encoding of the fields in order. Records of older
-/// stores are JSON objects (the serde form): still read, and rewritten in the binary form on
-/// their next change. A change of fields takes a new tag.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+/// stores are JSON objects (the serde form, only ever read now), rewritten in the binary form
+/// on their next change. A change of fields takes a new tag.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Encode, Decode)]
 pub struct JobRecord {
     /// Client-chosen id.
     #[serde(with = "hex32")]
@@ -765,13 +763,9 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
     }
 }
 
-/// serde for `[u8; 32]` as hex.
+/// serde for `[u8; 32]` as hex (reading the JSON records of older stores).
 mod hex32 {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
+    use serde::{Deserialize, Deserializer, de::Error};
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
@@ -780,16 +774,9 @@ mod hex32 {
     }
 }
 
-/// serde for `Option<[u8; 32]>` as hex.
+/// serde for `Option<[u8; 32]>` as hex (reading the JSON records of older stores).
 mod hex32_opt {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_some(&hex::encode(v)),
-            None => s.serialize_none(),
-        }
-    }
+    use serde::{Deserialize, Deserializer, de::Error};
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,

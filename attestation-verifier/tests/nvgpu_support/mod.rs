@@ -97,6 +97,18 @@ impl Default for ChainSpec {
 
 pub const FWID: [u8; 48] = [0xF1; 48];
 
+/// The attestation certificate of a device (its FWID in the TCG DICE extension).
+fn leaf_params(spec: &ChainSpec) -> CertificateParams {
+    let mut lp = params("GH100 A01 GSP FMC LF", spec.leaf_is_ca);
+    if let Some(f) = spec.fwid {
+        lp.custom_extensions.push(CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 1],
+            composite_fwid(&f),
+        ));
+    }
+    lp
+}
+
 /// A test device PKI: root -> intermediate -> leaf (attestation key).
 pub struct DevicePki {
     pub root_key: Key,
@@ -121,13 +133,7 @@ impl DevicePki {
             &root_issuer,
         )
         .unwrap();
-        let mut lp = params("GH100 A01 GSP FMC LF", spec.leaf_is_ca);
-        if let Some(f) = spec.fwid {
-            lp.custom_extensions.push(CustomExtension::from_oid_content(
-                &[2, 23, 133, 5, 4, 1],
-                composite_fwid(&f),
-            ));
-        }
+        let lp = leaf_params(&spec);
         let leaf = if spec.leaf_p256 {
             let k = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
             lp.signed_by(&k, &inter_issuer).unwrap().der().to_vec()
@@ -155,14 +161,11 @@ impl DevicePki {
             &self.inter_key.kp,
         );
         let leaf_key = key();
-        let mut lp = params("GH100 A01 GSP FMC LF", spec.leaf_is_ca);
-        if let Some(f) = spec.fwid {
-            lp.custom_extensions.push(CustomExtension::from_oid_content(
-                &[2, 23, 133, 5, 4, 1],
-                composite_fwid(&f),
-            ));
-        }
-        let leaf = lp.signed_by(&leaf_key.kp, &inter).unwrap().der().to_vec();
+        let leaf = leaf_params(&spec)
+            .signed_by(&leaf_key.kp, &inter)
+            .unwrap()
+            .der()
+            .to_vec();
         (leaf_key, vec![leaf, self.inter.clone(), self.root.clone()])
     }
 
@@ -348,16 +351,23 @@ impl RimPki {
 
     /// The VBIOS and driver RIMs (GH100) whose golden values are those of a report built from
     /// `spec`, signed by this PKI's signer.
+    /// A GH100 VBIOS RIM for `version` whose golden values are those of a report built
+    /// from `spec` (RIM indices 0..32), signed by this PKI's signer.
+    pub fn vbios_rim(&self, version: &str, spec: &ReportSpec) -> Vec<u8> {
+        let certs: [&[u8]; 2] = [&self.signer, &self.root];
+        build_rim(
+            version,
+            "GH100",
+            &golden_for(spec, 0..32),
+            &self.signer_key.sk,
+            &certs,
+        )
+    }
+
     pub fn matching_rims(&self, spec: &ReportSpec) -> Vec<Vec<u8>> {
         let certs: [&[u8]; 2] = [&self.signer, &self.root];
         vec![
-            build_rim(
-                "96.00.9F.00.01",
-                "GH100",
-                &golden_for(spec, 0..32),
-                &self.signer_key.sk,
-                &certs,
-            ),
+            self.vbios_rim("96.00.9F.00.01", spec),
             build_rim(
                 spec.driver,
                 "GH100",

@@ -165,6 +165,58 @@ async fn recover_fails_or_requeues_running_works() {
     assert!(s.recover(6_000, |_| true).unwrap().is_empty());
 }
 
+/// `r` as older agents stored it: JSON, ids and digests in hex, states in snake case.
+fn legacy_json(r: &JobRecord) -> Vec<u8> {
+    let hex_opt =
+        |v: Option<[u8; 32]>| v.map_or("null".to_string(), |v| format!("\"{}\"", hex::encode(v)));
+    let outputs: Vec<String> = r
+        .outputs
+        .iter()
+        .map(|o| {
+            format!(
+                r#"{{"path":"{}","size":{},"sha256":"{}","index":{}}}"#,
+                o.path,
+                o.size,
+                hex::encode(o.sha256),
+                o.index
+            )
+        })
+        .collect();
+    let u = &r.usage;
+    format!(
+        concat!(
+            r#"{{"job_id":"{}","spec_hash":"{}","buyer":{},"state":"{}","reason":"{}","#,
+            r#""exit_code":{},"submitted_at_ms":{},"started_at_ms":{},"finished_at_ms":{},"#,
+            r#""usage":{{"wall_ms":{},"cpu_ms":{},"peak_memory_bytes":{},"gpu_ms":{},"gpu_energy_mj":{}}},"#,
+            r#""outputs":[{}],"attempts":{},"version":{},"process":{},"has_receipt":{},"evidence_digest":{}}}"#
+        ),
+        hex::encode(r.job_id),
+        hex::encode(r.spec_hash),
+        hex_opt(r.buyer),
+        r.state.name(),
+        r.reason,
+        r.exit_code.map_or("null".to_string(), |c| c.to_string()),
+        r.submitted_at_ms,
+        r.started_at_ms,
+        r.finished_at_ms,
+        u.wall_ms,
+        u.cpu_ms,
+        u.peak_memory_bytes,
+        u.gpu_ms,
+        u.gpu_energy_mj,
+        outputs.join(","),
+        r.attempts,
+        r.version,
+        r.process.map_or("null".to_string(), |p| format!(
+            r#"{{"pid":{},"start_ticks":{}}}"#,
+            p.pid, p.start_ticks
+        )),
+        r.has_receipt,
+        hex_opt(r.evidence_digest),
+    )
+    .into_bytes()
+}
+
 /// A record with every field set to something other than its default.
 fn full_record() -> JobRecord {
     let mut r = rec(4, b"q");
@@ -212,8 +264,23 @@ fn record_encoding_round_trip_works() {
         assert_eq!(state.encode(), vec![u8::try_from(i).unwrap()]);
     }
     // The JSON form of older stores is still read.
-    let json = serde_json::to_vec(&r).unwrap();
+    let json = legacy_json(&r);
     assert_eq!(JobRecord::from_bytes(&r.job_id, &json).unwrap(), r);
+    // The oldest records lack the fields added later (serde defaults).
+    let queued = rec(6, b"s");
+    let minimal = format!(
+        r#"{{"job_id":"{}","spec_hash":"{}","buyer":null,"state":"queued","submitted_at_ms":1000,"version":1}}"#,
+        hex::encode(queued.job_id),
+        hex::encode(queued.spec_hash)
+    );
+    let read = JobRecord::from_bytes(&queued.job_id, minimal.as_bytes()).unwrap();
+    assert_eq!(
+        read,
+        JobRecord {
+            buyer: None,
+            ..queued
+        }
+    );
     // And it is larger: the reason for the binary form.
     assert!(
         b.len() * 2 < json.len(),
@@ -264,7 +331,7 @@ async fn older_stores_stay_readable_works() {
         let txn = db.begin_write().unwrap();
         {
             let mut jobs = txn.open_table(JOBS).unwrap();
-            let json = serde_json::to_vec(&old).unwrap();
+            let json = legacy_json(&old);
             jobs.insert(old.job_id, json.as_slice()).unwrap();
             let mut specs = txn.open_table(LEGACY_SPECS).unwrap();
             specs.insert(old.job_id, b"old-spec".as_slice()).unwrap();
