@@ -365,8 +365,9 @@ where
 }
 
 /// CPU seconds used so far by each thread name of this process (client, server, store
-/// writer, verifier), from each thread's `schedstat` (nanoseconds on a CPU).
-fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+/// writer, verifier), from each thread's `schedstat` (nanoseconds on a CPU), and the seconds
+/// each spent runnable but waiting for a CPU (its second field).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, (f64, f64)> {
     let mut m = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return m;
@@ -375,28 +376,32 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(t.path().join("schedstat")) else {
             continue;
         };
-        let Some(ns) = stat
+        let mut f = stat
             .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
-            continue;
-        };
+            .map(|v| v.parse::<u64>().ok().unwrap_or(0) as f64 / 1e9);
+        let (run, wait) = (f.next().unwrap_or(0.0), f.next().unwrap_or(0.0));
         let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        *m.entry(name.trim().to_owned()).or_insert(0.0) += ns as f64 / 1e9;
+        let e = m.entry(name.trim().to_owned()).or_insert((0.0, 0.0));
+        e.0 += run;
+        e.1 += wait;
     }
     m
 }
 
-/// CPU microseconds per call of each thread name between two readings.
-fn cpu_split(before: &std::collections::BTreeMap<String, f64>, n: usize) -> Vec<(String, f64)> {
+/// CPU microseconds per call of each thread name between two readings, and microseconds
+/// per call it waited for a CPU.
+fn cpu_split(
+    before: &std::collections::BTreeMap<String, (f64, f64)>,
+    n: usize,
+) -> Vec<(String, f64, f64)> {
     cpu_by_thread()
         .into_iter()
-        .map(|(k, v)| {
-            let d = v - before.get(&k).copied().unwrap_or(0.0);
-            (k, d * 1e6 / n as f64)
+        .map(|(k, (run, wait))| {
+            let (r0, w0) = before.get(&k).copied().unwrap_or((0.0, 0.0));
+            let per = |d: f64| d * 1e6 / n as f64;
+            (k, per(run - r0), per(wait - w0))
         })
-        .filter(|(_, us)| *us >= 0.5)
+        .filter(|(_, us, _)| *us >= 0.5)
         .collect()
 }
 
@@ -532,12 +537,12 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
         let reqs = make(n);
         let c = cpu_by_thread();
         let b = blast(bare_addr, reqs, concurrency, false).await;
-        bare_cpu.push(cpu_split(&c, n).iter().map(|(_, us)| us).sum());
+        bare_cpu.push(cpu_split(&c, n).iter().map(|(_, us, _)| us).sum());
         let reqs = make(n);
         let c = cpu_by_thread();
         let a = blast(agent_addr, reqs, concurrency, false).await;
         let split = cpu_split(&c, n);
-        agent_cpu.push(split.iter().map(|(_, us)| us).sum());
+        agent_cpu.push(split.iter().map(|(_, us, _)| us).sum());
         agent_split = split;
         bare.push(b);
         agent.push(a);
@@ -583,10 +588,10 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
     );
     let split: Vec<String> = agent_split
         .iter()
-        .map(|(name, us)| format!("{name} {us:.0}"))
+        .map(|(name, us, wait)| format!("{name} {us:.0} (+{wait:.0} waiting)"))
         .collect();
     println!(
-        "  agent CPU per call by thread (last round, us): {}",
+        "  agent CPU per call by thread (last round, us, and us runnable without a CPU): {}",
         split.join(", ")
     );
     println!(

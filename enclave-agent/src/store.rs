@@ -1,14 +1,16 @@
 //! Durable job store on redb: jobs and their states, specs (with inputs), outputs, logs,
 //! receipts and evidence bundles.
 //!
-//! Every state change is one redb write transaction committed with
-//! [`redb::Durability::Immediate`] (fsync) before the change is acknowledged or acted on, so
-//! a `kill -9` loses nothing that was acknowledged. A job's end (final state, outputs,
-//! logs, receipt and bundle) is committed in one transaction: after a crash a job either has
-//! all of them or is still `Running` and is recovered (see [`Store::recover`]).
+//! Every state change is durable before it is acknowledged or acted on, so a `kill -9`
+//! loses nothing that was acknowledged. A job's end (final state, outputs, logs, receipt and
+//! bundle) is committed in one transaction: after a crash a job either has all of them or
+//! is still `Running` and is recovered (see [`Store::recover`]).
 //!
 //! Writes go through one writer thread that commits whatever is queued in one transaction
-//! (group commit): concurrent submissions share an fsync instead of queueing for one each.
+//! (group commit): concurrent submissions share a sync instead of queueing for one each.
+//! A batch of job records and specs alone (submissions, state changes) is made durable
+//! through the redo journal beside the store file ([`journal`]); any other batch, and one
+//! every [`CHECKPOINT_EVERY`], is a durable redb commit ([`redb::Durability::Immediate`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +20,9 @@ use std::sync::mpsc;
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::Deserialize;
+
+mod journal;
+use journal::{Journal, Redo};
 
 /// Job id: 32 bytes chosen by the client.
 pub type JobId = [u8; 32];
@@ -33,6 +38,20 @@ const OUTPUTS: TableDefinition<(JobId, &str, u32), &[u8]> = TableDefinition::new
 const LOGS: TableDefinition<(JobId, u8, u32), &[u8]> = TableDefinition::new("logs");
 const RECEIPTS: TableDefinition<JobId, &[u8]> = TableDefinition::new("receipts");
 const BUNDLES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("bundles");
+
+/// The store's own values: the journal generation.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Key in `META`: frames of this journal generation are not in a durable commit yet.
+const JOURNAL_GENERATION: &str = "journal_generation";
+
+/// Journal file size: frames beyond it wait for a checkpoint (a batch of submissions takes
+/// a few kilobytes).
+const JOURNAL_BYTES: u64 = 4 << 20;
+/// Longest time between checkpoints while writes arrive: bounds what a start-up replays and
+/// the pages a checkpoint writes.
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// A checkpoint is also made when no write came for this long.
+const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// First byte of a job record in the binary form (see [`JobRecord`]).
 const RECORD_V1: u8 = 1;
@@ -321,8 +340,16 @@ pub struct Recovered {
     pub orphan: Option<ProcessHandle>,
 }
 
-/// Every table, opened once per write transaction and shared by the writes batched in it.
+/// Every table, opened once per write transaction and shared by the writes batched in it,
+/// and the journal frame of the writes to `jobs` and `specs`. Those two are written only
+/// through [`Tables::put_job`] and [`Tables::put_spec`], which record the write in the
+/// frame; any other write sets `bulk`, which makes its batch a checkpoint.
 pub struct Tables<'t> {
+    meta: Table<'t, &'static str, u64>,
+    /// The frame payload of this batch (see [`journal`]).
+    redo: Vec<u8>,
+    /// Set by writes the journal does not carry: the batch is committed durably.
+    bulk: bool,
     jobs: Table<'t, JobId, &'static [u8]>,
     specs: Table<'t, (u64, JobId), &'static [u8]>,
     outputs: Table<'t, (JobId, &'static str, u32), &'static [u8]>,
@@ -340,6 +367,9 @@ impl std::fmt::Debug for Tables<'_> {
 impl<'t> Tables<'t> {
     fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
+            meta: txn.open_table(META).map_err(db_err("open meta"))?,
+            redo: Vec::new(),
+            bulk: false,
             jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
             specs: txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?,
             outputs: txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?,
@@ -347,6 +377,48 @@ impl<'t> Tables<'t> {
             receipts: txn.open_table(RECEIPTS).map_err(db_err("open receipts"))?,
             bundles: txn.open_table(BUNDLES).map_err(db_err("open bundles"))?,
         })
+    }
+
+    /// Stores a job record (journaled).
+    fn put_job(&mut self, job_id: JobId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.jobs.insert(job_id, bytes).map_err(db_err("put job"))?;
+        journal::record(&mut self.redo, Redo::Job(job_id, bytes));
+        Ok(())
+    }
+
+    /// Stores a spec (journaled).
+    fn put_spec(&mut self, key: (u64, JobId), bytes: &[u8]) -> Result<(), StoreError> {
+        self.specs
+            .insert(key, bytes)
+            .map_err(db_err("insert spec"))?;
+        journal::record(&mut self.redo, Redo::Spec(key, bytes));
+        Ok(())
+    }
+
+    /// Applies one journaled write (replay at start).
+    fn apply(&mut self, w: Redo<'_>) -> Result<(), StoreError> {
+        match w {
+            Redo::Job(id, v) => self.jobs.insert(id, v).map(drop),
+            Redo::Spec(key, v) => self.specs.insert(key, v).map(drop),
+        }
+        .map_err(db_err("replay journal"))
+    }
+
+    /// The journal generation recorded in the last durable commit.
+    fn generation(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(JOURNAL_GENERATION)
+            .map_err(db_err("get generation"))?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Records `g` as the journal generation (in a checkpoint).
+    fn set_generation(&mut self, g: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(JOURNAL_GENERATION, g)
+            .map_err(db_err("put generation"))?;
+        Ok(())
     }
 }
 
@@ -367,18 +439,60 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` and starts its writer thread.
+    /// Opens (or creates) the store at `path` and its journal at `path` + `.journal`,
+    /// applies the journal's writes that no durable commit holds yet, and starts the writer
+    /// thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Checkpoints::default())
+    }
+
+    pub(crate) fn open_with(path: &Path, every: Checkpoints) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(db_err("open"))?;
         let txn = db.begin_write().map_err(db_err("begin"))?;
-        drop(Tables::open(&txn)?);
+        let mut t = Tables::open(&txn)?;
+        let generation = t.generation()?;
+        let mut journal_path = path.as_os_str().to_owned();
+        journal_path.push(".journal");
+        let (journal, frames) = Journal::open(Path::new(&journal_path), JOURNAL_BYTES, generation)
+            .map_err(|e| StoreError::Db {
+                op: "open journal",
+                detail: e.to_string(),
+            })?;
+        let mut replayed = 0usize;
+        for frame in &frames {
+            let writes = journal::writes(frame).map_err(|detail| StoreError::Corrupt {
+                job: "(journal)".into(),
+                detail,
+            })?;
+            for w in writes {
+                t.apply(w)?;
+                replayed = replayed.saturating_add(1);
+            }
+        }
+        // The checkpoint that makes the replayed writes durable and retires their frames.
+        let generation = generation.saturating_add(1);
+        t.set_generation(generation)?;
+        drop(t);
         txn.commit().map_err(db_err("commit"))?;
+        if replayed > 0 {
+            tracing::info!(
+                frames = frames.len(),
+                writes = replayed,
+                "job store: applied the journal's writes"
+            );
+        }
         let db = Arc::new(db);
         let (writer, rx) = mpsc::channel::<Op>();
-        let wdb = Arc::clone(&db);
+        let mut w = Writer {
+            db: Arc::clone(&db),
+            journal: Some(journal),
+            generation,
+            last_checkpoint: std::time::Instant::now(),
+            every,
+        };
         std::thread::Builder::new()
             .name("sigil-store".into())
-            .spawn(move || writer_loop(&wdb, &rx))
+            .spawn(move || w.run(&rx))
             .map_err(|e| StoreError::Db {
                 op: "start writer",
                 detail: e.to_string(),
@@ -436,12 +550,8 @@ impl Store {
                     Inserted::Conflict(old)
                 });
             }
-            t.jobs
-                .insert(record.job_id, bytes.as_slice())
-                .map_err(db_err("insert job"))?;
-            t.specs
-                .insert(spec_key(&record), spec.as_slice())
-                .map_err(db_err("insert spec"))?;
+            t.put_job(record.job_id, &bytes)?;
+            t.put_spec(spec_key(&record), &spec)?;
             Ok(Inserted::Created(record))
         })
         .await
@@ -450,15 +560,15 @@ impl Store {
     /// Replaces a job's record (state changes). Bumps nothing: the caller sets `version`.
     pub async fn put(&self, record: JobRecord) -> Result<(), StoreError> {
         let bytes = record.to_bytes();
-        self.write(move |t| put_encoded(t, record.job_id, &bytes))
-            .await
+        self.write(move |t| t.put_job(record.job_id, &bytes)).await
     }
 
     /// Stores a job's end and its data in one transaction.
     pub async fn complete(&self, record: JobRecord, c: Completion) -> Result<(), StoreError> {
         let bytes = record.to_bytes();
         self.write(move |t| {
-            put_encoded(t, record.job_id, &bytes)?;
+            t.bulk = true;
+            t.put_job(record.job_id, &bytes)?;
             for (path, data) in &c.outputs {
                 for (i, chunk) in chunks(data) {
                     t.outputs
@@ -496,6 +606,7 @@ impl Store {
     /// Stores an evidence bundle under its digest (attested-key evidence at start/refresh).
     pub async fn put_bundle(&self, digest: [u8; 32], bytes: Vec<u8>) -> Result<(), StoreError> {
         self.write(move |t| {
+            t.bulk = true;
             t.bundles
                 .insert(digest, bytes.as_slice())
                 .map_err(db_err("insert bundle"))?;
@@ -653,7 +764,7 @@ impl Store {
                     r.finished_at_ms = now_ms;
                 }
                 r.version = r.version.saturating_add(1);
-                put_record(t, &r)?;
+                t.put_job(r.job_id, &r.to_bytes())?;
                 out.push(Recovered { record: r, orphan });
             }
             Ok(out)
@@ -664,15 +775,6 @@ impl Store {
 /// Where a job's spec is stored in `SPEC_LOG`.
 fn spec_key(record: &JobRecord) -> (u64, JobId) {
     (record.submitted_at_ms, record.job_id)
-}
-
-fn put_record(t: &mut Tables<'_>, record: &JobRecord) -> Result<(), StoreError> {
-    put_encoded(t, record.job_id, &record.to_bytes())
-}
-
-fn put_encoded(t: &mut Tables<'_>, job_id: JobId, bytes: &[u8]) -> Result<(), StoreError> {
-    t.jobs.insert(job_id, bytes).map_err(db_err("put job"))?;
-    Ok(())
 }
 
 /// Splits data into numbered chunks; empty data is one empty chunk (so the file exists).
@@ -705,18 +807,73 @@ where
     })
 }
 
-/// The writer thread: takes every queued write, applies them in one transaction, commits
-/// (fsync), then answers each. An op that fails aborts its batch and every op in it fails.
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
-    while let Ok(first) = rx.recv() {
-        let mut ops = vec![first];
-        while ops.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
-            }
+/// When the writer makes checkpoints (tests stretch them to take crash images).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checkpoints {
+    /// At the latest this long after the previous one while writes arrive.
+    pub(crate) every: std::time::Duration,
+    /// After this long without writes; `None`: never for that reason.
+    pub(crate) idle: Option<std::time::Duration>,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Self {
+            every: CHECKPOINT_EVERY,
+            idle: Some(CHECKPOINT_IDLE),
         }
-        let txn = match db.begin_write() {
+    }
+}
+
+/// The writer thread: takes every queued write, applies them in one transaction, makes them
+/// durable (journal or checkpoint), then answers each. An op that fails aborts its batch
+/// and every op in it fails.
+struct Writer {
+    db: Arc<Database>,
+    /// `None` after a journal write failed: every batch is then a checkpoint.
+    journal: Option<Journal>,
+    /// Generation of the frames written now (recorded by the last checkpoint).
+    generation: u64,
+    last_checkpoint: std::time::Instant,
+    every: Checkpoints,
+}
+
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Op>) {
+        loop {
+            let pending = self.journal.as_ref().is_some_and(|j| !j.is_empty());
+            let first = match (pending, self.every.idle) {
+                (true, Some(idle)) => match rx.recv_timeout(idle) {
+                    Ok(op) => op,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // A failure is logged there; the next idle period tries again.
+                        drop(self.checkpoint_alone());
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                _ => match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                },
+            };
+            let mut ops = vec![first];
+            while ops.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.batch(ops);
+        }
+        // The store is closing: retire the journal's frames.
+        if self.journal.as_ref().is_some_and(|j| !j.is_empty()) {
+            drop(self.checkpoint_alone());
+        }
+    }
+
+    fn batch(&mut self, ops: Vec<Op>) {
+        let txn = match self.db.begin_write() {
             Ok(t) => t,
             Err(e) => {
                 let err = db_err("begin write")(e);
@@ -724,11 +881,12 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
                 // Without a transaction the ops cannot run: dropping them drops their reply
                 // channels, and their callers get `StoreError::Closed`.
                 drop(ops);
-                continue;
+                return;
             }
         };
         let mut finishers = Vec::with_capacity(ops.len());
         let mut any_failed = false;
+        let (mut redo, mut bulk) = (Vec::new(), false);
         match Tables::open(&txn) {
             Ok(mut tables) => {
                 for op in ops {
@@ -736,6 +894,8 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
                     any_failed |= failed;
                     finishers.push(fin);
                 }
+                redo = std::mem::take(&mut tables.redo);
+                bulk = tables.bulk;
             }
             Err(e) => {
                 tracing::error!(error = %e, "job store: cannot open the tables");
@@ -752,7 +912,7 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
                     detail: "another write in the same transaction failed".into(),
                 }))
         } else {
-            txn.commit().map_err(db_err("commit"))
+            self.commit(txn, &redo, bulk)
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "job store: write batch not committed");
@@ -760,6 +920,77 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
         for fin in finishers {
             fin(outcome.as_ref().map(|_| ()));
         }
+    }
+
+    /// Makes a batch durable: through the journal when it holds only journaled writes and
+    /// fits, otherwise (or when one is due) as a checkpoint.
+    fn commit(
+        &mut self,
+        mut txn: redb::WriteTransaction,
+        redo: &[u8],
+        bulk: bool,
+    ) -> Result<(), StoreError> {
+        if redo.is_empty() && !bulk {
+            // Nothing written (a resubmission answered from the store): nothing to sync.
+            txn.set_durability(redb::Durability::None)
+                .map_err(db_err("durability"))?;
+            return txn.commit().map_err(db_err("commit"));
+        }
+        let due = bulk
+            || self.last_checkpoint.elapsed() >= self.every.every
+            || !self.journal.as_ref().is_some_and(|j| j.fits(redo.len()));
+        if due {
+            return self.checkpoint(txn);
+        }
+        // Visible first, durable before anyone is answered. Readers may see the batch during
+        // the sync; only the writer (this thread) acts on it, after the sync.
+        txn.set_durability(redb::Durability::None)
+            .map_err(db_err("durability"))?;
+        txn.commit().map_err(db_err("commit"))?;
+        let generation = self.generation;
+        let Some(journal) = self.journal.as_mut() else {
+            return self.checkpoint_alone();
+        };
+        match journal.append(generation, redo) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The frame may be partly written: a checkpoint retires it, and the batch is
+                // durable through redb. Later batches do without the journal until restart.
+                tracing::error!(error = %e, "job store: journal write failed; committing directly");
+                self.journal = None;
+                self.checkpoint_alone()
+            }
+        }
+    }
+
+    /// Commits `txn` durably with the next journal generation, then restarts the journal.
+    fn checkpoint(&mut self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        let next = self.generation.saturating_add(1);
+        {
+            let mut meta = txn.open_table(META).map_err(db_err("open meta"))?;
+            meta.insert(JOURNAL_GENERATION, next)
+                .map_err(db_err("put generation"))?;
+        }
+        txn.commit().map_err(db_err("commit"))?;
+        self.generation = next;
+        self.last_checkpoint = std::time::Instant::now();
+        if let Some(j) = self.journal.as_mut() {
+            j.restart();
+        }
+        Ok(())
+    }
+
+    /// A checkpoint with no writes of its own: makes every earlier batch durable in redb.
+    fn checkpoint_alone(&mut self) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin write"))
+            .and_then(|txn| self.checkpoint(txn));
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "job store: checkpoint failed");
+        }
+        r
     }
 }
 

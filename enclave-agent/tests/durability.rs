@@ -1,7 +1,9 @@
 //! Durability of the group commit and of jobs started at submission (issue 5).
 //!
 //! * `kill -9` of a process in the middle of a stream of concurrent store writes: every
-//!   write it acknowledged is in the store afterwards, whichever batch it was part of.
+//!   write it acknowledged is in the store afterwards, whichever batch it was part of
+//!   (most of them only in the store's journal when the process dies: they are applied
+//!   again at the next open).
 //! * Concurrent submissions to a running engine: each is durable when `Submit` returns,
 //!   and each runs exactly once; a job started at submission is stored `Running` with its
 //!   attempt counted before `Submit` returns.

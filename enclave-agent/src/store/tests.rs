@@ -381,3 +381,162 @@ async fn missing_spec_reads_as_none_works() {
     let s = open(&dir);
     assert!(s.spec(&rec(5, b"never stored")).unwrap().is_none());
 }
+
+/// Checkpoints only when a batch asks for one (tests take crash images in between).
+const NO_TIMED_CHECKPOINTS: Checkpoints = Checkpoints {
+    every: std::time::Duration::from_secs(3600),
+    idle: None,
+};
+
+/// What a `kill -9` at this instant leaves on disk: the store file and, unless `journal`
+/// is false, its journal, copied while the store is open. The store keeps the pages of
+/// journaled batches in memory, so the file holds the last durable commit only.
+fn crash_image(dir: &tempfile::TempDir, journal: bool) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("agent.redb"),
+        image.path().join("agent.redb"),
+    )
+    .unwrap();
+    if journal {
+        std::fs::copy(
+            dir.path().join("agent.redb.journal"),
+            image.path().join("agent.redb.journal"),
+        )
+        .unwrap();
+    }
+    image
+}
+
+fn running(mut r: JobRecord) -> JobRecord {
+    r.state = JobState::Running;
+    r.attempts = 1;
+    r.version = 2;
+    r
+}
+
+#[tokio::test]
+async fn journaled_writes_survive_a_crash_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    // Concurrent submissions (shared batches), then state changes of some.
+    let inserts = (0..40u8).map(|i| {
+        let s = s.clone();
+        async move {
+            let spec = vec![i; 100];
+            s.insert(rec(i, &spec), spec).await.unwrap()
+        }
+    });
+    for r in futures_join_all(inserts).await {
+        assert!(matches!(r, Inserted::Created(_)));
+    }
+    for i in 0..10u8 {
+        s.put(running(rec(i, &[i; 100]))).await.unwrap();
+    }
+    // Without the journal the crash image holds none of them: they were acknowledged on
+    // the journal's sync alone.
+    let bare = crash_image(&dir, false);
+    let b = Store::open(&bare.path().join("agent.redb")).unwrap();
+    assert!(b.all().unwrap().is_empty());
+    drop(b);
+    let image = crash_image(&dir, true);
+    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    let all = c.all().unwrap();
+    assert_eq!(all.len(), 40);
+    for r in all {
+        let i = r.job_id[0];
+        let want = if i < 10 {
+            JobState::Running
+        } else {
+            JobState::Queued
+        };
+        assert_eq!(r.state, want, "job {i}");
+        assert_eq!(c.spec(&r).unwrap().unwrap(), vec![i; 100]);
+    }
+    drop(c);
+    // Opening applied the journal and made a checkpoint: the replayed writes are in the
+    // store file itself now.
+    let again = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        image.path().join("agent.redb"),
+        again.path().join("agent.redb"),
+    )
+    .unwrap();
+    let d = Store::open(&again.path().join("agent.redb")).unwrap();
+    assert_eq!(d.all().unwrap().len(), 40);
+}
+
+#[tokio::test]
+async fn checkpoint_retires_older_frames_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let r = rec(1, b"a");
+    s.insert(r.clone(), b"a".to_vec()).await.unwrap();
+    s.put(running(r.clone())).await.unwrap();
+    // A job's end is a checkpoint; the frames above must not be applied over it.
+    let mut done = running(r.clone());
+    done.state = JobState::Succeeded;
+    done.version = 3;
+    done.has_receipt = true;
+    let end = Completion {
+        receipt: Some(b"receipt".to_vec()),
+        ..Completion::default()
+    };
+    s.complete(done.clone(), end).await.unwrap();
+    // A frame of the new generation, written over the retired ones.
+    s.insert(rec(2, b"b"), b"b".to_vec()).await.unwrap();
+    let image = crash_image(&dir, true);
+    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    assert_eq!(c.get(&[1; 32]).unwrap().unwrap(), done);
+    assert_eq!(c.receipt(&[1; 32]).unwrap().unwrap(), b"receipt");
+    assert_eq!(c.get(&[2; 32]).unwrap().unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn idle_store_checkpoints_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.insert(rec(1, b"a"), b"a".to_vec()).await.unwrap();
+    // The writer makes a checkpoint once writes stop; the store file alone then has the job.
+    let mut found = false;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let image = crash_image(&dir, false);
+        let c = Store::open(&image.path().join("agent.redb")).unwrap();
+        if c.get(&[1; 32]).unwrap().is_some() {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "no checkpoint after the writes stopped");
+}
+
+#[tokio::test]
+async fn resubmission_is_answered_without_a_write_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let r = rec(1, b"a");
+    s.insert(r.clone(), b"a".to_vec()).await.unwrap();
+    let journal = dir.path().join("agent.redb.journal");
+    let before = std::fs::read(&journal).unwrap();
+    assert!(matches!(
+        s.insert(r, b"a".to_vec()).await.unwrap(),
+        Inserted::Existing(_)
+    ));
+    assert_eq!(std::fs::read(&journal).unwrap(), before);
+}
+
+/// Awaits every future (the store tests need no more than this from `futures`).
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
