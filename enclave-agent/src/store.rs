@@ -8,9 +8,9 @@
 //!
 //! Writes go through one writer thread that commits whatever is queued in one transaction
 //! (group commit): concurrent submissions share a sync instead of queueing for one each.
-//! A batch of job records and specs alone (submissions, state changes) is made durable
-//! through the redo journal beside the store file ([`journal`]); any other batch, and one
-//! every [`CHECKPOINT_EVERY`], is a durable redb commit ([`redb::Durability::Immediate`]).
+//! A batch is made durable through the redo journal beside the store file ([`journal`]);
+//! one too large for the journal, and one every [`CHECKPOINT_EVERY`], is a durable redb
+//! commit instead ([`redb::Durability::Immediate`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -341,15 +341,14 @@ pub struct Recovered {
 }
 
 /// Every table, opened once per write transaction and shared by the writes batched in it,
-/// and the journal frame of the writes to `jobs` and `specs`. Those two are written only
-/// through [`Tables::put_job`] and [`Tables::put_spec`], which record the write in the
-/// frame; any other write sets `bulk`, which makes its batch a checkpoint.
+/// and the journal frame of the batch. Tables are written only through the `put_*`
+/// methods, which record each write in the frame.
 pub struct Tables<'t> {
     meta: Table<'t, &'static str, u64>,
     /// The frame payload of this batch (see [`journal`]).
     redo: Vec<u8>,
-    /// Set by writes the journal does not carry: the batch is committed durably.
-    bulk: bool,
+    /// Set when the frame outgrew the journal (and was dropped): the batch is a checkpoint.
+    overflow: bool,
     jobs: Table<'t, JobId, &'static [u8]>,
     specs: Table<'t, (u64, JobId), &'static [u8]>,
     outputs: Table<'t, (JobId, &'static str, u32), &'static [u8]>,
@@ -369,7 +368,7 @@ impl<'t> Tables<'t> {
         Ok(Self {
             meta: txn.open_table(META).map_err(db_err("open meta"))?,
             redo: Vec::new(),
-            bulk: false,
+            overflow: false,
             jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
             specs: txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?,
             outputs: txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?,
@@ -379,19 +378,65 @@ impl<'t> Tables<'t> {
         })
     }
 
-    /// Stores a job record (journaled).
+    /// Records a write in the batch's frame, unless the frame is already too large.
+    fn journal(&mut self, w: Redo<'_>) {
+        if self.overflow {
+            return;
+        }
+        journal::record(&mut self.redo, w);
+        if u64::try_from(self.redo.len()).unwrap_or(u64::MAX) > JOURNAL_BYTES {
+            self.overflow = true;
+            self.redo = Vec::new();
+        }
+    }
+
+    /// Stores a job record.
     fn put_job(&mut self, job_id: JobId, bytes: &[u8]) -> Result<(), StoreError> {
         self.jobs.insert(job_id, bytes).map_err(db_err("put job"))?;
-        journal::record(&mut self.redo, Redo::Job(job_id, bytes));
+        self.journal(Redo::Job(job_id, bytes));
         Ok(())
     }
 
-    /// Stores a spec (journaled).
+    /// Stores a spec.
     fn put_spec(&mut self, key: (u64, JobId), bytes: &[u8]) -> Result<(), StoreError> {
         self.specs
             .insert(key, bytes)
             .map_err(db_err("insert spec"))?;
-        journal::record(&mut self.redo, Redo::Spec(key, bytes));
+        self.journal(Redo::Spec(key, bytes));
+        Ok(())
+    }
+
+    /// Stores a chunk of an output file.
+    fn put_output(&mut self, key: (JobId, &str, u32), chunk: &[u8]) -> Result<(), StoreError> {
+        self.outputs
+            .insert(key, chunk)
+            .map_err(db_err("insert output"))?;
+        self.journal(Redo::Output(key, chunk));
+        Ok(())
+    }
+
+    /// Stores a chunk of a log.
+    fn put_log(&mut self, key: (JobId, u8, u32), chunk: &[u8]) -> Result<(), StoreError> {
+        self.logs.insert(key, chunk).map_err(db_err("insert log"))?;
+        self.journal(Redo::Log(key, chunk));
+        Ok(())
+    }
+
+    /// Stores a receipt.
+    fn put_receipt(&mut self, job_id: JobId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.receipts
+            .insert(job_id, bytes)
+            .map_err(db_err("insert receipt"))?;
+        self.journal(Redo::Receipt(job_id, bytes));
+        Ok(())
+    }
+
+    /// Stores an evidence bundle.
+    fn put_bundle(&mut self, digest: [u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
+        self.bundles
+            .insert(digest, bytes)
+            .map_err(db_err("insert bundle"))?;
+        self.journal(Redo::Bundle(digest, bytes));
         Ok(())
     }
 
@@ -400,6 +445,10 @@ impl<'t> Tables<'t> {
         match w {
             Redo::Job(id, v) => self.jobs.insert(id, v).map(drop),
             Redo::Spec(key, v) => self.specs.insert(key, v).map(drop),
+            Redo::Output(key, v) => self.outputs.insert(key, v).map(drop),
+            Redo::Log(key, v) => self.logs.insert(key, v).map(drop),
+            Redo::Receipt(id, v) => self.receipts.insert(id, v).map(drop),
+            Redo::Bundle(digest, v) => self.bundles.insert(digest, v).map(drop),
         }
         .map_err(db_err("replay journal"))
     }
@@ -567,26 +616,19 @@ impl Store {
     pub async fn complete(&self, record: JobRecord, c: Completion) -> Result<(), StoreError> {
         let bytes = record.to_bytes();
         self.write(move |t| {
-            t.bulk = true;
             t.put_job(record.job_id, &bytes)?;
             for (path, data) in &c.outputs {
                 for (i, chunk) in chunks(data) {
-                    t.outputs
-                        .insert((record.job_id, path.as_str(), i), chunk)
-                        .map_err(db_err("insert output"))?;
+                    t.put_output((record.job_id, path.as_str(), i), chunk)?;
                 }
             }
             for (kind, data) in [(LogKind::Stdout, &c.stdout), (LogKind::Stderr, &c.stderr)] {
                 for (i, chunk) in chunks(data) {
-                    t.logs
-                        .insert((record.job_id, kind.tag(), i), chunk)
-                        .map_err(db_err("insert log"))?;
+                    t.put_log((record.job_id, kind.tag(), i), chunk)?;
                 }
             }
             if let Some(r) = &c.receipt {
-                t.receipts
-                    .insert(record.job_id, r.as_slice())
-                    .map_err(db_err("insert receipt"))?;
+                t.put_receipt(record.job_id, r)?;
             }
             if let Some((digest, bytes)) = &c.bundle
                 && t.bundles
@@ -594,9 +636,7 @@ impl Store {
                     .map_err(db_err("get bundle"))?
                     .is_none()
             {
-                t.bundles
-                    .insert(*digest, bytes.as_slice())
-                    .map_err(db_err("insert bundle"))?;
+                t.put_bundle(*digest, bytes)?;
             }
             Ok(())
         })
@@ -605,14 +645,7 @@ impl Store {
 
     /// Stores an evidence bundle under its digest (attested-key evidence at start/refresh).
     pub async fn put_bundle(&self, digest: [u8; 32], bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.write(move |t| {
-            t.bulk = true;
-            t.bundles
-                .insert(digest, bytes.as_slice())
-                .map_err(db_err("insert bundle"))?;
-            Ok(())
-        })
-        .await
+        self.write(move |t| t.put_bundle(digest, &bytes)).await
     }
 
     /// A job's record.
@@ -886,7 +919,7 @@ impl Writer {
         };
         let mut finishers = Vec::with_capacity(ops.len());
         let mut any_failed = false;
-        let (mut redo, mut bulk) = (Vec::new(), false);
+        let (mut redo, mut overflow) = (Vec::new(), false);
         match Tables::open(&txn) {
             Ok(mut tables) => {
                 for op in ops {
@@ -895,7 +928,7 @@ impl Writer {
                     finishers.push(fin);
                 }
                 redo = std::mem::take(&mut tables.redo);
-                bulk = tables.bulk;
+                overflow = tables.overflow;
             }
             Err(e) => {
                 tracing::error!(error = %e, "job store: cannot open the tables");
@@ -912,7 +945,7 @@ impl Writer {
                     detail: "another write in the same transaction failed".into(),
                 }))
         } else {
-            self.commit(txn, &redo, bulk)
+            self.commit(txn, &redo, overflow)
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "job store: write batch not committed");
@@ -922,21 +955,21 @@ impl Writer {
         }
     }
 
-    /// Makes a batch durable: through the journal when it holds only journaled writes and
-    /// fits, otherwise (or when one is due) as a checkpoint.
+    /// Makes a batch durable: through the journal when its frame fits, otherwise (or when
+    /// one is due) as a checkpoint.
     fn commit(
         &mut self,
         mut txn: redb::WriteTransaction,
         redo: &[u8],
-        bulk: bool,
+        overflow: bool,
     ) -> Result<(), StoreError> {
-        if redo.is_empty() && !bulk {
+        if redo.is_empty() && !overflow {
             // Nothing written (a resubmission answered from the store): nothing to sync.
             txn.set_durability(redb::Durability::None)
                 .map_err(db_err("durability"))?;
             return txn.commit().map_err(db_err("commit"));
         }
-        let due = bulk
+        let due = overflow
             || self.last_checkpoint.elapsed() >= self.every.every
             || !self.journal.as_ref().is_some_and(|j| j.fits(redo.len()));
         if due {

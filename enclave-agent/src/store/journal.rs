@@ -1,14 +1,15 @@
 //! The store's redo journal: small writes made durable by one `fdatasync` of a pre-written
 //! file instead of a B-tree commit.
 //!
-//! A batch of job records and specs (submissions, state changes) is committed to redb
-//! without durability ([`redb::Durability::None`]: visible to readers, nothing written to
-//! the file), then its writes are appended here as one frame and the journal is synced
-//! before any of them is acknowledged. Every so often, and for every batch that carries
-//! bulk data (outputs, logs, receipts, bundles), the store makes a checkpoint instead: a
-//! durable redb commit that also advances the store's journal generation, after which the
-//! journal starts again from its beginning. On opening, the frames of the generation
-//! recorded in redb are applied again, in order, and a checkpoint is made.
+//! A batch of writes (submissions, state changes, a job's end with its outputs, logs and
+//! receipt, an evidence bundle) is committed to redb without durability
+//! ([`redb::Durability::None`]: visible to readers, nothing written to the file), then its
+//! writes are appended here as one frame and the journal is synced before any of them is
+//! acknowledged. Every so often, and for every batch too large for the journal, the store
+//! makes a checkpoint instead: a durable redb commit that also advances the store's journal
+//! generation, after which the journal starts again from its beginning. On opening, the
+//! frames of the generation recorded in redb are applied again, in order, and a checkpoint
+//! is made.
 //!
 //! Why by hand: redb has no log of its own; each durable commit writes every page the
 //! batch touched (a leaf per job, as job ids are random) and syncs a growing file. Here the
@@ -21,9 +22,11 @@
 //! A frame is written only after the previous one is synced, so nothing acknowledged lies
 //! beyond that point.
 //!
-//! Payload: writes in order, each a tag byte then its fields, integers little-endian:
-//! `1` job record (job id, length u32, bytes), `2` spec (submission ms u64, job id,
-//! length u32, bytes). Writes are whole values, so applying a frame twice is harmless.
+//! Payload: writes in order, each a tag byte, its key, then the value's length (u32) and
+//! bytes; integers little-endian. Keys: `1` job record (job id), `2` spec (submission ms
+//! u64, job id), `3` output chunk (job id, path length u32, path, chunk u32), `4` log chunk
+//! (job id, stream u8, chunk u32), `5` receipt (job id), `6` evidence bundle (digest).
+//! Writes are whole values, so applying a frame twice is harmless.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -39,6 +42,10 @@ const MAGIC: [u8; 4] = *b"SGJ1";
 const HEADER: usize = 4 + 8 + 4 + 32;
 const TAG_JOB: u8 = 1;
 const TAG_SPEC: u8 = 2;
+const TAG_OUTPUT: u8 = 3;
+const TAG_LOG: u8 = 4;
+const TAG_RECEIPT: u8 = 5;
+const TAG_BUNDLE: u8 = 6;
 /// Zeros are written in pieces of this size when the file is prepared.
 const ZEROS: usize = 1 << 20;
 
@@ -51,13 +58,21 @@ pub(super) struct Journal {
     end: u64,
 }
 
-/// One write recorded in a frame.
+/// One write recorded in a frame: the table, its key, the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Redo<'a> {
     /// A job record (`JOBS`).
     Job(JobId, &'a [u8]),
     /// A spec (`SPEC_LOG`), keyed by submission ms and job id.
     Spec((u64, JobId), &'a [u8]),
+    /// A chunk of an output file (`OUTPUTS`): job, path, chunk index.
+    Output((JobId, &'a str, u32), &'a [u8]),
+    /// A chunk of a log (`LOGS`): job, stream tag, chunk index.
+    Log((JobId, u8, u32), &'a [u8]),
+    /// A receipt (`RECEIPTS`).
+    Receipt(JobId, &'a [u8]),
+    /// An evidence bundle (`BUNDLES`), by digest.
+    Bundle([u8; 32], &'a [u8]),
 }
 
 impl Journal {
@@ -186,43 +201,114 @@ fn frame(data: &[u8], generation: u64) -> Option<(&[u8], &[u8])> {
 
 /// Appends `w` to a frame payload.
 pub(super) fn record(out: &mut Vec<u8>, w: Redo<'_>) {
-    let (tag, ms, id, value) = match w {
-        Redo::Job(id, v) => (TAG_JOB, None, id, v),
-        Redo::Spec((ms, id), v) => (TAG_SPEC, Some(ms), id, v),
+    let value = match w {
+        Redo::Job(id, v) => {
+            out.push(TAG_JOB);
+            out.extend_from_slice(&id);
+            v
+        }
+        Redo::Spec((ms, id), v) => {
+            out.push(TAG_SPEC);
+            out.extend_from_slice(&ms.to_le_bytes());
+            out.extend_from_slice(&id);
+            v
+        }
+        Redo::Output((id, path, chunk), v) => {
+            out.push(TAG_OUTPUT);
+            out.extend_from_slice(&id);
+            put_len(out, path.len());
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(&chunk.to_le_bytes());
+            v
+        }
+        Redo::Log((id, stream, chunk), v) => {
+            out.push(TAG_LOG);
+            out.extend_from_slice(&id);
+            out.push(stream);
+            out.extend_from_slice(&chunk.to_le_bytes());
+            v
+        }
+        Redo::Receipt(id, v) => {
+            out.push(TAG_RECEIPT);
+            out.extend_from_slice(&id);
+            v
+        }
+        Redo::Bundle(digest, v) => {
+            out.push(TAG_BUNDLE);
+            out.extend_from_slice(&digest);
+            v
+        }
     };
-    out.push(tag);
-    if let Some(ms) = ms {
-        out.extend_from_slice(&ms.to_le_bytes());
-    }
-    out.extend_from_slice(&id);
-    // Values are specs and records, far below 4 GiB (requests are size-limited); a longer
-    // one would not fit in the journal and its batch would be a checkpoint.
-    out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
+    put_len(out, value.len());
     out.extend_from_slice(value);
+}
+
+/// A length as u32. Values and paths are far below 4 GiB (requests and outputs are
+/// size-limited, values are chunked); a batch whose frame would not fit in the journal is
+/// a checkpoint instead, so a saturated length is never read back.
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+/// Reads a frame payload front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let (a, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| format!("truncated {what}"))?;
+        self.0 = rest;
+        Ok(*a)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        self.array::<4>(what).map(u32::from_le_bytes)
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<&'a [u8], String> {
+        let len = usize::try_from(self.u32(what)?).map_err(|e| e.to_string())?;
+        let (b, rest) = self
+            .0
+            .split_at_checked(len)
+            .ok_or_else(|| format!("truncated {what}"))?;
+        self.0 = rest;
+        Ok(b)
+    }
 }
 
 /// The writes of a frame payload, in order; `Err` names what does not decode (the frame's
 /// digest matched, so this is a payload of another version).
-pub(super) fn writes(mut payload: &[u8]) -> Result<Vec<Redo<'_>>, String> {
+pub(super) fn writes(payload: &[u8]) -> Result<Vec<Redo<'_>>, String> {
+    let mut r = Reader(payload);
     let mut out = Vec::new();
-    while let Some((&tag, rest)) = payload.split_first() {
-        let (ms, rest) = match tag {
-            TAG_JOB => (None, rest),
+    while let Some((&tag, rest)) = r.0.split_first() {
+        r.0 = rest;
+        let w = match tag {
+            TAG_JOB => Redo::Job(r.array("job id")?, r.bytes("value")?),
             TAG_SPEC => {
-                let (ms, rest) = rest.split_first_chunk::<8>().ok_or("truncated spec key")?;
-                (Some(u64::from_le_bytes(*ms)), rest)
+                let ms = u64::from_le_bytes(r.array("spec key")?);
+                Redo::Spec((ms, r.array("job id")?), r.bytes("value")?)
             }
+            TAG_OUTPUT => {
+                let id = r.array("job id")?;
+                let path = std::str::from_utf8(r.bytes("output path")?)
+                    .map_err(|e| format!("output path: {e}"))?;
+                let chunk = r.u32("chunk index")?;
+                Redo::Output((id, path, chunk), r.bytes("value")?)
+            }
+            TAG_LOG => {
+                let id = r.array("job id")?;
+                let [stream] = r.array("log stream")?;
+                let chunk = r.u32("chunk index")?;
+                Redo::Log((id, stream, chunk), r.bytes("value")?)
+            }
+            TAG_RECEIPT => Redo::Receipt(r.array("job id")?, r.bytes("value")?),
+            TAG_BUNDLE => Redo::Bundle(r.array("digest")?, r.bytes("value")?),
             other => return Err(format!("unknown journal write {other:#04x}")),
         };
-        let (id, rest) = rest.split_first_chunk::<32>().ok_or("truncated job id")?;
-        let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated length")?;
-        let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
-        let (value, rest) = rest.split_at_checked(len).ok_or("truncated value")?;
-        out.push(match ms {
-            None => Redo::Job(*id, value),
-            Some(ms) => Redo::Spec((ms, *id), value),
-        });
-        payload = rest;
+        out.push(w);
     }
     Ok(out)
 }

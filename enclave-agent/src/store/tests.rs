@@ -473,12 +473,15 @@ async fn checkpoint_retires_older_frames_works() {
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     s.put(running(r.clone())).await.unwrap();
-    // A job's end is a checkpoint; the frames above must not be applied over it.
+    // A job's end too large for the journal is a checkpoint; the frames above must not be
+    // applied over it.
     let mut done = running(r.clone());
     done.state = JobState::Succeeded;
     done.version = 3;
     done.has_receipt = true;
+    let big = vec![3u8; usize::try_from(JOURNAL_BYTES).unwrap() + 1];
     let end = Completion {
+        outputs: vec![("big".into(), big.clone())],
         receipt: Some(b"receipt".to_vec()),
         ..Completion::default()
     };
@@ -489,7 +492,67 @@ async fn checkpoint_retires_older_frames_works() {
     let c = Store::open(&image.path().join("agent.redb")).unwrap();
     assert_eq!(c.get(&[1; 32]).unwrap().unwrap(), done);
     assert_eq!(c.receipt(&[1; 32]).unwrap().unwrap(), b"receipt");
+    let mut got = Vec::new();
+    for i in 0..6 {
+        got.extend(
+            c.output_chunk(&[1; 32], "big", i)
+                .unwrap()
+                .unwrap_or_default(),
+        );
+    }
+    assert_eq!(got, big);
     assert_eq!(c.get(&[2; 32]).unwrap().unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn journaled_job_end_survives_a_crash_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let r = rec(1, b"a");
+    s.insert(r.clone(), b"a".to_vec()).await.unwrap();
+    let mut done = running(r);
+    done.state = JobState::Succeeded;
+    done.version = 3;
+    done.has_receipt = true;
+    done.evidence_digest = Some([5; 32]);
+    let out = vec![9u8; CHUNK + 10];
+    let end = Completion {
+        outputs: vec![("o/x".into(), out.clone()), ("empty".into(), Vec::new())],
+        stdout: b"hello".to_vec(),
+        stderr: b"warn".to_vec(),
+        receipt: Some(b"receipt".to_vec()),
+        bundle: Some(([5; 32], b"bundle".to_vec())),
+    };
+    s.complete(done.clone(), end).await.unwrap();
+    s.put_bundle([6; 32], b"refreshed".to_vec()).await.unwrap();
+    // Small enough for the journal: only the journal has them.
+    let bare = crash_image(&dir, false);
+    assert!(
+        Store::open(&bare.path().join("agent.redb"))
+            .unwrap()
+            .get(&[1; 32])
+            .unwrap()
+            .is_none()
+    );
+    let image = crash_image(&dir, true);
+    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    assert_eq!(c.get(&[1; 32]).unwrap().unwrap(), done);
+    let chunks: Vec<u8> = (0..2)
+        .flat_map(|i| c.output_chunk(&[1; 32], "o/x", i).unwrap().unwrap())
+        .collect();
+    assert_eq!(chunks, out);
+    assert_eq!(c.output_chunk(&[1; 32], "empty", 0).unwrap().unwrap(), b"");
+    assert_eq!(
+        c.log_chunk(&[1; 32], LogKind::Stdout, 0).unwrap().unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        c.log_chunk(&[1; 32], LogKind::Stderr, 0).unwrap().unwrap(),
+        b"warn"
+    );
+    assert_eq!(c.receipt(&[1; 32]).unwrap().unwrap(), b"receipt");
+    assert_eq!(c.bundle(&[5; 32]).unwrap().unwrap(), b"bundle");
+    assert_eq!(c.bundle(&[6; 32]).unwrap().unwrap(), b"refreshed");
 }
 
 #[tokio::test]

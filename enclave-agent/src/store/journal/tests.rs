@@ -102,6 +102,21 @@ fn writes_round_trip_and_reject_bad_payloads_works() {
     record(&mut p, Redo::Job([1; 32], b"record"));
     record(&mut p, Redo::Spec((42, [2; 32]), b""));
     record(&mut p, Redo::Job([3; 32], &[]));
+    let all = [
+        Redo::Output(([4; 32], "dir/file \u{e9}", 7), b"chunk"),
+        Redo::Log(([5; 32], 2, 1), b"log"),
+        Redo::Receipt([6; 32], b"receipt"),
+        Redo::Bundle([7; 32], b"bundle"),
+    ];
+    let mut q = Vec::new();
+    for w in all {
+        record(&mut q, w);
+    }
+    assert_eq!(writes(&q).unwrap(), all);
+    let mut bad_path = Vec::new();
+    record(&mut bad_path, Redo::Output(([4; 32], "ab", 0), b""));
+    bad_path[1 + 32 + 4] = 0xff;
+    assert!(writes(&bad_path).unwrap_err().starts_with("output path"));
     assert_eq!(
         writes(&p).unwrap(),
         vec![
