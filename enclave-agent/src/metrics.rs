@@ -11,6 +11,9 @@
 //! | `sigil_agent_signatures_batched_total` | counter | buyer signatures verified in batches by the verifier thread |
 //! | `sigil_agent_signature_batches_total` | counter | batches run by the verifier thread |
 //! | `sigil_agent_signature_batch_fallbacks_total` | counter | batches whose combined check failed (each signature then verified alone) |
+//! | `sigil_agent_store_journal_frames_total` | counter | store write batches made durable by a journal frame |
+//! | `sigil_agent_store_checkpoints_total` | counter | durable commits of the store (checkpoints retiring the journal) |
+//! | `sigil_agent_store_replayed_writes_total` | counter | writes applied again from the store journal at start |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::batch::BatchStats;
-use crate::store::JobState;
+use crate::store::{JobState, StoreStats};
 
 /// A label set with one label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +72,7 @@ pub struct Metrics {
     by_state: [Gauge; 5],
     by_result: [Counter; 3],
     signatures: BatchStats,
+    store: StoreStats,
 }
 
 /// Submission results, in the order of `Metrics::by_result`.
@@ -157,6 +161,26 @@ impl Metrics {
         ] {
             registry.register(name, help, counter.clone());
         }
+        let store = StoreStats::default();
+        for (name, help, counter) in [
+            (
+                "store_journal_frames",
+                "Store write batches made durable by a journal frame",
+                &store.journal_frames,
+            ),
+            (
+                "store_checkpoints",
+                "Durable commits of the store (checkpoints retiring the journal)",
+                &store.checkpoints,
+            ),
+            (
+                "store_replayed_writes",
+                "Writes applied again from the store journal at start",
+                &store.replayed,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
         let by_result = RESULTS.map(|r| {
             submissions
@@ -172,7 +196,13 @@ impl Metrics {
             by_state,
             by_result,
             signatures,
+            store,
         }
+    }
+
+    /// The counters the job store counts into (shared with this registry).
+    pub fn store_stats(&self) -> StoreStats {
+        self.store.clone()
     }
 
     /// The counters the signature verifier counts into (shared with this registry).

@@ -9,8 +9,9 @@
 //! Writes go through one writer thread that commits whatever is queued in one transaction
 //! (group commit): concurrent submissions share a sync instead of queueing for one each.
 //! A batch is made durable through the redo journal beside the store file ([`journal`]);
-//! one too large for the journal, and one every [`CHECKPOINT_EVERY`], is a durable redb
-//! commit instead ([`redb::Durability::Immediate`]).
+//! one too large for the journal, and the first [`CHECKPOINT_EVERY`] after the oldest frame
+//! not yet retired, is a durable redb commit instead ([`redb::Durability::Immediate`]), a
+//! checkpoint; so is a quiet moment.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,8 +48,8 @@ const JOURNAL_GENERATION: &str = "journal_generation";
 /// Journal file size: frames beyond it wait for a checkpoint (a batch of submissions takes
 /// a few kilobytes).
 const JOURNAL_BYTES: u64 = 4 << 20;
-/// Longest time between checkpoints while writes arrive: bounds what a start-up replays and
-/// the pages a checkpoint writes.
+/// Longest time a journal frame waits for a checkpoint while writes arrive: bounds what a
+/// start-up replays and the pages a checkpoint writes.
 pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// A checkpoint is also made when no write came for this long.
 const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
@@ -305,6 +306,18 @@ impl JobRecord {
     }
 }
 
+/// Counters of the store (Prometheus counters, so the metrics endpoint exports the same
+/// values; clones share them).
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    /// Batches made durable by a journal frame.
+    pub journal_frames: prometheus_client::metrics::counter::Counter,
+    /// Durable redb commits (checkpoints), including the one at open.
+    pub checkpoints: prometheus_client::metrics::counter::Counter,
+    /// Writes applied from the journal at open.
+    pub replayed: prometheus_client::metrics::counter::Counter,
+}
+
 /// Result of [`Store::insert`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {
@@ -492,10 +505,19 @@ impl Store {
     /// applies the journal's writes that no durable commit holds yet, and starts the writer
     /// thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, Checkpoints::default())
+        Self::open_counted(path, StoreStats::default())
     }
 
-    pub(crate) fn open_with(path: &Path, every: Checkpoints) -> Result<Self, StoreError> {
+    /// [`Self::open`], counting into `stats` (the agent's metrics).
+    pub fn open_counted(path: &Path, stats: StoreStats) -> Result<Self, StoreError> {
+        Self::open_with(path, Checkpoints::default(), stats)
+    }
+
+    pub(crate) fn open_with(
+        path: &Path,
+        every: Checkpoints,
+        stats: StoreStats,
+    ) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(db_err("open"))?;
         let txn = db.begin_write().map_err(db_err("begin"))?;
         let mut t = Tables::open(&txn)?;
@@ -523,6 +545,10 @@ impl Store {
         t.set_generation(generation)?;
         drop(t);
         txn.commit().map_err(db_err("commit"))?;
+        stats.checkpoints.inc();
+        stats
+            .replayed
+            .inc_by(u64::try_from(replayed).unwrap_or(u64::MAX));
         if replayed > 0 {
             tracing::info!(
                 frames = frames.len(),
@@ -536,8 +562,9 @@ impl Store {
             db: Arc::clone(&db),
             journal: Some(journal),
             generation,
-            last_checkpoint: std::time::Instant::now(),
+            oldest_frame: None,
             every,
+            stats,
         };
         std::thread::Builder::new()
             .name("sigil-store".into())
@@ -843,7 +870,7 @@ where
 /// When the writer makes checkpoints (tests stretch them to take crash images).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Checkpoints {
-    /// At the latest this long after the previous one while writes arrive.
+    /// At the latest this long after the first frame since the previous one.
     pub(crate) every: std::time::Duration,
     /// After this long without writes; `None`: never for that reason.
     pub(crate) idle: Option<std::time::Duration>,
@@ -867,8 +894,10 @@ struct Writer {
     journal: Option<Journal>,
     /// Generation of the frames written now (recorded by the last checkpoint).
     generation: u64,
-    last_checkpoint: std::time::Instant,
+    /// When the oldest frame not yet retired by a checkpoint was written.
+    oldest_frame: Option<std::time::Instant>,
     every: Checkpoints,
+    stats: StoreStats,
 }
 
 impl Writer {
@@ -970,7 +999,9 @@ impl Writer {
             return txn.commit().map_err(db_err("commit"));
         }
         let due = overflow
-            || self.last_checkpoint.elapsed() >= self.every.every
+            || self
+                .oldest_frame
+                .is_some_and(|t| t.elapsed() >= self.every.every)
             || !self.journal.as_ref().is_some_and(|j| j.fits(redo.len()));
         if due {
             return self.checkpoint(txn);
@@ -985,7 +1016,12 @@ impl Writer {
             return self.checkpoint_alone();
         };
         match journal.append(generation, redo) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.stats.journal_frames.inc();
+                self.oldest_frame
+                    .get_or_insert_with(std::time::Instant::now);
+                Ok(())
+            }
             Err(e) => {
                 // The frame may be partly written: a checkpoint retires it, and the batch is
                 // durable through redb. Later batches do without the journal until restart.
@@ -1005,8 +1041,9 @@ impl Writer {
                 .map_err(db_err("put generation"))?;
         }
         txn.commit().map_err(db_err("commit"))?;
+        self.stats.checkpoints.inc();
         self.generation = next;
-        self.last_checkpoint = std::time::Instant::now();
+        self.oldest_frame = None;
         if let Some(j) = self.journal.as_mut() {
             j.restart();
         }

@@ -723,6 +723,10 @@ async fn challenge_info_health_reflection_metrics_work() {
             >= 1
     );
     assert_eq!(counter("sigil_agent_signature_batch_fallbacks_total"), 0);
+    // The job's writes went through the store journal; the store was checkpointed at start.
+    assert!(counter("sigil_agent_store_journal_frames_total") >= 1);
+    assert!(counter("sigil_agent_store_checkpoints_total") >= 1);
+    assert_eq!(counter("sigil_agent_store_replayed_writes_total"), 0);
     // The attested-start line deployment tooling waits for
     // (`attested:? tee=... measurement=<hex> key=<hex>`).
     let log = agent.log();

@@ -149,7 +149,8 @@ impl Engine {
         })?;
         let store = {
             let path = config.store_path();
-            tokio::task::spawn_blocking(move || Store::open(&path))
+            let stats = metrics.store_stats();
+            tokio::task::spawn_blocking(move || Store::open_counted(&path, stats))
                 .await
                 .map_err(|e| AgentError::Internal(e.to_string()))??
         };

@@ -418,7 +418,12 @@ fn running(mut r: JobRecord) -> JobRecord {
 #[tokio::test]
 async fn journaled_writes_survive_a_crash_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let s = Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap();
     // Concurrent submissions (shared batches), then state changes of some.
     let inserts = (0..40u8).map(|i| {
         let s = s.clone();
@@ -440,7 +445,10 @@ async fn journaled_writes_survive_a_crash_works() {
     assert!(b.all().unwrap().is_empty());
     drop(b);
     let image = crash_image(&dir, true);
-    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    let stats = StoreStats::default();
+    let c = Store::open_counted(&image.path().join("agent.redb"), stats.clone()).unwrap();
+    // 40 records and 40 specs, then 10 records again.
+    assert_eq!(stats.replayed.get(), 90);
     let all = c.all().unwrap();
     assert_eq!(all.len(), 40);
     for r in all {
@@ -469,7 +477,12 @@ async fn journaled_writes_survive_a_crash_works() {
 #[tokio::test]
 async fn checkpoint_retires_older_frames_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let s = Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap();
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     s.put(running(r.clone())).await.unwrap();
@@ -507,7 +520,12 @@ async fn checkpoint_retires_older_frames_works() {
 #[tokio::test]
 async fn journaled_job_end_survives_a_crash_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let s = Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap();
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     let mut done = running(r);
@@ -577,7 +595,12 @@ async fn idle_store_checkpoints_works() {
 #[tokio::test]
 async fn resubmission_is_answered_without_a_write_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(&dir.path().join("agent.redb"), NO_TIMED_CHECKPOINTS).unwrap();
+    let s = Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap();
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     let journal = dir.path().join("agent.redb.journal");
