@@ -360,8 +360,9 @@ pub struct Tables<'t> {
     meta: Table<'t, &'static str, u64>,
     /// The frame payload of this batch (see [`journal`]).
     redo: Vec<u8>,
-    /// Set when the frame outgrew the journal (and was dropped): the batch is a checkpoint.
-    overflow: bool,
+    /// The batch is to be a checkpoint: its frame outgrew the journal (and was dropped), or
+    /// [`Store::checkpoint`] asked for one.
+    checkpoint: bool,
     jobs: Table<'t, JobId, &'static [u8]>,
     specs: Table<'t, (u64, JobId), &'static [u8]>,
     outputs: Table<'t, (JobId, &'static str, u32), &'static [u8]>,
@@ -381,7 +382,7 @@ impl<'t> Tables<'t> {
         Ok(Self {
             meta: txn.open_table(META).map_err(db_err("open meta"))?,
             redo: Vec::new(),
-            overflow: false,
+            checkpoint: false,
             jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
             specs: txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?,
             outputs: txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?,
@@ -393,12 +394,12 @@ impl<'t> Tables<'t> {
 
     /// Records a write in the batch's frame, unless the frame is already too large.
     fn journal(&mut self, w: Redo<'_>) {
-        if self.overflow {
+        if self.checkpoint {
             return;
         }
         journal::record(&mut self.redo, w);
         if u64::try_from(self.redo.len()).unwrap_or(u64::MAX) > JOURNAL_BYTES {
-            self.overflow = true;
+            self.checkpoint = true;
             self.redo = Vec::new();
         }
     }
@@ -675,6 +676,17 @@ impl Store {
         self.write(move |t| t.put_bundle(digest, &bytes)).await
     }
 
+    /// Makes a checkpoint now, once every write queued before it is applied: the store file
+    /// then holds everything and the journal nothing still needed (at shutdown, so that the
+    /// file alone is the store, as older agents expect).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.write(|t| {
+            t.checkpoint = true;
+            Ok(())
+        })
+        .await
+    }
+
     /// A job's record.
     pub fn get(&self, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err("begin read"))?;
@@ -948,7 +960,7 @@ impl Writer {
         };
         let mut finishers = Vec::with_capacity(ops.len());
         let mut any_failed = false;
-        let (mut redo, mut overflow) = (Vec::new(), false);
+        let (mut redo, mut checkpoint) = (Vec::new(), false);
         match Tables::open(&txn) {
             Ok(mut tables) => {
                 for op in ops {
@@ -957,7 +969,7 @@ impl Writer {
                     finishers.push(fin);
                 }
                 redo = std::mem::take(&mut tables.redo);
-                overflow = tables.overflow;
+                checkpoint = tables.checkpoint;
             }
             Err(e) => {
                 tracing::error!(error = %e, "job store: cannot open the tables");
@@ -974,7 +986,7 @@ impl Writer {
                     detail: "another write in the same transaction failed".into(),
                 }))
         } else {
-            self.commit(txn, &redo, overflow)
+            self.commit(txn, &redo, checkpoint)
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "job store: write batch not committed");
@@ -990,15 +1002,15 @@ impl Writer {
         &mut self,
         mut txn: redb::WriteTransaction,
         redo: &[u8],
-        overflow: bool,
+        checkpoint: bool,
     ) -> Result<(), StoreError> {
-        if redo.is_empty() && !overflow {
+        if redo.is_empty() && !checkpoint {
             // Nothing written (a resubmission answered from the store): nothing to sync.
             txn.set_durability(redb::Durability::None)
                 .map_err(db_err("durability"))?;
             return txn.commit().map_err(db_err("commit"));
         }
-        let due = overflow
+        let due = checkpoint
             || self
                 .oldest_frame
                 .is_some_and(|t| t.elapsed() >= self.every.every)

@@ -263,6 +263,21 @@ async fn sigterm_checkpoints_works() {
 
     let status = agent.sigterm_and_wait();
     assert!(status.success(), "{status}\n{}", agent.log());
+    // A clean stop leaves the store file complete on its own: the journal is retired by a
+    // checkpoint at shutdown (what an older agent, which knows no journal, needs).
+    let alone = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("agent.redb"),
+        alone.path().join("agent.redb"),
+    )
+    .unwrap();
+    let store = enclave_agent::store::Store::open(&alone.path().join("agent.redb")).unwrap();
+    let stored = |id: [u8; 32]| store.get(&id).unwrap().map(|r| r.state);
+    use enclave_agent::store::JobState as S;
+    assert_eq!(stored(fail), Some(S::Failed));
+    assert_eq!(stored(rerun), Some(S::Queued));
+    assert_eq!(stored(queued), Some(S::Queued));
+    drop(store);
 
     let (last, err) = watcher.await.unwrap();
     // The stream ended with the shutdown. The checkpoint event (back to QUEUED) races the

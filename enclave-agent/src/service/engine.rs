@@ -673,6 +673,10 @@ impl Engine {
             }
             self.tasks.wait().await;
         }
+        // Every job is ended or checkpointed: retire the store's journal too.
+        if let Err(e) = self.store.checkpoint().await {
+            tracing::warn!(error = %e, "job store: no checkpoint at shutdown (the journal is applied at the next start)");
+        }
         self.drained.cancel();
     }
 

@@ -574,6 +574,28 @@ async fn journaled_job_end_survives_a_crash_works() {
 }
 
 #[tokio::test]
+async fn checkpoint_on_request_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap();
+    s.insert(rec(1, b"a"), b"a".to_vec()).await.unwrap();
+    let has_job = |image: &tempfile::TempDir| {
+        Store::open(&image.path().join("agent.redb"))
+            .unwrap()
+            .get(&[1; 32])
+            .unwrap()
+            .is_some()
+    };
+    assert!(!has_job(&crash_image(&dir, false)));
+    s.checkpoint().await.unwrap();
+    assert!(has_job(&crash_image(&dir, false)));
+}
+
+#[tokio::test]
 async fn idle_store_checkpoints_works() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
