@@ -408,6 +408,16 @@ fn crash_image(dir: &tempfile::TempDir, journal: bool) -> tempfile::TempDir {
     image
 }
 
+/// A store in `dir` that makes checkpoints only when a batch asks for one.
+fn untimed_store(dir: &tempfile::TempDir) -> Store {
+    Store::open_with(
+        &dir.path().join("agent.redb"),
+        NO_TIMED_CHECKPOINTS,
+        StoreStats::default(),
+    )
+    .unwrap()
+}
+
 fn running(mut r: JobRecord) -> JobRecord {
     r.state = JobState::Running;
     r.attempts = 1;
@@ -418,12 +428,7 @@ fn running(mut r: JobRecord) -> JobRecord {
 #[tokio::test]
 async fn journaled_writes_survive_a_crash_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(
-        &dir.path().join("agent.redb"),
-        NO_TIMED_CHECKPOINTS,
-        StoreStats::default(),
-    )
-    .unwrap();
+    let s = untimed_store(&dir);
     // Concurrent submissions (shared batches), then state changes of some.
     let inserts = (0..40u8).map(|i| {
         let s = s.clone();
@@ -477,12 +482,7 @@ async fn journaled_writes_survive_a_crash_works() {
 #[tokio::test]
 async fn checkpoint_retires_older_frames_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(
-        &dir.path().join("agent.redb"),
-        NO_TIMED_CHECKPOINTS,
-        StoreStats::default(),
-    )
-    .unwrap();
+    let s = untimed_store(&dir);
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     s.put(running(r.clone())).await.unwrap();
@@ -520,12 +520,7 @@ async fn checkpoint_retires_older_frames_works() {
 #[tokio::test]
 async fn journaled_job_end_survives_a_crash_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(
-        &dir.path().join("agent.redb"),
-        NO_TIMED_CHECKPOINTS,
-        StoreStats::default(),
-    )
-    .unwrap();
+    let s = untimed_store(&dir);
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     let mut done = running(r);
@@ -576,12 +571,7 @@ async fn journaled_job_end_survives_a_crash_works() {
 #[tokio::test]
 async fn checkpoint_on_request_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(
-        &dir.path().join("agent.redb"),
-        NO_TIMED_CHECKPOINTS,
-        StoreStats::default(),
-    )
-    .unwrap();
+    let s = untimed_store(&dir);
     s.insert(rec(1, b"a"), b"a".to_vec()).await.unwrap();
     let has_job = |image: &tempfile::TempDir| {
         Store::open(&image.path().join("agent.redb"))
@@ -617,12 +607,7 @@ async fn idle_store_checkpoints_works() {
 #[tokio::test]
 async fn resubmission_is_answered_without_a_write_works() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open_with(
-        &dir.path().join("agent.redb"),
-        NO_TIMED_CHECKPOINTS,
-        StoreStats::default(),
-    )
-    .unwrap();
+    let s = untimed_store(&dir);
     let r = rec(1, b"a");
     s.insert(r.clone(), b"a".to_vec()).await.unwrap();
     let journal = dir.path().join("agent.redb.journal");
