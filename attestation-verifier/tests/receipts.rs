@@ -711,7 +711,7 @@ impl MixedBoard {
                     }
                 })
                 .collect(),
-            ..GpuWorld::spec(GpuWorld::gpu_nonce(&a))
+            ..first.clone()
         };
         let (key, chain) = w.dev.sibling(nvgpu_support::ChainSpec::default());
         let gpus = vec![

@@ -137,6 +137,7 @@ impl Metrics {
             submissions.clone(),
         );
         let signatures = BatchStats::default();
+        let store = StoreStats::default();
         for (name, help, counter) in [
             (
                 "signatures_inline",
@@ -158,11 +159,6 @@ impl Metrics {
                 "Signature batches whose combined check failed (each then verified alone)",
                 &signatures.fallbacks,
             ),
-        ] {
-            registry.register(name, help, counter.clone());
-        }
-        let store = StoreStats::default();
-        for (name, help, counter) in [
             (
                 "store_journal_frames",
                 "Store write batches made durable by a journal frame",

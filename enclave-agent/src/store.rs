@@ -353,11 +353,10 @@ pub struct Recovered {
     pub orphan: Option<ProcessHandle>,
 }
 
-/// Every table, opened once per write transaction and shared by the writes batched in it,
-/// and the journal frame of the batch. Tables are written only through the `put_*`
-/// methods, which record each write in the frame.
+/// Every table of job data, opened once per write transaction and shared by the writes
+/// batched in it, and the journal frame of the batch. Tables are written only through the
+/// `put_*` methods, which record each write in the frame.
 pub struct Tables<'t> {
-    meta: Table<'t, &'static str, u64>,
     /// The frame payload of this batch (see [`journal`]).
     redo: Vec<u8>,
     /// The batch is to be a checkpoint: its frame outgrew the journal (and was dropped), or
@@ -380,7 +379,6 @@ impl std::fmt::Debug for Tables<'_> {
 impl<'t> Tables<'t> {
     fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
-            meta: txn.open_table(META).map_err(db_err("open meta"))?,
             redo: Vec::new(),
             checkpoint: false,
             jobs: txn.open_table(JOBS).map_err(db_err("open jobs"))?,
@@ -466,23 +464,25 @@ impl<'t> Tables<'t> {
         }
         .map_err(db_err("replay journal"))
     }
+}
 
-    /// The journal generation recorded in the last durable commit.
-    fn generation(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .meta
-            .get(JOURNAL_GENERATION)
-            .map_err(db_err("get generation"))?
-            .map_or(0, |v| v.value()))
-    }
+/// The journal generation recorded in the last durable commit.
+fn generation(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    Ok(txn
+        .open_table(META)
+        .map_err(db_err("open meta"))?
+        .get(JOURNAL_GENERATION)
+        .map_err(db_err("get generation"))?
+        .map_or(0, |v| v.value()))
+}
 
-    /// Records `g` as the journal generation (in a checkpoint).
-    fn set_generation(&mut self, g: u64) -> Result<(), StoreError> {
-        self.meta
-            .insert(JOURNAL_GENERATION, g)
-            .map_err(db_err("put generation"))?;
-        Ok(())
-    }
+/// Records `g` as the journal generation (in a checkpoint).
+fn set_generation(txn: &redb::WriteTransaction, g: u64) -> Result<(), StoreError> {
+    txn.open_table(META)
+        .map_err(db_err("open meta"))?
+        .insert(JOURNAL_GENERATION, g)
+        .map_err(db_err("put generation"))?;
+    Ok(())
 }
 
 type Finisher = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
@@ -521,8 +521,8 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(db_err("open"))?;
         let txn = db.begin_write().map_err(db_err("begin"))?;
+        let generation = generation(&txn)?;
         let mut t = Tables::open(&txn)?;
-        let generation = t.generation()?;
         let mut journal_path = path.as_os_str().to_owned();
         journal_path.push(".journal");
         let (journal, frames) = Journal::open(Path::new(&journal_path), JOURNAL_BYTES, generation)
@@ -542,9 +542,9 @@ impl Store {
             }
         }
         // The checkpoint that makes the replayed writes durable and retires their frames.
-        let generation = generation.saturating_add(1);
-        t.set_generation(generation)?;
         drop(t);
+        let generation = generation.saturating_add(1);
+        set_generation(&txn, generation)?;
         txn.commit().map_err(db_err("commit"))?;
         stats.checkpoints.inc();
         stats
@@ -1013,21 +1013,17 @@ impl Writer {
         let due = checkpoint
             || self
                 .oldest_frame
-                .is_some_and(|t| t.elapsed() >= self.every.every)
-            || !self.journal.as_ref().is_some_and(|j| j.fits(redo.len()));
-        if due {
-            return self.checkpoint(txn);
-        }
+                .is_some_and(|t| t.elapsed() >= self.every.every);
+        let journal = match self.journal.as_mut() {
+            Some(j) if !due && j.fits(redo.len()) => j,
+            _ => return self.checkpoint(txn),
+        };
         // Visible first, durable before anyone is answered. Readers may see the batch during
         // the sync; only the writer (this thread) acts on it, after the sync.
         txn.set_durability(redb::Durability::None)
             .map_err(db_err("durability"))?;
         txn.commit().map_err(db_err("commit"))?;
-        let generation = self.generation;
-        let Some(journal) = self.journal.as_mut() else {
-            return self.checkpoint_alone();
-        };
-        match journal.append(generation, redo) {
+        match journal.append(self.generation, redo) {
             Ok(()) => {
                 self.stats.journal_frames.inc();
                 self.oldest_frame
@@ -1047,11 +1043,7 @@ impl Writer {
     /// Commits `txn` durably with the next journal generation, then restarts the journal.
     fn checkpoint(&mut self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
         let next = self.generation.saturating_add(1);
-        {
-            let mut meta = txn.open_table(META).map_err(db_err("open meta"))?;
-            meta.insert(JOURNAL_GENERATION, next)
-                .map_err(db_err("put generation"))?;
-        }
+        set_generation(&txn, next)?;
         txn.commit().map_err(db_err("commit"))?;
         self.stats.checkpoints.inc();
         self.generation = next;

@@ -349,8 +349,6 @@ impl RimPki {
         }
     }
 
-    /// The VBIOS and driver RIMs (GH100) whose golden values are those of a report built from
-    /// `spec`, signed by this PKI's signer.
     /// A GH100 VBIOS RIM for `version` whose golden values are those of a report built
     /// from `spec` (RIM indices 0..32), signed by this PKI's signer.
     pub fn vbios_rim(&self, version: &str, spec: &ReportSpec) -> Vec<u8> {
@@ -364,6 +362,8 @@ impl RimPki {
         )
     }
 
+    /// The VBIOS and driver RIMs (GH100) whose golden values are those of a report built from
+    /// `spec`, signed by this PKI's signer.
     pub fn matching_rims(&self, spec: &ReportSpec) -> Vec<Vec<u8>> {
         let certs: [&[u8]; 2] = [&self.signer, &self.root];
         vec![

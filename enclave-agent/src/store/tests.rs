@@ -167,54 +167,39 @@ async fn recover_fails_or_requeues_running_works() {
 
 /// `r` as older agents stored it: JSON, ids and digests in hex, states in snake case.
 fn legacy_json(r: &JobRecord) -> Vec<u8> {
-    let hex_opt =
-        |v: Option<[u8; 32]>| v.map_or("null".to_string(), |v| format!("\"{}\"", hex::encode(v)));
-    let outputs: Vec<String> = r
+    let hex_opt = |v: Option<[u8; 32]>| v.map(hex::encode);
+    let u = &r.usage;
+    let outputs: Vec<_> = r
         .outputs
         .iter()
         .map(|o| {
-            format!(
-                r#"{{"path":"{}","size":{},"sha256":"{}","index":{}}}"#,
-                o.path,
-                o.size,
-                hex::encode(o.sha256),
-                o.index
-            )
+            serde_json::json!({
+                "path": o.path, "size": o.size, "sha256": hex::encode(o.sha256), "index": o.index,
+            })
         })
         .collect();
-    let u = &r.usage;
-    format!(
-        concat!(
-            r#"{{"job_id":"{}","spec_hash":"{}","buyer":{},"state":"{}","reason":"{}","#,
-            r#""exit_code":{},"submitted_at_ms":{},"started_at_ms":{},"finished_at_ms":{},"#,
-            r#""usage":{{"wall_ms":{},"cpu_ms":{},"peak_memory_bytes":{},"gpu_ms":{},"gpu_energy_mj":{}}},"#,
-            r#""outputs":[{}],"attempts":{},"version":{},"process":{},"has_receipt":{},"evidence_digest":{}}}"#
-        ),
-        hex::encode(r.job_id),
-        hex::encode(r.spec_hash),
-        hex_opt(r.buyer),
-        r.state.name(),
-        r.reason,
-        r.exit_code.map_or("null".to_string(), |c| c.to_string()),
-        r.submitted_at_ms,
-        r.started_at_ms,
-        r.finished_at_ms,
-        u.wall_ms,
-        u.cpu_ms,
-        u.peak_memory_bytes,
-        u.gpu_ms,
-        u.gpu_energy_mj,
-        outputs.join(","),
-        r.attempts,
-        r.version,
-        r.process.map_or("null".to_string(), |p| format!(
-            r#"{{"pid":{},"start_ticks":{}}}"#,
-            p.pid, p.start_ticks
-        )),
-        r.has_receipt,
-        hex_opt(r.evidence_digest),
-    )
-    .into_bytes()
+    serde_json::to_vec(&serde_json::json!({
+        "job_id": hex::encode(r.job_id),
+        "spec_hash": hex::encode(r.spec_hash),
+        "buyer": hex_opt(r.buyer),
+        "state": r.state.name(),
+        "reason": r.reason,
+        "exit_code": r.exit_code,
+        "submitted_at_ms": r.submitted_at_ms,
+        "started_at_ms": r.started_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+        "usage": {
+            "wall_ms": u.wall_ms, "cpu_ms": u.cpu_ms, "peak_memory_bytes": u.peak_memory_bytes,
+            "gpu_ms": u.gpu_ms, "gpu_energy_mj": u.gpu_energy_mj,
+        },
+        "outputs": outputs,
+        "attempts": r.attempts,
+        "version": r.version,
+        "process": r.process.map(|p| serde_json::json!({"pid": p.pid, "start_ticks": p.start_ticks})),
+        "has_receipt": r.has_receipt,
+        "evidence_digest": hex_opt(r.evidence_digest),
+    }))
+    .unwrap()
 }
 
 /// A record with every field set to something other than its default.
@@ -430,15 +415,16 @@ async fn journaled_writes_survive_a_crash_works() {
     let dir = tempfile::tempdir().unwrap();
     let s = untimed_store(&dir);
     // Concurrent submissions (shared batches), then state changes of some.
-    let inserts = (0..40u8).map(|i| {
+    let mut inserts = tokio::task::JoinSet::new();
+    for i in 0..40u8 {
         let s = s.clone();
-        async move {
+        inserts.spawn(async move {
             let spec = vec![i; 100];
             s.insert(rec(i, &spec), spec).await.unwrap()
-        }
-    });
-    for r in futures_join_all(inserts).await {
-        assert!(matches!(r, Inserted::Created(_)));
+        });
+    }
+    while let Some(r) = inserts.join_next().await {
+        assert!(matches!(r.unwrap(), Inserted::Created(_)));
     }
     for i in 0..10u8 {
         s.put(running(rec(i, &[i; 100]))).await.unwrap();
@@ -446,7 +432,7 @@ async fn journaled_writes_survive_a_crash_works() {
     // Without the journal the crash image holds none of them: they were acknowledged on
     // the journal's sync alone.
     let bare = crash_image(&dir, false);
-    let b = Store::open(&bare.path().join("agent.redb")).unwrap();
+    let b = open(&bare);
     assert!(b.all().unwrap().is_empty());
     drop(b);
     let image = crash_image(&dir, true);
@@ -469,13 +455,8 @@ async fn journaled_writes_survive_a_crash_works() {
     drop(c);
     // Opening applied the journal and made a checkpoint: the replayed writes are in the
     // store file itself now.
-    let again = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        image.path().join("agent.redb"),
-        again.path().join("agent.redb"),
-    )
-    .unwrap();
-    let d = Store::open(&again.path().join("agent.redb")).unwrap();
+    let again = crash_image(&image, false);
+    let d = open(&again);
     assert_eq!(d.all().unwrap().len(), 40);
 }
 
@@ -502,7 +483,7 @@ async fn checkpoint_retires_older_frames_works() {
     // A frame of the new generation, written over the retired ones.
     s.insert(rec(2, b"b"), b"b".to_vec()).await.unwrap();
     let image = crash_image(&dir, true);
-    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    let c = open(&image);
     assert_eq!(c.get(&[1; 32]).unwrap().unwrap(), done);
     assert_eq!(c.receipt(&[1; 32]).unwrap().unwrap(), b"receipt");
     let mut got = Vec::new();
@@ -540,15 +521,9 @@ async fn journaled_job_end_survives_a_crash_works() {
     s.put_bundle([6; 32], b"refreshed".to_vec()).await.unwrap();
     // Small enough for the journal: only the journal has them.
     let bare = crash_image(&dir, false);
-    assert!(
-        Store::open(&bare.path().join("agent.redb"))
-            .unwrap()
-            .get(&[1; 32])
-            .unwrap()
-            .is_none()
-    );
+    assert!(open(&bare).get(&[1; 32]).unwrap().is_none());
     let image = crash_image(&dir, true);
-    let c = Store::open(&image.path().join("agent.redb")).unwrap();
+    let c = open(&image);
     assert_eq!(c.get(&[1; 32]).unwrap().unwrap(), done);
     let chunks: Vec<u8> = (0..2)
         .flat_map(|i| c.output_chunk(&[1; 32], "o/x", i).unwrap().unwrap())
@@ -573,13 +548,7 @@ async fn checkpoint_on_request_works() {
     let dir = tempfile::tempdir().unwrap();
     let s = untimed_store(&dir);
     s.insert(rec(1, b"a"), b"a".to_vec()).await.unwrap();
-    let has_job = |image: &tempfile::TempDir| {
-        Store::open(&image.path().join("agent.redb"))
-            .unwrap()
-            .get(&[1; 32])
-            .unwrap()
-            .is_some()
-    };
+    let has_job = |image: &tempfile::TempDir| open(image).get(&[1; 32]).unwrap().is_some();
     assert!(!has_job(&crash_image(&dir, false)));
     s.checkpoint().await.unwrap();
     assert!(has_job(&crash_image(&dir, false)));
@@ -595,7 +564,7 @@ async fn idle_store_checkpoints_works() {
     for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         let image = crash_image(&dir, false);
-        let c = Store::open(&image.path().join("agent.redb")).unwrap();
+        let c = open(&image);
         if c.get(&[1; 32]).unwrap().is_some() {
             found = true;
             break;
@@ -617,19 +586,4 @@ async fn resubmission_is_answered_without_a_write_works() {
         Inserted::Existing(_)
     ));
     assert_eq!(std::fs::read(&journal).unwrap(), before);
-}
-
-/// Awaits every future (the store tests need no more than this from `futures`).
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    fs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = fs.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
 }
