@@ -10,6 +10,7 @@
 # overrides), the chain spec, metadata and WASM to chain/dev/, npm packages to chain/node_modules/.
 set -euo pipefail
 cd "$(dirname "$0")"
+. ../scripts/lib.sh
 
 port="${SIGIL_CHAIN_PORT:-9944}"
 mode=run
@@ -64,19 +65,7 @@ chain_log="$(mktemp -t sigil-chain.XXXXXX.log)"
 chain_pid=$!
 trap 'kill "$chain_pid" 2>/dev/null || true; wait "$chain_pid" 2>/dev/null || true' EXIT
 log "chopsticks started (pid $chain_pid, log $chain_log)"
-for _ in $(seq 1 120); do
-    if ! kill -0 "$chain_pid" 2>/dev/null; then
-        cat "$chain_log" >&2
-        echo "local-chain.sh: chopsticks exited" >&2
-        exit 1
-    fi
-    if curl -sf -H 'Content-Type: application/json' \
-        -d '{"id":1,"jsonrpc":"2.0","method":"system_chain","params":[]}' \
-        "http://127.0.0.1:$port" >/dev/null 2>&1; then
-        break
-    fi
-    sleep 1
-done
+wait_rpc "$port" "$chain_pid" "$chain_log" 120
 log "RPC up at $url"
 node smoke.mjs "$url"
 log "smoke test passed"

@@ -25,8 +25,7 @@ url="ws://127.0.0.1:$port"
 work="$(mktemp -d -t sigil-market.XXXXXX)"
 # Run as root, the agent runs workloads as an unprivileged user, who must reach their directories.
 chmod 755 "$work"
-step() { printf '\n=== %s\n' "$*"; }
-fail() { echo "market: $*" >&2; exit 1; }
+. "$root/scripts/lib.sh"
 
 pids=()
 cleanup() {
@@ -42,22 +41,16 @@ cargo build --locked -p sigil-chain-client --bin sigil
 cargo build --locked -p attestation-verifier --bin sigil-verify
 bin="$root/target/debug"
 sigil() { "$bin/sigil" --url "$url" "$@"; }
-json() { python3 -c "import json,sys; v=json.load(sys.stdin)
-for k in sys.argv[1].split('.'): v=v[int(k)] if k.isdigit() else v[k]
-print(v)" "$1"; }
 
 step "local chain on $url"
 SIGIL_CHAIN_PORT="$port" bash chain/local-chain.sh >"$work/chain.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 120); do
-    sigil --reconnect-secs 1 chain info >/dev/null 2>&1 && break
-    kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/chain.log" >&2; fail "the chain exited"; }
-    sleep 1
-done
+wait_rpc "$port" "${pids[0]}" "$work/chain.log" 120
 sigil chain info | tee "$work/chain-info.json"
 
-CHARLIE=5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y
-BOB=5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty
+# The dev accounts' addresses, derived from their keys (sr25519, the agent's default scheme).
+CHARLIE=$(sigil account address --suri //Charlie | json account)
+BOB=$(sigil account address --suri //Bob | json account)
 balance() { sigil account balance "$1" | json "$2"; }
 
 step "agent: simulated TEE, provider account Charlie, settling on $url"
@@ -95,6 +88,7 @@ done
 echo "Charlie registered by the agent: key $(json signing_key <"$work/provider.json"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$work/provider.json")"
 
 charlie_before=$(balance "$CHARLIE" free)
+PRICE_MINT=5 # each job's price (1 MINT = 10^12 planck)
 
 run_job() { # tier label fund-args...
     local tier=$1 label=$2; shift 2
@@ -105,16 +99,23 @@ run_job() { # tier label fund-args...
         >"$dir/new.json"
     local job; job=$(json job_id <"$dir/new.json")
     echo "job $job, spec hash $(json spec_hash <"$dir/new.json")"
-    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price 5 "$@" >"$dir/fund.json"
-    echo "funded: 5 MINT held on Bob ($(balance "$BOB" held) held in all)"
+    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price "$PRICE_MINT" "$@" >"$dir/fund.json"
+    echo "funded: $PRICE_MINT MINT held on Bob ($(balance "$BOB" held) held in all)"
     sigil dispatch bind --suri //Alice --job "$job" --provider "$CHARLIE" >"$dir/bind.json"
     echo "bound to Charlie"
     sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob >"$dir/submit.json"
     sigil job wait --agent "$agent" --job "$job" --timeout-secs 120 >"$dir/done.json"
     echo "ran: $(json state <"$dir/done.json"), wall $(json wall_ms <"$dir/done.json") ms"
     sigil buyer watch --job "$job" --timeout-secs 120 >"$dir/events.jsonl"
-    tail -n1 "$dir/events.jsonl" | grep -q '"settled"\|JobSettled\|job-settled' \
-        || { cat "$dir/events.jsonl" "$work/agent.log" >&2; fail "$label job did not settle"; }
+    # The last event must be exactly this job's settlement, paying its whole price to Charlie.
+    tail -n1 "$dir/events.jsonl" | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+want = {"event": "job-settled", "job_id": sys.argv[1],
+        "payees": [{"account": sys.argv[2], "amount": sys.argv[3]}]}
+got = {k: e.get(k) for k in want}
+sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE" "$((PRICE_MINT * 10 ** 12))" \
+        || { cat "$dir/events.jsonl" "$work/agent.log" >&2; fail "$label job did not settle as funded"; }
     echo "settled on chain: $(tail -n1 "$dir/events.jsonl")"
 
     sigil job receipt --agent "$agent" --job "$job" --receipt-out "$dir/receipt.bin" --bundle-out "$dir/bundle.bin" >"$dir/receipt.json"

@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
 
-step() { printf '\n=== %s\n' "$*"; }
+. scripts/lib.sh
 
 step "toolchain"
 rustup target add wasm32-unknown-unknown >/dev/null
@@ -32,8 +32,7 @@ step "e2e: chain client and sigil CLI against the local chain (runtime build, ch
 bash tests/e2e.sh
 
 step "main job: the local market end to end (scripts/market.sh: chain, agent, jobs settled)"
-SIGIL_CHAIN_PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')" \
-    bash scripts/market.sh
+SIGIL_CHAIN_PORT="$(free_port)" bash scripts/market.sh
 
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh

@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-log() { printf '=== e2e: %s (%ss)\n' "$*" "$SECONDS" >&2; }
+. "$root/scripts/lib.sh"
+log() { step "e2e: $*" >&2; }
 
 log "chain build (chain/local-chain.sh --build-only)"
 chain/local-chain.sh --build-only
@@ -25,7 +26,7 @@ cargo test --workspace --features sigil-e2e/local-chain --no-run \
     --test e2e_market --test e2e_cli --test e2e_reconnect --test e2e_metadata
 export SIGIL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/sigil"
 
-port="${SIGIL_E2E_PORT:-$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')}"
+port="${SIGIL_E2E_PORT:-$(free_port)}"
 export SIGIL_CHAIN_URL="ws://127.0.0.1:$port"
 chain_log="$(mktemp -t sigil-e2e-chain.XXXXXX.log)"
 # local-chain.sh execs chopsticks, so $! is the chain itself.
@@ -37,19 +38,7 @@ stop_chain() {
 }
 trap stop_chain EXIT
 log "chopsticks starting (pid $chain_pid, log $chain_log)"
-for _ in $(seq 1 180); do
-    if ! kill -0 "$chain_pid" 2>/dev/null; then
-        cat "$chain_log" >&2
-        echo "e2e.sh: the local chain exited" >&2
-        exit 1
-    fi
-    if curl -sf -H 'Content-Type: application/json' \
-        -d '{"id":1,"jsonrpc":"2.0","method":"system_chain","params":[]}' \
-        "http://127.0.0.1:$port" >/dev/null 2>&1; then
-        break
-    fi
-    sleep 1
-done
+wait_rpc "$port" "$chain_pid" "$chain_log" 180
 log "RPC up at $SIGIL_CHAIN_URL"
 
 # One test at a time: the tests share the dev accounts (Alice is the only dispatcher), and
