@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sigil_chain_client::agent::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
+use sigil_agent_client::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
 use sigil_chain_client::{Ed25519Keypair, parse_hex32};
 
 use super::{Format, emit};

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sigil_chain_client::agent::AgentError;
+use sigil_agent_client::AgentError;
 use sigil_chain_client::types::{
     Capabilities, JobOrder, MINT, ProviderClass, TeeKind, Tier, TierTerms,
 };
