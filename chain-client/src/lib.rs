@@ -22,6 +22,8 @@
 //! agent, is the crate `sigil-agent-client`.
 
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod error;
 pub mod keys;
