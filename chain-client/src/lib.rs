@@ -18,11 +18,12 @@
 //! The provider agent settles through this crate too: it registers its TEE-held key with
 //! [`ChainClient::register_provider_with_proof`], keeps its evidence current with
 //! [`ChainClient::refresh_attestation`] and submits receipts, recording each [`Submitted`]
-//! outcome (`enclave-agent/src/chain.rs`). [`agent`] is the other direction: a buyer's gRPC
-//! client of an agent.
+//! outcome (`enclave-agent/src/chain.rs`). The other direction, a buyer's gRPC client of an
+//! agent, is the crate `sigil-agent-client`.
 
-pub mod agent;
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod error;
 pub mod keys;

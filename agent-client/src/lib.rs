@@ -1,10 +1,10 @@
 //! The buyer's side of a provider's `sigil-agent`: job specs, signed submission, waiting,
-//! receipts and outputs over gRPC (`sigil.v1`).
+//! receipts and outputs over gRPC (`sigil.v1`). The `sigil job ...` commands are built on it.
 //!
-//! A market job has two halves: the escrow on chain ([`crate::ChainClient::fund_job`]) commits to
-//! `sha256(spec bytes)`, and the same spec bytes, signed by the buyer, go to the bound provider's
-//! agent, whose receipt then carries that hash. [`JobRequest::encode`] produces those bytes once;
-//! both halves use them unchanged.
+//! A market job has two halves: the escrow on chain (`sigil_chain_client::ChainClient::fund_job`)
+//! commits to `sha256(spec bytes)`, and the same spec bytes, signed by the buyer, go to the bound
+//! provider's agent, whose receipt then carries that hash. [`JobRequest::encode`] produces those
+//! bytes once; both halves use them unchanged.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sigil_chain_client::agent::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
-use sigil_chain_client::{Ed25519Keypair, parse_hex32};
+use sigil_agent_client::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
 
-use super::{Format, emit};
+use super::{Cli, emit};
+use crate::{Ed25519Keypair, parse_hex32};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum JobCmd {
@@ -230,7 +230,8 @@ fn hex0x(b: &[u8]) -> String {
 }
 
 /// Runs a `sigil job` command; returns the exit status.
-pub(crate) async fn run(format: Format, cmd: &JobCmd) -> Result<u8> {
+pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
+    let format = cli.format;
     match cmd {
         JobCmd::New(a) => {
             let spec = new_spec(a)?;

@@ -1,0 +1,218 @@
+//! `sigil provider`: registration, attestation refresh, receipts, bound jobs.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use futures::StreamExt;
+
+use super::{Cli, KeyArgs, bad, connect, emit, emit_line, parse_policy_arg, parse_tee, read_file};
+use crate::types::{Capabilities, Tier};
+use crate::{ChainError, Ed25519Keypair, KeyScheme, parse_account, parse_hex32};
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ProviderCmd {
+    /// Register as a provider (tier 3: with an evidence bundle binding the receipt key).
+    Register {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Secret URI of the ed25519 receipt key, when it is not the account key.
+        #[arg(long)]
+        receipt_suri: Option<String>,
+        /// Tiers served: signed, quorum, attested (or 1, 2, 3), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tiers: Vec<String>,
+        /// TEE kinds run: sev-snp, tdx, simulated, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tee: Vec<String>,
+        /// GPU model (empty for none).
+        #[arg(long, default_value = "")]
+        gpu_model: String,
+        /// Evidence bundle (`SCALE(EvidenceBundle)`) attesting the receipt key, for tier 3.
+        #[arg(long, requires = "policy")]
+        evidence: Option<PathBuf>,
+        /// Policy the evidence is verified under: a name (`sigil.simulated.v1`) or `0x` id.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// A provider's registration: receipt key, offer, attested key, open jobs (exit 2 when
+    /// the account is not registered).
+    Show {
+        /// The provider's account (SS58 or 0x hex).
+        #[arg(long)]
+        account: String,
+    },
+    /// Replace the attested key's evidence with a fresh bundle binding the same key.
+    RefreshAttestation {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The new evidence bundle.
+        #[arg(long)]
+        evidence: PathBuf,
+    },
+    /// Remove the registration (refused while bound jobs are open).
+    Deregister {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Submit a signed receipt (`SCALE(SignedReceipt)`, as the agent writes it).
+    SubmitReceipt {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The job (default: the job the receipt names).
+        #[arg(long)]
+        job: Option<String>,
+        /// The signed receipt file.
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The evidence bundle of a fresh-quote receipt.
+        #[arg(long)]
+        evidence: Option<PathBuf>,
+    },
+    /// Print jobs bound to a provider as they are bound (one JSON object per line).
+    Watch {
+        /// The provider's account (SS58 or 0x hex); default: the key's account.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Stop after this many jobs.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+/// Runs a `sigil provider` command; returns the exit status.
+pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
+    let format = cli.format;
+    match cmd {
+        ProviderCmd::Show { account } => {
+            let who = parse_account(account)?;
+            let c = connect(cli).await?;
+            let p = c
+                .provider(&who)
+                .await?
+                .ok_or_else(|| ChainError::NotFound {
+                    what: "provider",
+                    id: who.to_string(),
+                })?;
+            emit(format, &p)?;
+        }
+        ProviderCmd::Register {
+            key,
+            receipt_suri,
+            tiers,
+            tee,
+            gpu_model,
+            evidence,
+            policy: policy_arg,
+        } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let receipt_key = match (receipt_suri, signer.as_ed25519()) {
+                (Some(uri), _) => Ed25519Keypair::from_uri(uri)?,
+                (None, Some(k)) => k.clone(),
+                (None, None) => bail!(ChainError::BadInput {
+                    what: "receipt key",
+                    detail: "an sr25519 account needs --receipt-suri for its ed25519 receipt key"
+                        .into(),
+                }),
+            };
+            let capabilities = Capabilities {
+                tiers: tiers
+                    .iter()
+                    .map(|t| parse_tier(t))
+                    .collect::<Result<_, _>>()?,
+                tee_kinds: tee.iter().map(|t| parse_tee(t)).collect::<Result<_, _>>()?,
+                gpu_model: gpu_model.clone(),
+            };
+            let attestation = match evidence {
+                None => None,
+                Some(path) => Some(crate::types::Evidence {
+                    bundle: read_file(path, "evidence bundle")?,
+                    policy: parse_policy_arg(policy_arg.as_deref())?,
+                }),
+            };
+            let c = connect(cli).await?;
+            emit(
+                format,
+                &c.register_provider(&signer, &receipt_key, &capabilities, attestation.as_ref())
+                    .await?,
+            )?;
+        }
+        ProviderCmd::RefreshAttestation { key, evidence } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let bundle = read_file(evidence, "evidence bundle")?;
+            let c = connect(cli).await?;
+            emit(format, &c.refresh_attestation(&signer, &bundle).await?)?;
+        }
+        ProviderCmd::Deregister { key } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let c = connect(cli).await?;
+            emit(format, &c.deregister(&signer).await?)?;
+        }
+        ProviderCmd::SubmitReceipt {
+            key,
+            job,
+            receipt,
+            evidence,
+        } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let bytes = read_file(receipt, "signed receipt")?;
+            let job = match job {
+                Some(j) => parse_hex32("job id", j)?,
+                None => {
+                    attestation_verifier::receipt::SignedReceipt::decode_bytes(&bytes)
+                        .and_then(|r| r.body())
+                        .map_err(|e| ChainError::BadInput {
+                            what: "signed receipt",
+                            detail: e.to_string(),
+                        })?
+                        .job_id
+                }
+            };
+            let evidence = evidence
+                .as_ref()
+                .map(|p| read_file(p, "evidence bundle"))
+                .transpose()?;
+            let c = connect(cli).await?;
+            emit(
+                format,
+                &c.submit_receipt(&signer, &job, &bytes, evidence.as_deref())
+                    .await?,
+            )?;
+        }
+        ProviderCmd::Watch {
+            account,
+            key,
+            count,
+        } => {
+            let account = match account {
+                Some(a) => parse_account(a)?,
+                None => key.load(KeyScheme::Ed25519)?.account_id(),
+            };
+            let c = connect(cli).await?;
+            let mut jobs = Box::pin(c.jobs_bound_to(&account).await?);
+            let mut seen = 0usize;
+            while let Some(a) = jobs.next().await {
+                emit_line(format, &a?)?;
+                seen = seen.saturating_add(1);
+                if count.is_some_and(|n| seen >= n) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn parse_tier(s: &str) -> Result<Tier, ChainError> {
+    match s {
+        "1" | "signed" => Ok(Tier::Signed),
+        "2" | "quorum" => Ok(Tier::Quorum),
+        "3" | "attested" => Ok(Tier::Attested),
+        other => Err(bad(
+            "tier",
+            &format!("{other:?} (signed, quorum, attested)"),
+        )),
+    }
+}
