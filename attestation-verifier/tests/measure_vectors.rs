@@ -390,69 +390,28 @@ fn mutated_firmware_rejects_without_panic() {
             assert!(launch(m).is_err());
         }
     }
-    // Usage errors: exit 2.
+    // Usage errors: exit 2 (missing file, no vCPU type on QEMU, unknown vCPU type,
+    // --append without --kernel).
     let c = &common::cases("measured/snp-launch")[0];
     let ovmf = c.dir.join("ovmf.bin").display().to_string();
+    let snp_args = |ovmf: &str, extra: &[&str]| -> Vec<String> {
+        let base = ["measure", "snp", "--ovmf", ovmf, "--vcpus", "1"];
+        let tail = ["--vmm-type", "qemu", "--guest-features", "1"];
+        base.iter()
+            .chain(extra)
+            .chain(&tail)
+            .map(|s| s.to_string())
+            .collect()
+    };
     for args in [
-        vec![
-            "measure",
-            "snp",
-            "--ovmf",
-            "/nonexistent",
-            "--vcpus",
-            "1",
-            "--vcpu-type",
-            "EPYC-v4",
-            "--vmm-type",
-            "qemu",
-            "--guest-features",
-            "1",
-        ],
-        vec![
-            "measure",
-            "snp",
-            "--ovmf",
-            &ovmf,
-            "--vcpus",
-            "1",
-            "--vmm-type",
-            "qemu",
-            "--guest-features",
-            "1",
-        ],
-        vec![
-            "measure",
-            "snp",
-            "--ovmf",
-            &ovmf,
-            "--vcpus",
-            "1",
-            "--vcpu-type",
-            "Skylake",
-            "--vmm-type",
-            "qemu",
-            "--guest-features",
-            "1",
-        ],
-        vec![
-            "measure",
-            "snp",
-            "--ovmf",
-            &ovmf,
-            "--vcpus",
-            "1",
-            "--vcpu-type",
-            "EPYC-v4",
-            "--vmm-type",
-            "qemu",
-            "--guest-features",
-            "1",
-            "--append",
-            "",
-        ],
-        vec!["measure", "tdx", "--tdvf", "/nonexistent"],
+        snp_args("/nonexistent", &["--vcpu-type", "EPYC-v4"]),
+        snp_args(&ovmf, &[]),
+        snp_args(&ovmf, &["--vcpu-type", "Skylake"]),
+        snp_args(&ovmf, &["--vcpu-type", "EPYC-v4", "--append", ""]),
+        ["measure", "tdx", "--tdvf", "/nonexistent"]
+            .map(String::from)
+            .to_vec(),
     ] {
-        let args: Vec<String> = args.into_iter().map(String::from).collect();
         let (code, _, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
     }

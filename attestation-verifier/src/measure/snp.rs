@@ -995,23 +995,3 @@ fn svsm_vmsa(eip: u64, vcpu_sig: u32) -> Vec<u8> {
     v.put(MXCSR, &0x1f80u32.to_le_bytes());
     v.0
 }
-
-/// The initial VMSA pages a launch measures, BSP first (for inspection and tests).
-pub fn vmsa_pages(launch: &SnpLaunch<'_>, ap_eip: u64) -> Vec<Vec<u8>> {
-    let regs = VmsaRegs {
-        vmm: launch.vmm,
-        vcpu_sig: launch.vcpu_sig,
-        sev_features: launch.guest_features,
-    };
-    (0..launch.vcpus.min(MAX_VCPUS))
-        .map(|i| {
-            if launch.svsm.is_some() {
-                svsm_vmsa(ap_eip, launch.vcpu_sig)
-            } else if i == 0 {
-                regs.ovmf_vmsa(BSP_EIP)
-            } else {
-                regs.ovmf_vmsa(ap_eip)
-            }
-        })
-        .collect()
-}
