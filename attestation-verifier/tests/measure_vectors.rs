@@ -416,3 +416,52 @@ fn mutated_firmware_rejects_without_panic() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
+
+/// Firmware over the 64 MiB cap is refused (exit 1, `input-too-large`) without being
+/// read whole; a refusal in `--format policy` prints nothing on stdout.
+#[test]
+fn oversized_and_policy_refusal_rejects() {
+    let dir = std::env::temp_dir().join(format!("sigil-measure-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.fd");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len((64 << 20) + 4096).unwrap(); // sparse
+    let big = big.display().to_string();
+    let (code, out, err) = run(&["measure", "tdx", "--tdvf", &big].map(String::from));
+    assert_eq!(code, 1, "{out} {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["code"], "input-too-large");
+    let args = [
+        "measure",
+        "snp",
+        "--ovmf",
+        &big,
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--vmm-type",
+        "qemu",
+        "--guest-features",
+        "1",
+    ]
+    .map(String::from);
+    let (code, out, _) = run(&args);
+    assert_eq!(code, 1);
+    assert!(out.contains("input-too-large"), "{out}");
+    let c = common::cases("measured/tdx-mrtd")
+        .into_iter()
+        .find(|c| !c.expected_valid())
+        .unwrap();
+    let image = c
+        .dir
+        .join(input_str(&c, "image").unwrap())
+        .display()
+        .to_string();
+    let (code, out, err) =
+        run(&["measure", "tdx", "--tdvf", &image, "--format", "policy"].map(String::from));
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("tdvf-section-outside-image"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
