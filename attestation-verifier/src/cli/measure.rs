@@ -288,7 +288,9 @@ fn tdx_code(e: &TdxMeasureError) -> &'static str {
         TdxMeasureError::GuidTable(_) => "firmware-unusable",
         TdxMeasureError::NoTdvfMetadata => "tdvf-metadata-missing",
         TdxMeasureError::DataOutsideImage { .. } => "tdvf-section-outside-image",
-        TdxMeasureError::TooManyPages { .. } => "tdvf-too-many-pages",
+        TdxMeasureError::TooManyPages { .. } | TdxMeasureError::TooManyExtendedBytes { .. } => {
+            "tdvf-too-many-pages"
+        }
         TdxMeasureError::EntryTooShort { .. }
         | TdxMeasureError::DescriptorOutsideImage { .. }
         | TdxMeasureError::Signature

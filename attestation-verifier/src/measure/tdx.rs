@@ -36,6 +36,9 @@ pub const TDVF_METADATA_GUID: Guid = Guid::new(
 
 /// The most pages the sections may add together (1 GiB); OVMF adds about 540.
 pub const MAX_ADDED_PAGES: u64 = 1 << 18;
+/// The most bytes the MR.EXTEND sections may measure together (64 MiB, the firmware
+/// size limit: measured memory past a section's data is zeros).
+pub const MAX_EXTENDED_BYTES: u64 = 64 << 20;
 /// The most TDVF sections accepted.
 pub const MAX_SECTIONS: u32 = 256;
 
@@ -257,6 +260,12 @@ pub enum TdxMeasureError {
         /// The limit.
         max: u64,
     },
+    /// The MR.EXTEND sections measure more than [`MAX_EXTENDED_BYTES`].
+    #[error("TDVF sections measure more than {max} bytes")]
+    TooManyExtendedBytes {
+        /// The limit.
+        max: u64,
+    },
 }
 
 /// A computed MRTD with both page orders.
@@ -316,6 +325,7 @@ pub fn parse_tdvf(image: &[u8]) -> Result<Vec<TdvfSection>, TdxMeasureError> {
     let body = slice_at(image, start.saturating_add(DESCRIPTOR_HEADER_LEN), body_len).ok_or(bad)?;
     let mut sections = Vec::new();
     let mut pages: u64 = 0;
+    let mut extended: u64 = 0;
     for (index, raw) in body.chunks_exact(SECTION_LEN).enumerate() {
         let s = parse_section(index, raw, len)?;
         if s.added() {
@@ -324,6 +334,14 @@ pub fn parse_tdvf(image: &[u8]) -> Result<Vec<TdvfSection>, TdxMeasureError> {
                 return Err(TdxMeasureError::TooManyPages {
                     max: MAX_ADDED_PAGES,
                 });
+            }
+            if s.extended() {
+                extended = extended.saturating_add(s.mem_size);
+                if extended > MAX_EXTENDED_BYTES {
+                    return Err(TdxMeasureError::TooManyExtendedBytes {
+                        max: MAX_EXTENDED_BYTES,
+                    });
+                }
             }
         }
         sections.push(s);
