@@ -13,6 +13,19 @@ step "toolchain"
 rustup target add wasm32-unknown-unknown >/dev/null
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "reference tools for the measure differential test (installed only if missing)"
+# sev-snp-measure (PyPI) is the reference SEV-SNP launch-digest calculator; Debian's
+# ovmf package supplies real firmware (tests/measure_reference.rs).
+if ! command -v sev-snp-measure >/dev/null 2>&1; then
+    python3 -m pip install --quiet sev-snp-measure==0.0.13
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+if [ ! -f /usr/share/ovmf/OVMF.fd ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ovmf >/dev/null
+fi
+: "${SIGIL_REQUIRE_REFERENCE_TOOLS:=1}"
+export SIGIL_REQUIRE_REFERENCE_TOOLS
+
 step "format"
 cargo fmt --all -- --check
 

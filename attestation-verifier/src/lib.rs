@@ -33,6 +33,8 @@ pub mod verify;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "measure")]
+pub mod measure;
 #[cfg(feature = "fetch")]
 pub mod pcs;
 #[cfg(feature = "fetch")]

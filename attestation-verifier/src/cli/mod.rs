@@ -20,6 +20,7 @@ use crate::policy::Policy;
 use crate::time::UnixTime;
 
 pub mod gpu;
+pub mod measure;
 pub mod receipt;
 pub mod snp;
 pub mod tdx;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Verify an NVIDIA H100/H200 confidential-GPU attestation report with its
     /// certificate chain, RIMs and OCSP responses.
     Gpu(gpu::GpuArgs),
+    /// Compute the launch measurement (SEV-SNP MEASUREMENT, TDX MRTD) that a policy
+    /// pins, from the guest's firmware, kernel and launch parameters.
+    Measure(measure::MeasureArgs),
 }
 
 /// Options every subcommand takes.
@@ -195,5 +199,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Output(args) => receipt::run_output(&args),
         Command::Tdx(args) => tdx::run(&args),
         Command::Gpu(args) => gpu::run(&args),
+        Command::Measure(args) => measure::run(&args),
     }
 }
