@@ -17,7 +17,8 @@ use crate::verify::snp::SnpEvidence;
 mod gpu;
 mod receipt;
 mod tdx;
-pub use gpu::{GpuPolicy, mode_name, parse_version};
+pub use gpu::GpuPolicy;
+pub(crate) use gpu::mode_name;
 pub use receipt::{evaluate_bundle, evaluate_receipt};
 pub use tdx::TdxPolicy;
 

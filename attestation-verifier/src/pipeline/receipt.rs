@@ -14,8 +14,10 @@ use crate::evidence::simulated::{SimulatedKey, SimulatedReport};
 use crate::policy::{Policy, evaluate_bundle, evaluate_receipt};
 use crate::receipt::{ReceiptBody, TeeKind};
 use crate::time::UnixTime;
-use crate::verdict::Verified;
-use crate::verify::receipt::{BundleSeen, CpuSeen, GpuSeen, ReceiptSeen, ReceiptVerifier};
+use crate::verdict::{Verdict, Verified};
+use crate::verify::receipt::{
+    BundleSeen, CpuSeen, GpuSeen, ReceiptSeen, ReceiptVerifier, Run, Seen,
+};
 
 /// Usage as claims.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -300,12 +302,7 @@ pub fn check_receipt<C: Crypto>(
     now: UnixTime,
 ) -> Outcome<ReceiptClaims> {
     let run = verifier.run_receipt(receipt, bundle, now);
-    let claims = run.seen.as_ref().map(ReceiptSeen::claims);
-    let reasons = match run.into_result() {
-        Ok(v) => verdict_reasons(evaluate_receipt(policy, &v)),
-        Err(f) => f.0.iter().map(ToString::to_string).collect(),
-    };
-    Outcome { claims, reasons }
+    outcome(run, ReceiptSeen::claims, |v| evaluate_receipt(policy, v))
 }
 
 /// Parses, verifies and appraises an evidence bundle on its own.
@@ -318,9 +315,19 @@ pub fn check_bundle<C: Crypto>(
     now: UnixTime,
 ) -> Outcome<EvidenceClaims> {
     let run = verifier.run_bundle(bundle, expected_key, expected_nonce, now);
-    let claims = run.seen.as_ref().map(BundleSeen::claims);
+    outcome(run, BundleSeen::claims, |v| evaluate_bundle(policy, v))
+}
+
+/// A run's outcome: the claims of what it saw, and every failure or, when
+/// everything verified, every policy violation.
+fn outcome<S: Seen, Cl>(
+    run: Run<S>,
+    claims: impl Fn(&S) -> Cl,
+    evaluate: impl FnOnce(&Verified<S::Verified>) -> Verdict,
+) -> Outcome<Cl> {
+    let claims = run.seen.as_ref().map(claims);
     let reasons = match run.into_result() {
-        Ok(v) => verdict_reasons(evaluate_bundle(policy, &v)),
+        Ok(v) => verdict_reasons(evaluate(&v)),
         Err(f) => f.0.iter().map(ToString::to_string).collect(),
     };
     Outcome { claims, reasons }

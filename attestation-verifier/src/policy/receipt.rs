@@ -9,7 +9,8 @@ use super::Policy;
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::receipt::{VerifiedBundle, VerifiedCpu, VerifiedReceipt};
 
-/// Step 7 of [`crate::verify::receipt`]: appraises a verified receipt against `policy`; lists every violation.
+/// Step 7 of [`crate::verify::receipt`]: appraises a verified receipt against
+/// `policy`; lists every violation.
 pub fn evaluate_receipt(policy: &Policy, receipt: &Verified<VerifiedReceipt>) -> Verdict {
     match &receipt.evidence {
         None => Verdict::Accept,

@@ -1,7 +1,7 @@
 //! Whole-receipt verification: the signature, the key's binding to the
 //! evidence, and the evidence itself. No policy: step 7 belongs to the
 //! appraisal side (`evaluate_receipt`), and so do the claims a buyer reads,
-//! built from what a run here saw ([`ReceiptRun`]).
+//! built from what a run here saw (`Run`).
 //!
 //! Steps (mirrored by `// Step N` below):
 //! 1. Decode the signed receipt and its body (structure: version, tier, times,
@@ -240,14 +240,27 @@ pub struct VerifiedReceipt {
     pub evidence: Option<VerifiedBundle>,
 }
 
-/// What one run over a receipt saw: the receipt, its bundle's run, and every
-/// failure. The appraisal side reads the claims from it;
-/// [`ReceiptRun::into_result`] is the verification result.
-pub(crate) struct ReceiptRun {
-    /// Every failure, in the order found.
+/// What one run saw (`seen`; `None` when its input did not decode) and every
+/// failure, in the order found. The appraisal side reads the claims from what
+/// was seen; [`Run::into_result`] is the verification result.
+pub(crate) struct Run<S> {
+    /// Every failure.
     pub(crate) failures: Vec<ReceiptVerifyError>,
-    /// The receipt; `None` when it did not decode.
-    pub(crate) seen: Option<ReceiptSeen>,
+    /// What the run saw.
+    pub(crate) seen: Option<S>,
+}
+
+/// A run over a receipt (and its bundle).
+pub(crate) type ReceiptRun = Run<ReceiptSeen>;
+/// A run over an evidence bundle.
+pub(crate) type BundleRun = Run<BundleSeen>;
+
+/// What a run saw, and what it is once verified.
+pub(crate) trait Seen {
+    /// The verified value.
+    type Verified;
+    /// The verified value, when everything it needs verified.
+    fn into_verified(self) -> Option<Self::Verified>;
 }
 
 /// A decoded receipt and what its evidence run saw.
@@ -259,14 +272,6 @@ pub(crate) struct ReceiptSeen {
     /// The bundle, when the receipt references evidence and a bundle that
     /// decodes was given.
     pub(crate) evidence: Option<BundleSeen>,
-}
-
-/// What one run over an evidence bundle saw.
-pub(crate) struct BundleRun {
-    /// Every failure, in the order found.
-    pub(crate) failures: Vec<ReceiptVerifyError>,
-    /// The bundle; `None` when it did not decode.
-    pub(crate) seen: Option<BundleSeen>,
 }
 
 /// A decoded bundle, the values derived from it, and what its evidence parsed
@@ -294,7 +299,9 @@ pub(crate) struct GpuSeen {
     pub(crate) verified: Option<Verified<NvGpuEvidence>>,
 }
 
-impl ReceiptSeen {
+impl Seen for ReceiptSeen {
+    type Verified = VerifiedReceipt;
+
     fn into_verified(self) -> Option<VerifiedReceipt> {
         let evidence = match self.evidence {
             // A run without failures and without a bundle is a receipt that
@@ -310,7 +317,9 @@ impl ReceiptSeen {
     }
 }
 
-impl BundleSeen {
+impl Seen for BundleSeen {
+    type Verified = VerifiedBundle;
+
     fn into_verified(self) -> Option<VerifiedBundle> {
         Some(VerifiedBundle {
             cpu: self.cpu?.into_verified()?,
@@ -325,7 +334,7 @@ impl BundleSeen {
     }
 }
 
-impl ReceiptRun {
+impl<S: Seen> Run<S> {
     fn failed(e: ReceiptVerifyError) -> Self {
         Self {
             failures: alloc::vec![e],
@@ -333,33 +342,12 @@ impl ReceiptRun {
         }
     }
 
-    /// The verified receipt when nothing failed, otherwise every failure.
-    pub(crate) fn into_result(
-        self,
-    ) -> Result<Verified<VerifiedReceipt>, Failures<ReceiptVerifyError>> {
-        finish(
-            self.failures,
-            self.seen.and_then(ReceiptSeen::into_verified),
-        )
-    }
-}
-
-impl BundleRun {
-    /// The verified bundle when nothing failed, otherwise every failure.
-    pub(crate) fn into_result(
-        self,
-    ) -> Result<Verified<VerifiedBundle>, Failures<ReceiptVerifyError>> {
-        finish(self.failures, self.seen.and_then(BundleSeen::into_verified))
-    }
-}
-
-fn finish<T>(
-    failures: Vec<ReceiptVerifyError>,
-    verified: Option<T>,
-) -> Result<Verified<T>, Failures<ReceiptVerifyError>> {
-    match verified {
-        Some(v) if failures.is_empty() => Ok(Verified::new(v)),
-        _ => Err(Failures(nonempty(failures))),
+    /// The verified value when nothing failed, otherwise every failure.
+    pub(crate) fn into_result(self) -> Result<Verified<S::Verified>, Failures<ReceiptVerifyError>> {
+        match self.seen.and_then(S::into_verified) {
+            Some(v) if self.failures.is_empty() => Ok(Verified::new(v)),
+            _ => Err(Failures(nonempty(self.failures))),
+        }
     }
 }
 
@@ -521,12 +509,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
         // Step 3 (bundle side)
         let bundle = match EvidenceBundle::from_bytes(bytes) {
             Ok(b) => b,
-            Err(e) => {
-                return BundleRun {
-                    failures: alloc::vec![e.into()],
-                    seen: None,
-                };
-            }
+            Err(e) => return BundleRun::failed(e.into()),
         };
         let crypto = self.snp.crypto();
         let digest = crate::bundle::bundle_digest(crypto, bytes);
