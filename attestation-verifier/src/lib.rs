@@ -8,8 +8,14 @@
 //!
 //! The pipeline: [`evidence`] parses bytes into typed evidence (total, no
 //! crypto) -> [`verify`] checks signatures, chains to the pinned [`roots`],
-//! revocation and bindings, returning [`verdict::Verified`] evidence ->
-//! [`policy`] appraises it into a [`verdict::Verdict`].
+//! revocation and bindings, returning [`Verified`] evidence -> [`policy`]
+//! appraises it into a [`Verdict`]. The `check_*` functions run all three
+//! and return an [`Outcome`] with the claims a buyer reads.
+//!
+//! The root re-exports what users need: the receipt verifier and the per-TEE
+//! verifiers with their collateral, evidence and errors, the policy and its
+//! verdict, the `check_*` calls and their claims. The modules stay public for
+//! the parsers, the bindings, the wire types and the lower-level pieces.
 
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -18,17 +24,17 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod appraise;
 pub mod binding;
 pub mod bundle;
 pub mod crypto;
 pub mod evidence;
 pub mod merkle;
+mod pipeline;
 pub mod policy;
 pub mod receipt;
 pub mod roots;
 pub mod time;
-pub mod verdict;
+mod verdict;
 pub mod verify;
 
 #[cfg(feature = "cli")]
@@ -39,3 +45,23 @@ pub mod measure;
 pub mod pcs;
 #[cfg(feature = "fetch")]
 pub mod rim_service;
+
+pub use crate::crypto::{Crypto, DefaultCrypto, RustCrypto};
+pub use crate::pipeline::{
+    AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuBundleClaims, GpuBytes, GpuEntryClaims,
+    MeasurementClaim, NvGpuClaims, OcspClaim, Outcome, ReceiptClaims, RimClaim, RimClaims,
+    SimulatedClaims, SnpClaims, TcbClaims, TdxClaims, UsageClaims, check_bundle, check_gpu,
+    check_gpu_bundle, check_receipt, check_snp, check_tdx,
+};
+pub use crate::policy::{
+    GpuPolicy, Policy, PolicyError, SnpPolicy, TdxPolicy, evaluate_bundle, evaluate_receipt,
+};
+pub use crate::time::UnixTime;
+pub use crate::verdict::{Failures, Verdict, Verified, Violation};
+pub use crate::verify::nvgpu::{NvGpuCollateral, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
+pub use crate::verify::receipt::{
+    ReceiptVerifier, ReceiptVerifyError, VerifiedBundle, VerifiedCpu, VerifiedReceipt,
+};
+pub use crate::verify::simulated::{SimulatedVerifyError, verify_simulated};
+pub use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError};
+pub use crate::verify::tdx::{TdxCollateral, TdxEvidence, TdxVerifier, TdxVerifyError};

@@ -160,7 +160,7 @@ pub struct CollateralUrls {
 }
 
 /// Normalises a PCS / PCCS base URL: no trailing slash or API path.
-pub fn base_url(url: &str) -> String {
+pub(crate) fn base_url(url: &str) -> String {
     let mut u = url.trim().trim_end_matches('/');
     for suffix in ["/sgx/certification/v4", "/tdx/certification/v4"] {
         u = u.strip_suffix(suffix).unwrap_or(u).trim_end_matches('/');
@@ -169,12 +169,12 @@ pub fn base_url(url: &str) -> String {
 }
 
 /// Whether `base` is Intel's PCS (rather than a PCCS).
-pub fn is_intel_pcs(base: &str) -> bool {
+pub(crate) fn is_intel_pcs(base: &str) -> bool {
     base_url(base).eq_ignore_ascii_case(INTEL_PCS_URL)
 }
 
 /// The collateral URLs for a platform.
-pub fn collateral_urls(base: &str, fmspc: &[u8; 6], ca: PckCaKind) -> CollateralUrls {
+pub(crate) fn collateral_urls(base: &str, fmspc: &[u8; 6], ca: PckCaKind) -> CollateralUrls {
     let base = base_url(base);
     let root_ca_crl = if is_intel_pcs(&base) {
         INTEL_ROOT_CA_CRL_URL.to_string()
@@ -198,7 +198,7 @@ pub fn collateral_urls(base: &str, fmspc: &[u8; 6], ca: PckCaKind) -> Collateral
 /// Decodes `%XX` escapes (issuer chains arrive URL-encoded in headers).
 ///
 /// Hand-written: a dozen lines do not justify another dependency.
-pub fn percent_decode(s: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0usize;
@@ -222,7 +222,7 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
 }
 
 /// The file a platform's collateral is cached in.
-pub fn cache_file(dir: &Path, base: &str, fmspc: &[u8; 6], ca: PckCaKind) -> PathBuf {
+pub(crate) fn cache_file(dir: &Path, base: &str, fmspc: &[u8; 6], ca: PckCaKind) -> PathBuf {
     use sha2::Digest;
     let service = sha2::Sha256::digest(base_url(base).as_bytes());
     let tag = hex::encode(service.get(..6).unwrap_or_default());
@@ -290,7 +290,11 @@ impl<H: HttpGet> CollateralFetcher<H> {
     }
 
     /// Fetches the collateral, bypassing the cache.
-    pub fn fetch_fresh(&self, fmspc: &[u8; 6], ca: PckCaKind) -> Result<TdxCollateral, FetchError> {
+    pub(crate) fn fetch_fresh(
+        &self,
+        fmspc: &[u8; 6],
+        ca: PckCaKind,
+    ) -> Result<TdxCollateral, FetchError> {
         let urls = collateral_urls(&self.base, fmspc, ca);
         let (pck_crl, pck_chain) =
             self.get_with_chain(&urls.pck_crl, &["SGX-PCK-CRL-Issuer-Chain"])?;

@@ -15,8 +15,11 @@ use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::snp::SnpEvidence;
 
 mod gpu;
+mod receipt;
 mod tdx;
-pub use gpu::{GpuPolicy, mode_name, parse_version};
+pub use gpu::GpuPolicy;
+pub(crate) use gpu::mode_name;
+pub use receipt::{evaluate_bundle, evaluate_receipt};
 pub use tdx::TdxPolicy;
 
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).

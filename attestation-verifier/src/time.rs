@@ -74,7 +74,7 @@ impl Window {
     }
 
     /// The intersection of two windows (may be empty).
-    pub fn intersect(&self, other: &Window) -> Window {
+    pub(crate) fn intersect(&self, other: &Window) -> Window {
         Window {
             not_before: self.not_before.max(other.not_before),
             not_after: self.not_after.min(other.not_after),

@@ -32,11 +32,11 @@ use attestation_verifier::receipt::{
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::azure_hcl::{HclBindingError, claims_report_data};
 use attestation_verifier::verify::nvgpu::NvGpuVerifier;
-use attestation_verifier::verify::receipt::{
-    CpuClaims, ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, appraise_bundle, appraise_receipt,
-};
 use attestation_verifier::verify::snp::{SnpVerifier, SnpVerifyError};
 use attestation_verifier::verify::tdx::TdxVerifier;
+use attestation_verifier::{
+    CpuClaims, ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, check_bundle, check_receipt,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use rcgen::KeyPair;
 
@@ -138,7 +138,7 @@ fn azure_bundle_works() {
                 )
                 .unwrap();
             assert!(matches!(v.cpu, VerifiedCpu::SevSnp(ref ev) if ev.report.vmpl == 0));
-            let o = appraise_bundle(
+            let o = check_bundle(
                 &mut verifier(RustCrypto, &p),
                 &bytes,
                 None,
@@ -197,7 +197,7 @@ fn azure_receipt_works() {
     let signed = |body: &ReceiptBody| {
         SignedReceipt::new(body, a.sign(&body.digest(&RustCrypto)).to_bytes()).to_bytes()
     };
-    let o = appraise_receipt(
+    let o = check_receipt(
         &mut verifier(AwsLc, &p),
         &signed(&body),
         Some(&b.to_bytes()),
@@ -211,7 +211,7 @@ fn azure_receipt_works() {
         "22".repeat(48)
     ))
     .unwrap();
-    let o = appraise_receipt(
+    let o = check_receipt(
         &mut verifier(AwsLc, &p),
         &signed(&body),
         Some(&b.to_bytes()),

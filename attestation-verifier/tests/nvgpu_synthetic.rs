@@ -14,7 +14,7 @@
 
 mod nvgpu_support;
 
-use attestation_verifier::appraise::appraise_gpu;
+use attestation_verifier::check_gpu;
 use attestation_verifier::crypto::{AwsLc, RustCrypto};
 use attestation_verifier::evidence::nvgpu::parse_nvgpu_report;
 use attestation_verifier::policy::Policy;
@@ -58,8 +58,8 @@ impl World {
         rims: &[Vec<u8>],
         ocsp: &[Vec<u8>],
     ) -> Result<
-        attestation_verifier::verdict::Verified<attestation_verifier::verify::nvgpu::NvGpuEvidence>,
-        attestation_verifier::verdict::Failures<NvGpuVerifyError>,
+        attestation_verifier::Verified<attestation_verifier::verify::nvgpu::NvGpuEvidence>,
+        attestation_verifier::Failures<NvGpuVerifyError>,
     > {
         let r = parse_nvgpu_report(report).unwrap();
         self.verifier().verify(
@@ -76,7 +76,7 @@ impl World {
 }
 
 fn expect_failure(
-    r: Result<impl core::fmt::Debug, attestation_verifier::verdict::Failures<NvGpuVerifyError>>,
+    r: Result<impl core::fmt::Debug, attestation_verifier::Failures<NvGpuVerifyError>>,
     pred: impl Fn(&NvGpuVerifyError) -> bool,
 ) {
     let f = r.expect_err("must fail");
@@ -100,7 +100,7 @@ fn synthetic_report_with_rims_works() {
     assert_eq!(c.skipped, vec![35]);
     // The default (strict) policy accepts it, through both backends alike.
     for outcome in [
-        appraise_gpu(
+        check_gpu(
             &mut w.verifier(),
             &report,
             &NvGpuCollateral {
@@ -112,7 +112,7 @@ fn synthetic_report_with_rims_works() {
             &Policy::default(),
             UnixTime(NOW),
         ),
-        appraise_gpu(
+        check_gpu(
             &mut NvGpuVerifier::with_roots(AwsLc, &w.dev.root, &w.rim.root).unwrap(),
             &report,
             &NvGpuCollateral {
@@ -442,7 +442,7 @@ fn ocsp_required_policy_works() {
     let rims = w.rims(&spec);
     let policy = Policy::from_toml("[gpu]\nocsp_required = true\n").unwrap();
     let run = |ocsp: &[Vec<u8>]| {
-        appraise_gpu(
+        check_gpu(
             &mut w.verifier(),
             &report,
             &NvGpuCollateral {
@@ -511,7 +511,7 @@ fn rim_mismatch_reports_indices() {
         .unwrap();
     let c = ev.rim_comparison.as_ref().unwrap();
     assert_eq!(c.mismatched, vec![40]);
-    let out = appraise_gpu(
+    let out = check_gpu(
         &mut w.verifier(),
         &report,
         &NvGpuCollateral {
@@ -557,7 +557,7 @@ fn rim_conflicts_and_gaps_reject() {
         .unwrap();
     assert_eq!(ev.rim_comparison.as_ref().unwrap().conflicts, vec![31]);
     // Only one RIM: the policy wants both.
-    let out = appraise_gpu(
+    let out = check_gpu(
         &mut w.verifier(),
         &report,
         &NvGpuCollateral {
@@ -685,7 +685,7 @@ fn gpu_policy_rules_work() {
     let chain = w.dev.chain();
     let rims = w.rims(&spec);
     let run = |toml: &str| {
-        appraise_gpu(
+        check_gpu(
             &mut w.verifier(),
             &report,
             &NvGpuCollateral {

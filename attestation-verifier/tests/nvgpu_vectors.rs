@@ -11,13 +11,13 @@
 
 mod common;
 
-use attestation_verifier::appraise::{GpuBytes, appraise_gpu, appraise_gpu_bundle};
 use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::nvgpu::{SIGNATURE_LEN, parse_nvgpu_report, split_pem_chain};
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier, NvGpuVerifyError};
 use attestation_verifier::verify::x509::Cert;
+use attestation_verifier::{GpuBytes, check_gpu, check_gpu_bundle};
 use common::Case;
 
 /// The vectors carry no RIMs for their driver/VBIOS versions (see the vectors'
@@ -40,13 +40,13 @@ fn nonce(case: &Case) -> [u8; 32] {
 fn run<C: Crypto>(
     verifier: &mut NvGpuVerifier<C>,
     case: &Case,
-) -> attestation_verifier::appraise::Outcome<attestation_verifier::appraise::GpuClaims> {
+) -> attestation_verifier::Outcome<attestation_verifier::NvGpuClaims> {
     let chain = chain(case);
     let collateral = NvGpuCollateral {
         cert_chain: &chain,
         ..Default::default()
     };
-    appraise_gpu(
+    check_gpu(
         verifier,
         &case.file("report.bin"),
         &collateral,
@@ -274,7 +274,7 @@ fn hgx_bundle_works() {
         .collect();
     let now = UnixTime(cases[0].verification_time());
     let mut v = NvGpuVerifier::new(AwsLc).unwrap();
-    let out = appraise_gpu_bundle(&mut v, &gpus, &[], &[], &genuineness_policy(), now);
+    let out = check_gpu_bundle(&mut v, &gpus, &[], &[], &genuineness_policy(), now);
     assert!(out.accepted(), "{:?}", out.reasons);
     let claims = out.claims.unwrap();
     assert_eq!(claims.count, cases.len());
@@ -287,7 +287,7 @@ fn hgx_bundle_works() {
 
     let mut twice = gpus.clone();
     twice.push(gpus[0]);
-    let out = appraise_gpu_bundle(&mut v, &twice, &[], &[], &genuineness_policy(), now);
+    let out = check_gpu_bundle(&mut v, &twice, &[], &[], &genuineness_policy(), now);
     assert!(!out.accepted());
     assert!(
         out.reasons
@@ -310,7 +310,7 @@ fn default_policy_without_rims_rejects() {
         .unwrap();
     let chain = chain(&case);
     let mut v = NvGpuVerifier::new(RustCrypto).unwrap();
-    let out = appraise_gpu(
+    let out = check_gpu(
         &mut v,
         &case.file("report.bin"),
         &NvGpuCollateral {

@@ -30,11 +30,9 @@ use attestation_verifier::receipt::{
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::nvgpu::{NvGpuVerifier, NvGpuVerifyError};
 use attestation_verifier::verify::ocsp::CertStatusDer;
-use attestation_verifier::verify::receipt::{
-    CpuClaims, ReceiptVerifier, ReceiptVerifyError, appraise_receipt,
-};
 use attestation_verifier::verify::snp::SnpVerifier;
 use attestation_verifier::verify::tdx::TdxVerifier;
+use attestation_verifier::{CpuClaims, ReceiptVerifier, ReceiptVerifyError, check_receipt};
 use ed25519_dalek::{Signer, SigningKey};
 use rcgen::KeyPair;
 
@@ -123,14 +121,14 @@ fn synthetic_snp_fresh_quote_works() {
     let p = snp_platform();
     let (r, b) = snp_fresh(&p, &agent());
     for outcome in [
-        appraise_receipt(
+        check_receipt(
             &mut snp_verifier(AwsLc, &p),
             &r,
             Some(&b),
             &Policy::default(),
             NOW,
         ),
-        appraise_receipt(
+        check_receipt(
             &mut snp_verifier(RustCrypto, &p),
             &r,
             Some(&b),
@@ -155,7 +153,7 @@ fn synthetic_snp_policy_applies_works() {
         "22".repeat(48)
     ))
     .unwrap();
-    let o = appraise_receipt(&mut snp_verifier(AwsLc, &p), &r, Some(&b), &policy, NOW);
+    let o = check_receipt(&mut snp_verifier(AwsLc, &p), &r, Some(&b), &policy, NOW);
     assert!(!o.accepted());
     assert!(
         o.reasons.iter().any(|x| x.contains("snp.measurements")),
@@ -468,7 +466,7 @@ fn real_tdx_vectors_verify_but_do_not_bind_rejects() {
             "{}: {f}",
             case.name
         );
-        let o = appraise_receipt(&mut v, &r, Some(&b), &Policy::default(), now);
+        let o = check_receipt(&mut v, &r, Some(&b), &Policy::default(), now);
         let c = o.claims.unwrap().evidence.unwrap();
         assert!(matches!(c.cpu, Some(CpuClaims::Tdx(_))));
         // Without collateral the quote cannot be verified offline.
@@ -656,11 +654,11 @@ fn gpu_bundle_with_rims_and_ocsp_works() {
     for (name, outcome) in [
         (
             "aws-lc",
-            appraise_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &strict, NOW),
+            check_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &strict, NOW),
         ),
         (
             "rustcrypto",
-            appraise_receipt(&mut w.verifier(RustCrypto), &r, Some(&b), &strict, NOW),
+            check_receipt(&mut w.verifier(RustCrypto), &r, Some(&b), &strict, NOW),
         ),
     ] {
         assert!(outcome.accepted(), "{name}: {:?}", outcome.reasons);
@@ -731,8 +729,7 @@ impl MixedBoard {
     fn appraise(
         &self,
         rims: Vec<Vec<u8>>,
-    ) -> attestation_verifier::appraise::Outcome<attestation_verifier::verify::receipt::ReceiptClaims>
-    {
+    ) -> attestation_verifier::Outcome<attestation_verifier::ReceiptClaims> {
         let collateral = GpuCollateral {
             rims,
             ocsp: self.w.ocsp(|| CertStatusDer::Good(der::asn1::Null)),
@@ -741,7 +738,7 @@ impl MixedBoard {
             .w
             .receipt_for(&self.a, self.gpus.clone(), collateral, 2);
         let strict = Policy::from_toml("[gpu]\nocsp_required = true\n").unwrap();
-        appraise_receipt(&mut self.w.verifier(AwsLc), &r, Some(&b), &strict, NOW)
+        check_receipt(&mut self.w.verifier(AwsLc), &r, Some(&b), &strict, NOW)
     }
 }
 
@@ -827,7 +824,7 @@ fn gpu_bundle_without_rims_rejects() {
     let w = GpuWorld::new();
     let a = agent();
     let (r, b) = w.receipt(&a, GpuCollateral::default(), 2);
-    let o = appraise_receipt(
+    let o = check_receipt(
         &mut w.verifier(AwsLc),
         &r,
         Some(&b),
@@ -855,10 +852,10 @@ fn gpu_bundle_version_1_still_verifies_works() {
     let (r, b) = w.receipt(&a, GpuCollateral::default(), 1);
     assert_eq!(b[4], 1);
     let lax = Policy::from_toml("[gpu]\nrim_match_required = false\n").unwrap();
-    let o = appraise_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &lax, NOW);
+    let o = check_receipt(&mut w.verifier(AwsLc), &r, Some(&b), &lax, NOW);
     assert!(o.accepted(), "{:?}", o.reasons);
     assert_eq!(o.claims.unwrap().evidence.unwrap().bundle_version, 1);
-    let o = appraise_receipt(
+    let o = check_receipt(
         &mut w.verifier(AwsLc),
         &r,
         Some(&b),
@@ -939,7 +936,7 @@ fn gpu_bundle_stale_ocsp_or_mismatched_rim_rejects() {
         ),
     ];
     let (r, b) = w.receipt(&a, c, 2);
-    let o = appraise_receipt(
+    let o = check_receipt(
         &mut w.verifier(AwsLc),
         &r,
         Some(&b),

@@ -772,7 +772,7 @@ fn crl_checks_work_and_rejects() {
 
 #[test]
 fn policy_rules_each_reject() {
-    use attestation_verifier::verdict::Verdict;
+    use attestation_verifier::Verdict;
     let f = fixture(
         Vek::default(),
         Report {

@@ -12,13 +12,13 @@
 
 mod common;
 
-use attestation_verifier::appraise::{Outcome, SnpClaims, appraise_snp};
 use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::snp::{SnpParseError, parse_snp_report};
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier, SnpVerifyError};
 use attestation_verifier::verify::x509::X509Error;
+use attestation_verifier::{Outcome, SnpClaims, check_snp};
 use common::Case;
 use sev::parser::ByteParser;
 
@@ -65,7 +65,7 @@ fn collateral(i: &Inputs) -> SnpCollateral<'_> {
 fn verify_with<C: Crypto>(crypto: C, case: &Case, policy: &Policy) -> Outcome<SnpClaims> {
     let i = inputs(case);
     let mut v = SnpVerifier::new(crypto).unwrap();
-    appraise_snp(
+    check_snp(
         &mut v,
         &i.report,
         &collateral(&i),

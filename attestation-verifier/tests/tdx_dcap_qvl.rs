@@ -17,7 +17,7 @@
 
 mod common;
 
-use attestation_verifier::appraise::appraise_tdx;
+use attestation_verifier::check_tdx;
 use attestation_verifier::crypto::{AwsLc, RustCrypto};
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
@@ -69,9 +69,8 @@ fn agrees_with_dcap_qvl_on_every_vector_works() {
         for policy in [permissive_status_policy(), Policy::default()] {
             let mut aws = TdxVerifier::new(AwsLc).unwrap();
             let mut rust = TdxVerifier::new(RustCrypto).unwrap();
-            let ours = appraise_tdx(&mut aws, &quote, &ours_collateral, &policy, UnixTime(now));
-            let ours_rust =
-                appraise_tdx(&mut rust, &quote, &ours_collateral, &policy, UnixTime(now));
+            let ours = check_tdx(&mut aws, &quote, &ours_collateral, &policy, UnixTime(now));
+            let ours_rust = check_tdx(&mut rust, &quote, &ours_collateral, &policy, UnixTime(now));
             assert_eq!(ours, ours_rust, "{}", c.name);
             if kind == "sgx" {
                 // dcap-qvl verifies SGX quotes too; a TDX verifier must not accept them.

@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use attestation_verifier::appraise::appraise_tdx;
+use attestation_verifier::check_tdx;
 use attestation_verifier::crypto::AwsLc;
 use attestation_verifier::evidence::tdx::parse_tdx_quote;
 use attestation_verifier::policy::Policy;
@@ -102,7 +102,7 @@ proptest! {
         }
         let collateral = TdxCollateral::from_json(&f.collateral_json).unwrap();
         let mut v = TdxVerifier::new(AwsLc).unwrap();
-        let out = appraise_tdx(&mut v, &q, &collateral, &Policy::default(), f.now);
+        let out = check_tdx(&mut v, &q, &collateral, &Policy::default(), f.now);
         if must_reject {
             prop_assert!(!out.accepted());
         }
@@ -129,7 +129,7 @@ proptest! {
         }
         let collateral = TdxCollateral::new(parts);
         let mut v = TdxVerifier::new(AwsLc).unwrap();
-        let out = appraise_tdx(&mut v, &f.quote, &collateral, &Policy::default(), f.now);
+        let out = check_tdx(&mut v, &f.quote, &collateral, &Policy::default(), f.now);
         // Signed documents and their signatures admit no change. (A CRL has bytes
         // outside what its signature covers, e.g. the BIT STRING's unused-bits count.)
         if field < 4 {

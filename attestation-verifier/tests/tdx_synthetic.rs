@@ -11,12 +11,12 @@
     clippy::arithmetic_side_effects
 )] // tests
 
-use attestation_verifier::appraise::appraise_tdx;
+use attestation_verifier::Failures;
+use attestation_verifier::check_tdx;
 use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::tdx::{INTEL_QE_VENDOR_ID, TdxParseError, parse_tdx_quote};
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
-use attestation_verifier::verdict::Failures;
 use attestation_verifier::verify::tdx::{
     TcbStatus, TdxCollateral, TdxCollateralParts, TdxEvidence, TdxTrustAnchor, TdxVerifier,
     TdxVerifyError,
@@ -522,7 +522,7 @@ fn synthetic_quote_verifies_works() {
     assert_eq!(ev.pck.pce_svn, 11);
     assert!(ev.advisory_ids.is_empty());
     let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
-    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+    let out = check_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
     assert!(out.accepted(), "{:?}", out.reasons);
     assert_eq!(out.claims.unwrap().fmspc.as_deref(), Some("00906ed50000"));
 }
@@ -833,7 +833,7 @@ fn debug_td_rejects() {
     });
     // Genuine evidence: verification passes, the default policy refuses it.
     let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
-    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+    let out = check_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
     assert_eq!(
         out.reasons,
         ["policy tdx.allow_debug: TD_ATTRIBUTES.DEBUG is set"]
@@ -841,7 +841,7 @@ fn debug_td_rejects() {
     assert!(out.claims.unwrap().debug);
     let mut lax = Policy::default();
     lax.tdx.allow_debug = true;
-    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &lax, NOW);
+    let out = check_tdx(&mut v, &f.quote, &f.collateral, &lax, NOW);
     assert!(out.accepted(), "{:?}", out.reasons);
 }
 
@@ -860,7 +860,7 @@ fn td_attribute_rules_reject() {
             ..Spec::default()
         });
         v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
-        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+        let out = check_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
         assert_eq!(out.reasons.len(), 1, "{attrs:#x}: {:?}", out.reasons);
         assert!(
             out.reasons[0].starts_with(&format!("policy {rule}:")),
@@ -882,7 +882,7 @@ fn measurement_policy_rules_reject() {
         hex::encode([0x5e; 48]),
     ))
     .unwrap();
-    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+    let out = check_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
     assert!(out.accepted(), "{:?}", out.reasons);
     let p = Policy::from_toml(&format!(
         "[tdx]\nmrtds = [\"{}\"]\nrtmr0 = \"{}\"\nmrowner = \"{}\"\nfmspcs = [\"00606A000000\"]\n",
@@ -891,7 +891,7 @@ fn measurement_policy_rules_reject() {
         hex::encode([2; 48]),
     ))
     .unwrap();
-    let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+    let out = check_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
     let rules: Vec<&str> = out
         .reasons
         .iter()
@@ -1005,7 +1005,7 @@ fn every_tcb_status_works() {
         assert_eq!(ev.advisory_ids, advisories);
         // The strict default policy accepts only UpToDate; a policy may allow more.
         let mut v = TdxVerifier::with_trust_anchor(AwsLc, f.pki.anchor());
-        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
+        let out = check_tdx(&mut v, &f.quote, &f.collateral, &Policy::default(), NOW);
         assert_eq!(
             out.accepted(),
             status == UpToDate,
@@ -1014,7 +1014,7 @@ fn every_tcb_status_works() {
         );
         let mut p = Policy::default();
         p.tdx.accepted_tcb_statuses = vec![status.name().into()];
-        let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+        let out = check_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
         assert!(out.accepted(), "{status}: {:?}", out.reasons);
         assert_eq!(
             out.claims.unwrap().tcb_status.as_deref(),
@@ -1022,11 +1022,11 @@ fn every_tcb_status_works() {
         );
         if let Some(first) = advisories.first() {
             p.tdx.rejected_advisory_ids = vec![(*first).into()];
-            let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+            let out = check_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
             assert!(out.reasons[0].starts_with("policy tdx.rejected_advisory_ids"));
             p.tdx.rejected_advisory_ids.clear();
             p.tdx.accepted_advisory_ids = Some(vec![]);
-            let out = appraise_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
+            let out = check_tdx(&mut v, &f.quote, &f.collateral, &p, NOW);
             assert!(out.reasons[0].starts_with("policy tdx.accepted_advisory_ids"));
         }
     }

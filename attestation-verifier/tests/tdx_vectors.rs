@@ -12,7 +12,6 @@
 
 mod common;
 
-use attestation_verifier::appraise::{TdxClaims, appraise_tdx};
 use attestation_verifier::crypto::{AwsLc, Crypto, RustCrypto};
 use attestation_verifier::evidence::tdx::{TdxParseError, parse_tdx_quote};
 use attestation_verifier::policy::Policy;
@@ -20,6 +19,7 @@ use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::tdx::{
     PcsResponses, TcbStatus, TdxCollateral, TdxVerifier, TdxVerifyError,
 };
+use attestation_verifier::{TdxClaims, check_tdx};
 use common::Case;
 
 fn collateral(c: &Case) -> TdxCollateral {
@@ -54,9 +54,9 @@ fn outcome<C: Crypto>(
     crypto: C,
     c: &Case,
     policy: &Policy,
-) -> attestation_verifier::appraise::Outcome<TdxClaims> {
+) -> attestation_verifier::Outcome<TdxClaims> {
     let mut v = TdxVerifier::new(crypto).unwrap();
-    appraise_tdx(&mut v, &c.file("quote.bin"), &collateral(c), policy, now(c))
+    check_tdx(&mut v, &c.file("quote.bin"), &collateral(c), policy, now(c))
 }
 
 fn any_status_policy() -> Policy {
@@ -196,7 +196,7 @@ fn invalid_vectors_reject_for_their_reason() {
         if r.contains("Debug mode") {
             let ev = result.unwrap_or_else(|e| panic!("{}: {e}", c.name));
             let verdict = Policy::default().tdx.evaluate(&ev);
-            let attestation_verifier::verdict::Verdict::Reject(vs) = verdict else {
+            let attestation_verifier::Verdict::Reject(vs) = verdict else {
                 panic!("{}: debug TD accepted", c.name)
             };
             assert_eq!(vs.len(), 1, "{}: {vs:?}", c.name);
@@ -248,11 +248,11 @@ fn grace_period_extends_collateral_works() {
     let mut policy = Policy::default();
     policy.tdx.collateral_grace_seconds = 20 * 86_400;
     let mut v = TdxVerifier::new(AwsLc).unwrap();
-    let short = appraise_tdx(&mut v, &q, &collateral(&c), &policy, now(&c));
+    let short = check_tdx(&mut v, &q, &collateral(&c), &policy, now(&c));
     assert!(!short.accepted());
     assert_eq!(short.reasons.len(), 3, "{:?}", short.reasons);
     policy.tdx.collateral_grace_seconds = 30 * 86_400;
-    let long = appraise_tdx(&mut v, &q, &collateral(&c), &policy, now(&c));
+    let long = check_tdx(&mut v, &q, &collateral(&c), &policy, now(&c));
     assert!(long.accepted(), "{:?}", long.reasons);
     let claims = long.claims.unwrap();
     assert!(claims.collateral_in_grace);

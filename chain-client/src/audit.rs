@@ -17,7 +17,7 @@
 use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::receipt::{EvidenceMode, ReceiptBody};
 use attestation_verifier::time::UnixTime;
-use attestation_verifier::verify::receipt::{ReceiptVerifier, appraise_receipt};
+use attestation_verifier::{ReceiptVerifier, check_receipt};
 use serde::Serialize;
 use subxt::utils::AccountId32;
 
@@ -202,7 +202,7 @@ fn replay_receipt(
     let signed = r.signed_receipt_bytes();
     let default_policy = attestation_verifier::policy::Policy::default();
     let appraisal_policy = chain_policy.as_ref().map_or(&default_policy, |p| &p.policy);
-    let outcome = appraise_receipt(
+    let outcome = check_receipt(
         verifier,
         &signed,
         bundle.map(|a| a.evidence.as_slice()),

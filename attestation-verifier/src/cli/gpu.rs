@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::{CommonArgs, read, read_der, report};
-use crate::appraise::appraise_gpu;
 use crate::crypto::DefaultCrypto;
 use crate::evidence::nvgpu::{parse_nvgpu_report, split_pem_chain};
 use crate::pcs::UreqHttp;
+use crate::pipeline::check_gpu;
 use crate::rim_service::{NVIDIA_RIM_SERVICE_URL, RimFetcher};
 use crate::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier};
 
@@ -147,7 +147,7 @@ pub fn run(args: &GpuArgs) -> anyhow::Result<ExitCode> {
         rims: &rims,
         ocsp: &ocsp,
     };
-    let outcome = appraise_gpu(
+    let outcome = check_gpu(
         &mut verifier,
         &report_bytes,
         &collateral,

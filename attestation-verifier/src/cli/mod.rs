@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::appraise::Outcome;
+use crate::pipeline::Outcome;
 use crate::policy::Policy;
 use crate::time::UnixTime;
 

@@ -10,11 +10,12 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CommonArgs, Format, read, report};
-use crate::appraise::Outcome;
 use crate::crypto::{Crypto, DefaultCrypto};
 use crate::merkle::{InclusionProof, verify_inclusion};
+use crate::pipeline::Outcome;
+use crate::pipeline::{check_bundle, check_receipt};
 use crate::receipt::SignedReceipt;
-use crate::verify::receipt::{ReceiptVerifier, appraise_bundle, appraise_receipt};
+use crate::verify::receipt::ReceiptVerifier;
 
 /// Arguments of `sigil-verify receipt`.
 #[derive(Debug, Args)]
@@ -43,7 +44,7 @@ pub fn run(args: &ReceiptArgs) -> anyhow::Result<ExitCode> {
     let now = args.common.time()?;
     let mut verifier =
         ReceiptVerifier::new(DefaultCrypto::default()).context("loading the pinned roots")?;
-    let outcome = appraise_receipt(&mut verifier, &receipt, bundle.as_deref(), &policy, now);
+    let outcome = check_receipt(&mut verifier, &receipt, bundle.as_deref(), &policy, now);
     report(&outcome, args.common.format)
 }
 
@@ -92,7 +93,7 @@ pub fn run_bundle(args: &BundleArgs) -> anyhow::Result<ExitCode> {
     let now = args.common.time()?;
     let mut verifier =
         ReceiptVerifier::new(DefaultCrypto::default()).context("loading the pinned roots")?;
-    let outcome = appraise_bundle(
+    let outcome = check_bundle(
         &mut verifier,
         &bundle,
         key.as_ref(),

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{CommonArgs, read, read_der, report};
-use crate::appraise::appraise_snp;
 use crate::crypto::DefaultCrypto;
+use crate::pipeline::check_snp;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};
 
 /// Arguments of `sigil-verify snp`.
@@ -51,6 +51,6 @@ pub fn run(args: &SnpArgs) -> anyhow::Result<ExitCode> {
         ark: ark.as_deref(),
         crl: crl.as_deref(),
     };
-    let outcome = appraise_snp(&mut verifier, &report_bytes, &collateral, &policy, now);
+    let outcome = check_snp(&mut verifier, &report_bytes, &collateral, &policy, now);
     report(&outcome, args.common.format)
 }

@@ -9,10 +9,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::{CommonArgs, read, report};
-use crate::appraise::appraise_tdx;
 use crate::crypto::DefaultCrypto;
 use crate::evidence::tdx::parse_tdx_quote;
 use crate::pcs::{CollateralFetcher, UreqHttp};
+use crate::pipeline::check_tdx;
 use crate::time::UnixTime;
 use crate::verify::tdx::{PcsResponses, TdxCollateral, TdxVerifier, pck_fmspc_unverified};
 
@@ -68,7 +68,7 @@ pub fn run(args: &TdxArgs) -> anyhow::Result<ExitCode> {
     };
     let mut verifier =
         TdxVerifier::new(DefaultCrypto::default()).context("loading the pinned Intel root")?;
-    let outcome = appraise_tdx(&mut verifier, &quote, &collateral, &policy, now);
+    let outcome = check_tdx(&mut verifier, &quote, &collateral, &policy, now);
     report(&outcome, args.common.format)
 }
 

@@ -424,7 +424,7 @@ pub fn encode_hcl_report(
 }
 
 /// Parses the runtime claims JSON (`var_data`).
-pub fn parse_runtime_claims(var_data: &[u8]) -> Result<HclRuntimeClaims, HclParseError> {
+pub(crate) fn parse_runtime_claims(var_data: &[u8]) -> Result<HclRuntimeClaims, HclParseError> {
     let raw: RawClaims =
         serde_json::from_slice(var_data).map_err(|e| HclParseError::Claims(e.to_string()))?;
     let user_data = match raw.user_data.as_deref() {

@@ -61,7 +61,7 @@ pub mod field {
     pub const GPU_INFO: u16 = 4;
     /// SKU.
     pub const SKU: u16 = 5;
-    /// VBIOS version (8 bytes, see [`super::format_vbios_version`]).
+    /// VBIOS version (8 bytes, see `format_vbios_version`).
     pub const VBIOS_VERSION: u16 = 6;
     /// Manufacturer id.
     pub const MANUFACTURER_ID: u16 = 7;
@@ -631,7 +631,7 @@ fn le_uint(name: &'static str, value: &[u8]) -> Result<u32, NvGpuParseError> {
 /// The field is a little-endian u64 whose low 32 bits hold the first four
 /// components (most significant first) and whose bits 32..40 hold the last one;
 /// e.g. bytes `00 9f 00 96 01 00 00 00` read `96.00.9f.00.01`.
-pub fn format_vbios_version(value: &[u8]) -> Option<String> {
+pub(crate) fn format_vbios_version(value: &[u8]) -> Option<String> {
     let b: [u8; 8] = value.try_into().ok()?;
     let [b0, b1, b2, b3, b4, ..] = b;
     Some(alloc::format!(

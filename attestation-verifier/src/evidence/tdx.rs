@@ -622,7 +622,7 @@ fn parse_body(b: &[u8], t: TdBodyType) -> TdReport {
 /// Hand-written because certificate chains in quotes and PCS headers come with
 /// varying line endings, NUL terminators and text between blocks that the strict
 /// RFC 7468 decoders refuse.
-pub fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
+pub(crate) fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     let text = core::str::from_utf8(text).map_err(|_| PemError::NotText)?;
@@ -645,7 +645,7 @@ pub fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
 }
 
 /// Decodes one PEM body (base64 split over lines) into DER; `index` names it in errors.
-pub fn pem_decode(body: &str, index: usize) -> Result<Vec<u8>, PemError> {
+pub(crate) fn pem_decode(body: &str, index: usize) -> Result<Vec<u8>, PemError> {
     let mut b64 = Vec::with_capacity(body.len());
     for line in body.split_ascii_whitespace() {
         b64.extend_from_slice(line.as_bytes());
@@ -655,7 +655,7 @@ pub fn pem_decode(body: &str, index: usize) -> Result<Vec<u8>, PemError> {
 }
 
 /// Whether a PEM body encodes exactly `der` (compares base64 text, decodes nothing).
-pub fn pem_encodes(body: &str, der_base64: &str) -> bool {
+pub(crate) fn pem_encodes(body: &str, der_base64: &str) -> bool {
     let mut want = der_base64.bytes();
     body.bytes()
         .filter(|b| !b.is_ascii_whitespace())
@@ -664,7 +664,7 @@ pub fn pem_encodes(body: &str, der_base64: &str) -> bool {
 }
 
 /// Decodes a sequence of PEM `CERTIFICATE` blocks into DER, in order.
-pub fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+pub(crate) fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
     pem_blocks(text)?
         .into_iter()
         .enumerate()

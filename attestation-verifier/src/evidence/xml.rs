@@ -123,7 +123,7 @@ impl Element {
     }
 
     /// The value of attribute `{ns}local`.
-    pub fn attr_ns(&self, ns: &str, local: &str) -> Option<&str> {
+    pub(crate) fn attr_ns(&self, ns: &str, local: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|a| a.ns == ns && a.local == local)
@@ -142,7 +142,7 @@ impl Element {
     }
 
     /// The child elements named `{ns}local`, with their child indices.
-    pub fn children_named<'s>(
+    pub(crate) fn children_named<'s>(
         &'s self,
         ns: &'s str,
         local: &'s str,
@@ -205,7 +205,7 @@ pub struct Document {
 
 impl Document {
     /// The element reached from the root by child indices.
-    pub fn element_at(&self, path: &[usize]) -> Option<&Element> {
+    pub(crate) fn element_at(&self, path: &[usize]) -> Option<&Element> {
         let mut e = &self.root;
         for i in path {
             match e.children.get(*i)? {

@@ -59,7 +59,7 @@ impl Default for GpuPolicy {
 const MODES: [&str; 3] = ["spt", "mpt", "ppcie"];
 
 /// The CC mode a report's feature flag names (`legacy` when absent).
-pub fn mode_name(feature_flag: Option<u32>) -> String {
+pub(crate) fn mode_name(feature_flag: Option<u32>) -> String {
     match feature_flag {
         None => "legacy".into(),
         Some(v) => usize::try_from(v)
@@ -70,7 +70,7 @@ pub fn mode_name(feature_flag: Option<u32>) -> String {
 }
 
 /// Parses a dotted version into numbers (`None` when a part is not a number).
-pub fn parse_version(v: &str) -> Option<Vec<u64>> {
+pub(crate) fn parse_version(v: &str) -> Option<Vec<u64>> {
     v.split('.').map(|p| p.parse::<u64>().ok()).collect()
 }
 

@@ -216,7 +216,7 @@ impl GpuArch {
     }
 
     /// The generation of a chip name such as `GH100`.
-    pub fn from_chip(chip: &str) -> Option<Self> {
+    pub(crate) fn from_chip(chip: &str) -> Option<Self> {
         if chip.starts_with("GH") {
             Some(Self::Hopper)
         } else if chip.starts_with("GB") {
@@ -278,7 +278,7 @@ pub struct NvGpuEvidence {
 
 impl NvGpuEvidence {
     /// Whether a verified RIM of `kind` was applied.
-    pub fn has_rim(&self, kind: RimKind) -> bool {
+    pub(crate) fn has_rim(&self, kind: RimKind) -> bool {
         self.rims.iter().any(|r| r.kind == kind)
     }
 }
@@ -850,7 +850,7 @@ struct CompositeDeviceId<'a> {
 
 /// The FWID in a certificate's TCG DICE extension: the composite-device-id
 /// form (Hopper) or the first FWID of a TcbInfo's `[6] fwids` (Blackwell).
-pub fn dice_fwid(cert: &Cert) -> Option<Vec<u8>> {
+pub(crate) fn dice_fwid(cert: &Cert) -> Option<Vec<u8>> {
     if let Some(v) = cert.extension(&TCG_DICE_TCB_INFO) {
         if let Ok(c) = CompositeDeviceId::from_der(v) {
             return Some(c.fwid.digest.as_bytes().to_vec());

@@ -35,10 +35,11 @@ mod collateral;
 mod pck;
 mod tcb;
 
-pub use collateral::{
-    CollateralError, PcsResponses, TdxCollateral, TdxCollateralParts, parse_time,
-};
-pub use pck::{PckExtensionError, PckExtensions, pck_extensions};
+#[cfg(test)]
+use collateral::parse_time;
+pub use collateral::{CollateralError, PcsResponses, TdxCollateral, TdxCollateralParts};
+pub(crate) use pck::pck_extensions;
+pub use pck::{PckExtensionError, PckExtensions};
 pub use tcb::{
     ModuleLevel, QeIdentity, QeLevel, StatusWithAdvisories, TcbInfo, TcbLevel, TcbStatus,
     TdxModule, TdxModuleIdentity,

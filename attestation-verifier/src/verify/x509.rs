@@ -94,7 +94,7 @@ fn malformed(what: &'static str, e: der::Error) -> X509Error {
 /// CRL or OCSP response) exactly as received. Re-encoding the decoded structure
 /// is not always byte-identical (x509-cert re-encodes a GeneralizedTime before
 /// 2050 as UTCTime), and the signature covers the bytes as sent.
-pub fn signed_part(der: &[u8]) -> Result<Vec<u8>, der::Error> {
+pub(crate) fn signed_part(der: &[u8]) -> Result<Vec<u8>, der::Error> {
     let outer = der::asn1::AnyRef::from_der(der)?;
     let mut reader = der::SliceReader::new(outer.value())?;
     let tbs = der::asn1::AnyRef::decode(&mut reader)?;
@@ -137,7 +137,7 @@ impl Cert {
     }
 
     /// Fails unless `at` lies in the validity window.
-    pub fn check_validity(&self, what: &'static str, at: UnixTime) -> Result<(), X509Error> {
+    pub(crate) fn check_validity(&self, what: &'static str, at: UnixTime) -> Result<(), X509Error> {
         let w = self.validity();
         if w.contains(at) {
             Ok(())
@@ -161,7 +161,7 @@ impl Cert {
     }
 
     /// The key algorithm of the subject public key.
-    pub fn key_kind(&self, what: &'static str) -> Result<KeyKind, X509Error> {
+    pub(crate) fn key_kind(&self, what: &'static str) -> Result<KeyKind, X509Error> {
         key_kind(
             what,
             &self
@@ -201,7 +201,7 @@ impl Cert {
     }
 
     /// Whether extendedKeyUsage lists `purpose`.
-    pub fn has_extended_key_usage(&self, purpose: &ObjectIdentifier) -> bool {
+    pub(crate) fn has_extended_key_usage(&self, purpose: &ObjectIdentifier) -> bool {
         use x509_cert::ext::pkix::ExtendedKeyUsage;
         self.extension(&rfc5912::ID_CE_EXT_KEY_USAGE)
             .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
@@ -209,7 +209,7 @@ impl Cert {
     }
 
     /// The DER of the subject name.
-    pub fn subject_der(&self) -> Vec<u8> {
+    pub(crate) fn subject_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate()
             .subject()
@@ -223,7 +223,7 @@ impl Cert {
     }
 
     /// Verifies that `issuer`'s key signed this certificate.
-    pub fn verify_signed_by(
+    pub(crate) fn verify_signed_by(
         &self,
         crypto: &dyn Crypto,
         what: &'static str,
@@ -245,7 +245,7 @@ impl Cert {
 }
 
 /// The name's common name (first CN attribute), if any.
-pub fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
     const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
     name.iter()
         .find(|atv| atv.oid == CN)
@@ -315,7 +315,7 @@ struct EcdsaSigDer<'a> {
 }
 
 /// Converts a DER `ECDSA-Sig-Value` into fixed-size big-endian `r || s`.
-pub fn ecdsa_der_to_fixed(alg: EcdsaAlg, der_sig: &[u8]) -> Result<Vec<u8>, SignatureError> {
+pub(crate) fn ecdsa_der_to_fixed(alg: EcdsaAlg, der_sig: &[u8]) -> Result<Vec<u8>, SignatureError> {
     let sig = EcdsaSigDer::from_der(der_sig).map_err(|_| SignatureError::MalformedSignature)?;
     let n = alg.scalar_len();
     let mut out = Vec::with_capacity(n.saturating_mul(2));
@@ -331,7 +331,7 @@ pub fn ecdsa_der_to_fixed(alg: EcdsaAlg, der_sig: &[u8]) -> Result<Vec<u8>, Sign
 
 /// Verifies `signature` over `tbs` made with `sig_alg` by a key of kind `key`.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct piece of the signed object
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     crypto: &dyn Crypto,
     what: &'static str,
     issuer: &'static str,
@@ -505,7 +505,7 @@ impl Crl {
 
     /// Verifies only the CRL's issuer name and signature by `issuer` (no time check;
     /// see [`Crl::window`]).
-    pub fn verify_signature(
+    pub(crate) fn verify_signature(
         &self,
         crypto: &dyn Crypto,
         what: &'static str,
@@ -545,7 +545,11 @@ impl Crl {
     }
 
     /// Fails if `cert` is listed (call only after [`Crl::verify`] with its issuer).
-    pub fn check_not_revoked(&self, what: &'static str, cert: &Cert) -> Result<(), X509Error> {
+    pub(crate) fn check_not_revoked(
+        &self,
+        what: &'static str,
+        cert: &Cert,
+    ) -> Result<(), X509Error> {
         let serial = cert.serial();
         let mut start = 0;
         let listed = self.serial_ends.iter().any(|&end| {

@@ -36,10 +36,9 @@ use attestation_verifier::bundle::EvidenceBundle;
 use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
-use attestation_verifier::verdict::{Verdict, Violation};
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
-use attestation_verifier::verify::receipt::{
-    ReceiptVerifier, ReceiptVerifyError, VerifiedCpu, evaluate_bundle,
+use attestation_verifier::{
+    ReceiptVerifier, ReceiptVerifyError, Verdict, VerifiedCpu, Violation, evaluate_bundle,
 };
 use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;

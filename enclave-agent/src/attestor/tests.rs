@@ -17,7 +17,7 @@ use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, Sim
 use attestation_verifier::policy::Policy;
 use attestation_verifier::receipt::{EvidenceRef, Usage};
 use attestation_verifier::time::UnixTime;
-use attestation_verifier::verify::receipt::{ReceiptVerifier, appraise_receipt};
+use attestation_verifier::{ReceiptVerifier, check_receipt};
 use ed25519_dalek::{Signer, SigningKey};
 
 use super::*;
@@ -94,7 +94,7 @@ fn verify(receipt: &[u8], bundle: &[u8], allow_simulated: bool) -> Vec<String> {
         allow_simulated,
         ..Policy::default()
     };
-    appraise_receipt(
+    check_receipt(
         &mut v,
         receipt,
         Some(bundle),

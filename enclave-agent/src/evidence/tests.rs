@@ -514,7 +514,7 @@ fn tsm_tdx_receipt_with_fetched_collateral_works() {
     use attestation_verifier::policy::Policy;
     use attestation_verifier::receipt::{EvidenceMode, EvidenceRef, ReceiptBody, Usage};
     use attestation_verifier::time::UnixTime;
-    use attestation_verifier::verify::receipt::{ReceiptVerifier, appraise_receipt};
+    use attestation_verifier::{ReceiptVerifier, check_receipt};
 
     use crate::collateral::tdx::TdxCollateralProvider;
     use crate::collateral::tests::{TDX_TIME, fake_pccs, settings};
@@ -554,7 +554,7 @@ fn tsm_tdx_receipt_with_fetched_collateral_works() {
     };
     let appraise = |r: &[u8], b: &[u8], at: u64| {
         let mut v = ReceiptVerifier::new(AwsLc).unwrap();
-        appraise_receipt(&mut v, r, Some(b), &Policy::default(), UnixTime(at)).reasons
+        check_receipt(&mut v, r, Some(b), &Policy::default(), UnixTime(at)).reasons
     };
 
     let (_dir, _sim, src) = tsm(KernelSim::new("tdx_guest", quote.clone(), None));

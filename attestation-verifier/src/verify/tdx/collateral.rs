@@ -327,7 +327,7 @@ impl DatesJson {
 /// Parses the RFC 3339 UTC times Intel writes (`2025-06-19T10:16:03Z`, optionally
 /// with fractional seconds or a `+00:00` offset). Hand-written: the core has no
 /// date crate.
-pub fn parse_time(s: &str) -> Option<UnixTime> {
+pub(crate) fn parse_time(s: &str) -> Option<UnixTime> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<u64> {
         let digits = b.get(from..from.checked_add(len)?)?;

@@ -128,7 +128,7 @@ fn boolean(
 }
 
 /// Reads the SGX extensions of a PCK certificate.
-pub fn pck_extensions(cert: &Cert) -> Result<PckExtensions, PckExtensionError> {
+pub(crate) fn pck_extensions(cert: &Cert) -> Result<PckExtensions, PckExtensionError> {
     let ext = cert
         .extension(&oid::SGX_EXTENSIONS)
         .ok_or(PckExtensionError::Missing)?;

@@ -83,7 +83,7 @@ impl TcbStatus {
 
     /// Converges a platform status with a component's (QE or TDX module): only an
     /// `OutOfDate` or `Revoked` component changes the platform status.
-    pub fn converge(self, component: TcbStatus) -> TcbStatus {
+    pub(crate) fn converge(self, component: TcbStatus) -> TcbStatus {
         use TcbStatus::*;
         match (component, self) {
             (Revoked, _) => Revoked,
@@ -96,7 +96,7 @@ impl TcbStatus {
     }
 
     /// Combines a TD 1.5's launch status with its current one.
-    pub fn check_for_relaunch(self, current: TcbStatus) -> TcbStatus {
+    pub(crate) fn check_for_relaunch(self, current: TcbStatus) -> TcbStatus {
         use TcbStatus::*;
         let config = |s| {
             matches!(

@@ -26,9 +26,9 @@ use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::azure_hcl::claims_report_data;
 use attestation_verifier::verify::nvgpu::NvGpuVerifier;
-use attestation_verifier::verify::receipt::{CpuClaims, ReceiptVerifier, appraise_bundle};
 use attestation_verifier::verify::snp::{SnpTrustStore, SnpVerifier};
 use attestation_verifier::verify::tdx::TdxVerifier;
+use attestation_verifier::{CpuClaims, ReceiptVerifier, check_bundle};
 use rcgen::KeyPair;
 
 use super::*;
@@ -365,7 +365,7 @@ fn azure_vtpm_evidence_verifies_works() {
         let bytes = bundle.to_bytes();
         assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), bundle);
         for outcome in [
-            appraise_bundle(
+            check_bundle(
                 &mut verifier(AwsLc, &p),
                 &bytes,
                 Some(&attestor.public_key()),
@@ -373,7 +373,7 @@ fn azure_vtpm_evidence_verifies_works() {
                 &Policy::default(),
                 NOW,
             ),
-            appraise_bundle(
+            check_bundle(
                 &mut verifier(RustCrypto, &p),
                 &bytes,
                 Some(&attestor.public_key()),
@@ -391,7 +391,7 @@ fn azure_vtpm_evidence_verifies_works() {
             assert_eq!(az.user_data, Some(hex::encode(rd)));
         }
         // The same bundle offered for another nonce is refused.
-        let o = appraise_bundle(
+        let o = check_bundle(
             &mut verifier(AwsLc, &p),
             &bytes,
             None,

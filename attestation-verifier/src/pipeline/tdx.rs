@@ -176,7 +176,7 @@ impl TdxClaims {
 
 /// Parses, verifies and appraises a TDX quote. The policy's
 /// `tdx.collateral_grace_seconds` applies to the collateral's validity.
-pub fn appraise_tdx<C: Crypto>(
+pub fn check_tdx<C: Crypto>(
     verifier: &mut TdxVerifier<C>,
     quote: &[u8],
     collateral: &TdxCollateral,

@@ -76,7 +76,7 @@ impl From<&OcspCheck> for OcspClaim {
 /// Report fields are present whenever the report parsed; chain-derived fields
 /// (`chip`, `leaf_subject`, `ocsp`) and `rim` only when it verified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct GpuClaims {
+pub struct NvGpuClaims {
     /// "Hopper", "Blackwell" or "unknown".
     pub arch: String,
     /// The chip named by the attestation certificate, e.g. `GH100`.
@@ -136,7 +136,7 @@ fn hex_opt(v: &Option<Vec<u8>>) -> Option<String> {
     v.as_ref().map(hex::encode)
 }
 
-impl GpuClaims {
+impl NvGpuClaims {
     /// Claims of a parsed report, completed from its verified evidence when given.
     pub fn new(r: &NvGpuReport, ev: Option<&NvGpuEvidence>) -> Self {
         let f = &r.fields;
@@ -198,25 +198,25 @@ impl GpuClaims {
 }
 
 /// Parses, verifies and appraises one GPU report; the request must carry `nonce`.
-pub fn appraise_gpu<C: Crypto>(
+pub fn check_gpu<C: Crypto>(
     verifier: &mut NvGpuVerifier<C>,
     report: &[u8],
     collateral: &NvGpuCollateral<'_>,
     nonce: &[u8; 32],
     policy: &Policy,
     now: UnixTime,
-) -> Outcome<GpuClaims> {
+) -> Outcome<NvGpuClaims> {
     let parsed = match parse_nvgpu_report(report) {
         Ok(r) => r,
         Err(e) => return Outcome::rejected(None, e),
     };
     match verifier.verify(&parsed, collateral, nonce, now) {
         Err(failures) => Outcome {
-            claims: Some(GpuClaims::new(&parsed, None)),
+            claims: Some(NvGpuClaims::new(&parsed, None)),
             reasons: failures.0.iter().map(ToString::to_string).collect(),
         },
         Ok(ev) => Outcome {
-            claims: Some(GpuClaims::new(&ev.report, Some(&ev))),
+            claims: Some(NvGpuClaims::new(&ev.report, Some(&ev))),
             reasons: verdict_reasons(policy.gpu.evaluate(&ev)),
         },
     }
@@ -228,7 +228,7 @@ pub struct GpuBundleClaims {
     /// Number of GPUs.
     pub count: usize,
     /// Each GPU's claims (absent where its report did not parse).
-    pub gpus: Vec<Option<GpuClaims>>,
+    pub gpus: Vec<Option<NvGpuClaims>>,
 }
 
 /// One GPU of a bundle as bytes: report, device chain (DER, leaf first), nonce.
@@ -245,7 +245,7 @@ pub struct GpuBytes<'a> {
 /// Parses, verifies and appraises several GPUs' reports in one call (shared
 /// RIMs and OCSP responses). The bundle is accepted only when every report is;
 /// reasons are prefixed with the GPU's position.
-pub fn appraise_gpu_bundle<C: Crypto>(
+pub fn check_gpu_bundle<C: Crypto>(
     verifier: &mut NvGpuVerifier<C>,
     gpus: &[GpuBytes<'_>],
     rims: &[Vec<u8>],
@@ -287,9 +287,9 @@ pub fn appraise_gpu_bundle<C: Crypto>(
         .collect();
     let just_inputs: Vec<GpuInput<'_>> = inputs.iter().map(|(_, g)| *g).collect();
     let results = verifier.verify_bundle(&just_inputs, rims, ocsp, now);
-    let mut claims: Vec<Option<GpuClaims>> = parsed
+    let mut claims: Vec<Option<NvGpuClaims>> = parsed
         .iter()
-        .map(|p| p.as_ref().map(|r| GpuClaims::new(r, None)))
+        .map(|p| p.as_ref().map(|r| NvGpuClaims::new(r, None)))
         .collect();
     for ((i, _), result) in inputs.iter().zip(results) {
         match result {
@@ -303,7 +303,7 @@ pub fn appraise_gpu_bundle<C: Crypto>(
                         .map(|r| format!("gpu {i}: {r}")),
                 );
                 if let Some(slot) = claims.get_mut(*i) {
-                    *slot = Some(GpuClaims::new(&ev.report, Some(&ev)));
+                    *slot = Some(NvGpuClaims::new(&ev.report, Some(&ev)));
                 }
             }
         }

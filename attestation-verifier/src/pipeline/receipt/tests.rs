@@ -11,11 +11,14 @@ use std::vec;
 use ed25519_dalek::{Signer, SigningKey};
 
 use super::*;
-use crate::binding::{gpu_evidence_digest, gpu_nonce, report_data};
+use crate::binding::{self, gpu_evidence_digest, gpu_nonce, report_data};
 use crate::bundle::{CpuEvidence, EvidenceBundle, GpuEvidence};
 use crate::crypto::RustCrypto;
-use crate::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
-use crate::receipt::{EvidenceRef, RECEIPT_VERSION, Usage};
+use crate::evidence::simulated::{SimulatedBody, SimulatedKey};
+use crate::receipt::{
+    EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptError, SignedReceipt, Usage,
+};
+use crate::verify::receipt::ReceiptVerifyError;
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
 
@@ -114,10 +117,10 @@ fn verifiers() -> Vec<ReceiptVerifier<&'static dyn Crypto>> {
         .collect()
 }
 
-fn appraise(receipt: &[u8], bundle: Option<&[u8]>, policy: &Policy) -> Outcome<ReceiptClaims> {
+fn check(receipt: &[u8], bundle: Option<&[u8]>, policy: &Policy) -> Outcome<ReceiptClaims> {
     let mut outcomes = verifiers()
         .into_iter()
-        .map(|mut v| appraise_receipt(&mut v, receipt, bundle, policy, NOW));
+        .map(|mut v| check_receipt(&mut v, receipt, bundle, policy, NOW));
     let first = outcomes.next().unwrap();
     for o in outcomes {
         assert_eq!(o, first, "backends disagree");
@@ -128,7 +131,7 @@ fn appraise(receipt: &[u8], bundle: Option<&[u8]>, policy: &Policy) -> Outcome<R
 #[test]
 fn simulated_attested_key_allowed_works() {
     let (r, b) = attested(&agent());
-    let o = appraise(&r, Some(&b), &allow());
+    let o = check(&r, Some(&b), &allow());
     assert!(o.accepted(), "{:?}", o.reasons);
     let c = o.claims.unwrap();
     assert_eq!(c.tee, "simulated");
@@ -141,7 +144,7 @@ fn simulated_attested_key_allowed_works() {
 #[test]
 fn simulated_without_allow_rejects() {
     let (r, b) = attested(&agent());
-    let o = appraise(&r, Some(&b), &Policy::default());
+    let o = check(&r, Some(&b), &Policy::default());
     assert!(!o.accepted());
     assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
     assert!(o.reasons[0].contains("allow_simulated"), "{:?}", o.reasons);
@@ -150,7 +153,7 @@ fn simulated_without_allow_rejects() {
 #[test]
 fn simulated_fresh_quote_works() {
     let (r, b) = fresh(&agent());
-    let o = appraise(&r, Some(&b), &allow());
+    let o = check(&r, Some(&b), &allow());
     assert!(o.accepted(), "{:?}", o.reasons);
     assert_eq!(o.claims.unwrap().evidence_mode, "fresh-quote");
 }
@@ -162,7 +165,7 @@ fn fresh_quote_with_other_nonce_rejects() {
     let bundle = sim_bundle(&a, [9; 32], vec![]);
     let mut b = body(&a, EvidenceMode::FreshQuote, TeeKind::Simulated);
     b.evidence.digest = bundle.digest(&RustCrypto);
-    let o = appraise(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
+    let o = check(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
     assert!(!o.accepted());
     assert!(
         o.reasons
@@ -180,7 +183,7 @@ fn tampered_receipt_rejects() {
     // the version byte, then the job id. Flip a bit of the job id.
     assert_eq!(&r[..3], &[0x91, 0x03, 1]);
     r[3] ^= 0x01;
-    let o = appraise(&r, Some(&b), &allow());
+    let o = check(&r, Some(&b), &allow());
     assert!(!o.accepted());
     assert!(
         o.reasons.iter().any(|x| x.contains("signature")),
@@ -197,7 +200,7 @@ fn tampered_bundle_rejects() {
     let (r, b) = attested(&agent());
     let mut bundle = EvidenceBundle::from_bytes(&b).unwrap();
     bundle.nonce[0] ^= 1;
-    let o = appraise(&r, Some(&bundle.to_bytes()), &allow());
+    let o = check(&r, Some(&bundle.to_bytes()), &allow());
     assert!(!o.accepted());
     // The digest no longer matches, nor does REPORT_DATA.
     assert!(
@@ -222,7 +225,7 @@ fn bundle_for_another_key_rejects() {
     let bundle = sim_bundle(&other, [9; 32], vec![]);
     let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::Simulated);
     b.evidence.digest = bundle.digest(&RustCrypto);
-    let o = appraise(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
+    let o = check(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
     assert!(!o.accepted());
     assert!(
         o.reasons.iter().any(|x| x.contains("binds agent key")),
@@ -320,7 +323,7 @@ fn malformed_gpu_evidence_rejects() {
     let bundle = sim_bundle(&a, [9; 32], vec![gpu]);
     let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::Simulated);
     b.evidence.digest = bundle.digest(&RustCrypto);
-    let o = appraise(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
+    let o = check(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
     assert!(!o.accepted());
     assert!(
         o.reasons
@@ -380,7 +383,7 @@ fn tdx_evidence_is_not_accepted_by_this_build_rejects() {
     );
     let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::Tdx);
     b.evidence.digest = bundle.digest(&RustCrypto);
-    let o = appraise(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
+    let o = check(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
     assert!(!o.accepted());
     assert!(!o.reasons.is_empty());
 }
@@ -391,7 +394,7 @@ fn tee_mismatch_rejects() {
     let bundle = sim_bundle(&a, [9; 32], vec![]);
     let mut b = body(&a, EvidenceMode::AttestedKey, TeeKind::SevSnp);
     b.evidence.digest = bundle.digest(&RustCrypto);
-    let o = appraise(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
+    let o = check(&sign(&a, &b), Some(&bundle.to_bytes()), &allow());
     assert!(
         o.reasons
             .iter()
@@ -406,10 +409,10 @@ fn receipt_without_evidence_works() {
     let a = agent();
     let b = body(&a, EvidenceMode::None, TeeKind::None);
     let r = sign(&a, &b);
-    let o = appraise(&r, None, &Policy::default());
+    let o = check(&r, None, &Policy::default());
     assert!(o.accepted(), "{:?}", o.reasons);
     let (_, bundle) = attested(&a);
-    let o = appraise(&r, Some(&bundle), &allow());
+    let o = check(&r, Some(&bundle), &allow());
     assert!(
         o.reasons
             .iter()
@@ -420,7 +423,7 @@ fn receipt_without_evidence_works() {
 #[test]
 fn missing_bundle_rejects() {
     let (r, _) = attested(&agent());
-    let o = appraise(&r, None, &allow());
+    let o = check(&r, None, &allow());
     assert!(!o.accepted());
     assert!(o.reasons[0].contains("no evidence bundle was given"));
     assert!(o.claims.is_some());
@@ -428,11 +431,11 @@ fn missing_bundle_rejects() {
 
 #[test]
 fn garbage_rejects() {
-    let o = appraise(b"nonsense", Some(b"SGEB"), &allow());
+    let o = check(b"nonsense", Some(b"SGEB"), &allow());
     assert!(!o.accepted());
     assert!(o.claims.is_none());
     let (r, _) = attested(&agent());
-    let o = appraise(&r, Some(b"SGEB\x01"), &allow());
+    let o = check(&r, Some(b"SGEB\x01"), &allow());
     assert!(!o.accepted());
     assert!(o.claims.is_some());
 }

@@ -1,5 +1,7 @@
-//! One call from bytes to an outcome: parse, verify, appraise, and the claims a
-//! buyer reads. Used by `sigil-verify`, the agent and the chain.
+//! The whole pipeline in one call per kind of evidence (`check_*`): bytes to an
+//! outcome, that is parse ([`crate::evidence`]), verify ([`crate::verify`]),
+//! appraise ([`crate::policy`]), and the claims a buyer reads. Used by
+//! `sigil-verify`, the agent, the chain client's audit and the tests.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -11,15 +13,20 @@ use crate::evidence::snp::{Product, SnpReport, TcbVersion, parse_snp_report};
 use crate::policy::Policy;
 use crate::time::UnixTime;
 use crate::verdict::Verdict;
-use crate::verify::snp::{SnpCollateral, SnpVerifier};
+use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier};
 
 mod gpu;
+mod receipt;
 mod tdx;
 pub use gpu::{
-    GpuBundleClaims, GpuBytes, GpuClaims, MeasurementClaim, OcspClaim, RimClaim, RimClaims,
-    appraise_gpu, appraise_gpu_bundle,
+    GpuBundleClaims, GpuBytes, MeasurementClaim, NvGpuClaims, OcspClaim, RimClaim, RimClaims,
+    check_gpu, check_gpu_bundle,
 };
-pub use tdx::{TdxClaims, appraise_tdx};
+pub use receipt::{
+    AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
+    UsageClaims, check_bundle, check_receipt,
+};
+pub use tdx::{TdxClaims, check_tdx};
 
 /// The outcome of checking one piece of evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,10 +173,18 @@ impl SnpClaims {
             committed_version: ver(r.committed_version),
         }
     }
+
+    /// Claims of a parsed report, from its evidence when it verified.
+    fn of(parsed: &SnpReport, verified: Option<&SnpEvidence>) -> Self {
+        match verified {
+            Some(ev) => Self::new(&ev.report, Some(ev.product)),
+            None => Self::new(parsed, None),
+        }
+    }
 }
 
 /// Parses, verifies and appraises an SEV-SNP report.
-pub fn appraise_snp<C: Crypto>(
+pub fn check_snp<C: Crypto>(
     verifier: &mut SnpVerifier<C>,
     report: &[u8],
     collateral: &SnpCollateral<'_>,
@@ -182,11 +197,11 @@ pub fn appraise_snp<C: Crypto>(
     };
     match verifier.verify(&parsed, collateral, now) {
         Err(failures) => Outcome {
-            claims: Some(SnpClaims::new(&parsed, None)),
+            claims: Some(SnpClaims::of(&parsed, None)),
             reasons: failures.0.iter().map(ToString::to_string).collect(),
         },
         Ok(ev) => Outcome {
-            claims: Some(SnpClaims::new(&ev.report, Some(ev.product))),
+            claims: Some(SnpClaims::of(&parsed, Some(&ev))),
             reasons: verdict_reasons(policy.snp.evaluate(&ev)),
         },
     }
