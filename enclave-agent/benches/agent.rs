@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signer, SigningKey};
 use enclave_agent::attestor::Attestor;
 use enclave_agent::config::Config;
+use enclave_agent::job::JobState;
 use enclave_agent::metering::GpuMetering;
 use enclave_agent::metrics::Metrics;
 use enclave_agent::service::grpc::JobApi;
 use enclave_agent::service::{Engine, EngineParts};
-use enclave_agent::store::JobState;
 use enclave_agent::workload::{self, spec};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -492,7 +492,7 @@ async fn store_inserts(n: usize, concurrency: usize) -> f64 {
                 let Some(id) = q.lock().unwrap().pop() else {
                     break;
                 };
-                let r = enclave_agent::store::JobRecord::queued(id, [1; 32], Some([2; 32]), 1);
+                let r = enclave_agent::job::JobRecord::queued(id, [1; 32], Some([2; 32]), 1);
                 st.insert(r, spec.clone()).await.unwrap();
             }
         }));

@@ -5,15 +5,17 @@
 
 pub mod attestor;
 pub mod auth;
-pub mod chain;
 pub mod collateral;
 pub mod config;
 pub mod evidence;
+pub mod job;
 pub mod keys;
 pub mod metering;
 pub mod metrics;
 pub mod receipt;
 pub mod service;
+pub mod settle;
 pub mod shutdown;
 pub mod store;
+pub mod wiring;
 pub mod workload;

@@ -35,10 +35,11 @@ use tonic::metadata::MetadataMap;
 use crate::attestor::{AttestedKeyEvidence, Attestor};
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
+use crate::job::{EndReason, JobId, JobRecord, JobState, OutputMeta};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
 use crate::service::error::AgentError;
-use crate::store::{Completion, Inserted, JobId, JobRecord, JobState, OutputMeta, Store};
+use crate::store::{Completion, Inserted, Store};
 use crate::workload::spec::{self, Capabilities, Evidence, JobPlan};
 use crate::workload::{self, Gpu, JobDirs, RunAs, RunRequest, Stop, StopSignal};
 
@@ -321,6 +322,11 @@ impl Engine {
         &self.attestor
     }
 
+    /// The attestor, shared.
+    pub fn attestor_handle(&self) -> &Arc<Attestor> {
+        &self.attestor
+    }
+
     /// Metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -567,7 +573,7 @@ impl Engine {
                     };
                 }
                 r.state = JobState::Cancelled;
-                r.reason = "cancelled before it started".into();
+                r.reason = EndReason::CancelledBeforeStart;
                 r.finished_at_ms = metering::unix_ms();
                 r.version = r.version.saturating_add(1);
                 self.store.put(r.clone()).await?;
@@ -717,8 +723,8 @@ impl Engine {
                 && !r.state.is_final()
             {
                 r.reason = match &e {
-                    AgentError::Store(_) | AgentError::Internal(_) => "internal error".into(),
-                    other => other.to_string(),
+                    AgentError::Store(_) | AgentError::Internal(_) => EndReason::Internal,
+                    other => EndReason::NotRun(other.to_string()),
                 };
                 r.finished_at_ms = metering::unix_ms();
                 r.process = None;
@@ -759,7 +765,7 @@ impl Engine {
     }
 
     async fn cancel_unstarted(&self, mut r: JobRecord) -> Result<(), AgentError> {
-        r.reason = "cancelled before it started".into();
+        r.reason = EndReason::CancelledBeforeStart;
         r.finished_at_ms = metering::unix_ms();
         self.set_state(&mut r, JobState::Cancelled).await?;
         self.metrics
@@ -796,7 +802,7 @@ impl Engine {
         // meanwhile: it has no effect outside the agent, and the next attempt replaces it.
         r.attempts = r.attempts.saturating_add(1);
         r.started_at_ms = metering::unix_ms();
-        r.reason.clear();
+        r.reason = EndReason::None;
         let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
         let prepared = {
             let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
@@ -837,7 +843,7 @@ impl Engine {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                r.reason = format!("workload did not start: {e}");
+                r.reason = EndReason::NotStarted(e.to_string());
                 r.finished_at_ms = metering::unix_ms();
                 self.set_state(&mut r, JobState::Failed).await?;
                 self.metrics.job_finished(JobState::Failed, Duration::ZERO);
@@ -853,7 +859,7 @@ impl Engine {
 
         match outcome.stop {
             Some(Stop::Cancelled) => {
-                r.reason = "cancelled while running".into();
+                r.reason = EndReason::CancelledWhileRunning;
                 return self
                     .finish(
                         r,
@@ -871,14 +877,11 @@ impl Engine {
                 // Checkpoint: a re-runnable job goes back to the queue for the next start.
                 let (state, reason) =
                     if plan.rerun_on_restart && r.attempts < self.cfg.jobs.max_attempts {
-                        (
-                            JobState::Queued,
-                            "stopped by agent shutdown; will run again at the next start",
-                        )
+                        (JobState::Queued, EndReason::ShutdownRequeued)
                     } else {
-                        (JobState::Failed, "stopped by agent shutdown")
+                        (JobState::Failed, EndReason::Shutdown)
                     };
-                r.reason = reason.into();
+                r.reason = reason;
                 if state == JobState::Queued {
                     r.exit_code = None;
                     r.finished_at_ms = 0;
@@ -897,7 +900,7 @@ impl Engine {
         let outputs = match outputs {
             Ok(o) => o,
             Err(e) => {
-                r.reason = format!("outputs not collected: {e}");
+                r.reason = EndReason::OutputsNotCollected(e.to_string());
                 return self
                     .finish(
                         r,
@@ -922,16 +925,18 @@ impl Engine {
         };
         let state = match (outcome.stop, outcome.exit_code) {
             (Some(Stop::WallTime), _) => {
-                r.reason = format!("wall-time limit of {} ms reached", plan.limits.wall_time_ms);
+                r.reason = EndReason::WallTime {
+                    limit_ms: plan.limits.wall_time_ms,
+                };
                 JobState::Failed
             }
             (_, 0) => JobState::Succeeded,
             (_, c) if c < 0 => {
-                r.reason = format!("killed by signal {}", c.unsigned_abs());
+                r.reason = EndReason::Signal(c.unsigned_abs());
                 JobState::Failed
             }
             (_, c) => {
-                r.reason = format!("exited with status {c}");
+                r.reason = EndReason::Exit(c);
                 JobState::Failed
             }
         };

@@ -3,7 +3,6 @@
 pub mod engine;
 pub mod error;
 pub mod grpc;
-pub mod setup;
 
 use std::sync::Arc;
 use std::time::Duration;

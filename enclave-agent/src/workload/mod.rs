@@ -60,8 +60,8 @@ use tokio_util::sync::CancellationToken;
 use wait4::Wait4;
 
 use crate::config::Config;
+use crate::job::ProcessHandle;
 use crate::metering::{self, ProcessUsage};
-use crate::store::ProcessHandle;
 use spec::{JobPlan, Workload};
 
 /// Where a process workload finds its inputs (environment variable).

@@ -11,7 +11,7 @@ use prost::Message;
 use sigil_proto::v1;
 
 use crate::config::Config;
-use crate::store::JobId;
+use crate::job::JobId;
 
 /// Why a spec is refused. Every variant maps to `INVALID_ARGUMENT` or `FAILED_PRECONDITION`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
