@@ -16,9 +16,10 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use enclave_agent::config::Config;
+use enclave_agent::engine::{Engine, EngineParts};
+use enclave_agent::grpc;
 use enclave_agent::metering::GpuMetering;
 use enclave_agent::metrics::Metrics;
-use enclave_agent::service::{self, Engine, EngineParts};
 use enclave_agent::shutdown;
 
 use enclave_agent::wiring;
@@ -141,7 +142,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             engine.drain().await;
         })
     };
-    let served = service::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
+    let served = grpc::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
     // However the server ended, shut the rest down in order.
     token.cancel();
     let _ = scheduler.await;

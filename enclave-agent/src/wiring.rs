@@ -19,11 +19,11 @@ use crate::attestor::Attestor;
 use crate::collateral::tdx::TdxCollateralSource;
 use crate::collateral::vcek::{ImdsVcek, NoVcek, VcekFile, VcekSource};
 use crate::config::{ChainConfig, Config, EvidenceConfig};
+use crate::engine::Engine;
 use crate::evidence::EvidenceError;
 use crate::evidence::detect::{Backend, DetectOptions};
+use crate::grpc::api::ProviderApi;
 use crate::keys::AgentKey;
-use crate::service::engine::Engine;
-use crate::service::grpc::ProviderApi;
 use crate::settle;
 use crate::workload::Gpu;
 

@@ -10,9 +10,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::status::id32;
+use crate::engine::{AgentError, Engine};
 use crate::job::{JobRecord, JobState, LogKind};
-use crate::service::engine::Engine;
-use crate::service::error::{AgentError, id32};
 use crate::store::CHUNK;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
