@@ -210,7 +210,8 @@ async fn job_overhead(n: usize) {
         let a = t.elapsed();
         // The receipt step alone, for a finished job of the same shape.
         let spec_bytes = true_job(id).encode_to_vec();
-        let plan = spec::validate(&spec_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+        let plan =
+            spec::validate(&spec_bytes, &engine.config().jobs, engine.capabilities(), 0).unwrap();
         let rec = engine.job(&id).unwrap();
         let t = Instant::now();
         let issued = engine.make_receipt(&plan, &rec, &[]).await.unwrap();
@@ -235,7 +236,8 @@ async fn job_overhead(n: usize) {
     let mut run = Vec::with_capacity(n);
     let rec = engine.store().all().unwrap().pop().unwrap();
     let plan_bytes = true_job(rec.job_id).encode_to_vec();
-    let plan = spec::validate(&plan_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+    let plan =
+        spec::validate(&plan_bytes, &engine.config().jobs, engine.capabilities(), 0).unwrap();
     let dirs = workload::JobDirs::new(&engine.config().work_dir(), "bench-run");
     // The agent's default (prlimit(2) after the spawn), and util-linux prlimit exec'd in
     // front of the workload (`jobs.prlimit`), alternately.
@@ -257,7 +259,8 @@ async fn job_overhead(n: usize) {
         let stop = workload::StopSignal::new();
         let req = workload::RunRequest {
             plan: &plan,
-            config: engine.config(),
+            jobs: &engine.config().jobs,
+            container: &engine.config().container,
             dirs: &dirs,
             gpus: &[],
             stop: &stop,

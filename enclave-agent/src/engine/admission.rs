@@ -47,7 +47,7 @@ impl Engine {
             .submit(md, &req.spec, req.signature.as_ref())
             .await?;
         let now = metering::unix_ms();
-        let plan = spec::validate(&req.spec, &self.cfg, &self.caps, now)?;
+        let plan = spec::validate(&req.spec, &self.cfg.jobs, &self.caps, now)?;
         let mut record = JobRecord::queued(plan.job_id, sha256(&req.spec), principal.buyer(), now);
         // With a slot free and nobody waiting, the job is stored as started (steps 1 and 2
         // of the module documentation in one commit) and runs at once.

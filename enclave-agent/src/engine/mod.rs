@@ -37,7 +37,7 @@ use crate::job::{JobId, JobRecord, JobState};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::workload::spec::Capabilities;
+use crate::workload::spec::{Capabilities, Evidence};
 use crate::workload::{self, Gpu, JobDirs, RunAs, StopSignal};
 
 mod admission;
@@ -202,8 +202,13 @@ impl Engine {
             has_tee: attestor.tee() != TeeKind::None,
             gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
             containers: container_cli.is_some(),
+            default_evidence: if config.evidence.default_mode == "fresh-quote" {
+                Evidence::FreshQuote
+            } else {
+                Evidence::AttestedKey
+            },
         };
-        let auth = Authenticator::new(&config, metrics.signature_stats())
+        let auth = Authenticator::new(&config.auth, metrics.signature_stats())
             .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));

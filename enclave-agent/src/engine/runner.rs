@@ -118,7 +118,7 @@ impl Engine {
         // Validated at submission; validated again so a changed configuration (fewer GPUs,
         // containers switched off) fails the job cleanly instead of running it wrongly.
         // The expiry is not re-checked: the job was accepted in time.
-        let plan = spec::validate(&spec_bytes, &self.cfg, &self.caps, r.submitted_at_ms)?;
+        let plan = spec::validate(&spec_bytes, &self.cfg.jobs, &self.caps, r.submitted_at_ms)?;
 
         if stop.reason() == Some(Stop::Cancelled) {
             self.cancel_unstarted(r).await?;
@@ -154,7 +154,8 @@ impl Engine {
     ) -> Result<(), AgentError> {
         let req = RunRequest {
             plan,
-            config: &self.cfg,
+            jobs: &self.cfg.jobs,
+            container: &self.cfg.container,
             dirs,
             gpus,
             stop,
