@@ -108,12 +108,8 @@ pub struct ImdsVcek {
 impl ImdsVcek {
     /// A client of `url` (normally [`IMDS_THIM_URL`]) whose requests end within `timeout`.
     pub fn new(url: impl Into<String>, timeout: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
         Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent: super::http::agent(timeout),
             url: url.into(),
             cache: Mutex::new(None),
         }

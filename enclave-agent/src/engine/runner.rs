@@ -190,11 +190,7 @@ impl Engine {
                 return self
                     .finish(
                         r,
-                        Completion {
-                            stdout: outcome.stdout,
-                            stderr: outcome.stderr,
-                            ..Completion::default()
-                        },
+                        Completion::logs(outcome.stdout, outcome.stderr),
                         JobState::Cancelled,
                         wall,
                     )
@@ -231,11 +227,7 @@ impl Engine {
                 return self
                     .finish(
                         r,
-                        Completion {
-                            stdout: outcome.stdout,
-                            stderr: outcome.stderr,
-                            ..Completion::default()
-                        },
+                        Completion::logs(outcome.stdout, outcome.stderr),
                         JobState::Failed,
                         wall,
                     )

@@ -108,6 +108,17 @@ pub struct Completion {
     pub bundle: Option<([u8; 32], Vec<u8>)>,
 }
 
+impl Completion {
+    /// An end with the captured logs only (no outputs, no receipt).
+    pub fn logs(stdout: Vec<u8>, stderr: Vec<u8>) -> Self {
+        Self {
+            stdout,
+            stderr,
+            ..Self::default()
+        }
+    }
+}
+
 /// What [`Store::recover`] did with a job found `Running` at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
