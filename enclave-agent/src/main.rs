@@ -142,7 +142,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             engine.drain().await;
         })
     };
-    let served = grpc::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
+    let served = grpc::serve(
+        Arc::clone(&engine),
+        provider,
+        listener,
+        &wiring::serve_settings(&cfg),
+        token.clone(),
+    )
+    .await;
     // However the server ended, shut the rest down in order.
     token.cancel();
     let _ = scheduler.await;

@@ -216,6 +216,15 @@ pub fn log_attested(engine: &Engine) {
     );
 }
 
+/// The gRPC server's settings from `cfg`.
+pub fn serve_settings(cfg: &Config) -> crate::grpc::ServeSettings {
+    crate::grpc::ServeSettings {
+        listen: cfg.listen,
+        tls: cfg.tls.clone(),
+        max_request_bytes: cfg.jobs.max_request_bytes,
+    }
+}
+
 /// Writes a bound address to `state_dir/<name>` (replaced atomically).
 pub fn write_addr_file(cfg: &Config, name: &str, addr: SocketAddr) -> std::io::Result<()> {
     let tmp = cfg.state_dir.join(format!("{name}.tmp"));

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,16 +56,27 @@ pub fn tls_config(tls: &TlsConfig) -> Result<Option<ServerTlsConfig>, ServeError
     Ok(Some(server))
 }
 
+/// What the server needs of the configuration (`listen`, `[tls]`, `jobs.max_request_bytes`).
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// The configured listen address (for the plaintext warning; the listener is bound).
+    pub listen: SocketAddr,
+    /// TLS, or plaintext when no certificate is set.
+    pub tls: TlsConfig,
+    /// Largest `Submit` request, bytes.
+    pub max_request_bytes: usize,
+}
+
 /// Serves the agent's gRPC API on `listener` until `shutdown`, then stops accepting and
 /// lets in-flight calls finish.
 pub async fn serve(
     engine: Arc<Engine>,
     provider: ProviderApi,
     listener: tokio::net::TcpListener,
+    settings: &ServeSettings,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let cfg = engine.config().clone();
-    let max = cfg.jobs.max_request_bytes;
+    let max = settings.max_request_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<v1::job_service_server::JobServiceServer<JobApi>>()
@@ -95,13 +107,13 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true);
-    if let Some(tls) = tls_config(&cfg.tls)? {
+    if let Some(tls) = tls_config(&settings.tls)? {
         builder = builder.tls_config(tls)?;
-    } else if !cfg.listen.ip().is_loopback() {
-        tracing::warn!(listen = %cfg.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
+    } else if !settings.listen.ip().is_loopback() {
+        tracing::warn!(listen = %settings.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
     }
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, tls = cfg.tls.cert.is_some(), "gRPC server listening");
+    tracing::info!(addr = ?addr, tls = settings.tls.cert.is_some(), "gRPC server listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let stop = shutdown.clone();
     let health_on_stop = health.clone();
