@@ -317,7 +317,9 @@ impl std::fmt::Display for EndReason {
 /// Encoded as its text (a SCALE string), as the records of every agent version hold it.
 impl Encode for EndReason {
     fn size_hint(&self) -> usize {
-        self.to_string().size_hint()
+        // A capacity hint only: most reasons are short, and formatting one here as well as
+        // in `encode_to` would cost the store's record encoding a second allocation.
+        64
     }
 
     fn encode_to<T: Output + ?Sized>(&self, dest: &mut T) {
