@@ -38,3 +38,9 @@ pub mod shutdown;
 pub mod store;
 pub mod wiring;
 pub mod workload;
+
+pub use config::Config;
+pub use engine::{AgentError, Engine, EngineParts};
+pub use job::{EndReason, JobId, JobRecord, JobState};
+pub use settle::Settler;
+pub use store::Store;
