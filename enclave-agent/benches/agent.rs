@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signer, SigningKey};
 use enclave_agent::attestor::Attestor;
 use enclave_agent::config::Config;
+use enclave_agent::engine::{Engine, EngineParts};
+use enclave_agent::grpc::api::JobApi;
+use enclave_agent::job::JobState;
 use enclave_agent::metering::GpuMetering;
 use enclave_agent::metrics::Metrics;
-use enclave_agent::service::grpc::JobApi;
-use enclave_agent::service::{Engine, EngineParts};
-use enclave_agent::store::JobState;
 use enclave_agent::workload::{self, spec};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -210,7 +210,8 @@ async fn job_overhead(n: usize) {
         let a = t.elapsed();
         // The receipt step alone, for a finished job of the same shape.
         let spec_bytes = true_job(id).encode_to_vec();
-        let plan = spec::validate(&spec_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+        let plan =
+            spec::validate(&spec_bytes, &engine.config().jobs, engine.capabilities(), 0).unwrap();
         let rec = engine.job(&id).unwrap();
         let t = Instant::now();
         let issued = engine.make_receipt(&plan, &rec, &[]).await.unwrap();
@@ -235,7 +236,8 @@ async fn job_overhead(n: usize) {
     let mut run = Vec::with_capacity(n);
     let rec = engine.store().all().unwrap().pop().unwrap();
     let plan_bytes = true_job(rec.job_id).encode_to_vec();
-    let plan = spec::validate(&plan_bytes, engine.config(), engine.capabilities(), 0).unwrap();
+    let plan =
+        spec::validate(&plan_bytes, &engine.config().jobs, engine.capabilities(), 0).unwrap();
     let dirs = workload::JobDirs::new(&engine.config().work_dir(), "bench-run");
     // The agent's default (prlimit(2) after the spawn), and util-linux prlimit exec'd in
     // front of the workload (`jobs.prlimit`), alternately.
@@ -257,7 +259,8 @@ async fn job_overhead(n: usize) {
         let stop = workload::StopSignal::new();
         let req = workload::RunRequest {
             plan: &plan,
-            config: engine.config(),
+            jobs: &engine.config().jobs,
+            container: &engine.config().container,
             dirs: &dirs,
             gpus: &[],
             stop: &stop,
@@ -492,7 +495,7 @@ async fn store_inserts(n: usize, concurrency: usize) -> f64 {
                 let Some(id) = q.lock().unwrap().pop() else {
                     break;
                 };
-                let r = enclave_agent::store::JobRecord::queued(id, [1; 32], Some([2; 32]), 1);
+                let r = enclave_agent::job::JobRecord::queued(id, [1; 32], Some([2; 32]), 1);
                 st.insert(r, spec.clone()).await.unwrap();
             }
         }));

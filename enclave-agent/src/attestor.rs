@@ -19,13 +19,14 @@
 use std::sync::{Arc, RwLock};
 
 use attestation_verifier::binding;
-use attestation_verifier::bundle::{EvidenceBundle, GpuCollateral, GpuEvidence};
+use attestation_verifier::bundle::{EvidenceBundle, GpuCollateral};
 use attestation_verifier::crypto::{Crypto, DefaultCrypto};
 use attestation_verifier::receipt::{
     EvidenceMode, EvidenceRef, ReceiptBody, SignedReceipt, TeeKind,
 };
 use gpu_monitor::GpuProbe;
 
+use crate::collateral::gpu::GpuCollateralSource;
 pub use crate::evidence::EvidenceError;
 use crate::evidence::EvidenceSource;
 use crate::evidence::backend::nvidia_gpu::GpuEvidenceSource;
@@ -49,19 +50,6 @@ pub struct AttestedKeyEvidence {
     pub digest: [u8; 32],
     /// When it was collected, Unix ms.
     pub collected_at_ms: u64,
-}
-
-/// Collateral for GPU evidence (RIMs, OCSP responses), put into the bundle
-/// beside the reports.
-pub trait GpuCollateralSource: Send + Sync {
-    /// The collateral for `gpus`.
-    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, EvidenceError>;
-}
-
-impl GpuCollateralSource for crate::collateral::gpu::GpuCollateralProvider {
-    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, EvidenceError> {
-        self.collect(gpus)
-    }
 }
 
 /// The agent key and its evidence sources.
@@ -119,24 +107,9 @@ impl Attestor {
         Ok(Self::new(key, open_source(opts)?, gpu, gpu_indices))
     }
 
-    /// Detects or opens the backend `cfg` names, with the collateral sources of
-    /// its `[collateral]` table.
-    pub fn from_config(
-        cfg: &crate::config::Config,
-        key: AgentKey,
-        gpu: Option<Arc<dyn GpuProbe>>,
-    ) -> Result<Self, EvidenceError> {
-        let backend: crate::evidence::detect::Backend = cfg.evidence.backend.parse()?;
-        let mut opts = DetectOptions::new(backend, cfg.evidence.allow_simulated);
-        opts.tdx_collateral = crate::collateral::tdx_from_config(cfg)
-            .map(|c| c as Arc<dyn crate::evidence::backend::tsm::TdxCollateralSource>);
-        opts.azure_vcek = Some(crate::evidence::backend::azure_vtpm::vcek_from_config(cfg));
-        opts.snp_vcek = crate::collateral::snp_vcek_from_config(cfg);
-        let a = Self::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
-        Ok(match crate::collateral::gpu_from_config(cfg) {
-            Some(c) if a.gpus.is_some() => a.with_gpu_collateral(c),
-            _ => a,
-        })
+    /// Whether it collects GPU evidence.
+    pub fn has_gpus(&self) -> bool {
+        self.gpus.is_some()
     }
 
     /// A simulated attestor with a fresh key (feature `simulator`; tests and

@@ -22,7 +22,7 @@ use sigil_proto::v1;
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 
-use crate::config::{Config, Secret};
+use crate::config::{AuthConfig, Secret};
 use batch::BatchVerifier;
 
 /// Why a request is not authenticated. Maps to `UNAUTHENTICATED` or `PERMISSION_DENIED`.
@@ -111,13 +111,13 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// From the agent configuration; starts the signature verifier thread, counting into
+    /// From the `[auth]` section; starts the signature verifier thread, counting into
     /// `stats`.
-    pub fn new(cfg: &Config, stats: batch::BatchStats) -> std::io::Result<Self> {
+    pub fn new(cfg: &AuthConfig, stats: batch::BatchStats) -> std::io::Result<Self> {
         Ok(Self {
-            token: cfg.auth.token.clone(),
+            token: cfg.token.clone(),
             buyer_keys: cfg.buyer_keys(),
-            max_skew_ms: cfg.auth.max_clock_skew_secs.saturating_mul(1000),
+            max_skew_ms: cfg.max_clock_skew_secs.saturating_mul(1000),
             verifier: BatchVerifier::start(stats)?,
         })
     }

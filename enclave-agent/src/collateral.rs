@@ -20,19 +20,20 @@
 //! platform, expired collateral, OCSP responses that do not verify), so it never
 //! signs receipts over evidence that is bound to fail.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use attestation_verifier::pcs::FetchError;
 use attestation_verifier::time::UnixTime;
 
-use crate::config::Config;
+use crate::config::CollateralConfig;
 
 pub mod gpu;
 pub mod http;
 pub mod snp;
 pub mod tdx;
+pub mod vcek;
 
 /// The time collateral is judged at (the system clock in production).
 pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
@@ -140,14 +141,14 @@ impl std::fmt::Debug for FetchSettings {
 }
 
 impl FetchSettings {
-    /// The settings of `cfg.collateral` with the system clock.
-    pub fn from_config(cfg: &Config) -> Self {
-        let c = &cfg.collateral;
+    /// The settings of the `[collateral]` table `c` with the system clock; the cache is in
+    /// `state_dir` unless `c` names one.
+    pub fn from_config(c: &CollateralConfig, state_dir: &Path) -> Self {
         Self {
             cache_dir: c
                 .cache_dir
                 .clone()
-                .unwrap_or_else(|| cfg.state_dir.join("collateral")),
+                .unwrap_or_else(|| state_dir.join("collateral")),
             timeout: Duration::from_secs(c.timeout_secs),
             refresh_before_secs: c.refresh_before_secs,
             retry_secs: c.retry_secs,
@@ -162,30 +163,34 @@ fn url(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// The TDX provider `cfg` asks for (`None` when neither a PCS/PCCS nor a file is configured).
-pub fn tdx_from_config(cfg: &Config) -> Option<Arc<tdx::TdxCollateralProvider>> {
-    let c = &cfg.collateral;
+/// The TDX provider `c` asks for (`None` when neither a PCS/PCCS nor a file is configured).
+pub fn tdx_from_config(
+    c: &CollateralConfig,
+    state_dir: &Path,
+) -> Option<Arc<tdx::TdxCollateralProvider>> {
     let pccs = url(&c.pccs_url);
     if pccs.is_none() && c.tdx_file.is_none() {
         return None;
     }
     Some(Arc::new(tdx::TdxCollateralProvider::new(
-        FetchSettings::from_config(cfg),
+        FetchSettings::from_config(c, state_dir),
         pccs,
         c.tdx_file.clone(),
     )))
 }
 
-/// The GPU provider `cfg` asks for (`None` when no RIM or OCSP source is configured).
-pub fn gpu_from_config(cfg: &Config) -> Option<Arc<gpu::GpuCollateralProvider>> {
-    let c = &cfg.collateral;
+/// The GPU provider `c` asks for (`None` when no RIM or OCSP source is configured).
+pub fn gpu_from_config(
+    c: &CollateralConfig,
+    state_dir: &Path,
+) -> Option<Arc<gpu::GpuCollateralProvider>> {
     let rim_service = url(&c.rim_service_url);
     let ocsp = url(&c.ocsp_url);
     if rim_service.is_none() && ocsp.is_none() && c.rim_dir.is_none() {
         return None;
     }
     Some(Arc::new(gpu::GpuCollateralProvider::new(
-        FetchSettings::from_config(cfg),
+        FetchSettings::from_config(c, state_dir),
         c.rim_dir.clone(),
         rim_service,
         ocsp,
@@ -196,21 +201,19 @@ pub fn gpu_from_config(cfg: &Config) -> Option<Arc<gpu::GpuCollateralProvider>> 
 /// the report: `collateral.snp_vcek_file` when set, else AMD KDS at
 /// `collateral.amd_kds_url` (`None` when that is `""`).
 pub fn snp_vcek_from_config(
-    cfg: &Config,
-) -> Option<Arc<dyn crate::evidence::backend::azure_vtpm::VcekSource>> {
-    let c = &cfg.collateral;
+    c: &CollateralConfig,
+    state_dir: &Path,
+) -> Option<Arc<dyn vcek::VcekSource>> {
     if let Some(path) = &c.snp_vcek_file {
-        return Some(Arc::new(
-            crate::evidence::backend::azure_vtpm::VcekFile::new(path.clone()),
-        ));
+        return Some(Arc::new(vcek::VcekFile::new(path.clone())));
     }
     let base = url(&c.amd_kds_url)?;
-    let settings = FetchSettings::from_config(cfg);
+    let settings = FetchSettings::from_config(c, state_dir);
     let http = http::AgentHttp::new(settings.timeout);
     Some(Arc::new(snp::KdsVcek::new(
         Box::new(http),
         base,
-        cfg.snp_product(),
+        c.snp_product(),
         settings,
     )))
 }

@@ -122,7 +122,7 @@ pub struct Config {
     /// Logging.
     pub log: LogConfig,
     /// Settlement on the market chain (off unless `url` is set).
-    pub chain: crate::chain::ChainConfig,
+    pub chain: ChainConfig,
 }
 
 impl Default for Config {
@@ -140,7 +140,7 @@ impl Default for Config {
             collateral: CollateralConfig::default(),
             gpus: GpuConfig::default(),
             log: LogConfig::default(),
-            chain: crate::chain::ChainConfig::default(),
+            chain: ChainConfig::default(),
         }
     }
 }
@@ -169,6 +169,17 @@ pub struct AuthConfig {
     pub buyer_keys: Vec<String>,
     /// How far a signed cancel/output request's `issued_at_ms` may be from the agent's clock.
     pub max_clock_skew_secs: u64,
+}
+
+impl AuthConfig {
+    /// The buyer allow-list, decoded.
+    pub fn buyer_keys(&self) -> Vec<[u8; 32]> {
+        self.buyer_keys
+            .iter()
+            .filter_map(|k| hex::decode(k).ok())
+            .filter_map(|b| <[u8; 32]>::try_from(b).ok())
+            .collect()
+    }
 }
 
 impl Default for AuthConfig {
@@ -220,6 +231,19 @@ pub struct JobsConfig {
     /// `uid:gid` process workloads run as when the agent runs as root (they must not be able
     /// to read the agent's memory or key); `agent` keeps the agent's own user.
     pub run_as: String,
+}
+
+impl JobsConfig {
+    /// `run_as` as numbers (`None` for `agent`).
+    pub fn run_as_ids(&self) -> Option<(u32, u32)> {
+        let (u, g) = self.run_as.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    }
+
+    /// SIGTERM grace period for running jobs.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
 }
 
 impl Default for JobsConfig {
@@ -308,7 +332,7 @@ impl Default for EvidenceConfig {
             default_mode: "attested-key".into(),
             refresh_secs: 3_600,
             allow_simulated: false,
-            azure_imds_url: crate::evidence::backend::azure_vtpm::IMDS_THIM_URL.into(),
+            azure_imds_url: IMDS_THIM_URL.into(),
             azure_vcek_file: None,
         }
     }
@@ -348,6 +372,15 @@ pub struct CollateralConfig {
     pub retry_secs: u64,
 }
 
+impl CollateralConfig {
+    /// `snp_product`, parsed.
+    pub fn snp_product(&self) -> Option<attestation_verifier::evidence::snp::Product> {
+        self.snp_product
+            .as_deref()
+            .and_then(attestation_verifier::evidence::snp::Product::from_name)
+    }
+}
+
 impl Default for CollateralConfig {
     fn default() -> Self {
         Self {
@@ -356,7 +389,7 @@ impl Default for CollateralConfig {
             rim_dir: None,
             rim_service_url: attestation_verifier::rim_service::NVIDIA_RIM_SERVICE_URL.into(),
             ocsp_url: NVIDIA_OCSP_URL.into(),
-            amd_kds_url: crate::collateral::snp::AMD_KDS_URL.into(),
+            amd_kds_url: AMD_KDS_URL.into(),
             snp_product: None,
             snp_vcek_file: None,
             cache_dir: None,
@@ -369,6 +402,12 @@ impl Default for CollateralConfig {
 
 /// NVIDIA's OCSP responder for GPU device and RIM certificates.
 pub const NVIDIA_OCSP_URL: &str = "https://ocsp.ndis.nvidia.com";
+
+/// AMD's Key Distribution Service (default of `collateral.amd_kds_url`).
+pub const AMD_KDS_URL: &str = "https://kdsintf.amd.com";
+
+/// Azure IMDS's VCEK endpoint (THIM; default of `evidence.azure_imds_url`).
+pub const IMDS_THIM_URL: &str = "http://169.254.169.254/metadata/THIM/amd/certification";
 
 /// GPU settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -408,6 +447,49 @@ impl Default for LogConfig {
             format: "json".into(),
             filter: "info".into(),
         }
+    }
+}
+
+/// The `[chain]` table.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// WebSocket URL of a node (`ws://` or `wss://`); empty: the agent does not use a chain.
+    pub url: String,
+    /// File holding the provider account's secret URI (a dev URI such as `//Charlie`, a
+    /// mnemonic, or a `0x` seed). Read at start; never logged.
+    pub account_key_file: PathBuf,
+    /// Signature scheme of the account: `sr25519` (default) or `ed25519`.
+    pub account_scheme: String,
+    /// Chain attestation policy the attested key registers under (by name, e.g.
+    /// `sigil.confidential-vm.v1`, or `0x` + id).
+    pub policy: String,
+    /// Tiers offered; empty: 1 and 2, plus 3 when the agent has evidence.
+    pub tiers: Vec<u8>,
+    /// GPU model offered (empty: the first GPU's name, or none).
+    pub gpu_model: String,
+    /// Seconds between retries after an RPC failure.
+    pub retry_secs: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            account_key_file: PathBuf::new(),
+            account_scheme: "sr25519".into(),
+            policy: sigil_chain_client::policy::CONFIDENTIAL_VM_V1.into(),
+            tiers: Vec::new(),
+            gpu_model: String::new(),
+            retry_secs: 15,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// Whether the agent uses a chain.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
     }
 }
 
@@ -535,26 +617,17 @@ impl Config {
 
     /// `collateral.snp_product`, parsed.
     pub fn snp_product(&self) -> Option<attestation_verifier::evidence::snp::Product> {
-        self.collateral
-            .snp_product
-            .as_deref()
-            .and_then(attestation_verifier::evidence::snp::Product::from_name)
+        self.collateral.snp_product()
     }
 
     /// The configured buyer allow-list, decoded.
     pub fn buyer_keys(&self) -> Vec<[u8; 32]> {
-        self.auth
-            .buyer_keys
-            .iter()
-            .filter_map(|k| hex::decode(k).ok())
-            .filter_map(|b| <[u8; 32]>::try_from(b).ok())
-            .collect()
+        self.auth.buyer_keys()
     }
 
     /// `jobs.run_as` as numbers (`None` for `agent`).
     pub fn run_as_ids(&self) -> Option<(u32, u32)> {
-        let (u, g) = self.jobs.run_as.split_once(':')?;
-        Some((u.parse().ok()?, g.parse().ok()?))
+        self.jobs.run_as_ids()
     }
 
     /// Path of the redb job store.
@@ -569,7 +642,7 @@ impl Config {
 
     /// SIGTERM grace period for running jobs.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.jobs.shutdown_grace_secs)
+        self.jobs.shutdown_grace()
     }
 }
 

@@ -15,13 +15,14 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use enclave_agent::chain;
 use enclave_agent::config::Config;
+use enclave_agent::engine::{Engine, EngineParts};
+use enclave_agent::grpc;
 use enclave_agent::metering::GpuMetering;
 use enclave_agent::metrics::Metrics;
-use enclave_agent::service::setup;
-use enclave_agent::service::{self, Engine, EngineParts};
 use enclave_agent::shutdown;
+
+use enclave_agent::wiring;
 
 /// Sigil provider agent: runs jobs in a confidential VM and returns attested receipts.
 #[derive(Debug, Parser)]
@@ -61,7 +62,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         println!("{cfg:#?}");
         return Ok(());
     }
-    setup::init_logging(&cfg).context("initialising logging")?;
+    wiring::init_logging(&cfg).context("initialising logging")?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sigil-agent")
@@ -74,9 +75,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown::on_signal(token.clone()));
 
-    let gpus = setup::gpus(&cfg);
+    let gpus = wiring::gpus(&cfg);
     let attestor =
-        setup::attestor(&cfg, gpus.probe.clone()).context("starting the evidence source")?;
+        wiring::attestor(&cfg, gpus.probe.clone()).context("starting the evidence source")?;
     let metrics = Arc::new(Metrics::new());
     let gpu_metering = match &gpus.probe {
         Some(p) => GpuMetering::new(
@@ -101,8 +102,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     )
     .await
     .context("starting the job engine")?;
-    let provider = setup::provider_api(&engine, &gpus);
-    setup::log_attested(&engine);
+    let provider = wiring::provider_api(&engine, &gpus);
+    wiring::log_attested(&engine);
 
     if let Some(addr) = cfg.metrics_listen {
         let (m, t) = (Arc::clone(&metrics), token.clone());
@@ -111,7 +112,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("binding the metrics endpoint {addr}"))?;
         let bound = listener.local_addr().unwrap_or(addr);
         tracing::info!(addr = %bound, "metrics endpoint listening");
-        setup::write_addr_file(&cfg, setup::METRICS_ADDR_FILE, bound)
+        wiring::write_addr_file(&cfg, wiring::METRICS_ADDR_FILE, bound)
             .context("writing the metrics address file")?;
         tokio::spawn(async move {
             if let Err(e) = enclave_agent::metrics::serve_on(listener, m, t).await {
@@ -120,12 +121,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         });
     }
     // Tools and tests that start the agent on port 0 read the bound address here.
-    setup::write_addr_file(&cfg, setup::ADDR_FILE, local).context("writing the address file")?;
+    wiring::write_addr_file(&cfg, wiring::ADDR_FILE, local).context("writing the address file")?;
 
     let scheduler = tokio::spawn(Arc::clone(&engine).run());
     if cfg.chain.enabled() {
         let gpu_model = gpus.info.first().map(|g| g.name.clone());
-        tokio::spawn(settle_on_chain(
+        tokio::spawn(wiring::settle_on_chain(
             Arc::clone(&engine),
             cfg.chain.clone(),
             gpu_model,
@@ -141,44 +142,18 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             engine.drain().await;
         })
     };
-    let served = service::serve(Arc::clone(&engine), provider, listener, token.clone()).await;
+    let served = grpc::serve(
+        Arc::clone(&engine),
+        provider,
+        listener,
+        &wiring::serve_settings(&cfg),
+        token.clone(),
+    )
+    .await;
     // However the server ended, shut the rest down in order.
     token.cancel();
     let _ = scheduler.await;
     let _ = drain.await;
     tracing::info!("stopped");
     served.context("gRPC server")
-}
-
-/// Connects to the market chain (retrying until it answers or the agent stops) and runs the
-/// provider side there: registration, evidence refresh, receipt submission.
-async fn settle_on_chain(
-    engine: Arc<Engine>,
-    cfg: chain::ChainConfig,
-    gpu_model: Option<String>,
-    token: CancellationToken,
-) {
-    let retry = std::time::Duration::from_secs(cfg.retry_secs.max(1));
-    let link = loop {
-        match chain::connect(&cfg).await {
-            Ok(link) => break link,
-            Err(e @ chain::SettleError::Config { .. }) => {
-                tracing::error!(error = %e, "chain settlement disabled");
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, url = %cfg.url, "chain not reachable; will retry"),
-        }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(retry) => {}
-        }
-    };
-    let account = link.account_id().0;
-    match chain::Settler::new(link, account, engine, &cfg, gpu_model.as_deref()) {
-        Ok(settler) => {
-            tracing::info!(url = %cfg.url, account = %hex::encode(account), "settling receipts on chain");
-            settler.run(token).await;
-        }
-        Err(e) => tracing::error!(error = %e, "chain settlement disabled"),
-    }
 }

@@ -28,7 +28,8 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::batch::BatchStats;
-use crate::store::{JobState, StoreStats};
+use crate::job::JobState;
+use crate::store::StoreStats;
 
 /// A label set with one label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

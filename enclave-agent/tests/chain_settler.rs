@@ -1,7 +1,8 @@
-//! The agent's provider side on the chain ([`enclave_agent::chain::Settler`]) against an
+//! The agent's provider side on the chain ([`enclave_agent::settle::Settler`]) against an
 //! in-memory market that keeps the pallet's rules that matter here (registration key,
-//! honoured evidence digests, job status, one receipt per job), driving a real engine with the
-//! simulated evidence source. The same code against the real local chain is exercised by the
+//! honoured evidence digests, job status, one receipt per job), given what the agent gives it:
+//! a job store with finished jobs, an attestor over the simulated evidence source, and a
+//! state directory (no engine). The same code against the real local chain is exercised by the
 //! end-to-end tests (`tests/e2e.sh`).
 // Tests may unwrap and index: a panic is the failure report.
 #![allow(
@@ -16,25 +17,22 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use attestation_verifier::receipt::{EvidenceMode, SignedReceipt};
+use attestation_verifier::receipt::{
+    EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, SignedReceipt, Usage,
+};
 use common::*;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use enclave_agent::attestor::Attestor;
-use enclave_agent::chain::{
-    ChainConfig, MarketChain, Outcome, ProviderState, Registration, Settler, capabilities,
+use enclave_agent::config::ChainConfig;
+use enclave_agent::job::{JobRecord, JobState};
+use enclave_agent::settle::{
+    MarketChain, Outcome, ProviderState, Registration, Settler, capabilities,
 };
-use enclave_agent::config::Config;
-use enclave_agent::metering::GpuMetering;
-use enclave_agent::metrics::Metrics;
-use enclave_agent::service::{Engine, EngineParts};
-use enclave_agent::store::{JobRecord, JobState};
+use enclave_agent::store::{Completion, Store};
 use sha2::{Digest, Sha256};
 use sigil_chain_client::types::{JobStatus, TeeKind, Tier};
 use sigil_chain_client::{ChainError, Submitted};
-use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
 
 const ACCOUNT: [u8; 32] = [0xAC; 32];
 
@@ -193,82 +191,110 @@ impl MarketChain for FakeChain {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    engine: Arc<Engine>,
-    token: CancellationToken,
+    dir: tempfile::TempDir,
+    store: Store,
+    attestor: Arc<Attestor>,
     cfg: ChainConfig,
 }
 
-async fn engine() -> Fixture {
+/// What the settler is given by the agent: its job store, its attestor (simulated evidence,
+/// collected once as at the agent's start) and its state directory. No engine.
+async fn fixture() -> Fixture {
     let dir = state_dir();
-    let mut cfg = Config {
-        state_dir: dir.path().to_owned(),
-        ..Config::default()
-    };
-    cfg.evidence.allow_simulated = true;
-    let token = CancellationToken::new();
-    let engine = Engine::start(
-        EngineParts {
-            config: cfg,
-            attestor: Arc::new(Attestor::simulated().unwrap()),
-            gpus: Vec::new(),
-            gpu_metering: GpuMetering::disabled(),
-            metrics: Arc::new(Metrics::new()),
+    let store = Store::open(&dir.path().join("agent.redb")).unwrap();
+    let attestor = Arc::new(Attestor::simulated().unwrap());
+    let f = Fixture {
+        dir,
+        store,
+        attestor,
+        cfg: ChainConfig {
+            url: "ws://fake".into(),
+            policy: "sigil.simulated.v1".into(),
+            ..ChainConfig::default()
         },
-        token.clone(),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(Arc::clone(&engine).run());
-    let chain_cfg = ChainConfig {
-        url: "ws://fake".into(),
-        policy: "sigil.simulated.v1".into(),
-        ..ChainConfig::default()
     };
-    Fixture {
-        _dir: dir,
-        engine,
-        token,
-        cfg: chain_cfg,
-    }
+    refresh_evidence(&f).await;
+    f
 }
 
-/// Runs a tier-3 job to its end and returns its record.
-async fn finished_job(engine: &Arc<Engine>, name: &str) -> JobRecord {
-    let mut events = engine.subscribe();
-    let id = job_id(name);
-    engine
-        .submit(
-            &MetadataMap::new(),
-            signed(&buyer(), &shell_job(id, "echo done")),
-        )
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// New attested-key evidence, stored as the engine stores it.
+async fn refresh_evidence(f: &Fixture) {
+    let ev = f.attestor.refresh(now_ms()).unwrap();
+    f.store
+        .put_bundle(ev.digest, ev.bytes.to_vec())
         .await
         .unwrap();
-    loop {
-        let r = tokio::time::timeout(Duration::from_secs(60), events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if r.job_id == id && r.state.is_final() {
-            assert_eq!(r.state, JobState::Succeeded, "{}", r.reason);
-            assert!(r.has_receipt);
-            return (*r).clone();
-        }
-    }
+}
+
+/// A tier-3 job ended with an attested-key receipt, as the engine stores one.
+async fn finished_job(f: &Fixture, name: &str) -> JobRecord {
+    let id = job_id(name);
+    let spec = format!("spec of {name}").into_bytes();
+    let now = now_ms();
+    let queued = JobRecord::queued(id, Sha256::digest(&spec).into(), None, now);
+    f.store.insert(queued.clone(), spec).await.unwrap();
+    let body = ReceiptBody {
+        version: RECEIPT_VERSION,
+        job_id: id,
+        job_spec_hash: queued.spec_hash,
+        provider: f.attestor.public_key(),
+        tier: 3,
+        result_commitment: [0; 32],
+        output_count: 0,
+        started_at_ms: now,
+        finished_at_ms: now,
+        exit_code: 0,
+        usage: Usage::default(),
+        evidence: EvidenceRef::NONE,
+    };
+    let signed = f.attestor.sign_attested(body).unwrap();
+    let r = JobRecord {
+        state: JobState::Succeeded,
+        exit_code: Some(0),
+        started_at_ms: now,
+        finished_at_ms: now,
+        attempts: 1,
+        version: 3,
+        has_receipt: true,
+        evidence_digest: Some(signed.body().unwrap().evidence.digest),
+        ..queued
+    };
+    let done = Completion {
+        receipt: Some(signed.to_bytes()),
+        ..Completion::default()
+    };
+    f.store.complete(r.clone(), done).await.unwrap();
+    r
 }
 
 fn settler(f: &Fixture, chain: &FakeChain) -> Settler<FakeChain> {
-    Settler::new(chain.clone(), ACCOUNT, Arc::clone(&f.engine), &f.cfg, None).unwrap()
+    Settler::new(
+        chain.clone(),
+        ACCOUNT,
+        f.store.clone(),
+        Arc::clone(&f.attestor),
+        f.dir.path(),
+        &f.cfg,
+        None,
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
-    let f = engine().await;
+    let f = fixture().await;
     let chain = FakeChain::default();
     let s = settler(&f, &chain);
     assert!(s.ensure_registered().await.unwrap());
     let r = chain.with(|s| s.registrations[0].clone());
-    let key = f.engine.attestor().public_key();
+    let key = f.attestor.public_key();
     assert_eq!(r.key, key);
     // The proof is the agent key's signature over the chain's key-proof message.
     let mut m = b"sigil.provider-key.v1\0".to_vec();
@@ -283,7 +309,7 @@ async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
         vec![Tier::Signed, Tier::Quorum, Tier::Attested]
     );
     assert_eq!(r.capabilities.tee_kinds, vec![TeeKind::Simulated]);
-    let evidence = f.engine.current_evidence().unwrap();
+    let evidence = f.attestor.current().unwrap();
     let attestation = r.attestation.unwrap();
     assert_eq!(attestation.bundle, *evidence.bytes);
     assert_eq!(
@@ -293,12 +319,11 @@ async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
     // Registered already: nothing more happens.
     assert!(s.ensure_registered().await.unwrap());
     assert_eq!(chain.with(|s| s.registrations.len()), 1);
-    f.token.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
-    let f = engine().await;
+    let f = fixture().await;
     let chain = FakeChain::default();
     chain.with(|s| {
         s.provider = Some(ProviderState {
@@ -316,22 +341,21 @@ async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
     assert_eq!(chain.with(|s| s.deregistrations), 1);
     assert_eq!(
         chain.with(|s| s.provider.clone().unwrap().signing_key),
-        f.engine.attestor().public_key()
+        f.attestor.public_key()
     );
-    f.token.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn receipts_of_bound_jobs_are_submitted_once_and_others_skipped() {
-    let f = engine().await;
+    let f = fixture().await;
     let chain = FakeChain::default();
     let s = settler(&f, &chain);
     s.ensure_registered().await.unwrap();
 
-    let bound = finished_job(&f.engine, "bound").await;
-    let off_chain = finished_job(&f.engine, "off-chain").await;
-    let unbound = finished_job(&f.engine, "not-yet-bound").await;
-    let closed = finished_job(&f.engine, "closed").await;
+    let bound = finished_job(&f, "bound").await;
+    let off_chain = finished_job(&f, "off-chain").await;
+    let unbound = finished_job(&f, "not-yet-bound").await;
+    let closed = finished_job(&f, "closed").await;
     chain.with(|s| {
         s.jobs.insert(bound.job_id, JobStatus::Bound);
         s.jobs.insert(unbound.job_id, JobStatus::Funded);
@@ -348,10 +372,7 @@ async fn receipts_of_bound_jobs_are_submitted_once_and_others_skipped() {
     );
     let (job, receipt, fresh) = chain.with(|s| s.receipts[0].clone());
     assert_eq!(job, bound.job_id);
-    assert_eq!(
-        receipt,
-        f.engine.store().receipt(&bound.job_id).unwrap().unwrap()
-    );
+    assert_eq!(receipt, f.store.receipt(&bound.job_id).unwrap().unwrap());
     assert_eq!(fresh, None, "attested-key receipts carry no evidence");
     // Recorded: settling again does not submit again.
     assert_eq!(s.settle(&bound).await.unwrap(), Some(outcome));
@@ -371,23 +392,22 @@ async fn receipts_of_bound_jobs_are_submitted_once_and_others_skipped() {
     chain.with(|s| s.jobs.insert(unbound.job_id, JobStatus::Bound));
     assert_eq!(s.sweep().await.unwrap(), 0);
     assert_eq!(chain.with(|s| s.receipts.len()), 2);
-    f.token.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rpc_failures_are_retried_refusals_recorded_and_outcomes_survive_a_restart() {
-    let f = engine().await;
+    let f = fixture().await;
     let chain = FakeChain::default();
     let s = settler(&f, &chain);
     s.ensure_registered().await.unwrap();
-    let job = finished_job(&f.engine, "flaky").await;
+    let job = finished_job(&f, "flaky").await;
     chain.with(|s| {
         s.jobs.insert(job.job_id, JobStatus::Bound);
         s.rpc_down = true;
     });
     assert!(matches!(
         s.settle(&job).await,
-        Err(enclave_agent::chain::SettleError::Chain(
+        Err(enclave_agent::settle::SettleError::Chain(
             ChainError::Unreachable { .. }
         ))
     ));
@@ -397,7 +417,7 @@ async fn rpc_failures_are_retried_refusals_recorded_and_outcomes_survive_a_resta
     assert_eq!(chain.with(|s| s.receipts.len()), 1);
 
     // A receipt the chain refuses (here: a key the chain does not have) is recorded as such.
-    let refused_job = finished_job(&f.engine, "refused").await;
+    let refused_job = finished_job(&f, "refused").await;
     chain.with(|s| {
         s.jobs.insert(refused_job.job_id, JobStatus::Bound);
         s.provider.as_mut().unwrap().signing_key = [9; 32];
@@ -419,24 +439,22 @@ async fn rpc_failures_are_retried_refusals_recorded_and_outcomes_survive_a_resta
         Some(Outcome::Refused { .. })
     ));
     assert_eq!(chain.with(|s| s.receipts.len()), 1);
-    f.token.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_receipts_evidence_is_put_on_chain_before_the_receipt() {
-    let f = engine().await;
+    let f = fixture().await;
     let chain = FakeChain::default();
     let s = settler(&f, &chain);
     s.ensure_registered().await.unwrap();
     // The agent refreshed its evidence after registering; the chain still has the old one.
-    f.engine.refresh_evidence().await.unwrap();
-    let job = finished_job(&f.engine, "after-refresh").await;
+    refresh_evidence(&f).await;
+    let job = finished_job(&f, "after-refresh").await;
     chain.with(|s| s.jobs.insert(job.job_id, JobStatus::Bound));
-    let body =
-        SignedReceipt::decode_bytes(&f.engine.store().receipt(&job.job_id).unwrap().unwrap())
-            .unwrap()
-            .body()
-            .unwrap();
+    let body = SignedReceipt::decode_bytes(&f.store.receipt(&job.job_id).unwrap().unwrap())
+        .unwrap()
+        .body()
+        .unwrap();
     assert_ne!(
         chain.with(|s| s.provider.clone().unwrap().evidence_digest),
         Some(body.evidence.digest)
@@ -448,7 +466,6 @@ async fn the_receipts_evidence_is_put_on_chain_before_the_receipt() {
     let refreshed = chain.with(|s| s.refreshes.clone());
     assert_eq!(refreshed.len(), 1);
     assert_eq!(digest_of(&refreshed[0]), body.evidence.digest);
-    f.token.cancel();
 }
 
 #[test]

@@ -273,7 +273,7 @@ async fn sigterm_checkpoints_works() {
     .unwrap();
     let store = enclave_agent::store::Store::open(&alone.path().join("agent.redb")).unwrap();
     let stored = |id: [u8; 32]| store.get(&id).unwrap().map(|r| r.state);
-    use enclave_agent::store::JobState as S;
+    use enclave_agent::job::JobState as S;
     assert_eq!(stored(fail), Some(S::Failed));
     assert_eq!(stored(rerun), Some(S::Queued));
     assert_eq!(stored(queued), Some(S::Queued));

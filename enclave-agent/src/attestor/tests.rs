@@ -291,10 +291,9 @@ impl GpuCollateralSource for FailingCollateral {
     fn collateral(
         &self,
         _gpus: &[attestation_verifier::bundle::GpuEvidence],
-    ) -> Result<attestation_verifier::bundle::GpuCollateral, EvidenceError> {
-        Err(EvidenceError::Collateral(
-            crate::collateral::CollateralError::Unconfigured("RIMs"),
-        ))
+    ) -> Result<attestation_verifier::bundle::GpuCollateral, crate::collateral::CollateralError>
+    {
+        Err(crate::collateral::CollateralError::Unconfigured("RIMs"))
     }
 }
 

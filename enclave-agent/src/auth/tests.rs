@@ -7,8 +7,8 @@ use tonic::metadata::MetadataValue;
 
 use super::*;
 
-fn cfg(extra: &str) -> Config {
-    Config::from_toml(extra).unwrap()
+fn cfg(extra: &str) -> crate::config::AuthConfig {
+    crate::config::Config::from_toml(extra).unwrap().auth
 }
 
 fn signed(key: &SigningKey, msg: &[u8]) -> v1::BuyerSignature {

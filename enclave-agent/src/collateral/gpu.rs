@@ -34,7 +34,6 @@ use der::Encode;
 
 use super::http::AgentHttp;
 use super::{CollateralError, FetchSettings, write_atomic};
-use crate::evidence::EvidenceError;
 
 /// `OCSPRequest` (RFC 6960 4.1.1) without the optional fields.
 #[derive(Clone, Debug, der::Sequence)]
@@ -369,10 +368,18 @@ impl GpuCollateralProvider {
             );
         Ok(der)
     }
+}
 
-    /// [`Self::collateral_for`] as an evidence error.
-    pub fn collect(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, EvidenceError> {
-        Ok(self.collateral_for(gpus)?)
+/// Collateral for GPU evidence (RIMs, OCSP responses), put into the bundle
+/// beside the reports.
+pub trait GpuCollateralSource: Send + Sync {
+    /// The collateral for `gpus`.
+    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, CollateralError>;
+}
+
+impl GpuCollateralSource for GpuCollateralProvider {
+    fn collateral(&self, gpus: &[GpuEvidence]) -> Result<GpuCollateral, CollateralError> {
+        self.collateral_for(gpus)
     }
 }
 

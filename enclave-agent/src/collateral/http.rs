@@ -13,15 +13,21 @@ pub struct AgentHttp {
     agent: ureq::Agent,
 }
 
+/// A ureq agent whose every request ends within `timeout`, answering HTTP error statuses
+/// as responses (the callers report them as typed errors).
+pub(super) fn agent(timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
 impl AgentHttp {
     /// A client whose every request (connect, send, receive) ends within `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
         Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(timeout),
         }
     }
 

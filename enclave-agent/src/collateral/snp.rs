@@ -32,13 +32,11 @@ use attestation_verifier::evidence::snp::{Product, SigningKey, SnpReport, TcbVer
 use attestation_verifier::pcs::{FetchError, HttpGet};
 use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier};
 
+use super::vcek::{ChipTcb, SnpCertificates, VcekFile, VcekSource};
 use super::{CollateralError, FetchSettings, write_atomic};
-use crate::evidence::EvidenceError;
-use crate::evidence::backend::azure_vtpm::{ChipTcb, VcekFile, VcekSource};
-use crate::evidence::certtable::SnpCertificates;
 
 /// AMD's Key Distribution Service.
-pub const AMD_KDS_URL: &str = "https://kdsintf.amd.com";
+pub use crate::config::AMD_KDS_URL;
 
 const WHAT: &str = "VCEK from AMD KDS";
 
@@ -268,9 +266,8 @@ impl KdsVcek {
 }
 
 impl VcekSource for KdsVcek {
-    fn certificates(&self, report: &SnpReport) -> Result<SnpCertificates, EvidenceError> {
+    fn certificates(&self, report: &SnpReport) -> Result<SnpCertificates, CollateralError> {
         self.certificates_inner(report)
-            .map_err(EvidenceError::Collateral)
     }
 }
 

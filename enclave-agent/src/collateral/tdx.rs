@@ -25,8 +25,20 @@ use attestation_verifier::verify::tdx::{PckCaKind, TdxCollateral, pck_fmspc_unve
 
 use super::http::AgentHttp;
 use super::{CollateralError, FetchSettings};
-use crate::evidence::EvidenceError;
-use crate::evidence::backend::tsm::TdxCollateralSource;
+
+/// DCAP collateral for a TDX quote (PCK CRL, TCB Info, QE Identity and their
+/// chains), as the verifier's collateral JSON. It goes into the bundle (and so
+/// into its digest) when the quote is collected; a PCS/PCCS client implements it.
+pub trait TdxCollateralSource: Send + Sync {
+    /// The collateral for `quote`'s platform.
+    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, CollateralError>;
+}
+
+impl<T: TdxCollateralSource + ?Sized> TdxCollateralSource for std::sync::Arc<T> {
+    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, CollateralError> {
+        (**self).collateral(quote)
+    }
+}
 
 /// Collateral held in memory for one platform.
 #[derive(Clone, Debug)]
@@ -207,7 +219,7 @@ impl TdxCollateralProvider {
 }
 
 impl TdxCollateralSource for TdxCollateralProvider {
-    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError> {
-        Ok(self.collateral_for(quote)?)
+    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, CollateralError> {
+        self.collateral_for(quote)
     }
 }

@@ -748,16 +748,16 @@ fn ocsp_response_that_does_not_verify_is_left_out_rejects() {
 #[test]
 fn config_builds_providers_works() {
     let mut cfg = crate::config::Config::default();
-    assert!(tdx_from_config(&cfg).is_some());
-    assert!(gpu_from_config(&cfg).is_some());
+    assert!(tdx_from_config(&cfg.collateral, &cfg.state_dir).is_some());
+    assert!(gpu_from_config(&cfg.collateral, &cfg.state_dir).is_some());
     cfg.collateral.pccs_url = String::new();
     cfg.collateral.rim_service_url = " ".into();
     cfg.collateral.ocsp_url = String::new();
-    assert!(tdx_from_config(&cfg).is_none());
-    assert!(gpu_from_config(&cfg).is_none());
+    assert!(tdx_from_config(&cfg.collateral, &cfg.state_dir).is_none());
+    assert!(gpu_from_config(&cfg.collateral, &cfg.state_dir).is_none());
     cfg.collateral.tdx_file = Some(PathBuf::from("/etc/sigil/tdx-collateral.json"));
-    assert!(tdx_from_config(&cfg).is_some());
-    let s = FetchSettings::from_config(&cfg);
+    assert!(tdx_from_config(&cfg.collateral, &cfg.state_dir).is_some());
+    let s = FetchSettings::from_config(&cfg.collateral, &cfg.state_dir);
     assert_eq!(s.cache_dir, cfg.state_dir.join("collateral"));
 }
 
@@ -776,11 +776,11 @@ fn collateral_config_keys_parse_works() {
         (c.timeout_secs, c.refresh_before_secs, c.retry_secs),
         (3, 86_400, 60)
     );
-    let s = FetchSettings::from_config(&cfg);
+    let s = FetchSettings::from_config(&cfg.collateral, &cfg.state_dir);
     assert_eq!(s.cache_dir, PathBuf::from("cache"));
     assert_eq!(s.timeout, Duration::from_secs(3));
     // RIMs from the directory only; no OCSP.
-    assert!(gpu_from_config(&cfg).is_some());
+    assert!(gpu_from_config(&cfg.collateral, &cfg.state_dir).is_some());
     assert!(crate::config::Config::from_toml("[collateral]\nbogus = 1\n").is_err());
     assert!(crate::config::Config::from_toml("[collateral]\ntimeout_secs = 0\n").is_err());
 }

@@ -57,12 +57,12 @@ fn snp_vcek_source_works() {
     use attestation_verifier::evidence::snp::Product;
     let c = Config::from_toml("[collateral]\nsnp_product = \"genoa\"").unwrap();
     assert_eq!(c.snp_product(), Some(Product::Genoa));
-    assert!(crate::collateral::snp_vcek_from_config(&c).is_some());
+    assert!(crate::collateral::snp_vcek_from_config(&c.collateral, &c.state_dir).is_some());
     let off = Config::from_toml("[collateral]\namd_kds_url = \"\"").unwrap();
-    assert!(crate::collateral::snp_vcek_from_config(&off).is_none());
+    assert!(crate::collateral::snp_vcek_from_config(&off.collateral, &off.state_dir).is_none());
     let file =
         Config::from_toml("[collateral]\namd_kds_url = \"\"\nsnp_vcek_file = \"/v.pem\"").unwrap();
-    assert!(crate::collateral::snp_vcek_from_config(&file).is_some());
+    assert!(crate::collateral::snp_vcek_from_config(&file.collateral, &file.state_dir).is_some());
 }
 
 #[test]

@@ -57,18 +57,7 @@ pub enum CertTableError {
     Duplicate(&'static str),
 }
 
-/// The certificates found in a table (DER), by kind. Unknown GUIDs are skipped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SnpCertificates {
-    /// The VCEK.
-    pub vcek: Option<Vec<u8>>,
-    /// The VLEK.
-    pub vlek: Option<Vec<u8>>,
-    /// The ASK (or ASVK).
-    pub ask: Option<Vec<u8>>,
-    /// The ARK.
-    pub ark: Option<Vec<u8>>,
-}
+pub use crate::collateral::vcek::SnpCertificates;
 
 /// Parses a certificate table.
 pub fn parse_cert_table(table: &[u8]) -> Result<SnpCertificates, CertTableError> {

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::backend::azure_vtpm::{
-    AzureVtpmSource, IMDS_THIM_URL, ImdsVcek, TPM_DEVICE, VcekSource,
-};
+use super::backend::azure_vtpm::AzureVtpmSource;
 use super::backend::snp::{SEV_GUEST_DEVICE, SevGuestSource};
-use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TdxCollateralSource, TsmSource};
+use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TsmSource};
+use super::tpm::TPM_DEVICE;
 use super::{EvidenceError, EvidenceSource};
+use crate::collateral::tdx::TdxCollateralSource;
+use crate::collateral::vcek::{IMDS_THIM_URL, ImdsVcek, VcekSource};
 
 /// The legacy TDX guest device.
 pub const TDX_GUEST_DEVICE: &str = "/dev/tdx_guest";

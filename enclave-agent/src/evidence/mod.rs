@@ -24,6 +24,7 @@ use attestation_verifier::receipt::TeeKind;
 pub mod backend;
 pub mod certtable;
 pub mod detect;
+pub mod tpm;
 
 /// A source of CPU TEE evidence.
 ///
@@ -125,7 +126,7 @@ pub enum EvidenceError {
     Collateral(#[from] crate::collateral::CollateralError),
     /// A vTPM command failed.
     #[error("vTPM: {0}")]
-    Tpm(#[from] backend::azure_vtpm::TpmError),
+    Tpm(#[from] tpm::TpmError),
 }
 
 #[cfg(test)]

@@ -258,8 +258,8 @@ fn tsm_tdx_quote_with_collateral_verifies_works() {
     use attestation_verifier::time::UnixTime;
     use attestation_verifier::verify::receipt::ReceiptVerifier;
     struct Bundled(Vec<u8>);
-    impl super::backend::tsm::TdxCollateralSource for Bundled {
-        fn collateral(&self, _quote: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+    impl crate::collateral::tdx::TdxCollateralSource for Bundled {
+        fn collateral(&self, _quote: &[u8]) -> Result<Vec<u8>, crate::collateral::CollateralError> {
             Ok(self.0.clone())
         }
     }

@@ -7,7 +7,11 @@
     clippy::panic
 )]
 
+use parity_scale_codec::Encode;
+
+use super::codec::RECORD_V1;
 use super::*;
+use crate::job::{OutputMeta, UsageRecord};
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("agent.redb")).unwrap()
@@ -183,7 +187,7 @@ fn legacy_json(r: &JobRecord) -> Vec<u8> {
         "spec_hash": hex::encode(r.spec_hash),
         "buyer": hex_opt(r.buyer),
         "state": r.state.name(),
-        "reason": r.reason,
+        "reason": r.reason.to_string(),
         "exit_code": r.exit_code,
         "submitted_at_ms": r.submitted_at_ms,
         "started_at_ms": r.started_at_ms,
@@ -206,7 +210,7 @@ fn legacy_json(r: &JobRecord) -> Vec<u8> {
 fn full_record() -> JobRecord {
     let mut r = rec(4, b"q");
     r.state = JobState::Failed;
-    r.reason = "exit status 3".into();
+    r.reason = EndReason::Exit(3);
     r.exit_code = Some(-9);
     r.started_at_ms = 2_000;
     r.finished_at_ms = 3_000;
@@ -237,20 +241,20 @@ fn full_record() -> JobRecord {
 #[test]
 fn record_encoding_round_trip_works() {
     let r = full_record();
-    let b = r.to_bytes();
+    let b = codec::encode(&r);
     assert_eq!(b.first(), Some(&RECORD_V1));
-    assert_eq!(JobRecord::from_bytes(&r.job_id, &b).unwrap(), r);
+    assert_eq!(codec::decode(&r.job_id, &b).unwrap(), r);
     // Every state keeps its tag.
     for (i, state) in JobState::ALL.into_iter().enumerate() {
         let mut s = r.clone();
         s.state = state;
-        let b = s.to_bytes();
-        assert_eq!(JobRecord::from_bytes(&s.job_id, &b).unwrap().state, state);
+        let b = codec::encode(&s);
+        assert_eq!(codec::decode(&s.job_id, &b).unwrap().state, state);
         assert_eq!(state.encode(), vec![u8::try_from(i).unwrap()]);
     }
     // The JSON form of older stores is still read.
     let json = legacy_json(&r);
-    assert_eq!(JobRecord::from_bytes(&r.job_id, &json).unwrap(), r);
+    assert_eq!(codec::decode(&r.job_id, &json).unwrap(), r);
     // The oldest records lack the fields added later (serde defaults).
     let queued = rec(6, b"s");
     let minimal = format!(
@@ -258,7 +262,7 @@ fn record_encoding_round_trip_works() {
         hex::encode(queued.job_id),
         hex::encode(queued.spec_hash)
     );
-    let read = JobRecord::from_bytes(&queued.job_id, minimal.as_bytes()).unwrap();
+    let read = codec::decode(&queued.job_id, minimal.as_bytes()).unwrap();
     assert_eq!(
         read,
         JobRecord {
@@ -278,7 +282,7 @@ fn record_encoding_round_trip_works() {
 #[test]
 fn corrupt_records_are_typed_errors_works() {
     let r = full_record();
-    let b = r.to_bytes();
+    let b = codec::encode(&r);
     let mut trailing = b.clone();
     trailing.push(0);
     let mut bad_state = b.clone();
@@ -294,7 +298,7 @@ fn corrupt_records_are_typed_errors_works() {
         ("state out of range", bad_state),
         ("broken JSON", b"{not json".to_vec()),
     ] {
-        match JobRecord::from_bytes(&r.job_id, &bytes) {
+        match codec::decode(&r.job_id, &bytes) {
             Err(StoreError::Corrupt { job, .. }) => {
                 assert_eq!(job, hex::encode(r.job_id), "{what}")
             }

@@ -59,9 +59,9 @@ use nix::unistd::Pid;
 use tokio_util::sync::CancellationToken;
 use wait4::Wait4;
 
-use crate::config::Config;
+use crate::config::{ContainerConfig, JobsConfig};
+use crate::job::ProcessHandle;
 use crate::metering::{self, ProcessUsage};
-use crate::store::ProcessHandle;
 use spec::{JobPlan, Workload};
 
 /// Where a process workload finds its inputs (environment variable).
@@ -257,8 +257,10 @@ pub struct RunOutcome {
 pub struct RunRequest<'a> {
     /// The validated job.
     pub plan: &'a JobPlan,
-    /// Agent configuration.
-    pub config: &'a Config,
+    /// The `[jobs]` section.
+    pub jobs: &'a JobsConfig,
+    /// The `[container]` section.
+    pub container: &'a ContainerConfig,
     /// The attempt's directories (prepared by [`prepare`]).
     pub dirs: &'a JobDirs,
     /// GPUs assigned.
@@ -385,7 +387,7 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
             let mut cmd = Command::new(program);
             cmd.args(args)
                 .env_clear()
-                .env("PATH", &req.config.jobs.path)
+                .env("PATH", &req.jobs.path)
                 .env("HOME", &dirs.work)
                 .envs(&env)
                 .current_dir(&dirs.work);
@@ -396,7 +398,7 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
             Ok((cmd, None))
         }
         Workload::Container { image, args } => {
-            let engine = req.config.container.engine.ok_or(RunError::NoEngine)?;
+            let engine = req.container.engine.ok_or(RunError::NoEngine)?;
             let cli = req.container_cli.ok_or(RunError::NoEngine)?;
             let env = base_env(
                 req,
@@ -407,7 +409,7 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
             let name = format!("sigil-{}", job_hex.get(..16).unwrap_or(&job_hex));
             let run = container::ContainerRun {
                 engine,
-                config: &req.config.container,
+                config: req.container,
                 name: &name,
                 image,
                 args,
@@ -421,7 +423,7 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
             let mut cmd = Command::new(cli);
             cmd.args(container::run_args(&run))
                 .env_clear()
-                .env("PATH", &req.config.jobs.path)
+                .env("PATH", &req.jobs.path)
                 .current_dir(&dirs.work);
             Ok((cmd, Some(name)))
         }
@@ -461,7 +463,7 @@ pub async fn run(
         start_ticks: process_start_ticks(pid).unwrap_or(0),
     };
     on_started(handle);
-    let cap = req.config.jobs.max_log_bytes;
+    let cap = req.jobs.max_log_bytes;
     let out_reader = child
         .stdout
         .take()
@@ -486,10 +488,10 @@ pub async fn run(
                 pid,
                 container_name.as_deref(),
                 req.container_cli,
-                req.config,
+                &req.jobs.path,
             )
             .await;
-            let grace = Duration::from_millis(req.config.jobs.kill_grace_ms);
+            let grace = Duration::from_millis(req.jobs.kill_grace_ms);
             match tokio::time::timeout(grace, &mut waiter).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -566,13 +568,13 @@ fn signal_group(pid: u32, sig: Signal) {
 }
 
 /// SIGTERM to the group (and `rm --force` for a container, whose processes the engine owns).
-async fn terminate(pid: u32, container: Option<&str>, cli: Option<&Path>, cfg: &Config) {
+async fn terminate(pid: u32, container: Option<&str>, cli: Option<&Path>, path: &str) {
     signal_group(pid, Signal::SIGTERM);
     if let (Some(name), Some(cli)) = (container, cli) {
         let mut cmd = Command::new(cli);
         cmd.args(container::remove_args(name))
             .env_clear()
-            .env("PATH", &cfg.jobs.path)
+            .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

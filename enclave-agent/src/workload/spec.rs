@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 use prost::Message;
 use sigil_proto::v1;
 
-use crate::config::Config;
-use crate::store::JobId;
+use crate::config::JobsConfig;
+use crate::job::JobId;
 
 /// Why a spec is refused. Every variant maps to `INVALID_ARGUMENT` or `FAILED_PRECONDITION`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -191,6 +191,8 @@ pub struct Capabilities {
     pub gpus: u32,
     /// Container workloads are configured.
     pub containers: bool,
+    /// The evidence mode of tier-3 jobs that choose none (`evidence.default_mode`).
+    pub default_evidence: Evidence,
 }
 
 /// Environment names a spec may not set: the agent sets them.
@@ -283,7 +285,7 @@ fn limit(name: &'static str, requested: u64, default: u64, max: u64) -> Result<u
 /// Decodes and validates spec bytes.
 pub fn validate(
     spec_bytes: &[u8],
-    cfg: &Config,
+    jobs: &JobsConfig,
     caps: &Capabilities,
     now_ms: u64,
 ) -> Result<JobPlan, SpecError> {
@@ -311,7 +313,7 @@ pub fn validate(
     let (workload, env) = match spec.workload {
         None => return Err(SpecError::NoWorkload),
         Some(v1::job_spec::Workload::Process(p)) => {
-            if !cfg.jobs.allow_process {
+            if !jobs.allow_process {
                 return Err(SpecError::WorkloadDisabled("process"));
             }
             match p.argv.first() {
@@ -352,7 +354,7 @@ pub fn validate(
         inputs.push((p, f.content));
     }
     let l = spec.limits.unwrap_or_default();
-    let j = &cfg.jobs;
+    let j = jobs;
     let limits = Limits {
         wall_time_ms: limit(
             "limits.wall_time_ms",
@@ -394,13 +396,7 @@ pub fn validate(
         (1 | 2, v1::EvidenceMode::Unspecified) => Evidence::None,
         (_, v1::EvidenceMode::AttestedKey) => Evidence::AttestedKey,
         (_, v1::EvidenceMode::FreshQuote) => Evidence::FreshQuote,
-        (_, v1::EvidenceMode::Unspecified) => {
-            if cfg.evidence.default_mode == "fresh-quote" {
-                Evidence::FreshQuote
-            } else {
-                Evidence::AttestedKey
-            }
-        }
+        (_, v1::EvidenceMode::Unspecified) => caps.default_evidence,
     };
     if evidence != Evidence::None && !caps.has_tee {
         return Err(SpecError::EvidenceMode {

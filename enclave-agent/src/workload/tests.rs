@@ -14,7 +14,7 @@ use sigil_proto::v1;
 
 use super::spec::{Capabilities, SpecError, validate};
 use super::*;
-use crate::config::{ContainerConfig, ContainerEngine};
+use crate::config::{Config, ContainerConfig, ContainerEngine};
 
 fn caps() -> Capabilities {
     Capabilities {
@@ -22,6 +22,7 @@ fn caps() -> Capabilities {
         has_tee: true,
         gpus: 2,
         containers: true,
+        default_evidence: super::spec::Evidence::AttestedKey,
     }
 }
 
@@ -38,7 +39,12 @@ fn process_spec(argv: &[&str]) -> v1::JobSpec {
 }
 
 fn plan_of(spec: &v1::JobSpec) -> Result<JobPlan, SpecError> {
-    validate(&spec.encode_to_vec(), &Config::default(), &caps(), 1_000)
+    validate(
+        &spec.encode_to_vec(),
+        &Config::default().jobs,
+        &caps(),
+        1_000,
+    )
 }
 
 #[test]
@@ -201,13 +207,13 @@ fn validate_rejects() {
         assert!(check(&e), "case {i}: {e}");
     }
     assert!(matches!(
-        validate(b"\xff\xff\xff", &Config::default(), &caps(), 0),
+        validate(b"\xff\xff\xff", &Config::default().jobs, &caps(), 0),
         Err(SpecError::Decode(_))
     ));
     let mut no_tee = caps();
     no_tee.has_tee = false;
     assert!(matches!(
-        validate(&base.encode_to_vec(), &Config::default(), &no_tee, 0),
+        validate(&base.encode_to_vec(), &Config::default().jobs, &no_tee, 0),
         Err(SpecError::EvidenceMode { .. })
     ));
 }
@@ -373,7 +379,8 @@ async fn try_run_plan(
     prepare(&f.dirs, plan, None).unwrap();
     let req = RunRequest {
         plan,
-        config: &f.cfg,
+        jobs: &f.cfg.jobs,
+        container: &f.cfg.container,
         dirs: &f.dirs,
         gpus: &[],
         stop,
@@ -576,7 +583,8 @@ async fn missing_program_rejects() {
     let stop = StopSignal::new();
     let req = RunRequest {
         plan: &plan,
-        config: &f.cfg,
+        jobs: &f.cfg.jobs,
+        container: &f.cfg.container,
         dirs: &f.dirs,
         gpus: &[],
         stop: &stop,

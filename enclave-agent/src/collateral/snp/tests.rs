@@ -19,9 +19,9 @@ use attestation_verifier::evidence::snp::parse_snp_report;
 use super::*;
 use crate::collateral::http::AgentHttp;
 use crate::collateral::tests::{FakeServer, settings};
-use crate::evidence::EvidenceSource;
 use crate::evidence::backend::snp::SevGuestSource;
 use crate::evidence::tests::{FakeSevGuest, vectors};
+use crate::evidence::{EvidenceError, EvidenceSource};
 
 /// One SNP vector: report, endorsement key (DER), ASK and ARK (PEM), and its time.
 struct Case {

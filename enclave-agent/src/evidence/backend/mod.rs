@@ -12,7 +12,7 @@ use attestation_verifier::evidence::snp::parse_snp_report;
 use attestation_verifier::receipt::TeeKind;
 
 use super::EvidenceError;
-use super::certtable::SnpCertificates;
+use crate::collateral::vcek::{SnpCertificates, VcekSource};
 
 /// SEV-SNP evidence from a raw report and the host's certificates, after
 /// checking the report parses and carries the requested REPORT_DATA (so a stale
@@ -21,7 +21,7 @@ pub(crate) fn snp_evidence(
     report: Vec<u8>,
     mut certs: SnpCertificates,
     report_data: &[u8; 64],
-    fallback: Option<&dyn azure_vtpm::VcekSource>,
+    fallback: Option<&dyn VcekSource>,
 ) -> Result<CpuEvidence, EvidenceError> {
     let parsed = parse_snp_report(&report).map_err(|e| EvidenceError::Unusable {
         tee: TeeKind::SevSnp,

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use attestation_verifier::bundle::CpuEvidence;
 use attestation_verifier::receipt::TeeKind;
 
-use super::azure_vtpm::VcekSource;
-use crate::evidence::certtable::SnpCertificates;
+use crate::collateral::vcek::{SnpCertificates, VcekSource};
 use crate::evidence::{EvidenceError, EvidenceSource};
 
 /// The SEV guest device.

@@ -17,7 +17,8 @@ use attestation_verifier::bundle::CpuEvidence;
 use attestation_verifier::evidence::tdx::parse_tdx_quote;
 use attestation_verifier::receipt::TeeKind;
 
-use super::azure_vtpm::VcekSource;
+use crate::collateral::tdx::TdxCollateralSource;
+use crate::collateral::vcek::VcekSource;
 use crate::evidence::certtable::{SnpCertificates, parse_cert_table};
 use crate::evidence::{EvidenceError, EvidenceSource};
 
@@ -55,20 +56,6 @@ impl TsmFs for StdFs {
     }
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         std::fs::read(path)
-    }
-}
-
-/// DCAP collateral for a TDX quote (PCK CRL, TCB Info, QE Identity and their
-/// chains), as the verifier's collateral JSON. It goes into the bundle (and so
-/// into its digest) when the quote is collected; a PCS/PCCS client implements it.
-pub trait TdxCollateralSource: Send + Sync {
-    /// The collateral for `quote`'s platform.
-    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError>;
-}
-
-impl<T: TdxCollateralSource + ?Sized> TdxCollateralSource for std::sync::Arc<T> {
-    fn collateral(&self, quote: &[u8]) -> Result<Vec<u8>, EvidenceError> {
-        (**self).collateral(quote)
     }
 }
 

@@ -16,12 +16,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use attestation_verifier::binding;
 use attestation_verifier::bundle::EvidenceBundle;
 use attestation_verifier::crypto::{AwsLc, RustCrypto};
 use attestation_verifier::evidence::azure_hcl::{HclHashType, encode_hcl_report};
+use attestation_verifier::evidence::snp::SnpReport;
+use attestation_verifier::pcs::FetchError;
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::azure_hcl::claims_report_data;
@@ -33,7 +36,10 @@ use rcgen::KeyPair;
 
 use super::*;
 use crate::attestor::Attestor;
+use crate::collateral::CollateralError;
+use crate::collateral::vcek::*;
 use crate::evidence::detect::{Backend, DetectOptions, open_source};
+use crate::evidence::tpm::*;
 use crate::keys::AgentKey;
 
 const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
@@ -300,7 +306,7 @@ impl TpmTransport for FakeTpm {
 struct StaticVcek(SnpCertificates);
 
 impl VcekSource for StaticVcek {
-    fn certificates(&self, _: &SnpReport) -> Result<SnpCertificates, EvidenceError> {
+    fn certificates(&self, _: &SnpReport) -> Result<SnpCertificates, CollateralError> {
         Ok(self.0.clone())
     }
 }
@@ -714,27 +720,6 @@ fn response_codes_decode_works() {
     );
 }
 
-#[test]
-fn commands_are_marshaled_works() {
-    // TPM2_NV_Read(owner, 0x01400001, size 1024, offset 2048) with a password session.
-    let cmd = Command::new(TPM_ST_SESSIONS, TPM_CC_NV_READ)
-        .u32(TPM_RH_OWNER)
-        .u32(HCL_REPORT_NV_INDEX)
-        .password_session()
-        .u16(1024)
-        .u16(2048)
-        .finish();
-    assert_eq!(
-        hex::encode(cmd),
-        concat!(
-            "8002", "00000023", "0000014e", // tag, size 35, TPM_CC_NV_Read
-            "40000001", "01400001", // TPM_RH_OWNER, the index
-            "00000009", "40000009", "0000", "00", "0000", // TPM_RS_PW, empty password
-            "0400", "0800", // size, offset
-        )
-    );
-}
-
 // ---- VCEK sources ----
 
 #[test]
@@ -763,15 +748,15 @@ fn vcek_file_works() {
     std::fs::write(&path, pem_of(&p.ask)).unwrap();
     assert!(matches!(
         VcekFile::new(&path).certificates(&report),
-        Err(EvidenceError::Collateral(CollateralError::Invalid { ref reason, .. })) if reason.contains("SEV-VCEK")
+        Err(CollateralError::Invalid { ref reason, .. }) if reason.contains("SEV-VCEK")
     ));
     assert!(matches!(
         VcekFile::new(dir.path().join("missing.pem")).certificates(&report),
-        Err(EvidenceError::Collateral(CollateralError::File { .. }))
+        Err(CollateralError::File { .. })
     ));
     assert!(matches!(
         NoVcek.certificates(&report),
-        Err(EvidenceError::Collateral(CollateralError::Unconfigured(_)))
+        Err(CollateralError::Unconfigured(_))
     ));
 }
 
@@ -846,15 +831,15 @@ fn imds_vcek_is_fetched_and_cached_works() {
     let (url, _) = imds_server(404, String::new());
     assert!(matches!(
         ImdsVcek::new(url, Duration::from_secs(5)).certificates(&report),
-        Err(EvidenceError::Collateral(CollateralError::Fetch {
+        Err(CollateralError::Fetch {
             source: FetchError::Status { status: 404, .. },
             ..
-        }))
+        })
     ));
     let (url, _) = imds_server(200, "{\"vcekCert\": 3}".into());
     assert!(matches!(
         ImdsVcek::new(url, Duration::from_secs(5)).certificates(&report),
-        Err(EvidenceError::Collateral(CollateralError::Invalid { .. }))
+        Err(CollateralError::Invalid { .. })
     ));
 }
 

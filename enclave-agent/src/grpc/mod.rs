@@ -1,10 +1,9 @@
 //! The gRPC server: `sigil.v1` services, gRPC health and reflection, TLS and limits.
 
-pub mod engine;
-pub mod error;
-pub mod grpc;
-pub mod setup;
+pub mod api;
+pub mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +11,10 @@ use sigil_proto::v1;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::config::Config;
-pub use engine::{Engine, EngineParts};
-pub use error::AgentError;
-use grpc::{AttestationApi, JobApi, ProviderApi};
+use api::{AttestationApi, JobApi, ProviderApi};
+
+use crate::config::TlsConfig;
+use crate::engine::Engine;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +44,27 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
 }
 
 /// The TLS configuration from `tls.*`, or `None` for plaintext (checked by
-/// [`Config::load`]: only on loopback or with `allow_plaintext`).
-pub fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, ServeError> {
-    let (Some(cert), Some(key)) = (&cfg.tls.cert, &cfg.tls.key) else {
+/// `Config::load`: only on loopback or with `allow_plaintext`).
+pub fn tls_config(tls: &TlsConfig) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
         return Ok(None);
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(ca) = &cfg.tls.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &tls.client_ca {
+        server = server.client_ca_root(Certificate::from_pem(read(ca)?));
     }
-    Ok(Some(tls))
+    Ok(Some(server))
+}
+
+/// What the server needs of the configuration (`listen`, `[tls]`, `jobs.max_request_bytes`).
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// The configured listen address (for the plaintext warning; the listener is bound).
+    pub listen: SocketAddr,
+    /// TLS, or plaintext when no certificate is set.
+    pub tls: TlsConfig,
+    /// Largest `Submit` request, bytes.
+    pub max_request_bytes: usize,
 }
 
 /// Serves the agent's gRPC API on `listener` until `shutdown`, then stops accepting and
@@ -63,10 +73,10 @@ pub async fn serve(
     engine: Arc<Engine>,
     provider: ProviderApi,
     listener: tokio::net::TcpListener,
+    settings: &ServeSettings,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let cfg = engine.config().clone();
-    let max = cfg.jobs.max_request_bytes;
+    let max = settings.max_request_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<v1::job_service_server::JobServiceServer<JobApi>>()
@@ -97,13 +107,13 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true);
-    if let Some(tls) = tls_config(&cfg)? {
+    if let Some(tls) = tls_config(&settings.tls)? {
         builder = builder.tls_config(tls)?;
-    } else if !cfg.listen.ip().is_loopback() {
-        tracing::warn!(listen = %cfg.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
+    } else if !settings.listen.ip().is_loopback() {
+        tracing::warn!(listen = %settings.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
     }
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, tls = cfg.tls.cert.is_some(), "gRPC server listening");
+    tracing::info!(addr = ?addr, tls = settings.tls.cert.is_some(), "gRPC server listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let stop = shutdown.clone();
     let health_on_stop = health.clone();

@@ -1,17 +1,30 @@
-//! Start-up helpers for the `sigil-agent` binary (and tests that assemble an agent):
-//! logging, GPU discovery, provider information and the address file.
+//! Wiring: the one place that reads the whole [`Config`] and builds the agent's parts from
+//! it (the last layer of the crate, see the crate documentation). Every other module takes
+//! only its own configuration section.
+//!
+//! Used by the `sigil-agent` binary and by tests that assemble an agent: logging, GPU
+//! discovery, the evidence source with its collateral sources, the engine's parts,
+//! provider information, the address files and settlement on the chain.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
 use sigil_proto::v1;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
-use crate::service::engine::Engine;
-use crate::service::grpc::ProviderApi;
+use crate::attestor::Attestor;
+use crate::collateral::tdx::TdxCollateralSource;
+use crate::collateral::vcek::{ImdsVcek, NoVcek, VcekFile, VcekSource};
+use crate::config::{ChainConfig, Config, EvidenceConfig};
+use crate::engine::Engine;
+use crate::evidence::EvidenceError;
+use crate::evidence::detect::{Backend, DetectOptions};
+use crate::grpc::api::ProviderApi;
+use crate::keys::AgentKey;
+use crate::settle;
 use crate::workload::Gpu;
 
 /// Name of the file in `state_dir` holding the bound gRPC address.
@@ -203,6 +216,15 @@ pub fn log_attested(engine: &Engine) {
     );
 }
 
+/// The gRPC server's settings from `cfg`.
+pub fn serve_settings(cfg: &Config) -> crate::grpc::ServeSettings {
+    crate::grpc::ServeSettings {
+        listen: cfg.listen,
+        tls: cfg.tls.clone(),
+        max_request_bytes: cfg.jobs.max_request_bytes,
+    }
+}
+
 /// Writes a bound address to `state_dir/<name>` (replaced atomically).
 pub fn write_addr_file(cfg: &Config, name: &str, addr: SocketAddr) -> std::io::Result<()> {
     let tmp = cfg.state_dir.join(format!("{name}.tmp"));
@@ -215,8 +237,86 @@ pub fn write_addr_file(cfg: &Config, name: &str, addr: SocketAddr) -> std::io::R
 pub fn attestor(
     cfg: &Config,
     probe: Option<Arc<dyn gpu_monitor::GpuProbe>>,
-) -> Result<crate::attestor::Attestor, crate::attestor::EvidenceError> {
-    let key = crate::keys::AgentKey::generate()
-        .map_err(|e| crate::attestor::EvidenceError::Rng(e.to_string()))?;
-    crate::attestor::Attestor::from_config(cfg, key, probe)
+) -> Result<Attestor, EvidenceError> {
+    let key = AgentKey::generate().map_err(|e| EvidenceError::Rng(e.to_string()))?;
+    attestor_with_key(cfg, key, probe)
+}
+
+/// [`attestor`] with a given key: the backend `cfg` names (or the one detected), with the
+/// collateral sources of its `[collateral]` table.
+pub fn attestor_with_key(
+    cfg: &Config,
+    key: AgentKey,
+    gpu: Option<Arc<dyn gpu_monitor::GpuProbe>>,
+) -> Result<Attestor, EvidenceError> {
+    let backend: Backend = cfg.evidence.backend.parse()?;
+    let mut opts = DetectOptions::new(backend, cfg.evidence.allow_simulated);
+    opts.tdx_collateral = crate::collateral::tdx_from_config(&cfg.collateral, &cfg.state_dir)
+        .map(|c| c as Arc<dyn TdxCollateralSource>);
+    opts.azure_vcek = Some(azure_vcek(
+        &cfg.evidence,
+        Duration::from_secs(cfg.collateral.timeout_secs),
+    ));
+    opts.snp_vcek = crate::collateral::snp_vcek_from_config(&cfg.collateral, &cfg.state_dir);
+    let a = Attestor::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
+    Ok(
+        match crate::collateral::gpu_from_config(&cfg.collateral, &cfg.state_dir) {
+            Some(c) if a.has_gpus() => a.with_gpu_collateral(c),
+            _ => a,
+        },
+    )
+}
+
+/// The VCEK source of the `azure-vtpm` backend that `[evidence]` names: the file when
+/// `azure_vcek_file` is set, else Azure IMDS (requests ending within `timeout`,
+/// `[collateral].timeout_secs`), else none.
+pub fn azure_vcek(e: &EvidenceConfig, timeout: Duration) -> Arc<dyn VcekSource> {
+    match (&e.azure_vcek_file, e.azure_imds_url.as_str()) {
+        (Some(path), _) => Arc::new(VcekFile::new(path.clone())),
+        (None, "") => Arc::new(NoVcek),
+        (None, url) => Arc::new(ImdsVcek::new(url, timeout)),
+    }
+}
+
+/// Connects to the market chain of `cfg` (retrying until it answers or `token` is
+/// cancelled) and runs the provider side there for `engine`'s jobs: registration, evidence
+/// refresh, receipt submission. `gpu_model` is the first GPU's name.
+pub async fn settle_on_chain(
+    engine: Arc<Engine>,
+    cfg: ChainConfig,
+    gpu_model: Option<String>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let retry = Duration::from_secs(cfg.retry_secs.max(1));
+    let link = loop {
+        match settle::connect(&cfg).await {
+            Ok(link) => break link,
+            Err(e @ settle::SettleError::Config { .. }) => {
+                tracing::error!(error = %e, "chain settlement disabled");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, url = %cfg.url, "chain not reachable; will retry"),
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    };
+    let account = link.account_id().0;
+    let settler = settle::Settler::new(
+        link,
+        account,
+        engine.store().clone(),
+        Arc::clone(engine.attestor_handle()),
+        &engine.config().state_dir,
+        &cfg,
+        gpu_model.as_deref(),
+    );
+    match settler {
+        Ok(settler) => {
+            tracing::info!(url = %cfg.url, account = %hex::encode(account), "settling receipts on chain");
+            settler.run(engine.subscribe(), token).await;
+        }
+        Err(e) => tracing::error!(error = %e, "chain settlement disabled"),
+    }
 }

@@ -26,54 +26,14 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sigil_chain_client::types::{Capabilities, Evidence, JobStatus, TeeKind, Tier};
 use sigil_chain_client::{AccountId32, ChainClient, ChainError, KeyScheme, Keypair, Submitted};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::Engine;
-use crate::store::JobRecord;
-
-/// The `[chain]` table.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChainConfig {
-    /// WebSocket URL of a node (`ws://` or `wss://`); empty: the agent does not use a chain.
-    pub url: String,
-    /// File holding the provider account's secret URI (a dev URI such as `//Charlie`, a
-    /// mnemonic, or a `0x` seed). Read at start; never logged.
-    pub account_key_file: PathBuf,
-    /// Signature scheme of the account: `sr25519` (default) or `ed25519`.
-    pub account_scheme: String,
-    /// Chain attestation policy the attested key registers under (by name, e.g.
-    /// `sigil.confidential-vm.v1`, or `0x` + id).
-    pub policy: String,
-    /// Tiers offered; empty: 1 and 2, plus 3 when the agent has evidence.
-    pub tiers: Vec<u8>,
-    /// GPU model offered (empty: the first GPU's name, or none).
-    pub gpu_model: String,
-    /// Seconds between retries after an RPC failure.
-    pub retry_secs: u64,
-}
-
-impl Default for ChainConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            account_key_file: PathBuf::new(),
-            account_scheme: "sr25519".into(),
-            policy: sigil_chain_client::policy::CONFIDENTIAL_VM_V1.into(),
-            tiers: Vec::new(),
-            gpu_model: String::new(),
-            retry_secs: 15,
-        }
-    }
-}
-
-impl ChainConfig {
-    /// Whether the agent uses a chain.
-    pub fn enabled(&self) -> bool {
-        !self.url.is_empty()
-    }
-}
+use crate::attestor::Attestor;
+use crate::config::ChainConfig;
+use crate::job::JobRecord;
+use crate::store::Store;
 
 /// Why settlement on the chain could not start or proceed.
 #[derive(Debug, thiserror::Error)]
@@ -397,7 +357,8 @@ pub fn capabilities(
 /// The agent's provider side on the chain. See the module documentation.
 pub struct Settler<C> {
     chain: C,
-    engine: Arc<Engine>,
+    store: Store,
+    attestor: Arc<Attestor>,
     outbox: Outbox,
     account: [u8; 32],
     capabilities: Capabilities,
@@ -420,11 +381,15 @@ pub fn outbox_path(state_dir: &Path) -> PathBuf {
 }
 
 impl<C: MarketChain> Settler<C> {
-    /// A settler acting for `account` (its 32-byte id) through `chain`.
+    /// A settler acting for `account` (its 32-byte id) through `chain`, settling the jobs
+    /// of `store` with the agent key and evidence of `attestor`; its table lives in
+    /// `state_dir`.
     pub fn new(
         chain: C,
         account: [u8; 32],
-        engine: Arc<Engine>,
+        store: Store,
+        attestor: Arc<Attestor>,
+        state_dir: &Path,
         cfg: &ChainConfig,
         gpu_model: Option<&str>,
     ) -> Result<Self, SettleError> {
@@ -434,11 +399,12 @@ impl<C: MarketChain> Settler<C> {
                 detail: format!("{:?} is not a chain policy", cfg.policy),
             })?
             .id;
-        let capabilities = capabilities(cfg, engine.attestor().tee(), gpu_model)?;
-        let outbox = Outbox::open(&outbox_path(&engine.config().state_dir))?;
+        let capabilities = capabilities(cfg, attestor.tee(), gpu_model)?;
+        let outbox = Outbox::open(&outbox_path(state_dir))?;
         Ok(Self {
             chain,
-            engine,
+            store,
+            attestor,
             outbox,
             account,
             capabilities,
@@ -458,9 +424,9 @@ impl<C: MarketChain> Settler<C> {
 
     /// The registration of the agent key (and its current evidence, for tier 3).
     fn registration(&self) -> Result<Registration, SettleError> {
-        let key = self.engine.attestor().public_key();
+        let key = self.attestor.public_key();
         let attestation = if self.wants_attestation() {
-            let ev = self.engine.current_evidence().ok_or_else(|| {
+            let ev = self.attestor.current().ok_or_else(|| {
                 SettleError::Jobs("no attested-key evidence collected yet".into())
             })?;
             Some(Evidence {
@@ -472,10 +438,7 @@ impl<C: MarketChain> Settler<C> {
         };
         Ok(Registration {
             key,
-            proof: self
-                .engine
-                .attestor()
-                .sign_provider_key_proof(&self.account),
+            proof: self.attestor.sign_provider_key_proof(&self.account),
             capabilities: self.capabilities.clone(),
             attestation,
         })
@@ -485,7 +448,7 @@ impl<C: MarketChain> Settler<C> {
     /// does. An account registered with another key (an earlier agent) is re-registered once
     /// its open jobs are closed; until then its receipts, signed by that key, still settle.
     pub async fn ensure_registered(&self) -> Result<bool, SettleError> {
-        let key = self.engine.attestor().public_key();
+        let key = self.attestor.public_key();
         match self.chain.provider().await? {
             None => {
                 self.chain.register(&self.registration()?).await?;
@@ -494,8 +457,8 @@ impl<C: MarketChain> Settler<C> {
             }
             Some(p) if p.signing_key == key => {
                 let stale = self
-                    .engine
-                    .current_evidence()
+                    .attestor
+                    .current()
                     .filter(|ev| self.wants_attestation() && p.evidence_digest != Some(ev.digest));
                 if let Some(ev) = stale {
                     self.chain.refresh_attestation(&ev.bytes).await?;
@@ -554,7 +517,7 @@ impl<C: MarketChain> Settler<C> {
     }
 
     async fn submit(&self, job: &JobRecord) -> Result<Outcome, SettleError> {
-        let store = self.engine.store();
+        let store = &self.store;
         let receipt = store
             .receipt(&job.job_id)
             .map_err(|e| SettleError::Jobs(e.to_string()))?
@@ -603,8 +566,7 @@ impl<C: MarketChain> Settler<C> {
     /// retry.
     pub async fn sweep(&self) -> Result<usize, SettleError> {
         let jobs = self
-            .engine
-            .store()
+            .store
             .all()
             .map_err(|e| SettleError::Jobs(e.to_string()))?;
         let mut pending = 0_usize;
@@ -621,9 +583,13 @@ impl<C: MarketChain> Settler<C> {
         Ok(pending)
     }
 
-    /// Runs until `shutdown`: registers, then settles each job as it ends, retrying failures.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut events = self.engine.subscribe();
+    /// Runs until `shutdown`: registers, then settles each job as it ends (as `events`, the
+    /// engine's job events, tell), retrying failures.
+    pub async fn run(
+        self,
+        mut events: broadcast::Receiver<Arc<JobRecord>>,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.retry);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Whether a finished job may still need settling: true at start (jobs that ended while

@@ -10,9 +10,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::service::engine::Engine;
-use crate::service::error::{AgentError, id32};
-use crate::store::{CHUNK, JobRecord, JobState, LogKind};
+use super::status::id32;
+use crate::engine::{AgentError, Engine};
+use crate::job::{JobRecord, JobState, LogKind};
+use crate::store::CHUNK;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -21,7 +22,7 @@ pub fn job_status(r: &JobRecord) -> v1::JobStatus {
     v1::JobStatus {
         job_id: r.job_id.to_vec(),
         state: wire_state(r.state) as i32,
-        reason: r.reason.clone(),
+        reason: r.reason.to_string(),
         exit_code: r.exit_code,
         submitted_at_ms: r.submitted_at_ms,
         started_at_ms: r.started_at_ms,

@@ -1,0 +1,407 @@
+//! The job engine: accepts jobs into the store, schedules them onto free slots and GPUs,
+//! runs them, meters them, signs their receipts and publishes their events.
+//!
+//! Durability (see also [`crate::store`]):
+//! 1. `Submit` returns only after the job and its spec are committed (`Queued`).
+//! 2. Before a workload starts, the job is committed `Running` with its attempt counted.
+//! 3. At its end, the final state, outputs, logs, receipt and bundle are committed together.
+//!
+//! When the scheduler runs, a free slot (and the GPUs the job asks for) is available and no
+//! job is waiting, `Submit` stores the job directly as `Running` with its first attempt
+//! counted, and it starts at once: steps 1 and 2 are then one commit, which still precedes
+//! both the reply and the start.
+//!
+//! A crash between 2 and 3 leaves the job `Running`; at the next start
+//! [`crate::store::Store::recover`] ends it `Failed`, or re-queues it when its spec asked for
+//! re-runs and attempts remain, after killing what is left of its process group. A job is
+//! therefore never lost, and never started again unless its spec says so.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use attestation_verifier::crypto::AwsLc;
+use attestation_verifier::receipt::TeeKind;
+use sha2::{Digest, Sha256};
+use sigil_proto::v1;
+use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::attestor::{AttestedKeyEvidence, Attestor};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::job::{JobId, JobRecord, JobState};
+use crate::metering::{self, GpuMetering};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::workload::spec::{Capabilities, Evidence};
+use crate::workload::{self, Gpu, JobDirs, RunAs, StopSignal};
+
+mod admission;
+pub mod error;
+mod receipts;
+mod runner;
+mod scheduler;
+
+pub use error::AgentError;
+pub use receipts::IssuedReceipt;
+
+/// The crypto backend used for hashing and the result commitment.
+pub(crate) const CRYPTO: AwsLc = AwsLc;
+
+/// Pieces the engine is built from (so tests can assemble one without a config file).
+pub struct EngineParts {
+    /// Configuration.
+    pub config: Config,
+    /// Evidence and receipt signing.
+    pub attestor: Arc<Attestor>,
+    /// GPUs the agent offers.
+    pub gpus: Vec<Gpu>,
+    /// GPU metering.
+    pub gpu_metering: GpuMetering,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for EngineParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineParts")
+            .field("config", &self.config)
+            .field("gpus", &self.gpus)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine. Shared as `Arc<Engine>` by the gRPC services.
+pub struct Engine {
+    /// The engine itself, for the tasks that submissions start.
+    me: std::sync::Weak<Engine>,
+    cfg: Arc<Config>,
+    store: Store,
+    attestor: Arc<Attestor>,
+    metrics: Arc<Metrics>,
+    auth: Authenticator,
+    caps: Capabilities,
+    gpu_metering: GpuMetering,
+    gpus: Vec<Gpu>,
+    free_gpus: Mutex<Vec<Gpu>>,
+    /// Waiting jobs in submission order, with the number of GPUs each needs.
+    queue: Mutex<VecDeque<(JobId, u32)>>,
+    wake: Notify,
+    /// One permit per job that may run at once (`jobs.max_concurrent`).
+    slots: Arc<Semaphore>,
+    /// Set once [`Engine::run`] has started: jobs start only then.
+    scheduling: AtomicBool,
+    running: Mutex<HashMap<JobId, StopSignal>>,
+    events: broadcast::Sender<Arc<JobRecord>>,
+    shutdown: CancellationToken,
+    drained: CancellationToken,
+    tasks: TaskTracker,
+    prlimit: Option<PathBuf>,
+    container_cli: Option<PathBuf>,
+    run_as: Option<RunAs>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+impl Engine {
+    /// Opens the store, recovers jobs interrupted by a crash, collects the first
+    /// attested-key evidence and re-queues waiting jobs. Call [`Engine::run`] to start
+    /// scheduling.
+    pub async fn start(
+        parts: EngineParts,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, AgentError> {
+        let EngineParts {
+            config,
+            attestor,
+            gpus,
+            gpu_metering,
+            metrics,
+        } = parts;
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+            AgentError::Internal(format!("state_dir {}: {e}", config.state_dir.display()))
+        })?;
+        std::fs::create_dir_all(config.work_dir()).map_err(|e| {
+            AgentError::Internal(format!("work dir {}: {e}", config.work_dir().display()))
+        })?;
+        let store = {
+            let path = config.store_path();
+            let stats = metrics.store_stats();
+            tokio::task::spawn_blocking(move || Store::open_counted(&path, stats))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))??
+        };
+        let container_cli = config.container.engine.and_then(|e| {
+            config
+                .container
+                .cli
+                .clone()
+                .or_else(|| workload::which(e.name(), &config.jobs.path))
+        });
+        if config.container.engine.is_some() && container_cli.is_none() {
+            tracing::warn!(
+                "container engine configured but its CLI was not found: container jobs are refused"
+            );
+        }
+        let run_as = match (config.run_as_ids(), nix::unistd::geteuid().is_root()) {
+            (Some((uid, gid)), true) => Some(RunAs { uid, gid }),
+            _ => None,
+        };
+        // Limits are set with prlimit(2) right after the spawn where the agent may do that
+        // (the workload runs under the agent's own ids, or the agent holds
+        // CAP_SYS_RESOURCE); otherwise, or when `jobs.prlimit` is set, the workload is
+        // exec'd through util-linux `prlimit` (see `crate::workload`).
+        let own_ids = run_as.is_none_or(|u| {
+            u.uid == nix::unistd::getuid().as_raw() && u.gid == nix::unistd::getgid().as_raw()
+        });
+        let prlimit = match config.jobs.prlimit.clone() {
+            Some(p) => Some(p),
+            None if own_ids || workload::may_limit_other_users() => None,
+            None => {
+                let found = workload::which("prlimit", &config.jobs.path);
+                match &found {
+                    Some(p) => tracing::info!(
+                        prlimit = %p.display(),
+                        "workloads run as another user and the agent lacks CAP_SYS_RESOURCE: limits are applied through util-linux prlimit"
+                    ),
+                    None => tracing::warn!(
+                        "workloads run as another user, the agent lacks CAP_SYS_RESOURCE and util-linux prlimit is not installed: process jobs with limits will fail"
+                    ),
+                }
+                found
+            }
+        };
+        if run_as.is_some() {
+            // Workloads run as another user and must reach their own job directory:
+            // the state and work directories are traverse-only for others (the store file
+            // and other job directories stay private).
+            use std::os::unix::fs::PermissionsExt;
+            for d in [config.state_dir.clone(), config.work_dir()] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| AgentError::Internal(format!("chmod {}: {e}", d.display())))?;
+            }
+        }
+        let caps = Capabilities {
+            agent_key: attestor.public_key(),
+            has_tee: attestor.tee() != TeeKind::None,
+            gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
+            containers: container_cli.is_some(),
+            default_evidence: if config.evidence.default_mode == "fresh-quote" {
+                Evidence::FreshQuote
+            } else {
+                Evidence::AttestedKey
+            },
+        };
+        let auth = Authenticator::new(&config.auth, metrics.signature_stats())
+            .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
+        let (events, _) = broadcast::channel(1024);
+        let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
+        let engine = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            auth,
+            cfg: Arc::new(config),
+            store,
+            attestor,
+            metrics,
+            caps,
+            gpu_metering,
+            free_gpus: Mutex::new(gpus.clone()),
+            gpus,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            slots,
+            scheduling: AtomicBool::new(false),
+            running: Mutex::new(HashMap::new()),
+            events,
+            shutdown,
+            drained: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            prlimit,
+            container_cli,
+            run_as,
+        });
+        engine.recover().await?;
+        if engine.caps.has_tee {
+            engine.refresh_evidence().await?;
+        }
+        Ok(engine)
+    }
+
+    /// Crash recovery and re-queueing of waiting jobs.
+    async fn recover(&self) -> Result<(), AgentError> {
+        let store = self.store.clone();
+        let max_attempts = self.cfg.jobs.max_attempts;
+        let specs = self.store.clone();
+        let now = metering::unix_ms();
+        let recovered = tokio::task::spawn_blocking(move || {
+            store.recover(now, move |r| {
+                r.attempts < max_attempts
+                    && specs
+                        .spec(r)
+                        .ok()
+                        .flatten()
+                        .and_then(|b| <v1::JobSpec as prost::Message>::decode(b.as_slice()).ok())
+                        .is_some_and(|s| s.on_restart == v1::RestartPolicy::Rerun as i32)
+            })
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        for r in &recovered {
+            let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(r.record.job_id));
+            let handles = [r.orphan, workload::read_pid_file(&dirs)];
+            for h in handles.into_iter().flatten() {
+                if workload::kill_orphan(h) {
+                    tracing::warn!(job = %hex::encode(r.record.job_id), pid = h.pid, "killed the process group left by the previous agent");
+                }
+            }
+            tracing::warn!(
+                job = %hex::encode(r.record.job_id),
+                state = r.record.state.name(),
+                reason = %r.record.reason,
+                "recovered a job that was running when the agent stopped"
+            );
+        }
+        let mut all = self.store.all()?;
+        for s in JobState::ALL {
+            let n = all.iter().filter(|r| r.state == s).count();
+            self.metrics
+                .set_jobs(s, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        all.retain(|r| r.state == JobState::Queued);
+        all.sort_by_key(|r| (r.submitted_at_ms, r.job_id));
+        let queued: Vec<(JobId, u32)> = all
+            .into_iter()
+            .map(|r| (r.job_id, self.gpus_needed(&r)))
+            .collect();
+        lock(&self.queue).extend(queued);
+        Ok(())
+    }
+
+    /// GPUs a stored job asks for (0 if its spec cannot be read: it then fails when it is
+    /// validated before running).
+    fn gpus_needed(&self, record: &JobRecord) -> u32 {
+        match self.store.spec(record) {
+            Ok(Some(bytes)) => <v1::JobSpec as prost::Message>::decode(bytes.as_slice())
+                .map(|s| s.gpu_count)
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The attestor.
+    pub fn attestor(&self) -> &Attestor {
+        &self.attestor
+    }
+
+    /// The attestor, shared.
+    pub fn attestor_handle(&self) -> &Arc<Attestor> {
+        &self.attestor
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// GPUs offered.
+    pub fn gpus(&self) -> &[Gpu] {
+        &self.gpus
+    }
+
+    /// What the agent can run.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The current attested-key evidence.
+    pub fn current_evidence(&self) -> Option<AttestedKeyEvidence> {
+        self.attestor.current()
+    }
+
+    /// Collects evidence for `nonce` off the async runtime; records its latency.
+    pub async fn attest(
+        &self,
+        nonce: [u8; 32],
+        kind: &str,
+    ) -> Result<(Vec<u8>, [u8; 32], TeeKind), AgentError> {
+        let attestor = Arc::clone(&self.attestor);
+        let t = Instant::now();
+        let bundle = tokio::task::spawn_blocking(move || attestor.attest(nonce))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?
+            .map_err(|e| AgentError::Evidence(e.to_string()))?;
+        self.metrics.evidence(kind, t.elapsed());
+        let digest = bundle.digest(&CRYPTO);
+        Ok((bundle.to_bytes(), digest, bundle.tee))
+    }
+
+    /// Collects fresh attested-key evidence, stores its bundle, and makes receipts
+    /// reference it.
+    pub async fn refresh_evidence(&self) -> Result<(), AgentError> {
+        let attestor = Arc::clone(&self.attestor);
+        let t = Instant::now();
+        let ev = tokio::task::spawn_blocking(move || attestor.refresh(metering::unix_ms()))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?
+            .map_err(|e| AgentError::Evidence(e.to_string()))?;
+        self.metrics.evidence("attested_key", t.elapsed());
+        self.store.put_bundle(ev.digest, ev.bytes.to_vec()).await?;
+        tracing::info!(digest = %hex::encode(ev.digest), tee = %ev.bundle.tee, "attested-key evidence collected");
+        Ok(())
+    }
+
+    fn publish(&self, r: &JobRecord) {
+        // No subscribers is fine (and then there is nothing to copy).
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(Arc::new(r.clone()));
+        }
+    }
+
+    /// Subscribes to every job's changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<JobRecord>> {
+        self.events.subscribe()
+    }
+
+    /// A job's record.
+    pub fn job(&self, job_id: &JobId) -> Result<JobRecord, AgentError> {
+        self.store.get(job_id)?.ok_or_else(|| AgentError::NotFound {
+            what: format!("job {}", hex::encode(job_id)),
+        })
+    }
+
+    /// True once shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// The shutdown token.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

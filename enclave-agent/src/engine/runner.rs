@@ -1,0 +1,298 @@
+//! Running a job: committed `Running` (step 2 of the engine's documentation), run and
+//! metered, then ended with its outputs, logs and receipt in one commit (step 3).
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::job::{EndReason, JobId, JobRecord, JobState};
+use crate::metering::{self};
+use crate::store::Completion;
+use crate::workload::spec::{self, Evidence, JobPlan};
+use crate::workload::{self, Gpu, JobDirs, RunRequest, Stop, StopSignal};
+
+use super::{AgentError, Engine, lock};
+
+impl Engine {
+    pub(super) async fn set_state(
+        &self,
+        r: &mut JobRecord,
+        to: JobState,
+    ) -> Result<(), AgentError> {
+        let from = r.state;
+        r.state = to;
+        r.version = r.version.saturating_add(1);
+        self.store.put(r.clone()).await?;
+        self.metrics.transition(Some(from), to);
+        self.publish(r);
+        Ok(())
+    }
+
+    /// Runs one job to its end and records it. Errors are recorded on the job.
+    ///
+    /// `started` is the job's record and plan when it was stored `Running` at submission;
+    /// `None` for a queued job. The slot and the GPUs are given back at the end.
+    pub(super) async fn run_job(
+        &self,
+        job_id: JobId,
+        gpus: Vec<Gpu>,
+        started: Option<(JobRecord, JobPlan)>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let hex_id = hex::encode(job_id);
+        let stop = lock(&self.running).entry(job_id).or_default().clone();
+        let result = self.run_job_inner(job_id, &gpus, &stop, started).await;
+        lock(&self.running).remove(&job_id);
+        if let Err(e) = result {
+            tracing::error!(job = %hex_id, error = %e, "job could not be run");
+            if let Ok(Some(mut r)) = self.store.get(&job_id)
+                && !r.state.is_final()
+            {
+                r.reason = match &e {
+                    AgentError::Store(_) | AgentError::Internal(_) => EndReason::Internal,
+                    other => EndReason::NotRun(other.to_string()),
+                };
+                r.finished_at_ms = metering::unix_ms();
+                r.process = None;
+                let _ = self.set_state(&mut r, JobState::Failed).await;
+            }
+        }
+        self.release_slot(slot, gpus);
+    }
+
+    pub(super) async fn run_job_inner(
+        &self,
+        job_id: JobId,
+        gpus: &[Gpu],
+        stop: &StopSignal,
+        started: Option<(JobRecord, JobPlan)>,
+    ) -> Result<(), AgentError> {
+        let (r, plan, dirs) = match started {
+            Some((r, plan)) => {
+                let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
+                if stop.reason() == Some(Stop::Cancelled) {
+                    return self.cancel_unstarted(r).await;
+                }
+                let prepared = {
+                    let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
+                    tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+                        .await
+                        .map_err(|e| AgentError::Internal(e.to_string()))?
+                };
+                prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
+                (r, plan, dirs)
+            }
+            None => match self.start_queued(job_id, stop).await? {
+                Some(started) => started,
+                None => return Ok(()),
+            },
+        };
+        self.run_started(r, &plan, &dirs, gpus, stop).await
+    }
+
+    pub(super) async fn cancel_unstarted(&self, mut r: JobRecord) -> Result<(), AgentError> {
+        r.reason = EndReason::CancelledBeforeStart;
+        r.finished_at_ms = metering::unix_ms();
+        self.set_state(&mut r, JobState::Cancelled).await?;
+        self.metrics
+            .job_finished(JobState::Cancelled, Duration::ZERO);
+        Ok(())
+    }
+
+    /// A queued job: validated again, committed `Running` (step 2) while its directories
+    /// are prepared. `None` when it is no longer queued or was cancelled.
+    pub(super) async fn start_queued(
+        &self,
+        job_id: JobId,
+        stop: &StopSignal,
+    ) -> Result<Option<(JobRecord, JobPlan, JobDirs)>, AgentError> {
+        let Some(mut r) = self.store.get(&job_id)? else {
+            return Ok(None);
+        };
+        if r.state != JobState::Queued {
+            return Ok(None);
+        }
+        let spec_bytes = self.store.spec(&r)?.ok_or_else(|| AgentError::NotFound {
+            what: format!("spec of job {}", hex::encode(job_id)),
+        })?;
+        // Validated at submission; validated again so a changed configuration (fewer GPUs,
+        // containers switched off) fails the job cleanly instead of running it wrongly.
+        // The expiry is not re-checked: the job was accepted in time.
+        let plan = spec::validate(&spec_bytes, &self.cfg.jobs, &self.caps, r.submitted_at_ms)?;
+
+        if stop.reason() == Some(Stop::Cancelled) {
+            self.cancel_unstarted(r).await?;
+            return Ok(None);
+        }
+        // Step 2: durable `Running` before anything starts. The job directory is prepared
+        // meanwhile: it has no effect outside the agent, and the next attempt replaces it.
+        r.attempts = r.attempts.saturating_add(1);
+        r.started_at_ms = metering::unix_ms();
+        r.reason = EndReason::None;
+        let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
+        let prepared = {
+            let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
+            tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+        };
+        let committed = self.set_state(&mut r, JobState::Running).await;
+        let prepared = prepared
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
+        committed?;
+        prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
+        Ok(Some((r, plan, dirs)))
+    }
+
+    /// Runs a job committed `Running` whose directories are prepared, and records its end.
+    pub(super) async fn run_started(
+        &self,
+        mut r: JobRecord,
+        plan: &JobPlan,
+        dirs: &JobDirs,
+        gpus: &[Gpu],
+        stop: &StopSignal,
+    ) -> Result<(), AgentError> {
+        let req = RunRequest {
+            plan,
+            jobs: &self.cfg.jobs,
+            container: &self.cfg.container,
+            dirs,
+            gpus,
+            stop,
+            run_as: self.run_as,
+            prlimit: self.prlimit.as_deref(),
+            container_cli: self.container_cli.as_deref(),
+        };
+        let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
+        let meter = self.gpu_metering.start(&indices);
+        let outcome = workload::run(&req, |h| workload::write_pid_file(dirs, h)).await;
+        let gpu_usage = meter.stop();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                r.reason = EndReason::NotStarted(e.to_string());
+                r.finished_at_ms = metering::unix_ms();
+                self.set_state(&mut r, JobState::Failed).await?;
+                self.metrics.job_finished(JobState::Failed, Duration::ZERO);
+                return Ok(());
+            }
+        };
+        r.usage = metering::usage_record(outcome.usage, gpu_usage);
+        r.exit_code = Some(outcome.exit_code);
+        r.started_at_ms = outcome.started_at_ms;
+        r.finished_at_ms = outcome.finished_at_ms;
+        let wall = Duration::from_millis(outcome.usage.wall_ms);
+        let _ = std::fs::remove_file(dirs.pid_file());
+
+        match outcome.stop {
+            Some(Stop::Cancelled) => {
+                r.reason = EndReason::CancelledWhileRunning;
+                return self
+                    .finish(
+                        r,
+                        Completion::logs(outcome.stdout, outcome.stderr),
+                        JobState::Cancelled,
+                        wall,
+                    )
+                    .await;
+            }
+            Some(Stop::Shutdown) => {
+                // Checkpoint: a re-runnable job goes back to the queue for the next start.
+                let (state, reason) =
+                    if plan.rerun_on_restart && r.attempts < self.cfg.jobs.max_attempts {
+                        (JobState::Queued, EndReason::ShutdownRequeued)
+                    } else {
+                        (JobState::Failed, EndReason::Shutdown)
+                    };
+                r.reason = reason;
+                if state == JobState::Queued {
+                    r.exit_code = None;
+                    r.finished_at_ms = 0;
+                }
+                return self.finish(r, Completion::default(), state, wall).await;
+            }
+            Some(Stop::WallTime) | None => {}
+        }
+
+        let outputs = {
+            let (dir, cap) = (dirs.output.clone(), plan.limits.output_bytes);
+            tokio::task::spawn_blocking(move || workload::collect_outputs(&dir, cap))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+        };
+        let outputs = match outputs {
+            Ok(o) => o,
+            Err(e) => {
+                r.reason = EndReason::OutputsNotCollected(e.to_string());
+                return self
+                    .finish(
+                        r,
+                        Completion::logs(outcome.stdout, outcome.stderr),
+                        JobState::Failed,
+                        wall,
+                    )
+                    .await;
+            }
+        };
+        let t = Instant::now();
+        let issued = self.make_receipt(plan, &r, &outputs).await?;
+        r.outputs = issued.outputs;
+        r.has_receipt = true;
+        r.evidence_digest = match plan.evidence {
+            Evidence::None => None,
+            _ => Some(issued.evidence_digest),
+        };
+        let state = match (outcome.stop, outcome.exit_code) {
+            (Some(Stop::WallTime), _) => {
+                r.reason = EndReason::WallTime {
+                    limit_ms: plan.limits.wall_time_ms,
+                };
+                JobState::Failed
+            }
+            (_, 0) => JobState::Succeeded,
+            (_, c) if c < 0 => {
+                r.reason = EndReason::Signal(c.unsigned_abs());
+                JobState::Failed
+            }
+            (_, c) => {
+                r.reason = EndReason::Exit(c);
+                JobState::Failed
+            }
+        };
+        let completion = Completion {
+            outputs,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            receipt: Some(issued.signed),
+            bundle: issued.bundle,
+        };
+        let res = self.finish(r, completion, state, wall).await;
+        self.metrics.receipt(t.elapsed());
+        res
+    }
+
+    /// Step 3: the job's end, in one transaction.
+    pub(super) async fn finish(
+        &self,
+        mut r: JobRecord,
+        c: Completion,
+        to: JobState,
+        wall: Duration,
+    ) -> Result<(), AgentError> {
+        let from = r.state;
+        r.state = to;
+        r.process = None;
+        r.version = r.version.saturating_add(1);
+        self.store.complete(r.clone(), c).await?;
+        self.metrics.transition(Some(from), to);
+        if to.is_final() {
+            self.metrics.job_finished(to, wall);
+        } else {
+            let need = self.gpus_needed(&r);
+            lock(&self.queue).push_back((r.job_id, need));
+        }
+        tracing::info!(job = %hex::encode(r.job_id), state = to.name(), exit_code = ?r.exit_code, wall_ms = r.usage.wall_ms, "job ended");
+        self.publish(&r);
+        Ok(())
+    }
+}
