@@ -24,7 +24,7 @@ pub const INTEL_QE_VENDOR_ID: [u8; 16] = [
     0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
 ];
 /// The OID arc of the SGX extension.
-pub const SGX: &str = "1.2.840.113741.1.13.1";
+const SGX: &str = "1.2.840.113741.1.13.1";
 
 // ---- DER helpers
 
@@ -335,7 +335,7 @@ pub fn qe_identity_json(s: &Spec) -> String {
 }
 
 /// The TD report body (v4, or v5 with TEE_TCB_SVN2) of `s`.
-pub fn body(s: &Spec) -> Vec<u8> {
+fn body(s: &Spec) -> Vec<u8> {
     let mut b = vec![0u8; if s.version == 5 { 648 } else { 584 }];
     b[0..16].copy_from_slice(&s.tee_tcb_svn);
     b[16..64].copy_from_slice(&[0x5e; 48]); // MRSEAM
