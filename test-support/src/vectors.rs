@@ -31,7 +31,7 @@ pub fn vectors_dir() -> PathBuf {
 ///
 /// # Panics
 /// When the file cannot be read.
-pub fn vector(path: impl AsRef<Path>) -> Vec<u8> {
+pub fn vector(path: &str) -> Vec<u8> {
     let p = vectors_dir().join(path);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -7,7 +7,7 @@ use crate::roots::nvidia;
 use alloc::vec::Vec;
 
 fn extra(name: &str) -> Vec<u8> {
-    sigil_test_support::vector(std::path::Path::new("nvgpu-extra").join(name))
+    sigil_test_support::vector(&alloc::format!("nvgpu-extra/{name}"))
 }
 
 /// 2024-06-01T00:00:00Z: inside every certificate window of the nvtrust samples.
