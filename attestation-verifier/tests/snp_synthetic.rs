@@ -18,10 +18,8 @@ use attestation_verifier::verify::snp::{
     SnpCollateral, SnpTrustStore, SnpVerifier, SnpVerifyError,
 };
 use attestation_verifier::verify::x509::X509Error;
-use rcgen::{
-    CertificateRevocationListParams, CertifiedIssuer, KeyIdMethod, KeyPair, RevokedCertParams,
-    SerialNumber, date_time_ymd,
-};
+use rcgen::KeyPair;
+use sigil_test_support::pki::crl;
 use sigil_test_support::snp::{
     AmdPki as Pki, Report, Vek, make_report, make_vek, p384_key, sign_report,
 };
@@ -510,33 +508,6 @@ fn expired_vcek_rejects_and_cache_rechecks_time() {
     let r = parse_snp_report(&t).unwrap();
     let e = v.verify(&r, &c, UnixTime(1_800_000_000)).unwrap_err();
     assert!(matches!(&e.0[..], [SnpVerifyError::ReportSignature { .. }]));
-}
-
-fn crl(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    revoked: &[u64],
-    until: (i32, u8, u8),
-) -> Vec<u8> {
-    CertificateRevocationListParams {
-        this_update: date_time_ymd(2029, 6, 1),
-        next_update: date_time_ymd(until.0, until.1, until.2),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: date_time_ymd(2029, 5, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(issuer)
-    .unwrap()
-    .der()
-    .to_vec()
 }
 
 #[test]

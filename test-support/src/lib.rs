@@ -7,7 +7,7 @@
 //!   VCEK/VLEK, signed SEV-SNP reports), [`tdx`] (Intel: root, PCK CAs and certificates, TCB
 //!   signer, CRLs, TCB Info and QE Identity, signed TDX quotes) and [`nvgpu`] (NVIDIA: device
 //!   identity chain, signed SPDM measurement reports, OCSP responder and RIM signer
-//!   certificates).
+//!   certificates); [`pki`] holds what they share (CRLs).
 //!
 //! # Why this crate does not depend on `attestation-verifier`
 //!
@@ -30,6 +30,8 @@
 
 #[cfg(feature = "pki")]
 pub mod nvgpu;
+#[cfg(feature = "pki")]
+pub mod pki;
 #[cfg(feature = "pki")]
 pub mod snp;
 #[cfg(feature = "pki")]

@@ -8,8 +8,8 @@ use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
 use p256::pkcs8::DecodePrivateKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
-    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, SerialNumber, date_time_ymd,
 };
 use sha2::Digest;
 
@@ -130,26 +130,7 @@ pub fn pem(der: &[u8]) -> String {
 
 /// A CRL of `issuer` (2029-06-01..2029-07-01) revoking the serials `revoked`.
 pub fn crl(issuer: &CertifiedIssuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
-    CertificateRevocationListParams {
-        this_update: date_time_ymd(2029, 6, 1),
-        next_update: date_time_ymd(2029, 7, 1),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: date_time_ymd(2029, 5, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(issuer)
-    .unwrap()
-    .der()
-    .to_vec()
+    crate::pki::crl(issuer, revoked, (2029, 7, 1))
 }
 
 /// A test Intel PKI: root, PCK Platform and Processor CAs, TCB signing certificate.
