@@ -23,10 +23,9 @@ use attestation_verifier::verify::tdx::{
 };
 use attestation_verifier::verify::x509::X509Error;
 use p256::ecdsa::SigningKey;
-use rcgen::CertifiedIssuer;
 use sigil_test_support::tdx::{
-    FMSPC, IntelPki as Pki, PCK_SERIAL, Spec, assemble, ca_params, crl, p256_key, pck_cert, pem,
-    qe_identity_json, qe_report, sign, tcb_info_json, tdx_svn,
+    FMSPC, IntelPki as Pki, PCK_SERIAL, Spec, assemble, crl, pck_cert, pem, qe_identity_json,
+    qe_report, sign, tcb_info_json, tdx_svn,
 };
 
 /// 2029-06-15: inside every test item's window (collateral 2029-06-01..2029-07-01).
@@ -283,15 +282,8 @@ fn qe_identity_signature_wrong_rejects() {
 fn pck_not_signed_by_its_ca_rejects() {
     let f = fixture(Spec::default());
     // A PCK certificate from a look-alike "Intel SGX PCK Platform CA" under a rogue root.
-    let rogue_root =
-        CertifiedIssuer::self_signed(ca_params("Intel SGX Root CA", 1), p256_key()).unwrap();
-    let rogue_ca = CertifiedIssuer::signed_by(
-        ca_params("Intel SGX PCK Platform CA", 2),
-        p256_key(),
-        &rogue_root,
-    )
-    .unwrap();
-    let (pck, key) = pck_cert(&f.spec, &rogue_ca);
+    let rogue = Pki::new();
+    let (pck, key) = pck_cert(&f.spec, &rogue.platform_ca);
     let chain = format!(
         "{}{}{}",
         pem(&pck),
@@ -314,7 +306,7 @@ fn pck_not_signed_by_its_ca_rejects() {
     let chain = format!(
         "{}{}{}",
         pem(&pck),
-        pem(rogue_ca.der()),
+        pem(rogue.platform_ca.der()),
         pem(f.pki.root.der())
     );
     let q = assemble(&f.spec, &chain, &f.att_key, &key, None);
