@@ -280,6 +280,15 @@ fn components(c: &[u8; 16]) -> String {
     json_list(c, |s| format!(r#"{{"svn":{s}}}"#))
 }
 
+/// TCB levels of an ISV SVN each (a TDX module identity's, the QE Identity's).
+fn isv_levels<T: core::fmt::Display>(levels: &[(T, &str)]) -> String {
+    json_list(levels, |(isv, status)| {
+        format!(
+            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
+        )
+    })
+}
+
 /// The TDX TCB Info (v3) JSON of `s`.
 pub fn tcb_info_json(s: &Spec) -> String {
     let levels = json_list(&s.levels, |(sgx, pce, tdx, status, adv)| {
@@ -290,11 +299,7 @@ pub fn tcb_info_json(s: &Spec) -> String {
             json_list(adv, |a| format!("\"{a}\""))
         )
     });
-    let module_levels = json_list(&s.module_levels, |(isv, status)| {
-        format!(
-            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
-        )
-    });
+    let module_levels = isv_levels(&s.module_levels);
     let zeros = "0".repeat(96);
     format!(
         r#"{{"id":"TDX","version":3,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","fmspc":"{}","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":17,"tdxModule":{{"mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF"}},"tdxModuleIdentities":[{{"id":"TDX_01","mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF","tcbLevels":[{module_levels}]}}],"tcbLevels":[{levels}]}}"#,
@@ -304,11 +309,7 @@ pub fn tcb_info_json(s: &Spec) -> String {
 
 /// The TD QE Identity (v2) JSON of `s`.
 pub fn qe_identity_json(s: &Spec) -> String {
-    let levels = json_list(&s.qe_levels, |(isv, status)| {
-        format!(
-            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
-        )
-    });
+    let levels = isv_levels(&s.qe_levels);
     format!(
         r#"{{"id":"TD_QE","version":2,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","tcbEvaluationDataNumber":17,"miscselect":"00000000","miscselectMask":"FFFFFFFF","attributes":"11000000000000000000000000000000","attributesMask":"FBFFFFFFFFFFFFFF0000000000000000","mrsigner":"{}","isvprodid":2,"tcbLevels":[{levels}]}}"#,
         hex::encode_upper(s.qe_identity_mrsigner)
