@@ -17,6 +17,12 @@
 //! keys and certificates (DER, rcgen key pairs, `p256`/`p384` signing keys, `toml` tables); a
 //! test turns them into the verifier's types (a trust store, a `Cert`) itself. That also keeps
 //! this crate usable from the chain's separate workspace.
+//!
+//! # Who does not use it
+//!
+//! `chain/bench` reads the vectors too, but it is a tool run by hand, not a test: it reports a
+//! missing vector as an `anyhow` error chain (exit code 1) where this crate panics, so it keeps
+//! its own few lines rather than take a test crate as a normal dependency.
 
 // Test support reports a failed expectation by panicking (a missing vector, a malformed
 // case.toml): that is the test's failure message. Report builders index fixed layouts.
