@@ -484,7 +484,7 @@ fn real_tdx_vectors_verify_but_do_not_bind_rejects() {
 // ---- NVIDIA GPUs in the bundle (version 2: RIMs and OCSP responses) ----
 
 use nvgpu_support::{
-    DevicePki, ReportSpec, RimPki, build_report, build_rim, golden_for, ocsp_response,
+    DevicePki, ReportSpec, RimPki, RimPkiExt, build_report, build_rim, golden_for, ocsp_response,
 };
 
 /// The bundle entry of a device: `spec`'s report signed by `key`, with its chain.

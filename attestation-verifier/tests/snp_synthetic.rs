@@ -18,198 +18,26 @@ use attestation_verifier::verify::snp::{
     SnpCollateral, SnpTrustStore, SnpVerifier, SnpVerifyError,
 };
 use attestation_verifier::verify::x509::X509Error;
-use p384::ecdsa::signature::Signer;
-use p384::pkcs8::DecodePrivateKey;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
-    CustomExtension, DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
-    SerialNumber, date_time_ymd,
+use rcgen::KeyPair;
+use sigil_test_support::pki::crl;
+use sigil_test_support::snp::{
+    AmdPki as Pki, Report, Vek, make_report, make_vek, p384_key, sign_report,
 };
 
-const AMD: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
 /// 2030-01-01, inside every test certificate's validity.
 const NOW: UnixTime = UnixTime(1_893_456_000);
 
-fn amd_oid(tail: &[u64]) -> Vec<u64> {
-    AMD.iter().chain(tail).copied().collect()
+/// The verifier's trust store over a test PKI.
+trait Trust {
+    fn trust(&self, product: Product) -> SnpTrustStore;
 }
 
-fn der_int(v: u8) -> Vec<u8> {
-    if v >= 0x80 {
-        vec![0x02, 0x02, 0x00, v]
-    } else {
-        vec![0x02, 0x01, v]
-    }
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = date_time_ymd(2020, 1, 1);
-    p.not_after = date_time_ymd(2045, 1, 1);
-    p
-}
-
-fn p384_key() -> KeyPair {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap()
-}
-
-struct Pki {
-    ark: CertifiedIssuer<'static, KeyPair>,
-    ask: CertifiedIssuer<'static, KeyPair>,
-    asvk: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(product: &str) -> Self {
-        let ark =
-            CertifiedIssuer::self_signed(ca_params(&format!("ARK-{product}")), p384_key()).unwrap();
-        let ask =
-            CertifiedIssuer::signed_by(ca_params(&format!("SEV-{product}")), p384_key(), &ark)
-                .unwrap();
-        let asvk =
-            CertifiedIssuer::signed_by(ca_params(&format!("SEV-VLEK-{product}")), p384_key(), &ark)
-                .unwrap();
-        Self { ark, ask, asvk }
-    }
-
+impl Trust for Pki {
     fn trust(&self, product: Product) -> SnpTrustStore {
         let mut t = SnpTrustStore::empty();
         t.add(product, self.ark.der(), self.ask.der(), self.asvk.der())
             .unwrap();
         t
-    }
-}
-
-/// What goes into a test VCEK/VLEK.
-#[derive(Clone)]
-struct Vek {
-    cn: &'static str,
-    product: Option<&'static str>,
-    tcb: [u8; 4],
-    fmc: Option<u8>,
-    hw_id: Option<Vec<u8>>,
-    not_after: (i32, u8, u8),
-    serial: u64,
-    p256: bool,
-}
-
-impl Default for Vek {
-    fn default() -> Self {
-        Self {
-            cn: "SEV-VCEK",
-            product: Some("Milan-B0"),
-            tcb: [3, 0, 8, 115],
-            fmc: None,
-            hw_id: Some(vec![0xAB; 64]),
-            not_after: (2040, 1, 1),
-            serial: 42,
-            p256: false,
-        }
-    }
-}
-
-fn make_vek(v: &Vek, issuer: &CertifiedIssuer<'static, KeyPair>) -> (Vec<u8>, KeyPair) {
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, v.cn);
-    p.not_before = date_time_ymd(2021, 1, 1);
-    p.not_after = date_time_ymd(v.not_after.0, v.not_after.1, v.not_after.2);
-    p.serial_number = Some(SerialNumber::from(v.serial));
-    p.key_identifier_method = KeyIdMethod::Sha256;
-    if let Some(name) = v.product {
-        let mut ia5 = vec![0x16, name.len() as u8];
-        ia5.extend(name.as_bytes());
-        p.custom_extensions
-            .push(CustomExtension::from_oid_content(&amd_oid(&[2]), ia5));
-    }
-    for (tail, val) in [
-        (1u64, v.tcb[0]),
-        (2, v.tcb[1]),
-        (3, v.tcb[2]),
-        (8, v.tcb[3]),
-    ] {
-        p.custom_extensions.push(CustomExtension::from_oid_content(
-            &amd_oid(&[3, tail]),
-            der_int(val),
-        ));
-    }
-    if let Some(f) = v.fmc {
-        p.custom_extensions.push(CustomExtension::from_oid_content(
-            &amd_oid(&[3, 9]),
-            der_int(f),
-        ));
-    }
-    if let Some(id) = &v.hw_id {
-        let mut os = vec![0x04, id.len() as u8];
-        os.extend(id);
-        p.custom_extensions
-            .push(CustomExtension::from_oid_content(&amd_oid(&[4]), os));
-    }
-    let key = if v.p256 {
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
-    } else {
-        p384_key()
-    };
-    let cert = p.signed_by(&key, issuer).unwrap();
-    (cert.der().to_vec(), key)
-}
-
-/// Report fields a test can vary.
-#[derive(Clone)]
-struct Report {
-    version: u32,
-    cpuid: (u8, u8),
-    vlek: bool,
-    mask_chip: bool,
-    reported_tcb: u64,
-    chip_id: [u8; 64],
-    policy: u64,
-}
-
-impl Default for Report {
-    fn default() -> Self {
-        Self {
-            version: 3,
-            cpuid: (0x19, 0x01),
-            vlek: false,
-            mask_chip: false,
-            // Milan layout: bl=3, tee=0, snp=8, ucode=115
-            reported_tcb: u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]),
-            chip_id: [0xAB; 64],
-            policy: 0x30000,
-        }
-    }
-}
-
-fn make_report(r: &Report, key: &KeyPair) -> Vec<u8> {
-    let mut b = vec![0u8; REPORT_LEN];
-    b[0..4].copy_from_slice(&r.version.to_le_bytes());
-    b[0x08..0x10].copy_from_slice(&r.policy.to_le_bytes());
-    b[0x34] = 1;
-    let flags: u32 = (u32::from(r.vlek) << 2) | (u32::from(r.mask_chip) << 1);
-    b[0x48..0x4C].copy_from_slice(&flags.to_le_bytes());
-    b[0x50..0x90].copy_from_slice(&[0x5A; 64]);
-    b[0x90..0xC0].copy_from_slice(&[0x11; 48]);
-    b[0x180..0x188].copy_from_slice(&r.reported_tcb.to_le_bytes());
-    b[0x188] = r.cpuid.0;
-    b[0x189] = r.cpuid.1;
-    b[0x1A0..0x1E0].copy_from_slice(&r.chip_id);
-    sign(&mut b, key);
-    b
-}
-
-fn sign(b: &mut [u8], key: &KeyPair) {
-    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
-    let sig: p384::ecdsa::Signature = sk.sign(&b[..SIGNED_LEN]);
-    let bytes = sig.to_bytes();
-    let (r, s) = bytes.split_at(48);
-    for (i, v) in r.iter().rev().enumerate() {
-        b[0x2A0 + i] = *v;
-    }
-    for (i, v) in s.iter().rev().enumerate() {
-        b[0x2A0 + 72 + i] = *v;
     }
 }
 
@@ -260,6 +88,12 @@ fn errs(f: &Fixture) -> Vec<SnpVerifyError> {
 }
 
 #[test]
+fn synthetic_report_layout_matches_the_verifier_works() {
+    assert_eq!(sigil_test_support::snp::REPORT_LEN, REPORT_LEN);
+    assert_eq!(sigil_test_support::snp::SIGNED_LEN, SIGNED_LEN);
+}
+
+#[test]
 fn synthetic_vcek_report_works() {
     let f = fixture(Vek::default(), Report::default());
     run(&f, plain(&f), NOW).unwrap();
@@ -305,7 +139,7 @@ fn tampered_report_rejects() {
 fn report_signed_by_other_key_rejects() {
     let mut f = fixture(Vek::default(), Report::default());
     let other = p384_key();
-    sign(&mut f.report, &other);
+    sign_report(&other, &mut f.report);
     assert!(matches!(
         errs(&f)[..],
         [SnpVerifyError::ReportSignature { .. }]
@@ -674,33 +508,6 @@ fn expired_vcek_rejects_and_cache_rechecks_time() {
     let r = parse_snp_report(&t).unwrap();
     let e = v.verify(&r, &c, UnixTime(1_800_000_000)).unwrap_err();
     assert!(matches!(&e.0[..], [SnpVerifyError::ReportSignature { .. }]));
-}
-
-fn crl(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    revoked: &[u64],
-    until: (i32, u8, u8),
-) -> Vec<u8> {
-    CertificateRevocationListParams {
-        this_update: date_time_ymd(2029, 6, 1),
-        next_update: date_time_ymd(until.0, until.1, until.2),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: date_time_ymd(2029, 5, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(issuer)
-    .unwrap()
-    .der()
-    .to_vec()
 }
 
 #[test]

@@ -22,255 +22,27 @@ use attestation_verifier::verify::tdx::{
     TdxVerifyError,
 };
 use attestation_verifier::verify::x509::X509Error;
-use const_oid::ObjectIdentifier;
 use p256::ecdsa::SigningKey;
-use p256::ecdsa::signature::Signer;
-use p256::pkcs8::DecodePrivateKey;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
-    IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, date_time_ymd,
+use sigil_test_support::tdx::{
+    FMSPC, IntelPki as Pki, PCK_SERIAL, Spec, assemble, crl, pck_cert, pem, qe_identity_json,
+    qe_report, sign, tcb_info_json, tdx_svn,
 };
-use sha2::Digest;
 
 /// 2029-06-15: inside every test item's window (collateral 2029-06-01..2029-07-01).
 const NOW: UnixTime = UnixTime(1_876_176_000);
 /// 2029-07-10: after the collateral's nextUpdate, before the certificates expire.
 const LATER: UnixTime = UnixTime(1_878_076_800);
-const FMSPC: [u8; 6] = [0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00];
-const QE_MRSIGNER: [u8; 32] = [0xab; 32];
-const PCK_SERIAL: u64 = 0x5151;
 
-// ---------------------------------------------------------------- DER helpers
+// ---------------------------------------------------------------- PKI and evidence
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend([0x81, n as u8]);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend(content);
-    out
+/// The verifier's trust anchor over a test PKI.
+trait Anchor {
+    fn anchor(&self) -> TdxTrustAnchor;
 }
 
-fn oid(s: &str) -> Vec<u8> {
-    tlv(0x06, ObjectIdentifier::new_unwrap(s).as_bytes())
-}
-
-fn int(v: u16) -> Vec<u8> {
-    let b = v.to_be_bytes();
-    let mut c: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
-    if c.first().is_none_or(|x| x & 0x80 != 0) {
-        c.insert(0, 0);
-    }
-    tlv(0x02, &c)
-}
-
-fn pair(id: &str, value: Vec<u8>) -> Vec<u8> {
-    tlv(0x30, &[oid(id), value].concat())
-}
-
-const SGX: &str = "1.2.840.113741.1.13.1";
-
-fn sgx_extension(cpusvn: [u8; 16], pce_svn: u16, fmspc: [u8; 6]) -> Vec<u8> {
-    let mut tcb = Vec::new();
-    for (i, svn) in cpusvn.iter().enumerate() {
-        tcb.extend(pair(&format!("{SGX}.2.{}", i + 1), int(u16::from(*svn))));
-    }
-    tcb.extend(pair(&format!("{SGX}.2.17"), int(pce_svn)));
-    tcb.extend(pair(&format!("{SGX}.2.18"), tlv(0x04, &cpusvn)));
-    let items = [
-        pair(&format!("{SGX}.1"), tlv(0x04, &[0x11; 16])),
-        pair(&format!("{SGX}.2"), tlv(0x30, &tcb)),
-        pair(&format!("{SGX}.3"), tlv(0x04, &[0, 0])),
-        pair(&format!("{SGX}.4"), tlv(0x04, &fmspc)),
-        pair(&format!("{SGX}.5"), tlv(0x0a, &[0])),
-    ];
-    tlv(0x30, &items.concat())
-}
-
-// ---------------------------------------------------------------- PKI
-
-fn p256_key() -> KeyPair {
-    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
-}
-
-fn signer_of(k: &KeyPair) -> SigningKey {
-    SigningKey::from_pkcs8_der(&k.serialize_der()).unwrap()
-}
-
-fn sign(k: &SigningKey, msg: &[u8]) -> Vec<u8> {
-    let s: p256::ecdsa::Signature = k.sign(msg);
-    s.to_bytes().to_vec()
-}
-
-fn ca_params(cn: &str, serial: u64) -> CertificateParams {
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.serial_number = Some(SerialNumber::from(serial));
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.distinguished_name
-        .push(DnType::OrganizationName, "Intel Corporation");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = date_time_ymd(2020, 1, 1);
-    p.not_after = date_time_ymd(2049, 12, 31);
-    p
-}
-
-fn leaf_params(cn: &str, serial: u64) -> CertificateParams {
-    let mut p = CertificateParams::new(vec![]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.distinguished_name
-        .push(DnType::OrganizationName, "Intel Corporation");
-    p.serial_number = Some(SerialNumber::from(serial));
-    p.not_before = date_time_ymd(2025, 1, 1);
-    p.not_after = date_time_ymd(2032, 1, 1);
-    p.key_identifier_method = KeyIdMethod::Sha256;
-    p
-}
-
-fn pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
-}
-
-fn crl(issuer: &CertifiedIssuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
-    CertificateRevocationListParams {
-        this_update: date_time_ymd(2029, 6, 1),
-        next_update: date_time_ymd(2029, 7, 1),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: date_time_ymd(2029, 5, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(issuer)
-    .unwrap()
-    .der()
-    .to_vec()
-}
-
-struct Pki {
-    root: CertifiedIssuer<'static, KeyPair>,
-    platform_ca: CertifiedIssuer<'static, KeyPair>,
-    processor_ca: CertifiedIssuer<'static, KeyPair>,
-    tcb_der: Vec<u8>,
-    tcb_key: SigningKey,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let root =
-            CertifiedIssuer::self_signed(ca_params("Intel SGX Root CA", 1), p256_key()).unwrap();
-        let platform_ca = CertifiedIssuer::signed_by(
-            ca_params("Intel SGX PCK Platform CA", 2),
-            p256_key(),
-            &root,
-        )
-        .unwrap();
-        let processor_ca = CertifiedIssuer::signed_by(
-            ca_params("Intel SGX PCK Processor CA", 3),
-            p256_key(),
-            &root,
-        )
-        .unwrap();
-        let (tcb_der, tcb_key) = Self::tcb_signer(&root, "Intel SGX TCB Signing");
-        Self {
-            root,
-            platform_ca,
-            processor_ca,
-            tcb_der,
-            tcb_key,
-        }
-    }
-
-    fn tcb_signer(root: &CertifiedIssuer<'static, KeyPair>, cn: &str) -> (Vec<u8>, SigningKey) {
-        let k = p256_key();
-        let c = leaf_params(cn, 0x7cb).signed_by(&k, root).unwrap();
-        (c.der().to_vec(), signer_of(&k))
-    }
-
+impl Anchor for Pki {
     fn anchor(&self) -> TdxTrustAnchor {
         TdxTrustAnchor::from_der(self.root.der()).unwrap()
-    }
-}
-
-// ---------------------------------------------------------------- evidence
-
-/// A TCB level: (SGX component SVN, PCE SVN, TDX components, status, advisories).
-type Level = (u8, u16, [u8; 16], &'static str, Vec<&'static str>);
-
-/// Everything a test can vary.
-#[derive(Clone)]
-struct Spec {
-    version: u16,
-    tee_tcb_svn: [u8; 16],
-    tee_tcb_svn2: [u8; 16],
-    td_attributes: u64,
-    mr_signer_seam: [u8; 48],
-    cpusvn: [u8; 16],
-    pce_svn: u16,
-    pck_fmspc: [u8; 6],
-    tcb_fmspc: [u8; 6],
-    qe_isvsvn: u16,
-    qe_mrsigner: [u8; 32],
-    qe_identity_mrsigner: [u8; 32],
-    qe_isvprodid: u16,
-    levels: Vec<Level>,
-    /// Module identity TDX_01 levels (isvsvn, status).
-    module_levels: Vec<(u8, &'static str)>,
-    /// QE Identity levels (isvsvn, status).
-    qe_levels: Vec<(u16, &'static str)>,
-    pck_revoked: bool,
-    pck_ca_revoked: bool,
-    crl_from_processor_ca: bool,
-    tcb_signer_cn: &'static str,
-}
-
-fn tdx_svn(module_isvsvn: u8, module_version: u8, rest: u8) -> [u8; 16] {
-    let mut s = [0u8; 16];
-    s[0] = module_isvsvn;
-    s[1] = module_version;
-    s[2] = rest;
-    s
-}
-
-impl Default for Spec {
-    fn default() -> Self {
-        Self {
-            version: 4,
-            tee_tcb_svn: tdx_svn(5, 1, 2),
-            tee_tcb_svn2: tdx_svn(5, 1, 2),
-            td_attributes: 1 << 28, // SEPT_VE_DISABLE
-            mr_signer_seam: [0; 48],
-            cpusvn: [3; 16],
-            pce_svn: 11,
-            pck_fmspc: FMSPC,
-            tcb_fmspc: FMSPC,
-            qe_isvsvn: 4,
-            qe_mrsigner: QE_MRSIGNER,
-            qe_identity_mrsigner: QE_MRSIGNER,
-            qe_isvprodid: 2,
-            levels: vec![
-                (3, 11, tdx_svn(0, 0, 2), "UpToDate", vec![]),
-                (2, 10, tdx_svn(0, 0, 1), "OutOfDate", vec!["INTEL-SA-00837"]),
-            ],
-            module_levels: vec![(5, "UpToDate"), (3, "OutOfDate")],
-            qe_levels: vec![(4, "UpToDate"), (2, "OutOfDate")],
-            pck_revoked: false,
-            pck_ca_revoked: false,
-            crl_from_processor_ca: false,
-            tcb_signer_cn: "Intel SGX TCB Signing",
-        }
     }
 }
 
@@ -281,136 +53,6 @@ struct Fixture {
     att_key: SigningKey,
     pck_key: SigningKey,
     spec: Spec,
-}
-
-fn json_list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
-    items.iter().map(f).collect::<Vec<_>>().join(",")
-}
-
-fn components(c: &[u8; 16]) -> String {
-    json_list(c, |s| format!(r#"{{"svn":{s}}}"#))
-}
-
-fn tcb_info_json(s: &Spec) -> String {
-    let levels = json_list(&s.levels, |(sgx, pce, tdx, status, adv)| {
-        format!(
-            r#"{{"tcb":{{"sgxtcbcomponents":[{}],"pcesvn":{pce},"tdxtcbcomponents":[{}]}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}","advisoryIDs":[{}]}}"#,
-            components(&[*sgx; 16]),
-            components(tdx),
-            json_list(adv, |a| format!("\"{a}\""))
-        )
-    });
-    let module_levels = json_list(&s.module_levels, |(isv, status)| {
-        format!(
-            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
-        )
-    });
-    let zeros = "0".repeat(96);
-    format!(
-        r#"{{"id":"TDX","version":3,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","fmspc":"{}","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":17,"tdxModule":{{"mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF"}},"tdxModuleIdentities":[{{"id":"TDX_01","mrsigner":"{zeros}","attributes":"0000000000000000","attributesMask":"FFFFFFFFFFFFFFFF","tcbLevels":[{module_levels}]}}],"tcbLevels":[{levels}]}}"#,
-        hex::encode_upper(s.tcb_fmspc)
-    )
-}
-
-fn qe_identity_json(s: &Spec) -> String {
-    let levels = json_list(&s.qe_levels, |(isv, status)| {
-        format!(
-            r#"{{"tcb":{{"isvsvn":{isv}}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{status}"}}"#
-        )
-    });
-    format!(
-        r#"{{"id":"TD_QE","version":2,"issueDate":"2029-06-01T00:00:00Z","nextUpdate":"2029-07-01T00:00:00Z","tcbEvaluationDataNumber":17,"miscselect":"00000000","miscselectMask":"FFFFFFFF","attributes":"11000000000000000000000000000000","attributesMask":"FBFFFFFFFFFFFFFF0000000000000000","mrsigner":"{}","isvprodid":2,"tcbLevels":[{levels}]}}"#,
-        hex::encode_upper(s.qe_identity_mrsigner)
-    )
-}
-
-fn body(s: &Spec) -> Vec<u8> {
-    let mut b = vec![0u8; if s.version == 5 { 648 } else { 584 }];
-    b[0..16].copy_from_slice(&s.tee_tcb_svn);
-    b[16..64].copy_from_slice(&[0x5e; 48]); // MRSEAM
-    b[64..112].copy_from_slice(&s.mr_signer_seam);
-    b[120..128].copy_from_slice(&s.td_attributes.to_le_bytes());
-    b[136..184].copy_from_slice(&[0x7d; 48]); // MRTD
-    b[520..584].copy_from_slice(&[0x42; 64]); // REPORT_DATA
-    if s.version == 5 {
-        b[584..600].copy_from_slice(&s.tee_tcb_svn2);
-    }
-    b
-}
-
-fn qe_report(s: &Spec, att_pub: &[u8; 64], auth: &[u8]) -> Vec<u8> {
-    let mut r = vec![0u8; 384];
-    r[48] = 0x11; // ATTRIBUTES: INIT | MODE64BIT, not DEBUG
-    r[128..160].copy_from_slice(&s.qe_mrsigner);
-    r[256..258].copy_from_slice(&s.qe_isvprodid.to_le_bytes());
-    r[258..260].copy_from_slice(&s.qe_isvsvn.to_le_bytes());
-    let digest = sha2::Sha256::digest([att_pub.as_slice(), auth].concat());
-    r[320..352].copy_from_slice(&digest);
-    r
-}
-
-/// Assembles a quote: the QE report signed by `pck_key`, the body by `att_key`.
-fn assemble(
-    s: &Spec,
-    chain_pem: &str,
-    att_key: &SigningKey,
-    pck_key: &SigningKey,
-    qe_report_override: Option<Vec<u8>>,
-) -> Vec<u8> {
-    let att_point = att_key.verifying_key().to_sec1_point(false);
-    let att_pub: [u8; 64] = att_point.as_bytes()[1..].try_into().unwrap();
-    let auth: Vec<u8> = (0u8..32).collect();
-    let qe = qe_report_override.unwrap_or_else(|| qe_report(s, &att_pub, &auth));
-    let qe_sig = sign(pck_key, &qe);
-
-    let mut header = Vec::new();
-    header.extend(s.version.to_le_bytes());
-    header.extend(2u16.to_le_bytes());
-    header.extend(0x81u32.to_le_bytes());
-    header.extend([0u8; 4]);
-    header.extend(INTEL_QE_VENDOR_ID);
-    header.extend([0x55u8; 20]);
-    let b = body(s);
-    let mut signed = header;
-    if s.version == 5 {
-        signed.extend(3u16.to_le_bytes());
-        signed.extend((b.len() as u32).to_le_bytes());
-    }
-    signed.extend(&b);
-    let quote_sig = sign(att_key, &signed);
-
-    let mut chain = chain_pem.as_bytes().to_vec();
-    chain.push(0); // NUL terminator, as quote generators write it
-    let mut cert6 = Vec::new();
-    cert6.extend(&qe);
-    cert6.extend(&qe_sig);
-    cert6.extend((auth.len() as u16).to_le_bytes());
-    cert6.extend(&auth);
-    cert6.extend(5u16.to_le_bytes());
-    cert6.extend((chain.len() as u32).to_le_bytes());
-    cert6.extend(&chain);
-    let mut sig_data = Vec::new();
-    sig_data.extend(&quote_sig);
-    sig_data.extend(att_pub);
-    sig_data.extend(6u16.to_le_bytes());
-    sig_data.extend((cert6.len() as u32).to_le_bytes());
-    sig_data.extend(&cert6);
-    let mut quote = signed;
-    quote.extend((sig_data.len() as u32).to_le_bytes());
-    quote.extend(sig_data);
-    quote
-}
-
-fn pck_cert(s: &Spec, issuer: &CertifiedIssuer<'static, KeyPair>) -> (Vec<u8>, SigningKey) {
-    let k = p256_key();
-    let mut p = leaf_params("Intel SGX PCK Certificate", PCK_SERIAL);
-    p.custom_extensions
-        .push(rcgen::CustomExtension::from_oid_content(
-            &[1, 2, 840, 113741, 1, 13, 1],
-            sgx_extension(s.cpusvn, s.pce_svn, s.pck_fmspc),
-        ));
-    let c = p.signed_by(&k, issuer).unwrap();
-    (c.der().to_vec(), signer_of(&k))
 }
 
 fn collateral(pki: &Pki, s: &Spec, tcb_der: &[u8], tcb_key: &SigningKey) -> TdxCollateral {
@@ -512,6 +154,14 @@ fn errors(r: Result<TdxEvidence, Failures<TdxVerifyError>>) -> Vec<TdxVerifyErro
 }
 
 // ---------------------------------------------------------------- tests
+
+#[test]
+fn synthetic_quote_vendor_is_intel_works() {
+    assert_eq!(
+        sigil_test_support::tdx::INTEL_QE_VENDOR_ID,
+        INTEL_QE_VENDOR_ID
+    );
+}
 
 #[test]
 fn synthetic_quote_verifies_works() {
@@ -632,15 +282,8 @@ fn qe_identity_signature_wrong_rejects() {
 fn pck_not_signed_by_its_ca_rejects() {
     let f = fixture(Spec::default());
     // A PCK certificate from a look-alike "Intel SGX PCK Platform CA" under a rogue root.
-    let rogue_root =
-        CertifiedIssuer::self_signed(ca_params("Intel SGX Root CA", 1), p256_key()).unwrap();
-    let rogue_ca = CertifiedIssuer::signed_by(
-        ca_params("Intel SGX PCK Platform CA", 2),
-        p256_key(),
-        &rogue_root,
-    )
-    .unwrap();
-    let (pck, key) = pck_cert(&f.spec, &rogue_ca);
+    let rogue = Pki::new();
+    let (pck, key) = pck_cert(&f.spec, &rogue.platform_ca);
     let chain = format!(
         "{}{}{}",
         pem(&pck),
@@ -663,7 +306,7 @@ fn pck_not_signed_by_its_ca_rejects() {
     let chain = format!(
         "{}{}{}",
         pem(&pck),
-        pem(rogue_ca.der()),
+        pem(rogue.platform_ca.der()),
         pem(f.pki.root.der())
     );
     let q = assemble(&f.spec, &chain, &f.att_key, &key, None);

@@ -17,7 +17,6 @@ use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
 use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
 use attestation_verifier::verify::receipt::ReceiptVerifyError;
 use ed25519_dalek::{Signer, SigningKey};
-use std::path::PathBuf;
 
 const KEY: [u8; 32] = [0xa7; 32];
 const NONCE: [u8; 32] = [0x42; 32];
@@ -198,37 +197,20 @@ fn window_end_after_the_last_valid_second_works() {
 
 // ---- real SEV-SNP evidence -------------------------------------------------------------------
 
-/// The shared vectors: `SIGIL_VECTORS`, or `../shared/vectors` beside the repository root.
-fn vectors() -> PathBuf {
-    std::env::var_os("SIGIL_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
-        PathBuf::from,
-    )
-}
-
-/// A bundle around a real SNP report and VCEK, claiming `KEY` and `NONCE` (which the report, made
-/// by someone else's guest, cannot bind), and the case's verification time in ms.
+/// A bundle around a real SNP report and VCEK (from the shared vectors), claiming `KEY` and
+/// `NONCE` (which the report, made by someone else's guest, cannot bind), and the case's
+/// verification time in ms.
 fn snp_case(case: &str) -> (Vec<u8>, u64) {
-    let dir = vectors().join("snp").join(case);
-    let report = std::fs::read(dir.join("report.bin")).expect("report.bin (set SIGIL_VECTORS)");
-    let vek = std::fs::read(dir.join("vcek.der")).expect("vcek.der");
-    let toml = std::fs::read_to_string(dir.join("case.toml")).expect("case.toml");
-    let unix: u64 = toml
-        .lines()
-        .find_map(|l| l.strip_prefix("verification_time_unix = "))
-        .expect("verification_time_unix")
-        .trim()
-        .parse()
-        .expect("number");
+    let case = sigil_test_support::Case::load("snp", case);
     let cpu = CpuEvidence::SevSnp {
-        report,
-        vek,
+        report: case.file("report.bin"),
+        vek: case.file("vcek.der"),
         intermediate: None,
         ark: None,
     };
     (
         EvidenceBundle::new(KEY, NONCE, cpu, Vec::new()).to_bytes(),
-        unix * 1_000,
+        case.verification_time() * 1_000,
     )
 }
 
@@ -313,15 +295,14 @@ fn snp_evidence_outside_its_certificates_validity_rejects() {
 fn snp_gpu_case(gpu_case: &str) -> (Vec<u8>, u64) {
     let (snp_bundle, at_ms) = snp_case("genoa-v3-azure");
     let cpu = EvidenceBundle::from_bytes(&snp_bundle).unwrap().cpu;
-    let dir = vectors().join("nvgpu").join(gpu_case);
+    let gpu_case = sigil_test_support::Case::load("nvgpu", gpu_case);
     let gpu = attestation_verifier::bundle::GpuEvidence {
-        report: std::fs::read(dir.join("report.bin")).expect("report.bin"),
-        cert_chain_pem: std::fs::read_to_string(dir.join("cert_chain.pem")).expect("chain"),
+        report: gpu_case.file("report.bin"),
+        cert_chain_pem: String::from_utf8(gpu_case.file("cert_chain.pem")).expect("chain"),
         nonce: attestation_verifier::binding::gpu_nonce(&RustCrypto, &KEY, &NONCE),
         uuid: "GPU-0".into(),
     };
-    let rim = std::fs::read(vectors().join("nvgpu-extra/nvat/NV_GPU_DRIVER_GH100_550.144.03.xml"))
-        .expect("driver RIM");
+    let rim = sigil_test_support::vector("nvgpu-extra/nvat/NV_GPU_DRIVER_GH100_550.144.03.xml");
     let bundle = EvidenceBundle::new(KEY, NONCE, cpu, vec![gpu])
         .with_gpu_collateral(attestation_verifier::bundle::GpuCollateral {
             rims: vec![rim],

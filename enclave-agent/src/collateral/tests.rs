@@ -33,6 +33,7 @@ use super::gpu::{GpuCollateralProvider, OcspRequest};
 use super::tdx::TdxCollateralProvider;
 use super::*;
 use crate::evidence::tests::vectors;
+use sigil_test_support::nvgpu::{ChainSpec, DevicePki, key};
 
 // ---- a local HTTP/1.1 server ----
 
@@ -533,56 +534,9 @@ fn missing_rim_rejects() {
     ));
 }
 
-/// A P-384 test CA, intermediate and leaf, as a GPU's PEM chain.
-struct TestChain {
-    root_sk: p384::ecdsa::SigningKey,
-    inter_der: Vec<u8>,
-    root_der: Vec<u8>,
-    pem: String,
-}
-
-fn key() -> (rcgen::KeyPair, p384::ecdsa::SigningKey) {
-    use p384::pkcs8::DecodePrivateKey;
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    let sk = p384::ecdsa::SigningKey::from_pkcs8_der(&kp.serialize_der()).unwrap();
-    (kp, sk)
-}
-
-fn ca_params(cn: &str) -> rcgen::CertificateParams {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.not_before = rcgen::date_time_ymd(2021, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2040, 1, 1);
-    p
-}
-
-fn test_chain() -> TestChain {
-    let (root_kp, root_sk) = key();
-    let (inter_kp, _) = key();
-    let (leaf_kp, _) = key();
-    let root = rcgen::CertifiedIssuer::self_signed(ca_params("Test Device Identity CA"), &root_kp)
-        .unwrap();
-    let inter =
-        rcgen::CertifiedIssuer::signed_by(ca_params("Test GH100 Identity"), &inter_kp, &root)
-            .unwrap();
-    let mut lp = ca_params("GH100 A01 GSP FMC LF");
-    lp.is_ca = rcgen::IsCa::ExplicitNoCa;
-    let leaf = lp.signed_by(&leaf_kp, &inter).unwrap();
-    let pems: Vec<pem::Pem> = [
-        leaf.der().to_vec(),
-        inter.der().to_vec(),
-        root.der().to_vec(),
-    ]
-    .into_iter()
-    .map(|d| pem::Pem::new("CERTIFICATE", d))
-    .collect();
-    TestChain {
-        root_sk,
-        inter_der: inter.der().to_vec(),
-        root_der: root.der().to_vec(),
-        pem: pem::encode_many(&pems),
-    }
+/// The test device PKI (root, intermediate, leaf) of a GPU.
+fn test_chain() -> DevicePki {
+    DevicePki::new(ChainSpec::default())
 }
 
 fn gtime(secs: u64) -> GeneralizedTime {
@@ -591,9 +545,9 @@ fn gtime(secs: u64) -> GeneralizedTime {
 
 /// An OCSP responder for the test chain's intermediate: answers a request for
 /// it with `good`, valid for two weeks from `this_update`, signed by `signer`.
-fn fake_ocsp(chain: &TestChain, this_update: u64, signer: p384::ecdsa::SigningKey) -> FakeServer {
-    let inter = attestation_verifier::verify::x509::Cert::from_der("t", &chain.inter_der).unwrap();
-    let root = attestation_verifier::verify::x509::Cert::from_der("t", &chain.root_der).unwrap();
+fn fake_ocsp(chain: &DevicePki, this_update: u64, signer: p384::ecdsa::SigningKey) -> FakeServer {
+    let inter = attestation_verifier::verify::x509::Cert::from_der("t", &chain.inter).unwrap();
+    let root = attestation_verifier::verify::x509::Cert::from_der("t", &chain.root).unwrap();
     let expected = attestation_verifier::verify::ocsp::cert_id_sha384(
         &DefaultCrypto::default(),
         &inter,
@@ -650,9 +604,9 @@ fn fake_ocsp(chain: &TestChain, this_update: u64, signer: p384::ecdsa::SigningKe
     }))
 }
 
-fn gpu_with(chain: &TestChain) -> GpuEvidence {
+fn gpu_with(chain: &DevicePki) -> GpuEvidence {
     GpuEvidence {
-        cert_chain_pem: chain.pem.clone(),
+        cert_chain_pem: chain.chain_pem(),
         ..real_gpu()
     }
 }
@@ -661,7 +615,7 @@ fn gpu_with(chain: &TestChain) -> GpuEvidence {
 fn ocsp_fetched_verified_and_cached_works() {
     let chain = test_chain();
     let t0 = 1_900_000_000;
-    let ocsp = fake_ocsp(&chain, t0, chain.root_sk.clone());
+    let ocsp = fake_ocsp(&chain, t0, chain.root_key.sk.clone());
     let cache = tempfile::tempdir().unwrap();
     let now = Arc::new(Mutex::new(t0 + 60));
     let p = GpuCollateralProvider::new(
@@ -674,8 +628,8 @@ fn ocsp_fetched_verified_and_cached_works() {
     assert!(c.rims.is_empty());
     assert_eq!(c.ocsp.len(), 1, "one intermediate below the root");
     let r = parse_ocsp(&c.ocsp[0]).unwrap();
-    let inter = attestation_verifier::verify::x509::Cert::from_der("t", &chain.inter_der).unwrap();
-    let root = attestation_verifier::verify::x509::Cert::from_der("t", &chain.root_der).unwrap();
+    let inter = attestation_verifier::verify::x509::Cert::from_der("t", &chain.inter).unwrap();
+    let root = attestation_verifier::verify::x509::Cert::from_der("t", &chain.root).unwrap();
     assert!(r.covers(&DefaultCrypto::default(), &inter, &root));
     assert_eq!(ocsp.requests(), 1);
     let seen = ocsp.seen.lock().unwrap()[0].clone();
@@ -728,7 +682,7 @@ fn ocsp_fetched_verified_and_cached_works() {
 fn ocsp_response_that_does_not_verify_is_left_out_rejects() {
     let chain = test_chain();
     let t0 = 1_900_000_000;
-    let (_, stranger) = key();
+    let stranger = key().sk;
     let ocsp = fake_ocsp(&chain, t0, stranger);
     let cache = tempfile::tempdir().unwrap();
     let now = Arc::new(Mutex::new(t0 + 60));

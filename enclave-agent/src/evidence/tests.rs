@@ -26,17 +26,7 @@ use super::certtable::*;
 use super::detect::{Backend, DetectOptions, open_source};
 use super::{EvidenceError, EvidenceSource};
 
-pub(crate) fn vectors() -> PathBuf {
-    std::env::var_os("SIGIL_VECTORS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-        PathBuf::from,
-    )
-}
-
-fn vector(path: &str) -> Vec<u8> {
-    let p = vectors().join(path);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+pub(crate) use sigil_test_support::{vector, vectors_dir as vectors};
 
 fn pem_der(path: &str) -> Vec<u8> {
     pem::parse(vector(path)).unwrap().into_contents()

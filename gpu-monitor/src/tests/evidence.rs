@@ -5,11 +5,10 @@ use crate::{EvidenceError, GpuEvidence, Nonce, report_nonce};
 
 const SAMPLE: &str = "hopper-nvtrust-sample";
 
-fn facts(case: &str) -> Option<toml::Table> {
-    let text =
-        std::fs::read_to_string(vectors().join("nvgpu").join(case).join("case.toml")).ok()?;
-    let table: toml::Table = text.parse().unwrap();
-    table.get("facts")?.as_table().cloned()
+fn facts(case: &str) -> Option<sigil_test_support::toml::Table> {
+    sigil_test_support::Case::load("nvgpu", case)
+        .facts()
+        .cloned()
 }
 
 #[test]

@@ -17,37 +17,24 @@ mod metrics;
 mod nvml;
 mod probe;
 
-use std::path::PathBuf;
-
 /// The test-vector root.
-pub(crate) fn vectors() -> PathBuf {
-    let dir = std::env::var_os("SIGIL_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("nvgpu").is_dir(),
-        "test vectors not found at {} (set SIGIL_VECTORS)",
-        dir.display()
-    );
-    dir
-}
+pub(crate) use sigil_test_support::vectors_dir as vectors;
 
 /// One NVIDIA case: (report, cert chain, nonce).
 pub(crate) fn nvgpu_case(name: &str) -> (Vec<u8>, Vec<u8>, crate::Nonce) {
-    let dir = vectors().join("nvgpu").join(name);
-    let report = std::fs::read(dir.join("report.bin")).unwrap();
-    let chain = std::fs::read(dir.join("cert_chain.pem")).unwrap();
-    let nonce = std::fs::read_to_string(dir.join("nonce.hex")).unwrap();
-    (report, chain, nonce.parse().unwrap())
+    let case = sigil_test_support::Case::load("nvgpu", name);
+    let nonce = String::from_utf8(case.file("nonce.hex")).unwrap();
+    (
+        case.file("report.bin"),
+        case.file("cert_chain.pem"),
+        nonce.parse().unwrap(),
+    )
 }
 
-/// Every case directory under `nvgpu/`.
+/// Every case under `nvgpu/`, by name.
 pub(crate) fn nvgpu_cases() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(vectors().join("nvgpu"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
+    sigil_test_support::cases("nvgpu")
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
 }

@@ -5,13 +5,9 @@ use crate::crypto::RustCrypto;
 use crate::evidence::rim::parse_rim;
 use crate::roots::nvidia;
 use alloc::vec::Vec;
-use std::path::PathBuf;
 
 fn extra(name: &str) -> Vec<u8> {
-    let base = std::env::var_os("SIGIL_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    std::fs::read(base.join("nvgpu-extra").join(name)).expect("vectors")
+    sigil_test_support::vector(&alloc::format!("nvgpu-extra/{name}"))
 }
 
 /// 2024-06-01T00:00:00Z: inside every certificate window of the nvtrust samples.

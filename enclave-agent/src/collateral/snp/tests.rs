@@ -20,7 +20,7 @@ use super::*;
 use crate::collateral::http::AgentHttp;
 use crate::collateral::tests::{FakeServer, settings};
 use crate::evidence::backend::snp::SevGuestSource;
-use crate::evidence::tests::{FakeSevGuest, vectors};
+use crate::evidence::tests::FakeSevGuest;
 use crate::evidence::{EvidenceError, EvidenceSource};
 
 /// One SNP vector: report, endorsement key (DER), ASK and ARK (PEM), and its time.
@@ -33,23 +33,15 @@ struct Case {
 }
 
 fn case(name: &str) -> Case {
-    let dir = vectors().join("snp").join(name);
-    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-    let toml = String::from_utf8(read("case.toml")).unwrap();
-    let time = toml
-        .lines()
-        .find_map(|l| l.strip_prefix("verification_time_unix = "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let case = sigil_test_support::Case::load("snp", name);
+    let read = |f: &str| case.file(f);
     let report = read("report.bin");
-    let vek = if dir.join("vcek.der").exists() {
+    let vek = if case.has("vcek.der") {
         read("vcek.der")
     } else {
         read("vlek.der")
     };
-    let ask = if dir.join("ask.pem").exists() {
+    let ask = if case.has("ask.pem") {
         read("ask.pem")
     } else {
         read("asvk.pem")
@@ -64,7 +56,7 @@ fn case(name: &str) -> Case {
         report,
         vek,
         chain_pem,
-        time,
+        time: case.verification_time(),
     }
 }
 

@@ -46,10 +46,9 @@ const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
 /// The size Azure gives NV index 0x01400001.
 const HCL_NV_SIZE: usize = 2600;
 
-// ---- a test AMD-like PKI (the verifier's test support, shared) ----
+// ---- a test AMD-like PKI (sigil-test-support) ----
 
-#[path = "../../../../../attestation-verifier/tests/snp_support/mod.rs"]
-mod snp_support;
+use sigil_test_support::snp as snp_support;
 
 struct Pki {
     trust: SnpTrustStore,
@@ -61,8 +60,17 @@ struct Pki {
 
 fn pki() -> Pki {
     let p = snp_support::test_platform();
+    let mut trust = SnpTrustStore::empty();
+    trust
+        .add(
+            attestation_verifier::evidence::snp::Product::Milan,
+            &p.ark,
+            &p.ask,
+            &p.asvk,
+        )
+        .unwrap();
     Pki {
-        trust: p.trust,
+        trust,
         ark: p.ark,
         ask: p.ask,
         vcek: p.vcek,
