@@ -133,7 +133,7 @@ async fn engine_as(
     let token = CancellationToken::new();
     let engine = Engine::start(
         EngineParts {
-            config: cfg,
+            config: enclave_agent::wiring::engine_config(&cfg),
             attestor: Arc::new(Attestor::simulated().unwrap()),
             gpus: Vec::new(),
             gpu_metering: GpuMetering::disabled(),

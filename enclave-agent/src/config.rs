@@ -632,18 +632,28 @@ impl Config {
 
     /// Path of the redb job store.
     pub fn store_path(&self) -> PathBuf {
-        self.state_dir.join("agent.redb")
+        store_path(&self.state_dir)
     }
 
     /// Directory holding the jobs' working directories.
     pub fn work_dir(&self) -> PathBuf {
-        self.state_dir.join("jobs")
+        work_dir(&self.state_dir)
     }
 
     /// SIGTERM grace period for running jobs.
     pub fn shutdown_grace(&self) -> Duration {
         self.jobs.shutdown_grace()
     }
+}
+
+/// Path of the redb job store in a state directory.
+pub fn store_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("agent.redb")
+}
+
+/// Directory holding the jobs' working directories in a state directory.
+pub fn work_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("jobs")
 }
 
 #[cfg(test)]

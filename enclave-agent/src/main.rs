@@ -92,7 +92,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     let engine = Engine::start(
         EngineParts {
-            config: cfg.clone(),
+            config: wiring::engine_config(&cfg),
             attestor: Arc::new(attestor),
             gpus: gpus.assignable.clone(),
             gpu_metering,

@@ -19,18 +19,36 @@ use crate::attestor::Attestor;
 use crate::collateral::tdx::TdxCollateralSource;
 use crate::collateral::vcek::{ImdsVcek, NoVcek, VcekFile, VcekSource};
 use crate::config::{ChainConfig, Config, EvidenceConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineConfig};
 use crate::evidence::EvidenceError;
 use crate::evidence::detect::{Backend, DetectOptions};
 use crate::grpc::api::ProviderApi;
 use crate::keys::AgentKey;
 use crate::settle;
 use crate::workload::Gpu;
+use crate::workload::spec::Evidence;
 
 /// Name of the file in `state_dir` holding the bound gRPC address.
 pub const ADDR_FILE: &str = "grpc.addr";
 /// Name of the file in `state_dir` holding the bound metrics address.
 pub const METRICS_ADDR_FILE: &str = "metrics.addr";
+
+/// The engine's sections of the configuration.
+pub fn engine_config(cfg: &Config) -> EngineConfig {
+    EngineConfig {
+        state_dir: cfg.state_dir.clone(),
+        jobs: cfg.jobs.clone(),
+        container: cfg.container.clone(),
+        auth: cfg.auth.clone(),
+        // `Config::validate` admits only these two spellings.
+        default_evidence: if cfg.evidence.default_mode == "fresh-quote" {
+            Evidence::FreshQuote
+        } else {
+            Evidence::AttestedKey
+        },
+        evidence_refresh: Duration::from_secs(cfg.evidence.refresh_secs),
+    }
+}
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]

@@ -196,7 +196,7 @@ async fn engine(dir: &std::path::Path, max_concurrent: usize) -> (Arc<Engine>, C
     let token = CancellationToken::new();
     let engine = Engine::start(
         EngineParts {
-            config: cfg,
+            config: enclave_agent::wiring::engine_config(&cfg),
             attestor: Arc::new(Attestor::simulated().unwrap()),
             gpus: Vec::new(),
             gpu_metering: GpuMetering::disabled(),

@@ -56,7 +56,7 @@ async fn gpu_assignment_and_metering_works() {
     let token = CancellationToken::new();
     let engine = Engine::start(
         EngineParts {
-            config: cfg,
+            config: enclave_agent::wiring::engine_config(&cfg),
             attestor: Arc::new(Attestor::simulated().unwrap()),
             gpus: gpus.assignable.clone(),
             gpu_metering: GpuMetering::new(probe, Duration::from_millis(20)),

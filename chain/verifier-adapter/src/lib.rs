@@ -37,13 +37,13 @@ use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
-use attestation_verifier::{
-    ReceiptVerifier, ReceiptVerifyError, Verdict, VerifiedCpu, Violation, evaluate_bundle,
-};
 use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;
 use attestation_verifier::verify::tdx::TdxVerifyError;
 use attestation_verifier::verify::x509::X509Error;
+use attestation_verifier::{
+    ReceiptVerifier, ReceiptVerifyError, Verdict, VerifiedCpu, Violation, evaluate_bundle,
+};
 use policies::ChainPolicy;
 
 use pallet_sigil_market::{

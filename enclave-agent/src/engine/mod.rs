@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::attestor::{AttestedKeyEvidence, Attestor};
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{self, AuthConfig, ContainerConfig, JobsConfig};
 use crate::job::{JobId, JobRecord, JobState};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
@@ -52,10 +52,40 @@ pub use receipts::IssuedReceipt;
 /// The crypto backend used for hashing and the result commitment.
 pub(crate) const CRYPTO: AwsLc = AwsLc;
 
+/// The engine's part of the configuration: its own sections, picked out of the agent's
+/// `Config` by [`crate::wiring::engine_config`] (the engine never sees the rest).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The state directory (`state_dir`): the store and the jobs' working directories.
+    pub state_dir: PathBuf,
+    /// `[jobs]`.
+    pub jobs: JobsConfig,
+    /// `[container]`.
+    pub container: ContainerConfig,
+    /// `[auth]`: who may submit and read.
+    pub auth: AuthConfig,
+    /// `[evidence] default_mode`: the evidence mode of jobs whose spec names none.
+    pub default_evidence: Evidence,
+    /// `[evidence] refresh_secs`: how often attested-key evidence is collected anew.
+    pub evidence_refresh: std::time::Duration,
+}
+
+impl EngineConfig {
+    /// Path of the redb job store.
+    pub fn store_path(&self) -> PathBuf {
+        config::store_path(&self.state_dir)
+    }
+
+    /// Directory holding the jobs' working directories.
+    pub fn work_dir(&self) -> PathBuf {
+        config::work_dir(&self.state_dir)
+    }
+}
+
 /// Pieces the engine is built from (so tests can assemble one without a config file).
 pub struct EngineParts {
-    /// Configuration.
-    pub config: Config,
+    /// The engine's configuration.
+    pub config: EngineConfig,
     /// Evidence and receipt signing.
     pub attestor: Arc<Attestor>,
     /// GPUs the agent offers.
@@ -79,7 +109,7 @@ impl std::fmt::Debug for EngineParts {
 pub struct Engine {
     /// The engine itself, for the tasks that submissions start.
     me: std::sync::Weak<Engine>,
-    cfg: Arc<Config>,
+    cfg: Arc<EngineConfig>,
     store: Store,
     attestor: Arc<Attestor>,
     metrics: Arc<Metrics>,
@@ -159,7 +189,7 @@ impl Engine {
                 "container engine configured but its CLI was not found: container jobs are refused"
             );
         }
-        let run_as = match (config.run_as_ids(), nix::unistd::geteuid().is_root()) {
+        let run_as = match (config.jobs.run_as_ids(), nix::unistd::geteuid().is_root()) {
             (Some((uid, gid)), true) => Some(RunAs { uid, gid }),
             _ => None,
         };
@@ -202,11 +232,7 @@ impl Engine {
             has_tee: attestor.tee() != TeeKind::None,
             gpus: u32::try_from(gpus.len()).unwrap_or(u32::MAX),
             containers: container_cli.is_some(),
-            default_evidence: if config.evidence.default_mode == "fresh-quote" {
-                Evidence::FreshQuote
-            } else {
-                Evidence::AttestedKey
-            },
+            default_evidence: config.default_evidence,
         };
         let auth = Authenticator::new(&config.auth, metrics.signature_stats())
             .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
@@ -304,8 +330,8 @@ impl Engine {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
 

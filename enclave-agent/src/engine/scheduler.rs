@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -23,11 +22,7 @@ impl Engine {
 
     /// The scheduler: starts queued jobs while slots and GPUs are free, until shutdown.
     pub async fn run(self: Arc<Self>) {
-        if let Some(refresh) = self
-            .caps
-            .has_tee
-            .then(|| Duration::from_secs(self.cfg.evidence.refresh_secs))
-        {
+        if let Some(refresh) = self.caps.has_tee.then_some(self.cfg.evidence_refresh) {
             let me = Arc::clone(&self);
             self.tasks.spawn(async move {
                 loop {
@@ -93,7 +88,7 @@ impl Engine {
     /// are stopped and checkpointed.
     pub async fn drain(&self) {
         self.tasks.close();
-        let grace = self.cfg.shutdown_grace();
+        let grace = self.cfg.jobs.shutdown_grace();
         if tokio::time::timeout(grace, self.tasks.wait())
             .await
             .is_err()
