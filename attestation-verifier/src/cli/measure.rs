@@ -230,14 +230,11 @@ struct Rejection<'a> {
 fn reject(format: MeasureFormat, code: &str, reason: String) -> anyhow::Result<ExitCode> {
     let reasons = [reason];
     match format {
-        MeasureFormat::Json => std::println!(
-            "{}",
-            serde_json::to_string(&Rejection {
-                verdict: "rejected",
-                reasons: &reasons,
-                code,
-            })?
-        ),
+        MeasureFormat::Json => super::emit(&serde_json::to_string(&Rejection {
+            verdict: "rejected",
+            reasons: &reasons,
+            code,
+        })?)?,
         MeasureFormat::Policy => {
             for r in &reasons {
                 std::eprintln!("sigil-verify: rejected ({code}): {r}");
@@ -404,7 +401,7 @@ fn run_snp(a: &MeasureSnpArgs) -> anyhow::Result<ExitCode> {
                 initrd_json,
                 notes,
             );
-            std::println!("{}", serde_json::to_string(&out)?);
+            super::emit(&serde_json::to_string(&out)?)?;
         }
         MeasureFormat::Policy => {
             let vcpu = match (sig_used, &a.vcpu_type, sig) {
@@ -413,29 +410,44 @@ fn run_snp(a: &MeasureSnpArgs) -> anyhow::Result<ExitCode> {
                 (true, _, Some(s)) => format!(" vCPU signature {s:#x}"),
                 (true, _, None) => String::new(),
             };
-            std::println!(
+            super::emit(&std::format!(
                 "# sigil-verify measure snp: vmm {}, {} vCPU{}{}, guest features {:#x}",
                 vmm,
                 a.vcpus,
                 if a.vcpus == 1 { "" } else { "s" },
                 vcpu,
                 a.guest_features
-            );
-            std::println!("# OVMF {} sha256 {}", a.ovmf.display(), sha256_hex(&ovmf));
+            ))?;
+            super::emit(&std::format!(
+                "# OVMF {} sha256 {}",
+                a.ovmf.display(),
+                sha256_hex(&ovmf)
+            ))?;
             if let (Some(p), Some(s)) = (&a.svsm, &svsm) {
-                std::println!("# SVSM {} sha256 {}", p.display(), sha256_hex(s));
+                super::emit(&std::format!(
+                    "# SVSM {} sha256 {}",
+                    p.display(),
+                    sha256_hex(s)
+                ))?;
             }
             if let (Some(p), Some(k)) = (&a.kernel, &kernel) {
-                std::println!("# kernel {} sha256 {}", p.display(), hex::encode(k.kernel));
-                std::println!("# initrd sha256 {}", hex::encode(k.initrd));
-                std::println!(
+                super::emit(&std::format!(
+                    "# kernel {} sha256 {}",
+                    p.display(),
+                    hex::encode(k.kernel)
+                ))?;
+                super::emit(&std::format!("# initrd sha256 {}", hex::encode(k.initrd)))?;
+                super::emit(&std::format!(
                     "# cmdline {:?} sha256 {}",
                     a.append.as_deref().unwrap_or_default(),
                     hex::encode(k.cmdline)
-                );
+                ))?;
             }
-            std::println!("[snp]");
-            std::println!("measurements = [\"{}\"]", hex::encode(m.measurement));
+            super::emit("[snp]")?;
+            super::emit(&std::format!(
+                "measurements = [\"{}\"]",
+                hex::encode(m.measurement)
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -535,16 +547,16 @@ fn run_tdx(a: &MeasureTdxArgs) -> anyhow::Result<ExitCode> {
                 "pages_added": m.pages_added,
                 "bytes_extended": m.bytes_extended,
             });
-            std::println!("{}", serde_json::to_string(&out)?);
+            super::emit(&serde_json::to_string(&out)?)?;
         }
         MeasureFormat::Policy => {
-            std::println!(
+            super::emit(&std::format!(
                 "# sigil-verify measure tdx: TDVF {} sha256 {} (per-page MEM.PAGE.ADD + MR.EXTEND, upstream KVM/QEMU)",
                 a.tdvf.display(),
                 sha256_hex(&image)
-            );
-            std::println!("[tdx]");
-            std::println!("mrtds = [\"{}\"]", hex::encode(m.mrtd));
+            ))?;
+            super::emit("[tdx]")?;
+            super::emit(&std::format!("mrtds = [\"{}\"]", hex::encode(m.mrtd)))?;
         }
     }
     Ok(ExitCode::SUCCESS)

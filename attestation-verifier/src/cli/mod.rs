@@ -131,6 +131,17 @@ struct Envelope<'a, C: Serialize> {
     claims: Option<&'a C>,
 }
 
+/// Writes one result to stdout, followed by a newline. A failed write (a full disk, a closed
+/// pipe) is an error, so the command exits 2 instead of panicking as `println!` would.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("writing the result to stdout")
+}
+
 /// Prints an outcome and returns the exit status for it.
 pub fn report<C: Serialize>(outcome: &Outcome<C>, format: Format) -> anyhow::Result<ExitCode> {
     let verdict = if outcome.accepted() {
@@ -147,7 +158,7 @@ pub fn report<C: Serialize>(outcome: &Outcome<C>, format: Format) -> anyhow::Res
         Format::Json => serde_json::to_string(&env)?,
         Format::Text => text(&serde_json::to_value(&env)?),
     };
-    std::println!("{out}");
+    emit(&out)?;
     Ok(if outcome.accepted() {
         ExitCode::SUCCESS
     } else {
