@@ -101,6 +101,40 @@ pub(crate) fn signed_part(der: &[u8]) -> Result<Vec<u8>, der::Error> {
     tbs.to_der()
 }
 
+/// RFC 5280 4.1.1.2 / 5.1.1.2: the signature algorithm outside the signed body must be the
+/// one inside it (otherwise the unsigned outer field could claim another algorithm), and the
+/// signature BIT STRING holds whole octets. Both are refused, not tolerated: DER accepted here
+/// must be exactly what the issuer signed.
+fn check_signed_envelope(
+    what: &'static str,
+    oid: ObjectIdentifier,
+    outer: der::Result<Vec<u8>>,
+    inner: der::Result<Vec<u8>>,
+    unused_bits: u8,
+) -> Result<(), X509Error> {
+    let (outer, inner) = (
+        outer.map_err(|e| malformed(what, e))?,
+        inner.map_err(|e| malformed(what, e))?,
+    );
+    if outer != inner {
+        return Err(X509Error::Malformed {
+            what,
+            reason: alloc::format!(
+                "the signature algorithm outside the signed body ({oid}) differs from the one inside it"
+            ),
+        });
+    }
+    if unused_bits != 0 {
+        return Err(X509Error::Malformed {
+            what,
+            reason: alloc::format!(
+                "the signature BIT STRING has {unused_bits} unused bits (must be 0)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn unix(t: x509_cert::time::Time) -> UnixTime {
     UnixTime(t.to_unix_duration().as_secs())
 }
@@ -110,6 +144,13 @@ impl Cert {
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let cert = Certificate::from_der(der).map_err(|e| malformed(what, e))?;
         let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
+        check_signed_envelope(
+            what,
+            cert.signature_algorithm().oid,
+            cert.signature_algorithm().to_der(),
+            cert.tbs_certificate().signature().to_der(),
+            cert.signature().unused_bits(),
+        )?;
         Ok(Self {
             cert,
             tbs,
@@ -447,6 +488,13 @@ impl Crl {
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let crl = CertificateListLazy::from_der(der).map_err(|e| malformed(what, e))?;
         let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
+        check_signed_envelope(
+            what,
+            crl.signature_algorithm.oid,
+            crl.signature_algorithm.to_der(),
+            crl.tbs_cert_list.signature.to_der(),
+            crl.signature.unused_bits(),
+        )?;
         let t = crl.tbs_cert_list;
         let mut serials = Vec::new();
         let mut serial_ends = Vec::new();
