@@ -587,13 +587,13 @@ impl Config {
                 reason: "must be json or text",
             });
         }
-        if self.jobs.run_as != "agent" && self.run_as_ids().is_none() {
+        if self.jobs.run_as != "agent" && self.jobs.run_as_ids().is_none() {
             return Err(ConfigError::Invalid {
                 key: "jobs.run_as",
                 reason: "must be `uid:gid` (numbers) or `agent`",
             });
         }
-        if self.collateral.snp_product.is_some() && self.snp_product().is_none() {
+        if self.collateral.snp_product.is_some() && self.collateral.snp_product().is_none() {
             return Err(ConfigError::Invalid {
                 key: "collateral.snp_product",
                 reason: "must be Milan, Genoa or Turin",
@@ -613,36 +613,6 @@ impl Config {
             self.auth.token = Secret::new(t.trim());
         }
         Ok(())
-    }
-
-    /// `collateral.snp_product`, parsed.
-    pub fn snp_product(&self) -> Option<attestation_verifier::evidence::snp::Product> {
-        self.collateral.snp_product()
-    }
-
-    /// The configured buyer allow-list, decoded.
-    pub fn buyer_keys(&self) -> Vec<[u8; 32]> {
-        self.auth.buyer_keys()
-    }
-
-    /// `jobs.run_as` as numbers (`None` for `agent`).
-    pub fn run_as_ids(&self) -> Option<(u32, u32)> {
-        self.jobs.run_as_ids()
-    }
-
-    /// Path of the redb job store.
-    pub fn store_path(&self) -> PathBuf {
-        store_path(&self.state_dir)
-    }
-
-    /// Directory holding the jobs' working directories.
-    pub fn work_dir(&self) -> PathBuf {
-        work_dir(&self.state_dir)
-    }
-
-    /// SIGTERM grace period for running jobs.
-    pub fn shutdown_grace(&self) -> Duration {
-        self.jobs.shutdown_grace()
     }
 }
 

@@ -15,7 +15,7 @@ fn defaults_load_works() {
     assert_eq!(c.listen.port(), 7443);
     assert!(c.listen.ip().is_loopback());
     assert_eq!(c.jobs.max_concurrent, 4);
-    assert_eq!(c.run_as_ids(), Some((65534, 65534)));
+    assert_eq!(c.jobs.run_as_ids(), Some((65534, 65534)));
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn bad_values_reject() {
 fn snp_vcek_source_works() {
     use attestation_verifier::evidence::snp::Product;
     let c = Config::from_toml("[collateral]\nsnp_product = \"genoa\"").unwrap();
-    assert_eq!(c.snp_product(), Some(Product::Genoa));
+    assert_eq!(c.collateral.snp_product(), Some(Product::Genoa));
     assert!(crate::collateral::snp_vcek_from_config(&c.collateral, &c.state_dir).is_some());
     let off = Config::from_toml("[collateral]\namd_kds_url = \"\"").unwrap();
     assert!(crate::collateral::snp_vcek_from_config(&off.collateral, &off.state_dir).is_none());

@@ -356,7 +356,7 @@ fn fixture() -> Fixture {
         ..Config::default()
     };
     cfg.jobs.kill_grace_ms = 200;
-    let dirs = JobDirs::new(&cfg.work_dir(), "job");
+    let dirs = JobDirs::new(&crate::config::work_dir(&cfg.state_dir), "job");
     Fixture {
         _dir: dir,
         cfg,
