@@ -5,13 +5,13 @@
 //! [`AttestationVerifier::verify`], and acts on the typed result. The runtime plugs in the
 //! no_std verifier crate; the mock runtime plugs in a verifier over a test signing scheme.
 
-use crate::types::{Ed25519Key, Measurement, PolicyId, TeeKind};
+use crate::types::{Ed25519Key, GpuChip, Measurement, PolicyId, TeeKind, TeeKindSet};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::frame_support::PalletError;
 use scale_info::TypeInfo;
 
 /// What a successful verification established.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct VerifiedAttestation {
     /// The ed25519 key the evidence binds (the TEE's receipt-signing key).
     pub key: Ed25519Key,
@@ -24,6 +24,58 @@ pub struct VerifiedAttestation {
     /// The evidence, and the collateral it was checked with, are valid until this Unix time in
     /// milliseconds (exclusive).
     pub expires_at_ms: u64,
+    /// How many GPU reports verified with the evidence (each bound to `key`).
+    pub gpu_count: u32,
+    /// The chip the verified GPU reports name (e.g. `GH100`), when they all name the same one;
+    /// empty without GPUs or when they differ.
+    pub gpu_chip: GpuChip,
+}
+
+/// What the chain needs to know of a policy document, read by the verifier that will appraise
+/// evidence under it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PolicySummary {
+    /// The policy's id: the hash of its canonical bytes.
+    pub id: PolicyId,
+    /// The TEE kinds whose evidence it accepts.
+    pub tees: TeeKindSet,
+    /// `None` when it pins what runs on every hardware TEE kind it accepts (or accepts only
+    /// simulated evidence); otherwise the rule a tier-3 policy must set (e.g.
+    /// `snp.measurements`), as [`PolicyRejection::NotPinned`] reports it.
+    pub unpinned: Option<PolicyRejection>,
+    /// How long an attested key stays valid after its evidence was produced, if the policy
+    /// limits it (milliseconds).
+    pub key_lifetime_ms: Option<u64>,
+    /// Fewest verified GPU reports the policy requires.
+    pub min_gpus: u32,
+}
+
+/// Why a policy document was refused, or cannot serve tier 3.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+    PalletError,
+)]
+pub enum PolicyRejection {
+    /// The bytes do not decode as a policy document of a known version.
+    Malformed,
+    /// The bytes decode, but are not the document's canonical encoding (unsorted or duplicate
+    /// list entries, a non-canonical spelling): the same rules would get two ids.
+    NotCanonical,
+    /// A value is outside its domain (a wrong-length hash, an unknown name).
+    InvalidValue,
+    /// The policy accepts SEV-SNP evidence without pinning `snp.measurements`.
+    SnpMeasurementNotPinned,
+    /// The policy accepts TDX evidence without pinning `tdx.mrtds`.
+    TdxMrtdNotPinned,
 }
 
 /// Why evidence was refused. Carried inside the pallet's `AttestationRejected` error.
@@ -69,11 +121,16 @@ pub enum AttestationFailure {
 
 /// Verifies hardware evidence for the pallet. Time is an input; implementations read no clock.
 pub trait AttestationVerifier {
-    /// Verifies `evidence` with `collateral` against the policy `policy` at Unix time `now_ms`.
+    /// Reads a policy document (its canonical bytes): its id and what the pallet enforces
+    /// itself. Refuses a document the verifier could not appraise evidence under.
+    fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection>;
+
+    /// Verifies `evidence` with `collateral` against the policy document `policy` (bytes that
+    /// [`Self::inspect_policy`] accepted) at Unix time `now_ms`.
     fn verify(
         evidence: &[u8],
         collateral: &[u8],
-        policy: &PolicyId,
+        policy: &[u8],
         now_ms: u64,
     ) -> Result<VerifiedAttestation, AttestationFailure>;
 }
@@ -82,12 +139,20 @@ pub trait AttestationVerifier {
 #[cfg(feature = "runtime-benchmarks")]
 pub trait BenchmarkHelper {
     /// Evidence and collateral of the largest size the runtime allows, attesting `key` and
-    /// `nonce`, valid at `now_ms`, and the policy under which they verify.
+    /// `nonce`, valid at `now_ms`, and the policy document under which they verify.
     fn attestation(
         key: Ed25519Key,
         nonce: [u8; 32],
         now_ms: u64,
-    ) -> (alloc::vec::Vec<u8>, alloc::vec::Vec<u8>, PolicyId);
+    ) -> (
+        alloc::vec::Vec<u8>,
+        alloc::vec::Vec<u8>,
+        alloc::vec::Vec<u8>,
+    );
+
+    /// A valid, canonical policy document of at most `len` bytes, as large as the helper can
+    /// make it (for the `register_policy` benchmark).
+    fn policy_document(len: u32) -> alloc::vec::Vec<u8>;
 
     /// The evidence whose verification costs the verifier most (for the runtime: genuine
     /// hardware evidence with GPU reports and their collateral), for the `verify_evidence`
@@ -104,8 +169,8 @@ pub struct BenchmarkEvidence {
     pub evidence: alloc::vec::Vec<u8>,
     /// The separate collateral.
     pub collateral: alloc::vec::Vec<u8>,
-    /// The policy it is verified under.
-    pub policy: PolicyId,
+    /// The policy document it is verified under.
+    pub policy: alloc::vec::Vec<u8>,
     /// The verification time, Unix milliseconds.
     pub now_ms: u64,
     /// `None` when the verifier must accept it, else the reason it must give. Recorded

@@ -25,7 +25,7 @@ use polkadot_sdk::{
     frame_system::{self, RawOrigin, pallet_prelude::BlockNumberFor},
     sp_core::{crypto::KeyTypeId, ed25519},
     sp_io,
-    sp_runtime::traits::{One, Saturating},
+    sp_runtime::traits::{Hash, One, Saturating, Zero},
 };
 
 const SEED: u32 = 0;
@@ -60,19 +60,65 @@ fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
     who
 }
 
+/// A registration anchor one block back (its hash recorded, as the chain does) and the nonce
+/// `who`'s evidence must bind.
+fn anchored_nonce<T: Config>(who: &T::AccountId) -> (BlockNumberFor<T>, [u8; 32]) {
+    let mut now = frame_system::Pallet::<T>::block_number();
+    if now.is_zero() {
+        now = One::one();
+        frame_system::Pallet::<T>::set_block_number(now);
+    }
+    let anchor = now.saturating_sub(One::one());
+    if frame_system::Pallet::<T>::block_hash(anchor) == T::Hash::default() {
+        frame_system::BlockHash::<T>::insert(anchor, T::Hashing::hash(b"sigil-bench-anchor"));
+    }
+    let nonce = crate::registration_nonce(
+        frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero()).as_ref(),
+        frame_system::Pallet::<T>::block_hash(anchor).as_ref(),
+        who,
+    );
+    (anchor, nonce)
+}
+
+/// The id of `document`, registered (without owner) if it is not yet.
+fn ensure_policy<T: Config>(document: &[u8]) -> Result<PolicyId, BenchmarkError> {
+    let id = T::AttestationVerifier::inspect_policy(document)
+        .map_err(|_| BenchmarkError::Stop("the benchmark helper's policy is refused"))?
+        .id;
+    if !Policies::<T>::contains_key(id) {
+        Pallet::<T>::insert_policy(document, None, Zero::zero())?;
+    }
+    Ok(id)
+}
+
+/// An attestation submission binding `key` for `who`'s registration, under the benchmark
+/// helper's policy (registered).
+fn registration_submission<T: Config>(
+    who: &T::AccountId,
+    key: Ed25519Key,
+) -> Result<AttestationSubmission<T>, BenchmarkError> {
+    let (anchor, nonce) = anchored_nonce::<T>(who);
+    let (evidence, collateral, document) =
+        T::BenchmarkHelper::attestation(key, nonce, Pallet::<T>::now_ms());
+    let policy = ensure_policy::<T>(&document)?;
+    let mut sub = submission::<T>(evidence, collateral, policy)?;
+    sub.anchor = anchor;
+    Ok(sub)
+}
+
 /// Registers `who` for every tier, with an attested key verified by the configured verifier;
 /// returns its key and the policy of its attestation.
 fn register<T: Config>(who: &T::AccountId) -> Result<(Ed25519Key, PolicyId), BenchmarkError> {
     let key = new_key();
     let proof = sign(&key, &crate::key_proof_message(who))?;
-    let (evidence, collateral, policy) =
-        T::BenchmarkHelper::attestation(key, [0; 32], Pallet::<T>::now_ms());
+    let sub = registration_submission::<T>(who, key)?;
+    let policy = sub.policy;
     Pallet::<T>::register_provider(
         RawOrigin::Signed(who.clone()).into(),
         key,
         proof,
         capabilities(),
-        Some(submission::<T>(evidence, collateral, policy)?),
+        Some(sub),
     )?;
     Ok((key, policy))
 }
@@ -102,6 +148,7 @@ fn submission<T: Config>(
             .try_into()
             .map_err(|_| BenchmarkError::Stop("benchmark collateral exceeds MaxCollateralLen"))?,
         policy,
+        anchor: Zero::zero(),
     })
 }
 
@@ -214,9 +261,7 @@ mod benchmarks {
         let caller = funded::<T>("provider", 0);
         let key = new_key();
         let proof = sign(&key, &crate::key_proof_message(&caller))?;
-        let (evidence, collateral, policy) =
-            T::BenchmarkHelper::attestation(key, [0; 32], Pallet::<T>::now_ms());
-        let attestation = submission::<T>(evidence, collateral, policy)?;
+        let attestation = registration_submission::<T>(&caller, key)?;
 
         #[extrinsic_call]
         register_provider(
@@ -242,7 +287,10 @@ mod benchmarks {
         let class = ProviderClass {
             tee_kinds: capabilities().tee_kinds,
             gpu_model: capabilities().gpu_model,
+            gpu_count: 1,
         };
+        let (_, _, document) = T::BenchmarkHelper::attestation([0; 32], [0; 32], 0);
+        let policy = ensure_policy::<T>(&document)?;
 
         #[extrinsic_call]
         _(
@@ -250,7 +298,7 @@ mod benchmarks {
             id,
             SPEC,
             TierTerms::Attested {
-                policy: [1; 32],
+                policy,
                 fresh_quote: false,
             },
             class,
@@ -439,6 +487,42 @@ mod benchmarks {
         }
 
         assert_eq!(outcome.err(), e.expected);
+        Ok(())
+    }
+
+    /// A policy document of `l` bytes (or the largest the helper makes below it).
+    #[benchmark]
+    fn register_policy(l: Linear<64, { T::MaxPolicyLen::get() }>) -> Result<(), BenchmarkError> {
+        let caller = funded::<T>("owner", 0);
+        let document = T::BenchmarkHelper::policy_document(l);
+        let id = T::AttestationVerifier::inspect_policy(&document)
+            .map_err(|_| BenchmarkError::Stop("the benchmark helper's policy is refused"))?
+            .id;
+        let document = BoundedVec::try_from(document)
+            .map_err(|_| BenchmarkError::Stop("policy document exceeds MaxPolicyLen"))?;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), document);
+
+        assert!(Policies::<T>::contains_key(id));
+        Ok(())
+    }
+
+    #[benchmark]
+    fn retire_policy() -> Result<(), BenchmarkError> {
+        let caller = funded::<T>("owner", 0);
+        let document = T::BenchmarkHelper::policy_document(T::MaxPolicyLen::get());
+        let bounded = BoundedVec::try_from(document.clone())
+            .map_err(|_| BenchmarkError::Stop("policy document exceeds MaxPolicyLen"))?;
+        Pallet::<T>::register_policy(RawOrigin::Signed(caller.clone()).into(), bounded)?;
+        let id = T::AttestationVerifier::inspect_policy(&document)
+            .map_err(|_| BenchmarkError::Weightless)?
+            .id;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), id);
+
+        assert!(!Policies::<T>::contains_key(id));
         Ok(())
     }
 

@@ -45,16 +45,76 @@ impl<T: Config> Pallet<T> {
         T::WeightInfo::submit_receipt_fresh_quote().saturating_add(T::WeightInfo::verify_evidence())
     }
 
-    /// Verifies `submission` under `policy` and records it in [`Attestations`].
+    /// The registered policy `id`, refused unless it may serve tier 3.
+    fn usable_policy(id: &PolicyId) -> Result<PolicyRecord<T>, DispatchError> {
+        let record = Policies::<T>::get(id).ok_or(Error::<T>::UnknownPolicy)?;
+        if let Some(reason) = record.unpinned {
+            return Err(Error::<T>::PolicyRejected { reason }.into());
+        }
+        Ok(record)
+    }
+
+    /// Counts one more (`up`) or one fewer user of policy `id`.
+    fn count_policy_user(id: &PolicyId, up: bool) {
+        Policies::<T>::mutate(id, |record| {
+            if let Some(record) = record {
+                record.users = if up {
+                    record.users.saturating_add(1)
+                } else {
+                    record.users.saturating_sub(1)
+                };
+            }
+        });
+    }
+
+    /// Checks a registration anchor and returns the nonce the evidence must bind for `who`.
+    fn expected_registration_nonce(
+        who: &T::AccountId,
+        anchor: BlockNumberFor<T>,
+    ) -> Result<[u8; 32], DispatchError> {
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(
+            anchor < now && now.saturating_sub(anchor) <= T::RegistrationAnchorWindow::get(),
+            Error::<T>::BadAnchor
+        );
+        let anchor_hash = frame_system::Pallet::<T>::block_hash(anchor);
+        ensure!(anchor_hash != T::Hash::default(), Error::<T>::BadAnchor);
+        let genesis_hash = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+        Ok(crate::registration_nonce(
+            genesis_hash.as_ref(),
+            anchor_hash.as_ref(),
+            who,
+        ))
+    }
+
+    /// The expiry of a key attested now by `verified` under `policy`: the evidence's own, the
+    /// policy's key lifetime and the chain's cap, whichever comes first.
+    fn attested_key_expiry(
+        verified: &VerifiedAttestation,
+        policy: &PolicyRecord<T>,
+        now_ms: u64,
+    ) -> u64 {
+        let mut expiry = verified
+            .expires_at_ms
+            .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get()));
+        if let Some(lifetime) = policy.key_lifetime_ms {
+            expiry = expiry.min(now_ms.saturating_add(lifetime));
+        }
+        expiry
+    }
+
+    /// Verifies `submission` under the registered policy `policy` and records it in
+    /// [`Attestations`].
     fn verify_attestation(
         submission: AttestationSubmission<T>,
         policy: PolicyId,
         now_ms: u64,
     ) -> Result<(VerifiedAttestation, Digest), DispatchError> {
+        let record = Policies::<T>::get(policy).ok_or(Error::<T>::UnknownPolicy)?;
         let verified = T::AttestationVerifier::verify(
             &submission.evidence,
             &submission.collateral,
-            &policy,
+            &record.document,
             now_ms,
         )
         .map_err(|reason| Error::<T>::AttestationRejected { reason })?;
@@ -93,27 +153,32 @@ impl<T: Config> Pallet<T> {
             Some(submission) => {
                 let now_ms = Self::now_ms();
                 let policy = submission.policy;
+                let record = Self::usable_policy(&policy)?;
+                let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
                 let (verified, evidence_digest) =
                     Self::verify_attestation(submission, policy, now_ms)?;
                 ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
+                ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
                 ensure!(
                     capabilities.tee_kinds.contains(&verified.tee),
                     Error::<T>::TeeKindNotOffered
                 );
+                Self::count_policy_user(&policy, true);
                 Some(AttestedKey {
                     tee: verified.tee,
                     measurement: verified.measurement,
                     policy,
                     evidence_digest,
                     verified_at_ms: now_ms,
-                    expires_at_ms: verified
-                        .expires_at_ms
-                        .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get())),
+                    expires_at_ms: Self::attested_key_expiry(&verified, &record, now_ms),
+                    gpu_count: verified.gpu_count,
+                    gpu_chip: verified.gpu_chip,
                     previous: None,
                 })
             }
         };
         let tiers = capabilities.tiers.clone();
+        let event_attested = attested.as_ref().map(|a| (a.tee, a.expires_at_ms));
         Providers::<T>::insert(
             &who,
             ProviderInfo {
@@ -128,7 +193,7 @@ impl<T: Config> Pallet<T> {
             provider: who,
             signing_key,
             tiers,
-            attested: attested.map(|a| (a.tee, a.expires_at_ms)),
+            attested: event_attested,
         });
         Ok(())
     }
@@ -138,11 +203,19 @@ impl<T: Config> Pallet<T> {
         mut info: ProviderInfo<T>,
         submission: AttestationSubmission<T>,
     ) -> DispatchResult {
-        let current = info.attested.ok_or(Error::<T>::NotAttested)?;
+        let current = info.attested.clone().ok_or(Error::<T>::NotAttested)?;
         ensure!(
             submission.policy == current.policy,
             Error::<T>::PolicyMismatch
         );
+        let digest = receipt::evidence_digest(&submission.evidence);
+        ensure!(
+            digest != current.evidence_digest
+                && current.previous.is_none_or(|p| p.evidence_digest != digest),
+            Error::<T>::EvidenceNotNew
+        );
+        let record = Self::usable_policy(&current.policy)?;
+        let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
         let now_ms = Self::now_ms();
         let (verified, evidence_digest) =
             Self::verify_attestation(submission, current.policy, now_ms)?;
@@ -150,24 +223,22 @@ impl<T: Config> Pallet<T> {
             verified.key == info.signing_key,
             Error::<T>::AttestedKeyMismatch
         );
+        ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
+        ensure!(
+            Attestations::<T>::get(current.evidence_digest).is_none_or(|r| r.nonce != nonce),
+            Error::<T>::EvidenceNotNew
+        );
         ensure!(
             info.capabilities.tee_kinds.contains(&verified.tee),
             Error::<T>::TeeKindNotOffered
         );
         // The replaced evidence stays usable for receipts signed before the refresh; anything
-        // older is dropped. Submitting the current evidence again changes nothing but its
-        // verification time.
-        let previous = if current.evidence_digest == evidence_digest {
-            current.previous
-        } else {
-            Some(PreviousEvidence {
-                evidence_digest: current.evidence_digest,
-                expires_at_ms: current.expires_at_ms,
-            })
-        };
-        let expires_at_ms = verified
-            .expires_at_ms
-            .min(now_ms.saturating_add(T::MaxAttestationValidityMs::get()));
+        // older is dropped.
+        let previous = Some(PreviousEvidence {
+            evidence_digest: current.evidence_digest,
+            expires_at_ms: current.expires_at_ms,
+        });
+        let expires_at_ms = Self::attested_key_expiry(&verified, &record, now_ms);
         info.attested = Some(AttestedKey {
             tee: verified.tee,
             measurement: verified.measurement,
@@ -175,6 +246,8 @@ impl<T: Config> Pallet<T> {
             evidence_digest,
             verified_at_ms: now_ms,
             expires_at_ms,
+            gpu_count: verified.gpu_count,
+            gpu_chip: verified.gpu_chip,
             previous,
         });
         Providers::<T>::insert(&who, info);
@@ -198,6 +271,15 @@ impl<T: Config> Pallet<T> {
         let total = TotalEscrow::<T>::get()
             .checked_add(&price)
             .ok_or(Error::<T>::Overflow)?;
+        if let TierTerms::Attested { policy, .. } = terms {
+            let record = Self::usable_policy(&policy)?;
+            ensure!(
+                class.tee_kinds.is_empty()
+                    || class.tee_kinds.iter().any(|t| record.tees.contains(t)),
+                Error::<T>::TeeKindMismatch
+            );
+            Self::count_policy_user(&policy, true);
+        }
         T::Currency::hold(&Self::hold_reason(), &buyer, price)?;
         TotalEscrow::<T>::put(total);
         Jobs::<T>::insert(
@@ -230,13 +312,13 @@ impl<T: Config> Pallet<T> {
             info.capabilities.tiers.contains(&tier),
             Error::<T>::TierNotOffered
         );
-        ensure!(
-            job.class.gpu_model.is_empty() || job.class.gpu_model == info.capabilities.gpu_model,
-            Error::<T>::GpuModelMismatch
-        );
-        match (job.terms, info.attested) {
+        match (job.terms, &info.attested) {
             (TierTerms::Attested { policy, .. }, attested) => {
-                let attested = attested.ok_or(Error::<T>::NotAttested)?;
+                let attested = attested.as_ref().ok_or(Error::<T>::NotAttested)?;
+                ensure!(
+                    Self::gpus_satisfy(&job.class, attested.gpu_count, &attested.gpu_chip),
+                    Error::<T>::GpuRequirementUnmet
+                );
                 ensure!(
                     attested.expires_at_ms > now_ms,
                     Error::<T>::AttestationExpired
@@ -249,6 +331,11 @@ impl<T: Config> Pallet<T> {
             }
             (TierTerms::Signed | TierTerms::Quorum { .. }, _) => {
                 ensure!(
+                    job.class.gpu_model.is_empty()
+                        || job.class.gpu_model == info.capabilities.gpu_model,
+                    Error::<T>::GpuModelMismatch
+                );
+                ensure!(
                     job.class.tee_kinds.is_empty()
                         || job
                             .class
@@ -260,6 +347,12 @@ impl<T: Config> Pallet<T> {
             }
         }
         Ok(())
+    }
+
+    /// Whether verified GPUs (`count` reports of `chip`) meet a tier-3 job's class.
+    fn gpus_satisfy(class: &ProviderClass, count: u32, chip: &GpuChip) -> bool {
+        count >= class.gpu_count
+            && (class.gpu_model.is_empty() || gpu_model_matches_chip(&class.gpu_model, chip))
     }
 
     pub(crate) fn do_bind(
@@ -339,7 +432,7 @@ impl<T: Config> Pallet<T> {
                 policy,
                 fresh_quote,
             } => {
-                let attested = info.attested.ok_or(Error::<T>::NotAttested)?;
+                let attested = info.attested.as_ref().ok_or(Error::<T>::NotAttested)?;
                 match body.evidence.mode {
                     EvidenceMode::AttestedKey => {
                         ensure!(!fresh_quote, Error::<T>::FreshQuoteRequired);
@@ -383,6 +476,10 @@ impl<T: Config> Pallet<T> {
                         ensure!(
                             verified.key == info.signing_key,
                             Error::<T>::AttestedKeyMismatch
+                        );
+                        ensure!(
+                            Self::gpus_satisfy(&job.class, verified.gpu_count, &verified.gpu_chip),
+                            Error::<T>::GpuRequirementUnmet
                         );
                         Ok((verified.key, Some(digest), weight))
                     }
@@ -526,6 +623,9 @@ impl<T: Config> Pallet<T> {
             .checked_sub(&job.price)
             .ok_or(Error::<T>::Overflow)?;
         TotalEscrow::<T>::put(total);
+        if let TierTerms::Attested { policy, .. } = job.terms {
+            Self::count_policy_user(&policy, false);
+        }
         for provider in binding.providers.iter() {
             Providers::<T>::mutate(provider, |info| {
                 if let Some(info) = info {
@@ -572,8 +672,80 @@ impl<T: Config> Pallet<T> {
     }
 
     pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
-        Providers::<T>::remove(&who);
+        if let Some(attested) = Providers::<T>::take(&who).and_then(|info| info.attested) {
+            Self::count_policy_user(&attested.policy, false);
+        }
         Self::deposit_event(Event::ProviderDeregistered { provider: who });
+        Ok(())
+    }
+
+    /// Reads `document` with the runtime's verifier and stores it under its id, owned by
+    /// `owner` with `deposit` held (genesis policies: no owner, no deposit).
+    pub(crate) fn insert_policy(
+        document: &[u8],
+        owner: Option<T::AccountId>,
+        deposit: BalanceOf<T>,
+    ) -> Result<PolicyId, DispatchError> {
+        let bounded: BoundedVec<u8, T::MaxPolicyLen> =
+            document
+                .to_vec()
+                .try_into()
+                .map_err(|_| Error::<T>::PolicyRejected {
+                    reason: crate::PolicyRejection::Malformed,
+                })?;
+        let summary = T::AttestationVerifier::inspect_policy(document)
+            .map_err(|reason| Error::<T>::PolicyRejected { reason })?;
+        ensure!(
+            !Policies::<T>::contains_key(summary.id),
+            Error::<T>::PolicyExists
+        );
+        if let Some(owner) = &owner {
+            T::Currency::hold(&HoldReason::PolicyDeposit.into(), owner, deposit)?;
+        }
+        let pinned = summary.unpinned.is_none();
+        Policies::<T>::insert(
+            summary.id,
+            PolicyRecord {
+                document: bounded,
+                owner: owner.clone(),
+                deposit,
+                tees: summary.tees,
+                unpinned: summary.unpinned,
+                key_lifetime_ms: summary.key_lifetime_ms,
+                min_gpus: summary.min_gpus,
+                users: 0,
+                registered_at: frame_system::Pallet::<T>::block_number(),
+            },
+        );
+        Self::deposit_event(Event::PolicyRegistered {
+            policy: summary.id,
+            owner,
+            pinned,
+        });
+        Ok(summary.id)
+    }
+
+    pub(crate) fn do_register_policy(
+        who: T::AccountId,
+        document: BoundedVec<u8, T::MaxPolicyLen>,
+        deposit: BalanceOf<T>,
+    ) -> DispatchResult {
+        Self::insert_policy(&document, Some(who), deposit).map(|_| ())
+    }
+
+    pub(crate) fn do_retire_policy(
+        who: T::AccountId,
+        policy: PolicyId,
+        record: PolicyRecord<T>,
+    ) -> DispatchResult {
+        T::Currency::release(
+            &HoldReason::PolicyDeposit.into(),
+            &who,
+            record.deposit,
+            Precision::Exact,
+        )?;
+        Policies::<T>::remove(policy);
+        Self::deposit_event(Event::PolicyRetired { policy });
         Ok(())
     }
 
@@ -585,14 +757,21 @@ impl<T: Config> Pallet<T> {
     ///   price (no escrow created or destroyed);
     /// - bound and closed-after-binding jobs have a binding, funded jobs none; each
     ///   provider's open-job count matches the bindings;
-    /// - receipts only come from bound providers.
+    /// - receipts only come from bound providers;
+    /// - each policy's user count equals its open tier-3 jobs plus the attested keys
+    ///   registered under it, and every policy in use is registered.
     #[cfg(any(feature = "try-runtime", test))]
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         use alloc::collections::btree_map::BTreeMap;
         let mut held_by_buyer: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         let mut open_jobs_of: BTreeMap<T::AccountId, u32> = BTreeMap::new();
         let mut open_total: BalanceOf<T> = Zero::zero();
+        let mut policy_users: BTreeMap<PolicyId, u32> = BTreeMap::new();
         for (job_id, job) in Jobs::<T>::iter() {
+            if let (true, TierTerms::Attested { policy, .. }) = (job.status.is_open(), job.terms) {
+                let n = policy_users.entry(policy).or_insert(0);
+                *n = n.saturating_add(1);
+            }
             let entry = held_by_buyer
                 .entry(job.buyer.clone())
                 .or_insert_with(Zero::zero);
@@ -669,6 +848,29 @@ impl<T: Config> Pallet<T> {
             ensure!(
                 info.active_jobs == expected,
                 "provider open-job count is off"
+            );
+            if let Some(attested) = &info.attested {
+                let n = policy_users.entry(attested.policy).or_insert(0);
+                *n = n.saturating_add(1);
+            }
+        }
+        let mut deposits_by_owner: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        for (id, record) in Policies::<T>::iter() {
+            let expected = policy_users.remove(&id).unwrap_or(0);
+            ensure!(record.users == expected, "policy user count is off");
+            if let Some(owner) = record.owner {
+                let d = deposits_by_owner.entry(owner).or_insert_with(Zero::zero);
+                *d = d.checked_add(&record.deposit).ok_or("deposit overflow")?;
+            }
+        }
+        ensure!(policy_users.is_empty(), "a policy in use is not registered");
+        for (owner, expected) in deposits_by_owner {
+            ensure!(
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::InspectHold<
+                    T::AccountId,
+                >>::balance_on_hold(&HoldReason::PolicyDeposit.into(), &owner)
+                    == expected,
+                "held policy deposits differ from the owner's policies"
             );
         }
         Ok(())

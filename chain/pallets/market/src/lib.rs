@@ -39,7 +39,9 @@ mod mock;
 #[cfg(test)]
 mod tests;
 
-pub use attestation::{AttestationFailure, AttestationVerifier, VerifiedAttestation};
+pub use attestation::{
+    AttestationFailure, AttestationVerifier, PolicyRejection, PolicySummary, VerifiedAttestation,
+};
 pub use pallet::*;
 pub use types::*;
 pub use weights::WeightInfo;
@@ -54,6 +56,25 @@ pub const KEY_PROOF_DOMAIN: &[u8] = b"sigil.provider-key.v1\0";
 /// key: `sha256(KEY_PROOF_DOMAIN ++ SCALE(account))`.
 pub fn key_proof_message<AccountId: Encode>(account: &AccountId) -> [u8; 32] {
     let mut preimage = KEY_PROOF_DOMAIN.to_vec();
+    account.encode_to(&mut preimage);
+    sp_io::hashing::sha2_256(&preimage)
+}
+
+/// Domain separator of registration nonces.
+pub const REGISTRATION_NONCE_DOMAIN: &[u8] = b"sigil.registration-nonce.v1\0";
+
+/// The nonce that registration and refresh evidence must bind: `sha256(REGISTRATION_NONCE_DOMAIN
+/// ++ genesis hash ++ anchor block hash ++ SCALE(account))`. The anchor is a block within the
+/// last [`Config::RegistrationAnchorWindow`] blocks, so the evidence was produced after it: old
+/// evidence, or evidence made for another chain or account, cannot register a key.
+pub fn registration_nonce<AccountId: Encode>(
+    genesis_hash: &[u8],
+    anchor_hash: &[u8],
+    account: &AccountId,
+) -> [u8; 32] {
+    let mut preimage = REGISTRATION_NONCE_DOMAIN.to_vec();
+    preimage.extend_from_slice(genesis_hash);
+    preimage.extend_from_slice(anchor_hash);
     account.encode_to(&mut preimage);
     sp_io::hashing::sha2_256(&preimage)
 }
@@ -94,6 +115,9 @@ pub mod pallet {
         /// A buyer's escrow for an open job.
         #[codec(index = 0)]
         JobEscrow,
+        /// The deposit of a registered attestation policy, returned when it is retired.
+        #[codec(index = 1)]
+        PolicyDeposit,
     }
 
     #[pallet::config]
@@ -148,6 +172,22 @@ pub mod pallet {
         #[pallet::constant]
         type MaxClockDriftMs: Get<u64>;
 
+        /// Most bytes of a policy document.
+        #[pallet::constant]
+        type MaxPolicyLen: Get<u32>;
+
+        /// Deposit held for each registered policy, on top of the per-byte deposit.
+        #[pallet::constant]
+        type PolicyDepositBase: Get<BalanceOf<Self>>;
+
+        /// Deposit held per byte of a registered policy document.
+        #[pallet::constant]
+        type PolicyDepositPerByte: Get<BalanceOf<Self>>;
+
+        /// How many blocks back a registration nonce's anchor block may lie.
+        #[pallet::constant]
+        type RegistrationAnchorWindow: Get<BlockNumberFor<Self>>;
+
         /// Weights of the calls.
         type WeightInfo: WeightInfo;
 
@@ -187,9 +227,37 @@ pub mod pallet {
     #[pallet::storage]
     pub type Attestations<T: Config> = StorageMap<_, Identity, Digest, AttestationRecord<T>>;
 
+    /// Attestation policies, by id (the hash of the document). A registered policy never
+    /// changes; it is removed only by its owner once no open job or attested key uses it.
+    #[pallet::storage]
+    pub type Policies<T: Config> = StorageMap<_, Identity, PolicyId, PolicyRecord<T>>;
+
     /// Sum of the escrow of all open jobs.
     #[pallet::storage]
     pub type TotalEscrow<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
+
+    /// The chain's genesis policies: canonical documents, registered without an owner.
+    #[pallet::genesis_config]
+    #[derive(polkadot_sdk::frame_support::DefaultNoBound)]
+    pub struct GenesisConfig<T: Config> {
+        /// Canonical policy documents.
+        pub policies: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+        #[serde(skip)]
+        #[doc(hidden)]
+        pub _config: core::marker::PhantomData<T>,
+    }
+
+    #[pallet::genesis_build]
+    impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+        fn build(&self) {
+            for document in &self.policies {
+                // A chain spec with an unusable policy must not start.
+                if let Err(e) = Pallet::<T>::insert_policy(document, None, Zero::zero()) {
+                    panic!("genesis policy refused: {e:?}");
+                }
+            }
+        }
+    }
 
     #[pallet::event]
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -218,6 +286,20 @@ pub mod pallet {
             evidence_digest: Digest,
             /// The key's new expiry (Unix ms).
             expires_at_ms: u64,
+        },
+        /// An attestation policy was registered.
+        PolicyRegistered {
+            /// Its id.
+            policy: PolicyId,
+            /// Who registered it (`None` at genesis).
+            owner: Option<T::AccountId>,
+            /// Whether tier-3 jobs may name it.
+            pinned: bool,
+        },
+        /// An attestation policy was retired and its deposit returned.
+        PolicyRetired {
+            /// Its id.
+            policy: PolicyId,
         },
         /// A buyer funded a job; the price is held in escrow.
         JobFunded {
@@ -369,6 +451,30 @@ pub mod pallet {
         DeadlineNotReached,
         /// An amount overflowed.
         Overflow,
+        /// The policy document was refused, or cannot serve tier 3.
+        PolicyRejected {
+            /// Why.
+            reason: PolicyRejection,
+        },
+        /// No policy has this id.
+        UnknownPolicy,
+        /// A policy with this id is registered.
+        PolicyExists,
+        /// The caller did not register the policy (genesis policies have no owner).
+        NotPolicyOwner,
+        /// Open jobs or attested keys still use the policy.
+        PolicyInUse,
+        /// The registration nonce's anchor is not a block of the last
+        /// `RegistrationAnchorWindow` blocks (or is the current block).
+        BadAnchor,
+        /// The evidence does not bind the registration nonce of its anchor and the account.
+        StaleNonce,
+        /// A refresh must carry new evidence: this evidence is already the key's.
+        EvidenceNotNew,
+        /// Too few verified GPUs, or not the job's GPU model.
+        GpuRequirementUnmet,
+        /// Tiers 1 and 2 cannot verify a GPU count: their provider class must not set one.
+        GpuCountNeedsAttestation,
     }
 
     #[pallet::hooks]
@@ -382,6 +488,10 @@ pub mod pallet {
             assert!(
                 !T::MaxJobDuration::get().is_zero(),
                 "MaxJobDuration must be at least 1"
+            );
+            assert!(
+                !T::RegistrationAnchorWindow::get().is_zero(),
+                "RegistrationAnchorWindow must be at least 1"
             );
             assert!(
                 usize::try_from(T::MaxReceiptLen::get()).unwrap_or(usize::MAX)
@@ -487,6 +597,10 @@ pub mod pallet {
             ensure!(
                 !has_duplicates(&class.tee_kinds),
                 Error::<T>::DuplicateTeeKind
+            );
+            ensure!(
+                class.gpu_count == 0 || matches!(terms, TierTerms::Attested { .. }),
+                Error::<T>::GpuCountNeedsAttestation
             );
             Self::do_fund_job(who, job_id, spec_hash, terms, class, price, deadline)
         }
@@ -597,6 +711,39 @@ pub mod pallet {
             let who = ensure_signed(origin)?;
             let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
             Self::do_refresh_attestation(who, info, attestation)
+        }
+
+        /// Registers an attestation policy: `document` is its canonical encoding (see
+        /// `docs/policy.md`), read by the runtime's verifier; its id is the hash of those bytes.
+        /// A deposit of `PolicyDepositBase + PolicyDepositPerByte x len` is held on the caller
+        /// until the policy is retired. Anyone may register a policy; nobody can change one.
+        #[pallet::call_index(7)]
+        #[pallet::weight(T::WeightInfo::register_policy(len_u32_items(document.len())))]
+        pub fn register_policy(
+            origin: OriginFor<T>,
+            document: BoundedVec<u8, T::MaxPolicyLen>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let deposit = T::PolicyDepositPerByte::get()
+                .saturating_mul(BalanceOf::<T>::from(len_u32_items(document.len())))
+                .saturating_add(T::PolicyDepositBase::get());
+            Self::do_register_policy(who, document, deposit)
+        }
+
+        /// Retires a policy the caller registered, returning its deposit. Refused while an
+        /// open job or an attested key uses it. Its id may be registered again later, with the
+        /// same meaning (the id is the document's hash).
+        #[pallet::call_index(8)]
+        #[pallet::weight(T::WeightInfo::retire_policy())]
+        pub fn retire_policy(origin: OriginFor<T>, policy: PolicyId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let record = Policies::<T>::get(policy).ok_or(Error::<T>::UnknownPolicy)?;
+            ensure!(
+                record.owner.as_ref() == Some(&who),
+                Error::<T>::NotPolicyOwner
+            );
+            ensure!(record.users == 0, Error::<T>::PolicyInUse);
+            Self::do_retire_policy(who, policy, record)
         }
     }
 }

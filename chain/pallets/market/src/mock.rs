@@ -19,7 +19,7 @@
 
 use crate::{
     self as pallet_sigil_market, AttestationFailure, AttestationVerifier, Measurement, PolicyId,
-    TeeKind, VerifiedAttestation,
+    PolicyRejection, PolicySummary, TeeKind, VerifiedAttestation,
 };
 use codec::{Decode, Encode};
 use polkadot_sdk::{
@@ -100,10 +100,21 @@ impl pallet_sigil_market::Config for Test {
     type MaxJobDuration = ConstU64<1_000>;
     type MaxAttestationValidityMs = ConstU64<{ 7 * 24 * HOUR_MS }>;
     type MaxClockDriftMs = ConstU64<60_000>;
+    type MaxPolicyLen = ConstU32<2048>;
+    type PolicyDepositBase = ConstU64<{ POLICY_DEPOSIT_BASE }>;
+    type PolicyDepositPerByte = ConstU64<{ POLICY_DEPOSIT_PER_BYTE }>;
+    type RegistrationAnchorWindow = ConstU64<{ ANCHOR_WINDOW }>;
     type WeightInfo = ();
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = MockVerifier;
 }
+
+/// Deposit held for each registered policy.
+pub(crate) const POLICY_DEPOSIT_BASE: Balance = 100;
+/// Deposit held per byte of a policy document.
+pub(crate) const POLICY_DEPOSIT_PER_BYTE: Balance = 2;
+/// How many blocks back a registration anchor may lie.
+pub(crate) const ANCHOR_WINDOW: u64 = 100;
 
 // ---- the test attestation scheme -------------------------------------------------------------
 
@@ -122,12 +133,81 @@ pub(crate) const EVIDENCE_LIFETIME_MS: u64 = 24 * HOUR_MS;
 pub(crate) const GOOD_MEASUREMENT: Measurement = [0xA1; 48];
 /// A measurement no policy accepts.
 pub(crate) const BAD_MEASUREMENT: Measurement = [0xBB; 48];
+/// A policy of the test scheme, SCALE-encoded as its document. Canonical: `tees` sorted by
+/// code and `measurements` sorted, both without duplicates.
+#[derive(Encode, Decode, Clone, Debug, PartialEq)]
+pub(crate) struct MockPolicy {
+    pub tees: Vec<TeeKind>,
+    /// Accepted measurements (empty: any, which tier 3 refuses on hardware).
+    pub measurements: Vec<Measurement>,
+    pub allow_simulated: bool,
+    pub key_lifetime_ms: Option<u64>,
+    pub min_gpus: u32,
+}
+
+/// Domain of the test scheme's policy ids.
+const POLICY_DOMAIN: &[u8] = b"sigil.mock.policy\0";
+
+impl MockPolicy {
+    /// Accepting `tees` with [`GOOD_MEASUREMENT`].
+    pub(crate) fn pinned(tees: &[TeeKind]) -> Self {
+        Self {
+            tees: tees.to_vec(),
+            measurements: vec![GOOD_MEASUREMENT],
+            allow_simulated: tees.contains(&TeeKind::Simulated),
+            key_lifetime_ms: None,
+            min_gpus: 0,
+        }
+    }
+
+    pub(crate) fn document(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    pub(crate) fn id(&self) -> PolicyId {
+        id_of(&self.document())
+    }
+}
+
+fn id_of(document: &[u8]) -> PolicyId {
+    sp_io::hashing::sha2_256(&[POLICY_DOMAIN, document].concat())
+}
+
 /// Accepts SEV-SNP and TDX with [`GOOD_MEASUREMENT`], not simulated, not debug.
-pub(crate) const POLICY_PROD: PolicyId = [0x01; 32];
+pub(crate) fn prod_policy() -> MockPolicy {
+    MockPolicy::pinned(&[TeeKind::SevSnp, TeeKind::Tdx])
+}
 /// Accepts only TDX with [`GOOD_MEASUREMENT`].
-pub(crate) const POLICY_TDX_ONLY: PolicyId = [0x02; 32];
+pub(crate) fn tdx_only_policy() -> MockPolicy {
+    MockPolicy::pinned(&[TeeKind::Tdx])
+}
 /// Accepts simulated evidence with any measurement.
-pub(crate) const POLICY_SIMULATED: PolicyId = [0x03; 32];
+pub(crate) fn simulated_policy() -> MockPolicy {
+    MockPolicy {
+        measurements: Vec::new(),
+        ..MockPolicy::pinned(&[TeeKind::Simulated])
+    }
+}
+/// Accepts SEV-SNP and TDX with any measurement: registrable, useless for tier 3.
+pub(crate) fn unpinned_policy() -> MockPolicy {
+    MockPolicy {
+        measurements: Vec::new(),
+        ..prod_policy()
+    }
+}
+
+/// The id of [`prod_policy`] (a genesis policy).
+pub(crate) fn policy_prod() -> PolicyId {
+    prod_policy().id()
+}
+/// The id of [`tdx_only_policy`] (a genesis policy).
+pub(crate) fn policy_tdx_only() -> PolicyId {
+    tdx_only_policy().id()
+}
+/// The id of [`simulated_policy`] (a genesis policy).
+pub(crate) fn policy_simulated() -> PolicyId {
+    simulated_policy().id()
+}
 
 /// The root key's pair.
 pub(crate) fn root_pair() -> ed25519::Pair {
@@ -156,6 +236,9 @@ pub(crate) struct MockStatement {
     pub nonce: [u8; 32],
     pub debug: bool,
     pub issued_at_ms: u64,
+    /// GPU reports verified with the statement, and their chip.
+    pub gpu_count: u32,
+    pub gpu_chip: Vec<u8>,
 }
 
 /// Evidence: a statement and the platform key's signature over it.
@@ -202,11 +285,52 @@ pub(crate) fn make_evidence(platform: &ed25519::Pair, statement: MockStatement) 
 /// Verifies the test scheme. Each step can reject.
 pub struct MockVerifier;
 
+/// Decodes a canonical test policy document.
+fn decode_policy(document: &[u8]) -> Result<MockPolicy, PolicyRejection> {
+    use codec::DecodeAll;
+    let policy =
+        MockPolicy::decode_all(&mut &document[..]).map_err(|_| PolicyRejection::Malformed)?;
+    let sorted = |codes: Vec<u8>| codes.windows(2).all(|w| w[0] < w[1]);
+    if !sorted(policy.tees.iter().map(|t| t.code()).collect())
+        || !policy.measurements.windows(2).all(|w| w[0] < w[1])
+    {
+        return Err(PolicyRejection::NotCanonical);
+    }
+    if policy.tees.is_empty() || policy.tees.contains(&TeeKind::Simulated) != policy.allow_simulated
+    {
+        return Err(PolicyRejection::InvalidValue);
+    }
+    Ok(policy)
+}
+
 impl AttestationVerifier for MockVerifier {
+    fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection> {
+        let policy = decode_policy(document)?;
+        let hardware = policy.tees.iter().any(|t| *t != TeeKind::Simulated);
+        let unpinned = (hardware && policy.measurements.is_empty()).then(|| {
+            if policy.tees.contains(&TeeKind::SevSnp) {
+                PolicyRejection::SnpMeasurementNotPinned
+            } else {
+                PolicyRejection::TdxMrtdNotPinned
+            }
+        });
+        Ok(PolicySummary {
+            id: id_of(document),
+            tees: policy
+                .tees
+                .clone()
+                .try_into()
+                .map_err(|_| PolicyRejection::InvalidValue)?,
+            unpinned,
+            key_lifetime_ms: policy.key_lifetime_ms,
+            min_gpus: policy.min_gpus,
+        })
+    }
+
     fn verify(
         evidence: &[u8],
         collateral: &[u8],
-        policy: &PolicyId,
+        policy: &[u8],
         now_ms: u64,
     ) -> Result<VerifiedAttestation, AttestationFailure> {
         use codec::DecodeAll;
@@ -244,22 +368,21 @@ impl AttestationVerifier for MockVerifier {
             return Err(AttestationFailure::OutsideValidity);
         }
         // Step 4: appraise against the policy.
-        let (allowed, allow_simulated): (&[TeeKind], bool) = match *policy {
-            POLICY_PROD => (&[TeeKind::SevSnp, TeeKind::Tdx], false),
-            POLICY_TDX_ONLY => (&[TeeKind::Tdx], false),
-            POLICY_SIMULATED => (&[TeeKind::Simulated], true),
-            _ => return Err(AttestationFailure::UnknownPolicy),
-        };
-        if statement.tee == TeeKind::Simulated && !allow_simulated {
+        let policy = decode_policy(policy).map_err(|_| AttestationFailure::UnknownPolicy)?;
+        if statement.tee == TeeKind::Simulated && !policy.allow_simulated {
             return Err(AttestationFailure::SimulatedRejected);
         }
-        if !allowed.contains(&statement.tee) {
+        if !policy.tees.contains(&statement.tee) {
             return Err(AttestationFailure::UnsupportedTee);
         }
         if statement.debug {
             return Err(AttestationFailure::DebugEnabled);
         }
-        if !allow_simulated && statement.measurement != GOOD_MEASUREMENT {
+        if !policy.measurements.is_empty() && !policy.measurements.contains(&statement.measurement)
+        {
+            return Err(AttestationFailure::MeasurementRejected);
+        }
+        if statement.gpu_count < policy.min_gpus {
             return Err(AttestationFailure::MeasurementRejected);
         }
         Ok(VerifiedAttestation {
@@ -268,13 +391,18 @@ impl AttestationVerifier for MockVerifier {
             measurement: statement.measurement,
             nonce: statement.nonce,
             expires_at_ms,
+            gpu_count: statement.gpu_count,
+            gpu_chip: statement
+                .gpu_chip
+                .try_into()
+                .map_err(|_| AttestationFailure::Malformed)?,
         })
     }
 }
 
 #[cfg(feature = "runtime-benchmarks")]
 impl crate::attestation::BenchmarkHelper for MockVerifier {
-    fn attestation(key: [u8; 32], nonce: [u8; 32], now_ms: u64) -> (Vec<u8>, Vec<u8>, PolicyId) {
+    fn attestation(key: [u8; 32], nonce: [u8; 32], now_ms: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let statement = MockStatement {
             tee: TeeKind::SevSnp,
             key,
@@ -282,6 +410,8 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
             nonce,
             debug: false,
             issued_at_ms: now_ms,
+            gpu_count: 0,
+            gpu_chip: Vec::new(),
         };
         let evidence = make_evidence(&platform_pair(), statement);
         let collateral = make_collateral(
@@ -289,7 +419,30 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
             &platform_pair(),
             now_ms.saturating_add(30 * 24 * HOUR_MS),
         );
-        (evidence.encode(), collateral.encode(), POLICY_PROD)
+        (
+            evidence.encode(),
+            collateral.encode(),
+            prod_policy().document(),
+        )
+    }
+
+    fn policy_document(len: u32) -> Vec<u8> {
+        // One measurement is 48 bytes; the rest of the document about 16.
+        let n = usize::try_from(len.saturating_sub(16) / 48)
+            .unwrap_or(0)
+            .max(1);
+        let measurements = (0..n)
+            .map(|i| {
+                let mut m = [0u8; 48];
+                m[..8].copy_from_slice(&u64::try_from(i).unwrap().to_be_bytes());
+                m
+            })
+            .collect();
+        MockPolicy {
+            measurements,
+            ..MockPolicy::pinned(&[TeeKind::SevSnp])
+        }
+        .document()
     }
 
     fn costliest_evidence() -> Option<crate::attestation::BenchmarkEvidence> {
@@ -320,6 +473,16 @@ pub(crate) fn new_test_ext() -> sp_io::TestExternalities {
     balances.push((DISPATCHER, INITIAL_BALANCE));
     pallet_balances::GenesisConfig::<Test> {
         balances,
+        ..Default::default()
+    }
+    .assimilate_storage(&mut storage)
+    .unwrap();
+    pallet_sigil_market::GenesisConfig::<Test> {
+        policies: vec![
+            prod_policy().document(),
+            tdx_only_policy().document(),
+            simulated_policy().document(),
+        ],
         ..Default::default()
     }
     .assimilate_storage(&mut storage)

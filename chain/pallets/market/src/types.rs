@@ -18,8 +18,8 @@ pub type Ed25519Key = [u8; 32];
 pub type Ed25519Signature = [u8; 64];
 /// A 48-byte launch measurement (SEV-SNP `MEASUREMENT`, TDX `MRTD`).
 pub type Measurement = [u8; 48];
-/// Names an attestation policy known to the verifier (accepted measurements, minimum TCB,
-/// vendor roots).
+/// Names an attestation policy registered on chain ([`crate::Policies`]): the hash of the
+/// policy document's canonical bytes, so an id always means the same rules.
 pub type PolicyId = [u8; 32];
 /// A job identifier chosen by the buyer.
 pub type JobId = [u8; 32];
@@ -30,6 +30,10 @@ pub type Digest = [u8; 32];
 pub const MAX_GPU_MODEL_LEN: u32 = 64;
 /// A GPU model name such as `NVIDIA H100 80GB HBM3`; empty for none or any.
 pub type GpuModel = BoundedVec<u8, ConstU32<MAX_GPU_MODEL_LEN>>;
+/// Most bytes of a GPU chip name.
+pub const MAX_GPU_CHIP_LEN: u32 = 16;
+/// A GPU chip name as NVIDIA's device certificate gives it, such as `GH100`; empty for none.
+pub type GpuChip = BoundedVec<u8, ConstU32<MAX_GPU_CHIP_LEN>>;
 /// A set of tiers (no duplicates).
 pub type TierSet = BoundedVec<Tier, ConstU32<3>>;
 /// A set of TEE kinds (no duplicates).
@@ -181,6 +185,37 @@ pub struct Capabilities {
     pub gpu_model: GpuModel,
 }
 
+/// The GPU products each chip is sold as, for matching a tier-3 job's `gpu_model` against the
+/// chip its provider's GPU reports verified: a job's model matches a chip when it equals the
+/// chip's name or contains one of its product names (`NVIDIA H100 80GB HBM3` contains `H100`).
+/// Longer product names come first, so `H200` is never read as `H20`.
+pub const GPU_PRODUCTS: &[(&[u8], &[&[u8]])] = &[
+    (b"GH100", &[b"GH200", b"H200", b"H100", b"H800"]),
+    (b"GB100", &[b"GB200", b"B200", b"B100"]),
+];
+
+/// Whether a job's `model` (ASCII, case-insensitive) names the verified `chip`.
+pub fn gpu_model_matches_chip(model: &[u8], chip: &[u8]) -> bool {
+    if chip.is_empty() {
+        return false;
+    }
+    if model.eq_ignore_ascii_case(chip) {
+        return true;
+    }
+    let contains = |needle: &[u8]| {
+        !needle.is_empty()
+            && model
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    // The first product name the model contains decides, so that it names one chip only.
+    GPU_PRODUCTS
+        .iter()
+        .flat_map(|(c, products)| products.iter().map(move |p| (*c, *p)))
+        .find(|(_, product)| contains(product))
+        .is_some_and(|(c, _)| c.eq_ignore_ascii_case(chip))
+}
+
 /// What a job demands of its providers.
 #[derive(
     Encode,
@@ -197,8 +232,13 @@ pub struct Capabilities {
 pub struct ProviderClass {
     /// Acceptable TEE kinds (empty: any).
     pub tee_kinds: TeeKindSet,
-    /// Required GPU model (empty: any).
+    /// Required GPU model (empty: any). Tier 3 matches it against the chip of the provider's
+    /// verified GPU reports ([`gpu_model_matches_chip`]); tiers 1 and 2 against the model the
+    /// provider declares.
     pub gpu_model: GpuModel,
+    /// Fewest GPUs (tier 3: verified GPU reports bound to the provider's attested key; 0 for
+    /// none). Tiers 1 and 2 cannot check a count and refuse a class that sets one.
+    pub gpu_count: u32,
 }
 
 /// Hardware evidence submitted in an extrinsic, with the collateral needed to verify it.
@@ -221,6 +261,9 @@ pub struct AttestationSubmission<T: Config> {
     pub collateral: BoundedVec<u8, T::MaxCollateralLen>,
     /// The policy to verify against (registration only; receipts use the job's policy).
     pub policy: PolicyId,
+    /// Registration and refresh only: the recent block whose hash the evidence's nonce derives
+    /// from ([`crate::registration_nonce`]). Receipts bind their own nonce and leave it 0.
+    pub anchor: BlockNumberFor<T>,
 }
 
 /// Where a job is in its life.
@@ -292,16 +335,7 @@ pub struct Binding<T: Config> {
 
 /// A provider's verified attested key (tier 3).
 #[derive(
-    Encode,
-    Decode,
-    DecodeWithMemTracking,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Debug,
-    TypeInfo,
-    MaxEncodedLen,
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub struct AttestedKey {
     /// TEE the key lives in.
@@ -316,6 +350,10 @@ pub struct AttestedKey {
     pub verified_at_ms: u64,
     /// Receipts signed by the key are refused from this Unix time (ms) on.
     pub expires_at_ms: u64,
+    /// GPU reports verified with the evidence, each bound to the key.
+    pub gpu_count: u32,
+    /// Their chip, when they all name one (empty otherwise).
+    pub gpu_chip: GpuChip,
     /// The evidence this one replaced at its last refresh, still honoured for attested-key
     /// receipts signed before the refresh, until that evidence's own expiry.
     pub previous: Option<PreviousEvidence>,
@@ -446,4 +484,33 @@ pub struct AttestationRecord<T: Config> {
     pub verified_at_ms: u64,
     /// Valid until this Unix time (ms), exclusive.
     pub expires_at_ms: u64,
+}
+
+/// An attestation policy registered on chain. Never edited: a stricter policy is a new id.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct PolicyRecord<T: Config> {
+    /// The canonical policy document, appraised by the runtime's verifier exactly as stored.
+    pub document: BoundedVec<u8, T::MaxPolicyLen>,
+    /// Who registered it and holds its deposit; `None` for the chain's genesis policies, which
+    /// are never retired.
+    pub owner: Option<T::AccountId>,
+    /// The deposit held on the owner while the policy is registered.
+    pub deposit: BalanceOf<T>,
+    /// The TEE kinds it accepts.
+    pub tees: TeeKindSet,
+    /// `None` when tier-3 jobs and attested keys may use it (it pins what runs on every hardware
+    /// TEE kind it accepts, or accepts only simulated evidence); otherwise the missing pin.
+    pub unpinned: Option<crate::PolicyRejection>,
+    /// How long a key attested under it stays valid after its evidence was produced (ms).
+    pub key_lifetime_ms: Option<u64>,
+    /// Fewest verified GPU reports its evidence must carry.
+    pub min_gpus: u32,
+    /// Open jobs funded under it plus attested keys registered under it; it can be retired
+    /// only at zero.
+    pub users: u32,
+    /// Block of registration.
+    pub registered_at: BlockNumberFor<T>,
 }

@@ -46,6 +46,8 @@ pub trait WeightInfo {
 	fn refund_expired(n: u32, ) -> Weight;
 	fn deregister() -> Weight;
 	fn verify_evidence() -> Weight;
+	fn register_policy(l: u32, ) -> Weight;
+	fn retire_policy() -> Weight;
 }
 
 /// Weights for `pallet_sigil_market` using the Substrate node and recommended hardware.
@@ -293,6 +295,27 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		Weight::from_parts(63_701_260_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// The range of component `l` is `[1, 16384]`.
+	fn register_policy(l: u32, ) -> Weight {
+		// Provisional (not yet measured by `sigil-bench`): decoding, re-encoding and hashing the
+		// document are linear in its length.
+		Weight::from_parts(80_000_000, 0)
+			.saturating_add(Weight::from_parts(40_000, 0).saturating_mul(l.into()))
+			.saturating_add(Weight::from_parts(0, 20_000))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	fn retire_policy() -> Weight {
+		// Provisional (not yet measured by `sigil-bench`).
+		Weight::from_parts(50_000_000, 0)
+			.saturating_add(Weight::from_parts(0, 20_000))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
 }
 
 // For backwards compatibility and tests.
@@ -538,5 +561,26 @@ impl WeightInfo for () {
 		// Minimum execution time: 61_671_284_000 picoseconds.
 		Weight::from_parts(63_701_260_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
+	}
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// The range of component `l` is `[1, 16384]`.
+	fn register_policy(l: u32, ) -> Weight {
+		// Provisional (not yet measured by `sigil-bench`): decoding, re-encoding and hashing the
+		// document are linear in its length.
+		Weight::from_parts(80_000_000, 0)
+			.saturating_add(Weight::from_parts(40_000, 0).saturating_mul(l.into()))
+			.saturating_add(Weight::from_parts(0, 20_000))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	fn retire_policy() -> Weight {
+		// Provisional (not yet measured by `sigil-bench`).
+		Weight::from_parts(50_000_000, 0)
+			.saturating_add(Weight::from_parts(0, 20_000))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 }

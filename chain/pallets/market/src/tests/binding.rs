@@ -110,7 +110,8 @@ fn bind_provider_class_rejects() {
                 TierTerms::Signed,
                 ProviderClass {
                     tee_kinds: tees.to_vec().try_into().unwrap(),
-                    gpu_model: gpu(model)
+                    gpu_model: gpu(model),
+                    gpu_count: 0,
                 },
                 PRICE,
                 DEADLINE
@@ -139,7 +140,7 @@ fn bind_attested_provider_rejects() {
             JOB2,
             SPEC,
             TierTerms::Attested {
-                policy: POLICY_TDX_ONLY,
+                policy: policy_tdx_only(),
                 fresh_quote: false
             },
             ProviderClass::default(),
@@ -156,7 +157,8 @@ fn bind_attested_provider_rejects() {
             attested_policy(false),
             ProviderClass {
                 tee_kinds: vec![TeeKind::Tdx].try_into().unwrap(),
-                gpu_model: gpu(b"")
+                gpu_model: gpu(b""),
+                gpu_count: 0,
             },
             PRICE,
             DEADLINE

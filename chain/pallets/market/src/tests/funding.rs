@@ -9,6 +9,7 @@ fn fund_job_works() {
         let class = ProviderClass {
             tee_kinds: vec![TeeKind::SevSnp].try_into().unwrap(),
             gpu_model: gpu(GPU),
+            gpu_count: 0,
         };
         assert_ok!(Market::fund_job(
             RuntimeOrigin::signed(BUYER),
@@ -103,6 +104,7 @@ fn fund_job_bad_terms_rejects() {
         let dup = ProviderClass {
             tee_kinds: vec![TeeKind::Tdx, TeeKind::Tdx].try_into().unwrap(),
             gpu_model: gpu(b""),
+            gpu_count: 0,
         };
         assert_noop!(
             Market::fund_job(

@@ -41,6 +41,7 @@ use polkadot_sdk::{
 mod binding;
 mod funding;
 mod invariants;
+mod policies;
 mod refunds;
 mod registration;
 mod tier1;
@@ -101,7 +102,36 @@ fn statement(key: [u8; 32], tee: TeeKind, nonce: [u8; 32]) -> MockStatement {
         nonce,
         debug: false,
         issued_at_ms: now_ms(),
+        gpu_count: 0,
+        gpu_chip: Vec::new(),
     }
+}
+
+/// Moves to block `n`, recording a distinct hash for each block passed, as the chain does.
+fn go_to_block(n: u64) {
+    let mut b = System::block_number();
+    while b < n {
+        polkadot_sdk::frame_system::BlockHash::<Test>::insert(
+            b,
+            polkadot_sdk::sp_core::H256::repeat_byte(u8::try_from(b % 200).unwrap() + 1),
+        );
+        b += 1;
+        System::set_block_number(b);
+    }
+}
+
+/// The registration nonce of `account` anchored at block 0 (the mock's genesis hash).
+fn reg_nonce(account: u64) -> [u8; 32] {
+    reg_nonce_at(account, 0)
+}
+
+/// The registration nonce of `account` anchored at block `anchor`.
+fn reg_nonce_at(account: u64, anchor: u64) -> [u8; 32] {
+    market::registration_nonce(
+        System::block_hash(0).as_ref(),
+        System::block_hash(anchor).as_ref(),
+        &account,
+    )
 }
 
 fn good_collateral() -> MockCollateral {
@@ -117,12 +147,16 @@ fn submission(
         evidence: evidence.encode().try_into().unwrap(),
         collateral: collateral.encode().try_into().unwrap(),
         policy,
+        anchor: 0,
     }
 }
 
 fn attestation_of(account: u64, tee: TeeKind) -> AttestationSubmission<Test> {
-    let evidence = make_evidence(&platform_pair(), statement(key_of(account), tee, [0; 32]));
-    submission(&evidence, &good_collateral(), POLICY_PROD)
+    let evidence = make_evidence(
+        &platform_pair(),
+        statement(key_of(account), tee, reg_nonce(account)),
+    );
+    submission(&evidence, &good_collateral(), policy_prod())
 }
 
 fn register(account: u64, tiers: &[Tier]) {
@@ -151,7 +185,7 @@ fn register_attested(account: u64, tee: TeeKind) {
 
 fn attested_policy(fresh_quote: bool) -> TierTerms {
     TierTerms::Attested {
-        policy: POLICY_PROD,
+        policy: policy_prod(),
         fresh_quote,
     }
 }

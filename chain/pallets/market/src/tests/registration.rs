@@ -46,7 +46,7 @@ fn register_attested_provider_works() {
         let attested = Providers::<Test>::get(P1).unwrap().attested.unwrap();
         assert_eq!(attested.tee, TeeKind::Tdx);
         assert_eq!(attested.measurement, GOOD_MEASUREMENT);
-        assert_eq!(attested.policy, POLICY_PROD);
+        assert_eq!(attested.policy, policy_prod());
         assert_eq!(attested.evidence_digest, digest);
         assert_eq!(attested.verified_at_ms, now_ms());
         // The evidence's own lifetime is shorter than MaxAttestationValidityMs.
@@ -76,7 +76,7 @@ fn register_attested_provider_expiry_is_capped_works() {
             &platform_pair(),
             MockStatement {
                 measurement: BAD_MEASUREMENT,
-                ..statement(key_of(P1), TeeKind::Simulated, [0; 32])
+                ..statement(key_of(P1), TeeKind::Simulated, reg_nonce(P1))
             },
         );
         assert_ok!(Market::register_provider(
@@ -84,7 +84,11 @@ fn register_attested_provider_expiry_is_capped_works() {
             key_of(P1),
             proof_of(P1),
             caps(&[Tier::Attested], &[TeeKind::Simulated], b""),
-            Some(submission(&evidence, &good_collateral(), POLICY_SIMULATED)),
+            Some(submission(
+                &evidence,
+                &good_collateral(),
+                policy_simulated()
+            )),
         ));
         let attested = Providers::<Test>::get(P1).unwrap().attested.unwrap();
         assert_eq!(attested.tee, TeeKind::Simulated);
@@ -206,33 +210,33 @@ fn register_attested_provider_bad_evidence_rejects() {
         let mut tampered = good.clone();
         tampered.statement.measurement[0] ^= 1;
         assert_noop!(
-            register_with(submission(&tampered, &coll, POLICY_PROD)),
+            register_with(submission(&tampered, &coll, policy_prod())),
             rejected(AttestationFailure::BadSignature)
         );
         // Tampered signature bytes.
         let mut bad_sig = good.clone();
         bad_sig.signature[10] ^= 0x80;
         assert_noop!(
-            register_with(submission(&bad_sig, &coll, POLICY_PROD)),
+            register_with(submission(&bad_sig, &coll, policy_prod())),
             rejected(AttestationFailure::BadSignature)
         );
         // Evidence signed by a platform key the root never endorsed.
         let rogue = ed25519::Pair::from_seed(&[0x66; 32]);
         let rogue_evidence = make_evidence(&rogue, statement(key_of(P1), TeeKind::SevSnp, [0; 32]));
         assert_noop!(
-            register_with(submission(&rogue_evidence, &coll, POLICY_PROD)),
+            register_with(submission(&rogue_evidence, &coll, policy_prod())),
             rejected(AttestationFailure::BadSignature)
         );
         // ... with collateral endorsing it by a rogue root.
         let rogue_coll = make_collateral(&rogue, &rogue, now_ms() + HOUR_MS);
         assert_noop!(
-            register_with(submission(&rogue_evidence, &rogue_coll, POLICY_PROD)),
+            register_with(submission(&rogue_evidence, &rogue_coll, policy_prod())),
             rejected(AttestationFailure::UntrustedSigner)
         );
         // Expired collateral.
         let old_coll = make_collateral(&root_pair(), &platform_pair(), now_ms() - 1);
         assert_noop!(
-            register_with(submission(&good, &old_coll, POLICY_PROD)),
+            register_with(submission(&good, &old_coll, policy_prod())),
             rejected(AttestationFailure::OutsideValidity)
         );
         // Stale evidence.
@@ -244,14 +248,15 @@ fn register_attested_provider_bad_evidence_rejects() {
             },
         );
         assert_noop!(
-            register_with(submission(&stale, &coll, POLICY_PROD)),
+            register_with(submission(&stale, &coll, policy_prod())),
             rejected(AttestationFailure::OutsideValidity)
         );
         // Garbage.
         let garbage = AttestationSubmission::<Test> {
             evidence: vec![1, 2, 3].try_into().unwrap(),
             collateral: coll.encode().try_into().unwrap(),
-            policy: POLICY_PROD,
+            policy: policy_prod(),
+            anchor: 0,
         };
         assert_noop!(
             register_with(garbage),
@@ -260,7 +265,7 @@ fn register_attested_provider_bad_evidence_rejects() {
         // Policy appraisal.
         assert_noop!(
             register_with(submission(&good, &coll, [0x77; 32])),
-            rejected(AttestationFailure::UnknownPolicy)
+            Error::<Test>::UnknownPolicy
         );
         let bad_measurement = make_evidence(
             &platform_pair(),
@@ -270,7 +275,7 @@ fn register_attested_provider_bad_evidence_rejects() {
             },
         );
         assert_noop!(
-            register_with(submission(&bad_measurement, &coll, POLICY_PROD)),
+            register_with(submission(&bad_measurement, &coll, policy_prod())),
             rejected(AttestationFailure::MeasurementRejected)
         );
         let debug = make_evidence(
@@ -281,7 +286,7 @@ fn register_attested_provider_bad_evidence_rejects() {
             },
         );
         assert_noop!(
-            register_with(submission(&debug, &coll, POLICY_PROD)),
+            register_with(submission(&debug, &coll, policy_prod())),
             rejected(AttestationFailure::DebugEnabled)
         );
         let simulated = make_evidence(
@@ -289,11 +294,11 @@ fn register_attested_provider_bad_evidence_rejects() {
             statement(key_of(P1), TeeKind::Simulated, [0; 32]),
         );
         assert_noop!(
-            register_with(submission(&simulated, &coll, POLICY_PROD)),
+            register_with(submission(&simulated, &coll, policy_prod())),
             rejected(AttestationFailure::SimulatedRejected)
         );
         assert_noop!(
-            register_with(submission(&good, &coll, POLICY_TDX_ONLY)),
+            register_with(submission(&good, &coll, policy_tdx_only())),
             rejected(AttestationFailure::UnsupportedTee)
         );
     });

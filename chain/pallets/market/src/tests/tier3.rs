@@ -104,13 +104,23 @@ fn submit_receipt_attested_key_required_fresh_quote_rejects() {
 
 // ---- attestation refresh ---------------------------------------------------------------------
 
-/// Fresh evidence for `account`'s key under the production policy, with `nonce`.
-fn refreshed_attestation(account: u64, nonce: [u8; 32]) -> AttestationSubmission<Test> {
+/// Fresh evidence for `account`'s key under the production policy: one block later, binding
+/// the registration nonce anchored at the block before.
+fn refreshed_attestation(account: u64) -> AttestationSubmission<Test> {
+    let anchor = System::block_number();
+    go_to_block(anchor + 1);
     let evidence = make_evidence(
         &platform_pair(),
-        statement(key_of(account), TeeKind::SevSnp, nonce),
+        statement(
+            key_of(account),
+            TeeKind::SevSnp,
+            reg_nonce_at(account, anchor),
+        ),
     );
-    submission(&evidence, &good_collateral(), POLICY_PROD)
+    AttestationSubmission {
+        anchor,
+        ..submission(&evidence, &good_collateral(), policy_prod())
+    }
 }
 
 #[test]
@@ -121,7 +131,7 @@ fn refresh_attestation_works() {
         let old_receipt = attested_key_body(P1);
         let old = Providers::<Test>::get(P1).unwrap().attested.unwrap();
         NowMs::set(now_ms() + HOUR_MS);
-        let refresh = refreshed_attestation(P1, [7; 32]);
+        let refresh = refreshed_attestation(P1);
         let new_digest = evidence_digest(&refresh.evidence);
         assert_ok!(Market::refresh_attestation(
             RuntimeOrigin::signed(P1),
@@ -168,7 +178,7 @@ fn refresh_attestation_previous_evidence_expires_rejects() {
         NowMs::set(now_ms() + HOUR_MS);
         assert_ok!(Market::refresh_attestation(
             RuntimeOrigin::signed(P1),
-            refreshed_attestation(P1, [7; 32])
+            refreshed_attestation(P1)
         ));
         // Past the replaced evidence's own expiry its receipts are refused; the new
         // evidence is still valid.
@@ -181,7 +191,7 @@ fn refresh_attestation_previous_evidence_expires_rejects() {
         // registration evidence is no longer referenced by anything.
         assert_ok!(Market::refresh_attestation(
             RuntimeOrigin::signed(P1),
-            refreshed_attestation(P1, [8; 32])
+            refreshed_attestation(P1)
         ));
         NowMs::set(now_ms() - EVIDENCE_LIFETIME_MS + 2 * HOUR_MS);
         assert_noop!(
@@ -195,39 +205,33 @@ fn refresh_attestation_previous_evidence_expires_rejects() {
 fn refresh_attestation_rejects() {
     build_and_execute(|| {
         // Not registered, or registered without an attested key.
+        let sub = refreshed_attestation(P1);
         assert_noop!(
-            Market::refresh_attestation(
-                RuntimeOrigin::signed(P1),
-                refreshed_attestation(P1, [7; 32])
-            ),
+            Market::refresh_attestation(RuntimeOrigin::signed(P1), sub),
             Error::<Test>::NotRegistered
         );
         register(P2, &[Tier::Signed]);
+        let sub = refreshed_attestation(P2);
         assert_noop!(
-            Market::refresh_attestation(
-                RuntimeOrigin::signed(P2),
-                refreshed_attestation(P2, [7; 32])
-            ),
+            Market::refresh_attestation(RuntimeOrigin::signed(P2), sub),
             Error::<Test>::NotAttested
         );
         register_attested(P1, TeeKind::SevSnp);
         // Evidence of another key.
+        let sub = refreshed_attestation(P2);
         assert_noop!(
-            Market::refresh_attestation(
-                RuntimeOrigin::signed(P1),
-                refreshed_attestation(P2, [7; 32])
-            ),
+            Market::refresh_attestation(RuntimeOrigin::signed(P1), sub),
             Error::<Test>::AttestedKeyMismatch
         );
         // Another policy than the registration's.
-        let mut other_policy = refreshed_attestation(P1, [7; 32]);
+        let mut other_policy = refreshed_attestation(P1);
         other_policy.policy = [0x77; 32];
         assert_noop!(
             Market::refresh_attestation(RuntimeOrigin::signed(P1), other_policy),
             Error::<Test>::PolicyMismatch
         );
         // Evidence that does not verify.
-        let mut forged = refreshed_attestation(P1, [7; 32]);
+        let mut forged = refreshed_attestation(P1);
         let mut bytes = forged.evidence.to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -261,7 +265,7 @@ fn submit_receipt_fresh_quote_works() {
         assert_eq!(free(P1), before + PRICE);
         let record = Attestations::<Test>::get(digest).unwrap();
         assert_eq!(record.evidence, sub.evidence);
-        assert_eq!(record.policy, POLICY_PROD);
+        assert_eq!(record.policy, policy_prod());
         assert_eq!(record.nonce, fresh_quote_nonce(&b));
         assert_eq!(
             Receipts::<Test>::get(JOB, P1).unwrap().evidence_digest,
@@ -304,11 +308,11 @@ fn submit_receipt_fresh_quote_tampered_evidence_rejects() {
         );
         // The job's policy governs, not the one in the submission.
         let mut other_policy = sub.clone();
-        other_policy.policy = POLICY_SIMULATED;
+        other_policy.policy = policy_simulated();
         assert_ok!(submit(P1, JOB, &b, Some(other_policy)));
         assert_eq!(
             Attestations::<Test>::get(b.evidence.digest).unwrap().policy,
-            POLICY_PROD
+            policy_prod()
         );
     });
 }
