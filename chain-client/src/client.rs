@@ -25,7 +25,7 @@ use crate::runtime;
 use crate::runtime::runtime_types::pallet_sigil_market::types as rt;
 use crate::types::{
     AttestationRecord, Balance, Binding, BlockNumber, Capabilities, Evidence, Job, JobId, JobOrder,
-    MarketEvent, Provider, Settlement, StoredReceipt, bounded, hex_bytes,
+    MarketEvent, PolicyInfo, Provider, Settlement, StoredReceipt, TierTerms, bounded, hex_bytes,
 };
 
 /// The chain's configuration: Polkadot's (`AccountId32`, `MultiAddress`, `MultiSignature`,
@@ -361,13 +361,35 @@ impl ChainClient {
         self.submit("market.register_provider", signer, &call).await
     }
 
-    /// Replaces `signer`'s attested-key evidence with fresh evidence binding the same key,
-    /// verified on chain under the policy the key was registered with (the key's expiry moves
-    /// to the new evidence's).
+    /// The latest finalized block as a registration anchor for `who`: evidence collected now
+    /// for a registration or refresh must bind the returned nonce, and be submitted within the
+    /// chain's anchor window (`RegistrationAnchorWindow` blocks).
+    pub async fn registration_anchor(
+        &self,
+        who: &AccountId32,
+    ) -> Result<RegistrationAnchor, ChainError> {
+        let at = self.at_latest().await?;
+        let anchor = BlockNumber::try_from(at.block_number()).map_err(|_| ChainError::BadInput {
+            what: "block number",
+            detail: "does not fit the chain's block number".into(),
+        })?;
+        let anchor_hash = at.block_hash().0;
+        Ok(RegistrationAnchor {
+            anchor,
+            anchor_hash,
+            nonce: registration_nonce(&self.api.genesis_hash().0, &anchor_hash, who),
+        })
+    }
+
+    /// Replaces `signer`'s attested-key evidence with new evidence binding the same key and
+    /// the registration nonce of `anchor` (see [`Self::registration_anchor`]), verified on
+    /// chain under the policy the key was registered with (the key's expiry moves to the new
+    /// evidence's).
     pub async fn refresh_attestation(
         &self,
         signer: &Keypair,
         evidence: &[u8],
+        anchor: BlockNumber,
     ) -> Result<Included, ChainError> {
         let policy = self
             .provider(&signer.account_id())
@@ -379,6 +401,7 @@ impl ChainClient {
             .refresh_attestation(submission(&Evidence {
                 bundle: evidence.to_vec(),
                 policy,
+                anchor,
             }));
         self.submit("market.refresh_attestation", signer, &call)
             .await
@@ -499,6 +522,64 @@ impl ChainClient {
         .transpose()
     }
 
+    /// A registered attestation policy.
+    pub async fn policy(&self, id: &[u8; 32]) -> Result<Option<PolicyInfo>, ChainError> {
+        let at = self.at_latest().await?;
+        policy_at(&at, id).await
+    }
+
+    /// Every registered attestation policy, by id.
+    pub async fn policies(&self) -> Result<Vec<PolicyInfo>, ChainError> {
+        let at = self.at_latest().await?;
+        let mut entries = at
+            .storage()
+            .iter(runtime::storage().market().policies(), ())
+            .await
+            .map_err(rpc("listing the policies"))?;
+        let mut out = Vec::new();
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(rpc("listing the policies"))?;
+            let id: [u8; 32] = entry
+                .key()
+                .map_err(rpc("decoding a policy id"))?
+                .part(0)
+                .and_then(|k| k.decode_as::<[u8; 32]>().transpose())
+                .transpose()
+                .map_err(rpc("decoding a policy id"))?
+                .ok_or_else(|| ChainError::BadInput {
+                    what: "policy id",
+                    detail: "missing from the storage key".into(),
+                })?;
+            let record = entry.value().decode().map_err(rpc("decoding a policy"))?;
+            out.push(PolicyInfo::from_gen(id, &record));
+        }
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
+
+    /// Registers an attestation policy from its canonical document (a deposit is held on
+    /// `signer` until it is retired).
+    pub async fn register_policy(
+        &self,
+        signer: &Keypair,
+        document: &[u8],
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions()
+            .market()
+            .register_policy(bounded(document.to_vec()));
+        self.submit("market.register_policy", signer, &call).await
+    }
+
+    /// Retires a policy `signer` registered (refused while open jobs or attested keys use it).
+    pub async fn retire_policy(
+        &self,
+        signer: &Keypair,
+        id: &[u8; 32],
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().retire_policy(*id);
+        self.submit("market.retire_policy", signer, &call).await
+    }
+
     /// A job's settlement, once closed.
     pub async fn settlement(&self, job_id: &JobId) -> Result<Option<Settlement>, ChainError> {
         let at = self.at_latest().await?;
@@ -574,9 +655,14 @@ impl ChainClient {
                 attestations.push(AttestationRecord::from_gen(d, &a));
             }
         }
+        let policy = match job.terms {
+            TierTerms::Attested { policy, .. } => policy_at(&at, &policy).await?,
+            _ => None,
+        };
         Ok(crate::audit::JobRecord {
             job_id: *job_id,
             at_block: at.block_number(),
+            policy,
             job,
             binding,
             receipts,
@@ -744,12 +830,54 @@ pub fn key_proof_message(account: &AccountId32) -> [u8; 32] {
     RustCrypto.sha256(&preimage)
 }
 
+/// Domain separator of registration nonces (the market pallet's `REGISTRATION_NONCE_DOMAIN`).
+pub const REGISTRATION_NONCE_DOMAIN: &[u8] = b"sigil.registration-nonce.v1\0";
+
+/// The nonce registration and refresh evidence must bind: `sha256(REGISTRATION_NONCE_DOMAIN ++
+/// genesis hash ++ anchor block hash ++ SCALE(account))`.
+pub fn registration_nonce(genesis: &[u8; 32], anchor: &[u8; 32], account: &AccountId32) -> [u8; 32] {
+    use attestation_verifier::crypto::Crypto;
+    let mut preimage = REGISTRATION_NONCE_DOMAIN.to_vec();
+    preimage.extend_from_slice(genesis);
+    preimage.extend_from_slice(anchor);
+    account.0.encode_to(&mut preimage);
+    RustCrypto.sha256(&preimage)
+}
+
+/// A recent block to anchor registration evidence at, and the nonce that evidence must bind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RegistrationAnchor {
+    /// The block's number (passed with the evidence).
+    pub anchor: BlockNumber,
+    /// Its hash.
+    #[serde(serialize_with = "hex_bytes")]
+    pub anchor_hash: [u8; 32],
+    /// The nonce for the account.
+    #[serde(serialize_with = "hex_bytes")]
+    pub nonce: [u8; 32],
+}
+
 fn submission(e: &Evidence) -> rt::AttestationSubmission {
     rt::AttestationSubmission {
         evidence: bounded(e.bundle.clone()),
         collateral: bounded(Vec::new()),
         policy: e.policy,
+        anchor: e.anchor,
     }
+}
+
+async fn policy_at(at: &AtBlock, id: &[u8; 32]) -> Result<Option<PolicyInfo>, ChainError> {
+    let v = at
+        .storage()
+        .try_fetch(runtime::storage().market().policies(), (*id,))
+        .await
+        .map_err(rpc("reading a policy"))?;
+    v.map(|v| {
+        v.decode()
+            .map(|p| PolicyInfo::from_gen(*id, &p))
+            .map_err(rpc("decoding a policy"))
+    })
+    .transpose()
 }
 
 async fn job_at(at: &AtBlock, job_id: &JobId) -> Result<Option<Job>, ChainError> {

@@ -39,6 +39,14 @@ fn ss58_vec<S: Serializer>(v: &[AccountId32], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(ToString::to_string))
 }
 
+/// Serializes an optional account as SS58 or null.
+pub fn ss58_opt<S: Serializer>(a: &Option<AccountId32>, s: S) -> Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => ss58(a, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Serializes a balance as a decimal string.
 pub fn balance_str<S: Serializer>(b: &Balance, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&b.to_string())
@@ -201,8 +209,11 @@ impl TierTerms {
 pub struct ProviderClass {
     /// Acceptable TEE kinds (empty: any).
     pub tee_kinds: Vec<TeeKind>,
-    /// Required GPU model (empty: any).
+    /// Required GPU model (empty: any). Tier 3 matches it against the chip of the provider's
+    /// verified GPU reports; tiers 1 and 2 against the model the provider declares.
     pub gpu_model: String,
+    /// Fewest GPUs (tier 3 only: verified GPU reports bound to the provider's key).
+    pub gpu_count: u32,
 }
 
 impl ProviderClass {
@@ -210,6 +221,7 @@ impl ProviderClass {
         rt::ProviderClass {
             tee_kinds: bounded(self.tee_kinds.iter().map(|t| t.to_gen()).collect()),
             gpu_model: bounded(self.gpu_model.as_bytes().to_vec()),
+            gpu_count: self.gpu_count,
         }
     }
 
@@ -217,6 +229,7 @@ impl ProviderClass {
         Self {
             tee_kinds: c.tee_kinds.0.iter().map(TeeKind::from_gen).collect(),
             gpu_model: String::from_utf8_lossy(&c.gpu_model.0).into_owned(),
+            gpu_count: c.gpu_count,
         }
     }
 }
@@ -380,6 +393,10 @@ pub struct AttestedKey {
     pub verified_at_ms: u64,
     /// Expires at (Unix ms).
     pub expires_at_ms: u64,
+    /// GPU reports verified with the evidence, each bound to the key.
+    pub gpu_count: u32,
+    /// Their chip (e.g. `GH100`), when they all name one.
+    pub gpu_chip: String,
     /// The evidence the last refresh replaced: receipts signed before the refresh may still
     /// reference it until its own expiry.
     pub previous: Option<PreviousEvidence>,
@@ -436,6 +453,8 @@ impl Provider {
                 evidence_digest: a.evidence_digest,
                 verified_at_ms: a.verified_at_ms,
                 expires_at_ms: a.expires_at_ms,
+                gpu_count: a.gpu_count,
+                gpu_chip: String::from_utf8_lossy(&a.gpu_chip.0).into_owned(),
                 previous: a.previous.as_ref().map(|p| PreviousEvidence {
                     evidence_digest: p.evidence_digest,
                     expires_at_ms: p.expires_at_ms,
@@ -702,6 +721,23 @@ pub enum MarketEvent {
         /// Payees.
         payees: Vec<Payee>,
     },
+    /// An attestation policy was registered.
+    PolicyRegistered {
+        /// Its id.
+        #[serde(serialize_with = "hex_bytes")]
+        policy: [u8; 32],
+        /// Who registered it (none at genesis).
+        #[serde(serialize_with = "ss58_opt")]
+        owner: Option<AccountId32>,
+        /// Whether tier-3 jobs may name it.
+        pinned: bool,
+    },
+    /// An attestation policy was retired.
+    PolicyRetired {
+        /// Its id.
+        #[serde(serialize_with = "hex_bytes")]
+        policy: [u8; 32],
+    },
     /// A job's escrow returned to its buyer.
     JobRefunded {
         /// Job.
@@ -727,7 +763,9 @@ impl MarketEvent {
             | Self::JobRefunded { job_id, .. } => Some(*job_id),
             Self::ProviderRegistered { .. }
             | Self::ProviderDeregistered { .. }
-            | Self::AttestationRefreshed { .. } => None,
+            | Self::AttestationRefreshed { .. }
+            | Self::PolicyRegistered { .. }
+            | Self::PolicyRetired { .. } => None,
         }
     }
 
@@ -796,6 +834,16 @@ impl MarketEvent {
                 result_commitment: *result_commitment,
                 payees: payees_from_gen(&payees.0),
             },
+            E::PolicyRegistered {
+                policy,
+                owner,
+                pinned,
+            } => Self::PolicyRegistered {
+                policy: *policy,
+                owner: *owner,
+                pinned: *pinned,
+            },
+            E::PolicyRetired { policy } => Self::PolicyRetired { policy: *policy },
             E::JobRefunded {
                 job_id,
                 buyer,
@@ -816,4 +864,53 @@ pub struct Evidence {
     pub bundle: Vec<u8>,
     /// The policy to verify it against (registration; receipts use the job's policy).
     pub policy: [u8; 32],
+    /// Registration and refresh: the block the evidence's nonce is anchored at (see
+    /// [`crate::client::RegistrationAnchor`]); 0 for receipts.
+    pub anchor: BlockNumber,
+}
+
+/// An attestation policy registered on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyInfo {
+    /// Its id (the hash of its document).
+    #[serde(serialize_with = "hex_bytes")]
+    pub id: [u8; 32],
+    /// The canonical document.
+    #[serde(serialize_with = "hex_bytes")]
+    pub document: Vec<u8>,
+    /// Who registered it and holds its deposit (none for genesis policies).
+    #[serde(serialize_with = "ss58_opt")]
+    pub owner: Option<AccountId32>,
+    /// The deposit held.
+    #[serde(serialize_with = "balance_str")]
+    pub deposit: Balance,
+    /// TEE kinds it accepts.
+    pub tees: Vec<TeeKind>,
+    /// Whether tier-3 jobs may name it; otherwise the pin it lacks.
+    pub unpinned: Option<String>,
+    /// How long a key attested under it stays valid (ms), if it limits that.
+    pub key_lifetime_ms: Option<u64>,
+    /// Fewest verified GPU reports its evidence must carry.
+    pub min_gpus: u32,
+    /// Open jobs and attested keys using it.
+    pub users: u32,
+    /// Block of registration.
+    pub registered_at: BlockNumber,
+}
+
+impl PolicyInfo {
+    pub(crate) fn from_gen(id: [u8; 32], p: &rt::PolicyRecord) -> Self {
+        Self {
+            id,
+            document: p.document.0.clone(),
+            owner: p.owner,
+            deposit: p.deposit,
+            tees: p.tees.0.iter().map(TeeKind::from_gen).collect(),
+            unpinned: p.unpinned.as_ref().map(|r| format!("{r:?}")),
+            key_lifetime_ms: p.key_lifetime_ms,
+            min_gpus: p.min_gpus,
+            users: p.users,
+            registered_at: p.registered_at,
+        }
+    }
 }

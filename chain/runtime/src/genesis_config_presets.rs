@@ -28,7 +28,7 @@ pub fn dev_accounts() -> Vec<AccountId> {
 }
 
 /// A genesis patch: `endowed` accounts funded with [`DEV_ENDOWMENT`], `root` the sudo key,
-/// `dispatchers` the dispatcher set.
+/// `dispatchers` the dispatcher set, and the genesis attestation policies.
 pub fn genesis(endowed: &[AccountId], root: &AccountId, dispatchers: &[AccountId]) -> Value {
     let balances: Vec<(AccountId, Balance)> =
         endowed.iter().map(|a| (a.clone(), DEV_ENDOWMENT)).collect();
@@ -36,6 +36,7 @@ pub fn genesis(endowed: &[AccountId], root: &AccountId, dispatchers: &[AccountId
         "balances": { "balances": balances },
         "sudo": { "key": Some(root.clone()) },
         "dispatchers": { "members": dispatchers },
+        "market": { "policies": sigil_verifier_adapter::policies::genesis_documents() },
     })
 }
 

@@ -250,6 +250,10 @@ pub type MarketTime = pallet_timestamp::Pallet<Runtime>;
 parameter_types! {
     /// The smallest job price: one milli-MINT.
     pub const MinimumJobPrice: Balance = MILLI_MINT;
+    /// The base deposit of a registered attestation policy.
+    pub const PolicyDepositBase: Balance = MINT;
+    /// The deposit per byte of a policy document.
+    pub const PolicyDepositPerByte: Balance = MILLI_MINT;
 }
 
 impl pallet_sigil_market::Config for Runtime {
@@ -275,6 +279,15 @@ impl pallet_sigil_market::Config for Runtime {
     type MaxAttestationValidityMs = ConstU64<{ 7 * 24 * 3_600_000 }>;
     /// A receipt may be finished at most one minute ahead of the chain's clock.
     type MaxClockDriftMs = ConstU64<60_000>;
+    /// A policy document: the largest genesis policy is ~100 bytes; 16 KiB holds e.g. a few
+    /// hundred pinned launch measurements.
+    type MaxPolicyLen = ConstU32<{ 16 * 1024 }>;
+    /// A policy's storage deposit: 1 MINT plus 0.001 MINT per byte, returned when it is retired.
+    type PolicyDepositBase = PolicyDepositBase;
+    type PolicyDepositPerByte = PolicyDepositPerByte;
+    /// Registration evidence is anchored at one of the last 64 blocks (~6 minutes at 6 s
+    /// blocks): evidence older than that cannot register or refresh a key.
+    type RegistrationAnchorWindow = ConstU32<64>;
     type WeightInfo = pallet_sigil_market::weights::SubstrateWeight<Runtime>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = sigil_verifier_adapter::benchmarking::SimulatedEvidence;

@@ -9,8 +9,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use pallet_sigil_market::Ed25519Key;
 #[cfg(feature = "runtime-benchmarks")]
 use {
-    crate::policies,
-    pallet_sigil_market::{PolicyId, attestation::BenchmarkEvidence},
+    attestation_verifier::policy::{HexBytes, genesis},
+    pallet_sigil_market::attestation::BenchmarkEvidence,
 };
 
 /// The simulator key of benchmark evidence (fixed: benchmarks need no secrecy).
@@ -32,7 +32,8 @@ pub fn simulated_bundle(key: Ed25519Key, nonce: [u8; 32], measurement: [u8; 48])
     EvidenceBundle::new(key, nonce, CpuEvidence::Simulated { report }, Vec::new()).to_bytes()
 }
 
-/// The market pallet's benchmark helper: simulated evidence under [`policies::SIMULATED_V1`].
+/// The market pallet's benchmark helper: simulated evidence under the genesis policy
+/// `sigil.simulated.v1`.
 #[cfg(feature = "runtime-benchmarks")]
 pub struct SimulatedEvidence;
 
@@ -42,12 +43,31 @@ pub struct SimulatedEvidence;
 /// [`set_costliest_evidence`] (std builds only). Without it the benchmark stops.
 #[cfg(feature = "runtime-benchmarks")]
 impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
-    fn attestation(key: Ed25519Key, nonce: [u8; 32], _now_ms: u64) -> (Vec<u8>, Vec<u8>, PolicyId) {
+    fn attestation(key: Ed25519Key, nonce: [u8; 32], _now_ms: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         (
             simulated_bundle(key, nonce, [0x11; 48]),
             Vec::new(),
-            policies::id_of(policies::SIMULATED_V1),
+            genesis::named(genesis::SIMULATED_V1)
+                .map(|p| p.canonical_bytes())
+                .unwrap_or_default(),
         )
+    }
+
+    /// A pinned SEV-SNP policy listing as many distinct launch measurements as fit in `len`
+    /// bytes (each 48 bytes and its share of the list's length prefix).
+    fn policy_document(len: u32) -> Vec<u8> {
+        let mut policy = genesis::named(genesis::SEV_SNP_V1).unwrap_or_default();
+        let base = policy.canonical_bytes().len();
+        let room = usize::try_from(len).unwrap_or(usize::MAX).saturating_sub(base + 4);
+        let n = (room / 48).clamp(1, attestation_verifier::policy::MAX_LIST);
+        policy.snp.measurements = (0..n)
+            .map(|i| {
+                let mut m = alloc::vec![0u8; 48];
+                m[..8].copy_from_slice(&u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes());
+                HexBytes(m)
+            })
+            .collect();
+        policy.canonical_bytes()
     }
 
     fn costliest_evidence() -> Option<BenchmarkEvidence> {

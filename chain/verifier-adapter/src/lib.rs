@@ -5,19 +5,22 @@
 //! (`SCALE(EvidenceBundle)`, see `docs/evidence-bundle.md`) carrying the CPU evidence and
 //! its collateral (SEV-SNP report with its VCEK/VLEK, TDX quote with its DCAP collateral, or a
 //! simulated report). It is checked against the vendor roots pinned in that crate, at the
-//! chain's time, and appraised under one of the chain's [`policies`].
+//! chain's time, and appraised under the policy document the pallet stores for the policy id
+//! (the verifier's canonical policy encoding, `docs/policy.md`; [`policies`] holds the genesis
+//! ones).
 //!
 //! Steps:
-//! 1. The policy id must name one of the chain's policies; the separate collateral argument must
-//!    be empty (the bundle carries its own collateral, which is part of its digest).
+//! 1. The policy document must decode (canonical bytes of a valid policy); the separate
+//!    collateral argument must be empty (the bundle carries its own collateral, which is part of
+//!    its digest).
 //! 2. The bundle's declared TEE kind must be one the policy accepts (before any cryptography).
 //! 3. [`ReceiptVerifier::verify_bundle`]: canonical decoding, the REPORT_DATA binding of the
 //!    agent key, GPU evidence digest and nonce, the CPU evidence's signatures and certificate
 //!    chain to the pinned roots, validity at `now`.
 //! 4. The verified TEE kind again, then the policy's appraisal rules ([`evaluate_bundle`]).
 //! 5. The result: the bundle's agent key and nonce, the TEE kind, the launch measurement
-//!    (SEV-SNP `MEASUREMENT`, TDX `MRTD`, the simulator's claimed measurement) and the expiry of
-//!    the collateral it was verified with.
+//!    (SEV-SNP `MEASUREMENT`, TDX `MRTD`, the simulator's claimed measurement), the expiry of
+//!    the collateral it was verified with, and the number and chip of the verified GPU reports.
 //!
 //! Every failure maps to one [`AttestationFailure`] (see [`failure_of`] and
 //! [`failure_of_violation`]); when the verifier reports several, the signer and signature
@@ -41,13 +44,14 @@ use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;
 use attestation_verifier::verify::tdx::TdxVerifyError;
 use attestation_verifier::verify::x509::X509Error;
+use attestation_verifier::policy::{Policy, PolicyError, PolicyTee};
 use attestation_verifier::{
     ReceiptVerifier, ReceiptVerifyError, Verdict, VerifiedCpu, Violation, evaluate_bundle,
 };
-use policies::ChainPolicy;
 
 use pallet_sigil_market::{
-    AttestationFailure, AttestationVerifier, PolicyId, TeeKind, VerifiedAttestation,
+    AttestationFailure, AttestationVerifier, GpuChip, PolicyRejection, PolicySummary, TeeKind,
+    TeeKindSet, VerifiedAttestation,
 };
 
 /// Milliseconds per second.
@@ -59,14 +63,39 @@ const MS_PER_S: u64 = 1_000;
 pub struct BundleVerifier;
 
 impl AttestationVerifier for BundleVerifier {
+    fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection> {
+        let policy = Policy::from_canonical_bytes(document).map_err(|e| rejection_of(&e))?;
+        let tees: TeeKindSet = policy
+            .accepted_tees()
+            .into_iter()
+            .map(tee_kind)
+            .collect::<alloc::vec::Vec<_>>()
+            .try_into()
+            .map_err(|_| PolicyRejection::InvalidValue)?;
+        let unpinned = policy.check_pinned().err().map(|rule| match rule {
+            "tdx.mrtds" => PolicyRejection::TdxMrtdNotPinned,
+            _ => PolicyRejection::SnpMeasurementNotPinned,
+        });
+        Ok(PolicySummary {
+            id: policy.id(),
+            tees,
+            unpinned,
+            key_lifetime_ms: policy
+                .key_lifetime_secs
+                .map(|s| s.saturating_mul(MS_PER_S)),
+            min_gpus: policy.gpu.min_count,
+        })
+    }
+
     fn verify(
         evidence: &[u8],
         collateral: &[u8],
-        policy: &PolicyId,
+        policy: &[u8],
         now_ms: u64,
     ) -> Result<VerifiedAttestation, AttestationFailure> {
-        // Step 1
-        let chain_policy = policies::lookup(policy).ok_or(AttestationFailure::UnknownPolicy)?;
+        // Step 1. The pallet passes only documents `inspect_policy` accepted.
+        let policy =
+            Policy::from_canonical_bytes(policy).map_err(|_| AttestationFailure::UnknownPolicy)?;
         if !collateral.is_empty() {
             return Err(AttestationFailure::Malformed);
         }
@@ -76,7 +105,7 @@ impl AttestationVerifier for BundleVerifier {
             .map_err(|_| AttestationFailure::Malformed)?
             .tee;
         check_kind(
-            &chain_policy,
+            &policy,
             tee_of(declared).ok_or(AttestationFailure::Malformed)?,
         )?;
         // Step 3. The pinned roots are compiled into the verifier crate; failing to load them is
@@ -114,26 +143,56 @@ impl AttestationVerifier for BundleVerifier {
             // Evidence kinds added to the verifier later are refused until mapped here.
             _ => return Err(AttestationFailure::UnsupportedTee),
         };
-        check_kind(&chain_policy, tee)?;
-        if let Verdict::Reject(violations) = evaluate_bundle(&chain_policy.policy, &verified) {
+        check_kind(&policy, tee)?;
+        if let Verdict::Reject(violations) = evaluate_bundle(&policy, &verified) {
             return Err(violations
                 .first()
                 .map_or(AttestationFailure::Malformed, failure_of_violation));
         }
         // Step 5
+        let mut chips = verified.gpus.iter().map(|g| g.chip.as_bytes());
+        let first = chips.next().unwrap_or_default();
+        let gpu_chip: GpuChip = if chips.all(|c| c == first) {
+            first.to_vec().try_into().unwrap_or_default()
+        } else {
+            GpuChip::default()
+        };
         Ok(VerifiedAttestation {
             key: verified.bundle.agent_key,
             tee,
             measurement,
             nonce: verified.bundle.nonce,
             expires_at_ms,
+            gpu_count: u32::try_from(verified.gpus.len()).unwrap_or(u32::MAX),
+            gpu_chip,
         })
     }
 }
 
+/// The pallet's reason for a policy document the verifier refuses.
+fn rejection_of(e: &PolicyError) -> PolicyRejection {
+    match e {
+        PolicyError::NotCanonical { .. } => PolicyRejection::NotCanonical,
+        PolicyError::Length { .. }
+        | PolicyError::Value { .. }
+        | PolicyError::TooMany { .. }
+        | PolicyError::TooLong { .. } => PolicyRejection::InvalidValue,
+        _ => PolicyRejection::Malformed,
+    }
+}
+
+/// The pallet's name of a policy's TEE kind.
+fn tee_kind(t: PolicyTee) -> TeeKind {
+    match t {
+        PolicyTee::SevSnp => TeeKind::SevSnp,
+        PolicyTee::Tdx => TeeKind::Tdx,
+        PolicyTee::Simulated => TeeKind::Simulated,
+    }
+}
+
 /// Refuses evidence of a kind the policy does not accept.
-fn check_kind(policy: &ChainPolicy, tee: TeeKind) -> Result<(), AttestationFailure> {
-    if policy.tees.contains(&tee) {
+fn check_kind(policy: &Policy, tee: TeeKind) -> Result<(), AttestationFailure> {
+    if policy.accepted_tees().into_iter().any(|t| tee_kind(t) == tee) {
         Ok(())
     } else if tee == TeeKind::Simulated {
         Err(AttestationFailure::SimulatedRejected)
@@ -286,6 +345,14 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
     use AttestationFailure as F;
     match v.rule {
         "allow_simulated" => F::SimulatedRejected,
+        "tees" => F::UnsupportedTee,
+        "snp.allow_chip_ids"
+        | "snp.deny_chip_ids"
+        | "tdx.allow_fmspcs"
+        | "tdx.deny_fmspcs"
+        | "tdx.allow_ppids"
+        | "tdx.deny_ppids" => F::PlatformRejected,
+        "gpu.min_count" | "gpu.models" | "gpu.require_confidential_mode" => F::GpusRejected,
         "snp.allow_debug" | "tdx.allow_debug" => F::DebugEnabled,
         "snp.measurements"
         | "snp.report_data"

@@ -24,39 +24,93 @@ const MEASUREMENT: [u8; 48] = [0x11; 48];
 /// 2026-01-01T00:00:00Z.
 const NOW_MS: u64 = 1_767_225_600_000;
 
-fn simulated_policy() -> PolicyId {
-    policies::id_of(policies::SIMULATED_V1)
+/// The canonical document of the genesis policy `name`.
+fn doc(name: &str) -> Vec<u8> {
+    attestation_verifier::policy::genesis::named(name)
+        .expect("a genesis policy")
+        .canonical_bytes()
 }
 
-fn verify(evidence: &[u8], policy: &PolicyId) -> Result<VerifiedAttestation, AttestationFailure> {
+fn simulated_policy() -> Vec<u8> {
+    doc(policies::SIMULATED_V1)
+}
+
+fn verify(evidence: &[u8], policy: &[u8]) -> Result<VerifiedAttestation, AttestationFailure> {
     BundleVerifier::verify(evidence, &[], policy, NOW_MS)
 }
 
 #[test]
-fn policy_ids_are_the_documented_ones_works() {
-    // The ids are part of the chain's interface (jobs and registrations carry them).
-    let expected = [
-        (
-            policies::CONFIDENTIAL_VM_V1,
-            "2c0e6f4ba7810e203676ed12cae8f776b4bebd517a47828b680c85ed571c571a",
-        ),
-        (
-            policies::SEV_SNP_V1,
-            "0da65c32ee79c777cedfdd61c3cb019527927c42076a135345775db44b674304",
-        ),
-        (
-            policies::SIMULATED_V1,
-            "3c6ff8ce20c51be36aa732203e00523d0afc9be2ec530e54c674d5c2a80dc6bd",
-        ),
-    ];
-    for (name, id) in expected {
-        assert_eq!(hex::encode(policies::id_of(name)), id, "{name}");
-        let policy = policies::lookup(&policies::id_of(name)).expect("known policy");
-        assert_eq!(policy.name, name);
-        policy.policy.validate().expect("valid policy");
+fn genesis_policies_works() {
+    let docs = policies::genesis_documents();
+    assert_eq!(docs.len(), policies::NAMES.len());
+    for (name, document) in policies::NAMES.into_iter().zip(&docs) {
+        let summary = BundleVerifier::inspect_policy(document).expect("a valid document");
+        assert_eq!(Some(summary.id), policies::id_of(name), "{name}");
+        assert_eq!(summary.min_gpus, 0, "{name}");
+        let expected_unpinned = match name {
+            policies::SIMULATED_V1 => None,
+            _ => Some(PolicyRejection::SnpMeasurementNotPinned),
+        };
+        assert_eq!(summary.unpinned, expected_unpinned, "{name}");
     }
-    assert!(policies::lookup(&[0; 32]).is_none());
-    assert!(policies::by_name("sigil.simulated.v2").is_none());
+    let tees = |name| {
+        BundleVerifier::inspect_policy(&doc(name))
+            .unwrap()
+            .tees
+            .into_inner()
+    };
+    assert_eq!(tees(policies::SIMULATED_V1), vec![TeeKind::Simulated]);
+    assert_eq!(tees(policies::SEV_SNP_V1), vec![TeeKind::SevSnp]);
+    assert_eq!(
+        tees(policies::CONFIDENTIAL_VM_V1),
+        vec![TeeKind::SevSnp, TeeKind::Tdx]
+    );
+    assert_eq!(policies::id_of("sigil.simulated.v2"), None);
+}
+
+#[test]
+fn inspect_policy_works() {
+    use attestation_verifier::policy::HexBytes;
+    let mut pinned = attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1)
+        .unwrap();
+    pinned.snp.measurements = vec![HexBytes(vec![0x11; 48])];
+    // TDX is still accepted without an MRTD.
+    assert_eq!(
+        BundleVerifier::inspect_policy(&pinned.canonical_bytes())
+            .unwrap()
+            .unpinned,
+        Some(PolicyRejection::TdxMrtdNotPinned)
+    );
+    pinned.tdx.mrtds = vec![HexBytes(vec![0x22; 48])];
+    pinned.key_lifetime_secs = Some(3_600);
+    pinned.gpu.min_count = 8;
+    let s = BundleVerifier::inspect_policy(&pinned.canonical_bytes()).unwrap();
+    assert_eq!(s.unpinned, None);
+    assert_eq!(s.key_lifetime_ms, Some(3_600_000));
+    assert_eq!(s.min_gpus, 8);
+    assert_eq!(s.id, pinned.id());
+}
+
+#[test]
+fn inspect_policy_rejects() {
+    let good = doc(policies::SEV_SNP_V1);
+    assert_eq!(
+        BundleVerifier::inspect_policy(&[]),
+        Err(PolicyRejection::Malformed)
+    );
+    assert_eq!(
+        BundleVerifier::inspect_policy(&[good.as_slice(), &[0]].concat()),
+        Err(PolicyRejection::Malformed)
+    );
+    let mut version = good.clone();
+    version[0] = 0xff;
+    assert_eq!(
+        BundleVerifier::inspect_policy(&version),
+        Err(PolicyRejection::Malformed)
+    );
+    for cut in 0..good.len() {
+        assert!(BundleVerifier::inspect_policy(&good[..cut]).is_err(), "{cut}");
+    }
 }
 
 #[test]
@@ -76,7 +130,7 @@ fn simulated_bundle_under_hardware_policies_rejects() {
     let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
     for name in [policies::CONFIDENTIAL_VM_V1, policies::SEV_SNP_V1] {
         assert_eq!(
-            verify(&bundle, &policies::id_of(name)),
+            verify(&bundle, &doc(name)),
             Err(AttestationFailure::SimulatedRejected),
             "{name}"
         );
@@ -171,6 +225,13 @@ fn violations_map_by_rule_works() {
         ("snp.min_tcb", AttestationFailure::TcbRejected),
         ("tdx.accepted_tcb_statuses", AttestationFailure::TcbRejected),
         ("snp.signing_keys", AttestationFailure::TcbRejected),
+        ("tees", AttestationFailure::UnsupportedTee),
+        ("snp.deny_chip_ids", AttestationFailure::PlatformRejected),
+        ("snp.allow_chip_ids", AttestationFailure::PlatformRejected),
+        ("tdx.deny_fmspcs", AttestationFailure::PlatformRejected),
+        ("gpu.min_count", AttestationFailure::GpusRejected),
+        ("gpu.models", AttestationFailure::GpusRejected),
+        ("gpu.require_confidential_mode", AttestationFailure::GpusRejected),
     ];
     for (rule, want) in cases {
         let v = Violation {
@@ -239,7 +300,7 @@ fn real_snp_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
         // And the runtime refuses it, under each hardware policy.
         for name in [policies::CONFIDENTIAL_VM_V1, policies::SEV_SNP_V1] {
             assert_eq!(
-                BundleVerifier::verify(&bundle, &[], &policies::id_of(name), at_ms),
+                BundleVerifier::verify(&bundle, &[], &doc(name), at_ms),
                 Err(AttestationFailure::KeyNotBound),
                 "{case} {name}"
             );
@@ -272,7 +333,7 @@ fn tampered_and_misendorsed_snp_reports_rejects() {
     for (case, want) in cases {
         let (bundle, at_ms) = snp_case(case);
         let got =
-            BundleVerifier::verify(&bundle, &[], &policies::id_of(policies::SEV_SNP_V1), at_ms);
+            BundleVerifier::verify(&bundle, &[], &doc(policies::SEV_SNP_V1), at_ms);
         assert_eq!(got, Err(want), "{case}");
     }
 }
@@ -283,7 +344,7 @@ fn snp_evidence_outside_its_certificates_validity_rejects() {
     // Before the VCEK's notBefore (2025-01-24T02:21:48Z).
     let before = 1_737_685_308_000 - 1_000;
     assert_eq!(
-        BundleVerifier::verify(&bundle, &[], &policies::id_of(policies::SEV_SNP_V1), before),
+        BundleVerifier::verify(&bundle, &[], &doc(policies::SEV_SNP_V1), before),
         Err(AttestationFailure::OutsideValidity)
     );
 }
@@ -348,7 +409,7 @@ fn real_gpu_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
     let got = BundleVerifier::verify(
         &bundle,
         &[],
-        &policies::id_of(policies::CONFIDENTIAL_VM_V1),
+        &doc(policies::CONFIDENTIAL_VM_V1),
         at_ms,
     );
     assert!(
@@ -367,7 +428,7 @@ fn tampered_gpu_report_rejects() {
         BundleVerifier::verify(
             &bundle,
             &[],
-            &policies::id_of(policies::CONFIDENTIAL_VM_V1),
+            &doc(policies::CONFIDENTIAL_VM_V1),
             at_ms
         ),
         Err(AttestationFailure::BadSignature)
@@ -419,10 +480,10 @@ fn gpu_failures_map_works() {
 }
 
 #[test]
-fn hardware_policies_carry_the_gpu_rules_works() {
+fn genesis_policies_carry_the_gpu_rules_works() {
     for name in policies::NAMES {
-        let p = policies::by_name(name).unwrap();
-        assert_eq!(p.policy.gpu, policies::gpu_rules(), "{name}");
-        assert!(p.policy.gpu.rim_match_required, "{name}");
+        let p = attestation_verifier::policy::genesis::named(name).unwrap();
+        assert!(p.gpu.rim_match_required, "{name}");
+        assert!(!p.gpu.ocsp_required, "{name}");
     }
 }

@@ -117,6 +117,12 @@ pub enum AttestationFailure {
     /// GPU report's nonce) is not the binding of that key and nonce, so the TEE never vouched
     /// for the key.
     KeyNotBound,
+    /// The platform's hardware identity (SEV-SNP `CHIP_ID`, TDX FMSPC or PPID) is denied by the
+    /// policy, or not on its allow list.
+    PlatformRejected,
+    /// The GPU reports do not meet the policy: too few, another chip, or not in confidential
+    /// mode.
+    GpusRejected,
 }
 
 /// Verifies hardware evidence for the pallet. Time is an input; implementations read no clock.

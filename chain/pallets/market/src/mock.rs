@@ -383,7 +383,7 @@ impl AttestationVerifier for MockVerifier {
             return Err(AttestationFailure::MeasurementRejected);
         }
         if statement.gpu_count < policy.min_gpus {
-            return Err(AttestationFailure::MeasurementRejected);
+            return Err(AttestationFailure::GpusRejected);
         }
         Ok(VerifiedAttestation {
             key: statement.key,

@@ -385,7 +385,7 @@ fn policy_min_gpus_rejects() {
         assert_eq!(record(id).min_gpus, 2);
         assert_noop!(
             register_attested_under(P1, id, 1, b"GH100"),
-            rejected(AttestationFailure::MeasurementRejected)
+            rejected(AttestationFailure::GpusRejected)
         );
         assert_ok!(register_attested_under(P1, id, 2, b"GH100"));
     });
