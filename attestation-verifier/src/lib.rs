@@ -54,7 +54,8 @@ pub use crate::pipeline::{
     check_gpu_bundle, check_receipt, check_snp, check_tdx,
 };
 pub use crate::policy::{
-    GpuPolicy, Policy, PolicyError, SnpPolicy, TdxPolicy, evaluate_bundle, evaluate_receipt,
+    GpuPolicy, POLICY_ID_DOMAIN, Policy, PolicyError, PolicyTee, SnpPolicy, TdxPolicy,
+    evaluate_bundle, evaluate_receipt,
 };
 pub use crate::time::UnixTime;
 pub use crate::verdict::{Failures, Verdict, Verified, Violation};

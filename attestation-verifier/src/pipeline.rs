@@ -183,7 +183,8 @@ impl SnpClaims {
     }
 }
 
-/// Parses, verifies and appraises an SEV-SNP report.
+/// Parses, verifies and appraises an SEV-SNP report ([`Policy::evaluate_snp`]:
+/// the report carries no GPU reports, so `gpu.min_count` > 0 refuses it).
 pub fn check_snp<C: Crypto>(
     verifier: &mut SnpVerifier<C>,
     report: &[u8],
@@ -202,7 +203,7 @@ pub fn check_snp<C: Crypto>(
         },
         Ok(ev) => Outcome {
             claims: Some(SnpClaims::of(&parsed, Some(&ev))),
-            reasons: verdict_reasons(policy.snp.evaluate(&ev)),
+            reasons: verdict_reasons(policy.evaluate_snp(&ev)),
         },
     }
 }

@@ -546,7 +546,7 @@ fn measurement_policy_rules_reject() {
             "policy tdx.mrtds",
             "policy tdx.rtmr0",
             "policy tdx.mrowner",
-            "policy tdx.fmspcs"
+            "policy tdx.allow_fmspcs"
         ]
     );
     // Malformed policies are refused when loaded.

@@ -198,6 +198,7 @@ impl NvGpuClaims {
 }
 
 /// Parses, verifies and appraises one GPU report; the request must carry `nonce`.
+/// One report: `gpu.min_count` > 1 refuses it.
 pub fn check_gpu<C: Crypto>(
     verifier: &mut NvGpuVerifier<C>,
     report: &[u8],
@@ -215,10 +216,18 @@ pub fn check_gpu<C: Crypto>(
             claims: Some(NvGpuClaims::new(&parsed, None)),
             reasons: failures.0.iter().map(ToString::to_string).collect(),
         },
-        Ok(ev) => Outcome {
-            claims: Some(NvGpuClaims::new(&ev.report, Some(&ev))),
-            reasons: verdict_reasons(policy.gpu.evaluate(&ev)),
-        },
+        Ok(ev) => {
+            let mut reasons: Vec<String> = policy
+                .evaluate_gpu_count(1)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            reasons.extend(verdict_reasons(policy.gpu.evaluate(&ev)));
+            Outcome {
+                claims: Some(NvGpuClaims::new(&ev.report, Some(&ev))),
+                reasons,
+            }
+        }
     }
 }
 
@@ -256,6 +265,9 @@ pub fn check_gpu_bundle<C: Crypto>(
     let mut reasons = Vec::new();
     if gpus.is_empty() {
         reasons.push("bundle has no GPU report".into());
+    }
+    if let Some(v) = policy.evaluate_gpu_count(gpus.len()) {
+        reasons.push(v.to_string());
     }
     let parsed: Vec<Option<NvGpuReport>> = gpus
         .iter()

@@ -174,8 +174,9 @@ impl TdxClaims {
     }
 }
 
-/// Parses, verifies and appraises a TDX quote. The policy's
-/// `tdx.collateral_grace_seconds` applies to the collateral's validity.
+/// Parses, verifies and appraises a TDX quote ([`Policy::evaluate_tdx`]: the
+/// quote carries no GPU reports, so `gpu.min_count` > 0 refuses it). The
+/// policy's `tdx.collateral_grace_seconds` applies to the collateral's validity.
 pub fn check_tdx<C: Crypto>(
     verifier: &mut TdxVerifier<C>,
     quote: &[u8],
@@ -199,7 +200,7 @@ pub fn check_tdx<C: Crypto>(
         },
         Ok(ev) => Outcome {
             claims: Some(TdxClaims::new(&parsed, Some(&ev))),
-            reasons: verdict_reasons(policy.tdx.evaluate(&ev)),
+            reasons: verdict_reasons(policy.evaluate_tdx(&ev)),
         },
     }
 }

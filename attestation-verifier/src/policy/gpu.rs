@@ -13,7 +13,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::Deserialize;
 
-use super::PolicyError;
+use super::{PolicyError, sort_dedup};
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::nvgpu::{NvGpuEvidence, OcspCheck};
 use crate::verify::ocsp::CertStatus;
@@ -40,6 +40,15 @@ pub struct GpuPolicy {
     pub allowed_modes: Vec<String>,
     /// Accepted architectures (`"Hopper"`, `"Blackwell"`); empty accepts any.
     pub allowed_archs: Vec<String>,
+    /// The fewest verified GPU reports evidence must carry (default 0). Applies
+    /// to every kind of evidence: a CPU report appraised on its own carries none.
+    pub min_count: u32,
+    /// Accepted chips as the attestation certificate names them (`"GH100"`,
+    /// compared case-insensitively, canonical in upper case); empty accepts any.
+    pub models: Vec<String>,
+    /// Require the report's feature flag to name a confidential mode (`spt`,
+    /// `mpt` or `ppcie`; not `legacy` or an unknown value). Default false.
+    pub require_confidential_mode: bool,
 }
 
 impl Default for GpuPolicy {
@@ -51,6 +60,9 @@ impl Default for GpuPolicy {
             ocsp_required: false,
             allowed_modes: Vec::new(),
             allowed_archs: Vec::new(),
+            min_count: 0,
+            models: Vec::new(),
+            require_confidential_mode: false,
         }
     }
 }
@@ -72,6 +84,14 @@ pub(crate) fn mode_name(feature_flag: Option<u32>) -> String {
 /// Parses a dotted version into numbers (`None` when a part is not a number).
 pub(crate) fn parse_version(v: &str) -> Option<Vec<u64>> {
     v.split('.').map(|p| p.parse::<u64>().ok()).collect()
+}
+
+/// A dotted version in its canonical spelling: decimal numbers without
+/// leading zeros (`"550.127.05"` is `"550.127.5"`).
+fn canonical_version(v: &str) -> Option<String> {
+    let parts = parse_version(v)?;
+    let parts: Vec<String> = parts.iter().map(ToString::to_string).collect();
+    Some(parts.join("."))
 }
 
 impl GpuPolicy {
@@ -101,7 +121,35 @@ impl GpuPolicy {
                 });
             }
         }
+        for m in &self.models {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(PolicyError::Value {
+                    field: "gpu.models",
+                    reason: format!("{m:?} is not a chip name (letters and digits, e.g. GH100)"),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// Sorts and deduplicates every list; the driver version as plain numbers,
+    /// VBIOS versions in lower case, models in upper case.
+    pub(super) fn canonicalize(&mut self) {
+        if let Some(v) = &mut self.min_driver_version
+            && let Some(c) = canonical_version(v)
+        {
+            *v = c;
+        }
+        self.allowed_vbios_versions
+            .iter_mut()
+            .for_each(|v| v.make_ascii_lowercase());
+        sort_dedup(&mut self.allowed_vbios_versions);
+        sort_dedup(&mut self.allowed_modes);
+        sort_dedup(&mut self.allowed_archs);
+        self.models
+            .iter_mut()
+            .for_each(|m| m.make_ascii_uppercase());
+        sort_dedup(&mut self.models);
     }
 
     /// Appraises a verified report; lists every violation.
@@ -182,6 +230,19 @@ impl GpuPolicy {
             let mode = mode_name(f.feature_flag);
             if !self.allowed_modes.contains(&mode) {
                 fail("gpu.allowed_modes", format!("mode {mode} is not accepted"));
+            }
+        }
+        if !self.models.is_empty() && !self.models.iter().any(|m| m.eq_ignore_ascii_case(&ev.chip))
+        {
+            fail("gpu.models", format!("chip {} is not accepted", ev.chip));
+        }
+        if self.require_confidential_mode {
+            let mode = mode_name(f.feature_flag);
+            if !MODES.contains(&mode.as_str()) {
+                fail(
+                    "gpu.require_confidential_mode",
+                    format!("mode {mode} is not a confidential-computing mode"),
+                );
             }
         }
         if !self.allowed_archs.is_empty() {

@@ -1,11 +1,12 @@
 //! The receipt's policy step: verified receipt evidence against the policy
 //! table of its CPU evidence kind, the `[gpu]` table for every GPU, and
-//! simulated evidence only with `allow_simulated`.
+//! simulated evidence only with `allow_simulated`; the TEE kind must be one
+//! of `tees` and the GPU reports at least `gpu.min_count`.
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use super::Policy;
+use super::{Policy, PolicyTee};
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::receipt::{VerifiedBundle, VerifiedCpu, VerifiedReceipt};
 
@@ -21,6 +22,12 @@ pub fn evaluate_receipt(policy: &Policy, receipt: &Verified<VerifiedReceipt>) ->
 /// Appraises verified evidence against `policy`.
 pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
     let mut v = Vec::new();
+    let tee = match &bundle.cpu {
+        VerifiedCpu::SevSnp(_) => PolicyTee::SevSnp,
+        VerifiedCpu::Tdx(_) => PolicyTee::Tdx,
+        VerifiedCpu::Simulated(_) => PolicyTee::Simulated,
+    };
+    policy.evaluate_evidence(tee, bundle.gpus.len(), &mut v);
     match &bundle.cpu {
         VerifiedCpu::SevSnp(ev) => {
             if let Verdict::Reject(vs) = policy.snp.evaluate(ev) {

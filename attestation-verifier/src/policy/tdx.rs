@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::Deserialize;
 
-use super::{HexBytes, PolicyError, any_of, check_len};
+use super::{HexBytes, PolicyError, any_of, check_len, listed, sort_dedup};
 use crate::verdict::{Verdict, Verified, Violation};
 use crate::verify::tdx::{TcbStatus, TdxEvidence};
 
@@ -59,8 +59,17 @@ pub struct TdxPolicy {
     pub mrseams: Vec<HexBytes>,
     /// Required REPORT_DATA (64 bytes).
     pub report_data: Option<HexBytes>,
-    /// Accepted platforms by FMSPC (6 bytes); empty accepts any.
-    pub fmspcs: Vec<HexBytes>,
+    /// Accepted platforms by FMSPC (6 bytes); empty accepts any. Also read
+    /// under its former key `fmspcs`.
+    #[serde(alias = "fmspcs")]
+    pub allow_fmspcs: Vec<HexBytes>,
+    /// Refused platforms by FMSPC (6 bytes).
+    pub deny_fmspcs: Vec<HexBytes>,
+    /// Accepted processors by the PPID of their PCK certificate (16 bytes);
+    /// empty accepts any.
+    pub allow_ppids: Vec<HexBytes>,
+    /// Refused processors by the PPID of their PCK certificate (16 bytes).
+    pub deny_ppids: Vec<HexBytes>,
 }
 
 impl Default for TdxPolicy {
@@ -85,7 +94,10 @@ impl Default for TdxPolicy {
             mrownerconfig: None,
             mrseams: Vec::new(),
             report_data: None,
-            fmspcs: Vec::new(),
+            allow_fmspcs: Vec::new(),
+            deny_fmspcs: Vec::new(),
+            allow_ppids: Vec::new(),
+            deny_ppids: Vec::new(),
         }
     }
 }
@@ -137,10 +149,38 @@ impl TdxPolicy {
         if let Some(r) = &self.report_data {
             check_len("tdx.report_data", r, 64)?;
         }
-        for f in &self.fmspcs {
-            check_len("tdx.fmspcs", f, 6)?;
+        for f in &self.allow_fmspcs {
+            check_len("tdx.allow_fmspcs", f, 6)?;
+        }
+        for f in &self.deny_fmspcs {
+            check_len("tdx.deny_fmspcs", f, 6)?;
+        }
+        for p in &self.allow_ppids {
+            check_len("tdx.allow_ppids", p, 16)?;
+        }
+        for p in &self.deny_ppids {
+            check_len("tdx.deny_ppids", p, 16)?;
         }
         Ok(())
+    }
+
+    /// Sorts and deduplicates every list; advisory ids in upper case.
+    pub(super) fn canonicalize(&mut self) {
+        sort_dedup(&mut self.accepted_tcb_statuses);
+        if let Some(ids) = &mut self.accepted_advisory_ids {
+            ids.iter_mut().for_each(|id| id.make_ascii_uppercase());
+            sort_dedup(ids);
+        }
+        self.rejected_advisory_ids
+            .iter_mut()
+            .for_each(|id| id.make_ascii_uppercase());
+        sort_dedup(&mut self.rejected_advisory_ids);
+        sort_dedup(&mut self.mrtds);
+        sort_dedup(&mut self.mrseams);
+        sort_dedup(&mut self.allow_fmspcs);
+        sort_dedup(&mut self.deny_fmspcs);
+        sort_dedup(&mut self.allow_ppids);
+        sort_dedup(&mut self.deny_ppids);
     }
 
     /// Appraises a verified quote; lists every violation.
@@ -259,10 +299,28 @@ impl TdxPolicy {
                 format!("report_data is {}", hex::encode(b.report_data)),
             );
         }
-        if !any_of(&self.fmspcs, &ev.pck.fmspc) {
+        if !any_of(&self.allow_fmspcs, &ev.pck.fmspc) {
             fail(
-                "tdx.fmspcs",
+                "tdx.allow_fmspcs",
                 format!("FMSPC {} is not accepted", hex::encode(ev.pck.fmspc)),
+            );
+        }
+        if listed(&self.deny_fmspcs, &ev.pck.fmspc) {
+            fail(
+                "tdx.deny_fmspcs",
+                format!("FMSPC {} is refused", hex::encode(ev.pck.fmspc)),
+            );
+        }
+        if !any_of(&self.allow_ppids, &ev.pck.ppid) {
+            fail(
+                "tdx.allow_ppids",
+                format!("PPID {} is not accepted", hex::encode(&ev.pck.ppid)),
+            );
+        }
+        if listed(&self.deny_ppids, &ev.pck.ppid) {
+            fail(
+                "tdx.deny_ppids",
+                format!("PPID {} is refused", hex::encode(&ev.pck.ppid)),
             );
         }
         Verdict::from_violations(v)
