@@ -21,6 +21,7 @@ use crate::verify::snp::SnpEvidence;
 use crate::verify::tdx::TdxEvidence;
 
 mod canonical;
+pub mod genesis;
 mod gpu;
 mod receipt;
 mod tdx;

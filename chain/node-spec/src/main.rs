@@ -45,7 +45,7 @@ struct Args {
     /// The chain's id.
     #[arg(long, default_value = "sigil_dev")]
     id: String,
-    /// Print the chain's attestation policy ids and exit.
+    /// Print the ids of the chain's genesis attestation policies and exit.
     #[arg(long)]
     policies: bool,
 }
@@ -54,7 +54,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.policies {
         for name in policies::NAMES {
-            println!("0x{}  {name}", hex::encode(policies::id_of(name)));
+            let id = policies::id_of(name).unwrap_or_default();
+            println!("0x{}  {name}", hex::encode(id));
         }
         return Ok(());
     }

@@ -91,7 +91,17 @@ fn submission(evidence: Vec<u8>, policy: [u8; 32]) -> AttestationSubmission<Runt
         evidence: evidence.try_into().expect("within MaxEvidenceLen"),
         collateral: Default::default(),
         policy,
+        anchor: 0,
     }
+}
+
+/// The registration nonce of `who` anchored at block 0 (the tests run at block 1).
+fn registration_nonce(who: &AccountId) -> [u8; 32] {
+    pallet_sigil_market::registration_nonce(
+        System::block_hash(0).as_ref(),
+        System::block_hash(0).as_ref(),
+        who,
+    )
 }
 
 fn receipt(
@@ -212,27 +222,58 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
         let bob = account(Sr25519Keyring::Bob);
         let (pair, who) = provider(3);
         let key = pair.public().0;
-        let simulated = policies::id_of(policies::SIMULATED_V1);
+        let simulated = policies::id_of(policies::SIMULATED_V1).unwrap();
         let caps = Capabilities {
             tiers: vec![Tier::Attested].try_into().unwrap(),
             tee_kinds: vec![TeeKind::Simulated].try_into().unwrap(),
             gpu_model: Default::default(),
         };
-        let bundle = simulated_bundle(key, [7; 32]);
+        let bundle = simulated_bundle(key, registration_nonce(&who));
 
-        // Refused under a hardware policy, and when tampered.
-        let hardware = policies::id_of(policies::CONFIDENTIAL_VM_V1);
+        // Refused under a genesis hardware policy (it pins no measurement), under a pinned
+        // hardware policy a buyer registers (simulated evidence), with a nonce of the
+        // provider's choosing, and when tampered.
+        let unpinned = policies::id_of(policies::CONFIDENTIAL_VM_V1).unwrap();
         assert_noop!(
             Market::register_provider(
                 signed(&who),
                 key,
                 key_proof(&pair, &who),
                 caps.clone(),
-                Some(submission(bundle.clone(), hardware))
+                Some(submission(bundle.clone(), unpinned))
+            ),
+            pallet_sigil_market::Error::<Runtime>::PolicyRejected {
+                reason: pallet_sigil_market::PolicyRejection::SnpMeasurementNotPinned
+            }
+        );
+        let mut pinned =
+            attestation_verifier::policy::genesis::named(policies::SEV_SNP_V1).unwrap();
+        pinned.snp.measurements = vec![attestation_verifier::policy::HexBytes(vec![0x11; 48])];
+        assert_ok!(Market::register_policy(
+            signed(&bob),
+            pinned.canonical_bytes().try_into().unwrap()
+        ));
+        assert_noop!(
+            Market::register_provider(
+                signed(&who),
+                key,
+                key_proof(&pair, &who),
+                caps.clone(),
+                Some(submission(bundle.clone(), pinned.id()))
             ),
             pallet_sigil_market::Error::<Runtime>::AttestationRejected {
                 reason: pallet_sigil_market::AttestationFailure::SimulatedRejected
             }
+        );
+        assert_noop!(
+            Market::register_provider(
+                signed(&who),
+                key,
+                key_proof(&pair, &who),
+                caps.clone(),
+                Some(submission(simulated_bundle(key, [7; 32]), simulated))
+            ),
+            pallet_sigil_market::Error::<Runtime>::StaleNonce
         );
         // The simulated report's last byte is the end of its signature.
         let mut decoded = EvidenceBundle::from_bytes(&bundle).unwrap();
@@ -270,6 +311,7 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
         let class = ProviderClass {
             tee_kinds: vec![TeeKind::Simulated].try_into().unwrap(),
             gpu_model: Default::default(),
+            gpu_count: 0,
         };
         let terms = TierTerms::Attested {
             policy: simulated,
