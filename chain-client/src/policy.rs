@@ -1,87 +1,52 @@
-//! The chain's attestation policies, for replaying tier-3 verification offline.
+//! Attestation policies: documents on chain, TOML files for people.
 //!
-//! The runtime defines them (`chain/verifier-adapter/src/policies.rs`); that crate lives in the
-//! chain's own workspace and pulls in the FRAME graph, so the table is repeated here. Its ids
-//! are checked against the runtime's (`sigil-chain-spec --policies`) by the end-to-end tests.
-//! A job names its policy by id, `SHA-256("sigil.policy.v1\0" || name)`.
+//! A policy is the verifier's [`Policy`]; the chain stores its canonical bytes
+//! ([`Policy::canonical_bytes`]) under its id, the hash of those bytes ([`Policy::id`]), so the
+//! same rules always have the same id, whatever the spelling of the TOML they were written in.
+//! The chain starts with three genesis policies, known to the tools by name
+//! ([`attestation_verifier::policy::genesis`]); any other policy is named by its `0x` id.
 
-use attestation_verifier::crypto::{Crypto, RustCrypto};
-use attestation_verifier::policy::Policy;
+use attestation_verifier::policy::{Policy, PolicyError, genesis};
 
-use crate::types::TeeKind;
+pub use attestation_verifier::policy::genesis::{
+    CONFIDENTIAL_VM_V1, NAMES, SEV_SNP_V1, SIMULATED_V1,
+};
 
-/// Domain separator of policy ids.
-pub const POLICY_DOMAIN: &[u8] = b"sigil.policy.v1\0";
-
-/// SEV-SNP or TDX under the verifier's strict defaults, any measurement.
-pub const CONFIDENTIAL_VM_V1: &str = "sigil.confidential-vm.v1";
-/// SEV-SNP only, otherwise as [`CONFIDENTIAL_VM_V1`].
-pub const SEV_SNP_V1: &str = "sigil.sev-snp.v1";
-/// The agent's simulator only (development and tests).
-pub const SIMULATED_V1: &str = "sigil.simulated.v1";
-
-/// Every policy the chain knows, by name.
-pub const NAMES: [&str; 3] = [CONFIDENTIAL_VM_V1, SEV_SNP_V1, SIMULATED_V1];
-
-/// A chain policy: the TEE kinds it accepts and its appraisal rules.
-#[derive(Clone, Debug)]
-pub struct ChainPolicy {
-    /// Its name.
-    pub name: &'static str,
-    /// Its id.
-    pub id: [u8; 32],
-    /// Accepted TEE kinds.
-    pub tees: Vec<TeeKind>,
-    /// The verifier's appraisal rules.
-    pub policy: Policy,
+/// The id of the genesis policy named `name` (`None` for another name).
+pub fn policy_id(name: &str) -> Option<[u8; 32]> {
+    genesis::named(name).map(|p| p.id())
 }
 
-/// The id of the policy named `name`.
-pub fn policy_id(name: &str) -> [u8; 32] {
-    let mut preimage = Vec::with_capacity(POLICY_DOMAIN.len().saturating_add(name.len()));
-    preimage.extend_from_slice(POLICY_DOMAIN);
-    preimage.extend_from_slice(name.as_bytes());
-    RustCrypto.sha256(&preimage)
+/// The name of the genesis policy with id `id`, if it is one.
+pub fn genesis_name(id: &[u8; 32]) -> Option<&'static str> {
+    NAMES.into_iter().find(|n| policy_id(n) == Some(*id))
 }
 
-/// The chain policy named `name`.
-pub fn by_name(name: &str) -> Option<ChainPolicy> {
-    let name = NAMES.into_iter().find(|n| *n == name)?;
-    let (tees, policy) = match name {
-        CONFIDENTIAL_VM_V1 => (vec![TeeKind::SevSnp, TeeKind::Tdx], Policy::default()),
-        SEV_SNP_V1 => (vec![TeeKind::SevSnp], Policy::default()),
-        _ => (
-            vec![TeeKind::Simulated],
-            Policy {
-                allow_simulated: true,
-                ..Policy::default()
-            },
-        ),
-    };
-    Some(ChainPolicy {
-        name,
-        id: policy_id(name),
-        tees,
-        policy,
-    })
-}
-
-/// The chain policy with id `id`.
-pub fn by_id(id: &[u8; 32]) -> Option<ChainPolicy> {
-    NAMES
-        .into_iter()
-        .find(|n| policy_id(n) == *id)
-        .and_then(by_name)
-}
-
-/// A policy given as a name or as a `0x` id.
-pub fn parse_policy(s: &str) -> Option<ChainPolicy> {
+/// A policy given as a genesis name or as a `0x` id (64 hex digits).
+pub fn parse_policy_ref(s: &str) -> Option<[u8; 32]> {
     match s.strip_prefix("0x") {
-        Some(h) => {
-            let bytes: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
-            by_id(&bytes)
-        }
-        None => by_name(s),
+        Some(h) => hex::decode(h).ok()?.try_into().ok(),
+        None => policy_id(s),
+    }
+}
+
+/// A policy from its TOML text (the format `sigil-verify --policy` reads), checked and in
+/// canonical form.
+pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+    Policy::from_toml(text)
+}
+
+/// A policy from a stored document, checked to be the one `id` names.
+pub fn from_document(id: &[u8; 32], document: &[u8]) -> Result<Policy, String> {
+    let policy = Policy::from_canonical_bytes(document).map_err(|e| e.to_string())?;
+    if policy.id() == *id {
+        Ok(policy)
+    } else {
+        Err(format!(
+            "the document stored for policy 0x{} hashes to 0x{}",
+            hex::encode(id),
+            hex::encode(policy.id())
+        ))
     }
 }
 
@@ -92,36 +57,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policy_ids_works() {
-        // The ids docs/chain.md lists (printed by `sigil-chain-spec --policies`).
-        assert_eq!(
-            hex::encode(policy_id(SIMULATED_V1)),
-            "3c6ff8ce20c51be36aa732203e00523d0afc9be2ec530e54c674d5c2a80dc6bd"
-        );
-        assert_eq!(
-            hex::encode(policy_id(CONFIDENTIAL_VM_V1)),
-            "2c0e6f4ba7810e203676ed12cae8f776b4bebd517a47828b680c85ed571c571a"
-        );
+    fn genesis_policies_works() {
         for name in NAMES {
-            let p = by_id(&policy_id(name)).unwrap();
-            assert_eq!(p.name, name);
-            assert_eq!(parse_policy(name).unwrap().id, p.id);
-            assert_eq!(
-                parse_policy(&format!("0x{}", hex::encode(p.id)))
-                    .unwrap()
-                    .name,
-                name
-            );
+            let id = policy_id(name).unwrap();
+            assert_eq!(genesis_name(&id), Some(name));
+            assert_eq!(parse_policy_ref(name), Some(id));
+            assert_eq!(parse_policy_ref(&format!("0x{}", hex::encode(id))), Some(id));
+            let p = genesis::named(name).unwrap();
+            assert_eq!(from_document(&id, &p.canonical_bytes()).unwrap(), p);
+            assert_eq!(p.allow_simulated, name == SIMULATED_V1);
         }
-        assert!(by_name("sigil.unknown.v1").is_none());
-        assert!(by_id(&[0; 32]).is_none());
+        assert_eq!(policy_id("sigil.unknown.v1"), None);
+        assert_eq!(parse_policy_ref("0x1234"), None);
+        assert_eq!(genesis_name(&[0; 32]), None);
     }
 
     #[test]
-    fn only_simulated_policy_allows_simulated_works() {
-        for name in NAMES {
-            let p = by_name(name).unwrap();
-            assert_eq!(p.policy.allow_simulated, name == SIMULATED_V1);
-        }
+    fn from_document_rejects() {
+        let p = genesis::named(SIMULATED_V1).unwrap();
+        let other = policy_id(SEV_SNP_V1).unwrap();
+        assert!(from_document(&other, &p.canonical_bytes()).is_err());
+        assert!(from_document(&p.id(), b"garbage").is_err());
+    }
+
+    #[test]
+    fn toml_spelling_does_not_change_the_id_works() {
+        let a = from_toml(
+            "allow_simulated = true\ntees = [\"simulated\"]\n[gpu]\nmin_count = 0\n",
+        )
+        .unwrap();
+        let b = from_toml("# the simulator\ntees=['simulated']\nallow_simulated=true").unwrap();
+        assert_eq!(a.id(), b.id());
+        assert_eq!(Some(a.id()), policy_id(SIMULATED_V1));
     }
 }
