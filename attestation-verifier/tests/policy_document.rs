@@ -524,14 +524,18 @@ fn non_canonical_bytes_rejects() {
     ));
 
     // Values that fail validate.
-    let mut p = Policy::default();
-    p.tees = vec![PolicyTee::Simulated];
+    let p = Policy {
+        tees: vec![PolicyTee::Simulated],
+        ..Policy::default()
+    };
     assert!(matches!(
         Policy::from_canonical_bytes(&p.canonical_bytes()),
         Err(PolicyError::Value { field: "tees", .. })
     ));
-    let mut p = Policy::default();
-    p.key_lifetime_secs = Some(0);
+    let p = Policy {
+        key_lifetime_secs: Some(0),
+        ..Policy::default()
+    };
     assert!(matches!(
         Policy::from_canonical_bytes(&p.canonical_bytes()),
         Err(PolicyError::Value {
