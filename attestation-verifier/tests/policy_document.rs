@@ -675,7 +675,12 @@ fn rules(reasons: &[String]) -> Vec<&str> {
 
 const SNP_BASE: &str = "[snp]\nallow_debug = true\nallow_migration_agent = true\n";
 
-fn snp(policy_extra: &str) -> attestation_verifier::Outcome<attestation_verifier::SnpClaims> {
+/// A real Milan report under `top` (top-level keys and other tables) plus
+/// `snp_rows` in the `[snp]` table.
+fn snp(
+    top: &str,
+    snp_rows: &str,
+) -> attestation_verifier::Outcome<attestation_verifier::SnpClaims> {
     let c = case("snp", "milan-v3-oak-oc-release");
     let (report, vek, ask, ark) = (
         c.file("report.bin"),
@@ -683,32 +688,7 @@ fn snp(policy_extra: &str) -> attestation_verifier::Outcome<attestation_verifier
         pem_or_der(c.file("ask.pem")),
         pem_or_der(c.file("ark.pem")),
     );
-    let policy = parse(&format!("{policy_extra}\n{SNP_BASE}"));
-    let mut v = SnpVerifier::new(RustCrypto).unwrap();
-    check_snp(
-        &mut v,
-        &report,
-        &SnpCollateral {
-            vek: &vek,
-            intermediate: Some(&ask),
-            ark: Some(&ark),
-            crl: None,
-        },
-        &policy,
-        UnixTime(c.verification_time()),
-    )
-}
-
-fn snp_with(table_rows: &str) -> Vec<String> {
-    // `table_rows` go into [snp]; SNP_BASE opens the table.
-    let c = case("snp", "milan-v3-oak-oc-release");
-    let (report, vek, ask, ark) = (
-        c.file("report.bin"),
-        pem_or_der(c.file("vcek.der")),
-        pem_or_der(c.file("ask.pem")),
-        pem_or_der(c.file("ark.pem")),
-    );
-    let policy = parse(&format!("{SNP_BASE}{table_rows}\n"));
+    let policy = parse(&format!("{top}\n{SNP_BASE}{snp_rows}\n"));
     let mut v = SnpVerifier::new(RustCrypto).unwrap();
     let out = check_snp(
         &mut v,
@@ -723,12 +703,16 @@ fn snp_with(table_rows: &str) -> Vec<String> {
         UnixTime(c.verification_time()),
     );
     assert!(out.claims.is_some());
-    out.reasons
+    out
+}
+
+fn snp_with(snp_rows: &str) -> Vec<String> {
+    snp("", snp_rows).reasons
 }
 
 #[test]
 fn snp_chip_id_tees_and_gpu_count_on_real_report_works() {
-    let base = snp("");
+    let base = snp("", "");
     assert!(base.accepted(), "{:?}", base.reasons);
     let chip = base.claims.unwrap().chip_id;
     assert_eq!(chip.len(), 128);
@@ -749,12 +733,12 @@ fn snp_chip_id_tees_and_gpu_count_on_real_report_works() {
     );
 
     // tees: a report is accepted only where SEV-SNP is.
-    assert!(snp("tees = [\"sev-snp\"]").accepted());
-    assert_eq!(rules(&snp("tees = [\"tdx\"]").reasons), ["tees"]);
+    assert!(snp("tees = [\"sev-snp\"]", "").accepted());
+    assert_eq!(rules(&snp("tees = [\"tdx\"]", "").reasons), ["tees"]);
     // gpu.min_count: a CPU report on its own carries no GPU report.
-    assert!(snp("[gpu]\nmin_count = 0").accepted());
+    assert!(snp("[gpu]\nmin_count = 0", "").accepted());
     assert_eq!(
-        rules(&snp("[gpu]\nmin_count = 1").reasons),
+        rules(&snp("[gpu]\nmin_count = 1", "").reasons),
         ["gpu.min_count"]
     );
 }
