@@ -730,6 +730,15 @@ impl MixedBoard {
         &self,
         rims: Vec<Vec<u8>>,
     ) -> attestation_verifier::Outcome<attestation_verifier::ReceiptClaims> {
+        self.appraise_with(rims, "")
+    }
+
+    /// As `appraise`, with more `[gpu]` rows.
+    fn appraise_with(
+        &self,
+        rims: Vec<Vec<u8>>,
+        gpu_rows: &str,
+    ) -> attestation_verifier::Outcome<attestation_verifier::ReceiptClaims> {
         let collateral = GpuCollateral {
             rims,
             ocsp: self.w.ocsp(|| CertStatusDer::Good(der::asn1::Null)),
@@ -737,9 +746,39 @@ impl MixedBoard {
         let (r, b) = self
             .w
             .receipt_for(&self.a, self.gpus.clone(), collateral, 2);
-        let strict = Policy::from_toml("[gpu]\nocsp_required = true\n").unwrap();
+        let strict =
+            Policy::from_toml(&format!("[gpu]\nocsp_required = true\n{gpu_rows}\n")).unwrap();
         check_receipt(&mut self.w.verifier(AwsLc), &r, Some(&b), &strict, NOW)
     }
+}
+
+/// `gpu.min_count`, `gpu.models` and `gpu.require_confidential_mode` on a
+/// two-GPU bundle (`evaluate_bundle` counts the bundle's verified GPU reports).
+#[test]
+fn gpu_bundle_count_models_and_mode_works() {
+    let m = MixedBoard::new();
+    let ok = m.appraise_with(
+        m.rims.clone(),
+        "min_count = 2\nmodels = [\"GH100\"]\nrequire_confidential_mode = true",
+    );
+    assert!(ok.accepted(), "{:?}", ok.reasons);
+    let few = m.appraise_with(m.rims.clone(), "min_count = 3");
+    assert_eq!(few.reasons.len(), 1, "{:?}", few.reasons);
+    assert!(
+        few.reasons[0].starts_with("policy gpu.min_count:"),
+        "{:?}",
+        few.reasons
+    );
+    let model = m.appraise_with(m.rims.clone(), "models = [\"GB100\"]");
+    assert_eq!(model.reasons.len(), 2, "{:?}", model.reasons);
+    assert!(
+        model
+            .reasons
+            .iter()
+            .all(|r| r.starts_with("policy gpu.models:")),
+        "{:?}",
+        model.reasons
+    );
 }
 
 #[test]

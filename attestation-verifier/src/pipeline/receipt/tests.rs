@@ -151,6 +151,38 @@ fn simulated_without_allow_rejects() {
 }
 
 #[test]
+fn simulated_bundle_tees_and_gpu_count_rejects() {
+    let (r, b) = attested(&agent());
+    // Listed explicitly, the simulator is accepted.
+    let listed = Policy {
+        tees: vec![crate::policy::PolicyTee::Simulated],
+        ..allow()
+    };
+    assert!(check(&r, Some(&b), &listed).accepted());
+    // allow_simulated, but tees names only hardware.
+    let hardware = Policy {
+        tees: vec![crate::policy::PolicyTee::SevSnp],
+        ..allow()
+    };
+    let o = check(&r, Some(&b), &hardware);
+    assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
+    assert!(o.reasons[0].starts_with("policy tees:"), "{:?}", o.reasons);
+    // A bundle without GPU reports under gpu.min_count = 1.
+    let mut gpus = allow();
+    gpus.gpu.min_count = 1;
+    let o = check(&r, Some(&b), &gpus);
+    assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
+    assert!(
+        o.reasons[0].starts_with("policy gpu.min_count:"),
+        "{:?}",
+        o.reasons
+    );
+    // Refused by allow_simulated, the simulator is not refused twice by tees.
+    let o = check(&r, Some(&b), &Policy::default());
+    assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
+}
+
+#[test]
 fn simulated_fresh_quote_works() {
     let (r, b) = fresh(&agent());
     let o = check(&r, Some(&b), &allow());
