@@ -205,6 +205,45 @@ pub struct Policy {
     pub tdx: TdxPolicy,
     /// NVIDIA GPU rules.
     pub gpu: GpuPolicy,
+    /// Rules on the agent's simulator (development chains).
+    pub simulated: SimulatedPolicy,
+}
+
+/// Rules on evidence from the agent's simulator: the `[simulated]` table.
+///
+/// The simulator's "measurement" is the SHA-384 of the running agent executable (see
+/// `sigil-verify measure simulated`), so a development policy can pin the exact agent build, as
+/// a hardware policy pins a launch measurement. It proves nothing about where the agent runs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatedPolicy {
+    /// Accepted measurements (48 bytes each); empty accepts any.
+    pub measurements: Vec<HexBytes>,
+}
+
+impl SimulatedPolicy {
+    /// Checks lengths.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for m in &self.measurements {
+            check_len("simulated.measurements", m, 48)?;
+        }
+        Ok(())
+    }
+
+    /// Appraises a simulated report's measurement; lists every violation.
+    pub fn evaluate(&self, measurement: &[u8; 48]) -> Verdict {
+        if any_of(&self.measurements, measurement) {
+            Verdict::Accept
+        } else {
+            Verdict::from_violations(alloc::vec![Violation {
+                rule: "simulated.measurements",
+                detail: format!(
+                    "simulated measurement {} is not accepted",
+                    hex::encode(measurement)
+                ),
+            }])
+        }
+    }
 }
 
 impl Policy {
@@ -237,6 +276,7 @@ impl Policy {
         }
         self.tdx.validate()?;
         self.gpu.validate()?;
+        self.simulated.validate()?;
         self.snp.validate()
     }
 
@@ -247,6 +287,7 @@ impl Policy {
         self.snp.canonicalize();
         self.tdx.canonicalize();
         self.gpu.canonicalize();
+        sort_dedup(&mut self.simulated.measurements);
     }
 
     /// The canonical bytes of the policy (`docs/policy.md`, *Canonical

@@ -100,6 +100,9 @@ allowed_archs = ["Hopper"]
 min_count = 2
 models = ["GH100"]
 require_confidential_mode = true
+
+[simulated]
+measurements = ["{m1}"]
 "#,
         m1 = h(1, 48),
         m2 = h(2, 48),
@@ -124,7 +127,7 @@ require_confidential_mode = true
 }
 
 /// The canonical bytes of the default policy (`docs/policy.md`).
-const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f446174650000000000000000000000000000000000010000000000000000000000000000000001000000000000000000";
+const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f44617465000000000000000000000000000000000001000000000000000000000000000000000100000000000000000000";
 
 /// The golden id of the default policy: any change of the encoding, the
 /// domain or a default fails here.
@@ -139,7 +142,7 @@ fn default_policy_id_is_stable() {
     );
     assert_eq!(
         id_hex(&p),
-        "c4c0ef6f7761a8e79cd22d79a20a42f8d8a0ff1fb357637c59c9363184b59739"
+        "7fa3a61704aef28a686bd98c3d441fc53516b27d26fb0d4c749207a73f3de039"
     );
     assert_eq!(parse("").id(), p.id());
     assert_eq!(parse("# nothing\n\n").id(), p.id());
@@ -223,6 +226,8 @@ fn each_changed_rule_changes_id_works() {
         "tees = [\"sev-snp\"]".into(),
         "tees = [\"tdx\"]".into(),
         "tees = [\"sev-snp\", \"tdx\"]".into(),
+        format!("[simulated]\nmeasurements = [\"{}\"]", h(1, 48)),
+        format!("[simulated]\nmeasurements = [\"{}\"]", h(2, 48)),
         "key_lifetime_secs = 60".into(),
         "key_lifetime_secs = 61".into(),
         "[snp]\nallow_debug = true".into(),

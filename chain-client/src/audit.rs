@@ -8,8 +8,8 @@
 //! 2. for tier 3, the evidence the receipt rests on: the stored bundle's digest is the
 //!    receipt's evidence digest, the bundle binds the receipt's key (and, for fresh quotes, the
 //!    receipt's nonce), its signatures and certificate chains verify to the pinned roots at the
-//!    time the chain verified it, and it satisfies the job's policy, which must be one of the
-//!    chain's ([`crate::policy`]);
+//!    time the chain verified it, and it satisfies the job's policy: the policy document the
+//!    chain stores for the job's policy id, which must hash to that id;
 //! 3. the settlement: a paid job's payees are exactly the providers whose receipts committed to
 //!    the settled result, at least the quorum for tier 2, and their shares sum to the price; a
 //!    refunded job returned the whole price.
@@ -23,7 +23,7 @@ use subxt::utils::AccountId32;
 
 use crate::policy;
 use crate::types::{
-    AttestationRecord, Binding, Job, JobId, JobStatus, Outcome, Provider, Settlement,
+    AttestationRecord, Binding, Job, JobId, JobStatus, Outcome, PolicyInfo, Provider, Settlement,
     StoredReceipt, TierTerms, hex_bytes, ss58,
 };
 
@@ -37,6 +37,9 @@ pub struct JobRecord {
     pub at_block: u64,
     /// The job as funded, with its status.
     pub job: Job,
+    /// Tier 3: the policy the job names, as the chain stores it (`None` if it is not
+    /// registered, or not tier 3).
+    pub policy: Option<PolicyInfo>,
     /// Its binding, once bound.
     pub binding: Option<Binding>,
     /// Accepted receipts, in binding order.
@@ -60,8 +63,9 @@ pub struct ReceiptReplay {
     pub digest: [u8; 32],
     /// Its evidence mode (`none`, `attested-key`, `fresh-quote`).
     pub evidence_mode: Option<&'static str>,
-    /// The chain policy its evidence was checked against.
-    pub policy: Option<&'static str>,
+    /// The policy its evidence was re-appraised under: its id, and its genesis name if it has
+    /// one.
+    pub policy: Option<String>,
     /// Whether everything verified.
     pub verified: bool,
     /// Every reason it did not.
@@ -153,13 +157,17 @@ fn replay_receipt(
     let mut chain_policy = None;
     let mut now = UnixTime(0);
     if let TierTerms::Attested { policy: id, .. } = job.terms {
-        match policy::by_id(&id) {
-            Some(p) => {
-                out.policy = Some(p.name);
-                chain_policy = Some(p);
-            }
+        out.policy = Some(match policy::genesis_name(&id) {
+            Some(name) => format!("0x{} ({name})", hex::encode(id)),
+            None => format!("0x{}", hex::encode(id)),
+        });
+        match record.policy.as_ref().filter(|p| p.id == id) {
+            Some(p) => match policy::from_document(&id, &p.document) {
+                Ok(p) => chain_policy = Some(p),
+                Err(e) => reasons.push(format!("the job's policy document: {e}")),
+            },
             None => reasons.push(format!(
-                "the job's policy 0x{} is not one of the chain's",
+                "the job's policy 0x{} is not registered on chain",
                 hex::encode(id)
             )),
         }
@@ -201,7 +209,7 @@ fn replay_receipt(
     };
     let signed = r.signed_receipt_bytes();
     let default_policy = attestation_verifier::policy::Policy::default();
-    let appraisal_policy = chain_policy.as_ref().map_or(&default_policy, |p| &p.policy);
+    let appraisal_policy = chain_policy.as_ref().unwrap_or(&default_policy);
     let outcome = check_receipt(
         verifier,
         &signed,
@@ -213,14 +221,6 @@ fn replay_receipt(
     let digest = body.digest(&RustCrypto);
     if digest != r.digest {
         reasons.push("the stored digest is not the receipt's".into());
-    }
-    if let (Some(p), Some(a)) = (&chain_policy, bundle)
-        && !p.tees.contains(&a.tee)
-    {
-        reasons.push(format!(
-            "policy {} does not accept {:?} evidence",
-            p.name, a.tee
-        ));
     }
     out.verified = out.reasons.is_empty();
     out

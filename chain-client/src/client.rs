@@ -442,6 +442,7 @@ impl ChainClient {
                 Some(submission(&Evidence {
                     bundle: bundle.to_vec(),
                     policy,
+                    anchor: 0,
                 }))
             }
         };

@@ -41,8 +41,8 @@ mod watch;
 pub mod runtime {}
 
 pub use client::{
-    ChainClient, ChainInfo, ConnectOptions, Included, KEY_PROOF_DOMAIN, SigilConfig,
-    key_proof_message,
+    ChainClient, ChainInfo, ConnectOptions, Included, KEY_PROOF_DOMAIN, REGISTRATION_NONCE_DOMAIN,
+    RegistrationAnchor, SigilConfig, key_proof_message, registration_nonce,
 };
 pub use error::{ChainError, DispatchFailure};
 pub use keys::{Ed25519Keypair, KeyScheme, Keypair};

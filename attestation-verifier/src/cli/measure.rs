@@ -45,6 +45,9 @@ pub enum MeasureTarget {
     Snp(MeasureSnpArgs),
     /// The Intel TDX MRTD of a TD launched with this TDVF firmware.
     Tdx(MeasureTdxArgs),
+    /// The measurement the agent's simulator reports when it runs this agent executable
+    /// (SHA-384 of the file; development chains only).
+    Simulated(MeasureSimulatedArgs),
 }
 
 /// How the result is printed.
@@ -137,6 +140,17 @@ pub struct MeasureTdxArgs {
     pub format: MeasureFormat,
 }
 
+/// Arguments of `sigil-verify measure simulated`.
+#[derive(Debug, Args)]
+pub struct MeasureSimulatedArgs {
+    /// The agent executable (`enclave-agent`).
+    #[arg(long, value_name = "FILE")]
+    pub agent: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MeasureFormat::Json)]
+    pub format: MeasureFormat,
+}
+
 fn parse_vcpu_type(s: &str) -> Result<String, String> {
     snp::VCPU_TYPES
         .iter()
@@ -169,7 +183,34 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<ExitCode> {
     match &args.target {
         MeasureTarget::Snp(a) => run_snp(a),
         MeasureTarget::Tdx(a) => run_tdx(a),
+        MeasureTarget::Simulated(a) => run_simulated(a),
     }
+}
+
+fn run_simulated(a: &MeasureSimulatedArgs) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::open(&a.agent)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.agent.display()))?;
+    let m = crate::evidence::simulated::executable_measurement(std::io::BufReader::new(file))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.agent.display()))?;
+    match a.format {
+        MeasureFormat::Json => {
+            let out = json!({
+                "verdict": "computed",
+                "measurement": hex::encode(m),
+                "agent": a.agent.display().to_string(),
+            });
+            super::emit(&serde_json::to_string(&out)?)?;
+        }
+        MeasureFormat::Policy => {
+            super::emit(&std::format!(
+                "# sigil-verify measure simulated: agent {} (SHA-384 of the executable)",
+                a.agent.display()
+            ))?;
+            super::emit("[simulated]")?;
+            super::emit(&std::format!("measurements = [\"{}\"]", hex::encode(m)))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A firmware file, or why it is refused (too large).

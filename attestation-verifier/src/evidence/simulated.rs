@@ -141,3 +141,22 @@ pub fn parse_simulated_report(bytes: &[u8]) -> Result<SimulatedReport, Simulated
     }
     Ok(r)
 }
+
+/// The measurement the agent's simulator reports: the SHA-384 of the agent executable's bytes,
+/// read from `r`. Anyone holding the same build computes the same value
+/// (`sigil-verify measure simulated --agent FILE`), so a development policy can pin it as a
+/// hardware policy pins a launch measurement (`[simulated] measurements`).
+#[cfg(feature = "std")]
+pub fn executable_measurement(mut r: impl std::io::Read) -> std::io::Result<[u8; 48]> {
+    use sha2::Digest;
+    let mut h = sha2::Sha384::new();
+    let mut buf = alloc::vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(h.finalize().into())
+}

@@ -207,6 +207,7 @@ fn encode_marked(p: &Policy) -> Writer {
     w.u32("gpu.min_count", g.min_count);
     w.string_list("gpu.models", &g.models);
     w.bool("gpu.require_confidential_mode", g.require_confidential_mode);
+    w.bytes_list("simulated.measurements", &p.simulated.measurements);
     w
 }
 
@@ -483,6 +484,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
     g.min_count = r.u32("gpu.min_count")?;
     g.models = r.string_list("gpu.models")?;
     g.require_confidential_mode = r.bool("gpu.require_confidential_mode")?;
+    p.simulated.measurements = r.bytes_list("simulated.measurements")?;
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -558,7 +560,8 @@ pub(super) fn check_caps(p: &Policy) -> Result<(), PolicyError> {
     cap_strings("gpu.allowed_vbios_versions", &g.allowed_vbios_versions)?;
     cap_strings("gpu.allowed_modes", &g.allowed_modes)?;
     cap_strings("gpu.allowed_archs", &g.allowed_archs)?;
-    cap_strings("gpu.models", &g.models)
+    cap_strings("gpu.models", &g.models)?;
+    cap_bytes("simulated.measurements", &p.simulated.measurements)
 }
 
 /// Every rule of a policy in canonical form as TOML.
@@ -720,5 +723,8 @@ pub(super) fn to_toml(p: &Policy) -> String {
         "require_confidential_mode",
         format!("{}", g.require_confidential_mode),
     );
+
+    o.push_str("\n[simulated]\n");
+    line(&mut o, "measurements", hexes(&p.simulated.measurements));
     o
 }

@@ -39,13 +39,17 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
                 v.extend(vs);
             }
         }
-        VerifiedCpu::Simulated(_) => {
+        VerifiedCpu::Simulated(report) => {
             if !policy.allow_simulated {
                 v.push(Violation {
                     rule: "allow_simulated",
                     detail: "evidence is from the simulator, not a TEE (allow it only for testing)"
                         .to_string(),
                 });
+            } else if let Verdict::Reject(vs) =
+                policy.simulated.evaluate(&report.body.measurement)
+            {
+                v.extend(vs);
             }
         }
     }

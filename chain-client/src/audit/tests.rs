@@ -7,13 +7,15 @@
 
 use attestation_verifier::binding;
 use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle, bundle_digest};
-use attestation_verifier::crypto::{Crypto, RustCrypto};
+use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
 use attestation_verifier::receipt::{EvidenceRef, SignedReceipt, TeeKind as RTee, Usage};
 
 use super::*;
 use crate::keys::Ed25519Keypair;
-use crate::policy::{SIMULATED_V1, policy_id};
+use crate::policy::{SEV_SNP_V1, SIMULATED_V1};
+use crate::types::PolicyInfo;
+use attestation_verifier::policy::{HexBytes, Policy};
 use crate::types::{AttestedKey, Capabilities, Payee, ProviderClass, TeeKind, Tier};
 
 const PRICE: u128 = 5_000_000_000_000;
@@ -85,6 +87,7 @@ fn record(terms: TierTerms, receipts: Vec<StoredReceipt>, providers: Vec<Provide
     JobRecord {
         job_id: [1; 32],
         at_block: 4,
+        policy: None,
         job: Job {
             buyer: AccountId32([9; 32]),
             spec_hash: [2; 32],
@@ -215,7 +218,29 @@ fn simulated_bundle(k: &Ed25519Keypair) -> Vec<u8> {
     EvidenceBundle::new(k.public_key(), nonce, cpu, vec![]).to_bytes()
 }
 
-fn tier3(policy: [u8; 32]) -> JobRecord {
+/// `p` as the chain stores it.
+fn on_chain(p: &Policy) -> PolicyInfo {
+    PolicyInfo {
+        id: p.id(),
+        document: p.canonical_bytes(),
+        owner: None,
+        deposit: 0,
+        tees: vec![],
+        unpinned: None,
+        key_lifetime_ms: None,
+        min_gpus: 0,
+        users: 1,
+        registered_at: 1,
+    }
+}
+
+fn genesis(name: &str) -> Policy {
+    attestation_verifier::policy::genesis::named(name).unwrap()
+}
+
+/// A settled tier-3 job under `p` (registered), with a simulated attested key.
+fn tier3(p: &Policy) -> JobRecord {
+    let policy = p.id();
     let k = key("//Audit3");
     let bundle = simulated_bundle(&k);
     let digest = bundle_digest(&RustCrypto, &bundle);
@@ -232,6 +257,8 @@ fn tier3(policy: [u8; 32]) -> JobRecord {
         evidence_digest: digest,
         verified_at_ms: 1_000,
         expires_at_ms: 10_000,
+        gpu_count: 0,
+        gpu_chip: String::new(),
         previous: None,
     };
     let mut r = record(
@@ -254,19 +281,29 @@ fn tier3(policy: [u8; 32]) -> JobRecord {
         verified_at_ms: 1_000,
         expires_at_ms: 10_000,
     });
+    r.policy = Some(on_chain(p));
     r
 }
 
 #[test]
 fn tier3_replay_works() {
-    let report = replay(&tier3(policy_id(SIMULATED_V1)));
+    let p = genesis(SIMULATED_V1);
+    let report = replay(&tier3(&p));
     assert!(report.verified, "{report:#?}");
-    assert_eq!(report.receipts[0].policy, Some(SIMULATED_V1));
+    assert_eq!(
+        report.receipts[0].policy,
+        Some(format!("0x{} ({SIMULATED_V1})", hex::encode(p.id())))
+    );
+    // A registered policy pinning the simulated measurement the evidence carries.
+    let mut pinned = genesis(SIMULATED_V1);
+    pinned.simulated.measurements = vec![HexBytes(vec![0x11; 48])];
+    let report = replay(&tier3(&pinned));
+    assert!(report.verified, "{report:#?}");
 }
 
 #[test]
 fn tier3_tampered_evidence_rejects() {
-    let mut r = tier3(policy_id(SIMULATED_V1));
+    let mut r = tier3(&genesis(SIMULATED_V1));
     let n = r.attestations[0].evidence.len();
     // A byte inside the simulator's signature (the bundle ends with its GPU lists).
     let at = r.attestations[0]
@@ -281,22 +318,50 @@ fn tier3_tampered_evidence_rejects() {
 #[test]
 fn tier3_policy_rejects() {
     // Simulated evidence under a policy that does not allow it.
-    let report = replay(&tier3(policy_id(crate::policy::CONFIDENTIAL_VM_V1)));
+    let report = replay(&tier3(&genesis(crate::policy::CONFIDENTIAL_VM_V1)));
     assert!(!report.verified);
-    // A policy the chain does not know.
-    let report = replay(&tier3(RustCrypto.sha256(b"unknown")));
+    // A policy pinning another agent build.
+    let mut pinned = genesis(SIMULATED_V1);
+    pinned.simulated.measurements = vec![HexBytes(vec![0x22; 48])];
+    let report = replay(&tier3(&pinned));
     assert!(!report.verified);
     assert!(
         report.receipts[0]
             .reasons
             .iter()
-            .any(|x| x.contains("not one of the chain's"))
+            .any(|x| x.contains("simulated.measurements")),
+        "{report:#?}"
+    );
+    // A policy the chain does not have.
+    let mut r = tier3(&genesis(SIMULATED_V1));
+    r.policy = None;
+    let report = replay(&r);
+    assert!(!report.verified);
+    assert!(
+        report.receipts[0]
+            .reasons
+            .iter()
+            .any(|x| x.contains("not registered on chain"))
+    );
+    // A stored document that is not the one the id names.
+    let mut r = tier3(&genesis(SIMULATED_V1));
+    if let Some(p) = r.policy.as_mut() {
+        p.document = genesis(SEV_SNP_V1).canonical_bytes();
+    }
+    let report = replay(&r);
+    assert!(!report.verified);
+    assert!(
+        report.receipts[0]
+            .reasons
+            .iter()
+            .any(|x| x.contains("hashes to")),
+        "{report:#?}"
     );
 }
 
 #[test]
 fn tier3_missing_evidence_rejects() {
-    let mut r = tier3(policy_id(SIMULATED_V1));
+    let mut r = tier3(&genesis(SIMULATED_V1));
     r.attestations.clear();
     assert!(!replay(&r).verified);
 }

@@ -68,9 +68,13 @@ pub(crate) struct FundArgs {
     /// Acceptable TEE kinds, comma-separated (empty: any).
     #[arg(long, value_delimiter = ',')]
     tee: Vec<String>,
-    /// Required GPU model (empty: any).
+    /// Required GPU model (empty: any). Tier 3 matches it against the chip of the
+    /// provider's verified GPU reports (`NVIDIA H100 80GB HBM3` or `GH100`).
     #[arg(long, default_value = "")]
     gpu_model: String,
+    /// Tier 3: fewest GPUs, counted in the provider's verified GPU reports.
+    #[arg(long, default_value_t = 0)]
+    gpu_count: u32,
     /// Price in MINT (decimal, e.g. 5 or 0.25).
     #[arg(long)]
     price: String,
@@ -128,6 +132,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &BuyerCmd) -> Result<u8> {
                     .map(|t| parse_tee(t))
                     .collect::<Result<_, _>>()?,
                 gpu_model: args.gpu_model.clone(),
+                gpu_count: args.gpu_count,
             };
             let price = parse_mint(&args.price)?;
             let c = connect(cli).await?;

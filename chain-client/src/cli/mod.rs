@@ -31,6 +31,7 @@ mod buyer;
 mod chain;
 mod dispatch;
 mod job;
+mod policy_cmd;
 mod provider;
 
 /// Client of the Sigil market chain.
@@ -82,6 +83,9 @@ enum Command {
     /// Buyer: fund jobs, watch them, reclaim expired escrow.
     #[command(subcommand)]
     Buyer(buyer::BuyerCmd),
+    /// Attestation policies: write one, compute its id, register, show, list, retire.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCmd),
     /// Dispatcher: bind providers to jobs.
     #[command(subcommand)]
     Dispatch(dispatch::DispatchCmd),
@@ -216,6 +220,7 @@ async fn run_command(cli: &Cli) -> Result<u8> {
         Command::Account(cmd) => account::run(cli, cmd).await,
         Command::Provider(cmd) => provider::run(cli, cmd).await,
         Command::Buyer(cmd) => buyer::run(cli, cmd).await,
+        Command::Policy(cmd) => policy_cmd::run(cli, cmd).await,
         Command::Dispatch(cmd) => dispatch::run(cli, cmd).await,
         Command::Audit(cmd) => audit::run(cli, cmd).await,
         Command::Job(cmd) => job::run(cli, cmd).await,
@@ -250,11 +255,11 @@ fn parse_tee(s: &str) -> Result<TeeKind, ChainError> {
 
 fn parse_policy_arg(s: Option<&str>) -> Result<[u8; 32], ChainError> {
     let s = s.ok_or_else(|| bad("policy", "tier 3 needs --policy"))?;
-    policy::parse_policy(s).map(|p| p.id).ok_or_else(|| {
+    policy::parse_policy_ref(s).ok_or_else(|| {
         bad(
             "policy",
             &format!(
-                "{s:?} is not one of the chain's: {}",
+                "{s:?} is neither a 0x id (64 hex digits) nor a genesis policy ({})",
                 policy::NAMES.join(", ")
             ),
         )
@@ -287,6 +292,14 @@ fn parse_mint(s: &str) -> Result<u128, ChainError> {
     int.checked_mul(MINT)
         .and_then(|v| v.checked_add(frac))
         .ok_or_else(err)
+}
+
+/// Writes `text` to stdout as it is (TOML, for `sigil policy new|show --format text`).
+fn write_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 fn emit<T: Serialize>(format: Format, value: &T) -> Result<()> {

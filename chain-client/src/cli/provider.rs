@@ -28,12 +28,25 @@ pub(crate) enum ProviderCmd {
         /// GPU model (empty for none).
         #[arg(long, default_value = "")]
         gpu_model: String,
-        /// Evidence bundle (`SCALE(EvidenceBundle)`) attesting the receipt key, for tier 3.
-        #[arg(long, requires = "policy")]
+        /// Evidence bundle (`SCALE(EvidenceBundle)`) attesting the receipt key, for tier 3; it
+        /// must bind the registration nonce of `--anchor` (see `sigil provider nonce`).
+        #[arg(long, requires_all = ["policy", "anchor"])]
         evidence: Option<PathBuf>,
-        /// Policy the evidence is verified under: a name (`sigil.simulated.v1`) or `0x` id.
+        /// Policy the evidence is verified under: a genesis name or `0x` id.
         #[arg(long)]
         policy: Option<String>,
+        /// The block the evidence's registration nonce is anchored at.
+        #[arg(long)]
+        anchor: Option<u32>,
+    },
+    /// A recent block to anchor registration evidence at, and the nonce the evidence must bind
+    /// for the account (submit it within the chain's anchor window, 64 blocks).
+    Nonce {
+        /// The provider's account (SS58 or 0x hex); default: the key's account.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
     },
     /// A provider's registration: receipt key, offer, attested key, open jobs (exit 2 when
     /// the account is not registered).
@@ -42,13 +55,17 @@ pub(crate) enum ProviderCmd {
         #[arg(long)]
         account: String,
     },
-    /// Replace the attested key's evidence with a fresh bundle binding the same key.
+    /// Replace the attested key's evidence with a new bundle binding the same key and the
+    /// registration nonce of `--anchor`.
     RefreshAttestation {
         #[command(flatten)]
         key: KeyArgs,
         /// The new evidence bundle.
         #[arg(long)]
         evidence: PathBuf,
+        /// The block the evidence's registration nonce is anchored at.
+        #[arg(long)]
+        anchor: u32,
     },
     /// Remove the registration (refused while bound jobs are open).
     Deregister {
@@ -106,6 +123,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
             gpu_model,
             evidence,
             policy: policy_arg,
+            anchor,
         } => {
             let signer = key.load(KeyScheme::Ed25519)?;
             let receipt_key = match (receipt_suri, signer.as_ed25519()) {
@@ -130,6 +148,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
                 Some(path) => Some(crate::types::Evidence {
                     bundle: read_file(path, "evidence bundle")?,
                     policy: parse_policy_arg(policy_arg.as_deref())?,
+                    anchor: anchor.unwrap_or_default(),
                 }),
             };
             let c = connect(cli).await?;
@@ -139,11 +158,26 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
                     .await?,
             )?;
         }
-        ProviderCmd::RefreshAttestation { key, evidence } => {
+        ProviderCmd::RefreshAttestation {
+            key,
+            evidence,
+            anchor,
+        } => {
             let signer = key.load(KeyScheme::Ed25519)?;
             let bundle = read_file(evidence, "evidence bundle")?;
             let c = connect(cli).await?;
-            emit(format, &c.refresh_attestation(&signer, &bundle).await?)?;
+            emit(
+                format,
+                &c.refresh_attestation(&signer, &bundle, *anchor).await?,
+            )?;
+        }
+        ProviderCmd::Nonce { account, key } => {
+            let who = match account {
+                Some(a) => parse_account(a)?,
+                None => key.load(KeyScheme::Ed25519)?.account_id(),
+            };
+            let c = connect(cli).await?;
+            emit(format, &c.registration_anchor(&who).await?)?;
         }
         ProviderCmd::Deregister { key } => {
             let signer = key.load(KeyScheme::Ed25519)?;

@@ -365,7 +365,8 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
         | "tdx.mrowner"
         | "tdx.mrownerconfig"
         | "tdx.mrseams"
-        | "tdx.report_data" => F::MeasurementRejected,
+        | "tdx.report_data"
+        | "simulated.measurements" => F::MeasurementRejected,
         _ => F::TcbRejected,
     }
 }

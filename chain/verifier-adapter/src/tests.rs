@@ -69,6 +69,20 @@ fn genesis_policies_works() {
 }
 
 #[test]
+fn simulated_measurement_pin_works() {
+    use attestation_verifier::policy::HexBytes;
+    let mut p = attestation_verifier::policy::genesis::named(policies::SIMULATED_V1).unwrap();
+    p.simulated.measurements = vec![HexBytes(MEASUREMENT.to_vec()), HexBytes(vec![0x33; 48])];
+    let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
+    assert_eq!(verify(&bundle, &p.canonical_bytes()).unwrap().measurement, MEASUREMENT);
+    p.simulated.measurements = vec![HexBytes(vec![0x22; 48])];
+    assert_eq!(
+        verify(&bundle, &p.canonical_bytes()),
+        Err(AttestationFailure::MeasurementRejected)
+    );
+}
+
+#[test]
 fn inspect_policy_works() {
     use attestation_verifier::policy::HexBytes;
     let mut pinned = attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1)

@@ -10,7 +10,6 @@ use attestation_verifier::bundle::CpuEvidence;
 use attestation_verifier::evidence::simulated::{SimulatedBody, SimulatedKey, SimulatedReport};
 use attestation_verifier::receipt::TeeKind;
 use ed25519_dalek::{Signer, SigningKey};
-use sha2::Digest;
 
 use crate::evidence::{EvidenceError, EvidenceSource};
 
@@ -22,26 +21,23 @@ pub struct SimulatedEvidenceSource {
 
 impl SimulatedEvidenceSource {
     /// A simulator with a fresh key. Its "measurement" stands in for a launch
-    /// measurement: SHA-384 over the running executable's path, size and
-    /// modification time (cheap at start; nothing checks it), zeros if unknown.
+    /// measurement: the SHA-384 of the running agent executable, which anyone with
+    /// the same build computes (`sigil-verify measure simulated --agent FILE`), so a
+    /// development policy can pin this agent build (`[simulated] measurements`).
     pub fn new() -> Result<Self, EvidenceError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| EvidenceError::Rng(e.to_string()))?;
         let measurement = std::env::current_exe()
-            .and_then(|exe| {
-                let meta = std::fs::metadata(&exe)?;
-                let mtime = meta
-                    .modified()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let mut h = sha2::Sha384::new();
-                h.update(exe.as_os_str().as_encoded_bytes());
-                h.update(meta.len().to_le_bytes());
-                h.update(mtime.to_le_bytes());
-                Ok(h.finalize().into())
+            .and_then(std::fs::File::open)
+            .and_then(|f| {
+                attestation_verifier::evidence::simulated::executable_measurement(
+                    std::io::BufReader::new(f),
+                )
             })
-            .unwrap_or([0; 48]);
+            .map_err(|e| EvidenceError::Unavailable {
+                backend: "simulated".into(),
+                reason: format!("reading the agent executable to measure it: {e}"),
+            })?;
         tracing::warn!(
             "SIMULATED evidence source: this agent has no TEE; its evidence proves nothing and verifiers reject it unless simulated evidence is allowed"
         );
