@@ -178,7 +178,17 @@ impl Attestor {
 
     /// Collects attested-key evidence now and makes it current.
     pub fn refresh(&self, now_ms: u64) -> Result<AttestedKeyEvidence, EvidenceError> {
-        let bundle = self.attest(self.attested_key_nonce(now_ms))?;
+        self.refresh_with(self.attested_key_nonce(now_ms), now_ms)
+    }
+
+    /// Collects attested-key evidence for `nonce` (e.g. a chain's registration nonce) and
+    /// makes it current.
+    pub fn refresh_with(
+        &self,
+        nonce: [u8; 32],
+        now_ms: u64,
+    ) -> Result<AttestedKeyEvidence, EvidenceError> {
+        let bundle = self.attest(nonce)?;
         let bytes = bundle.to_bytes();
         let digest = attestation_verifier::bundle::bundle_digest(&DefaultCrypto::default(), &bytes);
         let ev = AttestedKeyEvidence {

@@ -4,9 +4,16 @@
 //! 1. it registers the account as a provider whose receipts the agent key signs (the key proof
 //!    is signed inside the TEE by that key); with a TEE it registers the key's attested-key
 //!    evidence under `[chain] policy`, verified by the runtime;
-//! 2. it keeps the chain's copy of that evidence current: before an attested-key receipt goes
-//!    out, the evidence it references is put on chain (`refresh_attestation`) unless the chain
-//!    already honours it;
+//!    Registration evidence binds a nonce the chain derives from a recent block and the account
+//!    (`sigil_chain_client::registration_nonce`): the settler asks the chain for an anchor,
+//!    collects evidence for that nonce, checks it against the policy document the chain stores
+//!    for `[chain] policy` (refusing to register, and naming each failed rule, when its own
+//!    evidence would not satisfy it), and submits it;
+//! 2. it keeps the attested key valid: once half of the key's validity has passed (or the
+//!    agent's evidence is not the chain's), it collects new anchored evidence and refreshes the
+//!    chain's record (`refresh_attestation`); the engine does not refresh evidence on its own
+//!    while a chain takes tier-3 work, so every attested-key receipt references evidence the
+//!    chain holds;
 //! 3. it submits the receipt of every finished job that the chain bound to the account, as
 //!    soon as the job ends, and on start for jobs that ended while it was down.
 //!
@@ -25,7 +32,9 @@ use attestation_verifier::receipt::{EvidenceMode, SignedReceipt};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sigil_chain_client::types::{Capabilities, Evidence, JobStatus, TeeKind, Tier};
-use sigil_chain_client::{AccountId32, ChainClient, ChainError, KeyScheme, Keypair, Submitted};
+use sigil_chain_client::{
+    AccountId32, ChainClient, ChainError, KeyScheme, Keypair, RegistrationAnchor, Submitted,
+};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +65,17 @@ pub enum SettleError {
     /// The job store failed.
     #[error("job store: {0}")]
     Jobs(String),
+    /// Collecting evidence failed.
+    #[error("evidence: {0}")]
+    Evidence(String),
+    /// The agent's own evidence does not satisfy the policy it would register under.
+    #[error("the agent's evidence does not satisfy policy 0x{policy}: {}", reasons.join("; "))]
+    Policy {
+        /// The policy id (hex).
+        policy: String,
+        /// Each failed rule or check.
+        reasons: Vec<String>,
+    },
 }
 
 fn store_err(e: impl std::fmt::Display) -> SettleError {
@@ -69,6 +89,8 @@ pub struct ProviderState {
     pub signing_key: [u8; 32],
     /// Digest of the attested-key evidence on chain (tier 3).
     pub evidence_digest: Option<[u8; 32]>,
+    /// When the chain verified it and when the key expires (Unix ms; tier 3).
+    pub validity_ms: Option<(u64, u64)>,
     /// Bound jobs still open.
     pub active_jobs: u32,
 }
@@ -95,11 +117,21 @@ pub trait MarketChain: Send + Sync {
     fn register(&self, r: &Registration) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Removes the account's registration.
     fn deregister(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
-    /// Replaces the account's attested-key evidence.
+    /// Replaces the account's attested-key evidence with `bundle`, anchored at block `anchor`.
     fn refresh_attestation(
         &self,
         bundle: &[u8],
+        anchor: u32,
     ) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// A recent block to anchor registration evidence at, and the nonce it must bind.
+    fn registration_anchor(
+        &self,
+    ) -> impl Future<Output = Result<RegistrationAnchor, ChainError>> + Send;
+    /// The document of the policy registered under `id`, if any.
+    fn policy_document(
+        &self,
+        id: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, ChainError>> + Send;
     /// Whether the chain honours attested-key receipts that reference `digest`.
     fn honours(&self, digest: &[u8; 32]) -> impl Future<Output = Result<bool, ChainError>> + Send;
     /// A job's status, if the chain knows the job.
@@ -143,7 +175,8 @@ impl MarketChain for ClientChain {
             .await?
             .map(|p| ProviderState {
                 signing_key: p.signing_key,
-                evidence_digest: p.attested.map(|a| a.evidence_digest),
+                evidence_digest: p.attested.as_ref().map(|a| a.evidence_digest),
+                validity_ms: p.attested.map(|a| (a.verified_at_ms, a.expires_at_ms)),
                 active_jobs: p.active_jobs,
             }))
     }
@@ -165,11 +198,21 @@ impl MarketChain for ClientChain {
         self.client.deregister(&self.account).await.map(drop)
     }
 
-    async fn refresh_attestation(&self, bundle: &[u8]) -> Result<(), ChainError> {
+    async fn refresh_attestation(&self, bundle: &[u8], anchor: u32) -> Result<(), ChainError> {
         self.client
-            .refresh_attestation(&self.account, bundle)
+            .refresh_attestation(&self.account, bundle, anchor)
             .await
             .map(drop)
+    }
+
+    async fn registration_anchor(&self) -> Result<RegistrationAnchor, ChainError> {
+        self.client
+            .registration_anchor(&self.account.account_id())
+            .await
+    }
+
+    async fn policy_document(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(self.client.policy(id).await?.map(|p| p.document))
     }
 
     async fn honours(&self, digest: &[u8; 32]) -> Result<bool, ChainError> {
@@ -201,6 +244,23 @@ impl MarketChain for ClientChain {
             .await
             .map(|i| Submitted::from(&i))
     }
+}
+
+/// Verifies the agent's own evidence `bundle` under `policy` at `now_ms`, as the chain will;
+/// returns every failed check or rule (empty: it would be accepted).
+fn check_own_evidence(
+    policy: &attestation_verifier::policy::Policy,
+    bundle: &[u8],
+    now_ms: u64,
+) -> Vec<String> {
+    let mut verifier = match attestation_verifier::ReceiptVerifier::new(
+        attestation_verifier::crypto::DefaultCrypto::default(),
+    ) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("the verifier's pinned roots: {e}")],
+    };
+    let now = attestation_verifier::time::UnixTime(now_ms / 1_000);
+    attestation_verifier::check_bundle(&mut verifier, bundle, None, None, policy, now).reasons
 }
 
 /// Connects to the configured chain with the configured account.
@@ -393,12 +453,15 @@ impl<C: MarketChain> Settler<C> {
         cfg: &ChainConfig,
         gpu_model: Option<&str>,
     ) -> Result<Self, SettleError> {
-        let policy = sigil_chain_client::policy::parse_policy(&cfg.policy)
-            .ok_or_else(|| SettleError::Config {
+        let policy = sigil_chain_client::policy::parse_policy_ref(&cfg.policy).ok_or_else(|| {
+            SettleError::Config {
                 key: "policy",
-                detail: format!("{:?} is not a chain policy", cfg.policy),
-            })?
-            .id;
+                detail: format!(
+                    "{:?} is neither a 0x policy id nor a genesis policy name",
+                    cfg.policy
+                ),
+            }
+        })?;
         let capabilities = capabilities(cfg, attestor.tee(), gpu_model)?;
         let outbox = Outbox::open(&outbox_path(state_dir))?;
         Ok(Self {
@@ -422,22 +485,60 @@ impl<C: MarketChain> Settler<C> {
         self.capabilities.tiers.contains(&Tier::Attested)
     }
 
-    /// The registration of the agent key (and its current evidence, for tier 3).
-    fn registration(&self) -> Result<Registration, SettleError> {
-        let key = self.attestor.public_key();
-        let attestation = if self.wants_attestation() {
-            let ev = self.attestor.current().ok_or_else(|| {
-                SettleError::Jobs("no attested-key evidence collected yet".into())
+    /// Collects attested-key evidence bound to a fresh registration nonce, checks it against the
+    /// policy the chain stores for the configured id, stores its bundle and makes receipts
+    /// reference it. Returns the evidence and its anchor block.
+    async fn anchored_evidence(&self) -> Result<(Evidence, [u8; 32]), SettleError> {
+        let document = self
+            .chain
+            .policy_document(&self.policy)
+            .await?
+            .ok_or_else(|| SettleError::Policy {
+                policy: hex::encode(self.policy),
+                reasons: vec!["no policy with this id is registered on chain".into()],
             })?;
-            Some(Evidence {
+        let policy = attestation_verifier::policy::Policy::from_canonical_bytes(&document)
+            .map_err(|e| SettleError::Policy {
+                policy: hex::encode(self.policy),
+                reasons: vec![format!("the chain's document does not decode: {e}")],
+            })?;
+        let anchor = self.chain.registration_anchor().await?;
+        let attestor = Arc::clone(&self.attestor);
+        let now_ms = crate::metering::unix_ms();
+        let ev = tokio::task::spawn_blocking(move || attestor.refresh_with(anchor.nonce, now_ms))
+            .await
+            .map_err(|e| SettleError::Evidence(e.to_string()))?
+            .map_err(|e| SettleError::Evidence(e.to_string()))?;
+        let reasons = check_own_evidence(&policy, &ev.bytes, now_ms);
+        if !reasons.is_empty() {
+            return Err(SettleError::Policy {
+                policy: hex::encode(self.policy),
+                reasons,
+            });
+        }
+        self.store
+            .put_bundle(ev.digest, ev.bytes.to_vec())
+            .await
+            .map_err(|e| SettleError::Jobs(e.to_string()))?;
+        Ok((
+            Evidence {
                 bundle: ev.bytes.to_vec(),
                 policy: self.policy,
-            })
+                anchor: anchor.anchor,
+            },
+            ev.digest,
+        ))
+    }
+
+    /// The registration of the agent key (and, for tier 3, newly collected anchored evidence).
+    async fn registration(&self) -> Result<Registration, SettleError> {
+        let attestation = if self.wants_attestation() {
+            Some(self.anchored_evidence().await?.0)
         } else {
             None
         };
         Ok(Registration {
-            key,
+            key: self.attestor.public_key(),
             proof: self.attestor.sign_provider_key_proof(&self.account),
             capabilities: self.capabilities.clone(),
             attestation,
@@ -451,24 +552,24 @@ impl<C: MarketChain> Settler<C> {
         let key = self.attestor.public_key();
         match self.chain.provider().await? {
             None => {
-                self.chain.register(&self.registration()?).await?;
+                self.chain.register(&self.registration().await?).await?;
                 tracing::info!(account = %hex::encode(self.account), tiers = ?self.capabilities.tiers, "registered as a provider on chain");
                 Ok(true)
             }
             Some(p) if p.signing_key == key => {
-                let stale = self
-                    .attestor
-                    .current()
-                    .filter(|ev| self.wants_attestation() && p.evidence_digest != Some(ev.digest));
-                if let Some(ev) = stale {
-                    self.chain.refresh_attestation(&ev.bytes).await?;
-                    tracing::info!(digest = %hex::encode(ev.digest), "attested-key evidence refreshed on chain");
+                if self.wants_attestation() && self.needs_refresh(&p) {
+                    let (ev, digest) = self.anchored_evidence().await?;
+                    self.chain
+                        .refresh_attestation(&ev.bundle, ev.anchor)
+                        .await?;
+                    tracing::info!(digest = %hex::encode(digest), "attested-key evidence refreshed on chain");
                 }
                 Ok(true)
             }
             Some(p) if p.active_jobs == 0 => {
+                let registration = self.registration().await?;
                 self.chain.deregister().await?;
-                self.chain.register(&self.registration()?).await?;
+                self.chain.register(&registration).await?;
                 tracing::info!(account = %hex::encode(self.account), "re-registered on chain with this agent's key");
                 Ok(true)
             }
@@ -478,6 +579,22 @@ impl<C: MarketChain> Settler<C> {
                     "the account is registered with another agent key; re-registering once its open jobs close"
                 );
                 Ok(false)
+            }
+        }
+    }
+
+    /// Whether the chain's attested key needs new evidence: the agent's current evidence is not
+    /// the chain's, or half of the key's validity has passed.
+    fn needs_refresh(&self, p: &ProviderState) -> bool {
+        let current = self.attestor.current().map(|ev| ev.digest);
+        if current.is_none() || p.evidence_digest != current {
+            return true;
+        }
+        match p.validity_ms {
+            None => true,
+            Some((verified, expires)) => {
+                let half = verified.saturating_add(expires.saturating_sub(verified) / 2);
+                crate::metering::unix_ms() >= half
             }
         }
     }
@@ -534,17 +651,16 @@ impl<C: MarketChain> Settler<C> {
         let fresh = match body.evidence.mode {
             EvidenceMode::FreshQuote => Some(bundle(&body.evidence.digest)?),
             EvidenceMode::AttestedKey => {
-                let digest = body.evidence.digest;
-                if !self.chain.honours(&digest).await? {
-                    let evidence = bundle(&digest)?;
-                    if let Err(e) = self.chain.refresh_attestation(&evidence).await {
-                        if !e.is_refusal() {
-                            return Err(e.into());
-                        }
-                        return Ok(Outcome::Refused {
-                            reason: format!("putting the receipt's evidence on chain: {e}"),
-                        });
-                    }
+                // The chain holds every evidence the settler registered (the current one, and
+                // the one the last refresh replaced until its own expiry); evidence it never
+                // took cannot be put there any more (its nonce is not anchored on chain).
+                if !self.chain.honours(&body.evidence.digest).await? {
+                    return Ok(Outcome::Refused {
+                        reason: format!(
+                            "the receipt references evidence 0x{} that the chain does not hold for this key",
+                            hex::encode(body.evidence.digest)
+                        ),
+                    });
                 }
                 None
             }

@@ -46,8 +46,17 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         } else {
             Evidence::AttestedKey
         },
-        evidence_refresh: Duration::from_secs(cfg.evidence.refresh_secs),
+        // A chain taking tier-3 work accepts only evidence bound to its registration nonces:
+        // the settler collects and registers it, so the engine does not replace it on its own.
+        evidence_refresh: (!chain_refreshes_evidence(cfg))
+            .then(|| Duration::from_secs(cfg.evidence.refresh_secs)),
     }
+}
+
+/// Whether the chain settler owns the attested-key evidence: a chain is configured and tier 3
+/// is offered (explicitly, or by default when the agent has evidence).
+fn chain_refreshes_evidence(cfg: &Config) -> bool {
+    cfg.chain.enabled() && (cfg.chain.tiers.is_empty() || cfg.chain.tiers.contains(&3))
 }
 
 /// Why logging could not start.

@@ -32,7 +32,7 @@ use enclave_agent::settle::{
 use enclave_agent::store::{Completion, Store};
 use sha2::{Digest, Sha256};
 use sigil_chain_client::types::{JobStatus, TeeKind, Tier};
-use sigil_chain_client::{ChainError, Submitted};
+use sigil_chain_client::{ChainError, RegistrationAnchor, Submitted};
 
 const ACCOUNT: [u8; 32] = [0xAC; 32];
 
@@ -41,6 +41,10 @@ type Submission = ([u8; 32], Vec<u8>, Option<Vec<u8>>);
 
 #[derive(Default)]
 struct State {
+    /// Registered policy documents (the genesis ones, unless a test changes them).
+    policies: HashMap<[u8; 32], Vec<u8>>,
+    /// Registration nonces handed out, by anchor block.
+    anchors: HashMap<u32, [u8; 32]>,
     provider: Option<ProviderState>,
     previous: Option<[u8; 32]>,
     jobs: HashMap<[u8; 32], JobStatus>,
@@ -51,8 +55,31 @@ struct State {
     rpc_down: bool,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct FakeChain(Arc<Mutex<State>>);
+
+impl Default for FakeChain {
+    fn default() -> Self {
+        let mut state = State::default();
+        for name in sigil_chain_client::policy::NAMES {
+            let p = attestation_verifier::policy::genesis::named(name).unwrap();
+            state.policies.insert(p.id(), p.canonical_bytes());
+        }
+        Self(Arc::new(Mutex::new(state)))
+    }
+}
+
+/// Validity the fake chain gives an attested key: one hour from now.
+fn validity() -> Option<(u64, u64)> {
+    Some((now_ms(), now_ms() + 3_600_000))
+}
+
+/// The nonce a bundle binds.
+fn nonce_of(bundle: &[u8]) -> [u8; 32] {
+    attestation_verifier::bundle::EvidenceBundle::from_bytes(bundle)
+        .unwrap()
+        .nonce
+}
 
 impl FakeChain {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
@@ -96,9 +123,18 @@ impl MarketChain for FakeChain {
             if s.provider.is_some() {
                 return Err(refused("AlreadyRegistered"));
             }
+            if let Some(a) = &r.attestation {
+                if s.anchors.get(&a.anchor) != Some(&nonce_of(&a.bundle)) {
+                    return Err(refused("StaleNonce"));
+                }
+                if !s.policies.contains_key(&a.policy) {
+                    return Err(refused("UnknownPolicy"));
+                }
+            }
             s.provider = Some(ProviderState {
                 signing_key: r.key,
                 evidence_digest: r.attestation.as_ref().map(|a| digest_of(&a.bundle)),
+                validity_ms: r.attestation.as_ref().and_then(|_| validity()),
                 active_jobs: 0,
             });
             s.previous = None;
@@ -120,21 +156,45 @@ impl MarketChain for FakeChain {
         })
     }
 
-    async fn refresh_attestation(&self, bundle: &[u8]) -> Result<(), ChainError> {
+    async fn refresh_attestation(&self, bundle: &[u8], anchor: u32) -> Result<(), ChainError> {
         self.check_up()?;
         self.with(|s| {
+            if s.anchors.get(&anchor) != Some(&nonce_of(bundle)) {
+                return Err(refused("StaleNonce"));
+            }
             let p = s
                 .provider
                 .as_mut()
                 .ok_or_else(|| refused("NotRegistered"))?;
             let new = digest_of(bundle);
-            if p.evidence_digest != Some(new) {
-                s.previous = p.evidence_digest;
-                p.evidence_digest = Some(new);
+            if p.evidence_digest == Some(new) {
+                return Err(refused("EvidenceNotNew"));
             }
+            s.previous = p.evidence_digest;
+            p.evidence_digest = Some(new);
+            p.validity_ms = validity();
             s.refreshes.push(bundle.to_vec());
             Ok(())
         })
+    }
+
+    async fn registration_anchor(&self) -> Result<RegistrationAnchor, ChainError> {
+        self.check_up()?;
+        Ok(self.with(|s| {
+            let anchor = u32::try_from(s.anchors.len()).unwrap() + 1;
+            let nonce: [u8; 32] = Sha256::digest([b"fake-anchor".as_slice(), &anchor.to_le_bytes()].concat()).into();
+            s.anchors.insert(anchor, nonce);
+            RegistrationAnchor {
+                anchor,
+                anchor_hash: [anchor as u8; 32],
+                nonce,
+            }
+        }))
+    }
+
+    async fn policy_document(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, ChainError> {
+        self.check_up()?;
+        Ok(self.with(|s| s.policies.get(id).cloned()))
     }
 
     async fn honours(&self, digest: &[u8; 32]) -> Result<bool, ChainError> {
@@ -309,11 +369,18 @@ async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
         vec![Tier::Signed, Tier::Quorum, Tier::Attested]
     );
     assert_eq!(r.capabilities.tee_kinds, vec![TeeKind::Simulated]);
+    // The evidence was collected for the chain's registration nonce, is now the one receipts
+    // reference, and is in the job store for later.
     let evidence = f.attestor.current().unwrap();
     let attestation = r.attestation.unwrap();
     assert_eq!(attestation.bundle, *evidence.bytes);
     assert_eq!(
-        attestation.policy,
+        Some(nonce_of(&attestation.bundle)),
+        chain.with(|s| s.anchors.get(&attestation.anchor).copied())
+    );
+    assert!(f.store.bundle(&evidence.digest).unwrap().is_some());
+    assert_eq!(
+        Some(attestation.policy),
         sigil_chain_client::policy::policy_id("sigil.simulated.v1")
     );
     // Registered already: nothing more happens.
@@ -329,6 +396,7 @@ async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
         s.provider = Some(ProviderState {
             signing_key: [1; 32],
             evidence_digest: None,
+            validity_ms: None,
             active_jobs: 2,
         })
     });
@@ -442,30 +510,110 @@ async fn rpc_failures_are_retried_refusals_recorded_and_outcomes_survive_a_resta
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_receipts_evidence_is_put_on_chain_before_the_receipt() {
+async fn the_attested_key_is_refreshed_with_anchored_evidence_and_old_receipts_still_settle() {
     let f = fixture().await;
     let chain = FakeChain::default();
     let s = settler(&f, &chain);
     s.ensure_registered().await.unwrap();
-    // The agent refreshed its evidence after registering; the chain still has the old one.
-    refresh_evidence(&f).await;
-    let job = finished_job(&f, "after-refresh").await;
-    chain.with(|s| s.jobs.insert(job.job_id, JobStatus::Bound));
-    let body = SignedReceipt::decode_bytes(&f.store.receipt(&job.job_id).unwrap().unwrap())
-        .unwrap()
-        .body()
-        .unwrap();
-    assert_ne!(
-        chain.with(|s| s.provider.clone().unwrap().evidence_digest),
-        Some(body.evidence.digest)
-    );
-    assert!(matches!(
-        s.settle(&job).await.unwrap(),
-        Some(Outcome::Submitted { .. })
-    ));
+    let registered = chain.with(|s| s.provider.clone().unwrap().evidence_digest);
+    let before = finished_job(&f, "before-refresh").await;
+    // Fresh: nothing to do.
+    s.ensure_registered().await.unwrap();
+    assert!(chain.with(|s| s.refreshes.is_empty()));
+    // Half of the key's validity has passed: new evidence, for a new anchor.
+    chain.with(|s| s.provider.as_mut().unwrap().validity_ms = Some((0, 2 * now_ms())));
+    s.ensure_registered().await.unwrap();
     let refreshed = chain.with(|s| s.refreshes.clone());
     assert_eq!(refreshed.len(), 1);
-    assert_eq!(digest_of(&refreshed[0]), body.evidence.digest);
+    assert_ne!(Some(digest_of(&refreshed[0])), registered);
+    assert_eq!(
+        f.attestor.current().unwrap().digest,
+        digest_of(&refreshed[0]),
+        "receipts now reference the refreshed evidence"
+    );
+    // A receipt signed before the refresh references the replaced evidence, which the chain
+    // still honours; one signed after references the new evidence.
+    let after = finished_job(&f, "after-refresh").await;
+    for job in [&before, &after] {
+        chain.with(|s| s.jobs.insert(job.job_id, JobStatus::Bound));
+        assert!(matches!(
+            s.settle(job).await.unwrap(),
+            Some(Outcome::Submitted { .. })
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_on_evidence_the_chain_never_took_is_refused_with_the_reason() {
+    let f = fixture().await;
+    let chain = FakeChain::default();
+    let s = settler(&f, &chain);
+    s.ensure_registered().await.unwrap();
+    // Evidence collected outside the settler (not bound to a registration nonce).
+    refresh_evidence(&f).await;
+    let job = finished_job(&f, "unanchored").await;
+    chain.with(|s| s.jobs.insert(job.job_id, JobStatus::Bound));
+    assert!(matches!(
+        s.settle(&job).await.unwrap(),
+        Some(Outcome::Refused { reason }) if reason.contains("does not hold")
+    ));
+    assert!(chain.with(|s| s.receipts.is_empty()));
+}
+
+/// The measurement the simulator reports in this process (the test executable's).
+fn own_measurement() -> Vec<u8> {
+    let exe = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    attestation_verifier::evidence::simulated::executable_measurement(exe)
+        .unwrap()
+        .to_vec()
+}
+
+/// Registers `p` on the fake chain and points the fixture's `[chain] policy` at it.
+fn use_policy(f: &mut Fixture, chain: &FakeChain, p: &attestation_verifier::policy::Policy) {
+    chain.with(|s| s.policies.insert(p.id(), p.canonical_bytes()));
+    f.cfg.policy = format!("0x{}", hex::encode(p.id()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_under_a_policy_pinning_this_agent_works() {
+    use attestation_verifier::policy::HexBytes;
+    let mut f = fixture().await;
+    let chain = FakeChain::default();
+    let mut p = attestation_verifier::policy::genesis::named("sigil.simulated.v1").unwrap();
+    p.simulated.measurements = vec![HexBytes(own_measurement())];
+    use_policy(&mut f, &chain, &p);
+    let s = settler(&f, &chain);
+    assert!(s.ensure_registered().await.unwrap());
+    let r = chain.with(|s| s.registrations[0].clone());
+    assert_eq!(r.attestation.unwrap().policy, p.id());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_under_a_policy_its_evidence_fails_is_refused_naming_the_rule() {
+    use attestation_verifier::policy::HexBytes;
+    let mut f = fixture().await;
+    let chain = FakeChain::default();
+    let mut p = attestation_verifier::policy::genesis::named("sigil.simulated.v1").unwrap();
+    p.simulated.measurements = vec![HexBytes(vec![0x22; 48])];
+    use_policy(&mut f, &chain, &p);
+    let err = settler(&f, &chain).ensure_registered().await.unwrap_err();
+    assert!(
+        matches!(&err, enclave_agent::settle::SettleError::Policy { reasons, .. }
+            if reasons.iter().any(|r| r.contains("simulated.measurements"))),
+        "{err}"
+    );
+    // A hardware policy refuses simulated evidence; a policy the chain does not have is named.
+    use_policy(
+        &mut f,
+        &chain,
+        &attestation_verifier::policy::genesis::named("sigil.sev-snp.v1").unwrap(),
+    );
+    let err = settler(&f, &chain).ensure_registered().await.unwrap_err();
+    assert!(err.to_string().contains("allow_simulated"), "{err}");
+    f.cfg.policy = format!("0x{}", "ab".repeat(32));
+    let err = settler(&f, &chain).ensure_registered().await.unwrap_err();
+    assert!(err.to_string().contains("no policy with this id"), "{err}");
+    assert!(chain.with(|s| s.registrations.is_empty()));
 }
 
 #[test]

@@ -67,7 +67,7 @@ pub struct EngineConfig {
     /// `[evidence] default_mode`: the evidence mode of jobs whose spec names none.
     pub default_evidence: Evidence,
     /// `[evidence] refresh_secs`: how often attested-key evidence is collected anew.
-    pub evidence_refresh: std::time::Duration,
+    pub evidence_refresh: Option<std::time::Duration>,
 }
 
 impl EngineConfig {

@@ -22,7 +22,7 @@ impl Engine {
 
     /// The scheduler: starts queued jobs while slots and GPUs are free, until shutdown.
     pub async fn run(self: Arc<Self>) {
-        if let Some(refresh) = self.caps.has_tee.then_some(self.cfg.evidence_refresh) {
+        if let Some(refresh) = self.cfg.evidence_refresh.filter(|_| self.caps.has_tee) {
             let me = Arc::clone(&self);
             self.tasks.spawn(async move {
                 loop {
