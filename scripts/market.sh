@@ -3,9 +3,12 @@
 #
 #   1. builds the runtime (WASM) and the chain spec, `sigil-agent` (with the simulated evidence
 #      source: this machine has no TEE), `sigil` and `sigil-verify`;
-#   2. starts the local chain (chopsticks executing the runtime, dev accounts funded in MINT)
-#      and an agent whose provider account is Charlie: it registers on chain by itself, with
-#      its attested key verified by the runtime under the `sigil.simulated.v1` policy;
+#   2. starts the local chain (chopsticks executing the runtime, dev accounts funded in MINT);
+#      Bob, the buyer, writes an attestation policy pinning the agent build he trusts (the
+#      simulator's measurement of the `sigil-agent` executable, `sigil-verify measure
+#      simulated`) and registers it on chain; an agent whose provider account is Charlie starts,
+#      checks its own evidence against that policy and registers its attested key under it, with
+#      evidence bound to the chain's registration nonce, verified by the runtime;
 #   3. for a tier-3 job and a tier-1 job: Bob writes the job spec and funds it (escrow held),
 #      Alice (the dispatcher) binds Charlie, Bob submits the signed spec to the agent, the agent
 #      runs it, signs a receipt bound to its evidence and submits it, the chain verifies it and
@@ -53,6 +56,15 @@ CHARLIE=$(sigil account address --suri //Charlie | json account)
 BOB=$(sigil account address --suri //Bob | json account)
 balance() { sigil account balance "$1" | json "$2"; }
 
+step "Bob's attestation policy: this sigil-agent build, simulated evidence"
+"$bin/sigil-verify" measure simulated --agent "$bin/sigil-agent" --format policy >"$work/measure.toml"
+cat "$work/measure.toml"
+sigil policy new --base sigil.simulated.v1 --from "$work/measure.toml" --out "$work/policy.toml"
+sigil policy register --suri //Bob --file "$work/policy.toml" >"$work/policy.json"
+POLICY=$(json id <"$work/policy.json")
+[ "$(sigil policy id --file "$work/policy.toml" | json id)" = "$POLICY" ] || fail "the policy id computed offline is not the chain's"
+echo "policy $POLICY registered by Bob (deposit $(sigil policy show "$POLICY" | json deposit) planck held)"
+
 step "agent: simulated TEE, provider account Charlie, settling on $url"
 mkdir -p "$work/agent"
 chmod 755 "$work/agent"
@@ -70,7 +82,7 @@ allow_simulated = true
 [chain]
 url = "$url"
 account_key_file = "$work/agent/account.suri"
-policy = "sigil.simulated.v1"
+policy = "$POLICY"
 tiers = [1, 3]
 retry_secs = 2
 EOF
@@ -139,7 +151,8 @@ sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE"
     echo "audit replay of the on-chain record: verified=$(json verified <"$dir/replay.json")"
 }
 
-run_job 3 tier-3 --policy sigil.simulated.v1
+run_job 3 tier-3 --policy "$POLICY"
+echo "policy $POLICY in use by $(sigil policy show "$POLICY" | json users) attested key(s) and open job(s)"
 run_job 1 tier-1
 
 step "balances"
@@ -152,6 +165,8 @@ print(f"Charlie (provider) free: {before / MINT:.4f} -> {after / MINT:.4f} MINT 
 if after - before < 9 * MINT:
     sys.exit("market: the provider was not paid")
 EOF
-echo "Bob (buyer) held: $(balance "$BOB" held) (escrow released)"
+deposit=$(sigil policy show "$POLICY" | json deposit)
+[ "$(balance "$BOB" held)" = "$deposit" ] || fail "Bob holds more than his policy's deposit: escrow was not released"
+echo "Bob (buyer) held: $deposit planck, his policy's deposit (the escrow was released)"
 echo
 echo "market: two jobs funded, run, receipted, verified and settled"

@@ -369,10 +369,11 @@ impl ChainClient {
         who: &AccountId32,
     ) -> Result<RegistrationAnchor, ChainError> {
         let at = self.at_latest().await?;
-        let anchor = BlockNumber::try_from(at.block_number()).map_err(|_| ChainError::BadInput {
-            what: "block number",
-            detail: "does not fit the chain's block number".into(),
-        })?;
+        let anchor =
+            BlockNumber::try_from(at.block_number()).map_err(|_| ChainError::BadInput {
+                what: "block number",
+                detail: "does not fit the chain's block number".into(),
+            })?;
         let anchor_hash = at.block_hash().0;
         Ok(RegistrationAnchor {
             anchor,
@@ -836,7 +837,11 @@ pub const REGISTRATION_NONCE_DOMAIN: &[u8] = b"sigil.registration-nonce.v1\0";
 
 /// The nonce registration and refresh evidence must bind: `sha256(REGISTRATION_NONCE_DOMAIN ++
 /// genesis hash ++ anchor block hash ++ SCALE(account))`.
-pub fn registration_nonce(genesis: &[u8; 32], anchor: &[u8; 32], account: &AccountId32) -> [u8; 32] {
+pub fn registration_nonce(
+    genesis: &[u8; 32],
+    anchor: &[u8; 32],
+    account: &AccountId32,
+) -> [u8; 32] {
     use attestation_verifier::crypto::Crypto;
     let mut preimage = REGISTRATION_NONCE_DOMAIN.to_vec();
     preimage.extend_from_slice(genesis);
@@ -926,6 +931,11 @@ pub(crate) fn decode_dispatch_error(e: &DispatchError) -> DispatchFailure {
                         reason,
                     },
                 )) => Some(crate::types::attestation_failure_name(&reason)),
+                Ok(runtime::Error::Market(
+                    runtime::runtime_types::pallet_sigil_market::pallet::Error::PolicyRejected {
+                        reason,
+                    },
+                )) => Some(format!("{reason:?}")),
                 _ => None,
             };
             DispatchFailure {

@@ -100,8 +100,9 @@ pub(crate) fn rpc<E: Into<subxt::Error>>(action: &'static str) -> impl FnOnce(E)
 /// A dispatch error decoded with the runtime's metadata.
 ///
 /// Module errors read `pallet.Error` with the pallet's name in lower camel case, as wallets
-/// show them (`market.JobClosed`); the market's `AttestationRejected` names its reason:
-/// `market.AttestationRejected(BadSignature)`. Other dispatch errors read as the runtime names
+/// show them (`market.JobClosed`); the market's `AttestationRejected` and `PolicyRejected`
+/// name their reason: `market.AttestationRejected(BadSignature)`,
+/// `market.PolicyRejected(SnpMeasurementNotPinned)`. Other dispatch errors read as the runtime names
 /// them (`BadOrigin`, `Token(FundsUnavailable)`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DispatchFailure {

@@ -62,7 +62,10 @@ mod tests {
             let id = policy_id(name).unwrap();
             assert_eq!(genesis_name(&id), Some(name));
             assert_eq!(parse_policy_ref(name), Some(id));
-            assert_eq!(parse_policy_ref(&format!("0x{}", hex::encode(id))), Some(id));
+            assert_eq!(
+                parse_policy_ref(&format!("0x{}", hex::encode(id))),
+                Some(id)
+            );
             let p = genesis::named(name).unwrap();
             assert_eq!(from_document(&id, &p.canonical_bytes()).unwrap(), p);
             assert_eq!(p.allow_simulated, name == SIMULATED_V1);
@@ -82,10 +85,8 @@ mod tests {
 
     #[test]
     fn toml_spelling_does_not_change_the_id_works() {
-        let a = from_toml(
-            "allow_simulated = true\ntees = [\"simulated\"]\n[gpu]\nmin_count = 0\n",
-        )
-        .unwrap();
+        let a = from_toml("allow_simulated = true\ntees = [\"simulated\"]\n[gpu]\nmin_count = 0\n")
+            .unwrap();
         let b = from_toml("# the simulator\ntees=['simulated']\nallow_simulated=true").unwrap();
         assert_eq!(a.id(), b.id());
         assert_eq!(Some(a.id()), policy_id(SIMULATED_V1));

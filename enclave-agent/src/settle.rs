@@ -453,15 +453,16 @@ impl<C: MarketChain> Settler<C> {
         cfg: &ChainConfig,
         gpu_model: Option<&str>,
     ) -> Result<Self, SettleError> {
-        let policy = sigil_chain_client::policy::parse_policy_ref(&cfg.policy).ok_or_else(|| {
-            SettleError::Config {
-                key: "policy",
-                detail: format!(
-                    "{:?} is neither a 0x policy id nor a genesis policy name",
-                    cfg.policy
-                ),
-            }
-        })?;
+        let policy =
+            sigil_chain_client::policy::parse_policy_ref(&cfg.policy).ok_or_else(|| {
+                SettleError::Config {
+                    key: "policy",
+                    detail: format!(
+                        "{:?} is neither a 0x policy id nor a genesis policy name",
+                        cfg.policy
+                    ),
+                }
+            })?;
         let capabilities = capabilities(cfg, attestor.tee(), gpu_model)?;
         let outbox = Outbox::open(&outbox_path(state_dir))?;
         Ok(Self {

@@ -182,7 +182,8 @@ impl MarketChain for FakeChain {
         self.check_up()?;
         Ok(self.with(|s| {
             let anchor = u32::try_from(s.anchors.len()).unwrap() + 1;
-            let nonce: [u8; 32] = Sha256::digest([b"fake-anchor".as_slice(), &anchor.to_le_bytes()].concat()).into();
+            let nonce: [u8; 32] =
+                Sha256::digest([b"fake-anchor".as_slice(), &anchor.to_le_bytes()].concat()).into();
             s.anchors.insert(anchor, nonce);
             RegistrationAnchor {
                 anchor,

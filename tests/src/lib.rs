@@ -122,23 +122,38 @@ impl ProviderKey {
         Ok(())
     }
 
-    /// [`Self::fund_and_register`] as a tier-3 provider of simulated evidence: `bundle` under
-    /// the chain policy `policy`.
+    /// [`Self::fund_and_register`] as a tier-3 provider of simulated evidence under the chain
+    /// policy `policy`: the evidence is `make` of the account's registration nonce, anchored at
+    /// the chain's head. Returns the evidence.
     pub async fn fund_and_register_simulated(
         &self,
         client: &ChainClient,
         dev: &Dev,
-        bundle: Vec<u8>,
+        make: impl FnOnce([u8; 32]) -> Vec<u8>,
         policy: [u8; 32],
-    ) -> Result<(), ChainError> {
-        self.fund_and_register(
-            client,
-            dev,
-            vec![Tier::Attested],
-            vec![sigil_chain_client::types::TeeKind::Simulated],
-            Some(&Evidence { bundle, policy }),
-        )
-        .await
+    ) -> Result<Vec<u8>, ChainError> {
+        client
+            .transfer(&dev.alice, &self.account(), 100 * MINT)
+            .await?;
+        let anchor = client.registration_anchor(&self.account()).await?;
+        let bundle = make(anchor.nonce);
+        client
+            .register_provider(
+                &self.signer,
+                &self.key,
+                &Capabilities {
+                    tiers: vec![Tier::Attested],
+                    tee_kinds: vec![sigil_chain_client::types::TeeKind::Simulated],
+                    gpu_model: String::new(),
+                },
+                Some(&Evidence {
+                    bundle: bundle.clone(),
+                    policy,
+                    anchor: anchor.anchor,
+                }),
+            )
+            .await?;
+        Ok(bundle)
     }
 }
 
@@ -218,20 +233,37 @@ pub fn sign_receipt(body: &ReceiptBody, provider: &Ed25519Keypair) -> Vec<u8> {
 /// A simulated evidence bundle binding `agent_key` and `nonce`, as the agent's simulator
 /// writes it (its own fresh signing key, no GPUs).
 pub fn simulated_bundle(agent_key: [u8; 32], nonce: [u8; 32]) -> Vec<u8> {
-    build_simulated_bundle(agent_key, nonce, false)
+    build_simulated_bundle(agent_key, nonce, SIMULATED_MEASUREMENT, false)
 }
+
+/// [`simulated_bundle`] of another agent build: its simulator reports `measurement`.
+pub fn simulated_bundle_measured(
+    agent_key: [u8; 32],
+    nonce: [u8; 32],
+    measurement: [u8; 48],
+) -> Vec<u8> {
+    build_simulated_bundle(agent_key, nonce, measurement, false)
+}
+
+/// The measurement of every [`simulated_bundle`].
+pub const SIMULATED_MEASUREMENT: [u8; 48] = [0x11; 48];
 
 /// [`simulated_bundle`] with one bit of the simulator's signature flipped.
 pub fn tampered_simulated_bundle(agent_key: [u8; 32], nonce: [u8; 32]) -> Vec<u8> {
-    build_simulated_bundle(agent_key, nonce, true)
+    build_simulated_bundle(agent_key, nonce, SIMULATED_MEASUREMENT, true)
 }
 
-fn build_simulated_bundle(agent_key: [u8; 32], nonce: [u8; 32], tamper: bool) -> Vec<u8> {
+fn build_simulated_bundle(
+    agent_key: [u8; 32],
+    nonce: [u8; 32],
+    measurement: [u8; 48],
+    tamper: bool,
+) -> Vec<u8> {
     let report_data = binding::report_data(&RustCrypto, &agent_key, &[0; 32], &nonce);
     let simulator = SigningKey::from_bytes(&fresh_bytes("simulator"));
     let body = SimulatedBody::new(
         report_data,
-        [0x11; 48],
+        measurement,
         SimulatedKey::Ed25519(simulator.verifying_key().to_bytes()),
     );
     let mut signature = simulator.sign(&body.signed_message()).to_bytes().to_vec();

@@ -200,6 +200,109 @@ async fn cli_tier1_loop_works() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `sigil policy`: write a policy pinning an agent build, compute its id offline (the same for
+/// another spelling of the same rules), register it, read it back, list it.
+#[tokio::test]
+async fn cli_policy_lifecycle_works() {
+    let dir = std::env::temp_dir().join(format!("sigil-policy-{}", hex::encode(fresh_bytes("d"))));
+    std::fs::create_dir_all(&dir).unwrap();
+    let measurement = hex::encode(fresh_bytes("measurement")) + &"ab".repeat(16);
+    let fragment = dir.join("measure.toml");
+    std::fs::write(
+        &fragment,
+        format!(
+            "# from sigil-verify measure simulated\n[simulated]\nmeasurements = [\"0x{}\"]\n",
+            measurement.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let file = dir.join("policy.toml");
+    let out = sigil(&[
+        "policy",
+        "new",
+        "--base",
+        "sigil.simulated.v1",
+        "--from",
+        fragment.to_str().unwrap(),
+        "--key-lifetime-secs",
+        "3600",
+        "--out",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = ok(&sigil(&["policy", "id", "--file", file.to_str().unwrap()]).await);
+    assert_eq!(id["unpinned"], Value::Null);
+    let id = id["id"].as_str().unwrap().to_string();
+    // The same rules, spelled by hand: same id.
+    let by_hand = dir.join("by-hand.toml");
+    std::fs::write(
+        &by_hand,
+        format!(
+            "key_lifetime_secs = 3600\n[simulated]\nmeasurements = ['{measurement}']\n\n[gpu]\nrim_match_required = true\n# the simulator\n[top]\n"
+        )
+        .replace("[top]\n", "")
+        .replace("key_lifetime_secs", "allow_simulated = true\ntees = [\"simulated\"]\nkey_lifetime_secs"),
+    )
+    .unwrap();
+    let again = ok(&sigil(&["policy", "id", "--file", by_hand.to_str().unwrap()]).await);
+    assert_eq!(again["id"].as_str(), Some(id.as_str()));
+
+    let r = ok(&sigil(&[
+        "policy",
+        "register",
+        "--suri",
+        "//Bob",
+        "--file",
+        file.to_str().unwrap(),
+    ])
+    .await);
+    assert_eq!(r["id"].as_str(), Some(id.as_str()));
+    let shown = ok(&sigil(&["policy", "show", &id]).await);
+    assert_eq!(shown["users"], 0);
+    assert!(shown["rules"].as_str().unwrap().contains(&measurement));
+    assert_eq!(shown["genesis_name"], Value::Null);
+    let list = ok(&sigil(&["policy", "list"]).await);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["genesis_name"] == "sigil.simulated.v1")
+    );
+    // Registered once: a second registration is refused by the chain (exit 1).
+    let out = sigil(&[
+        "policy",
+        "register",
+        "--suri",
+        "//Bob",
+        "--file",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    // The owner retires it (nothing uses it).
+    ok(&sigil(&["policy", "retire", "--suri", "//Bob", &id]).await);
+    let out = sigil(&["policy", "show", &id]).await;
+    assert_eq!(out.status.code(), Some(2));
+    // A file that is not a policy.
+    std::fs::write(&by_hand, "[snp]\nmeasurements = [\"00\"]\n").unwrap();
+    let out = sigil(&["policy", "id", "--file", by_hand.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn cli_bad_input_rejects() {
     for args in [

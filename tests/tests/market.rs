@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use sigil_chain_client::audit::replay;
 use sigil_chain_client::policy::{SIMULATED_V1, policy_id};
+
+fn simulated_policy() -> [u8; 32] {
+    policy_id(SIMULATED_V1).unwrap()
+}
 use sigil_chain_client::types::{
     JobStatus, MarketEvent, Outcome, ProviderClass, TeeKind, Tier, TierTerms,
 };
@@ -265,15 +269,20 @@ async fn tier2_quorum_pays_the_matching_providers_works() {
 async fn tier3_attested_key_loop_works() {
     let c = client().await;
     let dev = Dev::new().unwrap();
-    let policy = policy_id(SIMULATED_V1);
+    let policy = simulated_policy();
     let p = ProviderKey::fresh("t3").unwrap();
-    let bundle = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
+    let key = p.key.public_key();
 
     // Tampered evidence (a byte of the simulator's signature) is refused with its reason.
     let intruder = ProviderKey::fresh("t3-intruder").unwrap();
-    let tampered = tampered_simulated_bundle(intruder.key.public_key(), fresh_bytes("nonce"));
+    let intruder_key = intruder.key.public_key();
     let e = intruder
-        .fund_and_register_simulated(&c, &dev, tampered, policy)
+        .fund_and_register_simulated(
+            &c,
+            &dev,
+            |n| tampered_simulated_bundle(intruder_key, n),
+            policy,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -284,12 +293,25 @@ async fn tier3_attested_key_loop_works() {
     // Evidence for another key than the one registered.
     let other = ProviderKey::fresh("t3-other").unwrap();
     let e = other
-        .fund_and_register_simulated(&c, &dev, bundle.clone(), policy)
+        .fund_and_register_simulated(&c, &dev, |n| simulated_bundle(key, n), policy)
         .await
         .unwrap_err();
     assert_eq!(dispatch_name(&e), "market.AttestedKeyMismatch");
 
-    p.fund_and_register_simulated(&c, &dev, bundle.clone(), policy)
+    // Evidence whose nonce is not the chain's registration nonce (old or chosen evidence).
+    let e = p
+        .fund_and_register_simulated(
+            &c,
+            &dev,
+            |_| simulated_bundle(key, fresh_bytes("old")),
+            policy,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.StaleNonce");
+
+    let bundle = p
+        .fund_and_register_simulated(&c, &dev, |n| simulated_bundle(key, n), policy)
         .await
         .unwrap();
     let info = c.provider(&p.account()).await.unwrap().unwrap();
@@ -301,6 +323,7 @@ async fn tier3_attested_key_loop_works() {
     let class = ProviderClass {
         tee_kinds: vec![TeeKind::Simulated],
         gpu_model: String::new(),
+        gpu_count: 0,
     };
     let o = order(
         TierTerms::Attested {
@@ -344,8 +367,12 @@ async fn tier3_attested_key_loop_works() {
     assert_eq!(record.attestations[0].evidence, bundle);
 
     // The provider refreshes its key's evidence; the key stays, the evidence digest moves.
-    let fresh = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
-    let r = c.refresh_attestation(&p.signer, &fresh).await.unwrap();
+    let anchor = c.registration_anchor(&p.account()).await.unwrap();
+    let fresh = simulated_bundle(key, anchor.nonce);
+    let r = c
+        .refresh_attestation(&p.signer, &fresh, anchor.anchor)
+        .await
+        .unwrap();
     assert!(
         matches!(&r.events[0], MarketEvent::AttestationRefreshed { evidence_digest, .. }
         if *evidence_digest == evidence_digest_of(&fresh))
@@ -355,11 +382,18 @@ async fn tier3_attested_key_loop_works() {
         info.attested.unwrap().evidence_digest,
         evidence_digest_of(&fresh)
     );
-    // Evidence for another key is refused.
+    // The same evidence again does not extend the key; evidence for another key is refused.
+    let e = c
+        .refresh_attestation(&p.signer, &fresh, anchor.anchor)
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.EvidenceNotNew");
+    let anchor = c.registration_anchor(&p.account()).await.unwrap();
     let e = c
         .refresh_attestation(
             &p.signer,
-            &simulated_bundle(other.key.public_key(), fresh_bytes("n")),
+            &simulated_bundle(other.key.public_key(), anchor.nonce),
+            anchor.anchor,
         )
         .await
         .unwrap_err();
@@ -376,10 +410,10 @@ async fn tier3_attested_key_loop_works() {
 async fn tier3_fresh_quote_loop_works() {
     let c = client().await;
     let dev = Dev::new().unwrap();
-    let policy = policy_id(SIMULATED_V1);
+    let policy = simulated_policy();
     let p = ProviderKey::fresh("t3f").unwrap();
-    let registration = simulated_bundle(p.key.public_key(), fresh_bytes("nonce"));
-    p.fund_and_register_simulated(&c, &dev, registration, policy)
+    let key = p.key.public_key();
+    p.fund_and_register_simulated(&c, &dev, |n| simulated_bundle(key, n), policy)
         .await
         .unwrap();
     let head = c.block_number().await.unwrap();
@@ -448,6 +482,131 @@ async fn tier3_fresh_quote_loop_works() {
             .attestations
             .iter()
             .any(|a| a.evidence == bundle && a.nonce != [0; 32])
+    );
+}
+
+/// A buyer's own policy on chain: registered with a deposit, pinning the measurement of the
+/// agent build it trusts; a provider whose evidence does not satisfy it cannot register under
+/// it, a provider registered under another policy is never bound to its jobs, and the job
+/// settles with the provider that satisfies it.
+#[tokio::test]
+async fn tier3_under_a_registered_pinned_policy_works() {
+    use attestation_verifier::policy::HexBytes;
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let mut pinned = attestation_verifier::policy::genesis::named(SIMULATED_V1).unwrap();
+    pinned.simulated.measurements = vec![HexBytes(SIMULATED_MEASUREMENT.to_vec())];
+    // A fresh id per run (the chain persists between test runs): a per-run key lifetime.
+    pinned.key_lifetime_secs = Some(86_400 + u64::from(fresh_bytes("lifetime")[0]) * 60 + 1);
+    let id = pinned.id();
+    if c.policy(&id).await.unwrap().is_none() {
+        let r = c
+            .register_policy(&dev.bob, &pinned.canonical_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(
+            &r.events[0],
+            MarketEvent::PolicyRegistered { policy, pinned: true, .. } if *policy == id
+        ));
+    }
+    let info = c.policy(&id).await.unwrap().unwrap();
+    assert_eq!(info.owner, Some(dev.bob.account_id()));
+    assert!(info.deposit > 0);
+    assert_eq!(info.document, pinned.canonical_bytes());
+
+    // Another agent build (another measurement) cannot register under it.
+    let stranger = ProviderKey::fresh("pin-stranger").unwrap();
+    let stranger_key = stranger.key.public_key();
+    let e = stranger
+        .fund_and_register_simulated(
+            &c,
+            &dev,
+            |n| simulated_bundle_measured(stranger_key, n, [0x22; 48]),
+            id,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dispatch_name(&e),
+        "market.AttestationRejected(MeasurementRejected)"
+    );
+    // It registers under the genesis simulated policy instead, and is never bound to a job
+    // funded under the pinned one.
+    stranger
+        .fund_and_register_simulated(
+            &c,
+            &dev,
+            |n| simulated_bundle_measured(stranger_key, n, [0x22; 48]),
+            simulated_policy(),
+        )
+        .await
+        .unwrap();
+    let p = ProviderKey::fresh("pinned").unwrap();
+    let key = p.key.public_key();
+    p.fund_and_register_simulated(&c, &dev, |n| simulated_bundle(key, n), id)
+        .await
+        .unwrap();
+    let head = c.block_number().await.unwrap();
+    let o = order(
+        TierTerms::Attested {
+            policy: id,
+            fresh_quote: false,
+        },
+        ProviderClass::default(),
+        head,
+        100,
+    );
+    c.fund_job(&dev.bob, &o).await.unwrap();
+    assert_eq!(c.policy(&id).await.unwrap().unwrap().users, info.users + 2);
+    let e = c
+        .bind(&dev.alice, &o.job_id, &[stranger.account()])
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.PolicyMismatch");
+    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    let attested = c
+        .provider(&p.account())
+        .await
+        .unwrap()
+        .unwrap()
+        .attested
+        .unwrap();
+    let body = receipt_body(
+        &o,
+        &p.key,
+        ReceiptFacts {
+            tier: 3,
+            result: result_of("pinned"),
+            evidence: attestation_verifier::receipt::EvidenceRef {
+                mode: attestation_verifier::receipt::EvidenceMode::AttestedKey,
+                tee: attestation_verifier::receipt::TeeKind::Simulated,
+                digest: attested.evidence_digest,
+            },
+        },
+    );
+    let r = c
+        .submit_receipt(&p.signer, &o.job_id, &sign_receipt(&body, &p.key), None)
+        .await
+        .unwrap();
+    assert!(r.settlement().is_some());
+    audit_settled(&c, &o.job_id, 1).await;
+    // The settled job no longer counts as a user; the registered key still does.
+    let e = c.retire_policy(&dev.bob, &id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.PolicyInUse");
+    // A genesis policy that pins nothing cannot be named by a tier-3 job.
+    let o = order(
+        TierTerms::Attested {
+            policy: policy_id(sigil_chain_client::policy::CONFIDENTIAL_VM_V1).unwrap(),
+            fresh_quote: false,
+        },
+        ProviderClass::default(),
+        head,
+        100,
+    );
+    let e = c.fund_job(&dev.bob, &o).await.unwrap_err();
+    assert_eq!(
+        dispatch_name(&e),
+        "market.PolicyRejected(SnpMeasurementNotPinned)"
     );
 }
 

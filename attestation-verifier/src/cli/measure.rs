@@ -188,8 +188,8 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_simulated(a: &MeasureSimulatedArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(&a.agent)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.agent.display()))?;
+    let file =
+        std::fs::File::open(&a.agent).map_err(|e| anyhow::anyhow!("{}: {e}", a.agent.display()))?;
     let m = crate::evidence::simulated::executable_measurement(std::io::BufReader::new(file))
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.agent.display()))?;
     match a.format {

@@ -46,8 +46,7 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
                     detail: "evidence is from the simulator, not a TEE (allow it only for testing)"
                         .to_string(),
                 });
-            } else if let Verdict::Reject(vs) =
-                policy.simulated.evaluate(&report.body.measurement)
+            } else if let Verdict::Reject(vs) = policy.simulated.evaluate(&report.body.measurement)
             {
                 v.extend(vs);
             }

@@ -15,8 +15,8 @@ use super::*;
 use crate::keys::Ed25519Keypair;
 use crate::policy::{SEV_SNP_V1, SIMULATED_V1};
 use crate::types::PolicyInfo;
-use attestation_verifier::policy::{HexBytes, Policy};
 use crate::types::{AttestedKey, Capabilities, Payee, ProviderClass, TeeKind, Tier};
+use attestation_verifier::policy::{HexBytes, Policy};
 
 const PRICE: u128 = 5_000_000_000_000;
 

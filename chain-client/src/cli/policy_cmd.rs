@@ -241,7 +241,9 @@ fn new_policy(fragments: &[PathBuf], base: Option<&str>) -> Result<Policy> {
                     &format!("{name:?} is not one of {}", policy::NAMES.join(", ")),
                 )
             })?;
-            p.to_toml().parse::<toml::Table>().context("a genesis policy as TOML")?
+            p.to_toml()
+                .parse::<toml::Table>()
+                .context("a genesis policy as TOML")?
         }
     };
     for path in fragments {
@@ -305,7 +307,7 @@ fn apply_flags(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -317,11 +319,7 @@ mod tests {
             .parse()
             .unwrap();
         merge(&mut a, b);
-        assert_eq!(
-            a["snp"]["measurements"].as_array().unwrap().len(),
-            2,
-            "{a}"
-        );
+        assert_eq!(a["snp"]["measurements"].as_array().unwrap().len(), 2, "{a}");
         assert_eq!(a["snp"]["allow_smt"].as_bool(), Some(true));
         assert!(a["tdx"]["mrtds"].is_array());
     }
