@@ -95,6 +95,22 @@ impl CcState {
             && self.gpus_ready
     }
 
+    /// Why GPU evidence collected in this state would not come from confidential GPUs, if it
+    /// would not: CC off, not in production, or in developer-tools mode (CC with debugging,
+    /// which the signed GPU report does not show). `None`: CC on, in production, no developer
+    /// tools (the ready state is set only after attestation, so it is not required here).
+    pub fn not_confidential(&self) -> Option<&'static str> {
+        if !self.cc_enabled {
+            Some("confidential computing is off")
+        } else if self.environment != CcEnvironment::Production {
+            Some("the confidential-computing environment is not production")
+        } else if self.dev_tools_mode {
+            Some("the GPUs are in developer-tools mode (not confidential)")
+        } else {
+            None
+        }
+    }
+
     /// Multi-GPU protected PCIe is on.
     pub fn protected_pcie(&self) -> bool {
         self.multi_gpu_mode == Some(MultiGpuMode::ProtectedPcie)

@@ -185,7 +185,11 @@ fn gpu_evidence_is_bound_works() {
     r[4..36].copy_from_slice(&gn);
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     g.evidence = Some((r, chain));
-    let probe: Arc<dyn GpuProbe> = Arc::new(gpu_monitor::FakeProbe::new("550.127.05").with_gpu(g));
+    let probe: Arc<dyn GpuProbe> = Arc::new(
+        gpu_monitor::FakeProbe::new("550.127.05")
+            .with_gpu(g)
+            .with_cc(Some(crate::evidence::tests::cc_on())),
+    );
     let a = attestor(Some(probe));
     let bundle = a.attest(nonce).unwrap();
     assert_eq!(bundle.gpus.len(), 1);
@@ -253,7 +257,11 @@ fn gpu_collateral_goes_into_the_bundle_works() {
     report[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     g.evidence = Some((report, chain));
-    let probe: Arc<dyn GpuProbe> = Arc::new(gpu_monitor::FakeProbe::new("550.90.07").with_gpu(g));
+    let probe: Arc<dyn GpuProbe> = Arc::new(
+        gpu_monitor::FakeProbe::new("550.90.07")
+            .with_gpu(g)
+            .with_cc(Some(crate::evidence::tests::cc_on())),
+    );
     let cache = tempfile::tempdir().unwrap();
     let provider = crate::collateral::gpu::GpuCollateralProvider::new(
         crate::collateral::tests::settings(
@@ -308,7 +316,11 @@ fn gpu_collateral_failure_fails_attestation_rejects() {
     r[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     g.evidence = Some((r, chain));
-    let probe: Arc<dyn GpuProbe> = Arc::new(gpu_monitor::FakeProbe::new("550.90.07").with_gpu(g));
+    let probe: Arc<dyn GpuProbe> = Arc::new(
+        gpu_monitor::FakeProbe::new("550.90.07")
+            .with_gpu(g)
+            .with_cc(Some(crate::evidence::tests::cc_on())),
+    );
     let a = attestor(Some(probe)).with_gpu_collateral(Arc::new(FailingCollateral));
     assert!(matches!(a.attest(nonce), Err(EvidenceError::Collateral(_))));
 }

@@ -387,7 +387,71 @@ fn gpu_probe(nonce_in_report: Option<[u8; 32]>) -> Arc<gpu_monitor::FakeProbe> {
     let chain = vector("nvgpu/hopper-nvtrust-sample/cert_chain.pem");
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-11111111-2222-3333-4444-555555555555");
     g.evidence = Some((report, chain));
-    Arc::new(gpu_monitor::FakeProbe::new("550.127.05").with_gpu(g))
+    Arc::new(
+        gpu_monitor::FakeProbe::new("550.127.05")
+            .with_gpu(g)
+            .with_cc(Some(cc_on())),
+    )
+}
+
+/// NVML's state of GPUs in confidential mode, in production.
+pub(crate) fn cc_on() -> gpu_monitor::CcState {
+    gpu_monitor::CcState {
+        cc_enabled: true,
+        environment: gpu_monitor::CcEnvironment::Production,
+        dev_tools_mode: false,
+        multi_gpu_mode: None,
+        gpus_ready: false,
+        cpu_capability: None,
+        gpus_cc_capable: Some(true),
+    }
+}
+
+#[test]
+fn gpus_not_in_confidential_mode_rejects() {
+    let n = [0x5A; 32];
+    let probe = |cc: Option<gpu_monitor::CcState>| {
+        let mut report = vector("nvgpu/hopper-nvtrust-sample/report.bin");
+        report[4..36].copy_from_slice(&n);
+        let mut g = gpu_monitor::FakeGpu::new(0, "GPU-11111111-2222-3333-4444-555555555555");
+        g.evidence = Some((report, vector("nvgpu/hopper-nvtrust-sample/cert_chain.pem")));
+        Arc::new(
+            gpu_monitor::FakeProbe::new("550.127.05")
+                .with_gpu(g)
+                .with_cc(cc),
+        )
+    };
+    let off = gpu_monitor::CcState {
+        cc_enabled: false,
+        ..cc_on()
+    };
+    let devtools = gpu_monitor::CcState {
+        dev_tools_mode: true,
+        ..cc_on()
+    };
+    let simulation = gpu_monitor::CcState {
+        environment: gpu_monitor::CcEnvironment::Simulated,
+        ..cc_on()
+    };
+    for (cc, why) in [
+        (None, "does not report"),
+        (Some(off), "off"),
+        (Some(devtools), "developer-tools"),
+        (Some(simulation), "not production"),
+    ] {
+        let err = GpuEvidenceSource::new(probe(cc), vec![])
+            .collect(&n)
+            .unwrap_err();
+        assert!(
+            matches!(&err, EvidenceError::Unavailable { reason, .. } if reason.contains(why)),
+            "{err}"
+        );
+    }
+    assert!(
+        GpuEvidenceSource::new(probe(Some(cc_on())), vec![])
+            .collect(&n)
+            .is_ok()
+    );
 }
 
 #[test]

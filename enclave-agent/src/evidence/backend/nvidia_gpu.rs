@@ -1,5 +1,10 @@
 //! NVIDIA confidential-computing GPUs through `gpu-monitor`'s [`GpuProbe`]:
 //! one attestation report per GPU for the bundle's GPU nonce.
+//!
+//! Before any report is collected, NVML's confidential-computing state must be on, in
+//! production, and not in developer-tools mode: the signed report shows the CC mode (SPT, MPT,
+//! PPCIe) but not developer-tools mode, so the agent refuses to attest GPUs it can see are not
+//! confidential rather than hand out evidence that looks as if they were.
 
 use std::sync::Arc;
 
@@ -31,8 +36,21 @@ impl GpuEvidenceSource {
         Ok((0..count).collect())
     }
 
-    /// Each GPU's report for `gpu_nonce`, in index order.
+    /// Each GPU's report for `gpu_nonce`, in index order; refused unless the GPUs are in
+    /// confidential mode.
     pub fn collect(&self, gpu_nonce: &[u8; 32]) -> Result<Vec<GpuEvidence>, EvidenceError> {
+        let unavailable = |reason: String| EvidenceError::Unavailable {
+            backend: "nvidia-gpu".into(),
+            reason,
+        };
+        let cc = self.probe.cc_state().map_err(|e| {
+            unavailable(format!(
+                "the driver does not report the confidential-computing state ({e}): GPUs are not attested"
+            ))
+        })?;
+        if let Some(why) = cc.not_confidential() {
+            return Err(unavailable(format!("{why}: GPUs are not attested")));
+        }
         let nonce = Nonce::new(*gpu_nonce);
         self.indices()?
             .into_iter()
