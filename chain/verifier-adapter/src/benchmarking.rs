@@ -58,7 +58,9 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
     fn policy_document(len: u32) -> Vec<u8> {
         let mut policy = genesis::named(genesis::SEV_SNP_V1).unwrap_or_default();
         let base = policy.canonical_bytes().len();
-        let room = usize::try_from(len).unwrap_or(usize::MAX).saturating_sub(base + 4);
+        let room = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(base + 4);
         let n = (room / 48).clamp(1, attestation_verifier::policy::MAX_LIST);
         policy.snp.measurements = (0..n)
             .map(|i| {

@@ -37,6 +37,7 @@ pub mod benchmarking;
 
 use attestation_verifier::bundle::EvidenceBundle;
 use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::policy::{Policy, PolicyError, PolicyTee};
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
@@ -44,7 +45,6 @@ use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;
 use attestation_verifier::verify::tdx::TdxVerifyError;
 use attestation_verifier::verify::x509::X509Error;
-use attestation_verifier::policy::{Policy, PolicyError, PolicyTee};
 use attestation_verifier::{
     ReceiptVerifier, ReceiptVerifyError, Verdict, VerifiedCpu, Violation, evaluate_bundle,
 };
@@ -80,9 +80,7 @@ impl AttestationVerifier for BundleVerifier {
             id: policy.id(),
             tees,
             unpinned,
-            key_lifetime_ms: policy
-                .key_lifetime_secs
-                .map(|s| s.saturating_mul(MS_PER_S)),
+            key_lifetime_ms: policy.key_lifetime_secs.map(|s| s.saturating_mul(MS_PER_S)),
             min_gpus: policy.gpu.min_count,
         })
     }
@@ -192,7 +190,11 @@ fn tee_kind(t: PolicyTee) -> TeeKind {
 
 /// Refuses evidence of a kind the policy does not accept.
 fn check_kind(policy: &Policy, tee: TeeKind) -> Result<(), AttestationFailure> {
-    if policy.accepted_tees().into_iter().any(|t| tee_kind(t) == tee) {
+    if policy
+        .accepted_tees()
+        .into_iter()
+        .any(|t| tee_kind(t) == tee)
+    {
         Ok(())
     } else if tee == TeeKind::Simulated {
         Err(AttestationFailure::SimulatedRejected)
@@ -346,12 +348,8 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
     match v.rule {
         "allow_simulated" => F::SimulatedRejected,
         "tees" => F::UnsupportedTee,
-        "snp.allow_chip_ids"
-        | "snp.deny_chip_ids"
-        | "tdx.allow_fmspcs"
-        | "tdx.deny_fmspcs"
-        | "tdx.allow_ppids"
-        | "tdx.deny_ppids" => F::PlatformRejected,
+        "snp.allow_chip_ids" | "snp.deny_chip_ids" | "tdx.allow_fmspcs" | "tdx.deny_fmspcs"
+        | "tdx.allow_ppids" | "tdx.deny_ppids" => F::PlatformRejected,
         "gpu.min_count" | "gpu.models" | "gpu.require_confidential_mode" => F::GpusRejected,
         "snp.allow_debug" | "tdx.allow_debug" => F::DebugEnabled,
         "snp.measurements"

@@ -74,7 +74,10 @@ fn simulated_measurement_pin_works() {
     let mut p = attestation_verifier::policy::genesis::named(policies::SIMULATED_V1).unwrap();
     p.simulated.measurements = vec![HexBytes(MEASUREMENT.to_vec()), HexBytes(vec![0x33; 48])];
     let bundle = simulated_bundle(KEY, NONCE, MEASUREMENT);
-    assert_eq!(verify(&bundle, &p.canonical_bytes()).unwrap().measurement, MEASUREMENT);
+    assert_eq!(
+        verify(&bundle, &p.canonical_bytes()).unwrap().measurement,
+        MEASUREMENT
+    );
     p.simulated.measurements = vec![HexBytes(vec![0x22; 48])];
     assert_eq!(
         verify(&bundle, &p.canonical_bytes()),
@@ -85,8 +88,8 @@ fn simulated_measurement_pin_works() {
 #[test]
 fn inspect_policy_works() {
     use attestation_verifier::policy::HexBytes;
-    let mut pinned = attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1)
-        .unwrap();
+    let mut pinned =
+        attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1).unwrap();
     pinned.snp.measurements = vec![HexBytes(vec![0x11; 48])];
     // TDX is still accepted without an MRTD.
     assert_eq!(
@@ -123,7 +126,10 @@ fn inspect_policy_rejects() {
         Err(PolicyRejection::Malformed)
     );
     for cut in 0..good.len() {
-        assert!(BundleVerifier::inspect_policy(&good[..cut]).is_err(), "{cut}");
+        assert!(
+            BundleVerifier::inspect_policy(&good[..cut]).is_err(),
+            "{cut}"
+        );
     }
 }
 
@@ -245,7 +251,10 @@ fn violations_map_by_rule_works() {
         ("tdx.deny_fmspcs", AttestationFailure::PlatformRejected),
         ("gpu.min_count", AttestationFailure::GpusRejected),
         ("gpu.models", AttestationFailure::GpusRejected),
-        ("gpu.require_confidential_mode", AttestationFailure::GpusRejected),
+        (
+            "gpu.require_confidential_mode",
+            AttestationFailure::GpusRejected,
+        ),
     ];
     for (rule, want) in cases {
         let v = Violation {
@@ -346,8 +355,7 @@ fn tampered_and_misendorsed_snp_reports_rejects() {
     ];
     for (case, want) in cases {
         let (bundle, at_ms) = snp_case(case);
-        let got =
-            BundleVerifier::verify(&bundle, &[], &doc(policies::SEV_SNP_V1), at_ms);
+        let got = BundleVerifier::verify(&bundle, &[], &doc(policies::SEV_SNP_V1), at_ms);
         assert_eq!(got, Err(want), "{case}");
     }
 }
@@ -420,12 +428,7 @@ fn real_gpu_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
         )),
         "{failures:?}"
     );
-    let got = BundleVerifier::verify(
-        &bundle,
-        &[],
-        &doc(policies::CONFIDENTIAL_VM_V1),
-        at_ms,
-    );
+    let got = BundleVerifier::verify(&bundle, &[], &doc(policies::CONFIDENTIAL_VM_V1), at_ms);
     assert!(
         matches!(
             got,
@@ -439,12 +442,7 @@ fn real_gpu_report_verifies_to_the_pinned_roots_and_rejects_its_binding() {
 fn tampered_gpu_report_rejects() {
     let (bundle, at_ms) = snp_gpu_case("invalid-hopper-tampered-measurement");
     assert_eq!(
-        BundleVerifier::verify(
-            &bundle,
-            &[],
-            &doc(policies::CONFIDENTIAL_VM_V1),
-            at_ms
-        ),
+        BundleVerifier::verify(&bundle, &[], &doc(policies::CONFIDENTIAL_VM_V1), at_ms),
         Err(AttestationFailure::BadSignature)
     );
 }
