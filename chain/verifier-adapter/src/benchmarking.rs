@@ -60,12 +60,12 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
         let base = policy.canonical_bytes().len();
         let room = usize::try_from(len)
             .unwrap_or(usize::MAX)
-            .saturating_sub(base + 4);
+            .saturating_sub(base.saturating_add(4));
         let n = (room / 48).clamp(1, attestation_verifier::policy::MAX_LIST);
         policy.snp.measurements = (0..n)
             .map(|i| {
-                let mut m = alloc::vec![0u8; 48];
-                m[..8].copy_from_slice(&u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes());
+                let mut m = u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec();
+                m.resize(48, 0);
                 HexBytes(m)
             })
             .collect();
