@@ -179,6 +179,7 @@ impl<T: Config> Pallet<T> {
         };
         let tiers = capabilities.tiers.clone();
         let event_attested = attested.as_ref().map(|a| (a.tee, a.expires_at_ms));
+        SigningKeys::<T>::insert(signing_key, &who);
         Providers::<T>::insert(
             &who,
             ProviderInfo {
@@ -672,8 +673,11 @@ impl<T: Config> Pallet<T> {
     }
 
     pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
-        if let Some(attested) = Providers::<T>::take(&who).and_then(|info| info.attested) {
-            Self::count_policy_user(&attested.policy, false);
+        if let Some(info) = Providers::<T>::take(&who) {
+            SigningKeys::<T>::remove(info.signing_key);
+            if let Some(attested) = info.attested {
+                Self::count_policy_user(&attested.policy, false);
+            }
         }
         Self::deposit_event(Event::ProviderDeregistered { provider: who });
         Ok(())
@@ -758,6 +762,7 @@ impl<T: Config> Pallet<T> {
     /// - bound and closed-after-binding jobs have a binding, funded jobs none; each
     ///   provider's open-job count matches the bindings;
     /// - receipts only come from bound providers;
+    /// - each provider's signing key maps back to it, and only providers' keys are recorded;
     /// - each policy's user count equals its open tier-3 jobs plus the attested keys
     ///   registered under it, and every policy in use is registered.
     #[cfg(any(feature = "try-runtime", test))]
@@ -853,7 +858,15 @@ impl<T: Config> Pallet<T> {
                 let n = policy_users.entry(attested.policy).or_insert(0);
                 *n = n.saturating_add(1);
             }
+            ensure!(
+                SigningKeys::<T>::get(info.signing_key).as_ref() == Some(&provider),
+                "a provider's signing key is not recorded as its own"
+            );
         }
+        ensure!(
+            SigningKeys::<T>::iter().count() == Providers::<T>::iter().count(),
+            "a signing key is recorded for an account that is not a provider"
+        );
         let mut deposits_by_owner: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         for (id, record) in Policies::<T>::iter() {
             let expected = policy_users.remove(&id).unwrap_or(0);

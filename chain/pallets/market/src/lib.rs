@@ -103,7 +103,7 @@ pub mod pallet {
             traits::{UnixTime, fungible},
         },
         frame_system::{self, pallet_prelude::*},
-        sp_runtime::traits::{Saturating, Zero},
+        sp_runtime::traits::{One, Saturating, Zero},
     };
 
     #[pallet::pallet]
@@ -199,6 +199,11 @@ pub mod pallet {
     /// Registered providers.
     #[pallet::storage]
     pub type Providers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ProviderInfo<T>>;
+
+    /// The account each registered receipt-signing key belongs to: a key serves one provider
+    /// account only, so one operator's key cannot be counted as several quorum members.
+    #[pallet::storage]
+    pub type SigningKeys<T: Config> = StorageMap<_, Blake2_128Concat, Ed25519Key, T::AccountId>;
 
     /// Every job ever funded, by id.
     #[pallet::storage]
@@ -361,6 +366,8 @@ pub mod pallet {
         AlreadyRegistered,
         /// The account is not a registered provider.
         NotRegistered,
+        /// The signing key is registered by another provider account.
+        KeyInUse,
         /// A provider must serve at least one tier.
         NoTiers,
         /// A tier is listed twice.
@@ -390,7 +397,8 @@ pub mod pallet {
         JobExists,
         /// No job has this id.
         UnknownJob,
-        /// The price is below the minimum (or, for tier 2, below the quorum size).
+        /// The price is below the minimum (or, for tier 2, below `k` times the existential
+        /// deposit, so that every payee's share keeps an account alive).
         PriceTooLow,
         /// The deadline is not after the current block.
         DeadlineInPast,
@@ -489,6 +497,11 @@ pub mod pallet {
                 "MinimumPrice must be at least 1"
             );
             assert!(
+                T::MinimumPrice::get()
+                    >= <T::Currency as fungible::Inspect<T::AccountId>>::minimum_balance(),
+                "MinimumPrice must be at least the existential deposit (a payout must never fail)"
+            );
+            assert!(
                 !T::MaxJobDuration::get().is_zero(),
                 "MaxJobDuration must be at least 1"
             );
@@ -559,6 +572,10 @@ pub mod pallet {
                 ed25519_verify(&signing_key, &key_proof_message(&who), &key_proof),
                 Error::<T>::BadKeyProof
             );
+            ensure!(
+                !SigningKeys::<T>::contains_key(signing_key),
+                Error::<T>::KeyInUse
+            );
             Self::do_register_provider(who, signing_key, capabilities, attestation)
         }
 
@@ -591,7 +608,12 @@ pub mod pallet {
                         && u64::from(k).saturating_mul(2) > u64::from(n),
                     Error::<T>::InvalidQuorum
                 );
-                ensure!(price >= BalanceOf::<T>::from(k), Error::<T>::PriceTooLow);
+                // Each of the `k` payees gets at least the existential deposit, so no payout can
+                // fail on an account that would not exist after it.
+                let floor = <T::Currency as fungible::Inspect<T::AccountId>>::minimum_balance()
+                    .max(One::one())
+                    .saturating_mul(BalanceOf::<T>::from(k));
+                ensure!(price >= floor, Error::<T>::PriceTooLow);
             }
             ensure!(
                 terms.provider_count() <= T::MaxQuorum::get(),

@@ -56,7 +56,7 @@ impl frame_system::Config for Test {
 #[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
 impl pallet_balances::Config for Test {
     type AccountStore = System;
-    type ExistentialDeposit = ConstU64<1>;
+    type ExistentialDeposit = ExistentialDeposit;
 }
 
 /// The dispatcher's account.
@@ -71,6 +71,8 @@ parameter_types! {
     pub static NowMs: u64 = GENESIS_MS;
     /// The smallest job price (tests lower it to reach the tier-2 price check).
     pub static MinimumPrice: Balance = 10;
+    /// The existential deposit (tests raise it to reach the tier-2 payout floor).
+    pub static ExistentialDeposit: Balance = 1;
 }
 
 /// The mock clock at genesis (2026-01-01T00:00:00Z).

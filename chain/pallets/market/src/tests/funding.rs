@@ -87,6 +87,13 @@ fn fund_job_bad_terms_rejects() {
             f(JOB, TierTerms::Quorum { k: 3, n: 5 }, 2, DEADLINE),
             Error::<Test>::PriceTooLow
         );
+        // Each of the k payees' shares must keep an account alive: k x the existential deposit.
+        ExistentialDeposit::set(100);
+        assert_noop!(
+            f(JOB, TierTerms::Quorum { k: 3, n: 5 }, 299, DEADLINE),
+            Error::<Test>::PriceTooLow
+        );
+        ExistentialDeposit::set(1);
         MinimumPrice::set(10);
         assert_ok!(Market::fund_job(
             RuntimeOrigin::signed(BUYER),

@@ -187,6 +187,37 @@ fn register_provider_twice_rejects() {
     });
 }
 
+#[test]
+fn register_provider_key_of_another_account_rejects() {
+    build_and_execute(|| {
+        register(P1, &[Tier::Quorum]);
+        // One operator holding P1's key signs a proof for a second account: refused, so one
+        // key can never count as two quorum members.
+        let proof = pair_of(P1).sign(&key_proof_message(&P2)).0;
+        assert_noop!(
+            Market::register_provider(
+                RuntimeOrigin::signed(P2),
+                key_of(P1),
+                proof,
+                caps(&[Tier::Quorum], &[], b""),
+                None
+            ),
+            Error::<Test>::KeyInUse
+        );
+        // Once P1 leaves, the key is free again (for whoever can sign with it).
+        assert_ok!(Market::deregister(RuntimeOrigin::signed(P1)));
+        assert!(!crate::SigningKeys::<Test>::contains_key(key_of(P1)));
+        assert_ok!(Market::register_provider(
+            RuntimeOrigin::signed(P2),
+            key_of(P1),
+            proof,
+            caps(&[Tier::Quorum], &[], b""),
+            None
+        ));
+        assert_eq!(crate::SigningKeys::<Test>::get(key_of(P1)), Some(P2));
+    });
+}
+
 fn register_with(sub: AttestationSubmission<Test>) -> polkadot_sdk::sp_runtime::DispatchResult {
     Market::register_provider(
         RuntimeOrigin::signed(P1),
