@@ -503,6 +503,14 @@ impl<C: MarketChain> Settler<C> {
                 policy: hex::encode(self.policy),
                 reasons: vec![format!("the chain's document does not decode: {e}")],
             })?;
+        if let Err(rule) = policy.check_pinned() {
+            return Err(SettleError::Policy {
+                policy: hex::encode(self.policy),
+                reasons: vec![format!(
+                    "{rule} is not pinned: the chain refuses this policy for attested keys (name a policy that pins what runs)"
+                )],
+            });
+        }
         let anchor = self.chain.registration_anchor().await?;
         let attestor = Arc::clone(&self.attestor);
         let now_ms = crate::metering::unix_ms();
