@@ -89,6 +89,7 @@ allow_fmspcs = ["b0c06f000000"]
 deny_fmspcs = ["00906ed50000"]
 allow_ppids = ["811dca2a26b952e85bb6448b097ba4fd"]
 deny_ppids = ["{pp}"]
+max_collateral_age_secs = 2592000
 
 [gpu]
 min_driver_version = "550.127.5"
@@ -100,6 +101,7 @@ allowed_archs = ["Hopper"]
 min_count = 2
 models = ["GH100"]
 require_confidential_mode = true
+ocsp_max_age_secs = 86400
 
 [simulated]
 measurements = ["{m1}"]
@@ -127,7 +129,7 @@ measurements = ["{m1}"]
 }
 
 /// The canonical bytes of the default policy (`docs/policy.md`).
-const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f44617465000000000000000000000000000000000001000000000000000000000000000000000100000000000000000000";
+const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f446174650000000000000000000000000000000000010000000000000000000000000000000001000000000000000000000000";
 
 /// The golden id of the default policy: any change of the encoding, the
 /// domain or a default fails here.
@@ -142,7 +144,7 @@ fn default_policy_id_is_stable() {
     );
     assert_eq!(
         id_hex(&p),
-        "7fa3a61704aef28a686bd98c3d441fc53516b27d26fb0d4c749207a73f3de039"
+        "30c70f7ac6c57c5010f01d7bf783e9e41bd588f776f8aab7fe5ec56b6ee32c27"
     );
     assert_eq!(parse("").id(), p.id());
     assert_eq!(parse("# nothing\n\n").id(), p.id());
@@ -228,6 +230,9 @@ fn each_changed_rule_changes_id_works() {
         "tees = [\"sev-snp\", \"tdx\"]".into(),
         format!("[simulated]\nmeasurements = [\"{}\"]", h(1, 48)),
         format!("[simulated]\nmeasurements = [\"{}\"]", h(2, 48)),
+        "[gpu]\nocsp_max_age_secs = 60".into(),
+        "[gpu]\nocsp_max_age_secs = 0".into(),
+        "[tdx]\nmax_collateral_age_secs = 60".into(),
         "key_lifetime_secs = 60".into(),
         "key_lifetime_secs = 61".into(),
         "[snp]\nallow_debug = true".into(),
@@ -758,6 +763,38 @@ fn tdx(policy: &str) -> attestation_verifier::Outcome<attestation_verifier::TdxC
         &parse(policy),
         UnixTime(c.verification_time()),
     )
+}
+
+/// `[tdx] max_collateral_age_secs` on the real quote and its real collateral, at the case's
+/// verification time: the bound is exact (the age of the oldest item accepted, one second less
+/// refused, naming the rule).
+#[test]
+fn tdx_max_collateral_age_on_real_collateral_works() {
+    // The oldest item's age, found by bisection over the rule itself.
+    let accepted = |max: u64| tdx(&format!("[tdx]\nmax_collateral_age_secs = {max}")).accepted();
+    assert!(accepted(u64::MAX / 2));
+    assert!(
+        !accepted(0),
+        "the collateral was issued before the verification time"
+    );
+    let (mut lo, mut hi) = (0u64, 10 * 365 * 86_400);
+    assert!(accepted(hi));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if accepted(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let out = tdx(&format!("[tdx]\nmax_collateral_age_secs = {lo}"));
+    assert!(
+        out.reasons
+            .iter()
+            .any(|r| r.contains("tdx.max_collateral_age_secs") && r.contains(&format!("{hi} s"))),
+        "{:?}",
+        out.reasons
+    );
 }
 
 #[test]

@@ -674,6 +674,22 @@ fn gpu_bundle_with_rims_and_ocsp_works() {
     // The verified GPU evidence is returned with the bundle.
     let v = w.verifier(RustCrypto).verify(&r, Some(&b), NOW).unwrap();
     assert_eq!(v.evidence.as_ref().unwrap().gpus.len(), 1);
+    // The responses were produced an hour before: a policy taking at most an hour accepts
+    // them, one taking at most 59 minutes names every stale response.
+    for (max, accepted) in [(3_600, true), (3_599, false)] {
+        let p = Policy::from_toml(&format!("[gpu]\nocsp_max_age_secs = {max}\n")).unwrap();
+        let out = check_receipt(&mut w.verifier(RustCrypto), &r, Some(&b), &p, NOW);
+        assert_eq!(out.accepted(), accepted, "{max}: {:?}", out.reasons);
+        if !accepted {
+            let stale = out
+                .reasons
+                .iter()
+                .filter(|r| r.contains("gpu.ocsp_max_age_secs") && r.contains("3600 s old"))
+                .count();
+            // The device intermediate, and the signer of each of the two RIMs.
+            assert_eq!(stale, 3, "{:?}", out.reasons);
+        }
+    }
 }
 
 /// Two GPUs of one board whose VBIOS versions differ (one updated, one not): each is

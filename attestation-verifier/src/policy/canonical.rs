@@ -208,6 +208,8 @@ fn encode_marked(p: &Policy) -> Writer {
     w.string_list("gpu.models", &g.models);
     w.bool("gpu.require_confidential_mode", g.require_confidential_mode);
     w.bytes_list("simulated.measurements", &p.simulated.measurements);
+    w.u64_opt("gpu.ocsp_max_age_secs", p.gpu.ocsp_max_age_secs);
+    w.u64_opt("tdx.max_collateral_age_secs", p.tdx.max_collateral_age_secs);
     w
 }
 
@@ -485,6 +487,16 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
     g.models = r.string_list("gpu.models")?;
     g.require_confidential_mode = r.bool("gpu.require_confidential_mode")?;
     p.simulated.measurements = r.bytes_list("simulated.measurements")?;
+    p.gpu.ocsp_max_age_secs = if r.tag("gpu.ocsp_max_age_secs")? {
+        Some(r.u64("gpu.ocsp_max_age_secs")?)
+    } else {
+        None
+    };
+    p.tdx.max_collateral_age_secs = if r.tag("tdx.max_collateral_age_secs")? {
+        Some(r.u64("tdx.max_collateral_age_secs")?)
+    } else {
+        None
+    };
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -697,6 +709,9 @@ pub(super) fn to_toml(p: &Policy) -> String {
     line(&mut o, "deny_fmspcs", hexes(&t.deny_fmspcs));
     line(&mut o, "allow_ppids", hexes(&t.allow_ppids));
     line(&mut o, "deny_ppids", hexes(&t.deny_ppids));
+    if let Some(v) = t.max_collateral_age_secs {
+        line(&mut o, "max_collateral_age_secs", format!("{v}"));
+    }
 
     let g = &p.gpu;
     o.push_str("\n[gpu]\n");
@@ -723,6 +738,9 @@ pub(super) fn to_toml(p: &Policy) -> String {
         "require_confidential_mode",
         format!("{}", g.require_confidential_mode),
     );
+    if let Some(v) = g.ocsp_max_age_secs {
+        line(&mut o, "ocsp_max_age_secs", format!("{v}"));
+    }
 
     o.push_str("\n[simulated]\n");
     line(&mut o, "measurements", hexes(&p.simulated.measurements));

@@ -49,6 +49,10 @@ pub struct GpuPolicy {
     /// Require the report's feature flag to name a confidential mode (`spt`,
     /// `mpt` or `ppcie`; not `legacy` or an unknown value). Default false.
     pub require_confidential_mode: bool,
+    /// The oldest an OCSP response may be: seconds from its `thisUpdate` to the
+    /// verification time. Applies to every supplied response (with
+    /// `ocsp_required`, to every certificate). `None`: any current response.
+    pub ocsp_max_age_secs: Option<u64>,
 }
 
 impl Default for GpuPolicy {
@@ -63,6 +67,7 @@ impl Default for GpuPolicy {
             min_count: 0,
             models: Vec::new(),
             require_confidential_mode: false,
+            ocsp_max_age_secs: None,
         }
     }
 }
@@ -212,7 +217,10 @@ impl GpuPolicy {
         }
         if self.ocsp_required {
             let rim_checks = ev.rims.iter().flat_map(|r| r.ocsp.iter());
-            for OcspCheck { subject, status } in ev.device_ocsp.iter().chain(rim_checks) {
+            for OcspCheck {
+                subject, status, ..
+            } in ev.device_ocsp.iter().chain(rim_checks)
+            {
                 match status {
                     Some(CertStatus::Good) => {}
                     Some(s) => fail(
@@ -223,6 +231,23 @@ impl GpuPolicy {
                         "gpu.ocsp_required",
                         format!("no OCSP response for {subject}"),
                     ),
+                }
+            }
+        }
+        if let Some(max) = self.ocsp_max_age_secs {
+            let rim_checks = ev.rims.iter().flat_map(|r| r.ocsp.iter());
+            for c in ev.device_ocsp.iter().chain(rim_checks) {
+                if let Some(t) = c.this_update {
+                    let age = c.checked_at.as_secs().saturating_sub(t.as_secs());
+                    if age > max {
+                        fail(
+                            "gpu.ocsp_max_age_secs",
+                            format!(
+                                "the OCSP response for {} is {age} s old, at most {max} s",
+                                c.subject
+                            ),
+                        );
+                    }
                 }
             }
         }

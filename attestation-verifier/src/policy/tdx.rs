@@ -70,6 +70,9 @@ pub struct TdxPolicy {
     pub allow_ppids: Vec<HexBytes>,
     /// Refused processors by the PPID of their PCK certificate (16 bytes).
     pub deny_ppids: Vec<HexBytes>,
+    /// The oldest any collateral item (TCB Info, QE Identity, CRLs) may be: seconds from
+    /// its issue date to the verification time. `None`: any current collateral.
+    pub max_collateral_age_secs: Option<u64>,
 }
 
 impl Default for TdxPolicy {
@@ -98,6 +101,7 @@ impl Default for TdxPolicy {
             deny_fmspcs: Vec::new(),
             allow_ppids: Vec::new(),
             deny_ppids: Vec::new(),
+            max_collateral_age_secs: None,
         }
     }
 }
@@ -227,6 +231,18 @@ impl TdxPolicy {
                     eval_number, self.min_tcb_evaluation_data_number
                 ),
             );
+        }
+        if let Some(max) = self.max_collateral_age_secs {
+            let age = ev
+                .verified_at
+                .as_secs()
+                .saturating_sub(ev.oldest_collateral_issued.as_secs());
+            if age > max {
+                fail(
+                    "tdx.max_collateral_age_secs",
+                    format!("the oldest collateral was issued {age} s before, at most {max} s"),
+                );
+            }
         }
         if a.debug() && !self.allow_debug {
             fail("tdx.allow_debug", "TD_ATTRIBUTES.DEBUG is set".into());

@@ -234,6 +234,10 @@ pub struct OcspCheck {
     pub subject: String,
     /// Its status; `None` when no supplied response covers it.
     pub status: Option<CertStatus>,
+    /// The covering response's `thisUpdate`.
+    pub this_update: Option<UnixTime>,
+    /// The verification time the status was checked at.
+    pub checked_at: UnixTime,
 }
 
 /// A verified RIM, as applied to a report.
@@ -663,16 +667,23 @@ impl<C: Crypto> NvGpuVerifier<C> {
     ) -> OcspCheck {
         let subject = cert.subject_cn().unwrap_or_default();
         let mut status = None;
+        let mut this_update = None;
         for r in responses {
-            match r.status(&self.crypto, cert, issuer, now) {
-                Ok(Some(s)) => {
+            match r.status_dated(&self.crypto, cert, issuer, now) {
+                Ok(Some((s, t))) => {
                     status = Some(s);
+                    this_update = Some(t);
                     break;
                 }
                 Ok(None) => {}
                 Err(e) => {
                     errors.push(e.into());
-                    return OcspCheck { subject, status };
+                    return OcspCheck {
+                        subject,
+                        status,
+                        this_update,
+                        checked_at: now,
+                    };
                 }
             }
         }
@@ -682,7 +693,12 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 at,
             });
         }
-        OcspCheck { subject, status }
+        OcspCheck {
+            subject,
+            status,
+            this_update,
+            checked_at: now,
+        }
     }
 
     fn verified_rim(

@@ -325,6 +325,18 @@ impl OcspResponse {
         issuer: &Cert,
         at: UnixTime,
     ) -> Result<Option<CertStatus>, OcspError> {
+        Ok(self.status_dated(crypto, cert, issuer, at)?.map(|(s, _)| s))
+    }
+
+    /// [`Self::status`] with the response's `thisUpdate` (when the responder vouched for the
+    /// status), for rules on a response's age.
+    pub fn status_dated(
+        &self,
+        crypto: &dyn Crypto,
+        cert: &Cert,
+        issuer: &Cert,
+        at: UnixTime,
+    ) -> Result<Option<(CertStatus, UnixTime)>, OcspError> {
         let Some(single) = self.single_for(crypto, cert, issuer) else {
             return Ok(None);
         };
@@ -372,13 +384,14 @@ impl OcspResponse {
                 next_update,
             });
         }
-        Ok(Some(match &single.cert_status {
+        let status = match &single.cert_status {
             CertStatusDer::Good(_) => CertStatus::Good,
             CertStatusDer::Revoked(info) => CertStatus::Revoked {
                 at: gt(&info.revocation_time),
             },
             CertStatusDer::Unknown(_) => CertStatus::Unknown,
-        }))
+        };
+        Ok(Some((status, this_update)))
     }
 }
 

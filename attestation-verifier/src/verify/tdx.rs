@@ -260,6 +260,10 @@ pub struct TdxEvidence {
     pub collateral_window: Window,
     /// Whether some collateral was past its nextUpdate but inside the grace period.
     pub collateral_in_grace: bool,
+    /// The oldest issue date over the collateral (TCB Info, QE Identity, CRLs).
+    pub oldest_collateral_issued: UnixTime,
+    /// The verification time.
+    pub verified_at: UnixTime,
     /// SHA-256 of the PCK certificate (DER).
     pub pck_sha256: [u8; 32],
 }
@@ -449,6 +453,7 @@ impl<C: Crypto> TdxVerifier<C> {
         let plat = self.platforms.get(&pkey);
         // Step 4
         let mut in_grace = false;
+        let mut oldest_issued = UnixTime(u64::MAX);
         let mut window = Window {
             not_before: UnixTime(0),
             not_after: UnixTime(u64::MAX),
@@ -485,6 +490,7 @@ impl<C: Crypto> TdxVerifier<C> {
                 ),
             ];
             for (what, issued, next_update) in items {
+                oldest_issued = oldest_issued.min(issued);
                 window.not_before = window.not_before.max(issued);
                 window.not_after = window.not_after.min(next_update);
                 if now < issued {
@@ -576,6 +582,8 @@ impl<C: Crypto> TdxVerifier<C> {
             qe_tcb_evaluation_data_number: c.qe_identity.tcb_evaluation_data_number,
             collateral_window: window,
             collateral_in_grace: in_grace,
+            oldest_collateral_issued: oldest_issued,
+            verified_at: now,
             pck_sha256: p.pck_sha256,
         }))
     }

@@ -15,7 +15,7 @@ use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::receipt::{ReceiptVerifier, ReceiptVerifyError};
 use pallet_sigil_market::attestation::BenchmarkEvidence;
-use pallet_sigil_market::{AttestationVerifier, PolicyId};
+use pallet_sigil_market::AttestationVerifier;
 use sigil_verifier_adapter::{BundleVerifier, policies};
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ fn case(
     cpu: CpuEvidence,
     gpu: Option<(Vec<GpuEvidence>, GpuCollateral)>,
     at_s: u64,
-    policy: PolicyId,
+    policy: &[u8],
 ) -> Result<Case> {
     let (gpus, collateral) = gpu.unwrap_or_default();
     let bundle = EvidenceBundle::new(KEY, NONCE, cpu, gpus)
@@ -139,22 +139,49 @@ fn case(
         failures.join("; ")
     );
     let now_ms = at_s.saturating_mul(1_000);
-    let outcome = BundleVerifier::verify(&bundle, &[], &policy, now_ms);
+    let outcome = BundleVerifier::verify(&bundle, &[], policy, now_ms);
     Ok(Case {
         name: name.into(),
         evidence: BenchmarkEvidence {
             evidence: bundle,
             collateral: Vec::new(),
-            policy,
+            policy: policy.to_vec(),
             now_ms,
             expected: outcome.err(),
         },
     })
 }
 
-/// SEV-SNP, TDX, and each with an H100 report and its RIMs.
+/// The largest policy document the runtime stores (`MaxPolicyLen`, 16 KiB): the genesis
+/// confidential-VM policy with as many pinned SEV-SNP measurements and TDX MRTDs as fit, so the
+/// policy's decoding and appraisal are priced at their worst.
+fn largest_policy() -> Vec<u8> {
+    use attestation_verifier::policy::HexBytes;
+    let mut p = attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1)
+        .unwrap_or_default();
+    let entry = |tag: u8, i: usize| {
+        let mut m = u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec();
+        m.resize(47, 0);
+        m.push(tag);
+        HexBytes(m)
+    };
+    let limit = 16 * 1024;
+    for i in 0..attestation_verifier::policy::MAX_LIST {
+        p.snp.measurements.push(entry(1, i));
+        p.tdx.mrtds.push(entry(2, i));
+        if p.canonical_bytes().len() > limit {
+            p.snp.measurements.pop();
+            p.tdx.mrtds.pop();
+            break;
+        }
+    }
+    p.canonical_bytes()
+}
+
+/// SEV-SNP, TDX, and each with an H100 report and its RIMs, under the largest policy.
 pub(crate) fn cases(vectors: &Path) -> Result<Vec<Case>> {
-    let policy = policies::id_of(policies::CONFIDENTIAL_VM_V1);
+    let policy = largest_policy();
+    let policy = policy.as_slice();
     let (snp_cpu, snp_at) = snp(vectors, "genoa-v3-azure")?;
     let (tdx_cpu, tdx_at) = tdx(vectors, "tdx-v4-dcap-qvl-sample")?;
     Ok(vec![

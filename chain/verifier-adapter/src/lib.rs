@@ -351,6 +351,7 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
         "snp.allow_chip_ids" | "snp.deny_chip_ids" | "tdx.allow_fmspcs" | "tdx.deny_fmspcs"
         | "tdx.allow_ppids" | "tdx.deny_ppids" => F::PlatformRejected,
         "gpu.min_count" | "gpu.models" | "gpu.require_confidential_mode" => F::GpusRejected,
+        "tdx.max_collateral_age_secs" | "gpu.ocsp_max_age_secs" => F::OutsideValidity,
         "snp.allow_debug" | "tdx.allow_debug" => F::DebugEnabled,
         "snp.measurements"
         | "snp.report_data"
