@@ -610,7 +610,10 @@ async fn registration_under_a_policy_its_evidence_fails_is_refused_naming_the_ru
         &attestation_verifier::policy::genesis::named("sigil.sev-snp.v1").unwrap(),
     );
     let err = settler(&f, &chain).ensure_registered().await.unwrap_err();
-    assert!(err.to_string().contains("snp.measurements is not pinned"), "{err}");
+    assert!(
+        err.to_string().contains("snp.measurements is not pinned"),
+        "{err}"
+    );
     let mut pinned = attestation_verifier::policy::genesis::named("sigil.sev-snp.v1").unwrap();
     pinned.snp.measurements = vec![HexBytes(vec![0x33; 48])];
     use_policy(&mut f, &chain, &pinned);

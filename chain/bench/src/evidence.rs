@@ -14,8 +14,8 @@ use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::receipt::{ReceiptVerifier, ReceiptVerifyError};
-use pallet_sigil_market::attestation::BenchmarkEvidence;
 use pallet_sigil_market::AttestationVerifier;
+use pallet_sigil_market::attestation::BenchmarkEvidence;
 use sigil_verifier_adapter::{BundleVerifier, policies};
 use std::path::{Path, PathBuf};
 

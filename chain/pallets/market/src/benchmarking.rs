@@ -60,6 +60,19 @@ fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
     who
 }
 
+/// An account holding ten job prices and the deposit of a `len`-byte policy.
+fn policy_owner<T: Config>(len: u32) -> T::AccountId {
+    let who = funded::<T>("owner", 0);
+    let deposit = T::PolicyDepositPerByte::get()
+        .saturating_mul(BalanceOf::<T>::from(len))
+        .saturating_add(T::PolicyDepositBase::get());
+    let balance = <T::Currency as polkadot_sdk::frame_support::traits::fungible::Inspect<
+        T::AccountId,
+    >>::balance(&who);
+    T::Currency::set_balance(&who, balance.saturating_add(deposit));
+    who
+}
+
 /// A registration anchor one block back (its hash recorded, as the chain does) and the nonce
 /// `who`'s evidence must bind.
 fn anchored_nonce<T: Config>(who: &T::AccountId) -> (BlockNumberFor<T>, [u8; 32]) {
@@ -493,7 +506,7 @@ mod benchmarks {
     /// A policy document of `l` bytes (or the largest the helper makes below it).
     #[benchmark]
     fn register_policy(l: Linear<64, { T::MaxPolicyLen::get() }>) -> Result<(), BenchmarkError> {
-        let caller = funded::<T>("owner", 0);
+        let caller = policy_owner::<T>(l);
         let document = T::BenchmarkHelper::policy_document(l);
         let id = T::AttestationVerifier::inspect_policy(&document)
             .map_err(|_| BenchmarkError::Stop("the benchmark helper's policy is refused"))?
@@ -510,7 +523,7 @@ mod benchmarks {
 
     #[benchmark]
     fn retire_policy() -> Result<(), BenchmarkError> {
-        let caller = funded::<T>("owner", 0);
+        let caller = policy_owner::<T>(T::MaxPolicyLen::get());
         let document = T::BenchmarkHelper::policy_document(T::MaxPolicyLen::get());
         let bounded = BoundedVec::try_from(document.clone())
             .map_err(|_| BenchmarkError::Stop("policy document exceeds MaxPolicyLen"))?;

@@ -373,6 +373,9 @@ impl<T: Config> Pallet<T> {
                 }
             });
         }
+        if let TierTerms::Attested { policy, .. } = job.terms {
+            Self::count_policy_user(&policy, false);
+        }
         job.status = JobStatus::Bound;
         Jobs::<T>::insert(job_id, job);
         Bindings::<T>::insert(
@@ -624,7 +627,10 @@ impl<T: Config> Pallet<T> {
             .checked_sub(&job.price)
             .ok_or(Error::<T>::Overflow)?;
         TotalEscrow::<T>::put(total);
-        if let TierTerms::Attested { policy, .. } = job.terms {
+        // A tier-3 job counts as its policy's user only until it is bound (then the bound
+        // provider's attested key, registered under the same policy, holds it), so only an
+        // unbound job's refund gives its use back, and receipts never write the policy.
+        if let (TierTerms::Attested { policy, .. }, JobStatus::Funded) = (job.terms, job.status) {
             Self::count_policy_user(&policy, false);
         }
         for provider in binding.providers.iter() {
@@ -763,8 +769,9 @@ impl<T: Config> Pallet<T> {
     ///   provider's open-job count matches the bindings;
     /// - receipts only come from bound providers;
     /// - each provider's signing key maps back to it, and only providers' keys are recorded;
-    /// - each policy's user count equals its open tier-3 jobs plus the attested keys
-    ///   registered under it, and every policy in use is registered.
+    /// - each policy's user count equals its unbound tier-3 jobs plus the attested keys
+    ///   registered under it (a bound job's provider key holds the policy for it), and every
+    ///   policy in use is registered.
     #[cfg(any(feature = "try-runtime", test))]
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         use alloc::collections::btree_map::BTreeMap;
@@ -773,7 +780,8 @@ impl<T: Config> Pallet<T> {
         let mut open_total: BalanceOf<T> = Zero::zero();
         let mut policy_users: BTreeMap<PolicyId, u32> = BTreeMap::new();
         for (job_id, job) in Jobs::<T>::iter() {
-            if let (true, TierTerms::Attested { policy, .. }) = (job.status.is_open(), job.terms) {
+            if let (JobStatus::Funded, TierTerms::Attested { policy, .. }) = (job.status, job.terms)
+            {
                 let n = policy_users.entry(policy).or_insert(0);
                 *n = n.saturating_add(1);
             }

@@ -756,7 +756,8 @@ pub mod pallet {
         }
 
         /// Retires a policy the caller registered, returning its deposit. Refused while an
-        /// open job or an attested key uses it. Its id may be registered again later, with the
+        /// attested key or a job not yet bound uses it (a bound job's provider holds an attested
+        /// key under the policy until the job closes). Its id may be registered again later, with the
         /// same meaning (the id is the document's hash).
         #[pallet::call_index(8)]
         #[pallet::weight(T::WeightInfo::retire_policy())]

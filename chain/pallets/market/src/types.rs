@@ -508,7 +508,8 @@ pub struct PolicyRecord<T: Config> {
     pub key_lifetime_ms: Option<u64>,
     /// Fewest verified GPU reports its evidence must carry.
     pub min_gpus: u32,
-    /// Open jobs funded under it plus attested keys registered under it; it can be retired
+    /// Unbound jobs funded under it plus attested keys registered under it (a bound job is
+    /// held by its provider's key, registered under the same policy); it can be retired
     /// only at zero.
     pub users: u32,
     /// Block of registration.

@@ -5,22 +5,23 @@
 //! `sigil-runtime` (its types, attestation verifier and `development` genesis), and fits them
 //! with frame-benchmarking's least-squares analysis. Do not edit by hand.
 //!
-//! DATE: 2026-11-25, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
+//! DATE: 2026-12-06, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
 //! WORST CASE MAP SIZE: `1000000`
-//! HOSTNAME: `vm`, CPU: `AMD EPYC` (2 cores visible)
+//! HOSTNAME: `vm`, CPU: `Intel(R) Xeon(R) Processor` (2 cores visible)
 //! EXECUTION: `native` (not WASM: see docs/chain.md, Weights), DB CACHE: in memory,
 //! database reads and writes priced by `DbWeight`
 //!
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
-//! evidence bundle (genuine vectors, policy `sigil.confidential-vm.v1`):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_594_627 ns native (0.08% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_733_489 ns native (0.14% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 14_279_380 ns native (0.71% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 19_561_553 ns native (0.98% of a block's ref time) <- the weight
+//! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_402_519 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_228_573 ns native (0.11% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 16_396_170 ns native (0.82% of a block's ref time) <- the weight
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 13_600_311 ns native (0.68% of a block's ref time)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.002 with database weights (1_126_430_000 / 1_124_468_000 ps), 1.020 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 63_701_260_000 ps = 3.19% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 3.26%
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.109 with database weights (1_279_197_000 / 1_153_205_000 ps), 1.008 execution only
+//! FIGURES: full evidence verification (SEV-SNP + H100 (report, 2 RIMs)), as WASM (x4) = 46_451_584_000 ps = 2.32% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.40%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 47_288_649_000 ps = 2.36% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -54,55 +55,65 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `2808`
-		// Minimum execution time: 47_070_000 picoseconds.
-		Weight::from_parts(48_381_000, 0)
-			.saturating_add(Weight::from_parts(0, 2808))
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		//  Estimated: `5384`
+		// Minimum execution time: 64_599_000 picoseconds.
+		Weight::from_parts(69_056_000, 0)
+			.saturating_add(Weight::from_parts(0, 5384))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `267633`
-		// Minimum execution time: 204_914_000 picoseconds.
-		Weight::from_parts(213_207_000, 0)
-			.saturating_add(Weight::from_parts(0, 267633))
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		//  Estimated: `291699`
+		// Minimum execution time: 270_151_000 picoseconds.
+		Weight::from_parts(287_065_000, 0)
+			.saturating_add(Weight::from_parts(0, 291699))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `7877`
-		// Minimum execution time: 37_906_000 picoseconds.
-		Weight::from_parts(38_778_000, 0)
-			.saturating_add(Weight::from_parts(0, 7877))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		//  Estimated: `26870`
+		// Minimum execution time: 42_074_000 picoseconds.
+		Weight::from_parts(45_999_000, 0)
+			.saturating_add(Weight::from_parts(0, 26870))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:0 w:1)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Dispatchers::Members` (r:1 w:0)
@@ -113,24 +124,24 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn bind(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `3237 + n * (2808 ±0)`
-		// Minimum execution time: 16_564_000 picoseconds.
-		Weight::from_parts(15_315_837, 0)
-			.saturating_add(Weight::from_parts(0, 3237))
-			// Standard Error: 32_391
-			.saturating_add(Weight::from_parts(5_477_121, 0).saturating_mul(n.into()))
+		//  Estimated: `3241 + n * (2829 ±0)`
+		// Minimum execution time: 18_951_000 picoseconds.
+		Weight::from_parts(14_098_797, 0)
+			.saturating_add(Weight::from_parts(0, 3241))
+			// Standard Error: 95_288
+			.saturating_add(Weight::from_parts(6_835_317, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2808).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -140,25 +151,25 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19586`
-		// Minimum execution time: 96_022_000 picoseconds.
-		Weight::from_parts(99_468_000, 0)
-			.saturating_add(Weight::from_parts(0, 19586))
+		//  Estimated: `19629`
+		// Minimum execution time: 116_609_000 picoseconds.
+		Weight::from_parts(128_205_000, 0)
+			.saturating_add(Weight::from_parts(0, 19629))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:10 w:10)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -168,89 +179,93 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12747 + n * (7375 ±37)`
-		// Minimum execution time: 96_463_000 picoseconds.
-		Weight::from_parts(88_682_307, 0)
-			.saturating_add(Weight::from_parts(0, 12747))
-			// Standard Error: 111_969
-			.saturating_add(Weight::from_parts(17_716_571, 0).saturating_mul(n.into()))
+		//  Estimated: `12769 + n * (7396 ±37)`
+		// Minimum execution time: 113_473_000 picoseconds.
+		Weight::from_parts(118_830_492, 0)
+			.saturating_add(Weight::from_parts(0, 12769))
+			// Standard Error: 407_523
+			.saturating_add(Weight::from_parts(18_795_764, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7375).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19586`
-		// Minimum execution time: 96_173_000 picoseconds.
-		Weight::from_parts(101_430_000, 0)
-			.saturating_add(Weight::from_parts(0, 19586))
-			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+		//  Estimated: `38600`
+		// Minimum execution time: 118_117_000 picoseconds.
+		Weight::from_parts(129_197_000, 0)
+			.saturating_add(Weight::from_parts(0, 38600))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `284403`
-		// Minimum execution time: 254_628_000 picoseconds.
-		Weight::from_parts(263_511_000, 0)
-			.saturating_add(Weight::from_parts(0, 284403))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().writes(9_u64))
+		//  Estimated: `303417`
+		// Minimum execution time: 312_912_000 picoseconds.
+		Weight::from_parts(338_046_000, 0)
+			.saturating_add(Weight::from_parts(0, 303417))
+			.saturating_add(T::DbWeight::get().reads(11_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -258,118 +273,146 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10917 + n * (2808 ±0)`
-		// Minimum execution time: 36_334_000 picoseconds.
-		Weight::from_parts(38_097_770, 0)
-			.saturating_add(Weight::from_parts(0, 10917))
-			// Standard Error: 24_520
-			.saturating_add(Weight::from_parts(2_991_047, 0).saturating_mul(n.into()))
+		//  Estimated: `10939 + n * (2829 ±0)`
+		// Minimum execution time: 40_679_000 picoseconds.
+		Weight::from_parts(43_647_460, 0)
+			.saturating_add(Weight::from_parts(0, 10939))
+			// Standard Error: 133_263
+			.saturating_add(Weight::from_parts(4_517_777, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2808).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
 	}
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:0 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `2808`
-		// Minimum execution time: 8_092_000 picoseconds.
-		Weight::from_parts(9_484_000, 0)
-			.saturating_add(Weight::from_parts(0, 2808))
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		//  Estimated: `21800`
+		// Minimum execution time: 13_404_000 picoseconds.
+		Weight::from_parts(15_966_000, 0)
+			.saturating_add(Weight::from_parts(0, 21800))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	fn verify_evidence() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 61_671_284_000 picoseconds.
-		Weight::from_parts(63_701_260_000, 0)
+		// Minimum execution time: 46_129_120_000 picoseconds.
+		Weight::from_parts(46_451_584_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// The range of component `l` is `[1, 16384]`.
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// The range of component `l` is `[64, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
-		// Provisional (not yet measured by `sigil-bench`): decoding, re-encoding and hashing the
-		// document are linear in its length.
-		Weight::from_parts(80_000_000, 0)
-			.saturating_add(Weight::from_parts(40_000, 0).saturating_mul(l.into()))
-			.saturating_add(Weight::from_parts(0, 20_000))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24134`
+		// Minimum execution time: 37_377_000 picoseconds.
+		Weight::from_parts(42_483_494, 0)
+			.saturating_add(Weight::from_parts(0, 24134))
+			// Standard Error: 29
+			.saturating_add(Weight::from_parts(3_285, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
-		// Provisional (not yet measured by `sigil-bench`).
-		Weight::from_parts(50_000_000, 0)
-			.saturating_add(Weight::from_parts(0, 20_000))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24134`
+		// Minimum execution time: 26_091_000 picoseconds.
+		Weight::from_parts(26_724_000, 0)
+			.saturating_add(Weight::from_parts(0, 24134))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 }
 
 // For backwards compatibility and tests.
 impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `2808`
-		// Minimum execution time: 47_070_000 picoseconds.
-		Weight::from_parts(48_381_000, 0)
-			.saturating_add(Weight::from_parts(0, 2808))
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+		//  Estimated: `5384`
+		// Minimum execution time: 64_599_000 picoseconds.
+		Weight::from_parts(69_056_000, 0)
+			.saturating_add(Weight::from_parts(0, 5384))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `267633`
-		// Minimum execution time: 204_914_000 picoseconds.
-		Weight::from_parts(213_207_000, 0)
-			.saturating_add(Weight::from_parts(0, 267633))
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		//  Estimated: `291699`
+		// Minimum execution time: 270_151_000 picoseconds.
+		Weight::from_parts(287_065_000, 0)
+			.saturating_add(Weight::from_parts(0, 291699))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `7877`
-		// Minimum execution time: 37_906_000 picoseconds.
-		Weight::from_parts(38_778_000, 0)
-			.saturating_add(Weight::from_parts(0, 7877))
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64))
+		//  Estimated: `26870`
+		// Minimum execution time: 42_074_000 picoseconds.
+		Weight::from_parts(45_999_000, 0)
+			.saturating_add(Weight::from_parts(0, 26870))
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:0 w:1)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Dispatchers::Members` (r:1 w:0)
@@ -380,24 +423,24 @@ impl WeightInfo for () {
 	fn bind(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `3237 + n * (2808 ±0)`
-		// Minimum execution time: 16_564_000 picoseconds.
-		Weight::from_parts(15_315_837, 0)
-			.saturating_add(Weight::from_parts(0, 3237))
-			// Standard Error: 32_391
-			.saturating_add(Weight::from_parts(5_477_121, 0).saturating_mul(n.into()))
+		//  Estimated: `3241 + n * (2829 ±0)`
+		// Minimum execution time: 18_951_000 picoseconds.
+		Weight::from_parts(14_098_797, 0)
+			.saturating_add(Weight::from_parts(0, 3241))
+			// Standard Error: 95_288
+			.saturating_add(Weight::from_parts(6_835_317, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2808).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -407,25 +450,25 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19586`
-		// Minimum execution time: 96_022_000 picoseconds.
-		Weight::from_parts(99_468_000, 0)
-			.saturating_add(Weight::from_parts(0, 19586))
+		//  Estimated: `19629`
+		// Minimum execution time: 116_609_000 picoseconds.
+		Weight::from_parts(128_205_000, 0)
+			.saturating_add(Weight::from_parts(0, 19629))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:10 w:10)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -435,89 +478,93 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12747 + n * (7375 ±37)`
-		// Minimum execution time: 96_463_000 picoseconds.
-		Weight::from_parts(88_682_307, 0)
-			.saturating_add(Weight::from_parts(0, 12747))
-			// Standard Error: 111_969
-			.saturating_add(Weight::from_parts(17_716_571, 0).saturating_mul(n.into()))
+		//  Estimated: `12769 + n * (7396 ±37)`
+		// Minimum execution time: 113_473_000 picoseconds.
+		Weight::from_parts(118_830_492, 0)
+			.saturating_add(Weight::from_parts(0, 12769))
+			// Standard Error: 407_523
+			.saturating_add(Weight::from_parts(18_795_764, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7375).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19586`
-		// Minimum execution time: 96_173_000 picoseconds.
-		Weight::from_parts(101_430_000, 0)
-			.saturating_add(Weight::from_parts(0, 19586))
-			.saturating_add(RocksDbWeight::get().reads(9_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+		//  Estimated: `38600`
+		// Minimum execution time: 118_117_000 picoseconds.
+		Weight::from_parts(129_197_000, 0)
+			.saturating_add(Weight::from_parts(0, 38600))
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `284403`
-		// Minimum execution time: 254_628_000 picoseconds.
-		Weight::from_parts(263_511_000, 0)
-			.saturating_add(Weight::from_parts(0, 284403))
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
-			.saturating_add(RocksDbWeight::get().writes(9_u64))
+		//  Estimated: `303417`
+		// Minimum execution time: 312_912_000 picoseconds.
+		Weight::from_parts(338_046_000, 0)
+			.saturating_add(Weight::from_parts(0, 303417))
+			.saturating_add(RocksDbWeight::get().reads(11_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(241), added: 2716, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -525,62 +572,80 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10917 + n * (2808 ±0)`
-		// Minimum execution time: 36_334_000 picoseconds.
-		Weight::from_parts(38_097_770, 0)
-			.saturating_add(Weight::from_parts(0, 10917))
-			// Standard Error: 24_520
-			.saturating_add(Weight::from_parts(2_991_047, 0).saturating_mul(n.into()))
+		//  Estimated: `10939 + n * (2829 ±0)`
+		// Minimum execution time: 40_679_000 picoseconds.
+		Weight::from_parts(43_647_460, 0)
+			.saturating_add(Weight::from_parts(0, 10939))
+			// Standard Error: 133_263
+			.saturating_add(Weight::from_parts(4_517_777, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2808).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
 	}
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(333), added: 2808, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:0 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `2808`
-		// Minimum execution time: 8_092_000 picoseconds.
-		Weight::from_parts(9_484_000, 0)
-			.saturating_add(Weight::from_parts(0, 2808))
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+		//  Estimated: `21800`
+		// Minimum execution time: 13_404_000 picoseconds.
+		Weight::from_parts(15_966_000, 0)
+			.saturating_add(Weight::from_parts(0, 21800))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn verify_evidence() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 61_671_284_000 picoseconds.
-		Weight::from_parts(63_701_260_000, 0)
+		// Minimum execution time: 46_129_120_000 picoseconds.
+		Weight::from_parts(46_451_584_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// The range of component `l` is `[1, 16384]`.
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// The range of component `l` is `[64, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
-		// Provisional (not yet measured by `sigil-bench`): decoding, re-encoding and hashing the
-		// document are linear in its length.
-		Weight::from_parts(80_000_000, 0)
-			.saturating_add(Weight::from_parts(40_000, 0).saturating_mul(l.into()))
-			.saturating_add(Weight::from_parts(0, 20_000))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24134`
+		// Minimum execution time: 37_377_000 picoseconds.
+		Weight::from_parts(42_483_494, 0)
+			.saturating_add(Weight::from_parts(0, 24134))
+			// Standard Error: 29
+			.saturating_add(Weight::from_parts(3_285, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
-		// Provisional (not yet measured by `sigil-bench`).
-		Weight::from_parts(50_000_000, 0)
-			.saturating_add(Weight::from_parts(0, 20_000))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24134`
+		// Minimum execution time: 26_091_000 picoseconds.
+		Weight::from_parts(26_724_000, 0)
+			.saturating_add(Weight::from_parts(0, 24134))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 }

@@ -192,8 +192,10 @@ fn retire_policy_works() {
             Market::retire_policy(RuntimeOrigin::signed(BUYER), id),
             Error::<Test>::PolicyInUse
         );
-        // The job settles, the provider leaves: nothing uses the policy any more.
+        // Bound, the job is held by P1's key; it settles, the provider leaves: nothing uses the
+        // policy any more.
         bind(JOB, &[P1]);
+        assert_eq!(record(id).users, 1);
         assert_ok!(submit(P1, JOB, &attested_key_body(P1), None));
         assert_eq!(record(id).users, 1);
         assert_ok!(Market::deregister(RuntimeOrigin::signed(P1)));
