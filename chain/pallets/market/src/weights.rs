@@ -14,14 +14,14 @@
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
 //! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_402_519 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_228_573 ns native (0.11% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 16_396_170 ns native (0.82% of a block's ref time) <- the weight
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 13_600_311 ns native (0.68% of a block's ref time)
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_333_991 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_089_890 ns native (0.10% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_599_350 ns native (0.58% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_428_791 ns native (0.62% of a block's ref time) <- the weight
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.109 with database weights (1_279_197_000 / 1_153_205_000 ps), 1.008 execution only
-//! FIGURES: full evidence verification (SEV-SNP + H100 (report, 2 RIMs)), as WASM (x4) = 46_451_584_000 ps = 2.32% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.40%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 47_288_649_000 ps = 2.36% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.005 with database weights (1_149_947_000 / 1_144_623_000 ps), 1.045 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_867_816_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.57%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_692_230_000 ps = 2.53% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -62,8 +62,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5384`
-		// Minimum execution time: 64_599_000 picoseconds.
-		Weight::from_parts(69_056_000, 0)
+		// Minimum execution time: 58_836_000 picoseconds.
+		Weight::from_parts(65_116_000, 0)
 			.saturating_add(Weight::from_parts(0, 5384))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -84,8 +84,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291699`
-		// Minimum execution time: 270_151_000 picoseconds.
-		Weight::from_parts(287_065_000, 0)
+		// Minimum execution time: 255_529_000 picoseconds.
+		Weight::from_parts(274_414_000, 0)
 			.saturating_add(Weight::from_parts(0, 291699))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -104,8 +104,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 42_074_000 picoseconds.
-		Weight::from_parts(45_999_000, 0)
+		// Minimum execution time: 43_825_000 picoseconds.
+		Weight::from_parts(46_400_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -125,11 +125,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2829 ±0)`
-		// Minimum execution time: 18_951_000 picoseconds.
-		Weight::from_parts(14_098_797, 0)
+		// Minimum execution time: 18_212_000 picoseconds.
+		Weight::from_parts(15_949_300, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 95_288
-			.saturating_add(Weight::from_parts(6_835_317, 0).saturating_mul(n.into()))
+			// Standard Error: 64_744
+			.saturating_add(Weight::from_parts(5_945_875, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -158,8 +158,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19629`
-		// Minimum execution time: 116_609_000 picoseconds.
-		Weight::from_parts(128_205_000, 0)
+		// Minimum execution time: 113_093_000 picoseconds.
+		Weight::from_parts(119_623_000, 0)
 			.saturating_add(Weight::from_parts(0, 19629))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -187,11 +187,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7396 ±37)`
-		// Minimum execution time: 113_473_000 picoseconds.
-		Weight::from_parts(118_830_492, 0)
+		// Minimum execution time: 114_370_000 picoseconds.
+		Weight::from_parts(109_524_560, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 407_523
-			.saturating_add(Weight::from_parts(18_795_764, 0).saturating_mul(n.into()))
+			// Standard Error: 126_067
+			.saturating_add(Weight::from_parts(19_346_559, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -208,8 +208,6 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
@@ -221,12 +219,12 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `38600`
-		// Minimum execution time: 118_117_000 picoseconds.
-		Weight::from_parts(129_197_000, 0)
-			.saturating_add(Weight::from_parts(0, 38600))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().writes(9_u64))
+		//  Estimated: `19629`
+		// Minimum execution time: 116_992_000 picoseconds.
+		Weight::from_parts(124_947_000, 0)
+			.saturating_add(Weight::from_parts(0, 19629))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -240,7 +238,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Market::Policies` (r:1 w:0)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
@@ -254,11 +252,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303417`
-		// Minimum execution time: 312_912_000 picoseconds.
-		Weight::from_parts(338_046_000, 0)
+		// Minimum execution time: 312_967_000 picoseconds.
+		Weight::from_parts(332_641_000, 0)
 			.saturating_add(Weight::from_parts(0, 303417))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
-			.saturating_add(T::DbWeight::get().writes(10_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -279,11 +277,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2829 ±0)`
-		// Minimum execution time: 40_679_000 picoseconds.
-		Weight::from_parts(43_647_460, 0)
+		// Minimum execution time: 39_430_000 picoseconds.
+		Weight::from_parts(40_561_207, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 133_263
-			.saturating_add(Weight::from_parts(4_517_777, 0).saturating_mul(n.into()))
+			// Standard Error: 16_824
+			.saturating_add(Weight::from_parts(3_982_858, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -300,8 +298,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `21800`
-		// Minimum execution time: 13_404_000 picoseconds.
-		Weight::from_parts(15_966_000, 0)
+		// Minimum execution time: 14_533_000 picoseconds.
+		Weight::from_parts(16_028_000, 0)
 			.saturating_add(Weight::from_parts(0, 21800))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -310,8 +308,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 46_129_120_000 picoseconds.
-		Weight::from_parts(46_451_584_000, 0)
+		// Minimum execution time: 49_397_672_000 picoseconds.
+		Weight::from_parts(49_867_816_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -325,11 +323,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_377_000 picoseconds.
-		Weight::from_parts(42_483_494, 0)
+		// Minimum execution time: 37_637_000 picoseconds.
+		Weight::from_parts(42_739_086, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 29
-			.saturating_add(Weight::from_parts(3_285, 0).saturating_mul(l.into()))
+			// Standard Error: 32
+			.saturating_add(Weight::from_parts(3_286, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -343,8 +341,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 26_091_000 picoseconds.
-		Weight::from_parts(26_724_000, 0)
+		// Minimum execution time: 26_425_000 picoseconds.
+		Weight::from_parts(26_978_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -361,8 +359,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5384`
-		// Minimum execution time: 64_599_000 picoseconds.
-		Weight::from_parts(69_056_000, 0)
+		// Minimum execution time: 58_836_000 picoseconds.
+		Weight::from_parts(65_116_000, 0)
 			.saturating_add(Weight::from_parts(0, 5384))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -383,8 +381,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291699`
-		// Minimum execution time: 270_151_000 picoseconds.
-		Weight::from_parts(287_065_000, 0)
+		// Minimum execution time: 255_529_000 picoseconds.
+		Weight::from_parts(274_414_000, 0)
 			.saturating_add(Weight::from_parts(0, 291699))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -403,8 +401,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 42_074_000 picoseconds.
-		Weight::from_parts(45_999_000, 0)
+		// Minimum execution time: 43_825_000 picoseconds.
+		Weight::from_parts(46_400_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -424,11 +422,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2829 ±0)`
-		// Minimum execution time: 18_951_000 picoseconds.
-		Weight::from_parts(14_098_797, 0)
+		// Minimum execution time: 18_212_000 picoseconds.
+		Weight::from_parts(15_949_300, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 95_288
-			.saturating_add(Weight::from_parts(6_835_317, 0).saturating_mul(n.into()))
+			// Standard Error: 64_744
+			.saturating_add(Weight::from_parts(5_945_875, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -457,8 +455,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19629`
-		// Minimum execution time: 116_609_000 picoseconds.
-		Weight::from_parts(128_205_000, 0)
+		// Minimum execution time: 113_093_000 picoseconds.
+		Weight::from_parts(119_623_000, 0)
 			.saturating_add(Weight::from_parts(0, 19629))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -486,11 +484,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7396 ±37)`
-		// Minimum execution time: 113_473_000 picoseconds.
-		Weight::from_parts(118_830_492, 0)
+		// Minimum execution time: 114_370_000 picoseconds.
+		Weight::from_parts(109_524_560, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 407_523
-			.saturating_add(Weight::from_parts(18_795_764, 0).saturating_mul(n.into()))
+			// Standard Error: 126_067
+			.saturating_add(Weight::from_parts(19_346_559, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -507,8 +505,6 @@ impl WeightInfo for () {
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
@@ -520,12 +516,12 @@ impl WeightInfo for () {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `38600`
-		// Minimum execution time: 118_117_000 picoseconds.
-		Weight::from_parts(129_197_000, 0)
-			.saturating_add(Weight::from_parts(0, 38600))
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
-			.saturating_add(RocksDbWeight::get().writes(9_u64))
+		//  Estimated: `19629`
+		// Minimum execution time: 116_992_000 picoseconds.
+		Weight::from_parts(124_947_000, 0)
+			.saturating_add(Weight::from_parts(0, 19629))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -539,7 +535,7 @@ impl WeightInfo for () {
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Storage: `Market::Policies` (r:1 w:0)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
@@ -553,11 +549,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303417`
-		// Minimum execution time: 312_912_000 picoseconds.
-		Weight::from_parts(338_046_000, 0)
+		// Minimum execution time: 312_967_000 picoseconds.
+		Weight::from_parts(332_641_000, 0)
 			.saturating_add(Weight::from_parts(0, 303417))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
-			.saturating_add(RocksDbWeight::get().writes(10_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -578,11 +574,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2829 ±0)`
-		// Minimum execution time: 40_679_000 picoseconds.
-		Weight::from_parts(43_647_460, 0)
+		// Minimum execution time: 39_430_000 picoseconds.
+		Weight::from_parts(40_561_207, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 133_263
-			.saturating_add(Weight::from_parts(4_517_777, 0).saturating_mul(n.into()))
+			// Standard Error: 16_824
+			.saturating_add(Weight::from_parts(3_982_858, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -599,8 +595,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `21800`
-		// Minimum execution time: 13_404_000 picoseconds.
-		Weight::from_parts(15_966_000, 0)
+		// Minimum execution time: 14_533_000 picoseconds.
+		Weight::from_parts(16_028_000, 0)
 			.saturating_add(Weight::from_parts(0, 21800))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
@@ -609,8 +605,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 46_129_120_000 picoseconds.
-		Weight::from_parts(46_451_584_000, 0)
+		// Minimum execution time: 49_397_672_000 picoseconds.
+		Weight::from_parts(49_867_816_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -624,11 +620,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_377_000 picoseconds.
-		Weight::from_parts(42_483_494, 0)
+		// Minimum execution time: 37_637_000 picoseconds.
+		Weight::from_parts(42_739_086, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 29
-			.saturating_add(Weight::from_parts(3_285, 0).saturating_mul(l.into()))
+			// Standard Error: 32
+			.saturating_add(Weight::from_parts(3_286, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -642,8 +638,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 26_091_000 picoseconds.
-		Weight::from_parts(26_724_000, 0)
+		// Minimum execution time: 26_425_000 picoseconds.
+		Weight::from_parts(26_978_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
