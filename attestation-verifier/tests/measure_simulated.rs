@@ -2,7 +2,12 @@
 //! executable is the SHA-384 of its bytes, printed as JSON or as the `[simulated]` policy
 //! fragment that `Policy::from_toml` reads back; a missing file is exit 2.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests
 
 use std::process::Command;
 
