@@ -717,8 +717,9 @@ impl Event {
                     .ok()?;
                 printable(body).then(|| excerpt(body))
             }
-            _ if printable(d) => Some(excerpt(d)),
-            _ if d.len() >= 2 && utf16_printable(d) => Some(utf16_excerpt(d)),
+            _ if d.len() >= 4 && utf16_printable(d) => Some(utf16_excerpt(d)),
+            // Text up to the first NUL (GRUB leaves bytes after the terminator).
+            _ if printable(until_nul(d)) => Some(excerpt(until_nul(d))),
             _ => None,
         }
     }
@@ -731,6 +732,10 @@ fn printable(d: &[u8]) -> bool {
         && body
             .iter()
             .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+}
+
+fn until_nul(d: &[u8]) -> &[u8] {
+    d.split(|b| *b == 0).next().unwrap_or_default()
 }
 
 fn trim_nul(d: &[u8]) -> &[u8] {
@@ -756,7 +761,7 @@ fn utf16_printable(d: &[u8]) -> bool {
         .rposition(|u| *u != 0)
         .map_or(0, |i| i.saturating_add(1));
     let body = units.get(..end).unwrap_or_default();
-    d.len() % 2 == 0
+    d.len().is_multiple_of(2)
         && !body.is_empty()
         && body
             .iter()

@@ -107,7 +107,8 @@ fn multi_bank_log_works() {
 #[test]
 fn malformed_logs_rejects() {
     let h = header(&[(TPM_ALG_SHA384, 48)]);
-    let cases: Vec<(Vec<u8>, fn(&EventLogError) -> bool)> = vec![
+    type Want = fn(&EventLogError) -> bool;
+    let cases: Vec<(Vec<u8>, Want)> = vec![
         ([h.clone(), sha384_event(5, 0x4, 1, b"")].concat(), |e| {
             matches!(e, EventLogError::MrIndex { mr_index: 5, .. })
         }),
