@@ -318,9 +318,10 @@ impl<'a> Reader<'a> {
 /// Parses a TCG crypto-agile event log (the CCEL data area, or the securityfs copy).
 ///
 /// Steps:
-/// 1. Bound the input ([`MAX_LOG_LEN`]) and find where trailing fill starts.
+/// 1. Bound the input ([`MAX_LOG_LEN`]).
 /// 2. Read the `TCG_PCR_EVENT` header and its `Spec ID Event03` algorithm list.
-/// 3. Read `TCG_PCR_EVENT2` records until the input or the fill ends them.
+/// 3. Read `TCG_PCR_EVENT2` records until the input ends, or until an event boundary
+///    after which every byte is `0x00` or `0xFF` (the unused CCEL area).
 pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
     // Step 1
     if bytes.len() > MAX_LOG_LEN {
@@ -329,10 +330,6 @@ pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
             max: MAX_LOG_LEN,
         });
     }
-    let fill_start = bytes
-        .iter()
-        .rposition(|b| *b != 0x00 && *b != 0xff)
-        .map_or(0, |i| i.saturating_add(1));
     let mut r = Reader {
         data: bytes,
         pos: 0,
@@ -343,7 +340,10 @@ pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
 
     // Step 3
     let mut events = Vec::new();
-    while r.pos < bytes.len() && r.pos < fill_start {
+    while let Some(rest) = bytes.get(r.pos..).filter(|rest| !rest.is_empty()) {
+        if rest.first().is_some_and(|b| is_fill(*b)) && all_fill(rest) {
+            break;
+        }
         if events.len() >= MAX_EVENTS {
             return Err(EventLogError::TooManyEvents { max: MAX_EVENTS });
         }
@@ -355,6 +355,17 @@ pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
         events,
         used_len: r.pos,
     })
+}
+
+const fn is_fill(b: u8) -> bool {
+    b == 0x00 || b == 0xff
+}
+
+/// Whether every byte is fill; 64-byte chunks without early exit inside a chunk, so the
+/// check over a mostly empty 1 MiB area is vectorised.
+fn all_fill(d: &[u8]) -> bool {
+    d.chunks(64)
+        .all(|c| c.iter().fold(true, |ok, b| ok & is_fill(*b)))
 }
 
 fn parse_header(r: &mut Reader<'_>) -> Result<Vec<Algorithm>, EventLogError> {

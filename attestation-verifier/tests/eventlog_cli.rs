@@ -168,3 +168,40 @@ fn text_format_works() {
     assert!(stdout.contains(&format!("rtmr2: {}", expected(&c, "rtmr2"))));
     assert!(stdout.contains("EV_EFI_PLATFORM_FIRMWARE_BLOB2"));
 }
+
+#[test]
+fn verified_quote_with_other_log_rejects() {
+    // A quote that verifies with its collateral, and a log of another TD: the quote's
+    // check runs in full and every differing register is named.
+    let t = Case::load("tdx", "tdx-v4-dcap-qvl-sample");
+    let at = t
+        .expected("verification_time")
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string();
+    let c = Case::load(KIND, "go-tdx-guest-cos113");
+    let (code, v) = json(&[
+        "--log",
+        &path(&c, "ccel.bin"),
+        "--quote",
+        &path(&t, "quote.bin"),
+        "--collateral",
+        &path(&t, "collateral.json"),
+        "--at",
+        &at,
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(v["verdict"], "rejected");
+    assert_eq!(v["claims"]["quote_signature"], "verified");
+    assert!(v["claims"]["quote"]["tcb_status"].is_string(), "{v}");
+    let reasons: Vec<&str> = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("RTMR0 replays to")),
+        "{reasons:?}"
+    );
+}

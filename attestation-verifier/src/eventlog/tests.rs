@@ -182,6 +182,22 @@ fn malformed_logs_rejects() {
 }
 
 #[test]
+fn fill_followed_by_data_rejects() {
+    // Fill ends the log only when nothing but fill follows.
+    let mut log = header(&[(TPM_ALG_SHA384, 48)]);
+    log.extend(sha384_event(1, 4, 1, b""));
+    let used = log.len();
+    log.extend([0xff; 100]);
+    log.extend([0x00; 100]);
+    assert_eq!(parse_ccel(&log).unwrap().used_len, used);
+    log.push(1);
+    assert!(matches!(
+        parse_ccel(&log),
+        Err(EventLogError::DigestCount { index: 1, .. })
+    ));
+}
+
+#[test]
 fn event_count_cap_rejects() {
     let mut log = header(&[(TPM_ALG_SHA384, 48)]);
     let ev = sha384_event(1, 4, 1, b"");
