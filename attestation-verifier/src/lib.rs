@@ -27,6 +27,7 @@ extern crate std;
 pub mod binding;
 pub mod bundle;
 pub mod crypto;
+pub mod eventlog;
 pub mod evidence;
 pub mod merkle;
 mod pipeline;

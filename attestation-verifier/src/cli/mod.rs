@@ -19,6 +19,7 @@ use crate::pipeline::Outcome;
 use crate::policy::Policy;
 use crate::time::UnixTime;
 
+pub mod eventlog;
 pub mod gpu;
 pub mod measure;
 pub mod receipt;
@@ -47,6 +48,9 @@ pub enum Command {
     Output(receipt::OutputArgs),
     /// Verify an Intel TDX quote (DCAP v4/v5) with its collateral.
     Tdx(tdx::TdxArgs),
+    /// Replay a TDX boot event log (CCEL or dstack JSON) into RTMR0..RTMR3 and, with
+    /// `--quote`, compare them with the quote's.
+    Eventlog(eventlog::EventLogArgs),
     /// Verify an NVIDIA H100/H200 confidential-GPU attestation report with its
     /// certificate chain, RIMs and OCSP responses.
     Gpu(gpu::GpuArgs),
@@ -209,6 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bundle(args) => receipt::run_bundle(&args),
         Command::Output(args) => receipt::run_output(&args),
         Command::Tdx(args) => tdx::run(&args),
+        Command::Eventlog(args) => eventlog::run(&args),
         Command::Gpu(args) => gpu::run(&args),
         Command::Measure(args) => measure::run(&args),
     }
