@@ -397,6 +397,10 @@ pub struct AttestedKey {
     pub gpu_count: u32,
     /// Their chip (e.g. `GH100`), when they all name one.
     pub gpu_chip: String,
+    /// Their driver version, when they all report one.
+    pub gpu_driver: String,
+    /// Their VBIOS version, when they all report one.
+    pub gpu_vbios: String,
     /// The evidence the last refresh replaced: receipts signed before the refresh may still
     /// reference it until its own expiry.
     pub previous: Option<PreviousEvidence>,
@@ -455,6 +459,8 @@ impl Provider {
                 expires_at_ms: a.expires_at_ms,
                 gpu_count: a.gpu_count,
                 gpu_chip: String::from_utf8_lossy(&a.gpu_chip.0).into_owned(),
+                gpu_driver: String::from_utf8_lossy(&a.gpu_driver.0).into_owned(),
+                gpu_vbios: String::from_utf8_lossy(&a.gpu_vbios.0).into_owned(),
                 previous: a.previous.as_ref().map(|p| PreviousEvidence {
                     evidence_digest: p.evidence_digest,
                     expires_at_ms: p.expires_at_ms,

@@ -259,6 +259,8 @@ fn tier3(p: &Policy) -> JobRecord {
         expires_at_ms: 10_000,
         gpu_count: 0,
         gpu_chip: String::new(),
+        gpu_driver: String::new(),
+        gpu_vbios: String::new(),
         previous: None,
     };
     let mut r = record(

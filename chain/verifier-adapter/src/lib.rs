@@ -50,8 +50,8 @@ use attestation_verifier::{
 };
 
 use pallet_sigil_market::{
-    AttestationFailure, AttestationVerifier, GpuChip, PolicyRejection, PolicySummary, TeeKind,
-    TeeKindSet, VerifiedAttestation,
+    AttestationFailure, AttestationVerifier, GpuChip, GpuVersion, PolicyRejection, PolicySummary,
+    TeeKind, TeeKindSet, VerifiedAttestation,
 };
 
 /// Milliseconds per second.
@@ -148,13 +148,19 @@ impl AttestationVerifier for BundleVerifier {
                 .map_or(AttestationFailure::Malformed, failure_of_violation));
         }
         // Step 5
-        let mut chips = verified.gpus.iter().map(|g| g.chip.as_bytes());
-        let first = chips.next().unwrap_or_default();
-        let gpu_chip: GpuChip = if chips.all(|c| c == first) {
-            first.to_vec().try_into().unwrap_or_default()
-        } else {
-            GpuChip::default()
-        };
+        let gpu_chip: GpuChip = common(verified.gpus.iter().map(|g| Some(g.chip.as_str())));
+        let gpu_driver: GpuVersion = common(
+            verified
+                .gpus
+                .iter()
+                .map(|g| g.report.fields.driver_version.as_deref()),
+        );
+        let gpu_vbios: GpuVersion = common(
+            verified
+                .gpus
+                .iter()
+                .map(|g| g.report.fields.vbios_version.as_deref()),
+        );
         Ok(VerifiedAttestation {
             key: verified.bundle.agent_key,
             tee,
@@ -163,7 +169,24 @@ impl AttestationVerifier for BundleVerifier {
             expires_at_ms,
             gpu_count: u32::try_from(verified.gpus.len()).unwrap_or(u32::MAX),
             gpu_chip,
+            gpu_driver,
+            gpu_vbios,
         })
+    }
+}
+
+/// The value every GPU reports, as bounded bytes; empty without GPUs, when one reports none,
+/// when they differ, or when it is longer than the bound.
+fn common<'a, B: TryFrom<alloc::vec::Vec<u8>> + Default>(
+    mut values: impl Iterator<Item = Option<&'a str>>,
+) -> B {
+    let Some(Some(first)) = values.next() else {
+        return B::default();
+    };
+    if values.all(|v| v == Some(first)) {
+        B::try_from(first.as_bytes().to_vec()).unwrap_or_default()
+    } else {
+        B::default()
     }
 }
 

@@ -499,3 +499,24 @@ fn genesis_policies_carry_the_gpu_rules_works() {
         assert!(!p.gpu.ocsp_required, "{name}");
     }
 }
+
+#[test]
+fn gpu_values_common_to_every_report_works() {
+    let of = |v: &[Option<&str>]| -> Vec<u8> {
+        let b: pallet_sigil_market::GpuVersion = common(v.iter().copied());
+        b.into_inner()
+    };
+    assert_eq!(
+        of(&[Some("550.90.07"), Some("550.90.07")]),
+        b"550.90.07".to_vec()
+    );
+    assert_eq!(
+        of(&[Some("550.90.07"), Some("550.127.05")]),
+        Vec::<u8>::new()
+    );
+    assert_eq!(of(&[Some("550.90.07"), None]), Vec::<u8>::new());
+    assert_eq!(of(&[None, Some("550.90.07")]), Vec::<u8>::new());
+    assert_eq!(of(&[]), Vec::<u8>::new());
+    // Longer than the bound: not stored rather than cut.
+    assert_eq!(of(&[Some(&"9".repeat(33))]), Vec::<u8>::new());
+}

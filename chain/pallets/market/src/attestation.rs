@@ -5,7 +5,7 @@
 //! [`AttestationVerifier::verify`], and acts on the typed result. The runtime plugs in the
 //! no_std verifier crate; the mock runtime plugs in a verifier over a test signing scheme.
 
-use crate::types::{Ed25519Key, GpuChip, Measurement, PolicyId, TeeKind, TeeKindSet};
+use crate::types::{Ed25519Key, GpuChip, GpuVersion, Measurement, PolicyId, TeeKind, TeeKindSet};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::frame_support::PalletError;
 use scale_info::TypeInfo;
@@ -29,6 +29,10 @@ pub struct VerifiedAttestation {
     /// The chip the verified GPU reports name (e.g. `GH100`), when they all name the same one;
     /// empty without GPUs or when they differ.
     pub gpu_chip: GpuChip,
+    /// The driver version the verified GPU reports carry, when they all carry the same one.
+    pub gpu_driver: GpuVersion,
+    /// The VBIOS version the verified GPU reports carry, when they all carry the same one.
+    pub gpu_vbios: GpuVersion,
 }
 
 /// What the chain needs to know of a policy document, read by the verifier that will appraise

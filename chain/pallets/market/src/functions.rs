@@ -173,6 +173,8 @@ impl<T: Config> Pallet<T> {
                     expires_at_ms: Self::attested_key_expiry(&verified, &record, now_ms),
                     gpu_count: verified.gpu_count,
                     gpu_chip: verified.gpu_chip,
+                    gpu_driver: verified.gpu_driver,
+                    gpu_vbios: verified.gpu_vbios,
                     previous: None,
                 })
             }
@@ -249,6 +251,8 @@ impl<T: Config> Pallet<T> {
             expires_at_ms,
             gpu_count: verified.gpu_count,
             gpu_chip: verified.gpu_chip,
+            gpu_driver: verified.gpu_driver,
+            gpu_vbios: verified.gpu_vbios,
             previous,
         });
         Providers::<T>::insert(&who, info);

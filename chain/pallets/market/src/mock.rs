@@ -238,9 +238,11 @@ pub(crate) struct MockStatement {
     pub nonce: [u8; 32],
     pub debug: bool,
     pub issued_at_ms: u64,
-    /// GPU reports verified with the statement, and their chip.
+    /// GPU reports verified with the statement, their chip and versions.
     pub gpu_count: u32,
     pub gpu_chip: Vec<u8>,
+    pub gpu_driver: Vec<u8>,
+    pub gpu_vbios: Vec<u8>,
 }
 
 /// Evidence: a statement and the platform key's signature over it.
@@ -398,6 +400,14 @@ impl AttestationVerifier for MockVerifier {
                 .gpu_chip
                 .try_into()
                 .map_err(|_| AttestationFailure::Malformed)?,
+            gpu_driver: statement
+                .gpu_driver
+                .try_into()
+                .map_err(|_| AttestationFailure::Malformed)?,
+            gpu_vbios: statement
+                .gpu_vbios
+                .try_into()
+                .map_err(|_| AttestationFailure::Malformed)?,
         })
     }
 }
@@ -414,6 +424,8 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
             issued_at_ms: now_ms,
             gpu_count: 0,
             gpu_chip: Vec::new(),
+            gpu_driver: Vec::new(),
+            gpu_vbios: Vec::new(),
         };
         let evidence = make_evidence(&platform_pair(), statement);
         let collateral = make_collateral(

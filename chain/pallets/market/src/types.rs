@@ -34,6 +34,11 @@ pub type GpuModel = BoundedVec<u8, ConstU32<MAX_GPU_MODEL_LEN>>;
 pub const MAX_GPU_CHIP_LEN: u32 = 16;
 /// A GPU chip name as NVIDIA's device certificate gives it, such as `GH100`; empty for none.
 pub type GpuChip = BoundedVec<u8, ConstU32<MAX_GPU_CHIP_LEN>>;
+/// Most bytes of a GPU driver or VBIOS version.
+pub const MAX_GPU_VERSION_LEN: u32 = 32;
+/// A GPU driver or VBIOS version as the signed report gives it (`550.90.07`, `96.00.9f.00.01`);
+/// empty for none.
+pub type GpuVersion = BoundedVec<u8, ConstU32<MAX_GPU_VERSION_LEN>>;
 /// A set of tiers (no duplicates).
 pub type TierSet = BoundedVec<Tier, ConstU32<3>>;
 /// A set of TEE kinds (no duplicates).
@@ -354,6 +359,10 @@ pub struct AttestedKey {
     pub gpu_count: u32,
     /// Their chip, when they all name one (empty otherwise).
     pub gpu_chip: GpuChip,
+    /// Their driver version, when they all report one (empty otherwise).
+    pub gpu_driver: GpuVersion,
+    /// Their VBIOS version, when they all report one (empty otherwise).
+    pub gpu_vbios: GpuVersion,
     /// The evidence this one replaced at its last refresh, still honoured for attested-key
     /// receipts signed before the refresh, until that evidence's own expiry.
     pub previous: Option<PreviousEvidence>,

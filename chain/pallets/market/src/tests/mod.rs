@@ -104,6 +104,8 @@ fn statement(key: [u8; 32], tee: TeeKind, nonce: [u8; 32]) -> MockStatement {
         issued_at_ms: now_ms(),
         gpu_count: 0,
         gpu_chip: Vec::new(),
+        gpu_driver: Vec::new(),
+        gpu_vbios: Vec::new(),
     }
 }
 

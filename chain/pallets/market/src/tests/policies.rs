@@ -44,6 +44,16 @@ fn register_attested_under(
         MockStatement {
             gpu_count: gpus,
             gpu_chip: chip.to_vec(),
+            gpu_driver: if gpus > 0 {
+                b"550.90.07".to_vec()
+            } else {
+                Vec::new()
+            },
+            gpu_vbios: if gpus > 0 {
+                b"96.00.9f.00.01".to_vec()
+            } else {
+                Vec::new()
+            },
             ..statement(key_of(account), TeeKind::SevSnp, reg_nonce(account))
         },
     );
@@ -350,6 +360,8 @@ fn tier3_gpu_class_is_matched_against_verified_gpus_works() {
         let attested = Providers::<Test>::get(P1).unwrap().attested.unwrap();
         assert_eq!(attested.gpu_count, 2);
         assert_eq!(attested.gpu_chip, GpuChip::truncate_from(b"GH100".to_vec()));
+        assert_eq!(attested.gpu_driver.to_vec(), b"550.90.07".to_vec());
+        assert_eq!(attested.gpu_vbios.to_vec(), b"96.00.9f.00.01".to_vec());
         assert_ok!(fund_class(JOB, policy_prod(), b"NVIDIA H100 80GB HBM3", 2));
         let try_bind = |p: u64| {
             Market::bind(
