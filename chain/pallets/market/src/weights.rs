@@ -14,14 +14,14 @@
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
 //! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_333_991 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_089_890 ns native (0.10% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_599_350 ns native (0.58% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_428_791 ns native (0.62% of a block's ref time) <- the weight
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 2_248_859 ns native (0.11% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 3_306_792 ns native (0.17% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_922_810 ns native (0.60% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_489_328 ns native (0.62% of a block's ref time) <- the weight
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.005 with database weights (1_149_947_000 / 1_144_623_000 ps), 1.045 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_867_816_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.57%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_692_230_000 ps = 2.53% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.000 with database weights (1_145_734_000 / 1_145_822_000 ps), 0.999 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 51_568_008_000 ps = 2.58% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.65%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 52_389_213_000 ps = 2.62% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -55,23 +55,23 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5384`
-		// Minimum execution time: 58_836_000 picoseconds.
-		Weight::from_parts(65_116_000, 0)
-			.saturating_add(Weight::from_parts(0, 5384))
+		//  Estimated: `5450`
+		// Minimum execution time: 61_323_000 picoseconds.
+		Weight::from_parts(65_987_000, 0)
+			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -83,10 +83,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291699`
-		// Minimum execution time: 255_529_000 picoseconds.
-		Weight::from_parts(274_414_000, 0)
-			.saturating_add(Weight::from_parts(0, 291699))
+		//  Estimated: `291765`
+		// Minimum execution time: 246_523_000 picoseconds.
+		Weight::from_parts(271_205_000, 0)
+			.saturating_add(Weight::from_parts(0, 291765))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -104,14 +104,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 43_825_000 picoseconds.
-		Weight::from_parts(46_400_000, 0)
+		// Minimum execution time: 43_445_000 picoseconds.
+		Weight::from_parts(45_446_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:0 w:1)
@@ -124,22 +124,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn bind(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `3241 + n * (2829 ±0)`
-		// Minimum execution time: 18_212_000 picoseconds.
-		Weight::from_parts(15_949_300, 0)
+		//  Estimated: `3241 + n * (2895 ±0)`
+		// Minimum execution time: 19_844_000 picoseconds.
+		Weight::from_parts(16_057_390, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 64_744
-			.saturating_add(Weight::from_parts(5_945_875, 0).saturating_mul(n.into()))
+			// Standard Error: 60_632
+			.saturating_add(Weight::from_parts(6_494_823, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -157,17 +157,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19629`
-		// Minimum execution time: 113_093_000 picoseconds.
-		Weight::from_parts(119_623_000, 0)
-			.saturating_add(Weight::from_parts(0, 19629))
+		//  Estimated: `19695`
+		// Minimum execution time: 111_820_000 picoseconds.
+		Weight::from_parts(120_822_000, 0)
+			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:10 w:10)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -186,22 +186,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12769 + n * (7396 ±37)`
-		// Minimum execution time: 114_370_000 picoseconds.
-		Weight::from_parts(109_524_560, 0)
+		//  Estimated: `12769 + n * (7462 ±37)`
+		// Minimum execution time: 114_063_000 picoseconds.
+		Weight::from_parts(111_126_860, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 126_067
-			.saturating_add(Weight::from_parts(19_346_559, 0).saturating_mul(n.into()))
+			// Standard Error: 336_621
+			.saturating_add(Weight::from_parts(18_957_477, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7396).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7462).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -219,17 +219,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19629`
-		// Minimum execution time: 116_992_000 picoseconds.
-		Weight::from_parts(124_947_000, 0)
-			.saturating_add(Weight::from_parts(0, 19629))
+		//  Estimated: `19695`
+		// Minimum execution time: 112_951_000 picoseconds.
+		Weight::from_parts(120_734_000, 0)
+			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -251,17 +251,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303417`
-		// Minimum execution time: 312_967_000 picoseconds.
-		Weight::from_parts(332_641_000, 0)
-			.saturating_add(Weight::from_parts(0, 303417))
+		//  Estimated: `303483`
+		// Minimum execution time: 302_510_000 picoseconds.
+		Weight::from_parts(326_605_000, 0)
+			.saturating_add(Weight::from_parts(0, 303483))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -276,20 +276,20 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10939 + n * (2829 ±0)`
-		// Minimum execution time: 39_430_000 picoseconds.
-		Weight::from_parts(40_561_207, 0)
+		//  Estimated: `10939 + n * (2895 ±0)`
+		// Minimum execution time: 39_583_000 picoseconds.
+		Weight::from_parts(43_627_745, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 16_824
-			.saturating_add(Weight::from_parts(3_982_858, 0).saturating_mul(n.into()))
+			// Standard Error: 105_300
+			.saturating_add(Weight::from_parts(3_913_128, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
 	}
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -297,10 +297,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21800`
-		// Minimum execution time: 14_533_000 picoseconds.
-		Weight::from_parts(16_028_000, 0)
-			.saturating_add(Weight::from_parts(0, 21800))
+		//  Estimated: `21866`
+		// Minimum execution time: 16_650_000 picoseconds.
+		Weight::from_parts(19_726_000, 0)
+			.saturating_add(Weight::from_parts(0, 21866))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -308,8 +308,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_397_672_000 picoseconds.
-		Weight::from_parts(49_867_816_000, 0)
+		// Minimum execution time: 50_288_524_000 picoseconds.
+		Weight::from_parts(51_568_008_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -323,11 +323,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_637_000 picoseconds.
-		Weight::from_parts(42_739_086, 0)
+		// Minimum execution time: 37_254_000 picoseconds.
+		Weight::from_parts(47_772_214, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 32
-			.saturating_add(Weight::from_parts(3_286, 0).saturating_mul(l.into()))
+			// Standard Error: 73
+			.saturating_add(Weight::from_parts(2_880, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -341,8 +341,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 26_425_000 picoseconds.
-		Weight::from_parts(26_978_000, 0)
+		// Minimum execution time: 25_792_000 picoseconds.
+		Weight::from_parts(26_967_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -352,23 +352,23 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For backwards compatibility and tests.
 impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5384`
-		// Minimum execution time: 58_836_000 picoseconds.
-		Weight::from_parts(65_116_000, 0)
-			.saturating_add(Weight::from_parts(0, 5384))
+		//  Estimated: `5450`
+		// Minimum execution time: 61_323_000 picoseconds.
+		Weight::from_parts(65_987_000, 0)
+			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -380,10 +380,10 @@ impl WeightInfo for () {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291699`
-		// Minimum execution time: 255_529_000 picoseconds.
-		Weight::from_parts(274_414_000, 0)
-			.saturating_add(Weight::from_parts(0, 291699))
+		//  Estimated: `291765`
+		// Minimum execution time: 246_523_000 picoseconds.
+		Weight::from_parts(271_205_000, 0)
+			.saturating_add(Weight::from_parts(0, 291765))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -401,14 +401,14 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 43_825_000 picoseconds.
-		Weight::from_parts(46_400_000, 0)
+		// Minimum execution time: 43_445_000 picoseconds.
+		Weight::from_parts(45_446_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:0 w:1)
@@ -421,22 +421,22 @@ impl WeightInfo for () {
 	fn bind(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `3241 + n * (2829 ±0)`
-		// Minimum execution time: 18_212_000 picoseconds.
-		Weight::from_parts(15_949_300, 0)
+		//  Estimated: `3241 + n * (2895 ±0)`
+		// Minimum execution time: 19_844_000 picoseconds.
+		Weight::from_parts(16_057_390, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 64_744
-			.saturating_add(Weight::from_parts(5_945_875, 0).saturating_mul(n.into()))
+			// Standard Error: 60_632
+			.saturating_add(Weight::from_parts(6_494_823, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -454,17 +454,17 @@ impl WeightInfo for () {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19629`
-		// Minimum execution time: 113_093_000 picoseconds.
-		Weight::from_parts(119_623_000, 0)
-			.saturating_add(Weight::from_parts(0, 19629))
+		//  Estimated: `19695`
+		// Minimum execution time: 111_820_000 picoseconds.
+		Weight::from_parts(120_822_000, 0)
+			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:10 w:10)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -483,22 +483,22 @@ impl WeightInfo for () {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12769 + n * (7396 ±37)`
-		// Minimum execution time: 114_370_000 picoseconds.
-		Weight::from_parts(109_524_560, 0)
+		//  Estimated: `12769 + n * (7462 ±37)`
+		// Minimum execution time: 114_063_000 picoseconds.
+		Weight::from_parts(111_126_860, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 126_067
-			.saturating_add(Weight::from_parts(19_346_559, 0).saturating_mul(n.into()))
+			// Standard Error: 336_621
+			.saturating_add(Weight::from_parts(18_957_477, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7396).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 7462).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -516,17 +516,17 @@ impl WeightInfo for () {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19629`
-		// Minimum execution time: 116_992_000 picoseconds.
-		Weight::from_parts(124_947_000, 0)
-			.saturating_add(Weight::from_parts(0, 19629))
+		//  Estimated: `19695`
+		// Minimum execution time: 112_951_000 picoseconds.
+		Weight::from_parts(120_734_000, 0)
+			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -548,17 +548,17 @@ impl WeightInfo for () {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303417`
-		// Minimum execution time: 312_967_000 picoseconds.
-		Weight::from_parts(332_641_000, 0)
-			.saturating_add(Weight::from_parts(0, 303417))
+		//  Estimated: `303483`
+		// Minimum execution time: 302_510_000 picoseconds.
+		Weight::from_parts(326_605_000, 0)
+			.saturating_add(Weight::from_parts(0, 303483))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -573,20 +573,20 @@ impl WeightInfo for () {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10939 + n * (2829 ±0)`
-		// Minimum execution time: 39_430_000 picoseconds.
-		Weight::from_parts(40_561_207, 0)
+		//  Estimated: `10939 + n * (2895 ±0)`
+		// Minimum execution time: 39_583_000 picoseconds.
+		Weight::from_parts(43_627_745, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 16_824
-			.saturating_add(Weight::from_parts(3_982_858, 0).saturating_mul(n.into()))
+			// Standard Error: 105_300
+			.saturating_add(Weight::from_parts(3_913_128, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2829).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
 	}
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(354), added: 2829, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -594,10 +594,10 @@ impl WeightInfo for () {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21800`
-		// Minimum execution time: 14_533_000 picoseconds.
-		Weight::from_parts(16_028_000, 0)
-			.saturating_add(Weight::from_parts(0, 21800))
+		//  Estimated: `21866`
+		// Minimum execution time: 16_650_000 picoseconds.
+		Weight::from_parts(19_726_000, 0)
+			.saturating_add(Weight::from_parts(0, 21866))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -605,8 +605,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_397_672_000 picoseconds.
-		Weight::from_parts(49_867_816_000, 0)
+		// Minimum execution time: 50_288_524_000 picoseconds.
+		Weight::from_parts(51_568_008_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -620,11 +620,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_637_000 picoseconds.
-		Weight::from_parts(42_739_086, 0)
+		// Minimum execution time: 37_254_000 picoseconds.
+		Weight::from_parts(47_772_214, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 32
-			.saturating_add(Weight::from_parts(3_286, 0).saturating_mul(l.into()))
+			// Standard Error: 73
+			.saturating_add(Weight::from_parts(2_880, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -638,8 +638,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 26_425_000 picoseconds.
-		Weight::from_parts(26_978_000, 0)
+		// Minimum execution time: 25_792_000 picoseconds.
+		Weight::from_parts(26_967_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
