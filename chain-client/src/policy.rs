@@ -6,7 +6,7 @@
 //! The chain starts with three genesis policies, known to the tools by name
 //! ([`attestation_verifier::policy::genesis`]); any other policy is named by its `0x` id.
 
-use attestation_verifier::policy::{Policy, PolicyError, genesis};
+use attestation_verifier::policy::{Policy, genesis};
 
 pub use attestation_verifier::policy::genesis::{
     CONFIDENTIAL_VM_V1, NAMES, SEV_SNP_V1, SIMULATED_V1,
@@ -28,12 +28,6 @@ pub fn parse_policy_ref(s: &str) -> Option<[u8; 32]> {
         Some(h) => hex::decode(h).ok()?.try_into().ok(),
         None => policy_id(s),
     }
-}
-
-/// A policy from its TOML text (the format `sigil-verify --policy` reads), checked and in
-/// canonical form.
-pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-    Policy::from_toml(text)
 }
 
 /// A policy from a stored document, checked to be the one `id` names.
@@ -85,9 +79,12 @@ mod tests {
 
     #[test]
     fn toml_spelling_does_not_change_the_id_works() {
-        let a = from_toml("allow_simulated = true\ntees = [\"simulated\"]\n[gpu]\nmin_count = 0\n")
-            .unwrap();
-        let b = from_toml("# the simulator\ntees=['simulated']\nallow_simulated=true").unwrap();
+        let a = Policy::from_toml(
+            "allow_simulated = true\ntees = [\"simulated\"]\n[gpu]\nmin_count = 0\n",
+        )
+        .unwrap();
+        let b =
+            Policy::from_toml("# the simulator\ntees=['simulated']\nallow_simulated=true").unwrap();
         assert_eq!(a.id(), b.id());
         assert_eq!(Some(a.id()), policy_id(SIMULATED_V1));
     }

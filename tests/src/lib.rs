@@ -132,27 +132,22 @@ impl ProviderKey {
         make: impl FnOnce([u8; 32]) -> Vec<u8>,
         policy: [u8; 32],
     ) -> Result<Vec<u8>, ChainError> {
-        client
-            .transfer(&dev.alice, &self.account(), 100 * MINT)
-            .await?;
+        // The anchor is any of the chain's last 64 blocks: the funding transfer in between
+        // does not age it out.
         let anchor = client.registration_anchor(&self.account()).await?;
         let bundle = make(anchor.nonce);
-        client
-            .register_provider(
-                &self.signer,
-                &self.key,
-                &Capabilities {
-                    tiers: vec![Tier::Attested],
-                    tee_kinds: vec![sigil_chain_client::types::TeeKind::Simulated],
-                    gpu_model: String::new(),
-                },
-                Some(&Evidence {
-                    bundle: bundle.clone(),
-                    policy,
-                    anchor: anchor.anchor,
-                }),
-            )
-            .await?;
+        self.fund_and_register(
+            client,
+            dev,
+            vec![Tier::Attested],
+            vec![sigil_chain_client::types::TeeKind::Simulated],
+            Some(&Evidence {
+                bundle: bundle.clone(),
+                policy,
+                anchor: anchor.anchor,
+            }),
+        )
+        .await?;
         Ok(bundle)
     }
 }

@@ -244,10 +244,9 @@ async fn cli_policy_lifecycle_works() {
     std::fs::write(
         &by_hand,
         format!(
-            "key_lifetime_secs = 3600\n[simulated]\nmeasurements = ['{measurement}']\n\n[gpu]\nrim_match_required = true\n# the simulator\n[top]\n"
-        )
-        .replace("[top]\n", "")
-        .replace("key_lifetime_secs", "allow_simulated = true\ntees = [\"simulated\"]\nkey_lifetime_secs"),
+            "# the simulator, this build\ntees = ['simulated']\nallow_simulated = true\n\
+             key_lifetime_secs = 3600\n\n[simulated]\nmeasurements = ['{measurement}']\n"
+        ),
     )
     .unwrap();
     let again = ok(&sigil(&["policy", "id", "--file", by_hand.to_str().unwrap()]).await);

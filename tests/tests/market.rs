@@ -495,20 +495,22 @@ async fn tier3_under_a_registered_pinned_policy_works() {
     let c = client().await;
     let dev = Dev::new().unwrap();
     let mut pinned = attestation_verifier::policy::genesis::named(SIMULATED_V1).unwrap();
-    pinned.simulated.measurements = vec![HexBytes(SIMULATED_MEASUREMENT.to_vec())];
-    // A fresh id per run (the chain persists between test runs): a per-run key lifetime.
-    pinned.key_lifetime_secs = Some(86_400 + u64::from(fresh_bytes("lifetime")[0]) * 60 + 1);
+    // The measurement the test's evidence carries, and one of this run's (so the policy id is
+    // new on a chain other tests ran on before).
+    let other_build = [fresh_bytes("build"), fresh_bytes("build")].concat()[..48].to_vec();
+    pinned.simulated.measurements = vec![
+        HexBytes(SIMULATED_MEASUREMENT.to_vec()),
+        HexBytes(other_build),
+    ];
     let id = pinned.id();
-    if c.policy(&id).await.unwrap().is_none() {
-        let r = c
-            .register_policy(&dev.bob, &pinned.canonical_bytes())
-            .await
-            .unwrap();
-        assert!(matches!(
-            &r.events[0],
-            MarketEvent::PolicyRegistered { policy, pinned: true, .. } if *policy == id
-        ));
-    }
+    let r = c
+        .register_policy(&dev.bob, &pinned.canonical_bytes())
+        .await
+        .unwrap();
+    assert!(matches!(
+        &r.events[0],
+        MarketEvent::PolicyRegistered { policy, pinned: true, .. } if *policy == id
+    ));
     let info = c.policy(&id).await.unwrap().unwrap();
     assert_eq!(info.owner, Some(dev.bob.account_id()));
     assert!(info.deposit > 0);

@@ -126,7 +126,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &PolicyCmd) -> Result<u8> {
             )?;
             // Round-trip through the checked parser: the written file is what `id` reads.
             let text = p.to_toml();
-            let p = policy::from_toml(&text).map_err(|e| bad("policy", &e.to_string()))?;
+            let p = Policy::from_toml(&text).map_err(|e| bad("policy", &e.to_string()))?;
             let header = format!(
                 "# Sigil attestation policy, id 0x{} (`sigil policy id --file`)\n",
                 hex::encode(p.id())
@@ -224,7 +224,7 @@ fn load(path: &Path) -> Result<Policy> {
         what: "policy file",
         detail: format!("{}: {e}", path.display()),
     })?;
-    Ok(policy::from_toml(&text).map_err(|e| ChainError::BadInput {
+    Ok(Policy::from_toml(&text).map_err(|e| ChainError::BadInput {
         what: "policy file",
         detail: format!("{}: {e}", path.display()),
     })?)
@@ -258,7 +258,7 @@ fn new_policy(fragments: &[PathBuf], base: Option<&str>) -> Result<Policy> {
         merge(&mut merged, table);
     }
     let text = toml::to_string(&merged).context("merging the fragments")?;
-    Ok(policy::from_toml(&text).map_err(|e| bad("policy", &e.to_string()))?)
+    Ok(Policy::from_toml(&text).map_err(|e| bad("policy", &e.to_string()))?)
 }
 
 /// Merges `add` into `base`: tables recursively, lists concatenated, other values replaced.
@@ -329,7 +329,7 @@ mod tests {
         let mut p = new_policy(&[], Some(policy::SIMULATED_V1)).unwrap();
         let m = "11".repeat(48);
         apply_flags(&mut p, &[], Some(600), Some(0), &[], &[m]).unwrap();
-        let p = policy::from_toml(&p.to_toml()).unwrap();
+        let p = Policy::from_toml(&p.to_toml()).unwrap();
         assert_eq!(p.simulated.measurements, vec![HexBytes(vec![0x11; 48])]);
         assert_eq!(p.key_lifetime_secs, Some(600));
         assert_ne!(Some(p.id()), policy::policy_id(policy::SIMULATED_V1));

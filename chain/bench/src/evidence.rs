@@ -152,35 +152,10 @@ fn case(
     })
 }
 
-/// The largest policy document the runtime stores (`MaxPolicyLen`, 16 KiB): the genesis
-/// confidential-VM policy with as many pinned SEV-SNP measurements and TDX MRTDs as fit, so the
-/// policy's decoding and appraisal are priced at their worst.
-fn largest_policy() -> Vec<u8> {
-    use attestation_verifier::policy::HexBytes;
-    let mut p = attestation_verifier::policy::genesis::named(policies::CONFIDENTIAL_VM_V1)
-        .unwrap_or_default();
-    let entry = |tag: u8, i: usize| {
-        let mut m = u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec();
-        m.resize(47, 0);
-        m.push(tag);
-        HexBytes(m)
-    };
-    let limit = 16 * 1024;
-    for i in 0..attestation_verifier::policy::MAX_LIST {
-        p.snp.measurements.push(entry(1, i));
-        p.tdx.mrtds.push(entry(2, i));
-        if p.canonical_bytes().len() > limit {
-            p.snp.measurements.pop();
-            p.tdx.mrtds.pop();
-            break;
-        }
-    }
-    p.canonical_bytes()
-}
-
 /// SEV-SNP, TDX, and each with an H100 report and its RIMs, under the largest policy.
 pub(crate) fn cases(vectors: &Path) -> Result<Vec<Case>> {
-    let policy = largest_policy();
+    // The largest policy the runtime stores (`MaxPolicyLen`, 16 KiB of pinned measurements).
+    let policy = sigil_verifier_adapter::benchmarking::largest_policy(16 * 1024);
     let policy = policy.as_slice();
     let (snp_cpu, snp_at) = snp(vectors, "genoa-v3-azure")?;
     let (tdx_cpu, tdx_at) = tdx(vectors, "tdx-v4-dcap-qvl-sample")?;

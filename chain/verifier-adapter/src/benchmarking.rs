@@ -53,23 +53,8 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
         )
     }
 
-    /// A pinned SEV-SNP policy listing as many distinct launch measurements as fit in `len`
-    /// bytes (each 48 bytes and its share of the list's length prefix).
     fn policy_document(len: u32) -> Vec<u8> {
-        let mut policy = genesis::named(genesis::SEV_SNP_V1).unwrap_or_default();
-        let base = policy.canonical_bytes().len();
-        let room = usize::try_from(len)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(base.saturating_add(4));
-        let n = (room / 48).clamp(1, attestation_verifier::policy::MAX_LIST);
-        policy.snp.measurements = (0..n)
-            .map(|i| {
-                let mut m = u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec();
-                m.resize(48, 0);
-                HexBytes(m)
-            })
-            .collect();
-        policy.canonical_bytes()
+        largest_policy(usize::try_from(len).unwrap_or(usize::MAX))
     }
 
     fn costliest_evidence() -> Option<BenchmarkEvidence> {
@@ -82,6 +67,32 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
             None
         }
     }
+}
+
+/// The largest policy document of at most `len` bytes (at least one pin of each kind, about
+/// 180 bytes): the genesis confidential-VM policy pinning as many distinct SEV-SNP
+/// measurements and TDX MRTDs as fit (so it is never a genesis policy itself), so that decoding and appraising it cost what a policy of that size costs. The
+/// `register_policy` benchmark registers these; `sigil-bench` verifies evidence under the 16 KiB
+/// one.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn largest_policy(len: usize) -> Vec<u8> {
+    let mut p = genesis::named(genesis::CONFIDENTIAL_VM_V1).unwrap_or_default();
+    let entry = |tag: u8, i: usize| {
+        let mut m = u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec();
+        m.resize(47, 0);
+        m.push(tag);
+        HexBytes(m)
+    };
+    for i in 0..attestation_verifier::policy::MAX_LIST {
+        p.snp.measurements.push(entry(1, i));
+        p.tdx.mrtds.push(entry(2, i));
+        if i > 0 && p.canonical_bytes().len() > len {
+            p.snp.measurements.pop();
+            p.tdx.mrtds.pop();
+            break;
+        }
+    }
+    p.canonical_bytes()
 }
 
 /// Evidence set by the native benchmark driver for the `verify_evidence` benchmark.

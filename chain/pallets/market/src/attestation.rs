@@ -160,8 +160,8 @@ pub trait BenchmarkHelper {
         alloc::vec::Vec<u8>,
     );
 
-    /// A valid, canonical policy document of at most `len` bytes, as large as the helper can
-    /// make it (for the `register_policy` benchmark).
+    /// A valid, canonical policy document as large as the helper can make it within `len`
+    /// bytes (for the `register_policy` benchmark, whose range starts at 256 bytes).
     fn policy_document(len: u32) -> alloc::vec::Vec<u8>;
 
     /// The evidence whose verification costs the verifier most (for the runtime: genuine

@@ -505,7 +505,7 @@ mod benchmarks {
 
     /// A policy document of `l` bytes (or the largest the helper makes below it).
     #[benchmark]
-    fn register_policy(l: Linear<64, { T::MaxPolicyLen::get() }>) -> Result<(), BenchmarkError> {
+    fn register_policy(l: Linear<256, { T::MaxPolicyLen::get() }>) -> Result<(), BenchmarkError> {
         let caller = policy_owner::<T>(l);
         let document = T::BenchmarkHelper::policy_document(l);
         let id = T::AttestationVerifier::inspect_policy(&document)

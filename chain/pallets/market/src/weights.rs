@@ -14,14 +14,14 @@
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
 //! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 2_248_859 ns native (0.11% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 3_306_792 ns native (0.17% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_922_810 ns native (0.60% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_489_328 ns native (0.62% of a block's ref time) <- the weight
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_353_845 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_093_899 ns native (0.10% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_866_150 ns native (0.59% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_586_890 ns native (0.63% of a block's ref time) <- the weight
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.000 with database weights (1_145_734_000 / 1_145_822_000 ps), 0.999 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 51_568_008_000 ps = 2.58% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.65%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 52_389_213_000 ps = 2.62% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.002 with database weights (1_145_552_000 / 1_143_460_000 ps), 1.018 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_590_908_000 ps = 2.48% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.55%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_549_557_000 ps = 2.53% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -62,8 +62,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5450`
-		// Minimum execution time: 61_323_000 picoseconds.
-		Weight::from_parts(65_987_000, 0)
+		// Minimum execution time: 63_575_000 picoseconds.
+		Weight::from_parts(67_566_000, 0)
 			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -84,8 +84,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291765`
-		// Minimum execution time: 246_523_000 picoseconds.
-		Weight::from_parts(271_205_000, 0)
+		// Minimum execution time: 263_707_000 picoseconds.
+		Weight::from_parts(408_649_000, 0)
 			.saturating_add(Weight::from_parts(0, 291765))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -104,8 +104,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 43_445_000 picoseconds.
-		Weight::from_parts(45_446_000, 0)
+		// Minimum execution time: 47_221_000 picoseconds.
+		Weight::from_parts(71_495_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -125,11 +125,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 19_844_000 picoseconds.
-		Weight::from_parts(16_057_390, 0)
+		// Minimum execution time: 19_178_000 picoseconds.
+		Weight::from_parts(16_092_725, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 60_632
-			.saturating_add(Weight::from_parts(6_494_823, 0).saturating_mul(n.into()))
+			// Standard Error: 40_676
+			.saturating_add(Weight::from_parts(5_934_727, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -158,8 +158,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 111_820_000 picoseconds.
-		Weight::from_parts(120_822_000, 0)
+		// Minimum execution time: 112_748_000 picoseconds.
+		Weight::from_parts(118_460_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -187,11 +187,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 114_063_000 picoseconds.
-		Weight::from_parts(111_126_860, 0)
+		// Minimum execution time: 113_586_000 picoseconds.
+		Weight::from_parts(109_154_870, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 336_621
-			.saturating_add(Weight::from_parts(18_957_477, 0).saturating_mul(n.into()))
+			// Standard Error: 126_408
+			.saturating_add(Weight::from_parts(18_016_808, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -220,8 +220,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_951_000 picoseconds.
-		Weight::from_parts(120_734_000, 0)
+		// Minimum execution time: 112_666_000 picoseconds.
+		Weight::from_parts(120_552_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -252,8 +252,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303483`
-		// Minimum execution time: 302_510_000 picoseconds.
-		Weight::from_parts(326_605_000, 0)
+		// Minimum execution time: 297_058_000 picoseconds.
+		Weight::from_parts(313_798_000, 0)
 			.saturating_add(Weight::from_parts(0, 303483))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -277,11 +277,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 39_583_000 picoseconds.
-		Weight::from_parts(43_627_745, 0)
+		// Minimum execution time: 38_645_000 picoseconds.
+		Weight::from_parts(39_560_350, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 105_300
-			.saturating_add(Weight::from_parts(3_913_128, 0).saturating_mul(n.into()))
+			// Standard Error: 21_897
+			.saturating_add(Weight::from_parts(3_976_000, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -298,8 +298,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `21866`
-		// Minimum execution time: 16_650_000 picoseconds.
-		Weight::from_parts(19_726_000, 0)
+		// Minimum execution time: 13_672_000 picoseconds.
+		Weight::from_parts(16_343_000, 0)
 			.saturating_add(Weight::from_parts(0, 21866))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -308,8 +308,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 50_288_524_000 picoseconds.
-		Weight::from_parts(51_568_008_000, 0)
+		// Minimum execution time: 49_393_896_000 picoseconds.
+		Weight::from_parts(49_590_908_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -318,16 +318,16 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
-	/// The range of component `l` is `[64, 16384]`.
+	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_254_000 picoseconds.
-		Weight::from_parts(47_772_214, 0)
+		// Minimum execution time: 37_149_000 picoseconds.
+		Weight::from_parts(38_183_451, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 73
-			.saturating_add(Weight::from_parts(2_880, 0).saturating_mul(l.into()))
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_374, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -341,8 +341,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 25_792_000 picoseconds.
-		Weight::from_parts(26_967_000, 0)
+		// Minimum execution time: 28_828_000 picoseconds.
+		Weight::from_parts(31_224_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -359,8 +359,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5450`
-		// Minimum execution time: 61_323_000 picoseconds.
-		Weight::from_parts(65_987_000, 0)
+		// Minimum execution time: 63_575_000 picoseconds.
+		Weight::from_parts(67_566_000, 0)
 			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -381,8 +381,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291765`
-		// Minimum execution time: 246_523_000 picoseconds.
-		Weight::from_parts(271_205_000, 0)
+		// Minimum execution time: 263_707_000 picoseconds.
+		Weight::from_parts(408_649_000, 0)
 			.saturating_add(Weight::from_parts(0, 291765))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -401,8 +401,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `26870`
-		// Minimum execution time: 43_445_000 picoseconds.
-		Weight::from_parts(45_446_000, 0)
+		// Minimum execution time: 47_221_000 picoseconds.
+		Weight::from_parts(71_495_000, 0)
 			.saturating_add(Weight::from_parts(0, 26870))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -422,11 +422,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 19_844_000 picoseconds.
-		Weight::from_parts(16_057_390, 0)
+		// Minimum execution time: 19_178_000 picoseconds.
+		Weight::from_parts(16_092_725, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 60_632
-			.saturating_add(Weight::from_parts(6_494_823, 0).saturating_mul(n.into()))
+			// Standard Error: 40_676
+			.saturating_add(Weight::from_parts(5_934_727, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -455,8 +455,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 111_820_000 picoseconds.
-		Weight::from_parts(120_822_000, 0)
+		// Minimum execution time: 112_748_000 picoseconds.
+		Weight::from_parts(118_460_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -484,11 +484,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 114_063_000 picoseconds.
-		Weight::from_parts(111_126_860, 0)
+		// Minimum execution time: 113_586_000 picoseconds.
+		Weight::from_parts(109_154_870, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 336_621
-			.saturating_add(Weight::from_parts(18_957_477, 0).saturating_mul(n.into()))
+			// Standard Error: 126_408
+			.saturating_add(Weight::from_parts(18_016_808, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -517,8 +517,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_951_000 picoseconds.
-		Weight::from_parts(120_734_000, 0)
+		// Minimum execution time: 112_666_000 picoseconds.
+		Weight::from_parts(120_552_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -549,8 +549,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303483`
-		// Minimum execution time: 302_510_000 picoseconds.
-		Weight::from_parts(326_605_000, 0)
+		// Minimum execution time: 297_058_000 picoseconds.
+		Weight::from_parts(313_798_000, 0)
 			.saturating_add(Weight::from_parts(0, 303483))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -574,11 +574,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 39_583_000 picoseconds.
-		Weight::from_parts(43_627_745, 0)
+		// Minimum execution time: 38_645_000 picoseconds.
+		Weight::from_parts(39_560_350, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 105_300
-			.saturating_add(Weight::from_parts(3_913_128, 0).saturating_mul(n.into()))
+			// Standard Error: 21_897
+			.saturating_add(Weight::from_parts(3_976_000, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -595,8 +595,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `21866`
-		// Minimum execution time: 16_650_000 picoseconds.
-		Weight::from_parts(19_726_000, 0)
+		// Minimum execution time: 13_672_000 picoseconds.
+		Weight::from_parts(16_343_000, 0)
 			.saturating_add(Weight::from_parts(0, 21866))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
@@ -605,8 +605,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 50_288_524_000 picoseconds.
-		Weight::from_parts(51_568_008_000, 0)
+		// Minimum execution time: 49_393_896_000 picoseconds.
+		Weight::from_parts(49_590_908_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -615,16 +615,16 @@ impl WeightInfo for () {
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
-	/// The range of component `l` is `[64, 16384]`.
+	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 37_254_000 picoseconds.
-		Weight::from_parts(47_772_214, 0)
+		// Minimum execution time: 37_149_000 picoseconds.
+		Weight::from_parts(38_183_451, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 73
-			.saturating_add(Weight::from_parts(2_880, 0).saturating_mul(l.into()))
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_374, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -638,8 +638,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24134`
-		// Minimum execution time: 25_792_000 picoseconds.
-		Weight::from_parts(26_967_000, 0)
+		// Minimum execution time: 28_828_000 picoseconds.
+		Weight::from_parts(31_224_000, 0)
 			.saturating_add(Weight::from_parts(0, 24134))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
