@@ -896,8 +896,6 @@ pub struct PolicyInfo {
     pub unpinned: Option<String>,
     /// How long a key attested under it stays valid (ms), if it limits that.
     pub key_lifetime_ms: Option<u64>,
-    /// Fewest verified GPU reports its evidence must carry.
-    pub min_gpus: u32,
     /// Open jobs and attested keys using it.
     pub users: u32,
     /// Block of registration.
@@ -914,7 +912,6 @@ impl PolicyInfo {
             tees: p.tees.0.iter().map(TeeKind::from_gen).collect(),
             unpinned: p.unpinned.as_ref().map(|r| format!("{r:?}")),
             key_lifetime_ms: p.key_lifetime_ms,
-            min_gpus: p.min_gpus,
             users: p.users,
             registered_at: p.registered_at,
         }

@@ -228,7 +228,6 @@ fn on_chain(p: &Policy) -> PolicyInfo {
         tees: vec![],
         unpinned: None,
         key_lifetime_ms: None,
-        min_gpus: 0,
         users: 1,
         registered_at: 1,
     }

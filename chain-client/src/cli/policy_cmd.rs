@@ -199,7 +199,9 @@ pub(crate) async fn run(cli: &Cli, cmd: &PolicyCmd) -> Result<u8> {
                         "owner": p.owner.map(|o| o.to_string()),
                         "tees": p.tees,
                         "unpinned": p.unpinned,
-                        "min_gpus": p.min_gpus,
+                        "min_gpus": Policy::from_canonical_bytes(&p.document)
+                            .ok()
+                            .map(|d| d.gpu.min_count),
                         "key_lifetime_ms": p.key_lifetime_ms,
                         "users": p.users,
                         "bytes": p.document.len(),

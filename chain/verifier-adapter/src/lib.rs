@@ -81,7 +81,6 @@ impl AttestationVerifier for BundleVerifier {
             tees,
             unpinned,
             key_lifetime_ms: policy.key_lifetime_secs.map(|s| s.saturating_mul(MS_PER_S)),
-            min_gpus: policy.gpu.min_count,
         })
     }
 

@@ -50,8 +50,6 @@ pub struct PolicySummary {
     /// How long an attested key stays valid after its evidence was produced, if the policy
     /// limits it (milliseconds).
     pub key_lifetime_ms: Option<u64>,
-    /// Fewest verified GPU reports the policy requires.
-    pub min_gpus: u32,
 }
 
 /// Why a policy document was refused, or cannot serve tier 3.

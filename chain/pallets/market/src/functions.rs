@@ -726,7 +726,6 @@ impl<T: Config> Pallet<T> {
                 tees: summary.tees,
                 unpinned: summary.unpinned,
                 key_lifetime_ms: summary.key_lifetime_ms,
-                min_gpus: summary.min_gpus,
                 users: 0,
                 registered_at: frame_system::Pallet::<T>::block_number(),
             },

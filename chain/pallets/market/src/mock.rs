@@ -327,7 +327,6 @@ impl AttestationVerifier for MockVerifier {
                 .map_err(|_| PolicyRejection::InvalidValue)?,
             unpinned,
             key_lifetime_ms: policy.key_lifetime_ms,
-            min_gpus: policy.min_gpus,
         })
     }
 

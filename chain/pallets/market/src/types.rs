@@ -515,8 +515,6 @@ pub struct PolicyRecord<T: Config> {
     pub unpinned: Option<crate::PolicyRejection>,
     /// How long a key attested under it stays valid after its evidence was produced (ms).
     pub key_lifetime_ms: Option<u64>,
-    /// Fewest verified GPU reports its evidence must carry.
-    pub min_gpus: u32,
     /// Unbound jobs funded under it plus attested keys registered under it (a bound job is
     /// held by its provider's key, registered under the same policy); it can be retired
     /// only at zero.

@@ -14,14 +14,14 @@
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
 //! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_353_845 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_093_899 ns native (0.10% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_866_150 ns native (0.59% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_586_890 ns native (0.63% of a block's ref time) <- the weight
+//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_339_758 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_108_156 ns native (0.11% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_739_710 ns native (0.59% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_501_538 ns native (0.63% of a block's ref time) <- the weight
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.002 with database weights (1_145_552_000 / 1_143_460_000 ps), 1.018 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_590_908_000 ps = 2.48% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.55%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_549_557_000 ps = 2.53% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_142_771_000 / 1_145_800_000 ps), 0.975 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_703_784_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.56%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_528_676_000 ps = 2.53% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -62,8 +62,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5450`
-		// Minimum execution time: 63_575_000 picoseconds.
-		Weight::from_parts(67_566_000, 0)
+		// Minimum execution time: 62_168_000 picoseconds.
+		Weight::from_parts(66_582_000, 0)
 			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -75,7 +75,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
@@ -83,10 +83,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291765`
-		// Minimum execution time: 263_707_000 picoseconds.
-		Weight::from_parts(408_649_000, 0)
-			.saturating_add(Weight::from_parts(0, 291765))
+		//  Estimated: `291761`
+		// Minimum execution time: 246_449_000 picoseconds.
+		Weight::from_parts(274_892_000, 0)
+			.saturating_add(Weight::from_parts(0, 291761))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -95,7 +95,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -103,10 +103,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `26870`
-		// Minimum execution time: 47_221_000 picoseconds.
-		Weight::from_parts(71_495_000, 0)
-			.saturating_add(Weight::from_parts(0, 26870))
+		//  Estimated: `26866`
+		// Minimum execution time: 42_901_000 picoseconds.
+		Weight::from_parts(47_073_000, 0)
+			.saturating_add(Weight::from_parts(0, 26866))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -125,11 +125,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 19_178_000 picoseconds.
-		Weight::from_parts(16_092_725, 0)
+		// Minimum execution time: 21_375_000 picoseconds.
+		Weight::from_parts(16_984_505, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 40_676
-			.saturating_add(Weight::from_parts(5_934_727, 0).saturating_mul(n.into()))
+			// Standard Error: 34_524
+			.saturating_add(Weight::from_parts(5_869_092, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -158,8 +158,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_748_000 picoseconds.
-		Weight::from_parts(118_460_000, 0)
+		// Minimum execution time: 113_292_000 picoseconds.
+		Weight::from_parts(120_800_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -187,11 +187,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 113_586_000 picoseconds.
-		Weight::from_parts(109_154_870, 0)
+		// Minimum execution time: 114_735_000 picoseconds.
+		Weight::from_parts(107_884_772, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 126_408
-			.saturating_add(Weight::from_parts(18_016_808, 0).saturating_mul(n.into()))
+			// Standard Error: 208_745
+			.saturating_add(Weight::from_parts(18_912_256, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -220,8 +220,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_666_000 picoseconds.
-		Weight::from_parts(120_552_000, 0)
+		// Minimum execution time: 112_323_000 picoseconds.
+		Weight::from_parts(117_771_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -239,7 +239,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:0)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
@@ -251,10 +251,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303483`
-		// Minimum execution time: 297_058_000 picoseconds.
-		Weight::from_parts(313_798_000, 0)
-			.saturating_add(Weight::from_parts(0, 303483))
+		//  Estimated: `303479`
+		// Minimum execution time: 303_995_000 picoseconds.
+		Weight::from_parts(315_966_000, 0)
+			.saturating_add(Weight::from_parts(0, 303479))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
@@ -277,11 +277,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 38_645_000 picoseconds.
-		Weight::from_parts(39_560_350, 0)
+		// Minimum execution time: 39_569_000 picoseconds.
+		Weight::from_parts(43_502_342, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 21_897
-			.saturating_add(Weight::from_parts(3_976_000, 0).saturating_mul(n.into()))
+			// Standard Error: 36_958
+			.saturating_add(Weight::from_parts(3_752_227, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
@@ -291,16 +291,16 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
 	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21866`
-		// Minimum execution time: 13_672_000 picoseconds.
-		Weight::from_parts(16_343_000, 0)
-			.saturating_add(Weight::from_parts(0, 21866))
+		//  Estimated: `21862`
+		// Minimum execution time: 14_194_000 picoseconds.
+		Weight::from_parts(15_763_000, 0)
+			.saturating_add(Weight::from_parts(0, 21862))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -308,42 +308,42 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_393_896_000 picoseconds.
-		Weight::from_parts(49_590_908_000, 0)
+		// Minimum execution time: 49_385_880_000 picoseconds.
+		Weight::from_parts(49_703_784_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24134`
-		// Minimum execution time: 37_149_000 picoseconds.
-		Weight::from_parts(38_183_451, 0)
-			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 10
-			.saturating_add(Weight::from_parts(4_374, 0).saturating_mul(l.into()))
+		//  Estimated: `24130`
+		// Minimum execution time: 37_975_000 picoseconds.
+		Weight::from_parts(38_489_957, 0)
+			.saturating_add(Weight::from_parts(0, 24130))
+			// Standard Error: 11
+			.saturating_add(Weight::from_parts(4_443, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24134`
-		// Minimum execution time: 28_828_000 picoseconds.
-		Weight::from_parts(31_224_000, 0)
-			.saturating_add(Weight::from_parts(0, 24134))
+		//  Estimated: `24130`
+		// Minimum execution time: 29_168_000 picoseconds.
+		Weight::from_parts(31_150_000, 0)
+			.saturating_add(Weight::from_parts(0, 24130))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -359,8 +359,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5450`
-		// Minimum execution time: 63_575_000 picoseconds.
-		Weight::from_parts(67_566_000, 0)
+		// Minimum execution time: 62_168_000 picoseconds.
+		Weight::from_parts(66_582_000, 0)
 			.saturating_add(Weight::from_parts(0, 5450))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -372,7 +372,7 @@ impl WeightInfo for () {
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
@@ -380,10 +380,10 @@ impl WeightInfo for () {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291765`
-		// Minimum execution time: 263_707_000 picoseconds.
-		Weight::from_parts(408_649_000, 0)
-			.saturating_add(Weight::from_parts(0, 291765))
+		//  Estimated: `291761`
+		// Minimum execution time: 246_449_000 picoseconds.
+		Weight::from_parts(274_892_000, 0)
+			.saturating_add(Weight::from_parts(0, 291761))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -392,7 +392,7 @@ impl WeightInfo for () {
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -400,10 +400,10 @@ impl WeightInfo for () {
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `26870`
-		// Minimum execution time: 47_221_000 picoseconds.
-		Weight::from_parts(71_495_000, 0)
-			.saturating_add(Weight::from_parts(0, 26870))
+		//  Estimated: `26866`
+		// Minimum execution time: 42_901_000 picoseconds.
+		Weight::from_parts(47_073_000, 0)
+			.saturating_add(Weight::from_parts(0, 26866))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
@@ -422,11 +422,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 19_178_000 picoseconds.
-		Weight::from_parts(16_092_725, 0)
+		// Minimum execution time: 21_375_000 picoseconds.
+		Weight::from_parts(16_984_505, 0)
 			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 40_676
-			.saturating_add(Weight::from_parts(5_934_727, 0).saturating_mul(n.into()))
+			// Standard Error: 34_524
+			.saturating_add(Weight::from_parts(5_869_092, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -455,8 +455,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_748_000 picoseconds.
-		Weight::from_parts(118_460_000, 0)
+		// Minimum execution time: 113_292_000 picoseconds.
+		Weight::from_parts(120_800_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -484,11 +484,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 113_586_000 picoseconds.
-		Weight::from_parts(109_154_870, 0)
+		// Minimum execution time: 114_735_000 picoseconds.
+		Weight::from_parts(107_884_772, 0)
 			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 126_408
-			.saturating_add(Weight::from_parts(18_016_808, 0).saturating_mul(n.into()))
+			// Standard Error: 208_745
+			.saturating_add(Weight::from_parts(18_912_256, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -517,8 +517,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19695`
-		// Minimum execution time: 112_666_000 picoseconds.
-		Weight::from_parts(120_552_000, 0)
+		// Minimum execution time: 112_323_000 picoseconds.
+		Weight::from_parts(117_771_000, 0)
 			.saturating_add(Weight::from_parts(0, 19695))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -536,7 +536,7 @@ impl WeightInfo for () {
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:0)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
@@ -548,10 +548,10 @@ impl WeightInfo for () {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303483`
-		// Minimum execution time: 297_058_000 picoseconds.
-		Weight::from_parts(313_798_000, 0)
-			.saturating_add(Weight::from_parts(0, 303483))
+		//  Estimated: `303479`
+		// Minimum execution time: 303_995_000 picoseconds.
+		Weight::from_parts(315_966_000, 0)
+			.saturating_add(Weight::from_parts(0, 303479))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
@@ -574,11 +574,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 38_645_000 picoseconds.
-		Weight::from_parts(39_560_350, 0)
+		// Minimum execution time: 39_569_000 picoseconds.
+		Weight::from_parts(43_502_342, 0)
 			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 21_897
-			.saturating_add(Weight::from_parts(3_976_000, 0).saturating_mul(n.into()))
+			// Standard Error: 36_958
+			.saturating_add(Weight::from_parts(3_752_227, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
@@ -588,16 +588,16 @@ impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
 	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21866`
-		// Minimum execution time: 13_672_000 picoseconds.
-		Weight::from_parts(16_343_000, 0)
-			.saturating_add(Weight::from_parts(0, 21866))
+		//  Estimated: `21862`
+		// Minimum execution time: 14_194_000 picoseconds.
+		Weight::from_parts(15_763_000, 0)
+			.saturating_add(Weight::from_parts(0, 21862))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -605,42 +605,42 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_393_896_000 picoseconds.
-		Weight::from_parts(49_590_908_000, 0)
+		// Minimum execution time: 49_385_880_000 picoseconds.
+		Weight::from_parts(49_703_784_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24134`
-		// Minimum execution time: 37_149_000 picoseconds.
-		Weight::from_parts(38_183_451, 0)
-			.saturating_add(Weight::from_parts(0, 24134))
-			// Standard Error: 10
-			.saturating_add(Weight::from_parts(4_374, 0).saturating_mul(l.into()))
+		//  Estimated: `24130`
+		// Minimum execution time: 37_975_000 picoseconds.
+		Weight::from_parts(38_489_957, 0)
+			.saturating_add(Weight::from_parts(0, 24130))
+			// Standard Error: 11
+			.saturating_add(Weight::from_parts(4_443, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
-	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16496), added: 18971, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24134`
-		// Minimum execution time: 28_828_000 picoseconds.
-		Weight::from_parts(31_224_000, 0)
-			.saturating_add(Weight::from_parts(0, 24134))
+		//  Estimated: `24130`
+		// Minimum execution time: 29_168_000 picoseconds.
+		Weight::from_parts(31_150_000, 0)
+			.saturating_add(Weight::from_parts(0, 24130))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
