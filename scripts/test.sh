@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# One run builds each crate once: incremental caches would only cost disk (they were the
+# largest part of a cold target directory).
+export CARGO_INCREMENTAL=0
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
 
