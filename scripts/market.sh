@@ -8,11 +8,13 @@
 #      simulator's measurement of the `sigil-agent` executable, `sigil-verify measure
 #      simulated`) and registers it on chain; an agent whose provider account is Charlie starts,
 #      checks its own evidence against that policy and registers its attested key under it, with
-#      evidence bound to the chain's registration nonce, verified by the runtime;
-#   3. for a tier-3 job and a tier-1 job: Bob writes the job spec and funds it (escrow held),
-#      Alice (the dispatcher) binds Charlie, Bob submits the signed spec to the agent, the agent
-#      runs it, signs a receipt bound to its evidence and submits it, the chain verifies it and
-#      settles; Bob then checks the receipt offline with `sigil-verify receipt`, downloads the
+#      evidence bound to the chain's registration nonce, verified by the runtime, and publishes
+#      its offer (price, capacity, a 10 MINT bond held on Charlie);
+#   3. for a tier-3 job and a tier-1 job: Bob writes the job spec and funds it (escrow held);
+#      the chain binds Charlie's offer to it in the same transaction (nobody chooses the
+#      provider), Bob submits the signed spec to the agent, the agent runs it, signs a receipt
+#      bound to its evidence and submits it within the job's response window, the chain verifies
+#      it and settles; Bob then checks the receipt offline with `sigil-verify receipt`, downloads the
 #      output checked against the receipt's result commitment, and replays the job's on-chain
 #      record with `sigil audit replay`;
 #   4. prints the balances that moved, and stops everything.
@@ -85,6 +87,11 @@ account_key_file = "$work/agent/account.suri"
 policy = "$POLICY"
 tiers = [1, 3]
 retry_secs = 2
+
+[chain.offer]
+price = "1"
+capacity = 2
+bond = "10"
 EOF
 "$bin/sigil-agent" --config "$work/agent/agent.toml" >"$work/agent.log" 2>&1 &
 pids+=($!)
@@ -92,12 +99,14 @@ for _ in $(seq 1 60); do [ -s "$work/agent/grpc.addr" ] && break; sleep 0.5; don
 [ -s "$work/agent/grpc.addr" ] || { cat "$work/agent.log" >&2; fail "the agent did not start"; }
 agent="http://$(cat "$work/agent/grpc.addr")"
 echo "agent at $agent"
+offered() { python3 -c 'import json,sys; o=json.load(sys.stdin).get("offer"); sys.exit(0 if o else 1)' <"$work/provider.json"; }
 for _ in $(seq 1 60); do
-    sigil provider show --account "$CHARLIE" >"$work/provider.json" 2>/dev/null && break
+    sigil provider show --account "$CHARLIE" >"$work/provider.json" 2>/dev/null && offered && break
     sleep 1
 done
-[ -s "$work/provider.json" ] || { cat "$work/agent.log" >&2; fail "the agent did not register"; }
+offered || { cat "$work/agent.log" >&2; fail "the agent did not register and offer"; }
 echo "Charlie registered by the agent: key $(json signing_key <"$work/provider.json"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$work/provider.json")"
+echo "Charlie's offer: $(python3 -c 'import json,sys; print(json.load(sys.stdin)["offer"])' <"$work/provider.json") (planck), bond held: $(balance "$CHARLIE" held)"
 
 charlie_before=$(balance "$CHARLIE" free)
 PRICE_MINT=5 # each job's price (1 MINT = 10^12 planck)
@@ -105,16 +114,18 @@ PRICE_MINT=5 # each job's price (1 MINT = 10^12 planck)
 run_job() { # tier label fund-args...
     local tier=$1 label=$2; shift 2
     local dir="$work/$label"; mkdir -p "$dir"
-    step "$label job: spec, fund (Bob), bind (Alice), run (agent), settle (chain)"
+    step "$label job: spec, fund (Bob) and bound by the chain, run (agent), settle (chain)"
     sigil job new --tier "$tier" --out "$dir/spec.pb" -- \
         /bin/sh -c 'printf "sigil %s job on %s\n" "$0" "$(uname -s)" > "$SIGIL_OUTPUT_DIR/result.txt"' "$label" \
         >"$dir/new.json"
     local job; job=$(json job_id <"$dir/new.json")
     echo "job $job, spec hash $(json spec_hash <"$dir/new.json")"
-    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price "$PRICE_MINT" "$@" >"$dir/fund.json"
+    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price "$PRICE_MINT" \
+        --response-blocks 50 "$@" >"$dir/fund.json"
     echo "funded: $PRICE_MINT MINT held on Bob ($(balance "$BOB" held) held in all)"
-    sigil dispatch bind --suri //Alice --job "$job" --provider "$CHARLIE" >"$dir/bind.json"
-    echo "bound to Charlie"
+    python3 -c 'import json,sys; b=json.load(sys.stdin)["bound"]; sys.exit(0 if b == [sys.argv[1]] else f"bound to {b}")' "$CHARLIE" <"$dir/fund.json" \
+        || fail "the chain did not bind Charlie's offer to the $label job"
+    echo "bound by the chain to Charlie's offer in the funding transaction"
     sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob >"$dir/submit.json"
     sigil job wait --agent "$agent" --job "$job" --timeout-secs 120 >"$dir/done.json"
     echo "ran: $(json state <"$dir/done.json"), wall $(json wall_ms <"$dir/done.json") ms"

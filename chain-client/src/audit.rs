@@ -48,6 +48,8 @@ pub struct JobRecord {
     pub settlement: Option<Settlement>,
     /// The bound providers still registered.
     pub providers: Vec<Provider>,
+    /// Providers penalised on the job (unresponsive, or dissenting from the settled result).
+    pub penalties: Vec<crate::types::Penalty>,
     /// The verified evidence its receipts and providers' keys rest on.
     pub attestations: Vec<AttestationRecord>,
 }

@@ -25,7 +25,8 @@ use crate::runtime;
 use crate::runtime::runtime_types::pallet_sigil_market::types as rt;
 use crate::types::{
     AttestationRecord, Balance, Binding, BlockNumber, Capabilities, Evidence, Job, JobId, JobOrder,
-    MarketEvent, PolicyInfo, Provider, Settlement, StoredReceipt, TierTerms, bounded, hex_bytes,
+    MarketEvent, Penalty, PolicyInfo, Provider, Settlement, StoredReceipt, TierTerms, bounded,
+    hex_bytes,
 };
 
 /// The chain's configuration: Polkadot's (`AccountId32`, `MultiAddress`, `MultiSignature`,
@@ -84,8 +85,6 @@ pub struct ChainInfo {
     pub token: Option<String>,
     /// Token decimals.
     pub decimals: Option<u64>,
-    /// The dispatcher set.
-    pub dispatchers: Vec<String>,
 }
 
 /// A transaction that was included and dispatched successfully.
@@ -214,7 +213,7 @@ impl ChainClient {
             .map_err(rpc("reading the finalized head"))
     }
 
-    /// Chain name, runtime version, head, token and dispatchers.
+    /// Chain name, runtime version, head and token.
     pub async fn info(&self) -> Result<ChainInfo, ChainError> {
         let chain = self
             .rpc
@@ -238,16 +237,6 @@ impl ChainClient {
             .and_then(|v| v.as_str())
             .unwrap_or("?")
             .to_string();
-        let dispatchers = at
-            .storage()
-            .try_fetch(runtime::storage().dispatchers().members(), ())
-            .await
-            .map_err(rpc("reading the dispatcher set"))?
-            .map(|v| v.decode())
-            .transpose()
-            .map_err(rpc("decoding the dispatcher set"))?
-            .map(|m| m.0.iter().map(ToString::to_string).collect())
-            .unwrap_or_default();
         Ok(ChainInfo {
             url: self.url.clone(),
             chain,
@@ -259,7 +248,6 @@ impl ChainClient {
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
             decimals: props.get("tokenDecimals").and_then(|v| v.as_u64()),
-            dispatchers,
         })
     }
 
@@ -408,6 +396,27 @@ impl ChainClient {
             .await
     }
 
+    /// Sets `signer`'s standing offer: the least it takes per job, how many jobs at once (0
+    /// pauses it) and its bond (held; at least the chain's minimum).
+    pub async fn set_offer(
+        &self,
+        signer: &Keypair,
+        price: Balance,
+        capacity: u32,
+        bond: Balance,
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions()
+            .market()
+            .set_offer(price, capacity, bond);
+        self.submit("market.set_offer", signer, &call).await
+    }
+
+    /// Withdraws `signer`'s offer and releases its bond (refused while it has open jobs).
+    pub async fn withdraw_offer(&self, signer: &Keypair) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().withdraw_offer();
+        self.submit("market.withdraw_offer", signer, &call).await
+    }
+
     /// Removes `signer`'s provider registration (refused while it has open jobs).
     pub async fn deregister(&self, signer: &Keypair) -> Result<Included, ChainError> {
         let call = runtime::transactions().market().deregister();
@@ -471,8 +480,36 @@ impl ChainClient {
             order.class.to_gen(),
             order.price,
             order.deadline,
+            order.response_blocks,
         );
         self.submit("market.fund_job", signer, &call).await
+    }
+
+    /// Cancels `signer`'s job while no provider is bound to it; the escrow returns at once.
+    pub async fn cancel_job(
+        &self,
+        signer: &Keypair,
+        job_id: &JobId,
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().cancel_job(*job_id);
+        self.submit("market.cancel_job", signer, &call).await
+    }
+
+    /// Runs the chain's dispatch rule for a waiting job now (anyone may; the rule picks).
+    pub async fn dispatch_job(
+        &self,
+        signer: &Keypair,
+        job_id: &JobId,
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().dispatch_job(*job_id);
+        self.submit("market.dispatch_job", signer, &call).await
+    }
+
+    /// Takes a job from bound providers that missed its response window (anyone may, once it
+    /// has passed): each loses a share of its bond to the buyer, and the chain binds others.
+    pub async fn reassign(&self, signer: &Keypair, job_id: &JobId) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().reassign(*job_id);
+        self.submit("market.reassign", signer, &call).await
     }
 
     /// Returns an expired job's escrow to its buyer (anyone may call it after the deadline).
@@ -483,21 +520,6 @@ impl ChainClient {
     ) -> Result<Included, ChainError> {
         let call = runtime::transactions().market().refund_expired(*job_id);
         self.submit("market.refund_expired", signer, &call).await
-    }
-
-    // ---- dispatcher ----
-
-    /// Binds providers to a funded job (the dispatcher's call).
-    pub async fn bind(
-        &self,
-        signer: &Keypair,
-        job_id: &JobId,
-        providers: &[AccountId32],
-    ) -> Result<Included, ChainError> {
-        let call = runtime::transactions()
-            .market()
-            .bind(*job_id, bounded(providers.to_vec()));
-        self.submit("market.bind", signer, &call).await
     }
 
     // ---- queries ----
@@ -661,6 +683,16 @@ impl ChainClient {
             TierTerms::Attested { policy, .. } => policy_at(&at, &policy).await?,
             _ => None,
         };
+        let penalties = at
+            .storage()
+            .try_fetch(runtime::storage().market().penalties(), (*job_id,))
+            .await
+            .map_err(rpc("reading a job's penalties"))?
+            .map(|v| v.decode())
+            .transpose()
+            .map_err(rpc("decoding a job's penalties"))?
+            .map(|list| list.0.iter().map(Penalty::from_gen).collect())
+            .unwrap_or_default();
         Ok(crate::audit::JobRecord {
             job_id: *job_id,
             at_block: at.block_number(),
@@ -670,6 +702,7 @@ impl ChainClient {
             receipts,
             settlement,
             providers,
+            penalties,
             attestations,
         })
     }

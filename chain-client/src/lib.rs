@@ -79,3 +79,30 @@ pub fn parse_hex32(what: &'static str, s: &str) -> Result<[u8; 32], ChainError> 
             detail: format!("{s:?} is not 32 bytes of hex"),
         })
 }
+
+/// Parses a MINT amount (`5`, `0.25`, `1000.000000000001`) into the smallest unit (12
+/// decimals); `what` names the amount in the error.
+pub fn parse_mint(what: &'static str, s: &str) -> Result<u128, ChainError> {
+    let err = || ChainError::BadInput {
+        what,
+        detail: format!("{s:?} is not a MINT amount (e.g. 5 or 0.25)"),
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 12 {
+        return Err(err());
+    }
+    let digits = |d: &str| d.chars().all(|c| c.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return Err(err());
+    }
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| err())?
+    };
+    let padded = format!("{frac:0<12}");
+    let frac: u128 = padded.parse().map_err(|_| err())?;
+    int.checked_mul(types::MINT)
+        .and_then(|v| v.checked_add(frac))
+        .ok_or_else(err)
+}

@@ -274,9 +274,9 @@ pub(crate) fn bounded<T>(
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum JobStatus {
-    /// Escrow held, no provider bound.
+    /// Escrow held, waiting for the chain to bind its providers.
     Funded,
-    /// Providers bound, receipts awaited.
+    /// All its providers bound, receipts awaited.
     Bound,
     /// Escrow paid to providers.
     Settled,
@@ -320,6 +320,8 @@ pub struct Job {
     pub deadline: BlockNumber,
     /// Block of funding.
     pub funded_at: BlockNumber,
+    /// Blocks a bound provider has to deliver, from its binding (0: until the deadline).
+    pub response_blocks: BlockNumber,
     /// Status.
     pub status: JobStatus,
 }
@@ -334,6 +336,7 @@ impl Job {
             price: j.price,
             deadline: j.deadline,
             funded_at: j.funded_at,
+            response_blocks: j.response_blocks,
             status: JobStatus::from_gen(&j.status),
         }
     }
@@ -354,12 +357,15 @@ pub struct JobOrder {
     pub price: Balance,
     /// Last block for receipts.
     pub deadline: BlockNumber,
+    /// Blocks a bound provider has to deliver before anyone may reassign the job and take a
+    /// share of its bond (0: until the deadline).
+    pub response_blocks: BlockNumber,
 }
 
 /// The providers bound to a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Binding {
-    /// In the dispatcher's order.
+    /// In the order the chain's dispatch rule picked them.
     #[serde(serialize_with = "ss58_vec")]
     pub providers: Vec<AccountId32>,
     /// Block of the binding.
@@ -442,6 +448,67 @@ pub struct Provider {
     pub registered_at: BlockNumber,
     /// Bound jobs still open.
     pub active_jobs: u32,
+    /// Its standing offer, if it takes jobs.
+    pub offer: Option<Offer>,
+}
+
+/// A provider's standing offer: the chain binds it to jobs that pay at least `price` while it
+/// has free capacity and its bond is at least the chain's minimum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Offer {
+    /// The least a job pays it (tier 2: its share, the price over `k`).
+    #[serde(serialize_with = "balance_str")]
+    pub price: Balance,
+    /// Most jobs bound at once; 0 pauses the offer.
+    pub capacity: u32,
+    /// Bond held on the provider; shares go to buyers whose jobs it fails.
+    #[serde(serialize_with = "balance_str")]
+    pub bond: Balance,
+}
+
+/// Why a provider lost part of its bond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PenaltyReason {
+    /// No receipt within the job's response window.
+    Unresponsive,
+    /// A tier-2 receipt disagreeing with the settled result.
+    Dissent,
+}
+
+impl PenaltyReason {
+    pub(crate) fn from_gen(r: &rt::PenaltyReason) -> Self {
+        match r {
+            rt::PenaltyReason::Unresponsive => Self::Unresponsive,
+            rt::PenaltyReason::Dissent => Self::Dissent,
+        }
+    }
+}
+
+/// A provider penalised on a job (it is never bound to that job again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Penalty {
+    /// The provider.
+    #[serde(serialize_with = "ss58")]
+    pub provider: AccountId32,
+    /// Why.
+    pub reason: PenaltyReason,
+    /// Bond moved to the buyer.
+    #[serde(serialize_with = "balance_str")]
+    pub amount: Balance,
+    /// Block of the penalty.
+    pub at: BlockNumber,
+}
+
+impl Penalty {
+    pub(crate) fn from_gen(p: &rt::Penalty) -> Self {
+        Self {
+            provider: p.provider,
+            reason: PenaltyReason::from_gen(&p.reason),
+            amount: p.amount,
+            at: p.at,
+        }
+    }
 }
 
 impl Provider {
@@ -468,6 +535,11 @@ impl Provider {
             }),
             registered_at: p.registered_at,
             active_jobs: p.active_jobs,
+            offer: p.offer.as_ref().map(|o| Offer {
+                price: o.price,
+                capacity: o.capacity,
+                bond: o.bond,
+            }),
         }
     }
 }
@@ -701,6 +773,58 @@ pub enum MarketEvent {
         #[serde(serialize_with = "ss58_vec")]
         providers: Vec<AccountId32>,
     },
+    /// No offer could serve a funded job yet: it waits.
+    JobWaiting {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+    },
+    /// A provider set its offer.
+    OfferSet {
+        /// Provider.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// Price.
+        #[serde(serialize_with = "balance_str")]
+        price: Balance,
+        /// Capacity.
+        capacity: u32,
+        /// Bond.
+        #[serde(serialize_with = "balance_str")]
+        bond: Balance,
+    },
+    /// A provider withdrew its offer.
+    OfferWithdrawn {
+        /// Provider.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+    },
+    /// A provider lost part of its bond to a job's buyer.
+    ProviderPenalised {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Provider.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// Why.
+        reason: PenaltyReason,
+        /// Amount moved to the buyer.
+        #[serde(serialize_with = "balance_str")]
+        amount: Balance,
+    },
+    /// A buyer cancelled a job no provider was bound to.
+    JobCancelled {
+        /// Job.
+        #[serde(serialize_with = "hex_bytes")]
+        job_id: JobId,
+        /// Buyer.
+        #[serde(serialize_with = "ss58")]
+        buyer: AccountId32,
+        /// Amount released.
+        #[serde(serialize_with = "balance_str")]
+        amount: Balance,
+    },
     /// A receipt verified.
     ReceiptAccepted {
         /// Job.
@@ -764,12 +888,17 @@ impl MarketEvent {
         match self {
             Self::JobFunded { job_id, .. }
             | Self::JobBound { job_id, .. }
+            | Self::JobWaiting { job_id }
+            | Self::ProviderPenalised { job_id, .. }
+            | Self::JobCancelled { job_id, .. }
             | Self::ReceiptAccepted { job_id, .. }
             | Self::JobSettled { job_id, .. }
             | Self::JobRefunded { job_id, .. } => Some(*job_id),
             Self::ProviderRegistered { .. }
             | Self::ProviderDeregistered { .. }
             | Self::AttestationRefreshed { .. }
+            | Self::OfferSet { .. }
+            | Self::OfferWithdrawn { .. }
             | Self::PolicyRegistered { .. }
             | Self::PolicyRetired { .. } => None,
         }
@@ -819,6 +948,41 @@ impl MarketEvent {
             E::JobBound { job_id, providers } => Self::JobBound {
                 job_id: *job_id,
                 providers: providers.0.clone(),
+            },
+            E::JobWaiting { job_id } => Self::JobWaiting { job_id: *job_id },
+            E::OfferSet {
+                provider,
+                price,
+                capacity,
+                bond,
+            } => Self::OfferSet {
+                provider: *provider,
+                price: *price,
+                capacity: *capacity,
+                bond: *bond,
+            },
+            E::OfferWithdrawn { provider } => Self::OfferWithdrawn {
+                provider: *provider,
+            },
+            E::ProviderPenalised {
+                job_id,
+                provider,
+                reason,
+                amount,
+            } => Self::ProviderPenalised {
+                job_id: *job_id,
+                provider: *provider,
+                reason: PenaltyReason::from_gen(reason),
+                amount: *amount,
+            },
+            E::JobCancelled {
+                job_id,
+                buyer,
+                amount,
+            } => Self::JobCancelled {
+                job_id: *job_id,
+                buyer: *buyer,
+                amount: *amount,
             },
             E::ReceiptAccepted {
                 job_id,

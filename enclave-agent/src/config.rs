@@ -470,6 +470,33 @@ pub struct ChainConfig {
     pub gpu_model: String,
     /// Seconds between retries after an RPC failure.
     pub retry_secs: u64,
+    /// The standing offer the chain binds jobs from (`[chain.offer]`).
+    pub offer: OfferConfig,
+}
+
+/// The provider's standing offer on chain: the chain's dispatch rule binds it to jobs that pay
+/// at least `price`, up to `capacity` at once, while `bond` is held on the account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfferConfig {
+    /// Least price per job, in MINT (decimal, e.g. `"0.25"`); a tier-2 job pays each settling
+    /// provider its price over `k`.
+    pub price: String,
+    /// Most jobs bound at once; 0 keeps no offer (the agent then gets no jobs from the chain).
+    pub capacity: u32,
+    /// Bond in MINT held while the offer stands (at least the chain's minimum); a share goes to
+    /// a buyer whose job the agent misses or whose tier-2 result it contradicts.
+    pub bond: String,
+}
+
+impl Default for OfferConfig {
+    fn default() -> Self {
+        Self {
+            price: "0.001".into(),
+            capacity: 4,
+            bond: "10".into(),
+        }
+    }
 }
 
 impl Default for ChainConfig {
@@ -482,6 +509,7 @@ impl Default for ChainConfig {
             tiers: Vec::new(),
             gpu_model: String::new(),
             retry_secs: 15,
+            offer: OfferConfig::default(),
         }
     }
 }

@@ -14,8 +14,12 @@
 //!    chain's record (`refresh_attestation`); the engine does not refresh evidence on its own
 //!    while a chain takes tier-3 work, so every attested-key receipt references evidence the
 //!    chain holds;
-//! 3. it submits the receipt of every finished job that the chain bound to the account, as
-//!    soon as the job ends, and on start for jobs that ended while it was down.
+//! 3. it keeps the account's standing offer (`[chain.offer]`: price, capacity, bond) as
+//!    configured, so the chain's dispatch rule binds jobs to it; no account chooses providers;
+//! 4. it submits the receipt of every finished job that the chain bound to the account, as
+//!    soon as the job ends, and on start for jobs that ended while it was down. A job whose
+//!    response window passes without the receipt may be reassigned by anyone, and the account
+//!    loses a share of its bond: receipts are submitted as soon as they exist.
 //!
 //! Which jobs were dealt with is kept in a small durable table (`chain.redb` in the state
 //! directory): a job is recorded once the chain included or refused its receipt, so a crash
@@ -93,6 +97,38 @@ pub struct ProviderState {
     pub validity_ms: Option<(u64, u64)>,
     /// Bound jobs still open.
     pub active_jobs: u32,
+    /// The standing offer, if any.
+    pub offer: Option<OfferTerms>,
+}
+
+/// A standing offer's terms, in the smallest MINT unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OfferTerms {
+    /// Least price per job.
+    pub price: u128,
+    /// Most jobs bound at once.
+    pub capacity: u32,
+    /// Bond held.
+    pub bond: u128,
+}
+
+impl OfferTerms {
+    /// The offer `[chain.offer]` asks for; `None` when its capacity is 0 (no offer).
+    pub fn from_config(cfg: &crate::config::OfferConfig) -> Result<Option<Self>, SettleError> {
+        let amount = |key: &'static str, v: &str| {
+            sigil_chain_client::parse_mint(key, v).map_err(|e| SettleError::Config {
+                key,
+                detail: e.to_string(),
+            })
+        };
+        let price = amount("offer.price", &cfg.price)?;
+        let bond = amount("offer.bond", &cfg.bond)?;
+        Ok((cfg.capacity > 0).then_some(Self {
+            price,
+            capacity: cfg.capacity,
+            bond,
+        }))
+    }
 }
 
 /// A provider registration.
@@ -117,6 +153,10 @@ pub trait MarketChain: Send + Sync {
     fn register(&self, r: &Registration) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Removes the account's registration.
     fn deregister(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Sets the account's standing offer.
+    fn set_offer(&self, offer: &OfferTerms) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Withdraws the account's offer.
+    fn withdraw_offer(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Replaces the account's attested-key evidence with `bundle`, anchored at block `anchor`.
     fn refresh_attestation(
         &self,
@@ -178,6 +218,11 @@ impl MarketChain for ClientChain {
                 evidence_digest: p.attested.as_ref().map(|a| a.evidence_digest),
                 validity_ms: p.attested.map(|a| (a.verified_at_ms, a.expires_at_ms)),
                 active_jobs: p.active_jobs,
+                offer: p.offer.map(|o| OfferTerms {
+                    price: o.price,
+                    capacity: o.capacity,
+                    bond: o.bond,
+                }),
             }))
     }
 
@@ -196,6 +241,17 @@ impl MarketChain for ClientChain {
 
     async fn deregister(&self) -> Result<(), ChainError> {
         self.client.deregister(&self.account).await.map(drop)
+    }
+
+    async fn set_offer(&self, offer: &OfferTerms) -> Result<(), ChainError> {
+        self.client
+            .set_offer(&self.account, offer.price, offer.capacity, offer.bond)
+            .await
+            .map(drop)
+    }
+
+    async fn withdraw_offer(&self) -> Result<(), ChainError> {
+        self.client.withdraw_offer(&self.account).await.map(drop)
     }
 
     async fn refresh_attestation(&self, bundle: &[u8], anchor: u32) -> Result<(), ChainError> {
@@ -423,6 +479,7 @@ pub struct Settler<C> {
     account: [u8; 32],
     capabilities: Capabilities,
     policy: [u8; 32],
+    offer: Option<OfferTerms>,
     retry: Duration,
 }
 
@@ -464,6 +521,7 @@ impl<C: MarketChain> Settler<C> {
                 }
             })?;
         let capabilities = capabilities(cfg, attestor.tee(), gpu_model)?;
+        let offer = OfferTerms::from_config(&cfg.offer)?;
         let outbox = Outbox::open(&outbox_path(state_dir))?;
         Ok(Self {
             chain,
@@ -473,6 +531,7 @@ impl<C: MarketChain> Settler<C> {
             account,
             capabilities,
             policy,
+            offer,
             retry: Duration::from_secs(cfg.retry_secs.max(1)),
         })
     }
@@ -588,6 +647,46 @@ impl<C: MarketChain> Settler<C> {
                     "the account is registered with another agent key; re-registering once its open jobs close"
                 );
                 Ok(false)
+            }
+        }
+    }
+
+    /// Makes the account's offer on chain the configured one (`[chain.offer]`; capacity 0
+    /// withdraws it once no bound job is open). Returns whether it is.
+    pub async fn ensure_offer(&self) -> Result<bool, SettleError> {
+        let Some(p) = self.chain.provider().await? else {
+            return Ok(false);
+        };
+        match (&self.offer, &p.offer) {
+            (Some(want), Some(have)) if want == have => Ok(true),
+            (Some(want), _) => {
+                // A smaller bond is refused while bound jobs are open: keep the larger one
+                // until they close.
+                let mut terms = *want;
+                if let Some(have) = &p.offer
+                    && p.active_jobs > 0
+                    && have.bond > want.bond
+                {
+                    terms.bond = have.bond;
+                }
+                if p.offer.as_ref() == Some(&terms) {
+                    return Ok(false);
+                }
+                self.chain.set_offer(&terms).await?;
+                tracing::info!(
+                    price = terms.price,
+                    capacity = terms.capacity,
+                    bond = terms.bond,
+                    "offer set on chain"
+                );
+                Ok(terms == *want)
+            }
+            (None, None) => Ok(true),
+            (None, Some(_)) if p.active_jobs > 0 => Ok(false),
+            (None, Some(_)) => {
+                self.chain.withdraw_offer().await?;
+                tracing::info!("offer withdrawn on chain ([chain.offer] capacity is 0)");
+                Ok(true)
             }
         }
     }
@@ -725,8 +824,14 @@ impl<C: MarketChain> Settler<C> {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {
-                    if let Err(e) = self.ensure_registered().await {
-                        tracing::warn!(error = %e, "provider registration on chain failed; will retry");
+                    match self.ensure_registered().await {
+                        Ok(true) => {
+                            if let Err(e) = self.ensure_offer().await {
+                                tracing::warn!(error = %e, "offer on chain not set; will retry");
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "provider registration on chain failed; will retry"),
                     }
                     if unsettled {
                         match self.sweep().await {

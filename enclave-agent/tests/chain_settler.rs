@@ -27,7 +27,7 @@ use enclave_agent::attestor::Attestor;
 use enclave_agent::config::ChainConfig;
 use enclave_agent::job::{JobRecord, JobState};
 use enclave_agent::settle::{
-    MarketChain, Outcome, ProviderState, Registration, Settler, capabilities,
+    MarketChain, OfferTerms, Outcome, ProviderState, Registration, Settler, capabilities,
 };
 use enclave_agent::store::{Completion, Store};
 use sha2::{Digest, Sha256};
@@ -51,6 +51,8 @@ struct State {
     registrations: Vec<Registration>,
     deregistrations: u32,
     refreshes: Vec<Vec<u8>>,
+    /// Every offer set, in order (`None`: withdrawn).
+    offers: Vec<Option<OfferTerms>>,
     receipts: Vec<Submission>,
     rpc_down: bool,
 }
@@ -136,6 +138,7 @@ impl MarketChain for FakeChain {
                 evidence_digest: r.attestation.as_ref().map(|a| digest_of(&a.bundle)),
                 validity_ms: r.attestation.as_ref().and_then(|_| validity()),
                 active_jobs: 0,
+                offer: None,
             });
             s.previous = None;
             s.registrations.push(r.clone());
@@ -153,6 +156,38 @@ impl MarketChain for FakeChain {
                 Ok(())
             }
             None => Err(refused("NotRegistered")),
+        })
+    }
+
+    async fn set_offer(&self, offer: &OfferTerms) -> Result<(), ChainError> {
+        self.check_up()?;
+        self.with(|s| {
+            let p = s
+                .provider
+                .as_mut()
+                .ok_or_else(|| refused("NotRegistered"))?;
+            if p.active_jobs > 0 && p.offer.is_some_and(|o| o.bond > offer.bond) {
+                return Err(refused("BondLocked"));
+            }
+            p.offer = Some(*offer);
+            s.offers.push(Some(*offer));
+            Ok(())
+        })
+    }
+
+    async fn withdraw_offer(&self) -> Result<(), ChainError> {
+        self.check_up()?;
+        self.with(|s| {
+            let p = s
+                .provider
+                .as_mut()
+                .ok_or_else(|| refused("NotRegistered"))?;
+            if p.active_jobs > 0 {
+                return Err(refused("HasActiveJobs"));
+            }
+            p.offer.take().ok_or_else(|| refused("NoOffer"))?;
+            s.offers.push(None);
+            Ok(())
         })
     }
 
@@ -399,6 +434,7 @@ async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
             evidence_digest: None,
             validity_ms: None,
             active_jobs: 2,
+            offer: None,
         })
     });
     let s = settler(&f, &chain);
@@ -651,4 +687,76 @@ fn capabilities_follow_the_config_and_the_tee() {
         ..ChainConfig::default()
     };
     assert!(capabilities(&cfg, R::Tdx, None).is_err());
+}
+
+#[tokio::test]
+async fn offer_follows_config_works() {
+    let f = fixture().await;
+    let chain = FakeChain::default();
+    let s = settler(&f, &chain);
+    // Not registered yet: nothing to offer.
+    assert!(!s.ensure_offer().await.unwrap());
+    assert!(s.ensure_registered().await.unwrap());
+    assert!(s.ensure_offer().await.unwrap());
+    let mint = 1_000_000_000_000u128;
+    let wanted = OfferTerms {
+        price: mint / 1_000,
+        capacity: 4,
+        bond: 10 * mint,
+    };
+    assert_eq!(chain.with(|s| s.offers.clone()), vec![Some(wanted)]);
+    // Already as configured: no transaction.
+    assert!(s.ensure_offer().await.unwrap());
+    assert_eq!(chain.with(|s| s.offers.len()), 1);
+
+    // A smaller bond is configured while a bound job is open: the larger bond stays until it
+    // closes.
+    chain.with(|s| {
+        let p = s.provider.as_mut().unwrap();
+        p.active_jobs = 1;
+        p.offer = Some(OfferTerms {
+            bond: 20 * mint,
+            ..wanted
+        });
+    });
+    assert!(!s.ensure_offer().await.unwrap());
+    assert_eq!(chain.with(|s| s.offers.len()), 1);
+    chain.with(|s| s.provider.as_mut().unwrap().active_jobs = 0);
+    assert!(s.ensure_offer().await.unwrap());
+    assert_eq!(chain.with(|s| s.offers.last().copied()), Some(Some(wanted)));
+
+    // Capacity 0: the offer is withdrawn.
+    drop(s);
+    let mut cfg = f.cfg.clone();
+    cfg.offer.capacity = 0;
+    let paused = Settler::new(
+        chain.clone(),
+        ACCOUNT,
+        f.store.clone(),
+        Arc::clone(&f.attestor),
+        f.dir.path(),
+        &cfg,
+        None,
+    )
+    .unwrap();
+    assert!(paused.ensure_offer().await.unwrap());
+    assert_eq!(chain.with(|s| s.offers.last().copied()), Some(None));
+}
+
+#[tokio::test]
+async fn offer_config_rejects() {
+    let f = fixture().await;
+    let mut cfg = f.cfg.clone();
+    cfg.offer.bond = "ten".into();
+    let err = Settler::new(
+        FakeChain::default(),
+        ACCOUNT,
+        f.store.clone(),
+        Arc::clone(&f.attestor),
+        f.dir.path(),
+        &cfg,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("offer.bond"), "{err}");
 }

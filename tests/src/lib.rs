@@ -55,7 +55,7 @@ pub fn now_ms() -> u64 {
 
 /// The dev accounts.
 pub struct Dev {
-    /// Root and the dispatcher.
+    /// Funds the tests' provider accounts.
     pub alice: Keypair,
     /// A buyer.
     pub bob: Keypair,
@@ -152,6 +152,44 @@ impl ProviderKey {
     }
 }
 
+/// An offer bond: the runtime's minimum, 10 MINT.
+pub const BOND: Balance = 10 * MINT;
+
+/// Has the chain bind `providers` to the waiting job `job_id`, as its dispatch rule does: each
+/// offers (price 0, capacity 1, [`BOND`]); the chain binds the job in the first block with
+/// spare weight (`on_idle`, usually the block of an offer), or when anyone (here Bob) runs the
+/// rule; then the offers pause again (capacity 0), so that no later job of another test is
+/// bound to them. Returns the providers the chain bound, in its order.
+pub async fn bind_via_offers(
+    client: &ChainClient,
+    dev: &Dev,
+    job_id: &[u8; 32],
+    providers: &[&ProviderKey],
+) -> Result<Vec<AccountId32>, ChainError> {
+    for p in providers {
+        client.set_offer(&p.signer, 0, 1, BOND).await?;
+    }
+    let waiting = client
+        .job(job_id)
+        .await?
+        .is_some_and(|j| j.status == sigil_chain_client::types::JobStatus::Funded);
+    let dispatched = if waiting {
+        client.dispatch_job(&dev.bob, job_id).await.map(drop)
+    } else {
+        Ok(())
+    };
+    for p in providers {
+        client.set_offer(&p.signer, 0, 0, BOND).await?;
+    }
+    dispatched?;
+    Ok(client
+        .job_record(job_id)
+        .await?
+        .binding
+        .map(|b| b.providers)
+        .unwrap_or_default())
+}
+
 /// A job order: fresh id and spec hash, 5 MINT, deadline `blocks` ahead of `head`.
 pub fn order(terms: TierTerms, class: ProviderClass, head: u32, blocks: u32) -> JobOrder {
     let job_id = fresh_bytes("job");
@@ -162,6 +200,7 @@ pub fn order(terms: TierTerms, class: ProviderClass, head: u32, blocks: u32) -> 
         class,
         price: 5 * MINT,
         deadline: head.saturating_add(blocks),
+        response_blocks: 0,
     }
 }
 

@@ -56,6 +56,7 @@ async fn cli_tier1_loop_works() {
     let provider_uri = format!("//SigilCli//{}", hex::encode(fresh_bytes("p")));
     let provider = Ed25519Keypair::from_uri(&provider_uri).unwrap();
     let provider_hex = format!("0x{}", hex::encode(provider.public_key()));
+    let provider_ss58 = sigil_chain_client::AccountId32(provider.public_key()).to_string();
     let key_file = dir.join("provider.suri");
     std::fs::write(&key_file, format!("{provider_uri}\n")).unwrap();
     let key_file = key_file.to_str().unwrap();
@@ -108,33 +109,55 @@ async fn cli_tier1_loop_works() {
     assert_eq!(funded["included"]["events"][0]["event"], "job-funded");
     assert_eq!(funded["included"]["events"][0]["price"], "5000000000000");
 
-    // A non-dispatcher's bind: the chain says no (exit 1), decoded.
-    let refused = sigil(&[
-        "dispatch",
-        "bind",
-        "--suri",
-        "//Bob",
-        "--job",
-        &job,
-        "--provider",
-        &provider_hex,
-    ])
-    .await;
+    // No offer serves it yet: the dispatch rule finds nobody (exit 1), decoded.
+    assert_eq!(funded["bound"], serde_json::Value::Null);
+    let refused = sigil(&["dispatch", "job", "--suri", "//Bob", "--job", &job]).await;
     assert_eq!(refused.status.code(), Some(1));
-    assert_eq!(json_of(&refused)["error"]["dispatch"], "BadOrigin");
-
-    let bound = ok(&sigil(&[
-        "dispatch",
-        "bind",
-        "--suri",
-        "//Alice",
-        "--job",
-        &job,
-        "--provider",
-        &provider_hex,
+    assert_eq!(
+        json_of(&refused)["error"]["dispatch"],
+        "market.NoEligibleOffer"
+    );
+    // The provider offers (a 10 MINT bond held); anyone runs the rule, which binds it.
+    let offered = ok(&sigil(&[
+        "provider",
+        "offer",
+        "--suri-file",
+        key_file,
+        "--price",
+        "0",
+        "--capacity",
+        "1",
+        "--bond",
+        "10",
     ])
     .await);
-    assert_eq!(bound["events"][0]["event"], "job-bound");
+    assert_eq!(offered["events"][0]["event"], "offer-set");
+    assert_eq!(offered["events"][0]["bond"], "10000000000000");
+    // The chain binds it in the next block with spare weight (the offer's own, here); running
+    // the rule then says it no longer waits.
+    let again = sigil(&["dispatch", "job", "--suri", "//Bob", "--job", &job]).await;
+    if again.status.code() == Some(1) {
+        assert_eq!(json_of(&again)["error"]["dispatch"], "market.NotWaiting");
+    } else {
+        assert_eq!(ok(&again)["events"][0]["event"], "job-bound");
+    }
+    let record = ok(&sigil(&["audit", "job", &job]).await);
+    assert_eq!(record["binding"]["providers"][0], provider_ss58.as_str());
+    assert_eq!(record["job"]["status"], "bound");
+    // Paused again, so that no later test's job is bound to it.
+    ok(&sigil(&[
+        "provider",
+        "offer",
+        "--suri-file",
+        key_file,
+        "--price",
+        "0",
+        "--capacity",
+        "0",
+        "--bond",
+        "10",
+    ])
+    .await);
 
     // The receipt file, as the agent writes it.
     let order = JobOrder {
@@ -144,6 +167,7 @@ async fn cli_tier1_loop_works() {
         class: ProviderClass::default(),
         price: PRICE,
         deadline: 0,
+        response_blocks: 0,
     };
     let receipt = sign_receipt(
         &receipt_body(&order, &provider, ReceiptFacts::plain(1, result_of("cli"))),
@@ -193,10 +217,10 @@ async fn cli_tier1_loop_works() {
     assert_eq!(line["event"], "job-settled");
 
     let balance = ok(&sigil(&["account", "balance", &provider_hex]).await);
-    assert!(
-        balance["free"].as_str().unwrap().parse::<u128>().unwrap()
-            > 100 * sigil_chain_client::types::MINT
-    );
+    // Paid 5 MINT on top of 100 (less fees); the 10 MINT bond stays held while it offers.
+    let amount = |k: &str| balance[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(amount("held"), 10 * sigil_chain_client::types::MINT);
+    assert!(amount("free") + amount("held") > 100 * sigil_chain_client::types::MINT);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,5 +1,5 @@
 //! The market's whole loop against the real local chain, through `sigil-chain-client`:
-//! fund -> bind -> receipt -> settle -> audit record -> offline replay, for every tier, plus
+//! fund -> bound by the chain from offers -> receipt -> settle -> audit record -> offline replay, for every tier, plus
 //! refunds and refused receipts and evidence with their decoded errors.
 
 // Tests may unwrap and index: a failure is the test's report.
@@ -78,17 +78,23 @@ async fn tier1_loop_works() {
         PRICE
     );
 
-    // Only the dispatcher binds.
-    let e = c
-        .bind(&dev.bob, &o.job_id, &[p.account()])
-        .await
-        .unwrap_err();
-    assert_eq!(dispatch_name(&e), "BadOrigin");
-    assert!(e.is_refusal());
-    let bound = c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    // No offer serves it yet: it waits, and the dispatch rule finds nobody.
     assert!(
-        matches!(&bound.events[0], MarketEvent::JobBound { providers, .. } if providers == &vec![p.account()])
+        funded
+            .events
+            .iter()
+            .any(|e| matches!(e, MarketEvent::JobWaiting { .. }))
     );
+    let e = c.dispatch_job(&dev.bob, &o.job_id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.NoEligibleOffer");
+    assert!(e.is_refusal());
+    let bound = bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
+    assert_eq!(bound, vec![p.account()]);
+    // Bound: nobody can run the rule for it again, nor take it from the provider.
+    let e = c.dispatch_job(&dev.bob, &o.job_id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.NotWaiting");
+    let e = c.reassign(&dev.bob, &o.job_id).await.unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.NothingToReassign");
 
     // The job shows up for a provider watching for its jobs... (the watch starts after the
     // binding, so it is checked on a second job below).
@@ -142,7 +148,7 @@ async fn provider_watch_and_buyer_watch_works() {
     use futures::StreamExt;
     let mut jobs = Box::pin(c.jobs_bound_to(&p.account()).await.unwrap());
     let mut updates = Box::pin(c.watch_job(&o.job_id).await.unwrap());
-    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
     let assignment = tokio::time::timeout(Duration::from_secs(30), jobs.next())
         .await
         .unwrap()
@@ -172,12 +178,13 @@ async fn provider_watch_and_buyer_watch_works() {
         .iter()
         .map(|e| match e {
             MarketEvent::JobFunded { .. } => "funded",
+            MarketEvent::JobWaiting { .. } => "waiting",
             MarketEvent::JobBound { .. } => "bound",
             MarketEvent::ReceiptAccepted { .. } => "receipt",
             MarketEvent::JobSettled { .. } => "settled",
             _ => "other",
         })
-        .filter(|n| *n != "funded")
+        .filter(|n| *n != "funded" && *n != "waiting")
         .collect();
     assert_eq!(names, ["bound", "receipt", "settled"]);
 }
@@ -202,8 +209,13 @@ async fn tier2_quorum_pays_the_matching_providers_works() {
         100,
     );
     c.fund_job(&dev.bob, &o).await.unwrap();
-    let accounts: Vec<_> = ps.iter().map(ProviderKey::account).collect();
-    c.bind(&dev.alice, &o.job_id, &accounts).await.unwrap();
+    let mut accounts: Vec<_> = ps.iter().map(ProviderKey::account).collect();
+    let mut bound = bind_via_offers(&c, &dev, &o.job_id, &ps.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    bound.sort();
+    accounts.sort();
+    assert_eq!(bound, accounts);
 
     let agreed = result_of("t2 agreed");
     // The dissenting provider reports first: recorded, not settled.
@@ -229,7 +241,9 @@ async fn tier2_quorum_pays_the_matching_providers_works() {
         .await
         .unwrap();
     assert!(r.settlement().is_none(), "one matching receipt of two");
-    let dissent_before = c.free_balance(&accounts[2]).await.unwrap();
+    let dissenter = ps[2].account();
+    let dissent_before = c.free_balance(&dissenter).await.unwrap();
+    let dissent_bond = c.reserved_balance(&dissenter).await.unwrap();
     let second = sign_receipt(
         &receipt_body(&o, &ps[1].key, ReceiptFacts::plain(2, agreed)),
         &ps[1].key,
@@ -245,17 +259,30 @@ async fn tier2_quorum_pays_the_matching_providers_works() {
             ..
         }) => {
             assert_eq!(*result_commitment, agreed);
-            let paid: Vec<_> = payees.iter().map(|p| p.account).collect();
-            assert_eq!(paid, vec![accounts[0], accounts[1]]);
+            let mut paid: Vec<_> = payees.iter().map(|p| p.account).collect();
+            paid.sort();
+            let mut agreeing = vec![ps[0].account(), ps[1].account()];
+            agreeing.sort();
+            assert_eq!(paid, agreeing);
             assert_eq!(payees.iter().map(|p| p.amount).sum::<u128>(), PRICE);
         }
         other => panic!("expected settlement, got {other:?}"),
     }
     assert_eq!(
-        c.free_balance(&accounts[2]).await.unwrap(),
+        c.free_balance(&dissenter).await.unwrap(),
         dissent_before,
         "the minority is not paid"
     );
+    // It dissented from the settled result: a fifth of its bond went to the buyer.
+    assert_eq!(
+        dissent_bond - c.reserved_balance(&dissenter).await.unwrap(),
+        BOND / 5
+    );
+    assert!(r.events.iter().any(|e| matches!(
+        e,
+        MarketEvent::ProviderPenalised { provider, reason: sigil_chain_client::types::PenaltyReason::Dissent, amount, .. }
+            if *provider == dissenter && *amount == BOND / 5
+    )));
     let record = c.job_record(&o.job_id).await.unwrap();
     assert_eq!(
         record.receipts.len(),
@@ -335,7 +362,7 @@ async fn tier3_attested_key_loop_works() {
         100,
     );
     c.fund_job(&dev.bob, &o).await.unwrap();
-    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
 
     // A receipt whose signature was tampered with is refused.
     let body = receipt_body(
@@ -427,7 +454,7 @@ async fn tier3_fresh_quote_loop_works() {
         100,
     );
     c.fund_job(&dev.bob, &o).await.unwrap();
-    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+    bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
 
     let (receipt, bundle) = fresh_quote_receipt(&o, &p.key, result_of("t3f"));
     // Without its evidence the fresh-quote receipt is refused.
@@ -560,12 +587,11 @@ async fn tier3_under_a_registered_pinned_policy_works() {
     );
     c.fund_job(&dev.bob, &o).await.unwrap();
     assert_eq!(c.policy(&id).await.unwrap().unwrap().users, info.users + 2);
-    let e = c
-        .bind(&dev.alice, &o.job_id, &[stranger.account()])
+    // The stranger offers too, but is attested under another policy: the rule binds p.
+    let bound = bind_via_offers(&c, &dev, &o.job_id, &[&stranger, &p])
         .await
-        .unwrap_err();
-    assert_eq!(dispatch_name(&e), "market.PolicyMismatch");
-    c.bind(&dev.alice, &o.job_id, &[p.account()]).await.unwrap();
+        .unwrap();
+    assert_eq!(bound, vec![p.account()]);
     let attested = c
         .provider(&p.account())
         .await

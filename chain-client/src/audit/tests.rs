@@ -73,6 +73,7 @@ fn provider(k: &Ed25519Keypair, attested: Option<AttestedKey>) -> Provider {
         attested,
         registered_at: 1,
         active_jobs: 0,
+        offer: None,
     }
 }
 
@@ -96,6 +97,7 @@ fn record(terms: TierTerms, receipts: Vec<StoredReceipt>, providers: Vec<Provide
             price: PRICE,
             deadline: 100,
             funded_at: 1,
+            response_blocks: 0,
             status: JobStatus::Settled,
         },
         binding: Some(Binding {
@@ -111,6 +113,7 @@ fn record(terms: TierTerms, receipts: Vec<StoredReceipt>, providers: Vec<Provide
             at: 3,
         }),
         providers,
+        penalties: vec![],
         attestations: vec![],
     }
 }

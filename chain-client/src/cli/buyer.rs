@@ -1,4 +1,4 @@
-//! `sigil buyer`: fund jobs, watch them, reclaim expired escrow.
+//! `sigil buyer`: fund jobs, watch them, cancel unbound ones, reclaim expired escrow.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,8 +16,17 @@ use crate::{ChainError, KeyScheme, parse_hex32};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum BuyerCmd {
-    /// Fund a job: the price is held in escrow until settlement or refund.
+    /// Fund a job: the price is held in escrow until settlement or refund, and the chain binds
+    /// its providers from their offers (`bound` in the output), or it waits for one.
     Fund(FundArgs),
+    /// Cancel a job no provider is bound to; its escrow returns at once.
+    Cancel {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The job id (0x hex).
+        #[arg(long)]
+        job: String,
+    },
     /// Print a job's events until it settles or is refunded (one JSON object per line).
     Watch {
         /// The job id (0x hex).
@@ -81,6 +90,11 @@ pub(crate) struct FundArgs {
     /// Blocks from the current head to the deadline.
     #[arg(long, default_value_t = 600)]
     deadline_blocks: u32,
+    /// Blocks a bound provider has to deliver its receipt before anyone may reassign the job
+    /// (`sigil dispatch reassign`) and the provider loses a share of its bond; 0: until the
+    /// deadline.
+    #[arg(long, default_value_t = 0)]
+    response_blocks: u32,
 }
 
 /// Runs a `sigil buyer` command; returns the exit status.
@@ -144,16 +158,30 @@ pub(crate) async fn run(cli: &Cli, cmd: &BuyerCmd) -> Result<u8> {
                 class,
                 price,
                 deadline: head.saturating_add(args.deadline_blocks),
+                response_blocks: args.response_blocks,
             };
             let included = c.fund_job(&signer, &order).await?;
+            let bound: Option<Vec<String>> = included.events.iter().find_map(|e| match e {
+                crate::types::MarketEvent::JobBound { providers, .. } => {
+                    Some(providers.iter().map(ToString::to_string).collect())
+                }
+                _ => None,
+            });
             emit(
                 format,
                 &json!({
                     "job_id": format!("0x{}", hex::encode(job_id)),
                     "deadline": order.deadline,
+                    "bound": bound,
                     "included": included,
                 }),
             )?;
+        }
+        BuyerCmd::Cancel { key, job } => {
+            let job = parse_hex32("job id", job)?;
+            let signer = key.load(KeyScheme::Sr25519)?;
+            let c = connect(cli).await?;
+            emit(format, &c.cancel_job(&signer, &job).await?)?;
         }
         BuyerCmd::Watch { job, timeout_secs } => {
             let job = parse_hex32("job id", job)?;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sigil_agent_client::AgentError;
 
-use crate::types::{MINT, TeeKind};
+use crate::types::TeeKind;
 use crate::{ChainClient, ChainError, ConnectOptions, KeyScheme, Keypair, policy};
 
 mod account;
@@ -71,22 +71,23 @@ enum Format {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The chain: name, runtime, head, token, dispatchers.
+    /// The chain: name, runtime, head, token.
     #[command(subcommand)]
     Chain(chain::ChainCmd),
     /// Accounts: MINT balances and transfers.
     #[command(subcommand)]
     Account(account::AccountCmd),
-    /// Provider: register, deregister, submit receipts, watch for bound jobs.
+    /// Provider: register, offer, deregister, submit receipts, watch for bound jobs.
     #[command(subcommand)]
     Provider(provider::ProviderCmd),
-    /// Buyer: fund jobs, watch them, reclaim expired escrow.
+    /// Buyer: fund jobs, watch them, cancel unbound ones, reclaim expired escrow.
     #[command(subcommand)]
     Buyer(buyer::BuyerCmd),
     /// Attestation policies: write one, compute its id, register, show, list, retire.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCmd),
-    /// Dispatcher: bind providers to jobs.
+    /// The chain's dispatch rule, run by anyone: bind a waiting job, reassign a job whose
+    /// providers missed their response window.
     #[command(subcommand)]
     Dispatch(dispatch::DispatchCmd),
     /// Audit: a job's full record, and its verification replayed offline.
@@ -268,30 +269,7 @@ fn parse_policy_arg(s: Option<&str>) -> Result<[u8; 32], ChainError> {
 
 /// `5`, `0.25`, `1000.000000000001` MINT to the smallest unit (12 decimals).
 fn parse_mint(s: &str) -> Result<u128, ChainError> {
-    let err = || {
-        bad(
-            "price",
-            &format!("{s:?} is not a MINT amount (e.g. 5 or 0.25)"),
-        )
-    };
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 12 {
-        return Err(err());
-    }
-    let digits = |d: &str| d.chars().all(|c| c.is_ascii_digit());
-    if !digits(int) || !digits(frac) {
-        return Err(err());
-    }
-    let int: u128 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| err())?
-    };
-    let padded = format!("{frac:0<12}");
-    let frac: u128 = padded.parse().map_err(|_| err())?;
-    int.checked_mul(MINT)
-        .and_then(|v| v.checked_add(frac))
-        .ok_or_else(err)
+    crate::parse_mint("price", s)
 }
 
 /// Writes `text` to stdout as it is (TOML, for `sigil policy new|show --format text`).

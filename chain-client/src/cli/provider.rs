@@ -1,4 +1,4 @@
-//! `sigil provider`: registration, attestation refresh, receipts, bound jobs.
+//! `sigil provider`: registration, offers, attestation refresh, receipts, bound jobs.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,9 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use futures::StreamExt;
 
-use super::{Cli, KeyArgs, bad, connect, emit, emit_line, parse_policy_arg, parse_tee, read_file};
+use super::{
+    Cli, KeyArgs, bad, connect, emit, emit_line, parse_mint, parse_policy_arg, parse_tee, read_file,
+};
 use crate::types::{Capabilities, Tier};
 use crate::{ChainError, Ed25519Keypair, KeyScheme, parse_account, parse_hex32};
 
@@ -67,7 +69,28 @@ pub(crate) enum ProviderCmd {
         #[arg(long)]
         anchor: u32,
     },
-    /// Remove the registration (refused while bound jobs are open).
+    /// Set the standing offer the chain binds jobs from: the least a job pays (tier 2: the
+    /// price over k), how many jobs at once, and the bond held (at least the chain's minimum,
+    /// 10 MINT on the Sigil runtime).
+    Offer {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Least price per job, in MINT (decimal, e.g. 0.5).
+        #[arg(long)]
+        price: String,
+        /// Most jobs bound at once (0 pauses the offer).
+        #[arg(long)]
+        capacity: u32,
+        /// Bond in MINT; it can shrink only while no bound job is open.
+        #[arg(long)]
+        bond: String,
+    },
+    /// Withdraw the offer and release its bond (refused while bound jobs are open).
+    WithdrawOffer {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Remove the registration and its offer (refused while bound jobs are open).
     Deregister {
         #[command(flatten)]
         key: KeyArgs,
@@ -178,6 +201,23 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
             };
             let c = connect(cli).await?;
             emit(format, &c.registration_anchor(&who).await?)?;
+        }
+        ProviderCmd::Offer {
+            key,
+            price,
+            capacity,
+            bond,
+        } => {
+            let price = parse_mint(price)?;
+            let bond = parse_mint(bond)?;
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let c = connect(cli).await?;
+            emit(format, &c.set_offer(&signer, price, *capacity, bond).await?)?;
+        }
+        ProviderCmd::WithdrawOffer { key } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let c = connect(cli).await?;
+            emit(format, &c.withdraw_offer(&signer).await?)?;
         }
         ProviderCmd::Deregister { key } => {
             let signer = key.load(KeyScheme::Ed25519)?;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::types::MINT;
 
 #[test]
 fn parse_mint_works() {

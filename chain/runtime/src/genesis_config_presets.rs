@@ -1,4 +1,4 @@
-//! Genesis presets: the development chain's accounts, root and dispatcher.
+//! Genesis presets: the development chain's accounts and policies.
 //!
 //! A preset is a JSON patch over the default genesis config; chain spec tools (this
 //! workspace's `sigil-chain-spec`, or `chain-spec-builder create ... named-preset development`)
@@ -27,23 +27,21 @@ pub fn dev_accounts() -> Vec<AccountId> {
     .collect()
 }
 
-/// A genesis patch: `endowed` accounts funded with [`DEV_ENDOWMENT`], `root` the sudo key,
-/// `dispatchers` the dispatcher set, and the genesis attestation policies.
-pub fn genesis(endowed: &[AccountId], root: &AccountId, dispatchers: &[AccountId]) -> Value {
+/// A genesis patch: `endowed` accounts funded with [`DEV_ENDOWMENT`] and the genesis attestation
+/// policies. There is no root key and no dispatcher: nobody holds an origin above the market's
+/// rules.
+pub fn genesis(endowed: &[AccountId]) -> Value {
     let balances: Vec<(AccountId, Balance)> =
         endowed.iter().map(|a| (a.clone(), DEV_ENDOWMENT)).collect();
     json!({
         "balances": { "balances": balances },
-        "sudo": { "key": Some(root.clone()) },
-        "dispatchers": { "members": dispatchers },
         "market": { "policies": sigil_verifier_adapter::policies::genesis_documents() },
     })
 }
 
-/// The development preset: Alice..Ferdie funded, Alice root and the one dispatcher.
+/// The development preset: Alice..Ferdie funded.
 pub fn development() -> Value {
-    let alice = Sr25519Keyring::Alice.to_account_id();
-    genesis(&dev_accounts(), &alice, core::slice::from_ref(&alice))
+    genesis(&dev_accounts())
 }
 
 /// The preset named `id`, as JSON bytes.

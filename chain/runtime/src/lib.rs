@@ -1,12 +1,15 @@
 //! # Sigil runtime
 //!
 //! The chain of the Sigil compute market: MINT balances (the native currency, 12 decimals),
-//! timestamp, transaction payment in MINT, sudo (root for upgrades and for the dispatcher set),
-//! the dispatcher set (a membership instance) and the market pallet, whose tier-3 evidence is
+//! timestamp, transaction payment in MINT and the market pallet, whose tier-3 evidence is
 //! verified in the runtime by the `attestation-verifier` crate ([`sigil_verifier_adapter`]).
 //!
-//! Escrow moves only by the market pallet's rules: no call of any pallet here, root's
-//! included, releases or transfers a market hold.
+//! ## Who can do what
+//! There is no sudo and no privileged account. No signed or unsigned origin becomes root, so
+//! the root-only calls (`System::set_storage`, `kill_storage`, `kill_prefix`, `set_code`,
+//! `authorize_upgrade`, `Balances::force_*`) cannot be dispatched by anyone. The market binds
+//! providers to jobs by its own rule (the pallet's *Dispatch by the chain*): there is no
+//! dispatcher. Escrow, bonds and policy deposits move only by the market pallet's rules.
 //!
 //! The crate builds natively (`std`) and, through its build script, to WASM
 //! ([`WASM_BINARY`]); the node or executor that runs the chain executes the WASM.
@@ -54,7 +57,7 @@ use frame_support::{
         constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
     },
 };
-use frame_system::{EnsureRoot, EnsureSignedBy, limits};
+use frame_system::limits;
 use pallet_transaction_payment::{FeeDetails, FungibleAdapter, RuntimeDispatchInfo};
 use sp_api::impl_runtime_apis;
 use sp_core::OpaqueMetadata;
@@ -222,28 +225,6 @@ impl pallet_transaction_payment::Config for Runtime {
     type WeightInfo = ();
 }
 
-impl pallet_sudo::Config for Runtime {
-    type RuntimeEvent = RuntimeEvent;
-    type RuntimeCall = RuntimeCall;
-    type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
-}
-
-/// The dispatcher set: accounts allowed to bind providers to jobs. Root adds and removes them.
-pub type DispatchersInstance = pallet_membership::Instance1;
-
-impl pallet_membership::Config<DispatchersInstance> for Runtime {
-    type RuntimeEvent = RuntimeEvent;
-    type AddOrigin = EnsureRoot<AccountId>;
-    type RemoveOrigin = EnsureRoot<AccountId>;
-    type SwapOrigin = EnsureRoot<AccountId>;
-    type ResetOrigin = EnsureRoot<AccountId>;
-    type PrimeOrigin = EnsureRoot<AccountId>;
-    type MembershipInitialized = ();
-    type MembershipChanged = ();
-    type MaxMembers = ConstU32<16>;
-    type WeightInfo = pallet_membership::weights::SubstrateWeight<Runtime>;
-}
-
 /// Wall-clock time for the market: the block's timestamp.
 pub type MarketTime = pallet_timestamp::Pallet<Runtime>;
 
@@ -254,13 +235,17 @@ parameter_types! {
     pub const PolicyDepositBase: Balance = MINT;
     /// The deposit per byte of a policy document.
     pub const PolicyDepositPerByte: Balance = MILLI_MINT;
+    /// The smallest bond an offer holds: 10 MINT.
+    pub const MinProviderBond: Balance = 10 * MINT;
+    /// A provider that misses a job's response window loses a tenth of its bond to the buyer.
+    pub const UnresponsivePenalty: Perbill = Perbill::from_percent(10);
+    /// A tier-2 provider whose receipt disagrees with the settled result loses a fifth.
+    pub const DissentPenalty: Perbill = Perbill::from_percent(20);
 }
 
 impl pallet_sigil_market::Config for Runtime {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
-    /// A signed origin whose account is in the dispatcher set.
-    type DispatchOrigin = EnsureSignedBy<Dispatchers, AccountId>;
     type UnixTime = MarketTime;
     type AttestationVerifier = sigil_verifier_adapter::BundleVerifier;
     /// Tier-2 jobs bind at most 16 providers.
@@ -288,6 +273,15 @@ impl pallet_sigil_market::Config for Runtime {
     /// Registration evidence is anchored at one of the last 64 blocks (~6 minutes at 6 s
     /// blocks): evidence older than that cannot register or refresh a key.
     type RegistrationAnchorWindow = ConstU32<64>;
+    /// The dispatch rule reads at most 256 offers (see `docs/chain.md`, Weights).
+    type MaxOffers = ConstU32<256>;
+    type MinProviderBond = MinProviderBond;
+    type UnresponsivePenalty = UnresponsivePenalty;
+    type DissentPenalty = DissentPenalty;
+    /// Sixteen penalised providers and a job is not bound again: it waits for its deadline.
+    type MaxPenalties = ConstU32<16>;
+    /// `on_idle` tries at most 16 waiting jobs a block.
+    type MaxDispatchPerBlock = ConstU32<16>;
     type WeightInfo = pallet_sigil_market::weights::SubstrateWeight<Runtime>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = sigil_verifier_adapter::benchmarking::SimulatedEvidence;
@@ -314,8 +308,6 @@ mod runtime {
         Timestamp: pallet_timestamp = 1,
         Balances: pallet_balances = 2,
         TransactionPayment: pallet_transaction_payment = 3,
-        Sudo: pallet_sudo = 4,
-        Dispatchers: pallet_membership::<Instance1> = 5,
         Market: pallet_sigil_market = 10,
     }
     );

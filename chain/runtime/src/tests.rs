@@ -1,6 +1,6 @@
 //! The runtime natively: its genesis, its integrity tests, and the market's flows through the
-//! runtime's own configuration (the dispatcher set, the real attestation verifier, MINT holds,
-//! and root's inability to move escrow).
+//! runtime's own configuration (dispatch by the chain from offers, the real attestation
+//! verifier, MINT holds), and that no origin stands above the market's rules.
 
 // Tests may panic on broken expectations and use plain arithmetic on test amounts.
 #![allow(
@@ -136,10 +136,36 @@ fn development_genesis_works() {
             assert_eq!(Balances::free_balance(a), DEV_ENDOWMENT);
         }
         assert_eq!(Balances::total_issuance(), DEV_ENDOWMENT * 6);
-        let alice = account(Sr25519Keyring::Alice);
-        assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(alice.clone()));
-        assert_eq!(Dispatchers::members().into_inner(), vec![alice]);
     });
+}
+
+#[test]
+fn runtime_has_no_privileged_pallet_works() {
+    use frame_support::traits::PalletsInfoAccess;
+    let names: Vec<&str> = AllPalletsWithSystem::infos()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "System",
+            "Timestamp",
+            "Balances",
+            "TransactionPayment",
+            "Market"
+        ]
+    );
+}
+
+/// Sets `who`'s offer: price 1 milli-MINT, capacity 4, the minimum bond.
+fn offer(who: &AccountId) {
+    assert_ok!(Market::set_offer(
+        signed(who),
+        MILLI_MINT,
+        4,
+        MinProviderBond::get()
+    ));
 }
 
 #[test]
@@ -160,9 +186,8 @@ fn presets_works() {
 }
 
 #[test]
-fn tier1_job_through_the_dispatcher_works() {
+fn tier1_job_bound_by_the_chain_works() {
     new_ext().execute_with(|| {
-        let alice = account(Sr25519Keyring::Alice);
         let bob = account(Sr25519Keyring::Bob);
         let (pair, who) = provider(1);
         let caps = Capabilities {
@@ -177,6 +202,12 @@ fn tier1_job_through_the_dispatcher_works() {
             caps,
             None
         ));
+        offer(&who);
+        let bond = RuntimeHoldReason::Market(pallet_sigil_market::HoldReason::ProviderBond);
+        assert_eq!(
+            Balances::balance_on_hold(&bond, &who),
+            MinProviderBond::get()
+        );
         let (job, spec, price) = ([1; 32], [2; 32], 5 * MINT);
         assert_ok!(Market::fund_job(
             signed(&bob),
@@ -185,17 +216,14 @@ fn tier1_job_through_the_dispatcher_works() {
             TierTerms::Signed,
             ProviderClass::default(),
             price,
-            100
+            100,
+            10
         ));
         let escrow = RuntimeHoldReason::Market(pallet_sigil_market::HoldReason::JobEscrow);
         assert_eq!(Balances::balance_on_hold(&escrow, &bob), price);
-
-        let providers: frame_support::BoundedVec<_, _> = vec![who.clone()].try_into().unwrap();
-        assert_noop!(
-            Market::bind(signed(&bob), job, providers.clone()),
-            DispatchError::BadOrigin
-        );
-        assert_ok!(Market::bind(signed(&alice), job, providers));
+        // Bound by the chain at funding: nobody chose the provider.
+        let binding = pallet_sigil_market::Bindings::<Runtime>::get(job).unwrap();
+        assert_eq!(binding.providers.to_vec(), vec![who.clone()]);
 
         let body = receipt(job, spec, pair.public().0, 1, EvidenceRef::NONE);
         let before = Balances::free_balance(&who);
@@ -218,7 +246,6 @@ fn tier1_job_through_the_dispatcher_works() {
 #[test]
 fn tier3_attested_key_through_the_runtime_verifier_works() {
     new_ext().execute_with(|| {
-        let alice = account(Sr25519Keyring::Alice);
         let bob = account(Sr25519Keyring::Bob);
         let (pair, who) = provider(3);
         let key = pair.public().0;
@@ -317,6 +344,7 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
             policy: simulated,
             fresh_quote: false,
         };
+        offer(&who);
         assert_ok!(Market::fund_job(
             signed(&bob),
             job,
@@ -324,13 +352,11 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
             terms,
             class,
             price,
-            100
+            100,
+            0
         ));
-        assert_ok!(Market::bind(
-            signed(&alice),
-            job,
-            vec![who.clone()].try_into().unwrap()
-        ));
+        let binding = pallet_sigil_market::Bindings::<Runtime>::get(job).unwrap();
+        assert_eq!(binding.providers.to_vec(), vec![who.clone()]);
         let ev = EvidenceRef {
             mode: EvidenceMode::AttestedKey,
             tee: market_receipt::ReceiptTee::Simulated,
@@ -350,9 +376,8 @@ fn tier3_attested_key_through_the_runtime_verifier_works() {
 }
 
 #[test]
-fn root_moving_escrow_rejects() {
+fn no_origin_moves_escrow_or_storage_rejects() {
     new_ext().execute_with(|| {
-        let alice = account(Sr25519Keyring::Alice);
         let bob = account(Sr25519Keyring::Bob);
         let charlie = account(Sr25519Keyring::Charlie);
         let price = 9 * MINT;
@@ -363,12 +388,29 @@ fn root_moving_escrow_rejects() {
             TierTerms::Signed,
             ProviderClass::default(),
             price,
-            100
+            100,
+            0
         ));
         let escrow = RuntimeHoldReason::Market(pallet_sigil_market::HoldReason::JobEscrow);
-        // Root moves everything Bob has, then zeroes his free balance: the hold stays.
+        let job_key = pallet_sigil_market::Jobs::<Runtime>::hashed_key_for([9u8; 32]);
         let everything = Balances::total_balance(&bob);
-        for call in [
+        // Every call that could rewrite a job, a hold or the code needs root, and no account
+        // (nor an unsigned extrinsic) is root: there is no sudo.
+        let calls = [
+            RuntimeCall::System(frame_system::Call::set_storage {
+                items: vec![(job_key.clone(), vec![0])],
+            }),
+            RuntimeCall::System(frame_system::Call::kill_storage {
+                keys: vec![job_key.clone()],
+            }),
+            RuntimeCall::System(frame_system::Call::kill_prefix {
+                prefix: job_key.iter().take(32).copied().collect(),
+                subkeys: 1,
+            }),
+            RuntimeCall::System(frame_system::Call::set_code { code: vec![0; 8] }),
+            RuntimeCall::System(frame_system::Call::authorize_upgrade {
+                code_hash: Default::default(),
+            }),
             RuntimeCall::Balances(pallet_balances::Call::force_transfer {
                 source: bob.clone().into(),
                 dest: charlie.clone().into(),
@@ -378,18 +420,34 @@ fn root_moving_escrow_rejects() {
                 who: bob.clone().into(),
                 new_free: 0,
             }),
-        ] {
-            let sudo = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
-                call: Box::new(call),
-            });
-            // The sudo call itself succeeds or fails; either way the escrow is untouched.
-            let _ = sudo.dispatch(signed(&alice));
-            assert_eq!(Balances::balance_on_hold(&escrow, &bob), price);
+            RuntimeCall::Balances(pallet_balances::Call::force_unreserve {
+                who: bob.clone().into(),
+                amount: price,
+            }),
+        ];
+        let mut origins: Vec<RuntimeOrigin> = dev_accounts().iter().map(signed).collect();
+        origins.push(RuntimeOrigin::none());
+        for call in calls {
+            for origin in &origins {
+                let result = call.clone().dispatch(origin.clone());
+                assert_eq!(
+                    result.map_err(|e| e.error),
+                    Err(DispatchError::BadOrigin),
+                    "{call:?}"
+                );
+            }
         }
-        // Refund stays impossible before the deadline, for root too.
+        assert_eq!(Balances::balance_on_hold(&escrow, &bob), price);
+        let job = pallet_sigil_market::Jobs::<Runtime>::get([9; 32]).unwrap();
+        assert_eq!(job.status, JobStatus::Funded);
+        // Refund stays impossible before the deadline, and root's refund is refused too.
         assert_noop!(
             Market::refund_expired(RuntimeOrigin::root(), [9; 32]),
             DispatchError::BadOrigin
+        );
+        assert_noop!(
+            Market::refund_expired(signed(&charlie), [9; 32]),
+            pallet_sigil_market::Error::<Runtime>::DeadlineNotReached
         );
     });
 }

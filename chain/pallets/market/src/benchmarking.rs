@@ -18,10 +18,7 @@ use alloc::{vec, vec::Vec};
 use codec::Encode;
 use polkadot_sdk::{
     frame_benchmarking::v2::*,
-    frame_support::{
-        pallet_prelude::*,
-        traits::{EnsureOrigin, fungible::Mutate},
-    },
+    frame_support::{pallet_prelude::*, traits::fungible::Mutate},
     frame_system::{self, RawOrigin, pallet_prelude::BlockNumberFor},
     sp_core::{crypto::KeyTypeId, ed25519},
     sp_io,
@@ -48,14 +45,18 @@ fn price<T: Config>() -> BalanceOf<T> {
     T::MinimumPrice::get().saturating_mul(BalanceOf::<T>::from(T::MaxQuorum::get().max(100)))
 }
 
-/// An account holding ten job prices.
+/// An account holding ten job prices and two offer bonds.
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
     let who: T::AccountId = account(name, index, SEED);
-    let amount = price::<T>()
-        .saturating_mul(10u32.into())
-        .saturating_add(<T::Currency as polkadot_sdk::frame_support::traits::fungible::Inspect<
-            T::AccountId,
-        >>::minimum_balance());
+    let amount =
+        price::<T>()
+            .saturating_mul(10u32.into())
+            .saturating_add(T::MinProviderBond::get().saturating_mul(2u32.into()))
+            .saturating_add(
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::Inspect<
+                    T::AccountId,
+                >>::minimum_balance(),
+            );
     T::Currency::set_balance(&who, amount);
     who
 }
@@ -173,11 +174,15 @@ fn deadline<T: Config>() -> BlockNumberFor<T> {
     frame_system::Pallet::<T>::block_number().saturating_add(T::MaxJobDuration::get())
 }
 
-/// Funds job 0 with `terms` and binds `providers` to it.
+/// Funds job 0 with `terms` after `providers` offer (price 0, the minimum bond), so that the
+/// chain binds them; `providers` must be all the offers there are, and as many as the job needs.
 fn funded_bound_job<T: Config>(
     terms: TierTerms,
     providers: Vec<T::AccountId>,
 ) -> Result<JobId, BenchmarkError> {
+    for who in &providers {
+        offer::<T>(who)?;
+    }
     let buyer = funded::<T>("buyer", 0);
     let id = job_id(0);
     Pallet::<T>::fund_job(
@@ -188,13 +193,48 @@ fn funded_bound_job<T: Config>(
         ProviderClass::default(),
         price::<T>(),
         deadline::<T>(),
-    )?;
-    let dispatcher =
-        T::DispatchOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
-    let providers = BoundedVec::try_from(providers)
-        .map_err(|_| BenchmarkError::Stop("more providers than MaxQuorum"))?;
-    Pallet::<T>::bind(dispatcher, id, providers)?;
+        One::one(),
+    )
+    .map_err(|e| e.error)?;
+    ensure!(
+        Jobs::<T>::get(id).map(|j| j.status) == Some(JobStatus::Bound),
+        BenchmarkError::Stop("the chain did not bind the benchmark's providers")
+    );
     Ok(id)
+}
+
+/// `who` offers at price 0, capacity `MaxQuorum`, the minimum bond.
+fn offer<T: Config>(who: &T::AccountId) -> Result<(), BenchmarkError> {
+    Pallet::<T>::set_offer(
+        RawOrigin::Signed(who.clone()).into(),
+        Zero::zero(),
+        T::MaxQuorum::get(),
+        T::MinProviderBond::get(),
+    )?;
+    Ok(())
+}
+
+/// `n` providers registered for tiers 1 and 2 (no evidence), offering; the cheapest setup for
+/// filling the offer book.
+fn offering<T: Config>(name: &'static str, n: u32) -> Result<Vec<T::AccountId>, BenchmarkError> {
+    (0..n)
+        .map(|i| {
+            let who = funded::<T>(name, i);
+            let key = new_key();
+            let proof = sign(&key, &crate::key_proof_message(&who))?;
+            let mut caps = capabilities();
+            caps.tiers = BoundedVec::truncate_from(vec![Tier::Signed, Tier::Quorum]);
+            Pallet::<T>::register_provider(
+                RawOrigin::Signed(who.clone()).into(),
+                key,
+                proof,
+                caps,
+                None,
+            )?;
+            offer::<T>(&who)?;
+            Ok(who)
+        })
+        .collect()
 }
 
 /// `n` registered providers.
@@ -317,18 +357,22 @@ mod benchmarks {
             class,
             price::<T>(),
             deadline::<T>(),
+            One::one(),
         );
 
-        assert!(Jobs::<T>::contains_key(id));
+        // The book is empty: the job waits (the dispatch rule is weighed by `dispatch_job`).
+        assert!(Waiting::<T>::contains_key(id));
         Ok(())
     }
 
+    /// The dispatch rule over a book of `o` eligible offers, binding a tier-2 job to
+    /// `min(o, MaxQuorum)` of them.
     #[benchmark]
-    fn bind(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
-        let bound: Vec<T::AccountId> = providers::<T>(n)?.into_iter().map(|p| p.0).collect();
+    fn dispatch_job(o: Linear<1, { T::MaxOffers::get() }>) -> Result<(), BenchmarkError> {
+        let n = o.min(T::MaxQuorum::get());
+        let k = n.saturating_div(2).saturating_add(1);
         let buyer = funded::<T>("buyer", 0);
         let id = job_id(0);
-        let k = n.saturating_div(2).saturating_add(1);
         Pallet::<T>::fund_job(
             RawOrigin::Signed(buyer).into(),
             id,
@@ -337,15 +381,102 @@ mod benchmarks {
             ProviderClass::default(),
             price::<T>(),
             deadline::<T>(),
-        )?;
-        let origin =
-            T::DispatchOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
-        let list = BoundedVec::try_from(bound).map_err(|_| BenchmarkError::Weightless)?;
+            One::one(),
+        )
+        .map_err(|e| e.error)?;
+        offering::<T>("provider", o)?;
+        let caller = funded::<T>("caller", 0);
 
         #[extrinsic_call]
-        _(origin as T::RuntimeOrigin, id, list);
+        _(RawOrigin::Signed(caller), id);
 
-        assert!(Bindings::<T>::contains_key(id));
+        assert_eq!(Jobs::<T>::get(id).map(|j| j.status), Some(JobStatus::Bound));
+        Ok(())
+    }
+
+    /// A new offer into a book one short of full (the book is rewritten in full).
+    #[benchmark]
+    fn set_offer() -> Result<(), BenchmarkError> {
+        offering::<T>("other", T::MaxOffers::get().saturating_sub(1))?;
+        let (who, _, _) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+
+        #[extrinsic_call]
+        _(
+            RawOrigin::Signed(who.clone()),
+            One::one(),
+            T::MaxQuorum::get(),
+            T::MinProviderBond::get(),
+        );
+
+        assert_eq!(
+            OfferBook::<T>::get().len(),
+            usize::try_from(T::MaxOffers::get()).unwrap_or(usize::MAX)
+        );
+        Ok(())
+    }
+
+    /// The last offer of a full book withdrawn.
+    #[benchmark]
+    fn withdraw_offer() -> Result<(), BenchmarkError> {
+        let mut all = offering::<T>("other", T::MaxOffers::get())?;
+        let who = all.pop().ok_or(BenchmarkError::Weightless)?;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()));
+
+        assert!(Providers::<T>::get(&who).is_some_and(|p| p.offer.is_none()));
+        Ok(())
+    }
+
+    /// A waiting tier-3 job cancelled (its policy's use given back).
+    #[benchmark]
+    fn cancel_job() -> Result<(), BenchmarkError> {
+        let buyer = funded::<T>("buyer", 0);
+        let id = job_id(0);
+        let (_, _, document) = T::BenchmarkHelper::attestation([0; 32], [0; 32], 0);
+        let policy = ensure_policy::<T>(&document)?;
+        Pallet::<T>::fund_job(
+            RawOrigin::Signed(buyer.clone()).into(),
+            id,
+            SPEC,
+            TierTerms::Attested {
+                policy,
+                fresh_quote: false,
+            },
+            ProviderClass::default(),
+            price::<T>(),
+            deadline::<T>(),
+            One::one(),
+        )
+        .map_err(|e| e.error)?;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(buyer), id);
+
+        assert_eq!(
+            Jobs::<T>::get(id).map(|j| j.status),
+            Some(JobStatus::Refunded)
+        );
+        Ok(())
+    }
+
+    /// `n` bound providers of a tier-2 job miss its response window: each is penalised and
+    /// unbound; no other offer exists, so the job waits (the dispatch rule is weighed by
+    /// `dispatch_job`).
+    #[benchmark]
+    fn reassign(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
+        let bound = offering::<T>("provider", n)?;
+        let k = n.saturating_div(2).saturating_add(1);
+        let id = funded_bound_job::<T>(TierTerms::Quorum { k, n }, bound)?;
+        frame_system::Pallet::<T>::set_block_number(
+            frame_system::Pallet::<T>::block_number().saturating_add(2u32.into()),
+        );
+        let caller = funded::<T>("caller", 0);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), id);
+
+        assert!(Waiting::<T>::contains_key(id));
         Ok(())
     }
 
@@ -362,7 +493,8 @@ mod benchmarks {
         Ok(())
     }
 
-    /// The receipt that completes a quorum of `k = n / 2 + 1` out of `n`, paying `k` providers.
+    /// The receipt that completes a quorum of `k = n / 2 + 1` out of `n`, paying `k` providers
+    /// and penalising the `n - k` that committed another result first.
     #[benchmark]
     fn submit_receipt_quorum(n: Linear<1, { T::MaxQuorum::get() }>) -> Result<(), BenchmarkError> {
         let all = providers::<T>(n)?;
@@ -371,11 +503,28 @@ mod benchmarks {
             TierTerms::Quorum { k, n },
             all.iter().map(|p| p.0.clone()).collect(),
         )?;
-        let mut earlier = all
-            .into_iter()
-            .take(usize::try_from(k).unwrap_or(usize::MAX));
+        let bound = Bindings::<T>::get(id).ok_or(BenchmarkError::Weightless)?;
+        // In binding order: `n - k` dissenters, then the quorum.
+        let mut ordered: Vec<(T::AccountId, Ed25519Key)> = Vec::new();
+        for who in bound.providers.iter() {
+            let key = all
+                .iter()
+                .find(|p| p.0 == *who)
+                .map(|p| p.1)
+                .ok_or(BenchmarkError::Weightless)?;
+            ordered.push((who.clone(), key));
+        }
+        let dissenters = usize::try_from(n.saturating_sub(k)).unwrap_or(0);
+        let mut earlier = ordered.into_iter();
+        for (who, key) in earlier.by_ref().take(dissenters) {
+            let mut b = body::<T>(id, key, Tier::Quorum);
+            b.result_commitment = [0xBB; 32];
+            let (bytes, signature) = signed::<T>(&b)?;
+            Pallet::<T>::submit_receipt(RawOrigin::Signed(who).into(), id, bytes, signature, None)
+                .map_err(|e| e.error)?;
+        }
         let last = earlier.next_back().ok_or(BenchmarkError::Weightless)?;
-        for (who, key, _) in earlier {
+        for (who, key) in earlier {
             let (bytes, signature) = signed::<T>(&body::<T>(id, key, Tier::Quorum))?;
             Pallet::<T>::submit_receipt(RawOrigin::Signed(who).into(), id, bytes, signature, None)
                 .map_err(|e| e.error)?;
@@ -471,9 +620,12 @@ mod benchmarks {
         Ok(())
     }
 
+    /// A provider whose offer is the last of a full book.
     #[benchmark]
     fn deregister() -> Result<(), BenchmarkError> {
+        offering::<T>("other", T::MaxOffers::get().saturating_sub(1))?;
         let (who, _, _) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+        offer::<T>(&who)?;
 
         #[extrinsic_call]
         _(RawOrigin::Signed(who.clone()));

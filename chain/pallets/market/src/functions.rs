@@ -21,6 +21,10 @@ use polkadot_sdk::{
     sp_runtime::traits::{CheckedAdd, CheckedDiv, CheckedMul, CheckedSub, Saturating, Zero},
 };
 
+/// Where an offer stands in the dispatch order: its price, then its distance from the rotation
+/// cursor in the offer book.
+type Rank<B> = (B, u32);
+
 impl<T: Config> Pallet<T> {
     /// The current Unix time in milliseconds.
     pub fn now_ms() -> u64 {
@@ -190,6 +194,7 @@ impl<T: Config> Pallet<T> {
                 attested,
                 registered_at: frame_system::Pallet::<T>::block_number(),
                 active_jobs: 0,
+                offer: None,
             },
         );
         Self::deposit_event(Event::ProviderRegistered {
@@ -264,6 +269,7 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_fund_job(
         buyer: T::AccountId,
         job_id: JobId,
@@ -272,7 +278,8 @@ impl<T: Config> Pallet<T> {
         class: ProviderClass,
         price: BalanceOf<T>,
         deadline: BlockNumberFor<T>,
-    ) -> DispatchResult {
+        response_blocks: BlockNumberFor<T>,
+    ) -> DispatchResultWithPostInfo {
         let total = TotalEscrow::<T>::get()
             .checked_add(&price)
             .ok_or(Error::<T>::Overflow)?;
@@ -287,19 +294,19 @@ impl<T: Config> Pallet<T> {
         }
         T::Currency::hold(&Self::hold_reason(), &buyer, price)?;
         TotalEscrow::<T>::put(total);
-        Jobs::<T>::insert(
-            job_id,
-            Job {
-                buyer: buyer.clone(),
-                spec_hash,
-                terms,
-                class,
-                price,
-                deadline,
-                funded_at: frame_system::Pallet::<T>::block_number(),
-                status: JobStatus::Funded,
-            },
-        );
+        let job = Job {
+            buyer: buyer.clone(),
+            spec_hash,
+            terms,
+            class,
+            price,
+            deadline,
+            funded_at: frame_system::Pallet::<T>::block_number(),
+            response_blocks,
+            status: JobStatus::Funded,
+        };
+        Jobs::<T>::insert(job_id, &job);
+        Waiting::<T>::insert(job_id, ());
         Self::deposit_event(Event::JobFunded {
             job_id,
             buyer,
@@ -307,7 +314,14 @@ impl<T: Config> Pallet<T> {
             price,
             deadline,
         });
-        Ok(())
+        let (bound, scanned) = Self::try_dispatch(job_id, job);
+        if !bound {
+            Self::deposit_event(Event::JobWaiting { job_id });
+        }
+        Ok(
+            Some(T::WeightInfo::fund_job().saturating_add(T::WeightInfo::dispatch_job(scanned)))
+                .into(),
+        )
     }
 
     /// Checks that `info` may serve `job`.
@@ -360,17 +374,117 @@ impl<T: Config> Pallet<T> {
             && (class.gpu_model.is_empty() || gpu_model_matches_chip(&class.gpu_model, chip))
     }
 
-    pub(crate) fn do_bind(
-        job_id: JobId,
-        mut job: Job<T>,
-        providers: BoundedVec<T::AccountId, T::MaxQuorum>,
-    ) -> DispatchResult {
-        let now_ms = Self::now_ms();
-        for provider in providers.iter() {
-            let info = Providers::<T>::get(provider).ok_or(Error::<T>::NotRegistered)?;
-            Self::ensure_eligible(&job, &info, now_ms)?;
+    /// The least a provider must accept per job to serve `job`: the price, or for tier 2 the
+    /// price over `k` (each settling provider's share).
+    fn pay_per_provider(job: &Job<T>) -> BalanceOf<T> {
+        match job.terms {
+            TierTerms::Quorum { k, .. } => job
+                .price
+                .checked_div(&BalanceOf::<T>::from(k.max(1)))
+                .unwrap_or_else(Zero::zero),
+            TierTerms::Signed | TierTerms::Attested { .. } => job.price,
         }
-        for provider in providers.iter() {
+    }
+
+    /// Runs the dispatch rule for `job` (status `Funded`): binds the providers it still needs
+    /// when enough eligible offers exist, and returns whether it did and how many offers it
+    /// read. A job it cannot bind stays waiting, unchanged.
+    pub(crate) fn try_dispatch(job_id: JobId, job: Job<T>) -> (bool, u32) {
+        let mut binding = Bindings::<T>::get(job_id).unwrap_or(Binding {
+            providers: BoundedVec::new(),
+            bound_at: Zero::zero(),
+        });
+        let need = job
+            .terms
+            .provider_count()
+            .saturating_sub(len_u32_items(binding.providers.len()));
+        let penalised = Penalties::<T>::get(job_id);
+        if penalised.is_full() {
+            // Nobody is bound to a job that exhausted its penalty record: it waits for its
+            // deadline (and refund), so the record stays complete.
+            return (false, 0);
+        }
+        let ceiling = Self::pay_per_provider(&job);
+        let book = OfferBook::<T>::get();
+        let now_ms = Self::now_ms();
+        let mut scanned = 0u32;
+        // Eligible offers in book order, so cheapest first.
+        let mut eligible: Vec<(BalanceOf<T>, T::AccountId)> = Vec::new();
+        for (price, provider) in book.iter() {
+            // The book is sorted by price: nothing after this offer is cheap enough.
+            if *price > ceiling {
+                break;
+            }
+            if binding.providers.contains(provider)
+                || penalised.iter().any(|p| p.provider == *provider)
+            {
+                continue;
+            }
+            scanned = scanned.saturating_add(1);
+            let Some(info) = Providers::<T>::get(provider) else {
+                continue;
+            };
+            let free = info
+                .offer
+                .as_ref()
+                .is_some_and(|o| info.active_jobs < o.capacity);
+            if !free || Self::ensure_eligible(&job, &info, now_ms).is_err() {
+                continue;
+            }
+            eligible.push((*price, provider.clone()));
+        }
+        if len_u32_items(eligible.len()) < need {
+            return (false, scanned);
+        }
+        let ranked = Self::rotate(eligible, DispatchCursor::<T>::get());
+        for (_, provider) in ranked.into_iter().take(usize::try_from(need).unwrap_or(0)) {
+            if binding.providers.try_push(provider).is_err() {
+                return (false, scanned);
+            }
+        }
+        Self::bind_providers(job_id, job, binding, need);
+        DispatchCursor::<T>::mutate(|c| *c = c.wrapping_add(1));
+        (true, scanned)
+    }
+
+    /// Orders eligible offers (given cheapest first, equal prices in book order) for binding:
+    /// by price, and within each run of equal prices from position `cursor mod run length`
+    /// onwards, wrapping, so that equally priced offers take turns as the cursor moves on.
+    fn rotate(
+        eligible: Vec<(BalanceOf<T>, T::AccountId)>,
+        cursor: u32,
+    ) -> Vec<(Rank<BalanceOf<T>>, T::AccountId)> {
+        let mut ranked = Vec::with_capacity(eligible.len());
+        let mut start = 0usize;
+        while let Some((price, _)) = eligible.get(start) {
+            let run = eligible
+                .iter()
+                .skip(start)
+                .take_while(|(p, _)| p == price)
+                .count();
+            let len = len_u32_items(run).max(1);
+            let shift = cursor.checked_rem(len).unwrap_or(0);
+            for (pos, (p, provider)) in eligible.iter().skip(start).take(run).enumerate() {
+                let distance = len_u32_items(pos)
+                    .saturating_add(len)
+                    .saturating_sub(shift)
+                    .checked_rem(len)
+                    .unwrap_or(0);
+                ranked.push(((*p, distance), provider.clone()));
+            }
+            start = start.saturating_add(run.max(1));
+        }
+        ranked.sort_by_key(|a| a.0);
+        ranked
+    }
+
+    /// Records the binding of `job` to `binding.providers`, the last `added` of them new.
+    fn bind_providers(job_id: JobId, mut job: Job<T>, mut binding: Binding<T>, added: u32) {
+        let first_new = binding
+            .providers
+            .len()
+            .saturating_sub(usize::try_from(added).unwrap_or(0));
+        for provider in binding.providers.iter().skip(first_new) {
             Providers::<T>::mutate(provider, |info| {
                 if let Some(info) = info {
                     info.active_jobs = info.active_jobs.saturating_add(1);
@@ -382,14 +496,257 @@ impl<T: Config> Pallet<T> {
         }
         job.status = JobStatus::Bound;
         Jobs::<T>::insert(job_id, job);
-        Bindings::<T>::insert(
+        Waiting::<T>::remove(job_id);
+        binding.bound_at = frame_system::Pallet::<T>::block_number();
+        let providers = binding.providers.clone();
+        Bindings::<T>::insert(job_id, binding);
+        Self::deposit_event(Event::JobBound { job_id, providers });
+    }
+
+    /// `on_idle`: tries waiting jobs in [`Waiting`]'s order from where the last pass stopped,
+    /// while `remaining` pays for a full dispatch and at most `MaxDispatchPerBlock` times.
+    /// Expired jobs are only skipped: their escrow returns through `refund_expired`.
+    pub(crate) fn dispatch_waiting(remaining: Weight) -> Weight {
+        let per_try = T::WeightInfo::dispatch_job(T::MaxOffers::get())
+            .saturating_add(T::DbWeight::get().reads_writes(2, 1));
+        let mut used = T::DbWeight::get().reads_writes(1, 1);
+        if !remaining.all_gte(used.saturating_add(per_try)) {
+            return Weight::zero();
+        }
+        let cap = usize::try_from(T::MaxDispatchPerBlock::get()).unwrap_or(0);
+        let mut batch: Vec<JobId> = match WaitingCursor::<T>::get() {
+            Some(last) => Waiting::<T>::iter_keys_from(Waiting::<T>::hashed_key_for(last))
+                .take(cap)
+                .collect(),
+            None => Waiting::<T>::iter_keys().take(cap).collect(),
+        };
+        if batch.len() < cap {
+            // Wrap around to the start of the map for the rest of this block's tries.
+            let rest = cap.saturating_sub(batch.len());
+            for job_id in Waiting::<T>::iter_keys().take(rest) {
+                if !batch.contains(&job_id) {
+                    batch.push(job_id);
+                }
+            }
+        }
+        let now = frame_system::Pallet::<T>::block_number();
+        let mut last = None;
+        for job_id in batch {
+            if !remaining.all_gte(used.saturating_add(per_try)) {
+                break;
+            }
+            used = used.saturating_add(per_try);
+            last = Some(job_id);
+            match Jobs::<T>::get(job_id) {
+                Some(job) if job.status == JobStatus::Funded && now <= job.deadline => {
+                    Self::try_dispatch(job_id, job);
+                }
+                Some(job) if job.status == JobStatus::Funded => {}
+                // Not waiting any more (bound or closed): drop the stale entry.
+                _ => Waiting::<T>::remove(job_id),
+            }
+        }
+        match last {
+            Some(job_id) => WaitingCursor::<T>::put(job_id),
+            None => WaitingCursor::<T>::kill(),
+        }
+        used
+    }
+
+    /// Moves `share` of `provider`'s bond to `job`'s buyer, records the penalty and drops the
+    /// offer from the book if its bond falls below the minimum. Returns the amount moved.
+    fn penalise(
+        job_id: JobId,
+        job: &Job<T>,
+        provider: &T::AccountId,
+        reason: PenaltyReason,
+        share: polkadot_sdk::sp_runtime::Perbill,
+    ) -> BalanceOf<T> {
+        let mut amount = Zero::zero();
+        Providers::<T>::mutate(provider, |info| {
+            let Some(info) = info else { return };
+            let Some(offer) = info.offer.as_mut() else {
+                return;
+            };
+            let due = share.mul_floor(offer.bond);
+            amount = T::Currency::transfer_on_hold(
+                &HoldReason::ProviderBond.into(),
+                provider,
+                &job.buyer,
+                due,
+                Precision::BestEffort,
+                Restriction::Free,
+                Fortitude::Force,
+            )
+            .unwrap_or_else(|_| Zero::zero());
+            offer.bond = offer.bond.saturating_sub(amount);
+            if offer.bond < T::MinProviderBond::get() {
+                Self::remove_from_book(provider);
+            }
+        });
+        Penalties::<T>::mutate(job_id, |list| {
+            // A full record stops the job's dispatch, so a penalty is never left unrecorded
+            // for a provider that could be bound again.
+            let _ = list.try_push(Penalty {
+                provider: provider.clone(),
+                reason,
+                amount,
+                at: frame_system::Pallet::<T>::block_number(),
+            });
+        });
+        Self::deposit_event(Event::ProviderPenalised {
             job_id,
-            Binding {
-                providers: providers.clone(),
-                bound_at: frame_system::Pallet::<T>::block_number(),
+            provider: provider.clone(),
+            reason,
+            amount,
+        });
+        amount
+    }
+
+    pub(crate) fn do_reassign(
+        job_id: JobId,
+        mut job: Job<T>,
+        mut binding: Binding<T>,
+    ) -> DispatchResultWithPostInfo {
+        let silent: Vec<T::AccountId> = binding
+            .providers
+            .iter()
+            .filter(|p| !Receipts::<T>::contains_key(job_id, *p))
+            .cloned()
+            .collect();
+        ensure!(!silent.is_empty(), Error::<T>::NothingToReassign);
+        for provider in &silent {
+            Self::penalise(
+                job_id,
+                &job,
+                provider,
+                PenaltyReason::Unresponsive,
+                T::UnresponsivePenalty::get(),
+            );
+            Providers::<T>::mutate(provider, |info| {
+                if let Some(info) = info {
+                    info.active_jobs = info.active_jobs.saturating_sub(1);
+                }
+            });
+        }
+        binding.providers.retain(|p| !silent.contains(p));
+        if job.status == JobStatus::Bound {
+            if let TierTerms::Attested { policy, .. } = job.terms {
+                Self::count_policy_user(&policy, true);
+            }
+            job.status = JobStatus::Funded;
+        }
+        if binding.providers.is_empty() {
+            Bindings::<T>::remove(job_id);
+        } else {
+            Bindings::<T>::insert(job_id, binding);
+        }
+        Jobs::<T>::insert(job_id, &job);
+        Waiting::<T>::insert(job_id, ());
+        let (bound, scanned) = Self::try_dispatch(job_id, job);
+        if !bound {
+            Self::deposit_event(Event::JobWaiting { job_id });
+        }
+        Ok(Some(
+            T::WeightInfo::reassign(len_u32_items(silent.len()))
+                .saturating_add(T::WeightInfo::dispatch_job(scanned)),
+        )
+        .into())
+    }
+
+    /// Removes `provider` from the offer book, if it is there.
+    fn remove_from_book(provider: &T::AccountId) {
+        OfferBook::<T>::mutate(|book| book.retain(|(_, p)| p != provider));
+    }
+
+    pub(crate) fn do_set_offer(
+        who: T::AccountId,
+        mut info: ProviderInfo<T>,
+        offer: Offer<T>,
+    ) -> DispatchResult {
+        let reason: T::RuntimeHoldReason = HoldReason::ProviderBond.into();
+        let held = info.offer.as_ref().map_or_else(Zero::zero, |o| o.bond);
+        if offer.bond > held {
+            T::Currency::hold(&reason, &who, offer.bond.saturating_sub(held))?;
+        } else if offer.bond < held {
+            ensure!(info.active_jobs == 0, Error::<T>::BondLocked);
+            T::Currency::release(
+                &reason,
+                &who,
+                held.saturating_sub(offer.bond),
+                Precision::Exact,
+            )?;
+        }
+        Self::remove_from_book(&who);
+        if offer.capacity > 0 {
+            OfferBook::<T>::try_mutate(|book| {
+                // After the last offer at the same or a lower price: equal prices keep the
+                // order they were set in.
+                let at = book.partition_point(|(p, _)| *p <= offer.price);
+                book.try_insert(at, (offer.price, who.clone()))
+                    .map_err(|_| Error::<T>::OfferBookFull)
+            })?;
+        }
+        Self::deposit_event(Event::OfferSet {
+            provider: who.clone(),
+            price: offer.price,
+            capacity: offer.capacity,
+            bond: offer.bond,
+        });
+        info.offer = Some(offer);
+        Providers::<T>::insert(&who, info);
+        Ok(())
+    }
+
+    pub(crate) fn do_withdraw_offer(
+        who: T::AccountId,
+        mut info: ProviderInfo<T>,
+    ) -> DispatchResult {
+        if let Some(offer) = info.offer.take() {
+            T::Currency::release(
+                &HoldReason::ProviderBond.into(),
+                &who,
+                offer.bond,
+                Precision::Exact,
+            )?;
+        }
+        Self::remove_from_book(&who);
+        Providers::<T>::insert(&who, info);
+        Self::deposit_event(Event::OfferWithdrawn { provider: who });
+        Ok(())
+    }
+
+    pub(crate) fn do_cancel_job(job_id: JobId, mut job: Job<T>) -> DispatchResult {
+        T::Currency::release(
+            &Self::hold_reason(),
+            &job.buyer,
+            job.price,
+            Precision::Exact,
+        )?;
+        Self::close(
+            &job,
+            &Binding {
+                providers: BoundedVec::new(),
+                bound_at: Zero::zero(),
+            },
+        )?;
+        Waiting::<T>::remove(job_id);
+        job.status = JobStatus::Refunded;
+        let buyer = job.buyer.clone();
+        let amount = job.price;
+        Jobs::<T>::insert(job_id, job);
+        Settlements::<T>::insert(
+            job_id,
+            Settlement {
+                outcome: Outcome::Refunded { amount },
+                at: frame_system::Pallet::<T>::block_number(),
             },
         );
-        Self::deposit_event(Event::JobBound { job_id, providers });
+        Self::deposit_event(Event::JobCancelled {
+            job_id,
+            buyer,
+            amount,
+        });
         Ok(())
     }
 
@@ -603,7 +960,24 @@ impl<T: Config> Pallet<T> {
                 .try_push((winner, amount))
                 .map_err(|_| Error::<T>::Overflow)?;
         }
+        if let TierTerms::Quorum { .. } = job.terms {
+            // Every receipt that committed another result dissents from the settled one.
+            for provider in binding.providers.iter() {
+                if Receipts::<T>::get(job_id, provider)
+                    .is_some_and(|r| r.result_commitment != result_commitment)
+                {
+                    Self::penalise(
+                        job_id,
+                        &job,
+                        provider,
+                        PenaltyReason::Dissent,
+                        T::DissentPenalty::get(),
+                    );
+                }
+            }
+        }
         Self::close(&job, binding)?;
+        Waiting::<T>::remove(job_id);
         job.status = JobStatus::Settled;
         Jobs::<T>::insert(job_id, job);
         Settlements::<T>::insert(
@@ -660,6 +1034,7 @@ impl<T: Config> Pallet<T> {
         });
         let bound = len_u32_items(binding.providers.len());
         Self::close(&job, &binding)?;
+        Waiting::<T>::remove(job_id);
         job.status = JobStatus::Refunded;
         let buyer = job.buyer.clone();
         let amount = job.price;
@@ -684,6 +1059,15 @@ impl<T: Config> Pallet<T> {
 
     pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
         if let Some(info) = Providers::<T>::take(&who) {
+            if let Some(offer) = &info.offer {
+                T::Currency::release(
+                    &HoldReason::ProviderBond.into(),
+                    &who,
+                    offer.bond,
+                    Precision::Exact,
+                )?;
+            }
+            Self::remove_from_book(&who);
             SigningKeys::<T>::remove(info.signing_key);
             if let Some(attested) = info.attested {
                 Self::count_policy_user(&attested.policy, false);
@@ -768,8 +1152,13 @@ impl<T: Config> Pallet<T> {
     /// - [`TotalEscrow`] equals the sum of open jobs' prices;
     /// - open jobs have no settlement record, closed jobs have one whose amounts sum to the
     ///   price (no escrow created or destroyed);
-    /// - bound and closed-after-binding jobs have a binding, funded jobs none; each
-    ///   provider's open-job count matches the bindings;
+    /// - bound jobs have all their providers bound, funded jobs fewer (a tier-2 job reassigned
+    ///   keeps those that delivered), settled jobs a binding; each provider's open-job count
+    ///   matches the bindings;
+    /// - exactly the funded jobs wait in [`Waiting`];
+    /// - the offer book is sorted by price, names each provider once at its offer's price, and
+    ///   holds exactly the offers with capacity and at least the minimum bond; each provider's
+    ///   bond hold equals its offer's bond;
     /// - receipts only come from bound providers;
     /// - each provider's signing key maps back to it, and only providers' keys are recorded;
     /// - each policy's user count equals its unbound tier-3 jobs plus the attested keys
@@ -792,12 +1181,20 @@ impl<T: Config> Pallet<T> {
                 .entry(job.buyer.clone())
                 .or_insert_with(Zero::zero);
             let binding = Bindings::<T>::get(job_id);
+            let bound = binding
+                .as_ref()
+                .map_or(0, |b| len_u32_items(b.providers.len()));
+            let needed = job.terms.provider_count();
             match job.status {
-                JobStatus::Funded => ensure!(binding.is_none(), "funded job has a binding"),
-                JobStatus::Bound => ensure!(binding.is_some(), "bound job has no binding"),
+                JobStatus::Funded => ensure!(bound < needed, "funded job is fully bound"),
+                JobStatus::Bound => ensure!(bound == needed, "bound job is not fully bound"),
                 JobStatus::Settled => ensure!(binding.is_some(), "settled job has no binding"),
                 JobStatus::Refunded => {}
             }
+            ensure!(
+                Waiting::<T>::contains_key(job_id) == (job.status == JobStatus::Funded),
+                "waiting jobs differ from funded jobs"
+            );
             if job.status.is_open() {
                 *entry = entry.checked_add(&job.price).ok_or("escrow overflow")?;
                 open_total = open_total
@@ -874,6 +1271,53 @@ impl<T: Config> Pallet<T> {
                 "a provider's signing key is not recorded as its own"
             );
         }
+        ensure!(
+            Waiting::<T>::iter_keys().all(Jobs::<T>::contains_key),
+            "a waiting job does not exist"
+        );
+        let book = OfferBook::<T>::get();
+        ensure!(
+            book.windows(2).all(|w| matches!(w, [a, b] if a.0 <= b.0)),
+            "offer book not sorted by price"
+        );
+        let mut listed = 0usize;
+        for (provider, info) in Providers::<T>::iter() {
+            let bond_held =
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::InspectHold<
+                    T::AccountId,
+                >>::balance_on_hold(&HoldReason::ProviderBond.into(), &provider);
+            let entries: Vec<_> = book.iter().filter(|(_, p)| *p == provider).collect();
+            match &info.offer {
+                Some(offer) => {
+                    ensure!(
+                        bond_held == offer.bond,
+                        "bond hold differs from the offer's bond"
+                    );
+                    let listable = offer.capacity > 0 && offer.bond >= T::MinProviderBond::get();
+                    if listable {
+                        ensure!(
+                            entries.len() == 1
+                                && entries.first().is_some_and(|(p, _)| *p == offer.price),
+                            "an offer is missing from the book or listed at another price"
+                        );
+                        listed = listed.saturating_add(1);
+                    } else {
+                        ensure!(entries.is_empty(), "an unlistable offer is in the book");
+                    }
+                }
+                None => {
+                    ensure!(bond_held.is_zero(), "a bond is held without an offer");
+                    ensure!(
+                        entries.is_empty(),
+                        "a provider without offer is in the book"
+                    );
+                }
+            }
+        }
+        ensure!(
+            listed == book.len(),
+            "the book lists an account that is not a provider"
+        );
         ensure!(
             SigningKeys::<T>::iter().count() == Providers::<T>::iter().count(),
             "a signing key is recorded for an account that is not a provider"

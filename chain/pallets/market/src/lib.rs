@@ -1,8 +1,8 @@
 //! # Sigil market pallet
 //!
-//! A market for compute: buyers escrow MINT for a job, an authorised dispatcher binds providers,
-//! providers return signed receipts, and the chain verifies them and settles in the same
-//! extrinsic.
+//! A market for compute: buyers escrow MINT for a job, the chain binds providers to it from
+//! their standing offers, providers return signed receipts, and the chain verifies them and
+//! settles in the same extrinsic.
 //!
 //! ## Tiers
 //! | tier | settles on | checked here |
@@ -11,11 +11,30 @@
 //! | 2 | `k` of `n` bound providers committing the same result | `k` matching signed receipts; only they are paid |
 //! | 3 | a receipt bound to a hardware-attested TEE | an unexpired attested key, or fresh evidence verified in the extrinsic |
 //!
+//! ## Dispatch by the chain
+//! No account chooses who serves a job. Providers publish an [`Offer`] (price, capacity, bond);
+//! the pallet binds a funded job itself, when it is funded, or later (in `on_idle`, or when
+//! anyone calls [`Pallet::dispatch_job`]) if no offer matched then. The rule, in bounded work
+//! over at most [`Config::MaxOffers`] offers:
+//! 1. eligible offers: the provider serves the job's tier and class (tier 3: an unexpired key
+//!    attested under the job's policy with the GPUs it asks for), has free capacity, was not
+//!    penalised on this job, and asks at most the job's price (tier 2: the price over `k`);
+//! 2. the cheapest first; offers at the same price take turns: they are ordered from the
+//!    position of the [`DispatchCursor`] in the offer book, which moves on by one at each
+//!    binding;
+//! 3. a job is bound only when all its providers can be (1 for tiers 1 and 3, `n` for tier 2).
+//!
+//! A provider that delivers no receipt within the job's response window loses the job: anyone
+//! may call [`Pallet::reassign`], which moves [`Config::UnresponsivePenalty`] of its bond to the
+//! buyer and binds another offer. A tier-2 provider whose receipt disagrees with the settled
+//! result loses [`Config::DissentPenalty`] of its bond to the buyer. A buyer may cancel a job
+//! no provider is bound to ([`Pallet::cancel_job`]).
+//!
 //! ## Escrow rules
 //! The price is held on the buyer's account under [`HoldReason::JobEscrow`] when the job is
 //! funded. It leaves the hold exactly once: to the paid providers when a receipt settles the job
 //! ([`Pallet::submit_receipt`]), or back to the buyer after the deadline
-//! ([`Pallet::refund_expired`]). No call lets any origin, root included, move escrow otherwise.
+//! ([`Pallet::refund_expired`], [`Pallet::cancel_job`]). No call lets any origin, root included, move escrow otherwise.
 //! Every call is transactional: a receipt that fails any check changes nothing.
 //!
 //! ## Audit
@@ -103,7 +122,10 @@ pub mod pallet {
             traits::{UnixTime, fungible},
         },
         frame_system::{self, pallet_prelude::*},
-        sp_runtime::traits::{One, Saturating, Zero},
+        sp_runtime::{
+            Perbill,
+            traits::{One, Saturating, Zero},
+        },
     };
 
     #[pallet::pallet]
@@ -118,6 +140,9 @@ pub mod pallet {
         /// The deposit of a registered attestation policy, returned when it is retired.
         #[codec(index = 1)]
         PolicyDeposit,
+        /// A provider's offer bond: shares of it go to buyers whose jobs it failed.
+        #[codec(index = 2)]
+        ProviderBond,
     }
 
     #[pallet::config]
@@ -129,9 +154,6 @@ pub mod pallet {
 
         /// The overarching hold reason, which includes this pallet's [`HoldReason`].
         type RuntimeHoldReason: From<HoldReason>;
-
-        /// The origin allowed to bind providers to jobs (the dispatcher).
-        type DispatchOrigin: EnsureOrigin<Self::RuntimeOrigin>;
 
         /// Wall-clock time, for attestation expiry and receipt timing.
         type UnixTime: UnixTime;
@@ -188,6 +210,33 @@ pub mod pallet {
         #[pallet::constant]
         type RegistrationAnchorWindow: Get<BlockNumberFor<Self>>;
 
+        /// Most standing offers in the offer book (the dispatch rule reads each at most once).
+        #[pallet::constant]
+        type MaxOffers: Get<u32>;
+
+        /// Smallest bond an offer must hold to be bound to jobs.
+        #[pallet::constant]
+        type MinProviderBond: Get<BalanceOf<Self>>;
+
+        /// Share of its bond a provider loses to the buyer when it misses a job's response
+        /// window.
+        #[pallet::constant]
+        type UnresponsivePenalty: Get<Perbill>;
+
+        /// Share of its bond a tier-2 provider loses to the buyer when its receipt disagrees
+        /// with the settled result.
+        #[pallet::constant]
+        type DissentPenalty: Get<Perbill>;
+
+        /// Most penalised providers recorded per job; a job that reaches it is not bound again
+        /// (its escrow returns to the buyer at the deadline).
+        #[pallet::constant]
+        type MaxPenalties: Get<u32>;
+
+        /// Most waiting jobs `on_idle` tries to bind in one block.
+        #[pallet::constant]
+        type MaxDispatchPerBlock: Get<u32>;
+
         /// Weights of the calls.
         type WeightInfo: WeightInfo;
 
@@ -240,6 +289,30 @@ pub mod pallet {
     /// Sum of the escrow of all open jobs.
     #[pallet::storage]
     pub type TotalEscrow<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
+
+    /// The offers the dispatch rule reads: `(price, provider)` for each provider whose offer
+    /// has capacity and at least the minimum bond, cheapest first (equal prices in the order
+    /// they were set).
+    #[pallet::storage]
+    pub type OfferBook<T: Config> =
+        StorageValue<_, BoundedVec<(BalanceOf<T>, T::AccountId), T::MaxOffers>, ValueQuery>;
+
+    /// Where the rotation among equally priced offers starts; moves on by one at each binding.
+    #[pallet::storage]
+    pub type DispatchCursor<T: Config> = StorageValue<_, u32, ValueQuery>;
+
+    /// Funded jobs waiting for the chain to bind their providers.
+    #[pallet::storage]
+    pub type Waiting<T: Config> = StorageMap<_, Blake2_128Concat, JobId, ()>;
+
+    /// Where `on_idle` resumes its pass over [`Waiting`] (the last job it tried).
+    #[pallet::storage]
+    pub type WaitingCursor<T: Config> = StorageValue<_, JobId>;
+
+    /// Providers penalised on each job (never bound to it again), kept for audit.
+    #[pallet::storage]
+    pub type Penalties<T: Config> =
+        StorageMap<_, Blake2_128Concat, JobId, BoundedVec<Penalty<T>, T::MaxPenalties>, ValueQuery>;
 
     /// The chain's genesis policies: canonical documents, registered without an owner.
     #[pallet::genesis_config]
@@ -322,12 +395,54 @@ pub mod pallet {
             /// Last block for receipts.
             deadline: BlockNumberFor<T>,
         },
-        /// The dispatcher bound providers to a job.
+        /// The chain bound providers to a job (after a reassignment: all of them, those that
+        /// had delivered first).
         JobBound {
             /// The job.
             job_id: JobId,
             /// The bound providers.
             providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+        },
+        /// No offer could serve a funded job yet: it waits for one.
+        JobWaiting {
+            /// The job.
+            job_id: JobId,
+        },
+        /// A provider set its offer.
+        OfferSet {
+            /// The provider.
+            provider: T::AccountId,
+            /// Its price.
+            price: BalanceOf<T>,
+            /// Its capacity.
+            capacity: u32,
+            /// Its bond.
+            bond: BalanceOf<T>,
+        },
+        /// A provider withdrew its offer; its bond was released.
+        OfferWithdrawn {
+            /// The provider.
+            provider: T::AccountId,
+        },
+        /// A provider lost part of its bond to a job's buyer.
+        ProviderPenalised {
+            /// The job.
+            job_id: JobId,
+            /// The provider.
+            provider: T::AccountId,
+            /// Why.
+            reason: PenaltyReason,
+            /// The bond moved to the buyer.
+            amount: BalanceOf<T>,
+        },
+        /// A buyer cancelled a job no provider was bound to; its escrow returned.
+        JobCancelled {
+            /// The job.
+            job_id: JobId,
+            /// The buyer.
+            buyer: T::AccountId,
+            /// The amount released.
+            amount: BalanceOf<T>,
         },
         /// A receipt verified and was recorded.
         ReceiptAccepted {
@@ -406,14 +521,8 @@ pub mod pallet {
         DeadlineTooFar,
         /// Tier-2 terms need `0 < k <= n <= MaxQuorum` and `k` a strict majority of `n`.
         InvalidQuorum,
-        /// The job is not waiting for a binding.
-        NotBindable,
         /// The job's deadline has passed.
         JobExpired,
-        /// The binding names the wrong number of providers for the tier.
-        WrongProviderCount,
-        /// A provider is named twice.
-        DuplicateProvider,
         /// A provider does not serve the job's tier.
         TierNotOffered,
         /// A provider's GPU model is not the one the job requires.
@@ -486,6 +595,28 @@ pub mod pallet {
         GpuRequirementUnmet,
         /// Tiers 1 and 2 cannot verify a GPU count: their provider class must not set one.
         GpuCountNeedsAttestation,
+        /// The offer's bond is below the chain's minimum.
+        BondTooLow,
+        /// A bond cannot shrink while jobs bound to the provider are open.
+        BondLocked,
+        /// The offer book is full.
+        OfferBookFull,
+        /// The provider has no offer.
+        NoOffer,
+        /// No offer can serve the job now.
+        NoEligibleOffer,
+        /// The job is not waiting to be bound.
+        NotWaiting,
+        /// Only the job's buyer may cancel it.
+        NotBuyer,
+        /// A job with a bound provider cannot be cancelled.
+        NotCancellable,
+        /// Every bound provider delivered, or the job has no response window.
+        NothingToReassign,
+        /// The bound providers' response window has not passed.
+        ResponseWindowOpen,
+        /// The response window is longer than the longest job.
+        ResponseWindowTooLong,
     }
 
     #[pallet::hooks]
@@ -514,6 +645,12 @@ pub mod pallet {
                     >= receipt::RECEIPT_BODY_LEN,
                 "MaxReceiptLen must hold a receipt body"
             );
+        }
+
+        /// Tries to bind waiting jobs, at most [`Config::MaxDispatchPerBlock`] and as many as
+        /// the block's spare weight pays for, resuming where the last block's pass stopped.
+        fn on_idle(_n: BlockNumberFor<T>, remaining: Weight) -> Weight {
+            Self::dispatch_waiting(remaining)
         }
 
         #[cfg(feature = "try-runtime")]
@@ -579,9 +716,15 @@ pub mod pallet {
             Self::do_register_provider(who, signing_key, capabilities, attestation)
         }
 
-        /// Funds a job: holds `price` on the caller's balance until the job settles or expires.
+        /// Funds a job: holds `price` on the caller's balance until the job settles, expires or
+        /// is cancelled, and binds its providers from the offer book (see *Dispatch by the
+        /// chain*); if no offer serves it yet, the job waits. A bound provider has
+        /// `response_blocks` blocks to deliver its receipt (0: until the deadline).
         #[pallet::call_index(1)]
-        #[pallet::weight(T::WeightInfo::fund_job())]
+        #[pallet::weight(
+            T::WeightInfo::fund_job().saturating_add(T::WeightInfo::dispatch_job(T::MaxOffers::get()))
+        )]
+        #[allow(clippy::too_many_arguments)]
         pub fn fund_job(
             origin: OriginFor<T>,
             job_id: JobId,
@@ -590,7 +733,8 @@ pub mod pallet {
             class: ProviderClass,
             price: BalanceOf<T>,
             deadline: BlockNumberFor<T>,
-        ) -> DispatchResult {
+            response_blocks: BlockNumberFor<T>,
+        ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
             ensure!(!Jobs::<T>::contains_key(job_id), Error::<T>::JobExists);
             ensure!(price >= T::MinimumPrice::get(), Error::<T>::PriceTooLow);
@@ -599,6 +743,10 @@ pub mod pallet {
             ensure!(
                 deadline.saturating_sub(now) <= T::MaxJobDuration::get(),
                 Error::<T>::DeadlineTooFar
+            );
+            ensure!(
+                response_blocks <= T::MaxJobDuration::get(),
+                Error::<T>::ResponseWindowTooLong
             );
             if let TierTerms::Quorum { k, n } = terms {
                 ensure!(
@@ -627,32 +775,16 @@ pub mod pallet {
                 class.gpu_count == 0 || matches!(terms, TierTerms::Attested { .. }),
                 Error::<T>::GpuCountNeedsAttestation
             );
-            Self::do_fund_job(who, job_id, spec_hash, terms, class, price, deadline)
-        }
-
-        /// Binds providers to a funded job (dispatcher only): one for tiers 1 and 3, `n` for
-        /// tier 2. Each must be registered, serve the tier and match the job's provider class;
-        /// tier-3 providers need an unexpired attested key verified under the job's policy.
-        #[pallet::call_index(2)]
-        #[pallet::weight(T::WeightInfo::bind(len_u32_items(providers.len())))]
-        pub fn bind(
-            origin: OriginFor<T>,
-            job_id: JobId,
-            providers: BoundedVec<T::AccountId, T::MaxQuorum>,
-        ) -> DispatchResult {
-            T::DispatchOrigin::ensure_origin(origin)?;
-            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
-            ensure!(job.status == JobStatus::Funded, Error::<T>::NotBindable);
-            ensure!(
-                frame_system::Pallet::<T>::block_number() <= job.deadline,
-                Error::<T>::JobExpired
-            );
-            ensure!(
-                len_u32_items(providers.len()) == job.terms.provider_count(),
-                Error::<T>::WrongProviderCount
-            );
-            ensure!(!has_duplicates(&providers), Error::<T>::DuplicateProvider);
-            Self::do_bind(job_id, job, providers)
+            Self::do_fund_job(
+                who,
+                job_id,
+                spec_hash,
+                terms,
+                class,
+                price,
+                deadline,
+                response_blocks,
+            )
         }
 
         /// Submits a receipt for a bound job and settles it when it completes the job.
@@ -673,7 +805,6 @@ pub mod pallet {
             let who = ensure_signed(origin)?;
             let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
             ensure!(job.status.is_open(), Error::<T>::JobClosed);
-            ensure!(job.status == JobStatus::Bound, Error::<T>::JobNotBound);
             ensure!(
                 frame_system::Pallet::<T>::block_number() <= job.deadline,
                 Error::<T>::JobExpired
@@ -705,8 +836,9 @@ pub mod pallet {
             Self::do_refund_expired(job_id, job)
         }
 
-        /// Removes the caller's provider registration. Refused while jobs bound to it are open.
-        /// Records it took part in (receipts, settlements, evidence) stay.
+        /// Removes the caller's provider registration and its offer (the bond is released).
+        /// Refused while jobs bound to it are open. Records it took part in (receipts,
+        /// settlements, evidence) stay.
         #[pallet::call_index(5)]
         #[pallet::weight(T::WeightInfo::deregister())]
         pub fn deregister(origin: OriginFor<T>) -> DispatchResult {
@@ -770,6 +902,108 @@ pub mod pallet {
             );
             ensure!(record.users == 0, Error::<T>::PolicyInUse);
             Self::do_retire_policy(who, policy, record)
+        }
+
+        /// Sets the caller's standing offer: the least it takes per job (`price`), how many jobs
+        /// it serves at once (`capacity`, 0 pauses it) and its `bond`, held under
+        /// [`HoldReason::ProviderBond`] (at least `MinProviderBond`; it may grow at any time,
+        /// and shrink only while no job bound to the provider is open).
+        #[pallet::call_index(9)]
+        #[pallet::weight(T::WeightInfo::set_offer())]
+        pub fn set_offer(
+            origin: OriginFor<T>,
+            price: BalanceOf<T>,
+            capacity: u32,
+            bond: BalanceOf<T>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+            ensure!(bond >= T::MinProviderBond::get(), Error::<T>::BondTooLow);
+            Self::do_set_offer(
+                who,
+                info,
+                Offer {
+                    price,
+                    capacity,
+                    bond,
+                },
+            )
+        }
+
+        /// Withdraws the caller's offer and releases its bond. Refused while jobs bound to it
+        /// are open (their bond secures them).
+        #[pallet::call_index(10)]
+        #[pallet::weight(T::WeightInfo::withdraw_offer())]
+        pub fn withdraw_offer(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+            ensure!(info.offer.is_some(), Error::<T>::NoOffer);
+            ensure!(info.active_jobs == 0, Error::<T>::HasActiveJobs);
+            Self::do_withdraw_offer(who, info)
+        }
+
+        /// Cancels a job no provider is bound to, returning its escrow to the buyer at once.
+        /// Only the buyer may call it.
+        #[pallet::call_index(11)]
+        #[pallet::weight(T::WeightInfo::cancel_job())]
+        pub fn cancel_job(origin: OriginFor<T>, job_id: JobId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(job.buyer == who, Error::<T>::NotBuyer);
+            ensure!(job.status.is_open(), Error::<T>::JobClosed);
+            ensure!(
+                job.status == JobStatus::Funded
+                    && Bindings::<T>::get(job_id).is_none_or(|b| b.providers.is_empty()),
+                Error::<T>::NotCancellable
+            );
+            Self::do_cancel_job(job_id, job)
+        }
+
+        /// Runs the dispatch rule for a waiting job now. Anyone may call it: the rule, not the
+        /// caller, picks the providers.
+        #[pallet::call_index(12)]
+        #[pallet::weight(T::WeightInfo::dispatch_job(T::MaxOffers::get()))]
+        pub fn dispatch_job(origin: OriginFor<T>, job_id: JobId) -> DispatchResultWithPostInfo {
+            ensure_signed(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(
+                job.status == JobStatus::Funded && Waiting::<T>::contains_key(job_id),
+                Error::<T>::NotWaiting
+            );
+            ensure!(
+                frame_system::Pallet::<T>::block_number() <= job.deadline,
+                Error::<T>::JobExpired
+            );
+            let (bound, scanned) = Self::try_dispatch(job_id, job);
+            ensure!(bound, Error::<T>::NoEligibleOffer);
+            Ok(Some(T::WeightInfo::dispatch_job(scanned)).into())
+        }
+
+        /// Takes a job from the bound providers that delivered no receipt within its response
+        /// window: each loses `UnresponsivePenalty` of its bond to the buyer and is never bound
+        /// to the job again, and the dispatch rule binds others (or the job waits). Anyone may
+        /// call it once the window has passed.
+        #[pallet::call_index(13)]
+        #[pallet::weight(
+            T::WeightInfo::reassign(T::MaxQuorum::get())
+                .saturating_add(T::WeightInfo::dispatch_job(T::MaxOffers::get()))
+        )]
+        pub fn reassign(origin: OriginFor<T>, job_id: JobId) -> DispatchResultWithPostInfo {
+            ensure_signed(origin)?;
+            let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
+            ensure!(job.status.is_open(), Error::<T>::JobClosed);
+            let now = frame_system::Pallet::<T>::block_number();
+            ensure!(now <= job.deadline, Error::<T>::JobExpired);
+            let binding = Bindings::<T>::get(job_id).ok_or(Error::<T>::JobNotBound)?;
+            ensure!(
+                !job.response_blocks.is_zero(),
+                Error::<T>::NothingToReassign
+            );
+            ensure!(
+                now > binding.bound_at.saturating_add(job.response_blocks),
+                Error::<T>::ResponseWindowOpen
+            );
+            Self::do_reassign(job_id, job, binding)
         }
     }
 }

@@ -24,14 +24,13 @@ use crate::{
 use codec::{Decode, Encode};
 use polkadot_sdk::{
     frame_support::{
-        self, derive_impl, ord_parameter_types, parameter_types,
+        self, derive_impl, parameter_types,
         traits::{ConstU32, ConstU64, UnixTime},
     },
-    frame_system::{self, EnsureSignedBy},
-    pallet_balances,
+    frame_system, pallet_balances,
     sp_core::{Pair, ed25519},
     sp_io,
-    sp_runtime::BuildStorage,
+    sp_runtime::{BuildStorage, Perbill},
 };
 
 type Block = frame_system::mocking::MockBlock<Test>;
@@ -59,13 +58,6 @@ impl pallet_balances::Config for Test {
     type ExistentialDeposit = ExistentialDeposit;
 }
 
-/// The dispatcher's account.
-pub(crate) const DISPATCHER: u64 = 100;
-
-ord_parameter_types! {
-    pub const Dispatcher: u64 = DISPATCHER;
-}
-
 parameter_types! {
     /// The mock clock, Unix milliseconds.
     pub static NowMs: u64 = GENESIS_MS;
@@ -73,6 +65,9 @@ parameter_types! {
     pub static MinimumPrice: Balance = 10;
     /// The existential deposit (tests raise it to reach the tier-2 payout floor).
     pub static ExistentialDeposit: Balance = 1;
+    /// The smallest offer bond (0 unless a test of bonds raises it, so that other tests'
+    /// balances hold only escrow).
+    pub static MinProviderBond: Balance = 0;
 }
 
 /// The mock clock at genesis (2026-01-01T00:00:00Z).
@@ -91,7 +86,6 @@ impl UnixTime for MockTime {
 impl pallet_sigil_market::Config for Test {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
-    type DispatchOrigin = EnsureSignedBy<Dispatcher, u64>;
     type UnixTime = MockTime;
     type AttestationVerifier = MockVerifier;
     type MaxQuorum = ConstU32<5>;
@@ -106,10 +100,26 @@ impl pallet_sigil_market::Config for Test {
     type PolicyDepositBase = ConstU64<{ POLICY_DEPOSIT_BASE }>;
     type PolicyDepositPerByte = ConstU64<{ POLICY_DEPOSIT_PER_BYTE }>;
     type RegistrationAnchorWindow = ConstU64<{ ANCHOR_WINDOW }>;
+    type MaxOffers = ConstU32<{ MAX_OFFERS }>;
+    type MinProviderBond = MinProviderBond;
+    type UnresponsivePenalty = UnresponsivePenalty;
+    type DissentPenalty = DissentPenalty;
+    type MaxPenalties = ConstU32<3>;
+    type MaxDispatchPerBlock = ConstU32<2>;
     type WeightInfo = ();
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = MockVerifier;
 }
+
+parameter_types! {
+    /// A provider that misses a response window loses a tenth of its bond.
+    pub const UnresponsivePenalty: Perbill = Perbill::from_percent(10);
+    /// A dissenting tier-2 provider loses a fifth of its bond.
+    pub const DissentPenalty: Perbill = Perbill::from_percent(20);
+}
+
+/// Most offers in the book.
+pub(crate) const MAX_OFFERS: u32 = 8;
 
 /// Deposit held for each registered policy.
 pub(crate) const POLICY_DEPOSIT_BASE: Balance = 100;
@@ -482,8 +492,7 @@ pub(crate) fn new_test_ext() -> sp_io::TestExternalities {
     let mut storage = frame_system::GenesisConfig::<Test>::default()
         .build_storage()
         .unwrap();
-    let mut balances: Vec<(u64, Balance)> = (1..=10).map(|a| (a, INITIAL_BALANCE)).collect();
-    balances.push((DISPATCHER, INITIAL_BALANCE));
+    let balances: Vec<(u64, Balance)> = (1..=10).map(|a| (a, INITIAL_BALANCE)).collect();
     pallet_balances::GenesisConfig::<Test> {
         balances,
         ..Default::default()

@@ -271,7 +271,9 @@ pub struct AttestationSubmission<T: Config> {
     pub anchor: BlockNumberFor<T>,
 }
 
-/// Where a job is in its life.
+/// Where a job is in its life. A job waits as `Funded` until the chain binds every provider
+/// it needs; a tier-2 job whose unresponsive providers were removed goes back to `Funded` with
+/// the providers that delivered still bound.
 #[derive(
     Encode,
     Decode,
@@ -285,9 +287,9 @@ pub struct AttestationSubmission<T: Config> {
     MaxEncodedLen,
 )]
 pub enum JobStatus {
-    /// Escrow held, no provider bound yet.
+    /// Escrow held, waiting for the chain to bind its providers (none, or fewer than it needs).
     Funded,
-    /// Providers bound, waiting for receipts.
+    /// All its providers bound, waiting for receipts.
     Bound,
     /// Escrow paid to providers.
     Settled,
@@ -322,19 +324,24 @@ pub struct Job<T: Config> {
     pub deadline: BlockNumberFor<T>,
     /// Block in which the job was funded.
     pub funded_at: BlockNumberFor<T>,
+    /// Blocks a bound provider has, from its binding, to deliver its receipt before anyone may
+    /// reassign the job and take a share of its bond ([`crate::Pallet::reassign`]); 0 for
+    /// none (the provider has until the deadline).
+    pub response_blocks: BlockNumberFor<T>,
     /// Current status.
     pub status: JobStatus,
 }
 
-/// The providers a dispatcher bound to a job.
+/// The providers the chain bound to a job.
 #[derive(
     Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
 )]
 #[scale_info(skip_type_params(T))]
 pub struct Binding<T: Config> {
-    /// Bound providers, in the dispatcher's order (tier-2 rounding follows this order).
+    /// Bound providers, in the order the dispatch rule picked them (tier-2 rounding follows
+    /// this order); while the job is `Funded` again after a reassignment, those that delivered.
     pub providers: BoundedVec<T::AccountId, T::MaxQuorum>,
-    /// Block of the binding.
+    /// Block of the last binding; a provider's response window starts here.
     pub bound_at: BlockNumberFor<T>,
 }
 
@@ -415,6 +422,62 @@ pub struct ProviderInfo<T: Config> {
     pub registered_at: BlockNumberFor<T>,
     /// Jobs bound to the provider that are neither settled nor refunded.
     pub active_jobs: u32,
+    /// The provider's standing offer, if it takes jobs.
+    pub offer: Option<Offer<T>>,
+}
+
+/// A provider's standing offer: the chain binds it to jobs that match its registration, pay at
+/// least its price, while it has free capacity and its bond is at least the chain's minimum.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Offer<T: Config> {
+    /// The least a job pays it: a tier-1 or tier-3 job's price, a tier-2 job's price divided
+    /// by `k` (each settling provider's share).
+    pub price: BalanceOf<T>,
+    /// Most jobs bound to it at once; 0 pauses the offer.
+    pub capacity: u32,
+    /// The bond held on the provider under [`crate::HoldReason::ProviderBond`]. A share goes to
+    /// the buyer when the provider misses a job's response window or dissents from a settled
+    /// tier-2 result.
+    pub bond: BalanceOf<T>,
+}
+
+/// Why a provider lost part of its bond.
+#[derive(
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum PenaltyReason {
+    /// It was bound to the job and delivered no receipt within the job's response window.
+    Unresponsive,
+    /// Its tier-2 receipt committed a result other than the one the quorum settled.
+    Dissent,
+}
+
+/// A provider penalised on a job, kept for audit; it is never bound to that job again.
+#[derive(
+    Encode, Decode, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, TypeInfo, MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(T))]
+pub struct Penalty<T: Config> {
+    /// The provider.
+    pub provider: T::AccountId,
+    /// Why.
+    pub reason: PenaltyReason,
+    /// The bond moved to the buyer.
+    pub amount: BalanceOf<T>,
+    /// Block of the penalty.
+    pub at: BlockNumberFor<T>,
 }
 
 /// A verified receipt, kept for audit and replay.

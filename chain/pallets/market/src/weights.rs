@@ -39,7 +39,11 @@ pub trait WeightInfo {
 	fn register_provider() -> Weight;
 	fn register_attested_provider() -> Weight;
 	fn fund_job() -> Weight;
-	fn bind(n: u32, ) -> Weight;
+	fn dispatch_job(o: u32, ) -> Weight;
+	fn set_offer() -> Weight;
+	fn withdraw_offer() -> Weight;
+	fn cancel_job() -> Weight;
+	fn reassign(n: u32, ) -> Weight;
 	fn submit_receipt_signed() -> Weight;
 	fn submit_receipt_quorum(n: u32, ) -> Weight;
 	fn submit_receipt_attested_key() -> Weight;
@@ -110,31 +114,35 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
-	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Bindings` (r:0 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
-	/// Storage: `Dispatchers::Members` (r:1 w:0)
-	/// Proof: `Dispatchers::Members` (`max_values`: Some(1), `max_size`: Some(513), added: 513, mode: `MaxEncodedLen`)
-	/// Storage: `Timestamp::Now` (r:1 w:0)
-	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
-	/// The range of component `n` is `[1, 16]`.
-	fn bind(n: u32, ) -> Weight {
-		// Proof Size summary in bytes:
-		//  Measured:  `0`
-		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 21_375_000 picoseconds.
-		Weight::from_parts(16_984_505, 0)
-			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 34_524
-			.saturating_add(Weight::from_parts(5_869_092, 0).saturating_mul(n.into()))
+	fn dispatch_job(o: u32, ) -> Weight {
+		Weight::from_parts(40_000_000, 6000)
+			.saturating_add(Weight::from_parts(9_000_000, 3000).saturating_mul(o.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+	}
+	fn set_offer() -> Weight {
+		Weight::from_parts(60_000_000, 8000)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
-			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	fn withdraw_offer() -> Weight {
+		Weight::from_parts(50_000_000, 8000)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	fn cancel_job() -> Weight {
+		Weight::from_parts(60_000_000, 8000)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+	}
+	fn reassign(n: u32, ) -> Weight {
+		Weight::from_parts(60_000_000, 8000)
+			.saturating_add(Weight::from_parts(50_000_000, 6000).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(n.into())))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -407,31 +415,35 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
-	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
-	/// Storage: `Market::Bindings` (r:0 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
-	/// Storage: `Dispatchers::Members` (r:1 w:0)
-	/// Proof: `Dispatchers::Members` (`max_values`: Some(1), `max_size`: Some(513), added: 513, mode: `MaxEncodedLen`)
-	/// Storage: `Timestamp::Now` (r:1 w:0)
-	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
-	/// The range of component `n` is `[1, 16]`.
-	fn bind(n: u32, ) -> Weight {
-		// Proof Size summary in bytes:
-		//  Measured:  `0`
-		//  Estimated: `3241 + n * (2895 ±0)`
-		// Minimum execution time: 21_375_000 picoseconds.
-		Weight::from_parts(16_984_505, 0)
-			.saturating_add(Weight::from_parts(0, 3241))
-			// Standard Error: 34_524
-			.saturating_add(Weight::from_parts(5_869_092, 0).saturating_mul(n.into()))
+	fn dispatch_job(o: u32, ) -> Weight {
+		Weight::from_parts(40_000_000, 6000)
+			.saturating_add(Weight::from_parts(9_000_000, 3000).saturating_mul(o.into()))
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
+	}
+	fn set_offer() -> Weight {
+		Weight::from_parts(60_000_000, 8000)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
-			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	fn withdraw_offer() -> Weight {
+		Weight::from_parts(50_000_000, 8000)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	fn cancel_job() -> Weight {
+		Weight::from_parts(60_000_000, 8000)
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
+	}
+	fn reassign(n: u32, ) -> Weight {
+		Weight::from_parts(60_000_000, 8000)
+			.saturating_add(Weight::from_parts(50_000_000, 6000).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes((4_u64).saturating_mul(n.into())))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)

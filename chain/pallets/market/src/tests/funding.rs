@@ -19,6 +19,7 @@ fn fund_job_works() {
             class.clone(),
             PRICE,
             DEADLINE,
+            0,
         ));
         assert_eq!(held(BUYER), PRICE);
         assert_eq!(free(BUYER), INITIAL_BALANCE - PRICE);
@@ -31,8 +32,12 @@ fn fund_job_works() {
         assert_eq!(job.price, PRICE);
         assert_eq!(job.deadline, DEADLINE);
         assert_eq!(job.status, JobStatus::Funded);
+        assert_eq!(job.response_blocks, 0);
+        // No offer serves it yet: it waits.
+        assert_eq!(last_event(), Event::JobWaiting { job_id: JOB });
+        assert!(crate::Waiting::<Test>::contains_key(JOB));
         assert_eq!(
-            last_event(),
+            events()[events().len() - 2],
             Event::JobFunded {
                 job_id: JOB,
                 buyer: BUYER,
@@ -60,6 +65,7 @@ fn fund_job_bad_terms_rejects() {
                 ProviderClass::default(),
                 price,
                 deadline,
+                0,
             )
         };
         assert_noop!(
@@ -102,7 +108,8 @@ fn fund_job_bad_terms_rejects() {
             TierTerms::Quorum { k: 3, n: 5 },
             ProviderClass::default(),
             10,
-            DEADLINE
+            DEADLINE,
+            0
         ));
         assert_noop!(
             f(JOB, TierTerms::Signed, PRICE, DEADLINE),
@@ -121,7 +128,8 @@ fn fund_job_bad_terms_rejects() {
                 TierTerms::Signed,
                 dup,
                 PRICE,
-                DEADLINE
+                DEADLINE,
+                0
             ),
             Error::<Test>::DuplicateTeeKind
         );
@@ -139,7 +147,8 @@ fn fund_job_insufficient_balance_rejects() {
                 TierTerms::Signed,
                 ProviderClass::default(),
                 INITIAL_BALANCE + 1,
-                DEADLINE
+                DEADLINE,
+                0
             ),
             TokenError::FundsUnavailable
         );
@@ -152,7 +161,8 @@ fn fund_job_insufficient_balance_rejects() {
                 TierTerms::Signed,
                 ProviderClass::default(),
                 PRICE,
-                DEADLINE
+                DEADLINE,
+                0
             ),
             TokenError::FundsUnavailable
         );
@@ -171,7 +181,8 @@ fn fund_job_origin_rejects() {
                     TierTerms::Signed,
                     ProviderClass::default(),
                     PRICE,
-                    DEADLINE
+                    DEADLINE,
+                    0
                 ),
                 DispatchError::BadOrigin
             );

@@ -201,15 +201,52 @@ fn fund(job_id: JobId, terms: TierTerms, price: Balance) {
         ProviderClass::default(),
         price,
         DEADLINE,
+        0,
     ));
 }
 
-fn bind(job_id: JobId, providers: &[u64]) {
-    assert_ok!(Market::bind(
-        RuntimeOrigin::signed(DISPATCHER),
-        job_id,
-        providers.to_vec().try_into().unwrap()
+/// Sets `account`'s offer.
+fn offer(account: u64, price: Balance, capacity: u32, bond: Balance) {
+    assert_ok!(Market::set_offer(
+        RuntimeOrigin::signed(account),
+        price,
+        capacity,
+        bond
     ));
+}
+
+/// Has the chain bind exactly `providers` to a waiting job: they offer in that order (price 1,
+/// capacity 10, bond 0, unless they already offer), every other offer pauses, and anyone runs
+/// the dispatch rule. Asserts the binding names them.
+fn bind(job_id: JobId, providers: &[u64]) {
+    for provider in providers {
+        match Providers::<Test>::get(provider).unwrap().offer {
+            Some(o) if o.capacity == 0 => offer(*provider, o.price, 10, o.bond),
+            Some(_) => {}
+            None => offer(*provider, 1, 10, 0),
+        }
+    }
+    let others: Vec<(u64, market::Offer<Test>)> = Providers::<Test>::iter()
+        .filter(|(p, _)| !providers.contains(p))
+        .filter_map(|(p, info)| info.offer.map(|o| (p, o)))
+        .collect();
+    for (provider, o) in others {
+        if o.capacity > 0 {
+            offer(provider, o.price, 0, o.bond);
+        }
+    }
+    // A job already bound at funding (its providers were offering) needs no dispatch.
+    if status(job_id) == JobStatus::Funded {
+        assert_ok!(Market::dispatch_job(
+            RuntimeOrigin::signed(STRANGER),
+            job_id
+        ));
+    }
+    let mut bound = Bindings::<Test>::get(job_id).unwrap().providers.to_vec();
+    bound.sort();
+    let mut expected = providers.to_vec();
+    expected.sort();
+    assert_eq!(bound, expected);
 }
 
 fn body(job_id: JobId, account: u64, tier: Tier, result: [u8; 32]) -> ReceiptBody {

@@ -82,7 +82,10 @@ fn fund_class(job_id: JobId, policy: [u8; 32], model: &[u8], count: u32) -> Disp
         },
         PRICE,
         DEADLINE,
+        0,
     )
+    .map(|_| ())
+    .map_err(|e| e.error)
 }
 
 type DispatchResult = polkadot_sdk::sp_runtime::DispatchResult;
@@ -362,26 +365,35 @@ fn tier3_gpu_class_is_matched_against_verified_gpus_works() {
         assert_eq!(attested.gpu_chip, GpuChip::truncate_from(b"GH100".to_vec()));
         assert_eq!(attested.gpu_driver.to_vec(), b"550.90.07".to_vec());
         assert_eq!(attested.gpu_vbios.to_vec(), b"96.00.9f.00.01".to_vec());
+        // P2 and P3 offer first: neither has the GPUs the job asks for, so it waits.
+        offer(P2, 1, 5, 0);
+        offer(P3, 1, 5, 0);
         assert_ok!(fund_class(JOB, policy_prod(), b"NVIDIA H100 80GB HBM3", 2));
-        let try_bind = |p: u64| {
-            Market::bind(
-                RuntimeOrigin::signed(DISPATCHER),
-                JOB,
-                vec![p].try_into().unwrap(),
-            )
-        };
-        assert_noop!(try_bind(P2), Error::<Test>::GpuRequirementUnmet);
-        assert_noop!(try_bind(P3), Error::<Test>::GpuRequirementUnmet);
-        assert_ok!(try_bind(P1));
-        // A job asking for the model P1 only declares is not P1's.
+        assert_eq!(
+            Bindings::<Test>::get(JOB).map(|b| b.providers.to_vec()),
+            None
+        );
+        assert_eq!(status(JOB), JobStatus::Funded);
+        offer(P1, 1, 5, 0);
+        assert_ok!(Market::dispatch_job(RuntimeOrigin::signed(STRANGER), JOB));
+        assert_eq!(
+            Bindings::<Test>::get(JOB).unwrap().providers.to_vec(),
+            vec![P1]
+        );
+        // A job asking for the model P1 only declares is not P1's: with P3 (verified GB100s)
+        // paused it waits, and it goes to P3 once P3 offers again.
+        offer(P3, 1, 0, 0);
         assert_ok!(fund_class(JOB2, policy_prod(), b"NVIDIA B200", 1));
+        assert_eq!(status(JOB2), JobStatus::Funded);
         assert_noop!(
-            Market::bind(
-                RuntimeOrigin::signed(DISPATCHER),
-                JOB2,
-                vec![P1].try_into().unwrap()
-            ),
-            Error::<Test>::GpuRequirementUnmet
+            Market::dispatch_job(RuntimeOrigin::signed(STRANGER), JOB2),
+            Error::<Test>::NoEligibleOffer
+        );
+        offer(P3, 1, 5, 0);
+        assert_ok!(Market::dispatch_job(RuntimeOrigin::signed(STRANGER), JOB2));
+        assert_eq!(
+            Bindings::<Test>::get(JOB2).unwrap().providers.to_vec(),
+            vec![P3]
         );
     });
 }
@@ -420,6 +432,7 @@ fn gpu_count_needs_tier3_rejects() {
                     },
                     PRICE,
                     DEADLINE,
+                    0,
                 ),
                 Error::<Test>::GpuCountNeedsAttestation
             );

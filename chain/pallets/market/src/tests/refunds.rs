@@ -114,7 +114,8 @@ fn escrow_root_cannot_move_rejects() {
             TierTerms::Signed,
             ProviderClass::default(),
             INITIAL_BALANCE - 100,
-            DEADLINE
+            DEADLINE,
+            0
         ));
         assert!(Balances::force_transfer(RuntimeOrigin::root(), BUYER, STRANGER, 101).is_err());
         assert!(
