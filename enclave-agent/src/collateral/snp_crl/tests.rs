@@ -296,7 +296,7 @@ fn attestor_bundles_crl_or_goes_on_without_works() {
 }
 
 #[test]
-fn snp_crl_config_keys_work() {
+fn snp_crl_config_keys_works() {
     let cfg = crate::config::Config::from_toml(
         "[collateral]\nsnp_crl = true\nsnp_crl_max_age_secs = 3600\n",
     )
