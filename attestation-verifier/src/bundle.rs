@@ -4,12 +4,14 @@
 //! ```text
 //! EvidenceBundle = magic "SGEB" | version u8 | tee TeeKind | agent_key [32]
 //!                | nonce [32] | cpu CpuEvidence | gpus Vec<GpuEvidence>
-//!                | gpu_collateral GpuCollateral          (version 2 only)
+//!                | gpu_collateral GpuCollateral          (versions 2 and 3)
+//!                | cpu_collateral CpuCollateral          (version 3)
 //! digest         = SHA-256("sigil.evidence.v1\0" || SCALE(bundle))
 //! ```
 //!
 //! Version 2 adds the GPUs' collateral (NVIDIA RIMs and OCSP responses) after
-//! the GPU entries; version 1 (no collateral) is still read. The CPU evidence's
+//! the GPU entries; version 3 adds the CPU evidence's collateral after it (the
+//! AMD CRL of an SEV-SNP chip's product line). Versions 1 and 2 are still read. The CPU evidence's
 //! REPORT_DATA and every GPU report's nonce are derived from `agent_key` and
 //! `nonce` ([`crate::binding`]). The format is documented in
 //! `docs/evidence-bundle.md`.
@@ -25,8 +27,11 @@ use crate::receipt::TeeKind;
 
 /// First four bytes of every bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"SGEB";
-/// The bundle format version this crate writes (it also reads [`BUNDLE_VERSION_1`]).
-pub const BUNDLE_VERSION: u8 = 2;
+/// The bundle format version this crate writes (it also reads
+/// [`BUNDLE_VERSION_2`] and [`BUNDLE_VERSION_1`]).
+pub const BUNDLE_VERSION: u8 = 3;
+/// The second version: GPU collateral, no CPU collateral.
+pub const BUNDLE_VERSION_2: u8 = 2;
 /// The first version: no GPU collateral.
 pub const BUNDLE_VERSION_1: u8 = 1;
 /// Domain separator of the bundle digest.
@@ -40,6 +45,16 @@ pub const MAX_RIMS: usize = 2 * MAX_GPUS;
 /// Most OCSP responses one bundle may carry (device intermediates and RIM
 /// signing certificates of every GPU model).
 pub const MAX_OCSP: usize = 8 * MAX_GPUS;
+/// Largest AMD CRL a bundle may carry (KDS's CRLs are a few KiB).
+pub const MAX_CRL_LEN: usize = 256 << 10;
+
+/// Whether this crate reads bundles of `version`.
+const fn readable(version: u8) -> bool {
+    matches!(
+        version,
+        BUNDLE_VERSION | BUNDLE_VERSION_2 | BUNDLE_VERSION_1
+    )
+}
 
 /// The CPU TEE's evidence. Variant indices 1-3 equal the [`TeeKind`] indices;
 /// later variants are other paths to one of those TEEs (see [`CpuEvidence::tee`]).
@@ -133,17 +148,37 @@ impl GpuCollateral {
     }
 }
 
+/// What the CPU evidence's verifier needs beside the evidence itself (bundle
+/// version 3). Nothing here is trusted: the CRL must verify under AMD's pinned
+/// ARK of the report's product.
+#[derive(Encode, Decode, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub struct CpuCollateral {
+    /// SEV-SNP: AMD's certificate revocation list (DER) for the chip's product
+    /// line and endorsement key kind, as KDS serves it
+    /// (`/vcek/v1/{product}/crl` or `/vlek/v1/{product}/crl`). Only with SEV-SNP
+    /// evidence; at most [`MAX_CRL_LEN`] bytes.
+    pub snp_crl: Option<Vec<u8>>,
+}
+
+impl CpuCollateral {
+    /// True when it carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.snp_crl.is_none()
+    }
+}
+
 /// Hardware evidence for one agent key.
 ///
-/// SCALE encoding is written out by hand (below) because the last field exists
-/// only from version 2 on; the fields are otherwise encoded as derived.
-/// (`TypeInfo` describes the version 2 layout.)
+/// SCALE encoding is written out by hand (below) because the last two fields
+/// exist only from versions 2 and 3 on; the fields are otherwise encoded as
+/// derived. (`TypeInfo` describes the version 3 layout.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "scale", derive(TypeInfo))]
 pub struct EvidenceBundle {
     /// [`BUNDLE_MAGIC`].
     pub magic: [u8; 4],
-    /// [`BUNDLE_VERSION`] or [`BUNDLE_VERSION_1`].
+    /// [`BUNDLE_VERSION`], [`BUNDLE_VERSION_2`] or [`BUNDLE_VERSION_1`].
     pub version: u8,
     /// The CPU TEE; equals `cpu.tee()`.
     pub tee: TeeKind,
@@ -158,15 +193,19 @@ pub struct EvidenceBundle {
     pub gpus: Vec<GpuEvidence>,
     /// RIMs and OCSP responses for the GPU evidence (always empty in version 1).
     pub gpu_collateral: GpuCollateral,
+    /// The CPU evidence's collateral (always empty before version 3).
+    pub cpu_collateral: CpuCollateral,
 }
 
 impl Encode for EvidenceBundle {
     fn size_hint(&self) -> usize {
-        let collateral = if self.version >= BUNDLE_VERSION {
-            self.gpu_collateral.size_hint()
-        } else {
-            0
-        };
+        let mut collateral = 0usize;
+        if self.version >= BUNDLE_VERSION_2 {
+            collateral = collateral.saturating_add(self.gpu_collateral.size_hint());
+        }
+        if self.version >= BUNDLE_VERSION {
+            collateral = collateral.saturating_add(self.cpu_collateral.size_hint());
+        }
         self.magic
             .size_hint()
             .saturating_add(1)
@@ -185,10 +224,13 @@ impl Encode for EvidenceBundle {
         self.nonce.encode_to(dest);
         self.cpu.encode_to(dest);
         self.gpus.encode_to(dest);
-        // Version 1 has no collateral field; a version-1 value never carries any
-        // ([`EvidenceBundle::check`] refuses one that does).
-        if self.version >= BUNDLE_VERSION {
+        // Version 1 has no collateral field and version 2 no CPU collateral;
+        // such values never carry any ([`EvidenceBundle::check`] refuses them).
+        if self.version >= BUNDLE_VERSION_2 {
             self.gpu_collateral.encode_to(dest);
+        }
+        if self.version >= BUNDLE_VERSION {
+            self.cpu_collateral.encode_to(dest);
         }
     }
 }
@@ -197,7 +239,7 @@ impl Decode for EvidenceBundle {
     fn decode<I: Input>(input: &mut I) -> Result<Self, parity_scale_codec::Error> {
         let magic = <[u8; 4]>::decode(input)?;
         let version = u8::decode(input)?;
-        if version != BUNDLE_VERSION && version != BUNDLE_VERSION_1 {
+        if !readable(version) {
             return Err("unsupported evidence bundle version".into());
         }
         let tee = TeeKind::decode(input)?;
@@ -205,10 +247,15 @@ impl Decode for EvidenceBundle {
         let nonce = <[u8; 32]>::decode(input)?;
         let cpu = CpuEvidence::decode(input)?;
         let gpus = Vec::<GpuEvidence>::decode(input)?;
-        let gpu_collateral = if version >= BUNDLE_VERSION {
+        let gpu_collateral = if version >= BUNDLE_VERSION_2 {
             GpuCollateral::decode(input)?
         } else {
             GpuCollateral::default()
+        };
+        let cpu_collateral = if version >= BUNDLE_VERSION {
+            CpuCollateral::decode(input)?
+        } else {
+            CpuCollateral::default()
         };
         Ok(Self {
             magic,
@@ -219,6 +266,7 @@ impl Decode for EvidenceBundle {
             cpu,
             gpus,
             gpu_collateral,
+            cpu_collateral,
         })
     }
 }
@@ -239,7 +287,7 @@ pub enum BundleError {
     #[error("not an evidence bundle (magic is not SGEB)")]
     Magic,
     /// A version this crate does not read.
-    #[error("evidence bundle version {0} is not supported (this build reads versions 1 and 2)")]
+    #[error("evidence bundle version {0} is not supported (this build reads versions 1, 2 and 3)")]
     Version(u8),
     /// Not a SCALE encoding of a bundle.
     #[error("evidence bundle is not valid SCALE: {0}")]
@@ -271,6 +319,20 @@ pub enum BundleError {
     /// A version-1 bundle value with GPU collateral (version 1 cannot encode it).
     #[error("evidence bundle version 1 cannot carry GPU collateral")]
     CollateralInVersion1,
+    /// A version-1 or 2 bundle value with CPU collateral (only version 3 encodes it).
+    #[error("evidence bundle version {0} cannot carry CPU collateral (an AMD CRL)")]
+    CpuCollateralBeforeVersion3(u8),
+    /// An AMD CRL with CPU evidence that is not SEV-SNP.
+    #[error("evidence bundle carries an AMD CRL but {0} evidence")]
+    CrlWithoutSnp(TeeKind),
+    /// An AMD CRL longer than [`MAX_CRL_LEN`].
+    #[error("evidence bundle's AMD CRL is {len} bytes, more than {max}")]
+    CrlTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl EvidenceBundle {
@@ -290,6 +352,7 @@ impl EvidenceBundle {
             cpu,
             gpus,
             gpu_collateral: GpuCollateral::default(),
+            cpu_collateral: CpuCollateral::default(),
         }
     }
 
@@ -298,6 +361,18 @@ impl EvidenceBundle {
     pub fn with_gpu_collateral(mut self, collateral: GpuCollateral) -> Self {
         self.gpu_collateral = collateral;
         self
+    }
+
+    /// The same bundle carrying `collateral` for its CPU evidence.
+    #[must_use]
+    pub fn with_cpu_collateral(mut self, collateral: CpuCollateral) -> Self {
+        self.cpu_collateral = collateral;
+        self
+    }
+
+    /// The AMD CRL the bundle carries for its SEV-SNP evidence, if any.
+    pub fn snp_crl(&self) -> Option<&[u8]> {
+        self.cpu_collateral.snp_crl.as_deref()
     }
 
     /// `SCALE(bundle)`: the file and wire format.
@@ -318,7 +393,7 @@ impl EvidenceBundle {
             return Err(BundleError::Magic);
         }
         match bytes.get(4) {
-            Some(&(BUNDLE_VERSION | BUNDLE_VERSION_1)) => {}
+            Some(&v) if readable(v) => {}
             Some(&v) => return Err(BundleError::Version(v)),
             None => return Err(BundleError::Decode("truncated".into())),
         }
@@ -336,11 +411,14 @@ impl EvidenceBundle {
         if self.magic != BUNDLE_MAGIC {
             return Err(BundleError::Magic);
         }
-        if self.version != BUNDLE_VERSION && self.version != BUNDLE_VERSION_1 {
+        if !readable(self.version) {
             return Err(BundleError::Version(self.version));
         }
         if self.version == BUNDLE_VERSION_1 && !self.gpu_collateral.is_empty() {
             return Err(BundleError::CollateralInVersion1);
+        }
+        if self.version < BUNDLE_VERSION && !self.cpu_collateral.is_empty() {
+            return Err(BundleError::CpuCollateralBeforeVersion3(self.version));
         }
         if self.tee != self.cpu.tee() {
             return Err(BundleError::TeeMismatch {
@@ -358,6 +436,17 @@ impl EvidenceBundle {
         ] {
             if count > max {
                 return Err(BundleError::TooMuchCollateral { what, count, max });
+            }
+        }
+        if let Some(crl) = &self.cpu_collateral.snp_crl {
+            if self.tee != TeeKind::SevSnp {
+                return Err(BundleError::CrlWithoutSnp(self.tee));
+            }
+            if crl.len() > MAX_CRL_LEN {
+                return Err(BundleError::CrlTooLong {
+                    len: crl.len(),
+                    max: MAX_CRL_LEN,
+                });
             }
         }
         Ok(())

@@ -51,8 +51,8 @@ pub use crate::crypto::{Crypto, DefaultCrypto, RustCrypto};
 pub use crate::pipeline::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuBundleClaims, GpuBytes, GpuEntryClaims,
     MeasurementClaim, NvGpuClaims, OcspClaim, Outcome, ReceiptClaims, RimClaim, RimClaims,
-    SimulatedClaims, SnpClaims, TcbClaims, TdxClaims, UsageClaims, check_bundle, check_gpu,
-    check_gpu_bundle, check_receipt, check_snp, check_tdx,
+    SimulatedClaims, SnpClaims, SnpCrlClaims, TcbClaims, TdxClaims, UsageClaims, check_bundle,
+    check_gpu, check_gpu_bundle, check_receipt, check_snp, check_tdx,
 };
 pub use crate::policy::{
     GpuPolicy, POLICY_ID_DOMAIN, Policy, PolicyError, PolicyTee, SnpPolicy, TdxPolicy,
@@ -65,5 +65,7 @@ pub use crate::verify::receipt::{
     ReceiptVerifier, ReceiptVerifyError, VerifiedBundle, VerifiedCpu, VerifiedReceipt,
 };
 pub use crate::verify::simulated::{SimulatedVerifyError, verify_simulated};
-pub use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError};
+pub use crate::verify::snp::{
+    SnpCertificate, SnpCollateral, SnpEvidence, SnpVerifier, SnpVerifyError,
+};
 pub use crate::verify::tdx::{TdxCollateral, TdxEvidence, TdxVerifier, TdxVerifyError};

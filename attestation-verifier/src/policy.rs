@@ -465,6 +465,11 @@ pub struct SnpPolicy {
     pub allow_chip_ids: Vec<HexBytes>,
     /// Refused CHIP_IDs (64 bytes).
     pub deny_chip_ids: Vec<HexBytes>,
+    /// Require an AMD CRL for the chip's product line (checked by the verifier:
+    /// ARK signature, `thisUpdate <= now < nextUpdate`, neither certificate
+    /// listed) whose `thisUpdate` is at most this many seconds before the
+    /// verification time; `None` requires no CRL.
+    pub crl_max_age_secs: Option<u64>,
 }
 
 impl Default for SnpPolicy {
@@ -485,6 +490,7 @@ impl Default for SnpPolicy {
             products: Vec::new(),
             allow_chip_ids: Vec::new(),
             deny_chip_ids: Vec::new(),
+            crl_max_age_secs: None,
         }
     }
 }
@@ -685,6 +691,33 @@ impl SnpPolicy {
                 "snp.deny_chip_ids",
                 format!("CHIP_ID {} is refused", hex::encode(r.chip_id)),
             );
+        }
+        if let Some(max) = self.crl_max_age_secs {
+            match &ev.crl {
+                None => fail(
+                    "snp.crl_max_age_secs",
+                    format!(
+                        "the evidence carries no AMD CRL for {} {} certificates",
+                        ev.product,
+                        r.signing_key.name()
+                    ),
+                ),
+                Some(w) => {
+                    let age = ev
+                        .verified_at
+                        .as_secs()
+                        .saturating_sub(w.not_before.as_secs());
+                    if age > max {
+                        fail(
+                            "snp.crl_max_age_secs",
+                            format!(
+                                "the AMD CRL was issued {age} s before (thisUpdate {}), at most {max} s",
+                                w.not_before
+                            ),
+                        );
+                    }
+                }
+            }
         }
         Verdict::from_violations(v)
     }

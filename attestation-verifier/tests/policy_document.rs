@@ -64,6 +64,7 @@ min_guest_svn = 7
 products = ["Genoa", "Milan"]
 allow_chip_ids = ["{c1}"]
 deny_chip_ids = ["{c2}"]
+crl_max_age_secs = 604800
 
 [tdx]
 accepted_tcb_statuses = ["SWHardeningNeeded", "UpToDate"]
@@ -129,7 +130,7 @@ measurements = ["{m1}"]
 }
 
 /// The canonical bytes of the default policy (`docs/policy.md`).
-const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f446174650000000000000000000000000000000000010000000000000000000000000000000001000000000000000000000000";
+const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f44617465000000000000000000000000000000000001000000000000000000000000000000000100000000000000000000000000";
 
 /// The golden id of the default policy: any change of the encoding, the
 /// domain or a default fails here.
@@ -144,7 +145,7 @@ fn default_policy_id_is_stable() {
     );
     assert_eq!(
         id_hex(&p),
-        "30c70f7ac6c57c5010f01d7bf783e9e41bd588f776f8aab7fe5ec56b6ee32c27"
+        "a5e62a1bbbd1068259db04b8ae40959274ce94630993e97857b381240695ed25"
     );
     assert_eq!(parse("").id(), p.id());
     assert_eq!(parse("# nothing\n\n").id(), p.id());
@@ -233,6 +234,8 @@ fn each_changed_rule_changes_id_works() {
         "[gpu]\nocsp_max_age_secs = 60".into(),
         "[gpu]\nocsp_max_age_secs = 0".into(),
         "[tdx]\nmax_collateral_age_secs = 60".into(),
+        "[snp]\ncrl_max_age_secs = 60".into(),
+        "[snp]\ncrl_max_age_secs = 0".into(),
         "key_lifetime_secs = 60".into(),
         "key_lifetime_secs = 61".into(),
         "[snp]\nallow_debug = true".into(),

@@ -15,7 +15,7 @@ use attestation_verifier::evidence::snp::{Product, REPORT_LEN, SIGNED_LEN, parse
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::snp::{
-    SnpCollateral, SnpTrustStore, SnpVerifier, SnpVerifyError,
+    SnpCertificate, SnpCollateral, SnpTrustStore, SnpVerifier, SnpVerifyError,
 };
 use attestation_verifier::verify::x509::X509Error;
 use rcgen::KeyPair;
@@ -536,10 +536,10 @@ fn crl_checks_work_and_rejects() {
             NOW
         )
         .unwrap_err()[..],
-        [SnpVerifyError::Certificate(X509Error::Revoked {
-            what: "VCEK",
+        [SnpVerifyError::Revoked {
+            certificate: SnpCertificate::Vcek,
             ..
-        })]
+        }]
     ));
     // Past nextUpdate.
     let stale = crl(&f.pki.ark, &[], (2029, 12, 1));
@@ -553,10 +553,7 @@ fn crl_checks_work_and_rejects() {
             NOW
         )
         .unwrap_err()[..],
-        [SnpVerifyError::Certificate(X509Error::Expired {
-            what: "CRL",
-            ..
-        })]
+        [SnpVerifyError::CrlExpired { .. }]
     ));
     // Signed by someone other than the ARK.
     let forged = crl(&f.pki.ask, &[], (2031, 1, 1));

@@ -11,7 +11,9 @@
 //!   receipt body itself and signs the receipt that references it.
 //! * Collateral: with a [`GpuCollateralSource`], bundles with GPU evidence also
 //!   carry the RIMs and OCSP responses its verification needs (bundle version
-//!   2); TDX collateral is added by the configfs-tsm source
+//!   2); with an [`SnpCrlSource`], SEV-SNP bundles carry AMD's CRL of the chip's
+//!   product line (version 3; a CRL that cannot be had is logged and left out, so
+//!   it never blocks a job); TDX collateral is added by the configfs-tsm source
 //!   ([`crate::collateral`]).
 //!
 //! Evidence calls block; async callers use `spawn_blocking`.
@@ -19,14 +21,17 @@
 use std::sync::{Arc, RwLock};
 
 use attestation_verifier::binding;
-use attestation_verifier::bundle::{EvidenceBundle, GpuCollateral};
+use attestation_verifier::bundle::{CpuCollateral, CpuEvidence, EvidenceBundle, GpuCollateral};
 use attestation_verifier::crypto::{Crypto, DefaultCrypto};
+use attestation_verifier::evidence::azure_hcl::parse_hcl_report;
+use attestation_verifier::evidence::snp::{SnpReport, parse_snp_report};
 use attestation_verifier::receipt::{
     EvidenceMode, EvidenceRef, ReceiptBody, SignedReceipt, TeeKind,
 };
 use gpu_monitor::GpuProbe;
 
 use crate::collateral::gpu::GpuCollateralSource;
+use crate::collateral::snp_crl::SnpCrlSource;
 pub use crate::evidence::EvidenceError;
 use crate::evidence::EvidenceSource;
 use crate::evidence::backend::nvidia_gpu::GpuEvidenceSource;
@@ -58,6 +63,7 @@ pub struct Attestor {
     source: Option<Arc<dyn EvidenceSource>>,
     gpus: Option<GpuEvidenceSource>,
     gpu_collateral: Option<Arc<dyn GpuCollateralSource>>,
+    snp_crl: Option<Arc<dyn SnpCrlSource>>,
     current: RwLock<Option<AttestedKeyEvidence>>,
 }
 
@@ -68,6 +74,7 @@ impl std::fmt::Debug for Attestor {
             .field("source", &self.source.as_ref().map(|s| s.name()))
             .field("gpus", &self.gpus.is_some())
             .field("gpu_collateral", &self.gpu_collateral.is_some())
+            .field("snp_crl", &self.snp_crl.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +93,7 @@ impl Attestor {
             source,
             gpus: gpu.map(|p| GpuEvidenceSource::new(p, gpu_indices)),
             gpu_collateral: None,
+            snp_crl: None,
             current: RwLock::new(None),
         }
     }
@@ -95,6 +103,43 @@ impl Attestor {
     pub fn with_gpu_collateral(mut self, source: Arc<dyn GpuCollateralSource>) -> Self {
         self.gpu_collateral = Some(source);
         self
+    }
+
+    /// Adds AMD's CRL of the chip's product line to bundles with SEV-SNP evidence.
+    #[must_use]
+    pub fn with_snp_crl(mut self, source: Arc<dyn SnpCrlSource>) -> Self {
+        self.snp_crl = Some(source);
+        self
+    }
+
+    /// The CPU collateral for `cpu`: the AMD CRL of SEV-SNP evidence when a source is
+    /// configured and has one. A CRL that cannot be had is logged and left out: only
+    /// policies requiring one (`[snp] crl_max_age_secs`) refuse such a bundle.
+    fn cpu_collateral(&self, cpu: &CpuEvidence) -> CpuCollateral {
+        let Some(source) = &self.snp_crl else {
+            return CpuCollateral::default();
+        };
+        let report: Option<SnpReport> = match cpu {
+            CpuEvidence::SevSnp { report, .. } => parse_snp_report(report).ok(),
+            CpuEvidence::AzureSnpVtpm { hcl_report, .. } => parse_hcl_report(hcl_report)
+                .ok()
+                .and_then(|h| parse_snp_report(&h.snp_report).ok()),
+            _ => return CpuCollateral::default(),
+        };
+        let Some(report) = report else {
+            return CpuCollateral::default();
+        };
+        match source.crl(&report) {
+            Ok(crl) => CpuCollateral { snp_crl: Some(crl) },
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "no AMD CRL for the SEV-SNP evidence; bundling it without one \
+                     (policies with snp.crl_max_age_secs will refuse it)"
+                );
+                CpuCollateral::default()
+            }
+        }
     }
 
     /// Detects or opens the configured backend and builds the attestor.
@@ -148,7 +193,10 @@ impl Attestor {
             _ => GpuCollateral::default(),
         };
         let cpu = source.collect(&report_data)?;
-        Ok(EvidenceBundle::new(key, nonce, cpu, gpus).with_gpu_collateral(collateral))
+        let cpu_collateral = self.cpu_collateral(&cpu);
+        Ok(EvidenceBundle::new(key, nonce, cpu, gpus)
+            .with_gpu_collateral(collateral)
+            .with_cpu_collateral(cpu_collateral))
     }
 
     /// The agent key's proof of possession for the market chain: its signature over

@@ -14,6 +14,9 @@
 //! * SEV-SNP ([`snp::KdsVcek`]): the VCEK, ASK and ARK of the report's chip and TCB
 //!   from AMD's KDS (or a configured file), for hosts that supply no certificates
 //!   with the report; cached on disk per chip and TCB.
+//! * SEV-SNP ([`snp_crl::KdsCrl`]): AMD's CRL of the report's product line and key kind
+//!   (VCEK or VLEK) from AMD's KDS, cached on disk and fetched again when older than
+//!   `snp_crl_max_age_secs` or past its `nextUpdate` (bundle version 3).
 //!
 //! Nothing fetched is trusted here either: verifiers check every signature. The
 //! agent only checks what would make a bundle useless (collateral for another
@@ -32,6 +35,7 @@ use crate::config::CollateralConfig;
 pub mod gpu;
 pub mod http;
 pub mod snp;
+pub mod snp_crl;
 pub mod tdx;
 pub mod vcek;
 
@@ -215,6 +219,24 @@ pub fn snp_vcek_from_config(
         base,
         c.snp_product(),
         settings,
+    )))
+}
+
+/// The AMD CRL source `c` asks for: KDS at `collateral.amd_kds_url` when
+/// `collateral.snp_crl` is set (`None` when it is not, or the URL is `""`).
+pub fn snp_crl_from_config(c: &CollateralConfig, state_dir: &Path) -> Option<Arc<snp_crl::KdsCrl>> {
+    if !c.snp_crl {
+        return None;
+    }
+    let base = url(&c.amd_kds_url)?;
+    let settings = FetchSettings::from_config(c, state_dir);
+    let http = http::AgentHttp::new(settings.timeout);
+    Some(Arc::new(snp_crl::KdsCrl::new(
+        Box::new(http),
+        base,
+        c.snp_product(),
+        settings,
+        c.snp_crl_max_age_secs,
     )))
 }
 

@@ -362,6 +362,12 @@ pub struct CollateralConfig {
     /// A PEM file with the VCEK (and ASK, ARK) of this machine's chip, used instead of
     /// AMD KDS when the host supplies no certificates with the report.
     pub snp_vcek_file: Option<PathBuf>,
+    /// Put AMD's CRL of the chip's product line (VCEK or VLEK, from `amd_kds_url`) into
+    /// SEV-SNP evidence bundles, for policies with `[snp] crl_max_age_secs`.
+    pub snp_crl: bool,
+    /// A held AMD CRL issued longer ago than this is fetched again, seconds (it is also
+    /// fetched again once past its `nextUpdate`).
+    pub snp_crl_max_age_secs: u64,
     /// Cache of fetched collateral; default `state_dir/collateral`.
     pub cache_dir: Option<PathBuf>,
     /// Timeout of one request, seconds.
@@ -392,6 +398,8 @@ impl Default for CollateralConfig {
             amd_kds_url: AMD_KDS_URL.into(),
             snp_product: None,
             snp_vcek_file: None,
+            snp_crl: true,
+            snp_crl_max_age_secs: 86_400,
             cache_dir: None,
             timeout_secs: 10,
             refresh_before_secs: 7 * 86_400,
@@ -619,6 +627,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "jobs.run_as",
                 reason: "must be `uid:gid` (numbers) or `agent`",
+            });
+        }
+        if self.collateral.snp_crl_max_age_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "collateral.snp_crl_max_age_secs",
+                reason: "must be at least 1",
             });
         }
         if self.collateral.snp_product.is_some() && self.collateral.snp_product().is_none() {

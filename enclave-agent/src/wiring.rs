@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attestation_verifier::bundle::{CpuEvidence, EvidenceBundle};
+use attestation_verifier::receipt::TeeKind;
 use sigil_proto::v1;
 use tracing_subscriber::EnvFilter;
 
@@ -286,9 +287,13 @@ pub fn attestor_with_key(
     ));
     opts.snp_vcek = crate::collateral::snp_vcek_from_config(&cfg.collateral, &cfg.state_dir);
     let a = Attestor::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
+    let a = match crate::collateral::gpu_from_config(&cfg.collateral, &cfg.state_dir) {
+        Some(c) if a.has_gpus() => a.with_gpu_collateral(c),
+        _ => a,
+    };
     Ok(
-        match crate::collateral::gpu_from_config(&cfg.collateral, &cfg.state_dir) {
-            Some(c) if a.has_gpus() => a.with_gpu_collateral(c),
+        match crate::collateral::snp_crl_from_config(&cfg.collateral, &cfg.state_dir) {
+            Some(c) if a.tee() == TeeKind::SevSnp => a.with_snp_crl(c),
             _ => a,
         },
     )

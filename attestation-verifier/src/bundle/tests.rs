@@ -36,7 +36,7 @@ fn round_trip_works() {
     let b = sample();
     let bytes = b.to_bytes();
     assert_eq!(&bytes[..4], b"SGEB");
-    assert_eq!(bytes[4], 2);
+    assert_eq!(bytes[4], 3);
     assert_eq!(bytes[5], 1, "tee index of SEV-SNP");
     assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
     for cpu in [
@@ -68,10 +68,10 @@ fn wrong_magic_and_version_reject() {
     bytes[0] = b'X';
     assert_eq!(EvidenceBundle::from_bytes(&bytes), Err(BundleError::Magic));
     let mut bytes = sample().to_bytes();
-    bytes[4] = 3;
+    bytes[4] = 4;
     assert_eq!(
         EvidenceBundle::from_bytes(&bytes),
-        Err(BundleError::Version(3))
+        Err(BundleError::Version(4))
     );
     assert_eq!(EvidenceBundle::from_bytes(b"SG"), Err(BundleError::Magic));
     assert!(matches!(
@@ -163,20 +163,122 @@ fn version_2_collateral_round_trip_works() {
     let back = EvidenceBundle::from_bytes(&bytes).unwrap();
     assert_eq!(back, b);
     assert_eq!(back.gpu_collateral.rims.len(), 2);
-    // The collateral is the encoding's tail: SCALE(Vec<Vec<u8>>) twice.
-    let tail = GpuCollateral {
+    // The GPU collateral is SCALE(Vec<Vec<u8>>) twice, followed by the CPU
+    // collateral (here no CRL: one zero byte).
+    let mut tail = GpuCollateral {
         rims: b.gpu_collateral.rims.clone(),
         ocsp: b.gpu_collateral.ocsp.clone(),
     }
     .encode();
+    tail.push(0);
     assert!(bytes.ends_with(&tail));
     // ...and covered by the digest.
     let mut other = b.clone();
     other.gpu_collateral.ocsp.clear();
     assert_ne!(other.digest(&RustCrypto), b.digest(&RustCrypto));
-    // An empty collateral is two zero length prefixes.
+    // Empty collateral is two zero length prefixes and an absent CRL.
     let plain = sample().to_bytes();
-    assert!(plain.ends_with(&[0, 0]));
+    assert!(plain.ends_with(&[0, 0, 0]));
+}
+
+fn with_crl() -> EvidenceBundle {
+    with_collateral().with_cpu_collateral(CpuCollateral {
+        snp_crl: Some(vec![0x30, 0x82, 0x01, 0x00, 0xAA]),
+    })
+}
+
+/// Version 2 as earlier writers produced it: version 3 without the CPU collateral.
+fn v2_bytes(b: &EvidenceBundle) -> Vec<u8> {
+    let mut out = v1_bytes(b);
+    out[4] = 2;
+    b.gpu_collateral.encode_to(&mut out);
+    out
+}
+
+#[test]
+fn version_3_crl_round_trip_works() {
+    let b = with_crl();
+    let bytes = b.to_bytes();
+    assert_eq!(bytes[4], 3);
+    let back = EvidenceBundle::from_bytes(&bytes).unwrap();
+    assert_eq!(back, b);
+    assert_eq!(back.snp_crl(), Some(&[0x30, 0x82, 0x01, 0x00, 0xAA][..]));
+    // The CRL is the encoding's tail: Some(Vec<u8>).
+    assert!(bytes.ends_with(&Some(vec![0x30u8, 0x82, 0x01, 0x00, 0xAA]).encode()));
+    // ...and covered by the digest.
+    let without = with_collateral();
+    assert_ne!(without.digest(&RustCrypto), b.digest(&RustCrypto));
+}
+
+#[test]
+fn version_2_still_decodes_works() {
+    let b = with_collateral();
+    let v2 = v2_bytes(&b);
+    let d = EvidenceBundle::from_bytes(&v2).unwrap();
+    assert_eq!(d.version, BUNDLE_VERSION_2);
+    assert_eq!(d.gpu_collateral, b.gpu_collateral);
+    assert!(d.cpu_collateral.is_empty());
+    assert_eq!(d.snp_crl(), None);
+    // It re-encodes to the same bytes, so its digest is that of the file.
+    assert_eq!(d.to_bytes(), v2);
+    assert_eq!(d.digest(&RustCrypto), bundle_digest(&RustCrypto, &v2));
+    // A version-3 file relabelled as version 2 is not version 2.
+    let mut relabelled = with_crl().to_bytes();
+    relabelled[4] = 2;
+    assert!(EvidenceBundle::from_bytes(&relabelled).is_err());
+}
+
+#[test]
+fn crl_in_older_version_or_without_snp_rejects() {
+    let mut b = with_crl();
+    b.version = BUNDLE_VERSION_2;
+    assert_eq!(b.check(), Err(BundleError::CpuCollateralBeforeVersion3(2)));
+    let b = EvidenceBundle::new(
+        [1; 32],
+        [2; 32],
+        CpuEvidence::Simulated { report: vec![2; 5] },
+        vec![],
+    )
+    .with_cpu_collateral(CpuCollateral {
+        snp_crl: Some(vec![1]),
+    });
+    assert_eq!(
+        EvidenceBundle::from_bytes(&b.to_bytes()),
+        Err(BundleError::CrlWithoutSnp(TeeKind::Simulated))
+    );
+}
+
+#[test]
+fn oversized_crl_rejects() {
+    let b = sample().with_cpu_collateral(CpuCollateral {
+        snp_crl: Some(vec![0; MAX_CRL_LEN + 1]),
+    });
+    assert_eq!(
+        EvidenceBundle::from_bytes(&b.to_bytes()),
+        Err(BundleError::CrlTooLong {
+            len: MAX_CRL_LEN + 1,
+            max: MAX_CRL_LEN
+        })
+    );
+    // A CRL length prefix claiming far more than the input holds.
+    let mut bytes = sample().to_bytes();
+    bytes.pop();
+    bytes.extend([1, 0x03, 0x00, 0x00, 0x00, 0x40]);
+    assert!(matches!(
+        EvidenceBundle::from_bytes(&bytes),
+        Err(BundleError::Decode(_))
+    ));
+}
+
+#[test]
+fn truncated_version_3_rejects() {
+    let bytes = with_crl().to_bytes();
+    for n in 0..bytes.len() {
+        assert!(
+            EvidenceBundle::from_bytes(&bytes[..n]).is_err(),
+            "{n} bytes"
+        );
+    }
 }
 
 /// Version 1 as the chain's smoke test writes it by hand: the fields without
@@ -252,7 +354,7 @@ fn too_much_collateral_rejects() {
 proptest::proptest! {
     #[test]
     fn decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
-        for v in [1u8, 2] {
+        for v in [1u8, 2, 3] {
             let mut b = b"SGEB".to_vec();
             b.push(v);
             b.extend(&bytes);
@@ -264,8 +366,11 @@ proptest::proptest! {
     fn round_trip_any_collateral_works(
         rims in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
         ocsp in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
+        crl in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
     ) {
         let b = sample().with_gpu_collateral(GpuCollateral { rims, ocsp });
+        proptest::prop_assert_eq!(EvidenceBundle::from_bytes(&b.to_bytes()).unwrap(), b.clone());
+        let b = b.with_cpu_collateral(CpuCollateral { snp_crl: Some(crl) });
         proptest::prop_assert_eq!(EvidenceBundle::from_bytes(&b.to_bytes()).unwrap(), b);
     }
 }

@@ -130,6 +130,9 @@ pub struct EvidenceClaims {
     pub gpu_rims: usize,
     /// OCSP responses the bundle carries for its GPUs.
     pub gpu_ocsp_responses: usize,
+    /// The AMD CRL the bundle carries for its SEV-SNP evidence (version 3), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snp_crl: Option<SnpCrlClaims>,
     /// The TEE.
     pub tee: String,
     /// Whether the evidence is from the simulator.
@@ -147,6 +150,44 @@ pub struct EvidenceClaims {
     pub cpu: Option<CpuClaims>,
     /// The GPUs.
     pub gpus: Vec<GpuEntryClaims>,
+}
+
+/// The AMD CRL an evidence bundle carries, as read from it (whether it verified
+/// is in the outcome's reasons).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnpCrlClaims {
+    /// Its length in bytes.
+    pub bytes: usize,
+    /// `thisUpdate`, RFC 3339 (absent when the CRL does not parse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub this_update: Option<String>,
+    /// `nextUpdate`, RFC 3339 (absent when the CRL has none or does not parse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_update: Option<String>,
+    /// Seconds from `thisUpdate` to the verification time (0 when issued later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_secs: Option<u64>,
+    /// How many serial numbers it lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<usize>,
+}
+
+impl SnpCrlClaims {
+    fn new(der: &[u8], now: UnixTime) -> Self {
+        let crl = crate::verify::x509::Crl::from_der("CRL", der).ok();
+        Self {
+            bytes: der.len(),
+            this_update: crl.as_ref().map(|c| c.this_update().to_string()),
+            next_update: crl
+                .as_ref()
+                .and_then(|c| c.next_update())
+                .map(|t| t.to_string()),
+            age_secs: crl
+                .as_ref()
+                .map(|c| now.as_secs().saturating_sub(c.this_update().as_secs())),
+            revoked: crl.as_ref().map(crate::verify::x509::Crl::revoked_count),
+        }
+    }
 }
 
 /// What a receipt says. Byte fields are lower-case hex.
@@ -233,6 +274,7 @@ impl BundleSeen {
             bundle_version: b.version,
             gpu_rims: b.gpu_collateral.rims.len(),
             gpu_ocsp_responses: b.gpu_collateral.ocsp.len(),
+            snp_crl: b.snp_crl().map(|der| SnpCrlClaims::new(der, self.now)),
             tee: b.tee.name().into(),
             simulated: b.tee == TeeKind::Simulated,
             agent_key: hex::encode(b.agent_key),

@@ -210,6 +210,7 @@ fn encode_marked(p: &Policy) -> Writer {
     w.bytes_list("simulated.measurements", &p.simulated.measurements);
     w.u64_opt("gpu.ocsp_max_age_secs", p.gpu.ocsp_max_age_secs);
     w.u64_opt("tdx.max_collateral_age_secs", p.tdx.max_collateral_age_secs);
+    w.u64_opt("snp.crl_max_age_secs", p.snp.crl_max_age_secs);
     w
 }
 
@@ -497,6 +498,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
     } else {
         None
     };
+    p.snp.crl_max_age_secs = if r.tag("snp.crl_max_age_secs")? {
+        Some(r.u64("snp.crl_max_age_secs")?)
+    } else {
+        None
+    };
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -645,6 +651,9 @@ pub(super) fn to_toml(p: &Policy) -> String {
     line(&mut o, "products", strs(&s.products));
     line(&mut o, "allow_chip_ids", hexes(&s.allow_chip_ids));
     line(&mut o, "deny_chip_ids", hexes(&s.deny_chip_ids));
+    if let Some(v) = s.crl_max_age_secs {
+        line(&mut o, "crl_max_age_secs", format!("{v}"));
+    }
 
     let t = &p.tdx;
     o.push_str("\n[tdx]\n");

@@ -289,6 +289,8 @@ pub(crate) struct BundleSeen {
     pub(crate) cpu: Option<CpuSeen>,
     /// Every GPU entry, in bundle order.
     pub(crate) gpus: Vec<GpuSeen>,
+    /// The verification time.
+    pub(crate) now: UnixTime,
 }
 
 /// One GPU entry: its report when it parsed, its evidence when it verified.
@@ -545,7 +547,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
             }
         }
         // Steps 5 and 6
-        let cpu = self.verify_cpu(&bundle.cpu, &expected_rd, now, &mut failures);
+        let cpu = self.verify_cpu(&bundle, &expected_rd, now, &mut failures);
         let gpus = self.verify_gpus(&bundle, &gpu_nonce, now, &mut failures);
         BundleRun {
             failures,
@@ -556,6 +558,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
                 expected_report_data: expected_rd,
                 cpu,
                 gpus,
+                now,
             }),
         }
     }

@@ -9,7 +9,9 @@
 //!    one that the pinned ARK signed and that is of the kind the key needs.
 //! 4. Check ARK -> intermediate -> endorsement key signatures and validity at `now`.
 //!    The result is cached by the hash of the supplied certificates.
-//! 5. With a CRL: verify it against the ARK and check neither certificate is revoked.
+//! 5. With a CRL: verify its signature by the product's ARK, require
+//!    `thisUpdate <= now < nextUpdate`, and check that neither the intermediate
+//!    (ASK/ASVK) nor the endorsement key (VCEK/VLEK) is listed.
 //! 6. Verify the report's ECDSA P-384 signature over bytes `0..0x2A0`.
 //! 7. Bind the report to the certificate: reported TCB equals the certificate's
 //!    TCB extensions, and (VCEK, unmasked) chip_id equals its hwID.
@@ -121,6 +123,65 @@ pub enum SnpVerifyError {
     /// An unmasked VCEK-signed report, but the certificate has no hwID.
     #[error("VCEK has no hwID extension to bind the report's chip_id")]
     MissingHwId,
+    /// The AMD CRL lists a certificate of the chain.
+    #[error("the {certificate} (serial {serial}) is revoked by AMD's CRL")]
+    Revoked {
+        /// Which certificate.
+        certificate: SnpCertificate,
+        /// Its serial number, hex.
+        serial: String,
+    },
+    /// The AMD CRL was issued after the verification time.
+    #[error("AMD CRL is issued at {this_update}, after the verification time {at}")]
+    CrlNotYetValid {
+        /// Its `thisUpdate`.
+        this_update: UnixTime,
+        /// The verification time.
+        at: UnixTime,
+    },
+    /// The AMD CRL's `nextUpdate` is not after the verification time.
+    #[error("AMD CRL expired at {next_update} (nextUpdate), verification time {at}")]
+    CrlExpired {
+        /// Its `nextUpdate`.
+        next_update: UnixTime,
+        /// The verification time.
+        at: UnixTime,
+    },
+    /// The AMD CRL has no `nextUpdate`, so its freshness cannot be judged.
+    #[error("AMD CRL has no nextUpdate")]
+    CrlWithoutNextUpdate,
+}
+
+/// A certificate of an SEV-SNP chain, as revocation reports name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnpCertificate {
+    /// The chip's Versioned Chip Endorsement Key certificate.
+    Vcek,
+    /// The cloud provider's Versioned Loaded Endorsement Key certificate.
+    Vlek,
+    /// The AMD SEV Key (issues VCEKs).
+    Ask,
+    /// The AMD SEV VLEK Key (issues VLEKs).
+    Asvk,
+}
+
+impl SnpCertificate {
+    /// `VCEK`, `VLEK`, `ASK` or `ASVK`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Vcek => "VCEK",
+            Self::Vlek => "VLEK",
+            Self::Ask => "ASK",
+            Self::Asvk => "ASVK",
+        }
+    }
+}
+
+impl core::fmt::Display for SnpCertificate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Certificates that come with a report.
@@ -132,7 +193,8 @@ pub struct SnpCollateral<'a> {
     pub intermediate: Option<&'a [u8]>,
     /// The ARK, DER; must equal the pinned one when present.
     pub ark: Option<&'a [u8]>,
-    /// An AMD CRL (DER) signed by the ARK.
+    /// An AMD CRL (DER) signed by the product's ARK: the one KDS serves for the
+    /// product and key kind (`/vcek/v1/{product}/crl` or `/vlek/v1/{product}/crl`).
     pub crl: Option<&'a [u8]>,
 }
 
@@ -149,6 +211,11 @@ pub struct SnpEvidence {
     pub vek_sha256: [u8; 32],
     /// When the chain is valid (intersection of the certificates' windows).
     pub chain_validity: Window,
+    /// `[thisUpdate, nextUpdate]` of the AMD CRL that was checked, when one was
+    /// supplied (it verified, and lists neither certificate).
+    pub crl: Option<Window>,
+    /// The verification time.
+    pub verified_at: UnixTime,
 }
 
 /// Trust anchors for every product: ARK, ASK and ASVK.
@@ -325,10 +392,12 @@ impl<C: Crypto> SnpVerifier<C> {
             }
         }
         // Step 5
-        if let Some(crl) = collateral.crl
-            && let Err(e) = check_crl(&self.crypto, &self.trust, crl, info, now)
-        {
-            errors.push(e.into());
+        let mut crl_window = None;
+        if let Some(crl) = collateral.crl {
+            match check_crl(&self.crypto, &self.trust, crl, info, now) {
+                Ok(w) => crl_window = Some(w),
+                Err(es) => errors.extend(es),
+            }
         }
         // Step 6
         if let Err(source) = self.crypto.verify_ecdsa(
@@ -363,6 +432,8 @@ impl<C: Crypto> SnpVerifier<C> {
             reported_tcb,
             vek_sha256: info.vek_sha256,
             chain_validity: info.validity,
+            crl: crl_window,
+            verified_at: now,
         }))
     }
 
@@ -492,23 +563,65 @@ fn verify_chain<C: Crypto>(
     })
 }
 
+/// Step 5: the CRL's signature by the product's ARK, its time window at `now`
+/// (`thisUpdate <= now < nextUpdate`), and neither certificate listed. Returns
+/// the CRL's `[thisUpdate, nextUpdate]`.
 fn check_crl<C: Crypto>(
     crypto: &C,
     trust: &SnpTrustStore,
     crl_der: &[u8],
     info: &VekInfo,
     now: UnixTime,
-) -> Result<(), X509Error> {
-    let roots = trust
-        .get(info.product)
-        .ok_or_else(|| X509Error::Malformed {
+) -> Result<Window, Vec<SnpVerifyError>> {
+    let one = |e: SnpVerifyError| alloc::vec![e];
+    let roots = trust.get(info.product).ok_or_else(|| {
+        one(SnpVerifyError::Certificate(X509Error::Malformed {
             what: "CRL",
             reason: "no roots for product".into(),
-        })?;
-    let crl = Crl::from_der("CRL", crl_der)?;
-    crl.verify(crypto, "CRL", &roots.ark, "ARK", now)?;
-    crl.check_not_revoked("intermediate", &info.intermediate)?;
-    crl.check_not_revoked(info.kind.name(), &info.vek)
+        }))
+    })?;
+    let crl = Crl::from_der("CRL", crl_der).map_err(|e| one(e.into()))?;
+    let dyn_crypto: &dyn Crypto = crypto;
+    crl.verify_signature(dyn_crypto, "CRL", &roots.ark, "ARK")
+        .map_err(|e| one(e.into()))?;
+    let mut errors = Vec::new();
+    let window = crl.window();
+    if now < window.not_before {
+        errors.push(SnpVerifyError::CrlNotYetValid {
+            this_update: window.not_before,
+            at: now,
+        });
+    }
+    match crl.next_update() {
+        None => errors.push(SnpVerifyError::CrlWithoutNextUpdate),
+        Some(next_update) if next_update <= now => {
+            errors.push(SnpVerifyError::CrlExpired {
+                next_update,
+                at: now,
+            });
+        }
+        Some(_) => {}
+    }
+    let (vek_kind, intermediate_kind) = match info.kind {
+        SigningKey::Vcek => (SnpCertificate::Vcek, SnpCertificate::Ask),
+        SigningKey::Vlek => (SnpCertificate::Vlek, SnpCertificate::Asvk),
+    };
+    for (certificate, cert) in [
+        (intermediate_kind, &info.intermediate),
+        (vek_kind, &info.vek),
+    ] {
+        if crl.lists(cert) {
+            errors.push(SnpVerifyError::Revoked {
+                certificate,
+                serial: hex::encode(cert.serial()),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(window)
+    } else {
+        Err(errors)
+    }
 }
 
 fn bind_tcb(

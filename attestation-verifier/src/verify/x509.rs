@@ -553,7 +553,7 @@ impl Crl {
 
     /// Verifies only the CRL's issuer name and signature by `issuer` (no time check;
     /// see [`Crl::window`]).
-    pub(crate) fn verify_signature(
+    pub fn verify_signature(
         &self,
         crypto: &dyn Crypto,
         what: &'static str,
@@ -592,19 +592,40 @@ impl Crl {
         &self.issuer
     }
 
+    /// `thisUpdate`.
+    pub fn this_update(&self) -> UnixTime {
+        self.this_update
+    }
+
+    /// `nextUpdate`, when the CRL has one.
+    pub fn next_update(&self) -> Option<UnixTime> {
+        self.next_update
+    }
+
+    /// How many serial numbers the CRL lists.
+    pub fn revoked_count(&self) -> usize {
+        self.serial_ends.len()
+    }
+
+    /// Whether `cert`'s serial number is listed (meaningful only after the
+    /// signature was verified with `cert`'s issuer).
+    pub(crate) fn lists(&self, cert: &Cert) -> bool {
+        let serial = cert.serial();
+        let mut start = 0;
+        self.serial_ends.iter().any(|&end| {
+            let found = self.serials.get(start..end) == Some(serial);
+            start = end;
+            found
+        })
+    }
+
     /// Fails if `cert` is listed (call only after [`Crl::verify`] with its issuer).
     pub(crate) fn check_not_revoked(
         &self,
         what: &'static str,
         cert: &Cert,
     ) -> Result<(), X509Error> {
-        let serial = cert.serial();
-        let mut start = 0;
-        let listed = self.serial_ends.iter().any(|&end| {
-            let found = self.serials.get(start..end) == Some(serial);
-            start = end;
-            found
-        });
+        let listed = self.lists(cert);
         if listed {
             Err(X509Error::Revoked {
                 what,

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::{ReceiptVerifier, ReceiptVerifyError, VerifiedCpu};
-use crate::bundle::CpuEvidence;
+use crate::bundle::{CpuEvidence, EvidenceBundle};
 use crate::crypto::Crypto;
 use crate::evidence::azure_hcl::{HclReport, parse_hcl_report};
 use crate::evidence::simulated::{SimulatedReport, parse_simulated_report};
@@ -91,16 +91,18 @@ impl CpuSeen {
 }
 
 impl<C: Crypto> ReceiptVerifier<C> {
-    /// Steps 5 and 6 for the CPU evidence; failures are recorded. `None` when
-    /// the evidence does not parse.
+    /// Steps 5 and 6 for the bundle's CPU evidence (with the bundle's AMD CRL
+    /// for SEV-SNP); failures are recorded. `None` when the evidence does not
+    /// parse.
     pub(super) fn verify_cpu(
         &mut self,
-        cpu: &CpuEvidence,
+        bundle: &EvidenceBundle,
         expected: &[u8; 64],
         now: UnixTime,
         failures: &mut Vec<ReceiptVerifyError>,
     ) -> Option<CpuSeen> {
-        match cpu {
+        let crl = bundle.snp_crl();
+        match &bundle.cpu {
             CpuEvidence::SevSnp {
                 report,
                 vek,
@@ -109,7 +111,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
             } => {
                 let tee = SevSnp {
                     report,
-                    collateral: snp_collateral(vek, intermediate, ark),
+                    collateral: snp_collateral(vek, intermediate, ark, crl),
                 };
                 self.check(&tee, expected, now, failures)
                     .map(CpuSeen::SevSnp)
@@ -122,7 +124,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
             } => {
                 let tee = AzureSnpVtpm {
                     hcl_report,
-                    collateral: snp_collateral(vek, intermediate, ark),
+                    collateral: snp_collateral(vek, intermediate, ark, crl),
                 };
                 self.check(&tee, expected, now, failures)
                     .map(CpuSeen::AzureSnpVtpm)
@@ -178,12 +180,13 @@ fn snp_collateral<'a>(
     vek: &'a [u8],
     intermediate: &'a Option<Vec<u8>>,
     ark: &'a Option<Vec<u8>>,
+    crl: Option<&'a [u8]>,
 ) -> SnpCollateral<'a> {
     SnpCollateral {
         vek,
         intermediate: intermediate.as_deref(),
         ark: ark.as_deref(),
-        crl: None,
+        crl,
     }
 }
 
