@@ -339,6 +339,11 @@ fn snp_failure(e: &SnpVerifyError) -> AttestationFailure {
         SnpVerifyError::Certificate(e) => x509_failure(e),
         SnpVerifyError::ReportSignature { .. } => F::BadSignature,
         SnpVerifyError::MissingTcbExtension(_) | SnpVerifyError::MissingHwId => F::Malformed,
+        // A CRL outside its validity says nothing either way about revocation; a revoked
+        // VCEK, VLEK or ASK is an untrusted signer (below).
+        SnpVerifyError::CrlExpired { .. }
+        | SnpVerifyError::CrlNotYetValid { .. }
+        | SnpVerifyError::CrlWithoutNextUpdate => F::OutsideValidity,
         _ => F::UntrustedSigner,
     }
 }
@@ -373,7 +378,9 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
         "snp.allow_chip_ids" | "snp.deny_chip_ids" | "tdx.allow_fmspcs" | "tdx.deny_fmspcs"
         | "tdx.allow_ppids" | "tdx.deny_ppids" => F::PlatformRejected,
         "gpu.min_count" | "gpu.models" | "gpu.require_confidential_mode" => F::GpusRejected,
-        "tdx.max_collateral_age_secs" | "gpu.ocsp_max_age_secs" => F::OutsideValidity,
+        "tdx.max_collateral_age_secs" | "gpu.ocsp_max_age_secs" | "snp.crl_max_age_secs" => {
+            F::OutsideValidity
+        }
         "snp.allow_debug" | "tdx.allow_debug" => F::DebugEnabled,
         "snp.measurements"
         | "snp.report_data"

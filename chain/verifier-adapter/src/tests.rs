@@ -253,6 +253,11 @@ fn violations_map_by_rule_works() {
             "gpu.require_confidential_mode",
             AttestationFailure::GpusRejected,
         ),
+        ("snp.crl_max_age_secs", AttestationFailure::OutsideValidity),
+        (
+            "tdx.max_collateral_age_secs",
+            AttestationFailure::OutsideValidity,
+        ),
     ];
     for (rule, want) in cases {
         let v = Violation {
