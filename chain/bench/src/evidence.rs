@@ -16,7 +16,7 @@ use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::receipt::{ReceiptVerifier, ReceiptVerifyError};
 use pallet_sigil_market::AttestationVerifier;
 use pallet_sigil_market::attestation::BenchmarkEvidence;
-use sigil_verifier_adapter::{BundleVerifier, policies};
+use sigil_verifier_adapter::BundleVerifier;
 use std::path::{Path, PathBuf};
 
 /// The agent key and nonce the bundles claim.
