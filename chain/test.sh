@@ -23,6 +23,9 @@ cargo clippy --locked --all-targets --features runtime-benchmarks,try-runtime --
 step "tests (mock runtime, production features)"
 cargo test --locked -p pallet-sigil-market
 
+step "tests of the upgrades pallet (council, threshold, delay)"
+cargo test --locked -p pallet-sigil-upgrades
+
 step "tests of the runtime's attestation verifier (simulated and real SEV-SNP evidence)"
 cargo test --locked -p sigil-verifier-adapter
 

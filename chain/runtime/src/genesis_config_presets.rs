@@ -27,21 +27,24 @@ pub fn dev_accounts() -> Vec<AccountId> {
     .collect()
 }
 
-/// A genesis patch: `endowed` accounts funded with [`DEV_ENDOWMENT`] and the genesis attestation
-/// policies. There is no root key and no dispatcher: nobody holds an origin above the market's
-/// rules.
-pub fn genesis(endowed: &[AccountId]) -> Value {
+/// A genesis patch: `endowed` accounts funded with [`DEV_ENDOWMENT`], the upgrade `council` with
+/// its `threshold`, and the genesis attestation policies. There is no root key and no
+/// dispatcher: nobody holds an origin above the market's rules.
+pub fn genesis(endowed: &[AccountId], council: &[AccountId], threshold: u32) -> Value {
     let balances: Vec<(AccountId, Balance)> =
         endowed.iter().map(|a| (a.clone(), DEV_ENDOWMENT)).collect();
     json!({
         "balances": { "balances": balances },
+        "upgrades": { "members": council, "threshold": threshold },
         "market": { "policies": sigil_verifier_adapter::policies::genesis_documents() },
     })
 }
 
-/// The development preset: Alice..Ferdie funded.
+/// The development preset: Alice..Ferdie funded; Alice, Bob and Charlie the upgrade council,
+/// two of them to approve.
 pub fn development() -> Value {
-    genesis(&dev_accounts())
+    let accounts = dev_accounts();
+    genesis(&accounts, accounts.get(..3).unwrap_or_default(), 2)
 }
 
 /// The preset named `id`, as JSON bytes.

@@ -11,6 +11,12 @@
 //! providers to jobs by its own rule (the pallet's *Dispatch by the chain*): there is no
 //! dispatcher. Escrow, bonds and policy deposits move only by the market pallet's rules.
 //!
+//! New runtime code has one path (`pallet_sigil_upgrades`): a council fixed at genesis approves
+//! a code hash by a threshold of its members, the approval is announced on chain, and anyone
+//! may enact it only [`UPGRADE_DELAY`] blocks later (one member can cancel it until then); the
+//! code itself is then submitted with `System::apply_authorized_upgrade`. The council can do
+//! nothing else.
+//!
 //! The crate builds natively (`std`) and, through its build script, to WASM
 //! ([`WASM_BINARY`]); the node or executor that runs the chain executes the WASM.
 
@@ -225,6 +231,15 @@ impl pallet_transaction_payment::Config for Runtime {
     type WeightInfo = ();
 }
 
+/// Blocks between a council's approval of new runtime code and its enactment: 7 days.
+pub const UPGRADE_DELAY: BlockNumber = 7 * DAYS;
+
+impl pallet_sigil_upgrades::Config for Runtime {
+    /// A council of at most 16 members.
+    type MaxMembers = ConstU32<16>;
+    type EnactmentDelay = ConstU32<UPGRADE_DELAY>;
+}
+
 /// Wall-clock time for the market: the block's timestamp.
 pub type MarketTime = pallet_timestamp::Pallet<Runtime>;
 
@@ -308,6 +323,7 @@ mod runtime {
         Timestamp: pallet_timestamp = 1,
         Balances: pallet_balances = 2,
         TransactionPayment: pallet_transaction_payment = 3,
+        Upgrades: pallet_sigil_upgrades = 6,
         Market: pallet_sigil_market = 10,
     }
     );

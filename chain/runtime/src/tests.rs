@@ -153,9 +153,52 @@ fn runtime_has_no_privileged_pallet_works() {
             "Timestamp",
             "Balances",
             "TransactionPayment",
+            "Upgrades",
             "Market"
         ]
     );
+}
+
+#[test]
+fn upgrade_only_by_council_after_delay_works() {
+    new_ext().execute_with(|| {
+        let [alice, bob, charlie, dave] = [
+            Sr25519Keyring::Alice,
+            Sr25519Keyring::Bob,
+            Sr25519Keyring::Charlie,
+            Sr25519Keyring::Dave,
+        ]
+        .map(account);
+        let code_hash = sp_core::H256::repeat_byte(0x42);
+        assert_noop!(
+            Upgrades::propose_upgrade(signed(&dave), code_hash),
+            pallet_sigil_upgrades::Error::<Runtime>::NotMember
+        );
+        assert_ok!(Upgrades::propose_upgrade(signed(&alice), code_hash));
+        // One approval of the two needed: nothing scheduled.
+        assert!(pallet_sigil_upgrades::Approved::<Runtime>::get().is_none());
+        assert_ok!(Upgrades::approve_upgrade(signed(&charlie), code_hash));
+        let scheduled = pallet_sigil_upgrades::Approved::<Runtime>::get().unwrap();
+        assert_eq!(scheduled.enact_at, 1 + UPGRADE_DELAY);
+        System::set_block_number(UPGRADE_DELAY);
+        assert_noop!(
+            Upgrades::enact_upgrade(signed(&dave)),
+            pallet_sigil_upgrades::Error::<Runtime>::TooEarly
+        );
+        System::set_block_number(1 + UPGRADE_DELAY);
+        assert_ok!(Upgrades::enact_upgrade(signed(&dave)));
+        assert_eq!(
+            System::authorized_upgrade().unwrap().code_hash(),
+            &code_hash
+        );
+        // The council has no other power: root-only calls stay out of its reach too.
+        assert_eq!(
+            RuntimeCall::System(frame_system::Call::set_code { code: vec![0; 8] })
+                .dispatch(signed(&bob))
+                .map_err(|e| e.error),
+            Err(DispatchError::BadOrigin)
+        );
+    });
 }
 
 /// Sets `who`'s offer: price 1 milli-MINT, capacity 4, the minimum bond.

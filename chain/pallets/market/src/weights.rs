@@ -14,14 +14,14 @@
 //! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
 //! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
 //! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2611 bytes, 1_339_758 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21148 bytes, 2_108_156 ns native (0.11% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53364 bytes, 11_739_710 ns native (0.59% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71901 bytes, 12_501_538 ns native (0.63% of a block's ref time) <- the weight
+//! - SEV-SNP (Genoa, VCEK): 2612 bytes, 2_302_434 ns native (0.12% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 21149 bytes, 3_317_843 ns native (0.17% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 53365 bytes, 19_874_248 ns native (0.99% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 71902 bytes, 20_341_062 ns native (1.02% of a block's ref time) <- the weight
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_142_771_000 / 1_145_800_000 ps), 0.975 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_703_784_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.56%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_528_676_000 ps = 2.53% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.999 with database weights (1_246_349_000 / 1_248_089_000 ps), 0.986 execution only
+//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_865_628_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.57%
+//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_844_048_000 ps = 2.54% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -59,23 +59,23 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5450`
-		// Minimum execution time: 62_168_000 picoseconds.
-		Weight::from_parts(66_582_000, 0)
-			.saturating_add(Weight::from_parts(0, 5450))
+		//  Estimated: `5487`
+		// Minimum execution time: 82_544_000 picoseconds.
+		Weight::from_parts(109_928_000, 0)
+			.saturating_add(Weight::from_parts(0, 5487))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -87,159 +87,278 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291761`
-		// Minimum execution time: 246_449_000 picoseconds.
-		Weight::from_parts(274_892_000, 0)
-			.saturating_add(Weight::from_parts(0, 291761))
+		//  Estimated: `291798`
+		// Minimum execution time: 385_440_000 picoseconds.
+		Weight::from_parts(428_420_000, 0)
+			.saturating_add(Weight::from_parts(0, 291798))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:0)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:0)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:0)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `26866`
-		// Minimum execution time: 42_901_000 picoseconds.
-		Weight::from_parts(47_073_000, 0)
-			.saturating_add(Weight::from_parts(0, 26866))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+		//  Estimated: `45598`
+		// Minimum execution time: 45_795_000 picoseconds.
+		Weight::from_parts(78_531_000, 0)
+			.saturating_add(Weight::from_parts(0, 45598))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
+	/// Storage: `Market::Providers` (r:256 w:16)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:1)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::DispatchCursor` (r:1 w:1)
+	/// Proof: `Market::DispatchCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 4, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:0)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:1 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:0)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	/// The range of component `o` is `[1, 256]`.
 	fn dispatch_job(o: u32, ) -> Weight {
-		Weight::from_parts(40_000_000, 6000)
-			.saturating_add(Weight::from_parts(9_000_000, 3000).saturating_mul(o.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `23961 + o * (2932 ±0)`
+		// Minimum execution time: 22_254_000 picoseconds.
+		Weight::from_parts(69_870_000, 0)
+			.saturating_add(Weight::from_parts(0, 23961))
+			// Standard Error: 8_023
+			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes(18_u64))
+			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn set_offer() -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `20403`
+		// Minimum execution time: 90_886_000 picoseconds.
+		Weight::from_parts(96_486_000, 0)
+			.saturating_add(Weight::from_parts(0, 20403))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn withdraw_offer() -> Weight {
-		Weight::from_parts(50_000_000, 8000)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `20403`
+		// Minimum execution time: 75_464_000 picoseconds.
+		Weight::from_parts(80_707_000, 0)
+			.saturating_add(Weight::from_parts(0, 20403))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:0)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Settlements` (r:0 w:1)
+	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::TotalEscrow` (r:1 w:1)
+	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(T::DbWeight::get().reads(5_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `29928`
+		// Minimum execution time: 32_197_000 picoseconds.
+		Weight::from_parts(33_759_000, 0)
+			.saturating_add(Weight::from_parts(0, 29928))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
+	/// Storage: `System::Account` (r:17 w:17)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:16 w:16)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Receipts` (r:16 w:0)
+	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:1)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:1)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:16 w:16)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	/// The range of component `n` is `[1, 16]`.
 	fn reassign(n: u32, ) -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(Weight::from_parts(50_000_000, 6000).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24038 + n * (11363 ±0)`
+		// Minimum execution time: 63_992_000 picoseconds.
+		Weight::from_parts(23_894_882, 0)
+			.saturating_add(Weight::from_parts(0, 24038))
+			// Standard Error: 92_393
+			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
-			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19695`
-		// Minimum execution time: 113_292_000 picoseconds.
-		Weight::from_parts(120_800_000, 0)
-			.saturating_add(Weight::from_parts(0, 19695))
+		//  Estimated: `19754`
+		// Minimum execution time: 115_646_000 picoseconds.
+		Weight::from_parts(123_089_000, 0)
+			.saturating_add(Weight::from_parts(0, 19754))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
-	/// Storage: `System::Account` (r:10 w:10)
+	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:1)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:8 w:8)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 114_735_000 picoseconds.
-		Weight::from_parts(107_884_772, 0)
-			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 208_745
-			.saturating_add(Weight::from_parts(18_912_256, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
+		//  Estimated: `17387 + n * (10704 ±251)`
+		// Minimum execution time: 119_063_000 picoseconds.
+		Weight::from_parts(89_575_290, 0)
+			.saturating_add(Weight::from_parts(0, 17387))
+			// Standard Error: 79_451
+			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7462).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19695`
-		// Minimum execution time: 112_323_000 picoseconds.
-		Weight::from_parts(117_771_000, 0)
-			.saturating_add(Weight::from_parts(0, 19695))
+		//  Estimated: `19754`
+		// Minimum execution time: 115_460_000 picoseconds.
+		Weight::from_parts(121_349_000, 0)
+			.saturating_add(Weight::from_parts(0, 19754))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -250,74 +369,84 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303479`
-		// Minimum execution time: 303_995_000 picoseconds.
-		Weight::from_parts(315_966_000, 0)
-			.saturating_add(Weight::from_parts(0, 303479))
+		//  Estimated: `303538`
+		// Minimum execution time: 296_074_000 picoseconds.
+		Weight::from_parts(307_183_000, 0)
+			.saturating_add(Weight::from_parts(0, 303538))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
-			.saturating_add(T::DbWeight::get().writes(9_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 39_569_000 picoseconds.
-		Weight::from_parts(43_502_342, 0)
-			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 36_958
-			.saturating_add(Weight::from_parts(3_752_227, 0).saturating_mul(n.into()))
+		//  Estimated: `10961 + n * (2932 ±0)`
+		// Minimum execution time: 39_556_000 picoseconds.
+		Weight::from_parts(38_850_645, 0)
+			.saturating_add(Weight::from_parts(0, 10961))
+			// Standard Error: 38_716
+			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21862`
-		// Minimum execution time: 14_194_000 picoseconds.
-		Weight::from_parts(15_763_000, 0)
-			.saturating_add(Weight::from_parts(0, 21862))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		//  Estimated: `39370`
+		// Minimum execution time: 76_368_000 picoseconds.
+		Weight::from_parts(83_626_000, 0)
+			.saturating_add(Weight::from_parts(0, 39370))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	fn verify_evidence() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_385_880_000 picoseconds.
-		Weight::from_parts(49_703_784_000, 0)
+		// Minimum execution time: 49_519_820_000 picoseconds.
+		Weight::from_parts(49_865_628_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -325,17 +454,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24130`
-		// Minimum execution time: 37_975_000 picoseconds.
-		Weight::from_parts(38_489_957, 0)
-			.saturating_add(Weight::from_parts(0, 24130))
-			// Standard Error: 11
-			.saturating_add(Weight::from_parts(4_443, 0).saturating_mul(l.into()))
+		//  Estimated: `24148`
+		// Minimum execution time: 36_378_000 picoseconds.
+		Weight::from_parts(36_686_085, 0)
+			.saturating_add(Weight::from_parts(0, 24148))
+			// Standard Error: 9
+			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -344,14 +473,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24130`
-		// Minimum execution time: 29_168_000 picoseconds.
-		Weight::from_parts(31_150_000, 0)
-			.saturating_add(Weight::from_parts(0, 24130))
+		//  Estimated: `24148`
+		// Minimum execution time: 28_260_000 picoseconds.
+		Weight::from_parts(30_960_000, 0)
+			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -360,23 +489,23 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For backwards compatibility and tests.
 impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5450`
-		// Minimum execution time: 62_168_000 picoseconds.
-		Weight::from_parts(66_582_000, 0)
-			.saturating_add(Weight::from_parts(0, 5450))
+		//  Estimated: `5487`
+		// Minimum execution time: 82_544_000 picoseconds.
+		Weight::from_parts(109_928_000, 0)
+			.saturating_add(Weight::from_parts(0, 5487))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -388,159 +517,278 @@ impl WeightInfo for () {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291761`
-		// Minimum execution time: 246_449_000 picoseconds.
-		Weight::from_parts(274_892_000, 0)
-			.saturating_add(Weight::from_parts(0, 291761))
+		//  Estimated: `291798`
+		// Minimum execution time: 385_440_000 picoseconds.
+		Weight::from_parts(428_420_000, 0)
+			.saturating_add(Weight::from_parts(0, 291798))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:0)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:0)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:0)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `26866`
-		// Minimum execution time: 42_901_000 picoseconds.
-		Weight::from_parts(47_073_000, 0)
-			.saturating_add(Weight::from_parts(0, 26866))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+		//  Estimated: `45598`
+		// Minimum execution time: 45_795_000 picoseconds.
+		Weight::from_parts(78_531_000, 0)
+			.saturating_add(Weight::from_parts(0, 45598))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
+	/// Storage: `Market::Providers` (r:256 w:16)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:1)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::DispatchCursor` (r:1 w:1)
+	/// Proof: `Market::DispatchCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 4, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:0)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:1 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:0)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	/// The range of component `o` is `[1, 256]`.
 	fn dispatch_job(o: u32, ) -> Weight {
-		Weight::from_parts(40_000_000, 6000)
-			.saturating_add(Weight::from_parts(9_000_000, 3000).saturating_mul(o.into()))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `23961 + o * (2932 ±0)`
+		// Minimum execution time: 22_254_000 picoseconds.
+		Weight::from_parts(69_870_000, 0)
+			.saturating_add(Weight::from_parts(0, 23961))
+			// Standard Error: 8_023
+			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(18_u64))
+			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn set_offer() -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `20403`
+		// Minimum execution time: 90_886_000 picoseconds.
+		Weight::from_parts(96_486_000, 0)
+			.saturating_add(Weight::from_parts(0, 20403))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn withdraw_offer() -> Weight {
-		Weight::from_parts(50_000_000, 8000)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `20403`
+		// Minimum execution time: 75_464_000 picoseconds.
+		Weight::from_parts(80_707_000, 0)
+			.saturating_add(Weight::from_parts(0, 20403))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:0)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Policies` (r:1 w:1)
+	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Settlements` (r:0 w:1)
+	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::TotalEscrow` (r:1 w:1)
+	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `29928`
+		// Minimum execution time: 32_197_000 picoseconds.
+		Weight::from_parts(33_759_000, 0)
+			.saturating_add(Weight::from_parts(0, 29928))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
+	/// Storage: `System::Account` (r:17 w:17)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:16 w:16)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Jobs` (r:1 w:1)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Receipts` (r:16 w:0)
+	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Bindings` (r:1 w:1)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:1)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:16 w:16)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	/// The range of component `n` is `[1, 16]`.
 	fn reassign(n: u32, ) -> Weight {
-		Weight::from_parts(60_000_000, 8000)
-			.saturating_add(Weight::from_parts(50_000_000, 6000).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `24038 + n * (11363 ±0)`
+		// Minimum execution time: 63_992_000 picoseconds.
+		Weight::from_parts(23_894_882, 0)
+			.saturating_add(Weight::from_parts(0, 24038))
+			// Standard Error: 92_393
+			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
-			.saturating_add(RocksDbWeight::get().writes((4_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19695`
-		// Minimum execution time: 113_292_000 picoseconds.
-		Weight::from_parts(120_800_000, 0)
-			.saturating_add(Weight::from_parts(0, 19695))
+		//  Estimated: `19754`
+		// Minimum execution time: 115_646_000 picoseconds.
+		Weight::from_parts(123_089_000, 0)
+			.saturating_add(Weight::from_parts(0, 19754))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
-	/// Storage: `System::Account` (r:10 w:10)
+	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Penalties` (r:1 w:1)
+	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:8 w:8)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `12769 + n * (7462 ±37)`
-		// Minimum execution time: 114_735_000 picoseconds.
-		Weight::from_parts(107_884_772, 0)
-			.saturating_add(Weight::from_parts(0, 12769))
-			// Standard Error: 208_745
-			.saturating_add(Weight::from_parts(18_912_256, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(7_u64))
-			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
+		//  Estimated: `17387 + n * (10704 ±251)`
+		// Minimum execution time: 119_063_000 picoseconds.
+		Weight::from_parts(89_575_290, 0)
+			.saturating_add(Weight::from_parts(0, 17387))
+			// Standard Error: 79_451
+			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
-			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 7462).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19695`
-		// Minimum execution time: 112_323_000 picoseconds.
-		Weight::from_parts(117_771_000, 0)
-			.saturating_add(Weight::from_parts(0, 19695))
+		//  Estimated: `19754`
+		// Minimum execution time: 115_460_000 picoseconds.
+		Weight::from_parts(121_349_000, 0)
+			.saturating_add(Weight::from_parts(0, 19754))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -551,74 +799,84 @@ impl WeightInfo for () {
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303479`
-		// Minimum execution time: 303_995_000 picoseconds.
-		Weight::from_parts(315_966_000, 0)
-			.saturating_add(Weight::from_parts(0, 303479))
+		//  Estimated: `303538`
+		// Minimum execution time: 296_074_000 picoseconds.
+		Weight::from_parts(307_183_000, 0)
+			.saturating_add(Weight::from_parts(0, 303538))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
-			.saturating_add(RocksDbWeight::get().writes(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
-	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(245), added: 2720, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
 	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Waiting` (r:0 w:1)
+	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10939 + n * (2895 ±0)`
-		// Minimum execution time: 39_569_000 picoseconds.
-		Weight::from_parts(43_502_342, 0)
-			.saturating_add(Weight::from_parts(0, 10939))
-			// Standard Error: 36_958
-			.saturating_add(Weight::from_parts(3_752_227, 0).saturating_mul(n.into()))
+		//  Estimated: `10961 + n * (2932 ±0)`
+		// Minimum execution time: 39_556_000 picoseconds.
+		Weight::from_parts(38_850_645, 0)
+			.saturating_add(Weight::from_parts(0, 10961))
+			// Standard Error: 38_716
+			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2895).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
 	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(420), added: 2895, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Market::OfferBook` (r:1 w:1)
+	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `21862`
-		// Minimum execution time: 14_194_000 picoseconds.
-		Weight::from_parts(15_763_000, 0)
-			.saturating_add(Weight::from_parts(0, 21862))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		//  Estimated: `39370`
+		// Minimum execution time: 76_368_000 picoseconds.
+		Weight::from_parts(83_626_000, 0)
+			.saturating_add(Weight::from_parts(0, 39370))
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn verify_evidence() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_385_880_000 picoseconds.
-		Weight::from_parts(49_703_784_000, 0)
+		// Minimum execution time: 49_519_820_000 picoseconds.
+		Weight::from_parts(49_865_628_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
@@ -626,17 +884,17 @@ impl WeightInfo for () {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24130`
-		// Minimum execution time: 37_975_000 picoseconds.
-		Weight::from_parts(38_489_957, 0)
-			.saturating_add(Weight::from_parts(0, 24130))
-			// Standard Error: 11
-			.saturating_add(Weight::from_parts(4_443, 0).saturating_mul(l.into()))
+		//  Estimated: `24148`
+		// Minimum execution time: 36_378_000 picoseconds.
+		Weight::from_parts(36_686_085, 0)
+			.saturating_add(Weight::from_parts(0, 24148))
+			// Standard Error: 9
+			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -645,14 +903,14 @@ impl WeightInfo for () {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24130`
-		// Minimum execution time: 29_168_000 picoseconds.
-		Weight::from_parts(31_150_000, 0)
-			.saturating_add(Weight::from_parts(0, 24130))
+		//  Estimated: `24148`
+		// Minimum execution time: 28_260_000 picoseconds.
+		Weight::from_parts(30_960_000, 0)
+			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
