@@ -390,10 +390,7 @@ impl<T: Config> Pallet<T> {
     /// when enough eligible offers exist, and returns whether it did and how many offers it
     /// read. A job it cannot bind stays waiting, unchanged.
     pub(crate) fn try_dispatch(job_id: JobId, job: Job<T>) -> (bool, u32) {
-        let mut binding = Bindings::<T>::get(job_id).unwrap_or(Binding {
-            providers: BoundedVec::new(),
-            bound_at: Zero::zero(),
-        });
+        let mut binding = Self::binding_of(job_id);
         let need = job
             .terms
             .provider_count()
@@ -716,20 +713,39 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_cancel_job(job_id: JobId, mut job: Job<T>) -> DispatchResult {
+    pub(crate) fn do_cancel_job(job_id: JobId, job: Job<T>) -> DispatchResult {
+        let (buyer, amount, _) = Self::return_escrow(job_id, job)?;
+        Self::deposit_event(Event::JobCancelled {
+            job_id,
+            buyer,
+            amount,
+        });
+        Ok(())
+    }
+
+    /// A job's binding, or an empty one.
+    fn binding_of(job_id: JobId) -> Binding<T> {
+        Bindings::<T>::get(job_id).unwrap_or(Binding {
+            providers: BoundedVec::new(),
+            bound_at: Zero::zero(),
+        })
+    }
+
+    /// Releases an open job's escrow to its buyer and closes it as refunded (the settlement
+    /// record says so). Returns the buyer, the amount and how many providers were bound.
+    fn return_escrow(
+        job_id: JobId,
+        mut job: Job<T>,
+    ) -> Result<(T::AccountId, BalanceOf<T>, u32), DispatchError> {
         T::Currency::release(
             &Self::hold_reason(),
             &job.buyer,
             job.price,
             Precision::Exact,
         )?;
-        Self::close(
-            &job,
-            &Binding {
-                providers: BoundedVec::new(),
-                bound_at: Zero::zero(),
-            },
-        )?;
+        let binding = Self::binding_of(job_id);
+        let bound = len_u32_items(binding.providers.len());
+        Self::close(&job, &binding)?;
         Waiting::<T>::remove(job_id);
         job.status = JobStatus::Refunded;
         let buyer = job.buyer.clone();
@@ -742,12 +758,7 @@ impl<T: Config> Pallet<T> {
                 at: frame_system::Pallet::<T>::block_number(),
             },
         );
-        Self::deposit_event(Event::JobCancelled {
-            job_id,
-            buyer,
-            amount,
-        });
-        Ok(())
+        Ok((buyer, amount, bound))
     }
 
     /// Checks a receipt against the job and the provider, and returns the key that must
@@ -1021,31 +1032,8 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_refund_expired(job_id: JobId, mut job: Job<T>) -> DispatchResultWithPostInfo {
-        T::Currency::release(
-            &Self::hold_reason(),
-            &job.buyer,
-            job.price,
-            Precision::Exact,
-        )?;
-        let binding = Bindings::<T>::get(job_id).unwrap_or(Binding {
-            providers: BoundedVec::new(),
-            bound_at: Zero::zero(),
-        });
-        let bound = len_u32_items(binding.providers.len());
-        Self::close(&job, &binding)?;
-        Waiting::<T>::remove(job_id);
-        job.status = JobStatus::Refunded;
-        let buyer = job.buyer.clone();
-        let amount = job.price;
-        Jobs::<T>::insert(job_id, job);
-        Settlements::<T>::insert(
-            job_id,
-            Settlement {
-                outcome: Outcome::Refunded { amount },
-                at: frame_system::Pallet::<T>::block_number(),
-            },
-        );
+    pub(crate) fn do_refund_expired(job_id: JobId, job: Job<T>) -> DispatchResultWithPostInfo {
+        let (buyer, amount, bound) = Self::return_escrow(job_id, job)?;
         Self::deposit_event(Event::JobRefunded {
             job_id,
             buyer,
