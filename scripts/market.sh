@@ -9,7 +9,8 @@
 #      simulated`) and registers it on chain; an agent whose provider account is Charlie starts,
 #      checks its own evidence against that policy and registers its attested key under it, with
 #      evidence bound to the chain's registration nonce, verified by the runtime, and publishes
-#      its offer (price, capacity, a 10 MINT bond held on Charlie);
+#      its offer (price, capacity, a 10 MINT bond held on Charlie); two more agents, Dave's and
+#      Eve's, register and offer for tier 2;
 #   3. for a tier-3 job and a tier-1 job: Bob writes the job spec and funds it (escrow held);
 #      the chain binds Charlie's offer to it in the same transaction (nobody chooses the
 #      provider), Bob submits the signed spec to the agent, the agent runs it, signs a receipt
@@ -17,7 +18,10 @@
 #      it and settles; Bob then checks the receipt offline with `sigil-verify receipt`, downloads the
 #      output checked against the receipt's result commitment, and replays the job's on-chain
 #      record with `sigil audit replay`;
-#   4. prints the balances that moved, and stops everything.
+#   4. a tier-2 job (2 of 3): the chain binds Charlie, Dave and Eve; Eve's agent answers
+#      differently (the demonstration's faulty provider) and submits first; Charlie's and Dave's
+#      matching receipts settle it and are paid, and a fifth of Eve's bond goes to Bob;
+#   5. prints the balances that moved, and stops everything.
 # Exit status 0 when every step did what it should.
 #
 # Usage: scripts/market.sh          (SIGIL_CHAIN_PORT picks the chain's port, default 9944)
@@ -67,15 +71,19 @@ POLICY=$(json id <"$work/policy.json")
 [ "$(sigil policy id --file "$work/policy.toml" | json id)" = "$POLICY" ] || fail "the policy id computed offline is not the chain's"
 echo "policy $POLICY registered by Bob (deposit $(sigil policy show "$POLICY" | json deposit) planck held)"
 
-step "agent: simulated TEE, provider account Charlie, settling on $url"
-mkdir -p "$work/agent"
-chmod 755 "$work/agent"
-printf '//Charlie\n' >"$work/agent/account.suri"
-chmod 600 "$work/agent/account.suri"
-cat >"$work/agent/agent.toml" <<EOF
+# start_agent NAME SURI TIERS: an agent (simulated TEE) acting for the dev account SURI on
+# the chain, offering TIERS at 1 MINT per job with a 10 MINT bond; waits until the chain lists
+# its registration and offer (in $work/provider-NAME.json).
+start_agent() {
+    local name=$1 suri=$2 tiers=$3 dir="$work/agent-$1"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    printf '%s\n' "$suri" >"$dir/account.suri"
+    chmod 600 "$dir/account.suri"
+    cat >"$dir/agent.toml" <<EOF
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
-state_dir = "$work/agent"
+state_dir = "$dir"
 
 [evidence]
 backend = "simulated"
@@ -83,9 +91,9 @@ allow_simulated = true
 
 [chain]
 url = "$url"
-account_key_file = "$work/agent/account.suri"
+account_key_file = "$dir/account.suri"
 policy = "$POLICY"
-tiers = [1, 3]
+tiers = $tiers
 retry_secs = 2
 
 [chain.offer]
@@ -93,20 +101,29 @@ price = "1"
 capacity = 2
 bond = "10"
 EOF
-"$bin/sigil-agent" --config "$work/agent/agent.toml" >"$work/agent.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 60); do [ -s "$work/agent/grpc.addr" ] && break; sleep 0.5; done
-[ -s "$work/agent/grpc.addr" ] || { cat "$work/agent.log" >&2; fail "the agent did not start"; }
-agent="http://$(cat "$work/agent/grpc.addr")"
-echo "agent at $agent"
-offered() { python3 -c 'import json,sys; o=json.load(sys.stdin).get("offer"); sys.exit(0 if o else 1)' <"$work/provider.json"; }
-for _ in $(seq 1 60); do
-    sigil provider show --account "$CHARLIE" >"$work/provider.json" 2>/dev/null && offered && break
-    sleep 1
-done
-offered || { cat "$work/agent.log" >&2; fail "the agent did not register and offer"; }
-echo "Charlie registered by the agent: key $(json signing_key <"$work/provider.json"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$work/provider.json")"
-echo "Charlie's offer: $(python3 -c 'import json,sys; print(json.load(sys.stdin)["offer"])' <"$work/provider.json") (planck), bond held: $(balance "$CHARLIE" held)"
+    "$bin/sigil-agent" --config "$dir/agent.toml" >"$work/agent-$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 60); do [ -s "$dir/grpc.addr" ] && break; sleep 0.5; done
+    [ -s "$dir/grpc.addr" ] || { cat "$work/agent-$name.log" >&2; fail "the $name agent did not start"; }
+    local account; account=$(sigil account address --suri "$suri" | json account)
+    local show="$work/provider-$name.json"
+    offered() { python3 -c 'import json,sys; o=json.load(sys.stdin).get("offer"); sys.exit(0 if o else 1)' <"$show"; }
+    for _ in $(seq 1 60); do
+        sigil provider show --account "$account" >"$show" 2>/dev/null && offered && break
+        sleep 1
+    done
+    offered || { cat "$work/agent-$name.log" >&2; fail "the $name agent did not register and offer"; }
+    echo "$name: agent at http://$(cat "$dir/grpc.addr"), key $(json signing_key <"$show"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$show"), offer $(python3 -c 'import json,sys; print(json.load(sys.stdin)["offer"])' <"$show") (planck), bond held $(balance "$account" held)"
+}
+agent_url() { echo "http://$(cat "$work/agent-$1/grpc.addr")"; }
+
+step "agents: simulated TEEs; Charlie (tiers 1, 2, 3), Dave and Eve (tier 2), settling on $url"
+start_agent charlie //Charlie "[1, 2, 3]"
+start_agent dave //Dave "[2]"
+start_agent eve //Eve "[2]"
+agent=$(agent_url charlie)
+DAVE=$(sigil account address --suri //Dave | json account)
+EVE=$(sigil account address --suri //Eve | json account)
 
 charlie_before=$(balance "$CHARLIE" free)
 PRICE_MINT=5 # each job's price (1 MINT = 10^12 planck)
@@ -138,7 +155,7 @@ want = {"event": "job-settled", "job_id": sys.argv[1],
         "payees": [{"account": sys.argv[2], "amount": sys.argv[3]}]}
 got = {k: e.get(k) for k in want}
 sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE" "$((PRICE_MINT * 10 ** 12))" \
-        || { cat "$dir/events.jsonl" "$work/agent.log" >&2; fail "$label job did not settle as funded"; }
+        || { cat "$dir/events.jsonl" "$work/agent-charlie.log" >&2; fail "$label job did not settle as funded"; }
     echo "settled on chain: $(tail -n1 "$dir/events.jsonl")"
 
     sigil job receipt --agent "$agent" --job "$job" --receipt-out "$dir/receipt.bin" --bundle-out "$dir/bundle.bin" >"$dir/receipt.json"
@@ -166,18 +183,69 @@ run_job 3 tier-3 --policy "$POLICY"
 echo "policy $POLICY in use by $(sigil policy show "$POLICY" | json users) attested key(s) and open job(s)"
 run_job 1 tier-1
 
+step "tier-2 job: quorum 2 of 3, bound by the chain to Charlie, Dave and Eve; Eve dissents"
+# The job's answer depends on where it runs: in Eve's agent it answers 41 instead of 42, the
+# faulty provider of this demonstration.
+dir="$work/tier-2"; mkdir -p "$dir"
+sigil job new --tier 2 --out "$dir/spec.pb" -- /bin/sh -c \
+    'case "$SIGIL_OUTPUT_DIR" in */agent-eve/*) a=41 ;; *) a=42 ;; esac; printf "answer %s\n" "$a" > "$SIGIL_OUTPUT_DIR/result.txt"' \
+    >"$dir/new.json"
+job=$(json job_id <"$dir/new.json")
+eve_bond=$(balance "$EVE" held)
+sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier 2 --k 2 --n 3 --price 6 \
+    --response-blocks 50 >"$dir/fund.json"
+python3 -c '
+import json, sys
+bound = json.load(sys.stdin)["bound"]
+sys.exit(0 if sorted(bound or []) == sorted(sys.argv[1:4]) else f"bound to {bound}")' "$CHARLIE" "$DAVE" "$EVE" <"$dir/fund.json" \
+    || fail "the chain did not bind Charlie, Dave and Eve to the tier-2 job"
+echo "bound by the chain to Charlie, Dave and Eve (each asks 1 MINT, at most 6 / 2 per settling provider)"
+# Eve first, so that her dissent is on chain before the quorum settles the job.
+for name in eve charlie dave; do
+    sigil job submit --agent "$(agent_url "$name")" --spec "$dir/spec.pb" --buyer-suri //Bob >/dev/null
+    sigil job wait --agent "$(agent_url "$name")" --job "$job" --timeout-secs 120 >/dev/null
+    if [ "$name" = eve ]; then
+        for _ in $(seq 1 60); do
+            sigil audit job "$job" >"$dir/record.json"
+            python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["receipts"] else 1)' <"$dir/record.json" && break
+            sleep 1
+        done
+        echo "Eve's receipt is on chain (answer 41): no quorum yet"
+    fi
+done
+sigil buyer watch --job "$job" --timeout-secs 120 >"$dir/events.jsonl"
+tail -n1 "$dir/events.jsonl" | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+payees = sorted(p["account"] for p in e.get("payees", []))
+ok = e.get("event") == "job-settled" and payees == sorted(sys.argv[1:3]) \
+    and all(p["amount"] == str(3 * 10**12) for p in e["payees"])
+sys.exit(0 if ok else f"expected Charlie and Dave paid 3 MINT each, got {e}")' "$CHARLIE" "$DAVE" \
+    || { cat "$dir/events.jsonl" "$work/agent-eve.log" >&2; fail "the tier-2 job did not settle on the quorum"; }
+echo "settled on chain: Charlie and Dave paid 3 MINT each"
+sigil audit job "$job" >"$dir/record.json"
+python3 -c '
+import json, sys
+p = json.load(sys.stdin)["penalties"]
+ok = len(p) == 1 and p[0]["provider"] == sys.argv[1] and p[0]["reason"] == "dissent" and p[0]["amount"] == str(2 * 10**12)
+sys.exit(0 if ok else f"penalties: {p}")' "$EVE" <"$dir/record.json" || fail "Eve's dissent was not penalised"
+[ "$(( eve_bond - $(balance "$EVE" held) ))" = "$((2 * 10 ** 12))" ] || fail "Eve's bond did not lose 2 MINT"
+echo "Eve dissented: a fifth of her 10 MINT bond (2 MINT) went to Bob; her receipt stays on record, unpaid"
+sigil audit replay "$job" >"$dir/replay.json" || { cat "$dir/replay.json" >&2; fail "audit replay of the tier-2 job failed"; }
+echo "audit replay of the on-chain record: verified=$(json verified <"$dir/replay.json")"
+
 step "balances"
 charlie_after=$(balance "$CHARLIE" free)
 python3 - "$charlie_before" "$charlie_after" <<'EOF'
 import sys
 before, after = (int(x) for x in sys.argv[1:3])
 MINT = 10**12
-print(f"Charlie (provider) free: {before / MINT:.4f} -> {after / MINT:.4f} MINT (+{(after - before) / MINT:.4f}: two jobs at 5 MINT, less fees)")
-if after - before < 9 * MINT:
+print(f"Charlie (provider) free: {before / MINT:.4f} -> {after / MINT:.4f} MINT (+{(after - before) / MINT:.4f}: two jobs at 5 MINT and a share of 3, less fees)")
+if after - before < 12 * MINT:
     sys.exit("market: the provider was not paid")
 EOF
 deposit=$(sigil policy show "$POLICY" | json deposit)
 [ "$(balance "$BOB" held)" = "$deposit" ] || fail "Bob holds more than his policy's deposit: escrow was not released"
 echo "Bob (buyer) held: $deposit planck, his policy's deposit (the escrow was released)"
 echo
-echo "market: two jobs funded, run, receipted, verified and settled"
+echo "market: three jobs (tiers 3, 1 and 2) funded, bound by the chain, run, receipted, verified and settled"
