@@ -85,6 +85,23 @@ pub struct ChainInfo {
     pub token: Option<String>,
     /// Token decimals.
     pub decimals: Option<u64>,
+    /// The upgrade council: the only accounts that can approve new runtime code (no account
+    /// holds root).
+    pub council: Vec<String>,
+    /// Approvals an upgrade needs.
+    pub council_threshold: u32,
+    /// The approved upgrade waiting for its enactment block, if any.
+    pub scheduled_upgrade: Option<ScheduledUpgrade>,
+}
+
+/// New runtime code the council approved, enactable from `enact_at` on.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduledUpgrade {
+    /// The code's hash (BLAKE2-256).
+    #[serde(serialize_with = "hex_bytes")]
+    pub code_hash: [u8; 32],
+    /// The first block in which anyone may enact it.
+    pub enact_at: BlockNumber,
 }
 
 /// A transaction that was included and dispatched successfully.
@@ -213,7 +230,7 @@ impl ChainClient {
             .map_err(rpc("reading the finalized head"))
     }
 
-    /// Chain name, runtime version, head and token.
+    /// Chain name, runtime version, head, token, and who can upgrade the runtime.
     pub async fn info(&self) -> Result<ChainInfo, ChainError> {
         let chain = self
             .rpc
@@ -237,6 +254,37 @@ impl ChainClient {
             .and_then(|v| v.as_str())
             .unwrap_or("?")
             .to_string();
+        let council = at
+            .storage()
+            .try_fetch(runtime::storage().upgrades().members(), ())
+            .await
+            .map_err(rpc("reading the upgrade council"))?
+            .map(|v| v.decode())
+            .transpose()
+            .map_err(rpc("decoding the upgrade council"))?
+            .map(|m| m.0.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        let council_threshold = at
+            .storage()
+            .try_fetch(runtime::storage().upgrades().threshold(), ())
+            .await
+            .map_err(rpc("reading the upgrade threshold"))?
+            .map(|v| v.decode())
+            .transpose()
+            .map_err(rpc("decoding the upgrade threshold"))?
+            .unwrap_or_default();
+        let scheduled_upgrade = at
+            .storage()
+            .try_fetch(runtime::storage().upgrades().approved(), ())
+            .await
+            .map_err(rpc("reading the scheduled upgrade"))?
+            .map(|v| v.decode())
+            .transpose()
+            .map_err(rpc("decoding the scheduled upgrade"))?
+            .map(|s| ScheduledUpgrade {
+                code_hash: s.code_hash.0,
+                enact_at: s.enact_at,
+            });
         Ok(ChainInfo {
             url: self.url.clone(),
             chain,
@@ -248,6 +296,9 @@ impl ChainClient {
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
             decimals: props.get("tokenDecimals").and_then(|v| v.as_u64()),
+            council,
+            council_threshold,
+            scheduled_upgrade,
         })
     }
 

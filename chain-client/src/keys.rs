@@ -1,4 +1,4 @@
-//! Account keys: sr25519 (buyers, the dispatcher, dev accounts) and ed25519 (providers, whose
+//! Account keys: sr25519 (buyers, dev accounts) and ed25519 (providers, whose
 //! account is their receipt-signing key, `MultiSigner::Ed25519`).
 //!
 //! Keys come from Substrate secret URIs: a dev path (`//Alice`), a BIP-39 phrase with optional
@@ -32,7 +32,7 @@ use crate::error::ChainError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyScheme {
-    /// Schnorrkel sr25519: buyers, the dispatcher and the dev accounts.
+    /// Schnorrkel sr25519: buyers and the dev accounts.
     Sr25519,
     /// Ed25519: providers (the account is the receipt-signing key).
     Ed25519,

@@ -6,9 +6,9 @@
 //!
 //! | role | calls |
 //! |---|---|
-//! | provider | [`ChainClient::register_provider`], [`ChainClient::deregister`], [`ChainClient::submit_receipt`], [`ChainClient::jobs_bound_to`], [`ChainClient::wait_for_settlement`] |
-//! | buyer | [`ChainClient::fund_job`], [`ChainClient::watch_job`], [`ChainClient::refund_expired`] |
-//! | dispatcher | [`ChainClient::bind`] |
+//! | provider | [`ChainClient::register_provider`], [`ChainClient::set_offer`], [`ChainClient::withdraw_offer`], [`ChainClient::deregister`], [`ChainClient::submit_receipt`], [`ChainClient::jobs_bound_to`], [`ChainClient::wait_for_settlement`] |
+//! | buyer | [`ChainClient::fund_job`] (the chain binds providers from their offers), [`ChainClient::cancel_job`], [`ChainClient::watch_job`], [`ChainClient::refund_expired`] |
+//! | anyone | [`ChainClient::dispatch_job`], [`ChainClient::reassign`] (the chain's dispatch rule, not a choice) |
 //! | auditor | [`ChainClient::job_record`], [`audit::replay`] |
 //!
 //! Errors say what failed ([`ChainError`]): bad input, an unreachable node or a failed RPC,
@@ -18,7 +18,7 @@
 //! The provider agent settles through this crate too: it registers its TEE-held key with
 //! [`ChainClient::register_provider_with_proof`], keeps its evidence current with
 //! [`ChainClient::refresh_attestation`] and submits receipts, recording each [`Submitted`]
-//! outcome (`enclave-agent/src/chain.rs`). The other direction, a buyer's gRPC client of an
+//! outcome (`enclave-agent/src/settle.rs`). The other direction, a buyer's gRPC client of an
 //! agent, is the crate `sigil-agent-client`.
 
 pub mod audit;
@@ -42,7 +42,7 @@ pub mod runtime {}
 
 pub use client::{
     ChainClient, ChainInfo, ConnectOptions, Included, KEY_PROOF_DOMAIN, REGISTRATION_NONCE_DOMAIN,
-    RegistrationAnchor, SigilConfig, key_proof_message, registration_nonce,
+    RegistrationAnchor, ScheduledUpgrade, SigilConfig, key_proof_message, registration_nonce,
 };
 pub use error::{ChainError, DispatchFailure};
 pub use keys::{Ed25519Keypair, KeyScheme, Keypair};

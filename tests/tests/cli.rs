@@ -64,6 +64,10 @@ async fn cli_tier1_loop_works() {
     let info = ok(&sigil(&["chain", "info"]).await);
     assert_eq!(info["token"], "MINT");
     assert_eq!(info["chain"], "sigil_dev");
+    // No root: only the council can approve new code, two of Alice, Bob and Charlie.
+    assert_eq!(info["council"].as_array().unwrap().len(), 3);
+    assert_eq!(info["council_threshold"], 2);
+    assert_eq!(info["scheduled_upgrade"], Value::Null);
 
     ok(&sigil(&[
         "account",

@@ -1,4 +1,4 @@
-//! `sigil`: the market chain from the command line (providers, buyers, the dispatcher, audit)
+//! `sigil`: the market chain from the command line (providers and their offers, buyers, the chain's dispatch rule, audit)
 //! and jobs on providers' agents. See `--help` and `sigil_chain_client::cli`.
 
 use std::process::ExitCode;

@@ -7,7 +7,7 @@ use super::{Cli, connect, emit};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum ChainCmd {
-    /// Chain name, runtime version, finalized head, token, dispatcher set.
+    /// Chain name, runtime version, finalized head, token, upgrade council.
     Info,
 }
 

@@ -1,5 +1,5 @@
 //! The `sigil` command line (feature `cli`): the market chain from the command line
-//! (providers, buyers, the dispatcher, audit) and jobs on providers' agents.
+//! (providers and their offers, buyers, the chain's dispatch rule, audit) and jobs on providers' agents.
 //!
 //! Output is JSON on stdout by default (`--format text` for `key: value` lines); watch commands
 //! print one JSON object per line. Diagnostics go to stderr. Exit status: 0 done, 1 the chain
@@ -71,7 +71,7 @@ enum Format {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The chain: name, runtime, head, token.
+    /// The chain: name, runtime, head, token, upgrade council.
     #[command(subcommand)]
     Chain(chain::ChainCmd),
     /// Accounts: MINT balances and transfers.
