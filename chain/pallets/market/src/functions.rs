@@ -482,11 +482,7 @@ impl<T: Config> Pallet<T> {
             .len()
             .saturating_sub(usize::try_from(added).unwrap_or(0));
         for provider in binding.providers.iter().skip(first_new) {
-            Providers::<T>::mutate(provider, |info| {
-                if let Some(info) = info {
-                    info.active_jobs = info.active_jobs.saturating_add(1);
-                }
-            });
+            Self::count_active_job(provider, true);
         }
         if let TierTerms::Attested { policy, .. } = job.terms {
             Self::count_policy_user(&policy, false);
@@ -620,11 +616,7 @@ impl<T: Config> Pallet<T> {
                 PenaltyReason::Unresponsive,
                 T::UnresponsivePenalty::get(),
             );
-            Providers::<T>::mutate(provider, |info| {
-                if let Some(info) = info {
-                    info.active_jobs = info.active_jobs.saturating_sub(1);
-                }
-            });
+            Self::count_active_job(provider, false);
         }
         binding.providers.retain(|p| !silent.contains(p));
         if job.status == JobStatus::Bound {
@@ -649,6 +641,33 @@ impl<T: Config> Pallet<T> {
                 .saturating_add(T::WeightInfo::dispatch_job(scanned)),
         )
         .into())
+    }
+
+    /// Counts one more (`up`) or one fewer open job bound to `provider`.
+    fn count_active_job(provider: &T::AccountId, up: bool) {
+        Providers::<T>::mutate(provider, |info| {
+            if let Some(info) = info {
+                info.active_jobs = if up {
+                    info.active_jobs.saturating_add(1)
+                } else {
+                    info.active_jobs.saturating_sub(1)
+                };
+            }
+        });
+    }
+
+    /// Takes `who`'s offer out of `info` and the book, releasing its bond.
+    fn release_offer(who: &T::AccountId, info: &mut ProviderInfo<T>) -> DispatchResult {
+        if let Some(offer) = info.offer.take() {
+            T::Currency::release(
+                &HoldReason::ProviderBond.into(),
+                who,
+                offer.bond,
+                Precision::Exact,
+            )?;
+        }
+        Self::remove_from_book(who);
+        Ok(())
     }
 
     /// Removes `provider` from the offer book, if it is there.
@@ -699,15 +718,7 @@ impl<T: Config> Pallet<T> {
         who: T::AccountId,
         mut info: ProviderInfo<T>,
     ) -> DispatchResult {
-        if let Some(offer) = info.offer.take() {
-            T::Currency::release(
-                &HoldReason::ProviderBond.into(),
-                &who,
-                offer.bond,
-                Precision::Exact,
-            )?;
-        }
-        Self::remove_from_book(&who);
+        Self::release_offer(&who, &mut info)?;
         Providers::<T>::insert(&who, info);
         Self::deposit_event(Event::OfferWithdrawn { provider: who });
         Ok(())
@@ -1023,11 +1034,7 @@ impl<T: Config> Pallet<T> {
             Self::count_policy_user(&policy, false);
         }
         for provider in binding.providers.iter() {
-            Providers::<T>::mutate(provider, |info| {
-                if let Some(info) = info {
-                    info.active_jobs = info.active_jobs.saturating_sub(1);
-                }
-            });
+            Self::count_active_job(provider, false);
         }
         Ok(())
     }
@@ -1046,16 +1053,8 @@ impl<T: Config> Pallet<T> {
     }
 
     pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
-        if let Some(info) = Providers::<T>::take(&who) {
-            if let Some(offer) = &info.offer {
-                T::Currency::release(
-                    &HoldReason::ProviderBond.into(),
-                    &who,
-                    offer.bond,
-                    Precision::Exact,
-                )?;
-            }
-            Self::remove_from_book(&who);
+        if let Some(mut info) = Providers::<T>::take(&who) {
+            Self::release_offer(&who, &mut info)?;
             SigningKeys::<T>::remove(info.signing_key);
             if let Some(attested) = info.attested {
                 Self::count_policy_user(&attested.policy, false);
