@@ -581,6 +581,18 @@ impl ChainClient {
         job_at(&at, job_id).await
     }
 
+    /// A job's binding: the providers the chain bound to it, if any.
+    pub async fn binding(&self, job_id: &JobId) -> Result<Option<Binding>, ChainError> {
+        let at = self.at_latest().await?;
+        at.storage()
+            .try_fetch(runtime::storage().market().bindings(), (*job_id,))
+            .await
+            .map_err(rpc("reading a binding"))?
+            .map(|v| v.decode().map(|b| Binding::from_gen(&b)))
+            .transpose()
+            .map_err(rpc("decoding a binding"))
+    }
+
     /// A registered provider.
     pub async fn provider(&self, who: &AccountId32) -> Result<Option<Provider>, ChainError> {
         let at = self.at_latest().await?;

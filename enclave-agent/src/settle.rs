@@ -179,6 +179,11 @@ pub trait MarketChain: Send + Sync {
         &self,
         job_id: &[u8; 32],
     ) -> impl Future<Output = Result<Option<JobStatus>, ChainError>> + Send;
+    /// Whether the chain lists the account among the job's bound providers.
+    fn bound_here(
+        &self,
+        job_id: &[u8; 32],
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send;
     /// Submits a receipt (with the evidence of a fresh-quote receipt).
     fn submit_receipt(
         &self,
@@ -282,6 +287,15 @@ impl MarketChain for ClientChain {
 
     async fn job_status(&self, job_id: &[u8; 32]) -> Result<Option<JobStatus>, ChainError> {
         Ok(self.client.job(job_id).await?.map(|j| j.status))
+    }
+
+    async fn bound_here(&self, job_id: &[u8; 32]) -> Result<bool, ChainError> {
+        let me = self.account.account_id();
+        Ok(self
+            .client
+            .binding(job_id)
+            .await?
+            .is_some_and(|b| b.providers.contains(&me)))
     }
 
     async fn submit_receipt(
@@ -720,7 +734,14 @@ impl<C: MarketChain> Settler<C> {
             None => Outcome::Skipped {
                 reason: "not a chain job".into(),
             },
-            Some(JobStatus::Funded) => return Ok(None),
+            // Funded: not bound yet, or a tier-2 job reassigned after others missed its
+            // response window, whose remaining providers stay bound and may deliver.
+            Some(JobStatus::Funded) => {
+                if !self.chain.bound_here(&job.job_id).await? {
+                    return Ok(None);
+                }
+                self.submit(job).await?
+            }
             Some(s) if !s.is_open() => Outcome::Skipped {
                 reason: format!("the job is already {s:?} on chain").to_lowercase(),
             },

@@ -48,6 +48,8 @@ struct State {
     provider: Option<ProviderState>,
     previous: Option<[u8; 32]>,
     jobs: HashMap<[u8; 32], JobStatus>,
+    /// Funded jobs the account is bound to (a tier-2 job reassigned around it).
+    bound_funded: Vec<[u8; 32]>,
     registrations: Vec<Registration>,
     deregistrations: u32,
     refreshes: Vec<Vec<u8>>,
@@ -248,6 +250,13 @@ impl MarketChain for FakeChain {
         Ok(self.with(|s| s.jobs.get(job_id).copied()))
     }
 
+    async fn bound_here(&self, job_id: &[u8; 32]) -> Result<bool, ChainError> {
+        self.check_up()?;
+        Ok(self.with(|s| {
+            s.jobs.get(job_id) == Some(&JobStatus::Bound) || s.bound_funded.contains(job_id)
+        }))
+    }
+
     async fn submit_receipt(
         &self,
         job_id: [u8; 32],
@@ -256,7 +265,8 @@ impl MarketChain for FakeChain {
     ) -> Result<Submitted, ChainError> {
         self.check_up()?;
         self.with(|s| {
-            if s.jobs.get(&job_id) != Some(&JobStatus::Bound) {
+            let bound_funded = s.bound_funded.contains(&job_id);
+            if s.jobs.get(&job_id) != Some(&JobStatus::Bound) && !bound_funded {
                 return Err(refused("JobClosed"));
             }
             let body = SignedReceipt::decode_bytes(&signed_receipt)
@@ -759,4 +769,24 @@ async fn offer_config_rejects() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("offer.bond"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reassigned_job_still_bound_here_settles_works() {
+    let f = fixture().await;
+    let chain = FakeChain::default();
+    let s = settler(&f, &chain);
+    s.ensure_registered().await.unwrap();
+    let job = finished_job(&f, "reassigned").await;
+    // Funded again after other providers missed the response window, with this account still
+    // bound: its receipt counts, so it is submitted now.
+    chain.with(|s| {
+        s.jobs.insert(job.job_id, JobStatus::Funded);
+        s.bound_funded.push(job.job_id);
+    });
+    assert!(matches!(
+        s.settle(&job).await.unwrap(),
+        Some(Outcome::Submitted { .. })
+    ));
+    assert_eq!(chain.with(|s| s.receipts.len()), 1);
 }
