@@ -584,13 +584,7 @@ impl ChainClient {
     /// A job's binding: the providers the chain bound to it, if any.
     pub async fn binding(&self, job_id: &JobId) -> Result<Option<Binding>, ChainError> {
         let at = self.at_latest().await?;
-        at.storage()
-            .try_fetch(runtime::storage().market().bindings(), (*job_id,))
-            .await
-            .map_err(rpc("reading a binding"))?
-            .map(|v| v.decode().map(|b| Binding::from_gen(&b)))
-            .transpose()
-            .map_err(rpc("decoding a binding"))
+        binding_at(&at, job_id).await
     }
 
     /// A registered provider.
@@ -683,14 +677,7 @@ impl ChainClient {
                 what: "job",
                 id: format!("0x{}", hex::encode(job_id)),
             })?;
-        let binding = at
-            .storage()
-            .try_fetch(runtime::storage().market().bindings(), (*job_id,))
-            .await
-            .map_err(rpc("reading a binding"))?
-            .map(|v| v.decode().map(|b| Binding::from_gen(&b)))
-            .transpose()
-            .map_err(rpc("decoding a binding"))?;
+        let binding = binding_at(&at, job_id).await?;
         let mut receipts = Vec::new();
         if let Some(b) = &binding {
             // Receipts are keyed by (job, provider): read the bound providers' entries, in the
@@ -1008,6 +995,16 @@ async fn settlement_at(at: &AtBlock, job_id: &JobId) -> Result<Option<Settlement
             .map_err(rpc("decoding a settlement"))
     })
     .transpose()
+}
+
+async fn binding_at(at: &AtBlock, job_id: &JobId) -> Result<Option<Binding>, ChainError> {
+    at.storage()
+        .try_fetch(runtime::storage().market().bindings(), (*job_id,))
+        .await
+        .map_err(rpc("reading a binding"))?
+        .map(|v| v.decode().map(|b| Binding::from_gen(&b)))
+        .transpose()
+        .map_err(rpc("decoding a binding"))
 }
 
 /// Names a dispatch error from the runtime's metadata.

@@ -672,7 +672,6 @@ impl<C: MarketChain> Settler<C> {
             return Ok(false);
         };
         match (&self.offer, &p.offer) {
-            (Some(want), Some(have)) if want == have => Ok(true),
             (Some(want), _) => {
                 // A smaller bond is refused while bound jobs are open: keep the larger one
                 // until they close.
@@ -684,7 +683,7 @@ impl<C: MarketChain> Settler<C> {
                     terms.bond = have.bond;
                 }
                 if p.offer.as_ref() == Some(&terms) {
-                    return Ok(false);
+                    return Ok(terms == *want);
                 }
                 self.chain.set_offer(&terms).await?;
                 tracing::info!(

@@ -381,16 +381,24 @@ async fn finished_job(f: &Fixture, name: &str) -> JobRecord {
 }
 
 fn settler(f: &Fixture, chain: &FakeChain) -> Settler<FakeChain> {
+    settler_with(f, chain, &f.cfg).unwrap()
+}
+
+/// A settler under `cfg` instead of the fixture's configuration.
+fn settler_with(
+    f: &Fixture,
+    chain: &FakeChain,
+    cfg: &ChainConfig,
+) -> Result<Settler<FakeChain>, enclave_agent::settle::SettleError> {
     Settler::new(
         chain.clone(),
         ACCOUNT,
         f.store.clone(),
         Arc::clone(&f.attestor),
         f.dir.path(),
-        &f.cfg,
+        cfg,
         None,
     )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -739,16 +747,7 @@ async fn offer_follows_config_works() {
     drop(s);
     let mut cfg = f.cfg.clone();
     cfg.offer.capacity = 0;
-    let paused = Settler::new(
-        chain.clone(),
-        ACCOUNT,
-        f.store.clone(),
-        Arc::clone(&f.attestor),
-        f.dir.path(),
-        &cfg,
-        None,
-    )
-    .unwrap();
+    let paused = settler_with(&f, &chain, &cfg).unwrap();
     assert!(paused.ensure_offer().await.unwrap());
     assert_eq!(chain.with(|s| s.offers.last().copied()), Some(None));
 }
@@ -758,16 +757,7 @@ async fn offer_config_rejects() {
     let f = fixture().await;
     let mut cfg = f.cfg.clone();
     cfg.offer.bond = "ten".into();
-    let err = Settler::new(
-        FakeChain::default(),
-        ACCOUNT,
-        f.store.clone(),
-        Arc::clone(&f.attestor),
-        f.dir.path(),
-        &cfg,
-        None,
-    )
-    .unwrap_err();
+    let err = settler_with(&f, &FakeChain::default(), &cfg).unwrap_err();
     assert!(err.to_string().contains("offer.bond"), "{err}");
 }
 

@@ -324,48 +324,31 @@ impl<T: Config> Pallet<T> {
         )
     }
 
-    /// Checks that `info` may serve `job`.
-    fn ensure_eligible(job: &Job<T>, info: &ProviderInfo<T>, now_ms: u64) -> DispatchResult {
-        let tier = job.terms.tier();
-        ensure!(
-            info.capabilities.tiers.contains(&tier),
-            Error::<T>::TierNotOffered
-        );
+    /// Whether `info` may serve `job` (offer, capacity and penalties aside): it serves the
+    /// tier and the job's class; for tier 3 it holds an unexpired key attested under the job's
+    /// policy, in an accepted TEE, with the verified GPUs the class asks for.
+    fn eligible(job: &Job<T>, info: &ProviderInfo<T>, now_ms: u64) -> bool {
+        if !info.capabilities.tiers.contains(&job.terms.tier()) {
+            return false;
+        }
+        let class = &job.class;
         match (job.terms, &info.attested) {
-            (TierTerms::Attested { policy, .. }, attested) => {
-                let attested = attested.as_ref().ok_or(Error::<T>::NotAttested)?;
-                ensure!(
-                    Self::gpus_satisfy(&job.class, attested.gpu_count, &attested.gpu_chip),
-                    Error::<T>::GpuRequirementUnmet
-                );
-                ensure!(
-                    attested.expires_at_ms > now_ms,
-                    Error::<T>::AttestationExpired
-                );
-                ensure!(attested.policy == policy, Error::<T>::PolicyMismatch);
-                ensure!(
-                    job.class.tee_kinds.is_empty() || job.class.tee_kinds.contains(&attested.tee),
-                    Error::<T>::TeeKindMismatch
-                );
+            (TierTerms::Attested { policy, .. }, Some(attested)) => {
+                Self::gpus_satisfy(class, attested.gpu_count, &attested.gpu_chip)
+                    && attested.expires_at_ms > now_ms
+                    && attested.policy == policy
+                    && (class.tee_kinds.is_empty() || class.tee_kinds.contains(&attested.tee))
             }
+            (TierTerms::Attested { .. }, None) => false,
             (TierTerms::Signed | TierTerms::Quorum { .. }, _) => {
-                ensure!(
-                    job.class.gpu_model.is_empty()
-                        || job.class.gpu_model == info.capabilities.gpu_model,
-                    Error::<T>::GpuModelMismatch
-                );
-                ensure!(
-                    job.class.tee_kinds.is_empty()
-                        || job
-                            .class
+                (class.gpu_model.is_empty() || class.gpu_model == info.capabilities.gpu_model)
+                    && (class.tee_kinds.is_empty()
+                        || class
                             .tee_kinds
                             .iter()
-                            .any(|t| info.capabilities.tee_kinds.contains(t)),
-                    Error::<T>::TeeKindMismatch
-                );
+                            .any(|t| info.capabilities.tee_kinds.contains(t)))
             }
         }
-        Ok(())
     }
 
     /// Whether verified GPUs (`count` reports of `chip`) meet a tier-3 job's class.
@@ -425,7 +408,7 @@ impl<T: Config> Pallet<T> {
                 .offer
                 .as_ref()
                 .is_some_and(|o| info.active_jobs < o.capacity);
-            if !free || Self::ensure_eligible(&job, &info, now_ms).is_err() {
+            if !free || !Self::eligible(&job, &info, now_ms) {
                 continue;
             }
             eligible.push((*price, provider.clone()));

@@ -523,11 +523,7 @@ pub mod pallet {
         InvalidQuorum,
         /// The job's deadline has passed.
         JobExpired,
-        /// A provider does not serve the job's tier.
-        TierNotOffered,
-        /// A provider's GPU model is not the one the job requires.
-        GpuModelMismatch,
-        /// A provider runs none of the TEE kinds the job accepts.
+        /// The job accepts none of the TEE kinds its policy accepts.
         TeeKindMismatch,
         /// The provider has no attested key.
         NotAttested,
