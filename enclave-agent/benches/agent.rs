@@ -138,6 +138,7 @@ async fn engine_as(
             gpus: Vec::new(),
             gpu_metering: GpuMetering::disabled(),
             metrics: Arc::new(Metrics::new()),
+            isolation: None,
         },
         token.clone(),
     )
@@ -255,7 +256,7 @@ async fn job_overhead(n: usize) {
             engine.store().put(r).await.unwrap();
             commit.push(t.elapsed());
         }
-        workload::prepare(&dirs, &plan, None).unwrap();
+        workload::prepare(&dirs, &plan, workload::Owner::Agent).unwrap();
         let stop = workload::StopSignal::new();
         let req = workload::RunRequest {
             plan: &plan,
@@ -267,6 +268,7 @@ async fn job_overhead(n: usize) {
             run_as: None,
             prlimit: if exec { prlimit_bin.as_deref() } else { None },
             container_cli: None,
+            isolated: None,
         };
         let t = Instant::now();
         let out = workload::run(&req, |_| {}).await.unwrap();

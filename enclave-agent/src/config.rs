@@ -123,6 +123,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Settlement on the market chain (off unless `url` is set).
     pub chain: ChainConfig,
+    /// How process jobs are isolated from each other and from the agent.
+    pub isolation: IsolationConfig,
 }
 
 impl Default for Config {
@@ -141,6 +143,7 @@ impl Default for Config {
             gpus: GpuConfig::default(),
             log: LogConfig::default(),
             chain: ChainConfig::default(),
+            isolation: IsolationConfig::default(),
         }
     }
 }
@@ -228,9 +231,26 @@ pub struct JobsConfig {
     pub kill_grace_ms: u64,
     /// PATH given to process workloads.
     pub path: String,
-    /// `uid:gid` process workloads run as when the agent runs as root (they must not be able
-    /// to read the agent's memory or key); `agent` keeps the agent's own user.
+    /// `uid:gid` process workloads run as when the agent runs as root and
+    /// `isolation.mode = "off"` (they must not be able to read the agent's memory or key);
+    /// `agent` keeps the agent's own user. With isolation on, every job has its own ids from
+    /// `isolation.ids` instead.
     pub run_as: String,
+    /// Largest memory limit of a job, bytes (cgroup `memory.max` with isolation on, else
+    /// RLIMIT_AS); the default when neither the spec nor `default_memory_bytes` sets one.
+    /// 0 = no ceiling (only with isolation off).
+    pub max_memory_bytes: u64,
+    /// Largest CPU time of a job, milliseconds, summed over all its processes with
+    /// isolation on (RLIMIT_CPU per process otherwise); the default when the spec sets none.
+    /// 0 = no ceiling (only with isolation off).
+    pub max_cpu_time_ms: u64,
+    /// Largest number of processes and threads a job may have at once (cgroup `pids.max`,
+    /// and RLIMIT_NPROC on the job's own user id).
+    pub max_pids: u64,
+    /// CPU bandwidth of a job in thousandths of a core (cgroup `cpu.max`); 0 = not limited.
+    pub cpu_millicores: u64,
+    /// Largest number of files a job's outputs may hold.
+    pub max_output_files: u64,
 }
 
 impl JobsConfig {
@@ -264,6 +284,86 @@ impl Default for JobsConfig {
             kill_grace_ms: 2_000,
             path: "/usr/local/bin:/usr/bin:/bin".into(),
             run_as: "65534:65534".into(),
+            max_memory_bytes: 8 << 30,
+            max_cpu_time_ms: 7 * 24 * 3_600_000,
+            max_pids: 1024,
+            cpu_millicores: 0,
+            max_output_files: 4096,
+        }
+    }
+}
+
+/// Whether jobs must be isolated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationMode {
+    /// Every process job under its own user id, in its own cgroup (and its own mount
+    /// namespace where `namespace` allows): the agent refuses to start when it cannot.
+    #[default]
+    Required,
+    /// Development only: jobs run as `jobs.run_as` (or the agent's user) with rlimits, share
+    /// one identity, and see the agent's files their user may read.
+    Off,
+}
+
+/// Whether jobs get a private mount namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamespaceMode {
+    /// Used where the kernel allows it (checked at start, and said in the log).
+    #[default]
+    Auto,
+    /// The agent refuses to start without it.
+    Required,
+    /// Not used.
+    Off,
+}
+
+/// The `[isolation]` section.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IsolationConfig {
+    /// `required` or `off`.
+    pub mode: IsolationMode,
+    /// Ids jobs run under, `first-last` inclusive: each running job gets one of them as its
+    /// uid and gid, never shared with another running job, never the agent's. The range
+    /// must not hold users of the system.
+    pub ids: String,
+    /// `auto` (a subtree of the agent's own cgroup: delegate it, e.g. systemd
+    /// `Delegate=yes`) or the directory of a cgroup v2 the agent may manage.
+    pub cgroup: String,
+    /// Private mount namespace per job: `auto`, `required` or `off`.
+    pub namespace: NamespaceMode,
+    /// Paths hidden from jobs inside their namespace, besides the agent's state directory,
+    /// its key and configuration files, attestation devices and unassigned GPUs.
+    pub hide: Vec<PathBuf>,
+    /// Size of the private `/tmp` and `/dev/shm` of a job, bytes (tmpfs, counted in the
+    /// job's memory).
+    pub tmp_bytes: u64,
+    /// The launcher that places a job in its cgroup and namespace and drops its ids: unset
+    /// = the agent's own executable (`sigil-agent --sigil-launch`).
+    pub launcher: Option<PathBuf>,
+}
+
+impl IsolationConfig {
+    /// `ids` as (first, last).
+    pub fn id_range(&self) -> Option<(u32, u32)> {
+        let (a, b) = self.ids.split_once('-')?;
+        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (a > 0 && a <= b).then_some((a, b))
+    }
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        Self {
+            mode: IsolationMode::Required,
+            ids: "3000000-3065535".into(),
+            cgroup: "auto".into(),
+            namespace: NamespaceMode::Auto,
+            hide: Vec::new(),
+            tmp_bytes: 256 << 20,
+            launcher: None,
         }
     }
 }
@@ -627,6 +727,26 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "jobs.run_as",
                 reason: "must be `uid:gid` (numbers) or `agent`",
+            });
+        }
+        if self.isolation.id_range().is_none() {
+            return Err(ConfigError::Invalid {
+                key: "isolation.ids",
+                reason: "must be `first-last`, 0 < first <= last",
+            });
+        }
+        if self.isolation.mode == IsolationMode::Required
+            && (self.jobs.max_memory_bytes == 0 || self.jobs.max_cpu_time_ms == 0)
+        {
+            return Err(ConfigError::Invalid {
+                key: "jobs.max_memory_bytes",
+                reason: "jobs.max_memory_bytes and jobs.max_cpu_time_ms must be set when isolation is required",
+            });
+        }
+        if self.jobs.max_pids == 0 || self.jobs.max_output_files == 0 {
+            return Err(ConfigError::Invalid {
+                key: "jobs.max_pids",
+                reason: "jobs.max_pids and jobs.max_output_files must be at least 1",
             });
         }
         if self.collateral.snp_crl_max_age_secs == 0 {

@@ -199,6 +199,21 @@ pub enum EndReason {
         /// The limit, milliseconds.
         limit_ms: u64,
     },
+    /// The job's CPU time, summed over its processes, reached its limit.
+    CpuTime {
+        /// The limit, milliseconds.
+        limit_ms: u64,
+    },
+    /// A process of the job was killed at the job's memory limit.
+    MemoryLimit {
+        /// The limit, bytes.
+        limit_bytes: u64,
+    },
+    /// The job failed after forks were refused at its process limit.
+    ProcessLimit {
+        /// The limit.
+        limit: u64,
+    },
     /// The workload was killed by a signal.
     Signal(u32),
     /// The workload exited with a non-zero status.
@@ -272,6 +287,27 @@ impl EndReason {
         {
             return n.parse().ok().map(|limit_ms| Self::WallTime { limit_ms });
         }
+        if let Some(n) = text
+            .strip_prefix("CPU-time limit of ")
+            .and_then(|t| t.strip_suffix(" ms reached"))
+        {
+            return n.parse().ok().map(|limit_ms| Self::CpuTime { limit_ms });
+        }
+        if let Some(n) = text
+            .strip_prefix("memory limit of ")
+            .and_then(|t| t.strip_suffix(" bytes reached"))
+        {
+            return n
+                .parse()
+                .ok()
+                .map(|limit_bytes| Self::MemoryLimit { limit_bytes });
+        }
+        if let Some(n) = text
+            .strip_prefix("process limit of ")
+            .and_then(|t| t.strip_suffix(" reached"))
+        {
+            return n.parse().ok().map(|limit| Self::ProcessLimit { limit });
+        }
         if let Some(n) = text.strip_prefix("killed by signal ") {
             return n.parse().ok().map(Self::Signal);
         }
@@ -297,6 +333,11 @@ impl std::fmt::Display for EndReason {
             Self::NotStarted(e) => write!(f, "{NOT_STARTED}{e}"),
             Self::OutputsNotCollected(e) => write!(f, "{OUTPUTS_NOT_COLLECTED}{e}"),
             Self::WallTime { limit_ms } => write!(f, "wall-time limit of {limit_ms} ms reached"),
+            Self::CpuTime { limit_ms } => write!(f, "CPU-time limit of {limit_ms} ms reached"),
+            Self::MemoryLimit { limit_bytes } => {
+                write!(f, "memory limit of {limit_bytes} bytes reached")
+            }
+            Self::ProcessLimit { limit } => write!(f, "process limit of {limit} reached"),
             Self::Signal(s) => write!(f, "killed by signal {s}"),
             Self::Exit(c) => write!(f, "exited with status {c}"),
             Self::Shutdown => f.write_str(SHUTDOWN),

@@ -44,6 +44,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // The agent's own executable is the launcher of isolated jobs (see
+    // `enclave_agent::workload::isolate::launch`); it reads its spec from stdin.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            enclave_agent::workload::isolate::launch::LAUNCH_ARG,
+        ))
+    {
+        return enclave_agent::workload::isolate::launch::main();
+    }
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -97,6 +106,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             gpus: gpus.assignable.clone(),
             gpu_metering,
             metrics: Arc::clone(&metrics),
+            isolation: wiring::isolation(&cfg).context("isolating jobs")?,
         },
         token.clone(),
     )

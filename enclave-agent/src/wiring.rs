@@ -34,6 +34,25 @@ pub const ADDR_FILE: &str = "grpc.addr";
 /// Name of the file in `state_dir` holding the bound metrics address.
 pub const METRICS_ADDR_FILE: &str = "metrics.addr";
 
+/// Checks and builds the isolation of process jobs (`None` with `isolation.mode = "off"`).
+/// Jobs do not see the agent's state directory, its TLS key, token and chain key files,
+/// nor the paths of `isolation.hide`.
+pub fn isolation(
+    cfg: &Config,
+) -> Result<
+    Option<Arc<crate::workload::isolate::Isolation>>,
+    crate::workload::isolate::IsolationError,
+> {
+    let mut hide = vec![cfg.state_dir.clone()];
+    hide.extend(cfg.tls.key.iter().cloned());
+    hide.extend(cfg.auth.token_file.iter().cloned());
+    if !cfg.chain.account_key_file.as_os_str().is_empty() {
+        hide.push(cfg.chain.account_key_file.clone());
+    }
+    crate::workload::isolate::Isolation::start(&cfg.isolation, &cfg.jobs.path, &cfg.state_dir, hide)
+        .map(|i| i.map(Arc::new))
+}
+
 /// The engine's sections of the configuration.
 pub fn engine_config(cfg: &Config) -> EngineConfig {
     EngineConfig {

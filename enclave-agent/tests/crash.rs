@@ -29,12 +29,13 @@ fn scratch() -> tempfile::TempDir {
     d
 }
 
-/// First attempt: leaves a mark and hangs; any later attempt: succeeds at once.
+/// First attempt: leaves a mark and hangs; any later attempt: succeeds at once. The mark is
+/// left writable for all: a later attempt runs under another user id.
 fn second_time_lucky(marks: &Path, name: &str) -> String {
     let m = marks.join(name);
     format!(
         "if [ -e {m} ]; then echo again >> {m}; printf rerun > \"$SIGIL_OUTPUT_DIR/result\"; \
-         else echo first > {m}; exec sleep 120; fi",
+         else echo first > {m}; chmod 666 {m}; exec sleep 120; fi",
         m = m.display()
     )
 }
@@ -60,7 +61,15 @@ fn alive(pid: u32) -> bool {
 async fn kill9_mid_job_loses_nothing_works() {
     let dir = state_dir();
     let marks = scratch();
-    let mut agent = Agent::start(dir.path(), &[("SIGIL_AGENT_JOBS__MAX_CONCURRENT", "2")]);
+    // The jobs leave marks outside their directory (in a shared scratch directory), which a
+    // private mount namespace would hide: these tests are about restarts, not isolation.
+    let mut agent = Agent::start(
+        dir.path(),
+        &[
+            ("SIGIL_AGENT_JOBS__MAX_CONCURRENT", "2"),
+            ("SIGIL_AGENT_ISOLATION__NAMESPACE", "off"),
+        ],
+    );
     let mut jobs = agent.jobs().await;
     let key = buyer();
 
@@ -224,6 +233,7 @@ async fn sigterm_checkpoints_works() {
         &[
             ("SIGIL_AGENT_JOBS__MAX_CONCURRENT", "2"),
             ("SIGIL_AGENT_JOBS__SHUTDOWN_GRACE_SECS", "1"),
+            ("SIGIL_AGENT_ISOLATION__NAMESPACE", "off"),
         ],
     );
     let mut jobs = agent.jobs().await;

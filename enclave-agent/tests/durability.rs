@@ -201,6 +201,7 @@ async fn engine(dir: &std::path::Path, max_concurrent: usize) -> (Arc<Engine>, C
             gpus: Vec::new(),
             gpu_metering: GpuMetering::disabled(),
             metrics: Arc::new(Metrics::new()),
+            isolation: None,
         },
         token.clone(),
     )

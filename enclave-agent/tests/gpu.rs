@@ -61,6 +61,7 @@ async fn gpu_assignment_and_metering_works() {
             gpus: gpus.assignable.clone(),
             gpu_metering: GpuMetering::new(probe, Duration::from_millis(20)),
             metrics: Arc::new(Metrics::new()),
+            isolation: None,
         },
         token.clone(),
     )

@@ -37,6 +37,7 @@ use crate::job::{JobId, JobRecord, JobState};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::workload::isolate::Isolation;
 use crate::workload::spec::{Capabilities, Evidence};
 use crate::workload::{self, Gpu, JobDirs, RunAs, StopSignal};
 
@@ -94,6 +95,9 @@ pub struct EngineParts {
     pub gpu_metering: GpuMetering,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Isolation of process jobs (`None`: `isolation.mode = "off"`), checked by
+    /// [`crate::wiring::isolation`].
+    pub isolation: Option<Arc<Isolation>>,
 }
 
 impl std::fmt::Debug for EngineParts {
@@ -133,6 +137,7 @@ pub struct Engine {
     prlimit: Option<PathBuf>,
     container_cli: Option<PathBuf>,
     run_as: Option<RunAs>,
+    isolation: Option<Arc<Isolation>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,6 +168,7 @@ impl Engine {
             gpus,
             gpu_metering,
             metrics,
+            isolation,
         } = parts;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| {
             AgentError::Internal(format!("state_dir {}: {e}", config.state_dir.display()))
@@ -189,8 +195,13 @@ impl Engine {
                 "container engine configured but its CLI was not found: container jobs are refused"
             );
         }
-        let run_as = match (config.jobs.run_as_ids(), nix::unistd::geteuid().is_root()) {
-            (Some((uid, gid)), true) => Some(RunAs { uid, gid }),
+        // Isolated jobs have ids of their own; `jobs.run_as` is for isolation off.
+        let run_as = match (
+            config.jobs.run_as_ids(),
+            nix::unistd::geteuid().is_root(),
+            &isolation,
+        ) {
+            (Some((uid, gid)), true, None) => Some(RunAs { uid, gid }),
             _ => None,
         };
         // Limits are set with prlimit(2) right after the spawn where the agent may do that
@@ -201,6 +212,7 @@ impl Engine {
             u.uid == nix::unistd::getuid().as_raw() && u.gid == nix::unistd::getgid().as_raw()
         });
         let prlimit = match config.jobs.prlimit.clone() {
+            _ if isolation.is_some() => None,
             Some(p) => Some(p),
             None if own_ids || workload::may_limit_other_users() => None,
             None => {
@@ -217,7 +229,7 @@ impl Engine {
                 found
             }
         };
-        if run_as.is_some() {
+        if run_as.is_some() || isolation.is_some() {
             // Workloads run as another user and must reach their own job directory:
             // the state and work directories are traverse-only for others (the store file
             // and other job directories stay private).
@@ -261,6 +273,7 @@ impl Engine {
             prlimit,
             container_cli,
             run_as,
+            isolation,
         });
         engine.recover().await?;
         if engine.caps.has_tee {

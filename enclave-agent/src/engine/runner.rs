@@ -8,8 +8,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::job::{EndReason, JobId, JobRecord, JobState};
 use crate::metering::{self};
 use crate::store::Completion;
+use crate::workload::isolate::IdLease;
 use crate::workload::spec::{self, Evidence, JobPlan};
-use crate::workload::{self, Gpu, JobDirs, RunRequest, Stop, StopSignal};
+use crate::workload::{self, Gpu, Isolated, JobDirs, Owner, RunRequest, Stop, StopSignal};
 
 use super::{AgentError, Engine, lock};
 
@@ -67,27 +68,49 @@ impl Engine {
         stop: &StopSignal,
         started: Option<(JobRecord, JobPlan)>,
     ) -> Result<(), AgentError> {
-        let (r, plan, dirs) = match started {
+        let (r, plan, dirs, lease) = match started {
             Some((r, plan)) => {
                 let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
                 if stop.reason() == Some(Stop::Cancelled) {
                     return self.cancel_unstarted(r).await;
                 }
+                let lease = self.lease()?;
                 let prepared = {
-                    let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
-                    tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+                    let (dirs, plan, owner) = (dirs.clone(), plan.clone(), self.owner(&lease));
+                    tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, owner))
                         .await
                         .map_err(|e| AgentError::Internal(e.to_string()))?
                 };
                 prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
-                (r, plan, dirs)
+                (r, plan, dirs, lease)
             }
             None => match self.start_queued(job_id, stop).await? {
                 Some(started) => started,
                 None => return Ok(()),
             },
         };
-        self.run_started(r, &plan, &dirs, gpus, stop).await
+        self.run_started(r, &plan, &dirs, gpus, stop, lease).await
+    }
+
+    /// A user id of its own for a process job that is about to run (isolation on).
+    fn lease(&self) -> Result<Option<IdLease>, AgentError> {
+        self.isolation
+            .as_ref()
+            .map(|i| i.lease())
+            .transpose()
+            .map_err(|e| AgentError::Internal(e.to_string()))
+    }
+
+    /// Who owns the job's directories.
+    fn owner(&self, lease: &Option<IdLease>) -> Owner {
+        match (lease, self.run_as) {
+            (Some(l), _) => Owner::Job { id: l.id() },
+            (None, Some(u)) => Owner::Shared {
+                uid: u.uid,
+                gid: u.gid,
+            },
+            (None, None) => Owner::Agent,
+        }
     }
 
     pub(super) async fn cancel_unstarted(&self, mut r: JobRecord) -> Result<(), AgentError> {
@@ -105,7 +128,7 @@ impl Engine {
         &self,
         job_id: JobId,
         stop: &StopSignal,
-    ) -> Result<Option<(JobRecord, JobPlan, JobDirs)>, AgentError> {
+    ) -> Result<Option<(JobRecord, JobPlan, JobDirs, Option<IdLease>)>, AgentError> {
         let Some(mut r) = self.store.get(&job_id)? else {
             return Ok(None);
         };
@@ -130,9 +153,10 @@ impl Engine {
         r.started_at_ms = metering::unix_ms();
         r.reason = EndReason::None;
         let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
+        let lease = self.lease()?;
         let prepared = {
-            let (dirs, plan, run_as) = (dirs.clone(), plan.clone(), self.run_as);
-            tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, run_as))
+            let (dirs, plan, owner) = (dirs.clone(), plan.clone(), self.owner(&lease));
+            tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, owner))
         };
         let committed = self.set_state(&mut r, JobState::Running).await;
         let prepared = prepared
@@ -140,7 +164,7 @@ impl Engine {
             .map_err(|e| AgentError::Internal(e.to_string()))?;
         committed?;
         prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
-        Ok(Some((r, plan, dirs)))
+        Ok(Some((r, plan, dirs, lease)))
     }
 
     /// Runs a job committed `Running` whose directories are prepared, and records its end.
@@ -151,7 +175,16 @@ impl Engine {
         dirs: &JobDirs,
         gpus: &[Gpu],
         stop: &StopSignal,
+        // Held until the outputs are collected: no other job has this id meanwhile.
+        lease: Option<IdLease>,
     ) -> Result<(), AgentError> {
+        let isolated = match (&self.isolation, &lease) {
+            (Some(isolation), Some(l)) => Some(Isolated {
+                isolation,
+                id: l.id(),
+            }),
+            _ => None,
+        };
         let req = RunRequest {
             plan,
             jobs: &self.cfg.jobs,
@@ -162,6 +195,7 @@ impl Engine {
             run_as: self.run_as,
             prlimit: self.prlimit.as_deref(),
             container_cli: self.container_cli.as_deref(),
+            isolated,
         };
         let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
         let meter = self.gpu_metering.start(&indices);
@@ -211,15 +245,20 @@ impl Engine {
                 }
                 return self.finish(r, Completion::default(), state, wall).await;
             }
-            Some(Stop::WallTime) | None => {}
+            Some(Stop::WallTime | Stop::CpuTime) | None => {}
         }
 
         let outputs = {
-            let (dir, cap) = (dirs.output.clone(), plan.limits.output_bytes);
-            tokio::task::spawn_blocking(move || workload::collect_outputs(&dir, cap))
+            let (dir, cap, files) = (
+                dirs.output.clone(),
+                plan.limits.output_bytes,
+                self.cfg.jobs.max_output_files,
+            );
+            tokio::task::spawn_blocking(move || workload::collect_outputs(&dir, cap, files))
                 .await
                 .map_err(|e| AgentError::Internal(e.to_string()))?
         };
+        drop(lease);
         let outputs = match outputs {
             Ok(o) => o,
             Err(e) => {
@@ -246,6 +285,24 @@ impl Engine {
             (Some(Stop::WallTime), _) => {
                 r.reason = EndReason::WallTime {
                     limit_ms: plan.limits.wall_time_ms,
+                };
+                JobState::Failed
+            }
+            (Some(Stop::CpuTime), _) => {
+                r.reason = EndReason::CpuTime {
+                    limit_ms: plan.limits.cpu_time_ms,
+                };
+                JobState::Failed
+            }
+            (_, c) if c != 0 && outcome.oom_kills > 0 => {
+                r.reason = EndReason::MemoryLimit {
+                    limit_bytes: plan.limits.memory_bytes,
+                };
+                JobState::Failed
+            }
+            (_, c) if c != 0 && outcome.pids_refused > 0 => {
+                r.reason = EndReason::ProcessLimit {
+                    limit: self.cfg.jobs.max_pids,
                 };
                 JobState::Failed
             }

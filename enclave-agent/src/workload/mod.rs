@@ -41,10 +41,15 @@
 //!   stops everything it started; it runs as `jobs.run_as` (`Command::uid/gid`, safe) so it
 //!   cannot read the agent's memory or key.
 //!
-//! cgroups v2 would give tighter memory accounting, but needs a delegated subtree (systemd
-//! `Delegate=yes`) that not every image has; rlimits work everywhere.
+//! All of the above is the path with `isolation.mode = "off"` (development). With isolation
+//! on (the default), a process job runs under its own user id, in its own cgroup and mount
+//! namespace, started through the launcher (see [`isolate`]): its limits are set before
+//! its first instruction, its CPU time is summed over all its processes, its usage is the
+//! cgroup's, and its end kills every process it had.
 
 pub mod container;
+pub mod isolate;
+pub mod jobfs;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -62,6 +67,8 @@ use wait4::Wait4;
 use crate::config::{ContainerConfig, JobsConfig};
 use crate::job::ProcessHandle;
 use crate::metering::{self, ProcessUsage};
+use isolate::{CgroupLimits, Isolation, JobCgroup, LaunchSpec, NamespaceSpec, Rlimits};
+pub use jobfs::{OutputError, Owner};
 use spec::{JobPlan, Workload};
 
 /// Where a process workload finds its inputs (environment variable).
@@ -117,6 +124,15 @@ pub enum RunError {
         /// The error from `prlimit(2)`.
         source: std::io::Error,
     },
+    /// The job's cgroup could not be set up.
+    #[error("setting up the job's cgroup: {0}")]
+    Cgroup(#[from] isolate::CgroupError),
+    /// The launcher failed before the workload started (its own message).
+    #[error("isolating the job: {0}")]
+    Launch(String),
+    /// A job id could not be leased.
+    #[error(transparent)]
+    Isolation(#[from] isolate::IsolationError),
     /// The workload mapped more address space than its memory limit before the limit was
     /// set on it (it was killed).
     #[error(
@@ -130,29 +146,6 @@ pub enum RunError {
     },
 }
 
-/// Why the outputs were not collected.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OutputError {
-    /// The outputs are larger than the job's cap.
-    #[error("outputs exceed the cap of {cap} bytes")]
-    TooLarge {
-        /// The cap.
-        cap: u64,
-    },
-    /// A file name is not UTF-8.
-    #[error("output file name {0:?} is not UTF-8")]
-    NotUtf8(PathBuf),
-    /// Reading the output directory failed.
-    #[error("reading outputs at {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
-
 /// Why a workload was stopped by the agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -162,6 +155,8 @@ pub enum Stop {
     Shutdown,
     /// The wall-time limit was reached.
     WallTime,
+    /// The job's CPU time (all its processes) reached its limit.
+    CpuTime,
 }
 
 /// A stop request: the reason is set before the token is cancelled.
@@ -250,6 +245,10 @@ pub struct RunOutcome {
     pub stdout: Vec<u8>,
     /// Captured stderr (capped).
     pub stderr: Vec<u8>,
+    /// Processes the OOM killer ended at the job's memory limit (isolated jobs).
+    pub oom_kills: u64,
+    /// Forks refused at the job's process limit (isolated jobs).
+    pub pids_refused: u64,
 }
 
 /// Everything needed to run one attempt.
@@ -274,54 +273,26 @@ pub struct RunRequest<'a> {
     pub prlimit: Option<&'a Path>,
     /// Container CLI, if configured.
     pub container_cli: Option<&'a Path>,
+    /// Isolation of a process job (`None` with `isolation.mode = "off"`).
+    pub isolated: Option<Isolated<'a>>,
 }
 
-fn prep_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Prepare {
-        path: path.to_owned(),
-        source,
-    }
+/// How one process job is isolated.
+#[derive(Clone, Copy, Debug)]
+pub struct Isolated<'a> {
+    /// What the agent can do.
+    pub isolation: &'a Isolation,
+    /// The job's leased user and group id.
+    pub id: u32,
 }
 
-/// Creates fresh directories for an attempt (removing any left by an earlier attempt) and
-/// writes the inputs. Blocking.
-pub fn prepare(dirs: &JobDirs, plan: &JobPlan, run_as: Option<RunAs>) -> Result<(), RunError> {
-    if dirs.root.exists() {
-        std::fs::remove_dir_all(&dirs.root).map_err(prep_err(&dirs.root))?;
-    }
-    for d in [&dirs.input, &dirs.output, &dirs.work] {
-        std::fs::create_dir_all(d).map_err(prep_err(d))?;
-    }
-    for (rel, content) in &plan.inputs {
-        let path = dirs.input.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(prep_err(parent))?;
-        }
-        std::fs::write(&path, content).map_err(prep_err(&path))?;
-    }
-    if let Some(u) = run_as {
-        // The workload writes only into its output and working directories.
-        for d in [&dirs.root, &dirs.output, &dirs.work] {
-            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).map_err(prep_err(d))?;
-        }
-        chown_tree(&dirs.input, u)?;
-    }
-    Ok(())
-}
-
-fn chown_tree(dir: &Path, u: RunAs) -> Result<(), RunError> {
-    std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid)).map_err(prep_err(dir))?;
-    for entry in std::fs::read_dir(dir).map_err(prep_err(dir))? {
-        let entry = entry.map_err(prep_err(dir))?;
-        let p = entry.path();
-        let ft = entry.file_type().map_err(prep_err(&p))?;
-        if ft.is_dir() {
-            chown_tree(&p, u)?;
-        } else {
-            std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).map_err(prep_err(&p))?;
-        }
-    }
-    Ok(())
+/// Creates fresh directories for an attempt, writes the inputs and sets ownership (see
+/// [`jobfs`]). Blocking.
+pub fn prepare(dirs: &JobDirs, plan: &JobPlan, owner: Owner) -> Result<(), RunError> {
+    jobfs::prepare(dirs, &plan.inputs, owner).map_err(|e| RunError::Prepare {
+        path: dirs.root.join(&e.path),
+        source: e.source,
+    })
 }
 
 /// Environment given to every workload on top of its spec's.
@@ -436,6 +407,9 @@ pub async fn run(
     req: &RunRequest<'_>,
     on_started: impl FnOnce(ProcessHandle),
 ) -> Result<RunOutcome, RunError> {
+    if let (Some(iso), Workload::Process { argv }) = (req.isolated, &req.plan.workload) {
+        return run_isolated(req, iso, argv, on_started).await;
+    }
     let (mut cmd, container_name) = build_command(req)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -508,8 +482,11 @@ pub async fn run(
     let finished_at_ms = metering::unix_ms();
     // The group may still hold processes the workload left behind: they go with it.
     signal_group(pid, Signal::SIGKILL);
-    let stdout = join_reader(out_reader).await;
-    let stderr = join_reader(err_reader).await;
+    // A process that left the group (setsid) may still hold stdout: the logs are what was
+    // read within the kill grace (isolated jobs have no such process: their cgroup is killed).
+    let grace = Duration::from_millis(req.jobs.kill_grace_ms);
+    let stdout = join_reader(out_reader, grace).await;
+    let stderr = join_reader(err_reader, grace).await;
     Ok(RunOutcome {
         exit_code: exit_code(res.status),
         stop,
@@ -518,14 +495,257 @@ pub async fn run(
         usage: ProcessUsage::from_rusage(&res.rusage, wall_elapsed),
         stdout,
         stderr,
+        oom_kills: 0,
+        pids_refused: 0,
     })
 }
 
-async fn join_reader(h: Option<tokio::task::JoinHandle<Vec<u8>>>) -> Vec<u8> {
+async fn join_reader(h: Option<tokio::task::JoinHandle<Vec<u8>>>, within: Duration) -> Vec<u8> {
     match h {
-        Some(h) => h.await.unwrap_or_default(),
+        Some(h) => tokio::time::timeout(within, h)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
         None => Vec::new(),
     }
+}
+
+/// Device nodes of the GPUs assigned to a job (and the driver's shared nodes), where they
+/// exist. NVIDIA numbers `/dev/nvidiaN` by the device's minor number, which NVML's index
+/// equals on the single-board machines the agent is deployed on.
+fn gpu_devices(gpus: &[Gpu]) -> Vec<PathBuf> {
+    if gpus.is_empty() {
+        return Vec::new();
+    }
+    let mut v: Vec<PathBuf> = gpus
+        .iter()
+        .map(|g| PathBuf::from(format!("/dev/nvidia{}", g.index)))
+        .collect();
+    for shared in ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"] {
+        v.push(Path::new("/dev").join(shared));
+    }
+    v.retain(|p| p.exists());
+    v
+}
+
+/// The launch spec of an isolated process job.
+fn launch_spec(
+    req: &RunRequest<'_>,
+    iso: Isolated<'_>,
+    argv: &[String],
+    cg: &JobCgroup,
+) -> LaunchSpec {
+    let dirs = req.dirs;
+    let mut env = base_env(
+        req,
+        &dirs.input.to_string_lossy(),
+        &dirs.output.to_string_lossy(),
+    );
+    env.insert("PATH".into(), req.jobs.path.clone());
+    env.insert("HOME".into(), dirs.work.to_string_lossy().into_owned());
+    env.insert("TMPDIR".into(), "/tmp".into());
+    let l = &req.plan.limits;
+    LaunchSpec {
+        program: argv.first().cloned().unwrap_or_default(),
+        args: argv.iter().skip(1).cloned().collect(),
+        env: env.into_iter().collect(),
+        cwd: dirs.work.clone(),
+        uid: iso.id,
+        gid: iso.id,
+        cgroup_procs: cg.procs_files(),
+        rlimits: Rlimits {
+            fsize: l.output_bytes,
+            cpu_secs: l.cpu_time_ms.div_ceil(1000),
+            nproc: req.jobs.max_pids,
+        },
+        namespace: iso.isolation.namespace().then(|| NamespaceSpec {
+            hide: iso.isolation.hidden().to_vec(),
+            job_root: dirs.root.clone(),
+            read_only: vec![dirs.input.clone()],
+            devices: gpu_devices(req.gpus),
+            tmp_bytes: iso.isolation.tmp_bytes(),
+        }),
+    }
+}
+
+/// Waits until the cgroup's CPU time reaches `limit_ms` (never with no limit or no reading).
+async fn cpu_exhausted(cg: &JobCgroup, limit_ms: u64) {
+    if limit_ms == 0 || cg.cpu_ms().is_none() {
+        return std::future::pending().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if cg.cpu_ms().is_some_and(|used| used >= limit_ms) {
+            return;
+        }
+    }
+}
+
+/// Signals every process of the job (they may have left its process group).
+fn signal_cgroup(cg: &JobCgroup, sig: Signal) {
+    for p in cg.pids() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+    }
+}
+
+/// Runs an isolated process job: its cgroup, the launcher, the wait, the kill of the whole
+/// cgroup, and its usage.
+async fn run_isolated(
+    req: &RunRequest<'_>,
+    iso: Isolated<'_>,
+    argv: &[String],
+    on_started: impl FnOnce(ProcessHandle),
+) -> Result<RunOutcome, RunError> {
+    let job_hex = hex::encode(req.plan.job_id);
+    let limits = CgroupLimits {
+        memory_bytes: req.plan.limits.memory_bytes,
+        pids: req.jobs.max_pids,
+        cpu_millicores: req.jobs.cpu_millicores,
+    };
+    let cg = iso.isolation.cgroup(&job_hex, limits)?;
+    let result = run_in_cgroup(req, iso, argv, &cg, on_started).await;
+    // Nothing of the job outlives it, whatever happened above.
+    let kill = {
+        let cg = cg.clone();
+        tokio::task::spawn_blocking(move || {
+            let killed = cg.kill(Duration::from_secs(10));
+            let usage = cg.usage();
+            cg.remove();
+            (killed, usage)
+        })
+        .await
+    };
+    let (killed, usage) = kill.map_err(|e| RunError::Task(e.to_string()))?;
+    if let Err(e) = killed {
+        tracing::error!(job = %job_hex, error = %e, "the job's cgroup could not be emptied");
+        return Err(e.into());
+    }
+    let mut outcome = result?;
+    outcome.usage.cpu_ms = usage.cpu_ms;
+    outcome.usage.peak_memory_bytes = usage.peak_memory_bytes;
+    outcome.oom_kills = usage.oom_kills;
+    outcome.pids_refused = usage.pids_refused;
+    Ok(outcome)
+}
+
+async fn run_in_cgroup(
+    req: &RunRequest<'_>,
+    iso: Isolated<'_>,
+    argv: &[String],
+    cg: &JobCgroup,
+    on_started: impl FnOnce(ProcessHandle),
+) -> Result<RunOutcome, RunError> {
+    let spec = launch_spec(req, iso, argv, cg);
+    let spec_json = serde_json::to_vec(&spec).map_err(|e| RunError::Task(e.to_string()))?;
+    let launcher = iso.isolation.launcher();
+    let mut cmd = Command::new(launcher);
+    cmd.arg(isolate::launch::LAUNCH_ARG)
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let started = Instant::now();
+    let started_at_ms = metering::unix_ms();
+    let mut child: Child = cmd.spawn().map_err(|source| RunError::Spawn {
+        program: launcher.display().to_string(),
+        source,
+    })?;
+    let pid = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            stdin.write_all(&spec_json)
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            // The launcher died before reading its spec; its exit status and stderr say why.
+            tracing::warn!(job = %hex::encode(req.plan.job_id), "the launcher did not take its spec");
+        }
+    }
+    on_started(ProcessHandle {
+        pid,
+        start_ticks: process_start_ticks(pid).unwrap_or(0),
+    });
+    let cap = req.jobs.max_log_bytes;
+    let out_reader = child
+        .stdout
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    let err_reader = child
+        .stderr
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    let mut waiter = tokio::task::spawn_blocking(move || child.wait4());
+
+    let wall = Duration::from_millis(req.plan.limits.wall_time_ms);
+    let mut stop = None;
+    let res = tokio::select! {
+        r = &mut waiter => Some(r),
+        () = tokio::time::sleep(wall) => { stop = Some(Stop::WallTime); None }
+        () = cpu_exhausted(cg, req.plan.limits.cpu_time_ms) => { stop = Some(Stop::CpuTime); None }
+        () = req.stop.stopped() => { stop = req.stop.reason().or(Some(Stop::Cancelled)); None }
+    };
+    let res = match res {
+        Some(r) => r,
+        None => {
+            // A stop gives the job its grace to end cleanly; a limit does not.
+            if matches!(stop, Some(Stop::Cancelled | Stop::Shutdown)) {
+                signal_cgroup(cg, Signal::SIGTERM);
+                let grace = Duration::from_millis(req.jobs.kill_grace_ms);
+                if let Ok(r) = tokio::time::timeout(grace, &mut waiter).await {
+                    r
+                } else {
+                    let _ = cg.kill(Duration::ZERO);
+                    waiter.await
+                }
+            } else {
+                let _ = cg.kill(Duration::ZERO);
+                waiter.await
+            }
+        }
+    };
+    let res = res
+        .map_err(|e| RunError::Task(e.to_string()))?
+        .map_err(RunError::Wait)?;
+    let wall_elapsed = started.elapsed();
+    let finished_at_ms = metering::unix_ms();
+    // Everything the job started ends with it: its pipes close and the logs are complete.
+    let killer = {
+        let cg = cg.clone();
+        tokio::task::spawn_blocking(move || cg.kill(Duration::from_secs(10)))
+    };
+    let _ = killer.await;
+    let grace = Duration::from_millis(req.jobs.kill_grace_ms);
+    let stdout = join_reader(out_reader, grace).await;
+    let stderr = join_reader(err_reader, grace).await;
+    let exit = exit_code(res.status);
+    if exit == isolate::launch::LAUNCH_FAILED
+        && let Some(line) = std::str::from_utf8(&stderr).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(isolate::launch::LAUNCH_ERROR_PREFIX))
+        })
+    {
+        return Err(RunError::Launch(line.chars().take(512).collect()));
+    }
+    Ok(RunOutcome {
+        exit_code: exit,
+        stop,
+        started_at_ms,
+        finished_at_ms,
+        usage: ProcessUsage {
+            wall_ms: u64::try_from(wall_elapsed.as_millis()).unwrap_or(u64::MAX),
+            cpu_ms: 0,
+            peak_memory_bytes: 0,
+        },
+        stdout,
+        stderr,
+        oom_kills: 0,
+        pids_refused: 0,
+    })
 }
 
 /// Exit code, or minus the signal number.
@@ -684,60 +904,25 @@ pub fn read_pid_file(dirs: &JobDirs) -> Option<ProcessHandle> {
     })
 }
 
-/// Collects the regular files under `dir` (recursively; symlinks and special files are
-/// skipped), sorted by path, failing if they total more than `cap` bytes. Blocking.
-pub fn collect_outputs(dir: &Path, cap: u64) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
-    let mut files = Vec::new();
-    let mut total = 0u64;
-    walk(dir, dir, cap, &mut total, &mut files)?;
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
-}
+/// Most directory levels collected from `out/`.
+pub const MAX_OUTPUT_DEPTH: usize = 64;
 
-fn walk(
-    base: &Path,
+/// Collects the regular files under `dir` (recursively; symlinks and special files are
+/// skipped, nothing is followed), sorted by path, failing past `cap` bytes or `max_files`
+/// files. Blocking.
+pub fn collect_outputs(
     dir: &Path,
     cap: u64,
-    total: &mut u64,
-    out: &mut Vec<(String, Vec<u8>)>,
-) -> Result<(), OutputError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| OutputError::Io { path, source }
-    };
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let entry = entry.map_err(io(dir))?;
-        let path = entry.path();
-        // `file_type` does not follow symlinks.
-        let ft = entry.file_type().map_err(io(&path))?;
-        if ft.is_dir() {
-            walk(base, &path, cap, total, out)?;
-        } else if ft.is_file() {
-            let meta = entry.metadata().map_err(io(&path))?;
-            *total = total.saturating_add(meta.len());
-            if *total > cap {
-                return Err(OutputError::TooLarge { cap });
-            }
-            let rel = path
-                .strip_prefix(base)
-                .map_err(|_| OutputError::NotUtf8(path.clone()))?;
-            let name = rel
-                .to_str()
-                .ok_or_else(|| OutputError::NotUtf8(rel.to_owned()))?
-                .to_owned();
-            let data = std::fs::read(&path).map_err(io(&path))?;
-            // The file may have grown since `metadata`; hold the cap on what was read.
-            let extra = u64::try_from(data.len())
-                .unwrap_or(u64::MAX)
-                .saturating_sub(meta.len());
-            *total = total.saturating_add(extra);
-            if *total > cap {
-                return Err(OutputError::TooLarge { cap });
-            }
-            out.push((name, data));
-        }
-    }
-    Ok(())
+    max_files: u64,
+) -> Result<Vec<(String, Vec<u8>)>, OutputError> {
+    jobfs::collect(
+        dir,
+        jobfs::CollectLimits {
+            bytes: cap,
+            files: max_files,
+            depth: MAX_OUTPUT_DEPTH,
+        },
+    )
 }
 
 /// Finds a program in `PATH` (for `prlimit` and the container CLI).

@@ -362,12 +362,22 @@ pub fn validate(
             j.default_wall_time_ms,
             j.max_wall_time_ms,
         )?,
-        cpu_time_ms: limit("limits.cpu_time_ms", l.cpu_time_ms, 0, 0)?,
+        // The provider's ceilings are also the defaults: a spec can only lower them.
+        cpu_time_ms: limit(
+            "limits.cpu_time_ms",
+            l.cpu_time_ms,
+            j.max_cpu_time_ms,
+            j.max_cpu_time_ms,
+        )?,
         memory_bytes: limit(
             "limits.memory_bytes",
             l.memory_bytes,
-            j.default_memory_bytes,
-            0,
+            match j.default_memory_bytes {
+                0 => j.max_memory_bytes,
+                d if j.max_memory_bytes == 0 => d,
+                d => d.min(j.max_memory_bytes),
+            },
+            j.max_memory_bytes,
         )?,
         output_bytes: limit(
             "limits.output_bytes",

@@ -376,7 +376,7 @@ async fn try_run_plan(
     stop: &StopSignal,
     prlimit: Option<&Path>,
 ) -> Result<RunOutcome, RunError> {
-    prepare(&f.dirs, plan, None).unwrap();
+    prepare(&f.dirs, plan, Owner::Agent).unwrap();
     let req = RunRequest {
         plan,
         jobs: &f.cfg.jobs,
@@ -387,6 +387,7 @@ async fn try_run_plan(
         run_as: None,
         prlimit,
         container_cli: None,
+        isolated: None,
     };
     run(&req, |h| write_pid_file(&f.dirs, h)).await
 }
@@ -421,7 +422,7 @@ async fn process_runs_and_collects_works() {
     assert_eq!(out.stderr, b"err\n");
     assert!(out.usage.peak_memory_bytes > 0);
     assert!(out.finished_at_ms >= out.started_at_ms);
-    let files = collect_outputs(&f.dirs.output, 1 << 20).unwrap();
+    let files = collect_outputs(&f.dirs.output, 1 << 20, 100).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     // The symlink is not an output.
     assert_eq!(names, ["copy", "d/z"]);
@@ -429,7 +430,7 @@ async fn process_runs_and_collects_works() {
     let pid = read_pid_file(&f.dirs).unwrap();
     assert!(pid.pid > 0);
     assert!(matches!(
-        collect_outputs(&f.dirs.output, 7),
+        collect_outputs(&f.dirs.output, 7, 100),
         Err(OutputError::TooLarge { cap: 7 })
     ));
 }
@@ -579,7 +580,7 @@ fn peak_address_space_works() {
 async fn missing_program_rejects() {
     let f = fixture();
     let plan = plan_of(&process_spec(&["/nonexistent/program"])).unwrap();
-    prepare(&f.dirs, &plan, None).unwrap();
+    prepare(&f.dirs, &plan, Owner::Agent).unwrap();
     let stop = StopSignal::new();
     let req = RunRequest {
         plan: &plan,
@@ -591,6 +592,7 @@ async fn missing_program_rejects() {
         run_as: None,
         prlimit: None,
         container_cli: None,
+        isolated: None,
     };
     assert!(matches!(
         run(&req, |_| {}).await,
