@@ -176,6 +176,21 @@ impl Engine {
         std::fs::create_dir_all(config.work_dir()).map_err(|e| {
             AgentError::Internal(format!("work dir {}: {e}", config.work_dir().display()))
         })?;
+        // The store holds every buyer's inputs and outputs: the agent's alone, whatever
+        // the umask (redb creates it with the process's default mode).
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let path = config.store_path();
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|_| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .map_err(|e| AgentError::Internal(format!("store {}: {e}", path.display())))?;
+        }
         let store = {
             let path = config.store_path();
             let stats = metrics.store_stats();

@@ -83,7 +83,7 @@ impl Drop for IdLease {
 
 impl IdPool {
     fn lease(self: &Arc<Self>) -> Result<IdLease, IsolationError> {
-        let size = u64::from(self.last - self.first).saturating_add(1);
+        let size = u64::from(self.last.saturating_sub(self.first)).saturating_add(1);
         let mut s = self
             .state
             .lock()
@@ -319,6 +319,7 @@ impl Drop for Isolation {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -557,7 +557,9 @@ fn launch_spec(
         rlimits: Rlimits {
             fsize: l.output_bytes,
             cpu_secs: l.cpu_time_ms.div_ceil(1000),
-            nproc: req.jobs.max_pids,
+            // A backstop above the cgroup's pids.max, which is what refuses (and counts)
+            // forks: the job's id is its own, so this counts only the job's processes.
+            nproc: req.jobs.max_pids.saturating_mul(2),
         },
         namespace: iso.isolation.namespace().then(|| NamespaceSpec {
             hide: iso.isolation.hidden().to_vec(),

@@ -32,6 +32,18 @@ pub struct Agent {
     pub env: Vec<(String, String)>,
 }
 
+/// Whether the tests run as root (isolated jobs need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
 /// A state directory that outlives agent restarts.
 pub fn state_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -70,8 +82,13 @@ impl Agent {
             .env("SIGIL_AGENT_GPUS__ENABLED", "false")
             .env("SIGIL_AGENT_LOG__FORMAT", "text")
             .env("SIGIL_AGENT_LOG__FILTER", "info")
-            .env("SIGIL_AGENT_JOBS__KILL_GRACE_MS", "300")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SIGIL_AGENT_JOBS__KILL_GRACE_MS", "300");
+        // Isolation needs root (own user ids, cgroups, mount namespaces): said explicitly
+        // where the tests run without it, as the agent refuses to start otherwise.
+        if !is_root() {
+            cmd.env("SIGIL_AGENT_ISOLATION__MODE", "off");
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

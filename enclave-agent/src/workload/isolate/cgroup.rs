@@ -627,7 +627,8 @@ impl JobCgroup {
             Self::V2 { dir } => Some(dir.join("cgroup.kill")),
             Self::V1 { unified, .. } => unified.as_ref().map(|u| u.join("cgroup.kill")),
         };
-        let deadline = Instant::now() + within;
+        let now = Instant::now();
+        let deadline = now.checked_add(within).unwrap_or(now);
         let mut used_kill = false;
         if let Some(k) = &kill_file
             && k.exists()
@@ -679,6 +680,7 @@ fn io_stat_bytes(s: &str) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

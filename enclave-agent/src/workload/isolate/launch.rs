@@ -16,7 +16,8 @@
 //!    job's own processes (`hidepid=invisible`);
 //! 3. sets RLIMIT_CORE 0, RLIMIT_FSIZE (the output cap), RLIMIT_CPU (a per-process backstop
 //!    of the job's CPU time, which the agent enforces over the whole cgroup) and
-//!    RLIMIT_NPROC (the job's id is its own, so this counts only the job's processes);
+//!    RLIMIT_NPROC (a backstop of the cgroup's `pids.max`; the job's id is its own, so it
+//!    counts only the job's processes);
 //! 4. drops every supplementary group and sets the job's gid and uid (real, effective and
 //!    saved), sets `no_new_privs` (no set-uid program can raise it again);
 //! 5. `exec`s the workload with the job's environment, in its working directory, stdin
@@ -414,6 +415,7 @@ fn enter_namespace(ns: &NamespaceSpec) -> Result<(), Failed> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
