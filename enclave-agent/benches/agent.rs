@@ -275,6 +275,57 @@ async fn job_overhead(n: usize) {
         if exec { &mut run_exec } else { &mut run }.push(t.elapsed());
         assert_eq!(out.exit_code, 0);
     }
+    // Isolated runs (root only): own id, cgroup, launcher; with and without the mount
+    // namespace. Same plan, same directories, alternating with nothing else.
+    let mut run_iso = Vec::with_capacity(n);
+    let mut run_iso_no_ns = Vec::with_capacity(n);
+    if nix::unistd::geteuid().is_root() {
+        use enclave_agent::config::{IsolationConfig, NamespaceMode};
+        use enclave_agent::workload::isolate::Isolation;
+        let state = engine.config().state_dir.clone();
+        for (namespace, out) in [
+            (NamespaceMode::Required, &mut run_iso),
+            (NamespaceMode::Off, &mut run_iso_no_ns),
+        ] {
+            let icfg = IsolationConfig {
+                launcher: Some(env!("CARGO_BIN_EXE_sigil-agent").into()),
+                namespace,
+                ..IsolationConfig::default()
+            };
+            let iso = Isolation::start(
+                &icfg,
+                &engine.config().jobs.path,
+                &state,
+                vec![state.clone()],
+            )
+            .unwrap()
+            .unwrap();
+            for _ in 0..n {
+                let lease = iso.lease().unwrap();
+                workload::prepare(&dirs, &plan, workload::Owner::Job { id: lease.id() }).unwrap();
+                let stop = workload::StopSignal::new();
+                let req = workload::RunRequest {
+                    plan: &plan,
+                    jobs: &engine.config().jobs,
+                    container: &engine.config().container,
+                    dirs: &dirs,
+                    gpus: &[],
+                    stop: &stop,
+                    run_as: None,
+                    prlimit: None,
+                    container_cli: None,
+                    isolated: Some(workload::Isolated {
+                        isolation: &iso,
+                        id: lease.id(),
+                    }),
+                };
+                let t = Instant::now();
+                let out_run = workload::run(&req, |_| {}).await.unwrap();
+                out.push(t.elapsed());
+                assert_eq!(out_run.exit_code, 0);
+            }
+        }
+    }
     let (bare, agent, receipt) = (Stats(bare), Stats(agent), Stats(receipt));
     let agent_same = Stats(agent_same);
     let (commit, run) = (Stats(commit), Stats(run));
@@ -290,6 +341,22 @@ async fn job_overhead(n: usize) {
         );
     }
     println!("{}", agent_same.line("job, workloads as the agent's user"));
+    if !run_iso.is_empty() {
+        let (iso, iso_no_ns) = (Stats(run_iso), Stats(run_iso_no_ns));
+        println!(
+            "{}",
+            iso.line("workload::run isolated (id, cgroup, namespace)")
+        );
+        println!("{}", iso_no_ns.line("workload::run isolated, no namespace"));
+        println!(
+            "isolation over workload::run at p50: +{:.3} ms ({:.2}x); without the namespace: +{:.3} ms ({:.2}x); over bare spawn: {:.2}x",
+            ms(iso.pct(0.5)) - ms(run.pct(0.5)),
+            ms(iso.pct(0.5)) / ms(run.pct(0.5)),
+            ms(iso_no_ns.pct(0.5)) - ms(run.pct(0.5)),
+            ms(iso_no_ns.pct(0.5)) / ms(run.pct(0.5)),
+            ms(iso.pct(0.5)) / ms(bare.pct(0.5)),
+        );
+    }
     println!(
         "overhead per job over bare at p50: {:.3} ms (workloads as the agent's user: {:.3} ms)",
         ms(agent.pct(0.5)) - ms(bare.pct(0.5)),
