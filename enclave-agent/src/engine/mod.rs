@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::attestor::{AttestedKeyEvidence, Attestor};
 use crate::auth::Authenticator;
-use crate::config::{self, AuthConfig, ContainerConfig, JobsConfig};
+use crate::config::{self, AccessConfig, AuthConfig, ContainerConfig, JobsConfig};
+use crate::funding::{FundingOracle, LateOracle};
 use crate::job::{JobId, JobRecord, JobState};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
@@ -46,7 +47,8 @@ mod receipts;
 mod runner;
 mod scheduler;
 
-pub use error::AgentError;
+pub use admission::Access;
+pub use error::{AgentError, FundingRefusal};
 pub use receipts::IssuedReceipt;
 
 /// The crypto backend used for hashing and the result commitment.
@@ -68,6 +70,15 @@ pub struct EngineConfig {
     pub default_evidence: Evidence,
     /// `[evidence] refresh_secs`: how often attested-key evidence is collected anew.
     pub evidence_refresh: Option<std::time::Duration>,
+    /// `[access]`: who may read what, and whether off-chain jobs are taken.
+    pub access: AccessConfig,
+    /// A chain is configured: jobs run only as the chain funded and bound them (asked
+    /// through the oracle set with [`Engine::set_funding`]).
+    pub require_funding: bool,
+    /// `[api] max_queued_jobs`: most jobs waiting (0: no bound).
+    pub max_queued_jobs: usize,
+    /// `[api] retry_after_ms`: the least retry hint of a refusal for load.
+    pub retry_after_ms: u64,
 }
 
 impl EngineConfig {
@@ -133,6 +144,8 @@ pub struct Engine {
     prlimit: Option<PathBuf>,
     container_cli: Option<PathBuf>,
     run_as: Option<RunAs>,
+    /// What the chain says about funding (connected later, see [`Engine::set_funding`]).
+    funding: LateOracle,
 }
 
 impl std::fmt::Debug for Engine {
@@ -261,6 +274,7 @@ impl Engine {
             prlimit,
             container_cli,
             run_as,
+            funding: LateOracle::new(),
         });
         engine.recover().await?;
         if engine.caps.has_tee {
@@ -328,6 +342,12 @@ impl Engine {
                 .unwrap_or(0),
             _ => 0,
         }
+    }
+
+    /// Connects the funding oracle (the chain); until then, with a chain configured,
+    /// submissions are refused `UNAVAILABLE`. The first call wins.
+    pub fn set_funding(&self, oracle: Arc<dyn FundingOracle>) {
+        self.funding.set(oracle);
     }
 
     /// The engine's configuration.
