@@ -60,7 +60,7 @@ fn open_streams_are_bounded_works() {
         tonic::Code::ResourceExhausted
     );
     drop(s1);
-    l.open_stream().unwrap();
+    let _again = l.open_stream().unwrap();
 }
 
 #[test]
