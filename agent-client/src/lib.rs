@@ -395,9 +395,9 @@ impl AgentClient {
 
     /// A signature for a request on `job_id` under `domain`, when a buyer key is set.
     fn read_auth(&self, domain: &[u8], job_id: &[u8; 32]) -> Option<v1::RequestAuth> {
-        self.reader.as_ref().map(|k| {
-            request_auth(k, |at| sigil_proto::request_message(domain, job_id, at))
-        })
+        self.reader
+            .as_ref()
+            .map(|k| request_auth(k, |at| sigil_proto::request_message(domain, job_id, at)))
     }
 
     /// The URL this client talks to.

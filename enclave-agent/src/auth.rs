@@ -151,10 +151,11 @@ impl Authenticator {
         sig: Option<&v1::BuyerSignature>,
     ) -> Result<Principal, AuthError> {
         let p = self.submitter(md, spec, sig).await?;
-        if let Principal::Buyer(key) = p {
-            if !self.buyer_keys.is_empty() && !self.buyer_keys.contains(&key) {
-                return Err(AuthError::NotAllowed(hex::encode(key)));
-            }
+        if let Principal::Buyer(key) = p
+            && !self.buyer_keys.is_empty()
+            && !self.buyer_keys.contains(&key)
+        {
+            return Err(AuthError::NotAllowed(hex::encode(key)));
         }
         Ok(p)
     }

@@ -155,7 +155,12 @@ async fn funded_job_runs_for_its_buyer_works() {
     let id = job_id("access-funded");
     let spec = shell_job(id, "echo hi > \"$SIGIL_OUTPUT_DIR/out\"");
     s.chain.fund(&spec, key_of(&buyer()));
-    let r = s.jobs.submit(signed(&buyer(), &spec)).await.unwrap().into_inner();
+    let r = s
+        .jobs
+        .submit(signed(&buyer(), &spec))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.created);
     let st = wait_final(&mut s.jobs, id).await;
     assert_eq!(state(&st), v1::JobState::Succeeded, "{st:?}");
@@ -246,10 +251,20 @@ async fn squatting_rejects() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     // Nothing was stored: the buyer's submission creates the job.
     assert!(s.engine.store().get(&id).unwrap().is_none());
-    let r = s.jobs.submit(signed(&buyer(), &spec)).await.unwrap().into_inner();
+    let r = s
+        .jobs
+        .submit(signed(&buyer(), &spec))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.created);
     // A repeat is idempotent.
-    let r = s.jobs.submit(signed(&buyer(), &spec)).await.unwrap().into_inner();
+    let r = s
+        .jobs
+        .submit(signed(&buyer(), &spec))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!r.created);
 }
 
@@ -265,7 +280,14 @@ async fn spec_named_buyer_works() {
     let stranger = SigningKey::from_bytes(&[0x44; 32]);
     let e = s.jobs.submit(signed(&stranger, &spec)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    assert!(s.jobs.submit(signed(&buyer(), &spec)).await.unwrap().into_inner().created);
+    assert!(
+        s.jobs
+            .submit(signed(&buyer(), &spec))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
     wait_final(&mut s.jobs, id).await;
 }
 
@@ -281,15 +303,31 @@ async fn unfunded_rejects() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("not funded"), "{}", e.message());
     // The token does not bypass the chain either.
-    let e = s.jobs.submit(with_token(signed(&buyer(), &spec))).await.unwrap_err();
+    let e = s
+        .jobs
+        .submit(with_token(signed(&buyer(), &spec)))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
 
     s.chain.fund(&spec, key_of(&buyer()));
-    s.chain.jobs.lock().unwrap().get_mut(&id).unwrap().bound_here = false;
+    s.chain
+        .jobs
+        .lock()
+        .unwrap()
+        .get_mut(&id)
+        .unwrap()
+        .bound_here = false;
     let e = s.jobs.submit(signed(&buyer(), &spec)).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("not bound"), "{}", e.message());
-    s.chain.jobs.lock().unwrap().get_mut(&id).unwrap().bound_here = true;
+    s.chain
+        .jobs
+        .lock()
+        .unwrap()
+        .get_mut(&id)
+        .unwrap()
+        .bound_here = true;
     s.chain.jobs.lock().unwrap().get_mut(&id).unwrap().open = false;
     let e = s.jobs.submit(signed(&buyer(), &spec)).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
@@ -317,12 +355,26 @@ async fn off_chain_allow_list_works() {
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     let id = job_id("off-b");
-    assert!(s.jobs.submit(signed(&listed, &shell_job(id, "true"))).await.unwrap().into_inner().created);
+    assert!(
+        s.jobs
+            .submit(signed(&listed, &shell_job(id, "true")))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
     let t = v1::SubmitRequest {
         spec: shell_job(job_id("off-c"), "true").encode_to_vec(),
         signature: None,
     };
-    assert!(s.jobs.submit(with_token(t)).await.unwrap().into_inner().created);
+    assert!(
+        s.jobs
+            .submit(with_token(t))
+            .await
+            .unwrap()
+            .into_inner()
+            .created
+    );
     // The listed buyer reads its own job's status.
     s.jobs
         .get_job(v1::GetJobRequest {

@@ -341,7 +341,11 @@ async fn cancel_works() {
     let e = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: running.to_vec(),
-            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &running)),
+            auth: Some(request_auth(
+                &buyer(),
+                sigil_proto::RECEIPT_DOMAIN,
+                &running,
+            )),
         })
         .await
         .unwrap_err();
@@ -551,7 +555,11 @@ async fn bad_requests_reject() {
     let e = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: unknown.to_vec(),
-            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &unknown)),
+            auth: Some(request_auth(
+                &buyer(),
+                sigil_proto::RECEIPT_DOMAIN,
+                &unknown,
+            )),
         })
         .await
         .unwrap_err();
@@ -1101,9 +1109,12 @@ async fn queue_full_rejects() {
         .await
         .unwrap();
     wait_for(&mut jobs, running, |s| state(s) == v1::JobState::Running).await;
-    jobs.submit(signed(&buyer(), &shell_job(job_id("queue-waiting"), "true")))
-        .await
-        .unwrap();
+    jobs.submit(signed(
+        &buyer(),
+        &shell_job(job_id("queue-waiting"), "true"),
+    ))
+    .await
+    .unwrap();
     let refused = job_id("queue-refused");
     let e = jobs
         .submit(signed(&buyer(), &shell_job(refused, "true")))
@@ -1142,9 +1153,7 @@ async fn undecodable_request_rejects() {
     let agent = Agent::start(dir.path(), &[]);
     let mut grpc = tonic::client::Grpc::new(agent.channel().await);
     grpc.ready().await.unwrap();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-        "/sigil.v1.JobService/GetJob",
-    );
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/sigil.v1.JobService/GetJob");
     let codec = tonic_prost::ProstCodec::<Mistyped, v1::JobStatus>::default();
     let e = grpc
         .unary(tonic::Request::new(Mistyped { job_id: 7 }), path, codec)

@@ -123,7 +123,10 @@ async fn kill9_mid_job_loses_nothing_works() {
     assert_eq!(
         state(
             &jobs
-                .get_job(v1::GetJobRequest { job_id: c.to_vec(), auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &c)) })
+                .get_job(v1::GetJobRequest {
+                    job_id: c.to_vec(),
+                    auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &c))
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -169,7 +172,10 @@ async fn kill9_mid_job_loses_nothing_works() {
         "ran exactly twice"
     );
     let rb = jobs
-        .get_receipt(v1::GetReceiptRequest { job_id: b.to_vec(), auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &b)) })
+        .get_receipt(v1::GetReceiptRequest {
+            job_id: b.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &b)),
+        })
         .await
         .unwrap()
         .into_inner();

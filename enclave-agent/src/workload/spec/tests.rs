@@ -1,6 +1,11 @@
 //! Unit tests: input layout, enum values, sizes and what errors echo (issue 19).
 // Tests may unwrap and index: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use prost::Message;
 use sigil_proto::v1;
