@@ -1161,3 +1161,64 @@ async fn undecodable_request_rejects() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
 }
+
+/// Regression test for issue 19: per-peer rates (with a retry hint), the `Challenge` rate and
+/// the bound on open streams hold over the wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_and_stream_limits_reject() {
+    let dir = state_dir();
+    let agent = Agent::start(
+        dir.path(),
+        &[
+            ("SIGIL_AGENT_API__PEER_RATE", "1"),
+            ("SIGIL_AGENT_API__PEER_BURST", "6"),
+            ("SIGIL_AGENT_API__CHALLENGE_BURST", "1"),
+            ("SIGIL_AGENT_API__MAX_OPEN_STREAMS", "1"),
+        ],
+    );
+    let ch = agent.channel().await;
+    let mut att = v1::attestation_service_client::AttestationServiceClient::new(ch.clone());
+    let nonce = || v1::ChallengeRequest { nonce: vec![1; 32] };
+    att.challenge(nonce()).await.unwrap();
+    let e = att.challenge(nonce()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.metadata().get("retry-after-ms").is_some());
+
+    // One open stream at most: a second Watch is refused while the first is open.
+    let mut jobs = v1::job_service_client::JobServiceClient::new(ch.clone());
+    let id = job_id("limits-stream");
+    jobs.submit(signed(&buyer(), &shell_job(id, "sleep 30")))
+        .await
+        .unwrap();
+    let watch = || v1::WatchRequest {
+        job_id: id.to_vec(),
+        auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &id)),
+    };
+    let open = jobs.watch(watch()).await.unwrap();
+    let e = jobs.watch(watch()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    drop(open);
+
+    // The peer's burst is spent by now (6 calls): the next calls are refused with a hint.
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = v1::provider_service_client::ProviderServiceClient::new(ch.clone())
+            .info(v1::InfoRequest {})
+            .await
+        {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the peer rate refuses");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let hint: u64 = e
+        .metadata()
+        .get("retry-after-ms")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1_000).contains(&hint), "{hint}");
+}

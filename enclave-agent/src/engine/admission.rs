@@ -46,6 +46,15 @@ pub enum Access<'a> {
     },
 }
 
+/// A submission on its way into the queue, counted in `Engine::admitting` until dropped.
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Most milliseconds a retry hint says.
 const MAX_RETRY_HINT_MS: u64 = 300_000;
 
@@ -101,9 +110,11 @@ impl Engine {
             .me
             .upgrade()
             .and_then(|me| Some((me, self.claim_slot(plan.gpu_count)?)));
-        if slot.is_none() {
-            self.check_queue_room()?;
-        }
+        // Held until the job is in the queue, so concurrent submissions cannot overrun it.
+        let _place = match slot {
+            Some(_) => None,
+            None => Some(self.reserve_queue_place()?),
+        };
         if slot.is_some() {
             record.state = JobState::Running;
             record.attempts = 1;
@@ -150,11 +161,13 @@ impl Engine {
     /// Refuses a job that would wait when `max_queued_jobs` wait already, with a hint of
     /// when a place may be free (the configured hint per round of `max_concurrent` jobs
     /// ahead).
-    fn check_queue_room(&self) -> Result<(), AgentError> {
+    fn reserve_queue_place(&self) -> Result<QueuePlace<'_>, AgentError> {
         let max = self.cfg.max_queued_jobs;
-        let waiting = lock(&self.queue).len();
+        let admitting = self.admitting.fetch_add(1, Ordering::AcqRel);
+        let place = QueuePlace(&self.admitting);
+        let waiting = lock(&self.queue).len().saturating_add(admitting);
         if max == 0 || waiting < max {
-            return Ok(());
+            return Ok(place);
         }
         let rounds = waiting
             .checked_div(self.cfg.jobs.max_concurrent.max(1))

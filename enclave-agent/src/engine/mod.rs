@@ -131,6 +131,8 @@ pub struct Engine {
     free_gpus: Mutex<Vec<Gpu>>,
     /// Waiting jobs in submission order, with the number of GPUs each needs.
     queue: Mutex<VecDeque<(JobId, u32)>>,
+    /// Submissions admitted to the queue and not yet in it (`[api] max_queued_jobs`).
+    admitting: std::sync::atomic::AtomicUsize,
     wake: Notify,
     /// One permit per job that may run at once (`jobs.max_concurrent`).
     slots: Arc<Semaphore>,
@@ -263,6 +265,7 @@ impl Engine {
             free_gpus: Mutex::new(gpus.clone()),
             gpus,
             queue: Mutex::new(VecDeque::new()),
+            admitting: std::sync::atomic::AtomicUsize::new(0),
             wake: Notify::new(),
             slots,
             scheduling: AtomicBool::new(false),
