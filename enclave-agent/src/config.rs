@@ -569,6 +569,9 @@ pub struct ApiConfig {
     pub retry_after_ms: u64,
     /// Peers whose rates are tracked at once (the least recently seen are forgotten).
     pub max_tracked_peers: usize,
+    /// With `[chain]`: most funding checks (chain reads) in flight at once; `Submit` beyond
+    /// it is `RESOURCE_EXHAUSTED`, so submissions cannot flood the chain node.
+    pub max_chain_lookups: usize,
 }
 
 impl Default for ApiConfig {
@@ -587,6 +590,7 @@ impl Default for ApiConfig {
             max_queued_jobs: 1_024,
             retry_after_ms: 1_000,
             max_tracked_peers: 10_000,
+            max_chain_lookups: 16,
         }
     }
 }
@@ -727,9 +731,12 @@ impl Config {
                 reason: "must be at least 1 where its rate is set",
             });
         }
-        if self.api.max_streams_per_connection == 0 || self.api.max_open_streams == 0 {
+        if self.api.max_streams_per_connection == 0
+            || self.api.max_open_streams == 0
+            || self.api.max_chain_lookups == 0
+        {
             return Err(ConfigError::Invalid {
-                key: "api.max_streams_per_connection / api.max_open_streams",
+                key: "api.max_streams_per_connection / api.max_open_streams / api.max_chain_lookups",
                 reason: "must be at least 1",
             });
         }

@@ -55,6 +55,7 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         require_funding: cfg.chain.enabled(),
         max_queued_jobs: cfg.api.max_queued_jobs,
         retry_after_ms: cfg.api.retry_after_ms,
+        max_chain_lookups: cfg.api.max_chain_lookups,
     }
 }
 

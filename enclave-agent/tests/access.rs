@@ -40,6 +40,8 @@ struct FakeChain {
     jobs: Mutex<HashMap<[u8; 32], Funding>>,
     down: Mutex<bool>,
     asked: Mutex<u32>,
+    /// When set, each answer waits for a permit (a slow chain).
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl FundingOracle for FakeChain {
@@ -50,7 +52,13 @@ impl FundingOracle for FakeChain {
         } else {
             Ok(self.jobs.lock().unwrap().get(job_id).copied())
         };
-        Box::pin(async move { r })
+        let gate = self.gate.lock().unwrap().clone();
+        Box::pin(async move {
+            if let Some(g) = gate {
+                g.acquire().await.unwrap().forget();
+            }
+            r
+        })
     }
 }
 
@@ -383,4 +391,32 @@ async fn off_chain_allow_list_works() {
         })
         .await
         .unwrap();
+}
+
+/// Regression test for issue 19: funding checks in flight are bounded, so submissions cannot
+/// flood the chain node; the refusal carries a retry hint.
+#[tokio::test(flavor = "multi_thread")]
+async fn chain_lookups_are_bounded_rejects() {
+    let s = serve(|c| c.api.max_chain_lookups = 1).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *s.chain.gate.lock().unwrap() = Some(Arc::clone(&gate));
+    let mut first = s.jobs.clone();
+    let slow = tokio::spawn(async move {
+        first
+            .submit(signed(&buyer(), &shell_job(job_id("lookup-a"), "true")))
+            .await
+    });
+    while *s.chain.asked.lock().unwrap() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut second = s.jobs.clone();
+    let e = second
+        .submit(signed(&buyer(), &shell_job(job_id("lookup-b"), "true")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.metadata().get("retry-after-ms").is_some());
+    gate.add_permits(1);
+    let e = slow.await.unwrap().unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "not funded: {e:?}");
 }

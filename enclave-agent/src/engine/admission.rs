@@ -218,11 +218,16 @@ impl Engine {
                 None => Ok(principal.buyer()),
             };
         }
+        let lookup = self.lookups.try_acquire().map_err(|_| AgentError::Busy {
+            what: "too many funding checks in flight",
+            retry_after_ms: self.cfg.retry_after_ms,
+        })?;
         let funding = self
             .funding
             .funding(&plan.job_id)
             .await
             .map_err(|e| AgentError::ChainUnavailable(e.to_string()))?;
+        drop(lookup);
         match funding {
             Some(f) => {
                 if f.spec_hash != *spec_hash {

@@ -79,6 +79,8 @@ pub struct EngineConfig {
     pub max_queued_jobs: usize,
     /// `[api] retry_after_ms`: the least retry hint of a refusal for load.
     pub retry_after_ms: u64,
+    /// `[api] max_chain_lookups`: funding checks in flight at once.
+    pub max_chain_lookups: usize,
 }
 
 impl EngineConfig {
@@ -148,6 +150,8 @@ pub struct Engine {
     run_as: Option<RunAs>,
     /// What the chain says about funding (connected later, see [`Engine::set_funding`]).
     funding: LateOracle,
+    /// One permit per funding check in flight (`[api] max_chain_lookups`).
+    lookups: Semaphore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -253,6 +257,7 @@ impl Engine {
             .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
+        let lookups = Semaphore::new(config.max_chain_lookups.max(1));
         let engine = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             auth,
@@ -278,6 +283,7 @@ impl Engine {
             container_cli,
             run_as,
             funding: LateOracle::new(),
+            lookups,
         });
         engine.recover().await?;
         if engine.caps.has_tee {
