@@ -1,5 +1,5 @@
-//! Limits on what clients may hold of the agent (`[api]`): request rates per peer (client IP
-//! address) and in all, `Challenge` rates per peer, and the open server streams. A refusal
+//! Limits on what clients may hold of the agent (`[api]`): request rates per peer (client IPv4
+//! address, or IPv6 /64) and in all, `Challenge` rates per peer, and the open server streams. A refusal
 //! is `RESOURCE_EXHAUSTED` with a retry hint (`retry-after-ms` metadata).
 
 use std::collections::HashMap;
@@ -71,6 +71,21 @@ pub struct Limiter {
     streams: Arc<Semaphore>,
 }
 
+/// The key a peer's rates are kept under: its IPv4 address, or its IPv6 /64 (one host
+/// commonly holds a whole /64).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = a.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -91,7 +106,7 @@ impl Limiter {
     pub fn admit(&self, peer: Option<IpAddr>, rpc: Rpc) -> Result<(), tonic::Status> {
         let now = Instant::now();
         let c = &self.cfg;
-        if let Some(ip) = peer {
+        if let Some(ip) = peer.map(peer_key) {
             let mut peers = lock(&self.peers);
             if peers.len() >= c.max_tracked_peers && !peers.contains_key(&ip) {
                 // Forget peers whose buckets have refilled (idle for a while); if none have,

@@ -75,3 +75,16 @@ fn tracked_peers_are_bounded_works() {
     }
     assert!(lock(&l.peers).len() <= 4);
 }
+
+#[test]
+fn ipv6_peers_share_their_64_works() {
+    let l = Limiter::new(&cfg());
+    for i in 0..3u16 {
+        let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, 0, 0, 1));
+        l.admit(Some(ip), Rpc::Any).unwrap();
+    }
+    let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 9));
+    assert!(l.admit(Some(other), Rpc::Any).is_err());
+    let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+    l.admit(Some(elsewhere), Rpc::Any).unwrap();
+}
