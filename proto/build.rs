@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `compile_fds` does not write `file_descriptor_set_path`; reflection needs the set.
     std::fs::write(out.join("sigil_v1_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL (see `codec`).
+        .codec_path("crate::codec::SigilCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

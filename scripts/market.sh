@@ -132,7 +132,7 @@ run_job() { # tier label fund-args...
     local tier=$1 label=$2; shift 2
     local dir="$work/$label"; mkdir -p "$dir"
     step "$label job: spec, fund (Bob) and bound by the chain, run (agent), settle (chain)"
-    sigil job new --tier "$tier" --out "$dir/spec.pb" -- \
+    sigil job new --tier "$tier" --buyer-suri //Bob --out "$dir/spec.pb" -- \
         /bin/sh -c 'printf "sigil %s job on %s\n" "$0" "$(uname -s)" > "$SIGIL_OUTPUT_DIR/result.txt"' "$label" \
         >"$dir/new.json"
     local job; job=$(json job_id <"$dir/new.json")
@@ -144,7 +144,7 @@ run_job() { # tier label fund-args...
         || fail "the chain did not bind Charlie's offer to the $label job"
     echo "bound by the chain to Charlie's offer in the funding transaction"
     sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob >"$dir/submit.json"
-    sigil job wait --agent "$agent" --job "$job" --timeout-secs 120 >"$dir/done.json"
+    sigil job wait --agent "$agent" --job "$job" --buyer-suri //Bob --timeout-secs 120 >"$dir/done.json"
     echo "ran: $(json state <"$dir/done.json"), wall $(json wall_ms <"$dir/done.json") ms"
     sigil buyer watch --job "$job" --timeout-secs 120 >"$dir/events.jsonl"
     # The last event must be exactly this job's settlement, paying its whole price to Charlie.
@@ -158,7 +158,7 @@ sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE"
         || { cat "$dir/events.jsonl" "$work/agent-charlie.log" >&2; fail "$label job did not settle as funded"; }
     echo "settled on chain: $(tail -n1 "$dir/events.jsonl")"
 
-    sigil job receipt --agent "$agent" --job "$job" --receipt-out "$dir/receipt.bin" --bundle-out "$dir/bundle.bin" >"$dir/receipt.json"
+    sigil job receipt --agent "$agent" --job "$job" --buyer-suri //Bob --receipt-out "$dir/receipt.bin" --bundle-out "$dir/bundle.bin" >"$dir/receipt.json"
     local now; now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     if [ "$tier" = 3 ]; then
         "$bin/sigil-verify" receipt --receipt "$dir/receipt.bin" --bundle "$dir/bundle.bin" --at "$now" --allow-simulated --format json >"$dir/verify.json" \
@@ -187,7 +187,7 @@ step "tier-2 job: quorum 2 of 3, bound by the chain to Charlie, Dave and Eve; Ev
 # The job's answer depends on where it runs: in Eve's agent it answers 41 instead of 42, the
 # faulty provider of this demonstration.
 dir="$work/tier-2"; mkdir -p "$dir"
-sigil job new --tier 2 --out "$dir/spec.pb" -- /bin/sh -c \
+sigil job new --tier 2 --buyer-suri //Bob --out "$dir/spec.pb" -- /bin/sh -c \
     'case "$SIGIL_OUTPUT_DIR" in */agent-eve/*) a=41 ;; *) a=42 ;; esac; printf "answer %s\n" "$a" > "$SIGIL_OUTPUT_DIR/result.txt"' \
     >"$dir/new.json"
 job=$(json job_id <"$dir/new.json")
@@ -203,7 +203,7 @@ echo "bound by the chain to Charlie, Dave and Eve (each asks 1 MINT, at most 6 /
 # Eve first, so that her dissent is on chain before the quorum settles the job.
 for name in eve charlie dave; do
     sigil job submit --agent "$(agent_url "$name")" --spec "$dir/spec.pb" --buyer-suri //Bob >/dev/null
-    sigil job wait --agent "$(agent_url "$name")" --job "$job" --timeout-secs 120 >/dev/null
+    sigil job wait --agent "$(agent_url "$name")" --job "$job" --buyer-suri //Bob --timeout-secs 120 >/dev/null
     if [ "$name" = eve ]; then
         for _ in $(seq 1 60); do
             sigil audit job "$job" >"$dir/record.json"

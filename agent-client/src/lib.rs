@@ -149,6 +149,10 @@ pub struct JobRequest {
     pub provider_key: Option<[u8; 32]>,
     /// The agent refuses the spec after this time (ms since the epoch; 0: never).
     pub not_after_ms: u64,
+    /// The buyer's ed25519 key, named in the spec (`JobSpec.buyer`): only it may submit the
+    /// job and read it. Needed for a job funded by an account that is not this ed25519 key
+    /// (an sr25519 account): funding the spec's hash vouches for the key.
+    pub buyer: Option<[u8; 32]>,
 }
 
 /// The canonical bytes of a job spec and their hash.
@@ -229,6 +233,7 @@ impl JobRequest {
             on_restart: v1::RestartPolicy::Unspecified.into(),
             provider: self.provider_key.map(|k| k.to_vec()).unwrap_or_default(),
             not_after_ms: self.not_after_ms,
+            buyer: self.buyer.map(|k| k.to_vec()).unwrap_or_default(),
         };
         let bytes = spec.encode_to_vec();
         Ok(EncodedSpec {
@@ -325,6 +330,21 @@ pub struct FetchedReceipt {
 pub struct AgentClient {
     url: String,
     channel: Channel,
+    /// The buyer key that signs status and receipt requests, if set.
+    reader: Option<SigningKey>,
+}
+
+/// A request signature by `key` over `message(issued_at_ms)`, issued now.
+fn request_auth(key: &SigningKey, message: impl FnOnce(u64) -> Vec<u8>) -> v1::RequestAuth {
+    let issued_at_ms = now_ms();
+    let m = message(issued_at_ms);
+    v1::RequestAuth {
+        signature: Some(v1::BuyerSignature {
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            signature: key.sign(&m).to_bytes().to_vec(),
+        }),
+        issued_at_ms,
+    }
 }
 
 impl AgentClient {
@@ -361,7 +381,23 @@ impl AgentClient {
         Ok(Self {
             url: url.to_owned(),
             channel,
+            reader: None,
         })
+    }
+
+    /// Signs status (`job`, `wait`) and receipt requests with the buyer's `key`, as agents
+    /// require unless they make status public.
+    #[must_use]
+    pub fn with_buyer(mut self, key: SigningKey) -> Self {
+        self.reader = Some(key);
+        self
+    }
+
+    /// A signature for a request on `job_id` under `domain`, when a buyer key is set.
+    fn read_auth(&self, domain: &[u8], job_id: &[u8; 32]) -> Option<v1::RequestAuth> {
+        self.reader
+            .as_ref()
+            .map(|k| request_auth(k, |at| sigil_proto::request_message(domain, job_id, at)))
     }
 
     /// The URL this client talks to.
@@ -422,6 +458,7 @@ impl AgentClient {
         let status = JobServiceClient::new(self.channel.clone())
             .get_job(v1::GetJobRequest {
                 job_id: job_id.to_vec(),
+                auth: self.read_auth(sigil_proto::STATUS_DOMAIN, job_id),
             })
             .await
             .map_err(|s| AgentError::status("GetJob", s))?
@@ -435,6 +472,7 @@ impl AgentClient {
             let mut stream = JobServiceClient::new(self.channel.clone())
                 .watch(v1::WatchRequest {
                     job_id: job_id.to_vec(),
+                    auth: self.read_auth(sigil_proto::STATUS_DOMAIN, job_id),
                 })
                 .await
                 .map_err(|s| AgentError::status("Watch", s))?
@@ -473,6 +511,7 @@ impl AgentClient {
         let r = JobServiceClient::new(self.channel.clone())
             .get_receipt(v1::GetReceiptRequest {
                 job_id: job_id.to_vec(),
+                auth: self.read_auth(sigil_proto::RECEIPT_DOMAIN, job_id),
             })
             .await
             .map_err(|s| AgentError::status("GetReceipt", s))?
@@ -506,21 +545,15 @@ impl AgentClient {
         key: &SigningKey,
         receipt: &ReceiptBody,
     ) -> Result<Vec<u8>, AgentError> {
-        let issued_at_ms = now_ms();
-        let mut message = sigil_proto::OUTPUT_DOMAIN.to_vec();
-        message.extend_from_slice(job_id);
-        message.extend_from_slice(&issued_at_ms.to_le_bytes());
-        let auth = v1::RequestAuth {
-            signature: Some(v1::BuyerSignature {
-                public_key: key.verifying_key().to_bytes().to_vec(),
-                signature: key.sign(&message).to_bytes().to_vec(),
-            }),
-            issued_at_ms,
-        };
+        let kind = i32::from(v1::OutputKind::File);
+        // Signed for this file from offset 0 only: the signature opens no other output.
+        let auth = request_auth(key, |at| {
+            sigil_proto::output_message(job_id, at, kind, 0, path)
+        });
         let mut stream = JobServiceClient::new(self.channel.clone())
             .get_output(v1::GetOutputRequest {
                 job_id: job_id.to_vec(),
-                kind: v1::OutputKind::File.into(),
+                kind,
                 path: path.to_owned(),
                 offset: 0,
                 auth: Some(auth),

@@ -128,6 +128,8 @@ async fn engine_as(
         cfg.jobs.run_as = r.into();
     }
     cfg.jobs.max_concurrent = max_concurrent;
+    // The submission benchmarks queue many thousands of jobs with the scheduler stopped.
+    cfg.api.max_queued_jobs = 0;
     cfg.evidence.allow_simulated = true;
     cfg.auth.token = enclave_agent::config::Secret::new(BENCH_TOKEN);
     let token = CancellationToken::new();

@@ -4,9 +4,11 @@
 //!   `SHA-256("sigil.submit.v1\0" || spec bytes)`; the spec bytes are the canonical form
 //!   (never re-encoded), so the signature and the receipt's `job_spec_hash` cover exactly
 //!   what the agent runs. If `auth.buyer_keys` is set, only those keys may submit.
-//! * Requests on an existing job that reveal or change something (cancel, outputs) are
-//!   signed by the key that submitted it over `domain || job_id || issued_at_ms (LE u64)`,
-//!   within `auth.max_clock_skew_secs` of the agent's clock.
+//! * Requests on an existing job (status, receipt, cancel, outputs) are signed by the job's
+//!   buyer over `domain || job_id || issued_at_ms (LE u64)`, within
+//!   `auth.max_clock_skew_secs` of the agent's clock; an output request also signs the
+//!   output's kind, offset and path ([`sigil_proto::output_message`]), so its signature is
+//!   good for that one stream only.
 //! * Instead of a signature, a request may carry `authorization: Bearer <token>` with the
 //!   configured token (an operator or a dispatcher in front of the agent). Tokens are
 //!   compared in constant time and never logged.
@@ -57,9 +59,12 @@ pub enum AuthError {
         /// Agent clock.
         now_ms: u64,
     },
-    /// The signing key is not the job's submitter.
-    #[error("only the key that submitted the job may do this")]
+    /// The signing key is not the job's buyer.
+    #[error("only the job's buyer may do this")]
     NotOwner,
+    /// The bearer token may not read this job's outputs (`access.operator_reads_outputs`).
+    #[error("the operator token does not read buyers' outputs on this agent")]
+    OperatorMayNotRead,
     /// The signature verifier is not running (the agent is shutting down).
     #[error("signature verifier unavailable")]
     Unavailable,
@@ -94,11 +99,7 @@ pub fn submit_message(spec: &[u8]) -> [u8; 32] {
 
 /// The message a buyer signs for a request on an existing job.
 pub fn request_message(domain: &[u8], job_id: &[u8; 32], issued_at_ms: u64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(domain.len().saturating_add(40));
-    m.extend_from_slice(domain);
-    m.extend_from_slice(job_id);
-    m.extend_from_slice(&issued_at_ms.to_le_bytes());
-    m
+    sigil_proto::request_message(domain, job_id, issued_at_ms)
 }
 
 /// Checks credentials against the configuration.
@@ -142,8 +143,26 @@ impl Authenticator {
         })
     }
 
-    /// Authenticates a submission.
+    /// Authenticates a submission (a buyer must be on `auth.buyer_keys` when it is set).
     pub async fn submit(
+        &self,
+        md: &MetadataMap,
+        spec: &[u8],
+        sig: Option<&v1::BuyerSignature>,
+    ) -> Result<Principal, AuthError> {
+        let p = self.submitter(md, spec, sig).await?;
+        if let Principal::Buyer(key) = p
+            && !self.buyer_keys.is_empty()
+            && !self.buyer_keys.contains(&key)
+        {
+            return Err(AuthError::NotAllowed(hex::encode(key)));
+        }
+        Ok(p)
+    }
+
+    /// Who signed a submission (the token, or the buyer whose signature verifies), whatever
+    /// the allow-list says: admission applies the list where the job is not funded on chain.
+    pub async fn submitter(
         &self,
         md: &MetadataMap,
         spec: &[u8],
@@ -154,10 +173,12 @@ impl Authenticator {
         }
         let sig = sig.ok_or(AuthError::Missing)?;
         let key = self.verify(sig, submit_message(spec).to_vec()).await?;
-        if !self.buyer_keys.is_empty() && !self.buyer_keys.contains(&key) {
-            return Err(AuthError::NotAllowed(hex::encode(key)));
-        }
         Ok(Principal::Buyer(key))
+    }
+
+    /// The configured buyer allow-list (`auth.buyer_keys`).
+    pub fn buyer_keys(&self) -> &[[u8; 32]] {
+        &self.buyer_keys
     }
 
     /// Authenticates a request on an existing job submitted by `owner` (`None`: submitted
@@ -171,6 +192,21 @@ impl Authenticator {
         owner: Option<[u8; 32]>,
         now_ms: u64,
     ) -> Result<Principal, AuthError> {
+        self.signed_request(md, auth, owner, now_ms, |at| {
+            request_message(domain, job_id, at)
+        })
+        .await
+    }
+
+    /// [`Authenticator::job_request`] over the message `message(issued_at_ms)`.
+    pub async fn signed_request(
+        &self,
+        md: &MetadataMap,
+        auth: Option<&v1::RequestAuth>,
+        owner: Option<[u8; 32]>,
+        now_ms: u64,
+        message: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<Principal, AuthError> {
         if let Some(t) = self.token(md) {
             return t;
         }
@@ -182,9 +218,7 @@ impl Authenticator {
                 now_ms,
             });
         }
-        let key = self
-            .verify(sig, request_message(domain, job_id, auth.issued_at_ms))
-            .await?;
+        let key = self.verify(sig, message(auth.issued_at_ms)).await?;
         if owner != Some(key) {
             return Err(AuthError::NotOwner);
         }

@@ -125,6 +125,10 @@ pub struct Config {
     pub chain: ChainConfig,
     /// How process jobs are isolated from each other and from the agent.
     pub isolation: IsolationConfig,
+    /// Limits on the gRPC API: rates, streams, timeouts, the queue bound.
+    pub api: ApiConfig,
+    /// Who may read what, and whether jobs not funded on chain are taken.
+    pub access: AccessConfig,
 }
 
 impl Default for Config {
@@ -144,6 +148,8 @@ impl Default for Config {
             log: LogConfig::default(),
             chain: ChainConfig::default(),
             isolation: IsolationConfig::default(),
+            api: ApiConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -629,6 +635,81 @@ impl ChainConfig {
     }
 }
 
+/// The `[api]` table: what one client, or all of them together, may hold of the agent.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Requests per second one peer (client IP address) may make, sustained; 0: no limit.
+    pub peer_rate: u32,
+    /// Requests one peer may make in a burst above `peer_rate`.
+    pub peer_burst: u32,
+    /// Requests per second all peers together may make, sustained; 0: no limit.
+    pub global_rate: u32,
+    /// Requests all peers together may make in a burst above `global_rate`.
+    pub global_burst: u32,
+    /// `Challenge` calls (each collects fresh evidence) per second one peer may make; 0: no
+    /// limit beyond `peer_rate`.
+    pub challenge_rate: u32,
+    /// `Challenge` calls one peer may make in a burst.
+    pub challenge_burst: u32,
+    /// Most HTTP/2 streams (calls in flight) on one connection.
+    pub max_streams_per_connection: u32,
+    /// Most open server streams (`Watch`, `GetOutput`) across all clients.
+    pub max_open_streams: usize,
+    /// A unary call that has not answered within this many seconds is ended `DEADLINE_EXCEEDED`.
+    pub request_timeout_secs: u64,
+    /// A server stream whose client has not taken the next message within this many seconds
+    /// is ended (a reader that stalls does not hold the agent).
+    pub stream_idle_secs: u64,
+    /// Most jobs waiting for a slot; `Submit` beyond it is `RESOURCE_EXHAUSTED` with a retry
+    /// hint. 0: no bound.
+    pub max_queued_jobs: usize,
+    /// The retry hint of a refusal for load (`retry-after-ms` metadata), milliseconds, at
+    /// least: a full queue hints at its length times this over `jobs.max_concurrent`.
+    pub retry_after_ms: u64,
+    /// Peers whose rates are tracked at once (the least recently seen are forgotten).
+    pub max_tracked_peers: usize,
+    /// With `[chain]`: most funding checks (chain reads) in flight at once; `Submit` beyond
+    /// it is `RESOURCE_EXHAUSTED`, so submissions cannot flood the chain node.
+    pub max_chain_lookups: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            peer_rate: 50,
+            peer_burst: 100,
+            global_rate: 2_000,
+            global_burst: 4_000,
+            challenge_rate: 1,
+            challenge_burst: 5,
+            max_streams_per_connection: 64,
+            max_open_streams: 1_024,
+            request_timeout_secs: 30,
+            stream_idle_secs: 60,
+            max_queued_jobs: 1_024,
+            retry_after_ms: 1_000,
+            max_tracked_peers: 10_000,
+            max_chain_lookups: 16,
+        }
+    }
+}
+
+/// The `[access]` table: who may read what (see `docs/agent.md`, "Access rules").
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// With `[chain]` configured, also take jobs the chain does not know: submitted with the
+    /// bearer token, or signed by a key in `auth.buyer_keys` (an empty list then admits none
+    /// but the token).
+    pub allow_off_chain: bool,
+    /// The bearer token may read the outputs of buyers' jobs (it always reads their status
+    /// and receipts, and the outputs of jobs it submitted itself).
+    pub operator_reads_outputs: bool,
+    /// `GetJob`, `Watch` and `GetReceipt` need no authentication (as before access rules).
+    pub public_status: bool,
+}
+
 /// Environment variable prefix of overrides.
 pub const ENV_PREFIX: &str = "SIGIL_AGENT_";
 
@@ -759,6 +840,30 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "collateral.snp_product",
                 reason: "must be Milan, Genoa or Turin",
+            });
+        }
+        if self.api.peer_rate > 0 && self.api.peer_burst == 0
+            || self.api.global_rate > 0 && self.api.global_burst == 0
+            || self.api.challenge_rate > 0 && self.api.challenge_burst == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.*_burst",
+                reason: "must be at least 1 where its rate is set",
+            });
+        }
+        if self.api.max_streams_per_connection == 0
+            || self.api.max_open_streams == 0
+            || self.api.max_chain_lookups == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.max_streams_per_connection / api.max_open_streams / api.max_chain_lookups",
+                reason: "must be at least 1",
+            });
+        }
+        if self.api.request_timeout_secs == 0 || self.api.stream_idle_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "api.request_timeout_secs / api.stream_idle_secs",
+                reason: "must be at least 1",
             });
         }
         for (index, k) in self.auth.buyer_keys.iter().enumerate() {

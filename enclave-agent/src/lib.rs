@@ -13,7 +13,7 @@
 //! | 0 | [`job`] | job ids, states, typed end reasons, the job record |
 //! | 1 | [`config`] | the configuration, one type per section; imports nothing from the crate |
 //! | 2 | [`keys`], [`shutdown`], [`receipt`], [`metering`] | small leaf utilities |
-//! | 3 | [`store`], [`collateral`], [`workload`], [`auth`] | features, each given its own configuration section |
+//! | 3 | [`store`], [`collateral`], [`workload`], [`auth`], [`funding`] | features, each given its own configuration section; what the chain says about a job's funding |
 //! | 4 | [`evidence`], [`metrics`] | evidence backends (they ask the collateral sources); metrics (over the store's and auth's counters) |
 //! | 5 | [`attestor`] | the agent key and its evidence |
 //! | 6 | [`engine`] | admission, scheduling, running, receipts, job events |
@@ -27,6 +27,7 @@ pub mod collateral;
 pub mod config;
 pub mod engine;
 pub mod evidence;
+pub mod funding;
 pub mod grpc;
 pub mod job;
 pub mod keys;

@@ -316,6 +316,46 @@ impl MarketChain for ClientChain {
     }
 }
 
+/// The chain's answer to admission ([`crate::funding::FundingOracle`]) over a [`ClientChain`]:
+/// the job's escrow and whether `account` is among its bound providers.
+#[derive(Clone, Debug)]
+pub struct ChainFunding {
+    chain: ClientChain,
+    account: [u8; 32],
+}
+
+impl ChainFunding {
+    /// Over `chain`, for the provider `account`.
+    pub fn new(chain: ClientChain, account: [u8; 32]) -> Self {
+        Self { chain, account }
+    }
+}
+
+impl crate::funding::FundingOracle for ChainFunding {
+    fn funding<'a>(&'a self, job_id: &'a [u8; 32]) -> crate::funding::FundingFuture<'a> {
+        Box::pin(async move {
+            let unavailable =
+                |e: ChainError| crate::funding::FundingError::Unavailable(e.to_string());
+            let Some(job) = self.chain.client.job(job_id).await.map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let bound_here = self
+                .chain
+                .client
+                .binding(job_id)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|b| b.providers.iter().any(|p| p.0 == self.account));
+            Ok(Some(crate::funding::Funding {
+                buyer: job.buyer.0,
+                spec_hash: job.spec_hash,
+                open: job.status.is_open(),
+                bound_here,
+            }))
+        })
+    }
+}
+
 /// Verifies the agent's own evidence `bundle` under `policy` at `now_ms`, as the chain will;
 /// returns every failed check or rule (empty: it would be accepted).
 fn check_own_evidence(

@@ -70,6 +70,11 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         // the settler collects and registers it, so the engine does not replace it on its own.
         evidence_refresh: (!chain_refreshes_evidence(cfg))
             .then(|| Duration::from_secs(cfg.evidence.refresh_secs)),
+        access: cfg.access.clone(),
+        require_funding: cfg.chain.enabled(),
+        max_queued_jobs: cfg.api.max_queued_jobs,
+        retry_after_ms: cfg.api.retry_after_ms,
+        max_chain_lookups: cfg.api.max_chain_lookups,
     }
 }
 
@@ -269,6 +274,7 @@ pub fn serve_settings(cfg: &Config) -> crate::grpc::ServeSettings {
         listen: cfg.listen,
         tls: cfg.tls.clone(),
         max_request_bytes: cfg.jobs.max_request_bytes,
+        api: cfg.api.clone(),
     }
 }
 
@@ -354,6 +360,7 @@ pub async fn settle_on_chain(
         }
     };
     let account = link.account_id().0;
+    engine.set_funding(Arc::new(settle::ChainFunding::new(link.clone(), account)));
     let settler = settle::Settler::new(
         link,
         account,

@@ -37,7 +37,7 @@ async fn fetch_output(
             kind: kind as i32,
             path: path.into(),
             offset,
-            auth: Some(request_auth(&buyer(), sigil_proto::OUTPUT_DOMAIN, &id)),
+            auth: Some(output_auth(&buyer(), &id, kind, offset, path)),
         })
         .await
         .unwrap()
@@ -94,6 +94,7 @@ async fn receipt_verifies_works() {
     let r = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: id.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &id)),
         })
         .await
         .unwrap()
@@ -211,6 +212,7 @@ async fn fresh_quote_and_tier1_work() {
     let r = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: id.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &id)),
         })
         .await
         .unwrap()
@@ -245,6 +247,7 @@ async fn fresh_quote_and_tier1_work() {
     let r = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: id1.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &id1)),
         })
         .await
         .unwrap()
@@ -338,6 +341,11 @@ async fn cancel_works() {
     let e = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: running.to_vec(),
+            auth: Some(request_auth(
+                &buyer(),
+                sigil_proto::RECEIPT_DOMAIN,
+                &running,
+            )),
         })
         .await
         .unwrap_err();
@@ -409,6 +417,28 @@ async fn bad_requests_reject() {
         (
             "no workload",
             with("c", &|s| s.workload = None),
+            Code::InvalidArgument,
+        ),
+        (
+            "file and directory",
+            with("d2", &|s| {
+                for p in ["a", "a/b"] {
+                    s.inputs.push(v1::InputFile {
+                        path: p.into(),
+                        content: vec![],
+                    })
+                }
+            }),
+            Code::InvalidArgument,
+        ),
+        (
+            "evidence mode 99",
+            with("d3", &|s| s.evidence_mode = 99),
+            Code::InvalidArgument,
+        ),
+        (
+            "restart policy 42",
+            with("d4", &|s| s.on_restart = 42),
             Code::InvalidArgument,
         ),
         (
@@ -509,6 +539,7 @@ async fn bad_requests_reject() {
     let e = jobs
         .get_job(v1::GetJobRequest {
             job_id: unknown.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &unknown)),
         })
         .await
         .unwrap_err();
@@ -516,6 +547,7 @@ async fn bad_requests_reject() {
     let e = jobs
         .get_job(v1::GetJobRequest {
             job_id: vec![1, 2, 3],
+            auth: None,
         })
         .await
         .unwrap_err();
@@ -523,6 +555,11 @@ async fn bad_requests_reject() {
     let e = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: unknown.to_vec(),
+            auth: Some(request_auth(
+                &buyer(),
+                sigil_proto::RECEIPT_DOMAIN,
+                &unknown,
+            )),
         })
         .await
         .unwrap_err();
@@ -543,17 +580,16 @@ async fn bad_requests_reject() {
         offset: 0,
         auth,
     };
+    let file = v1::OutputKind::File;
     let e = jobs
-        .get_output(req(
-            "a",
-            Some(request_auth(&key, sigil_proto::OUTPUT_DOMAIN, &slow)),
-        ))
+        .get_output(req("a", Some(output_auth(&key, &slow, file, 0, "a"))))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     let e = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: slow.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &slow)),
         })
         .await
         .unwrap_err();
@@ -570,22 +606,82 @@ async fn bad_requests_reject() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     let e = jobs
-        .get_output(req(
-            "nope",
-            Some(request_auth(&key, sigil_proto::OUTPUT_DOMAIN, &slow)),
-        ))
+        .get_output(req("nope", Some(output_auth(&key, &slow, file, 0, "nope"))))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let mut past = req(
-        "a",
-        Some(request_auth(&key, sigil_proto::OUTPUT_DOMAIN, &slow)),
-    );
+    let mut past = req("a", Some(output_auth(&key, &slow, file, 2, "a")));
     past.offset = 2;
     assert_eq!(
         jobs.get_output(past).await.unwrap_err().code(),
         Code::InvalidArgument
     );
+
+    // Regression tests for issue 19. A signature for one output does not open another, nor
+    // the same one from another offset.
+    let e = jobs
+        .get_output(req("b", Some(output_auth(&key, &slow, file, 0, "a"))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    let mut shifted = req("a", Some(output_auth(&key, &slow, file, 0, "a")));
+    shifted.offset = 1;
+    assert_eq!(
+        jobs.get_output(shifted).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // Another buyer's signature, and the operator token, do not read the buyer's outputs.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[0x77; 32]);
+    let e = jobs
+        .get_output(req("a", Some(output_auth(&stranger, &slow, file, 0, "a"))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let mut op = tonic::Request::new(req("a", None));
+    op.metadata_mut()
+        .insert("authorization", "Bearer op-token".parse().unwrap());
+    let e = jobs.get_output(op).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // Nor do they read its status or receipt; the token does.
+    let e = jobs
+        .get_job(v1::GetJobRequest {
+            job_id: slow.to_vec(),
+            auth: Some(request_auth(&stranger, sigil_proto::STATUS_DOMAIN, &slow)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = jobs
+        .get_job(v1::GetJobRequest {
+            job_id: slow.to_vec(),
+            auth: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let mut op = tonic::Request::new(v1::GetReceiptRequest {
+        job_id: slow.to_vec(),
+        auth: None,
+    });
+    op.metadata_mut()
+        .insert("authorization", "Bearer op-token".parse().unwrap());
+    jobs.get_receipt(op).await.unwrap();
+    // Unknown output kinds are refused; echoed paths are capped.
+    let mut k9 = req("a", Some(output_auth(&key, &slow, file, 0, "a")));
+    k9.kind = 9;
+    let e = jobs.get_output(k9).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let long = "p".repeat(4_000);
+    let e = jobs
+        .get_output(req(&long, Some(output_auth(&key, &slow, file, 0, &long))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().len() < 400, "{}", e.message().len());
+    let huge = "p".repeat(60_000);
+    let e = jobs.get_output(req(&huge, None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().len() < 400, "{}", e.message().len());
 
     let mut att =
         v1::attestation_service_client::AttestationServiceClient::new(agent.channel().await);
@@ -875,6 +971,7 @@ async fn container_job_works() {
     let r = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: id.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &id)),
         })
         .await
         .unwrap()
@@ -970,6 +1067,7 @@ async fn agent_without_tee_works() {
     let r = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: id.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &id)),
         })
         .await
         .unwrap()
@@ -990,4 +1088,137 @@ async fn agent_without_tee_works() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Regression test for issue 19: a full queue refuses `Submit` with `RESOURCE_EXHAUSTED` and
+/// a retry hint, before anything is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_full_rejects() {
+    let dir = state_dir();
+    let agent = Agent::start(
+        dir.path(),
+        &[
+            ("SIGIL_AGENT_JOBS__MAX_CONCURRENT", "1"),
+            ("SIGIL_AGENT_API__MAX_QUEUED_JOBS", "1"),
+            ("SIGIL_AGENT_API__RETRY_AFTER_MS", "1500"),
+        ],
+    );
+    let mut jobs = agent.jobs().await;
+    let running = job_id("queue-running");
+    jobs.submit(signed(&buyer(), &shell_job(running, "sleep 60")))
+        .await
+        .unwrap();
+    wait_for(&mut jobs, running, |s| state(s) == v1::JobState::Running).await;
+    jobs.submit(signed(
+        &buyer(),
+        &shell_job(job_id("queue-waiting"), "true"),
+    ))
+    .await
+    .unwrap();
+    let refused = job_id("queue-refused");
+    let e = jobs
+        .submit(signed(&buyer(), &shell_job(refused, "true")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let hint: u64 = e
+        .metadata()
+        .get("retry-after-ms")
+        .expect("a retry hint")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(hint >= 1500, "{hint}");
+    let e = jobs
+        .get_job(v1::GetJobRequest {
+            job_id: refused.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &refused)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "nothing was stored");
+}
+
+/// Regression test for issue 19: a request that does not decode is `INVALID_ARGUMENT`.
+#[tokio::test(flavor = "multi_thread")]
+async fn undecodable_request_rejects() {
+    /// `GetJobRequest.job_id` is bytes; as a varint the request does not decode.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Mistyped {
+        #[prost(uint64, tag = "1")]
+        job_id: u64,
+    }
+    let dir = state_dir();
+    let agent = Agent::start(dir.path(), &[]);
+    let mut grpc = tonic::client::Grpc::new(agent.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/sigil.v1.JobService/GetJob");
+    let codec = tonic_prost::ProstCodec::<Mistyped, v1::JobStatus>::default();
+    let e = grpc
+        .unary(tonic::Request::new(Mistyped { job_id: 7 }), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+}
+
+/// Regression test for issue 19: per-peer rates (with a retry hint), the `Challenge` rate and
+/// the bound on open streams hold over the wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_and_stream_limits_reject() {
+    let dir = state_dir();
+    let agent = Agent::start(
+        dir.path(),
+        &[
+            ("SIGIL_AGENT_API__PEER_RATE", "1"),
+            ("SIGIL_AGENT_API__PEER_BURST", "6"),
+            ("SIGIL_AGENT_API__CHALLENGE_BURST", "1"),
+            ("SIGIL_AGENT_API__MAX_OPEN_STREAMS", "1"),
+        ],
+    );
+    let ch = agent.channel().await;
+    let mut att = v1::attestation_service_client::AttestationServiceClient::new(ch.clone());
+    let nonce = || v1::ChallengeRequest { nonce: vec![1; 32] };
+    att.challenge(nonce()).await.unwrap();
+    let e = att.challenge(nonce()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.metadata().get("retry-after-ms").is_some());
+
+    // One open stream at most: a second Watch is refused while the first is open.
+    let mut jobs = v1::job_service_client::JobServiceClient::new(ch.clone());
+    let id = job_id("limits-stream");
+    jobs.submit(signed(&buyer(), &shell_job(id, "sleep 30")))
+        .await
+        .unwrap();
+    let watch = || v1::WatchRequest {
+        job_id: id.to_vec(),
+        auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &id)),
+    };
+    let open = jobs.watch(watch()).await.unwrap();
+    let e = jobs.watch(watch()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    drop(open);
+
+    // The peer's burst is spent by now (6 calls): the next calls are refused with a hint.
+    let mut refused = None;
+    for _ in 0..10 {
+        if let Err(e) = v1::provider_service_client::ProviderServiceClient::new(ch.clone())
+            .info(v1::InfoRequest {})
+            .await
+        {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the peer rate refuses");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let hint: u64 = e
+        .metadata()
+        .get("retry-after-ms")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1_000).contains(&hint), "{hint}");
 }

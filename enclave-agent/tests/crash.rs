@@ -88,6 +88,7 @@ async fn kill9_mid_job_loses_nothing_works() {
     let receipt_before = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: done.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &done)),
         })
         .await
         .unwrap()
@@ -131,7 +132,10 @@ async fn kill9_mid_job_loses_nothing_works() {
     assert_eq!(
         state(
             &jobs
-                .get_job(v1::GetJobRequest { job_id: c.to_vec() })
+                .get_job(v1::GetJobRequest {
+                    job_id: c.to_vec(),
+                    auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &c))
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -177,7 +181,10 @@ async fn kill9_mid_job_loses_nothing_works() {
         "ran exactly twice"
     );
     let rb = jobs
-        .get_receipt(v1::GetReceiptRequest { job_id: b.to_vec() })
+        .get_receipt(v1::GetReceiptRequest {
+            job_id: b.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &b)),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -196,6 +203,7 @@ async fn kill9_mid_job_loses_nothing_works() {
     let sd = jobs
         .get_job(v1::GetJobRequest {
             job_id: done.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &done)),
         })
         .await
         .unwrap()
@@ -205,6 +213,7 @@ async fn kill9_mid_job_loses_nothing_works() {
     let receipt_after = jobs
         .get_receipt(v1::GetReceiptRequest {
             job_id: done.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::RECEIPT_DOMAIN, &done)),
         })
         .await
         .unwrap()
@@ -256,6 +265,7 @@ async fn sigterm_checkpoints_works() {
     let mut watch = jobs
         .watch(v1::WatchRequest {
             job_id: rerun.to_vec(),
+            auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &rerun)),
         })
         .await
         .unwrap()

@@ -37,7 +37,7 @@ async fn output(jobs: &mut Client, id: [u8; 32], path: &str) -> Option<Vec<u8>> 
             kind: v1::OutputKind::File as i32,
             path: path.into(),
             offset: 0,
-            auth: Some(request_auth(&buyer(), sigil_proto::OUTPUT_DOMAIN, &id)),
+            auth: Some(output_auth(&buyer(), &id, v1::OutputKind::File, 0, path)),
         })
         .await
         .ok()?

@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("collateral", 3),
     ("workload", 3),
     ("auth", 3),
+    ("funding", 3),
     // 4: evidence (asks the collateral sources), metrics (counts store and auth).
     ("evidence", 4),
     ("metrics", 4),

@@ -28,13 +28,16 @@ pub(crate) enum JobCmd {
         #[command(flatten)]
         buyer: BuyerKey,
     },
-    /// A job's status on the agent.
+    /// A job's status on the agent (signed by the buyer's key when given, as agents require
+    /// unless they make status public).
     Status {
         #[command(flatten)]
         agent: AgentArgs,
         /// The job id (0x hex).
         #[arg(long)]
         job: String,
+        #[command(flatten)]
+        buyer: BuyerKey,
     },
     /// Wait until a job ends on the agent; exit 1 unless it succeeded.
     Wait {
@@ -43,6 +46,8 @@ pub(crate) enum JobCmd {
         /// The job id (0x hex).
         #[arg(long)]
         job: String,
+        #[command(flatten)]
+        buyer: BuyerKey,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
@@ -55,6 +60,8 @@ pub(crate) enum JobCmd {
         /// The job id (0x hex).
         #[arg(long)]
         job: String,
+        #[command(flatten)]
+        buyer: BuyerKey,
         /// Where to write `SCALE(SignedReceipt)`.
         #[arg(long)]
         receipt_out: PathBuf,
@@ -105,16 +112,30 @@ pub(crate) struct BuyerKey {
 
 impl BuyerKey {
     fn load(&self) -> Result<Ed25519Keypair> {
+        self.load_optional()?
+            .context("give the buyer key: --buyer-suri or --buyer-suri-file")
+    }
+
+    fn load_optional(&self) -> Result<Option<Ed25519Keypair>> {
         let uri = match (&self.buyer_suri, &self.buyer_suri_file) {
             (Some(uri), _) => uri.clone(),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?
                 .trim()
                 .to_owned(),
-            (None, None) => anyhow::bail!("give the buyer key: --buyer-suri or --buyer-suri-file"),
+            (None, None) => return Ok(None),
         };
-        Ok(Ed25519Keypair::from_uri(&uri)?)
+        Ok(Some(Ed25519Keypair::from_uri(&uri)?))
     }
+}
+
+/// A client that signs reads with the buyer's key, when one is given.
+async fn reader(agent: &AgentArgs, buyer: &BuyerKey) -> Result<AgentClient> {
+    let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+    Ok(match buyer.load_optional()? {
+        Some(k) => client.with_buyer(k.signing_key().clone()),
+        None => client,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -163,6 +184,11 @@ pub(crate) struct NewArgs {
     /// Only the agent with this key (0x hex) may run the job.
     #[arg(long)]
     provider_key: Option<String>,
+    /// The buyer's ed25519 key, named in the spec: only it may submit the job to an agent and
+    /// read it there. Needed when the funding account is not that ed25519 key (an sr25519
+    /// account): funding the spec's hash vouches for the key.
+    #[command(flatten)]
+    buyer: BuyerKey,
     /// Where to write the spec.
     #[arg(long)]
     out: PathBuf,
@@ -221,6 +247,10 @@ fn new_spec(a: &NewArgs) -> Result<EncodedSpec> {
             .map(|k| parse_hex32("provider key", k))
             .transpose()?,
         not_after_ms: 0,
+        buyer: a
+            .buyer
+            .load_optional()?
+            .map(|k| k.signing_key().verifying_key().to_bytes()),
     };
     Ok(request.encode()?)
 }
@@ -255,18 +285,19 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
             let (job, created) = client.submit(&spec, key.signing_key()).await?;
             emit(format, &json!({ "created": created, "job": job }))?;
         }
-        JobCmd::Status { agent, job } => {
+        JobCmd::Status { agent, job, buyer } => {
             let job = parse_hex32("job id", job)?;
-            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let client = reader(agent, buyer).await?;
             emit(format, &client.job(&job).await?)?;
         }
         JobCmd::Wait {
             agent,
             job,
+            buyer,
             timeout_secs,
         } => {
             let job = parse_hex32("job id", job)?;
-            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let client = reader(agent, buyer).await?;
             let view = client
                 .wait(&job, Duration::from_secs(*timeout_secs))
                 .await?;
@@ -278,11 +309,12 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
         JobCmd::Receipt {
             agent,
             job,
+            buyer,
             receipt_out,
             bundle_out,
         } => {
             let job = parse_hex32("job id", job)?;
-            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let client = reader(agent, buyer).await?;
             let r = client.receipt(&job).await?;
             std::fs::write(receipt_out, &r.signed_receipt)
                 .with_context(|| format!("writing {}", receipt_out.display()))?;
@@ -318,7 +350,9 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
         } => {
             let job = parse_hex32("job id", job)?;
             let key = buyer.load()?;
-            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref())
+                .await?
+                .with_buyer(key.signing_key().clone());
             let receipt = client.receipt(&job).await?;
             let data = client
                 .output(&job, path, key.signing_key(), &receipt.body)

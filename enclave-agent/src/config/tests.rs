@@ -102,3 +102,32 @@ fn token_file_works() {
     assert_eq!(c.auth.token.expose(), "from-file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn api_and_access_defaults_works() {
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.api.max_queued_jobs, 1_024);
+    assert_eq!(c.api.request_timeout_secs, 30);
+    assert!(!c.access.allow_off_chain);
+    assert!(!c.access.operator_reads_outputs);
+    assert!(!c.access.public_status);
+    let c = Config::from_toml(
+        "[api]\nmax_queued_jobs = 8\npeer_rate = 0\n[access]\nallow_off_chain = true",
+    )
+    .unwrap();
+    assert_eq!(c.api.max_queued_jobs, 8);
+    assert_eq!(c.api.peer_rate, 0);
+    assert!(c.access.allow_off_chain);
+}
+
+#[test]
+fn api_zero_limits_reject() {
+    for doc in [
+        "[api]\npeer_burst = 0",
+        "[api]\nmax_open_streams = 0",
+        "[api]\nrequest_timeout_secs = 0",
+        "[access]\nunknown = true",
+    ] {
+        assert!(Config::from_toml(doc).is_err(), "{doc}");
+    }
+}

@@ -56,7 +56,47 @@ pub enum AgentError {
     /// The durable store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The chain does not let this submission run here (see [`FundingRefusal`]).
+    #[error("job {job}: {refusal}")]
+    Funding {
+        /// Hex job id.
+        job: String,
+        /// Why.
+        refusal: FundingRefusal,
+    },
+    /// The chain could not be asked whether the job is funded; retry later.
+    #[error("the chain cannot confirm the job's funding now; retry later")]
+    ChainUnavailable(String),
+    /// The agent is at a limit (a full queue, a rate, open streams); retry after the hint.
+    #[error("{what}; retry in {retry_after_ms} ms")]
+    Busy {
+        /// Which limit.
+        what: &'static str,
+        /// When a retry may succeed, milliseconds.
+        retry_after_ms: u64,
+    },
     /// Anything else internal.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Why the chain's record refuses a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FundingRefusal {
+    /// The chain holds no escrow for the id, and the agent takes no off-chain jobs.
+    #[error("not funded on chain (fund it first)")]
+    NotFunded,
+    /// The escrow commits to another spec: the id is not this spec's.
+    #[error("funded on chain for another spec")]
+    SpecMismatch,
+    /// The escrow was settled or refunded.
+    #[error("its escrow on chain is closed")]
+    Closed,
+    /// The chain bound the job to other providers.
+    #[error("not bound to this provider on chain")]
+    NotBoundHere,
+    /// The submission is signed by a key other than the job's buyer.
+    #[error("signed by a key that is not the job's buyer")]
+    NotBuyer,
 }

@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::attestor::{AttestedKeyEvidence, Attestor};
 use crate::auth::Authenticator;
-use crate::config::{self, AuthConfig, ContainerConfig, JobsConfig};
+use crate::config::{self, AccessConfig, AuthConfig, ContainerConfig, JobsConfig};
+use crate::funding::{FundingOracle, LateOracle};
 use crate::job::{JobId, JobRecord, JobState};
 use crate::metering::{self, GpuMetering};
 use crate::metrics::Metrics;
@@ -47,7 +48,8 @@ mod receipts;
 mod runner;
 mod scheduler;
 
-pub use error::AgentError;
+pub use admission::Access;
+pub use error::{AgentError, FundingRefusal};
 pub use receipts::IssuedReceipt;
 
 /// The crypto backend used for hashing and the result commitment.
@@ -69,6 +71,17 @@ pub struct EngineConfig {
     pub default_evidence: Evidence,
     /// `[evidence] refresh_secs`: how often attested-key evidence is collected anew.
     pub evidence_refresh: Option<std::time::Duration>,
+    /// `[access]`: who may read what, and whether off-chain jobs are taken.
+    pub access: AccessConfig,
+    /// A chain is configured: jobs run only as the chain funded and bound them (asked
+    /// through the oracle set with [`Engine::set_funding`]).
+    pub require_funding: bool,
+    /// `[api] max_queued_jobs`: most jobs waiting (0: no bound).
+    pub max_queued_jobs: usize,
+    /// `[api] retry_after_ms`: the least retry hint of a refusal for load.
+    pub retry_after_ms: u64,
+    /// `[api] max_chain_lookups`: funding checks in flight at once.
+    pub max_chain_lookups: usize,
 }
 
 impl EngineConfig {
@@ -124,6 +137,8 @@ pub struct Engine {
     free_gpus: Mutex<Vec<Gpu>>,
     /// Waiting jobs in submission order, with the number of GPUs each needs.
     queue: Mutex<VecDeque<(JobId, u32)>>,
+    /// Submissions admitted to the queue and not yet in it (`[api] max_queued_jobs`).
+    admitting: std::sync::atomic::AtomicUsize,
     wake: Notify,
     /// One permit per job that may run at once (`jobs.max_concurrent`).
     slots: Arc<Semaphore>,
@@ -138,6 +153,10 @@ pub struct Engine {
     container_cli: Option<PathBuf>,
     run_as: Option<RunAs>,
     isolation: Option<Arc<Isolation>>,
+    /// What the chain says about funding (connected later, see [`Engine::set_funding`]).
+    funding: LateOracle,
+    /// One permit per funding check in flight (`[api] max_chain_lookups`).
+    lookups: Semaphore,
 }
 
 impl std::fmt::Debug for Engine {
@@ -265,6 +284,7 @@ impl Engine {
             .map_err(|e| AgentError::Internal(format!("start the signature verifier: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let slots = Arc::new(Semaphore::new(config.jobs.max_concurrent));
+        let lookups = Semaphore::new(config.max_chain_lookups.max(1));
         let engine = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             auth,
@@ -277,6 +297,7 @@ impl Engine {
             free_gpus: Mutex::new(gpus.clone()),
             gpus,
             queue: Mutex::new(VecDeque::new()),
+            admitting: std::sync::atomic::AtomicUsize::new(0),
             wake: Notify::new(),
             slots,
             scheduling: AtomicBool::new(false),
@@ -289,6 +310,8 @@ impl Engine {
             container_cli,
             run_as,
             isolation,
+            funding: LateOracle::new(),
+            lookups,
         });
         engine.recover().await?;
         if engine.caps.has_tee {
@@ -356,6 +379,12 @@ impl Engine {
                 .unwrap_or(0),
             _ => 0,
         }
+    }
+
+    /// Connects the funding oracle (the chain); until then, with a chain configured,
+    /// submissions are refused `UNAVAILABLE`. The first call wins.
+    pub fn set_funding(&self, oracle: Arc<dyn FundingOracle>) {
+        self.funding.set(oracle);
     }
 
     /// The engine's configuration.

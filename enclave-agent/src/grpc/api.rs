@@ -10,10 +10,13 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::limit::Limiter;
 use super::status::id32;
-use crate::engine::{AgentError, Engine};
+use crate::config::ApiConfig;
+use crate::engine::{Access, AgentError, Engine};
 use crate::job::{JobRecord, JobState, LogKind};
 use crate::store::CHUNK;
+use crate::workload::spec::{MAX_PATH_BYTES, clip};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -82,13 +85,29 @@ fn wire_mode(m: EvidenceMode) -> v1::EvidenceMode {
 #[derive(Clone, Debug)]
 pub struct JobApi {
     engine: Arc<Engine>,
+    limits: Arc<Limiter>,
 }
 
 impl JobApi {
-    /// Over `engine`.
+    /// Over `engine`, with the default `[api]` stream limits.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self::with_limits(engine, Arc::new(Limiter::new(&ApiConfig::default())))
     }
+
+    /// Over `engine`, holding streams within `limits`.
+    pub fn with_limits(engine: Arc<Engine>, limits: Arc<Limiter>) -> Self {
+        Self { engine, limits }
+    }
+}
+
+/// Sends `item` on `tx` unless the client has not taken the previous message for `idle`;
+/// false when the stream should end.
+async fn send_within<T>(
+    tx: &mpsc::Sender<Result<T, Status>>,
+    item: Result<T, Status>,
+    idle: std::time::Duration,
+) -> bool {
+    matches!(tokio::time::timeout(idle, tx.send(item)).await, Ok(Ok(())))
 }
 
 #[tonic::async_trait]
@@ -109,8 +128,13 @@ impl v1::job_service_server::JobService for JobApi {
         &self,
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::JobStatus>, Status> {
-        let id = id32("job_id", &request.get_ref().job_id)?;
-        Ok(Response::new(job_status(&self.engine.job(&id)?)))
+        let (md, _, req) = request.into_parts();
+        let id = id32("job_id", &req.job_id)?;
+        let r = self.engine.job(&id)?;
+        self.engine
+            .authorize(&md, Access::Status, &r, req.auth.as_ref())
+            .await?;
+        Ok(Response::new(job_status(&r)))
     }
 
     type WatchStream = BoxStream<v1::JobEvent>;
@@ -119,7 +143,14 @@ impl v1::job_service_server::JobService for JobApi {
         &self,
         request: Request<v1::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let id = id32("job_id", &request.get_ref().job_id)?;
+        let (md, _, req) = request.into_parts();
+        let id = id32("job_id", &req.job_id)?;
+        let r = self.engine.job(&id)?;
+        self.engine
+            .authorize(&md, Access::Status, &r, req.auth.as_ref())
+            .await?;
+        let permit = self.limits.open_stream()?;
+        let idle = self.limits.stream_idle();
         // Subscribe before reading, so no change between the two is missed.
         let mut events = self.engine.subscribe();
         let first = self.engine.job(&id)?;
@@ -127,13 +158,14 @@ impl v1::job_service_server::JobService for JobApi {
         let engine = Arc::clone(&self.engine);
         let drained = self.engine.drained().clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut last = first.version;
             let mut done = first.state.is_final();
             let send = |r: &JobRecord| v1::JobEvent {
                 seq: r.version,
                 status: Some(job_status(r)),
             };
-            if tx.send(Ok(send(&first))).await.is_err() {
+            if !send_within(&tx, Ok(send(&first)), idle).await {
                 return;
             }
             while !done {
@@ -159,7 +191,7 @@ impl v1::job_service_server::JobService for JobApi {
                 if let Some(r) = rec.filter(|r| r.version > last) {
                     last = r.version;
                     done = r.state.is_final();
-                    if tx.send(Ok(send(&r))).await.is_err() {
+                    if !send_within(&tx, Ok(send(&r)), idle).await {
                         return;
                     }
                 }
@@ -176,7 +208,7 @@ impl v1::job_service_server::JobService for JobApi {
         let id = id32("job_id", &req.job_id)?;
         let r = self.engine.job(&id)?;
         self.engine
-            .authorize(&md, sigil_proto::CANCEL_DOMAIN, &r, req.auth.as_ref())
+            .authorize(&md, Access::Cancel, &r, req.auth.as_ref())
             .await?;
         let r = self.engine.cancel(&id).await?;
         Ok(Response::new(job_status(&r)))
@@ -190,9 +222,25 @@ impl v1::job_service_server::JobService for JobApi {
     ) -> Result<Response<Self::GetOutputStream>, Status> {
         let (md, _, req) = request.into_parts();
         let id = id32("job_id", &req.job_id)?;
+        let kind = v1::OutputKind::try_from(req.kind).map_err(|_| AgentError::BadField {
+            field: "kind",
+            reason: format!("{} is not a value of the API", req.kind),
+        })?;
+        if req.path.len() > MAX_PATH_BYTES {
+            return Err(AgentError::BadField {
+                field: "path",
+                reason: format!("longer than {MAX_PATH_BYTES} bytes"),
+            }
+            .into());
+        }
         let r = self.engine.job(&id)?;
+        let access = Access::Output {
+            kind: req.kind,
+            offset: req.offset,
+            path: &req.path,
+        };
         self.engine
-            .authorize(&md, sigil_proto::OUTPUT_DOMAIN, &r, req.auth.as_ref())
+            .authorize(&md, access, &r, req.auth.as_ref())
             .await?;
         if !r.state.is_final() {
             return Err(AgentError::WrongState {
@@ -202,7 +250,6 @@ impl v1::job_service_server::JobService for JobApi {
             }
             .into());
         }
-        let kind = v1::OutputKind::try_from(req.kind).unwrap_or(v1::OutputKind::Unspecified);
         let (source, total, proof, index) = match kind {
             v1::OutputKind::File | v1::OutputKind::Unspecified => {
                 let meta = r
@@ -210,7 +257,7 @@ impl v1::job_service_server::JobService for JobApi {
                     .iter()
                     .find(|o| o.path == req.path)
                     .ok_or_else(|| AgentError::NotFound {
-                        what: format!("output {:?} of job {}", req.path, hex::encode(id)),
+                        what: format!("output {:?} of job {}", clip(&req.path), hex::encode(id)),
                     })?;
                 let proof = self.engine.output_proof(&r, &meta.path).unwrap_or_default();
                 (
@@ -244,9 +291,12 @@ impl v1::job_service_server::JobService for JobApi {
             }
             .into());
         }
+        let permit = self.limits.open_stream()?;
+        let idle = self.limits.stream_idle();
         let (tx, rx) = mpsc::channel(4);
         let store = self.engine.store().clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let chunk = u64::try_from(CHUNK).unwrap_or(u64::MAX);
             let mut offset = req.offset;
             let mut first = true;
@@ -288,7 +338,7 @@ impl v1::job_service_server::JobService for JobApi {
                     index,
                 };
                 first = false;
-                if tx.send(Ok(msg)).await.is_err() {
+                if !send_within(&tx, Ok(msg), idle).await {
                     return;
                 }
                 offset = offset.saturating_add(len);
@@ -304,8 +354,12 @@ impl v1::job_service_server::JobService for JobApi {
         &self,
         request: Request<v1::GetReceiptRequest>,
     ) -> Result<Response<v1::ReceiptResponse>, Status> {
-        let id = id32("job_id", &request.get_ref().job_id)?;
+        let (md, _, req) = request.into_parts();
+        let id = id32("job_id", &req.job_id)?;
         let r = self.engine.job(&id)?;
+        self.engine
+            .authorize(&md, Access::Receipt, &r, req.auth.as_ref())
+            .await?;
         let bytes = self.engine.store().receipt(&id).map_err(AgentError::from)?;
         let Some(bytes) = bytes else {
             return Err(AgentError::WrongState {

@@ -1,6 +1,7 @@
 //! The gRPC server: `sigil.v1` services, gRPC health and reflection, TLS and limits.
 
 pub mod api;
+pub mod limit;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -9,12 +10,14 @@ use std::time::Duration;
 
 use sigil_proto::v1;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use api::{AttestationApi, JobApi, ProviderApi};
 
-use crate::config::TlsConfig;
+use crate::config::{ApiConfig, TlsConfig};
 use crate::engine::Engine;
+use limit::{Limiter, Rpc};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,20 @@ pub struct ServeSettings {
     pub tls: TlsConfig,
     /// Largest `Submit` request, bytes.
     pub max_request_bytes: usize,
+    /// `[api]`: rates, streams, timeouts.
+    pub api: ApiConfig,
+}
+
+/// An interceptor that counts each call against `limits` (by the peer's IP address).
+fn limited(
+    limits: &Arc<Limiter>,
+    rpc: Rpc,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<> {
+    let limits = Arc::clone(limits);
+    move |req: tonic::Request<()>| {
+        limits.admit(req.remote_addr().map(|a| a.ip()), rpc)?;
+        Ok(req)
+    }
 }
 
 /// Serves the agent's gRPC API on `listener` until `shutdown`, then stops accepting and
@@ -93,17 +110,35 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let jobs = v1::job_service_server::JobServiceServer::new(JobApi::new(Arc::clone(&engine)))
-        .max_decoding_message_size(max);
-    let attestation = v1::attestation_service_server::AttestationServiceServer::new(
-        AttestationApi::new(Arc::clone(&engine)),
-    )
-    .max_decoding_message_size(64 * 1024);
-    let provider = v1::provider_service_server::ProviderServiceServer::new(provider)
-        .max_decoding_message_size(64 * 1024);
+    let limits = Arc::new(Limiter::new(&settings.api));
+    let jobs = InterceptedService::new(
+        v1::job_service_server::JobServiceServer::new(JobApi::with_limits(
+            Arc::clone(&engine),
+            Arc::clone(&limits),
+        ))
+        .max_decoding_message_size(max),
+        limited(&limits, Rpc::Any),
+    );
+    let attestation = InterceptedService::new(
+        v1::attestation_service_server::AttestationServiceServer::new(AttestationApi::new(
+            Arc::clone(&engine),
+        ))
+        .max_decoding_message_size(64 * 1024),
+        limited(&limits, Rpc::Challenge),
+    );
+    let provider = InterceptedService::new(
+        v1::provider_service_server::ProviderServiceServer::new(provider)
+            .max_decoding_message_size(64 * 1024),
+        limited(&limits, Rpc::Any),
+    );
+    let health_service = InterceptedService::new(health_service, limited(&limits, Rpc::Any));
+    let reflection = InterceptedService::new(reflection, limited(&limits, Rpc::Any));
 
+    let streams = settings.api.max_streams_per_connection;
     let mut builder = Server::builder()
-        .concurrency_limit_per_connection(256)
+        .concurrency_limit_per_connection(usize::try_from(streams).unwrap_or(usize::MAX))
+        .max_concurrent_streams(Some(streams))
+        .timeout(Duration::from_secs(settings.api.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true);

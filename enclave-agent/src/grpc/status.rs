@@ -2,15 +2,56 @@
 //! field parsing.
 
 use crate::auth::AuthError;
-use crate::engine::AgentError;
+use crate::engine::{AgentError, FundingRefusal};
 use crate::workload::spec::SpecError;
+
+/// Longest status message sent, bytes (values in it are clipped where they are made; this
+/// bounds the rest).
+pub const MAX_MESSAGE_BYTES: usize = 1_024;
+
+/// Metadata key of the retry hint of `RESOURCE_EXHAUSTED` (milliseconds).
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// `RESOURCE_EXHAUSTED` with `message` and the retry hint in [`RETRY_AFTER_MS`].
+pub fn exhausted(message: String, retry_after_ms: u64) -> tonic::Status {
+    let mut st = tonic::Status::resource_exhausted(message);
+    if let Ok(v) = retry_after_ms.to_string().parse() {
+        st.metadata_mut().insert(RETRY_AFTER_MS, v);
+    }
+    st
+}
+
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE_BYTES {
+        let mut at = MAX_MESSAGE_BYTES;
+        while !s.is_char_boundary(at) {
+            at = at.saturating_sub(1);
+        }
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}
 
 impl From<AgentError> for tonic::Status {
     /// Every rejection gets a specific code and a message that names the problem; internal
-    /// failures are logged with their details and reported without them.
+    /// failures are logged with their details and reported without them. Messages are
+    /// bounded ([`MAX_MESSAGE_BYTES`]).
     fn from(e: AgentError) -> Self {
+        let st = status_of(&e);
+        if st.message().len() > MAX_MESSAGE_BYTES {
+            let mut bounded_st = tonic::Status::new(st.code(), bounded(st.message().to_owned()));
+            *bounded_st.metadata_mut() = st.metadata().clone();
+            return bounded_st;
+        }
+        st
+    }
+}
+
+fn status_of(e: &AgentError) -> tonic::Status {
+    {
         use tonic::Status;
-        match &e {
+        match e {
             AgentError::Spec(s) => match s {
                 SpecError::WrongProvider(_)
                 | SpecError::Expired { .. }
@@ -20,7 +61,7 @@ impl From<AgentError> for tonic::Status {
                 _ => Status::invalid_argument(e.to_string()),
             },
             AgentError::Auth(a) => match a {
-                AuthError::NotAllowed(_) | AuthError::NotOwner => {
+                AuthError::NotAllowed(_) | AuthError::NotOwner | AuthError::OperatorMayNotRead => {
                     Status::permission_denied(e.to_string())
                 }
                 AuthError::Unavailable => Status::unavailable(e.to_string()),
@@ -37,6 +78,17 @@ impl From<AgentError> for tonic::Status {
                 tracing::error!(error = %detail, "evidence collection failed");
                 Status::unavailable("evidence is temporarily unavailable")
             }
+            AgentError::Funding { refusal, .. } => match refusal {
+                FundingRefusal::SpecMismatch | FundingRefusal::NotBuyer => {
+                    Status::permission_denied(e.to_string())
+                }
+                _ => Status::failed_precondition(e.to_string()),
+            },
+            AgentError::ChainUnavailable(detail) => {
+                tracing::warn!(error = %detail, "funding check: the chain cannot be read");
+                Status::unavailable(e.to_string())
+            }
+            AgentError::Busy { retry_after_ms, .. } => exhausted(e.to_string(), *retry_after_ms),
             AgentError::Store(_) | AgentError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal("internal error")

@@ -83,6 +83,27 @@ pub enum SpecError {
         /// Offered by the agent.
         available: u32,
     },
+    /// An enum field holds a value the API does not define.
+    #[error("{field} = {value} is not a value of the API")]
+    UnknownEnum {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: i32,
+    },
+    /// A list is longer, or a value larger, than the agent takes.
+    #[error("{what}: {count} exceeds the agent's maximum {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many (or how large).
+        count: u64,
+        /// The maximum.
+        max: u64,
+    },
+    /// The buyer key is not 32 bytes.
+    #[error("buyer must be empty or a 32-byte ed25519 key, got {0} bytes")]
+    Buyer(usize),
     /// The evidence mode cannot be honoured.
     #[error("evidence mode {mode} is not possible for tier {tier} on this agent: {reason}")]
     EvidenceMode {
@@ -178,6 +199,32 @@ pub struct JobPlan {
     pub gpu_count: u32,
     /// Re-run after an agent restart.
     pub rerun_on_restart: bool,
+    /// The buyer key the spec names (`JobSpec.buyer`), if any.
+    pub buyer: Option<[u8; 32]>,
+}
+
+/// Most input files in a spec.
+pub const MAX_INPUTS: usize = 10_000;
+/// Longest input path, bytes.
+pub const MAX_PATH_BYTES: usize = 4_096;
+/// Longest component of an input path, bytes (the usual file-name limit).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+/// Most components of an input path.
+pub const MAX_PATH_DEPTH: usize = 64;
+/// Most argv entries (or container arguments) plus environment variables.
+pub const MAX_ARGS: usize = 4_096;
+/// Most bytes of argv (or container arguments) and environment together.
+pub const MAX_ARG_BYTES: usize = 1 << 20;
+/// Longest value echoed back in an error, characters.
+pub const ECHO_CHARS: usize = 128;
+
+/// `s` cut to [`ECHO_CHARS`] characters, with an ellipsis when cut: what errors echo of a
+/// request, so a huge value never travels back in a status message.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(ECHO_CHARS) {
+        None => s.to_owned(),
+        Some((at, _)) => format!("{}…", s.get(..at).unwrap_or_default()),
+    }
 }
 
 /// What the agent offers, for validation.
@@ -206,7 +253,7 @@ fn check_env(
     let mut out = BTreeMap::new();
     for (k, v) in env {
         let bad = |reason| SpecError::Env {
-            name: k.clone(),
+            name: clip(k),
             reason,
         };
         if k.is_empty() || k.contains('=') || k.contains('\0') {
@@ -247,17 +294,30 @@ pub fn image_is_pinned(image: &str) -> bool {
 
 fn check_input_path(p: &str) -> Result<PathBuf, SpecError> {
     let bad = |reason| SpecError::InputPath {
-        path: p.to_owned(),
+        path: clip(p),
         reason,
     };
     if p.is_empty() || p.contains('\0') {
         return Err(bad("empty or contains NUL"));
     }
+    if p.len() > MAX_PATH_BYTES {
+        return Err(bad("longer than 4096 bytes"));
+    }
     let path = Path::new(p);
     let mut out = PathBuf::new();
+    let mut depth = 0usize;
     for c in path.components() {
         match c {
-            Component::Normal(n) => out.push(n),
+            Component::Normal(n) => {
+                if n.len() > MAX_COMPONENT_BYTES {
+                    return Err(bad("has a component longer than 255 bytes"));
+                }
+                depth = depth.saturating_add(1);
+                if depth > MAX_PATH_DEPTH {
+                    return Err(bad("is more than 64 levels deep"));
+                }
+                out.push(n);
+            }
             Component::CurDir => {}
             _ => return Err(bad("must be relative without '..'")),
         }
@@ -266,6 +326,62 @@ fn check_input_path(p: &str) -> Result<PathBuf, SpecError> {
         return Err(bad("names no file"));
     }
     Ok(out)
+}
+
+/// Checks that the input files can all be laid out: no path repeats, and no file is also a
+/// directory on the way to another.
+fn check_layout(paths: &[(PathBuf, &str)]) -> Result<(), SpecError> {
+    let files: std::collections::BTreeMap<&Path, &str> =
+        paths.iter().map(|(p, raw)| (p.as_path(), *raw)).collect();
+    if files.len() != paths.len() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (p, raw) in paths {
+            if !seen.insert(p.as_path()) {
+                return Err(SpecError::InputPath {
+                    path: clip(raw),
+                    reason: "appears twice",
+                });
+            }
+        }
+    }
+    for (p, raw) in paths {
+        if p.ancestors().skip(1).any(|a| files.contains_key(a)) {
+            return Err(SpecError::InputPath {
+                path: clip(raw),
+                reason: "lies under another input file (a path cannot be both a file and a directory)",
+            });
+        }
+    }
+    Ok(())
+}
+
+fn count(what: &'static str, n: usize, max: usize) -> Result<(), SpecError> {
+    if n > max {
+        return Err(SpecError::TooMany {
+            what,
+            count: u64::try_from(n).unwrap_or(u64::MAX),
+            max: u64::try_from(max).unwrap_or(u64::MAX),
+        });
+    }
+    Ok(())
+}
+
+/// Argument and environment counts and sizes.
+fn check_arg_sizes(
+    args: &[String],
+    env: &std::collections::HashMap<String, String>,
+) -> Result<(), SpecError> {
+    count(
+        "arguments and environment variables",
+        args.len().saturating_add(env.len()),
+        MAX_ARGS,
+    )?;
+    let bytes = args
+        .iter()
+        .map(String::len)
+        .chain(env.iter().map(|(k, v)| k.len().saturating_add(v.len())))
+        .fold(0usize, usize::saturating_add);
+    count("bytes of arguments and environment", bytes, MAX_ARG_BYTES)
 }
 
 fn limit(name: &'static str, requested: u64, default: u64, max: u64) -> Result<u64, SpecError> {
@@ -302,8 +418,22 @@ pub fn validate(
         t => return Err(SpecError::Tier(t)),
     };
     if !spec.provider.is_empty() && spec.provider.as_slice() != caps.agent_key.as_slice() {
-        return Err(SpecError::WrongProvider(hex::encode(&spec.provider)));
+        return Err(SpecError::WrongProvider(clip(&hex::encode(&spec.provider))));
     }
+    let buyer = match spec.buyer.len() {
+        0 => None,
+        n => Some(<[u8; 32]>::try_from(spec.buyer.as_slice()).map_err(|_| SpecError::Buyer(n))?),
+    };
+    let requested =
+        v1::EvidenceMode::try_from(spec.evidence_mode).map_err(|_| SpecError::UnknownEnum {
+            field: "evidence_mode",
+            value: spec.evidence_mode,
+        })?;
+    let restart =
+        v1::RestartPolicy::try_from(spec.on_restart).map_err(|_| SpecError::UnknownEnum {
+            field: "on_restart",
+            value: spec.on_restart,
+        })?;
     if spec.not_after_ms != 0 && spec.not_after_ms < now_ms {
         return Err(SpecError::Expired {
             not_after_ms: spec.not_after_ms,
@@ -322,6 +452,7 @@ pub fn validate(
                 Some(_) => {}
             }
             check_args(&p.argv)?;
+            check_arg_sizes(&p.argv, &p.env)?;
             (Workload::Process { argv: p.argv }, check_env(&p.env)?)
         }
         Some(v1::job_spec::Workload::Container(c)) => {
@@ -329,9 +460,10 @@ pub fn validate(
                 return Err(SpecError::WorkloadDisabled("container"));
             }
             if !image_is_pinned(&c.image) {
-                return Err(SpecError::ImageNotPinned(c.image));
+                return Err(SpecError::ImageNotPinned(clip(&c.image)));
             }
             check_args(&c.args)?;
+            check_arg_sizes(&c.args, &c.env)?;
             (
                 Workload::Container {
                     image: c.image,
@@ -341,18 +473,18 @@ pub fn validate(
             )
         }
     };
-    let mut inputs = Vec::with_capacity(spec.inputs.len());
-    let mut seen = std::collections::BTreeSet::new();
-    for f in spec.inputs {
-        let p = check_input_path(&f.path)?;
-        if !seen.insert(p.clone()) {
-            return Err(SpecError::InputPath {
-                path: f.path,
-                reason: "appears twice",
-            });
-        }
-        inputs.push((p, f.content));
-    }
+    count("inputs", spec.inputs.len(), MAX_INPUTS)?;
+    let paths = spec
+        .inputs
+        .iter()
+        .map(|f| check_input_path(&f.path).map(|p| (p, f.path.as_str())))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_layout(&paths)?;
+    let paths: Vec<PathBuf> = paths.into_iter().map(|(p, _)| p).collect();
+    let inputs: Vec<(PathBuf, Vec<u8>)> = paths
+        .into_iter()
+        .zip(spec.inputs.into_iter().map(|f| f.content))
+        .collect();
     let l = spec.limits.unwrap_or_default();
     let j = jobs;
     let limits = Limits {
@@ -392,8 +524,6 @@ pub fn validate(
             available: caps.gpus,
         });
     }
-    let requested =
-        v1::EvidenceMode::try_from(spec.evidence_mode).unwrap_or(v1::EvidenceMode::Unspecified);
     let evidence = match (tier, requested) {
         (3, v1::EvidenceMode::None) => {
             return Err(SpecError::EvidenceMode {
@@ -415,10 +545,7 @@ pub fn validate(
             reason: "the agent has no evidence source",
         });
     }
-    let rerun_on_restart = matches!(
-        v1::RestartPolicy::try_from(spec.on_restart),
-        Ok(v1::RestartPolicy::Rerun)
-    );
+    let rerun_on_restart = restart == v1::RestartPolicy::Rerun;
     Ok(JobPlan {
         job_id,
         tier,
@@ -429,5 +556,9 @@ pub fn validate(
         evidence,
         gpu_count: spec.gpu_count,
         rerun_on_restart,
+        buyer,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -252,6 +252,28 @@ pub fn request_auth(key: &SigningKey, domain: &[u8], id: &[u8; 32]) -> v1::Reque
     }
 }
 
+/// A `RequestAuth` for one output stream of `id`: `kind`, `offset` and `path`.
+pub fn output_auth(
+    key: &SigningKey,
+    id: &[u8; 32],
+    kind: v1::OutputKind,
+    offset: u64,
+    path: &str,
+) -> v1::RequestAuth {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let m = sigil_proto::output_message(id, at, kind as i32, offset, path);
+    v1::RequestAuth {
+        signature: Some(v1::BuyerSignature {
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            signature: key.sign(&m).to_bytes().to_vec(),
+        }),
+        issued_at_ms: at,
+    }
+}
+
 /// Watches a job until `pred` holds for its status (or it ends), bounded by 120 s.
 pub async fn wait_for(
     client: &mut JobServiceClient<Channel>,
@@ -262,6 +284,7 @@ pub async fn wait_for(
         let mut stream = client
             .watch(v1::WatchRequest {
                 job_id: id.to_vec(),
+                auth: Some(request_auth(&buyer(), sigil_proto::STATUS_DOMAIN, &id)),
             })
             .await
             .unwrap()
