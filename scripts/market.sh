@@ -45,7 +45,7 @@ trap cleanup EXIT
 
 step "build: runtime + chain spec, sigil-agent, sigil, sigil-verify"
 bash chain/local-chain.sh --build-only
-cargo build --locked -p enclave-agent --features simulator --bin sigil-agent
+cargo build --locked -p enclave-agent --features simulator --bin sigil-agent --bin sigil-launch
 cargo build --locked -p sigil-chain-client --bin sigil
 cargo build --locked -p attestation-verifier --bin sigil-verify
 bin="$root/target/debug"

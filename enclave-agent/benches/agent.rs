@@ -290,7 +290,7 @@ async fn job_overhead(n: usize) {
             (NamespaceMode::Off, &mut run_iso_no_ns),
         ] {
             let icfg = IsolationConfig {
-                launcher: Some(env!("CARGO_BIN_EXE_sigil-agent").into()),
+                launcher: Some(env!("CARGO_BIN_EXE_sigil-launch").into()),
                 namespace,
                 ..IsolationConfig::default()
             };

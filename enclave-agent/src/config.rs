@@ -257,6 +257,9 @@ pub struct JobsConfig {
     pub cpu_millicores: u64,
     /// Largest number of files a job's outputs may hold.
     pub max_output_files: u64,
+    /// Disk a job may fill in its directory (outputs and working files, allocated blocks),
+    /// bytes, checked every second with isolation on; 0 = not limited.
+    pub max_disk_bytes: u64,
 }
 
 impl JobsConfig {
@@ -295,6 +298,7 @@ impl Default for JobsConfig {
             max_pids: 1024,
             cpu_millicores: 0,
             max_output_files: 4096,
+            max_disk_bytes: 16 << 30,
         }
     }
 }
@@ -347,7 +351,8 @@ pub struct IsolationConfig {
     /// job's memory).
     pub tmp_bytes: u64,
     /// The launcher that places a job in its cgroup and namespace and drops its ids: unset
-    /// = the agent's own executable (`sigil-agent --sigil-launch`).
+    /// = `sigil-launch` beside the agent's executable, else the agent's own executable
+    /// (`sigil-agent --sigil-launch`).
     pub launcher: Option<PathBuf>,
 }
 

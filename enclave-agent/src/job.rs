@@ -209,6 +209,11 @@ pub enum EndReason {
         /// The limit, bytes.
         limit_bytes: u64,
     },
+    /// The job's directory grew past its disk limit.
+    DiskLimit {
+        /// The limit, bytes.
+        limit_bytes: u64,
+    },
     /// The job failed after forks were refused at its process limit.
     ProcessLimit {
         /// The limit.
@@ -303,6 +308,15 @@ impl EndReason {
                 .map(|limit_bytes| Self::MemoryLimit { limit_bytes });
         }
         if let Some(n) = text
+            .strip_prefix("disk limit of ")
+            .and_then(|t| t.strip_suffix(" bytes reached"))
+        {
+            return n
+                .parse()
+                .ok()
+                .map(|limit_bytes| Self::DiskLimit { limit_bytes });
+        }
+        if let Some(n) = text
             .strip_prefix("process limit of ")
             .and_then(|t| t.strip_suffix(" reached"))
         {
@@ -338,6 +352,9 @@ impl std::fmt::Display for EndReason {
                 write!(f, "memory limit of {limit_bytes} bytes reached")
             }
             Self::ProcessLimit { limit } => write!(f, "process limit of {limit} reached"),
+            Self::DiskLimit { limit_bytes } => {
+                write!(f, "disk limit of {limit_bytes} bytes reached")
+            }
             Self::Signal(s) => write!(f, "killed by signal {s}"),
             Self::Exit(c) => write!(f, "exited with status {c}"),
             Self::Shutdown => f.write_str(SHUTDOWN),

@@ -346,3 +346,39 @@ async fn limits_contain_hostile_jobs_works() {
     let peak = ok.usage.as_ref().unwrap().peak_memory_bytes;
     assert!(peak > 0 && peak < 32 << 20, "peak {peak}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_limit_contains_a_filling_job_works() {
+    if !root_or_skip("disk_limit_contains_a_filling_job_works") {
+        return;
+    }
+    let dir = state_dir();
+    let agent = Agent::start(
+        dir.path(),
+        &[("SIGIL_AGENT_JOBS__MAX_DISK_BYTES", "8388608")],
+    );
+    let mut jobs = agent.jobs().await;
+    let fill = with_limits(
+        shell_job(
+            job_id("iso-fill"),
+            "cd \"$HOME\"; i=0; while [ $i -lt 64 ]; do head -c 1048576 /dev/urandom > f$i; i=$((i+1)); done; sleep 60",
+        ),
+        v1::Limits {
+            wall_time_ms: 120_000,
+            ..Default::default()
+        },
+    );
+    let s = run(&mut jobs, fill).await;
+    assert_eq!(state(&s), v1::JobState::Failed, "{s:?}");
+    assert_eq!(s.reason, "disk limit of 8388608 bytes reached", "{s:?}");
+    // Within its limit a job runs as before.
+    let ok = run(
+        &mut jobs,
+        shell_job(
+            job_id("iso-fill-ok"),
+            "head -c 1048576 /dev/urandom > \"$SIGIL_OUTPUT_DIR/one\"",
+        ),
+    )
+    .await;
+    assert_eq!(state(&ok), v1::JobState::Succeeded, "{ok:?}");
+}

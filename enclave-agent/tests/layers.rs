@@ -44,7 +44,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("settle", 7),
     // 8: the one place that reads the whole configuration and builds everything.
     ("wiring", 8),
-    // 9: the crate root and the binary.
+    // 9: the crate root and the binaries (the agent, and the job launcher).
+    ("launch_main", 9),
     ("", 9),
 ];
 

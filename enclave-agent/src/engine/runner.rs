@@ -245,7 +245,7 @@ impl Engine {
                 }
                 return self.finish(r, Completion::default(), state, wall).await;
             }
-            Some(Stop::WallTime | Stop::CpuTime) | None => {}
+            Some(Stop::WallTime | Stop::CpuTime | Stop::Disk) | None => {}
         }
 
         let outputs = {
@@ -285,6 +285,12 @@ impl Engine {
             (Some(Stop::WallTime), _) => {
                 r.reason = EndReason::WallTime {
                     limit_ms: plan.limits.wall_time_ms,
+                };
+                JobState::Failed
+            }
+            (Some(Stop::Disk), _) => {
+                r.reason = EndReason::DiskLimit {
+                    limit_bytes: self.cfg.jobs.max_disk_bytes,
                 };
                 JobState::Failed
             }

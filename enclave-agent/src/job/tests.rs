@@ -15,6 +15,14 @@ fn end_reason_text_round_trip_works() {
         EndReason::NotStarted("spawn failed".into()),
         EndReason::OutputsNotCollected("over the cap".into()),
         EndReason::WallTime { limit_ms: 1500 },
+        EndReason::CpuTime { limit_ms: 1000 },
+        EndReason::MemoryLimit {
+            limit_bytes: 1 << 26,
+        },
+        EndReason::ProcessLimit { limit: 64 },
+        EndReason::DiskLimit {
+            limit_bytes: 1 << 20,
+        },
         EndReason::Signal(9),
         EndReason::Exit(7),
         EndReason::Exit(-3),

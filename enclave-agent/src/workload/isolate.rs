@@ -198,10 +198,15 @@ impl Isolation {
                 "the range holds the agent's own user or group id".into(),
             ));
         }
-        let launcher = cfg
-            .launcher
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        // `sigil-launch` beside the agent starts faster than the agent itself (see
+        // `launch_main.rs`); the agent's own executable does the same otherwise.
+        let launcher = cfg.launcher.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("sigil-launch")))
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+        });
         if !launcher.is_file() {
             return Err(IsolationError::Launcher(launcher));
         }

@@ -373,3 +373,41 @@ fn walk(
     }
     Ok(())
 }
+
+/// Most directory entries [`disk_usage`] looks at (a job with more is counted by these).
+pub const DISK_USAGE_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Bytes allocated under `dir` (blocks of regular files and directories, links not
+/// followed), walking at most [`DISK_USAGE_MAX_ENTRIES`] entries. Blocking.
+pub fn disk_usage(dir: &Path) -> u64 {
+    fn walk(dir: &OwnedFd, depth: usize, seen: &mut u64, total: &mut u64) {
+        let Ok(list) = entries(dir, Path::new("")) else {
+            return;
+        };
+        for (name, is_dir) in list {
+            *seen = seen.saturating_add(1);
+            if *seen > DISK_USAGE_MAX_ENTRIES {
+                return;
+            }
+            let Ok(st) =
+                rustix::fs::statat(dir, Path::new(&name), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            else {
+                continue;
+            };
+            let blocks = u64::try_from(st.st_blocks).unwrap_or(0);
+            *total = total.saturating_add(blocks.saturating_mul(512));
+            if is_dir
+                && depth < 256
+                && let Ok(sub) = open_dir_at(dir, Path::new(&name))
+            {
+                walk(&sub, depth.saturating_add(1), seen, total);
+            }
+        }
+    }
+    let Ok(root) = open_root(dir) else {
+        return 0;
+    };
+    let (mut seen, mut total) = (0u64, 0u64);
+    walk(&root, 0, &mut seen, &mut total);
+    total
+}

@@ -157,6 +157,8 @@ pub enum Stop {
     WallTime,
     /// The job's CPU time (all its processes) reached its limit.
     CpuTime,
+    /// The job's directory grew past `jobs.max_disk_bytes`.
+    Disk,
 }
 
 /// A stop request: the reason is set before the token is cancelled.
@@ -585,6 +587,26 @@ async fn cpu_exhausted(cg: &JobCgroup, limit_ms: u64) {
     }
 }
 
+/// Waits until the job's directory holds more than `limit` bytes (checked every second;
+/// never with no limit).
+async fn disk_exceeded(root: &Path, limit: u64) {
+    if limit == 0 {
+        return std::future::pending().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let dir = root.to_owned();
+        let used = tokio::task::spawn_blocking(move || jobfs::disk_usage(&dir))
+            .await
+            .unwrap_or(0);
+        if used > limit {
+            return;
+        }
+    }
+}
+
 /// Signals every process of the job (they may have left its process group).
 fn signal_cgroup(cg: &JobCgroup, sig: Signal) {
     for p in cg.pids() {
@@ -607,6 +629,7 @@ async fn run_isolated(
         cpu_millicores: req.jobs.cpu_millicores,
     };
     let cg = iso.isolation.cgroup(&job_hex, limits)?;
+    tracing::trace!(job = %job_hex, "cgroup created");
     let result = run_in_cgroup(req, iso, argv, &cg, on_started).await;
     // Nothing of the job outlives it, whatever happened above.
     let kill = {
@@ -624,6 +647,7 @@ async fn run_isolated(
         tracing::error!(job = %job_hex, error = %e, "the job's cgroup could not be emptied");
         return Err(e.into());
     }
+    tracing::trace!(job = %job_hex, "cgroup removed");
     let mut outcome = result?;
     outcome.usage.cpu_ms = usage.cpu_ms;
     outcome.usage.peak_memory_bytes = usage.peak_memory_bytes;
@@ -668,6 +692,7 @@ async fn run_in_cgroup(
             tracing::warn!(job = %hex::encode(req.plan.job_id), "the launcher did not take its spec");
         }
     }
+    tracing::trace!(pid, "launcher started, spec written");
     on_started(ProcessHandle {
         pid,
         start_ticks: process_start_ticks(pid).unwrap_or(0),
@@ -689,6 +714,7 @@ async fn run_in_cgroup(
         r = &mut waiter => Some(r),
         () = tokio::time::sleep(wall) => { stop = Some(Stop::WallTime); None }
         () = cpu_exhausted(cg, req.plan.limits.cpu_time_ms) => { stop = Some(Stop::CpuTime); None }
+        () = disk_exceeded(&req.dirs.root, req.jobs.max_disk_bytes) => { stop = Some(Stop::Disk); None }
         () = req.stop.stopped() => { stop = req.stop.reason().or(Some(Stop::Cancelled)); None }
     };
     let res = match res {
@@ -720,7 +746,9 @@ async fn run_in_cgroup(
         let cg = cg.clone();
         tokio::task::spawn_blocking(move || cg.kill(Duration::from_secs(10)))
     };
+    tracing::trace!(pid, "workload reaped");
     let _ = killer.await;
+    tracing::trace!(pid, "cgroup emptied");
     let grace = Duration::from_millis(req.jobs.kill_grace_ms);
     let stdout = join_reader(out_reader, grace).await;
     let stderr = join_reader(err_reader, grace).await;
