@@ -260,6 +260,9 @@ pub struct JobsConfig {
     /// Disk a job may fill in its directory (outputs and working files, allocated blocks),
     /// bytes, checked every second with isolation on; 0 = not limited.
     pub max_disk_bytes: u64,
+    /// Read and write bandwidth of a job on the block device of the state directory, bytes
+    /// per second each (cgroup `io.max` / blkio throttling); 0 = not limited.
+    pub io_bytes_per_sec: u64,
 }
 
 impl JobsConfig {
@@ -299,6 +302,7 @@ impl Default for JobsConfig {
             cpu_millicores: 0,
             max_output_files: 4096,
             max_disk_bytes: 16 << 30,
+            io_bytes_per_sec: 0,
         }
     }
 }

@@ -382,3 +382,36 @@ async fn disk_limit_contains_a_filling_job_works() {
     .await;
     assert_eq!(state(&ok), v1::JobState::Succeeded, "{ok:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn io_bandwidth_is_limited_works() {
+    if !root_or_skip("io_bandwidth_is_limited_works") {
+        return;
+    }
+    let dir = state_dir();
+    let agent = Agent::start(
+        dir.path(),
+        &[("SIGIL_AGENT_JOBS__IO_BYTES_PER_SEC", "1048576")],
+    );
+    let mut jobs = agent.jobs().await;
+    // The job reads its own limit back from its cgroup (v1 blkio or v2 io.max).
+    let id = job_id("iso-io");
+    let script = "o=\"$SIGIL_OUTPUT_DIR/limit\"; \
+        b=$(sed -n 's/^[0-9]*:blkio://p' /proc/self/cgroup); \
+        u=$(sed -n 's/^0:://p' /proc/self/cgroup); \
+        if [ -n \"$b\" ]; then cat /sys/fs/cgroup/blkio$b/blkio.throttle.write_bps_device > \"$o\"; \
+        else cat /sys/fs/cgroup$u/io.max > \"$o\"; fi";
+    let st = run(&mut jobs, shell_job(id, script)).await;
+    assert_eq!(state(&st), v1::JobState::Succeeded, "{st:?}");
+    let limit = text(output(&mut jobs, id, "limit").await);
+    // On a state directory without a block device (tmpfs) there is nothing to limit.
+    let on_disk = {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+        std::path::Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists()
+    };
+    if on_disk {
+        assert!(limit.contains("1048576"), "{limit:?}");
+    }
+}

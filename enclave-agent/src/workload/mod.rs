@@ -627,6 +627,11 @@ async fn run_isolated(
         memory_bytes: req.plan.limits.memory_bytes,
         pids: req.jobs.max_pids,
         cpu_millicores: req.jobs.cpu_millicores,
+        // The disk under the job's directory (none on a tmpfs: no block I/O to limit).
+        io: (req.jobs.io_bytes_per_sec != 0)
+            .then(|| isolate::cgroup::block_device_of(&req.dirs.root))
+            .flatten()
+            .map(|dev| (dev, req.jobs.io_bytes_per_sec)),
     };
     let cg = iso.isolation.cgroup(&job_hex, limits)?;
     tracing::trace!(job = %job_hex, "cgroup created");

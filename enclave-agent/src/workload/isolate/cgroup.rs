@@ -72,7 +72,7 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 }
 
 /// Limits of one job's cgroup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CgroupLimits {
     /// Memory (resident, page cache and tmpfs included), bytes; 0 = none.
     pub memory_bytes: u64,
@@ -80,6 +80,8 @@ pub struct CgroupLimits {
     pub pids: u64,
     /// CPU bandwidth in thousandths of a core; 0 = none.
     pub cpu_millicores: u64,
+    /// Read and write bandwidth on one block device (`major:minor`, bytes per second).
+    pub io: Option<(String, u64)>,
 }
 
 /// What a job's cgroup measured.
@@ -117,6 +119,8 @@ pub enum Hierarchy {
         cpu: Option<PathBuf>,
         /// `cpuacct` hierarchy parent.
         cpuacct: Option<PathBuf>,
+        /// `blkio` hierarchy parent (I/O limits and accounting).
+        blkio: Option<PathBuf>,
         /// The v2 hierarchy of a hybrid layout (no controllers; `cgroup.kill`).
         unified: Option<PathBuf>,
     },
@@ -244,6 +248,7 @@ impl Hierarchy {
         };
         let cpu = place("cpu");
         let cpuacct = place("cpuacct");
+        let blkio = place("blkio");
         let unified = match (&v2_mount, &v2_own) {
             (Some(m), Some(p)) => {
                 let d = join_rel(m, p).join(scope);
@@ -251,9 +256,15 @@ impl Hierarchy {
             }
             _ => None,
         };
-        for d in [Some(&memory), Some(&pids), cpu.as_ref(), cpuacct.as_ref()]
-            .into_iter()
-            .flatten()
+        for d in [
+            Some(&memory),
+            Some(&pids),
+            cpu.as_ref(),
+            cpuacct.as_ref(),
+            blkio.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             std::fs::create_dir_all(d).map_err(io("creating", d))?;
         }
@@ -265,6 +276,7 @@ impl Hierarchy {
             pids,
             cpu,
             cpuacct,
+            blkio,
             unified,
         })
     }
@@ -304,27 +316,36 @@ impl Hierarchy {
         Ok(Self::V2 { parent, io: io_on })
     }
 
-    /// Removes the scope's own directories where they are empty (not a delegated cgroup the
-    /// agent was given).
-    pub fn remove_scope(&self) {
-        if let Self::V1 {
-            memory,
-            pids,
-            cpu,
-            cpuacct,
-            unified,
-        } = self
-        {
-            for d in [
+    /// The parents in every hierarchy used.
+    fn parents(&self) -> Vec<&PathBuf> {
+        match self {
+            Self::V2 { parent, .. } => vec![parent],
+            Self::V1 {
+                memory,
+                pids,
+                cpu,
+                cpuacct,
+                blkio,
+                unified,
+            } => [
                 Some(memory),
                 Some(pids),
                 cpu.as_ref(),
                 cpuacct.as_ref(),
+                blkio.as_ref(),
                 unified.as_ref(),
             ]
             .into_iter()
             .flatten()
-            {
+            .collect(),
+        }
+    }
+
+    /// Removes the scope's own directories where they are empty (not a delegated cgroup the
+    /// agent was given).
+    pub fn remove_scope(&self) {
+        if matches!(self, Self::V1 { .. }) {
+            for d in self.parents() {
                 let _ = std::fs::remove_dir(d);
             }
         }
@@ -333,25 +354,7 @@ impl Hierarchy {
     /// Removes job cgroups left by an earlier agent instance, killing what is in them.
     /// Returns how many there were.
     pub fn sweep(&self) -> usize {
-        let parents: Vec<&PathBuf> = match self {
-            Self::V2 { parent, .. } => vec![parent],
-            Self::V1 {
-                memory,
-                pids,
-                cpu,
-                cpuacct,
-                unified,
-            } => [
-                Some(memory),
-                Some(pids),
-                cpu.as_ref(),
-                cpuacct.as_ref(),
-                unified.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        };
+        let parents = self.parents();
         let mut names = std::collections::BTreeSet::new();
         for p in &parents {
             if let Ok(rd) = std::fs::read_dir(p) {
@@ -382,12 +385,14 @@ impl Hierarchy {
                 pids,
                 cpu,
                 cpuacct,
+                blkio,
                 unified,
             } => {
                 let mut dirs = vec![memory.join(name), pids.join(name)];
                 let cpu_dir = cpu.as_ref().map(|p| p.join(name));
                 let acct_dir = cpuacct.as_ref().map(|p| p.join(name));
-                for d in [&cpu_dir, &acct_dir].into_iter().flatten() {
+                let blkio_dir = blkio.as_ref().map(|p| p.join(name));
+                for d in [&cpu_dir, &acct_dir, &blkio_dir].into_iter().flatten() {
                     if !dirs.contains(d) {
                         dirs.push(d.clone());
                     }
@@ -401,6 +406,7 @@ impl Hierarchy {
                     pids: pids.join(name),
                     cpu: cpu_dir,
                     cpuacct: acct_dir,
+                    blkio: blkio_dir,
                     unified,
                     dirs,
                 }
@@ -477,6 +483,8 @@ pub enum JobCgroup {
         cpu: Option<PathBuf>,
         /// In the cpuacct hierarchy.
         cpuacct: Option<PathBuf>,
+        /// In the blkio hierarchy.
+        blkio: Option<PathBuf>,
         /// In the v2 hierarchy of a hybrid layout.
         unified: Option<PathBuf>,
         /// Every directory, each once.
@@ -522,12 +530,37 @@ impl JobCgroup {
                     let quota = l.cpu_millicores.saturating_mul(100);
                     write(&dir.join("cpu.max"), &format!("{quota} 100000"))?;
                 }
-                let _ = h;
+                if let Some((dev, bps)) = &l.io {
+                    if !matches!(h, Hierarchy::V2 { io: true, .. }) {
+                        return Err(CgroupError::Unavailable(
+                            "an I/O limit is configured but the io controller is not offered"
+                                .into(),
+                        ));
+                    }
+                    write(&dir.join("io.max"), &format!("{dev} rbps={bps} wbps={bps}"))?;
+                }
                 Ok(())
             }
             Self::V1 {
-                memory, pids, cpu, ..
+                memory,
+                pids,
+                cpu,
+                blkio,
+                ..
             } => {
+                if let Some((dev, bps)) = &l.io {
+                    let Some(b) = blkio else {
+                        return Err(CgroupError::Unavailable(
+                            "an I/O limit is configured but there is no blkio hierarchy".into(),
+                        ));
+                    };
+                    for f in [
+                        "blkio.throttle.read_bps_device",
+                        "blkio.throttle.write_bps_device",
+                    ] {
+                        write(&b.join(f), &format!("{dev} {bps}"))?;
+                    }
+                }
                 if l.memory_bytes != 0 {
                     write(
                         &memory.join("memory.limit_in_bytes"),
@@ -595,7 +628,20 @@ impl JobCgroup {
                     .unwrap_or(0);
                 u.io_bytes = read(&dir.join("io.stat")).map_or(0, |s| io_stat_bytes(&s));
             }
-            Self::V1 { memory, pids, .. } => {
+            Self::V1 {
+                memory,
+                pids,
+                blkio,
+                ..
+            } => {
+                u.io_bytes = blkio
+                    .as_ref()
+                    .and_then(|b| read(&b.join("blkio.throttle.io_service_bytes_recursive")))
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("Total ")?.trim().parse().ok())
+                    })
+                    .unwrap_or(0);
                 u.peak_memory_bytes = read(&memory.join("memory.max_usage_in_bytes"))
                     .and_then(|s| s.trim().parse().ok())
                     .unwrap_or(0);
@@ -664,6 +710,21 @@ impl JobCgroup {
             let _ = std::fs::remove_dir(d);
         }
     }
+}
+
+/// The whole block device (`major:minor`) holding `path`: the disk of a partition, the
+/// device itself otherwise. `None` where the file system has no block device (tmpfs).
+pub fn block_device_of(path: &Path) -> Option<String> {
+    let st = rustix::fs::stat(path).ok()?;
+    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return None;
+    }
+    if sys.join("partition").exists() {
+        return read(&sys.join("../dev")).map(|s| s.trim().to_owned());
+    }
+    Some(format!("{major}:{minor}"))
 }
 
 /// Sum of `rbytes` and `wbytes` over the devices of an `io.stat`.
