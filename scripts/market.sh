@@ -101,10 +101,27 @@ price = "1"
 capacity = 2
 bond = "10"
 EOF
+    if [ "$(id -u)" != 0 ]; then
+        # Jobs are isolated (own user ids, cgroups, mount namespaces), which needs root;
+        # without it the agent refuses to start unless told, as here, to run them unisolated.
+        printf '\n[isolation]\nmode = "off"\n' >>"$dir/agent.toml"
+        echo "market: not root: the $name agent runs jobs without isolation (development only)" >&2
+    fi
     "$bin/sigil-agent" --config "$dir/agent.toml" >"$work/agent-$name.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 60); do [ -s "$dir/grpc.addr" ] && break; sleep 0.5; done
     [ -s "$dir/grpc.addr" ] || { cat "$work/agent-$name.log" >&2; fail "the $name agent did not start"; }
+    python3 - "$name" "$work/agent-$name.log" <<'PY' || true
+import json, sys
+for line in open(sys.argv[2]):
+    try:
+        f = json.loads(line).get("fields", {})
+    except ValueError:
+        continue
+    if f.get("message", "").startswith("jobs run isolated"):
+        print(f"{sys.argv[1]}: jobs isolated: own user ids from {f.get('ids')}, {f.get('cgroup')}, mount namespace {'yes' if f.get('namespace') else 'no'}")
+        break
+PY
     local account; account=$(sigil account address --suri "$suri" | json account)
     local show="$work/provider-$name.json"
     offered() { python3 -c 'import json,sys; o=json.load(sys.stdin).get("offer"); sys.exit(0 if o else 1)' <"$show"; }
