@@ -126,17 +126,8 @@ fn may_change_ids() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))?
-                .trim()
-                .to_owned();
-            u64::from_str_radix(&hex, 16).ok()
-        })
-        .is_some_and(|c| c & (1 << CAP_SETUID) != 0 && c & (1 << CAP_SETGID) != 0)
+    let c = crate::workload::effective_capabilities();
+    c & (1 << CAP_SETUID) != 0 && c & (1 << CAP_SETGID) != 0
 }
 
 /// Can this process make a private mount namespace? Tried with util-linux `unshare --mount

@@ -421,7 +421,7 @@ pub async fn run(
     let program = cmd.get_program().to_string_lossy().into_owned();
     let started = Instant::now();
     let started_at_ms = metering::unix_ms();
-    let mut child: Child = cmd
+    let child: Child = cmd
         .spawn()
         .map_err(|source| RunError::Spawn { program, source })?;
     let pid = child.id();
@@ -439,16 +439,7 @@ pub async fn run(
         start_ticks: process_start_ticks(pid).unwrap_or(0),
     };
     on_started(handle);
-    let cap = req.jobs.max_log_bytes;
-    let out_reader = child
-        .stdout
-        .take()
-        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
-    let err_reader = child
-        .stderr
-        .take()
-        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
-    let mut waiter = tokio::task::spawn_blocking(move || child.wait4());
+    let (out_reader, err_reader, mut waiter) = watch_child(child, req.jobs.max_log_bytes);
 
     let wall = Duration::from_millis(req.plan.limits.wall_time_ms);
     let mut stop = None;
@@ -500,6 +491,23 @@ pub async fn run(
         oom_kills: 0,
         pids_refused: 0,
     })
+}
+
+type Reader = Option<tokio::task::JoinHandle<Vec<u8>>>;
+type Waiter = tokio::task::JoinHandle<std::io::Result<wait4::ResUse>>;
+
+/// Reads the child's stdout and stderr (up to `cap` bytes each kept) and waits for it, each
+/// on a blocking thread.
+fn watch_child(mut child: Child, cap: u64) -> (Reader, Reader, Waiter) {
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
+    (out, err, tokio::task::spawn_blocking(move || child.wait4()))
 }
 
 async fn join_reader(h: Option<tokio::task::JoinHandle<Vec<u8>>>, within: Duration) -> Vec<u8> {
@@ -702,16 +710,7 @@ async fn run_in_cgroup(
         pid,
         start_ticks: process_start_ticks(pid).unwrap_or(0),
     });
-    let cap = req.jobs.max_log_bytes;
-    let out_reader = child
-        .stdout
-        .take()
-        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
-    let err_reader = child
-        .stderr
-        .take()
-        .map(|s| tokio::task::spawn_blocking(move || read_capped(s, cap)));
-    let mut waiter = tokio::task::spawn_blocking(move || child.wait4());
+    let (out_reader, err_reader, mut waiter) = watch_child(child, req.jobs.max_log_bytes);
 
     let wall = Duration::from_millis(req.plan.limits.wall_time_ms);
     let mut stop = None;
@@ -875,10 +874,8 @@ fn apply_rlimits(pid: u32, l: &spec::Limits) -> Result<(), RunError> {
     Ok(())
 }
 
-/// True if this process may set resource limits on processes of other users
-/// (CAP_SYS_RESOURCE in its effective set, from `/proc/self/status`).
-pub fn may_limit_other_users() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
+/// This process's effective capabilities (`CapEff` in `/proc/self/status`); 0 if unreadable.
+pub(crate) fn effective_capabilities() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -889,7 +886,14 @@ pub fn may_limit_other_users() -> bool {
                 .to_owned();
             u64::from_str_radix(&hex, 16).ok()
         })
-        .is_some_and(|caps| caps & (1u64 << CAP_SYS_RESOURCE) != 0)
+        .unwrap_or(0)
+}
+
+/// True if this process may set resource limits on processes of other users
+/// (CAP_SYS_RESOURCE in its effective set).
+pub fn may_limit_other_users() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    effective_capabilities() & (1u64 << CAP_SYS_RESOURCE) != 0
 }
 
 /// Peak address-space size of a process in bytes (`VmPeak` in `/proc/<pid>/status`); `None`
