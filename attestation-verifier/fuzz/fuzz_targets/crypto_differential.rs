@@ -11,7 +11,10 @@ use libfuzzer_sys::fuzz_target;
 
 fn agree(what: &str, f: impl Fn(&dyn Crypto) -> bool) {
     let (rust, aws) = (f(&RustCrypto), f(&AwsLc));
-    assert_eq!(rust, aws, "{what}: RustCrypto accepts {rust}, AwsLc accepts {aws}");
+    assert_eq!(
+        rust, aws,
+        "{what}: RustCrypto accepts {rust}, AwsLc accepts {aws}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -21,12 +24,19 @@ fuzz_target!(|data: &[u8]| {
     let parts = attestation_verifier_fuzz::split(rest, 3);
     let [key, msg, sig] = [0, 1, 2].map(|i| parts.get(i).copied().unwrap_or_default());
     match which % 8 {
-        0 => agree("ecdsa p256", |c| c.verify_ecdsa(EcdsaAlg::P256Sha256, key, msg, sig).is_ok()),
-        1 => agree("ecdsa p384", |c| c.verify_ecdsa(EcdsaAlg::P384Sha384, key, msg, sig).is_ok()),
-        2 => agree("ecdsa der p384", |c| {
-            c.verify_ecdsa_der(EcdsaAlg::P384Sha384, key, msg, sig).is_ok()
+        0 => agree("ecdsa p256", |c| {
+            c.verify_ecdsa(EcdsaAlg::P256Sha256, key, msg, sig).is_ok()
         }),
-        3 => agree("rsa pss sha384", |c| c.verify_rsa_pss(RsaHash::Sha384, key, msg, sig).is_ok()),
+        1 => agree("ecdsa p384", |c| {
+            c.verify_ecdsa(EcdsaAlg::P384Sha384, key, msg, sig).is_ok()
+        }),
+        2 => agree("ecdsa der p384", |c| {
+            c.verify_ecdsa_der(EcdsaAlg::P384Sha384, key, msg, sig)
+                .is_ok()
+        }),
+        3 => agree("rsa pss sha384", |c| {
+            c.verify_rsa_pss(RsaHash::Sha384, key, msg, sig).is_ok()
+        }),
         4 => agree("rsa pkcs1 sha256", |c| {
             c.verify_rsa_pkcs1(RsaHash::Sha256, key, msg, sig).is_ok()
         }),

@@ -66,14 +66,36 @@ fuzz_target!(|b: Bundle| {
     // Versions 1..=3 are the readable ones; the fields a version lacks stay empty.
     let version = 1 + b.version % 3;
     let cpu = match b.cpu {
-        Cpu::SevSnp { report, vek, intermediate, ark } => {
-            CpuEvidence::SevSnp { report, vek, intermediate, ark }
-        }
-        Cpu::Tdx { quote, collateral_json } => CpuEvidence::Tdx { quote, collateral_json },
+        Cpu::SevSnp {
+            report,
+            vek,
+            intermediate,
+            ark,
+        } => CpuEvidence::SevSnp {
+            report,
+            vek,
+            intermediate,
+            ark,
+        },
+        Cpu::Tdx {
+            quote,
+            collateral_json,
+        } => CpuEvidence::Tdx {
+            quote,
+            collateral_json,
+        },
         Cpu::Simulated { report } => CpuEvidence::Simulated { report },
-        Cpu::AzureSnpVtpm { hcl_report, vek, intermediate, ark } => {
-            CpuEvidence::AzureSnpVtpm { hcl_report, vek, intermediate, ark }
-        }
+        Cpu::AzureSnpVtpm {
+            hcl_report,
+            vek,
+            intermediate,
+            ark,
+        } => CpuEvidence::AzureSnpVtpm {
+            hcl_report,
+            vek,
+            intermediate,
+            ark,
+        },
     };
     let tee = match b.tee % 4 {
         0 => TeeKind::None,
@@ -99,7 +121,10 @@ fuzz_target!(|b: Bundle| {
             })
             .collect(),
         gpu_collateral: if version >= 2 {
-            GpuCollateral { rims: b.rims, ocsp: b.ocsp }
+            GpuCollateral {
+                rims: b.rims,
+                ocsp: b.ocsp,
+            }
         } else {
             GpuCollateral::default()
         },

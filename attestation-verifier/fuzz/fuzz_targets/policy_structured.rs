@@ -11,10 +11,31 @@ use libfuzzer_sys::fuzz_target;
 use toml::{Table, Value};
 
 const NAMES: &[&str] = &[
-    "sev-snp", "tdx", "simulated", "VCEK", "VLEK", "Milan", "Genoa", "Turin", "UpToDate",
-    "OutOfDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-    "OutOfDateConfigurationNeeded", "Revoked", "on", "off", "devtools", "H100", "H200", "GH100",
-    "550.90.07", "96.00.9f.00.01", "", "0x",
+    "sev-snp",
+    "tdx",
+    "simulated",
+    "VCEK",
+    "VLEK",
+    "Milan",
+    "Genoa",
+    "Turin",
+    "UpToDate",
+    "OutOfDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+    "on",
+    "off",
+    "devtools",
+    "H100",
+    "H200",
+    "GH100",
+    "550.90.07",
+    "96.00.9f.00.01",
+    "",
+    "0x",
 ];
 
 #[derive(Arbitrary, Debug)]

@@ -15,7 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let mut certs = Vec::new();
     for p in &parts {
         if let Ok(c) = Cert::from_der("certificate", p) {
-            let _ = (c.validity(), c.subject_cn(), c.is_ca(), c.serial(), c.public_key());
+            let _ = (
+                c.validity(),
+                c.subject_cn(),
+                c.is_ca(),
+                c.serial(),
+                c.public_key(),
+            );
             certs.push(c);
         }
     }

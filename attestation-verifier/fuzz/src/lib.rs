@@ -149,7 +149,11 @@ pub fn check_policy_round_trips(p: &attestation_verifier::policy::Policy) {
     let text = p.to_toml();
     let again = Policy::from_toml(&text)
         .unwrap_or_else(|e| panic!("to_toml output does not parse: {e}\n{text}"));
-    assert_eq!(again.id(), id, "TOML round trip changes the policy:\n{text}");
+    assert_eq!(
+        again.id(),
+        id,
+        "TOML round trip changes the policy:\n{text}"
+    );
     let bytes = p.canonical_bytes();
     let decoded = Policy::from_canonical_bytes(&bytes)
         .unwrap_or_else(|e| panic!("canonical bytes do not decode: {e}"));
