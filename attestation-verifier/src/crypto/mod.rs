@@ -69,6 +69,7 @@ pub enum SignatureError {
 /// [`SignatureError::MalformedSignature`]. The pure-Rust backend does this while parsing; a
 /// backend whose verifier reports one opaque error calls it first, so both backends give the
 /// same error for the same signature.
+#[cfg(feature = "native")]
 pub(crate) fn ecdsa_scalars_in_range(
     alg: EcdsaAlg,
     signature: &[u8],
