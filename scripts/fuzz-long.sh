@@ -37,13 +37,16 @@ for t in "${targets[@]}"; do
     step "$t for ${per_target} s"
     mkdir -p "corpus/$t" "artifacts/$t"
     log="$fuzz/artifacts/$t.log"
+    since="$fuzz/artifacts/$t.since"
+    touch "$since"
     "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$per_target" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || true
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
     last="$(grep -E '^#[0-9]+' "$log" | tail -1)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
-    crashes="$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
+    # Only inputs this run left (older ones are kept for replay, not counted again).
+    crashes="$(find "artifacts/$t" -type f -newer "$since" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
     row="| \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB |"
     echo "$row"
     rows+=("$row")
