@@ -4,14 +4,14 @@
 # target once and runs each for a short fixed budget. Fails on any crash, leak, timeout or
 # out-of-memory; the failing input is left in attestation-verifier/fuzz/artifacts/<target>/.
 #
-# Usage: scripts/fuzz-smoke.sh [seconds per target, default 10]
+# Usage: scripts/fuzz-smoke.sh [seconds per target, default 5]
 # Environment: SIGIL_VECTORS (default ../shared/vectors beside the repository);
 #              FUZZ_TOOLCHAIN (default nightly; falls back to stable + RUSTC_BOOTSTRAP=1).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib.sh
-per_target="${1:-10}"
+per_target="${1:-5}"
 export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
