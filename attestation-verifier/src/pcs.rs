@@ -258,7 +258,7 @@ impl<H: HttpGet> CollateralFetcher<H> {
     /// Cached collateral for the platform that is still fresh at `now`, if any.
     pub fn cached(&self, fmspc: &[u8; 6], ca: PckCaKind, now: UnixTime) -> Option<TdxCollateral> {
         let path = cache_file(self.cache_dir.as_deref()?, &self.base, fmspc, ca);
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = read_cached(&path)?;
         let c = TdxCollateral::from_json(&bytes).ok()?;
         (c.next_update().ok()? >= now).then_some(c)
     }
@@ -364,3 +364,20 @@ fn der_or_hex(url: &str, body: &[u8]) -> Result<Vec<u8>, FetchError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The most bytes read from one cache file (fetched collateral or RIM): a larger file is
+/// treated as absent and fetched again.
+pub const MAX_CACHED_LEN: u64 = 16 << 20;
+
+/// A cache file's bytes, read through a reader bounded at [`MAX_CACHED_LEN`]; `None` when it
+/// cannot be read or is larger.
+pub(crate) fn read_cached(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_CACHED_LEN.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_CACHED_LEN).then_some(bytes)
+}

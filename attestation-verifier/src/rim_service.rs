@@ -99,7 +99,7 @@ impl<H: HttpGet> RimFetcher<H> {
         }
         let path = self.cache_path(id);
         if let Some(p) = &path
-            && let Ok(bytes) = std::fs::read(p)
+            && let Some(bytes) = crate::pcs::read_cached(p)
         {
             return Ok(bytes);
         }

@@ -176,7 +176,7 @@ fn cli_usage_errors_exit_2_rejects() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("quote.bin"), "{stderr}");
-    // Malformed collateral.
+    // Malformed collateral is evidence that does not decode: a rejection (issue 21).
     let (code, _, _) = run(&[
         "tdx",
         "--quote",
@@ -184,7 +184,7 @@ fn cli_usage_errors_exit_2_rejects() {
         "--collateral",
         quote.to_str().unwrap(),
     ]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 1);
     // Both offline collateral and a PCCS.
     let (code, _, _) = run(&[
         "tdx",

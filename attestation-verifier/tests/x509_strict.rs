@@ -34,13 +34,6 @@ fn offsets(der: &[u8]) -> (usize, usize) {
     (alg, der.len() - bits.value().len())
 }
 
-fn malformed_reason(der: &[u8]) -> String {
-    match Cert::from_der("test certificate", der) {
-        Err(X509Error::Malformed { reason, .. }) => reason,
-        other => panic!("expected a malformed certificate, got {other:?}"),
-    }
-}
-
 #[test]
 fn real_leaf_parses_works() {
     Cert::from_der("leaf", &leaf()).unwrap();
@@ -53,8 +46,13 @@ fn signature_unused_bits_rejects() {
     assert_eq!(der[unused], 0);
     for bits in [1u8, 7] {
         der[unused] = bits;
-        let reason = malformed_reason(&der);
-        assert!(reason.contains("unused bits"), "{reason}");
+        assert_eq!(
+            Cert::from_der("test certificate", &der).unwrap_err(),
+            X509Error::SignatureUnusedBits {
+                what: "test certificate",
+                unused_bits: bits
+            }
+        );
     }
 }
 
@@ -71,9 +69,102 @@ fn outer_algorithm_differs_rejects() {
         ]
     );
     der[oid_last] = 0x02;
-    let reason = malformed_reason(&der);
-    assert!(
-        reason.contains("differs from the one inside it"),
-        "{reason}"
+    assert_eq!(
+        Cert::from_der("test certificate", &der).unwrap_err(),
+        X509Error::SignatureAlgorithmMismatch {
+            what: "test certificate",
+            outer: "1.2.840.10045.4.3.2".into(),
+        }
     );
+}
+
+/// The real VCEK of an SEV-SNP case with its signature's unused-bits octet set: the report
+/// is refused at the VCEK (issue 21: the VCEK was accepted before).
+#[test]
+fn vcek_signature_unused_bits_rejects() {
+    use attestation_verifier::evidence::snp::parse_snp_report;
+    use attestation_verifier::time::UnixTime;
+    use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier, SnpVerifyError};
+    let c = sigil_test_support::Case::load("snp", "milan-v3-oak-oc-release");
+    let report = parse_snp_report(&c.file("report.bin")).unwrap();
+    let mut vek = c.file("vcek.der");
+    let (_, unused) = offsets(&vek);
+    vek[unused] = 3;
+    let collateral = SnpCollateral {
+        vek: &vek,
+        intermediate: None,
+        ark: None,
+        crl: None,
+    };
+    let mut v = SnpVerifier::new(attestation_verifier::RustCrypto).unwrap();
+    let e = v
+        .verify(&report, &collateral, UnixTime(c.verification_time()))
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e,
+        [SnpVerifyError::Certificate(
+            X509Error::SignatureUnusedBits {
+                what: "VCEK",
+                unused_bits: 3
+            }
+        )]
+    );
+}
+
+/// A real TDX quote whose PCK leaf or PCK CA (PEM inside the quote) has its signature's
+/// unused-bits octet set: the quote is refused at that certificate (issue 21).
+#[test]
+fn pck_chain_signature_unused_bits_rejects() {
+    use attestation_verifier::evidence::tdx::parse_tdx_quote;
+    use attestation_verifier::time::UnixTime;
+    use attestation_verifier::verify::tdx::{TdxCollateral, TdxVerifier, TdxVerifyError};
+    use base64ct::{Base64, Encoding};
+    let c = sigil_test_support::Case::load("tdx", "tdx-v4-dcap-qvl-sample");
+    let collateral = TdxCollateral::from_json(&c.file("collateral.json")).unwrap();
+    for (block, what) in [(0usize, "PCK certificate"), (1, "PCK CA")] {
+        let mut quote = c.file("quote.bin");
+        // The block's base64 body, lines joined, located in the quote.
+        let begin = b"-----BEGIN CERTIFICATE-----";
+        let starts: Vec<usize> = quote
+            .windows(begin.len())
+            .enumerate()
+            .filter(|(_, w)| *w == begin)
+            .map(|(i, _)| i + begin.len())
+            .collect();
+        let start = starts[block];
+        let end = start
+            + quote[start..]
+                .windows(5)
+                .position(|w| w == b"-----")
+                .unwrap();
+        let body: Vec<usize> = (start..end)
+            .filter(|&i| !quote[i].is_ascii_whitespace())
+            .collect();
+        let b64: Vec<u8> = body.iter().map(|&i| quote[i]).collect();
+        let mut der = Base64::decode_vec(core::str::from_utf8(&b64).unwrap()).unwrap();
+        let (_, unused) = offsets(&der);
+        der[unused] = 1;
+        let again = Base64::encode_string(&der);
+        assert_eq!(again.len(), body.len());
+        for (&i, b) in body.iter().zip(again.bytes()) {
+            quote[i] = b;
+        }
+        let q = parse_tdx_quote(&quote).unwrap();
+        let mut v = TdxVerifier::new(attestation_verifier::RustCrypto).unwrap();
+        let e = v
+            .verify(&q, &collateral, UnixTime(c.verification_time()))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            e,
+            [TdxVerifyError::Certificate(
+                X509Error::SignatureUnusedBits {
+                    what,
+                    unused_bits: 1
+                }
+            )],
+            "{what}"
+        );
+    }
 }

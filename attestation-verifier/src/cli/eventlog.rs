@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::{CommonArgs, Format, emit, read};
+use super::{CommonArgs, Format, Input, emit, read};
 use crate::crypto::DefaultCrypto;
 use crate::eventlog::{EventLog, mismatches, parse_event_log};
 use crate::evidence::tdx::parse_tdx_quote;
@@ -97,8 +97,12 @@ struct Envelope<'a> {
 
 /// Runs `sigil-verify eventlog`.
 pub fn run(args: &EventLogArgs) -> anyhow::Result<ExitCode> {
-    let bytes = read(&args.log)?;
-    let quote = args.quote.as_deref().map(read).transpose()?;
+    let bytes = read(&args.log, Input::EventLog)?;
+    let quote = args
+        .quote
+        .as_deref()
+        .map(|p| read(p, Input::TdxQuote))
+        .transpose()?;
     let log = match parse_event_log(&bytes) {
         Ok(log) => log,
         Err(e) => {

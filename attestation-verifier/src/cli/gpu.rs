@@ -9,7 +9,7 @@ use std::vec::Vec;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{CommonArgs, read, read_der, report};
+use super::{CommonArgs, Input, InputError, read, read_der, report};
 use crate::crypto::DefaultCrypto;
 use crate::evidence::nvgpu::{parse_nvgpu_report, split_pem_chain};
 use crate::pcs::UreqHttp;
@@ -53,7 +53,7 @@ pub struct GpuArgs {
 
 /// Reads a report given raw or as hex text.
 fn read_report(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = read(path)?;
+    let bytes = read(path, Input::GpuReport)?;
     let is_hex = !bytes.is_empty()
         && bytes
             .iter()
@@ -64,7 +64,9 @@ fn read_report(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
             .filter(|b| !b.is_ascii_whitespace())
             .map(|b| char::from(*b))
             .collect();
-        return hex::decode(text).with_context(|| format!("{} is not hex", path.display()));
+        return hex::decode(text).map_err(|e| {
+            InputError::malformed(Input::GpuReport, path, format_args!("not hex ({e})")).into()
+        });
     }
     Ok(bytes)
 }
@@ -72,14 +74,16 @@ fn read_report(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 /// Runs `sigil-verify gpu`.
 pub fn run(args: &GpuArgs) -> anyhow::Result<ExitCode> {
     let report_bytes = read_report(&args.report)?;
-    let chain_text = std::fs::read_to_string(&args.cert_chain)
-        .with_context(|| format!("reading {}", args.cert_chain.display()))?;
-    let chain = split_pem_chain(&chain_text).with_context(|| {
-        format!(
-            "{} is not a PEM certificate chain",
-            args.cert_chain.display()
+    let chain_bytes = read(&args.cert_chain, Input::Certificate)?;
+    let not_pem = |e: &dyn core::fmt::Display| {
+        InputError::malformed(
+            Input::Certificate,
+            &args.cert_chain,
+            format_args!("not a PEM certificate chain ({e})"),
         )
-    })?;
+    };
+    let chain_text = std::str::from_utf8(&chain_bytes).map_err(|e| not_pem(&e))?;
+    let chain = split_pem_chain(chain_text).map_err(|e| not_pem(&e))?;
     let nonce_bytes =
         hex::decode(args.nonce.trim().trim_start_matches("0x")).context("--nonce is not hex")?;
     let Ok(nonce) = <[u8; 32]>::try_from(nonce_bytes.as_slice()) else {
@@ -88,12 +92,12 @@ pub fn run(args: &GpuArgs) -> anyhow::Result<ExitCode> {
     let mut rims = args
         .rim
         .iter()
-        .map(|p| read(p))
+        .map(|p| read(p, Input::Rim))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ocsp = args
         .ocsp
         .iter()
-        .map(|p| read_der(p))
+        .map(|p| read_der(p, Input::Ocsp))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let policy = args.common.load_policy()?;
     let now = args.common.time()?;
@@ -102,12 +106,13 @@ pub fn run(args: &GpuArgs) -> anyhow::Result<ExitCode> {
     if args.fetch_rims {
         // The chip for the driver RIM id comes from the attestation certificate;
         // both are verified later, so a wrong guess only fetches a RIM that fails.
-        let parsed = parse_nvgpu_report(&report_bytes).context("parsing the report")?;
+        let parsed = parse_nvgpu_report(&report_bytes)
+            .map_err(|e| InputError::malformed(Input::GpuReport, &args.report, e))?;
         let leaf = chain
             .first()
             .map(|d| crate::verify::x509::Cert::from_der("attestation certificate", d))
             .transpose()
-            .context("parsing the attestation certificate")?;
+            .map_err(|e| InputError::malformed(Input::Certificate, &args.cert_chain, e))?;
         let chip = leaf
             .and_then(|c| c.subject_cn())
             .and_then(|cn| cn.split_whitespace().next().map(String::from))

@@ -2,7 +2,13 @@
 //!
 //! Each subcommand verifies one kind of evidence and prints one result on stdout:
 //! a JSON envelope `{"verdict", "reasons", "claims"}` or a text rendering of it.
-//! Exit status: 0 accepted, 1 rejected, 2 usage or I/O error. Diagnostics go to stderr.
+//! Diagnostics go to stderr.
+//!
+//! Exit status, one rule for every command: 0 the evidence is accepted; 1 the evidence is
+//! rejected, whatever layer refused it (a PEM, hex, JSON, DER or binary encoding that does not
+//! decode is a rejection like a bad signature); 2 the command could not run (usage, an
+//! unreadable or missing file, an input over its maximum size ([`Input`]), a bad policy or
+//! `--at`, a failed fetch, a failed write of the result).
 
 use std::format;
 use std::path::{Path, PathBuf};
@@ -88,8 +94,10 @@ impl CommonArgs {
         match &self.policy {
             None => Ok(Policy::default()),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
+                let bytes = read(path, Input::Policy)
                     .with_context(|| format!("reading policy {}", path.display()))?;
+                let text = String::from_utf8(bytes)
+                    .with_context(|| format!("policy {} is not UTF-8", path.display()))?;
                 Policy::from_toml(&text).with_context(|| format!("policy {}", path.display()))
             }
         }
@@ -112,16 +120,158 @@ pub fn parse_rfc3339(s: &str) -> anyhow::Result<UnixTime> {
     Ok(UnixTime(secs))
 }
 
-/// Reads a file, naming it in the error.
-pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+/// The kinds of input file, each read with a maximum size: past it the command stops
+/// with [`InputError::TooLarge`] (exit 2) before reading further. Each maximum is well above
+/// the largest valid input of its kind, so an oversized file is refused without exhausting
+/// memory and a merely long one still reaches its decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// `snp --report`: 64 KiB (a report is 1184 bytes).
+    SnpReport,
+    /// A certificate or a PEM certificate chain (`--cert`, `--ask`, `--ark`,
+    /// `gpu --cert-chain`): 1 MiB.
+    Certificate,
+    /// A CRL (`snp --crl`): 16 MiB.
+    Crl,
+    /// A TDX quote (`tdx --quote`, `eventlog --quote`): 1 MiB.
+    TdxQuote,
+    /// One TDX collateral file (bundle JSON, or one file of a PCS directory): 16 MiB.
+    Collateral,
+    /// `gpu --report`, raw or hex: 1 MiB.
+    GpuReport,
+    /// A RIM (`gpu --rim`): 16 MiB.
+    Rim,
+    /// An OCSP response (`gpu --ocsp`): 1 MiB.
+    Ocsp,
+    /// A signed receipt (`--receipt`): 1 MiB (a valid one is at most 4096 bytes).
+    Receipt,
+    /// An evidence bundle (`--bundle`): 16 MiB (a valid one is at most 4 MiB).
+    Bundle,
+    /// An inclusion proof (`output --proof`): 1 MiB.
+    Proof,
+    /// A job output (`output --file`), hashed as a stream: 64 GiB.
+    Output,
+    /// A policy (`--policy`): 1 MiB.
+    Policy,
+    /// A boot event log (`eventlog --log`): 16 MiB (a valid one is at most 1 MiB).
+    EventLog,
 }
 
-/// Reads a certificate or CRL given as DER or PEM; returns DER.
-pub fn read_der(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = read(path)?;
+impl Input {
+    /// The most bytes read from one file of this kind.
+    pub const fn max(self) -> u64 {
+        const KIB: u64 = 1 << 10;
+        const MIB: u64 = 1 << 20;
+        match self {
+            Self::SnpReport => 64 * KIB,
+            Self::Certificate
+            | Self::TdxQuote
+            | Self::GpuReport
+            | Self::Ocsp
+            | Self::Receipt
+            | Self::Proof
+            | Self::Policy => MIB,
+            Self::Crl | Self::Collateral | Self::Rim | Self::Bundle | Self::EventLog => 16 * MIB,
+            Self::Output => 64 << 30,
+        }
+    }
+
+    /// What the input is, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SnpReport => "SEV-SNP report",
+            Self::Certificate => "certificate",
+            Self::Crl => "CRL",
+            Self::TdxQuote => "TDX quote",
+            Self::Collateral => "TDX collateral",
+            Self::GpuReport => "GPU report",
+            Self::Rim => "RIM",
+            Self::Ocsp => "OCSP response",
+            Self::Receipt => "receipt",
+            Self::Bundle => "evidence bundle",
+            Self::Proof => "inclusion proof",
+            Self::Output => "output",
+            Self::Policy => "policy",
+            Self::EventLog => "event log",
+        }
+    }
+}
+
+/// Why an input file was not used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The file is larger than its kind's maximum: the command does not run (exit 2).
+    #[error("{path}: the {what} is larger than its maximum of {max} bytes")]
+    TooLarge {
+        /// The kind of input.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Its maximum ([`Input::max`]).
+        max: u64,
+    },
+    /// Evidence whose encoding (PEM, hex, JSON, text) does not decode: the evidence is
+    /// rejected (exit 1), as when its DER or binary layout does not.
+    #[error("{what} {path}: {reason}")]
+    Malformed {
+        /// The kind of input.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+impl InputError {
+    /// Evidence from `path` that does not decode; `e`'s chain is the reason.
+    pub fn malformed(what: Input, path: &Path, e: impl core::fmt::Display) -> Self {
+        Self::Malformed {
+            what: what.name(),
+            path: path.display().to_string(),
+            reason: format!("{e:#}"),
+        }
+    }
+}
+
+/// Opens `path` and reads it through a reader bounded at `what`'s maximum.
+pub fn open_bounded(path: &Path, what: Input) -> anyhow::Result<std::io::Take<std::fs::File>> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(std::io::Read::take(file, what.max().saturating_add(1)))
+}
+
+/// The error for a file found longer than `what`'s maximum.
+pub fn too_large(path: &Path, what: Input) -> anyhow::Error {
+    InputError::TooLarge {
+        what: what.name(),
+        path: path.display().to_string(),
+        max: what.max(),
+    }
+    .into()
+}
+
+/// Reads a file of kind `what`, at most [`Input::max`] bytes, naming it in the error.
+pub fn read(path: &Path, what: Input) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_bounded(path, what)?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > what.max() {
+        return Err(too_large(path, what));
+    }
+    Ok(bytes)
+}
+
+/// Reads a certificate, CRL or OCSP response given as DER or PEM; returns DER. PEM that does
+/// not decode is malformed evidence ([`InputError::Malformed`]).
+pub fn read_der(path: &Path, what: Input) -> anyhow::Result<Vec<u8>> {
+    let bytes = read(path, what)?;
     if bytes.starts_with(b"-----BEGIN") || bytes.iter().take(64).all(u8::is_ascii) {
-        let p = pem::parse(&bytes).with_context(|| format!("{} is not PEM", path.display()))?;
+        let p = pem::parse(&bytes)
+            .map_err(|e| InputError::malformed(what, path, format_args!("not PEM ({e})")))?;
         Ok(p.into_contents())
     } else {
         Ok(bytes)
@@ -205,8 +355,43 @@ fn flatten(v: &serde_json::Value, indent: &str, out: &mut String) {
     }
 }
 
-/// Runs a parsed command line.
+impl Command {
+    /// The output format of a command that prints a verdict envelope.
+    fn format(&self) -> Option<Format> {
+        match self {
+            Self::Snp(a) => Some(a.common.format),
+            Self::Receipt(a) => Some(a.common.format),
+            Self::Bundle(a) => Some(a.common.format),
+            Self::Output(a) => Some(a.format),
+            Self::Tdx(a) => Some(a.common.format),
+            Self::Eventlog(a) => Some(a.common.format),
+            Self::Gpu(a) => Some(a.common.format),
+            Self::Measure(_) => None,
+        }
+    }
+}
+
+/// Runs a parsed command line. Evidence that does not decode ([`InputError::Malformed`]) is
+/// printed as a rejection (exit 1), like any other reason the evidence is refused.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let format = cli.command.format();
+    let result = dispatch(cli);
+    match (result, format) {
+        (Err(e), Some(format)) => match e.downcast_ref::<InputError>() {
+            Some(malformed @ InputError::Malformed { .. }) => {
+                let outcome = Outcome::<()> {
+                    claims: None,
+                    reasons: std::vec![malformed.to_string()],
+                };
+                report(&outcome, format)
+            }
+            _ => Err(e),
+        },
+        (result, _) => result,
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Snp(args) => snp::run(&args),
         Command::Receipt(args) => receipt::run(&args),

@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::{CommonArgs, Format, read, report};
-use crate::crypto::{Crypto, DefaultCrypto};
+use super::{CommonArgs, Format, Input, read, report};
+use crate::crypto::DefaultCrypto;
 use crate::merkle::{InclusionProof, verify_inclusion};
 use crate::pipeline::Outcome;
 use crate::pipeline::{check_bundle, check_receipt};
@@ -37,8 +37,12 @@ pub struct ReceiptArgs {
 
 /// Runs `sigil-verify receipt`.
 pub fn run(args: &ReceiptArgs) -> anyhow::Result<ExitCode> {
-    let receipt = read(&args.receipt)?;
-    let bundle = args.bundle.as_deref().map(read).transpose()?;
+    let receipt = read(&args.receipt, Input::Receipt)?;
+    let bundle = args
+        .bundle
+        .as_deref()
+        .map(|p| read(p, Input::Bundle))
+        .transpose()?;
     let mut policy = args.common.load_policy()?;
     policy.allow_simulated |= args.allow_simulated;
     let now = args.common.time()?;
@@ -77,7 +81,7 @@ fn hex32(what: &str, s: &str) -> anyhow::Result<[u8; 32]> {
 
 /// Runs `sigil-verify bundle`.
 pub fn run_bundle(args: &BundleArgs) -> anyhow::Result<ExitCode> {
-    let bundle = read(&args.bundle)?;
+    let bundle = read(&args.bundle, Input::Bundle)?;
     let key = args
         .agent_key
         .as_deref()
@@ -147,11 +151,10 @@ pub struct OutputClaims {
 /// receipt whose signature verifies. (The receipt's evidence is checked by
 /// `sigil-verify receipt`.)
 pub fn run_output(args: &OutputArgs) -> anyhow::Result<ExitCode> {
-    let receipt = read(&args.receipt)?;
-    let content = read(&args.file)?;
-    let proof = read(&args.proof)?;
+    let receipt = read(&args.receipt, Input::Receipt)?;
+    let content_sha256 = sha256_file(&args.file)?;
+    let proof = read(&args.proof, Input::Proof)?;
     let crypto = DefaultCrypto::default();
-    let content_sha256 = crypto.sha256(&content);
     let mut reasons = Vec::new();
     let mut claims = None;
     match SignedReceipt::decode_bytes(&receipt).and_then(|r| r.verify(&crypto)) {
@@ -187,4 +190,28 @@ pub fn run_output(args: &OutputArgs) -> anyhow::Result<ExitCode> {
         }
     }
     report(&Outcome { claims, reasons }, args.format)
+}
+
+/// SHA-256 of a job output read as a stream, at most [`Input::Output`]'s maximum.
+fn sha256_file(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut reader = super::open_bounded(path, Input::Output)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = std::vec![0u8; 1 << 20];
+    let mut total: u64 = 0;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| std::format!("reading {}", path.display()))?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        h.update(chunk);
+        total = total.saturating_add(n as u64);
+    }
+    if total > Input::Output.max() {
+        return Err(super::too_large(path, Input::Output));
+    }
+    Ok(h.finalize().into())
 }

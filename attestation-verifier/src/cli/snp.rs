@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::{CommonArgs, read, read_der, report};
+use super::{CommonArgs, Input, read, read_der, report};
 use crate::crypto::DefaultCrypto;
 use crate::pipeline::check_snp;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};
@@ -36,11 +36,16 @@ pub struct SnpArgs {
 
 /// Runs `sigil-verify snp`.
 pub fn run(args: &SnpArgs) -> anyhow::Result<ExitCode> {
-    let report_bytes = read(&args.report)?;
-    let vek = read_der(&args.cert)?;
-    let ask = args.ask.as_deref().map(read_der).transpose()?;
-    let ark = args.ark.as_deref().map(read_der).transpose()?;
-    let crl = args.crl.as_deref().map(read_der).transpose()?;
+    let report_bytes = read(&args.report, Input::SnpReport)?;
+    let vek = read_der(&args.cert, Input::Certificate)?;
+    let cert = |p: &std::path::Path| read_der(p, Input::Certificate);
+    let ask = args.ask.as_deref().map(cert).transpose()?;
+    let ark = args.ark.as_deref().map(cert).transpose()?;
+    let crl = args
+        .crl
+        .as_deref()
+        .map(|p| read_der(p, Input::Crl))
+        .transpose()?;
     let policy = args.common.load_policy()?;
     let now = args.common.time()?;
     let mut verifier =

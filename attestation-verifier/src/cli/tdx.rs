@@ -8,7 +8,7 @@ use std::string::String;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{CommonArgs, read, report};
+use super::{CommonArgs, Input, InputError, read, report};
 use crate::crypto::DefaultCrypto;
 use crate::evidence::tdx::parse_tdx_quote;
 use crate::pcs::{CollateralFetcher, UreqHttp};
@@ -43,7 +43,7 @@ pub struct TdxArgs {
 
 /// Runs `sigil-verify tdx`.
 pub fn run(args: &TdxArgs) -> anyhow::Result<ExitCode> {
-    let quote = read(&args.quote)?;
+    let quote = read(&args.quote, Input::TdxQuote)?;
     let policy = args.common.load_policy()?;
     let now = args.common.time()?;
     let collateral = match &args.collateral {
@@ -59,6 +59,7 @@ pub fn run(args: &TdxArgs) -> anyhow::Result<ExitCode> {
                 bail!("give --collateral, or --pccs-url (or PCCS_URL) to fetch it");
             };
             fetch_collateral(
+                &args.quote,
                 &quote,
                 &url,
                 args.cache_dir.clone().or_else(default_cache_dir),
@@ -75,11 +76,11 @@ pub fn run(args: &TdxArgs) -> anyhow::Result<ExitCode> {
 /// Reads a collateral bundle JSON, or a directory of raw PCS responses.
 pub fn load_collateral(path: &Path) -> anyhow::Result<TdxCollateral> {
     if !path.is_dir() {
-        let bytes = read(path)?;
+        let bytes = read(path, Input::Collateral)?;
         return TdxCollateral::from_json(&bytes)
-            .with_context(|| format!("collateral {}", path.display()));
+            .map_err(|e| InputError::malformed(Input::Collateral, path, e).into());
     }
-    let f = |name: &str| read(&path.join(name));
+    let f = |name: &str| read(&path.join(name), Input::Collateral);
     let (pck_crl, pck_chain, root_crl) = (
         f("pck_crl.der")?,
         f("pck_crl_issuer_chain.pem")?,
@@ -100,7 +101,7 @@ pub fn load_collateral(path: &Path) -> anyhow::Result<TdxCollateral> {
         qe_identity: &qe,
         qe_identity_issuer_chain: &qe_chain,
     })
-    .with_context(|| format!("collateral directory {}", path.display()))
+    .map_err(|e| InputError::malformed(Input::Collateral, path, e).into())
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -111,14 +112,21 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn fetch_collateral(
+    path: &Path,
     quote: &[u8],
     url: &str,
     cache_dir: Option<PathBuf>,
     now: UnixTime,
 ) -> anyhow::Result<TdxCollateral> {
-    let parsed = parse_tdx_quote(quote).context("parsing the quote to find its platform")?;
-    let (fmspc, ca) = pck_fmspc_unverified(&parsed)
-        .context("the quote's PCK certificate has no readable FMSPC")?;
+    let parsed =
+        parse_tdx_quote(quote).map_err(|e| InputError::malformed(Input::TdxQuote, path, e))?;
+    let (fmspc, ca) = pck_fmspc_unverified(&parsed).ok_or_else(|| {
+        InputError::malformed(
+            Input::TdxQuote,
+            path,
+            "its PCK certificate has no readable FMSPC",
+        )
+    })?;
     let fetcher = CollateralFetcher::new(UreqHttp::default(), url, cache_dir);
     fetcher
         .fetch(&fmspc, ca, now)

@@ -53,9 +53,9 @@ impl Crypto for AwsLc {
         message: &[u8],
         sig: &[u8],
     ) -> Result<(), SignatureError> {
-        if sig.len() != alg.scalar_len().saturating_mul(2) {
-            return Err(SignatureError::MalformedSignature);
-        }
+        // Length and scalar range checked as the pure-Rust backend does (aws-lc reports one
+        // opaque error), so both give the same error for the same signature.
+        super::ecdsa_scalars_in_range(alg, sig)?;
         let a: &'static dyn signature::VerificationAlgorithm = match alg {
             EcdsaAlg::P256Sha256 => &signature::ECDSA_P256_SHA256_FIXED,
             EcdsaAlg::P384Sha384 => &signature::ECDSA_P384_SHA384_FIXED,
@@ -72,7 +72,7 @@ impl Crypto for AwsLc {
     ) -> Result<(), SignatureError> {
         // The same strict decoding as the default, then aws-lc verifies the DER as
         // is (its fixed-size form would re-encode it to DER internally).
-        crate::verify::x509::ecdsa_der_to_fixed(alg, sig)?;
+        super::ecdsa_scalars_in_range(alg, &crate::verify::x509::ecdsa_der_to_fixed(alg, sig)?)?;
         let a: &'static dyn signature::VerificationAlgorithm = match alg {
             EcdsaAlg::P256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
             EcdsaAlg::P384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,

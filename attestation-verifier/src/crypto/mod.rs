@@ -65,6 +65,26 @@ pub enum SignatureError {
     Invalid,
 }
 
+/// Refuses a fixed-size ECDSA `r || s` whose scalars are not both in `[1, n-1]`, as
+/// [`SignatureError::MalformedSignature`]. The pure-Rust backend does this while parsing; a
+/// backend whose verifier reports one opaque error calls it first, so both backends give the
+/// same error for the same signature.
+#[cfg(feature = "native")]
+pub(crate) fn ecdsa_scalars_in_range(
+    alg: EcdsaAlg,
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    let ok = match alg {
+        EcdsaAlg::P256Sha256 => p256::ecdsa::Signature::from_slice(signature).is_ok(),
+        EcdsaAlg::P384Sha384 => p384::ecdsa::Signature::from_slice(signature).is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SignatureError::MalformedSignature)
+    }
+}
+
 /// Hashing and signature verification, the only cryptography the verifier does.
 ///
 /// Keys are passed as they appear in X.509 `subjectPublicKey` bit strings: SEC1

@@ -97,3 +97,33 @@ fn rsa_rejects_garbage_key_and_signature_rejects() {
         assert!(c.verify_rsa_pkcs1(RsaHash::Sha256, b"", b"m", b"").is_err());
     }
 }
+
+/// Regression (issue 21, found by the `crypto_differential` fuzz target): a signature whose
+/// `r` or `s` is 0 or not below the group order was "malformed signature" for the pure-Rust
+/// backend and "signature does not verify" for aws-lc, so the same report got different
+/// rejection reasons from the two backends.
+#[test]
+fn ecdsa_scalar_out_of_range_same_error_rejects() {
+    let sk = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap();
+    let pk = sk.verifying_key().to_sec1_point(false);
+    let p256_sk = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let p256_pk = p256_sk.verifying_key().to_sec1_point(false);
+    for (alg, key, n) in [
+        (EcdsaAlg::P384Sha384, pk.as_bytes(), 48),
+        (EcdsaAlg::P256Sha256, p256_pk.as_bytes(), 32),
+    ] {
+        let mut zero_r = alloc::vec![0u8; 2 * n];
+        zero_r[2 * n - 1] = 1;
+        let all_ff = alloc::vec![0xffu8; 2 * n];
+        for sig in [alloc::vec![0u8; 2 * n], zero_r, all_ff] {
+            for c in backends() {
+                assert_eq!(
+                    c.verify_ecdsa(alg, key, b"sigil", &sig),
+                    Err(SignatureError::MalformedSignature),
+                    "{} {alg:?}",
+                    c.name()
+                );
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Steps (mirrored by `// Step N` below):
 //! 1. Chain: the supplied certificates (leaf = attestation key first; a trailing
-//!    copy of the pinned root is dropped) link by name and signature, each
+//!    copy of the pinned root is dropped, and nothing may follow it; at most
+//!    [`MAX_DEVICE_CHAIN`] below the root) link by name and signature, each
 //!    issuer a CA and the leaf not one, the last signed by the pinned NVIDIA
 //!    Device Identity CA; the leaf key is ECDSA P-384. Verified chains are
 //!    cached by the hash of the supplied certificates.
@@ -63,6 +64,10 @@ pub enum NvGpuVerifyError {
     /// The chain has no certificate below the root, or too many.
     #[error("device certificate chain has {0} certificates below the root (1 to 6 accepted)")]
     ChainLength(usize),
+    /// Certificates follow the pinned root in the chain (the pinned root is the last one
+    /// accepted).
+    #[error("device certificate chain has {0} certificates after the pinned root")]
+    CertificatesAfterRoot(usize),
     /// Two adjacent certificates do not link by name.
     #[error("device certificate chain is broken at {subject}: its issuer is not {next}")]
     BrokenChain {
@@ -522,16 +527,23 @@ impl<C: Crypto> NvGpuVerifier<C> {
     /// Step 1, without time.
     fn verify_chain(&self, ders: &[Vec<u8>]) -> Result<ChainInfo, NvGpuVerifyError> {
         let crypto: &dyn Crypto = &self.crypto;
-        let mut certs = Vec::with_capacity(ders.len());
-        for der in ders {
-            if der.as_slice() == self.device_root.der() {
-                break;
-            }
-            certs.push(Cert::from_der("device certificate", der)?);
+        // A trailing copy of the pinned root is allowed; nothing may follow it.
+        let below_root = ders
+            .iter()
+            .position(|d| d.as_slice() == self.device_root.der())
+            .unwrap_or(ders.len());
+        let after = ders.len().saturating_sub(below_root.saturating_add(1));
+        if after > 0 {
+            return Err(NvGpuVerifyError::CertificatesAfterRoot(after));
         }
-        if certs.is_empty() || certs.len() > MAX_DEVICE_CHAIN {
-            return Err(NvGpuVerifyError::ChainLength(certs.len()));
+        let ders = ders.get(..below_root).unwrap_or_default();
+        if ders.is_empty() || ders.len() > MAX_DEVICE_CHAIN {
+            return Err(NvGpuVerifyError::ChainLength(ders.len()));
         }
+        let certs = ders
+            .iter()
+            .map(|der| Cert::from_der("device certificate", der))
+            .collect::<Result<Vec<_>, _>>()?;
         let cn = |c: &Cert| c.subject_cn().unwrap_or_default();
         let issuers = certs
             .iter()

@@ -27,7 +27,7 @@ use x509_cert::serial_number::SerialNumber;
 
 use crate::crypto::Crypto;
 use crate::time::UnixTime;
-use crate::verify::x509::{Cert, X509Error, signed_part, verify_signature};
+use crate::verify::x509::{Cert, X509Error, check_unused_bits, signed_part, verify_signature};
 
 /// `id-pkix-ocsp-basic`.
 pub const ID_PKIX_OCSP_BASIC: ObjectIdentifier =
@@ -267,6 +267,7 @@ pub fn parse_ocsp(der: &[u8]) -> Result<OcspResponse, OcspError> {
     let basic_der = bytes.response.as_bytes();
     let basic = BasicResponse::from_der(basic_der).map_err(malformed)?;
     let tbs = signed_part(basic_der).map_err(malformed)?;
+    check_unused_bits("OCSP response", basic.signature.unused_bits())?;
     let mut certs = Vec::new();
     for c in basic.certs.iter().flatten() {
         let der = c.to_der().map_err(malformed)?;

@@ -56,6 +56,10 @@ pub enum RimVerifyError {
         /// Common name of the last certificate.
         last: String,
     },
+    /// Certificates follow the pinned root in the chain (the pinned root is the last one
+    /// accepted).
+    #[error("RIM signing chain has {0} certificates after the pinned NVIDIA RIM root")]
+    CertificatesAfterRoot(usize),
     /// A certificate that issued another is not a CA.
     #[error("RIM signing chain: {0} issues certificates but is not a CA")]
     NotCa(String),
@@ -147,24 +151,29 @@ pub fn verify_rim(
 }
 
 /// Checks `certs` (DER, signer first) chain to `root`, each issuer a CA, all
-/// valid at `now`. A trailing copy of the root is dropped.
+/// valid at `now`. A trailing copy of the root is dropped; anything after it is refused.
 fn verify_chain(
     crypto: &dyn Crypto,
     certs: &[Vec<u8>],
     root: &Cert,
     now: UnixTime,
 ) -> Result<Vec<Cert>, RimVerifyError> {
-    let mut chain = Vec::with_capacity(certs.len());
-    for der in certs {
-        let c = Cert::from_der("RIM certificate", der)?;
-        if c.der() == root.der() {
-            break;
-        }
-        chain.push(c);
+    let below_root = certs
+        .iter()
+        .position(|d| d.as_slice() == root.der())
+        .unwrap_or(certs.len());
+    let after = certs.len().saturating_sub(below_root.saturating_add(1));
+    if after > 0 {
+        return Err(RimVerifyError::CertificatesAfterRoot(after));
     }
-    if chain.is_empty() || chain.len() > MAX_RIM_CHAIN {
-        return Err(RimVerifyError::ChainLength(chain.len()));
+    let certs = certs.get(..below_root).unwrap_or_default();
+    if certs.is_empty() || certs.len() > MAX_RIM_CHAIN {
+        return Err(RimVerifyError::ChainLength(certs.len()));
     }
+    let chain = certs
+        .iter()
+        .map(|der| Cert::from_der("RIM certificate", der))
+        .collect::<Result<Vec<_>, _>>()?;
     root.check_validity("RIM root", now)?;
     let mut issuers = chain.iter().skip(1).chain(core::iter::once(root));
     for cert in &chain {

@@ -67,7 +67,7 @@ pub enum SnpVerifyError {
         /// Product named by the certificate.
         certificate: Product,
     },
-    /// The supplied ARK is not the pinned ARK of the report's product.
+    /// The supplied ARK is not byte for byte the pinned ARK of the report's product.
     #[error("supplied ARK ({supplied}) is not the pinned ARK-{product}")]
     UntrustedArk {
         /// The product the evidence is for.
@@ -483,8 +483,10 @@ fn verify_chain<C: Crypto>(
     let roots = trust.get(product).ok_or(SnpVerifyError::UnknownProduct)?;
     // Step 2
     if let Some(ark_der) = c.ark {
-        let ark = Cert::from_der("ARK", ark_der)?;
-        if ark.public_key() != roots.ark.public_key() {
+        // Byte-equal: the pinned ARK is the one used, so a supplied one that differs in any
+        // byte (same key, other validity or extensions) would be a root nobody checked.
+        if ark_der != roots.ark.der() {
+            let ark = Cert::from_der("ARK", ark_der)?;
             return Err(SnpVerifyError::UntrustedArk {
                 product,
                 supplied: ark.subject_cn().unwrap_or_default(),

@@ -65,6 +65,25 @@ pub enum X509Error {
         /// Its serial number, hex.
         serial: String,
     },
+    /// The signature algorithm outside the signed body differs from the one inside it
+    /// (RFC 5280 4.1.1.2, 5.1.1.2: they must be equal).
+    #[error(
+        "{what}: the signature algorithm outside the signed body ({outer}) differs from the one inside it"
+    )]
+    SignatureAlgorithmMismatch {
+        /// Which certificate or CRL.
+        what: &'static str,
+        /// The outer `signatureAlgorithm`'s OID (only it: the error stays small).
+        outer: String,
+    },
+    /// The signature BIT STRING does not hold whole octets.
+    #[error("{what}: the signature BIT STRING has {unused_bits} unused bits (must be 0)")]
+    SignatureUnusedBits {
+        /// Which certificate, CRL or OCSP response.
+        what: &'static str,
+        /// The BIT STRING's unused-bits count.
+        unused_bits: u8,
+    },
     /// A required extension is missing or malformed.
     #[error("{what}: extension {oid} is missing or malformed")]
     BadExtension {
@@ -107,32 +126,28 @@ pub(crate) fn signed_part(der: &[u8]) -> Result<Vec<u8>, der::Error> {
 /// must be exactly what the issuer signed.
 fn check_signed_envelope(
     what: &'static str,
-    oid: ObjectIdentifier,
-    outer: der::Result<Vec<u8>>,
+    outer: &AlgorithmIdentifierOwned,
     inner: der::Result<Vec<u8>>,
     unused_bits: u8,
 ) -> Result<(), X509Error> {
-    let (outer, inner) = (
-        outer.map_err(|e| malformed(what, e))?,
-        inner.map_err(|e| malformed(what, e))?,
-    );
-    if outer != inner {
-        return Err(X509Error::Malformed {
+    let inner = inner.map_err(|e| malformed(what, e))?;
+    let outer_der = outer.to_der().map_err(|e| malformed(what, e))?;
+    if outer_der != inner {
+        return Err(X509Error::SignatureAlgorithmMismatch {
             what,
-            reason: alloc::format!(
-                "the signature algorithm outside the signed body ({oid}) differs from the one inside it"
-            ),
+            outer: outer.oid.to_string(),
         });
     }
-    if unused_bits != 0 {
-        return Err(X509Error::Malformed {
-            what,
-            reason: alloc::format!(
-                "the signature BIT STRING has {unused_bits} unused bits (must be 0)"
-            ),
-        });
+    check_unused_bits(what, unused_bits)
+}
+
+/// A signature BIT STRING must hold whole octets (DER of a signature never has unused bits).
+pub(crate) fn check_unused_bits(what: &'static str, unused_bits: u8) -> Result<(), X509Error> {
+    if unused_bits == 0 {
+        Ok(())
+    } else {
+        Err(X509Error::SignatureUnusedBits { what, unused_bits })
     }
-    Ok(())
 }
 
 fn unix(t: x509_cert::time::Time) -> UnixTime {
@@ -146,8 +161,7 @@ impl Cert {
         let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
         check_signed_envelope(
             what,
-            cert.signature_algorithm().oid,
-            cert.signature_algorithm().to_der(),
+            cert.signature_algorithm(),
             cert.tbs_certificate().signature().to_der(),
             cert.signature().unused_bits(),
         )?;
@@ -490,8 +504,7 @@ impl Crl {
         let tbs = signed_part(der).map_err(|e| malformed(what, e))?;
         check_signed_envelope(
             what,
-            crl.signature_algorithm.oid,
-            crl.signature_algorithm.to_der(),
+            &crl.signature_algorithm,
             crl.tbs_cert_list.signature.to_der(),
             crl.signature.unused_bits(),
         )?;

@@ -1,0 +1,35 @@
+//! A signed receipt (SCALE) with an optional evidence bundle after `split`'s separator:
+//! decoding round-trips, and the whole receipt verification runs.
+#![no_main]
+
+use attestation_verifier::check_receipt;
+use attestation_verifier::crypto::RustCrypto;
+use attestation_verifier::policy::Policy;
+use attestation_verifier::receipt::{ReceiptBody, SignedReceipt};
+use attestation_verifier::time::UnixTime;
+use attestation_verifier::verify::receipt::ReceiptVerifier;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let parts = attestation_verifier_fuzz::split(data, 2);
+    let receipt = parts[0];
+    let bundle = parts.get(1).copied();
+    if let Ok(signed) = SignedReceipt::decode_bytes(receipt) {
+        assert_eq!(signed.to_bytes(), receipt, "SCALE round trip");
+        if let Ok(body) = signed.body() {
+            assert_eq!(
+                ReceiptBody::from_bytes(&body.to_bytes()).as_ref(),
+                Ok(&body)
+            );
+        }
+        let _ = signed.verify(&RustCrypto);
+    }
+    let mut verifier = ReceiptVerifier::new(RustCrypto).expect("pinned roots");
+    let _ = check_receipt(
+        &mut verifier,
+        receipt,
+        bundle,
+        &Policy::default(),
+        UnixTime(1_750_000_000),
+    );
+});

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds the seed corpora of every fuzz target from the shared vectors into corpus/<target>/
+# (git-ignored; vector bytes are never committed). Idempotent: seeds are named by their
+# SHA-1, so a rerun adds nothing twice. Needs python3; openssl for the OCSP seeds.
+#
+#   attestation-verifier/fuzz/seed.sh            # vectors: ../shared/vectors beside the repo
+#   SIGIL_VECTORS=/path/to/vectors seed.sh
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+vectors="${SIGIL_VECTORS:-$repo/../shared/vectors}"
+[ -d "$vectors" ] || { echo "seed.sh: no vectors at $vectors (set SIGIL_VECTORS)" >&2; exit 2; }
+corpus="$here/corpus"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+# Two OCSP responses (good, revoked) from a throwaway CA: no OCSP response ships with the
+# vectors. Skipped without openssl.
+ocsp_seeds() {
+    command -v openssl >/dev/null || return 0
+    local d="$1"
+    (
+        cd "$d"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout ca.key \
+            -out ca.pem -subj /CN=ca -days 3650 -addext basicConstraints=critical,CA:true 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout leaf.key \
+            -out leaf.csr -subj /CN=leaf 2>/dev/null
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days 3650 \
+            -out leaf.pem 2>/dev/null
+        for status in V R; do
+            if [ "$status" = R ]; then rev=251231000000Z; else rev=; fi
+            printf '%s\t351231000000Z\t%s\t07\tunknown\t/CN=leaf\n' "$status" "$rev" > index.txt
+            openssl ocsp -issuer ca.pem -cert leaf.pem -reqout req.der -no_nonce 2>/dev/null
+            openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -reqin req.der \
+                -respout "$status.ocsp" -ndays 30 2>/dev/null
+        done
+    ) || true
+}
+
+ocsp_seeds "$scratch"
+python3 - "$vectors" "$corpus" "$repo" "$scratch" <<'PY'
+import base64, glob, hashlib, json, os, re, sys
+
+vectors, corpus, repo, scratch = sys.argv[1:5]
+SEP = b"\xff\x00\xff\x00"  # attestation_verifier_fuzz::split's separator
+count = {}
+
+def seed(target, data):
+    d = os.path.join(corpus, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+    count[target] = count.get(target, 0) + 1
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+def pem_blocks(data):
+    return [base64.b64decode(b"".join(m.split()))
+            for m in re.findall(rb"-----BEGIN [A-Z ]+-----(.*?)-----END", data, re.S)]
+
+def der_of(p):
+    data = read(p)
+    return pem_blocks(data)[0] if data.startswith(b"-----BEGIN") else data
+
+def compact(n):
+    if n < 1 << 6: return bytes([n << 2])
+    if n < 1 << 14: return (n << 2 | 1).to_bytes(2, "little")
+    if n < 1 << 30: return (n << 2 | 2).to_bytes(4, "little")
+    b = n.to_bytes((n.bit_length() + 7) // 8, "little")
+    return bytes([(len(b) - 4) << 2 | 3]) + b
+
+def vec(b): return compact(len(b)) + b
+def opt(b): return b"\x00" if b is None else b"\x01" + vec(b)
+def vecs(items): return compact(len(items)) + b"".join(vec(i) for i in items)
+
+def bundle(version, tee, cpu, gpus=(), rims=(), ocsp=(), crl=None):
+    out = b"SGEB" + bytes([version, tee]) + bytes(range(32)) + bytes(32) + cpu
+    out += compact(len(gpus)) + b"".join(gpus)
+    if version >= 2: out += vecs(list(rims)) + vecs(list(ocsp))
+    if version >= 3: out += opt(crl)
+    return out
+
+def g(kind):
+    return sorted(glob.glob(os.path.join(vectors, kind)))
+
+snp_cpu, tdx_cpu, gpu_ev = [], [], []
+# SEV-SNP reports, certificates, CRLs
+for case in g("snp/*"):
+    if os.path.exists(f"{case}/report.bin"):
+        report = read(f"{case}/report.bin")
+        seed("snp_report", report)
+        seed("crypto_differential", b"\x07" + report)
+        vek = next((der_of(f"{case}/{n}") for n in ("vcek.der", "vlek.der") if os.path.exists(f"{case}/{n}")), b"")
+        inter = next((der_of(f"{case}/{n}") for n in ("ask.pem", "asvk.pem") if os.path.exists(f"{case}/{n}")), None)
+        ark = der_of(f"{case}/ark.pem") if os.path.exists(f"{case}/ark.pem") else None
+        snp_cpu.append(b"\x01" + vec(report) + vec(vek) + opt(inter) + opt(ark))
+        seed("x509_chain", SEP.join(x for x in (vek, inter, ark) if x))
+    for p in glob.glob(f"{case}/*crl*"):
+        seed("tdx_collateral", b"\x02" + der_of(p))
+# TDX quotes and collateral
+for case in g("tdx/*"):
+    if os.path.exists(f"{case}/quote.bin"):
+        quote = read(f"{case}/quote.bin")
+        seed("tdx_quote", quote)
+        cj = read(f"{case}/collateral.json") if os.path.exists(f"{case}/collateral.json") else None
+        tdx_cpu.append(b"\x02" + vec(quote) + opt(cj))
+        chain = pem_blocks(quote)
+        if chain: seed("x509_chain", SEP.join(chain))
+    for name, sel, key in (("tcb_info.json", 0, "tcbInfo"), ("qe_identity.json", 1, "enclaveIdentity")):
+        if os.path.exists(f"{case}/{name}"):
+            j = json.loads(read(f"{case}/{name}"))
+            seed("tdx_collateral", bytes([sel]) + json.dumps(j.get(key, j)).encode())
+    for name in ("pck_crl.der", "root_ca_crl.der"):
+        if os.path.exists(f"{case}/{name}"):
+            seed("tdx_collateral", b"\x02" + der_of(f"{case}/{name}"))
+    if os.path.exists(f"{case}/collateral.json"):
+        seed("tdx_collateral", b"\x03" + read(f"{case}/collateral.json"))
+        seed("tdx_collateral", b"\x04" + read(f"{case}/collateral.json"))
+    for p in glob.glob(f"{case}/*chain.pem"):
+        seed("x509_chain", SEP.join(pem_blocks(read(p))))
+# NVIDIA GPU reports, chains, RIMs
+for case in g("nvgpu/*"):
+    if os.path.exists(f"{case}/report.bin"):
+        report = read(f"{case}/report.bin")
+        seed("nvgpu_report", report)
+        chain_pem = read(f"{case}/cert_chain.pem") if os.path.exists(f"{case}/cert_chain.pem") else b""
+        seed("x509_chain", SEP.join(pem_blocks(chain_pem)))
+        nonce = bytes.fromhex(read(f"{case}/nonce.hex").decode().strip()) if os.path.exists(f"{case}/nonce.hex") else bytes(32)
+        gpu_ev.append(vec(report) + vec(chain_pem) + nonce[:32].ljust(32, b"\0") + vec(b"GPU-0"))
+        blocks = pem_blocks(chain_pem)
+        if blocks:
+            seed("crypto_differential", b"\x02" + SEP.join([b"", report[:-96], report[-96:]]))
+rims = []
+for p in g("nvgpu-extra/rims-nvtrust/*") + g("nvgpu-extra/nvat/*.xml"):
+    rims.append(read(p))
+    seed("rim_xml", read(p))
+# OCSP responses (none are published with the vectors: made here with openssl)
+for p in glob.glob(os.path.join(scratch, "*.ocsp")):
+    seed("ocsp_response", read(p))
+# Evidence bundles (SCALE, docs/evidence-bundle.md) of the real evidence, every version
+for cpu in snp_cpu[:4] + tdx_cpu[:4] + [b"\x03" + vec(b"simulated report")]:
+    tee = {1: 1, 2: 2, 3: 3}[cpu[0]]
+    for version in (1, 2, 3):
+        seed("evidence_bundle", bundle(version, tee, cpu))
+    seed("evidence_bundle", bundle(3, tee, cpu, gpu_ev[:2], rims[:2], [], None))
+# Receipts (SignedReceipt = body Vec<u8> | signature [64]); with a bundle after the separator
+body = (bytes([1]) + bytes(32) + bytes(32) + bytes(range(32)) + bytes([3]) + bytes(32)
+        + (2).to_bytes(4, "little") + (1).to_bytes(8, "little") + (2).to_bytes(8, "little")
+        + (0).to_bytes(4, "little") + bytes(40) + bytes([1, 1]) + bytes(32))
+signed = vec(body) + bytes(64)
+seed("receipt", signed)
+if snp_cpu:
+    seed("receipt", signed + SEP + bundle(3, 1, snp_cpu[0]))
+# Policies: the TOML blocks of the docs
+for p in glob.glob(os.path.join(repo, "docs/*.md")):
+    for block in re.findall(r"```toml\n(.*?)```", read(p).decode(), re.S):
+        seed("policy_toml", block.encode())
+seed("policy_toml", b"")
+for t, n in sorted(count.items()):
+    print(f"{t}: {n} seeds")
+PY
