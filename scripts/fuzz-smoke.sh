@@ -6,7 +6,10 @@
 #
 # Usage: scripts/fuzz-smoke.sh [seconds per target, default 5]
 # Environment: SIGIL_VECTORS (default ../shared/vectors beside the repository);
-#              FUZZ_TOOLCHAIN (default nightly; falls back to stable + RUSTC_BOOTSTRAP=1).
+#              FUZZ_TOOLCHAIN (default nightly; falls back to stable + RUSTC_BOOTSTRAP=1);
+#              FUZZ_SANITIZER (default address; scripts/test.sh uses none: the crates
+#              fuzzed are safe Rust, and building aws-lc's C code with AddressSanitizer is
+#              most of a cold build; the long runs keep AddressSanitizer).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -40,7 +43,8 @@ step "seed corpora"
 step "build every target"
 cd "$fuzz"
 build_start=$SECONDS
-cargo "+$toolchain" fuzz build
+sanitizer="${FUZZ_SANITIZER:-address}"
+cargo "+$toolchain" fuzz build --sanitizer "$sanitizer"
 echo "build: $((SECONDS - build_start)) s"
 bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
 
