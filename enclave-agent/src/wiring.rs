@@ -175,6 +175,7 @@ pub fn gpus_from_probe(cfg: &Config, probe: Arc<dyn gpu_monitor::GpuProbe>) -> G
         setup.assignable.push(Gpu {
             index: g.index,
             uuid: Some(g.uuid.clone()),
+            minor: g.minor_number,
         });
         setup.info.push(v1::Gpu {
             index: g.index,

@@ -85,6 +85,8 @@ pub struct Gpu {
     pub index: u32,
     /// `GPU-...` UUID, when known.
     pub uuid: Option<String>,
+    /// The driver's minor number (`/dev/nvidia<minor>`), when known.
+    pub minor: Option<u32>,
 }
 
 /// Why a workload could not be run (as opposed to running and failing).
@@ -522,20 +524,25 @@ async fn join_reader(h: Option<tokio::task::JoinHandle<Vec<u8>>>, within: Durati
 }
 
 /// Device nodes of the GPUs assigned to a job (and the driver's shared nodes), where they
-/// exist. NVIDIA numbers `/dev/nvidiaN` by the device's minor number, which NVML's index
-/// equals on the single-board machines the agent is deployed on.
+/// exist: `/dev/nvidia<minor>` by NVML's minor number (the index where NVML gives none).
 fn gpu_devices(gpus: &[Gpu]) -> Vec<PathBuf> {
+    let mut v = gpu_device_paths(gpus);
+    v.retain(|p| p.exists());
+    v
+}
+
+/// The device nodes a job with `gpus` may use, whether or not they exist here.
+pub(crate) fn gpu_device_paths(gpus: &[Gpu]) -> Vec<PathBuf> {
     if gpus.is_empty() {
         return Vec::new();
     }
     let mut v: Vec<PathBuf> = gpus
         .iter()
-        .map(|g| PathBuf::from(format!("/dev/nvidia{}", g.index)))
+        .map(|g| PathBuf::from(format!("/dev/nvidia{}", g.minor.unwrap_or(g.index))))
         .collect();
     for shared in ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"] {
         v.push(Path::new("/dev").join(shared));
     }
-    v.retain(|p| p.exists());
     v
 }
 

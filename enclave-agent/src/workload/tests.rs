@@ -271,10 +271,12 @@ fn container_command_works() {
         Gpu {
             index: 1,
             uuid: Some("GPU-1".into()),
+            minor: Some(1),
         },
         Gpu {
             index: 3,
             uuid: None,
+            minor: None,
         },
     ];
     let docker = container_plan(ContainerEngine::Docker, &gpus);
@@ -633,4 +635,35 @@ async fn cpu_time_is_metered_works() {
     assert_eq!(out.exit_code, 0);
     assert!(out.usage.cpu_ms > 20, "{:?}", out.usage);
     assert!(out.usage.wall_ms >= out.usage.cpu_ms / 2, "{:?}", out.usage);
+}
+
+#[test]
+fn gpu_devices_are_the_jobs_own_works() {
+    assert!(gpu_device_paths(&[]).is_empty(), "no GPU, no NVIDIA node");
+    let gpus = [
+        Gpu {
+            index: 0,
+            uuid: None,
+            minor: Some(5),
+        },
+        Gpu {
+            index: 2,
+            uuid: None,
+            minor: None,
+        },
+    ];
+    let paths: Vec<String> = gpu_device_paths(&gpus)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/dev/nvidia5",
+            "/dev/nvidia2",
+            "/dev/nvidiactl",
+            "/dev/nvidia-uvm",
+            "/dev/nvidia-uvm-tools"
+        ]
+    );
 }
