@@ -115,7 +115,8 @@ EOF
 import json, sys
 for line in open(sys.argv[2]):
     try:
-        f = json.loads(line).get("fields", {})
+        f = json.loads(line)
+        f = f.get("fields", f)
     except ValueError:
         continue
     if f.get("message", "").startswith("jobs run isolated"):
