@@ -819,11 +819,25 @@ impl Config {
                 reason: "must be `uid:gid` (numbers) or `agent`",
             });
         }
-        if self.isolation.id_range().is_none() {
-            return Err(ConfigError::Invalid {
-                key: "isolation.ids",
-                reason: "must be `first-last`, 0 < first <= last",
-            });
+        match self.isolation.id_range() {
+            None => {
+                return Err(ConfigError::Invalid {
+                    key: "isolation.ids",
+                    reason: "must be `first-last`, 0 < first <= last",
+                });
+            }
+            // A running job holds one id until its outputs are collected, and at most
+            // `jobs.max_concurrent` jobs run: the range never runs out.
+            Some((first, last))
+                if u64::from(last.saturating_sub(first)).saturating_add(1)
+                    < u64::try_from(self.jobs.max_concurrent).unwrap_or(u64::MAX) =>
+            {
+                return Err(ConfigError::Invalid {
+                    key: "isolation.ids",
+                    reason: "must hold at least jobs.max_concurrent ids",
+                });
+            }
+            Some(_) => {}
         }
         if self.isolation.mode == IsolationMode::Required
             && (self.jobs.max_memory_bytes == 0 || self.jobs.max_cpu_time_ms == 0)

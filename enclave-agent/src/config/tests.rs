@@ -47,6 +47,14 @@ fn bad_values_reject() {
         "[auth]\nbuyer_keys = [\"abcd\"]",
         "[jobs]\ndefault_wall_time_ms = 10\nmax_wall_time_ms = 5",
         "[collateral]\nsnp_product = \"Naples\"",
+        "[isolation]\nids = \"10-5\"",
+        "[isolation]\nids = \"0-100\"",
+        "[isolation]\nids = \"nobody\"",
+        "[isolation]\nids = \"100-101\"\n[jobs]\nmax_concurrent = 3",
+        "[isolation]\nmode = \"sometimes\"",
+        "[isolation]\nnamespace = \"maybe\"",
+        "[jobs]\nmax_memory_bytes = 0",
+        "[jobs]\nmax_pids = 0",
     ] {
         assert!(Config::from_toml(doc).is_err(), "{doc}");
     }
@@ -130,4 +138,20 @@ fn api_zero_limits_reject() {
     ] {
         assert!(Config::from_toml(doc).is_err(), "{doc}");
     }
+}
+
+#[test]
+fn isolation_defaults_works() {
+    use crate::config::{IsolationMode, NamespaceMode};
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.isolation.mode, IsolationMode::Required);
+    assert_eq!(c.isolation.namespace, NamespaceMode::Auto);
+    assert_eq!(c.isolation.id_range(), Some((3_000_000, 3_065_535)));
+    // Isolation off may drop the ceilings (as before); a range as small as the jobs is fine.
+    let off = Config::from_toml(
+        "[isolation]\nmode = \"off\"\nids = \"100-102\"\n[jobs]\nmax_memory_bytes = 0\nmax_concurrent = 3",
+    )
+    .unwrap();
+    assert_eq!(off.isolation.mode, IsolationMode::Off);
+    assert_eq!(off.jobs.max_memory_bytes, 0);
 }

@@ -132,9 +132,6 @@ pub enum RunError {
     /// The launcher failed before the workload started (its own message).
     #[error("isolating the job: {0}")]
     Launch(String),
-    /// A job id could not be leased.
-    #[error(transparent)]
-    Isolation(#[from] isolate::IsolationError),
     /// The workload mapped more address space than its memory limit before the limit was
     /// set on it (it was killed).
     #[error(
