@@ -2,10 +2,7 @@
 //! the whole GPU verification of a real report with the fuzzed response.
 #![no_main]
 
-use attestation_verifier::check_gpu;
 use attestation_verifier::crypto::RustCrypto;
-use attestation_verifier::policy::Policy;
-use attestation_verifier::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier};
 use attestation_verifier::verify::ocsp::parse_ocsp;
 use attestation_verifier::verify::x509::Cert;
 use libfuzzer_sys::fuzz_target;
@@ -24,18 +21,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = response.covers(&RustCrypto, &w[0], &w[1]);
     }
     let ocsp = [data.to_vec()];
-    let collateral = NvGpuCollateral {
-        cert_chain: &g.chain,
-        rims: &[],
-        ocsp: &ocsp,
-    };
-    let mut verifier = NvGpuVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_gpu(
-        &mut verifier,
-        &g.report,
-        &collateral,
-        &g.nonce,
-        &Policy::default(),
-        g.now,
-    );
+    attestation_verifier_fuzz::check_real_gpu(None, None, &[], &ocsp);
 });

@@ -3,10 +3,6 @@
 //! with a real report.
 #![no_main]
 
-use attestation_verifier::check_gpu;
-use attestation_verifier::crypto::RustCrypto;
-use attestation_verifier::policy::Policy;
-use attestation_verifier::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier};
 use attestation_verifier::verify::x509::Cert;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,20 +24,6 @@ fuzz_target!(|data: &[u8]| {
     for w in certs.windows(2) {
         let _ = w[0].issued_by_name(&w[1]);
     }
-    let g = attestation_verifier_fuzz::gpu();
     let chain: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
-    let collateral = NvGpuCollateral {
-        cert_chain: &chain,
-        rims: &[],
-        ocsp: &[],
-    };
-    let mut verifier = NvGpuVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_gpu(
-        &mut verifier,
-        &g.report,
-        &collateral,
-        &g.nonce,
-        &Policy::default(),
-        g.now,
-    );
+    attestation_verifier_fuzz::check_real_gpu(None, Some(&chain), &[], &[]);
 });

@@ -117,6 +117,36 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// The whole GPU verification of `report` (the real case's when `None`) with the given
+/// chain (the real case's when `None`), RIMs and OCSP responses, against the real nonce and
+/// time under the default policy; the outcome is dropped (a fuzz target looks for panics).
+pub fn check_real_gpu(
+    report: Option<&[u8]>,
+    chain: Option<&[Vec<u8>]>,
+    rims: &[Vec<u8>],
+    ocsp: &[Vec<u8>],
+) {
+    use attestation_verifier::check_gpu;
+    use attestation_verifier::crypto::RustCrypto;
+    use attestation_verifier::policy::Policy;
+    use attestation_verifier::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier};
+    let g = gpu();
+    let collateral = NvGpuCollateral {
+        cert_chain: chain.unwrap_or(&g.chain),
+        rims,
+        ocsp,
+    };
+    let mut verifier = NvGpuVerifier::new(RustCrypto).expect("pinned roots");
+    let _ = check_gpu(
+        &mut verifier,
+        report.unwrap_or(&g.report),
+        &collateral,
+        &g.nonce,
+        &Policy::default(),
+        g.now,
+    );
+}
+
 /// Splits fuzz input into at most `max` parts at a 4-byte separator, so one input can carry
 /// several byte strings (a chain of certificates, a list of RIMs) and still mutate well.
 pub fn split(data: &[u8], max: usize) -> Vec<&[u8]> {
