@@ -292,19 +292,6 @@ impl Isolation {
     pub fn tmp_bytes(&self) -> u64 {
         self.tmp_bytes
     }
-
-    /// A one-line description for logs and the provider's info.
-    pub fn describe(&self) -> String {
-        format!(
-            "{}; own user ids; {}",
-            self.hierarchy.describe(),
-            if self.namespace {
-                "private mount namespace"
-            } else {
-                "no mount namespace"
-            }
-        )
-    }
 }
 
 impl Drop for Isolation {
