@@ -5,14 +5,17 @@
 //! EvidenceBundle = magic "SGEB" | version u8 | tee TeeKind | agent_key [32]
 //!                | nonce [32] | cpu CpuEvidence | gpus Vec<GpuEvidence>
 //!                | gpu_collateral GpuCollateral          (versions 2 and 3)
-//!                | cpu_collateral CpuCollateral          (version 3)
+//!                | cpu_collateral CpuCollateral          (versions 3 and 4)
+//!                | sealing_key Option<[32]>              (version 4)
 //! digest         = SHA-256("sigil.evidence.v1\0" || SCALE(bundle))
 //! ```
 //!
 //! Version 2 adds the GPUs' collateral (NVIDIA RIMs and OCSP responses) after
 //! the GPU entries; version 3 adds the CPU evidence's collateral after it (the
-//! AMD CRL of an SEV-SNP chip's product line). Versions 1 and 2 are still read. The CPU evidence's
-//! REPORT_DATA and every GPU report's nonce are derived from `agent_key` and
+//! AMD CRL of an SEV-SNP chip's product line); version 4 adds the agent's
+//! X25519 sealing (HPKE) key, which the evidence then binds with the signing
+//! key (binding v2). Versions 1 to 3 are still read. The CPU evidence's
+//! REPORT_DATA and every GPU report's nonce are derived from the keys and
 //! `nonce` ([`crate::binding`]). The format is documented in
 //! `docs/evidence-bundle.md`.
 
@@ -28,8 +31,10 @@ use crate::receipt::TeeKind;
 /// First four bytes of every bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"SGEB";
 /// The bundle format version this crate writes (it also reads
-/// [`BUNDLE_VERSION_2`] and [`BUNDLE_VERSION_1`]).
-pub const BUNDLE_VERSION: u8 = 3;
+/// [`BUNDLE_VERSION_3`], [`BUNDLE_VERSION_2`] and [`BUNDLE_VERSION_1`]).
+pub const BUNDLE_VERSION: u8 = 4;
+/// The third version: CPU collateral, no sealing key.
+pub const BUNDLE_VERSION_3: u8 = 3;
 /// The second version: GPU collateral, no CPU collateral.
 pub const BUNDLE_VERSION_2: u8 = 2;
 /// The first version: no GPU collateral.
@@ -52,7 +57,7 @@ pub const MAX_CRL_LEN: usize = 256 << 10;
 const fn readable(version: u8) -> bool {
     matches!(
         version,
-        BUNDLE_VERSION | BUNDLE_VERSION_2 | BUNDLE_VERSION_1
+        BUNDLE_VERSION | BUNDLE_VERSION_3 | BUNDLE_VERSION_2 | BUNDLE_VERSION_1
     )
 }
 
@@ -170,15 +175,15 @@ impl CpuCollateral {
 
 /// Hardware evidence for one agent key.
 ///
-/// SCALE encoding is written out by hand (below) because the last two fields
-/// exist only from versions 2 and 3 on; the fields are otherwise encoded as
-/// derived. (`TypeInfo` describes the version 3 layout.)
+/// SCALE encoding is written out by hand (below) because the last three fields
+/// exist only from versions 2, 3 and 4 on; the fields are otherwise encoded as
+/// derived. (`TypeInfo` describes the version 4 layout.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "scale", derive(TypeInfo))]
 pub struct EvidenceBundle {
     /// [`BUNDLE_MAGIC`].
     pub magic: [u8; 4],
-    /// [`BUNDLE_VERSION`], [`BUNDLE_VERSION_2`] or [`BUNDLE_VERSION_1`].
+    /// [`BUNDLE_VERSION`] or an earlier version this crate reads.
     pub version: u8,
     /// The CPU TEE; equals `cpu.tee()`.
     pub tee: TeeKind,
@@ -195,6 +200,10 @@ pub struct EvidenceBundle {
     pub gpu_collateral: GpuCollateral,
     /// The CPU evidence's collateral (always empty before version 3).
     pub cpu_collateral: CpuCollateral,
+    /// The agent's X25519 HPKE public key (RFC 9180), generated in the TEE with the
+    /// signing key: buyers seal inputs to it once the evidence verified (always
+    /// `None` before version 4; with it, the evidence uses binding v2).
+    pub sealing_key: Option<[u8; 32]>,
 }
 
 impl Encode for EvidenceBundle {
@@ -203,8 +212,11 @@ impl Encode for EvidenceBundle {
         if self.version >= BUNDLE_VERSION_2 {
             collateral = collateral.saturating_add(self.gpu_collateral.size_hint());
         }
-        if self.version >= BUNDLE_VERSION {
+        if self.version >= BUNDLE_VERSION_3 {
             collateral = collateral.saturating_add(self.cpu_collateral.size_hint());
+        }
+        if self.version >= BUNDLE_VERSION {
+            collateral = collateral.saturating_add(self.sealing_key.size_hint());
         }
         self.magic
             .size_hint()
@@ -229,8 +241,11 @@ impl Encode for EvidenceBundle {
         if self.version >= BUNDLE_VERSION_2 {
             self.gpu_collateral.encode_to(dest);
         }
-        if self.version >= BUNDLE_VERSION {
+        if self.version >= BUNDLE_VERSION_3 {
             self.cpu_collateral.encode_to(dest);
+        }
+        if self.version >= BUNDLE_VERSION {
+            self.sealing_key.encode_to(dest);
         }
     }
 }
@@ -252,10 +267,15 @@ impl Decode for EvidenceBundle {
         } else {
             GpuCollateral::default()
         };
-        let cpu_collateral = if version >= BUNDLE_VERSION {
+        let cpu_collateral = if version >= BUNDLE_VERSION_3 {
             CpuCollateral::decode(input)?
         } else {
             CpuCollateral::default()
+        };
+        let sealing_key = if version >= BUNDLE_VERSION {
+            Option::<[u8; 32]>::decode(input)?
+        } else {
+            None
         };
         Ok(Self {
             magic,
@@ -267,6 +287,7 @@ impl Decode for EvidenceBundle {
             gpus,
             gpu_collateral,
             cpu_collateral,
+            sealing_key,
         })
     }
 }
@@ -287,7 +308,7 @@ pub enum BundleError {
     #[error("not an evidence bundle (magic is not SGEB)")]
     Magic,
     /// A version this crate does not read.
-    #[error("evidence bundle version {0} is not supported (this build reads versions 1, 2 and 3)")]
+    #[error("evidence bundle version {0} is not supported (this build reads versions 1 to 4)")]
     Version(u8),
     /// Not a SCALE encoding of a bundle.
     #[error("evidence bundle is not valid SCALE: {0}")]
@@ -322,6 +343,9 @@ pub enum BundleError {
     /// A version-1 or 2 bundle value with CPU collateral (only version 3 encodes it).
     #[error("evidence bundle version {0} cannot carry CPU collateral (an AMD CRL)")]
     CpuCollateralBeforeVersion3(u8),
+    /// A bundle value of a version before 4 with a sealing key (only version 4 encodes it).
+    #[error("evidence bundle version {0} cannot carry a sealing key")]
+    SealingKeyBeforeVersion4(u8),
     /// An AMD CRL with CPU evidence that is not SEV-SNP.
     #[error("evidence bundle carries an AMD CRL but {0} evidence")]
     CrlWithoutSnp(TeeKind),
@@ -353,7 +377,16 @@ impl EvidenceBundle {
             gpus,
             gpu_collateral: GpuCollateral::default(),
             cpu_collateral: CpuCollateral::default(),
+            sealing_key: None,
         }
+    }
+
+    /// The same bundle carrying the agent's sealing key (binding v2: the evidence
+    /// must then commit to it, see [`crate::binding::Binding`]).
+    #[must_use]
+    pub fn with_sealing_key(mut self, key: [u8; 32]) -> Self {
+        self.sealing_key = Some(key);
+        self
     }
 
     /// The same bundle carrying `collateral` for its GPUs.
@@ -417,8 +450,11 @@ impl EvidenceBundle {
         if self.version == BUNDLE_VERSION_1 && !self.gpu_collateral.is_empty() {
             return Err(BundleError::CollateralInVersion1);
         }
-        if self.version < BUNDLE_VERSION && !self.cpu_collateral.is_empty() {
+        if self.version < BUNDLE_VERSION_3 && !self.cpu_collateral.is_empty() {
             return Err(BundleError::CpuCollateralBeforeVersion3(self.version));
+        }
+        if self.version < BUNDLE_VERSION && self.sealing_key.is_some() {
+            return Err(BundleError::SealingKeyBeforeVersion4(self.version));
         }
         if self.tee != self.cpu.tee() {
             return Err(BundleError::TeeMismatch {

@@ -60,11 +60,12 @@ struct Bundle {
     rims: Vec<Vec<u8>>,
     ocsp: Vec<Vec<u8>>,
     snp_crl: Option<Vec<u8>>,
+    sealing_key: Option<[u8; 32]>,
 }
 
 fuzz_target!(|b: Bundle| {
-    // Versions 1..=3 are the readable ones; the fields a version lacks stay empty.
-    let version = 1 + b.version % 3;
+    // Versions 1..=4 are the readable ones; the fields a version lacks stay empty.
+    let version = 1 + b.version % 4;
     let cpu = match b.cpu {
         Cpu::SevSnp {
             report,
@@ -133,6 +134,7 @@ fuzz_target!(|b: Bundle| {
         } else {
             CpuCollateral::default()
         },
+        sealing_key: if version >= 4 { b.sealing_key } else { None },
     };
     let bytes = bundle.encode();
     let back = EvidenceBundle::decode_all(&mut &bytes[..]).expect("an encoded bundle decodes");

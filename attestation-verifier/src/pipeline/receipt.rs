@@ -139,6 +139,12 @@ pub struct EvidenceClaims {
     pub simulated: bool,
     /// The agent key the evidence binds.
     pub agent_key: String,
+    /// The binding version of the evidence (1: signing key; 2: signing and sealing keys).
+    pub binding: u8,
+    /// The agent's X25519 sealing (HPKE) key the evidence binds (bundle version 4), if any:
+    /// the key a buyer seals inputs to once this evidence verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealing_key: Option<String>,
     /// The bundle nonce.
     pub nonce: String,
     /// Digest of the GPU evidence (zero without GPUs).
@@ -278,6 +284,8 @@ impl BundleSeen {
             tee: b.tee.name().into(),
             simulated: b.tee == TeeKind::Simulated,
             agent_key: hex::encode(b.agent_key),
+            binding: crate::binding::Binding::of(b).version(),
+            sealing_key: b.sealing_key.map(hex::encode),
             nonce: hex::encode(b.nonce),
             gpu_evidence_digest: hex::encode(self.gpu_digest),
             expected_report_data: hex::encode(self.expected_report_data),

@@ -516,9 +516,9 @@ impl<C: Crypto> ReceiptVerifier<C> {
         let crypto = self.snp.crypto();
         let digest = crate::bundle::bundle_digest(crypto, bytes);
         let gpu_digest = binding::gpu_evidence_digest(crypto, &bundle.gpus);
-        let expected_rd =
-            binding::report_data(crypto, &bundle.agent_key, &gpu_digest, &bundle.nonce);
-        let gpu_nonce = binding::gpu_nonce(crypto, &bundle.agent_key, &bundle.nonce);
+        let keys = binding::Binding::of(&bundle);
+        let expected_rd = keys.report_data(crypto, &gpu_digest, &bundle.nonce);
+        let gpu_nonce = keys.gpu_nonce(crypto, &bundle.nonce);
         let mut failures = Vec::new();
         if let Some(k) = expected_key
             && k != &bundle.agent_key
