@@ -25,6 +25,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
+    /// The agent's evidence did not verify under the buyer's policy: nothing was sent.
+    #[error("the agent's evidence failed verification, nothing was sent: {}", .0.join("; "))]
+    NotVerified(Vec<String>),
     /// The agent URL or TLS settings are unusable.
     #[error("agent endpoint {url}: {detail}")]
     Endpoint {
@@ -153,6 +156,177 @@ pub struct JobRequest {
     /// job and read it. Needed for a job funded by an account that is not this ed25519 key
     /// (an sr25519 account): funding the spec's hash vouches for the key.
     pub buyer: Option<[u8; 32]>,
+    /// Secrets the spec names by commitment only ([`Secret::reference`]); their values go to
+    /// the agent sealed, at submission ([`AgentClient::submit_sealed`]).
+    pub secrets: Vec<SecretRef>,
+    /// The buyer's X25519 key the agent seals every output and log to, if any.
+    pub output_recipient: Option<[u8; 32]>,
+}
+
+/// Where a secret goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// A file in the job's input directory.
+    InputFile,
+    /// An environment variable of the workload.
+    Env,
+}
+
+impl SecretKind {
+    fn proto(self) -> v1::SecretKind {
+        match self {
+            Self::InputFile => v1::SecretKind::InputFile,
+            Self::Env => v1::SecretKind::Env,
+        }
+    }
+}
+
+/// A secret as the spec names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// File or variable.
+    pub kind: SecretKind,
+    /// Input path or variable name.
+    pub name: String,
+    /// `SHA-256("sigil.secret.v1\0" || salt || value)`.
+    pub commitment: [u8; 32],
+}
+
+/// A secret value held by the buyer until it is sealed to a verified agent. The salt is
+/// derived from the buyer's key, the job and the name ([`Secret::new`]), so the same
+/// inputs give the same commitment at `sigil job new` and at `sigil job submit` without the
+/// salt being stored anywhere.
+pub struct Secret {
+    /// File or variable.
+    pub kind: SecretKind,
+    /// Input path or variable name.
+    pub name: String,
+    salt: [u8; 32],
+    value: sigil_sealing::zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Domain of a secret's salt derivation from the buyer's key.
+pub const SECRET_SALT_DOMAIN: &[u8] = b"sigil.secret-salt.v1\0";
+
+impl Secret {
+    /// A secret of job `job_id`, its salt derived from the buyer's 32-byte secret seed:
+    /// `SHA-256("sigil.secret-salt.v1\0" || seed || job_id || kind || name)`.
+    pub fn new(
+        buyer_seed: &[u8; 32],
+        job_id: &[u8; 32],
+        kind: SecretKind,
+        name: &str,
+        value: Vec<u8>,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(SECRET_SALT_DOMAIN);
+        h.update(buyer_seed);
+        h.update(job_id);
+        h.update([kind.proto() as u8]);
+        h.update(name.as_bytes());
+        Self {
+            kind,
+            name: name.to_owned(),
+            salt: h.finalize().into(),
+            value: sigil_sealing::zeroize::Zeroizing::new(value),
+        }
+    }
+
+    /// How the spec names it.
+    pub fn reference(&self) -> SecretRef {
+        SecretRef {
+            kind: self.kind,
+            name: self.name.clone(),
+            commitment: sigil_sealing::secret_commitment(&self.salt, &self.value),
+        }
+    }
+
+    /// Sealed to `agent_sealing_key` for job `job_id`.
+    pub fn seal(
+        &self,
+        agent_sealing_key: &[u8; 32],
+        job_id: &[u8; 32],
+    ) -> Result<v1::SealedSecret, AgentError> {
+        let purpose = match self.kind {
+            SecretKind::InputFile => sigil_sealing::Purpose::InputFile {
+                job_id,
+                path: &self.name,
+            },
+            SecretKind::Env => sigil_sealing::Purpose::Env {
+                job_id,
+                name: &self.name,
+            },
+        };
+        let s = sigil_sealing::seal_secret(agent_sealing_key, &purpose, &self.salt, &self.value)
+            .map_err(|e| AgentError::BadRequest(format!("sealing {:?}: {e}", self.name)))?;
+        Ok(v1::SealedSecret {
+            kind: self.kind.proto().into(),
+            name: self.name.clone(),
+            enc: s.sealed.enc.to_vec(),
+            ciphertext: s.sealed.ciphertext,
+        })
+    }
+}
+
+/// An agent whose fresh evidence verified under the buyer's policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAgent {
+    /// Its ed25519 receipt-signing key.
+    pub agent_key: [u8; 32],
+    /// Its X25519 sealing key, bound by the evidence (binding v2).
+    pub sealing_key: [u8; 32],
+    /// The evidence's digest.
+    pub evidence_digest: [u8; 32],
+    /// What the evidence says, as `sigil-verify` prints it.
+    pub claims: serde_json::Value,
+}
+
+/// Checks an agent's answer to the challenge `nonce` (see [`AgentClient::verify_agent`]).
+pub fn verify_challenge(
+    bundle: &[u8],
+    nonce: &[u8; 32],
+    policy: &attestation_verifier::policy::Policy,
+    expected_keys: &[[u8; 32]],
+    now: attestation_verifier::time::UnixTime,
+) -> Result<VerifiedAgent, AgentError> {
+    let mut verifier = attestation_verifier::ReceiptVerifier::new(DefaultCrypto::default())
+        .map_err(|e| AgentError::NotVerified(vec![format!("pinned roots: {e}")]))?;
+    let outcome =
+        attestation_verifier::check_bundle(&mut verifier, bundle, None, Some(nonce), policy, now);
+    let mut reasons = outcome.reasons.clone();
+    let parsed = attestation_verifier::bundle::EvidenceBundle::from_bytes(bundle).ok();
+    if let Some(b) = &parsed {
+        if !expected_keys.is_empty() && !expected_keys.contains(&b.agent_key) {
+            reasons.push(format!(
+                "the agent's key 0x{} is not the key of a provider the chain bound to this job",
+                hex::encode(b.agent_key)
+            ));
+        }
+        if b.sealing_key.is_none() {
+            reasons.push("the evidence binds no sealing key (bundle version before 4)".into());
+        }
+    }
+    match (parsed, reasons.is_empty()) {
+        (Some(b), true) => Ok(VerifiedAgent {
+            agent_key: b.agent_key,
+            sealing_key: b.sealing_key.unwrap_or_default(),
+            evidence_digest: b.digest(&DefaultCrypto::default()),
+            claims: serde_json::to_value(&outcome.claims).unwrap_or_default(),
+        }),
+        (None, true) => Err(AgentError::NotVerified(vec![
+            "the evidence bundle does not decode".into(),
+        ])),
+        (_, false) => Err(AgentError::NotVerified(reasons)),
+    }
 }
 
 /// The canonical bytes of a job spec and their hash.
@@ -182,6 +356,34 @@ impl EncodedSpec {
             bytes,
             spec_hash,
         })
+    }
+
+    /// The spec's tier (0 when the bytes do not decode; [`EncodedSpec::from_bytes`]
+    /// checked they do).
+    pub fn tier(&self) -> u32 {
+        v1::JobSpec::decode(self.bytes.as_slice()).map_or(0, |s| s.tier)
+    }
+
+    /// The secrets the spec names (kinds the API does not define are left out).
+    pub fn secrets(&self) -> Vec<SecretRef> {
+        let Ok(spec) = v1::JobSpec::decode(self.bytes.as_slice()) else {
+            return Vec::new();
+        };
+        spec.secrets
+            .iter()
+            .filter_map(|r| {
+                let kind = match v1::SecretKind::try_from(r.kind).ok()? {
+                    v1::SecretKind::InputFile => SecretKind::InputFile,
+                    v1::SecretKind::Env => SecretKind::Env,
+                    v1::SecretKind::Unspecified => return None,
+                };
+                Some(SecretRef {
+                    kind,
+                    name: r.name.clone(),
+                    commitment: r.commitment.as_slice().try_into().ok()?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -234,6 +436,19 @@ impl JobRequest {
             provider: self.provider_key.map(|k| k.to_vec()).unwrap_or_default(),
             not_after_ms: self.not_after_ms,
             buyer: self.buyer.map(|k| k.to_vec()).unwrap_or_default(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|r| v1::SecretRef {
+                    kind: r.kind.proto().into(),
+                    name: r.name.clone(),
+                    commitment: r.commitment.to_vec(),
+                })
+                .collect(),
+            output_recipient: self
+                .output_recipient
+                .map(|k| k.to_vec())
+                .unwrap_or_default(),
         };
         let bytes = spec.encode_to_vec();
         Ok(EncodedSpec {
@@ -431,6 +646,37 @@ impl AgentClient {
         spec: &EncodedSpec,
         key: &SigningKey,
     ) -> Result<(JobView, bool), AgentError> {
+        self.submit_sealed(spec, key, Vec::new()).await
+    }
+
+    /// Verify, then send: asks the agent for evidence bound to a fresh random nonce and
+    /// checks it with the verifier crate (the code the chain runs) under `policy` at `now`:
+    /// signatures to the pinned vendor roots, TCB, measurements, GPUs, the binding of the
+    /// agent's keys and of the nonce (a replayed answer fails), and, when `expected_keys`
+    /// is not empty, that the agent's signing key is one of them (the providers the chain
+    /// bound). Returns the verified keys; a failure lists every failed rule, and nothing is
+    /// sent before it.
+    pub async fn verify_agent(
+        &self,
+        policy: &attestation_verifier::policy::Policy,
+        expected_keys: &[[u8; 32]],
+        now: attestation_verifier::time::UnixTime,
+    ) -> Result<VerifiedAgent, AgentError> {
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| AgentError::BadRequest(format!("no randomness: {e}")))?;
+        let answer = self.challenge(nonce).await?;
+        verify_challenge(&answer.evidence_bundle, &nonce, policy, expected_keys, now)
+    }
+
+    /// Submits `spec` with the values of its secrets sealed to the agent
+    /// ([`Secret::seal`]), signed by the buyer's ed25519 `key`. Idempotent on the job id.
+    pub async fn submit_sealed(
+        &self,
+        spec: &EncodedSpec,
+        key: &SigningKey,
+        sealed_secrets: Vec<v1::SealedSecret>,
+    ) -> Result<(JobView, bool), AgentError> {
         let mut h = Sha256::new();
         h.update(sigil_proto::SUBMIT_DOMAIN);
         h.update(&spec.bytes);
@@ -441,6 +687,7 @@ impl AgentClient {
                 public_key: key.verifying_key().to_bytes().to_vec(),
                 signature: key.sign(&message).to_bytes().to_vec(),
             }),
+            sealed_secrets,
         };
         let response = JobServiceClient::new(self.channel.clone())
             .submit(request)

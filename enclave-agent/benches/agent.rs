@@ -83,6 +83,7 @@ fn signed(key: &SigningKey, spec: &v1::JobSpec) -> v1::SubmitRequest {
             public_key: key.verifying_key().to_bytes().to_vec(),
             signature: key.sign(&msg).to_bytes().to_vec(),
         }),
+        sealed_secrets: Vec::new(),
     }
 }
 
@@ -271,6 +272,7 @@ async fn job_overhead(n: usize) {
             prlimit: if exec { prlimit_bin.as_deref() } else { None },
             container_cli: None,
             isolated: None,
+            secret_env: &[],
         };
         let t = Instant::now();
         let out = workload::run(&req, |_| {}).await.unwrap();
@@ -320,6 +322,7 @@ async fn job_overhead(n: usize) {
                         isolation: &iso,
                         id: lease.id(),
                     }),
+                    secret_env: &[],
                 };
                 let t = Instant::now();
                 let out_run = workload::run(&req, |_| {}).await.unwrap();
@@ -591,6 +594,7 @@ async fn submit_throughput(n: usize, concurrency: usize, rounds: usize) {
             .map(|_| v1::SubmitRequest {
                 spec: true_job(fresh_id()).encode_to_vec(),
                 signature: None,
+                sealed_secrets: Vec::new(),
             })
             .collect::<Vec<_>>()
     };

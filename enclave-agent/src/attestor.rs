@@ -1,8 +1,9 @@
 //! The attestor: the agent key plus its evidence sources.
 //!
-//! * [`Attestor::attest`] answers a nonce with an evidence bundle: GPU reports
-//!   for the derived GPU nonce, then CPU evidence whose REPORT_DATA binds the
-//!   agent key, the GPU evidence and the nonce ([`attestation_verifier::binding`]).
+//! * [`Attestor::attest`] answers a nonce with an evidence bundle (version 4): GPU
+//!   reports for the derived GPU nonce, then CPU evidence whose REPORT_DATA binds the
+//!   agent key, its sealing key, the GPU evidence and the nonce (binding v2,
+//!   [`attestation_verifier::binding`]).
 //! * Attested-key mode: [`Attestor::refresh`] collects evidence for a nonce of
 //!   the agent's own (at start and on a schedule, see [`Attestor::needs_refresh`]);
 //!   [`Attestor::sign_attested`] signs receipts that reference the current
@@ -171,6 +172,16 @@ impl Attestor {
         self.key.public_key()
     }
 
+    /// The agent's X25519 sealing key (bound by every bundle it makes).
+    pub fn sealing_public_key(&self) -> [u8; 32] {
+        self.key.sealing().public_key()
+    }
+
+    /// The sealing key itself (opens the secrets buyers sealed to it).
+    pub fn sealing(&self) -> &sigil_sealing::SealingKey {
+        self.key.sealing()
+    }
+
     /// The CPU TEE (`None` without evidence).
     pub fn tee(&self) -> TeeKind {
         self.source.as_ref().map_or(TeeKind::None, |s| s.tee())
@@ -182,12 +193,18 @@ impl Attestor {
         let source = self.source.as_ref().ok_or(EvidenceError::NoTee)?;
         let crypto = DefaultCrypto::default();
         let key = self.public_key();
+        let sealing = self.sealing_public_key();
+        // Binding v2: the signing and the sealing key, as the bundle below carries them.
+        let keys = binding::Binding::V2 {
+            agent_key: &key,
+            sealing_key: &sealing,
+        };
         let gpus = match &self.gpus {
-            Some(g) => g.collect(&binding::gpu_nonce(&crypto, &key, &nonce))?,
+            Some(g) => g.collect(&keys.gpu_nonce(&crypto, &nonce))?,
             None => Vec::new(),
         };
         let gpu_digest = binding::gpu_evidence_digest(&crypto, &gpus);
-        let report_data = binding::report_data(&crypto, &key, &gpu_digest, &nonce);
+        let report_data = keys.report_data(&crypto, &gpu_digest, &nonce);
         let collateral = match &self.gpu_collateral {
             Some(c) if !gpus.is_empty() => c.collateral(&gpus)?,
             _ => GpuCollateral::default(),
@@ -196,7 +213,8 @@ impl Attestor {
         let cpu_collateral = self.cpu_collateral(&cpu);
         Ok(EvidenceBundle::new(key, nonce, cpu, gpus)
             .with_gpu_collateral(collateral)
-            .with_cpu_collateral(cpu_collateral))
+            .with_cpu_collateral(cpu_collateral)
+            .with_sealing_key(sealing))
     }
 
     /// The agent key's proof of possession for the market chain: its signature over

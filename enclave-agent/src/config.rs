@@ -263,6 +263,10 @@ pub struct JobsConfig {
     /// Read and write bandwidth of a job on the block device of the state directory, bytes
     /// per second each (cgroup `io.max` / blkio throttling); 0 = not limited.
     pub io_bytes_per_sec: u64,
+    /// Take jobs with secrets even where their directory cannot be a private tmpfs
+    /// (`isolation.mode = "off"`): their opened secrets then touch the state directory's
+    /// disk. Development machines only; off by default.
+    pub allow_secrets_on_disk: bool,
 }
 
 impl JobsConfig {
@@ -303,6 +307,7 @@ impl Default for JobsConfig {
             max_output_files: 4096,
             max_disk_bytes: 16 << 30,
             io_bytes_per_sec: 0,
+            allow_secrets_on_disk: false,
         }
     }
 }

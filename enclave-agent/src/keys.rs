@@ -1,10 +1,15 @@
-//! The agent's receipt-signing key.
+//! The agent's receipt-signing key and its sealing key.
 //!
 //! An ed25519 key generated inside the TEE at start from the operating system's
-//! RNG (`getrandom`). It is never logged (`Debug` prints only the public key)
+//! RNG (`getrandom`). It is never logged (`Debug` prints only the public keys)
 //! and never written anywhere unless the operator configures a key file, in
 //! which case it is written once with mode 0600 and read back on later starts.
 //! The secret is zeroed when the key is dropped (ed25519-dalek's `zeroize`).
+//!
+//! The sealing key (X25519, RFC 9180 HPKE) that buyers seal secrets to is derived
+//! from the same 32-byte seed under its own domain
+//! (`DeriveKeyPair(SHA-512("sigil.sealing-key.v1\0" || seed))`): it lives exactly
+//! as long as the signing key, in memory by default, and the evidence binds both.
 
 use std::fmt;
 use std::io::Write;
@@ -12,6 +17,11 @@ use std::path::{Path, PathBuf};
 
 use attestation_verifier::receipt::{ReceiptBody, SignedReceipt};
 use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha512};
+use sigil_sealing::SealingKey;
+
+/// Domain of the sealing key's derivation from the agent's seed.
+pub const SEALING_KEY_DOMAIN: &[u8] = b"sigil.sealing-key.v1\0";
 
 /// Why the key could not be made or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,15 +48,17 @@ pub enum KeyError {
     },
 }
 
-/// The agent's ed25519 signing key.
+/// The agent's ed25519 signing key and X25519 sealing key.
 pub struct AgentKey {
     key: SigningKey,
+    sealing: SealingKey,
 }
 
 impl fmt::Debug for AgentKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentKey")
             .field("public", &hex::encode(self.public_key()))
+            .field("sealing", &hex::encode(self.sealing.public_key()))
             .finish_non_exhaustive()
     }
 }
@@ -56,15 +68,23 @@ impl AgentKey {
     pub fn generate() -> Result<Self, KeyError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| KeyError::Rng(e.to_string()))?;
-        let key = SigningKey::from_bytes(&seed);
-        seed.fill(0);
-        Ok(Self { key })
+        let key = Self::from_seed(&seed);
+        zeroize::Zeroize::zeroize(&mut seed);
+        Ok(key)
     }
 
     /// A key from a known seed (tests, and keys loaded from a configured file).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let mut ikm: [u8; 64] = Sha512::new()
+            .chain_update(SEALING_KEY_DOMAIN)
+            .chain_update(seed)
+            .finalize()
+            .into();
+        let sealing = SealingKey::from_ikm(&ikm);
+        zeroize::Zeroize::zeroize(&mut ikm);
         Self {
             key: SigningKey::from_bytes(seed),
+            sealing,
         }
     }
 
@@ -106,6 +126,11 @@ impl AgentKey {
     /// The public key: the provider's account and the receipts' `provider`.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
+    }
+
+    /// The sealing key (what buyers seal secrets to, bound by the evidence).
+    pub fn sealing(&self) -> &SealingKey {
+        &self.sealing
     }
 
     /// Signs `message` (a receipt digest).

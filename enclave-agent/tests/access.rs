@@ -375,6 +375,7 @@ async fn off_chain_allow_list_works() {
     let t = v1::SubmitRequest {
         spec: shell_job(job_id("off-c"), "true").encode_to_vec(),
         signature: None,
+        sealed_secrets: Vec::new(),
     };
     assert!(
         s.jobs

@@ -381,6 +381,7 @@ async fn bad_requests_reject() {
     let unsigned = v1::SubmitRequest {
         spec: ok("unsigned").encode_to_vec(),
         signature: None,
+        sealed_secrets: Vec::new(),
     };
     let mut bad_sig = signed(&key, &ok("badsig"));
     bad_sig.signature.as_mut().unwrap().signature[0] ^= 1;
@@ -520,6 +521,7 @@ async fn bad_requests_reject() {
     let mut req = tonic::Request::new(v1::SubmitRequest {
         spec: ok("token").encode_to_vec(),
         signature: None,
+        sealed_secrets: Vec::new(),
     });
     req.metadata_mut()
         .insert("authorization", "Bearer nope".parse().unwrap());
@@ -530,6 +532,7 @@ async fn bad_requests_reject() {
     let mut req = tonic::Request::new(v1::SubmitRequest {
         spec: ok("token").encode_to_vec(),
         signature: None,
+        sealed_secrets: Vec::new(),
     });
     req.metadata_mut()
         .insert("authorization", "Bearer op-token".parse().unwrap());

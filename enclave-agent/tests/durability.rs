@@ -179,6 +179,7 @@ fn signed(key: &SigningKey, spec: &v1::JobSpec) -> v1::SubmitRequest {
             public_key: key.verifying_key().to_bytes().to_vec(),
             signature: key.sign(&msg).to_bytes().to_vec(),
         }),
+        sealed_secrets: Vec::new(),
     }
 }
 

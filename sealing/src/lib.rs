@@ -28,6 +28,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use sha2::{Digest, Sha256, Sha512};
+pub use zeroize;
 use zeroize::{Zeroize, Zeroizing};
 
 type Kem = X25519HkdfSha256;
@@ -119,11 +120,12 @@ pub enum Purpose<'a> {
         name: &'a str,
     },
     /// An output of a job: a file at `path` in its output directory, or a log (`path` is
-    /// `stdout` / `stderr` with `kind` 1 / 2; files are kind 0).
+    /// `stdout` / `stderr`); `kind` is the agent API's `OutputKind` (1 file, 2 standard
+    /// output, 3 standard error).
     Output {
         /// The job.
         job_id: &'a [u8; 32],
-        /// 0: file, 1: stdout, 2: stderr (the agent's output kinds).
+        /// The agent API's `OutputKind`.
         kind: u8,
         /// The file's path, or the log's name.
         path: &'a str,
@@ -221,6 +223,14 @@ impl SealingKey {
         Ok(Self { secret, public: pk })
     }
 
+    /// RFC 9180 `DeriveKeyPair` of 64 bytes of secret input (cannot fail).
+    pub fn from_ikm(ikm: &[u8; 64]) -> Self {
+        let (secret, public) = Kem::derive_keypair(ikm);
+        let mut pk = [0u8; KEY_LEN];
+        pk.copy_from_slice(&public.to_bytes());
+        Self { secret, public: pk }
+    }
+
     /// A buyer's output key for one job, derived from the buyer's 32-byte secret seed: the
     /// buyer needs nothing beyond the key it already holds to open the job's outputs later,
     /// and every job gets its own key.
@@ -230,11 +240,9 @@ impl SealingKey {
         h.update(buyer_seed);
         h.update(job_id);
         let mut ikm: [u8; 64] = h.finalize().into();
-        let (secret, public) = Kem::derive_keypair(&ikm);
+        let key = Self::from_ikm(&ikm);
         ikm.zeroize();
-        let mut pk = [0u8; KEY_LEN];
-        pk.copy_from_slice(&public.to_bytes());
-        Self { secret, public: pk }
+        key
     }
 
     /// The public key (what evidence binds, and what senders seal to).

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sigil_agent_client::{AgentClient, EncodedSpec, EvidenceMode, JobRequest};
+use sigil_agent_client::{
+    AgentClient, AgentError, EncodedSpec, EvidenceMode, JobRequest, Secret, SecretKind,
+};
 
 use super::{Cli, emit};
 use crate::{Ed25519Keypair, parse_hex32};
@@ -19,6 +21,12 @@ pub(crate) enum JobCmd {
     /// --spec-hash`) and that `sigil job submit` sends to the agent. Prints the job id and hash.
     New(NewArgs),
     /// Submit a spec to an agent, signed by the buyer's ed25519 key (idempotent on the job id).
+    ///
+    /// Verify, then send: for a tier-3 job, or one with secrets, the agent's fresh evidence
+    /// (bound to a random nonce) is first verified under the job's policy (from the chain's
+    /// record of the job, or `--policy`) and must come from a provider the chain bound; the
+    /// secrets are then sealed to the key that evidence binds. A failed check exits 1 before
+    /// anything is sent, naming every failed rule.
     Submit {
         #[command(flatten)]
         agent: AgentArgs,
@@ -27,6 +35,14 @@ pub(crate) enum JobCmd {
         spec: PathBuf,
         #[command(flatten)]
         buyer: BuyerKey,
+        /// The job's secrets again, exactly as given to `sigil job new`.
+        #[command(flatten)]
+        secrets: SecretArgs,
+        /// Appraise the agent's evidence under this policy (TOML) instead of the policy the
+        /// chain records for the job (no chain is asked then, and any agent key is taken
+        /// unless the spec names one).
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// A job's status on the agent (signed by the buyer's key when given, as agents require
     /// unless they make status public).
@@ -82,10 +98,61 @@ pub(crate) enum JobCmd {
         path: String,
         #[command(flatten)]
         buyer: BuyerKey,
-        /// Where to write it.
+        /// Where to write it. A sealed output (the spec named a recipient) is opened with
+        /// the buyer's key and its plaintext commitment checked; the plaintext is written.
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// A job's secrets: never in the spec, only their commitments; sealed to the verified agent
+/// at submission.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct SecretArgs {
+    /// Secret input file `PATH=LOCAL_FILE` (repeatable): on the job's private tmpfs at PATH
+    /// in its input directory.
+    #[arg(long = "secret-input", value_name = "PATH=FILE")]
+    secret_inputs: Vec<String>,
+    /// Secret environment variable `NAME=LOCAL_FILE` (repeatable): the file's content
+    /// (UTF-8, a trailing newline removed) becomes the variable's value.
+    #[arg(long = "secret-env", value_name = "NAME=FILE")]
+    secret_env: Vec<String>,
+}
+
+impl SecretArgs {
+    fn is_empty(&self) -> bool {
+        self.secret_inputs.is_empty() && self.secret_env.is_empty()
+    }
+
+    /// The secrets, salted from the buyer's key for job `job_id`.
+    fn load(&self, buyer: &BuyerKey, job_id: &[u8; 32]) -> Result<Vec<Secret>> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = buyer
+            .load()
+            .context("secrets are salted from the buyer's key")?;
+        let seed = key.signing_key().to_bytes();
+        let mut out = Vec::new();
+        for s in &self.secret_inputs {
+            let (path, file) = split_pair(s, "--secret-input")?;
+            let value = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+            out.push(Secret::new(
+                &seed,
+                job_id,
+                SecretKind::InputFile,
+                path,
+                value,
+            ));
+        }
+        for s in &self.secret_env {
+            let (name, file) = split_pair(s, "--secret-env")?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            let value = text.strip_suffix('\n').unwrap_or(&text).as_bytes().to_vec();
+            out.push(Secret::new(&seed, job_id, SecretKind::Env, name, value));
+        }
+        Ok(out)
+    }
 }
 
 /// The agent to talk to.
@@ -189,6 +256,13 @@ pub(crate) struct NewArgs {
     /// account): funding the spec's hash vouches for the key.
     #[command(flatten)]
     buyer: BuyerKey,
+    /// Secrets, named in the spec only by commitments (needs the buyer key).
+    #[command(flatten)]
+    secrets: SecretArgs,
+    /// Have the agent seal every output and log to a key derived from the buyer's key and the
+    /// job id (`sigil job output` opens them).
+    #[arg(long)]
+    seal_outputs: bool,
     /// Where to write the spec.
     #[arg(long)]
     out: PathBuf,
@@ -225,6 +299,19 @@ fn new_spec(a: &NewArgs) -> Result<EncodedSpec> {
             Ok((path.to_owned(), content))
         })
         .collect::<Result<Vec<_>>>()?;
+    let secrets = a.secrets.load(&a.buyer, &job_id)?;
+    let output_recipient = if a.seal_outputs {
+        let key = a
+            .buyer
+            .load()
+            .context("--seal-outputs derives the output key from the buyer's key")?;
+        Some(
+            sigil_sealing::SealingKey::for_outputs(&key.signing_key().to_bytes(), &job_id)
+                .public_key(),
+        )
+    } else {
+        None
+    };
     let request = JobRequest {
         job_id,
         tier: a.tier,
@@ -251,8 +338,97 @@ fn new_spec(a: &NewArgs) -> Result<EncodedSpec> {
             .buyer
             .load_optional()?
             .map(|k| k.signing_key().verifying_key().to_bytes()),
+        secrets: secrets.iter().map(Secret::reference).collect(),
+        output_recipient,
     };
     Ok(request.encode()?)
+}
+
+/// The agent API's `OutputKind` of files (the sealing purpose names it).
+const OUTPUT_KIND_FILE: u8 = 1;
+
+fn now() -> attestation_verifier::time::UnixTime {
+    attestation_verifier::time::UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The secrets given must be exactly those the spec commits to.
+fn check_secrets(spec: &EncodedSpec, secrets: &[Secret]) -> Result<()> {
+    let want = spec.secrets();
+    let have: Vec<_> = secrets.iter().map(Secret::reference).collect();
+    for r in &want {
+        match have.iter().find(|h| h.kind == r.kind && h.name == r.name) {
+            None => anyhow::bail!(
+                "the spec names secret {:?}: give it (--secret-input/--secret-env)",
+                r.name
+            ),
+            Some(h) if h.commitment != r.commitment => anyhow::bail!(
+                "secret {:?} is not the value the spec commits to (another file, or another buyer key)",
+                r.name
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = have
+        .iter()
+        .find(|h| !want.iter().any(|r| r.kind == h.kind && r.name == h.name))
+    {
+        anyhow::bail!("the spec names no secret {:?}", extra.name);
+    }
+    Ok(())
+}
+
+/// The policy to appraise the agent under and the agent keys the job may go to: from
+/// `--policy` (and the spec's provider key, if any), or from the chain's record of the job
+/// (its policy and the signing keys of the providers it bound).
+async fn appraisal(
+    cli: &Cli,
+    spec: &EncodedSpec,
+    policy: Option<&std::path::Path>,
+) -> Result<(attestation_verifier::policy::Policy, Vec<[u8; 32]>)> {
+    if let Some(path) = policy {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let policy = attestation_verifier::policy::Policy::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))?;
+        return Ok((policy, Vec::new()));
+    }
+    let chain = super::connect(cli).await?;
+    let record = chain.job_record(&spec.job_id).await?;
+    let crate::types::TierTerms::Attested { policy: id, .. } = record.job.terms else {
+        anyhow::bail!(
+            "the chain records job {} with no attestation policy: give --policy to verify the agent",
+            hex0x(&spec.job_id)
+        );
+    };
+    let doc = record
+        .policy
+        .as_ref()
+        .filter(|p| p.id == id)
+        .with_context(|| format!("the job's policy {} is not on chain", hex0x(&id)))?;
+    let policy = crate::policy::from_document(&id, &doc.document)
+        .map_err(|e| anyhow::anyhow!("the job's policy document: {e}"))?;
+    let bound = record
+        .binding
+        .as_ref()
+        .map(|b| b.providers.clone())
+        .unwrap_or_default();
+    let keys: Vec<[u8; 32]> = record
+        .providers
+        .iter()
+        .filter(|p| bound.contains(&p.account))
+        .map(|p| p.signing_key)
+        .collect();
+    if keys.is_empty() {
+        anyhow::bail!(
+            "the chain has bound no provider to job {} yet",
+            hex0x(&spec.job_id)
+        );
+    }
+    Ok((policy, keys))
 }
 
 fn hex0x(b: &[u8]) -> String {
@@ -276,14 +452,58 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
                 }),
             )?;
         }
-        JobCmd::Submit { agent, spec, buyer } => {
+        JobCmd::Submit {
+            agent,
+            spec,
+            buyer,
+            secrets,
+            policy,
+        } => {
             let bytes =
                 std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
             let spec = EncodedSpec::from_bytes(bytes)?;
             let key = buyer.load()?;
+            let secrets = secrets.load(buyer, &spec.job_id)?;
+            check_secrets(&spec, &secrets)?;
             let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
-            let (job, created) = client.submit(&spec, key.signing_key()).await?;
-            emit(format, &json!({ "created": created, "job": job }))?;
+            let mut verified = None;
+            if spec.tier() == 3 || !secrets.is_empty() {
+                let (policy, keys) = appraisal(cli, &spec, policy.as_deref()).await?;
+                match client.verify_agent(&policy, &keys, now()).await {
+                    Ok(v) => verified = Some(v),
+                    Err(AgentError::NotVerified(reasons)) => {
+                        emit(
+                            format,
+                            &json!({ "verified": false, "sent": false, "reasons": reasons }),
+                        )?;
+                        return Ok(1);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let sealed = match &verified {
+                Some(v) => secrets
+                    .iter()
+                    .map(|s| s.seal(&v.sealing_key, &spec.job_id))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            let (job, created) = client
+                .submit_sealed(&spec, key.signing_key(), sealed)
+                .await?;
+            emit(
+                format,
+                &json!({
+                    "created": created,
+                    "job": job,
+                    "verified_agent": verified.as_ref().map(|v| json!({
+                        "agent_key": hex0x(&v.agent_key),
+                        "sealing_key": hex0x(&v.sealing_key),
+                        "evidence_digest": hex0x(&v.evidence_digest),
+                    })),
+                    "sealed_secrets": secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                }),
+            )?;
         }
         JobCmd::Status { agent, job, buyer } => {
             let job = parse_hex32("job id", job)?;
@@ -357,10 +577,20 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
             let data = client
                 .output(&job, path, key.signing_key(), &receipt.body)
                 .await?;
+            // A sealed output opens only with the buyer's key for this job and path.
+            let sealed = sigil_sealing::parse_output_header(&data).is_ok();
+            let data = if sealed {
+                let k = sigil_sealing::SealingKey::for_outputs(&key.signing_key().to_bytes(), &job);
+                k.open_output(&data, &job, OUTPUT_KIND_FILE, path)
+                    .with_context(|| format!("opening the sealed output {path}"))?
+                    .to_vec()
+            } else {
+                data
+            };
             std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
             emit(
                 format,
-                &json!({ "path": path, "bytes": data.len(), "verified_against": hex0x(&receipt.body.result_commitment) }),
+                &json!({ "path": path, "bytes": data.len(), "sealed": sealed, "verified_against": hex0x(&receipt.body.result_commitment) }),
             )?;
         }
     }

@@ -102,6 +102,7 @@ impl Engine {
                 _ => Ok((r, false)),
             };
         }
+        let sealed = self.check_sealed(&plan, req.sealed_secrets)?;
         let owner = self.admit(&plan, &spec_hash, principal).await?;
         let mut record = JobRecord::queued(plan.job_id, spec_hash, owner, now);
         // With a slot free and nobody waiting, the job is stored as started (steps 1 and 2
@@ -121,7 +122,12 @@ impl Engine {
             record.started_at_ms = now;
             record.version = record.version.saturating_add(1);
         }
+        // Held before the job exists in the store, so it never starts without them.
+        self.hold_sealed(plan.job_id, sealed);
         let inserted = self.store.insert(record, req.spec).await;
+        if !matches!(inserted, Ok(Inserted::Created(_))) {
+            self.drop_sealed(&plan.job_id);
+        }
         let inserted = match (inserted, slot) {
             (Ok(Inserted::Created(r)), Some((me, (permit, gpus)))) => {
                 tracing::info!(job = %hex::encode(r.job_id), tier = plan.tier, workload = plan.workload.kind(), "job accepted and started");

@@ -75,6 +75,17 @@ pub enum AgentError {
         /// When a retry may succeed, milliseconds.
         retry_after_ms: u64,
     },
+    /// A sealed secret is missing, extra, or does not open to the spec's commitment.
+    #[error("sealed secret {name:?}: {reason}")]
+    SealedSecret {
+        /// The secret's name (path or variable).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// This agent cannot keep secrets off its disk (no private tmpfs for job directories).
+    #[error("this agent does not take jobs with secrets: {0}")]
+    SecretsUnsupported(&'static str),
     /// Anything else internal.
     #[error("internal: {0}")]
     Internal(String),

@@ -47,6 +47,7 @@ pub mod error;
 mod receipts;
 mod runner;
 mod scheduler;
+mod secrets;
 
 pub use admission::Access;
 pub use error::{AgentError, FundingRefusal};
@@ -145,6 +146,10 @@ pub struct Engine {
     /// Set once [`Engine::run`] has started: jobs start only then.
     scheduling: AtomicBool,
     running: Mutex<HashMap<JobId, StopSignal>>,
+    /// Secrets of jobs not yet started, as sealed to the agent (never in the store: they
+    /// open only under this run's sealing key, and are dropped once written to the job's
+    /// tmpfs).
+    sealed: Mutex<HashMap<JobId, Vec<v1::SealedSecret>>>,
     events: broadcast::Sender<Arc<JobRecord>>,
     shutdown: CancellationToken,
     drained: CancellationToken,
@@ -302,6 +307,7 @@ impl Engine {
             slots,
             scheduling: AtomicBool::new(false),
             running: Mutex::new(HashMap::new()),
+            sealed: Mutex::new(HashMap::new()),
             events,
             shutdown,
             drained: CancellationToken::new(),

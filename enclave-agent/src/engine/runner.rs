@@ -10,7 +10,9 @@ use crate::metering::{self};
 use crate::store::Completion;
 use crate::workload::isolate::IdLease;
 use crate::workload::spec::{self, Evidence, JobPlan};
-use crate::workload::{self, Gpu, Isolated, JobDirs, Owner, RunRequest, Stop, StopSignal};
+use crate::workload::{
+    self, Gpu, Isolated, JobDirs, Owner, RunOutcome, RunRequest, Stop, StopSignal,
+};
 
 use super::{AgentError, Engine, lock};
 
@@ -42,8 +44,22 @@ impl Engine {
     ) {
         let hex_id = hex::encode(job_id);
         let stop = lock(&self.running).entry(job_id).or_default().clone();
+        let private = self.has_sealed(&job_id);
         let result = self.run_job_inner(job_id, &gpus, &stop, started).await;
         lock(&self.running).remove(&job_id);
+        if private {
+            // Its secrets are forgotten and its directory (a private tmpfs) wiped, whatever
+            // the end: a job stopped by a shutdown cannot be opened again anyway.
+            self.drop_sealed(&job_id);
+            let dirs = JobDirs::new(&self.cfg.work_dir(), &hex_id);
+            if let Err(e) = tokio::task::spawn_blocking(move || workload::wipe_private(&dirs))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                tracing::error!(job = %hex_id, error = %e, "the job's private directory could not be wiped");
+            }
+        }
         if let Err(e) = result {
             tracing::error!(job = %hex_id, error = %e, "job could not be run");
             if let Ok(Some(mut r)) = self.store.get(&job_id)
@@ -68,28 +84,46 @@ impl Engine {
         stop: &StopSignal,
         started: Option<(JobRecord, JobPlan)>,
     ) -> Result<(), AgentError> {
-        let (r, plan, dirs, lease) = match started {
+        let (r, plan, dirs, lease, secret_env) = match started {
             Some((r, plan)) => {
                 let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
                 if stop.reason() == Some(Stop::Cancelled) {
                     return self.cancel_unstarted(r).await;
                 }
                 let lease = self.lease()?;
-                let prepared = {
-                    let (dirs, plan, owner) = (dirs.clone(), plan.clone(), self.owner(&lease));
-                    tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, owner))
-                        .await
-                        .map_err(|e| AgentError::Internal(e.to_string()))?
-                };
-                prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
-                (r, plan, dirs, lease)
+                let secret_env = self.prepare_job(&dirs, &plan, &lease).await?;
+                (r, plan, dirs, lease, secret_env)
             }
             None => match self.start_queued(job_id, stop).await? {
                 Some(started) => started,
                 None => return Ok(()),
             },
         };
-        self.run_started(r, &plan, &dirs, gpus, stop, lease).await
+        self.run_started(r, &plan, &dirs, gpus, stop, lease, &secret_env)
+            .await
+    }
+
+    /// Prepares a job's directories: its inputs and, for a job with secrets, a private
+    /// tmpfs holding its secret files. Returns its secret environment values.
+    async fn prepare_job(
+        &self,
+        dirs: &JobDirs,
+        plan: &JobPlan,
+        lease: &Option<IdLease>,
+    ) -> Result<SecretEnv, AgentError> {
+        let secrets = self.open_sealed(plan)?;
+        // The tmpfs is as large as the disk a job may fill, counted against the job's memory
+        // as it fills (pages are charged to the cgroup of whoever writes them).
+        let private = (!plan.secrets.is_empty() && self.isolation.is_some())
+            .then_some(self.cfg.jobs.max_disk_bytes);
+        let (dirs, plan, owner) = (dirs.clone(), plan.clone(), self.owner(lease));
+        tokio::task::spawn_blocking(move || {
+            workload::prepare_private(&dirs, &plan, owner, &secrets.files, private)
+                .map(|()| secrets.env)
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+        .map_err(|e| AgentError::Internal(e.to_string()))
     }
 
     /// A user id of its own for a process job that is about to run (isolation on).
@@ -128,7 +162,7 @@ impl Engine {
         &self,
         job_id: JobId,
         stop: &StopSignal,
-    ) -> Result<Option<(JobRecord, JobPlan, JobDirs, Option<IdLease>)>, AgentError> {
+    ) -> Result<Option<(JobRecord, JobPlan, JobDirs, Option<IdLease>, SecretEnv)>, AgentError> {
         let Some(mut r) = self.store.get(&job_id)? else {
             return Ok(None);
         };
@@ -154,17 +188,13 @@ impl Engine {
         r.reason = EndReason::None;
         let dirs = JobDirs::new(&self.cfg.work_dir(), &hex::encode(job_id));
         let lease = self.lease()?;
-        let prepared = {
-            let (dirs, plan, owner) = (dirs.clone(), plan.clone(), self.owner(&lease));
-            tokio::task::spawn_blocking(move || workload::prepare(&dirs, &plan, owner))
-        };
-        let committed = self.set_state(&mut r, JobState::Running).await;
-        let prepared = prepared
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let (committed, prepared) = tokio::join!(
+            self.set_state(&mut r, JobState::Running),
+            self.prepare_job(&dirs, &plan, &lease)
+        );
         committed?;
-        prepared.map_err(|e| AgentError::Internal(e.to_string()))?;
-        Ok(Some((r, plan, dirs, lease)))
+        let secret_env = prepared?;
+        Ok(Some((r, plan, dirs, lease, secret_env)))
     }
 
     /// Runs a job committed `Running` whose directories are prepared, and records its end.
@@ -177,6 +207,7 @@ impl Engine {
         stop: &StopSignal,
         // Held until the outputs are collected: no other job has this id meanwhile.
         lease: Option<IdLease>,
+        secret_env: &SecretEnv,
     ) -> Result<(), AgentError> {
         let isolated = match (&self.isolation, &lease) {
             (Some(isolation), Some(l)) => Some(Isolated {
@@ -196,6 +227,7 @@ impl Engine {
             prlimit: self.prlimit.as_deref(),
             container_cli: self.container_cli.as_deref(),
             isolated,
+            secret_env,
         };
         let indices: Vec<u32> = gpus.iter().map(|g| g.index).collect();
         let meter = self.gpu_metering.start(&indices);
@@ -259,6 +291,13 @@ impl Engine {
                 .map_err(|e| AgentError::Internal(e.to_string()))?
         };
         drop(lease);
+        let outputs = outputs.and_then(|o| seal_outputs(plan, o));
+        let (stdout, stderr) = seal_logs(plan, outcome.stdout, outcome.stderr);
+        let outcome = RunOutcome {
+            stdout,
+            stderr,
+            ..outcome
+        };
         let outputs = match outputs {
             Ok(o) => o,
             Err(e) => {
@@ -359,3 +398,47 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Outputs sealed to the buyer's recipient key, when the spec names one (the receipt then
+/// commits to the sealed files).
+fn seal_outputs(
+    plan: &JobPlan,
+    outputs: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(String, Vec<u8>)>, workload::OutputError> {
+    let Some(to) = plan.output_recipient else {
+        return Ok(outputs);
+    };
+    outputs
+        .into_iter()
+        .map(|(path, data)| {
+            let data = zeroize::Zeroizing::new(data);
+            sigil_sealing::seal_output(&to, &plan.job_id, OUTPUT_KIND_FILE, &path, &data)
+                .map(|sealed| (path, sealed))
+                .map_err(|e| workload::OutputError::Sealing(e.to_string()))
+        })
+        .collect()
+}
+
+/// The logs sealed to the buyer's recipient key, when the spec names one. A log that cannot
+/// be sealed is dropped, never kept in clear.
+fn seal_logs(plan: &JobPlan, stdout: Vec<u8>, stderr: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    let Some(to) = plan.output_recipient else {
+        return (stdout, stderr);
+    };
+    let seal = |kind, name, data: Vec<u8>| {
+        let data = zeroize::Zeroizing::new(data);
+        sigil_sealing::seal_output(&to, &plan.job_id, kind, name, &data).unwrap_or_default()
+    };
+    (
+        seal(OUTPUT_KIND_STDOUT, "stdout", stdout),
+        seal(OUTPUT_KIND_STDERR, "stderr", stderr),
+    )
+}
+
+/// The sealing purposes' output kinds: the wire `OutputKind` values of files and logs.
+const OUTPUT_KIND_FILE: u8 = sigil_proto::v1::OutputKind::File as u8;
+const OUTPUT_KIND_STDOUT: u8 = sigil_proto::v1::OutputKind::Stdout as u8;
+const OUTPUT_KIND_STDERR: u8 = sigil_proto::v1::OutputKind::Stderr as u8;
+
+/// A job's secret environment values, opened for its start.
+type SecretEnv = Vec<(String, zeroize::Zeroizing<String>)>;

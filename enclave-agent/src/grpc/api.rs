@@ -457,6 +457,7 @@ impl v1::attestation_service_server::AttestationService for AttestationApi {
             agent_public_key: self.engine.attestor().public_key().to_vec(),
             tee: wire_tee(tee) as i32,
             evidence_digest: digest.to_vec(),
+            sealing_public_key: self.engine.attestor().sealing_public_key().to_vec(),
         }))
     }
 }
@@ -501,6 +502,7 @@ impl ProviderApi {
             evidence_digest: Vec::new(),
             max_request_bytes: u64::try_from(engine.config().jobs.max_request_bytes)
                 .unwrap_or(u64::MAX),
+            sealing_public_key: engine.attestor().sealing_public_key().to_vec(),
         };
         Self { engine, info }
     }

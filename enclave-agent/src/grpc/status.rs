@@ -67,7 +67,10 @@ fn status_of(e: &AgentError) -> tonic::Status {
                 AuthError::Unavailable => Status::unavailable(e.to_string()),
                 _ => Status::unauthenticated(e.to_string()),
             },
-            AgentError::BadField { .. } => Status::invalid_argument(e.to_string()),
+            AgentError::BadField { .. } | AgentError::SealedSecret { .. } => {
+                Status::invalid_argument(e.to_string())
+            }
+            AgentError::SecretsUnsupported(_) => Status::failed_precondition(e.to_string()),
             AgentError::NotFound { .. } => Status::not_found(e.to_string()),
             AgentError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             AgentError::WrongState { .. } | AgentError::NoEvidence => {

@@ -95,7 +95,22 @@ fn chown(fd: impl AsFd, uid: u32, gid: u32, mode: u32) -> rustix::io::Result<()>
 /// Creates fresh directories for an attempt (any left by an earlier attempt are removed),
 /// writes the inputs and sets ownership before the job exists. Blocking.
 pub fn prepare(dirs: &JobDirs, inputs: &[(PathBuf, Vec<u8>)], owner: Owner) -> Result<(), FsError> {
+    prepare_with(dirs, inputs, &[], owner, None)
+}
+
+/// [`prepare`], plus secret input files, and with `private = Some(bytes)` the job's whole
+/// directory on a tmpfs of that size mounted for it (so neither its secrets nor what it
+/// writes next to them reach a disk). Blocking.
+pub fn prepare_with(
+    dirs: &JobDirs,
+    inputs: &[(PathBuf, Vec<u8>)],
+    secrets: &[(PathBuf, zeroize::Zeroizing<Vec<u8>>)],
+    owner: Owner,
+    private: Option<u64>,
+) -> Result<(), FsError> {
     let here = Path::new(".");
+    // A private directory left by an attempt that did not end cleanly.
+    let _ = nix::mount::umount2(&dirs.root, nix::mount::MntFlags::MNT_DETACH);
     match std::fs::remove_dir_all(&dirs.root) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -120,6 +135,20 @@ pub fn prepare(dirs: &JobDirs, inputs: &[(PathBuf, Vec<u8>)], owner: Owner) -> R
         path: dirs.root.clone(),
         source,
     })?;
+    if let Some(size) = private {
+        nix::mount::mount(
+            Some("tmpfs"),
+            &dirs.root,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(format!("mode=0700,size={size}").as_str()),
+        )
+        .map_err(|e| FsError {
+            op: "mounting a private tmpfs on",
+            path: dirs.root.clone(),
+            source: std::io::Error::from(e),
+        })?;
+    }
     let root = open_root(&dirs.root).map_err(err("opening", &dirs.root))?;
     for d in ["in", "out", "work"] {
         rustix::fs::mkdirat(&root, d, Mode::from_raw_mode(0o700))
@@ -127,6 +156,9 @@ pub fn prepare(dirs: &JobDirs, inputs: &[(PathBuf, Vec<u8>)], owner: Owner) -> R
     }
     let input = open_dir_at(&root, Path::new("in")).map_err(err("opening", Path::new("in")))?;
     for (rel, content) in inputs {
+        write_input(&input, rel, content)?;
+    }
+    for (rel, content) in secrets {
         write_input(&input, rel, content)?;
     }
     match owner {
@@ -144,6 +176,31 @@ pub fn prepare(dirs: &JobDirs, inputs: &[(PathBuf, Vec<u8>)], owner: Owner) -> R
         }
     }
     Ok(())
+}
+
+/// Removes a job's private directory: the tmpfs is unmounted (its pages, secrets included,
+/// are freed with it) and whatever is left of the directory removed. Blocking.
+pub fn wipe_private(dirs: &JobDirs) -> Result<(), FsError> {
+    match nix::mount::umount2(&dirs.root, nix::mount::MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (a job with secrets on an agent without isolation).
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => {
+            return Err(FsError {
+                op: "unmounting",
+                path: dirs.root.clone(),
+                source: std::io::Error::from(e),
+            });
+        }
+    }
+    match std::fs::remove_dir_all(&dirs.root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(FsError {
+            op: "removing",
+            path: dirs.root.clone(),
+            source,
+        }),
+    }
 }
 
 /// Writes one input under `in/`, creating its directories; a path that cannot be laid out
@@ -264,6 +321,9 @@ fn entries(dir: &OwnedFd, at: &Path) -> Result<Vec<(std::ffi::OsString, bool)>, 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutputError {
+    /// An output could not be sealed to the buyer's recipient key.
+    #[error("outputs could not be sealed to the buyer's key: {0}")]
+    Sealing(String),
     /// The outputs are larger than the job's cap.
     #[error("outputs exceed the cap of {cap} bytes")]
     TooLarge {

@@ -276,6 +276,10 @@ pub struct RunRequest<'a> {
     pub container_cli: Option<&'a Path>,
     /// Isolation of a process job (`None` with `isolation.mode = "off"`).
     pub isolated: Option<Isolated<'a>>,
+    /// Secret environment values (opened from the buyer's sealed secrets). Process jobs get
+    /// them in their environment; container jobs through the container CLI's environment
+    /// (`--env NAME`), never on a command line.
+    pub secret_env: &'a [(String, zeroize::Zeroizing<String>)],
 }
 
 /// How one process job is isolated.
@@ -294,6 +298,53 @@ pub fn prepare(dirs: &JobDirs, plan: &JobPlan, owner: Owner) -> Result<(), RunEr
         path: dirs.root.join(&e.path),
         source: e.source,
     })
+}
+
+/// [`prepare`] with a job's opened secret files, on a private tmpfs of `private` bytes when
+/// given (see [`jobfs::prepare_with`]). Blocking.
+pub fn prepare_private(
+    dirs: &JobDirs,
+    plan: &JobPlan,
+    owner: Owner,
+    secrets: &[(PathBuf, zeroize::Zeroizing<Vec<u8>>)],
+    private: Option<u64>,
+) -> Result<(), RunError> {
+    jobfs::prepare_with(dirs, &plan.inputs, secrets, owner, private).map_err(|e| {
+        RunError::Prepare {
+            path: dirs.root.join(&e.path),
+            source: e.source,
+        }
+    })
+}
+
+/// Unmounts and removes a job's private directory (see [`jobfs::wipe_private`]). Blocking.
+pub fn wipe_private(dirs: &JobDirs) -> Result<(), RunError> {
+    jobfs::wipe_private(dirs).map_err(|e| RunError::Prepare {
+        path: e.path,
+        source: e.source,
+    })
+}
+
+/// A job's secrets, opened for its start: files for its input directory and environment
+/// values. Zeroed when dropped; `Debug` names them only.
+#[derive(Default)]
+pub struct OpenedSecrets {
+    /// Input files: path under the input directory and content.
+    pub files: Vec<(PathBuf, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Environment values.
+    pub env: Vec<(String, zeroize::Zeroizing<String>)>,
+}
+
+impl std::fmt::Debug for OpenedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedSecrets")
+            .field(
+                "files",
+                &self.files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .field("env", &self.env.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Environment given to every workload on top of its spec's.
@@ -362,6 +413,7 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
                 .env("PATH", &req.jobs.path)
                 .env("HOME", &dirs.work)
                 .envs(&env)
+                .envs(req.secret_env.iter().map(|(k, v)| (k, v.as_str())))
                 .current_dir(&dirs.work);
             if let Some(u) = req.run_as {
                 std::os::unix::process::CommandExt::uid(&mut cmd, u.uid);
@@ -392,10 +444,20 @@ pub fn build_command(req: &RunRequest<'_>) -> Result<(Command, Option<String>), 
                 limits: &req.plan.limits,
                 job_hex: &job_hex,
             };
+            let mut cli_args = container::run_args(&run);
+            // Secret values pass through the CLI's own environment: `--env NAME` without a
+            // value, inserted before the image (which the container's arguments follow) so
+            // they are options of `run`.
+            let at = cli_args.len().saturating_sub(args.len().saturating_add(1));
+            for (k, _) in req.secret_env {
+                cli_args.insert(at, k.clone());
+                cli_args.insert(at, "--env".into());
+            }
             let mut cmd = Command::new(cli);
-            cmd.args(container::run_args(&run))
+            cmd.args(cli_args)
                 .env_clear()
                 .env("PATH", &req.jobs.path)
+                .envs(req.secret_env.iter().map(|(k, v)| (k, v.as_str())))
                 .current_dir(&dirs.work);
             Ok((cmd, Some(name)))
         }
@@ -558,6 +620,9 @@ fn launch_spec(
     );
     env.insert("PATH".into(), req.jobs.path.clone());
     env.insert("HOME".into(), dirs.work.to_string_lossy().into_owned());
+    for (k, v) in req.secret_env {
+        env.insert(k.clone(), v.as_str().to_owned());
+    }
     env.insert("TMPDIR".into(), "/tmp".into());
     let l = &req.plan.limits;
     LaunchSpec {

@@ -104,6 +104,17 @@ pub enum SpecError {
     /// The buyer key is not 32 bytes.
     #[error("buyer must be empty or a 32-byte ed25519 key, got {0} bytes")]
     Buyer(usize),
+    /// A secret reference is malformed.
+    #[error("secret {name:?}: {reason}")]
+    Secret {
+        /// The secret's name (path or variable).
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The output recipient is not a 32-byte X25519 key.
+    #[error("output_recipient must be empty or a 32-byte X25519 key, got {0} bytes")]
+    OutputRecipient(usize),
     /// The evidence mode cannot be honoured.
     #[error("evidence mode {mode} is not possible for tier {tier} on this agent: {reason}")]
     EvidenceMode {
@@ -201,7 +212,44 @@ pub struct JobPlan {
     pub rerun_on_restart: bool,
     /// The buyer key the spec names (`JobSpec.buyer`), if any.
     pub buyer: Option<[u8; 32]>,
+    /// Secrets the spec names by commitment (their values arrive sealed beside the spec).
+    pub secrets: Vec<SecretRef>,
+    /// The buyer's X25519 key every output and log is sealed to, if any.
+    pub output_recipient: Option<[u8; 32]>,
 }
+
+/// Where a secret goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SecretKind {
+    /// A file under the input directory.
+    InputFile,
+    /// An environment variable.
+    Env,
+}
+
+impl SecretKind {
+    /// The wire value.
+    pub const fn wire(self) -> v1::SecretKind {
+        match self {
+            Self::InputFile => v1::SecretKind::InputFile,
+            Self::Env => v1::SecretKind::Env,
+        }
+    }
+}
+
+/// A secret named by a spec: where it goes and the commitment its value must open to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// File or environment variable.
+    pub kind: SecretKind,
+    /// The input path (as written in the spec) or the variable's name.
+    pub name: String,
+    /// `SHA-256("sigil.secret.v1\0" || salt || value)`.
+    pub commitment: [u8; 32],
+}
+
+/// Most secrets in a spec.
+pub const MAX_SECRETS: usize = 256;
 
 /// Most input files in a spec.
 pub const MAX_INPUTS: usize = 10_000;
@@ -474,13 +522,27 @@ pub fn validate(
         }
     };
     count("inputs", spec.inputs.len(), MAX_INPUTS)?;
-    let paths = spec
+    let secrets = check_secrets(&spec.secrets, &env)?;
+    let mut paths = spec
         .inputs
         .iter()
         .map(|f| check_input_path(&f.path).map(|p| (p, f.path.as_str())))
         .collect::<Result<Vec<_>, _>>()?;
+    // Secret files share the input directory: one layout for both.
+    let plain = paths.len();
+    for s in secrets.iter().filter(|s| s.kind == SecretKind::InputFile) {
+        paths.push((check_input_path(&s.name)?, s.name.as_str()));
+    }
     check_layout(&paths)?;
+    paths.truncate(plain);
     let paths: Vec<PathBuf> = paths.into_iter().map(|(p, _)| p).collect();
+    let output_recipient = match spec.output_recipient.len() {
+        0 => None,
+        n => Some(
+            <[u8; 32]>::try_from(spec.output_recipient.as_slice())
+                .map_err(|_| SpecError::OutputRecipient(n))?,
+        ),
+    };
     let inputs: Vec<(PathBuf, Vec<u8>)> = paths
         .into_iter()
         .zip(spec.inputs.into_iter().map(|f| f.content))
@@ -557,7 +619,54 @@ pub fn validate(
         gpu_count: spec.gpu_count,
         rerun_on_restart,
         buyer,
+        secrets,
+        output_recipient,
     })
+}
+
+/// The spec's secret references: known kinds, 32-byte commitments, valid and unique names
+/// (a variable neither reserved nor also given in clear).
+fn check_secrets(
+    refs: &[v1::SecretRef],
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<SecretRef>, SpecError> {
+    count("secrets", refs.len(), MAX_SECRETS)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let bad = |reason| SpecError::Secret {
+            name: clip(&r.name),
+            reason,
+        };
+        let kind = match v1::SecretKind::try_from(r.kind) {
+            Ok(v1::SecretKind::InputFile) => SecretKind::InputFile,
+            Ok(v1::SecretKind::Env) => SecretKind::Env,
+            _ => {
+                return Err(SpecError::UnknownEnum {
+                    field: "secrets.kind",
+                    value: r.kind,
+                });
+            }
+        };
+        let commitment = <[u8; 32]>::try_from(r.commitment.as_slice())
+            .map_err(|_| bad("commitment must be 32 bytes"))?;
+        if kind == SecretKind::Env {
+            let one = std::collections::HashMap::from([(r.name.clone(), String::new())]);
+            check_env(&one)?;
+            if env.contains_key(&r.name) {
+                return Err(bad("also given in clear in the workload's environment"));
+            }
+        }
+        if !seen.insert((kind, r.name.as_str())) {
+            return Err(bad("named twice"));
+        }
+        out.push(SecretRef {
+            kind,
+            name: r.name.clone(),
+            commitment,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -390,6 +390,7 @@ async fn try_run_plan(
         prlimit,
         container_cli: None,
         isolated: None,
+        secret_env: &[],
     };
     run(&req, |h| write_pid_file(&f.dirs, h)).await
 }
@@ -595,6 +596,7 @@ async fn missing_program_rejects() {
         prlimit: None,
         container_cli: None,
         isolated: None,
+        secret_env: &[],
     };
     assert!(matches!(
         run(&req, |_| {}).await,
