@@ -1,0 +1,324 @@
+//! Confidential jobs through the real agent (issue 20): the buyer verifies the agent before
+//! sending, its secrets reach the workload sealed and never the agent's store or logs, its
+//! outputs come back sealed to the buyer, and every tampering stops the buyer before a byte
+//! of a secret leaves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests
+
+mod common;
+
+use std::time::Duration;
+
+use attestation_verifier::bundle::EvidenceBundle;
+use attestation_verifier::policy::Policy;
+use attestation_verifier::time::UnixTime;
+use common::{Agent, buyer, is_root, job_id, state_dir};
+use sigil_agent_client::{
+    AgentClient, AgentError, EvidenceMode, JobRequest, Secret, SecretKind, verify_challenge,
+};
+use sigil_sealing::SealingKey;
+
+const FILE_SECRET: &[u8] = b"model-key-4f1c9a2e7b3d";
+const ENV_SECRET: &str = "api-token-8e2d61c0a5";
+
+fn now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+fn dev_policy() -> Policy {
+    Policy::from_toml("allow_simulated = true\n").unwrap()
+}
+
+fn start() -> (tempfile::TempDir, Agent) {
+    let dir = state_dir();
+    // Without root the job directory cannot be a private tmpfs: the development switch.
+    let env: &[(&str, &str)] = if is_root() {
+        &[]
+    } else {
+        &[("SIGIL_AGENT_JOBS__ALLOW_SECRETS_ON_DISK", "true")]
+    };
+    let agent = Agent::start(dir.path(), env);
+    (dir, agent)
+}
+
+struct Job {
+    id: [u8; 32],
+    spec: sigil_agent_client::EncodedSpec,
+    secrets: Vec<Secret>,
+}
+
+fn secret_job(label: &str, seal_outputs: bool) -> Job {
+    let id = job_id(label);
+    let seed = buyer().to_bytes();
+    let secrets = vec![
+        Secret::new(
+            &seed,
+            &id,
+            SecretKind::InputFile,
+            "keys/model.key",
+            FILE_SECRET.to_vec(),
+        ),
+        Secret::new(
+            &seed,
+            &id,
+            SecretKind::Env,
+            "API_TOKEN",
+            ENV_SECRET.as_bytes().to_vec(),
+        ),
+    ];
+    let script = r#"set -eu
+cat "$SIGIL_INPUT_DIR/keys/model.key" > "$SIGIL_OUTPUT_DIR/seen.txt"
+printf '|%s' "$API_TOKEN" >> "$SIGIL_OUTPUT_DIR/seen.txt"
+mount | grep -c " $(dirname "$SIGIL_INPUT_DIR") " > "$SIGIL_OUTPUT_DIR/mounts.txt" || true
+echo "log line with $API_TOKEN""#;
+    let spec = JobRequest {
+        job_id: id,
+        tier: 3,
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        image: None,
+        env: Vec::new(),
+        inputs: vec![("plain.txt".into(), b"not secret".to_vec())],
+        wall_time_ms: 60_000,
+        memory_bytes: 0,
+        evidence_mode: EvidenceMode::AttestedKey,
+        gpu_count: 0,
+        provider_key: None,
+        not_after_ms: 0,
+        buyer: Some(buyer().verifying_key().to_bytes()),
+        secrets: secrets.iter().map(Secret::reference).collect(),
+        output_recipient: seal_outputs.then(|| SealingKey::for_outputs(&seed, &id).public_key()),
+    }
+    .encode()
+    .unwrap();
+    Job { id, spec, secrets }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir`, read whole.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.extend(std::fs::read(&p).unwrap_or_default()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_job_round_trip_works() {
+    let (dir, mut agent) = start();
+    let client = AgentClient::connect(&agent.url(), None)
+        .await
+        .unwrap()
+        .with_buyer(buyer());
+    // Verify, then send.
+    let verified = client
+        .verify_agent(&dev_policy(), &[], now())
+        .await
+        .unwrap();
+    let info = client.info().await.unwrap();
+    assert_eq!(info.sealing_public_key, verified.sealing_key.to_vec());
+    assert_eq!(info.agent_public_key, verified.agent_key.to_vec());
+    let job = secret_job("confidential", true);
+    let sealed = job
+        .secrets
+        .iter()
+        .map(|s| s.seal(&verified.sealing_key, &job.id))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let (_, created) = client
+        .submit_sealed(&job.spec, &buyer(), sealed)
+        .await
+        .unwrap();
+    assert!(created);
+    let view = client.wait(&job.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(view.state, "succeeded", "{view:?}\n{}", agent.log());
+
+    // The output is sealed to the buyer: the agent serves ciphertext that the receipt
+    // commits to, and only the buyer's key for this job opens it.
+    let receipt = client.receipt(&job.id).await.unwrap();
+    let sealed_out = client
+        .output(&job.id, "seen.txt", &buyer(), &receipt.body)
+        .await
+        .unwrap();
+    assert!(!contains(&sealed_out, FILE_SECRET));
+    let key = SealingKey::for_outputs(&buyer().to_bytes(), &job.id);
+    let seen = key
+        .open_output(&sealed_out, &job.id, 1, "seen.txt")
+        .unwrap();
+    let mut want = FILE_SECRET.to_vec();
+    want.extend_from_slice(format!("|{ENV_SECRET}").as_bytes());
+    assert_eq!(seen.as_slice(), want.as_slice());
+    if is_root() {
+        // The job directory was a tmpfs of its own.
+        let mounts = client
+            .output(&job.id, "mounts.txt", &buyer(), &receipt.body)
+            .await
+            .unwrap();
+        let mounts = key.open_output(&mounts, &job.id, 1, "mounts.txt").unwrap();
+        assert_ne!(
+            mounts.as_slice(),
+            b"0\n",
+            "no private mount seen by the job"
+        );
+    }
+    // Another buyer key does not open it.
+    let stranger = SealingKey::for_outputs(&[9; 32], &job.id);
+    assert!(
+        stranger
+            .open_output(&sealed_out, &job.id, 1, "seen.txt")
+            .is_err()
+    );
+
+    // Nothing of the secrets in the agent's state directory (store, journal, job
+    // directories, which are gone) or its log.
+    agent.sigterm_and_wait();
+    let state = all_bytes(dir.path());
+    for secret in [FILE_SECRET, ENV_SECRET.as_bytes()] {
+        assert!(
+            !contains(&state, secret),
+            "a secret reached the agent's state directory"
+        );
+    }
+    let work = dir.path().join("work").join(hex::encode(job.id));
+    assert!(!work.exists(), "the job's private directory was not wiped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_foreign_evidence_rejects() {
+    let (_dir, agent) = start();
+    let client = AgentClient::connect(&agent.url(), None).await.unwrap();
+    let nonce = [5u8; 32];
+    let answer = client.challenge(nonce).await.unwrap();
+    let bundle = answer.evidence_bundle.clone();
+    let policy = dev_policy();
+    verify_challenge(&bundle, &nonce, &policy, &[], now()).unwrap();
+
+    let rejected = |bytes: &[u8], nonce: &[u8; 32], policy: &Policy, keys: &[[u8; 32]]| {
+        match verify_challenge(bytes, nonce, policy, keys, now()) {
+            Err(AgentError::NotVerified(reasons)) => reasons.join("; "),
+            other => panic!("accepted: {other:?}"),
+        }
+    };
+    // A replayed answer: evidence bound to another nonce.
+    let r = rejected(&bundle, &[6; 32], &policy, &[]);
+    assert!(r.contains("nonce"), "{r}");
+    // A swapped sealing key (a relay offering its own key): the binding no longer holds.
+    let mut b = EvidenceBundle::from_bytes(&bundle).unwrap();
+    b.sealing_key = Some(SealingKey::generate().unwrap().public_key());
+    let r = rejected(&b.to_bytes(), &nonce, &policy, &[]);
+    assert!(r.to_lowercase().contains("report"), "{r}");
+    // A tampered binding: the bundle claims no sealing key at all (binding v1).
+    let mut b = EvidenceBundle::from_bytes(&bundle).unwrap();
+    b.sealing_key = None;
+    let r = rejected(&b.to_bytes(), &nonce, &policy, &[]);
+    assert!(
+        r.contains("sealing key") || r.to_lowercase().contains("report"),
+        "{r}"
+    );
+    // The policy refuses this evidence (no simulator; a pinned measurement it lacks).
+    let r = rejected(&bundle, &nonce, &Policy::default(), &[]);
+    assert!(r.contains("simulat"), "{r}");
+    let pinned = Policy::from_toml(&format!(
+        "allow_simulated = true\n[simulated]\nmeasurements = [\"{}\"]\n",
+        "00".repeat(48)
+    ))
+    .unwrap();
+    let r = rejected(&bundle, &nonce, &pinned, &[]);
+    assert!(r.contains("measurement"), "{r}");
+    // Another agent than the one the chain bound.
+    let r = rejected(&bundle, &nonce, &policy, &[[7; 32]]);
+    assert!(r.contains("not the key of a provider"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_sealed_secret_rejects() {
+    let (_dir, agent) = start();
+    let client = AgentClient::connect(&agent.url(), None).await.unwrap();
+    let verified = client
+        .verify_agent(&dev_policy(), &[], now())
+        .await
+        .unwrap();
+    let job = secret_job("confidential-bad", false);
+    let refused = |e: AgentError| match e {
+        AgentError::Status { code, message, .. } => {
+            assert_eq!(code, tonic::Code::InvalidArgument, "{message}");
+            message
+        }
+        other => panic!("{other:?}"),
+    };
+    // Sealed to another key (the buyer was shown a swapped key).
+    let other = SealingKey::generate().unwrap().public_key();
+    let sealed: Vec<_> = job
+        .secrets
+        .iter()
+        .map(|s| s.seal(&other, &job.id).unwrap())
+        .collect();
+    let m = refused(
+        client
+            .submit_sealed(&job.spec, &buyer(), sealed)
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("does not open"), "{m}");
+    // One missing.
+    let sealed = vec![job.secrets[0].seal(&verified.sealing_key, &job.id).unwrap()];
+    let m = refused(
+        client
+            .submit_sealed(&job.spec, &buyer(), sealed)
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("not sent sealed"), "{m}");
+    // A value other than the committed one.
+    let seed = buyer().to_bytes();
+    let liar = Secret::new(
+        &seed,
+        &job.id,
+        SecretKind::InputFile,
+        "keys/model.key",
+        b"other".to_vec(),
+    );
+    let sealed = vec![
+        liar.seal(&verified.sealing_key, &job.id).unwrap(),
+        job.secrets[1].seal(&verified.sealing_key, &job.id).unwrap(),
+    ];
+    let m = refused(
+        client
+            .submit_sealed(&job.spec, &buyer(), sealed)
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("commitment"), "{m}");
+    // Sealed for another job.
+    let sealed: Vec<_> = job
+        .secrets
+        .iter()
+        .map(|s| s.seal(&verified.sealing_key, &[1; 32]).unwrap())
+        .collect();
+    let m = refused(
+        client
+            .submit_sealed(&job.spec, &buyer(), sealed)
+            .await
+            .unwrap_err(),
+    );
+    assert!(m.contains("does not open"), "{m}");
+}
