@@ -104,7 +104,7 @@ EOF
     if [ "$(id -u)" != 0 ]; then
         # Jobs are isolated (own user ids, cgroups, mount namespaces), which needs root;
         # without it the agent refuses to start unless told, as here, to run them unisolated.
-        printf '\n[isolation]\nmode = "off"\n' >>"$dir/agent.toml"
+        printf '\n[isolation]\nmode = "off"\n\n[jobs]\nallow_secrets_on_disk = true\n' >>"$dir/agent.toml"
         echo "market: not root: the $name agent runs jobs without isolation (development only)" >&2
     fi
     "$bin/sigil-agent" --config "$dir/agent.toml" >"$work/agent-$name.log" 2>&1 &
@@ -150,8 +150,20 @@ run_job() { # tier label fund-args...
     local tier=$1 label=$2; shift 2
     local dir="$work/$label"; mkdir -p "$dir"
     step "$label job: spec, fund (Bob) and bound by the chain, run (agent), settle (chain)"
-    sigil job new --tier "$tier" --buyer-suri //Bob --out "$dir/spec.pb" -- \
-        /bin/sh -c 'printf "sigil %s job on %s\n" "$0" "$(uname -s)" > "$SIGIL_OUTPUT_DIR/result.txt"' "$label" \
+    # The tier-3 job is confidential: its input is a secret (named in the spec only by a
+    # commitment, sealed at submission to the key Charlie's verified evidence binds) and its
+    # output comes back sealed to Bob.
+    local secret=() sealing=()
+    if [ "$tier" = 3 ]; then
+        printf 'market-secret-%s' "$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')" >"$dir/secret.txt"
+        secret=(--secret-input "keys/secret.txt=$dir/secret.txt")
+        sealing=(--seal-outputs)
+    fi
+    sigil job new --tier "$tier" --buyer-suri //Bob "${secret[@]}" "${sealing[@]}" --out "$dir/spec.pb" -- \
+        /bin/sh -c 'printf "sigil %s job on %s\n" "$0" "$(uname -s)" > "$SIGIL_OUTPUT_DIR/result.txt"
+            if [ -f "$SIGIL_INPUT_DIR/keys/secret.txt" ]; then
+                printf "secret input: %s\n" "$(cat "$SIGIL_INPUT_DIR/keys/secret.txt")" >> "$SIGIL_OUTPUT_DIR/result.txt"
+            fi' "$label" \
         >"$dir/new.json"
     local job; job=$(json job_id <"$dir/new.json")
     echo "job $job, spec hash $(json spec_hash <"$dir/new.json")"
@@ -161,7 +173,11 @@ run_job() { # tier label fund-args...
     python3 -c 'import json,sys; b=json.load(sys.stdin)["bound"]; sys.exit(0 if b == [sys.argv[1]] else f"bound to {b}")' "$CHARLIE" <"$dir/fund.json" \
         || fail "the chain did not bind Charlie's offer to the $label job"
     echo "bound by the chain to Charlie's offer in the funding transaction"
-    sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob >"$dir/submit.json"
+    sigil job submit --agent "$agent" --spec "$dir/spec.pb" --buyer-suri //Bob "${secret[@]}" >"$dir/submit.json" \
+        || { cat "$dir/submit.json" >&2; fail "the $label job was not submitted"; }
+    if [ "$tier" = 3 ]; then
+        echo "verified Charlie's agent before sending (fresh evidence under the job's policy): sealing key $(python3 -c 'import json,sys; print(json.load(sys.stdin)["verified_agent"]["sealing_key"])' <"$dir/submit.json")"
+    fi
     sigil job wait --agent "$agent" --job "$job" --buyer-suri //Bob --timeout-secs 120 >"$dir/done.json"
     echo "ran: $(json state <"$dir/done.json"), wall $(json wall_ms <"$dir/done.json") ms"
     sigil buyer watch --job "$job" --timeout-secs 120 >"$dir/events.jsonl"
@@ -191,8 +207,19 @@ sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE"
             || { cat "$dir/verify.json" >&2; fail "sigil-verify refused the $label receipt"; }
         echo "sigil-verify receipt: $(json verdict <"$dir/verify.json")"
     fi
-    sigil job output --agent "$agent" --job "$job" --path result.txt --buyer-suri //Bob --out "$dir/result.txt" >/dev/null
-    echo "output (checked against the receipt's result commitment): $(cat "$dir/result.txt")"
+    sigil job output --agent "$agent" --job "$job" --path result.txt --buyer-suri //Bob --out "$dir/result.txt" >"$dir/output.json"
+    echo "output (checked against the receipt's result commitment; sealed: $(json sealed <"$dir/output.json")): $(cat "$dir/result.txt")"
+    if [ "$tier" = 3 ]; then
+        grep -qF "secret input: $(cat "$dir/secret.txt")" "$dir/result.txt" || fail "the workload did not get the secret"
+        sigil audit job "$job" >"$dir/audit.json"
+        local s; s=$(cat "$dir/secret.txt")
+        local hex; hex=$(printf '%s' "$s" | od -An -tx1 | tr -d ' \n')
+        for f in "$dir/audit.json" "$work/agent-charlie.log"; do
+            if grep -qF -e "$s" -e "$hex" "$f"; then fail "the secret appears in $f"; fi
+        done
+        if grep -rqF "$s" "$work/agent-charlie"; then fail "the secret reached Charlie's state directory"; fi
+        echo "the secret input is in none of: the chain's record, the agent's log, its state directory (store included)"
+    fi
     sigil audit replay "$job" >"$dir/replay.json" || { cat "$dir/replay.json" >&2; fail "audit replay of the $label job failed"; }
     echo "audit replay of the on-chain record: verified=$(json verified <"$dir/replay.json")"
 }
