@@ -407,6 +407,9 @@ pub struct AttestedKey {
     pub gpu_driver: String,
     /// Their VBIOS version, when they all report one.
     pub gpu_vbios: String,
+    /// The X25519 sealing key the evidence binds (`0x` hex), if any: what a buyer seals a
+    /// confidential job's secrets to, after verifying the agent itself.
+    pub sealing_key: Option<String>,
     /// The evidence the last refresh replaced: receipts signed before the refresh may still
     /// reference it until its own expiry.
     pub previous: Option<PreviousEvidence>,
@@ -528,6 +531,7 @@ impl Provider {
                 gpu_chip: String::from_utf8_lossy(&a.gpu_chip.0).into_owned(),
                 gpu_driver: String::from_utf8_lossy(&a.gpu_driver.0).into_owned(),
                 gpu_vbios: String::from_utf8_lossy(&a.gpu_vbios.0).into_owned(),
+                sealing_key: a.sealing_key.map(|k| format!("0x{}", hex::encode(k))),
                 previous: a.previous.as_ref().map(|p| PreviousEvidence {
                     evidence_digest: p.evidence_digest,
                     expires_at_ms: p.expires_at_ms,

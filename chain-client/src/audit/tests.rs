@@ -263,6 +263,7 @@ fn tier3(p: &Policy) -> JobRecord {
         gpu_chip: String::new(),
         gpu_driver: String::new(),
         gpu_vbios: String::new(),
+        sealing_key: None,
         previous: None,
     };
     let mut r = record(

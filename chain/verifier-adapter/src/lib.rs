@@ -170,6 +170,7 @@ impl AttestationVerifier for BundleVerifier {
             gpu_chip,
             gpu_driver,
             gpu_vbios,
+            sealing_key: verified.bundle.sealing_key,
         })
     }
 }

@@ -33,6 +33,9 @@ pub struct VerifiedAttestation {
     pub gpu_driver: GpuVersion,
     /// The VBIOS version the verified GPU reports carry, when they all carry the same one.
     pub gpu_vbios: GpuVersion,
+    /// The X25519 sealing (HPKE) key the evidence binds with `key` (binding v2), if any:
+    /// what buyers seal a confidential job's secrets to.
+    pub sealing_key: Option<[u8; 32]>,
 }
 
 /// What the chain needs to know of a policy document, read by the verifier that will appraise

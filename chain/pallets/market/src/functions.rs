@@ -179,6 +179,7 @@ impl<T: Config> Pallet<T> {
                     gpu_chip: verified.gpu_chip,
                     gpu_driver: verified.gpu_driver,
                     gpu_vbios: verified.gpu_vbios,
+                    sealing_key: verified.sealing_key,
                     previous: None,
                 })
             }
@@ -258,6 +259,7 @@ impl<T: Config> Pallet<T> {
             gpu_chip: verified.gpu_chip,
             gpu_driver: verified.gpu_driver,
             gpu_vbios: verified.gpu_vbios,
+            sealing_key: verified.sealing_key,
             previous,
         });
         Providers::<T>::insert(&who, info);

@@ -253,6 +253,7 @@ pub(crate) struct MockStatement {
     pub gpu_chip: Vec<u8>,
     pub gpu_driver: Vec<u8>,
     pub gpu_vbios: Vec<u8>,
+    pub sealing_key: Option<[u8; 32]>,
 }
 
 /// Evidence: a statement and the platform key's signature over it.
@@ -417,6 +418,7 @@ impl AttestationVerifier for MockVerifier {
                 .gpu_vbios
                 .try_into()
                 .map_err(|_| AttestationFailure::Malformed)?,
+            sealing_key: statement.sealing_key,
         })
     }
 }
@@ -435,6 +437,7 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
             gpu_chip: Vec::new(),
             gpu_driver: Vec::new(),
             gpu_vbios: Vec::new(),
+            sealing_key: None,
         };
         let evidence = make_evidence(&platform_pair(), statement);
         let collateral = make_collateral(

@@ -370,6 +370,9 @@ pub struct AttestedKey {
     pub gpu_driver: GpuVersion,
     /// Their VBIOS version, when they all report one (empty otherwise).
     pub gpu_vbios: GpuVersion,
+    /// The X25519 sealing key the evidence binds with the signing key, if any: buyers seal a
+    /// confidential job's secrets to it once they verified the agent.
+    pub sealing_key: Option<[u8; 32]>,
     /// The evidence this one replaced at its last refresh, still honoured for attested-key
     /// receipts signed before the refresh, until that evidence's own expiry.
     pub previous: Option<PreviousEvidence>,

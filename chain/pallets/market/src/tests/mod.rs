@@ -106,6 +106,7 @@ fn statement(key: [u8; 32], tee: TeeKind, nonce: [u8; 32]) -> MockStatement {
         gpu_chip: Vec::new(),
         gpu_driver: Vec::new(),
         gpu_vbios: Vec::new(),
+        sealing_key: Some([0x5e; 32]),
     }
 }
 

@@ -365,6 +365,8 @@ fn tier3_gpu_class_is_matched_against_verified_gpus_works() {
         assert_eq!(attested.gpu_chip, GpuChip::truncate_from(b"GH100".to_vec()));
         assert_eq!(attested.gpu_driver.to_vec(), b"550.90.07".to_vec());
         assert_eq!(attested.gpu_vbios.to_vec(), b"96.00.9f.00.01".to_vec());
+        // The sealing key the evidence binds is registered with the attested key.
+        assert_eq!(attested.sealing_key, Some([0x5e; 32]));
         // P2 and P3 offer first: neither has the GPUs the job asks for, so it waits.
         offer(P2, 1, 5, 0);
         offer(P3, 1, 5, 0);
