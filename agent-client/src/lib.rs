@@ -298,10 +298,22 @@ pub fn verify_challenge(
     expected_keys: &[[u8; 32]],
     now: attestation_verifier::time::UnixTime,
 ) -> Result<VerifiedAgent, AgentError> {
-    let mut verifier = attestation_verifier::ReceiptVerifier::new(DefaultCrypto::default())
+    let mut verifier = Verifier::new(DefaultCrypto::default())
         .map_err(|e| AgentError::NotVerified(vec![format!("pinned roots: {e}")]))?;
+    verify_challenge_with(&mut verifier, bundle, nonce, policy, expected_keys, now)
+}
+
+/// [`verify_challenge`] with a verifier kept across calls (its caches warm).
+pub fn verify_challenge_with(
+    verifier: &mut attestation_verifier::ReceiptVerifier<DefaultCrypto>,
+    bundle: &[u8],
+    nonce: &[u8; 32],
+    policy: &attestation_verifier::policy::Policy,
+    expected_keys: &[[u8; 32]],
+    now: attestation_verifier::time::UnixTime,
+) -> Result<VerifiedAgent, AgentError> {
     let outcome =
-        attestation_verifier::check_bundle(&mut verifier, bundle, None, Some(nonce), policy, now);
+        attestation_verifier::check_bundle(verifier, bundle, None, Some(nonce), policy, now);
     let mut reasons = outcome.reasons.clone();
     let parsed = attestation_verifier::bundle::EvidenceBundle::from_bytes(bundle).ok();
     if let Some(b) = &parsed {
@@ -541,12 +553,32 @@ pub struct FetchedReceipt {
 }
 
 /// A gRPC connection to one agent.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AgentClient {
     url: String,
     channel: Channel,
     /// The buyer key that signs status and receipt requests, if set.
     reader: Option<SigningKey>,
+    /// The verifier of agents' evidence, its pinned roots parsed once and its caches kept
+    /// across verifications (shared by clones).
+    verifier: std::sync::Arc<std::sync::Mutex<Option<Verifier>>>,
+}
+
+type Verifier = attestation_verifier::ReceiptVerifier<DefaultCrypto>;
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("url", &self.url)
+            .field(
+                "reader",
+                &self
+                    .reader
+                    .as_ref()
+                    .map(|k| hex::encode(k.verifying_key().to_bytes())),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request signature by `key` over `message(issued_at_ms)`, issued now.
@@ -597,6 +629,7 @@ impl AgentClient {
             url: url.to_owned(),
             channel,
             reader: None,
+            verifier: std::sync::Arc::default(),
         })
     }
 
@@ -666,7 +699,25 @@ impl AgentClient {
         getrandom::fill(&mut nonce)
             .map_err(|e| AgentError::BadRequest(format!("no randomness: {e}")))?;
         let answer = self.challenge(nonce).await?;
-        verify_challenge(&answer.evidence_bundle, &nonce, policy, expected_keys, now)
+        let mut cached = self
+            .verifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let verifier = match cached.as_mut() {
+            Some(v) => v,
+            None => cached.insert(
+                Verifier::new(DefaultCrypto::default())
+                    .map_err(|e| AgentError::NotVerified(vec![format!("pinned roots: {e}")]))?,
+            ),
+        };
+        verify_challenge_with(
+            verifier,
+            &answer.evidence_bundle,
+            &nonce,
+            policy,
+            expected_keys,
+            now,
+        )
     }
 
     /// Submits `spec` with the values of its secrets sealed to the agent

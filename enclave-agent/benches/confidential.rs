@@ -110,7 +110,12 @@ async fn main() {
         )
     };
     let secret_value = vec![0x5a; 1024];
-    let (mut plain, mut sealed) = (Vec::new(), Vec::new());
+    let (mut plain, mut sealed, mut challenge, mut verify) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut verifier = attestation_verifier::ReceiptVerifier::new(
+        attestation_verifier::crypto::DefaultCrypto::default(),
+    )
+    .unwrap();
     for n in 0..rounds {
         let spec = job(2 * n, None);
         let t = Instant::now();
@@ -131,6 +136,23 @@ async fn main() {
         let s = secret.seal(&agent.sealing_key, &spec.job_id).unwrap();
         client.submit_sealed(&spec, &buyer, vec![s]).await.unwrap();
         sealed.push(t.elapsed());
+
+        // Its parts: the agent's answer to a challenge, and the buyer's check of it.
+        let nonce = [n as u8; 32];
+        let t = Instant::now();
+        let answer = client.challenge(nonce).await.unwrap();
+        challenge.push(t.elapsed());
+        let t = Instant::now();
+        sigil_agent_client::verify_challenge_with(
+            &mut verifier,
+            &answer.evidence_bundle,
+            &nonce,
+            &policy,
+            &[],
+            now(),
+        )
+        .unwrap();
+        verify.push(t.elapsed());
     }
     let (p, s) = (median(&mut plain), median(&mut sealed));
     println!(
@@ -147,6 +169,15 @@ async fn main() {
     println!(
         "  ratio (verify-then-send / plain)     {:.2}",
         s.as_secs_f64() / p.as_secs_f64()
+    );
+    let (c, v) = (median(&mut challenge), median(&mut verify));
+    println!(
+        "  of which: Challenge (agent's evidence)   p50 {:>9.3} ms",
+        c.as_secs_f64() * 1e3
+    );
+    println!(
+        "            verification (warm verifier)   p50 {:>9.3} ms",
+        v.as_secs_f64() * 1e3
     );
     let _ = child.kill();
     let _ = child.wait();

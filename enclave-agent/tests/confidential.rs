@@ -3,7 +3,12 @@
 //! outputs come back sealed to the buyer, and every tampering stops the buyer before a byte
 //! of a secret leaves.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // tests
 
 mod common;
 

@@ -3,6 +3,9 @@
 //! `cargo bench -p sigil-sealing`: the report's ratio of `seal/1MiB` (or `open`) to
 //! `copy/1MiB` is the cost of confidential I/O per MiB of input or output.
 
+// A bench: it may unwrap.
+#![allow(clippy::expect_used, missing_docs)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sigil_sealing::{SealingKey, seal_output};
 

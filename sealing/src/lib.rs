@@ -157,7 +157,7 @@ impl Purpose<'_> {
             Self::Output { job_id, kind, path } => (job_id, *kind, path),
         };
         let info = self.info();
-        let mut aad = Vec::with_capacity(info.len() + 32 + 1 + 4 + name.len());
+        let mut aad = Vec::with_capacity(info.len().saturating_add(37).saturating_add(name.len()));
         aad.extend_from_slice(info);
         aad.extend_from_slice(*job_id);
         aad.push(kind);
@@ -431,7 +431,7 @@ pub fn seal_secret(
     salt: &[u8; SALT_LEN],
     value: &[u8],
 ) -> Result<SealedSecret, SealError> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(SALT_LEN + value.len()));
+    let mut plain = Zeroizing::new(Vec::with_capacity(SALT_LEN.saturating_add(value.len())));
     plain.extend_from_slice(salt);
     plain.extend_from_slice(value);
     Ok(SealedSecret {
@@ -480,13 +480,13 @@ pub fn seal_output(
     let purpose = Purpose::Output { job_id, kind, path };
     let salt = random_salt()?;
     let commitment = commit(OUTPUT_COMMITMENT_DOMAIN, &salt, data);
-    let mut plain = Zeroizing::new(Vec::with_capacity(SALT_LEN + data.len()));
+    let mut plain = Zeroizing::new(Vec::with_capacity(SALT_LEN.saturating_add(data.len())));
     plain.extend_from_slice(&salt);
     plain.extend_from_slice(data);
     let mut aad = purpose.aad();
     aad.extend_from_slice(&commitment);
     let sealed = seal_with(recipient, &purpose, &aad, &plain)?;
-    let mut out = Vec::with_capacity(OUTPUT_HEADER_LEN + sealed.ciphertext.len());
+    let mut out = Vec::with_capacity(OUTPUT_HEADER_LEN.saturating_add(sealed.ciphertext.len()));
     out.extend_from_slice(&OUTPUT_MAGIC);
     out.push(OUTPUT_VERSION);
     out.extend_from_slice(&sealed.enc);

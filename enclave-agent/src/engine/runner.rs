@@ -198,6 +198,10 @@ impl Engine {
     }
 
     /// Runs a job committed `Running` whose directories are prepared, and records its end.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "what a started job holds, passed once"
+    )]
     pub(super) async fn run_started(
         &self,
         mut r: JobRecord,
