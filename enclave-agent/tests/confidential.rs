@@ -327,3 +327,104 @@ async fn wrong_or_missing_sealed_secret_rejects() {
     );
     assert!(m.contains("does not open"), "{m}");
 }
+
+/// The key-release pattern of `docs/confidential-jobs.md`: the model travels encrypted as an
+/// ordinary input (what the provider stores and could read), its key as a sealed secret; only
+/// the workload, inside the verified agent, decrypts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_key_release_works() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no openssl to encrypt the model with");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let model: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let key = b"0f8e7d6c5b4a39281706f5e4d3c2b1a0-model-key";
+    std::fs::write(work.path().join("model"), &model).unwrap();
+    std::fs::write(work.path().join("key"), key).unwrap();
+    let st = std::process::Command::new("openssl")
+        .args(["enc", "-aes-256-ctr", "-pbkdf2", "-pass"])
+        .arg(format!("file:{}", work.path().join("key").display()))
+        .arg("-in")
+        .arg(work.path().join("model"))
+        .arg("-out")
+        .arg(work.path().join("model.enc"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let encrypted = std::fs::read(work.path().join("model.enc")).unwrap();
+
+    let (dir, mut agent) = start();
+    let client = AgentClient::connect(&agent.url(), None)
+        .await
+        .unwrap()
+        .with_buyer(buyer());
+    let verified = client
+        .verify_agent(&dev_policy(), &[], now())
+        .await
+        .unwrap();
+    let id = job_id("model-release");
+    let seed = buyer().to_bytes();
+    let secret = Secret::new(
+        &seed,
+        &id,
+        SecretKind::InputFile,
+        "keys/model.key",
+        key.to_vec(),
+    );
+    let script = r#"set -eu
+openssl enc -d -aes-256-ctr -pbkdf2 -pass "file:$SIGIL_INPUT_DIR/keys/model.key" \
+    -in "$SIGIL_INPUT_DIR/model.enc" | sha256sum | cut -d' ' -f1 > "$SIGIL_OUTPUT_DIR/model.sha256""#;
+    let spec = JobRequest {
+        job_id: id,
+        tier: 3,
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        image: None,
+        env: Vec::new(),
+        inputs: vec![("model.enc".into(), encrypted)],
+        wall_time_ms: 60_000,
+        memory_bytes: 0,
+        evidence_mode: EvidenceMode::AttestedKey,
+        gpu_count: 0,
+        provider_key: None,
+        not_after_ms: 0,
+        buyer: Some(buyer().verifying_key().to_bytes()),
+        secrets: vec![secret.reference()],
+        output_recipient: Some(SealingKey::for_outputs(&seed, &id).public_key()),
+    }
+    .encode()
+    .unwrap();
+    let sealed = vec![secret.seal(&verified.sealing_key, &id).unwrap()];
+    client.submit_sealed(&spec, &buyer(), sealed).await.unwrap();
+    let view = client.wait(&id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(view.state, "succeeded", "{view:?}\n{}", agent.log());
+    let receipt = client.receipt(&id).await.unwrap();
+    let out = client
+        .output(&id, "model.sha256", &buyer(), &receipt.body)
+        .await
+        .unwrap();
+    let out = SealingKey::for_outputs(&seed, &id)
+        .open_output(&out, &id, 1, "model.sha256")
+        .unwrap();
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&model))
+    };
+    assert_eq!(String::from_utf8_lossy(&out).trim(), want);
+    agent.sigterm_and_wait();
+    let state = all_bytes(dir.path());
+    assert!(
+        !contains(&state, key),
+        "the model key reached the agent's state directory"
+    );
+    assert!(
+        !contains(&state, &model[..4096]),
+        "the model in clear reached the agent's state directory"
+    );
+}
