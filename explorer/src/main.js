@@ -271,7 +271,7 @@ function renderReplay(report, ms) {
           'Checks',
           ['Check', 'Verdict', 'Reasons'],
           r.checks.map((c) =>
-            h('tr', { 'data-check': c.kind, 'data-verdict': c.verdict }, h('td', {}, CHECK_NAMES[c.kind] ?? c.kind), h('td', { class: `v-${c.verdict.replace('/', '')}` }, c.verdict), h('td', {}, c.reasons.join('; '))),
+            h('tr', { 'data-check': c.kind, 'data-verdict': c.verdict }, h('td', {}, CHECK_NAMES[c.kind] ?? c.kind), h('td', { class: `v-${c.verdict.replace(/[^a-z]/g, '')}` }, c.verdict), h('td', {}, c.reasons.join('; '))),
           ),
         ),
         r.claims ? h('details', {}, h('summary', {}, 'Claims (what the receipt and its evidence say)'), h('pre', {}, JSON.stringify(r.claims, null, 1))) : null,
@@ -517,10 +517,10 @@ async function start() {
     if (route().view !== 'verify') show(problem(`Cannot reach the node at ${NODE}: ${e.message ?? e}`));
     return;
   }
+  // MINT and 12 decimals unless the chain's properties say otherwise.
   const props = api.registry.getChainProperties();
-  decimals = api.registry.chainDecimals?.[0] ?? decimals;
-  unit = api.registry.chainTokens?.[0] ?? unit;
-  void props;
+  if (props?.tokenDecimals?.isSome) decimals = props.tokenDecimals.unwrap()[0]?.toNumber() ?? decimals;
+  if (props?.tokenSymbol?.isSome) unit = props.tokenSymbol.unwrap()[0]?.toString() ?? unit;
   head = (await api.rpc.chain.getHeader()).number.toNumber();
   status.textContent = `node ${NODE}: block #${head}`;
   await indexHistory(head);

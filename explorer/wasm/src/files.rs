@@ -60,7 +60,7 @@ pub fn load_policy(text: &str, allow_simulated: bool) -> Result<Policy, String> 
 
 /// Seconds since 1970 from the page's clock (a float in JavaScript).
 fn time(at_secs: f64) -> Result<UnixTime, String> {
-    if at_secs.is_finite() && at_secs >= 0.0 && at_secs < 1e15 {
+    if (0.0..1e15).contains(&at_secs) {
         // Truncation to whole seconds is intended; the range is checked above.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok(UnixTime(at_secs as u64))

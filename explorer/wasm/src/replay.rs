@@ -192,7 +192,10 @@ impl CheckKind {
     ];
 
     fn tier3_only(self) -> bool {
-        !matches!(self, Self::ReceiptSignature | Self::Job | Self::ResultCommitment)
+        !matches!(
+            self,
+            Self::ReceiptSignature | Self::Job | Self::ResultCommitment
+        )
     }
 
     /// The kind of a verification failure.
@@ -241,7 +244,7 @@ impl CheckKind {
 pub struct Check {
     /// What it is about.
     pub kind: CheckKind,
-    /// `pass`, `fail` or `n/a`.
+    /// `pass`, `fail`, `n/a` (tiers 1 and 2) or `not run` (the replay stopped before it).
     pub verdict: &'static str,
     /// Why it failed.
     pub reasons: Vec<String>,
@@ -394,6 +397,8 @@ pub fn replay(input: &ReplayInput) -> ReplayReport {
 struct Findings {
     all: Vec<String>,
     by_kind: Vec<(CheckKind, String)>,
+    /// The replay stopped early: checks without findings did not run.
+    stopped: bool,
 }
 
 impl Findings {
@@ -417,6 +422,8 @@ impl Findings {
                     "fail"
                 } else if kind.tier3_only() && !tier3 {
                     "n/a"
+                } else if self.stopped {
+                    "not run"
                 } else {
                     "pass"
                 };
@@ -458,6 +465,7 @@ fn replay_receipt(
         Ok(b) => b,
         Err(e) => {
             f.push(CheckKind::ReceiptSignature, format!("receipt body: {e}"));
+            f.stopped = true;
             return done(out, f);
         }
     };
@@ -466,6 +474,7 @@ fn replay_receipt(
             CheckKind::ReceiptSignature,
             "the stored signature is not 64 bytes",
         );
+        f.stopped = true;
         return done(out, f);
     };
     out.evidence_mode = Some(body.evidence.mode.name());
@@ -517,10 +526,9 @@ fn replay_receipt(
                 match input.policy_document.as_ref() {
                     Some(doc) => match from_document(&id, &doc.0) {
                         Ok(p) => chain_policy = Some(p),
-                        Err(e) => f.push(
-                            CheckKind::Policy,
-                            format!("the job's policy document: {e}"),
-                        ),
+                        Err(e) => {
+                            f.push(CheckKind::Policy, format!("the job's policy document: {e}"))
+                        }
                     },
                     None => f.push(
                         CheckKind::Policy,
@@ -585,6 +593,7 @@ fn replay_receipt(
             CheckKind::SignatureChain,
             "the verifier's pinned roots did not load",
         );
+        f.stopped = true;
         return done(out, f);
     };
     let signed = SignedReceipt {

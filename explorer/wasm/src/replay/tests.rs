@@ -3,7 +3,7 @@
 
 use super::*;
 use attestation_verifier::receipt::{
-    EvidenceRef, RECEIPT_VERSION, ReceiptBody, Usage, receipt_digest,
+    EvidenceMode, EvidenceRef, RECEIPT_VERSION, ReceiptBody, TeeKind, Usage, receipt_digest,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
@@ -98,7 +98,10 @@ fn replay_other_job_and_key_rejects() {
     let r = run(&v);
     let reasons = r["receipts"][0]["reasons"].to_string();
     assert!(reasons.contains("another job"), "{reasons}");
-    assert!(reasons.contains("a key other than the provider's"), "{reasons}");
+    assert!(
+        reasons.contains("a key other than the provider's"),
+        "{reasons}"
+    );
     assert_eq!(verdict(&r, "job"), "fail");
 }
 
@@ -109,7 +112,12 @@ fn replay_settlement_rejects() {
     let r = run(&v);
     assert_eq!(r["verified"], false);
     assert_eq!(r["receipts"][0]["verified"], true);
-    assert!(r["settlement_reasons"][0].as_str().unwrap().contains("the shares sum to"));
+    assert!(
+        r["settlement_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("the shares sum to")
+    );
     let mut v = record(1);
     v["status"] = json!("bound");
     assert_eq!(
@@ -120,12 +128,44 @@ fn replay_settlement_rejects() {
 
 #[test]
 fn replay_tier3_without_evidence_rejects() {
+    // A tier-3 receipt bound to simulated evidence that the record does not hold, under a
+    // policy the chain does not store.
+    let mut b = body(3);
+    b.evidence = EvidenceRef {
+        mode: EvidenceMode::AttestedKey,
+        tee: TeeKind::Simulated,
+        digest: [6; 32],
+    };
+    let digest = receipt_digest(&RustCrypto, &b);
     let mut v = record(3);
+    v["receipts"][0]["body"] = json!(h(&b.to_bytes()));
+    v["receipts"][0]["signature"] = json!(h(&key().sign(&digest).to_bytes()));
+    v["receipts"][0]["digest"] = json!(h(&digest));
+    v["receipts"][0]["evidence_digest"] = json!(h(&[6; 32]));
     v["policy_id"] = json!(h(&[8; 32]));
     let r = run(&v);
     assert_eq!(r["verified"], false);
-    assert_eq!(verdict(&r, "policy"), "fail");
-    assert_eq!(verdict(&r, "evidence-binding"), "fail");
+    assert_eq!(verdict(&r, "receipt-signature"), "pass", "{r}");
+    assert_eq!(verdict(&r, "policy"), "fail", "{r}");
+    assert_eq!(verdict(&r, "evidence-binding"), "fail", "{r}");
+    let reasons = r["receipts"][0]["reasons"].to_string();
+    assert!(reasons.contains("is not registered on chain"), "{reasons}");
+    assert!(reasons.contains("is not in the record"), "{reasons}");
+    assert!(
+        reasons.contains("no evidence bundle was given"),
+        "{reasons}"
+    );
+}
+
+#[test]
+fn replay_stops_at_a_body_that_does_not_decode() {
+    let mut v = record(3);
+    v["policy_id"] = json!(h(&[8; 32]));
+    let r = run(&v);
+    // A tier-3 body without evidence does not decode: nothing after it ran.
+    assert_eq!(verdict(&r, "receipt-signature"), "fail", "{r}");
+    assert_eq!(verdict(&r, "policy"), "not run", "{r}");
+    assert_eq!(verdict(&r, "signature-chain"), "not run", "{r}");
 }
 
 #[test]
@@ -159,16 +199,20 @@ fn policy_documents_works() {
     let all: Value = serde_json::from_str(&genesis_policies_json()).unwrap();
     assert_eq!(all.as_array().unwrap().len(), genesis::NAMES.len());
     let p = genesis::named(genesis::SIMULATED_V1).unwrap();
+    let v: Value =
+        serde_json::from_str(&policy_document_json(&h(&p.id()), &h(&p.canonical_bytes()))).unwrap();
+    assert_eq!(v["name"], genesis::SIMULATED_V1);
+    assert!(
+        v["toml"]
+            .as_str()
+            .unwrap()
+            .contains("allow_simulated = true")
+    );
     let v: Value = serde_json::from_str(&policy_document_json(
-        &h(&p.id()),
+        &h(&[0; 32]),
         &h(&p.canonical_bytes()),
     ))
     .unwrap();
-    assert_eq!(v["name"], genesis::SIMULATED_V1);
-    assert!(v["toml"].as_str().unwrap().contains("allow_simulated = true"));
-    let v: Value =
-        serde_json::from_str(&policy_document_json(&h(&[0; 32]), &h(&p.canonical_bytes())))
-            .unwrap();
     assert!(v["error"].as_str().unwrap().contains("hashes to"));
 }
 
@@ -181,12 +225,21 @@ fn files_reject_without_panicking() {
     assert_eq!(v["verdict"], "rejected");
     assert!(!v["reasons"].as_array().unwrap().is_empty());
     let v: Value = serde_json::from_str(&crate::files::check_receipt_json(
-        b"", None, "not = [toml", false, 1.7e9,
+        b"",
+        None,
+        "not = [toml",
+        false,
+        1.7e9,
     ))
     .unwrap();
     assert!(v["error"].as_str().unwrap().starts_with("policy"));
     let v: Value = serde_json::from_str(&crate::files::check_bundle_json(
-        b"x", "zz", "", "", false, f64::NAN,
+        b"x",
+        "zz",
+        "",
+        "",
+        false,
+        f64::NAN,
     ))
     .unwrap();
     assert!(v["error"].is_string());
