@@ -20,6 +20,11 @@ export async function connect(url, onState) {
 const hex = (c) => c.toHex();
 const big = (c) => c.toBigInt();
 const num = (c) => c.toNumber();
+// Unix milliseconds (u64): null past 2^53 (the chain's "never", u64::MAX).
+const ms = (c) => {
+  const b = c.toBigInt();
+  return b > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(b);
+};
 const text = (c) => {
   try {
     return new TextDecoder('utf-8', { fatal: false }).decode(c.toU8a(true));
@@ -113,8 +118,8 @@ export function provider(account, p) {
       measurement: hex(a.measurement),
       policy: hex(a.policy),
       evidenceDigest: hex(a.evidenceDigest),
-      verifiedAtMs: num(a.verifiedAtMs),
-      expiresAtMs: num(a.expiresAtMs),
+      verifiedAtMs: ms(a.verifiedAtMs),
+      expiresAtMs: ms(a.expiresAtMs),
       gpuCount: num(a.gpuCount),
       gpuChip: text(a.gpuChip),
       gpuDriver: text(a.gpuDriver),
@@ -122,7 +127,7 @@ export function provider(account, p) {
       previous: a.previous.isSome
         ? {
             evidenceDigest: hex(a.previous.unwrap().evidenceDigest),
-            expiresAtMs: num(a.previous.unwrap().expiresAtMs),
+            expiresAtMs: ms(a.previous.unwrap().expiresAtMs),
           }
         : null,
     },
@@ -137,7 +142,7 @@ export function policyRecord(id, p) {
     deposit: big(p.deposit),
     tees: p.tees.map((t) => t.type),
     unpinned: p.unpinned.isSome ? p.unpinned.unwrap().toString() : null,
-    keyLifetimeMs: p.keyLifetimeMs.isSome ? num(p.keyLifetimeMs.unwrap()) : null,
+    keyLifetimeMs: p.keyLifetimeMs.isSome ? ms(p.keyLifetimeMs.unwrap()) : null,
     users: num(p.users),
     registeredAt: num(p.registeredAt),
   };
@@ -219,8 +224,8 @@ export async function jobRecord(api, id) {
         tee: x.tee.type,
         measurement: hex(x.measurement),
         nonce: hex(x.nonce),
-        verifiedAtMs: num(x.verifiedAtMs),
-        expiresAtMs: num(x.expiresAtMs),
+        verifiedAtMs: ms(x.verifiedAtMs),
+        expiresAtMs: ms(x.expiresAtMs),
       });
     }
   }

@@ -52,7 +52,7 @@ export function mint(planck) {
   if (frac.length > 4) frac = frac.slice(0, 4);
   return `${neg ? '−' : ''}${whole}${frac ? `.${frac}` : ''} ${unit}`;
 }
-const when = (ms) => (ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '—');
+const when = (ms) => (ms === null ? 'never' : ms ? new Date(ms).toISOString().replace('.000Z', 'Z') : '—');
 const tierName = (t) => ({ 1: 'tier 1 (signed)', 2: 'tier 2 (quorum)', 3: 'tier 3 (attested)' })[t] ?? `tier ${t}`;
 
 function stage(job) {
@@ -467,6 +467,8 @@ async function render(fromNav) {
   const { view, arg } = route();
   if (view === 'verify') {
     if (fromNav) viewVerify();
+    document.body.dataset.view = location.hash;
+    document.body.dataset.ready = 'true';
     return;
   }
   if (!api) {
@@ -484,9 +486,11 @@ async function render(fromNav) {
     else if (view === 'policy') await viewPolicy(arg);
     else if (view === 'block') await viewBlock(arg);
     else show(problem(`No view "${view}".`));
-    document.body.dataset.ready = 'true';
   } catch (e) {
     show(problem(`Could not read the chain: ${e.message ?? e}`));
+  } finally {
+    document.body.dataset.view = location.hash || '#/';
+    document.body.dataset.ready = 'true';
   }
 }
 

@@ -109,10 +109,11 @@ const figures = {};
 // ---- the tests ----
 let ctx; // { page, url, state, origin, node }
 
-async function goto(hash, ready = true) {
+// Opens a view by its route, as a link would, and waits until it has rendered.
+async function goto(hash) {
   const { page, url } = ctx;
   await page.goto(`${url}#${hash}`);
-  if (ready) await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  await page.waitForFunction((h) => document.body.dataset.ready === 'true' && document.body.dataset.view === h, `#${hash}`, { timeout: 60000 });
 }
 
 async function shot(name) {
@@ -142,7 +143,9 @@ async function dropFiles(files) {
 
 async function verifyInPage(files, at, allowSimulated) {
   const { page } = ctx;
-  await goto('/verify', false);
+  // A fresh page: no files from an earlier check.
+  await page.goto('about:blank');
+  await goto('/verify');
   await page.waitForSelector('#drop');
   await dropFiles(files);
   await page.waitForFunction((n) => document.querySelector('[data-testid="files"]').textContent.split(';').length === n, files.length);
