@@ -196,7 +196,8 @@ async function viewJob(id) {
     try {
       const fresh = await chain.jobRecord(api, id);
       const { report, ms } = await verify.replay(chain.replayInput(fresh));
-      replayOut.replaceChildren(renderReplay(report, ms));
+      const names = new Map(fresh.receipts.map((x) => [x.providerHex.replace(/^0x/, ''), x.provider]));
+      replayOut.replaceChildren(renderReplay(report, ms, names));
     } catch (e) {
       replayOut.replaceChildren(problem(`Replay failed: ${e.message ?? e}`));
     } finally {
@@ -227,7 +228,7 @@ async function viewJob(id) {
     table(
       `Market events of this job (from the last ${EVENT_SCAN_BLOCKS} blocks)`,
       ['Block', 'Event', 'Data'],
-      evs.map((e) => h('tr', {}, h('td', {}, blockLink(e.block)), h('td', {}, e.name), h('td', { class: 'mono small' }, JSON.stringify(e.data, (k, v) => (k === 'jobId' ? undefined : v))))),
+      evs.map((e) => h('tr', {}, h('td', {}, blockLink(e.block)), h('td', {}, e.name), h('td', { class: 'mono small wrap' }, JSON.stringify(e.data, (k, v) => (k === 'jobId' ? undefined : v))))),
       { 'data-testid': 'events' },
     ),
     h('h2', {}, 'Verification'),
@@ -249,7 +250,7 @@ const CHECK_NAMES = {
   policy: 'Policy (document, TEE kinds, other rules)',
 };
 
-function renderReplay(report, ms) {
+function renderReplay(report, ms, names = new Map()) {
   if (!report || report.error) return problem(`The replay could not run: ${report?.error ?? 'no result'}`);
   const verdict = report.verified ? 'verified' : 'not verified';
   return h(
@@ -261,7 +262,7 @@ function renderReplay(report, ms) {
       h(
         'article',
         { class: 'receipt', 'data-verified': r.verified },
-        h('h3', {}, 'Receipt of ', h('span', { class: 'mono' }, short(r.provider)), `: ${r.verified ? 'verified' : 'rejected'}`),
+        h('h3', {}, 'Receipt of ', names.has(r.provider) ? accountLink(names.get(r.provider)) : h('span', { class: 'mono' }, short(r.provider)), `: ${r.verified ? 'verified' : 'rejected'}`),
         dl([
           ['Evidence mode', r.evidence_mode ?? '—'],
           ['Policy', r.policy ?? '—'],
@@ -271,7 +272,7 @@ function renderReplay(report, ms) {
           'Checks',
           ['Check', 'Verdict', 'Reasons'],
           r.checks.map((c) =>
-            h('tr', { 'data-check': c.kind, 'data-verdict': c.verdict }, h('td', {}, CHECK_NAMES[c.kind] ?? c.kind), h('td', { class: `v-${c.verdict.replace(/[^a-z]/g, '')}` }, c.verdict), h('td', {}, c.reasons.join('; '))),
+            h('tr', { 'data-check': c.kind, 'data-verdict': c.verdict }, h('td', {}, CHECK_NAMES[c.kind] ?? c.kind), h('td', { class: `v-${c.verdict.replace(/[^a-z]/g, '')}` }, c.verdict), h('td', {}, c.reasons.length ? c.reasons.join('; ') : c.kind === 'gpu' && c.verdict === 'pass' && r.claims?.evidence?.gpus?.length === 0 ? 'no GPU in the evidence; the policy requires none' : '')),
           ),
         ),
         r.claims ? h('details', {}, h('summary', {}, 'Claims (what the receipt and its evidence say)'), h('pre', {}, JSON.stringify(r.claims, null, 1))) : null,
@@ -370,7 +371,7 @@ async function viewBlock(n) {
       ['Parent', num > 0 ? blockLink(num - 1) : '—'],
     ]),
     table('Extrinsics', ['Call', 'Signer'], b.extrinsics.map((x) => h('tr', {}, h('td', {}, x.call), h('td', {}, x.signer ? accountLink(x.signer) : 'inherent')))),
-    table('Events', ['Event', 'Data'], b.events.map((e) => h('tr', {}, h('td', {}, e.name), h('td', { class: 'mono small' }, e.data)))),
+    table('Events', ['Event', 'Data'], b.events.map((e) => h('tr', {}, h('td', {}, e.name), h('td', { class: 'mono small wrap' }, e.data)))),
   );
 }
 
@@ -378,7 +379,7 @@ async function viewBlock(n) {
 const MAX_FILE = 16 << 20;
 
 function viewVerify() {
-  const files = { receipt: null, bundle: null };
+  const files = {};
   const out = h('div', { id: 'verify-result', 'aria-live': 'polite' });
   const names = h('p', { 'data-testid': 'files' }, 'No files yet.');
   const policyIn = h('textarea', { id: 'policy', rows: 4, spellcheck: 'false', placeholder: 'empty: the strict default policy; or a genesis policy name (sigil.simulated.v1); or a policy in TOML' });
@@ -396,12 +397,12 @@ function viewVerify() {
         continue;
       }
       const bytes = new Uint8Array(await f.arrayBuffer());
-      const kind = as ?? (/bundle/i.test(f.name) ? 'bundle' : /receipt/i.test(f.name) ? 'receipt' : bytes.length <= 4096 + 16 ? 'receipt' : 'bundle');
-      files[kind] = { name: f.name, bytes };
+      files[as ?? role(f.name, bytes)] = { name: f.name, bytes };
     }
     describe();
   };
-  const zone = h('div', { class: 'drop', id: 'drop', tabindex: 0, role: 'region', 'aria-label': 'Drop files here' }, 'Drop a receipt and its evidence bundle here (files named *receipt* and *bundle*, as `sigil job receipt` writes them), or choose them below.');
+  const zone = h('div', { class: 'drop', id: 'drop', tabindex: 0, role: 'region', 'aria-label': 'Drop files here' },
+    'Drop files here, or choose them below: a receipt and its evidence bundle (named *receipt* and *bundle*, as `sigil job receipt` writes them); a bundle alone; an SEV-SNP report (*report*) with its VCEK or VLEK (*vcek*, *vlek*) and optionally *ask*, *ark*, *crl*; or a TDX quote (*quote*) with its collateral bundle (*.json).');
   zone.addEventListener('dragover', (e) => {
     e.preventDefault();
     zone.classList.add('over');
@@ -414,16 +415,36 @@ function viewVerify() {
   });
   const receiptIn = h('input', { type: 'file', id: 'receipt-file', onchange: (e) => take([...e.target.files], 'receipt') });
   const bundleIn = h('input', { type: 'file', id: 'bundle-file', onchange: (e) => take([...e.target.files], 'bundle') });
+  const otherIn = h('input', { type: 'file', id: 'other-files', multiple: true, onchange: (e) => take([...e.target.files]) });
   const run = h('button', { type: 'button', id: 'check' }, 'Check');
   run.addEventListener('click', async () => {
     const t = Date.parse(at.value);
     if (!Number.isFinite(t)) return out.replaceChildren(problem(`"${at.value}" is not a time (RFC 3339, e.g. 2026-01-01T00:00:00Z).`));
-    if (!files.receipt && !files.bundle) return out.replaceChildren(problem('Drop or choose a receipt, a bundle, or both first.'));
+    const secs = Math.floor(t / 1000);
+    const f = (k) => files[k]?.bytes;
+    let what;
+    let run;
+    if (f('receipt')) {
+      what = 'receipt';
+      run = () => verify.checkReceipt(f('receipt'), f('bundle'), policyIn.value, simulated.checked, secs);
+    } else if (f('bundle')) {
+      what = 'bundle';
+      run = () => verify.checkBundle(f('bundle'), key.value, '', policyIn.value, simulated.checked, secs);
+    } else if (f('report')) {
+      if (!f('vek')) return out.replaceChildren(problem('An SEV-SNP report needs its VCEK or VLEK (a file named *vcek* or *vlek*).'));
+      what = 'SEV-SNP report';
+      const d = (k) => (f(k) ? verify.der(f(k)) : undefined);
+      run = () => verify.checkSnp(f('report'), d('vek'), d('ask'), d('ark'), d('crl'), policyIn.value, secs);
+    } else if (f('quote')) {
+      if (!f('collateral')) return out.replaceChildren(problem('A TDX quote needs its collateral bundle (a *.json file).'));
+      what = 'TDX quote';
+      run = () => verify.checkTdx(f('quote'), f('collateral'), policyIn.value, secs);
+    } else {
+      return out.replaceChildren(problem('Drop or choose a receipt, a bundle, an SEV-SNP report or a TDX quote first.'));
+    }
     out.replaceChildren(h('p', {}, 'Checking…'));
-    const { result, ms } = files.receipt
-      ? await verify.checkReceipt(files.receipt.bytes, files.bundle?.bytes, policyIn.value, simulated.checked, Math.floor(t / 1000))
-      : await verify.checkBundle(files.bundle.bytes, key.value, '', policyIn.value, simulated.checked, Math.floor(t / 1000));
-    out.replaceChildren(renderEnvelope(result, ms, files.receipt ? 'receipt' : 'bundle'));
+    const { result, ms } = await run();
+    out.replaceChildren(renderEnvelope(result, ms, what));
   });
   show(
     h('h1', {}, 'Verify files'),
@@ -432,6 +453,7 @@ function viewVerify() {
     h('div', { class: 'form' },
       h('label', { for: 'receipt-file' }, 'Receipt (SCALE SignedReceipt)'), receiptIn,
       h('label', { for: 'bundle-file' }, 'Evidence bundle (SCALE EvidenceBundle)'), bundleIn,
+      h('label', { for: 'other-files' }, 'Other files (report, certificates, quote, collateral)'), otherIn,
       h('label', { for: 'policy' }, 'Policy'), policyIn,
       h('label', { for: 'at' }, 'Verification time'), at, h('small', { id: 'at-help' }, 'RFC 3339, UTC'),
       h('label', { for: 'agent-key' }, 'Agent key the bundle must bind'), key,
@@ -441,6 +463,17 @@ function viewVerify() {
     run,
     out,
   );
+}
+
+// What a dropped file is, from its name (then its size).
+function role(name, bytes) {
+  const n = name.toLowerCase();
+  const rules = [
+    [/receipt/, 'receipt'], [/bundle/, 'bundle'], [/quote/, 'quote'], [/collateral|\.json$/, 'collateral'],
+    [/vcek|vlek/, 'vek'], [/ask|asvk/, 'ask'], [/ark/, 'ark'], [/crl/, 'crl'], [/report/, 'report'],
+  ];
+  for (const [re, r] of rules) if (re.test(n)) return r;
+  return bytes.length <= 4096 + 16 ? 'receipt' : 'bundle';
 }
 
 function renderEnvelope(r, ms, what) {

@@ -67,3 +67,38 @@ export async function genesisPolicies() {
   const r = parse(v.genesis_policies());
   return Array.isArray(r) ? r : [];
 }
+
+export async function checkSnp(report, vek, ask, ark, crl, policy, atSecs) {
+  const v = await loadVerifier();
+  const t0 = performance.now();
+  try {
+    const out = v.check_snp_file(report, vek, ask ?? undefined, ark ?? undefined, crl ?? undefined, policy, atSecs);
+    return { result: parse(out), ms: performance.now() - t0 };
+  } catch (e) {
+    return { result: { error: `the verifier stopped: ${e}` }, ms: performance.now() - t0 };
+  }
+}
+
+export async function checkTdx(quote, collateral, policy, atSecs) {
+  const v = await loadVerifier();
+  const t0 = performance.now();
+  try {
+    const out = v.check_tdx_file(quote, collateral, policy, atSecs);
+    return { result: parse(out), ms: performance.now() - t0 };
+  } catch (e) {
+    return { result: { error: `the verifier stopped: ${e}` }, ms: performance.now() - t0 };
+  }
+}
+
+/** A certificate or CRL as DER: PEM's first block decoded, anything else as it is. */
+export function der(bytes) {
+  const text = new TextDecoder('latin1').decode(bytes.subarray(0, Math.min(bytes.length, 1 << 20)));
+  const m = /-----BEGIN [A-Z0-9 ]+-----([A-Za-z0-9+/=\s]+)-----END [A-Z0-9 ]+-----/.exec(text);
+  if (!m) return bytes;
+  try {
+    const b64 = m[1].replace(/\s+/g, '');
+    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  } catch {
+    return bytes;
+  }
+}

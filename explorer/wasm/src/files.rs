@@ -1,4 +1,4 @@
-//! Dropped files: what `sigil-verify receipt` and `sigil-verify bundle` print with
+//! Dropped files: what `sigil-verify receipt`, `bundle`, `snp` and `tdx` print with
 //! `--format json`, for the same inputs, from the same `check_*` calls.
 //!
 //! The envelope is the CLI's: `{"verdict": "accepted" | "rejected", "reasons": [...],
@@ -11,7 +11,10 @@ use std::vec::Vec;
 
 use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::policy::{Policy, genesis};
-use attestation_verifier::{Outcome, ReceiptVerifier, UnixTime, check_bundle, check_receipt};
+use attestation_verifier::{
+    Outcome, ReceiptVerifier, SnpCollateral, SnpVerifier, TdxCollateral, TdxVerifier, UnixTime,
+    check_bundle, check_receipt, check_snp, check_tdx,
+};
 use serde::Serialize;
 
 use crate::replay::to_json;
@@ -135,4 +138,72 @@ pub fn check_bundle_json(
         &policy,
         now,
     ))
+}
+
+/// `sigil-verify snp --format json`: a report with its VCEK or VLEK (DER) and, optionally, the
+/// ASK (or ASVK) and ARK (DER) and a CRL (DER).
+pub fn check_snp_json(
+    report: &[u8],
+    collateral: &SnpFiles<'_>,
+    policy: &str,
+    at_secs: f64,
+) -> String {
+    const MAX_CERT: usize = 1 << 20;
+    const MAX_CRL: usize = 16 << 20;
+    if report.len() > 64 << 10
+        || [Some(collateral.vek), collateral.ask, collateral.ark]
+            .into_iter()
+            .flatten()
+            .any(|c| c.len() > MAX_CERT)
+        || collateral.crl.is_some_and(|c| c.len() > MAX_CRL)
+    {
+        return error("a file is larger than sigil-verify reads");
+    }
+    let (policy, now) = match (load_policy(policy, false), time(at_secs)) {
+        (Ok(p), Ok(t)) => (p, t),
+        (Err(e), _) | (_, Err(e)) => return error(e),
+    };
+    let Ok(mut verifier) = SnpVerifier::new(RustCrypto) else {
+        return error("loading the pinned AMD roots");
+    };
+    let c = SnpCollateral {
+        vek: collateral.vek,
+        intermediate: collateral.ask,
+        ark: collateral.ark,
+        crl: collateral.crl,
+    };
+    envelope(&check_snp(&mut verifier, report, &c, &policy, now))
+}
+
+/// The certificates and CRL that come with an SEV-SNP report (DER).
+#[derive(Clone, Copy, Debug)]
+pub struct SnpFiles<'a> {
+    /// VCEK or VLEK.
+    pub vek: &'a [u8],
+    /// ASK or ASVK.
+    pub ask: Option<&'a [u8]>,
+    /// ARK.
+    pub ark: Option<&'a [u8]>,
+    /// CRL.
+    pub crl: Option<&'a [u8]>,
+}
+
+/// `sigil-verify tdx --collateral bundle.json --format json`: a quote with its collateral bundle
+/// (JSON).
+pub fn check_tdx_json(quote: &[u8], collateral: &[u8], policy: &str, at_secs: f64) -> String {
+    if quote.len() > 1 << 20 || collateral.len() > 16 << 20 {
+        return error("a file is larger than sigil-verify reads");
+    }
+    let (policy, now) = match (load_policy(policy, false), time(at_secs)) {
+        (Ok(p), Ok(t)) => (p, t),
+        (Err(e), _) | (_, Err(e)) => return error(e),
+    };
+    let collateral = match TdxCollateral::from_json(collateral) {
+        Ok(c) => c,
+        Err(e) => return error(std::format!("the TDX collateral: {e}")),
+    };
+    let Ok(mut verifier) = TdxVerifier::new(RustCrypto) else {
+        return error("loading the pinned Intel root");
+    };
+    envelope(&check_tdx(&mut verifier, quote, &collateral, &policy, now))
 }

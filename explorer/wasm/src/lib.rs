@@ -7,8 +7,9 @@
 //! - [`replay_job`]: a job's on-chain record (receipts, the evidence they rest on, the job's
 //!   policy document, the settlement) replayed as `sigil audit replay` does, with each check
 //!   reported on its own ([`replay`]);
-//! - [`check_receipt_file`], [`check_bundle_file`]: what `sigil-verify receipt` and
-//!   `sigil-verify bundle --format json` print, for dropped files ([`files`]);
+//! - [`check_receipt_file`], [`check_bundle_file`], [`check_snp_file`], [`check_tdx_file`]:
+//!   what `sigil-verify receipt`, `bundle`, `snp` and `tdx` print with `--format json`, for
+//!   dropped files ([`files`]);
 //! - [`policy_document`]: a stored policy document, checked against its id, as TOML.
 //!
 //! Nothing here reads a clock or does I/O: the verification time is always an argument. Input
@@ -53,6 +54,34 @@ pub fn check_bundle_file(
     at_secs: f64,
 ) -> String {
     files::check_bundle_json(bundle, agent_key, nonce, policy, allow_simulated, at_secs)
+}
+
+/// `sigil-verify snp --format json` for a dropped SEV-SNP report with its VCEK or VLEK and,
+/// optionally, ASK, ARK and CRL (all DER).
+#[wasm_bindgen]
+pub fn check_snp_file(
+    report: &[u8],
+    vek: &[u8],
+    ask: Option<Vec<u8>>,
+    ark: Option<Vec<u8>>,
+    crl: Option<Vec<u8>>,
+    policy: &str,
+    at_secs: f64,
+) -> String {
+    let c = files::SnpFiles {
+        vek,
+        ask: ask.as_deref(),
+        ark: ark.as_deref(),
+        crl: crl.as_deref(),
+    };
+    files::check_snp_json(report, &c, policy, at_secs)
+}
+
+/// `sigil-verify tdx --collateral bundle.json --format json` for a dropped TDX quote and its
+/// collateral bundle (JSON).
+#[wasm_bindgen]
+pub fn check_tdx_file(quote: &[u8], collateral: &[u8], policy: &str, at_secs: f64) -> String {
+    files::check_tdx_json(quote, collateral, policy, at_secs)
 }
 
 /// A policy document as the chain stores it (its canonical bytes, hex), checked to hash to
