@@ -244,3 +244,25 @@ fn files_reject_without_panicking() {
     .unwrap();
     assert!(v["error"].is_string());
 }
+
+#[test]
+fn evidence_files_reject_without_panicking() {
+    use crate::files::{SnpFiles, check_snp_json, check_tdx_json};
+    let files = SnpFiles {
+        vek: b"not a certificate",
+        ask: None,
+        ark: None,
+        crl: None,
+    };
+    let v: Value = serde_json::from_str(&check_snp_json(&[0; 1184], &files, "", 1.7e9)).unwrap();
+    assert_eq!(v["verdict"], "rejected", "{v}");
+    assert!(!v["reasons"].as_array().unwrap().is_empty());
+    let v: Value = serde_json::from_str(&check_tdx_json(b"quote", b"{", "", 1.7e9)).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the TDX collateral"),
+        "{v}"
+    );
+}
