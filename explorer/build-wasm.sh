@@ -16,7 +16,14 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
 fi
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
     echo "build-wasm.sh: installing wasm-bindgen-cli $version" >&2
-    cargo install --locked wasm-bindgen-cli --version "$version" >&2
+    # Only the `wasm-bindgen` binary, without TLS (its test runner's downloads are not used).
+    # The CLI's own lock file first; a registry that lacks a version it pins (a yanked crate)
+    # gets a fresh resolution, said so: the CLI's version is pinned either way.
+    install=(cargo install wasm-bindgen-cli --version "$version" --no-default-features --bin wasm-bindgen)
+    if ! "${install[@]}" --locked >&2; then
+        echo "build-wasm.sh: wasm-bindgen-cli $version does not install with its lock file here; installing it without" >&2
+        "${install[@]}" >&2
+    fi
 fi
 
 cargo build --locked --release -p sigil-explorer-wasm --target wasm32-unknown-unknown >&2
