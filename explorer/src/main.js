@@ -448,7 +448,7 @@ function viewVerify() {
   });
   show(
     h('h1', {}, 'Verify files'),
-    h('p', {}, 'Checks a receipt (with its evidence bundle for tier 3) or an evidence bundle on its own, in this page, exactly as ', h('code', {}, 'sigil-verify receipt'), ' and ', h('code', {}, 'sigil-verify bundle'), ' do. Nothing leaves the page.'),
+    h('p', {}, 'Checks a receipt (with its evidence bundle for tier 3), an evidence bundle on its own, an SEV-SNP report or a TDX quote, in this page, exactly as ', h('code', {}, 'sigil-verify receipt'), ', ', h('code', {}, 'bundle'), ', ', h('code', {}, 'snp'), ' and ', h('code', {}, 'tdx'), ' do. Nothing leaves the page.'),
     zone,
     h('div', { class: 'form' },
       h('label', { for: 'receipt-file' }, 'Receipt (SCALE SignedReceipt)'), receiptIn,
@@ -481,7 +481,7 @@ function renderEnvelope(r, ms, what) {
   return h(
     'section',
     { 'data-testid': 'verify', 'aria-label': 'Verification result' },
-    h('p', { class: `verdict ${r.verdict === 'accepted' ? 'ok' : 'bad'}`, 'data-testid': 'verdict', 'data-ms': ms.toFixed(3) }, `${what}: ${r.verdict} (${ms.toFixed(1)} ms)`),
+    h('p', { class: `verdict ${r.verdict === 'accepted' ? 'ok' : 'bad'}`, 'data-testid': 'verdict', 'data-verdict': r.verdict, 'data-ms': ms.toFixed(3) }, `${what}: ${r.verdict} (${ms.toFixed(1)} ms)`),
     r.reasons.length ? h('ul', { class: 'error', 'data-testid': 'reasons' }, r.reasons.map((x) => h('li', {}, x))) : null,
     r.claims ? h('details', { open: true }, h('summary', {}, 'Claims'), h('pre', {}, JSON.stringify(r.claims, null, 1))) : null,
   );
@@ -499,7 +499,8 @@ function route() {
 async function render(fromNav) {
   const { view, arg } = route();
   if (view === 'verify') {
-    if (fromNav) viewVerify();
+    // Built once per visit: files already dropped survive the node connecting.
+    if (fromNav && document.body.dataset.view !== location.hash) viewVerify();
     document.body.dataset.view = location.hash;
     document.body.dataset.ready = 'true';
     return;
@@ -538,6 +539,7 @@ function refresh(fromNav) {
 
 window.addEventListener('hashchange', () => {
   document.body.dataset.ready = 'false';
+  document.body.dataset.view = '';
   refresh(true);
   main.focus({ preventScroll: true });
 });

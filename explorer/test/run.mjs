@@ -157,7 +157,7 @@ async function verifyInPage(files, at, allowSimulated) {
     const v = document.querySelector('[data-testid="verdict"]');
     const claims = document.querySelector('[data-testid="verify"] pre');
     return {
-      verdict: v ? v.textContent.replace(/^\w+: (\w+).*$/, '$1') : null,
+      verdict: v ? v.dataset.verdict : null,
       ms: v ? Number(v.dataset.ms) : null,
       reasons: [...document.querySelectorAll('[data-testid="reasons"] li')].map((li) => li.textContent),
       claims: claims ? JSON.parse(claims.textContent) : null,
