@@ -66,6 +66,8 @@ function dl(pairs) {
 }
 
 function table(caption, head, rows, attrs = {}) {
+  // Each cell names its column: on a phone, rows are shown as cards (style.css).
+  for (const row of rows) [...row.children].forEach((td, i) => td.setAttribute('data-label', head[i] ?? ''));
   return h(
     'div',
     { class: 'table-wrap' },
