@@ -141,6 +141,18 @@ async function dropFiles(files) {
   }, files.map((f) => ({ name: f.name, bytes: [...f.bytes] })));
 }
 
+// Clicks Check again n times; the in-page times (ms) of each run.
+async function recheck(n) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    await ctx.page.evaluate(() => document.getElementById('verify-result').replaceChildren());
+    await ctx.page.click('#check');
+    await ctx.page.waitForSelector('[data-testid="verdict"]', { timeout: 60000 });
+    times.push(Number(await ctx.page.getAttribute('[data-testid="verdict"]', 'data-ms')));
+  }
+  return times;
+}
+
 async function verifyInPage(files, at, allowSimulated) {
   const { page } = ctx;
   // A fresh page: no files from an earlier check.
@@ -220,7 +232,7 @@ test('"Replay this job" verifies the tier-3 job in the page', async () => {
   const { page, state } = ctx;
   await goto(`/job/${state.jobs['tier-3']}`);
   const runs = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 10; i++) {
     await page.click('#replay');
     await page.waitForSelector('[data-testid="replay-verdict"]', { timeout: 60000 });
     runs.push(Number(await page.getAttribute('[data-testid="replay-verdict"]', 'data-ms')));
@@ -279,7 +291,8 @@ test('the tier-3 receipt and bundle dropped on the page: the verdict, reasons an
   eq(page.verdict, native.out.verdict, 'verdict');
   eq(page.reasons, native.out.reasons, 'reasons');
   eq(page.claims, native.out.claims, 'claims');
-  figures.tier3_receipt_check = { page_ms: page.ms, sigil_verify_process_ms: nativeMs };
+  const times = [page.ms, ...(await recheck(9))];
+  figures.tier3_receipt_check = { page_ms: times, page_best_ms: Math.min(...times), sigil_verify_process_ms: nativeMs };
 });
 
 test('a tampered receipt dropped on the page fails with the reason sigil-verify gives', async () => {
@@ -300,17 +313,12 @@ test('a tampered receipt dropped on the page fails with the reason sigil-verify 
 });
 
 // Real evidence from the shared vectors, dropped on the page: the CLI's verdict, reasons and
-// claims, and the in-page time against the CLI's (best of 5 each).
+// claims, and the in-page time (best of 10) against the CLI's (best of 5).
 const VECTORS = process.env.SIGIL_VECTORS ?? resolve(root, '../shared/vectors');
 async function vectorCase(name, dir, files, at, cliArgs) {
   const list = files.map((f) => ({ name: f, bytes: readFileSync(join(VECTORS, dir, f)) }));
   const page = await verifyInPage(list, at, false);
-  const times = [page.ms];
-  for (let i = 0; i < 4; i++) {
-    await ctx.page.click('#check');
-    await ctx.page.waitForFunction(() => !document.querySelector('#verify-result').textContent.startsWith('Checking'));
-    times.push(Number(await ctx.page.getAttribute('[data-testid="verdict"]', 'data-ms')));
-  }
+  const times = [page.ms, ...(await recheck(9))];
   await shot(`verify-${name}`);
   const native = [];
   let out;
@@ -333,6 +341,23 @@ test('an SEV-SNP report from the vectors, dropped on the page: sigil-verify snp\
 test('a TDX quote from the vectors, dropped on the page: sigil-verify tdx\'s verdict, reasons and claims', async () => {
   await vectorCase('tdx_v4', 'tdx/tdx-v4-dcap-qvl-sample', ['quote.bin', 'collateral.json'], '2025-06-20T10:32:27Z',
     ['tdx', '--quote', '@quote.bin', '--collateral', '@collateral.json']);
+});
+
+test('the market view follows a new job live: funded by the CLI, it appears bound with its escrow', async () => {
+  const { page, state } = ctx;
+  await goto('/');
+  const sigil = (...args) => execFileSync(join(state.bin, 'sigil'), ['--url', state.url, ...args], { encoding: 'utf8' });
+  const spec = join(results, 'live-spec.pb');
+  const job = JSON.parse(sigil('job', 'new', '--tier', '1', '--buyer-suri', '//Bob', '--out', spec, '--', '/bin/true')).job_id;
+  sigil('buyer', 'fund', '--suri', '//Bob', '--job', job, '--spec', spec, '--tier', '1', '--price', '2', '--response-blocks', '50');
+  // No navigation: the view refreshes on the new blocks.
+  await page.waitForSelector(`tr[data-job="${job}"][data-status="bound"]`, { timeout: 30000 });
+  const cells = await page.locator(`tr[data-job="${job}"] td`).allInnerTexts();
+  assert(cells[3].includes('2 MINT in escrow'), `buyer side "${cells[3]}"`);
+  assert(cells[4].includes('(bound)'), `provider side "${cells[4]}"`);
+  const summary = await page.textContent('[data-testid="market-summary"]');
+  assert(summary.includes('1 bound') && summary.includes('2 MINT in escrow'), `summary "${summary}"`);
+  await shot('market-live');
 });
 
 test('garbage dropped on the page is rejected with a reason, and the page keeps working', async () => {
