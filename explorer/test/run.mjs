@@ -346,10 +346,20 @@ test('a TDX quote from the vectors, dropped on the page: sigil-verify tdx\'s ver
 test('the market view follows a new job live: funded by the CLI, it appears bound with its escrow', async () => {
   const { page, state } = ctx;
   await goto('/');
-  const sigil = (...args) => execFileSync(join(state.bin, 'sigil'), ['--url', state.url, ...args], { encoding: 'utf8' });
+  const sigil = (...args) => execFileSync(join(state.bin, 'sigil'), ['--url', state.url, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const spec = join(results, 'live-spec.pb');
   const job = JSON.parse(sigil('job', 'new', '--tier', '1', '--buyer-suri', '//Bob', '--out', spec, '--', '/bin/true')).job_id;
-  sigil('buyer', 'fund', '--suri', '//Bob', '--job', job, '--spec', spec, '--tier', '1', '--price', '2', '--response-blocks', '50');
+  // The local chain sometimes cannot answer for the block it just announced ("RPC failure while
+  // reading the account nonce"): nothing was submitted then, so funding is tried again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      sigil('buyer', 'fund', '--suri', '//Bob', '--job', job, '--spec', spec, '--tier', '1', '--price', '2', '--response-blocks', '50');
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !String(e.stderr ?? '').includes('reading the account nonce')) throw e;
+      await new Promise((ok) => setTimeout(ok, 2000));
+    }
+  }
   // No navigation: the view refreshes on the new blocks.
   await page.waitForSelector(`tr[data-job="${job}"][data-status="bound"]`, { timeout: 30000 });
   const cells = await page.locator(`tr[data-job="${job}"] td`).allInnerTexts();
