@@ -7,7 +7,7 @@
 #   --build-only  build the runtime, the chain spec and the npm packages, then exit
 #   --check       start the chain, run the smoke test (chain/smoke.mjs) against it, stop it
 # The port defaults to $SIGIL_CHAIN_PORT or 9944. Builds go to chain/target (CARGO_TARGET_DIR
-# overrides), the chain spec, metadata and WASM to chain/dev/, npm packages to chain/node_modules/.
+# or SIGIL_CHAIN_TARGET_DIR overrides), the chain spec, metadata and WASM to chain/dev/, npm packages to chain/node_modules/.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ../scripts/lib.sh
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TARGET_DIR="${SIGIL_CHAIN_TARGET_DIR:-${CARGO_TARGET_DIR:-$PWD/target}}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log() { printf '=== local chain: %s (%ss)\n' "$*" "$SECONDS" >&2; }
 

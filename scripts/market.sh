@@ -22,12 +22,26 @@
 #      differently (the demonstration's faulty provider) and submits first; Charlie's and Dave's
 #      matching receipts settle it and are paid, and a fifth of Eve's bond goes to Bob;
 #   5. prints the balances that moved, and stops everything.
+# While it runs, the market explorer (explorer/, once built: `npm ci && npm run build` there)
+# is served on a local URL that the script prints, reading the local chain.
 # Exit status 0 when every step did what it should.
 #
-# Usage: scripts/market.sh          (SIGIL_CHAIN_PORT picks the chain's port, default 9944)
+# Usage: scripts/market.sh [--keep-running]
+#   --keep-running  after the jobs settle, keep the chain, the agents and the explorer running
+#                   until SIGTERM or Ctrl-C (exit status 0 then, when every step passed)
+# SIGIL_CHAIN_PORT picks the chain's port (default 9944), SIGIL_EXPLORER_PORT the explorer's
+# (default: a free one). Binaries are taken from $CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+keep_running=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep-running) keep_running=1; shift ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        *) echo "market.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 port="${SIGIL_CHAIN_PORT:-9944}"
 url="ws://127.0.0.1:$port"
@@ -48,7 +62,7 @@ bash chain/local-chain.sh --build-only
 cargo build --locked -p enclave-agent --features simulator --bin sigil-agent --bin sigil-launch
 cargo build --locked -p sigil-chain-client --bin sigil
 cargo build --locked -p attestation-verifier --bin sigil-verify
-bin="$root/target/debug"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 sigil() { "$bin/sigil" --url "$url" "$@"; }
 
 step "local chain on $url"
@@ -56,6 +70,17 @@ SIGIL_CHAIN_PORT="$port" bash chain/local-chain.sh >"$work/chain.log" 2>&1 &
 pids+=($!)
 wait_rpc "$port" "${pids[0]}" "$work/chain.log" 120
 sigil chain info | tee "$work/chain-info.json"
+
+# The explorer: static files, served while the market runs (explorer/serve.mjs).
+if [ -f explorer/dist/index.html ] && command -v node >/dev/null; then
+    explorer_port="${SIGIL_EXPLORER_PORT:-$(free_port)}"
+    node explorer/serve.mjs --dir explorer/dist --port "$explorer_port" --node "$url" >"$work/explorer.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$explorer_port/" >/dev/null 2>&1 && break; sleep 0.1; done
+    echo "explorer: http://127.0.0.1:$explorer_port/ (the market as the chain records it; replay any job in the browser)"
+else
+    echo "explorer: not built (cd explorer && npm ci && npm run build), not served"
+fi
 
 # The dev accounts' addresses, derived from their keys (sr25519, the agent's default scheme).
 CHARLIE=$(sigil account address --suri //Charlie | json account)
@@ -225,8 +250,10 @@ sys.exit(0 if got == want else f"expected {want}, got {got}")' "$job" "$CHARLIE"
 }
 
 run_job 3 tier-3 --policy "$POLICY"
+TIER3_JOB=$(json job_id <"$work/tier-3/new.json")
 echo "policy $POLICY in use by $(sigil policy show "$POLICY" | json users) attested key(s) and open job(s)"
 run_job 1 tier-1
+TIER1_JOB=$(json job_id <"$work/tier-1/new.json")
 
 step "tier-2 job: quorum 2 of 3, bound by the chain to Charlie, Dave and Eve; Eve dissents"
 # The job's answer depends on where it runs: in Eve's agent it answers 41 instead of 42, the
@@ -294,3 +321,21 @@ deposit=$(sigil policy show "$POLICY" | json deposit)
 echo "Bob (buyer) held: $deposit planck, his policy's deposit (the escrow was released)"
 echo
 echo "market: three jobs (tiers 3, 1 and 2) funded, bound by the chain, run, receipted, verified and settled"
+
+# What ran, for tools that follow the market (the explorer's tests): the jobs, the policy, the
+# accounts and the tier-3 receipt and bundle.
+python3 - "$work/state.json" <<EOF
+import json, sys
+json.dump({"url": "$url", "policy": "$POLICY", "work": "$work", "bin": "$bin",
+           "jobs": {"tier-3": "$TIER3_JOB", "tier-1": "$TIER1_JOB", "tier-2": "$job"},
+           "accounts": {"bob": "$BOB", "charlie": "$CHARLIE", "dave": "$DAVE", "eve": "$EVE"},
+           "tier3": {"receipt": "$work/tier-3/receipt.bin", "bundle": "$work/tier-3/bundle.bin"}},
+          open(sys.argv[1], "w"), indent=1)
+EOF
+if [ "$keep_running" = 1 ]; then
+    echo "market: state $work/state.json"
+    echo "market: keeps running (--keep-running): chain on $url; SIGTERM or Ctrl-C stops it"
+    trap 'exit 0' TERM INT
+    # The chain runs until it is stopped; the EXIT trap stops everything.
+    wait "${pids[0]}" || fail "the local chain exited"
+fi

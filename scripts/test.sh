@@ -50,8 +50,13 @@ bash chain/test.sh
 step "e2e: chain client and sigil CLI against the local chain (runtime build, chopsticks)"
 bash tests/e2e.sh
 
-step "main job: the local market end to end (scripts/market.sh: chain, agent, jobs settled)"
-SIGIL_CHAIN_PORT="$(free_port)" bash scripts/market.sh
+step "main job and explorer: the local market end to end (scripts/market.sh --keep-running: chain, agents, jobs settled), the explorer's browser tests against it (explorer/: npm test), then the market stopped and its exit status checked"
+# Debian's Chromium (the tests drive it with playwright-core; no browser download), the
+# wasm-bindgen CLI (explorer/build-wasm.sh, only when missing) and the npm packages.
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd explorer && npm ci --no-audit --no-fund --loglevel=error && SIGIL_CHAIN_PORT="$(free_port)" npm test)
 
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh
