@@ -263,6 +263,9 @@ pub struct JobsConfig {
     /// Read and write bandwidth of a job on the block device of the state directory, bytes
     /// per second each (cgroup `io.max` / blkio throttling); 0 = not limited.
     pub io_bytes_per_sec: u64,
+    /// Free space kept on the state directory's file system for the jobs already accepted,
+    /// bytes: below it (or on a full or read-only file system) new jobs are refused.
+    pub min_free_bytes: u64,
 }
 
 impl JobsConfig {
@@ -303,6 +306,7 @@ impl Default for JobsConfig {
             max_output_files: 4096,
             max_disk_bytes: 16 << 30,
             io_bytes_per_sec: 0,
+            min_free_bytes: 64 << 20,
         }
     }
 }

@@ -74,6 +74,7 @@ pub struct Metrics {
     by_result: [Counter; 3],
     signatures: BatchStats,
     store: StoreStats,
+    state_dir_accepting: Gauge,
 }
 
 /// Submission results, in the order of `Metrics::by_result`.
@@ -178,6 +179,13 @@ impl Metrics {
         ] {
             registry.register(name, help, counter.clone());
         }
+        let state_dir_accepting = Gauge::default();
+        registry.register(
+            "state_dir_accepting",
+            "1 while the state directory takes new jobs, 0 while it is full or read-only",
+            state_dir_accepting.clone(),
+        );
+        let _ = state_dir_accepting.set(1);
         let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
         let by_result = RESULTS.map(|r| {
             submissions
@@ -194,7 +202,13 @@ impl Metrics {
             by_result,
             signatures,
             store,
+            state_dir_accepting,
         }
+    }
+
+    /// Whether the state directory takes new jobs (the last submission's disk check).
+    pub fn state_dir_accepting(&self, accepting: bool) {
+        let _ = self.state_dir_accepting.set(i64::from(accepting));
     }
 
     /// The counters the job store counts into (shared with this registry).

@@ -24,7 +24,7 @@ use crate::store::Inserted;
 use crate::workload::spec::{self};
 use crate::workload::{Gpu, Stop};
 
-use super::{AgentError, Engine, FundingRefusal, lock, sha256};
+use super::{AgentError, Engine, FundingRefusal, disk, lock, sha256};
 
 /// What a request on an existing job asks for (each kind is signed under its own domain).
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +102,14 @@ impl Engine {
                 _ => Ok((r, false)),
             };
         }
+        // A full or read-only state directory takes no new work (the room left is the
+        // accepted jobs'); a repeat of a stored job was answered above all the same.
+        let retry = self.cfg.retry_after_ms;
+        let disk = disk::check(&self.cfg.state_dir, self.cfg.jobs.min_free_bytes);
+        self.metrics.state_dir_accepting(disk.is_ok());
+        if let Err(fault) = disk {
+            return Err(disk::refusal(&self.cfg.state_dir, fault, retry.max(1_000)));
+        }
         let owner = self.admit(&plan, &spec_hash, principal).await?;
         let mut record = JobRecord::queued(plan.job_id, spec_hash, owner, now);
         // With a slot free and nobody waiting, the job is stored as started (steps 1 and 2
@@ -121,7 +129,11 @@ impl Engine {
             record.started_at_ms = now;
             record.version = record.version.saturating_add(1);
         }
-        let inserted = self.store.insert(record, req.spec).await;
+        let inserted = self
+            .store
+            .insert(record, req.spec)
+            .await
+            .map_err(|e| disk::named(e.into(), &self.cfg.state_dir, retry.max(1_000)));
         let inserted = match (inserted, slot) {
             (Ok(Inserted::Created(r)), Some((me, (permit, gpus)))) => {
                 tracing::info!(job = %hex::encode(r.job_id), tier = plan.tier, workload = plan.workload.kind(), "job accepted and started");
