@@ -48,7 +48,7 @@ bash chain/local-chain.sh --build-only
 cargo build --locked -p enclave-agent --features simulator --bin sigil-agent --bin sigil-launch
 cargo build --locked -p sigil-chain-client --bin sigil
 cargo build --locked -p attestation-verifier --bin sigil-verify
-bin="$root/target/debug"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 sigil() { "$bin/sigil" --url "$url" "$@"; }
 
 step "local chain on $url"

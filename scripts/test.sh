@@ -53,5 +53,11 @@ bash tests/e2e.sh
 step "main job: the local market end to end (scripts/market.sh: chain, agent, jobs settled)"
 SIGIL_CHAIN_PORT="$(free_port)" bash scripts/market.sh
 
+step "faults: kill -9 of agents, RPC loss, a tier-2 race, an interrupted buyer, against the local chain (scripts/faults.sh --quick)"
+bash scripts/faults.sh --quick
+
+step "load: the agent's gRPC API driven and abused by a Python grpcio client for 40 s (scripts/load.sh 40)"
+bash scripts/load.sh 40
+
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh

@@ -39,6 +39,7 @@ import threading
 import time
 
 import grpc
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_tools import protoc
 
@@ -47,7 +48,7 @@ SUBMIT_DOMAIN = b"sigil.submit.v1\0"
 STATUS_DOMAIN = b"sigil.status.v1\0"
 OUTPUT_DOMAIN = b"sigil.output.v2\0"
 KEY = Ed25519PrivateKey.from_private_bytes(b"\x42" * 32)
-PUB = KEY.public_key().public_bytes_raw()
+PUB = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 FINAL = None  # set of final JobState values, filled after the stubs load
 
 
