@@ -14,6 +14,7 @@
 //! | `sigil_agent_store_journal_frames_total` | counter | store write batches made durable by a journal frame |
 //! | `sigil_agent_store_checkpoints_total` | counter | durable commits of the store (checkpoints retiring the journal) |
 //! | `sigil_agent_store_replayed_writes_total` | counter | writes applied again from the store journal at start |
+//! | `sigil_agent_state_dir_accepting` | gauge | 1 while the state directory takes new jobs, 0 while it is full, below `jobs.min_free_bytes` or read-only |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
