@@ -22,9 +22,14 @@
 # receipt the agent serves is byte-equal to the one on chain (no receipt signed twice with
 # different contents), its output still served and checked against the receipt.
 #
-# Usage: scripts/faults.sh [--quick | --long N]
-#   --quick   one of each case (default; what scripts/test.sh runs)
-#   --long N  the quick cases, then N jobs killed at random points (0-4 s after submission)
+# Usage: scripts/faults.sh [--quick | --long N | --chain-load N]
+#   --quick         kill-running, kill-signed, kill-random, rpc-loss, tier2-race, buyer-fund
+#                   (default; what scripts/test.sh runs, about 4 minutes)
+#   --long N        every case, then N jobs killed at random points (0-4 s after submission)
+#   --chain-load N  no faults: three buyers (Bob, Eve, Ferdie) fund N tier-1 jobs each at
+#                   once, two providers (Charlie, Dave) run and settle them; reports settled
+#                   jobs per block and the fund-to-settle latency in blocks (chopsticks makes
+#                   one block per extrinsic, so blocks count transactions, not time)
 # Prints one line per case and a summary; exit 1 if any case failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +42,8 @@ long_n=0
 case "${1:---quick}" in
     --quick) ;;
     --long) mode=long; long_n="${2:?--long needs a count}" ;;
-    *) echo "faults.sh: usage: scripts/faults.sh [--quick | --long N]" >&2; exit 2 ;;
+    --chain-load) mode=chain-load; long_n="${2:?--chain-load needs a count}" ;;
+    *) echo "faults.sh: usage: scripts/faults.sh [--quick | --long N | --chain-load N]" >&2; exit 2 ;;
 esac
 
 work="$(mktemp -d -t sigil-faults.XXXXXX)"
@@ -66,9 +72,10 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 sigil() { "$bin/sigil" --url "$url" --reconnect-secs 60 "$@"; }
 
 step "local chain on $chain_url, agents reach it through a proxy on $url"
-# local-chain.sh execs chopsticks, so $! is the chain itself.
-SIGIL_CHAIN_PORT="$chain_port" CARGO_TARGET_DIR="${SIGIL_CHAIN_TARGET_DIR:-$root/chain/target}" \
-    bash chain/local-chain.sh >"$work/chain.log" 2>&1 &
+# chopsticks on the chain spec just built (as chain/local-chain.sh runs it, without its
+# second look at the build).
+(cd chain && exec node_modules/.bin/chopsticks --genesis="$PWD/dev/sigil-dev.raw.json" \
+    --build-block-mode=Instant --port="$chain_port") >"$work/chain.log" 2>&1 &
 chain_pid=$!
 wait_rpc "$chain_port" "$chain_pid" "$work/chain.log" 120
 
@@ -176,7 +183,7 @@ wait_offer() {
 
 step "agents: Charlie (tiers 1 and 2) and Dave (tier 2), simulated TEEs"
 configure charlie //Charlie "[1, 2]"
-configure dave //Dave "[2]"
+if [ "$mode" = chain-load ]; then configure dave //Dave "[1, 2]"; else configure dave //Dave "[2]"; fi
 start_agent charlie
 start_agent dave
 wait_offer //Charlie
@@ -208,7 +215,7 @@ new_blocks() {
 # Closes a job the agent failed (no receipt): past its deadline, Bob reclaims the escrow.
 reclaim() { # LABEL JOB
     local held; held=$(balance "$BOB" held)
-    new_blocks 61
+    new_blocks 26
     sigil buyer reclaim --suri //Bob --job "$2" >"$work/$1/reclaim.json" 2>&1 || return 1
     [ "$(( held - $(balance "$BOB" held) ))" = "$((2 * 10 ** 12))" ]
 }
@@ -233,9 +240,27 @@ new_job() {
         /bin/sh -c 'sleep "$1"; printf "fault case %s\n" "$0" > "$SIGIL_OUTPUT_DIR/result.txt"' "$label" "$secs" \
         >"$dir/new.json"
     local job; job=$(json job_id <"$dir/new.json")
-    sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price 2 \
-        --deadline-blocks 60 --response-blocks 50 "$@" >"$dir/fund.json"
+    fund_once "$dir" "$job" --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier "$tier" --price 2 \
+        --deadline-blocks 25 --response-blocks 20 "$@"
     echo "$job"
+}
+
+# fund_once DIR JOB FUND-ARGS...: `sigil buyer fund`, retried while the chain does not hold
+# the job (an RPC timeout may come after the transaction was included: then the chain's
+# record says so and the retry is not sent). Writes DIR/fund.json with `bound`.
+fund_once() {
+    local dir=$1 job=$2 i; shift 2
+    for i in 1 2 3; do
+        sigil buyer fund "$@" >"$dir/fund.json" 2>"$dir/fund.err" && return 0
+        if sigil audit job "$job" >"$dir/funded.json" 2>/dev/null; then
+            python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"bound": (r.get("binding") or {}).get("providers"), "retried": True}))' \
+                <"$dir/funded.json" >"$dir/fund.json"
+            return 0
+        fi
+        echo "faults: funding $job failed (try $i): $(tail -c 200 "$dir/fund.json")" >&2
+        sleep 2
+    done
+    fail "could not fund $job"
 }
 submit() { # LABEL JOB AGENT
     sigil job submit --agent "$(agent_url "$3")" --spec "$work/$1/spec.pb" --buyer-suri //Bob >"$work/$1/submit-$3.json"
@@ -368,12 +393,70 @@ random_case() {
     wait_registered charlie "$regs" || verdict "$label-rereg" FAIL "no re-registration with the new key"
 }
 
+# chain_load N: three buyers fund N tier-1 jobs each at once; each job goes to the agent the
+# chain bound; then every job's funding and settlement blocks are read from its record.
+chain_load() {
+    local per=$1 buyer pids=()
+    local t0=$SECONDS
+    for buyer in Bob Eve Ferdie; do
+        (
+            for i in $(seq 1 "$per"); do
+                local dir="$work/load-$buyer-$i"; mkdir -p "$dir"
+                sigil job new --tier 1 --buyer-suri "//$buyer" --out "$dir/spec.pb" -- \
+                    /bin/sh -c 'printf ok > "$SIGIL_OUTPUT_DIR/result.txt"' >"$dir/new.json"
+                local job; job=$(json job_id <"$dir/new.json")
+                fund_once "$dir" "$job" --suri "//$buyer" --job "$job" --spec "$dir/spec.pb" --tier 1 --price 2 \
+                    --deadline-blocks 2000 --response-blocks 1500
+                local bound; bound=$(json bound.0 <"$dir/fund.json")
+                local name=charlie; [ "$bound" = "$DAVE" ] && name=dave
+                sigil job submit --agent "$(agent_url "$name")" --spec "$dir/spec.pb" --buyer-suri "//$buyer" >/dev/null
+                echo "$job" >"$dir/job"
+            done
+        ) &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    local funded_s=$((SECONDS - t0))
+    for dir in "$work"/load-*; do
+        sigil buyer watch --job "$(cat "$dir/job")" --timeout-secs 300 >"$dir/events.jsonl"
+        sigil audit job "$(cat "$dir/job")" >"$dir/record.json"
+    done
+    local wall=$((SECONDS - t0))
+    python3 - "$work" "$funded_s" "$wall" <<'PY'
+import json, pathlib, statistics, sys
+work, funded_s, wall = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+lat, funded, settled, by = [], [], [], {}
+for d in sorted(work.glob("load-*")):
+    r = json.loads((d / "record.json").read_text())
+    f = r["job"]["funded_at"]
+    s = max(x["submitted_at"] for x in r["receipts"])
+    ev = [json.loads(l) for l in (d / "events.jsonl").read_text().splitlines() if l.strip()]
+    assert sum(e.get("event") == "job-settled" for e in ev) == 1, d
+    funded.append(f); settled.append(s); lat.append(s - f)
+    p = r["receipts"][0]["provider"]; by[p] = by.get(p, 0) + 1
+span = max(settled) - min(funded) + 1
+q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+print(f"chain load: {len(lat)} jobs from 3 buyers, settled once each by {len(by)} providers {sorted(by.values())}")
+print(f"  blocks {min(funded)}..{max(settled)} ({span} blocks): {len(lat) / span:.2f} settled jobs per block")
+print(f"  fund-to-settle latency, blocks: p50 {q[49]:.0f}, p90 {q[89]:.0f}, max {max(lat)}, min {min(lat)}")
+print(f"  wall: {funded_s} s to fund and submit all, {wall} s until all settled ({len(lat) / wall:.2f} jobs/s)")
+PY
+}
+
+if [ "$mode" = chain-load ]; then
+    step "chain load: 3 buyers x $long_n tier-1 jobs, providers Charlie and Dave"
+    chain_load "$long_n"
+    exit 0
+fi
+
 step "kill -9 of the agent at points of a job's life"
 kill_case kill-running running
 kill_case kill-signed signed
 kill_case kill-random random
-kill_case kill-submitted submitted
-kill_case kill-settled settled
+if [ "$mode" = long ]; then
+    kill_case kill-submitted submitted
+    kill_case kill-settled settled
+fi
 
 step "RPC loss while a receipt is in flight"
 job=$(new_job rpc-loss 1 2)
@@ -383,6 +466,7 @@ wait_log "$work/agent-charlie.log" "$job" "job ended" 60 || true
 sleep 3
 start_proxy
 check_settled rpc-loss "$job" charlie
+if [ "$mode" = long ]; then
 job=$(new_job rpc-loss-kill 1 2)
 submit rpc-loss-kill "$job" charlie
 stop_proxy
@@ -393,6 +477,7 @@ start_proxy
 start_agent charlie
 check_settled rpc-loss-kill "$job" charlie
 wait_registered charlie "$regs" || verdict rpc-loss-rereg FAIL "no re-registration with the new key"
+fi
 
 step "tier 2: two agents race their receipts for one job; one is killed after its job ended"
 job=$(new_job tier2-race 2 1 --k 2 --n 2)
@@ -417,13 +502,13 @@ dir="$work/buyer-fund"; mkdir -p "$dir"
 sigil job new --tier 1 --buyer-suri //Bob --out "$dir/spec.pb" -- /bin/sh -c 'printf ok > "$SIGIL_OUTPUT_DIR/result.txt"' >"$dir/new.json"
 job=$(json job_id <"$dir/new.json")
 held_before=$(balance "$BOB" held)
-"$bin/sigil" --url "$url" buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier 1 --price 2 --deadline-blocks 60 --response-blocks 50 >"$dir/fund-1.json" 2>&1 &
+"$bin/sigil" --url "$url" buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier 1 --price 2 --deadline-blocks 25 --response-blocks 20 >"$dir/fund-1.json" 2>&1 &
 p=$!
 sleep "$(python3 -c 'import random; print(round(random.uniform(0, 2), 3))')"
 kill -9 "$p" 2>/dev/null || true
 wait "$p" 2>/dev/null || true
 # The retry funds the job, or is refused because the first call already did.
-if sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier 1 --price 2 --deadline-blocks 60 --response-blocks 50 >"$dir/fund-2.json" 2>"$dir/fund-2.err"; then
+if sigil buyer fund --suri //Bob --job "$job" --spec "$dir/spec.pb" --tier 1 --price 2 --deadline-blocks 25 --response-blocks 20 >"$dir/fund-2.json" 2>"$dir/fund-2.err"; then
     first="first call did not land"
 else
     first="first call had landed; retry refused: $(tail -n1 "$dir/fund-2.err" | cut -c1-80)"
