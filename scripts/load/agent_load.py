@@ -23,6 +23,7 @@ Usage: agent_load.py --agent BIN [--duration SECS] [--levels 1,8,32,64] [--json 
 """
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -477,11 +478,13 @@ def run(args, levels, tmp, agent):
         print(f"level {n:>3}: {json.dumps(figures[-1])}", flush=True)
 
     # Every accepted job ended SUCCEEDED (checked once more from the store, after the load).
-    unfinished = []
-    for job_id in accepted:
-        s = stub.GetJob(pb.GetJobRequest(job_id=job_id, auth=auth(STATUS_DOMAIN, job_id)), timeout=30)
-        if s.state != pb.JOB_STATE_SUCCEEDED:
-            unfinished.append((job_id.hex()[:12], pb.JobState.Name(s.state)))
+    def final_state(job_id):
+        s = stub.GetJob(pb.GetJobRequest(job_id=job_id, auth=auth(STATUS_DOMAIN, job_id)), timeout=60)
+        return job_id, s.state
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        unfinished = [(j.hex()[:12], pb.JobState.Name(st)) for j, st in pool.map(final_state, accepted)
+                      if st != pb.JOB_STATE_SUCCEEDED]
     sampling.set()
     rss_end = rss_kib(agent.proc.pid)
     alive = agent.alive()
