@@ -204,16 +204,16 @@ def run_job(stub, stats, script="printf %s > \"$SIGIL_OUTPUT_DIR/o\"", check=Tru
             return
     t1 = time.perf_counter()
     stats.add(submit_ms=(t1 - t0) * 1000, accepted=job_id)
-    state = None
+    state, reason = None, ""
     for ev in stub.Watch(pb.WatchRequest(job_id=job_id, auth=auth(STATUS_DOMAIN, job_id)), timeout=300):
-        state = ev.status.state
+        state, reason = ev.status.state, ev.status.reason
         if state in FINAL:
             break
     stats.add(e2e_ms=(time.perf_counter() - t0) * 1000)
     if not check:
         return
     if state != pb.JOB_STATE_SUCCEEDED:
-        stats.add(errors=f"job {job_id.hex()[:12]} ended {state}")
+        stats.add(errors=f"job {job_id.hex()} ended {pb.JobState.Name(state) if state else state}: {reason}")
         return
     kind = pb.OUTPUT_KIND_FILE
     data = b"".join(c.data for c in stub.GetOutput(pb.GetOutputRequest(
