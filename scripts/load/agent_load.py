@@ -514,9 +514,13 @@ def run(args, levels, tmp, agent):
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     errors = sum(f["error_count"] for f in figures)
     bad = [a for a in abuse_results if not a["ok"]]
-    shutil.rmtree(tmp, ignore_errors=True)
     if unfinished or errors or bad or not alive:
-        sys.exit(f"agent_load: {len(unfinished)} jobs not succeeded, {errors} errors, {len(bad)} abuse cases not refused as expected, alive={alive}")
+        for f in figures:
+            for e in f["errors"]:
+                print(f"error: {e}")
+        sys.exit(f"agent_load: {len(unfinished)} jobs not succeeded, {errors} errors, {len(bad)} abuse cases "
+                 f"not refused as expected, alive={alive}; the agent's state and log are kept in {tmp / 'state'}")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
