@@ -58,5 +58,8 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd explorer && npm ci --no-audit --no-fund --loglevel=error && SIGIL_CHAIN_PORT="$(free_port)" npm test)
 
+step "faults: kill -9 of agents, RPC loss, a tier-2 race, an interrupted buyer, against the local chain (scripts/faults.sh --quick)"
+bash scripts/faults.sh --quick
+
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh

@@ -267,6 +267,9 @@ pub struct JobsConfig {
     /// (`isolation.mode = "off"`): their opened secrets then touch the state directory's
     /// disk. Development machines only; off by default.
     pub allow_secrets_on_disk: bool,
+    /// Free space kept on the state directory's file system for the jobs already accepted,
+    /// bytes: below it (or on a full or read-only file system) new jobs are refused.
+    pub min_free_bytes: u64,
 }
 
 impl JobsConfig {
@@ -308,6 +311,7 @@ impl Default for JobsConfig {
             max_disk_bytes: 16 << 30,
             io_bytes_per_sec: 0,
             allow_secrets_on_disk: false,
+            min_free_bytes: 64 << 20,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | `sigil_agent_store_journal_frames_total` | counter | store write batches made durable by a journal frame |
 //! | `sigil_agent_store_checkpoints_total` | counter | durable commits of the store (checkpoints retiring the journal) |
 //! | `sigil_agent_store_replayed_writes_total` | counter | writes applied again from the store journal at start |
+//! | `sigil_agent_state_dir_accepting` | gauge | 1 while the state directory takes new jobs, 0 while it is full, below `jobs.min_free_bytes` or read-only |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub struct Metrics {
     by_result: [Counter; 3],
     signatures: BatchStats,
     store: StoreStats,
+    state_dir_accepting: Gauge,
 }
 
 /// Submission results, in the order of `Metrics::by_result`.
@@ -178,6 +180,13 @@ impl Metrics {
         ] {
             registry.register(name, help, counter.clone());
         }
+        let state_dir_accepting = Gauge::default();
+        registry.register(
+            "state_dir_accepting",
+            "1 while the state directory takes new jobs, 0 while it is full or read-only",
+            state_dir_accepting.clone(),
+        );
+        let _ = state_dir_accepting.set(1);
         let by_state = JobState::ALL.map(|s| jobs.get_or_create(&state(s)).clone());
         let by_result = RESULTS.map(|r| {
             submissions
@@ -194,7 +203,13 @@ impl Metrics {
             by_result,
             signatures,
             store,
+            state_dir_accepting,
         }
+    }
+
+    /// Whether the state directory takes new jobs (the last submission's disk check).
+    pub fn state_dir_accepting(&self, accepting: bool) {
+        let _ = self.state_dir_accepting.set(i64::from(accepting));
     }
 
     /// The counters the job store counts into (shared with this registry).

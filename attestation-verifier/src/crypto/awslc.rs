@@ -53,8 +53,10 @@ impl Crypto for AwsLc {
         message: &[u8],
         sig: &[u8],
     ) -> Result<(), SignatureError> {
-        // Length and scalar range checked as the pure-Rust backend does (aws-lc reports one
-        // opaque error), so both give the same error for the same signature.
+        // The key, then the signature's length and scalar range, checked as the pure-Rust
+        // backend does and in its order (aws-lc reports one opaque error), so both give the
+        // same error for the same inputs.
+        super::ecdsa_key_well_formed(alg, public_key)?;
         super::ecdsa_scalars_in_range(alg, sig)?;
         let a: &'static dyn signature::VerificationAlgorithm = match alg {
             EcdsaAlg::P256Sha256 => &signature::ECDSA_P256_SHA256_FIXED,
@@ -71,8 +73,11 @@ impl Crypto for AwsLc {
         sig: &[u8],
     ) -> Result<(), SignatureError> {
         // The same strict decoding as the default, then aws-lc verifies the DER as
-        // is (its fixed-size form would re-encode it to DER internally).
-        super::ecdsa_scalars_in_range(alg, &crate::verify::x509::ecdsa_der_to_fixed(alg, sig)?)?;
+        // is (its fixed-size form would re-encode it to DER internally). The default decodes
+        // the signature before `verify_ecdsa` looks at the key: the same order here.
+        let fixed = crate::verify::x509::ecdsa_der_to_fixed(alg, sig)?;
+        super::ecdsa_key_well_formed(alg, public_key)?;
+        super::ecdsa_scalars_in_range(alg, &fixed)?;
         let a: &'static dyn signature::VerificationAlgorithm = match alg {
             EcdsaAlg::P256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
             EcdsaAlg::P384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
@@ -87,6 +92,8 @@ impl Crypto for AwsLc {
         message: &[u8],
         sig: &[u8],
     ) -> Result<(), SignatureError> {
+        // A malformed key is reported as the pure-Rust backend reports it.
+        super::rsa_key_well_formed(public_key)?;
         let a: &'static dyn signature::VerificationAlgorithm = match hash {
             RsaHash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
             RsaHash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
@@ -101,6 +108,8 @@ impl Crypto for AwsLc {
         message: &[u8],
         sig: &[u8],
     ) -> Result<(), SignatureError> {
+        // A malformed key is reported as the pure-Rust backend reports it.
+        super::rsa_key_well_formed(public_key)?;
         let a: &'static dyn signature::VerificationAlgorithm = match hash {
             RsaHash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
             RsaHash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,

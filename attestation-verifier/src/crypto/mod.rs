@@ -85,6 +85,36 @@ pub(crate) fn ecdsa_scalars_in_range(
     }
 }
 
+/// Refuses an ECDSA public key that is not a SEC1 point on the curve (the identity, a wrong
+/// length or prefix, coordinates off the curve or not below the field prime), as
+/// [`SignatureError::MalformedKey`]: the pure-Rust backend does this while parsing; a backend
+/// whose verifier reports one opaque error calls it first, so both give the same error.
+#[cfg(feature = "native")]
+pub(crate) fn ecdsa_key_well_formed(
+    alg: EcdsaAlg,
+    public_key: &[u8],
+) -> Result<(), SignatureError> {
+    let ok = match alg {
+        EcdsaAlg::P256Sha256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).is_ok(),
+        EcdsaAlg::P384Sha384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SignatureError::MalformedKey)
+    }
+}
+
+/// Refuses an RSA public key that is not a PKCS#1 `RSAPublicKey` the pure-Rust backend
+/// takes, as [`SignatureError::MalformedKey`] (as [`ecdsa_key_well_formed`] does for ECDSA).
+#[cfg(feature = "native")]
+pub(crate) fn rsa_key_well_formed(public_key: &[u8]) -> Result<(), SignatureError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    rsa::PublicKey::from_pkcs1_der(public_key)
+        .map(|_| ())
+        .map_err(|_| SignatureError::MalformedKey)
+}
+
 /// Hashing and signature verification, the only cryptography the verifier does.
 ///
 /// Keys are passed as they appear in X.509 `subjectPublicKey` bit strings: SEC1

@@ -127,3 +127,113 @@ fn ecdsa_scalar_out_of_range_same_error_rejects() {
         }
     }
 }
+
+/// Regression (issue 21): a malformed public key was "malformed public key" for the pure-Rust
+/// backend and "signature does not verify" for aws-lc (ECDSA and RSA), so the same evidence
+/// got different rejection reasons from the two backends. Differential: every backend gives
+/// `MalformedKey` for each key below, with a signature that is well formed (valid under the
+/// real key), through every entry point.
+#[test]
+fn malformed_public_key_same_reason_across_backends_rejects() {
+    use p256::ecdsa::signature::Signer;
+    let msg = b"sigil";
+    let p384_sk = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).unwrap();
+    let p384_sig: p384::ecdsa::Signature = p384_sk.sign(msg);
+    let p384_pk = p384_sk.verifying_key().to_sec1_point(false);
+    let p256_sk = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let p256_sig: p256::ecdsa::Signature = p256_sk.sign(msg);
+    let p256_pk = p256_sk.verifying_key().to_sec1_point(false);
+    let cases = [
+        (
+            EcdsaAlg::P384Sha384,
+            p384_pk.as_bytes().to_vec(),
+            p384_sig.to_bytes().to_vec(),
+            p384_sig.to_der().as_bytes().to_vec(),
+        ),
+        (
+            EcdsaAlg::P256Sha256,
+            p256_pk.as_bytes().to_vec(),
+            p256_sig.to_bytes().to_vec(),
+            p256_sig.to_der().as_bytes().to_vec(),
+        ),
+    ];
+    for (alg, good, fixed, der) in &cases {
+        let n = (good.len() - 1) / 2;
+        // Sanity: the real key verifies on every backend.
+        for c in backends() {
+            assert_eq!(
+                c.verify_ecdsa(*alg, good, msg, fixed),
+                Ok(()),
+                "{}",
+                c.name()
+            );
+        }
+        let mut off_curve = good.clone();
+        off_curve[good.len() - 1] ^= 1;
+        let mut bad_prefix = good.clone();
+        bad_prefix[0] = 0x05;
+        let mut x_too_big = alloc::vec![0x04u8];
+        x_too_big.extend(alloc::vec![0xffu8; 2 * n]);
+        let mut compressed_bad = alloc::vec![0x02u8];
+        compressed_bad.extend(alloc::vec![0xffu8; n]);
+        let keys: [(&str, Vec<u8>); 7] = [
+            ("empty", Vec::new()),
+            ("identity", alloc::vec![0x00]),
+            ("truncated", good[..good.len() - 1].to_vec()),
+            ("off the curve", off_curve),
+            ("bad SEC1 prefix", bad_prefix),
+            ("coordinates above the field prime", x_too_big),
+            ("compressed, no point", compressed_bad),
+        ];
+        for (what, key) in &keys {
+            let got: Vec<_> = backends()
+                .iter()
+                .map(|c| {
+                    (
+                        c.name(),
+                        c.verify_ecdsa(*alg, key, msg, fixed),
+                        c.verify_ecdsa_der(*alg, key, msg, der),
+                    )
+                })
+                .collect();
+            for (name, a, b) in &got {
+                assert_eq!(
+                    *a,
+                    Err(SignatureError::MalformedKey),
+                    "{name} {alg:?} {what}"
+                );
+                assert_eq!(
+                    *b,
+                    Err(SignatureError::MalformedKey),
+                    "{name} {alg:?} {what} (DER)"
+                );
+            }
+        }
+    }
+    // RSA: keys that are not a PKCS#1 RSAPublicKey.
+    let rsa_keys: [(&str, &[u8]); 5] = [
+        ("empty", b""),
+        ("empty sequence", b"\x30\x00"),
+        ("not DER", b"\x01\x02\x03\x04"),
+        ("truncated", b"\x30\x82\x01\x0a\x02\x82\x01\x01\x00"),
+        ("modulus only", b"\x30\x03\x02\x01\x05"),
+    ];
+    for (what, key) in rsa_keys {
+        for c in backends() {
+            for hash in [RsaHash::Sha256, RsaHash::Sha384] {
+                assert_eq!(
+                    c.verify_rsa_pss(hash, key, msg, &[1u8; 256]),
+                    Err(SignatureError::MalformedKey),
+                    "{} PSS {what}",
+                    c.name()
+                );
+                assert_eq!(
+                    c.verify_rsa_pkcs1(hash, key, msg, &[1u8; 256]),
+                    Err(SignatureError::MalformedKey),
+                    "{} PKCS#1 {what}",
+                    c.name()
+                );
+            }
+        }
+    }
+}

@@ -24,7 +24,7 @@ use crate::store::Inserted;
 use crate::workload::spec::{self};
 use crate::workload::{Gpu, Stop};
 
-use super::{AgentError, Engine, FundingRefusal, lock, sha256};
+use super::{AgentError, Engine, FundingRefusal, disk, lock, sha256};
 
 /// What a request on an existing job asks for (each kind is signed under its own domain).
 #[derive(Clone, Copy, Debug)]
@@ -103,6 +103,14 @@ impl Engine {
             };
         }
         let sealed = self.check_sealed(&plan, req.sealed_secrets)?;
+        // A full or read-only state directory takes no new work (the room left is the
+        // accepted jobs'); a repeat of a stored job was answered above all the same.
+        let retry = self.cfg.retry_after_ms;
+        let disk = disk::check(&self.cfg.state_dir, self.cfg.jobs.min_free_bytes);
+        self.metrics.state_dir_accepting(disk.is_ok());
+        if let Err(fault) = disk {
+            return Err(disk::refusal(&self.cfg.state_dir, fault, retry.max(1_000)));
+        }
         let owner = self.admit(&plan, &spec_hash, principal).await?;
         let mut record = JobRecord::queued(plan.job_id, spec_hash, owner, now);
         // With a slot free and nobody waiting, the job is stored as started (steps 1 and 2
@@ -124,7 +132,11 @@ impl Engine {
         }
         // Held before the job exists in the store, so it never starts without them.
         self.hold_sealed(plan.job_id, sealed);
-        let inserted = self.store.insert(record, req.spec).await;
+        let inserted = self
+            .store
+            .insert(record, req.spec)
+            .await
+            .map_err(|e| disk::named(e.into(), &self.cfg.state_dir, retry.max(1_000)));
         if !matches!(inserted, Ok(Inserted::Created(_))) {
             self.drop_sealed(&plan.job_id);
         }

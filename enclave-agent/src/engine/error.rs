@@ -1,7 +1,7 @@
 //! The engine's request error (mapped to gRPC status codes once, in `crate::grpc`).
 
 use crate::auth::AuthError;
-use crate::store::StoreError;
+use crate::store::{DiskFault, StoreError};
 use crate::workload::spec::SpecError;
 
 /// Why a request failed.
@@ -86,6 +86,17 @@ pub enum AgentError {
     /// This agent cannot keep secrets off its disk (no private tmpfs for job directories).
     #[error("this agent does not take jobs with secrets: {0}")]
     SecretsUnsupported(&'static str),
+    /// The state directory's disk takes no new work: full, below `jobs.min_free_bytes`, or
+    /// read-only. Jobs accepted before are still run and served.
+    #[error("state directory {dir}: {fault}; new jobs are refused until it takes writes again")]
+    StateDir {
+        /// The state directory.
+        dir: String,
+        /// Why.
+        fault: DiskFault,
+        /// When a retry may succeed, milliseconds (for a full disk).
+        retry_after_ms: u64,
+    },
     /// Anything else internal.
     #[error("internal: {0}")]
     Internal(String),

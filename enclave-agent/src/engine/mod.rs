@@ -43,6 +43,7 @@ use crate::workload::spec::{Capabilities, Evidence};
 use crate::workload::{self, Gpu, JobDirs, RunAs, StopSignal};
 
 mod admission;
+mod disk;
 pub mod error;
 mod receipts;
 mod runner;

@@ -3,6 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::engine::{AgentError, FundingRefusal};
+use crate::store::StoreError;
 use crate::workload::spec::SpecError;
 
 /// Longest status message sent, bytes (values in it are clipped where they are made; this
@@ -92,6 +93,26 @@ fn status_of(e: &AgentError) -> tonic::Status {
                 Status::unavailable(e.to_string())
             }
             AgentError::Busy { retry_after_ms, .. } => exhausted(e.to_string(), *retry_after_ms),
+            AgentError::StateDir {
+                fault,
+                retry_after_ms,
+                ..
+            } => {
+                tracing::warn!(error = %e, "submission refused: the state directory takes no writes");
+                if fault.is_space() {
+                    exhausted(e.to_string(), *retry_after_ms)
+                } else {
+                    Status::unavailable(e.to_string())
+                }
+            }
+            AgentError::Store(StoreError::Disk { fault, .. }) => {
+                tracing::error!(error = %e, "job store: the disk refused a write");
+                if fault.is_space() {
+                    Status::resource_exhausted(e.to_string())
+                } else {
+                    Status::unavailable(e.to_string())
+                }
+            }
             AgentError::Store(_) | AgentError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal("internal error")

@@ -61,12 +61,72 @@ pub enum StoreError {
     /// The writer thread is gone (the agent is shutting down).
     #[error("job store is closed")]
     Closed,
+    /// The disk under the store refused a write (full or read-only), or an earlier write
+    /// failed and the store refuses writes until the agent is restarted.
+    #[error("job store: {op}: {fault}")]
+    Disk {
+        /// What was being done.
+        op: &'static str,
+        /// Why the disk refused it.
+        fault: DiskFault,
+    },
+}
+
+/// Why the state directory's disk cannot take a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskFault {
+    /// No space (or no inodes) left.
+    #[error("no space left on the device")]
+    Full,
+    /// Less free space than `jobs.min_free_bytes`, the room kept for the jobs already
+    /// accepted.
+    #[error("{free_bytes} bytes free, below the {reserve_bytes} bytes kept for accepted jobs")]
+    LowSpace {
+        /// Bytes free to the agent.
+        free_bytes: u64,
+        /// `jobs.min_free_bytes`.
+        reserve_bytes: u64,
+    },
+    /// The file system is mounted read-only.
+    #[error("read-only file system")]
+    ReadOnly,
+    /// A write failed earlier: the store takes no writes until the agent is restarted.
+    #[error("an earlier write failed; restart the agent once the disk takes writes again")]
+    Failed,
+}
+
+impl DiskFault {
+    /// The fault an I/O error stands for, if it is one of the disk's.
+    pub fn of_io(e: &std::io::Error) -> Option<Self> {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(Self::Full),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(Self::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// Whether the disk can take writes again without a restart once space is freed.
+    pub fn is_space(self) -> bool {
+        matches!(self, Self::Full | Self::LowSpace { .. })
+    }
 }
 
 fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Db {
-        op,
-        detail: e.into().to_string(),
+    move |e| {
+        let e: redb::Error = e.into();
+        let fault = match &e {
+            redb::Error::Io(io) => DiskFault::of_io(io),
+            redb::Error::PreviousIo => Some(DiskFault::Failed),
+            _ => None,
+        };
+        match fault {
+            Some(fault) => StoreError::Disk { op, fault },
+            None => StoreError::Db {
+                op,
+                detail: e.to_string(),
+            },
+        }
     }
 }
 
