@@ -90,3 +90,42 @@ fn domains_are_distinct_works() {
     let r = report_data(&RustCrypto, &key, &[0; 32], &nonce);
     assert_ne!(&r[..32], &g[..]);
 }
+
+#[test]
+fn binding_v2_commits_to_the_sealing_key_works() {
+    let (key, sealing, gpu, nonce) = ([1u8; 32], [6u8; 32], [2u8; 32], [3u8; 32]);
+    let v2 = Binding::V2 {
+        agent_key: &key,
+        sealing_key: &sealing,
+    };
+    let mut h = sha2::Sha512::new();
+    h.update(b"sigil.report-data.v2\0");
+    h.update(key);
+    h.update(sealing);
+    h.update(gpu);
+    h.update(nonce);
+    let want: [u8; 64] = h.finalize().into();
+    assert_eq!(v2.report_data(&RustCrypto, &gpu, &nonce), want);
+    let mut h = sha2::Sha256::new();
+    h.update(b"sigil.gpu-nonce.v2\0");
+    h.update(key);
+    h.update(sealing);
+    h.update(nonce);
+    let want: [u8; 32] = h.finalize().into();
+    assert_eq!(v2.gpu_nonce(&RustCrypto, &nonce), want);
+    // Another sealing key, another binding; v1 is the earlier derivation, unchanged.
+    let other = Binding::V2 {
+        agent_key: &key,
+        sealing_key: &[7; 32],
+    };
+    assert_ne!(
+        other.report_data(&RustCrypto, &gpu, &nonce),
+        v2.report_data(&RustCrypto, &gpu, &nonce)
+    );
+    let v1 = Binding::V1 { agent_key: &key };
+    assert_eq!(
+        v1.report_data(&RustCrypto, &gpu, &nonce),
+        report_data(&RustCrypto, &key, &gpu, &nonce)
+    );
+    assert_eq!((v1.version(), v2.version()), (1, 2));
+}

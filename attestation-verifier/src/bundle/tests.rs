@@ -36,7 +36,7 @@ fn round_trip_works() {
     let b = sample();
     let bytes = b.to_bytes();
     assert_eq!(&bytes[..4], b"SGEB");
-    assert_eq!(bytes[4], 3);
+    assert_eq!(bytes[4], 4);
     assert_eq!(bytes[5], 1, "tee index of SEV-SNP");
     assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
     for cpu in [
@@ -68,10 +68,10 @@ fn wrong_magic_and_version_reject() {
     bytes[0] = b'X';
     assert_eq!(EvidenceBundle::from_bytes(&bytes), Err(BundleError::Magic));
     let mut bytes = sample().to_bytes();
-    bytes[4] = 4;
+    bytes[4] = 5;
     assert_eq!(
         EvidenceBundle::from_bytes(&bytes),
-        Err(BundleError::Version(4))
+        Err(BundleError::Version(5))
     );
     assert_eq!(EvidenceBundle::from_bytes(b"SG"), Err(BundleError::Magic));
     assert!(matches!(
@@ -164,21 +164,21 @@ fn version_2_collateral_round_trip_works() {
     assert_eq!(back, b);
     assert_eq!(back.gpu_collateral.rims.len(), 2);
     // The GPU collateral is SCALE(Vec<Vec<u8>>) twice, followed by the CPU
-    // collateral (here no CRL: one zero byte).
+    // collateral (here no CRL: one zero byte) and the sealing key (none: one zero byte).
     let mut tail = GpuCollateral {
         rims: b.gpu_collateral.rims.clone(),
         ocsp: b.gpu_collateral.ocsp.clone(),
     }
     .encode();
-    tail.push(0);
+    tail.extend([0, 0]);
     assert!(bytes.ends_with(&tail));
     // ...and covered by the digest.
     let mut other = b.clone();
     other.gpu_collateral.ocsp.clear();
     assert_ne!(other.digest(&RustCrypto), b.digest(&RustCrypto));
-    // Empty collateral is two zero length prefixes and an absent CRL.
+    // Empty collateral is two zero length prefixes, an absent CRL and an absent key.
     let plain = sample().to_bytes();
-    assert!(plain.ends_with(&[0, 0, 0]));
+    assert!(plain.ends_with(&[0, 0, 0, 0]));
 }
 
 fn with_crl() -> EvidenceBundle {
@@ -197,14 +197,17 @@ fn v2_bytes(b: &EvidenceBundle) -> Vec<u8> {
 
 #[test]
 fn version_3_crl_round_trip_works() {
-    let b = with_crl();
+    let mut b = with_crl();
+    b.version = BUNDLE_VERSION_3;
     let bytes = b.to_bytes();
     assert_eq!(bytes[4], 3);
     let back = EvidenceBundle::from_bytes(&bytes).unwrap();
     assert_eq!(back, b);
     assert_eq!(back.snp_crl(), Some(&[0x30, 0x82, 0x01, 0x00, 0xAA][..]));
-    // The CRL is the encoding's tail: Some(Vec<u8>).
+    // The CRL is the encoding's tail in version 3: Some(Vec<u8>).
     assert!(bytes.ends_with(&Some(vec![0x30u8, 0x82, 0x01, 0x00, 0xAA]).encode()));
+    // It re-encodes to its own bytes (its digest is the file's).
+    assert_eq!(back.to_bytes(), bytes);
     // ...and covered by the digest.
     let without = with_collateral();
     assert_ne!(without.digest(&RustCrypto), b.digest(&RustCrypto));
@@ -372,5 +375,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(EvidenceBundle::from_bytes(&b.to_bytes()).unwrap(), b.clone());
         let b = b.with_cpu_collateral(CpuCollateral { snp_crl: Some(crl) });
         proptest::prop_assert_eq!(EvidenceBundle::from_bytes(&b.to_bytes()).unwrap(), b);
+    }
+}
+
+#[test]
+fn version_4_sealing_key_round_trip_works() {
+    let b = with_crl().with_sealing_key([0x5e; 32]);
+    let bytes = b.to_bytes();
+    assert_eq!(bytes[4], BUNDLE_VERSION);
+    let back = EvidenceBundle::from_bytes(&bytes).unwrap();
+    assert_eq!(back, b);
+    assert_eq!(back.sealing_key, Some([0x5e; 32]));
+    // The key is the encoding's tail: Some([u8; 32]), after the CRL.
+    let mut tail = vec![1u8];
+    tail.extend([0x5e; 32]);
+    assert!(bytes.ends_with(&tail));
+    // ...and covered by the digest.
+    assert_ne!(with_crl().digest(&RustCrypto), b.digest(&RustCrypto));
+    // A version-4 file relabelled as version 3 is not version 3 (trailing bytes).
+    let mut relabelled = bytes.clone();
+    relabelled[4] = 3;
+    assert!(EvidenceBundle::from_bytes(&relabelled).is_err());
+}
+
+#[test]
+fn sealing_key_in_older_version_rejects() {
+    for version in [BUNDLE_VERSION_1, BUNDLE_VERSION_2, BUNDLE_VERSION_3] {
+        let mut b = sample().with_sealing_key([1; 32]);
+        b.version = version;
+        assert_eq!(
+            b.check(),
+            Err(BundleError::SealingKeyBeforeVersion4(version))
+        );
     }
 }

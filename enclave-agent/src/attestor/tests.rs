@@ -178,9 +178,15 @@ fn gpu_evidence_is_bound_works() {
         crate::evidence::tests::vectors().join("nvgpu/hopper-nvtrust-sample/cert_chain.pem"),
     )
     .unwrap();
-    let key = AgentKey::from_seed(&[9; 32]).public_key();
+    let agent = AgentKey::from_seed(&[9; 32]);
+    let (key, sealing) = (agent.public_key(), agent.sealing().public_key());
+    // Binding v2: the bundle carries the sealing key, the evidence binds both keys.
+    let keys = binding::Binding::V2 {
+        agent_key: &key,
+        sealing_key: &sealing,
+    };
     let nonce = [4u8; 32];
-    let gn = binding::gpu_nonce(&RustCrypto, &key, &nonce);
+    let gn = keys.gpu_nonce(&RustCrypto, &nonce);
     let mut r = report;
     r[4..36].copy_from_slice(&gn);
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
@@ -207,7 +213,7 @@ fn gpu_evidence_is_bound_works() {
     assert_ne!(gd, [0; 32]);
     assert_eq!(
         sim.body.report_data,
-        binding::report_data(&RustCrypto, &key, &gd, &nonce)
+        keys.report_data(&RustCrypto, &gd, &nonce)
     );
 }
 
@@ -252,9 +258,15 @@ fn gpu_collateral_goes_into_the_bundle_works() {
     ] {
         std::fs::copy(file, rims.path().join(format!("{id}.xml"))).unwrap();
     }
-    let key = AgentKey::from_seed(&[9; 32]).public_key();
+    let agent = AgentKey::from_seed(&[9; 32]);
+    let (key, sealing) = (agent.public_key(), agent.sealing().public_key());
+    // Binding v2: the bundle carries the sealing key, the evidence binds both keys.
+    let keys = binding::Binding::V2 {
+        agent_key: &key,
+        sealing_key: &sealing,
+    };
     let nonce = [4u8; 32];
-    report[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
+    report[4..36].copy_from_slice(&keys.gpu_nonce(&RustCrypto, &nonce));
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     g.evidence = Some((report, chain));
     let probe: Arc<dyn GpuProbe> = Arc::new(
@@ -310,10 +322,16 @@ fn gpu_collateral_failure_fails_attestation_rejects() {
     let v = crate::evidence::tests::vectors();
     let report = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/report.bin")).unwrap();
     let chain = std::fs::read(v.join("nvgpu/hopper-nvtrust-sample/cert_chain.pem")).unwrap();
-    let key = AgentKey::from_seed(&[9; 32]).public_key();
+    let agent = AgentKey::from_seed(&[9; 32]);
+    let (key, sealing) = (agent.public_key(), agent.sealing().public_key());
+    // Binding v2: the bundle carries the sealing key, the evidence binds both keys.
+    let keys = binding::Binding::V2 {
+        agent_key: &key,
+        sealing_key: &sealing,
+    };
     let nonce = [4u8; 32];
     let mut r = report;
-    r[4..36].copy_from_slice(&binding::gpu_nonce(&RustCrypto, &key, &nonce));
+    r[4..36].copy_from_slice(&keys.gpu_nonce(&RustCrypto, &nonce));
     let mut g = gpu_monitor::FakeGpu::new(0, "GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     g.evidence = Some((r, chain));
     let probe: Arc<dyn GpuProbe> = Arc::new(

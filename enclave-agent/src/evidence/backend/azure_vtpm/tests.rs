@@ -360,7 +360,13 @@ fn azure_vtpm_evidence_verifies_works() {
     assert_eq!(attestor.tee(), TeeKind::SevSnp);
     for nonce in [[1u8; 32], [2u8; 32]] {
         let bundle = attestor.attest(nonce).unwrap();
-        let rd = binding::report_data(&RustCrypto, &attestor.public_key(), &[0; 32], &nonce);
+        let (key, sealing) = (attestor.public_key(), attestor.sealing_public_key());
+        assert_eq!(bundle.sealing_key, Some(sealing));
+        let rd = binding::Binding::V2 {
+            agent_key: &key,
+            sealing_key: &sealing,
+        }
+        .report_data(&RustCrypto, &[0; 32], &nonce);
         // The agent wrote exactly the bundle's REPORT_DATA to the user-data index.
         assert_eq!(tpm.state.lock().unwrap().written.last().unwrap(), &rd);
         let CpuEvidence::AzureSnpVtpm {
