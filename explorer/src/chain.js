@@ -124,6 +124,7 @@ export function provider(account, p) {
       gpuChip: text(a.gpuChip),
       gpuDriver: text(a.gpuDriver),
       gpuVbios: text(a.gpuVbios),
+      sealingKey: a.sealingKey && a.sealingKey.isSome ? hex(a.sealingKey.unwrap()) : null,
       previous: a.previous.isSome
         ? {
             evidenceDigest: hex(a.previous.unwrap().evidenceDigest),

@@ -310,6 +310,7 @@ async function viewProviders(only) {
           p.attested && ['Measurement', h('span', { class: 'mono wrap' }, p.attested.measurement)],
           p.attested && ['Policy', policyLink(p.attested.policy)],
           p.attested && ['Evidence', h('span', { class: 'mono wrap' }, p.attested.evidenceDigest)],
+          p.attested && ['Sealing key (HPKE)', p.attested.sealingKey ? h('span', { class: 'mono wrap' }, p.attested.sealingKey) : 'none (the evidence binds no sealing key)'],
           p.attested && ['GPUs', p.attested.gpuCount ? `${p.attested.gpuCount} × ${p.attested.gpuChip}, driver ${p.attested.gpuDriver}, VBIOS ${p.attested.gpuVbios}` : 'none'],
           ['Jobs served', p.served.length ? h('span', {}, p.served.map((id, i) => [i ? ', ' : '', jobLink(id)])) : 'none'],
         ]),
