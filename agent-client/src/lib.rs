@@ -562,6 +562,8 @@ pub struct AgentClient {
     /// The verifier of agents' evidence, its pinned roots parsed once and its caches kept
     /// across verifications (shared by clones).
     verifier: std::sync::Arc<std::sync::Mutex<Option<Verifier>>>,
+    /// With [`AgentClient::connect_attested`]: the ed25519 key the TLS server proved it holds.
+    tls_key: Option<std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>>,
 }
 
 type Verifier = attestation_verifier::ReceiptVerifier<DefaultCrypto>;
@@ -630,7 +632,102 @@ impl AgentClient {
             channel,
             reader: None,
             verifier: std::sync::Arc::default(),
+            tls_key: None,
         })
+    }
+
+    /// Connects over TLS to an agent whose certificate is for its own attested key
+    /// (`tls.attested`): the certificate is not checked against any CA (it is self-signed);
+    /// the server must prove it holds the certificate's key in the handshake, and the key is
+    /// kept so that [`AgentClient::check_channel`] can compare it with the key the agent's
+    /// evidence binds. Until that check passed the channel is anyone's.
+    pub async fn connect_attested(url: &str) -> Result<Self, AgentError> {
+        let endpoint_err = |detail: String| AgentError::Endpoint {
+            url: url.to_owned(),
+            detail,
+        };
+        let uri: tonic::codegen::http::Uri =
+            url.parse().map_err(|e| endpoint_err(format!("{e}")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(endpoint_err(
+                "an attested channel needs an https:// URL".into(),
+            ));
+        }
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| endpoint_err(format!("server name {host:?}: {e}")))?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let verifier = attested_tls::RecordingVerifier {
+            provider: std::sync::Arc::clone(&provider),
+            seen: std::sync::Arc::clone(&slot),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| endpoint_err(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        // tonic dials through this connector: plain TCP to the URL's host and port, then TLS.
+        let plain = format!("http://{host}:{port}");
+        let endpoint = Endpoint::from_shared(plain)
+            .map_err(|e| endpoint_err(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10));
+        let channel = endpoint
+            .connect_with_connector(tower::service_fn(move |_: tonic::codegen::http::Uri| {
+                let (connector, server_name, addr) = (
+                    connector.clone(),
+                    server_name.clone(),
+                    format!("{host}:{port}"),
+                );
+                async move {
+                    let tcp = tokio::net::TcpStream::connect(addr).await?;
+                    tcp.set_nodelay(true)?;
+                    let tls = connector.connect(server_name, tcp).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                }
+            }))
+            .await
+            .map_err(|e| AgentError::Connect {
+                url: url.to_owned(),
+                detail: error_chain(&e),
+            })?;
+        Ok(Self {
+            url: url.to_owned(),
+            channel,
+            reader: None,
+            verifier: std::sync::Arc::default(),
+            tls_key: Some(slot),
+        })
+    }
+
+    /// Whether the TLS channel ends at `agent`'s verified key: the key the server proved in
+    /// the handshake ([`AgentClient::connect_attested`]) must be the signing key the
+    /// evidence binds. A client not connected that way has no channel to check.
+    pub fn check_channel(&self, agent: &VerifiedAgent) -> Result<(), AgentError> {
+        let Some(slot) = &self.tls_key else {
+            return Err(AgentError::NotVerified(vec![
+                "the channel was not opened as an attested TLS channel".into(),
+            ]));
+        };
+        let seen = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match seen {
+            Some(k) if k.as_slice() == agent.agent_key.as_slice() => Ok(()),
+            Some(k) => Err(AgentError::NotVerified(vec![format!(
+                "the TLS channel ends at key 0x{}, not at the attested agent key 0x{}",
+                hex::encode(k),
+                hex::encode(agent.agent_key)
+            )])),
+            None => Err(AgentError::NotVerified(vec![
+                "the TLS handshake showed no ed25519 key".into(),
+            ])),
+        }
     }
 
     /// Signs status (`job`, `wait`) and receipt requests with the buyer's `key`, as agents
@@ -909,3 +1006,85 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A TLS server certificate verifier for agents that serve with their attested key.
+mod attested_tls {
+    use std::sync::{Arc, Mutex};
+
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use x509_cert::der::Decode;
+
+    /// Takes the end-entity certificate's key without a CA (the agent's certificate is
+    /// self-signed), checks the handshake signature with it (so the server holds the key),
+    /// and records the key for the comparison with the verified evidence.
+    #[derive(Debug)]
+    pub(super) struct RecordingVerifier {
+        pub(super) provider: Arc<CryptoProvider>,
+        pub(super) seen: Arc<Mutex<Option<Vec<u8>>>>,
+    }
+
+    impl ServerCertVerifier for RecordingVerifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let cert = x509_cert::Certificate::from_der(end_entity.as_ref()).map_err(|_| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+            })?;
+            let spki = &cert.tbs_certificate().subject_public_key_info();
+            // Ed25519 (RFC 8410) only: the agent's key.
+            if spki.algorithm.oid != const_oid::db::rfc8410::ID_ED_25519 {
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnsupportedSignatureAlgorithm,
+                ));
+            }
+            let key = spki.subject_public_key.raw_bytes().to_vec();
+            *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(key);
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+}

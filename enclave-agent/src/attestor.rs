@@ -177,6 +177,13 @@ impl Attestor {
         self.key.sealing().public_key()
     }
 
+    /// A TLS certificate and key for the agent key, made in memory (`tls.attested`).
+    pub fn tls_identity(
+        &self,
+    ) -> Result<(String, zeroize::Zeroizing<String>), crate::keys::KeyError> {
+        self.key.tls_identity()
+    }
+
     /// The sealing key itself (opens the secrets buyers sealed to it).
     pub fn sealing(&self) -> &sigil_sealing::SealingKey {
         self.key.sealing()

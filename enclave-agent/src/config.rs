@@ -164,6 +164,11 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// PEM CA bundle: when set, clients must present a certificate signed by it (mTLS).
     pub client_ca: Option<PathBuf>,
+    /// Serve TLS with a certificate made in memory at start for the agent's own ed25519 key,
+    /// the key its evidence binds: a client that verified the evidence then knows the channel
+    /// ends inside the attested VM (`sigil job submit` checks it for tier 3). `cert` and `key`
+    /// must then be unset.
+    pub attested: bool,
 }
 
 /// Authentication of submissions.
@@ -760,7 +765,17 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::TlsIncomplete);
         }
-        if self.tls.cert.is_none() && !self.listen.ip().is_loopback() && !self.allow_plaintext {
+        if self.tls.attested && self.tls.cert.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "tls.attested",
+                reason: "the attested certificate is made for the agent's key: unset tls.cert and tls.key",
+            });
+        }
+        if self.tls.cert.is_none()
+            && !self.tls.attested
+            && !self.listen.ip().is_loopback()
+            && !self.allow_plaintext
+        {
             return Err(ConfigError::PlaintextNotAllowed { addr: self.listen });
         }
         if self.jobs.max_concurrent == 0 {

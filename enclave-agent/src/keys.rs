@@ -38,6 +38,9 @@ pub enum KeyError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The in-memory TLS certificate could not be made.
+    #[error("attested TLS certificate: {0}")]
+    Tls(String),
     /// The key file does not hold a 32-byte seed.
     #[error("key file {path} holds {len} bytes, not a 32-byte ed25519 seed")]
     FileLength {
@@ -131,6 +134,39 @@ impl AgentKey {
     /// The sealing key (what buyers seal secrets to, bound by the evidence).
     pub fn sealing(&self) -> &SealingKey {
         &self.sealing
+    }
+
+    /// A self-signed TLS certificate for this key, and the key as PKCS#8, both PEM, made in
+    /// memory (`tls.attested`): the TLS server key is then the key the evidence binds, so a
+    /// client that verified the evidence can check the channel ends inside the attested VM.
+    ///
+    /// Using one ed25519 key for receipts and TLS is safe because the messages cannot meet:
+    /// a receipt signature covers a 32-byte digest, a TLS 1.3 `CertificateVerify` covers 64
+    /// spaces, a context string and the transcript hash (130 bytes), a TLS 1.2 key exchange
+    /// at least the two 32-byte randoms and the parameters.
+    pub fn tls_identity(&self) -> Result<(String, zeroize::Zeroizing<String>), KeyError> {
+        // RFC 8410 PKCS#8 v1 of an Ed25519 private key is this fixed prefix and the 32-byte
+        // seed; written here since ed25519-dalek's encoder would be one more feature for 16
+        // constant bytes.
+        const PKCS8_PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let mut der = zeroize::Zeroizing::new(Vec::with_capacity(48));
+        der.extend_from_slice(&PKCS8_PREFIX);
+        der.extend_from_slice(self.key.as_bytes());
+        let tls = |e: rcgen::Error| KeyError::Tls(e.to_string());
+        let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_slice());
+        let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
+            .map_err(tls)?;
+        let mut params =
+            rcgen::CertificateParams::new(vec!["sigil-agent".to_owned()]).map_err(tls)?;
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("sigil-agent {}", hex::encode(self.public_key())),
+        );
+        let cert = params.self_signed(&pair).map_err(tls)?;
+        Ok((cert.pem(), zeroize::Zeroizing::new(pair.serialize_pem())))
     }
 
     /// Signs `message` (a receipt digest).

@@ -43,6 +43,12 @@ pub(crate) enum JobCmd {
         /// unless the spec names one).
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// For an https:// agent, do not require the TLS channel to end at the attested key
+        /// (an agent behind an ordinary certificate or a proxy; secrets stay sealed to the
+        /// verified agent all the same). By default a verified submission over https requires
+        /// the agent to serve with its attested key (`tls.attested`).
+        #[arg(long)]
+        unbound_channel: bool,
     },
     /// A job's status on the agent (signed by the buyer's key when given, as agents require
     /// unless they make status public).
@@ -458,6 +464,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
             buyer,
             secrets,
             policy,
+            unbound_channel,
         } => {
             let bytes =
                 std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
@@ -465,11 +472,26 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
             let key = buyer.load()?;
             let secrets = secrets.load(buyer, &spec.job_id)?;
             check_secrets(&spec, &secrets)?;
-            let client = AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?;
+            let verify = spec.tier() == 3 || !secrets.is_empty();
+            let bound_channel = verify && agent.agent.starts_with("https://") && !unbound_channel;
+            let client = if bound_channel {
+                AgentClient::connect_attested(&agent.agent).await?
+            } else {
+                AgentClient::connect(&agent.agent, agent.ca.as_deref()).await?
+            };
             let mut verified = None;
-            if spec.tier() == 3 || !secrets.is_empty() {
+            if verify {
                 let (policy, keys) = appraisal(cli, &spec, policy.as_deref()).await?;
-                match client.verify_agent(&policy, &keys, now()).await {
+                let checked = client
+                    .verify_agent(&policy, &keys, now())
+                    .await
+                    .and_then(|v| {
+                        if bound_channel {
+                            client.check_channel(&v)?;
+                        }
+                        Ok(v)
+                    });
+                match checked {
                     Ok(v) => verified = Some(v),
                     Err(AgentError::NotVerified(reasons)) => {
                         emit(
@@ -497,6 +519,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &JobCmd) -> Result<u8> {
                     "created": created,
                     "job": job,
                     "verified_agent": verified.as_ref().map(|v| json!({
+                        "channel_bound": bound_channel,
                         "agent_key": hex0x(&v.agent_key),
                         "sealing_key": hex0x(&v.sealing_key),
                         "evidence_digest": hex0x(&v.evidence_digest),

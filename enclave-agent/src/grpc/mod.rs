@@ -34,6 +34,9 @@ pub enum ServeError {
     /// tonic refused the TLS configuration, or the transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The attested TLS certificate could not be made.
+    #[error("attested TLS: {0}")]
+    AttestedTls(String),
     /// Building the reflection service failed.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
@@ -142,13 +145,24 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tcp_nodelay(true);
-    if let Some(tls) = tls_config(&settings.tls)? {
+    if settings.tls.attested {
+        let (cert, key) = engine
+            .attestor()
+            .tls_identity()
+            .map_err(|e| ServeError::AttestedTls(e.to_string()))?;
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key.as_bytes()));
+        if let Some(ca) = &settings.tls.client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        builder = builder.tls_config(tls)?;
+        tracing::info!(key = %hex::encode(engine.attestor().public_key()), "TLS with the agent's attested key (tls.attested)");
+    } else if let Some(tls) = tls_config(&settings.tls)? {
         builder = builder.tls_config(tls)?;
     } else if !settings.listen.ip().is_loopback() {
         tracing::warn!(listen = %settings.listen, "serving plaintext gRPC on a non-loopback address (allow_plaintext)");
     }
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, tls = settings.tls.cert.is_some(), "gRPC server listening");
+    tracing::info!(addr = ?addr, tls = settings.tls.cert.is_some() || settings.tls.attested, "gRPC server listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let stop = shutdown.clone();
     let health_on_stop = health.clone();
