@@ -1041,8 +1041,8 @@ mod attested_tls {
             let spki = &cert.tbs_certificate().subject_public_key_info();
             // Ed25519 (RFC 8410) only: the agent's key.
             if spki.algorithm.oid != const_oid::db::rfc8410::ID_ED_25519 {
-                return Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::UnsupportedSignatureAlgorithm,
+                return Err(rustls::Error::General(
+                    "the agent's certificate is not for an Ed25519 key (its attested key)".into(),
                 ));
             }
             let key = spki.subject_public_key.raw_bytes().to_vec();
