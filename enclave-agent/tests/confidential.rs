@@ -57,6 +57,35 @@ struct Job {
     secrets: Vec<Secret>,
 }
 
+/// A tier-3 process job running `script` under `sh -c`, its secrets named by commitment.
+fn tier3_spec(
+    id: [u8; 32],
+    script: &str,
+    inputs: Vec<(String, Vec<u8>)>,
+    secrets: &[Secret],
+    output_recipient: Option<[u8; 32]>,
+) -> sigil_agent_client::EncodedSpec {
+    JobRequest {
+        job_id: id,
+        tier: 3,
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        image: None,
+        env: Vec::new(),
+        inputs,
+        wall_time_ms: 60_000,
+        memory_bytes: 0,
+        evidence_mode: EvidenceMode::AttestedKey,
+        gpu_count: 0,
+        provider_key: None,
+        not_after_ms: 0,
+        buyer: Some(buyer().verifying_key().to_bytes()),
+        secrets: secrets.iter().map(Secret::reference).collect(),
+        output_recipient,
+    }
+    .encode()
+    .unwrap()
+}
+
 fn secret_job(label: &str, seal_outputs: bool) -> Job {
     let id = job_id(label);
     let seed = buyer().to_bytes();
@@ -81,25 +110,13 @@ cat "$SIGIL_INPUT_DIR/keys/model.key" > "$SIGIL_OUTPUT_DIR/seen.txt"
 printf '|%s' "$API_TOKEN" >> "$SIGIL_OUTPUT_DIR/seen.txt"
 mount | grep -c " $(dirname "$SIGIL_INPUT_DIR") " > "$SIGIL_OUTPUT_DIR/mounts.txt" || true
 echo "log line with $API_TOKEN""#;
-    let spec = JobRequest {
-        job_id: id,
-        tier: 3,
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        image: None,
-        env: Vec::new(),
-        inputs: vec![("plain.txt".into(), b"not secret".to_vec())],
-        wall_time_ms: 60_000,
-        memory_bytes: 0,
-        evidence_mode: EvidenceMode::AttestedKey,
-        gpu_count: 0,
-        provider_key: None,
-        not_after_ms: 0,
-        buyer: Some(buyer().verifying_key().to_bytes()),
-        secrets: secrets.iter().map(Secret::reference).collect(),
-        output_recipient: seal_outputs.then(|| SealingKey::for_outputs(&seed, &id).public_key()),
-    }
-    .encode()
-    .unwrap();
+    let spec = tier3_spec(
+        id,
+        script,
+        vec![("plain.txt".into(), b"not secret".to_vec())],
+        &secrets,
+        seal_outputs.then(|| SealingKey::for_outputs(&seed, &id).public_key()),
+    );
     Job { id, spec, secrets }
 }
 
@@ -381,25 +398,13 @@ async fn model_key_release_works() {
     let script = r#"set -eu
 openssl enc -d -aes-256-ctr -pbkdf2 -pass "file:$SIGIL_INPUT_DIR/keys/model.key" \
     -in "$SIGIL_INPUT_DIR/model.enc" | sha256sum | cut -d' ' -f1 > "$SIGIL_OUTPUT_DIR/model.sha256""#;
-    let spec = JobRequest {
-        job_id: id,
-        tier: 3,
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        image: None,
-        env: Vec::new(),
-        inputs: vec![("model.enc".into(), encrypted)],
-        wall_time_ms: 60_000,
-        memory_bytes: 0,
-        evidence_mode: EvidenceMode::AttestedKey,
-        gpu_count: 0,
-        provider_key: None,
-        not_after_ms: 0,
-        buyer: Some(buyer().verifying_key().to_bytes()),
-        secrets: vec![secret.reference()],
-        output_recipient: Some(SealingKey::for_outputs(&seed, &id).public_key()),
-    }
-    .encode()
-    .unwrap();
+    let spec = tier3_spec(
+        id,
+        script,
+        vec![("model.enc".into(), encrypted)],
+        std::slice::from_ref(&secret),
+        Some(SealingKey::for_outputs(&seed, &id).public_key()),
+    );
     let sealed = vec![secret.seal(&verified.sealing_key, &id).unwrap()];
     client.submit_sealed(&spec, &buyer(), sealed).await.unwrap();
     let view = client.wait(&id, Duration::from_secs(60)).await.unwrap();
