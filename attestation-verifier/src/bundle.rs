@@ -6,7 +6,8 @@
 //!                | nonce [32] | cpu CpuEvidence | gpus Vec<GpuEvidence>
 //!                | gpu_collateral GpuCollateral          (versions 2 and 3)
 //!                | cpu_collateral CpuCollateral          (versions 3 and 4)
-//!                | sealing_key Option<[32]>              (version 4)
+//!                | sealing_key Option<[32]>              (versions 4 and 5)
+//!                | measured MeasuredBoot                 (version 5)
 //! digest         = SHA-256("sigil.evidence.v1\0" || SCALE(bundle))
 //! ```
 //!
@@ -14,7 +15,9 @@
 //! the GPU entries; version 3 adds the CPU evidence's collateral after it (the
 //! AMD CRL of an SEV-SNP chip's product line); version 4 adds the agent's
 //! X25519 sealing (HPKE) key, which the evidence then binds with the signing
-//! key (binding v2). Versions 1 to 3 are still read. The CPU evidence's
+//! key (binding v2); version 5 adds measured-boot evidence: the firmware's
+//! event log, the agent's own measurement events and a vTPM's quote
+//! ([`MeasuredBoot`]). Versions 1 to 4 are still read. The CPU evidence's
 //! REPORT_DATA and every GPU report's nonce are derived from the keys and
 //! `nonce` ([`crate::binding`]). The format is documented in
 //! `docs/evidence-bundle.md`.
@@ -31,8 +34,11 @@ use crate::receipt::TeeKind;
 /// First four bytes of every bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"SGEB";
 /// The bundle format version this crate writes (it also reads
-/// [`BUNDLE_VERSION_3`], [`BUNDLE_VERSION_2`] and [`BUNDLE_VERSION_1`]).
-pub const BUNDLE_VERSION: u8 = 4;
+/// [`BUNDLE_VERSION_4`], [`BUNDLE_VERSION_3`], [`BUNDLE_VERSION_2`] and
+/// [`BUNDLE_VERSION_1`]).
+pub const BUNDLE_VERSION: u8 = 5;
+/// The fourth version: the sealing key, no measured-boot evidence.
+pub const BUNDLE_VERSION_4: u8 = 4;
 /// The third version: CPU collateral, no sealing key.
 pub const BUNDLE_VERSION_3: u8 = 3;
 /// The second version: GPU collateral, no CPU collateral.
@@ -52,12 +58,22 @@ pub const MAX_RIMS: usize = 2 * MAX_GPUS;
 pub const MAX_OCSP: usize = 8 * MAX_GPUS;
 /// Largest AMD CRL a bundle may carry (KDS's CRLs are a few KiB).
 pub const MAX_CRL_LEN: usize = 256 << 10;
+/// Largest firmware event log a bundle may carry (a TDX CCEL is a few KiB to
+/// a few tens of KiB; the ACPI table reserves 64 KiB by default).
+pub const MAX_EVENT_LOG_LEN: usize = 1 << 20;
+/// Most agent measurement events one bundle may carry (two per agent start).
+pub const MAX_AGENT_EVENTS: usize = 64;
+/// Largest TPM quote part (`TPMS_ATTEST` or `TPMT_SIGNATURE`): a TPM answers
+/// in at most 4 KiB.
+pub const MAX_TPM_PART_LEN: usize = 4096;
+/// Most PCR values a TPM quote may come with (24 per bank, two banks).
+pub const MAX_TPM_PCRS: usize = 48;
 
 /// Whether this crate reads bundles of `version`.
 const fn readable(version: u8) -> bool {
     matches!(
         version,
-        BUNDLE_VERSION | BUNDLE_VERSION_3 | BUNDLE_VERSION_2 | BUNDLE_VERSION_1
+        BUNDLE_VERSION | BUNDLE_VERSION_4 | BUNDLE_VERSION_3 | BUNDLE_VERSION_2 | BUNDLE_VERSION_1
     )
 }
 
@@ -173,11 +189,73 @@ impl CpuCollateral {
     }
 }
 
+/// What an agent measured into a TDX runtime register, in the order it extended it.
+#[derive(Encode, Decode, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub enum AgentEventKind {
+    /// SHA-384 of the agent's executable file.
+    #[codec(index = 1)]
+    Binary,
+    /// SHA-384 of the agent's effective configuration (its canonical JSON form).
+    #[codec(index = 2)]
+    Config,
+}
+
+/// One measurement the agent extended into RTMR3 at start: `RTMR3 :=
+/// SHA-384(RTMR3 || digest)`. The verifier replays these after the firmware
+/// log's RTMR3 events and compares the result with the quote.
+#[derive(Encode, Decode, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub struct AgentEvent {
+    /// What was measured.
+    pub kind: AgentEventKind,
+    /// The value extended (SHA-384).
+    pub digest: [u8; 48],
+}
+
+/// A TPM 2.0 quote as the vTPM returned it (`TPM2_Quote`), with the PCR values
+/// it covers. Nothing here is trusted: the signature must verify under the
+/// attestation key the hardware report vouches for, and the PCR values must
+/// hash to the quote's `pcrDigest`.
+#[derive(Encode, Decode, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub struct TpmQuote {
+    /// `TPMS_ATTEST`, marshaled (the contents of the response's `TPM2B_ATTEST`).
+    pub attest: Vec<u8>,
+    /// `TPMT_SIGNATURE`, marshaled.
+    pub signature: Vec<u8>,
+    /// The selected PCR values, in the quote's selection order.
+    pub pcrs: Vec<Vec<u8>>,
+}
+
+/// Measured-boot evidence (bundle version 5): what lets a verifier see which
+/// software the measured registers stand for. Every part is optional; each
+/// present part is checked against the hardware evidence, never trusted.
+#[derive(Encode, Decode, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "scale", derive(TypeInfo))]
+pub struct MeasuredBoot {
+    /// The firmware's event log as the platform exposes it: a TDX CCEL
+    /// (TCG2 crypto-agile, [`crate::eventlog`]) or a vTPM's TCG log; at most
+    /// [`MAX_EVENT_LOG_LEN`] bytes.
+    pub event_log: Option<Vec<u8>>,
+    /// The agent's own RTMR3 events (TDX), at most [`MAX_AGENT_EVENTS`].
+    pub agent_events: Vec<AgentEvent>,
+    /// A vTPM quote (Azure confidential VMs).
+    pub tpm_quote: Option<TpmQuote>,
+}
+
+impl MeasuredBoot {
+    /// True when it carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.event_log.is_none() && self.agent_events.is_empty() && self.tpm_quote.is_none()
+    }
+}
+
 /// Hardware evidence for one agent key.
 ///
-/// SCALE encoding is written out by hand (below) because the last three fields
-/// exist only from versions 2, 3 and 4 on; the fields are otherwise encoded as
-/// derived. (`TypeInfo` describes the version 4 layout.)
+/// SCALE encoding is written out by hand (below) because the last four fields
+/// exist only from versions 2, 3, 4 and 5 on; the fields are otherwise encoded
+/// as derived. (`TypeInfo` describes the version 5 layout.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "scale", derive(TypeInfo))]
 pub struct EvidenceBundle {
@@ -204,6 +282,8 @@ pub struct EvidenceBundle {
     /// signing key: buyers seal inputs to it once the evidence verified (always
     /// `None` before version 4; with it, the evidence uses binding v2).
     pub sealing_key: Option<[u8; 32]>,
+    /// Measured-boot evidence (always empty before version 5).
+    pub measured: MeasuredBoot,
 }
 
 impl Encode for EvidenceBundle {
@@ -215,8 +295,11 @@ impl Encode for EvidenceBundle {
         if self.version >= BUNDLE_VERSION_3 {
             collateral = collateral.saturating_add(self.cpu_collateral.size_hint());
         }
-        if self.version >= BUNDLE_VERSION {
+        if self.version >= BUNDLE_VERSION_4 {
             collateral = collateral.saturating_add(self.sealing_key.size_hint());
+        }
+        if self.version >= BUNDLE_VERSION {
+            collateral = collateral.saturating_add(self.measured.size_hint());
         }
         self.magic
             .size_hint()
@@ -244,8 +327,11 @@ impl Encode for EvidenceBundle {
         if self.version >= BUNDLE_VERSION_3 {
             self.cpu_collateral.encode_to(dest);
         }
-        if self.version >= BUNDLE_VERSION {
+        if self.version >= BUNDLE_VERSION_4 {
             self.sealing_key.encode_to(dest);
+        }
+        if self.version >= BUNDLE_VERSION {
+            self.measured.encode_to(dest);
         }
     }
 }
@@ -272,10 +358,15 @@ impl Decode for EvidenceBundle {
         } else {
             CpuCollateral::default()
         };
-        let sealing_key = if version >= BUNDLE_VERSION {
+        let sealing_key = if version >= BUNDLE_VERSION_4 {
             Option::<[u8; 32]>::decode(input)?
         } else {
             None
+        };
+        let measured = if version >= BUNDLE_VERSION {
+            MeasuredBoot::decode(input)?
+        } else {
+            MeasuredBoot::default()
         };
         Ok(Self {
             magic,
@@ -288,6 +379,7 @@ impl Decode for EvidenceBundle {
             gpu_collateral,
             cpu_collateral,
             sealing_key,
+            measured,
         })
     }
 }
@@ -308,7 +400,7 @@ pub enum BundleError {
     #[error("not an evidence bundle (magic is not SGEB)")]
     Magic,
     /// A version this crate does not read.
-    #[error("evidence bundle version {0} is not supported (this build reads versions 1 to 4)")]
+    #[error("evidence bundle version {0} is not supported (this build reads versions 1 to 5)")]
     Version(u8),
     /// Not a SCALE encoding of a bundle.
     #[error("evidence bundle is not valid SCALE: {0}")]
@@ -346,6 +438,19 @@ pub enum BundleError {
     /// A bundle value of a version before 4 with a sealing key (only version 4 encodes it).
     #[error("evidence bundle version {0} cannot carry a sealing key")]
     SealingKeyBeforeVersion4(u8),
+    /// A bundle value of a version before 5 with measured-boot evidence.
+    #[error("evidence bundle version {0} cannot carry measured-boot evidence")]
+    MeasuredBeforeVersion5(u8),
+    /// A measured-boot part longer or more numerous than its cap.
+    #[error("evidence bundle's {what} is {len}, more than the {max} allowed")]
+    MeasuredTooLarge {
+        /// Which part: `event log bytes`, `agent events`, `TPM quote bytes`, `TPM PCR values`.
+        what: &'static str,
+        /// Its size or count.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An AMD CRL with CPU evidence that is not SEV-SNP.
     #[error("evidence bundle carries an AMD CRL but {0} evidence")]
     CrlWithoutSnp(TeeKind),
@@ -378,7 +483,15 @@ impl EvidenceBundle {
             gpu_collateral: GpuCollateral::default(),
             cpu_collateral: CpuCollateral::default(),
             sealing_key: None,
+            measured: MeasuredBoot::default(),
         }
+    }
+
+    /// The same bundle carrying measured-boot evidence.
+    #[must_use]
+    pub fn with_measured(mut self, measured: MeasuredBoot) -> Self {
+        self.measured = measured;
+        self
     }
 
     /// The same bundle carrying the agent's sealing key (binding v2: the evidence
@@ -453,8 +566,40 @@ impl EvidenceBundle {
         if self.version < BUNDLE_VERSION_3 && !self.cpu_collateral.is_empty() {
             return Err(BundleError::CpuCollateralBeforeVersion3(self.version));
         }
-        if self.version < BUNDLE_VERSION && self.sealing_key.is_some() {
+        if self.version < BUNDLE_VERSION_4 && self.sealing_key.is_some() {
             return Err(BundleError::SealingKeyBeforeVersion4(self.version));
+        }
+        if self.version < BUNDLE_VERSION && !self.measured.is_empty() {
+            return Err(BundleError::MeasuredBeforeVersion5(self.version));
+        }
+        let m = &self.measured;
+        let quote = m.tpm_quote.as_ref();
+        for (what, len, max) in [
+            (
+                "event log bytes",
+                m.event_log.as_ref().map_or(0, Vec::len),
+                MAX_EVENT_LOG_LEN,
+            ),
+            ("agent events", m.agent_events.len(), MAX_AGENT_EVENTS),
+            (
+                "TPM quote bytes",
+                quote.map_or(0, |q| q.attest.len().max(q.signature.len())),
+                MAX_TPM_PART_LEN,
+            ),
+            (
+                "TPM PCR values",
+                quote.map_or(0, |q| q.pcrs.len()),
+                MAX_TPM_PCRS,
+            ),
+            (
+                "TPM PCR value bytes",
+                quote.map_or(0, |q| q.pcrs.iter().map(Vec::len).max().unwrap_or(0)),
+                64,
+            ),
+        ] {
+            if len > max {
+                return Err(BundleError::MeasuredTooLarge { what, len, max });
+            }
         }
         if self.tee != self.cpu.tee() {
             return Err(BundleError::TeeMismatch {

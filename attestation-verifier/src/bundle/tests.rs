@@ -36,7 +36,7 @@ fn round_trip_works() {
     let b = sample();
     let bytes = b.to_bytes();
     assert_eq!(&bytes[..4], b"SGEB");
-    assert_eq!(bytes[4], 4);
+    assert_eq!(bytes[4], 5);
     assert_eq!(bytes[5], 1, "tee index of SEV-SNP");
     assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
     for cpu in [
@@ -68,10 +68,10 @@ fn wrong_magic_and_version_reject() {
     bytes[0] = b'X';
     assert_eq!(EvidenceBundle::from_bytes(&bytes), Err(BundleError::Magic));
     let mut bytes = sample().to_bytes();
-    bytes[4] = 5;
+    bytes[4] = 6;
     assert_eq!(
         EvidenceBundle::from_bytes(&bytes),
-        Err(BundleError::Version(5))
+        Err(BundleError::Version(6))
     );
     assert_eq!(EvidenceBundle::from_bytes(b"SG"), Err(BundleError::Magic));
     assert!(matches!(
@@ -164,13 +164,14 @@ fn version_2_collateral_round_trip_works() {
     assert_eq!(back, b);
     assert_eq!(back.gpu_collateral.rims.len(), 2);
     // The GPU collateral is SCALE(Vec<Vec<u8>>) twice, followed by the CPU
-    // collateral (here no CRL: one zero byte) and the sealing key (none: one zero byte).
+    // collateral (here no CRL: one zero byte), the sealing key (none: one zero
+    // byte) and empty measured-boot evidence (three zero bytes).
     let mut tail = GpuCollateral {
         rims: b.gpu_collateral.rims.clone(),
         ocsp: b.gpu_collateral.ocsp.clone(),
     }
     .encode();
-    tail.extend([0, 0]);
+    tail.extend([0, 0, 0, 0, 0]);
     assert!(bytes.ends_with(&tail));
     // ...and covered by the digest.
     let mut other = b.clone();
@@ -386,9 +387,10 @@ fn version_4_sealing_key_round_trip_works() {
     let back = EvidenceBundle::from_bytes(&bytes).unwrap();
     assert_eq!(back, b);
     assert_eq!(back.sealing_key, Some([0x5e; 32]));
-    // The key is the encoding's tail: Some([u8; 32]), after the CRL.
+    // The key follows the CRL: Some([u8; 32]), then empty measured-boot evidence.
     let mut tail = vec![1u8];
     tail.extend([0x5e; 32]);
+    tail.extend([0, 0, 0]);
     assert!(bytes.ends_with(&tail));
     // ...and covered by the digest.
     assert_ne!(with_crl().digest(&RustCrypto), b.digest(&RustCrypto));
@@ -406,6 +408,116 @@ fn sealing_key_in_older_version_rejects() {
         assert_eq!(
             b.check(),
             Err(BundleError::SealingKeyBeforeVersion4(version))
+        );
+    }
+}
+
+fn measured() -> MeasuredBoot {
+    MeasuredBoot {
+        event_log: Some(vec![0xCC; 100]),
+        agent_events: vec![
+            AgentEvent {
+                kind: AgentEventKind::Binary,
+                digest: [0xA1; 48],
+            },
+            AgentEvent {
+                kind: AgentEventKind::Config,
+                digest: [0xC0; 48],
+            },
+        ],
+        tpm_quote: Some(TpmQuote {
+            attest: vec![0xFF, 0x54, 0x43, 0x47],
+            signature: vec![0x00, 0x14],
+            pcrs: vec![vec![0; 32]; 24],
+        }),
+    }
+}
+
+#[test]
+fn version_5_measured_boot_round_trip_works() {
+    let b = with_crl()
+        .with_sealing_key([0x5e; 32])
+        .with_measured(measured());
+    let bytes = b.to_bytes();
+    assert_eq!(bytes[4], BUNDLE_VERSION);
+    assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), b);
+    // The measured-boot section is the encoding's tail, after the sealing key.
+    assert!(bytes.ends_with(&measured().encode()));
+    assert_ne!(
+        b.digest(&RustCrypto),
+        with_crl().with_sealing_key([0x5e; 32]).digest(&RustCrypto)
+    );
+    // A version-5 file relabelled as version 4 is not version 4 (trailing bytes).
+    let mut relabelled = bytes.clone();
+    relabelled[4] = BUNDLE_VERSION_4;
+    assert!(EvidenceBundle::from_bytes(&relabelled).is_err());
+    // A version-4 bundle still reads and re-encodes to its own bytes.
+    let mut v4 = with_crl().with_sealing_key([0x5e; 32]);
+    v4.version = BUNDLE_VERSION_4;
+    let v4_bytes = v4.to_bytes();
+    assert!(v4_bytes.ends_with(&[0x5e; 32]));
+    assert_eq!(
+        EvidenceBundle::from_bytes(&v4_bytes).unwrap().to_bytes(),
+        v4_bytes
+    );
+}
+
+#[test]
+fn measured_boot_in_older_version_rejects() {
+    for version in [
+        BUNDLE_VERSION_1,
+        BUNDLE_VERSION_2,
+        BUNDLE_VERSION_3,
+        BUNDLE_VERSION_4,
+    ] {
+        let mut b = sample().with_measured(measured());
+        b.version = version;
+        if version >= BUNDLE_VERSION_4 {
+            assert_eq!(b.check(), Err(BundleError::MeasuredBeforeVersion5(version)));
+        } else {
+            assert!(b.check().is_err());
+        }
+    }
+}
+
+#[test]
+fn oversized_measured_boot_rejects() {
+    let cases: [(&str, Box<dyn Fn(&mut MeasuredBoot)>); 4] = [
+        (
+            "event log bytes",
+            Box::new(|m| m.event_log = Some(vec![0; MAX_EVENT_LOG_LEN + 1])),
+        ),
+        (
+            "agent events",
+            Box::new(|m| {
+                m.agent_events = vec![m.agent_events[0]; MAX_AGENT_EVENTS + 1];
+            }),
+        ),
+        (
+            "TPM quote bytes",
+            Box::new(|m| {
+                if let Some(q) = &mut m.tpm_quote {
+                    q.signature = vec![0; MAX_TPM_PART_LEN + 1];
+                }
+            }),
+        ),
+        (
+            "TPM PCR values",
+            Box::new(|m| {
+                if let Some(q) = &mut m.tpm_quote {
+                    q.pcrs = vec![vec![0; 32]; MAX_TPM_PCRS + 1];
+                }
+            }),
+        ),
+    ];
+    for (what, change) in cases {
+        let mut m = measured();
+        change(&mut m);
+        let b = sample().with_measured(m);
+        assert!(
+            matches!(b.check(), Err(BundleError::MeasuredTooLarge { what: w, .. }) if w == what),
+            "{what}: {:?}",
+            b.check()
         );
     }
 }
