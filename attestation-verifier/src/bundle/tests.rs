@@ -482,7 +482,8 @@ fn measured_boot_in_older_version_rejects() {
 
 #[test]
 fn oversized_measured_boot_rejects() {
-    let cases: [(&str, Box<dyn Fn(&mut MeasuredBoot)>); 4] = [
+    type Change = Box<dyn Fn(&mut MeasuredBoot)>;
+    let cases: [(&str, Change); 4] = [
         (
             "event log bytes",
             Box::new(|m| m.event_log = Some(vec![0; MAX_EVENT_LOG_LEN + 1])),
