@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The agent image's check (deploy/image/README.md), run by scripts/test.sh:
+#   1. builds the image twice, into two empty directories, and requires every output
+#      byte-identical (cmp);
+#   2. boots it once under QEMU in TCG mode (q35, the image's own OVMF.fd, -kernel,
+#      -initrd, -append from the image's cmdline file, user networking with a host
+#      forward to the agent's port) and requires the agent to answer the gRPC health
+#      check (grpc.health.v1.Health/Check: SERVING) within a fixed time; prints the
+#      boot time.
+#
+# Usage: bash deploy/image/check.sh   (from anywhere; as root on a Debian host)
+# Builds sigil-agent and sigil-verify (debug) when they are missing and installs QEMU
+# (qemu-system-x86) when it is missing. SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot
+# may take (default 180).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cd "$repo"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+boot_timeout="${SIGIL_IMAGE_BOOT_TIMEOUT:-180}"
+
+step() { printf '\n--- %s\n' "$*"; }
+
+if [[ ! -x "$target/debug/sigil-agent" ]]; then
+  cargo build -p enclave-agent --bin sigil-agent
+fi
+if [[ ! -x "$target/debug/sigil-verify" ]]; then
+  cargo build -p attestation-verifier --bin sigil-verify
+fi
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 >/dev/null
+fi
+
+work="$(mktemp -d)"
+qemu_pid=""
+cleanup() {
+  if [[ -n "$qemu_pid" ]] && kill -0 "$qemu_pid" 2>/dev/null; then
+    kill "$qemu_pid" 2>/dev/null || true
+    wait "$qemu_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "image: two builds from the pinned inputs must be byte-identical"
+for n in 1 2; do
+  start=$SECONDS
+  bash "$here/build.sh" --out "$work/build$n"
+  echo "build $n: $((SECONDS - start)) s"
+done
+diff <(cd "$work/build1" && ls -A) <(cd "$work/build2" && ls -A)
+for f in "$work"/build1/*; do
+  name="$(basename "$f")"
+  cmp "$f" "$work/build2/$name"
+  printf '%-14s %10d bytes  sha256 %s\n' "$name" "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"
+done
+echo "identical: $(find "$work/build1" -type f | wc -l) files"
+python3 - "$work/build1/manifest.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print("TDX MRTD        ", m["tdx"]["mrtd"])
+for r in m["snp"]["measurements"]:
+    print(f"SNP {r['vcpus']} vCPU {r['vcpu_type']} features {r['guest_features']:<4}", r["measurement"])
+print("SNP kernel hashes", "computed" if m["snp"]["kernel_hashes"]["computed"] else
+      "not computable: " + m["snp"]["kernel_hashes"]["refusal"]["code"])
+print("agent_digest    ", m["agent"]["agent_digest"])
+print("config_digest   ", m["agent"]["config_digest"])
+PY
+
+step "image: boot under QEMU (TCG) and the agent's gRPC health check"
+img="$work/build1"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+console="$work/console.log"
+start=$SECONDS
+qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 1536 \
+  -bios "$img/OVMF.fd" -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
+  -append "$(cat "$img/cmdline")" \
+  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:7443" \
+  -device virtio-net-pci,netdev=net0 \
+  -display none -monitor none -serial "file:$console" -no-reboot &
+qemu_pid=$!
+healthy=0
+while ((SECONDS - start < boot_timeout)); do
+  if ! kill -0 "$qemu_pid" 2>/dev/null; then
+    echo "QEMU exited after $((SECONDS - start)) s" >&2
+    break
+  fi
+  if python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 2>/dev/null; then
+    healthy=1
+    break
+  fi
+  sleep 2
+done
+elapsed=$((SECONDS - start))
+echo "--- console (last 40 lines)"
+tail -n 40 "$console" | tr -d '\r'
+if ((healthy != 1)); then
+  python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 || true
+  echo "FAILED: the agent did not answer its health check within ${boot_timeout} s" >&2
+  exit 1
+fi
+echo "boot to a SERVING agent: ${elapsed} s (QEMU TCG, 2 vCPUs, OVMF)"
