@@ -9,8 +9,9 @@
 # Environment: SOURCE_DATE_EPOCH (the initrd's mtime; default 0),
 #   SIGIL_IMAGE_CACHE (fetched .debs; default deploy/image/.cache).
 #
-# Writes DIR/{vmlinuz,initrd.img,cmdline,OVMF.fd,manifest.json}. The same inputs
-# give the same bytes (deploy/image/check.sh checks it).
+# Writes DIR/{vmlinuz,initrd.img,cmdline,OVMF.fd,manifest.json,policy-snp.toml,
+# policy-tdx.toml}. The same inputs give the same bytes (deploy/image/check.sh
+# checks it).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --agent) agent="$2"; shift 2 ;;
     --verify) verify="$2"; shift 2 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

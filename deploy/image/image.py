@@ -3,8 +3,8 @@
 
     python3 deploy/image/image.py --out DIR --agent FILE --verify FILE [--cache DIR]
 
-Writes DIR/{vmlinuz,initrd.img,cmdline,OVMF.fd,manifest.json}. The same inputs give
-the same bytes: the initrd is a newc cpio written here (sorted entries, one fixed
+Writes DIR/{vmlinuz,initrd.img,cmdline,OVMF.fd,manifest.json,policy-snp.toml,
+policy-tdx.toml}. The same inputs give the same bytes: the initrd is a newc cpio written here (sorted entries, one fixed
 mtime, uid/gid 0, fixed modes, sequential inode numbers) compressed with gzip without
 a name or time stamp, and the manifest holds only values computed from the outputs
 and the pinned inputs (no paths, no clock). Python's standard library only, so the
@@ -340,6 +340,30 @@ def tool_text(cmd: list, cwd: Path) -> str:
     return r.stdout
 
 
+def merge_fragments(fragments: list) -> str:
+    """One TOML fragment from several `--format policy` outputs: their comments, then
+    each table once with every value of each key (docs/measure.md: "merge the
+    fragments"), parsed back as a check."""
+    comments, tables = [], {}
+    for frag in fragments:
+        comments += [line for line in frag.splitlines() if line.startswith("#")]
+        for table, keys in tomllib.loads(frag).items():
+            for key, values in keys.items():
+                merged = tables.setdefault(table, {}).setdefault(key, [])
+                merged += [v for v in values if v not in merged]
+    lines = list(comments)
+    for table, keys in tables.items():
+        lines.append(f"[{table}]")
+        for key, values in keys.items():
+            lines.append(f"{key} = [")
+            lines += [f'  "{v}",' for v in values]
+            lines.append("]")
+    text = "\n".join(lines) + "\n"
+    if tomllib.loads(text) != tables:
+        raise BuildError("merging the policy fragments changed them")
+    return text
+
+
 def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Path) -> dict:
     v = str(verify)
     tdx_code, tdx = tool_json([v, "measure", "tdx", "--tdvf", "OVMF.fd", "--format", "json"], out)
@@ -402,9 +426,8 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "canonical_config": a["canonical_config"],
         },
         "policy_fragments": {
-            "tdx": tdx_policy,
-            "snp": "".join(snp_policy),
-            "agent": a_policy,
+            "snp": merge_fragments(snp_policy),
+            "tdx": merge_fragments([tdx_policy, a_policy]),
         },
     }
 
@@ -459,7 +482,7 @@ def build(args: argparse.Namespace) -> None:
         libs = agent_libraries(tree, agent_src, roots)
 
         cmdline = lock["kernel"]["cmdline"]
-        initrd = gzip.compress(tree.cpio(mtime), compresslevel=9, mtime=0)
+        initrd = gzip.compress(tree.cpio(mtime), compresslevel=6, mtime=0)
         files = {
             "vmlinuz": vmlinuz[0].read_bytes(),
             "initrd.img": initrd,
@@ -495,7 +518,9 @@ def build(args: argparse.Namespace) -> None:
         **measured,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    log(f"wrote {', '.join(sorted([*files, 'manifest.json']))}")
+    for tee, fragment in measured["policy_fragments"].items():
+        (out / f"policy-{tee}.toml").write_text(fragment)
+    log(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))}")
 
 
 def main() -> int:
