@@ -56,9 +56,15 @@ for f in "$work"/build1/*; do
   printf '%-14s %10d bytes  sha256 %s\n' "$name" "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"
 done
 echo "identical: $(find "$work/build1" -type f | wc -l) files"
-python3 - "$work/build1/manifest.json" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
+python3 - "$work/build1" <<'PY'
+import hashlib, json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+m = json.load(open(out / "manifest.json"))
+for name, d in m["image"]["files"].items():
+    data = (out / name).read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest(), hashlib.sha384(data).hexdigest()) == \
+        (d["size"], d["sha256"], d["sha384"]), f"manifest.json disagrees with {name}"
+assert m["image"]["cmdline"] == (out / "cmdline").read_text()
 print("TDX MRTD        ", m["tdx"]["mrtd"])
 for r in m["snp"]["measurements"]:
     print(f"SNP {r['vcpus']} vCPU {r['vcpu_type']} features {r['guest_features']:<4}", r["measurement"])
@@ -94,7 +100,8 @@ while ((SECONDS - start < boot_timeout)); do
 done
 elapsed=$((SECONDS - start))
 echo "--- console (last 40 lines)"
-tail -n 40 "$console" | tr -d '\r'
+# Without the firmware's terminal control sequences.
+tail -n 40 "$console" | tr -d '\r' | sed 's/\x1b\[[0-9;=]*[A-Za-z]//g'
 if ((healthy != 1)); then
   python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 || true
   echo "FAILED: the agent did not answer its health check within ${boot_timeout} s" >&2
