@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The agent image's check (deploy/image/README.md), run by scripts/test.sh:
-#   1. builds the image twice, into two empty directories, and requires every output
-#      byte-identical (cmp);
+#   1. builds the image twice, into two empty directories (the second from another
+#      directory, umask, time zone, locale and TMPDIR), and requires every output
+#      byte-identical (cmp) and the manifest's digests to match the files;
 #   2. boots it once under QEMU in TCG mode (q35, the image's own OVMF.fd, -kernel,
 #      -initrd, -append from the image's cmdline file, user networking with a host
 #      forward to the agent's port) and requires the agent to answer the gRPC health
@@ -44,11 +45,16 @@ cleanup() {
 trap cleanup EXIT
 
 step "image: two builds from the pinned inputs must be byte-identical"
-for n in 1 2; do
-  start=$SECONDS
-  bash "$here/build.sh" --out "$work/build$n"
-  echo "build $n: $((SECONDS - start)) s"
-done
+# The second build runs from another directory with another umask, time zone, locale
+# and temporary directory: none of them may reach the output.
+mkdir "$work/tmp2"
+start=$SECONDS
+bash "$here/build.sh" --out "$work/build1"
+echo "build 1: $((SECONDS - start)) s"
+start=$SECONDS
+(cd / && umask 077 && TZ=Pacific/Chatham LC_ALL=C.UTF-8 TMPDIR="$work/tmp2" \
+  bash "$here/build.sh" --out "$work/build2")
+echo "build 2: $((SECONDS - start)) s"
 diff <(cd "$work/build1" && ls -A) <(cd "$work/build2" && ls -A)
 for f in "$work"/build1/*; do
   name="$(basename "$f")"

@@ -145,6 +145,12 @@ class Fetcher:
             return self.accept(self.snapshot(pkg, Path(t)), pkg, "snapshot.debian.org")
 
     def snapshot(self, pkg: dict, into: Path) -> Path:
+        try:
+            return self._snapshot(pkg, into)
+        except (OSError, ValueError, KeyError) as e:  # URLError is an OSError
+            raise BuildError(f"{pkg['name']}={pkg['version']} from snapshot.debian.org: {e}") from e
+
+    def _snapshot(self, pkg: dict, into: Path) -> Path:
         url = f"{SNAPSHOT}/mr/binary/{pkg['name']}/{pkg['version']}/binfiles?fileinfo=1"
         with urllib.request.urlopen(url, timeout=60) as f:
             info = json.load(f)
