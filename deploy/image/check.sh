@@ -3,7 +3,10 @@
 #   1. builds the image twice, into two empty directories (the second from another
 #      directory, umask, time zone, locale and TMPDIR), and requires every output
 #      byte-identical (cmp) and the manifest's digests to match the files;
-#   2. boots it once under QEMU in TCG mode (q35, the image's own OVMF.fd, -kernel,
+#   2. applies its policy fragments with sigil-verify to a real SEV-SNP report and TDX
+#      quote from the vectors: each must be rejected for its launch measurement alone
+#      (the fragment parsed and applied);
+#   3. boots it once under QEMU in TCG mode (q35, the image's own OVMF.fd, -kernel,
 #      -initrd, -append from the image's cmdline file, user networking with a host
 #      forward to the agent's port) and requires the agent to answer the gRPC health
 #      check (grpc.health.v1.Health/Check: SERVING) within a fixed time; prints the
@@ -79,6 +82,36 @@ print("SNP kernel hashes", "computed" if m["snp"]["kernel_hashes"]["computed"] e
 print("agent_digest    ", m["agent"]["agent_digest"])
 print("config_digest   ", m["agent"]["config_digest"])
 PY
+
+step "image: the policy fragments are policies sigil-verify applies (real evidence from the vectors is rejected for its launch measurement alone)"
+vectors="${SIGIL_VECTORS:-$(cd "$repo/.." && pwd)/shared/vectors}"
+snp_case="$vectors/snp/milan-v2-virtee-sev"
+tdx_case="$vectors/tdx/tdx-v4-dcap-qvl-sample"
+if [[ -d "$snp_case" && -d "$tdx_case" ]]; then
+  at() { python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["expected"]["verification_time"])' "$1/case.toml"; }
+  set +e
+  "$target/debug/sigil-verify" snp --report "$snp_case/report.bin" --cert "$snp_case/vcek.der" \
+    --ask "$snp_case/ask.pem" --ark "$snp_case/ark.pem" --policy "$work/build1/policy-snp.toml" \
+    --at "$(at "$snp_case")" --format json >"$work/snp.json"
+  snp_rc=$?
+  "$target/debug/sigil-verify" tdx --quote "$tdx_case/quote.bin" --collateral "$tdx_case/collateral.json" \
+    --policy "$work/build1/policy-tdx.toml" --at "$(at "$tdx_case")" --format json >"$work/tdx.json"
+  tdx_rc=$?
+  set -e
+  python3 - "$work" "$snp_rc" "$tdx_rc" <<'PY'
+import json, sys
+work, rcs = sys.argv[1], dict(snp=int(sys.argv[2]), tdx=int(sys.argv[3]))
+for tee, rule in (("snp", "policy snp.measurements:"), ("tdx", "policy tdx.mrtds:")):
+    v = json.load(open(f"{work}/{tee}.json"))
+    reasons = v.get("reasons", [])
+    ok = rcs[tee] == 1 and v.get("verdict") == "rejected" and len(reasons) == 1 and reasons[0].startswith(rule)
+    print(f"policy-{tee}.toml: exit {rcs[tee]}, {v.get('verdict')}: {reasons}")
+    if not ok:
+        sys.exit(f"policy-{tee}.toml: expected a rejection for the measurement alone")
+PY
+else
+  echo "SKIPPED: no vectors at $vectors (set SIGIL_VECTORS)"
+fi
 
 step "image: boot under QEMU (TCG) and the agent's gRPC health check"
 img="$work/build1"
