@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The agent image's check (deploy/image/README.md), run by scripts/test.sh:
+#   0. runs the builder's unit tests (deploy/image/test_image.py);
 #   1. builds the image twice, into two empty directories (the second from another
 #      directory, umask, time zone, locale and TMPDIR), and requires every output
 #      byte-identical (cmp) and the manifest's digests to match the files;
@@ -46,6 +47,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+step "image: unit tests of the builder (cpio, modules, fragments, pinned digests)"
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_*.py'
 
 step "image: two builds from the pinned inputs must be byte-identical"
 # The second build runs from another directory with another umask, time zone, locale

@@ -288,7 +288,7 @@ def host_package(path: str) -> dict | None:
     return None
 
 
-def agent_libraries(tree: Tree, agent: Path, roots: dict) -> list:
+def agent_libraries(tree: Tree, agent: Path, roots: dict, pkgs: dict) -> list:
     """The agent's shared-library closure (ldd), each taken from a pinned package."""
     r = run(["ldd", str(agent)])
     if r.returncode != 0:
@@ -315,6 +315,15 @@ def agent_libraries(tree: Tree, agent: Path, roots: dict) -> list:
                 break
         if not found:
             raise BuildError(f"the agent needs {base} ({host}), which no pinned package ships")
+        linked = host_package(host)
+        pinned = pkgs[found[0]]["version"]
+        if linked and linked["package"] == found[0] and run(
+            ["dpkg", "--compare-versions", linked["version"], "gt", pinned]
+        ).returncode == 0:
+            raise BuildError(
+                f"the agent was linked against {found[0]} {linked['version']}, newer than the "
+                f"pinned {pinned}: its symbol versions may be missing; pin at least that version"
+            )
         data = found[1].read_bytes()
         dest = soname.lstrip("/") if interp else f"lib/x86_64-linux-gnu/{base}"
         tree.file(dest, data, 0o755)
@@ -323,7 +332,7 @@ def agent_libraries(tree: Tree, agent: Path, roots: dict) -> list:
             "path": "/" + dest,
             "sha256": hashlib.sha256(data).hexdigest(),
             "package": found[0],
-            "linked_against": host_package(host),
+            "linked_against": linked,
         })
     return sorted(libs, key=lambda x: x["path"])
 
@@ -485,7 +494,7 @@ def build(args: argparse.Namespace) -> None:
         tree.file("usr/lib/systemd/system/sigil-agent.service", unit.read_bytes())
         modules = kernel_modules(tree, kroot, kver, lock["kernel"]["modules"])
         tree.file("etc/sigil/modules", "".join(m["path"] + "\n" for m in modules).encode())
-        libs = agent_libraries(tree, agent_src, roots)
+        libs = agent_libraries(tree, agent_src, roots, pkgs)
 
         cmdline = lock["kernel"]["cmdline"]
         initrd = gzip.compress(tree.cpio(mtime), compresslevel=6, mtime=0)
