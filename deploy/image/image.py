@@ -355,6 +355,15 @@ def tool_text(cmd: list, cwd: Path) -> str:
     return r.stdout
 
 
+def toml_value(v) -> str:
+    """A string, integer or inline table of strings and integers, as TOML."""
+    if isinstance(v, bool) or not isinstance(v, (str, int, dict)):
+        raise BuildError(f"policy fragment value {v!r}: not a string, integer or table")
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v) if isinstance(v, str) else str(v)
+
+
 def merge_fragments(fragments: list) -> str:
     """One TOML fragment from several `--format policy` outputs: their comments, then
     each table once with every value of each key (docs/measure.md: "merge the
@@ -371,7 +380,7 @@ def merge_fragments(fragments: list) -> str:
         lines.append(f"[{table}]")
         for key, values in keys.items():
             lines.append(f"{key} = [")
-            lines += [f'  "{v}",' for v in values]
+            lines += [f"  {toml_value(v)}," for v in values]
             lines.append("]")
     text = "\n".join(lines) + "\n"
     if tomllib.loads(text) != tables:
@@ -379,12 +388,22 @@ def merge_fragments(fragments: list) -> str:
     return text
 
 
-def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Path) -> dict:
+def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Path,
+                 rtmr3: bool) -> dict:
+    """Every value the manifest pins. `rtmr3`: whether the kernel can extend RTMR3 (the
+    TDX measurement interface, CONFIG_TSM_MEASUREMENTS, Linux >= 6.16); only then does
+    the agent put its digests into the evidence, and only then does the `[tdx]`
+    fragment pin them (without it a policy pinning them would reject every quote of
+    this image; the initrd event already covers the agent and its configuration)."""
     v = str(verify)
-    tdx_code, tdx = tool_json([v, "measure", "tdx", "--tdvf", "OVMF.fd", "--format", "json"], out)
+    # MRTD from the firmware; the RTMR1/RTMR2 events of the direct boot (kernel
+    # Authenticode digest, OVMF's load options with the command line, the initrd).
+    tdx_args = [v, "measure", "tdx", "--tdvf", "OVMF.fd", "--kernel", "vmlinuz",
+                "--initrd", "initrd.img", "--cmdline", cmdline]
+    tdx_code, tdx = tool_json(tdx_args + ["--format", "json"], out)
     if tdx_code != 0:
-        raise BuildError(f"measure tdx refused OVMF.fd: {tdx}")
-    tdx_policy = tool_text([v, "measure", "tdx", "--tdvf", "OVMF.fd", "--format", "policy"], out)
+        raise BuildError(f"measure tdx refused the image: {tdx}")
+    tdx_policy = tool_text(tdx_args + ["--format", "policy"], out)
 
     snp_rows, snp_policy = [], []
     for feats in SNP_GUEST_FEATURES:
@@ -420,13 +439,7 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "mrtd_two_pass": tdx["mrtd_two_pass"],
             "tdvf": tdx["tdvf"],
             "pages_added": tdx["pages_added"],
-            "rtmr_event_digests": {
-                "computed": False,
-                "reason": "sigil-verify measure tdx computes MRTD only; RTMR1 (kernel) and "
-                          "RTMR2 (initrd, command line) are replayed from the TD's CCEL event "
-                          "log (sigil-verify eventlog); the digests OVMF extends are over the "
-                          "artifacts listed under image.files",
-            },
+            "boot_events": tdx["boot_events"],
         },
         "snp": {
             "vmm_type": "qemu",
@@ -439,10 +452,12 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "agent_digest": a["agent_digest"],
             "config_digest": a["config_digest"],
             "canonical_config": a["canonical_config"],
+            "in_tdx_evidence": rtmr3,
+            "policy_fragment": a_policy,
         },
         "policy_fragments": {
             "snp": merge_fragments(snp_policy),
-            "tdx": merge_fragments([tdx_policy, a_policy]),
+            "tdx": merge_fragments([tdx_policy, a_policy] if rtmr3 else [tdx_policy]),
         },
     }
 
@@ -512,7 +527,10 @@ def build(args: argparse.Namespace) -> None:
         scratch = Path(t) / "sigil-agent"
         scratch.write_bytes(agent)
         scratch.chmod(0o755)
-        measured = measurements(Path(args.verify).resolve(), scratch, out.resolve(), cmdline, HERE / "agent.toml")
+        kconfig = (kroot / "boot" / f"config-{kver}").read_text()
+        rtmr3 = re.search(r"^CONFIG_TSM_MEASUREMENTS=[ym]$", kconfig, re.M) is not None
+        measured = measurements(Path(args.verify).resolve(), scratch, out.resolve(), cmdline,
+                                HERE / "agent.toml", rtmr3)
 
     manifest = {
         "schema": "sigil.agent-image.v1",

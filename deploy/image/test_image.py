@@ -112,10 +112,14 @@ class FragmentsWork(unittest.TestCase):
     def test_merge_fragments_works(self):
         a = '# one\n[snp]\nmeasurements = ["aa"]\n'
         b = '# two\n[snp]\nmeasurements = ["bb", "aa"]\n'
-        c = '[tdx]\nmrtds = ["cc"]\n'
-        merged = image.merge_fragments([a, b, c])
+        c = '[tdx]\nmrtds = ["cc"]\nevents = [\n  { rtmr = 1, digest = "dd" },   # kernel\n]\n'
+        d = '[tdx]\nagent_digests = ["ee"]\n'
+        merged = image.merge_fragments([a, b, c, d])
         self.assertTrue(merged.startswith("# one\n# two\n"))
-        self.assertEqual(tomllib.loads(merged), {"snp": {"measurements": ["aa", "bb"]}, "tdx": {"mrtds": ["cc"]}})
+        self.assertEqual(tomllib.loads(merged), {
+            "snp": {"measurements": ["aa", "bb"]},
+            "tdx": {"mrtds": ["cc"], "events": [{"rtmr": 1, "digest": "dd"}], "agent_digests": ["ee"]},
+        })
 
 
 class FetchWorks(unittest.TestCase):
