@@ -252,6 +252,14 @@ const CHECK_NAMES = {
   policy: 'Policy (document, TEE kinds, other rules)',
 };
 
+// The evidence's measured boot in one line: whether the event log and the agent's own
+// events replayed to the registers, how many boot events, and the agent it names.
+function measuredBoot(mb) {
+  if (!mb) return 'none in the evidence';
+  const agent = mb.agent_digest ? `agent ${short(mb.agent_digest)}` : 'agent not measured';
+  return `${mb.verified ? 'replayed to the registers' : 'did not replay'}: ${mb.events.length} boot events (${mb.covered.join(', ') || 'no register'}), ${agent}`;
+}
+
 function renderReplay(report, ms, names = new Map()) {
   if (!report || report.error) return problem(`The replay could not run: ${report?.error ?? 'no result'}`);
   const verdict = report.verified ? 'verified' : 'not verified';
@@ -269,6 +277,7 @@ function renderReplay(report, ms, names = new Map()) {
           ['Evidence mode', r.evidence_mode ?? '—'],
           ['Policy', r.policy ?? '—'],
           ['Verified at', r.at_secs ? when(r.at_secs * 1000) : '—'],
+          ['Measured boot', measuredBoot(r.claims?.evidence?.measured_boot)],
         ]),
         table(
           'Checks',
