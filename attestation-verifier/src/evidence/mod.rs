@@ -7,6 +7,7 @@ pub mod rim;
 pub mod simulated;
 pub mod snp;
 pub mod tdx;
+pub mod tpm2;
 pub mod xml;
 
 /// A little cursor over untrusted bytes; every read is bounds-checked.
