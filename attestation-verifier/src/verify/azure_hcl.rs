@@ -101,3 +101,23 @@ pub fn verify_hcl_binding<C: Crypto + ?Sized>(
         Err(failures)
     }
 }
+
+/// Step 1 alone, for any hardware report: `report_data` (an SNP report's
+/// REPORT_DATA, or the REPORT_DATA of the TD quote an Azure TDX VM's paravisor
+/// made) is the `hash_type` digest of `hcl`'s runtime claims, zero-padded.
+pub fn verify_claims_digest<C: Crypto + ?Sized>(
+    crypto: &C,
+    hcl: &HclReport,
+    report_data: &[u8; 64],
+) -> Result<(), HclBindingError> {
+    let expected = claims_report_data(crypto, hcl.hash_type, &hcl.var_data);
+    if *report_data == expected {
+        Ok(())
+    } else {
+        Err(HclBindingError::ClaimsDigest {
+            hash: hcl.hash_type,
+            expected: hex::encode(expected),
+            found: hex::encode(report_data),
+        })
+    }
+}
