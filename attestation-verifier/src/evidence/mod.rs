@@ -2,6 +2,7 @@
 //! cryptography: nothing here is trusted until a `verify` step says so.
 
 pub mod azure_hcl;
+pub mod azure_vtpm;
 pub mod nvgpu;
 pub mod rim;
 pub mod simulated;

@@ -136,7 +136,14 @@ pub fn verify_vtpm_quote<C: Crypto + ?Sized>(
     pcrs: &[Vec<u8>],
     expected_nonce: &[u8],
 ) -> Result<Verified<VtpmQuote>, Failures<VtpmQuoteError>> {
-    verify(crypto, claims, attest, Ok(rsa_signature), pcrs, expected_nonce)
+    verify(
+        crypto,
+        claims,
+        attest,
+        Ok(rsa_signature),
+        pcrs,
+        expected_nonce,
+    )
 }
 
 /// [`verify_vtpm_quote`] with the signature as the TPM returns it, a marshaled

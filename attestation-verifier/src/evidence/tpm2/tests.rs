@@ -201,6 +201,9 @@ fn ak_jwk_rejects() {
     );
     assert_eq!(
         parse_ak_jwk(&jwk("RSA", "tegZ0wAB", "AQAB")).unwrap_err(),
-        Tpm2ParseError::AkSize { member: "n", len: 6 }
+        Tpm2ParseError::AkSize {
+            member: "n",
+            len: 6
+        }
     );
 }

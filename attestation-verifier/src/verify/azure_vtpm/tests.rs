@@ -162,7 +162,9 @@ fn vtpm_quote_key_rejects() {
         let f = verify_vtpm_quote(c, &bad, &a, &sig, &pcr_values(), b"n").unwrap_err();
         assert_eq!(
             f.0,
-            [VtpmQuoteError::Ak(Tpm2ParseError::AkKeyType("EC".to_string()))]
+            [VtpmQuoteError::Ak(Tpm2ParseError::AkKeyType(
+                "EC".to_string()
+            ))]
         );
     });
 }
@@ -174,8 +176,8 @@ fn vtpm_quote_bad_structures_rejects() {
     let sig = t.sign(&a);
     let mut tpmt = encode_tpmt_signature(&sig).unwrap();
     tpmt[1] = 0x16; // RSAPSS
-    let f = verify_vtpm_quote_tpmt(&RustCrypto, &t.claims, &a, &tpmt, &pcr_values(), b"n")
-        .unwrap_err();
+    let f =
+        verify_vtpm_quote_tpmt(&RustCrypto, &t.claims, &a, &tpmt, &pcr_values(), b"n").unwrap_err();
     assert_eq!(
         f.0,
         [VtpmQuoteError::SignatureParse(
@@ -192,6 +194,8 @@ fn vtpm_quote_bad_structures_rejects() {
     let f = verify_vtpm_quote(&RustCrypto, &t.claims, &b, &sig, &pcr_values(), b"n").unwrap_err();
     assert_eq!(
         f.0,
-        [VtpmQuoteError::AttestParse(Tpm2ParseError::NotAQuote(0x8017))]
+        [VtpmQuoteError::AttestParse(Tpm2ParseError::NotAQuote(
+            0x8017
+        ))]
     );
 }
