@@ -445,3 +445,116 @@ fn azure_vtpm_mutated_vectors_rejects() {
         assert!(base.quote.pcrs.len() == 24);
     }
 }
+
+// ---- `sigil-verify azure-vtpm` over every case ----
+
+fn cli(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigil-verify"))
+        .arg("azure-vtpm")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (code, json)
+}
+
+/// [`time_of`] as RFC 3339 text.
+fn at_of(case: &Case) -> Option<String> {
+    if let Some(t) = case.expected("verification_time") {
+        return t.as_str().map(String::from);
+    }
+    let base = case.toml["source"].get("base_case")?.as_str()?;
+    at_of(&Case::load(KIND, base.rsplit('/').next()?))
+}
+
+fn cli_case(case: &Case) -> (i32, serde_json::Value) {
+    let p = |f: &str| case.dir.join(f).to_str().unwrap().to_string();
+    let mut args = vec![
+        "--nonce".to_string(),
+        case.expected("expected_nonce_hex")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ];
+    if case.has("evidence.json") {
+        args.extend(["--evidence".into(), p("evidence.json")]);
+    } else {
+        args.extend(["--hcl-report".into(), p("hcl_report.bin")]);
+        args.extend(["--tpm-quote".into(), p("tpm_quote.json")]);
+        if case.has("td_quote.bin") {
+            args.extend(["--td-quote".into(), p("td_quote.bin")]);
+        } else {
+            args.extend(["--cert".into(), p("vcek.der")]);
+        }
+    }
+    if let Some(t) = at_of(case) {
+        args.extend(["--at".into(), t]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cli(&args)
+}
+
+#[test]
+fn azure_vtpm_cli_works() {
+    for case in cases(KIND) {
+        let (code, out) = cli_case(&case);
+        let verdict = out["verdict"].as_str().unwrap_or_default();
+        let reasons = out["reasons"].to_string();
+        let tdx = case.has("td_quote.bin");
+        match (case.expected_valid(), tdx) {
+            (true, false) => {
+                assert_eq!((code, verdict), (0, "accepted"), "{}: {out}", case.name);
+            }
+            (true, true) => {
+                // No collateral: the vTPM layer verifies, the TD quote is not evaluated.
+                assert_eq!((code, verdict), (1, "incomplete"), "{}: {out}", case.name);
+                assert_eq!(out["claims"]["hardware"]["tcb_status"], "not_evaluated");
+                assert_eq!(out["claims"]["hardware"]["status"], "not_evaluated");
+                assert!(
+                    reasons.contains("TCB status were not evaluated"),
+                    "{reasons}"
+                );
+            }
+            (false, _) => {
+                assert_eq!((code, verdict), (1, "rejected"), "{}: {out}", case.name);
+            }
+        }
+        if case.expected_valid() {
+            let c = &out["claims"];
+            assert_eq!(c["tpm_quote"]["status"], "verified", "{}", case.name);
+            assert_eq!(c["hcl"]["binding"], "verified", "{}", case.name);
+            assert_eq!(
+                c["tpm_quote"]["ak_modulus_sha256"].as_str().unwrap(),
+                fact_str(&case, "ak_modulus_sha256")
+            );
+            assert_eq!(
+                c["tpm_quote"]["pcrs"]["pcr00"].as_str().unwrap(),
+                case.facts().unwrap()["pcrs"]["pcr00"].as_str().unwrap()
+            );
+            assert_eq!(
+                c["tpm_quote"]["nonce"].as_str().unwrap(),
+                fact_str(&case, "tpm_quote_nonce_hex")
+            );
+        }
+    }
+}
+
+#[test]
+fn azure_vtpm_cli_usage_rejects() {
+    let case = Case::load(KIND, "az-snp-milan-v1");
+    let ev = case.dir.join("evidence.json");
+    let ev = ev.to_str().unwrap();
+    // Not hex: the command cannot run.
+    assert_eq!(cli(&["--evidence", ev, "--nonce", "zz"]).0, 2);
+    // No evidence at all.
+    assert_eq!(cli(&["--nonce", "00"]).0, 2);
+    // Evidence that is not JSON is a rejection.
+    let hcl = Case::load(KIND, "az-snp-milan-split-files")
+        .dir
+        .join("hcl_report.bin");
+    let (code, out) = cli(&["--evidence", hcl.to_str().unwrap(), "--nonce", "00"]);
+    assert_eq!((code, out["verdict"].as_str()), (1, Some("rejected")));
+}

@@ -202,10 +202,7 @@ fn load(args: &AzureVtpmArgs) -> anyhow::Result<Loaded> {
     })
 }
 
-fn quote_claims(
-    parts: &VtpmQuoteParts,
-    verified: Option<&VtpmQuote>,
-) -> Option<TpmQuoteClaims> {
+fn quote_claims(parts: &VtpmQuoteParts, verified: Option<&VtpmQuote>) -> Option<TpmQuoteClaims> {
     let attest = match verified {
         Some(q) => q.attest.clone(),
         None => crate::evidence::tpm2::parse_tpms_attest(&parts.attest).ok()?,
@@ -312,7 +309,9 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                 "rejected"
             };
             reasons.extend(out.reasons.iter().map(|r| format!("SEV-SNP report: {r}")));
-            let rd = parse_snp_report(&hcl.snp_report).ok().map(|r| r.report_data);
+            let rd = parse_snp_report(&hcl.snp_report)
+                .ok()
+                .map(|r| r.report_data);
             (
                 rd,
                 HardwareClaims::SevSnp {
@@ -323,7 +322,8 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
         }
         VtpmHardware::Tdx { td_quote } => {
             if hcl.report_type != REPORT_TYPE_TDX {
-                reasons.push("HCL report carries an SEV-SNP report but a TD quote was given".into());
+                reasons
+                    .push("HCL report carries an SEV-SNP report but a TD quote was given".into());
                 return finish("rejected", &reasons, None, args.common.format);
             }
             let parsed = parse_tdx_quote(td_quote);
