@@ -295,7 +295,7 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                 reasons.push("HCL report carries a TDX report but a VCEK was given".into());
                 return finish("rejected", &reasons, None, args.common.format);
             }
-            let mut v = SnpVerifier::new(crypto.clone()).context("loading the pinned AMD roots")?;
+            let mut v = SnpVerifier::new(crypto).context("loading the pinned AMD roots")?;
             let collateral = SnpCollateral {
                 vek: vcek,
                 intermediate: ask.as_deref(),
@@ -338,7 +338,7 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 (Some(collateral), Ok(_)) => {
-                    let mut v = TdxVerifier::new(crypto.clone())
+                    let mut v = TdxVerifier::new(crypto)
                         .context("loading the pinned Intel root")?;
                     let out = check_tdx(&mut v, td_quote, collateral, &policy, now);
                     reasons.extend(out.reasons.iter().map(|r| format!("TD quote: {r}")));
