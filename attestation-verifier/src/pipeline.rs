@@ -24,7 +24,7 @@ pub use gpu::{
 };
 pub use receipt::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
-    SnpCrlClaims, UsageClaims, check_bundle, check_receipt,
+    SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,
 };
 pub use tdx::{TdxClaims, check_tdx};
 

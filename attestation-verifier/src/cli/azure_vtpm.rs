@@ -338,8 +338,8 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 (Some(collateral), Ok(_)) => {
-                    let mut v = TdxVerifier::new(crypto)
-                        .context("loading the pinned Intel root")?;
+                    let mut v =
+                        TdxVerifier::new(crypto).context("loading the pinned Intel root")?;
                     let out = check_tdx(&mut v, td_quote, collateral, &policy, now);
                     reasons.extend(out.reasons.iter().map(|r| format!("TD quote: {r}")));
                     let tcb = out

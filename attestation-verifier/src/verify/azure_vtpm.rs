@@ -28,6 +28,24 @@ use crate::evidence::tpm2::{
 };
 use crate::verdict::{Failures, Verified};
 
+/// Domain separator of [`tpm_quote_qualifying_data`].
+pub const TPM_QUOTE_DOMAIN: &[u8] = b"sigil.tpm-quote.v1\0";
+
+/// The qualifying data (`extraData`) an agent passes to `TPM2_Quote` for an
+/// evidence bundle: `SHA-256("sigil.tpm-quote.v1\0" || report_data)`, where
+/// `report_data` is the 64-byte binding the bundle's CPU evidence must carry
+/// ([`crate::binding`]). The quote is thereby as fresh, and bound to the same
+/// keys, as the hardware report.
+pub fn tpm_quote_qualifying_data<C: Crypto + ?Sized>(
+    crypto: &C,
+    report_data: &[u8; 64],
+) -> [u8; 32] {
+    let mut m = Vec::with_capacity(TPM_QUOTE_DOMAIN.len().saturating_add(64));
+    m.extend_from_slice(TPM_QUOTE_DOMAIN);
+    m.extend_from_slice(report_data);
+    crypto.sha256(&m)
+}
+
 /// Why a vTPM quote does not verify.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

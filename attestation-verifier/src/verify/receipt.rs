@@ -51,6 +51,7 @@ use crate::receipt::{EvidenceMode, ReceiptBody, ReceiptError, SignedReceipt, Tee
 use crate::time::UnixTime;
 use crate::verdict::{Failures, Verified};
 use crate::verify::azure_hcl::HclBindingError;
+use crate::verify::azure_vtpm::{VtpmQuote, VtpmQuoteError};
 use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::SimulatedVerifyError;
 use crate::verify::snp::{SnpEvidence, SnpVerifier, SnpVerifyError};
@@ -179,6 +180,12 @@ pub enum ReceiptVerifyError {
     /// The Azure HCL report does not bind the expected data.
     #[error("Azure HCL report: {0}")]
     AzureHcl(HclBindingError),
+    /// The bundle's vTPM quote does not verify.
+    #[error("vTPM quote: {0}")]
+    VtpmQuote(VtpmQuoteError),
+    /// A vTPM quote with CPU evidence that has no vTPM (only Azure's does).
+    #[error("evidence bundle carries a vTPM quote but {0} evidence without a vTPM")]
+    TpmQuoteWithoutVtpm(TeeKind),
     /// The TDX quote does not parse.
     #[error("TDX quote: {0}")]
     TdxParse(TdxParseError),
@@ -227,6 +234,9 @@ pub struct VerifiedBundle {
     pub cpu: VerifiedCpu,
     /// The verified GPU evidence, in bundle order.
     pub gpus: Vec<Verified<NvGpuEvidence>>,
+    /// The bundle's vTPM quote, verified against the HCL report's attestation
+    /// key (Azure evidence that carries one).
+    pub tpm_quote: Option<Verified<VtpmQuote>>,
 }
 
 /// A receipt whose signature, bindings and evidence verified.
@@ -323,8 +333,10 @@ impl Seen for BundleSeen {
     type Verified = VerifiedBundle;
 
     fn into_verified(self) -> Option<VerifiedBundle> {
+        let (cpu, tpm_quote) = self.cpu?.into_verified()?;
         Some(VerifiedBundle {
-            cpu: self.cpu?.into_verified()?,
+            cpu,
+            tpm_quote,
             gpus: self
                 .gpus
                 .into_iter()
