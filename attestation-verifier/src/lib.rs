@@ -49,10 +49,11 @@ pub mod rim_service;
 
 pub use crate::crypto::{Crypto, DefaultCrypto, RustCrypto};
 pub use crate::pipeline::{
-    AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuBundleClaims, GpuBytes, GpuEntryClaims,
-    MeasurementClaim, NvGpuClaims, OcspClaim, Outcome, ReceiptClaims, RimClaim, RimClaims,
-    SimulatedClaims, SnpClaims, SnpCrlClaims, TcbClaims, TdxClaims, UsageClaims, VtpmQuoteClaims,
-    check_bundle, check_gpu, check_gpu_bundle, check_receipt, check_snp, check_tdx,
+    AgentEventClaim, AzureVtpmClaims, CpuClaims, EventClaim, EvidenceClaims, GpuBundleClaims,
+    GpuBytes, GpuEntryClaims, MeasuredBootClaims, MeasurementClaim, NvGpuClaims, OcspClaim,
+    Outcome, ReceiptClaims, RimClaim, RimClaims, SimulatedClaims, SnpClaims, SnpCrlClaims,
+    TcbClaims, TdxClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_gpu, check_gpu_bundle,
+    check_receipt, check_snp, check_tdx,
 };
 pub use crate::policy::{
     GpuPolicy, POLICY_ID_DOMAIN, Policy, PolicyError, PolicyTee, SnpPolicy, TdxPolicy,

@@ -16,12 +16,14 @@ use crate::verdict::Verdict;
 use crate::verify::snp::{SnpCollateral, SnpEvidence, SnpVerifier};
 
 mod gpu;
+mod measured;
 mod receipt;
 mod tdx;
 pub use gpu::{
     GpuBundleClaims, GpuBytes, MeasurementClaim, NvGpuClaims, OcspClaim, RimClaim, RimClaims,
     check_gpu, check_gpu_bundle,
 };
+pub use measured::{AgentEventClaim, EventClaim, MeasuredBootClaims};
 pub use receipt::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
     SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,

@@ -29,7 +29,7 @@ pub use canonical::{FORMAT_VERSION, MAX_BYTES, MAX_LIST, MAX_STRING, POLICY_ID_D
 pub use gpu::GpuPolicy;
 pub(crate) use gpu::mode_name;
 pub use receipt::{evaluate_bundle, evaluate_receipt};
-pub use tdx::TdxPolicy;
+pub use tdx::{TdxEventRule, TdxPolicy};
 
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -21,7 +21,7 @@ use super::{CommonArgs, Format, Input, emit, read};
 use crate::crypto::DefaultCrypto;
 use crate::eventlog::{EventLog, mismatches, parse_event_log};
 use crate::evidence::tdx::parse_tdx_quote;
-use crate::pipeline::{TdxClaims, check_tdx};
+use crate::pipeline::{EventClaim, TdxClaims, check_tdx};
 use crate::verify::tdx::TdxVerifier;
 
 /// Arguments of `sigil-verify eventlog`.
@@ -43,25 +43,6 @@ pub struct EventLogArgs {
     #[command(flatten)]
     #[allow(missing_docs)] // flattened: its fields carry the docs
     pub common: CommonArgs,
-}
-
-/// One event as printed.
-#[derive(Debug, Serialize)]
-pub struct EventClaim {
-    /// Position in the log (0 = first after the header).
-    pub index: usize,
-    /// CC MR index as the log states it.
-    pub mr_index: u32,
-    /// The RTMR extended, or null.
-    pub rtmr: Option<u8>,
-    /// Event type.
-    pub event_type: u32,
-    /// Its name.
-    pub event_type_name: &'static str,
-    /// The SHA-384 digest extended (hex).
-    pub sha384: String,
-    /// A short description from the (untrusted) event data.
-    pub description: String,
 }
 
 /// What `sigil-verify eventlog` reports.
@@ -178,20 +159,7 @@ fn claims_of(log: &EventLog, replayed: &[[u8; 48]; 4]) -> EventLogClaims {
         rtmr3: hex::encode(r3),
         quote_signature: None,
         quote: None,
-        events: log
-            .events
-            .iter()
-            .enumerate()
-            .map(|(index, e)| EventClaim {
-                index,
-                mr_index: e.mr_index,
-                rtmr: e.rtmr,
-                event_type: e.event_type,
-                event_type_name: e.event_type_name(),
-                sha384: hex::encode(e.sha384),
-                description: e.description(),
-            })
-            .collect(),
+        events: EventClaim::all(log),
     }
 }
 

@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde::Serialize;
 
-use super::{NvGpuClaims, Outcome, SnpClaims, TdxClaims, verdict_reasons};
+use super::{MeasuredBootClaims, NvGpuClaims, Outcome, SnpClaims, TdxClaims, verdict_reasons};
 use crate::crypto::Crypto;
 use crate::evidence::azure_hcl::{HclJwk, HclVmConfiguration};
 use crate::evidence::simulated::{SimulatedKey, SimulatedReport};
@@ -189,6 +189,10 @@ pub struct EvidenceClaims {
     pub cpu: Option<CpuClaims>,
     /// The GPUs.
     pub gpus: Vec<GpuEntryClaims>,
+    /// Measured boot (bundle version 5): the firmware event log's events and the
+    /// agent's own measurements, when the bundle carries them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_boot: Option<MeasuredBootClaims>,
 }
 
 /// The AMD CRL an evidence bundle carries, as read from it (whether it verified
@@ -334,6 +338,7 @@ impl BundleSeen {
                     report: seen.claims().map(Box::new),
                 })
                 .collect(),
+            measured_boot: MeasuredBootClaims::of(&b.measured, self.measured.as_ref()),
         }
     }
 }

@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use parity_scale_codec::{Compact, Decode, Encode};
 
-use super::{HexBytes, MinTcb, Policy, PolicyError, PolicyTee};
+use super::{HexBytes, MinTcb, Policy, PolicyError, PolicyTee, TdxEventRule};
 
 /// The domain separator hashed before the canonical bytes to give the id.
 pub const POLICY_ID_DOMAIN: &[u8] = b"sigil.policy.v2\0";
@@ -211,6 +211,14 @@ fn encode_marked(p: &Policy) -> Writer {
     w.u64_opt("gpu.ocsp_max_age_secs", p.gpu.ocsp_max_age_secs);
     w.u64_opt("tdx.max_collateral_age_secs", p.tdx.max_collateral_age_secs);
     w.u64_opt("snp.crl_max_age_secs", p.snp.crl_max_age_secs);
+    w.mark("tdx.events");
+    w.len(p.tdx.events.len());
+    for e in &p.tdx.events {
+        w.out.push(e.rtmr);
+        w.raw_bytes(&e.digest.0);
+    }
+    w.bytes_list("tdx.agent_digests", &p.tdx.agent_digests);
+    w.bytes_list("tdx.config_digests", &p.tdx.config_digests);
     w
 }
 
@@ -503,6 +511,14 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
     } else {
         None
     };
+    let n = r.len("tdx.events", MAX_LIST, true)?;
+    for _ in 0..n {
+        let rtmr = r.byte("tdx.events")?;
+        let digest = r.bytes("tdx.events")?;
+        p.tdx.events.push(TdxEventRule { rtmr, digest });
+    }
+    p.tdx.agent_digests = r.bytes_list("tdx.agent_digests")?;
+    p.tdx.config_digests = r.bytes_list("tdx.config_digests")?;
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -571,6 +587,12 @@ pub(super) fn check_caps(p: &Policy) -> Result<(), PolicyError> {
     cap_bytes("tdx.deny_fmspcs", &t.deny_fmspcs)?;
     cap_bytes("tdx.allow_ppids", &t.allow_ppids)?;
     cap_bytes("tdx.deny_ppids", &t.deny_ppids)?;
+    cap_list("tdx.events", &t.events)?;
+    t.events
+        .iter()
+        .try_for_each(|e| cap_len("tdx.events", e.digest.0.len(), MAX_BYTES))?;
+    cap_bytes("tdx.agent_digests", &t.agent_digests)?;
+    cap_bytes("tdx.config_digests", &t.config_digests)?;
     let g = &p.gpu;
     if let Some(v) = &g.min_driver_version {
         cap_len("gpu.min_driver_version", v.len(), MAX_STRING)?;
@@ -721,6 +743,14 @@ pub(super) fn to_toml(p: &Policy) -> String {
     if let Some(v) = t.max_collateral_age_secs {
         line(&mut o, "max_collateral_age_secs", format!("{v}"));
     }
+    let events: Vec<String> = t
+        .events
+        .iter()
+        .map(|e| format!("{{ rtmr = {}, digest = {} }}", e.rtmr, hex(&e.digest)))
+        .collect();
+    line(&mut o, "events", format!("[{}]", events.join(", ")));
+    line(&mut o, "agent_digests", hexes(&t.agent_digests));
+    line(&mut o, "config_digests", hexes(&t.config_digests));
 
     let g = &p.gpu;
     o.push_str("\n[gpu]\n");

@@ -38,6 +38,9 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
             if let Verdict::Reject(vs) = policy.tdx.evaluate(ev) {
                 v.extend(vs);
             }
+            policy
+                .tdx
+                .evaluate_measured(bundle.measured.as_ref(), &mut v);
         }
         VerifiedCpu::Simulated(report) => {
             if !policy.allow_simulated {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{HexBytes, PolicyError, any_of, check_len, listed, sort_dedup};
 use crate::verdict::{Verdict, Verified, Violation};
+use crate::verify::measured::MeasuredBootEvidence;
 use crate::verify::tdx::{TcbStatus, TdxEvidence};
 
 /// Intel TDX appraisal rules.
@@ -73,6 +74,29 @@ pub struct TdxPolicy {
     /// The oldest any collateral item (TCB Info, QE Identity, CRLs) may be: seconds from
     /// its issue date to the verification time. `None`: any current collateral.
     pub max_collateral_age_secs: Option<u64>,
+    /// Events the firmware log must hold (measured boot, bundle version 5): each
+    /// an RTMR and the SHA-384 digest an event extended into it, e.g. the
+    /// kernel's or UKI's Authenticode hash, the command line, the initrd. The log
+    /// must replay to the quote's registers; without a verified log every rule
+    /// here fails.
+    pub events: Vec<TdxEventRule>,
+    /// Accepted agent executables: SHA-384 of the `sigil-agent` binary the agent
+    /// measured into RTMR3 at its last start (48 bytes); empty accepts any, and
+    /// evidence without the agent's measurement only while empty.
+    pub agent_digests: Vec<HexBytes>,
+    /// Accepted agent configurations: SHA-384 of the effective configuration the
+    /// agent measured into RTMR3 at its last start (48 bytes); empty accepts any.
+    pub config_digests: Vec<HexBytes>,
+}
+
+/// One event the firmware log must hold: `{ rtmr = 1, digest = "..." }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TdxEventRule {
+    /// The register the event extends (0..=3).
+    pub rtmr: u8,
+    /// The SHA-384 digest it extends (48 bytes).
+    pub digest: HexBytes,
 }
 
 impl Default for TdxPolicy {
@@ -102,6 +126,9 @@ impl Default for TdxPolicy {
             allow_ppids: Vec::new(),
             deny_ppids: Vec::new(),
             max_collateral_age_secs: None,
+            events: Vec::new(),
+            agent_digests: Vec::new(),
+            config_digests: Vec::new(),
         }
     }
 }
@@ -165,6 +192,21 @@ impl TdxPolicy {
         for p in &self.deny_ppids {
             check_len("tdx.deny_ppids", p, 16)?;
         }
+        for e in &self.events {
+            check_len("tdx.events", &e.digest, 48)?;
+            if e.rtmr > 3 {
+                return Err(PolicyError::Value {
+                    field: "tdx.events",
+                    reason: format!("rtmr {} is not 0 to 3", e.rtmr),
+                });
+            }
+        }
+        for d in &self.agent_digests {
+            check_len("tdx.agent_digests", d, 48)?;
+        }
+        for d in &self.config_digests {
+            check_len("tdx.config_digests", d, 48)?;
+        }
         Ok(())
     }
 
@@ -185,6 +227,81 @@ impl TdxPolicy {
         sort_dedup(&mut self.deny_fmspcs);
         sort_dedup(&mut self.allow_ppids);
         sort_dedup(&mut self.deny_ppids);
+        sort_dedup(&mut self.events);
+        sort_dedup(&mut self.agent_digests);
+        sort_dedup(&mut self.config_digests);
+    }
+
+    /// Whether any rule needs measured-boot evidence.
+    pub fn needs_measured_boot(&self) -> bool {
+        !self.events.is_empty() || !self.agent_digests.is_empty() || !self.config_digests.is_empty()
+    }
+
+    /// Appraises the measured-boot evidence of TDX evidence (`None`: the bundle
+    /// carried none); appends every violation.
+    pub fn evaluate_measured(
+        &self,
+        m: Option<&Verified<MeasuredBootEvidence>>,
+        v: &mut Vec<Violation>,
+    ) {
+        let mut fail = |rule: &'static str, detail: String| v.push(Violation { rule, detail });
+        let log = m.and_then(|m| m.log.as_ref().map(|_| m));
+        for e in &self.events {
+            let held = log.is_some_and(|m| {
+                e.digest
+                    .0
+                    .as_slice()
+                    .try_into()
+                    .is_ok_and(|d: [u8; 48]| m.has_event(e.rtmr, &d))
+            });
+            if !held {
+                fail(
+                    "tdx.events",
+                    if log.is_none() {
+                        format!(
+                            "no verified event log, so no event extending RTMR{} with {}",
+                            e.rtmr,
+                            hex::encode(&e.digest.0)
+                        )
+                    } else {
+                        format!(
+                            "no event extends RTMR{} with {}",
+                            e.rtmr,
+                            hex::encode(&e.digest.0)
+                        )
+                    },
+                );
+            }
+        }
+        for (rule, list, what, digest) in [
+            (
+                "tdx.agent_digests",
+                &self.agent_digests,
+                "agent executable",
+                m.and_then(|m| m.agent_digest()),
+            ),
+            (
+                "tdx.config_digests",
+                &self.config_digests,
+                "agent configuration",
+                m.and_then(|m| m.config_digest()),
+            ),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            match digest {
+                None => fail(
+                    rule,
+                    format!("the evidence carries no measurement of the {what}"),
+                ),
+                Some(d) if !listed(list, d) => fail(
+                    rule,
+                    format!("{what} digest {} is not accepted", hex::encode(d)),
+                ),
+                Some(_) => {}
+            }
+        }
     }
 
     /// Appraises a verified quote; lists every violation.

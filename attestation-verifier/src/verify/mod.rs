@@ -3,6 +3,7 @@
 
 pub mod azure_hcl;
 pub mod azure_vtpm;
+pub mod measured;
 pub mod nvgpu;
 pub mod ocsp;
 pub mod receipt;

@@ -29,6 +29,9 @@
 //!    verifier (device chain to the pinned root, FWID, the derived nonce,
 //!    signature, no two reports from one device) with the bundle's RIMs and OCSP
 //!    responses (version 2; none in version 1).
+//!    Measured boot (bundle version 5, TDX): the firmware event log and the
+//!    agent's RTMR3 events replay to the quote's registers
+//!    ([`crate::verify::measured`]).
 //! 7. Appraise (`policy::evaluate_receipt`): the CPU evidence kind's policy table,
 //!    the `[gpu]` table for every GPU, and simulated evidence only with
 //!    `allow_simulated`.
@@ -52,6 +55,7 @@ use crate::time::UnixTime;
 use crate::verdict::{Failures, Verified};
 use crate::verify::azure_hcl::HclBindingError;
 use crate::verify::azure_vtpm::{VtpmQuote, VtpmQuoteError};
+use crate::verify::measured::{MeasuredBootError, MeasuredBootEvidence, verify_measured_tdx};
 use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::SimulatedVerifyError;
 use crate::verify::snp::{SnpEvidence, SnpVerifier, SnpVerifyError};
@@ -204,6 +208,9 @@ pub enum ReceiptVerifyError {
     /// The simulated report's signature is bad.
     #[error(transparent)]
     Simulated(SimulatedVerifyError),
+    /// The measured-boot evidence (event log, agent events) is refused.
+    #[error(transparent)]
+    MeasuredBoot(MeasuredBootError),
     /// Verification stopped without a verdict (a defect; never an acceptance).
     #[error("verification did not complete")]
     Incomplete,
@@ -237,6 +244,9 @@ pub struct VerifiedBundle {
     /// The bundle's vTPM quote, verified against the HCL report's attestation
     /// key (Azure evidence that carries one).
     pub tpm_quote: Option<Verified<VtpmQuote>>,
+    /// The measured-boot evidence whose replay equals the quote's registers,
+    /// when the bundle carries an event log or agent events.
+    pub measured: Option<Verified<MeasuredBootEvidence>>,
 }
 
 /// A receipt whose signature, bindings and evidence verified.
@@ -299,6 +309,8 @@ pub(crate) struct BundleSeen {
     pub(crate) cpu: Option<CpuSeen>,
     /// Every GPU entry, in bundle order.
     pub(crate) gpus: Vec<GpuSeen>,
+    /// The measured-boot evidence, when it verified.
+    pub(crate) measured: Option<Verified<MeasuredBootEvidence>>,
     /// The verification time.
     pub(crate) now: UnixTime,
 }
@@ -333,8 +345,13 @@ impl Seen for BundleSeen {
     type Verified = VerifiedBundle;
 
     fn into_verified(self) -> Option<VerifiedBundle> {
+        let m = &self.bundle.measured;
+        if (m.event_log.is_some() || !m.agent_events.is_empty()) && self.measured.is_none() {
+            return None;
+        }
         let (cpu, tpm_quote) = self.cpu?.into_verified()?;
         Some(VerifiedBundle {
+            measured: self.measured,
             cpu,
             tpm_quote,
             gpus: self
@@ -561,6 +578,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
         // Steps 5 and 6
         let cpu = self.verify_cpu(&bundle, &expected_rd, now, &mut failures);
         let gpus = self.verify_gpus(&bundle, &gpu_nonce, now, &mut failures);
+        let measured = verify_measured(&bundle, cpu.as_ref(), &mut failures);
         BundleRun {
             failures,
             seen: Some(BundleSeen {
@@ -570,6 +588,7 @@ impl<C: Crypto> ReceiptVerifier<C> {
                 expected_report_data: expected_rd,
                 cpu,
                 gpus,
+                measured,
                 now,
             }),
         }
@@ -640,6 +659,43 @@ impl<C: Crypto> ReceiptVerifier<C> {
             }
         }
         seen
+    }
+}
+
+/// Step 6 for measured boot: the bundle's event log and agent events against
+/// the registers of its CPU evidence; failures are recorded. `None` when the
+/// bundle carries neither, or they were refused.
+fn verify_measured(
+    bundle: &EvidenceBundle,
+    cpu: Option<&CpuSeen>,
+    failures: &mut Vec<ReceiptVerifyError>,
+) -> Option<Verified<MeasuredBootEvidence>> {
+    let m = &bundle.measured;
+    let what = if m.event_log.is_some() {
+        "an event log"
+    } else if !m.agent_events.is_empty() {
+        "agent events"
+    } else {
+        return None;
+    };
+    let rtmrs = match cpu? {
+        CpuSeen::Tdx(c) => &c.parsed.body.rtmr,
+        _ => {
+            failures.push(ReceiptVerifyError::MeasuredBoot(
+                MeasuredBootError::NoRegisters {
+                    what,
+                    tee: bundle.tee,
+                },
+            ));
+            return None;
+        }
+    };
+    match verify_measured_tdx(m, rtmrs)? {
+        Ok(v) => Some(v),
+        Err(errors) => {
+            failures.extend(errors.into_iter().map(ReceiptVerifyError::MeasuredBoot));
+            None
+        }
     }
 }
 

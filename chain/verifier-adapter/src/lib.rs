@@ -40,6 +40,7 @@ use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::policy::{Policy, PolicyError, PolicyTee};
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
+use attestation_verifier::verify::measured::MeasuredBootError;
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::rim::RimVerifyError;
 use attestation_verifier::verify::snp::SnpVerifyError;
@@ -287,6 +288,9 @@ pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
         | ReceiptVerifyError::GpuNonceMismatch { .. }
         | ReceiptVerifyError::AgentKeyMismatch { .. }
         | ReceiptVerifyError::FreshNonceMismatch { .. } => F::KeyNotBound,
+        // An event log or agent events that do not replay to the quote's registers
+        // describe other software than the one measured.
+        ReceiptVerifyError::MeasuredBoot(MeasuredBootError::Replay(_)) => F::MeasurementRejected,
         _ => F::Malformed,
     }
 }
@@ -395,6 +399,9 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
         | "tdx.mrownerconfig"
         | "tdx.mrseams"
         | "tdx.report_data"
+        | "tdx.events"
+        | "tdx.agent_digests"
+        | "tdx.config_digests"
         | "simulated.measurements" => F::MeasurementRejected,
         _ => F::TcbRejected,
     }
