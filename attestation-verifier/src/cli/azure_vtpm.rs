@@ -277,13 +277,18 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
         &loaded.quote.pcrs,
         &nonce,
     ) {
-        Ok(v) => Some(v.into_inner()),
+        Ok(v) => Some(v),
         Err(f) => {
             reasons.extend(f.0.iter().map(|e| format!("TPM quote: {e}")));
             None
         }
     };
-    let Some(tpm_quote) = quote_claims(&loaded.quote, verified.as_ref()) else {
+    if let Some(q) = &verified {
+        let mut violations = Vec::new();
+        policy.vtpm.evaluate(Some(q), &mut violations);
+        reasons.extend(violations.iter().map(|v| format!("{v}")));
+    }
+    let Some(tpm_quote) = quote_claims(&loaded.quote, verified.as_deref()) else {
         return finish("rejected", &reasons, None, args.common.format);
     };
 
