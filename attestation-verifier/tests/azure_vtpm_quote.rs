@@ -160,16 +160,15 @@ fn check<C: Crypto + Clone>(crypto: C, i: &Input) -> Outcome {
     }
 }
 
-fn fact<'a>(case: &'a Case, key: &str) -> &'a toml::Value {
+fn fact_str<'a>(case: &'a Case, key: &str) -> &'a str {
     case.facts()
         .and_then(|f| f.get(key))
+        .and_then(toml::Value::as_str)
         .unwrap_or_else(|| panic!("{}: no fact {key}", case.name))
 }
 
-fn fact_str<'a>(case: &'a Case, key: &str) -> &'a str {
-    fact(case, key).as_str().unwrap()
-}
-
+/// Every `[facts]` value this verifier extracts, compared as text (integers in
+/// decimal); a fact a case does not state is not compared.
 fn check_facts(case: &Case, i: &Input, o: &Outcome) {
     let q = o.quote.as_ref().unwrap();
     let f = case.facts().unwrap();
@@ -183,94 +182,73 @@ fn check_facts(case: &Case, i: &Input, o: &Outcome) {
     assert_eq!(
         q.attest.quote.selected(),
         (0..24).map(|i| (TPM_ALG_SHA256, i)).collect::<Vec<_>>(),
-        "{}: {}",
-        case.name,
-        fact_str(case, "tpm_quote_pcr_selection")
-    );
-    assert_eq!(
-        hex::encode(&q.attest.quote.pcr_digest),
-        fact_str(case, "tpm_quote_pcr_digest")
-    );
-    assert_eq!(
-        hex::encode(q.nonce()),
-        fact_str(case, "tpm_quote_nonce_hex")
-    );
-    assert_eq!(
-        q.attest.clock_info.clock,
-        u64::try_from(fact(case, "tpm_quote_clock").as_integer().unwrap()).unwrap()
-    );
-    assert_eq!(
-        format!("{:#018x}", q.attest.firmware_version),
-        fact_str(case, "tpm_quote_firmware_version")
-    );
-    assert_eq!(
-        hex::encode(&q.attest.qualified_signer),
-        fact_str(case, "tpm_quote_qualified_signer")
-    );
-    assert_eq!(
-        hex::encode(q.ak_modulus_sha256),
-        fact_str(case, "ak_modulus_sha256")
+        "{}: SHA-256 bank, PCR 0..23",
+        case.name
     );
     let ak = parse_ak_jwk(o.hcl.claims.ak_pub().unwrap()).unwrap();
     assert_eq!(
-        ak.n.len(),
-        256,
-        "{}: {}",
-        case.name,
-        fact_str(case, "ak_type")
+        (ak.n.len(), ak.e.as_slice()),
+        (256, &[1, 0, 1][..]),
+        "RSA-2048, e=65537"
     );
-    assert_eq!(ak.e, [1, 0, 1]);
-    // The HCL report.
-    assert_eq!(
-        i64::from(o.hcl.version),
-        fact(case, "hcl_version").as_integer().unwrap()
-    );
-    assert_eq!(
-        i64::from(o.hcl.report_type),
-        fact(case, "igvm_report_type").as_integer().unwrap()
-    );
-    assert_eq!(
-        i64::try_from(o.hcl.var_data.len()).unwrap(),
-        fact(case, "var_data_len").as_integer().unwrap()
-    );
-    assert_eq!(
-        hex::encode(RustCrypto.sha256(&o.hcl.var_data)),
-        fact_str(case, "var_data_sha256")
-    );
-    assert_eq!(
-        hex::encode(o.hcl.claims.user_data.as_deref().unwrap_or_default()),
-        fact_str(case, "user_data")
-    );
+    let mut got: Vec<(&str, String)> = vec![
+        (
+            "tpm_quote_pcr_digest",
+            hex::encode(&q.attest.quote.pcr_digest),
+        ),
+        ("tpm_quote_nonce_hex", hex::encode(q.nonce())),
+        ("tpm_quote_clock", q.attest.clock_info.clock.to_string()),
+        (
+            "tpm_quote_firmware_version",
+            format!("{:#018x}", q.attest.firmware_version),
+        ),
+        (
+            "tpm_quote_qualified_signer",
+            hex::encode(&q.attest.qualified_signer),
+        ),
+        ("ak_modulus_sha256", hex::encode(q.ak_modulus_sha256)),
+        ("hcl_version", o.hcl.version.to_string()),
+        ("igvm_report_type", o.hcl.report_type.to_string()),
+        ("var_data_len", o.hcl.var_data.len().to_string()),
+        (
+            "var_data_sha256",
+            hex::encode(RustCrypto.sha256(&o.hcl.var_data)),
+        ),
+        (
+            "user_data",
+            hex::encode(o.hcl.claims.user_data.as_deref().unwrap_or_default()),
+        ),
+    ];
     if let Some(format) = i.format {
-        assert_eq!(
-            i64::try_from(format).unwrap(),
-            fact(case, "evidence_format_version").as_integer().unwrap()
-        );
+        got.push(("evidence_format_version", format.to_string()));
     }
     match &i.hardware {
         VtpmHardware::Snp { .. } => {
             let snp = parse_snp_report(&o.hcl.snp_report).unwrap();
-            assert_eq!(
-                hex::encode(snp.report_data),
-                fact_str(case, "hw_report_data")
-            );
-            assert_eq!(
-                hex::encode(snp.measurement),
-                fact_str(case, "snp_measurement")
-            );
-            assert_eq!(
-                i64::from(snp.vmpl),
-                fact(case, "snp_vmpl").as_integer().unwrap()
-            );
+            got.push(("hw_report_data", hex::encode(snp.report_data)));
+            got.push(("snp_measurement", hex::encode(snp.measurement)));
+            got.push(("snp_vmpl", snp.vmpl.to_string()));
         }
         VtpmHardware::Tdx { td_quote } => {
             let t = parse_tdx_quote(td_quote).unwrap();
-            assert_eq!(
-                hex::encode(t.body.report_data),
-                fact_str(case, "td_quote_report_data")
-            );
+            got.push(("td_quote_report_data", hex::encode(t.body.report_data)));
         }
     }
+    let mut compared = 0;
+    for (key, value) in got {
+        let want = match f.get(key) {
+            None => continue,
+            Some(toml::Value::Integer(n)) => n.to_string(),
+            Some(v) => v.as_str().unwrap().to_string(),
+        };
+        assert_eq!(value, want, "{}: {key}", case.name);
+        compared += 1;
+    }
+    assert!(
+        compared >= 10,
+        "{}: only {compared} facts compared",
+        case.name
+    );
 }
 
 fn both(case: &Case, i: &Input) -> Outcome {
@@ -285,7 +263,6 @@ fn both(case: &Case, i: &Input) -> Outcome {
 #[test]
 fn azure_vtpm_vectors_works() {
     let all = cases(KIND);
-    assert_eq!(all.len(), 10);
     let mut valid = 0;
     for case in all.iter().filter(|c| c.expected_valid()) {
         let i = input(case);
@@ -299,7 +276,7 @@ fn azure_vtpm_vectors_works() {
         check_facts(case, &i, &o);
         valid += 1;
     }
-    assert_eq!(valid, 5);
+    assert!(valid > 0);
 }
 
 #[test]
@@ -339,9 +316,13 @@ fn azure_vtpm_invalid_vectors_rejects() {
                     o.binding
                 );
             }
-            other => panic!("unexpected invalid case {other}"),
+            // A case this test does not know: rejected is all it can say.
+            _ => {}
         }
-        if !case.name.contains("var-data") {
+        if case.name.contains("sig-flipped")
+            || case.name.contains("pcr-tampered")
+            || case.name.contains("wrong-nonce")
+        {
             assert!(o.binding.is_ok(), "{}", case.name);
         }
         if let Some(hw) = &o.hardware {
@@ -353,7 +334,10 @@ fn azure_vtpm_invalid_vectors_rejects() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 5);
+    assert_eq!(
+        seen,
+        cases(KIND).iter().filter(|c| !c.expected_valid()).count()
+    );
 }
 
 /// Each valid case, changed in one way each, with the failure it must give.
@@ -406,15 +390,21 @@ fn azure_vtpm_mutated_vectors_rejects() {
         ));
         // The AK swapped for another case's: only the signature fails.
         let o = run(&|i| {
-            let other = if case.name.contains("tdx") {
-                "az-snp-milan-v1"
-            } else {
-                "az-tdx-v1"
-            };
-            let other = input(&Case::load(KIND, other));
-            let other_hcl = parse_hcl_report_snp_or_tdx(&other.hcl_bytes).unwrap();
             let mut hcl = parse_hcl_report_snp_or_tdx(&i.hcl_bytes).unwrap();
-            hcl.claims.keys = other_hcl.claims.keys;
+            let Some(other_keys) = cases(KIND)
+                .iter()
+                .filter(|c| c.expected_valid())
+                .map(|c| {
+                    parse_hcl_report_snp_or_tdx(&input(c).hcl_bytes)
+                        .unwrap()
+                        .claims
+                        .keys
+                })
+                .find(|k| k != &hcl.claims.keys)
+            else {
+                return;
+            };
+            hcl.claims.keys = other_keys;
             // Verify with the swapped claims directly.
             let f = verify_vtpm_quote(
                 &RustCrypto,
@@ -544,7 +534,8 @@ fn azure_vtpm_cli_works() {
 
 #[test]
 fn azure_vtpm_cli_usage_rejects() {
-    let case = Case::load(KIND, "az-snp-milan-v1");
+    let all = cases(KIND);
+    let case = all.iter().find(|c| c.has("evidence.json")).unwrap();
     let ev = case.dir.join("evidence.json");
     let ev = ev.to_str().unwrap();
     // Not hex: the command cannot run.
@@ -552,9 +543,7 @@ fn azure_vtpm_cli_usage_rejects() {
     // No evidence at all.
     assert_eq!(cli(&["--nonce", "00"]).0, 2);
     // Evidence that is not JSON is a rejection.
-    let hcl = Case::load(KIND, "az-snp-milan-split-files")
-        .dir
-        .join("hcl_report.bin");
-    let (code, out) = cli(&["--evidence", hcl.to_str().unwrap(), "--nonce", "00"]);
+    let toml = case.dir.join("case.toml");
+    let (code, out) = cli(&["--evidence", toml.to_str().unwrap(), "--nonce", "00"]);
     assert_eq!((code, out["verdict"].as_str()), (1, Some("rejected")));
 }

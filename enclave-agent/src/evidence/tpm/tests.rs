@@ -40,7 +40,7 @@ use attestation_verifier::evidence::azure_hcl::parse_hcl_report;
 use attestation_verifier::evidence::azure_vtpm::{VtpmQuoteParts, parse_vtpm_quote_json};
 use attestation_verifier::evidence::tpm2::encode_tpmt_signature;
 use attestation_verifier::verify::azure_vtpm::{VtpmQuoteError, verify_vtpm_quote_tpmt};
-use sigil_test_support::vectors::Case;
+use sigil_test_support::vectors::cases;
 
 const AK: u32 = 0x8100_0003;
 
@@ -169,18 +169,30 @@ fn quote_command_is_marshaled_works() {
 /// the vector's HCL report.
 #[test]
 fn real_quote_replayed_works() {
-    let case = Case::load("measured/azure-vtpm", "az-snp-milan-split-files");
+    // A valid SEV-SNP case with the quote in its own file.
+    let Some(case) = cases("measured/azure-vtpm")
+        .into_iter()
+        .find(|c| c.expected_valid() && c.has("tpm_quote.json") && c.has("vcek.der"))
+    else {
+        panic!("no split-file SEV-SNP case in measured/azure-vtpm");
+    };
+    let nonce = hex::decode(
+        case.expected("expected_nonce_hex")
+            .and_then(|v| v.as_str())
+            .unwrap(),
+    )
+    .unwrap();
     let quote = parse_vtpm_quote_json(&case.file("tpm_quote.json")).unwrap();
     let hcl = parse_hcl_report(&case.file("hcl_report.bin")).unwrap();
     let fake = Arc::new(QuotingTpm {
         pcrs: quote.pcrs.clone(),
         quote: quote.clone(),
-        expected_qualifying: b"challenge".to_vec(),
+        expected_qualifying: nonce.clone(),
         reads: std::sync::Mutex::new(0),
     });
     let tpm = Tpm::new(Box::new(Arc::clone(&fake)));
     let all: Vec<u8> = (0..PCR_COUNT).collect();
-    let q = tpm.quote(AK, b"challenge", &all).unwrap();
+    let q = tpm.quote(AK, &nonce, &all).unwrap();
     assert_eq!(q.attest, quote.attest);
     let pcrs = tpm.pcr_read(&all).unwrap();
     assert_eq!(*fake.reads.lock().unwrap(), 3, "8 values per answer");
@@ -195,15 +207,8 @@ fn real_quote_replayed_works() {
         &AwsLc as &dyn attestation_verifier::crypto::Crypto,
         &RustCrypto,
     ] {
-        let v = verify_vtpm_quote_tpmt(
-            c,
-            &hcl.claims,
-            &q.attest,
-            &q.signature,
-            &values,
-            b"challenge",
-        )
-        .unwrap();
+        let v = verify_vtpm_quote_tpmt(c, &hcl.claims, &q.attest, &q.signature, &values, &nonce)
+            .unwrap();
         assert_eq!(
             hex::encode(v.pcr(0).unwrap()),
             case.facts().unwrap()["pcrs"]["pcr00"].as_str().unwrap()
