@@ -547,3 +547,69 @@ fn azure_vtpm_cli_usage_rejects() {
     let (code, out) = cli(&["--evidence", toml.to_str().unwrap(), "--nonce", "00"]);
     assert_eq!((code, out["verdict"].as_str()), (1, Some("rejected")));
 }
+
+// ---- round trips and totality ----
+
+mod props {
+    use attestation_verifier::evidence::azure_vtpm::parse_vtpm_evidence_json;
+    use attestation_verifier::evidence::tpm2::{
+        ClockInfo, PcrSelection, QuoteInfo, TpmsAttest, encode_tpms_attest, encode_tpmt_signature,
+        parse_tpms_attest, parse_tpmt_signature,
+    };
+    use proptest::prelude::*;
+
+    fn attest() -> impl Strategy<Value = TpmsAttest> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..=66),
+            proptest::collection::vec(any::<u8>(), 0..=64),
+            (any::<u64>(), any::<u32>(), any::<u32>(), any::<bool>()),
+            any::<u64>(),
+            proptest::collection::vec(
+                (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..=4)),
+                0..=16,
+            ),
+            proptest::collection::vec(any::<u8>(), 0..=64),
+        )
+            .prop_map(
+                |(signer, extra, (clock, reset, restart, safe), fw, sel, digest)| TpmsAttest {
+                    qualified_signer: signer,
+                    extra_data: extra,
+                    clock_info: ClockInfo {
+                        clock,
+                        reset_count: reset,
+                        restart_count: restart,
+                        safe,
+                    },
+                    firmware_version: fw,
+                    quote: QuoteInfo {
+                        pcr_select: sel
+                            .into_iter()
+                            .map(|(hash, select)| PcrSelection { hash, select })
+                            .collect(),
+                        pcr_digest: digest,
+                    },
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn tpms_attest_round_trip_works(a in attest()) {
+            let bytes = encode_tpms_attest(&a).unwrap();
+            prop_assert_eq!(parse_tpms_attest(&bytes).unwrap(), a);
+        }
+
+        #[test]
+        fn tpmt_signature_round_trip_works(sig in proptest::collection::vec(any::<u8>(), 0..=512)) {
+            let bytes = encode_tpmt_signature(&sig).unwrap();
+            prop_assert_eq!(parse_tpmt_signature(&bytes).unwrap().rsa, sig);
+        }
+
+        #[test]
+        fn arbitrary_bytes_parse_totally_works(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_tpms_attest(&data);
+            let _ = parse_tpmt_signature(&data);
+            let _ = parse_vtpm_evidence_json(&data);
+        }
+    }
+}
