@@ -26,6 +26,22 @@ fi
 if [ ! -f /usr/share/ovmf/OVMF.fd ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ovmf >/dev/null
 fi
+# A signed distribution kernel (Debian's cloud kernel, only its vmlinuz kept) for the
+# Authenticode differential test of `sigil-verify measure tdx --kernel`
+# (attestation-verifier/tests/measure_kernel.rs).
+if [ -z "${SIGIL_TEST_KERNEL:-}" ]; then
+    kdir="${CARGO_TARGET_DIR:-$PWD/target}/reference-kernel"
+    if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+        apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || apt-get update -qq
+        kpkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')"
+        mkdir -p "$kdir"
+        (cd "$kdir" && apt-get download -qq "$kpkg" \
+            && dpkg-deb --fsys-tarfile linux-image-*.deb | tar -x ./boot/ \
+            && rm -f linux-image-*.deb)
+    fi
+    SIGIL_TEST_KERNEL="$(ls "$kdir"/boot/vmlinuz-* | head -n 1)"
+    export SIGIL_TEST_KERNEL
+fi
 : "${SIGIL_REQUIRE_REFERENCE_TOOLS:=1}"
 export SIGIL_REQUIRE_REFERENCE_TOOLS
 

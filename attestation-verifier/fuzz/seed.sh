@@ -75,11 +75,14 @@ def vec(b): return compact(len(b)) + b
 def opt(b): return b"\x00" if b is None else b"\x01" + vec(b)
 def vecs(items): return compact(len(items)) + b"".join(vec(i) for i in items)
 
-def bundle(version, tee, cpu, gpus=(), rims=(), ocsp=(), crl=None):
+def bundle(version, tee, cpu, gpus=(), rims=(), ocsp=(), crl=None, log=None, agent=()):
     out = b"SGEB" + bytes([version, tee]) + bytes(range(32)) + bytes(32) + cpu
     out += compact(len(gpus)) + b"".join(gpus)
     if version >= 2: out += vecs(list(rims)) + vecs(list(ocsp))
     if version >= 3: out += opt(crl)
+    if version >= 4: out += b"\x00"  # no sealing key
+    if version >= 5:  # measured boot: event log, agent events (kind, digest), no TPM quote
+        out += opt(log) + compact(len(agent)) + b"".join(bytes([k]) + d for k, d in agent) + b"\x00"
     return out
 
 def g(kind):
@@ -142,9 +145,18 @@ for p in glob.glob(os.path.join(scratch, "*.ocsp")):
 # Evidence bundles (SCALE, docs/evidence-bundle.md) of the real evidence, every version
 for cpu in snp_cpu[:4] + tdx_cpu[:4] + [b"\x03" + vec(b"simulated report")]:
     tee = {1: 1, 2: 2, 3: 3}[cpu[0]]
-    for version in (1, 2, 3):
+    for version in (1, 2, 3, 4, 5):
         seed("evidence_bundle", bundle(version, tee, cpu))
     seed("evidence_bundle", bundle(3, tee, cpu, gpu_ev[:2], rims[:2], [], None))
+# TDX event logs (CCEL and dstack JSON), and version-5 bundles carrying them
+for case in g("measured/tdx-eventlog/*"):
+    for name in ("ccel.bin", "eventlog.json"):
+        if os.path.exists(f"{case}/{name}"):
+            log = read(f"{case}/{name}")
+            seed("event_log", log)
+            if tdx_cpu:
+                seed("evidence_bundle", bundle(5, 2, tdx_cpu[0], log=log,
+                                               agent=[(1, bytes([0xA1]) * 48), (2, bytes([0xC1]) * 48)]))
 # Receipts (SignedReceipt = body Vec<u8> | signature [64]); with a bundle after the separator
 body = (bytes([1]) + bytes(32) + bytes(32) + bytes(range(32)) + bytes([3]) + bytes(32)
         + (2).to_bytes(4, "little") + (1).to_bytes(8, "little") + (2).to_bytes(8, "little")

@@ -97,8 +97,14 @@ proptest! {
         let mut must_reject = false;
         for (i, x) in &flips {
             let i = i.index(q.len());
+            let before = q[i];
             q[i] ^= x;
-            must_reject |= f.signed_or_endorsed.iter().any(|r| r.contains(&i));
+            // One line break of a PEM body turned into another whitespace byte (a tab, a
+            // form feed) leaves the decoded certificate, and so everything signed, as it was.
+            let whitespace_for_whitespace =
+                i >= f.signed_or_endorsed[1].start && before.is_ascii_whitespace() && q[i].is_ascii_whitespace();
+            must_reject |= !whitespace_for_whitespace
+                && f.signed_or_endorsed.iter().any(|r| r.contains(&i));
         }
         let collateral = TdxCollateral::from_json(&f.collateral_json).unwrap();
         let mut v = TdxVerifier::new(AwsLc).unwrap();

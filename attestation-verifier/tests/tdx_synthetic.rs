@@ -18,15 +18,16 @@ use attestation_verifier::evidence::tdx::{INTEL_QE_VENDOR_ID, TdxParseError, par
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::tdx::{
-    TcbStatus, TdxCollateral, TdxCollateralParts, TdxEvidence, TdxTrustAnchor, TdxVerifier,
-    TdxVerifyError,
+    TcbStatus, TdxCollateral, TdxEvidence, TdxVerifier, TdxVerifyError,
 };
 use attestation_verifier::verify::x509::X509Error;
 use p256::ecdsa::SigningKey;
 use sigil_test_support::tdx::{
-    FMSPC, IntelPki as Pki, PCK_SERIAL, Spec, assemble, crl, pck_cert, pem, qe_identity_json,
-    qe_report, sign, tcb_info_json, tdx_svn,
+    FMSPC, IntelPki as Pki, Spec, assemble, pck_cert, pem, qe_report, sign, tdx_svn,
 };
+
+mod tdx_support;
+use tdx_support::{Anchor, Fixture, fixture};
 
 /// 2029-06-15: inside every test item's window (collateral 2029-06-01..2029-07-01).
 const NOW: UnixTime = UnixTime(1_876_176_000);
@@ -34,84 +35,6 @@ const NOW: UnixTime = UnixTime(1_876_176_000);
 const LATER: UnixTime = UnixTime(1_878_076_800);
 
 // ---------------------------------------------------------------- PKI and evidence
-
-/// The verifier's trust anchor over a test PKI.
-trait Anchor {
-    fn anchor(&self) -> TdxTrustAnchor;
-}
-
-impl Anchor for Pki {
-    fn anchor(&self) -> TdxTrustAnchor {
-        TdxTrustAnchor::from_der(self.root.der()).unwrap()
-    }
-}
-
-struct Fixture {
-    pki: Pki,
-    quote: Vec<u8>,
-    collateral: TdxCollateral,
-    att_key: SigningKey,
-    pck_key: SigningKey,
-    spec: Spec,
-}
-
-fn collateral(pki: &Pki, s: &Spec, tcb_der: &[u8], tcb_key: &SigningKey) -> TdxCollateral {
-    let tcb_info = tcb_info_json(s);
-    let qe_identity = qe_identity_json(s);
-    let crl_ca = if s.crl_from_processor_ca {
-        &pki.processor_ca
-    } else {
-        &pki.platform_ca
-    };
-    let tcb_chain = format!("{}{}", pem(tcb_der), pem(pki.root.der()));
-    // Serial 2 is the platform CA.
-    let root_revoked: &[u64] = if s.pck_ca_revoked { &[2] } else { &[9] };
-    TdxCollateral::new(TdxCollateralParts {
-        pck_crl_issuer_chain: format!("{}{}", pem(crl_ca.der()), pem(pki.root.der())).into_bytes(),
-        root_ca_crl: crl(&pki.root, root_revoked),
-        pck_crl: crl(
-            crl_ca,
-            if s.pck_revoked {
-                &[7, PCK_SERIAL]
-            } else {
-                &[7]
-            },
-        ),
-        tcb_info_issuer_chain: tcb_chain.clone().into_bytes(),
-        tcb_info_signature: sign(tcb_key, tcb_info.as_bytes()),
-        tcb_info: tcb_info.into_bytes(),
-        qe_identity_issuer_chain: tcb_chain.into_bytes(),
-        qe_identity_signature: sign(tcb_key, qe_identity.as_bytes()),
-        qe_identity: qe_identity.into_bytes(),
-    })
-}
-
-fn fixture(s: Spec) -> Fixture {
-    let pki = Pki::new();
-    let (tcb_der, tcb_key) = if s.tcb_signer_cn == "Intel SGX TCB Signing" {
-        (pki.tcb_der.clone(), pki.tcb_key.clone())
-    } else {
-        Pki::tcb_signer(&pki.root, s.tcb_signer_cn)
-    };
-    let (pck_der, pck_key) = pck_cert(&s, &pki.platform_ca);
-    let chain = format!(
-        "{}{}{}",
-        pem(&pck_der),
-        pem(pki.platform_ca.der()),
-        pem(pki.root.der())
-    );
-    let att_key = SigningKey::from_slice(&[7u8; 32]).unwrap();
-    let quote = assemble(&s, &chain, &att_key, &pck_key, None);
-    let collateral = collateral(&pki, &s, &tcb_der, &tcb_key);
-    Fixture {
-        pki,
-        quote,
-        collateral,
-        att_key,
-        pck_key,
-        spec: s,
-    }
-}
 
 fn verify_with<C: Crypto>(
     crypto: C,

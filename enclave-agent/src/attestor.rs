@@ -1,6 +1,6 @@
 //! The attestor: the agent key plus its evidence sources.
 //!
-//! * [`Attestor::attest`] answers a nonce with an evidence bundle (version 4): GPU
+//! * [`Attestor::attest`] answers a nonce with an evidence bundle (version 5): GPU
 //!   reports for the derived GPU nonce, then CPU evidence whose REPORT_DATA binds the
 //!   agent key, its sealing key, the GPU evidence and the nonce (binding v2,
 //!   [`attestation_verifier::binding`]).
@@ -16,13 +16,17 @@
 //!   product line (version 3; a CRL that cannot be had is logged and left out, so
 //!   it never blocks a job); TDX collateral is added by the configfs-tsm source
 //!   ([`crate::collateral`]).
+//! * Measured boot (TDX): the firmware event log and the agent's own RTMR3 events,
+//!   measured once at start ([`crate::evidence::measured`]).
 //!
 //! Evidence calls block; async callers use `spawn_blocking`.
 
 use std::sync::{Arc, RwLock};
 
 use attestation_verifier::binding;
-use attestation_verifier::bundle::{CpuCollateral, CpuEvidence, EvidenceBundle, GpuCollateral};
+use attestation_verifier::bundle::{
+    CpuCollateral, CpuEvidence, EvidenceBundle, GpuCollateral, MeasuredBoot,
+};
 use attestation_verifier::crypto::{Crypto, DefaultCrypto};
 use attestation_verifier::evidence::azure_hcl::parse_hcl_report;
 use attestation_verifier::evidence::snp::{SnpReport, parse_snp_report};
@@ -65,6 +69,7 @@ pub struct Attestor {
     gpus: Option<GpuEvidenceSource>,
     gpu_collateral: Option<Arc<dyn GpuCollateralSource>>,
     snp_crl: Option<Arc<dyn SnpCrlSource>>,
+    measured: Option<Arc<MeasuredBoot>>,
     current: RwLock<Option<AttestedKeyEvidence>>,
 }
 
@@ -76,6 +81,7 @@ impl std::fmt::Debug for Attestor {
             .field("gpus", &self.gpus.is_some())
             .field("gpu_collateral", &self.gpu_collateral.is_some())
             .field("snp_crl", &self.snp_crl.is_some())
+            .field("measured", &self.measured.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +101,7 @@ impl Attestor {
             gpus: gpu.map(|p| GpuEvidenceSource::new(p, gpu_indices)),
             gpu_collateral: None,
             snp_crl: None,
+            measured: None,
             current: RwLock::new(None),
         }
     }
@@ -111,6 +118,19 @@ impl Attestor {
     pub fn with_snp_crl(mut self, source: Arc<dyn SnpCrlSource>) -> Self {
         self.snp_crl = Some(source);
         self
+    }
+
+    /// Adds measured-boot evidence (the firmware event log, the agent's RTMR3 events;
+    /// [`crate::evidence::measured`]) to every bundle. Nothing is added when it is empty.
+    #[must_use]
+    pub fn with_measured(mut self, measured: MeasuredBoot) -> Self {
+        self.measured = (!measured.is_empty()).then(|| Arc::new(measured));
+        self
+    }
+
+    /// The measured-boot evidence bundles carry, if any.
+    pub fn measured(&self) -> Option<&MeasuredBoot> {
+        self.measured.as_deref()
     }
 
     /// The CPU collateral for `cpu`: the AMD CRL of SEV-SNP evidence when a source is
@@ -222,7 +242,10 @@ impl Attestor {
             .with_gpu_collateral(collateral)
             .with_cpu_collateral(cpu_collateral)
             .with_sealing_key(sealing)
-            .with_measured(measured))
+            .with_measured(MeasuredBoot {
+                tpm_quote: measured.tpm_quote,
+                ..self.measured.as_deref().cloned().unwrap_or_default()
+            }))
     }
 
     /// The agent key's proof of possession for the market chain: its signature over

@@ -452,6 +452,16 @@ pub struct EvidenceConfig {
     /// Azure vTPM backend: a file with the VCEK (and ASK, ARK) as PEM, or IMDS's JSON,
     /// used instead of IMDS.
     pub azure_vcek_file: Option<PathBuf>,
+    /// Measured boot on TDX (`docs/measured-boot.md`): `auto` (carry the firmware event
+    /// log and extend RTMR3 with the agent's own digests where the kernel allows; say
+    /// so when it does not), `required` (refuse to start without both) or `off`.
+    pub measured_boot: String,
+    /// The agent's own measurement log; it must last exactly one boot (under `/run`).
+    pub measurement_log: PathBuf,
+    /// The firmware event log (the ACPI CCEL table's data).
+    pub ccel_path: PathBuf,
+    /// The kernel's RTMR3 attribute (TDX measurement interface, Linux >= 6.16).
+    pub rtmr3_path: PathBuf,
 }
 
 impl Default for EvidenceConfig {
@@ -463,6 +473,10 @@ impl Default for EvidenceConfig {
             allow_simulated: false,
             azure_imds_url: IMDS_THIM_URL.into(),
             azure_vcek_file: None,
+            measured_boot: "auto".into(),
+            measurement_log: crate::evidence::measured::DEFAULT_LOG_PATH.into(),
+            ccel_path: crate::evidence::measured::CCEL_PATH.into(),
+            rtmr3_path: crate::evidence::measured::RTMR3_PATH.into(),
         }
     }
 }
@@ -817,6 +831,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "evidence.default_mode",
                 reason: "must be attested-key or fresh-quote",
+            });
+        }
+        if !matches!(
+            self.evidence.measured_boot.as_str(),
+            "auto" | "required" | "off"
+        ) {
+            return Err(ConfigError::Invalid {
+                key: "evidence.measured_boot",
+                reason: "must be auto, required or off",
             });
         }
         if self.evidence.refresh_secs == 0 {

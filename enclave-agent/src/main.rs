@@ -3,6 +3,7 @@
 //! ```text
 //! sigil-agent [--config /etc/sigil/agent.toml]          # run
 //! sigil-agent --config agent.toml check-config          # print the effective configuration
+//! sigil-agent --config agent.toml measure [--binary F]  # the digests it extends into RTMR3
 //! ```
 //!
 //! Thin by design: configuration, logging, the evidence source, the engine, then the gRPC
@@ -41,6 +42,16 @@ enum Command {
     Run,
     /// Load and check the configuration, print it (secrets redacted) and exit.
     CheckConfig,
+    /// Print the digests the agent extends into RTMR3 at start on TDX (its executable and
+    /// its effective configuration), as JSON or as the `[tdx]` policy rules that pin them.
+    Measure {
+        /// The agent executable to measure (default: this one).
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// `json` (the digests and the canonical configuration hashed) or `policy`.
+        #[arg(long, default_value = "json", value_parser = ["json", "policy"])]
+        format: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,9 +78,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     // Fails only when a provider is already installed, which is then the one in use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cfg = Config::load(cli.config.as_deref()).context("loading the configuration")?;
-    if matches!(cli.command, Some(Command::CheckConfig)) {
-        println!("{cfg:#?}");
-        return Ok(());
+    match &cli.command {
+        Some(Command::CheckConfig) => {
+            println!("{cfg:#?}");
+            return Ok(());
+        }
+        Some(Command::Measure { binary, format }) => {
+            return measure(&cfg, binary.as_deref(), format);
+        }
+        _ => {}
     }
     wiring::init_logging(&cfg).context("initialising logging")?;
     tokio::runtime::Builder::new_multi_thread()
@@ -78,6 +95,34 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?
         .block_on(run(cfg))
+}
+
+/// `sigil-agent measure`: what a policy pins to name this agent build and configuration.
+fn measure(cfg: &Config, binary: Option<&std::path::Path>, format: &str) -> anyhow::Result<()> {
+    use enclave_agent::evidence::measured::{
+        binary_digest, canonical_config, config_digest, file_digest,
+    };
+    let agent = match binary {
+        Some(p) => file_digest(p).with_context(|| format!("reading {}", p.display()))?,
+        None => binary_digest().context("reading the agent's own executable")?,
+    };
+    let config = hex::encode(config_digest(cfg));
+    let agent = hex::encode(agent);
+    let out = if format == "policy" {
+        format!("[tdx]\nagent_digests = [\"{agent}\"]\nconfig_digests = [\"{config}\"]")
+    } else {
+        serde_json::json!({
+            "agent_digest": agent,
+            "config_digest": config,
+            "canonical_config": canonical_config(cfg),
+        })
+        .to_string()
+    };
+    // A closed pipe or a full disk is an error to report, not a panic.
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, format!("{out}\n").as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+        .context("writing to stdout")
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {

@@ -313,6 +313,7 @@ pub fn attestor_with_key(
     ));
     opts.snp_vcek = crate::collateral::snp_vcek_from_config(&cfg.collateral, &cfg.state_dir);
     let a = Attestor::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
+    let a = measured_boot(cfg, a)?;
     let a = match crate::collateral::gpu_from_config(&cfg.collateral, &cfg.state_dir) {
         Some(c) if a.has_gpus() => a.with_gpu_collateral(c),
         _ => a,
@@ -323,6 +324,50 @@ pub fn attestor_with_key(
             _ => a,
         },
     )
+}
+
+/// Measured boot on TDX (`evidence.measured_boot`): the firmware event log and the agent's
+/// own RTMR3 events in every bundle. `auto` logs what could not be had; `required` refuses
+/// to start without it; other TEEs carry none.
+fn measured_boot(cfg: &Config, a: Attestor) -> Result<Attestor, EvidenceError> {
+    use crate::evidence::measured::{
+        MeasurePaths, SelfMeasurement, binary_digest, config_digest, measure_at_start,
+    };
+    let mode = cfg.evidence.measured_boot.as_str();
+    if mode == "off" || a.tee() != TeeKind::Tdx {
+        return Ok(a);
+    }
+    let unavailable = |reason: String| EvidenceError::Unavailable {
+        backend: "measured-boot".into(),
+        reason,
+    };
+    let binary = binary_digest()
+        .map_err(|e| unavailable(format!("reading the agent's own executable: {e}")))?;
+    let me = SelfMeasurement {
+        binary,
+        config: config_digest(cfg),
+    };
+    let paths = MeasurePaths {
+        ccel: cfg.evidence.ccel_path.clone(),
+        rtmr3: cfg.evidence.rtmr3_path.clone(),
+        log: cfg.evidence.measurement_log.clone(),
+    };
+    let state = measure_at_start(&crate::evidence::backend::tsm::StdFs, &paths, &me);
+    match &state.unmeasured {
+        None => tracing::info!(
+            agent_digest = %hex::encode(me.binary),
+            config_digest = %hex::encode(me.config),
+            event_log = state.evidence.event_log.is_some(),
+            "measured into RTMR3"
+        ),
+        Some(e) if mode == "required" => return Err(unavailable(e.to_string())),
+        Some(e) => tracing::warn!(
+            reason = %e,
+            event_log = state.evidence.event_log.is_some(),
+            "the agent's own measurements are not in the evidence"
+        ),
+    }
+    Ok(a.with_measured(state.evidence))
 }
 
 /// The VCEK source of the `azure-vtpm` backend that `[evidence]` names: the file when

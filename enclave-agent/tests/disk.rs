@@ -313,3 +313,82 @@ async fn read_only_state_dir_rejects() {
     assert_eq!(output(&mut jobs, done, "o").await, b"done");
     assert!(!receipt(&mut jobs, done).await.signed_receipt.is_empty());
 }
+
+/// A write that failed on a full disk leaves the store able to write once space is back,
+/// without a restart (issue 21): the store reopens itself, replaying its journal, and
+/// everything acknowledged before is still there.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_writes_again_after_a_failed_write_works() {
+    use enclave_agent::job::JobRecord;
+    use enclave_agent::store::{Inserted, Store, StoreError};
+
+    if skip_unless_root("store_writes_again_after_a_failed_write_works") {
+        return;
+    }
+    let fs = Tmpfs::mount(16);
+    let path = fs.dir.join("agent.redb");
+    let store = Store::open(&path).unwrap();
+    let spec = |i: u32| vec![u8::try_from(i % 251).unwrap(); 64 << 10];
+    let record = |i: u32| {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_le_bytes());
+        JobRecord::queued(id, [7; 32], Some([9; 32]), 1_000)
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..8 {
+        assert!(matches!(
+            store.insert(record(i), spec(i)).await.unwrap(),
+            Inserted::Created(_)
+        ));
+        acknowledged.push(i);
+    }
+    // Fill the disk, then write until the store refuses for lack of space.
+    fs.fill_to(0);
+    let mut refused = None;
+    for i in 8..400 {
+        match store.insert(record(i), spec(i)).await {
+            Ok(_) => acknowledged.push(i),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a full disk refuses a write");
+    assert!(matches!(refused, StoreError::Disk { .. }), "{refused:?}");
+    // Still full: still refused, typed, never a panic.
+    let again = store.insert(record(1000), spec(1000)).await.unwrap_err();
+    assert!(matches!(again, StoreError::Disk { .. }), "{again:?}");
+
+    // Space back: writes are taken again (the store reopens itself; give it a few tries).
+    fs.unfill();
+    let mut ok = false;
+    for _ in 0..100 {
+        if store.insert(record(2000), spec(2000)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the store never took a write again");
+    acknowledged.push(2000);
+    for i in &acknowledged {
+        assert!(store.get(&record(*i).job_id).unwrap().is_some(), "job {i}");
+    }
+    // ...and durably: a fresh open sees every acknowledged job.
+    drop(store);
+    let reopened = (0..200)
+        .find_map(|_| {
+            Store::open(&path).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            })
+        })
+        .expect("the store reopens");
+    for i in &acknowledged {
+        assert!(
+            reopened.get(&record(*i).job_id).unwrap().is_some(),
+            "job {i} after reopen"
+        );
+    }
+}

@@ -230,6 +230,10 @@ pub struct Spec {
     pub crl_from_processor_ca: bool,
     /// The TCB signing certificate's CN.
     pub tcb_signer_cn: &'static str,
+    /// RTMR0..RTMR3 of the TD report.
+    pub rtmr: [[u8; 48]; 4],
+    /// REPORT_DATA of the TD report.
+    pub report_data: [u8; 64],
 }
 
 /// A TEE_TCB_SVN: the module's ISV SVN and version, then `rest` in the third byte.
@@ -268,6 +272,8 @@ impl Default for Spec {
             pck_ca_revoked: false,
             crl_from_processor_ca: false,
             tcb_signer_cn: "Intel SGX TCB Signing",
+            rtmr: [[0; 48]; 4],
+            report_data: [0x42; 64],
         }
     }
 }
@@ -324,7 +330,10 @@ fn body(s: &Spec) -> Vec<u8> {
     b[64..112].copy_from_slice(&s.mr_signer_seam);
     b[120..128].copy_from_slice(&s.td_attributes.to_le_bytes());
     b[136..184].copy_from_slice(&[0x7d; 48]); // MRTD
-    b[520..584].copy_from_slice(&[0x42; 64]); // REPORT_DATA
+    for (i, r) in s.rtmr.iter().enumerate() {
+        b[328 + 48 * i..376 + 48 * i].copy_from_slice(r);
+    }
+    b[520..584].copy_from_slice(&s.report_data);
     if s.version == 5 {
         b[584..600].copy_from_slice(&s.tee_tcb_svn2);
     }

@@ -5,7 +5,8 @@
 
 use arbitrary::Arbitrary;
 use attestation_verifier::bundle::{
-    CpuCollateral, CpuEvidence, EvidenceBundle, GpuCollateral, GpuEvidence,
+    AgentEvent, AgentEventKind, CpuCollateral, CpuEvidence, EvidenceBundle, GpuCollateral,
+    GpuEvidence, MeasuredBoot, TpmQuote,
 };
 use attestation_verifier::check_bundle;
 use attestation_verifier::crypto::RustCrypto;
@@ -61,11 +62,14 @@ struct Bundle {
     ocsp: Vec<Vec<u8>>,
     snp_crl: Option<Vec<u8>>,
     sealing_key: Option<[u8; 32]>,
+    event_log: Option<Vec<u8>>,
+    agent_events: Vec<(bool, [u8; 48])>,
+    tpm_quote: Option<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 fuzz_target!(|b: Bundle| {
-    // Versions 1..=4 are the readable ones; the fields a version lacks stay empty.
-    let version = 1 + b.version % 4;
+    // Versions 1..=5 are the readable ones; the fields a version lacks stay empty.
+    let version = 1 + b.version % 5;
     let cpu = match b.cpu {
         Cpu::SevSnp {
             report,
@@ -135,6 +139,30 @@ fuzz_target!(|b: Bundle| {
             CpuCollateral::default()
         },
         sealing_key: if version >= 4 { b.sealing_key } else { None },
+        measured: if version >= 5 {
+            MeasuredBoot {
+                event_log: b.event_log,
+                agent_events: b
+                    .agent_events
+                    .into_iter()
+                    .map(|(binary, digest)| AgentEvent {
+                        kind: if binary {
+                            AgentEventKind::Binary
+                        } else {
+                            AgentEventKind::Config
+                        },
+                        digest,
+                    })
+                    .collect(),
+                tpm_quote: b.tpm_quote.map(|(attest, signature, pcrs)| TpmQuote {
+                    attest,
+                    signature,
+                    pcrs,
+                }),
+            }
+        } else {
+            MeasuredBoot::default()
+        },
     };
     let bytes = bundle.encode();
     let back = EvidenceBundle::decode_all(&mut &bytes[..]).expect("an encoded bundle decodes");

@@ -79,6 +79,20 @@ pub fn tdx() -> &'static Tdx {
     })
 }
 
+/// RTMR0..RTMR3 of a real TDX quote whose CCEL replays to them (the go-tdx-guest COS boot).
+pub fn quote_rtmrs() -> [[u8; 48]; 4] {
+    static R: OnceLock<[[u8; 48]; 4]> = OnceLock::new();
+    *R.get_or_init(|| {
+        let quote = sigil_test_support::vectors::vector(
+            "measured/tdx-eventlog/go-tdx-guest-cos113/quote.bin",
+        );
+        attestation_verifier::evidence::tdx::parse_tdx_quote(&quote)
+            .expect("the vector's quote parses")
+            .body
+            .rtmr
+    })
+}
+
 /// A real NVIDIA GPU case: report, chain (DER, leaf first), nonce and time.
 pub struct Gpu {
     /// `report.bin`.

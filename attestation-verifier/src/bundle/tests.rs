@@ -480,12 +480,10 @@ fn measured_boot_in_older_version_rejects() {
     }
 }
 
-/// Changes one part of the measured-boot evidence.
-type Mutation = Box<dyn Fn(&mut MeasuredBoot)>;
-
 #[test]
 fn oversized_measured_boot_rejects() {
-    let cases: [(&str, Mutation); 4] = [
+    type Change = Box<dyn Fn(&mut MeasuredBoot)>;
+    let cases: [(&str, Change); 4] = [
         (
             "event log bytes",
             Box::new(|m| m.event_log = Some(vec![0; MAX_EVENT_LOG_LEN + 1])),

@@ -135,6 +135,17 @@ pub struct MeasureTdxArgs {
     /// The TDVF firmware image, as given to QEMU with -bios (e.g. OVMF.fd; at most 64 MiB).
     #[arg(long, value_name = "FILE")]
     pub tdvf: PathBuf,
+    /// Direct boot: the kernel (a PE32+ image with an EFI stub, as given to QEMU with
+    /// -kernel; at most 256 MiB): its Authenticode digest, the RTMR1 event.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    /// Direct boot: the initrd (-initrd): its digest, an RTMR2 event.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Direct boot: the kernel command line (-append), measured as OVMF hands it to the
+    /// kernel (with " initrd=initrd" when an initrd is given): an RTMR2 event.
+    #[arg(long, value_name = "CMDLINE", requires = "kernel", alias = "append")]
+    pub cmdline: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = MeasureFormat::Json)]
     pub format: MeasureFormat,
@@ -237,6 +248,29 @@ fn read_firmware(path: &Path) -> anyhow::Result<Firmware> {
 fn sha256_file(path: &Path) -> anyhow::Result<Option<[u8; 32]>> {
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = sha2::Sha256::new();
+    let mut reader = file.take(MAX_KERNEL_LEN.saturating_add(1));
+    let mut buf = std::vec![0u8; 1 << 20];
+    let mut total: u64 = 0;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        h.update(chunk);
+        total = total.saturating_add(n as u64);
+    }
+    if total > MAX_KERNEL_LEN {
+        return Ok(None);
+    }
+    Ok(Some(h.finalize().into()))
+}
+
+/// SHA-384 of a file read as a stream, or `None` when it is over [`MAX_KERNEL_LEN`].
+fn sha384_file(path: &Path) -> anyhow::Result<Option<[u8; 48]>> {
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = sha2::Sha384::new();
     let mut reader = file.take(MAX_KERNEL_LEN.saturating_add(1));
     let mut buf = std::vec![0u8; 1 << 20];
     let mut total: u64 = 0;
@@ -544,7 +578,90 @@ fn snp_json(
     })
 }
 
+/// The largest kernel image whose Authenticode digest is computed (it is read whole).
+pub const MAX_PE_KERNEL_LEN: u64 = 256 << 20;
+
+/// One boot event a direct boot extends (RTMR1/RTMR2), as printed.
+struct BootEvent {
+    rtmr: u8,
+    what: &'static str,
+    event_type: &'static str,
+    digest: [u8; 48],
+    input: Value,
+}
+
+/// The RTMR1/RTMR2 events of the direct boot `a` describes (none without `--kernel`),
+/// or the rejection to print.
+fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, ExitCode>> {
+    use crate::measure::tdx_boot;
+    let mut events = Vec::new();
+    let Some(kp) = &a.kernel else {
+        return Ok(Ok(events));
+    };
+    let mut kernel = Vec::new();
+    File::open(kp)
+        .with_context(|| format!("reading {}", kp.display()))?
+        .take(MAX_PE_KERNEL_LEN.saturating_add(1))
+        .read_to_end(&mut kernel)
+        .with_context(|| format!("reading {}", kp.display()))?;
+    if kernel.len() as u64 > MAX_PE_KERNEL_LEN {
+        let len = std::fs::metadata(kp).map_or(MAX_PE_KERNEL_LEN, |m| m.len());
+        return too_large(a.format, "kernel", kp, len, MAX_PE_KERNEL_LEN).map(Err);
+    }
+    let digest = match tdx_boot::kernel_digest(&kernel) {
+        Ok(d) => d,
+        Err(e) => return reject(a.format, "kernel-not-pe", e.to_string()).map(Err),
+    };
+    events.push(BootEvent {
+        rtmr: 1,
+        what: "kernel",
+        event_type: "EV_EFI_BOOT_SERVICES_APPLICATION",
+        digest,
+        input: json!({"path": kp.display().to_string(), "sha256": sha256_hex(&kernel)}),
+    });
+    let cmdline = a.cmdline.as_deref().unwrap_or_default();
+    let with_initrd = a.initrd.is_some();
+    let digest = match tdx_boot::cmdline_digest(cmdline, with_initrd) {
+        Ok(d) => d,
+        Err(e) => return reject(a.format, "cmdline-not-ascii", e.to_string()).map(Err),
+    };
+    events.push(BootEvent {
+        rtmr: 2,
+        what: "cmdline",
+        event_type: "EV_EVENT_TAG LOADED_IMAGE::LoadOptions",
+        digest,
+        input: json!({
+            "cmdline": cmdline,
+            "load_options": format!("{cmdline}{}", if with_initrd { " initrd=initrd" } else { "" }),
+        }),
+    });
+    if let Some(ip) = &a.initrd {
+        let Some(digest) = sha384_file(ip)? else {
+            return too_large(
+                a.format,
+                "initrd",
+                ip,
+                MAX_KERNEL_LEN.saturating_add(1),
+                MAX_KERNEL_LEN,
+            )
+            .map(Err);
+        };
+        events.push(BootEvent {
+            rtmr: 2,
+            what: "initrd",
+            event_type: "EV_EVENT_TAG Linux initrd",
+            digest,
+            input: json!({"path": ip.display().to_string()}),
+        });
+    }
+    Ok(Ok(events))
+}
+
 fn run_tdx(a: &MeasureTdxArgs) -> anyhow::Result<ExitCode> {
+    let boot = match tdx_boot_events(a)? {
+        Ok(events) => events,
+        Err(code) => return Ok(code),
+    };
     let image = match read_firmware(&a.tdvf)? {
         Firmware::Bytes(b) => b,
         Firmware::TooLarge(len) => {
@@ -587,6 +704,13 @@ fn run_tdx(a: &MeasureTdxArgs) -> anyhow::Result<ExitCode> {
                 "sections": sections,
                 "pages_added": m.pages_added,
                 "bytes_extended": m.bytes_extended,
+                "boot_events": boot.iter().map(|e| json!({
+                    "rtmr": e.rtmr,
+                    "what": e.what,
+                    "event_type": e.event_type,
+                    "digest": hex::encode(e.digest),
+                    "input": e.input,
+                })).collect::<Vec<_>>(),
             });
             super::emit(&serde_json::to_string(&out)?)?;
         }
@@ -598,6 +722,18 @@ fn run_tdx(a: &MeasureTdxArgs) -> anyhow::Result<ExitCode> {
             ))?;
             super::emit("[tdx]")?;
             super::emit(&std::format!("mrtds = [\"{}\"]", hex::encode(m.mrtd)))?;
+            if !boot.is_empty() {
+                super::emit("events = [")?;
+                for e in &boot {
+                    super::emit(&std::format!(
+                        "  {{ rtmr = {}, digest = \"{}\" }},   # {}",
+                        e.rtmr,
+                        hex::encode(e.digest),
+                        e.what
+                    ))?;
+                }
+                super::emit("]")?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

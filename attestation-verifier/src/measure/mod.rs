@@ -27,6 +27,7 @@
 pub mod guid_table;
 pub mod snp;
 pub mod tdx;
+pub mod tdx_boot;
 
 #[cfg(test)]
 mod tests;

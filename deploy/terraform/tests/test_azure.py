@@ -187,3 +187,13 @@ def test_examples_pick_the_right_size_works(harness, tf_example, name):
     values = dict(BASE, vm_size=size)
     assert harness.accepts(values)
     assert harness.evaluate(values, "local.tee") == tee
+
+
+def test_expected_measurements_say_what_the_evidence_covers_works(harness, tf_module):
+    assert 'output "expected_measurements"' in (tf_module(MODULE).path / "outputs.tf").read_text()
+    values = dict(BASE, vm_size="Standard_DC2as_v5",
+                  agent_measurements={"agent_digest": "a1" * 48, "config_digest": "c1" * 48})
+    assert harness.accepts(values)
+    got = harness.evaluate(values, "{covers = local.evidence_covers, policy = local.agent_policy}")
+    assert "paravisor" in got["covers"] and "[vtpm] pcrs" in got["covers"]
+    assert got["policy"] is None

@@ -175,3 +175,33 @@ def test_examples_pass_the_module_validations_works(harness, tf_example, name):
     values = dict(BASE)
     values.update({k: v for k, v in call.items() if isinstance(v, str) and not v.startswith("${") and k != "source"})
     assert harness.accepts(values)
+
+
+AGENT = {"agent_digest": "a1" * 48, "config_digest": "c1" * 48}
+
+
+def test_expected_measurements_say_what_the_evidence_covers_works(harness, tf_module):
+    out = tf_module(MODULE).text
+    assert 'output "expected_measurements"' in (tf_module(MODULE).path / "outputs.tf").read_text()
+    snp = dict(BASE, confidential_instance_type="SEV_SNP", machine_type="n2d-standard-4",
+               agent_measurements=AGENT)
+    assert harness.accepts(snp)
+    got = harness.evaluate(snp, "{covers = local.evidence_covers, policy = local.agent_policy}")
+    assert "Google's firmware" in got["covers"] and "not in the hardware evidence" in got["covers"]
+    assert got["policy"] is None, "SEV-SNP has no register that pins the agent"
+    tdx = dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+               agent_measurements=AGENT)
+    got = harness.evaluate(tdx, "{covers = local.evidence_covers, policy = local.agent_policy}")
+    assert "RTMR3" in got["covers"]
+    assert got["policy"] == (
+        f'[tdx]\nagent_digests = ["{"a1" * 48}"]\nconfig_digests = ["{"c1" * 48}"]\n'
+    )
+    assert "evidence_covers" in out
+
+
+@pytest.mark.parametrize("field", ["agent_digest", "config_digest"])
+def test_agent_measurements_must_be_sha384_rejects(harness, field):
+    bad = dict(AGENT, **{field: "ab" * 32})
+    values = dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+                  agent_measurements=bad)
+    assert not harness.accepts(values)

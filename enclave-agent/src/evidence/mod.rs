@@ -24,6 +24,7 @@ use attestation_verifier::receipt::TeeKind;
 pub mod backend;
 pub mod certtable;
 pub mod detect;
+pub mod measured;
 pub mod tpm;
 
 /// A source of CPU TEE evidence.

@@ -91,8 +91,9 @@ pub enum DiskFault {
     /// The file system is mounted read-only.
     #[error("read-only file system")]
     ReadOnly,
-    /// A write failed earlier: the store takes no writes until the agent is restarted.
-    #[error("an earlier write failed; restart the agent once the disk takes writes again")]
+    /// A write failed earlier: the store reopens itself (replaying its journal) before it
+    /// takes writes again, which it tries once a second.
+    #[error("an earlier write failed; the store reopens itself once the disk takes writes again")]
     Failed,
 }
 
@@ -188,10 +189,104 @@ pub struct Recovered {
     pub orphan: Option<ProcessHandle>,
 }
 
+/// A store file opened, its journal's writes applied and checkpointed.
+struct Opened {
+    db: Database,
+    journal: Journal,
+    generation: u64,
+}
+
+/// Opens (or creates) the store file and its journal, applies the journal's writes that no
+/// durable commit holds yet and checkpoints them: what a start does, and what the writer
+/// does to recover from a failed write ([`writer::Writer`]).
+fn open_database(path: &Path, stats: &StoreStats) -> Result<Opened, StoreError> {
+    let db = Database::create(path).map_err(db_err("open"))?;
+    let txn = db.begin_write().map_err(db_err("begin"))?;
+    let generation = generation(&txn)?;
+    let mut t = Tables::open(&txn)?;
+    let mut journal_path = path.as_os_str().to_owned();
+    journal_path.push(".journal");
+    let (journal, frames) = Journal::open(Path::new(&journal_path), JOURNAL_BYTES, generation)
+        .map_err(|e| StoreError::Db {
+            op: "open journal",
+            detail: e.to_string(),
+        })?;
+    let mut replayed = 0usize;
+    for frame in &frames {
+        let writes = journal::writes(frame).map_err(|detail| StoreError::Corrupt {
+            job: "(journal)".into(),
+            detail,
+        })?;
+        for w in writes {
+            t.apply(w)?;
+            replayed = replayed.saturating_add(1);
+        }
+    }
+    // The checkpoint that makes the replayed writes durable and retires their frames.
+    drop(t);
+    let generation = generation.saturating_add(1);
+    set_generation(&txn, generation)?;
+    txn.commit().map_err(db_err("commit"))?;
+    stats.checkpoints.inc();
+    stats
+        .replayed
+        .inc_by(u64::try_from(replayed).unwrap_or(u64::MAX));
+    if replayed > 0 {
+        tracing::info!(
+            frames = frames.len(),
+            writes = replayed,
+            "job store: applied the journal's writes"
+        );
+    }
+    Ok(Opened {
+        db,
+        journal,
+        generation,
+    })
+}
+
+/// The open store file, shared by the readers and the writer. Empty while the writer
+/// reopens it after a failed write (readers then get [`DiskFault::Failed`]).
+struct DbSlot(std::sync::RwLock<Option<Arc<Database>>>);
+
+impl DbSlot {
+    fn new(db: Database) -> Self {
+        Self(std::sync::RwLock::new(Some(Arc::new(db))))
+    }
+
+    /// The open file, for one transaction.
+    fn get(&self, op: &'static str) -> Result<Arc<Database>, StoreError> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Disk {
+                op,
+                fault: DiskFault::Failed,
+            })
+    }
+
+    /// Takes the file out (no new transaction can start on it).
+    fn take(&self) -> Option<Arc<Database>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Puts an open file back.
+    fn put(&self, db: Arc<Database>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(db);
+    }
+}
+
 /// The durable store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     writer: mpsc::Sender<Op>,
 }
 
@@ -219,53 +314,18 @@ impl Store {
         every: Checkpoints,
         stats: StoreStats,
     ) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(db_err("open"))?;
-        let txn = db.begin_write().map_err(db_err("begin"))?;
-        let generation = generation(&txn)?;
-        let mut t = Tables::open(&txn)?;
-        let mut journal_path = path.as_os_str().to_owned();
-        journal_path.push(".journal");
-        let (journal, frames) = Journal::open(Path::new(&journal_path), JOURNAL_BYTES, generation)
-            .map_err(|e| StoreError::Db {
-                op: "open journal",
-                detail: e.to_string(),
-            })?;
-        let mut replayed = 0usize;
-        for frame in &frames {
-            let writes = journal::writes(frame).map_err(|detail| StoreError::Corrupt {
-                job: "(journal)".into(),
-                detail,
-            })?;
-            for w in writes {
-                t.apply(w)?;
-                replayed = replayed.saturating_add(1);
-            }
-        }
-        // The checkpoint that makes the replayed writes durable and retires their frames.
-        drop(t);
-        let generation = generation.saturating_add(1);
-        set_generation(&txn, generation)?;
-        txn.commit().map_err(db_err("commit"))?;
-        stats.checkpoints.inc();
-        stats
-            .replayed
-            .inc_by(u64::try_from(replayed).unwrap_or(u64::MAX));
-        if replayed > 0 {
-            tracing::info!(
-                frames = frames.len(),
-                writes = replayed,
-                "job store: applied the journal's writes"
-            );
-        }
-        let db = Arc::new(db);
+        let opened = open_database(path, &stats)?;
+        let slot = Arc::new(DbSlot::new(opened.db));
         let (writer, rx) = mpsc::channel::<Op>();
         let mut w = Writer {
-            db: Arc::clone(&db),
-            journal: Some(journal),
-            generation,
+            slot: Arc::clone(&slot),
+            path: path.to_path_buf(),
+            journal: Some(opened.journal),
+            generation: opened.generation,
             oldest_frame: None,
             every,
             stats,
+            last_recovery: None,
         };
         std::thread::Builder::new()
             .name("sigil-store".into())
@@ -274,7 +334,7 @@ impl Store {
                 op: "start writer",
                 detail: e.to_string(),
             })?;
-        Ok(Self { db, writer })
+        Ok(Self { db: slot, writer })
     }
 
     /// Runs `f` inside a write transaction shared with other queued writes and returns its
@@ -389,7 +449,11 @@ impl Store {
 
     /// A job's record.
     pub fn get(&self, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
         match t.get(*job_id).map_err(db_err("get job"))? {
             Some(v) => Ok(Some(codec::decode(job_id, v.value())?)),
@@ -399,7 +463,11 @@ impl Store {
 
     /// A job's spec bytes (as submitted and signed).
     pub fn spec(&self, record: &JobRecord) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(SPEC_LOG).map_err(db_err("open specs"))?;
         if let Some(v) = t.get(spec_key(record)).map_err(db_err("get spec"))? {
             return Ok(Some(v.value().to_vec()));
@@ -432,7 +500,11 @@ impl Store {
         key: &[u8; 32],
         op: &'static str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(def).map_err(db_err(op))?;
         Ok(t.get(*key).map_err(db_err(op))?.map(|v| v.value().to_vec()))
     }
@@ -444,7 +516,11 @@ impl Store {
         path: &str,
         index: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(OUTPUTS).map_err(db_err("open outputs"))?;
         Ok(t.get((*job_id, path, index))
             .map_err(db_err("get output"))?
@@ -458,7 +534,11 @@ impl Store {
         kind: LogKind,
         index: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(LOGS).map_err(db_err("open logs"))?;
         Ok(t.get((*job_id, log_tag(kind), index))
             .map_err(db_err("get log"))?
@@ -467,7 +547,11 @@ impl Store {
 
     /// Size of a job's log.
     pub fn log_size(&self, job_id: &JobId, kind: LogKind) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(LOGS).map_err(db_err("open logs"))?;
         let range = t
             .range((*job_id, log_tag(kind), 0)..=(*job_id, log_tag(kind), u32::MAX))
@@ -483,7 +567,11 @@ impl Store {
     /// Every job record (start-up recovery, metrics). Loads them all: the store keeps
     /// metadata only, so this is small next to outputs.
     pub fn all(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err("begin read"))?;
+        let txn = self
+            .db
+            .get("begin read")?
+            .begin_read()
+            .map_err(db_err("begin read"))?;
         let t = txn.open_table(JOBS).map_err(db_err("open jobs"))?;
         let mut out = Vec::new();
         for entry in t.iter().map_err(db_err("iterate jobs"))? {

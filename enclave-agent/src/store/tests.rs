@@ -349,7 +349,7 @@ async fn older_stores_stay_readable_works() {
     assert_eq!(s.get(&old.job_id).unwrap().unwrap(), changed);
     // Read through the store's own handle: the new spec is in the submission-order table,
     // the old one was not copied there.
-    let txn = s.db.begin_read().unwrap();
+    let txn = s.db.get("begin read").unwrap().begin_read().unwrap();
     let jobs = txn.open_table(JOBS).unwrap();
     assert_eq!(
         jobs.get(old.job_id).unwrap().unwrap().value().first(),

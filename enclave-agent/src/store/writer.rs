@@ -1,14 +1,18 @@
 //! The store's single writer thread: group commit of queued writes, made durable through the
 //! journal or by a checkpoint.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use redb::Database;
-
 use super::journal::Journal;
 use super::schema::{Tables, set_generation};
-use super::{StoreError, StoreStats, db_err};
+use super::{DbSlot, StoreError, StoreStats, db_err, open_database};
+
+/// How often at most the writer tries to reopen the store after a failed write.
+pub(super) const RECOVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a reopening waits for reads in flight on the old handle to end.
+const READERS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Longest time a journal frame waits for a checkpoint while writes arrive: bounds what a
 /// start-up replays and the pages a checkpoint writes.
@@ -20,7 +24,9 @@ pub(super) const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::fro
 pub(super) const MAX_BATCH: usize = 512;
 
 pub(super) type Finisher = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
-pub(super) type Op = Box<dyn for<'t> FnOnce(&mut Tables<'t>) -> (bool, Finisher) + Send>;
+/// A queued write: run on the batch's tables, or, without a transaction (the store could
+/// not begin one), answered with the error that prevented it.
+pub(super) type Op = Box<dyn for<'t> FnOnce(Option<&mut Tables<'t>>) -> (bool, Finisher) + Send>;
 
 pub(super) fn make_op<R, F>(f: F, reply: impl FnOnce(Result<R, StoreError>) + Send + 'static) -> Op
 where
@@ -28,6 +34,12 @@ where
     F: for<'t> FnOnce(&mut Tables<'t>) -> Result<R, StoreError> + Send + 'static,
 {
     Box::new(move |tables| {
+        let Some(tables) = tables else {
+            let fin: Finisher = Box::new(move |commit| {
+                reply(Err(commit.err().cloned().unwrap_or(StoreError::Closed)));
+            });
+            return (true, fin);
+        };
         let r = f(tables);
         let failed = r.is_err();
         let fin: Finisher = Box::new(move |commit| {
@@ -63,7 +75,10 @@ impl Default for Checkpoints {
 /// durable (journal or checkpoint), then answers each. An op that fails aborts its batch
 /// and every op in it fails.
 pub(super) struct Writer {
-    pub(super) db: Arc<Database>,
+    /// The open store file, shared with the readers.
+    pub(super) slot: Arc<DbSlot>,
+    /// Its path (to reopen it).
+    pub(super) path: PathBuf,
     /// `None` after a journal write failed: every batch is then a checkpoint.
     pub(super) journal: Option<Journal>,
     /// Generation of the frames written now (recorded by the last checkpoint).
@@ -72,6 +87,8 @@ pub(super) struct Writer {
     pub(super) oldest_frame: Option<std::time::Instant>,
     pub(super) every: Checkpoints,
     pub(super) stats: StoreStats,
+    /// When the writer last tried to reopen the store after a failed write.
+    pub(super) last_recovery: Option<std::time::Instant>,
 }
 
 impl Writer {
@@ -83,7 +100,9 @@ impl Writer {
                     Ok(op) => op,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         // A failure is logged there; the next idle period tries again.
-                        drop(self.checkpoint_alone());
+                        if let Err(e) = self.checkpoint_alone() {
+                            self.recover_after(&e);
+                        }
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -109,14 +128,20 @@ impl Writer {
     }
 
     fn batch(&mut self, ops: Vec<Op>) {
-        let txn = match self.db.begin_write() {
+        let txn = match self
+            .slot
+            .get("begin write")
+            .and_then(|db| db.begin_write().map_err(db_err("begin write")))
+        {
             Ok(t) => t,
-            Err(e) => {
-                let err = db_err("begin write")(e);
+            Err(err) => {
                 tracing::error!(error = %err, "job store: cannot begin a write transaction");
-                // Without a transaction the ops cannot run: dropping them drops their reply
-                // channels, and their callers get `StoreError::Closed`.
-                drop(ops);
+                // Without a transaction the ops cannot run: each is answered with the reason.
+                for op in ops {
+                    let (_, fin) = op(None);
+                    fin(Err(&err));
+                }
+                self.recover_after(&err);
                 return;
             }
         };
@@ -126,7 +151,7 @@ impl Writer {
         match Tables::open(&txn) {
             Ok(mut tables) => {
                 for op in ops {
-                    let (failed, fin) = op(&mut tables);
+                    let (failed, fin) = op(Some(&mut tables));
                     any_failed |= failed;
                     finishers.push(fin);
                 }
@@ -135,8 +160,10 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "job store: cannot open the tables");
-                // As above: dropped ops answer `StoreError::Closed`.
-                drop(ops);
+                for op in ops {
+                    let (_, fin) = op(None);
+                    fin(Err(&e));
+                }
                 any_failed = true;
             }
         }
@@ -155,6 +182,70 @@ impl Writer {
         }
         for fin in finishers {
             fin(outcome.as_ref().map(|_| ()));
+        }
+        if let Err(e) = &outcome {
+            self.recover_after(e);
+        }
+    }
+
+    /// After a write failed on the disk, redb refuses every later write
+    /// ([`super::DiskFault::Failed`]) until the file is opened again. Reopens it as a start does
+    /// (the journal's acknowledged writes applied and checkpointed), at most once per
+    /// [`RECOVERY_EVERY`]; until it succeeds, writes are refused with the disk's reason.
+    fn recover_after(&mut self, e: &StoreError) {
+        if !matches!(e, StoreError::Disk { .. }) {
+            return;
+        }
+        if self
+            .last_recovery
+            .is_some_and(|t| t.elapsed() < RECOVERY_EVERY)
+        {
+            return;
+        }
+        self.last_recovery = Some(std::time::Instant::now());
+        let Some(mut old) = self.slot.take() else {
+            // Closed by an earlier attempt that could not reopen: open it now.
+            self.reopen();
+            return;
+        };
+        // Reads in flight hold the old handle; the file lock goes with the last of them.
+        let since = std::time::Instant::now();
+        loop {
+            match Arc::try_unwrap(old) {
+                Ok(db) => {
+                    drop(db);
+                    break;
+                }
+                Err(still_shared) if since.elapsed() < READERS_GRACE => {
+                    old = still_shared;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(still_shared) => {
+                    tracing::warn!("job store: reads still hold the store; reopening later");
+                    self.slot.put(still_shared);
+                    return;
+                }
+            }
+        }
+        self.reopen();
+    }
+
+    /// Opens the store file again (the old handle is gone); on failure the slot stays
+    /// empty and the next write tries again.
+    fn reopen(&mut self) {
+        self.journal = None;
+        match open_database(&self.path, &self.stats) {
+            Ok(opened) => {
+                self.slot.put(Arc::new(opened.db));
+                self.journal = Some(opened.journal);
+                self.generation = opened.generation;
+                self.oldest_frame = None;
+                tracing::info!("job store: reopened after a failed write; taking writes again");
+            }
+            Err(e) => {
+                // Reads and writes are refused ([`super::DiskFault::Failed`]) until a later try works.
+                tracing::error!(error = %e, "job store: cannot reopen the store yet");
+            }
         }
     }
 
@@ -219,9 +310,9 @@ impl Writer {
     /// A checkpoint with no writes of its own: makes every earlier batch durable in redb.
     fn checkpoint_alone(&mut self) -> Result<(), StoreError> {
         let r = self
-            .db
-            .begin_write()
-            .map_err(db_err("begin write"))
+            .slot
+            .get("begin write")
+            .and_then(|db| db.begin_write().map_err(db_err("begin write")))
             .and_then(|txn| self.checkpoint(txn));
         if let Err(e) = &r {
             tracing::error!(error = %e, "job store: checkpoint failed");

@@ -213,6 +213,8 @@ impl CheckKind {
             | E::ReportDataMismatch { .. } => Self::EvidenceBinding,
             E::GpuNonceMismatch { .. } | E::GpuParse { .. } | E::GpuCertChain { .. } => Self::Gpu,
             E::Gpu { .. } => Self::Gpu,
+            // The boot log or the agent's events do not replay to the quote's registers.
+            E::MeasuredBoot(_) => Self::Measurement,
             _ => Self::SignatureChain,
         }
     }
@@ -230,7 +232,8 @@ impl CheckKind {
             || rule.contains("mrseam")
             || rule.contains("rtmr")
             || rule.contains("host_data")
-            || rule.contains("key_digests")
+            || rule.ends_with("_digests")
+            || rule == "tdx.events"
         {
             Self::Measurement
         } else {

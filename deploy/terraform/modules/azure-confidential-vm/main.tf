@@ -11,6 +11,10 @@ locals {
     "sigil-role" = "provider-agent"
     "sigil-tee"  = local.tee
   })
+  # What this VM's hardware evidence covers (docs/measured-boot.md, deploy/image/README.md).
+  evidence_covers = "${local.tee} on Azure: the hardware report measures the paravisor (HCL), not the guest; the guest's boot chain is in the vTPM PCRs, which the agent quotes (measured.tpm_quote, bound to the report by the HCL runtime claims) and a policy pins with [vtpm] pcrs; the agent's own digests are not measured"
+  # Azure guests have no RTMR3 the agent can extend: nothing pins the agent binary.
+  agent_policy = null
 }
 
 module "bootstrap" {

@@ -14,6 +14,10 @@ locals {
   spot             = var.provisioning_model == "SPOT"
   network_tag      = "${var.name}-sigil-agent"
   labels           = merge(var.labels, { "sigil-role" = "provider-agent", "sigil-tee" = lower(var.confidential_instance_type) })
+  # What this VM's hardware evidence covers (docs/measured-boot.md, deploy/image/README.md).
+  evidence_covers = local.tee == "SEV-SNP" ? "SEV-SNP on GCP: the launch MEASUREMENT covers Google's firmware and the vCPU count only; the guest kernel, initrd and sigil-agent are not in the hardware evidence (a policy pins the firmware measurement and names no guest software)" : "TDX on GCP: MRTD covers Google's TDVF; RTMR1/RTMR2 hold the guest's boot chain (the CCEL event log the agent carries replays to them) and RTMR3 the agent's own digests where the kernel has the TDX measurement interface (Linux 6.16 or later)"
+  # The [tdx] rules that pin the agent (TDX only: SEV-SNP has no runtime register).
+  agent_policy = var.agent_measurements == null || local.tee != "TDX" ? null : "[tdx]\nagent_digests = [\"${try(var.agent_measurements.agent_digest, "")}\"]\nconfig_digests = [\"${try(var.agent_measurements.config_digest, "")}\"]\n"
 }
 
 module "bootstrap" {

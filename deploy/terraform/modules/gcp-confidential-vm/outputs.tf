@@ -47,3 +47,14 @@ output "agent_config_sha256" {
   description = "SHA-256 of the agent configuration written to the VM."
   value       = module.bootstrap.agent_config_sha256
 }
+
+output "expected_measurements" {
+  description = "What the hardware evidence of this VM covers, and the agent measurements given in var.agent_measurements with the policy rules that pin them (TDX), for policy authors and buyers."
+  value = {
+    tee             = local.tee
+    evidence_covers = local.evidence_covers
+    agent_digest    = try(var.agent_measurements.agent_digest, null)
+    config_digest   = try(var.agent_measurements.config_digest, null)
+    policy          = local.agent_policy
+  }
+}

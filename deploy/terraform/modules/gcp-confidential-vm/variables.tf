@@ -199,3 +199,20 @@ variable "agent_extra_config" {
   type        = string
   default     = ""
 }
+
+variable "agent_measurements" {
+  description = "What the agent extends into RTMR3 at start on TDX, as `sigil-agent --config <the VM's agent.toml> measure --binary <the release's sigil-agent>` prints it ({agent_digest, config_digest}, SHA-384 hex); published in the expected_measurements output for policy authors. null: not published."
+  type = object({
+    agent_digest  = string
+    config_digest = string
+  })
+  default = null
+
+  validation {
+    condition = var.agent_measurements == null ? true : (
+      can(regex("^[0-9a-f]{96}$", var.agent_measurements.agent_digest)) &&
+      can(regex("^[0-9a-f]{96}$", var.agent_measurements.config_digest))
+    )
+    error_message = "agent_measurements.agent_digest and .config_digest must be SHA-384 values, 96 lower-case hex digits."
+  }
+}

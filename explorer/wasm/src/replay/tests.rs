@@ -192,6 +192,9 @@ fn check_kinds_works() {
     );
     assert_eq!(CheckKind::of_rule("gpu.min_count"), CheckKind::Gpu);
     assert_eq!(CheckKind::of_rule("tees"), CheckKind::Policy);
+    for rule in ["tdx.events", "tdx.agent_digests", "tdx.config_digests"] {
+        assert_eq!(CheckKind::of_rule(rule), CheckKind::Measurement, "{rule}");
+    }
 }
 
 #[test]
