@@ -814,4 +814,4 @@ fn utf16_excerpt(d: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

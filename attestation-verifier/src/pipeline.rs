@@ -28,7 +28,7 @@ pub use receipt::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
     SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,
 };
-pub use tdx::{TdxClaims, check_tdx};
+pub use tdx::{TdxClaims, check_tdx, check_tdx_measured};
 
 /// The outcome of checking one piece of evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +104,9 @@ pub struct SnpClaims {
     pub signing_key: String,
     /// Launch measurement.
     pub measurement: String,
+    /// What the launch measurement covers ([`SNP_MEASUREMENT_COVERS`]): a measurement names
+    /// only the software in the guest's initial memory.
+    pub measurement_covers: &'static str,
     /// REPORT_DATA.
     pub report_data: String,
     /// Chip id.
@@ -144,6 +147,12 @@ pub struct SnpClaims {
     pub committed_version: String,
 }
 
+/// What an SEV-SNP launch measurement covers, as the claims say it (`docs/measured-boot.md`).
+pub const SNP_MEASUREMENT_COVERS: &str = "the guest's initial memory: the firmware, the vCPUs \
+    (count, type, guest features) and, with a measured direct boot (AmdSev OVMF), the hashes of \
+    the kernel, initrd and command line; on Google Cloud only Google's firmware (not the guest \
+    kernel or the agent); on Azure the paravisor (the guest is measured by the vTPM)";
+
 impl SnpClaims {
     /// Claims of a parsed report; `product` is the verified product when known.
     pub fn new(r: &SnpReport, product: Option<Product>) -> Self {
@@ -154,6 +163,7 @@ impl SnpClaims {
             version: r.version,
             signing_key: r.signing_key.name().into(),
             measurement: hex::encode(r.measurement),
+            measurement_covers: SNP_MEASUREMENT_COVERS,
             report_data: hex::encode(r.report_data),
             chip_id: hex::encode(r.chip_id),
             host_data: hex::encode(r.host_data),

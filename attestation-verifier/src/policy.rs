@@ -404,11 +404,22 @@ impl Policy {
     /// Appraises a verified TDX quote on its own (no GPU reports): `tees`,
     /// `gpu.min_count` and the `[tdx]` table; lists every violation.
     pub fn evaluate_tdx(&self, ev: &Verified<TdxEvidence>) -> Verdict {
+        self.evaluate_tdx_measured(ev, None)
+    }
+
+    /// [`Self::evaluate_tdx`] with the quote's verified measured-boot evidence, if any
+    /// (`None`: every `[tdx]` event, agent and configuration rule is violated).
+    pub fn evaluate_tdx_measured(
+        &self,
+        ev: &Verified<TdxEvidence>,
+        measured: Option<&Verified<crate::verify::measured::MeasuredBootEvidence>>,
+    ) -> Verdict {
         let mut v = Vec::new();
         self.evaluate_evidence(PolicyTee::Tdx, 0, &mut v);
         if let Verdict::Reject(vs) = self.tdx.evaluate(ev) {
             v.extend(vs);
         }
+        self.tdx.evaluate_measured(measured, &mut v);
         Verdict::from_violations(v)
     }
 }

@@ -319,3 +319,54 @@ fn event_log_with_sev_snp_evidence_rejects() {
         out.reasons
     );
 }
+
+/// A bare quote (`check_tdx`, `sigil-verify tdx`) carries no measured boot: a policy with
+/// event rules refuses it, saying so; the same quote with its event log beside it
+/// (`check_tdx_measured`, `sigil-verify eventlog --quote --collateral`) is accepted.
+#[test]
+fn bare_quote_under_event_rules_rejects() {
+    use attestation_verifier::{check_tdx, check_tdx_measured};
+    let log = ccel();
+    let parsed = parse_event_log(&log).unwrap();
+    let kernel = parsed.events.iter().find(|e| e.rtmr == Some(1)).unwrap();
+    let policy = policy(&format!(
+        "[tdx]\nevents = [{{ rtmr = 1, digest = \"{}\" }}]",
+        hex::encode(kernel.sha384)
+    ));
+    let f = fixture(Spec {
+        rtmr: registers(Some(&log), &[]),
+        ..Spec::default()
+    });
+    let mut v = TdxVerifier::with_trust_anchor(RustCrypto, f.pki.anchor());
+    let bare = check_tdx(&mut v, &f.quote, &f.collateral, &policy, NOW);
+    assert!(
+        bare.reasons
+            .iter()
+            .any(|r| r.contains("no verified event log")),
+        "{:?}",
+        bare.reasons
+    );
+    let with_log = check_tdx_measured(
+        &mut v,
+        &f.quote,
+        &f.collateral,
+        &measured(Some(log.clone()), vec![]),
+        &policy,
+        NOW,
+    );
+    assert!(with_log.accepted(), "{:?}", with_log.reasons);
+    // A log of another boot beside the quote: the replay names the register.
+    let other = check_tdx_measured(
+        &mut v,
+        &f.quote,
+        &f.collateral,
+        &measured(Some(log), agent_events()),
+        &policy,
+        NOW,
+    );
+    assert!(
+        other.reasons.iter().any(|r| r.contains("RTMR3 replays to")),
+        "{:?}",
+        other.reasons
+    );
+}

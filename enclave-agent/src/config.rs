@@ -434,6 +434,13 @@ impl ContainerEngine {
     }
 }
 
+/// The ACPI CCEL table's data area: the TDX firmware's event log.
+pub const CCEL_PATH: &str = "/sys/firmware/acpi/tables/data/CCEL";
+/// The kernel's RTMR3 attribute (TDX measurement interface, Linux >= 6.16).
+pub const RTMR3_PATH: &str = "/sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384";
+/// Where the agent keeps its own RTMR3 events by default (one boot's lifetime).
+pub const DEFAULT_MEASUREMENT_LOG: &str = "/run/sigil/agent-measurements";
+
 /// Evidence and receipt settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -474,9 +481,9 @@ impl Default for EvidenceConfig {
             azure_imds_url: IMDS_THIM_URL.into(),
             azure_vcek_file: None,
             measured_boot: "auto".into(),
-            measurement_log: crate::evidence::measured::DEFAULT_LOG_PATH.into(),
-            ccel_path: crate::evidence::measured::CCEL_PATH.into(),
-            rtmr3_path: crate::evidence::measured::RTMR3_PATH.into(),
+            measurement_log: DEFAULT_MEASUREMENT_LOG.into(),
+            ccel_path: CCEL_PATH.into(),
+            rtmr3_path: RTMR3_PATH.into(),
         }
     }
 }

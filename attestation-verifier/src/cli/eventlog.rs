@@ -18,10 +18,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CommonArgs, Format, Input, emit, read};
+use crate::bundle::MeasuredBoot;
 use crate::crypto::DefaultCrypto;
 use crate::eventlog::{EventLog, mismatches, parse_event_log};
 use crate::evidence::tdx::parse_tdx_quote;
-use crate::pipeline::{EventClaim, TdxClaims, check_tdx};
+use crate::pipeline::{EventClaim, TdxClaims, check_tdx_measured};
 use crate::verify::tdx::TdxVerifier;
 
 /// Arguments of `sigil-verify eventlog`.
@@ -105,8 +106,23 @@ pub fn run(args: &EventLogArgs) -> anyhow::Result<ExitCode> {
             let now = args.common.time()?;
             let mut verifier = TdxVerifier::new(DefaultCrypto::default())
                 .context("loading the pinned Intel root")?;
-            let outcome = check_tdx(&mut verifier, &quote, &collateral, &policy, now);
-            reasons.extend(outcome.reasons.iter().map(|r| format!("quote: {r}")));
+            // The log goes with the quote: its replay is checked against the verified
+            // registers and the policy's [tdx] event rules are appraised against it.
+            let measured = MeasuredBoot {
+                event_log: Some(bytes.clone()),
+                ..MeasuredBoot::default()
+            };
+            let outcome =
+                check_tdx_measured(&mut verifier, &quote, &collateral, &measured, &policy, now);
+            // Replay mismatches are reported once, below, for verified and unverified
+            // quotes alike.
+            reasons.extend(
+                outcome
+                    .reasons
+                    .iter()
+                    .filter(|r| !r.starts_with("measured boot:"))
+                    .map(|r| format!("quote: {r}")),
+            );
             claims.quote_signature = Some("verified");
             claims.quote = outcome.claims;
             parse_tdx_quote(&quote).ok().map(|q| q.body.rtmr)

@@ -246,31 +246,17 @@ fn read_firmware(path: &Path) -> anyhow::Result<Firmware> {
 
 /// SHA-256 of a file read as a stream, or `None` when it is over [`MAX_KERNEL_LEN`].
 fn sha256_file(path: &Path) -> anyhow::Result<Option<[u8; 32]>> {
-    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = sha2::Sha256::new();
-    let mut reader = file.take(MAX_KERNEL_LEN.saturating_add(1));
-    let mut buf = std::vec![0u8; 1 << 20];
-    let mut total: u64 = 0;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-            break;
-        };
-        h.update(chunk);
-        total = total.saturating_add(n as u64);
-    }
-    if total > MAX_KERNEL_LEN {
-        return Ok(None);
-    }
-    Ok(Some(h.finalize().into()))
+    Ok(digest_file::<sha2::Sha256>(path)?.map(Into::into))
 }
 
 /// SHA-384 of a file read as a stream, or `None` when it is over [`MAX_KERNEL_LEN`].
 fn sha384_file(path: &Path) -> anyhow::Result<Option<[u8; 48]>> {
+    Ok(digest_file::<sha2::Sha384>(path)?.map(Into::into))
+}
+
+fn digest_file<D: sha2::Digest>(path: &Path) -> anyhow::Result<Option<sha2::digest::Output<D>>> {
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = sha2::Sha384::new();
+    let mut h = D::new();
     let mut reader = file.take(MAX_KERNEL_LEN.saturating_add(1));
     let mut buf = std::vec![0u8; 1 << 20];
     let mut total: u64 = 0;
@@ -287,7 +273,7 @@ fn sha384_file(path: &Path) -> anyhow::Result<Option<[u8; 48]>> {
     if total > MAX_KERNEL_LEN {
         return Ok(None);
     }
-    Ok(Some(h.finalize().into()))
+    Ok(Some(h.finalize()))
 }
 
 fn sha256_hex(data: &[u8]) -> String {

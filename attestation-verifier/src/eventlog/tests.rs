@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use super::*;
 
 /// A header listing `algs` (id, size).
-fn header(algs: &[(u16, u16)]) -> Vec<u8> {
+pub(crate) fn header(algs: &[(u16, u16)]) -> Vec<u8> {
     let mut spec = Vec::new();
     spec.extend_from_slice(SPEC_ID_SIGNATURE);
     spec.extend_from_slice(&0u32.to_le_bytes());
@@ -31,7 +31,8 @@ fn header(algs: &[(u16, u16)]) -> Vec<u8> {
     out
 }
 
-fn event(mr: u32, ty: u32, digests: &[(u16, Vec<u8>)], data: &[u8]) -> Vec<u8> {
+/// One `TCG_PCR_EVENT2`: CC MR index, type, digests, data.
+pub(crate) fn event(mr: u32, ty: u32, digests: &[(u16, Vec<u8>)], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&mr.to_le_bytes());
     out.extend_from_slice(&ty.to_le_bytes());

@@ -6,10 +6,12 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use super::{Outcome, verdict_reasons};
+use crate::bundle::MeasuredBoot;
 use crate::crypto::Crypto;
 use crate::evidence::tdx::{TdxQuote, parse_tdx_quote};
 use crate::policy::Policy;
 use crate::time::UnixTime;
+use crate::verify::measured::verify_measured_tdx;
 use crate::verify::tdx::{TdxCollateral, TdxEvidence, TdxVerifier, pck_fmspc_unverified};
 
 /// What a TDX quote says. Byte fields are lower-case hex without prefix.
@@ -175,12 +177,36 @@ impl TdxClaims {
 }
 
 /// Parses, verifies and appraises a TDX quote ([`Policy::evaluate_tdx`]: the
-/// quote carries no GPU reports, so `gpu.min_count` > 0 refuses it). The
-/// policy's `tdx.collateral_grace_seconds` applies to the collateral's validity.
+/// quote carries no GPU reports, so `gpu.min_count` > 0 refuses it, and no
+/// measured-boot evidence, so every `[tdx]` event, agent and configuration rule
+/// refuses it). The policy's `tdx.collateral_grace_seconds` applies to the
+/// collateral's validity.
 pub fn check_tdx<C: Crypto>(
     verifier: &mut TdxVerifier<C>,
     quote: &[u8],
     collateral: &TdxCollateral,
+    policy: &Policy,
+    now: UnixTime,
+) -> Outcome<TdxClaims> {
+    check_tdx_measured(
+        verifier,
+        quote,
+        collateral,
+        &MeasuredBoot::default(),
+        policy,
+        now,
+    )
+}
+
+/// [`check_tdx`] with measured-boot evidence beside the quote (an event log, the
+/// agent's RTMR3 events): it must replay to the verified quote's registers
+/// ([`crate::verify::measured`]), and the `[tdx]` event, agent and configuration
+/// rules are appraised against it.
+pub fn check_tdx_measured<C: Crypto>(
+    verifier: &mut TdxVerifier<C>,
+    quote: &[u8],
+    collateral: &TdxCollateral,
+    measured: &MeasuredBoot,
     policy: &Policy,
     now: UnixTime,
 ) -> Outcome<TdxClaims> {
@@ -198,9 +224,17 @@ pub fn check_tdx<C: Crypto>(
             claims: Some(TdxClaims::new(&parsed, None)),
             reasons: failures.0.iter().map(ToString::to_string).collect(),
         },
-        Ok(ev) => Outcome {
-            claims: Some(TdxClaims::new(&parsed, Some(&ev))),
-            reasons: verdict_reasons(policy.evaluate_tdx(&ev)),
-        },
+        Ok(ev) => {
+            let replay = verify_measured_tdx(measured, &ev.body.rtmr);
+            let reasons = match replay {
+                Some(Err(errors)) => errors.iter().map(ToString::to_string).collect(),
+                Some(Ok(m)) => verdict_reasons(policy.evaluate_tdx_measured(&ev, Some(&m))),
+                None => verdict_reasons(policy.evaluate_tdx_measured(&ev, None)),
+            };
+            Outcome {
+                claims: Some(TdxClaims::new(&parsed, Some(&ev))),
+                reasons,
+            }
+        }
     }
 }

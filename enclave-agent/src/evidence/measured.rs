@@ -39,12 +39,7 @@ use sha2::{Digest, Sha384};
 
 use crate::evidence::backend::tsm::TsmFs;
 
-/// The CCEL table's data area.
-pub const CCEL_PATH: &str = "/sys/firmware/acpi/tables/data/CCEL";
-/// The kernel's RTMR3 attribute (TDX measurement interface, Linux >= 6.16).
-pub const RTMR3_PATH: &str = "/sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384";
-/// Where the agent keeps its own events by default (one boot's lifetime).
-pub const DEFAULT_LOG_PATH: &str = "/run/sigil/agent-measurements";
+pub use crate::config::{CCEL_PATH, DEFAULT_MEASUREMENT_LOG as DEFAULT_LOG_PATH, RTMR3_PATH};
 
 /// Why the agent's measurements are not in the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,34 +9,14 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
-use crate::eventlog::{EV_NO_ACTION, TPM_ALG_SHA384};
+use crate::eventlog::TPM_ALG_SHA384;
+use crate::eventlog::tests::{event, header};
 
-const SPEC_ID: &[u8; 16] = b"Spec ID Event03\0";
-
-/// A CCEL with a SHA-384 header and one event per `(mr_index, digest byte)`.
+/// A CCEL with a SHA-384 header and one `EV_IPL` event per `(mr_index, digest byte)`.
 fn ccel(events: &[(u32, u8)]) -> Vec<u8> {
-    let mut spec = Vec::new();
-    spec.extend_from_slice(SPEC_ID);
-    spec.extend_from_slice(&0u32.to_le_bytes());
-    spec.extend_from_slice(&[0, 2, 0, 2]);
-    spec.extend_from_slice(&1u32.to_le_bytes());
-    spec.extend_from_slice(&TPM_ALG_SHA384.to_le_bytes());
-    spec.extend_from_slice(&48u16.to_le_bytes());
-    spec.push(0);
-    let mut out = Vec::new();
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&EV_NO_ACTION.to_le_bytes());
-    out.extend_from_slice(&[0u8; 20]);
-    out.extend_from_slice(&(spec.len() as u32).to_le_bytes());
-    out.extend_from_slice(&spec);
+    let mut out = header(&[(TPM_ALG_SHA384, 48)]);
     for (mr, d) in events {
-        out.extend_from_slice(&mr.to_le_bytes());
-        out.extend_from_slice(&0xdu32.to_le_bytes()); // EV_IPL
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&TPM_ALG_SHA384.to_le_bytes());
-        out.extend_from_slice(&[*d; 48]);
-        out.extend_from_slice(&4u32.to_le_bytes());
-        out.extend_from_slice(b"boot");
+        out.extend(event(*mr, 0xd, &[(TPM_ALG_SHA384, vec![*d; 48])], b"boot"));
     }
     out
 }
