@@ -25,7 +25,7 @@ use crate::evidence::snp::SnpReport;
 pub enum HclBindingError {
     /// REPORT_DATA is not the digest of the runtime claims.
     #[error(
-        "SNP REPORT_DATA {found} is not the {hash} digest of the HCL runtime claims ({expected})"
+        "hardware report REPORT_DATA {found} (SEV-SNP report or TD quote) is not the {hash} digest of the HCL runtime claims ({expected})"
     )]
     ClaimsDigest {
         /// The claims' hash algorithm.
