@@ -26,7 +26,7 @@ pub use gpu::{
 pub use measured::{AgentEventClaim, EventClaim, MeasuredBootClaims};
 pub use receipt::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
-    SnpCrlClaims, UsageClaims, check_bundle, check_receipt,
+    SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,
 };
 pub use tdx::{TdxClaims, check_tdx, check_tdx_measured};
 

@@ -25,11 +25,13 @@ pub mod genesis;
 mod gpu;
 mod receipt;
 mod tdx;
+mod vtpm;
 pub use canonical::{FORMAT_VERSION, MAX_BYTES, MAX_LIST, MAX_STRING, POLICY_ID_DOMAIN};
 pub use gpu::GpuPolicy;
 pub(crate) use gpu::mode_name;
 pub use receipt::{evaluate_bundle, evaluate_receipt};
 pub use tdx::{TdxEventRule, TdxPolicy};
+pub use vtpm::{MAX_PCR_INDEX, PcrRule, VtpmPolicy};
 
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -207,6 +209,8 @@ pub struct Policy {
     pub gpu: GpuPolicy,
     /// Rules on the agent's simulator (development chains).
     pub simulated: SimulatedPolicy,
+    /// Rules on a vTPM quote's PCRs (Azure confidential VMs).
+    pub vtpm: VtpmPolicy,
 }
 
 /// Rules on evidence from the agent's simulator: the `[simulated]` table.
@@ -277,6 +281,7 @@ impl Policy {
         self.tdx.validate()?;
         self.gpu.validate()?;
         self.simulated.validate()?;
+        self.vtpm.validate()?;
         self.snp.validate()
     }
 
@@ -288,6 +293,7 @@ impl Policy {
         self.tdx.canonicalize();
         self.gpu.canonicalize();
         sort_dedup(&mut self.simulated.measurements);
+        self.vtpm.canonicalize();
     }
 
     /// The canonical bytes of the policy (`docs/policy.md`, *Canonical

@@ -464,3 +464,251 @@ fn cli_bundle_reads_azure_evidence_works() {
     assert_eq!(json["claims"]["cpu"]["product"], "Milan");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---- the bundle's vTPM quote (measured.tpm_quote) ----
+
+mod vtpm {
+    use super::*;
+    use attestation_verifier::bundle::{MeasuredBoot, TpmQuote};
+    use attestation_verifier::evidence::tpm2::{
+        ClockInfo, PcrSelection, QuoteInfo, TpmsAttest, encode_tpms_attest, encode_tpmt_signature,
+    };
+    use attestation_verifier::verify::azure_vtpm::{VtpmQuoteError, tpm_quote_qualifying_data};
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+    use base64ct::Encoding;
+
+    /// A vTPM: its attestation key and PCR values.
+    pub(super) struct Vtpm {
+        key: RsaKeyPair,
+    }
+
+    fn der_len(bytes: &[u8], at: usize) -> (usize, usize) {
+        // (length, header bytes after the tag) of the DER element at `at`.
+        match bytes[at + 1] {
+            n if n < 0x80 => (n as usize, 2),
+            0x81 => (bytes[at + 2] as usize, 3),
+            0x82 => (((bytes[at + 2] as usize) << 8) | bytes[at + 3] as usize, 4),
+            _ => panic!("DER length"),
+        }
+    }
+
+    impl Vtpm {
+        pub(super) fn new() -> Self {
+            Self {
+                key: RsaKeyPair::generate(KeySize::Rsa2048).unwrap(),
+            }
+        }
+
+        /// (n, e) of the key, from its PKCS#1 RSAPublicKey.
+        fn n_e(&self) -> (Vec<u8>, Vec<u8>) {
+            let der = self.key.public_key().as_ref();
+            let (_, h) = der_len(der, 0);
+            let (n_len, nh) = der_len(der, h);
+            let n = der[h + nh..h + nh + n_len].to_vec();
+            let e_at = h + nh + n_len;
+            let (e_len, eh) = der_len(der, e_at);
+            let e = der[e_at + eh..e_at + eh + e_len].to_vec();
+            (n, e)
+        }
+
+        /// Runtime claims publishing the key as `HCLAkPub`, with `user_data`.
+        pub(super) fn claims(&self, user_data: &[u8]) -> Vec<u8> {
+            let (n, e) = self.n_e();
+            let b64 = base64ct::Base64UrlUnpadded::encode_string;
+            format!(
+                r#"{{"keys":[{{"kid":"HCLAkPub","kty":"RSA","e":"{}","n":"{}"}}],"user-data":"{}"}}"#,
+                b64(&e),
+                b64(&n),
+                hex::encode_upper(user_data)
+            )
+            .into_bytes()
+        }
+
+        /// A quote over PCR 0..23 (PCR i = [i; 32]) with `qualifying` data.
+        pub(super) fn quote(&self, qualifying: &[u8]) -> TpmQuote {
+            let pcrs: Vec<Vec<u8>> = (0u8..24).map(|i| vec![i; 32]).collect();
+            let attest = encode_tpms_attest(&TpmsAttest {
+                qualified_signer: vec![0, 0x0b, 9, 9],
+                extra_data: qualifying.to_vec(),
+                clock_info: ClockInfo::default(),
+                firmware_version: 0x2020_0312_0012_0003,
+                quote: QuoteInfo {
+                    pcr_select: vec![PcrSelection::sha256(&(0..24).collect::<Vec<_>>())],
+                    pcr_digest: RustCrypto.sha256(&pcrs.concat()).to_vec(),
+                },
+            })
+            .unwrap();
+            let mut sig = vec![0; self.key.public_modulus_len()];
+            self.key
+                .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), &attest, &mut sig)
+                .unwrap();
+            TpmQuote {
+                attest,
+                signature: encode_tpmt_signature(&sig).unwrap(),
+                pcrs,
+            }
+        }
+    }
+
+    /// An Azure bundle whose HCL claims publish `vtpm`'s key, carrying `quote`.
+    pub(super) fn quoted_bundle(
+        a: &SigningKey,
+        p: &Platform,
+        vtpm: &Vtpm,
+        quote: Option<TpmQuote>,
+    ) -> EvidenceBundle {
+        let claims = vtpm.claims(&expected_rd(a));
+        let rd = claims_report_data(&RustCrypto, HclHashType::Sha256, &claims);
+        let hcl =
+            encode_hcl_report(&snp_report(&p.vcek_key, &rd), HclHashType::Sha256, &claims).unwrap();
+        bundle(a, p, hcl, false).with_measured(MeasuredBoot {
+            tpm_quote: quote,
+            ..MeasuredBoot::default()
+        })
+    }
+
+    fn pcr_policy(index: u8, value: u8) -> Policy {
+        Policy::from_toml(&format!(
+            "[vtpm]\npcrs = [{{ index = {index}, sha256 = \"{}\" }}]\n",
+            hex::encode([value; 32])
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn azure_bundle_tpm_quote_works() {
+        let p = platform();
+        let a = agent();
+        let t = Vtpm::new();
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(&a));
+        let b = quoted_bundle(&a, &p, &t, Some(t.quote(&qd)));
+        let bytes = b.to_bytes();
+        assert!(failures(&p, &bytes).is_empty());
+        let v = verifier(AwsLc, &p)
+            .verify_bundle(&bytes, None, None, NOW)
+            .unwrap();
+        let q = v.tpm_quote.as_ref().unwrap();
+        assert_eq!(q.pcr(7), Some(&[7; 32]));
+        assert_eq!(q.nonce(), qd);
+        for c in [&AwsLc as &dyn Crypto, &RustCrypto] {
+            assert_eq!(tpm_quote_qualifying_data(c, &expected_rd(&a)), qd);
+        }
+        // The PCRs are claims, and [vtpm] pcrs appraises them.
+        let o = check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &bytes,
+            None,
+            None,
+            &pcr_policy(7, 7),
+            NOW,
+        );
+        assert!(o.accepted(), "{:?}", o.reasons);
+        let c = serde_json::to_value(o.claims.unwrap()).unwrap();
+        assert_eq!(c["cpu"]["tpm_quote"]["pcrs"]["pcr07"], "07".repeat(32));
+        assert_eq!(c["cpu"]["tpm_quote"]["nonce"], hex::encode(qd));
+        let o = check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &bytes,
+            None,
+            None,
+            &pcr_policy(7, 8),
+            NOW,
+        );
+        assert!(!o.accepted());
+        assert!(
+            o.reasons
+                .iter()
+                .any(|r| r.contains("vtpm.pcrs") && r.contains(&"08".repeat(32))),
+            "{:?}",
+            o.reasons
+        );
+    }
+
+    #[test]
+    fn azure_bundle_tpm_quote_rejects() {
+        let p = platform();
+        let a = agent();
+        let t = Vtpm::new();
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(&a));
+        // Qualifying data that is not the bundle's: the raw nonce.
+        let b = quoted_bundle(&a, &p, &t, Some(t.quote(&NONCE)));
+        let f = failures(&p, &b.to_bytes());
+        assert_eq!(
+            f,
+            [ReceiptVerifyError::VtpmQuote(
+                VtpmQuoteError::NonceMismatch {
+                    expected: hex::encode(qd),
+                    found: hex::encode(NONCE),
+                }
+            )]
+        );
+        // Signed by another key than the one the HCL report publishes.
+        let other = Vtpm::new();
+        let b = quoted_bundle(&a, &p, &t, Some(other.quote(&qd)));
+        assert!(matches!(
+            failures(&p, &b.to_bytes()).as_slice(),
+            [ReceiptVerifyError::VtpmQuote(VtpmQuoteError::Signature(_))]
+        ));
+        // A PCR value changed after quoting.
+        let mut q = t.quote(&qd);
+        q.pcrs[7][0] ^= 1;
+        let b = quoted_bundle(&a, &p, &t, Some(q));
+        assert!(matches!(
+            failures(&p, &b.to_bytes()).as_slice(),
+            [ReceiptVerifyError::VtpmQuote(
+                VtpmQuoteError::PcrDigest { .. }
+            )]
+        ));
+        // Not RSASSA.
+        let mut q = t.quote(&qd);
+        q.signature[1] = 0x18;
+        let b = quoted_bundle(&a, &p, &t, Some(q));
+        assert!(matches!(
+            failures(&p, &b.to_bytes()).as_slice(),
+            [ReceiptVerifyError::VtpmQuote(
+                VtpmQuoteError::SignatureParse(_)
+            )]
+        ));
+        // A PCR rule without a quote.
+        let b = quoted_bundle(&a, &p, &t, None);
+        assert!(failures(&p, &b.to_bytes()).is_empty());
+        let o = check_bundle(
+            &mut verifier(AwsLc, &p),
+            &b.to_bytes(),
+            None,
+            None,
+            &pcr_policy(0, 0),
+            NOW,
+        );
+        assert!(
+            o.reasons
+                .iter()
+                .any(|r| r.contains("vtpm.pcrs") && r.contains("no verified vTPM quote")),
+            "{:?}",
+            o.reasons
+        );
+        // A quote with SEV-SNP evidence that has no vTPM.
+        let rd = expected_rd(&a);
+        let plain = EvidenceBundle::new(
+            a.verifying_key().to_bytes(),
+            NONCE,
+            CpuEvidence::SevSnp {
+                report: snp_report(&p.vcek_key, &rd),
+                vek: p.vcek.clone(),
+                intermediate: None,
+                ark: None,
+            },
+            vec![],
+        )
+        .with_measured(MeasuredBoot {
+            tpm_quote: Some(t.quote(&qd)),
+            ..MeasuredBoot::default()
+        });
+        assert_eq!(
+            failures(&p, &plain.to_bytes()),
+            [ReceiptVerifyError::TpmQuoteWithoutVtpm(TeeKind::SevSnp)]
+        );
+    }
+}

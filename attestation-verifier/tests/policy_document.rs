@@ -130,7 +130,7 @@ measurements = ["{m1}"]
 }
 
 /// The canonical bytes of the default policy (`docs/policy.md`).
-const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f44617465000000000000000000000000000000000001000000000000000000000000000000000100000000000000000000000000000000";
+const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f4461746500000000000000000000000000000000000100000000000000000000000000000000010000000000000000000000000000000000";
 
 /// The golden id of the default policy: any change of the encoding, the
 /// domain or a default fails here.
@@ -145,7 +145,7 @@ fn default_policy_id_is_stable() {
     );
     assert_eq!(
         id_hex(&p),
-        "3b3dbe533e077a9fac193621226482624e520fd97351c00461edc7bcb0786084"
+        "0107a48f7ac9fd8a8669fc530a829358faa9451f2bac428b89c4c5a2727506d0"
     );
     assert_eq!(parse("").id(), p.id());
     assert_eq!(parse("# nothing\n\n").id(), p.id());
@@ -968,4 +968,52 @@ fn gpu_min_count_on_real_hgx_bundle_works() {
         "{:?}",
         over.reasons
     );
+}
+
+/// The genesis policies' ids (`docs/chain.md`): any change of the encoding or
+/// of a genesis policy fails here.
+#[test]
+fn genesis_policy_ids_works() {
+    use attestation_verifier::policy::genesis;
+    let ids: Vec<String> = genesis::NAMES
+        .iter()
+        .map(|n| hex::encode(genesis::named(n).unwrap().id()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "0107a48f7ac9fd8a8669fc530a829358faa9451f2bac428b89c4c5a2727506d0",
+            "5c48c529ac41d60311e7f757fe9ff554d24b9a5122869b07628a57d809e27ecb",
+            "60317b08477bd6b9921ccb5fac64d046737047ce34211df0354f6aa403147066",
+        ]
+    );
+}
+
+/// `[vtpm] pcrs`: parsed, canonical (sorted), round-tripped through TOML and
+/// the canonical bytes; a bad index or length refused.
+#[test]
+fn vtpm_pcrs_policy_works() {
+    let a = "aa".repeat(32);
+    let b = "bb".repeat(32);
+    let p = parse(&format!(
+        "[vtpm]\npcrs = [{{ index = 7, sha256 = \"{b}\" }}, {{ index = 0, sha256 = \"{a}\" }}]\n"
+    ));
+    assert_eq!(p.vtpm.pcrs.len(), 2);
+    assert_eq!(p.vtpm.pcrs[0].index, 0);
+    assert_eq!(parse(&p.to_toml()).id(), p.id());
+    let bytes = p.canonical_bytes();
+    assert_eq!(Policy::from_canonical_bytes(&bytes).unwrap(), p);
+    assert_ne!(p.id(), Policy::default().id());
+}
+
+#[test]
+fn vtpm_pcrs_policy_rejects() {
+    let a = "aa".repeat(32);
+    for text in [
+        format!("[vtpm]\npcrs = [{{ index = 24, sha256 = \"{a}\" }}]\n"),
+        "[vtpm]\npcrs = [{ index = 1, sha256 = \"aa\" }]\n".to_string(),
+        format!("[vtpm]\npcrs = [{{ index = 1, sha384 = \"{a}\" }}]\n"),
+    ] {
+        assert!(Policy::from_toml(&text).is_err(), "{text}");
+    }
 }

@@ -1179,7 +1179,7 @@ fn real_gpu_vector_verifies_but_does_not_bind_rejects() {
         "{j}"
     );
     let ev = &j["claims"]["evidence"];
-    assert_eq!(ev["bundle_version"], 4);
+    assert_eq!(ev["bundle_version"], 5);
     assert_eq!(ev["gpu_rims"], 1);
     assert_eq!(ev["gpus"][0]["report"]["driver_version"], "550.90.07");
 }

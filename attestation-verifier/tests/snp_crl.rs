@@ -457,5 +457,5 @@ fn cli_bundle_shows_crl_works() {
     let c = &v["claims"]["snp_crl"];
     assert_eq!(c["this_update"], "2029-12-31T00:00:00Z", "{v}");
     assert_eq!(c["age_secs"], DAY, "{v}");
-    assert_eq!(v["claims"]["bundle_version"], 4, "{v}");
+    assert_eq!(v["claims"]["bundle_version"], 5, "{v}");
 }

@@ -236,13 +236,16 @@ impl Attestor {
             Some(c) if !gpus.is_empty() => c.collateral(&gpus)?,
             _ => GpuCollateral::default(),
         };
-        let cpu = source.collect(&report_data)?;
+        let (cpu, measured) = source.collect_measured(&report_data)?;
         let cpu_collateral = self.cpu_collateral(&cpu);
         Ok(EvidenceBundle::new(key, nonce, cpu, gpus)
             .with_gpu_collateral(collateral)
             .with_cpu_collateral(cpu_collateral)
             .with_sealing_key(sealing)
-            .with_measured(self.measured.as_deref().cloned().unwrap_or_default()))
+            .with_measured(MeasuredBoot {
+                tpm_quote: measured.tpm_quote,
+                ..self.measured.as_deref().cloned().unwrap_or_default()
+            }))
     }
 
     /// The agent key's proof of possession for the market chain: its signature over

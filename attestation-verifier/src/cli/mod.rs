@@ -25,6 +25,7 @@ use crate::pipeline::Outcome;
 use crate::policy::Policy;
 use crate::time::UnixTime;
 
+pub mod azure_vtpm;
 pub mod eventlog;
 pub mod gpu;
 pub mod measure;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Compute the launch measurement (SEV-SNP MEASUREMENT, TDX MRTD) that a policy
     /// pins, from the guest's firmware, kernel and launch parameters.
     Measure(measure::MeasureArgs),
+    /// Verify an Azure confidential VM's vTPM quote with the paravisor's HCL
+    /// report and the SEV-SNP report or TD quote that vouches for it.
+    AzureVtpm(azure_vtpm::AzureVtpmArgs),
 }
 
 /// Options every subcommand takes.
@@ -156,6 +160,8 @@ pub enum Input {
     Policy,
     /// A boot event log (`eventlog --log`): 16 MiB (a valid one is at most 1 MiB).
     EventLog,
+    /// Azure vTPM evidence (`azure-vtpm --evidence`, `--hcl-report`, `--tpm-quote`): 1 MiB.
+    AzureVtpmEvidence,
 }
 
 impl Input {
@@ -171,7 +177,8 @@ impl Input {
             | Self::Ocsp
             | Self::Receipt
             | Self::Proof
-            | Self::Policy => MIB,
+            | Self::Policy
+            | Self::AzureVtpmEvidence => MIB,
             Self::Crl | Self::Collateral | Self::Rim | Self::Bundle | Self::EventLog => 16 * MIB,
             Self::Output => 64 << 30,
         }
@@ -194,6 +201,7 @@ impl Input {
             Self::Output => "output",
             Self::Policy => "policy",
             Self::EventLog => "event log",
+            Self::AzureVtpmEvidence => "Azure vTPM evidence",
         }
     }
 }
@@ -367,6 +375,7 @@ impl Command {
             Self::Eventlog(a) => Some(a.common.format),
             Self::Gpu(a) => Some(a.common.format),
             Self::Measure(_) => None,
+            Self::AzureVtpm(a) => Some(a.common.format),
         }
     }
 }
@@ -401,5 +410,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eventlog(args) => eventlog::run(&args),
         Command::Gpu(args) => gpu::run(&args),
         Command::Measure(args) => measure::run(&args),
+        Command::AzureVtpm(args) => azure_vtpm::run(&args),
     }
 }

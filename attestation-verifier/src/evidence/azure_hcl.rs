@@ -61,6 +61,9 @@ pub const RUNTIME_HEADER_LEN: usize = 20;
 pub const MAX_HCL_REPORT_LEN: usize = 64 << 10;
 /// Runtime-data report type of an SEV-SNP report.
 pub const REPORT_TYPE_SNP: u32 = 2;
+/// Runtime-data report type of a TDX TDREPORT (Azure TDX confidential VMs,
+/// read only through [`parse_hcl_report_snp_or_tdx`]).
+pub const REPORT_TYPE_TDX: u32 = 4;
 /// Key id of the vTPM attestation key in the runtime claims.
 pub const AK_PUB_KID: &str = "HCLAkPub";
 
@@ -270,8 +273,12 @@ pub struct HclReport {
     pub request_type: u32,
     /// Header `status`.
     pub status: u32,
-    /// The raw SEV-SNP report (0x4A0 bytes).
+    /// The raw SEV-SNP report (0x4A0 bytes); for a TDX HCL report
+    /// ([`REPORT_TYPE_TDX`]) the TDREPORT, zero-padded to the same length.
     pub snp_report: Vec<u8>,
+    /// The runtime data's report type: [`REPORT_TYPE_SNP`], or
+    /// [`REPORT_TYPE_TDX`] from [`parse_hcl_report_snp_or_tdx`].
+    pub report_type: u32,
     /// Runtime data version.
     pub runtime_version: u32,
     /// How REPORT_DATA commits to `var_data`.
@@ -295,7 +302,19 @@ fn report_type_name(v: u32) -> &'static str {
 }
 
 /// Parses an HCL report (the contents of NV index [`HCL_REPORT_NV_INDEX`]).
+/// Only an SEV-SNP hardware report is accepted.
 pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, HclParseError> {
+    parse(bytes, false)
+}
+
+/// Parses an HCL report whose hardware report is SEV-SNP or TDX (an Azure TDX
+/// confidential VM's: the TDREPORT the TD quote was made from). The TDX
+/// report itself is not parsed: the TD quote vouches for the runtime claims.
+pub fn parse_hcl_report_snp_or_tdx(bytes: &[u8]) -> Result<HclReport, HclParseError> {
+    parse(bytes, true)
+}
+
+fn parse(bytes: &[u8], tdx_ok: bool) -> Result<HclReport, HclParseError> {
     let len = bytes.len();
     if len > MAX_HCL_REPORT_LEN {
         return Err(HclParseError::TooLong {
@@ -332,7 +351,7 @@ pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, HclParseError> {
     let report_type = u32_at(rt.saturating_add(8), "report_type")?;
     let hash_value = u32_at(rt.saturating_add(12), "hash_type")?;
     let var_size = u32_at(rt.saturating_add(16), "variable_data_size")?;
-    if report_type != REPORT_TYPE_SNP {
+    if report_type != REPORT_TYPE_SNP && !(tdx_ok && report_type == REPORT_TYPE_TDX) {
         return Err(HclParseError::UnsupportedReportType {
             value: report_type,
             name: report_type_name(report_type),
@@ -381,6 +400,7 @@ pub fn parse_hcl_report(bytes: &[u8]) -> Result<HclReport, HclParseError> {
         request_type,
         status,
         snp_report: snp_report.to_vec(),
+        report_type,
         runtime_version,
         hash_type,
         var_data: var_data.to_vec(),

@@ -2,11 +2,13 @@
 //! cryptography: nothing here is trusted until a `verify` step says so.
 
 pub mod azure_hcl;
+pub mod azure_vtpm;
 pub mod nvgpu;
 pub mod rim;
 pub mod simulated;
 pub mod snp;
 pub mod tdx;
+pub mod tpm2;
 pub mod xml;
 
 /// A little cursor over untrusted bytes; every read is bounds-checked.

@@ -15,6 +15,7 @@ use crate::policy::{Policy, evaluate_bundle, evaluate_receipt};
 use crate::receipt::{ReceiptBody, TeeKind};
 use crate::time::UnixTime;
 use crate::verdict::{Verdict, Verified};
+use crate::verify::azure_vtpm::VtpmQuote;
 use crate::verify::receipt::{
     BundleSeen, CpuSeen, GpuSeen, ReceiptSeen, ReceiptVerifier, Run, Seen,
 };
@@ -87,6 +88,38 @@ pub struct AzureVtpmClaims {
     /// The VM configuration the paravisor reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vm_configuration: Option<HclVmConfiguration>,
+    /// The bundle's vTPM quote, when it carries one that verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm_quote: Option<VtpmQuoteClaims>,
+}
+
+/// What a verified vTPM quote says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VtpmQuoteClaims {
+    /// The qualifying data (`extraData`), hex.
+    pub nonce: String,
+    /// SHA-256 of the attestation key's modulus, hex.
+    pub ak_modulus_sha256: String,
+    /// `pcrDigest`, hex.
+    pub pcr_digest: String,
+    /// The quoted SHA-256 PCRs, `pcr00`.., hex.
+    pub pcrs: alloc::collections::BTreeMap<String, String>,
+}
+
+impl VtpmQuoteClaims {
+    /// The claims of a verified quote.
+    pub fn new(q: &VtpmQuote) -> Self {
+        Self {
+            nonce: hex::encode(q.nonce()),
+            ak_modulus_sha256: hex::encode(q.ak_modulus_sha256),
+            pcr_digest: hex::encode(&q.attest.quote.pcr_digest),
+            pcrs: q
+                .pcrs
+                .iter()
+                .map(|p| (alloc::format!("pcr{:02}", p.index), hex::encode(p.sha256)))
+                .collect(),
+        }
+    }
 }
 
 /// What the CPU evidence says, by kind.
@@ -337,6 +370,7 @@ impl CpuSeen {
                     user_data: hcl.claims.user_data.as_ref().map(hex::encode),
                     ak_pub: hcl.claims.ak_pub().cloned(),
                     vm_configuration: hcl.claims.vm_configuration.clone(),
+                    tpm_quote: c.parsed.tpm_quote.as_deref().map(VtpmQuoteClaims::new),
                 }))
             }
             Self::Tdx(c) => CpuClaims::Tdx(Box::new(TdxClaims::new(

@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use parity_scale_codec::{Compact, Decode, Encode};
 
-use super::{HexBytes, MinTcb, Policy, PolicyError, PolicyTee, TdxEventRule};
+use super::{HexBytes, MinTcb, PcrRule, Policy, PolicyError, PolicyTee, TdxEventRule};
 
 /// The domain separator hashed before the canonical bytes to give the id.
 pub const POLICY_ID_DOMAIN: &[u8] = b"sigil.policy.v2\0";
@@ -219,6 +219,12 @@ fn encode_marked(p: &Policy) -> Writer {
     }
     w.bytes_list("tdx.agent_digests", &p.tdx.agent_digests);
     w.bytes_list("tdx.config_digests", &p.tdx.config_digests);
+    w.mark("vtpm.pcrs");
+    w.len(p.vtpm.pcrs.len());
+    for r in &p.vtpm.pcrs {
+        w.out.push(r.index);
+        w.raw_bytes(&r.sha256.0);
+    }
     w
 }
 
@@ -519,6 +525,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
     }
     p.tdx.agent_digests = r.bytes_list("tdx.agent_digests")?;
     p.tdx.config_digests = r.bytes_list("tdx.config_digests")?;
+    let n = r.len("vtpm.pcrs", MAX_LIST, true)?;
+    for _ in 0..n {
+        let index = r.byte("vtpm.pcrs")?;
+        let sha256 = r.bytes("vtpm.pcrs")?;
+        p.vtpm.pcrs.push(PcrRule { index, sha256 });
+    }
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -593,6 +605,11 @@ pub(super) fn check_caps(p: &Policy) -> Result<(), PolicyError> {
         .try_for_each(|e| cap_len("tdx.events", e.digest.0.len(), MAX_BYTES))?;
     cap_bytes("tdx.agent_digests", &t.agent_digests)?;
     cap_bytes("tdx.config_digests", &t.config_digests)?;
+    cap_list("vtpm.pcrs", &p.vtpm.pcrs)?;
+    p.vtpm
+        .pcrs
+        .iter()
+        .try_for_each(|r| cap_len("vtpm.pcrs", r.sha256.0.len(), MAX_BYTES))?;
     let g = &p.gpu;
     if let Some(v) = &g.min_driver_version {
         cap_len("gpu.min_driver_version", v.len(), MAX_STRING)?;
@@ -783,5 +800,14 @@ pub(super) fn to_toml(p: &Policy) -> String {
 
     o.push_str("\n[simulated]\n");
     line(&mut o, "measurements", hexes(&p.simulated.measurements));
+
+    o.push_str("\n[vtpm]\n");
+    let pcrs: Vec<String> = p
+        .vtpm
+        .pcrs
+        .iter()
+        .map(|r| format!("{{ index = {}, sha256 = {} }}", r.index, hex(&r.sha256)))
+        .collect();
+    line(&mut o, "pcrs", format!("[{}]", pcrs.join(", ")));
     o
 }

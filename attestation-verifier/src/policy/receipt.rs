@@ -55,6 +55,7 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
             }
         }
     }
+    policy.vtpm.evaluate(bundle.tpm_quote.as_ref(), &mut v);
     for (i, (ev, g)) in bundle.gpus.iter().zip(&bundle.bundle.gpus).enumerate() {
         if let Verdict::Reject(vs) = policy.gpu.evaluate(ev) {
             v.extend(vs.into_iter().map(|x| Violation {

@@ -25,7 +25,7 @@ use crate::evidence::snp::SnpReport;
 pub enum HclBindingError {
     /// REPORT_DATA is not the digest of the runtime claims.
     #[error(
-        "SNP REPORT_DATA {found} is not the {hash} digest of the HCL runtime claims ({expected})"
+        "hardware report REPORT_DATA {found} (SEV-SNP report or TD quote) is not the {hash} digest of the HCL runtime claims ({expected})"
     )]
     ClaimsDigest {
         /// The claims' hash algorithm.
@@ -99,5 +99,25 @@ pub fn verify_hcl_binding<C: Crypto + ?Sized>(
         Ok(())
     } else {
         Err(failures)
+    }
+}
+
+/// Step 1 alone, for any hardware report: `report_data` (an SNP report's
+/// REPORT_DATA, or the REPORT_DATA of the TD quote an Azure TDX VM's paravisor
+/// made) is the `hash_type` digest of `hcl`'s runtime claims, zero-padded.
+pub fn verify_claims_digest<C: Crypto + ?Sized>(
+    crypto: &C,
+    hcl: &HclReport,
+    report_data: &[u8; 64],
+) -> Result<(), HclBindingError> {
+    let expected = claims_report_data(crypto, hcl.hash_type, &hcl.var_data);
+    if *report_data == expected {
+        Ok(())
+    } else {
+        Err(HclBindingError::ClaimsDigest {
+            hash: hcl.hash_type,
+            expected: hex::encode(expected),
+            found: hex::encode(report_data),
+        })
     }
 }

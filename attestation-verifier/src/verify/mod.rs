@@ -2,6 +2,7 @@
 //! validity at a given time, and the bindings between evidence and certificates.
 
 pub mod azure_hcl;
+pub mod azure_vtpm;
 pub mod measured;
 pub mod nvgpu;
 pub mod ocsp;

@@ -54,6 +54,7 @@ use crate::receipt::{EvidenceMode, ReceiptBody, ReceiptError, SignedReceipt, Tee
 use crate::time::UnixTime;
 use crate::verdict::{Failures, Verified};
 use crate::verify::azure_hcl::HclBindingError;
+use crate::verify::azure_vtpm::{VtpmQuote, VtpmQuoteError};
 use crate::verify::measured::{MeasuredBootError, MeasuredBootEvidence, verify_measured_tdx};
 use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::SimulatedVerifyError;
@@ -183,6 +184,12 @@ pub enum ReceiptVerifyError {
     /// The Azure HCL report does not bind the expected data.
     #[error("Azure HCL report: {0}")]
     AzureHcl(HclBindingError),
+    /// The bundle's vTPM quote does not verify.
+    #[error("vTPM quote: {0}")]
+    VtpmQuote(VtpmQuoteError),
+    /// A vTPM quote with CPU evidence that has no vTPM (only Azure's does).
+    #[error("evidence bundle carries a vTPM quote but {0} evidence without a vTPM")]
+    TpmQuoteWithoutVtpm(TeeKind),
     /// The TDX quote does not parse.
     #[error("TDX quote: {0}")]
     TdxParse(TdxParseError),
@@ -234,6 +241,9 @@ pub struct VerifiedBundle {
     pub cpu: VerifiedCpu,
     /// The verified GPU evidence, in bundle order.
     pub gpus: Vec<Verified<NvGpuEvidence>>,
+    /// The bundle's vTPM quote, verified against the HCL report's attestation
+    /// key (Azure evidence that carries one).
+    pub tpm_quote: Option<Verified<VtpmQuote>>,
     /// The measured-boot evidence whose replay equals the quote's registers,
     /// when the bundle carries an event log or agent events.
     pub measured: Option<Verified<MeasuredBootEvidence>>,
@@ -339,9 +349,11 @@ impl Seen for BundleSeen {
         if (m.event_log.is_some() || !m.agent_events.is_empty()) && self.measured.is_none() {
             return None;
         }
+        let (cpu, tpm_quote) = self.cpu?.into_verified()?;
         Some(VerifiedBundle {
             measured: self.measured,
-            cpu: self.cpu?.into_verified()?,
+            cpu,
+            tpm_quote,
             gpus: self
                 .gpus
                 .into_iter()

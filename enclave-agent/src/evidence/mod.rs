@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 
-use attestation_verifier::bundle::CpuEvidence;
+use attestation_verifier::bundle::{CpuEvidence, MeasuredBoot};
 use attestation_verifier::receipt::TeeKind;
 
 pub mod backend;
@@ -38,6 +38,14 @@ pub trait EvidenceSource: Send + Sync {
     fn name(&self) -> &'static str;
     /// Evidence whose REPORT_DATA is `report_data`.
     fn collect(&self, report_data: &[u8; 64]) -> Result<CpuEvidence, EvidenceError>;
+    /// [`EvidenceSource::collect`] with the measured-boot evidence that goes
+    /// with it in a bundle (a vTPM quote on Azure); none by default.
+    fn collect_measured(
+        &self,
+        report_data: &[u8; 64],
+    ) -> Result<(CpuEvidence, MeasuredBoot), EvidenceError> {
+        Ok((self.collect(report_data)?, MeasuredBoot::default()))
+    }
 }
 
 /// Why evidence could not be collected.

@@ -1,6 +1,7 @@
 //! TPM 2.0 commands marshaled by hand (TPM 2.0 Library, Part 3) over a
-//! [`TpmTransport`]: the five NV and capability commands the Azure vTPM backend
-//! (`super::backend::azure_vtpm`) needs, with TPM response codes as typed errors.
+//! [`TpmTransport`]: the NV, capability, quote and PCR commands the Azure vTPM
+//! backend (`super::backend::azure_vtpm`) needs, with TPM response codes as
+//! typed errors.
 //!
 //! Why by hand: the `tss-esapi` crate needs the C `tpm2-tss` libraries at build
 //! and run time, and five fixed commands do not justify that dependency in the
@@ -28,6 +29,11 @@ pub(crate) const TPM_CC_NV_WRITE: u32 = 0x0000_0137;
 pub(crate) const TPM_CC_NV_READ: u32 = 0x0000_014E;
 pub(crate) const TPM_CC_NV_READ_PUBLIC: u32 = 0x0000_0169;
 pub(crate) const TPM_CC_GET_CAPABILITY: u32 = 0x0000_017A;
+pub(crate) const TPM_CC_QUOTE: u32 = 0x0000_0158;
+pub(crate) const TPM_CC_PCR_READ: u32 = 0x0000_017E;
+pub(crate) const TPM_ALG_RSASSA: u16 = 0x0014;
+/// The most PCRs a PC-client TPM has (PCR 0 to 23).
+pub const PCR_COUNT: u8 = 24;
 pub(crate) const TPM_RH_OWNER: u32 = 0x4000_0001;
 pub(crate) const TPM_RS_PW: u32 = 0x4000_0009;
 pub(crate) const TPM_CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
@@ -379,6 +385,31 @@ pub struct NvPublic {
     pub data_size: u16,
 }
 
+/// A `TPML_PCR_SELECTION` of one SHA-256 bank: `count 1, hash, sizeofSelect 3, bitmap`.
+pub(crate) fn sha256_selection(pcrs: &[u8]) -> Vec<u8> {
+    let mut bitmap = [0u8; 3];
+    for &p in pcrs {
+        if let Some(b) = bitmap.get_mut(usize::from(p / 8)) {
+            *b |= 1u8 << (p % 8);
+        }
+    }
+    let mut out = Vec::with_capacity(10);
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+    out.push(3);
+    out.extend_from_slice(&bitmap);
+    out
+}
+
+/// What `TPM2_Quote` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TpmQuoteResponse {
+    /// `TPMS_ATTEST`, marshaled (the contents of `quoted`).
+    pub attest: Vec<u8>,
+    /// `TPMT_SIGNATURE`, marshaled.
+    pub signature: Vec<u8>,
+}
+
 /// The TPM commands this backend needs, over a [`TpmTransport`].
 pub struct Tpm {
     transport: Box<dyn TpmTransport>,
@@ -579,6 +610,95 @@ impl Tpm {
             .finish();
         let body = self.call(NAME, &cmd, true)?;
         Self::session_parameters(NAME, &body)?.end()
+    }
+
+    /// `TPM2_Quote` with the key at persistent handle `key` (empty password),
+    /// over the SHA-256 PCRs `pcrs` (each below 24), with `qualifying` data
+    /// (at most 64 bytes) and the RSASSA / SHA-256 scheme.
+    pub fn quote(
+        &self,
+        key: u32,
+        qualifying: &[u8],
+        pcrs: &[u8],
+    ) -> Result<TpmQuoteResponse, TpmError> {
+        const NAME: &str = "TPM2_Quote";
+        let mut cmd = Command::new(TPM_ST_SESSIONS, TPM_CC_QUOTE)
+            .u32(key)
+            .password_session()
+            .tpm2b(qualifying)
+            .u16(TPM_ALG_RSASSA)
+            .u16(TPM_ALG_SHA256);
+        cmd.buf.extend_from_slice(&sha256_selection(pcrs));
+        let body = self.call(NAME, &cmd.finish(), true)?;
+        let mut p = Self::session_parameters(NAME, &body)?;
+        let attest = p.tpm2b("quoted")?.to_vec();
+        // The rest is the TPMT_SIGNATURE, whose layout depends on its scheme:
+        // the verifier parses it (and refuses other schemes).
+        let signature = p.take(p.data.len(), "signature")?.to_vec();
+        if signature.len() < 2 {
+            return Err(p.malformed("no signature"));
+        }
+        Ok(TpmQuoteResponse { attest, signature })
+    }
+
+    /// `TPM2_PCR_Read` of the SHA-256 PCRs `pcrs` (each below 24), in
+    /// increasing index order. A TPM returns at most 8 values per answer: the
+    /// command is repeated for those not yet returned. The values come from
+    /// several answers, so a caller compares them with what a quote signed.
+    pub fn pcr_read(&self, pcrs: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, TpmError> {
+        const NAME: &str = "TPM2_PCR_Read";
+        let mut wanted: Vec<u8> = pcrs.iter().copied().filter(|&p| p < PCR_COUNT).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::with_capacity(wanted.len());
+        while !wanted.is_empty() {
+            let mut cmd = Command::new(TPM_ST_NO_SESSIONS, TPM_CC_PCR_READ);
+            cmd.buf.extend_from_slice(&sha256_selection(&wanted));
+            let body = self.call(NAME, &cmd.finish(), false)?;
+            let mut r = Reader {
+                command: NAME,
+                data: &body,
+            };
+            let _update_counter = r.u32("pcrUpdateCounter")?;
+            let count = r.u32("pcrSelectionOut.count")?;
+            let mut returned = Vec::new();
+            for _ in 0..count {
+                let hash = r.u16("pcrSelectionOut.hash")?;
+                let size = r.u8("pcrSelectionOut.sizeofSelect")?;
+                let select = r.take(usize::from(size), "pcrSelectionOut.pcrSelect")?;
+                for (i, byte) in (0u8..).zip(select) {
+                    for bit in 0u8..8 {
+                        if byte & (1u8 << bit) != 0 {
+                            let pcr = i.saturating_mul(8).saturating_add(bit);
+                            if hash != TPM_ALG_SHA256 || !wanted.contains(&pcr) {
+                                return Err(r.malformed(format!(
+                                    "returned PCR {pcr} of bank {hash:#06x}, not asked for"
+                                )));
+                            }
+                            returned.push(pcr);
+                        }
+                    }
+                }
+            }
+            let n = r.u32("pcrValues.count")?;
+            if usize::try_from(n).ok() != Some(returned.len()) {
+                return Err(r.malformed(format!("{n} values for {} selected PCRs", returned.len())));
+            }
+            for &pcr in &returned {
+                let v = r.tpm2b("pcrValues.digests")?;
+                if v.len() != 32 {
+                    return Err(r.malformed(format!("PCR {pcr} value is {} bytes", v.len())));
+                }
+                out.push((pcr, v.to_vec()));
+            }
+            r.end()?;
+            if returned.is_empty() {
+                return Err(r.malformed(format!("no value returned for PCRs {wanted:?}")));
+            }
+            wanted.retain(|p| !returned.contains(p));
+        }
+        out.sort_by_key(|(p, _)| *p);
+        Ok(out)
     }
 
     /// `TPM2_NV_DefineSpace` of an owner-readable and -writable index of `size`

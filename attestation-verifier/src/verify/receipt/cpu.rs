@@ -17,6 +17,7 @@ use crate::receipt::TeeKind;
 use crate::time::UnixTime;
 use crate::verdict::Verified;
 use crate::verify::azure_hcl::verify_hcl_binding;
+use crate::verify::azure_vtpm::{VtpmQuote, tpm_quote_qualifying_data, verify_vtpm_quote_tpmt};
 use crate::verify::simulated::verify_simulated;
 use crate::verify::snp::{SnpCollateral, SnpEvidence};
 use crate::verify::tdx::{TdxCollateral, TdxEvidence};
@@ -64,6 +65,8 @@ pub(crate) struct HclWithSnp {
     pub(crate) hcl: HclReport,
     /// The SNP report it wraps.
     pub(crate) snp: SnpReport,
+    /// The bundle's vTPM quote, when it carries one and it verified.
+    pub(crate) tpm_quote: Option<Verified<VtpmQuote>>,
 }
 
 /// What a run saw of the CPU evidence, by kind.
@@ -79,13 +82,14 @@ pub(crate) enum CpuSeen {
 }
 
 impl CpuSeen {
-    /// The verified evidence, when it verified.
-    pub(super) fn into_verified(self) -> Option<VerifiedCpu> {
+    /// The verified evidence, when it verified, and the vTPM quote that
+    /// verified with it.
+    pub(super) fn into_verified(self) -> Option<(VerifiedCpu, Option<Verified<VtpmQuote>>)> {
         Some(match self {
-            Self::SevSnp(c) => VerifiedCpu::SevSnp(c.evidence?),
-            Self::AzureSnpVtpm(c) => VerifiedCpu::SevSnp(c.evidence?),
-            Self::Tdx(c) => VerifiedCpu::Tdx(c.evidence?),
-            Self::Simulated(c) => VerifiedCpu::Simulated(c.evidence?),
+            Self::SevSnp(c) => (VerifiedCpu::SevSnp(c.evidence?), None),
+            Self::AzureSnpVtpm(c) => (VerifiedCpu::SevSnp(c.evidence?), c.parsed.tpm_quote),
+            Self::Tdx(c) => (VerifiedCpu::Tdx(c.evidence?), None),
+            Self::Simulated(c) => (VerifiedCpu::Simulated(c.evidence?), None),
         })
     }
 }
@@ -102,6 +106,11 @@ impl<C: Crypto> ReceiptVerifier<C> {
         failures: &mut Vec<ReceiptVerifyError>,
     ) -> Option<CpuSeen> {
         let crl = bundle.snp_crl();
+        if bundle.measured.tpm_quote.is_some()
+            && !matches!(bundle.cpu, CpuEvidence::AzureSnpVtpm { .. })
+        {
+            failures.push(ReceiptVerifyError::TpmQuoteWithoutVtpm(bundle.cpu.tee()));
+        }
         match &bundle.cpu {
             CpuEvidence::SevSnp {
                 report,
@@ -126,8 +135,25 @@ impl<C: Crypto> ReceiptVerifier<C> {
                     hcl_report,
                     collateral: snp_collateral(vek, intermediate, ark, crl),
                 };
-                self.check(&tee, expected, now, failures)
-                    .map(CpuSeen::AzureSnpVtpm)
+                let mut checked = self.check(&tee, expected, now, failures)?;
+                if let Some(q) = &bundle.measured.tpm_quote {
+                    let crypto = self.snp.crypto();
+                    let qualifying = tpm_quote_qualifying_data(crypto, expected);
+                    match verify_vtpm_quote_tpmt(
+                        crypto,
+                        &checked.parsed.hcl.claims,
+                        &q.attest,
+                        &q.signature,
+                        &q.pcrs,
+                        &qualifying,
+                    ) {
+                        Ok(v) => checked.parsed.tpm_quote = Some(v),
+                        Err(f) => {
+                            failures.extend(f.0.into_iter().map(ReceiptVerifyError::VtpmQuote))
+                        }
+                    }
+                }
+                Some(CpuSeen::AzureSnpVtpm(checked))
             }
             CpuEvidence::Tdx {
                 quote,
@@ -264,7 +290,11 @@ impl TeeEvidence for AzureSnpVtpm<'_> {
     fn parse(&self) -> Result<HclWithSnp, ReceiptVerifyError> {
         let hcl = parse_hcl_report(self.hcl_report).map_err(ReceiptVerifyError::AzureHclParse)?;
         let snp = parse_snp_report(&hcl.snp_report).map_err(ReceiptVerifyError::SnpParse)?;
-        Ok(HclWithSnp { hcl, snp })
+        Ok(HclWithSnp {
+            hcl,
+            snp,
+            tpm_quote: None,
+        })
     }
 
     fn report_data<C: Crypto>(

@@ -22,6 +22,14 @@
 //!    THIM endpoint, cached per chip and TCB, or a configured file; see
 //!    [`crate::collateral::vcek`]).
 //!
+//! 6. With [`AzureVtpmSource::with_tpm_quote`] (on for [`AzureVtpmSource::open`]):
+//!    `TPM2_PCR_Read` of the PCRs, then `TPM2_Quote` over them with the AK at
+//!    [`AZURE_AK_HANDLE`] and the qualifying data
+//!    `SHA-256("sigil.tpm-quote.v1\0" || REPORT_DATA)`; the quote is checked
+//!    against the `HCLAkPub` of the report just read (read again when a PCR
+//!    changed between the two commands) and goes into the bundle's
+//!    `measured.tpm_quote` (`docs/azure-vtpm.md`).
+//!
 //! The TPM commands are in [`crate::evidence::tpm`], behind [`TpmTransport`] so
 //! tests can stand in for the TPM.
 
@@ -29,7 +37,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use attestation_verifier::bundle::CpuEvidence;
+use attestation_verifier::bundle::{CpuEvidence, MeasuredBoot, TpmQuote};
 use attestation_verifier::crypto::DefaultCrypto;
 use attestation_verifier::evidence::azure_hcl::{
     HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, HclReport, USER_DATA_LEN, parse_hcl_report,
@@ -37,13 +45,22 @@ use attestation_verifier::evidence::azure_hcl::{
 use attestation_verifier::evidence::snp::parse_snp_report;
 use attestation_verifier::receipt::TeeKind;
 use attestation_verifier::verify::azure_hcl::verify_hcl_binding;
+use attestation_verifier::verify::azure_vtpm::{
+    VtpmQuoteError, tpm_quote_qualifying_data, verify_vtpm_quote_tpmt,
+};
 
 use crate::collateral::vcek::VcekSource;
-use crate::evidence::tpm::{Tpm, TpmDevice, TpmError, TpmTransport};
+use crate::evidence::tpm::{PCR_COUNT, Tpm, TpmDevice, TpmError, TpmTransport};
 use crate::evidence::{EvidenceError, EvidenceSource};
 
 /// Azure IMDS's endpoint for the VCEK and its chain (reachable only inside the VM).
 pub use crate::config::IMDS_THIM_URL;
+
+/// The persistent handle of the vTPM's attestation key on Azure (its public
+/// part is the HCL report's `HCLAkPub`).
+pub const AZURE_AK_HANDLE: u32 = 0x8100_0003;
+/// How often PCRs are read and quoted again when one changed in between.
+const QUOTE_ATTEMPTS: usize = 3;
 
 /// How long to wait for the paravisor to replace the report after a write.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +85,8 @@ pub struct AzureVtpmSource {
     tpm: Tpm,
     vcek: Box<dyn VcekSource>,
     poll: Poll,
+    /// The PCRs to quote (`None`: no quote).
+    quote_pcrs: Option<Vec<u8>>,
     /// One request at a time: the user-data index is shared.
     lock: Mutex<()>,
 }
@@ -86,8 +105,20 @@ impl AzureVtpmSource {
             tpm: Tpm::new(transport),
             vcek,
             poll: Poll::default(),
+            quote_pcrs: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// The same source adding a vTPM quote over the SHA-256 PCRs `pcrs` (each
+    /// below 24) to its evidence.
+    #[must_use]
+    pub fn with_tpm_quote(mut self, pcrs: &[u8]) -> Self {
+        let mut pcrs: Vec<u8> = pcrs.iter().copied().filter(|&p| p < PCR_COUNT).collect();
+        pcrs.sort_unstable();
+        pcrs.dedup();
+        self.quote_pcrs = Some(pcrs);
+        self
     }
 
     /// The same source waiting `poll` for fresh reports.
@@ -97,9 +128,11 @@ impl AzureVtpmSource {
         self
     }
 
-    /// Opens the TPM device and checks it holds an Azure SEV-SNP HCL report.
+    /// Opens the TPM device and checks it holds an Azure SEV-SNP HCL report;
+    /// its evidence carries a vTPM quote over PCR 0..23.
     pub fn open(device: &Path, vcek: Box<dyn VcekSource>) -> Result<Self, EvidenceError> {
-        let s = Self::new(Box::new(TpmDevice::open(device)?), vcek);
+        let all: Vec<u8> = (0..PCR_COUNT).collect();
+        let s = Self::new(Box::new(TpmDevice::open(device)?), vcek).with_tpm_quote(&all);
         s.probe()?;
         Ok(s)
     }
@@ -162,6 +195,54 @@ impl AzureVtpmSource {
     }
 }
 
+impl AzureVtpmSource {
+    /// Reads `pcrs` and quotes them for `report_data`; checks the quote
+    /// against `hcl`'s attestation key as the verifier will.
+    fn tpm_quote(
+        &self,
+        hcl: &HclReport,
+        report_data: &[u8; 64],
+        pcrs: &[u8],
+    ) -> Result<TpmQuote, EvidenceError> {
+        let crypto = DefaultCrypto::default();
+        let qualifying = tpm_quote_qualifying_data(&crypto, report_data);
+        let mut attempt: usize = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let values: Vec<Vec<u8>> = self
+                .tpm
+                .pcr_read(pcrs)?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+            let q = self.tpm.quote(AZURE_AK_HANDLE, &qualifying, pcrs)?;
+            match verify_vtpm_quote_tpmt(
+                &crypto,
+                &hcl.claims,
+                &q.attest,
+                &q.signature,
+                &values,
+                &qualifying,
+            ) {
+                Ok(_) => {
+                    return Ok(TpmQuote {
+                        attest: q.attest,
+                        signature: q.signature,
+                        pcrs: values,
+                    });
+                }
+                // A PCR was extended between the read and the quote.
+                Err(f)
+                    if attempt < QUOTE_ATTEMPTS
+                        && f.0
+                            .iter()
+                            .all(|e| matches!(e, VtpmQuoteError::PcrDigest { .. })) => {}
+                Err(f) => return Err(unusable(format!("vTPM quote: {f}"))),
+            }
+        }
+    }
+}
+
 impl EvidenceSource for AzureVtpmSource {
     fn tee(&self) -> TeeKind {
         TeeKind::SevSnp
@@ -172,6 +253,34 @@ impl EvidenceSource for AzureVtpmSource {
     }
 
     fn collect(&self, report_data: &[u8; 64]) -> Result<CpuEvidence, EvidenceError> {
+        self.collect_hcl(report_data).map(|(cpu, _)| cpu)
+    }
+
+    fn collect_measured(
+        &self,
+        report_data: &[u8; 64],
+    ) -> Result<(CpuEvidence, MeasuredBoot), EvidenceError> {
+        let (cpu, hcl) = self.collect_hcl(report_data)?;
+        let tpm_quote = match &self.quote_pcrs {
+            None => None,
+            Some(pcrs) => Some(self.tpm_quote(&hcl, report_data, pcrs)?),
+        };
+        Ok((
+            cpu,
+            MeasuredBoot {
+                tpm_quote,
+                ..MeasuredBoot::default()
+            },
+        ))
+    }
+}
+
+impl AzureVtpmSource {
+    /// The HCL evidence for `report_data`, and the HCL report it parsed.
+    fn collect_hcl(
+        &self,
+        report_data: &[u8; 64],
+    ) -> Result<(CpuEvidence, HclReport), EvidenceError> {
         let (bytes, hcl) = {
             let _one = self
                 .lock
@@ -191,12 +300,15 @@ impl EvidenceSource for AzureVtpmSource {
         })?;
         let certs = self.vcek.certificates(&snp)?;
         let vek = certs.vcek.ok_or(EvidenceError::MissingEndorsementKey)?;
-        Ok(CpuEvidence::AzureSnpVtpm {
-            hcl_report: bytes.get(..hcl.used_len).unwrap_or(&bytes).to_vec(),
-            vek,
-            intermediate: certs.ask,
-            ark: certs.ark,
-        })
+        Ok((
+            CpuEvidence::AzureSnpVtpm {
+                hcl_report: bytes.get(..hcl.used_len).unwrap_or(&bytes).to_vec(),
+                vek,
+                intermediate: certs.ask,
+                ark: certs.ark,
+            },
+            hcl,
+        ))
     }
 }
 

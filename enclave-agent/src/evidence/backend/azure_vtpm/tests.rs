@@ -89,8 +89,18 @@ fn snp_report(key: &KeyPair, rd: &[u8; 64]) -> Vec<u8> {
 /// The paravisor's part: an HCL report whose claims carry `user_data`, padded
 /// to the NV index size.
 fn paravisor_report(key: &KeyPair, user_data: &[u8], report_type: u32) -> Vec<u8> {
+    paravisor_report_with_ak(key, user_data, report_type, ("AQAB", "tegZ0wAB"))
+}
+
+/// [`paravisor_report`] publishing the attestation key `(e, n)` (base64url).
+fn paravisor_report_with_ak(
+    key: &KeyPair,
+    user_data: &[u8],
+    report_type: u32,
+    (e, n): (&str, &str),
+) -> Vec<u8> {
     let claims = format!(
-        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"AQAB","n":"tegZ0wAB"}}],"vm-configuration":{{"console-enabled":false,"secure-boot":true,"tpm-enabled":true,"vmUniqueId":"00000000-0000-0000-0000-000000000001"}},"user-data":"{}"}}"#,
+        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"{e}","n":"{n}"}}],"vm-configuration":{{"console-enabled":false,"secure-boot":true,"tpm-enabled":true,"vmUniqueId":"00000000-0000-0000-0000-000000000001"}},"user-data":"{}"}}"#,
         hex::encode_upper(user_data)
     );
     let rd = claims_report_data(&RustCrypto, HclHashType::Sha256, claims.as_bytes());
@@ -165,6 +175,12 @@ struct State {
     stale_left: usize,
     /// Full reads that see the old report after each write.
     stale_reads: usize,
+    /// The SHA-256 PCRs 0..23.
+    pcrs: Vec<[u8; 32]>,
+    /// PCR reads after which PCR 10 is extended once (an event between the
+    /// agent's read and its quote).
+    extend_after_reads: Option<usize>,
+    pcr_reads: usize,
 }
 
 #[derive(Clone)]
@@ -172,13 +188,18 @@ struct FakeTpm {
     state: Arc<Mutex<State>>,
     key: Arc<KeyPair>,
     max_nv: u16,
+    /// The vTPM's attestation key, when it answers TPM2_Quote.
+    ak: Option<Arc<aws_lc_rs::signature::RsaKeyPair>>,
 }
 
 impl FakeTpm {
     /// A vTPM as Azure boots it: the report for zero user data; the user-data
     /// index defined or not.
     fn new(key: Arc<KeyPair>, user_index_defined: bool) -> Self {
-        let mut state = State::default();
+        let mut state = State {
+            pcrs: (0u8..24).map(|i| [i; 32]).collect(),
+            ..State::default()
+        };
         state
             .nv
             .insert(HCL_REPORT_NV_INDEX, paravisor_report(&key, &[0; 64], 2));
@@ -189,7 +210,116 @@ impl FakeTpm {
             state: Arc::new(Mutex::new(state)),
             key,
             max_nv: 1024,
+            ak: None,
         }
+    }
+
+    /// The same vTPM with an RSA attestation key the paravisor's reports
+    /// publish, answering TPM2_Quote and TPM2_PCR_Read.
+    fn with_ak(mut self) -> Self {
+        let ak =
+            aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        self.ak = Some(Arc::new(ak));
+        let mut s = self.state.lock().unwrap();
+        let r = self.report(&[0; 64]);
+        s.nv.insert(HCL_REPORT_NV_INDEX, r);
+        drop(s);
+        self
+    }
+
+    /// (e, n) of the attestation key, base64url.
+    fn ak_jwk(&self) -> Option<(String, String)> {
+        use aws_lc_rs::signature::KeyPair as _;
+        use base64ct::Encoding;
+        let der = self.ak.as_ref()?.public_key().as_ref().to_vec();
+        // SEQUENCE { INTEGER n (257 bytes with its leading zero), INTEGER e }
+        assert_eq!(&der[..8], &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01]);
+        let n = &der[9..265];
+        assert_eq!(der[265], 0x02);
+        let e = &der[267..267 + der[266] as usize];
+        let b64 = base64ct::Base64UrlUnpadded::encode_string;
+        Some((b64(e), b64(n)))
+    }
+
+    /// The paravisor's report for `user_data`, publishing the AK when there is one.
+    fn report(&self, user_data: &[u8]) -> Vec<u8> {
+        match self.ak_jwk() {
+            None => paravisor_report(&self.key, user_data, 2),
+            Some((e, n)) => paravisor_report_with_ak(&self.key, user_data, 2, (&e, &n)),
+        }
+    }
+
+    /// TPM2_Quote and TPM2_PCR_Read, checked strictly.
+    fn quote_or_read(&self, s: &mut State, cc: u32, cmd: &[u8]) -> Vec<u8> {
+        use attestation_verifier::crypto::Crypto as _;
+        use attestation_verifier::evidence::tpm2::{
+            ClockInfo, PcrSelection, QuoteInfo, TpmsAttest, encode_tpms_attest,
+            encode_tpmt_signature,
+        };
+        let selection = |sel: &[u8]| -> Vec<u8> {
+            assert_eq!((be32(sel), be16(&sel[4..]), sel[6]), (1, TPM_ALG_SHA256, 3));
+            (0u8..24)
+                .filter(|&i| sel[7 + usize::from(i / 8)] & (1 << (i % 8)) != 0)
+                .collect()
+        };
+        if cc == TPM_CC_PCR_READ {
+            assert_eq!(be16(cmd), TPM_ST_NO_SESSIONS);
+            let given: Vec<u8> = selection(&cmd[10..]).into_iter().take(8).collect();
+            let sel = PcrSelection::sha256(&given);
+            let mut body = 1u32.to_be_bytes().to_vec();
+            body.extend_from_slice(&1u32.to_be_bytes());
+            body.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+            body.push(3);
+            body.extend_from_slice(&sel.select);
+            body.extend_from_slice(&(given.len() as u32).to_be_bytes());
+            for &i in &given {
+                body.extend_from_slice(&tpm2b(&s.pcrs[usize::from(i)]));
+            }
+            s.pcr_reads += 1;
+            if s.extend_after_reads == Some(s.pcr_reads) {
+                s.pcrs[10][0] ^= 0xff;
+                s.extend_after_reads = None;
+            }
+            return response(TPM_ST_NO_SESSIONS, 0, &body);
+        }
+        let Some(ak) = &self.ak else {
+            return error(0x18B); // TPM_RC_HANDLE: no key at the handle
+        };
+        assert_eq!(be16(cmd), TPM_ST_SESSIONS);
+        assert_eq!(be32(&cmd[10..]), AZURE_AK_HANDLE, "the AK");
+        let p = Self::password_session(&cmd[14..]);
+        let n = be16(p) as usize;
+        let qualifying = p[2..2 + n].to_vec();
+        assert_eq!(
+            (be16(&p[2 + n..]), be16(&p[4 + n..])),
+            (0x0014, TPM_ALG_SHA256),
+            "RSASSA / SHA-256"
+        );
+        let pcrs = selection(&p[6 + n..]);
+        assert_eq!(p.len(), 6 + n + 10);
+        let values: Vec<u8> = pcrs.iter().flat_map(|&i| s.pcrs[usize::from(i)]).collect();
+        let attest = encode_tpms_attest(&TpmsAttest {
+            qualified_signer: vec![0, 0x0b, 1],
+            extra_data: qualifying,
+            clock_info: ClockInfo::default(),
+            firmware_version: 1,
+            quote: QuoteInfo {
+                pcr_select: vec![PcrSelection::sha256(&pcrs)],
+                pcr_digest: RustCrypto.sha256(&values).to_vec(),
+            },
+        })
+        .unwrap();
+        let mut sig = vec![0; ak.public_modulus_len()];
+        ak.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            &attest,
+            &mut sig,
+        )
+        .unwrap();
+        let mut params = tpm2b(&attest);
+        params.extend_from_slice(&encode_tpmt_signature(&sig).unwrap());
+        session_response(&params)
     }
 
     /// Checks the one password session with an empty password; returns the parameters.
@@ -276,7 +406,7 @@ impl FakeTpm {
                 slot[..data.len()].copy_from_slice(&data);
                 if index == HCL_USER_DATA_NV_INDEX {
                     s.written.push(data.clone());
-                    s.pending = Some(paravisor_report(&self.key, &data, 2));
+                    s.pending = Some(self.report(&data));
                     s.stale_left = s.stale_reads;
                 }
                 session_response(&[])
@@ -299,6 +429,7 @@ impl FakeTpm {
                 s.nv.insert(index, vec![0; size]);
                 session_response(&[])
             }
+            TPM_CC_QUOTE | TPM_CC_PCR_READ => self.quote_or_read(&mut s, cc, cmd),
             other => panic!("unexpected command {other:#x}"),
         }
     }
@@ -882,4 +1013,124 @@ fn detection_works() {
         open_source(&opts),
         Err(EvidenceError::Tpm(TpmError::Malformed { .. }))
     ));
+}
+
+// ---- the vTPM quote in the bundle ----
+
+fn quoting_source(p: &Pki, tpm: &FakeTpm) -> AzureVtpmSource {
+    let all: Vec<u8> = (0..24).collect();
+    AzureVtpmSource::new(Box::new(tpm.clone()), Box::new(StaticVcek(certs(p, true))))
+        .with_poll(no_wait(3))
+        .with_tpm_quote(&all)
+}
+
+#[test]
+fn azure_vtpm_quote_in_bundle_works() {
+    use attestation_verifier::crypto::Crypto as _;
+    let p = pki();
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true).with_ak();
+    let attestor = Attestor::new(
+        AgentKey::from_seed(&[9; 32]),
+        Some(Arc::new(quoting_source(&p, &tpm))),
+        None,
+        Vec::new(),
+    );
+    let nonce = [4u8; 32];
+    let bundle = attestor.attest(nonce).unwrap();
+    let q = bundle.measured.tpm_quote.as_ref().expect("a quote");
+    assert_eq!(q.pcrs.len(), 24);
+    assert_eq!(q.pcrs[7], vec![7; 32]);
+    {
+        let s = tpm.state.lock().unwrap();
+        let count = |cc| s.commands.iter().filter(|&&c| c == cc).count();
+        assert_eq!((count(TPM_CC_PCR_READ), count(TPM_CC_QUOTE)), (3, 1));
+    }
+    let policy = Policy::from_toml(&format!(
+        "[vtpm]\npcrs = [{{ index = 7, sha256 = \"{}\" }}]\n",
+        hex::encode([7u8; 32])
+    ))
+    .unwrap();
+    let bytes = bundle.to_bytes();
+    for outcome in [
+        check_bundle(
+            &mut verifier(AwsLc, &p),
+            &bytes,
+            Some(&attestor.public_key()),
+            Some(&nonce),
+            &policy,
+            NOW,
+        ),
+        check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &bytes,
+            Some(&attestor.public_key()),
+            Some(&nonce),
+            &policy,
+            NOW,
+        ),
+    ] {
+        assert!(outcome.accepted(), "{:?}", outcome.reasons);
+        let Some(CpuClaims::AzureSnpVtpm(az)) = outcome.claims.unwrap().cpu else {
+            panic!()
+        };
+        let tq = az.tpm_quote.unwrap();
+        assert_eq!(tq.pcrs["pcr07"], "07".repeat(32));
+        let rd = binding::Binding::V2 {
+            agent_key: &attestor.public_key(),
+            sealing_key: &attestor.sealing_public_key(),
+        }
+        .report_data(&RustCrypto, &[0; 32], &nonce);
+        let qd = attestation_verifier::verify::azure_vtpm::tpm_quote_qualifying_data(&AwsLc, &rd);
+        assert_eq!(tq.nonce, hex::encode(qd));
+        assert_eq!(
+            tq.ak_modulus_sha256,
+            hex::encode(AwsLc.sha256(&{
+                use base64ct::Encoding;
+                base64ct::Base64UrlUnpadded::decode_vec(&tpm.ak_jwk().unwrap().1).unwrap()
+            }))
+        );
+    }
+}
+
+#[test]
+fn azure_vtpm_quote_pcr_changed_works() {
+    // PCR 10 is extended after the agent's first full read: its first quote does
+    // not match the values it read, so it reads and quotes again.
+    let p = pki();
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true).with_ak();
+    tpm.state.lock().unwrap().extend_after_reads = Some(3);
+    let source = quoting_source(&p, &tpm);
+    let (_, m) = source.collect_measured(&[6; 64]).unwrap();
+    let q = m.tpm_quote.unwrap();
+    assert_eq!(q.pcrs[10], {
+        let mut v = vec![10u8; 32];
+        v[0] ^= 0xff;
+        v
+    });
+    let s = tpm.state.lock().unwrap();
+    assert_eq!(s.commands.iter().filter(|&&c| c == TPM_CC_QUOTE).count(), 2);
+}
+
+#[test]
+fn azure_vtpm_quote_rejects() {
+    let p = pki();
+    // No attestation key at 0x81000003: the TPM's error is the agent's.
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true);
+    let e = quoting_source(&p, &tpm)
+        .collect_measured(&[6; 64])
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            EvidenceError::Tpm(TpmError::Response { command: "TPM2_Quote", code }) if code.is_handle()
+        ),
+        "{e:?}"
+    );
+    // Without with_tpm_quote there is no quote and no quote command.
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true).with_ak();
+    let source = AzureVtpmSource::new(Box::new(tpm.clone()), Box::new(StaticVcek(certs(&p, true))))
+        .with_poll(no_wait(3));
+    let (_, m) = source.collect_measured(&[6; 64]).unwrap();
+    assert!(m.is_empty());
+    assert!(!tpm.state.lock().unwrap().commands.contains(&TPM_CC_QUOTE));
 }
