@@ -48,6 +48,7 @@ const KNOWN = {
   'tdx.events': (v) => (v.trim() === '[]' ? 'No boot event required.' : `The boot event log must hold these events: ${v}.`),
   'tdx.agent_digests': (v) => `The Sigil agent executable (measured into RTMR3) must be one of: ${list(v) || 'any'}.`,
   'tdx.config_digests': (v) => `The agent's configuration (measured into RTMR3) must be one of: ${list(v) || 'any'}.`,
+  'vtpm.pcrs': (v) => (v.trim() === '[]' ? 'No vTPM PCR pinned.' : `The vTPM's quoted PCRs must hold: ${v}.`),
   'tdx.collateral_grace_seconds': (v) => `Collateral accepted up to ${dur(v)} past its next update.`,
   'gpu.min_count': (v) => `At least ${v} verified GPU report(s).`,
   'gpu.models': (v) => `GPU models accepted: ${list(v) || 'any'}.`,

@@ -40,6 +40,7 @@ use attestation_verifier::crypto::RustCrypto;
 use attestation_verifier::policy::{Policy, PolicyError, PolicyTee};
 use attestation_verifier::receipt::TeeKind as BundleTee;
 use attestation_verifier::time::{UnixTime, Window};
+use attestation_verifier::verify::azure_vtpm::VtpmQuoteError;
 use attestation_verifier::verify::measured::MeasuredBootError;
 use attestation_verifier::verify::nvgpu::NvGpuVerifyError;
 use attestation_verifier::verify::rim::RimVerifyError;
@@ -291,6 +292,11 @@ pub fn failure_of(e: &ReceiptVerifyError) -> AttestationFailure {
         // An event log or agent events that do not replay to the quote's registers
         // describe other software than the one measured.
         ReceiptVerifyError::MeasuredBoot(MeasuredBootError::Replay(_)) => F::MeasurementRejected,
+        // A vTPM quote: its signature under the attestation key the hardware report
+        // vouches for, its nonce bound to the bundle, its PCR values bound to the digest.
+        ReceiptVerifyError::VtpmQuote(VtpmQuoteError::Signature(_)) => F::BadSignature,
+        ReceiptVerifyError::VtpmQuote(VtpmQuoteError::NonceMismatch { .. }) => F::KeyNotBound,
+        ReceiptVerifyError::VtpmQuote(VtpmQuoteError::PcrDigest { .. }) => F::MeasurementRejected,
         _ => F::Malformed,
     }
 }
@@ -402,6 +408,7 @@ pub fn failure_of_violation(v: &Violation) -> AttestationFailure {
         | "tdx.events"
         | "tdx.agent_digests"
         | "tdx.config_digests"
+        | "vtpm.pcrs"
         | "simulated.measurements" => F::MeasurementRejected,
         _ => F::TcbRejected,
     }

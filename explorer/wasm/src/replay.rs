@@ -234,6 +234,7 @@ impl CheckKind {
             || rule.contains("host_data")
             || rule.ends_with("_digests")
             || rule == "tdx.events"
+            || rule == "vtpm.pcrs"
         {
             Self::Measurement
         } else {
