@@ -217,3 +217,69 @@ fn backends_agree_on_adversarial_bundles_works() {
         assert!(rust.iter().all(|f| !f.is_empty()));
     }
 }
+
+/// An OCSP response about the sample chain's first intermediate carrying `certs` copies of
+/// the chain's certificates, with a signature that does not verify.
+fn ocsp_with_certs(certs: usize) -> Vec<u8> {
+    use attestation_verifier::verify::ocsp::{
+        BasicResponse, CertStatusDer, ID_PKIX_OCSP_BASIC, OcspResponseDer, ResponderId,
+        ResponseBytes, ResponseData, ResponseStatus, SingleResponse, cert_id_sha384,
+    };
+    use attestation_verifier::verify::x509::Cert;
+    use der::{Decode, Encode};
+    use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+
+    let s = sample();
+    let cert = Cert::from_der("c", &s.chain[1]).unwrap();
+    let issuer = Cert::from_der("i", &s.chain[2]).unwrap();
+    let at = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(s.now.0)).unwrap();
+    let data = ResponseData {
+        version: 0,
+        responder_id: ResponderId::ByKey(OctetString::new(vec![0u8; 20]).unwrap()),
+        produced_at: at,
+        responses: vec![SingleResponse {
+            cert_id: cert_id_sha384(&RustCrypto, &cert, &issuer).unwrap(),
+            cert_status: CertStatusDer::Good(Null),
+            this_update: at,
+            next_update: None,
+            single_extensions: None,
+        }],
+        response_extensions: None,
+    };
+    let basic = BasicResponse {
+        tbs_response_data: data,
+        signature_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_384,
+            parameters: None,
+        },
+        signature: BitString::from_bytes(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+            .unwrap(),
+        certs: Some(
+            (0..certs)
+                .map(|i| der::asn1::Any::from_der(&s.chain[i % 4]).unwrap())
+                .collect(),
+        ),
+    };
+    OcspResponseDer {
+        response_status: ResponseStatus::Successful,
+        response_bytes: Some(ResponseBytes {
+            response_type: ID_PKIX_OCSP_BASIC,
+            response: OctetString::new(basic.to_der().unwrap()).unwrap(),
+        }),
+    }
+    .to_der()
+    .unwrap()
+}
+
+#[test]
+fn ocsp_response_with_many_certificates_rejects() {
+    use attestation_verifier::verify::ocsp::{MAX_OCSP_CERTS, OcspError, parse_ocsp};
+    assert!(parse_ocsp(&ocsp_with_certs(MAX_OCSP_CERTS)).is_ok());
+    assert_eq!(
+        parse_ocsp(&ocsp_with_certs(MAX_OCSP_CERTS + 1)).err(),
+        Some(OcspError::TooManyCerts {
+            count: MAX_OCSP_CERTS + 1,
+            max: MAX_OCSP_CERTS,
+        })
+    );
+}
