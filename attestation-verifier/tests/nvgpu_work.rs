@@ -111,8 +111,7 @@ fn sample() -> Sample {
         .unwrap();
     Sample {
         report: parse_nvgpu_report(&case.file("report.bin")).unwrap(),
-        chain: split_pem_chain(std::str::from_utf8(&case.file("cert_chain.pem")).unwrap())
-            .unwrap(),
+        chain: split_pem_chain(std::str::from_utf8(&case.file("cert_chain.pem")).unwrap()).unwrap(),
         nonce,
         now: UnixTime(case.verification_time()),
     }
@@ -175,8 +174,14 @@ fn failed_rim_is_checked_once_per_bundle_works() {
     let (many, many_work) = run(RustCrypto, 16, &rims, false);
     // Every GPU still reports both positions' failure.
     for failures in &many {
-        assert!(failures.iter().any(|f| f.starts_with("RIM 0")), "{failures:?}");
-        assert!(failures.iter().any(|f| f.starts_with("RIM 1")), "{failures:?}");
+        assert!(
+            failures.iter().any(|f| f.starts_with("RIM 0")),
+            "{failures:?}"
+        );
+        assert!(
+            failures.iter().any(|f| f.starts_with("RIM 1")),
+            "{failures:?}"
+        );
     }
     assert_eq!(one[0], many[0]);
     // The chain (cached on success) and the RIM (remembered on failure) are checked once:
@@ -226,8 +231,8 @@ fn ocsp_with_certs(certs: usize) -> Vec<u8> {
         ResponseBytes, ResponseData, ResponseStatus, SingleResponse, cert_id_sha384,
     };
     use attestation_verifier::verify::x509::Cert;
-    use der::{Decode, Encode};
     use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+    use der::{Decode, Encode};
 
     let s = sample();
     let cert = Cert::from_der("c", &s.chain[1]).unwrap();

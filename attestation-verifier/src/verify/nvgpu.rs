@@ -333,6 +333,9 @@ struct Memo {
     failed_chains: BTreeMap<[u8; 32], NvGpuVerifyError>,
     /// RIMs that failed, by the SHA-256 of their bytes.
     failed_rims: BTreeMap<[u8; 32], NvGpuVerifyError>,
+    /// The SHA-256 of each RIM's bytes, by position (the RIMs are the same for every report
+    /// of the call, so each is hashed once).
+    rim_keys: BTreeMap<usize, [u8; 32]>,
     /// Revocation statuses, by the SHA-256 of the certificate and its issuer, with the
     /// failures their check recorded.
     statuses: BTreeMap<[u8; 32], (OcspCheck, Vec<NvGpuVerifyError>)>,
@@ -341,7 +344,9 @@ struct Memo {
 /// A RIM failure as it reads at `position` (the same RIM bytes may appear more than once).
 fn at_position(e: NvGpuVerifyError, position: usize) -> NvGpuVerifyError {
     match e {
-        NvGpuVerifyError::RimParse { source, .. } => NvGpuVerifyError::RimParse { position, source },
+        NvGpuVerifyError::RimParse { source, .. } => {
+            NvGpuVerifyError::RimParse { position, source }
+        }
         NvGpuVerifyError::Rim {
             version, source, ..
         } => NvGpuVerifyError::Rim {
@@ -814,7 +819,14 @@ impl<C: Crypto> NvGpuVerifier<C> {
         now: UnixTime,
         memo: &mut Memo,
     ) -> Result<Arc<(Rim, RimVerified)>, NvGpuVerifyError> {
-        let key = self.crypto.sha256(bytes);
+        let key = match memo.rim_keys.get(&position) {
+            Some(key) => *key,
+            None => {
+                let key = self.crypto.sha256(bytes);
+                memo.rim_keys.insert(position, key);
+                key
+            }
+        };
         if let Some(e) = memo.failed_rims.get(&key) {
             return Err(at_position(e.clone(), position));
         }
