@@ -5,23 +5,50 @@
 //! `sigil-runtime` (its types, attestation verifier and `development` genesis), and fits them
 //! with frame-benchmarking's least-squares analysis. Do not edit by hand.
 //!
-//! DATE: 2026-12-06, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
+//! DATE: 2026-12-07, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
 //! WORST CASE MAP SIZE: `1000000`
 //! HOSTNAME: `vm`, CPU: `Intel(R) Xeon(R) Processor` (2 cores visible)
 //! EXECUTION: `native` (not WASM: see docs/chain.md, Weights), DB CACHE: in memory,
 //! database reads and writes priced by `DbWeight`
 //!
-//! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
-//! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
-//! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2612 bytes, 2_302_434 ns native (0.12% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21149 bytes, 3_317_843 ns native (0.17% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53365 bytes, 19_874_248 ns native (0.99% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71902 bytes, 20_341_062 ns native (1.02% of a block's ref time) <- the weight
+//! `verify_evidence(g, r, o, b)` is fitted over TDX + H100 bundles with g GPU reports, r RIMs,
+//! o OCSP responses and b padding bytes, the copies adversarial (device chains failing at their
+//! last signature, RIMs with a changed signature byte, OCSP responses about no certificate, the
+//! padding as RIM measurements), STEPS `10`, REPEAT `8`; its times are multiplied by 4
+//! (`--wasm-factor`, the measured WASM/native ratio: docs/chain.md, Weights). Bundles timed alone
+//! (the largest policy: 16 KiB of pinned measurements), g/r/o/bytes as `bundle::cost` reads them:
+//! - SEV-SNP (Genoa, VCEK): 0/0/0/2613, 1_383_901 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 0/0/0/21150, 2_261_221 ns native (0.11% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53366, 12_245_126 ns native (0.61% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 1/2/0/71903, 16_300_086 ns native (0.82% of a block's ref time)
+//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206738, 24_604_256 ns native (1.23% of a block's ref time)
+//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186306, 54_534_140 ns native (2.73% of a block's ref time)
+//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710725, 188_866_306 ns native (9.44% of a block's ref time)
+//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95852, 26_093_023 ns native (1.30% of a block's ref time)
+//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313579, 45_390_133 ns native (2.27% of a block's ref time)
+//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263543, 3_177_293 ns native (0.16% of a block's ref time)
+//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152157, 450_297_853 ns native (22.51% of a block's ref time)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.999 with database weights (1_246_349_000 / 1_248_089_000 ps), 0.986 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_865_628_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.57%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_844_048_000 ps = 2.54% of a block
+//! FIGURES: verify_evidence per GPU report (g): 0 ps = 0.000% of a block
+//! FIGURES: verify_evidence per RIM (r): 34_652_873_666 ps = 1.733% of a block
+//! FIGURES: verify_evidence per OCSP response (o): 1_407_587_375 ps = 0.070% of a block
+//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 1_171_335_168 ps = 0.059% of a block
+//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 2_571_022_627_831 ps = 128.55% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
+//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.28%, charged 49.25% of a block (177.95x)
+//! FIGURES: TDX (v4 quote, DCAP collateral): measured 0.45%, charged 50.31% of a block (111.26x)
+//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 2.45%, charged 55.62% of a block (22.71x)
+//! FIGURES: TDX + H100 (report, 2 RIMs): measured 3.26%, charged 56.68% of a block (17.39x)
+//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 4.92%, charged 64.39% of a block (13.09x)
+//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 10.91%, charged 61.49% of a block (5.64x)
+//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 37.77%, charged 145.20% of a block (3.84x)
+//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 5.22%, charged 65.33% of a block (12.52x)
+//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 9.08%, charged 68.77% of a block (7.58x)
+//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 0.64%, charged 64.18% of a block (100.99x)
+//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 90.06%, charged 179.45% of a block (1.99x)
+//!
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.969 with database weights (1_261_007_000 / 1_301_568_000 ps), 0.770 execution only
+//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 1_133_651_978_289 ps = 56.68% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 56.76%
+//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 1_134_484_639_289 ps = 56.72% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -50,7 +77,7 @@ pub trait WeightInfo {
 	fn submit_receipt_fresh_quote() -> Weight;
 	fn refund_expired(n: u32, ) -> Weight;
 	fn deregister() -> Weight;
-	fn verify_evidence() -> Weight;
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight;
 	fn register_policy(l: u32, ) -> Weight;
 	fn retire_policy() -> Weight;
 }
@@ -59,23 +86,23 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5487`
-		// Minimum execution time: 82_544_000 picoseconds.
-		Weight::from_parts(109_928_000, 0)
-			.saturating_add(Weight::from_parts(0, 5487))
+		//  Estimated: `5520`
+		// Minimum execution time: 63_188_000 picoseconds.
+		Weight::from_parts(79_942_000, 0)
+			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -87,10 +114,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291798`
-		// Minimum execution time: 385_440_000 picoseconds.
-		Weight::from_parts(428_420_000, 0)
-			.saturating_add(Weight::from_parts(0, 291798))
+		//  Estimated: `291831`
+		// Minimum execution time: 256_650_000 picoseconds.
+		Weight::from_parts(282_661_000, 0)
+			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -118,14 +145,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_795_000 picoseconds.
-		Weight::from_parts(78_531_000, 0)
+		// Minimum execution time: 45_651_000 picoseconds.
+		Weight::from_parts(47_294_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
@@ -144,21 +171,21 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2932 ±0)`
-		// Minimum execution time: 22_254_000 picoseconds.
-		Weight::from_parts(69_870_000, 0)
+		//  Estimated: `23961 + o * (2965 ±0)`
+		// Minimum execution time: 25_683_000 picoseconds.
+		Weight::from_parts(33_966_446, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 8_023
-			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			// Standard Error: 137_411
+			.saturating_add(Weight::from_parts(2_984_550, 0).saturating_mul(o.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -166,17 +193,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 90_886_000 picoseconds.
-		Weight::from_parts(96_486_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 86_227_000 picoseconds.
+		Weight::from_parts(125_324_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -184,10 +211,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 75_464_000 picoseconds.
-		Weight::from_parts(80_707_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 69_741_000 picoseconds.
+		Weight::from_parts(91_279_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -211,8 +238,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_197_000 picoseconds.
-		Weight::from_parts(33_759_000, 0)
+		// Minimum execution time: 32_874_000 picoseconds.
+		Weight::from_parts(33_875_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -220,7 +247,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
@@ -241,22 +268,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11363 ±0)`
-		// Minimum execution time: 63_992_000 picoseconds.
-		Weight::from_parts(23_894_882, 0)
+		//  Estimated: `24038 + n * (11396 ±0)`
+		// Minimum execution time: 66_039_000 picoseconds.
+		Weight::from_parts(76_590_000, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 92_393
-			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			// Standard Error: 11_740_452
+			.saturating_add(Weight::from_parts(66_075_476, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -276,17 +303,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_646_000 picoseconds.
-		Weight::from_parts(123_089_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 133_975_000 picoseconds.
+		Weight::from_parts(176_568_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -311,22 +338,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10704 ±251)`
-		// Minimum execution time: 119_063_000 picoseconds.
-		Weight::from_parts(89_575_290, 0)
+		//  Estimated: `17387 + n * (10737 ±251)`
+		// Minimum execution time: 134_054_000 picoseconds.
+		Weight::from_parts(130_791_307, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 79_451
-			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			// Standard Error: 910_408
+			.saturating_add(Weight::from_parts(39_190_793, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -346,17 +373,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_460_000 picoseconds.
-		Weight::from_parts(121_349_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 125_534_000 picoseconds.
+		Weight::from_parts(136_007_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -380,17 +407,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303538`
-		// Minimum execution time: 296_074_000 picoseconds.
-		Weight::from_parts(307_183_000, 0)
-			.saturating_add(Weight::from_parts(0, 303538))
+		//  Estimated: `303571`
+		// Minimum execution time: 322_290_000 picoseconds.
+		Weight::from_parts(363_034_000, 0)
+			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -407,22 +434,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2932 ±0)`
-		// Minimum execution time: 39_556_000 picoseconds.
-		Weight::from_parts(38_850_645, 0)
+		//  Estimated: `10961 + n * (2965 ±0)`
+		// Minimum execution time: 41_931_000 picoseconds.
+		Weight::from_parts(49_397_450, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 38_716
-			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
+			// Standard Error: 65_849
+			.saturating_add(Weight::from_parts(4_012_513, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -434,20 +461,30 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39370`
-		// Minimum execution time: 76_368_000 picoseconds.
-		Weight::from_parts(83_626_000, 0)
-			.saturating_add(Weight::from_parts(0, 39370))
+		//  Estimated: `39403`
+		// Minimum execution time: 69_305_000 picoseconds.
+		Weight::from_parts(89_605_000, 0)
+			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
-	fn verify_evidence() -> Weight {
+	/// The range of component `g` is `[0, 16]`.
+	/// The range of component `r` is `[1, 32]`.
+	/// The range of component `o` is `[0, 128]`.
+	/// The range of component `b` is `[0, 262144]`.
+	fn verify_evidence(_g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_519_820_000 picoseconds.
-		Weight::from_parts(49_865_628_000, 0)
+		// Minimum execution time: 14_188_292_000 picoseconds.
+		Weight::from_parts(982_097_683_511, 0)
 			.saturating_add(Weight::from_parts(0, 0))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(34_652_873_666, 0).saturating_mul(r.into()))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(1_407_587_375, 0).saturating_mul(o.into()))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(1_143_882, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -460,11 +497,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 36_378_000 picoseconds.
-		Weight::from_parts(36_686_085, 0)
+		// Minimum execution time: 37_231_000 picoseconds.
+		Weight::from_parts(40_579_409, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 9
-			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
+			// Standard Error: 56
+			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -478,8 +515,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 28_260_000 picoseconds.
-		Weight::from_parts(30_960_000, 0)
+		// Minimum execution time: 30_113_000 picoseconds.
+		Weight::from_parts(34_894_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -489,23 +526,23 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For backwards compatibility and tests.
 impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5487`
-		// Minimum execution time: 82_544_000 picoseconds.
-		Weight::from_parts(109_928_000, 0)
-			.saturating_add(Weight::from_parts(0, 5487))
+		//  Estimated: `5520`
+		// Minimum execution time: 63_188_000 picoseconds.
+		Weight::from_parts(79_942_000, 0)
+			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -517,10 +554,10 @@ impl WeightInfo for () {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291798`
-		// Minimum execution time: 385_440_000 picoseconds.
-		Weight::from_parts(428_420_000, 0)
-			.saturating_add(Weight::from_parts(0, 291798))
+		//  Estimated: `291831`
+		// Minimum execution time: 256_650_000 picoseconds.
+		Weight::from_parts(282_661_000, 0)
+			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -548,14 +585,14 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_795_000 picoseconds.
-		Weight::from_parts(78_531_000, 0)
+		// Minimum execution time: 45_651_000 picoseconds.
+		Weight::from_parts(47_294_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
@@ -574,21 +611,21 @@ impl WeightInfo for () {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2932 ±0)`
-		// Minimum execution time: 22_254_000 picoseconds.
-		Weight::from_parts(69_870_000, 0)
+		//  Estimated: `23961 + o * (2965 ±0)`
+		// Minimum execution time: 25_683_000 picoseconds.
+		Weight::from_parts(33_966_446, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 8_023
-			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			// Standard Error: 137_411
+			.saturating_add(Weight::from_parts(2_984_550, 0).saturating_mul(o.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -596,17 +633,17 @@ impl WeightInfo for () {
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 90_886_000 picoseconds.
-		Weight::from_parts(96_486_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 86_227_000 picoseconds.
+		Weight::from_parts(125_324_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -614,10 +651,10 @@ impl WeightInfo for () {
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 75_464_000 picoseconds.
-		Weight::from_parts(80_707_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 69_741_000 picoseconds.
+		Weight::from_parts(91_279_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -641,8 +678,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_197_000 picoseconds.
-		Weight::from_parts(33_759_000, 0)
+		// Minimum execution time: 32_874_000 picoseconds.
+		Weight::from_parts(33_875_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -650,7 +687,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
@@ -671,22 +708,22 @@ impl WeightInfo for () {
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11363 ±0)`
-		// Minimum execution time: 63_992_000 picoseconds.
-		Weight::from_parts(23_894_882, 0)
+		//  Estimated: `24038 + n * (11396 ±0)`
+		// Minimum execution time: 66_039_000 picoseconds.
+		Weight::from_parts(76_590_000, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 92_393
-			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			// Standard Error: 11_740_452
+			.saturating_add(Weight::from_parts(66_075_476, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -706,17 +743,17 @@ impl WeightInfo for () {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_646_000 picoseconds.
-		Weight::from_parts(123_089_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 133_975_000 picoseconds.
+		Weight::from_parts(176_568_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -741,22 +778,22 @@ impl WeightInfo for () {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10704 ±251)`
-		// Minimum execution time: 119_063_000 picoseconds.
-		Weight::from_parts(89_575_290, 0)
+		//  Estimated: `17387 + n * (10737 ±251)`
+		// Minimum execution time: 134_054_000 picoseconds.
+		Weight::from_parts(130_791_307, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 79_451
-			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			// Standard Error: 910_408
+			.saturating_add(Weight::from_parts(39_190_793, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -776,17 +813,17 @@ impl WeightInfo for () {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_460_000 picoseconds.
-		Weight::from_parts(121_349_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 125_534_000 picoseconds.
+		Weight::from_parts(136_007_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -810,17 +847,17 @@ impl WeightInfo for () {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303538`
-		// Minimum execution time: 296_074_000 picoseconds.
-		Weight::from_parts(307_183_000, 0)
-			.saturating_add(Weight::from_parts(0, 303538))
+		//  Estimated: `303571`
+		// Minimum execution time: 322_290_000 picoseconds.
+		Weight::from_parts(363_034_000, 0)
+			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -837,22 +874,22 @@ impl WeightInfo for () {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2932 ±0)`
-		// Minimum execution time: 39_556_000 picoseconds.
-		Weight::from_parts(38_850_645, 0)
+		//  Estimated: `10961 + n * (2965 ±0)`
+		// Minimum execution time: 41_931_000 picoseconds.
+		Weight::from_parts(49_397_450, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 38_716
-			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
+			// Standard Error: 65_849
+			.saturating_add(Weight::from_parts(4_012_513, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -864,20 +901,30 @@ impl WeightInfo for () {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39370`
-		// Minimum execution time: 76_368_000 picoseconds.
-		Weight::from_parts(83_626_000, 0)
-			.saturating_add(Weight::from_parts(0, 39370))
+		//  Estimated: `39403`
+		// Minimum execution time: 69_305_000 picoseconds.
+		Weight::from_parts(89_605_000, 0)
+			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
-	fn verify_evidence() -> Weight {
+	/// The range of component `g` is `[0, 16]`.
+	/// The range of component `r` is `[1, 32]`.
+	/// The range of component `o` is `[0, 128]`.
+	/// The range of component `b` is `[0, 262144]`.
+	fn verify_evidence(_g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_519_820_000 picoseconds.
-		Weight::from_parts(49_865_628_000, 0)
+		// Minimum execution time: 14_188_292_000 picoseconds.
+		Weight::from_parts(982_097_683_511, 0)
 			.saturating_add(Weight::from_parts(0, 0))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(34_652_873_666, 0).saturating_mul(r.into()))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(1_407_587_375, 0).saturating_mul(o.into()))
+			// Standard Error: 0
+			.saturating_add(Weight::from_parts(1_143_882, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -890,11 +937,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 36_378_000 picoseconds.
-		Weight::from_parts(36_686_085, 0)
+		// Minimum execution time: 37_231_000 picoseconds.
+		Weight::from_parts(40_579_409, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 9
-			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
+			// Standard Error: 56
+			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -908,8 +955,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 28_260_000 picoseconds.
-		Weight::from_parts(30_960_000, 0)
+		// Minimum execution time: 30_113_000 picoseconds.
+		Weight::from_parts(34_894_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
