@@ -201,7 +201,8 @@ pub(crate) fn cases(vectors: &Path, parts: &Parts) -> Result<Vec<Case>> {
     ];
     // Adversarial bundles: verified as far as they go, refused for what was changed.
     let (gpus, collateral) = gpu(vectors)?;
-    let copies: Vec<GpuEvidence> = (0..16).map(|_| gpus[0].clone()).collect();
+    let one = gpus.first().context("no GPU evidence")?;
+    let copies: Vec<GpuEvidence> = (0..16).map(|_| one.clone()).collect();
     out.push(adversarial(
         "TDX + one H100 report 16 times (2 RIMs)",
         EvidenceBundle::new(KEY, NONCE, tdx_cpu.clone(), copies).with_gpu_collateral(collateral),
