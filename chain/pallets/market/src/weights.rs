@@ -14,41 +14,43 @@
 //! `verify_evidence(g, r, o, b)` is fitted over TDX + H100 bundles with g GPU reports, r RIMs,
 //! o OCSP responses and b padding bytes, the copies adversarial (device chains failing at their
 //! last signature, RIMs with a changed signature byte, OCSP responses about no certificate, the
-//! padding as RIM measurements), STEPS `10`, REPEAT `8`; its times are multiplied by 4
+//! padding as RIM measurements), STEPS `8`, REPEAT `5`; its times are multiplied by 4
 //! (`--wasm-factor`, the measured WASM/native ratio: docs/chain.md, Weights). Bundles timed alone
 //! (the largest policy: 16 KiB of pinned measurements), g/r/o/bytes as `bundle::cost` reads them:
-//! - SEV-SNP (Genoa, VCEK): 0/0/0/2613, 1_383_901 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 0/0/0/21150, 2_261_221 ns native (0.11% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53366, 12_245_126 ns native (0.61% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 1/2/0/71903, 16_300_086 ns native (0.82% of a block's ref time)
-//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206738, 24_604_256 ns native (1.23% of a block's ref time)
-//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186306, 54_534_140 ns native (2.73% of a block's ref time)
-//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710725, 188_866_306 ns native (9.44% of a block's ref time)
-//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95852, 26_093_023 ns native (1.30% of a block's ref time)
-//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313579, 45_390_133 ns native (2.27% of a block's ref time)
-//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263543, 3_177_293 ns native (0.16% of a block's ref time)
-//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152157, 450_297_853 ns native (22.51% of a block's ref time)
+//! - SEV-SNP (Genoa, VCEK): 0/0/0/2613, 1_377_033 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 0/0/0/21150, 6_119_539 ns native (0.31% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53366, 27_812_705 ns native (1.39% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 1/2/0/71903, 29_341_665 ns native (1.47% of a block's ref time)
+//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206738, 35_798_831 ns native (1.79% of a block's ref time)
+//! - TDX + H100 (1 RIM): 1/1/0/51435, 13_602_324 ns native (0.68% of a block's ref time)
+//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186306, 74_391_233 ns native (3.72% of a block's ref time)
+//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710725, 255_936_265 ns native (12.80% of a block's ref time)
+//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95852, 47_289_952 ns native (2.36% of a block's ref time)
+//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313579, 80_103_863 ns native (4.01% of a block's ref time)
+//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263543, 15_181_395 ns native (0.76% of a block's ref time)
+//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152157, 737_842_125 ns native (36.89% of a block's ref time)
 //!
-//! FIGURES: verify_evidence per GPU report (g): 0 ps = 0.000% of a block
-//! FIGURES: verify_evidence per RIM (r): 34_652_873_666 ps = 1.733% of a block
-//! FIGURES: verify_evidence per OCSP response (o): 1_407_587_375 ps = 0.070% of a block
-//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 1_171_335_168 ps = 0.059% of a block
-//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 2_571_022_627_831 ps = 128.55% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
-//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.28%, charged 49.25% of a block (177.95x)
-//! FIGURES: TDX (v4 quote, DCAP collateral): measured 0.45%, charged 50.31% of a block (111.26x)
-//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 2.45%, charged 55.62% of a block (22.71x)
-//! FIGURES: TDX + H100 (report, 2 RIMs): measured 3.26%, charged 56.68% of a block (17.39x)
-//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 4.92%, charged 64.39% of a block (13.09x)
-//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 10.91%, charged 61.49% of a block (5.64x)
-//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 37.77%, charged 145.20% of a block (3.84x)
-//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 5.22%, charged 65.33% of a block (12.52x)
-//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 9.08%, charged 68.77% of a block (7.58x)
-//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 0.64%, charged 64.18% of a block (100.99x)
-//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 90.06%, charged 179.45% of a block (1.99x)
+//! FIGURES: verify_evidence per GPU report (g): 64_591_865_366 ps = 3.230% of a block
+//! FIGURES: verify_evidence per RIM (r): 34_902_057_314 ps = 1.745% of a block
+//! FIGURES: verify_evidence per OCSP response (o): 2_227_893_180 ps = 0.111% of a block
+//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 1_039_085_568 ps = 0.052% of a block
+//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 2_719_220_456_352 ps = 135.96% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
+//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.28%, charged 1.02% of a block (3.70x)
+//! FIGURES: TDX (v4 quote, DCAP collateral): measured 1.22%, charged 1.96% of a block (1.60x)
+//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 5.56%, charged 10.31% of a block (1.85x)
+//! FIGURES: TDX + H100 (report, 2 RIMs): measured 5.87%, charged 11.25% of a block (1.92x)
+//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 7.16%, charged 66.54% of a block (9.29x)
+//! FIGURES: TDX + H100 (1 RIM): measured 2.72%, charged 8.47% of a block (3.11x)
+//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 14.88%, charged 63.76% of a block (4.29x)
+//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 51.19%, charged 96.02% of a block (1.88x)
+//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 9.46%, charged 24.98% of a block (2.64x)
+//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 16.02%, charged 21.77% of a block (1.36x)
+//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 3.04%, charged 14.26% of a block (4.70x)
+//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 147.57%, charged 181.12% of a block (1.23x)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.969 with database weights (1_261_007_000 / 1_301_568_000 ps), 0.770 execution only
-//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 1_133_651_978_289 ps = 56.68% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 56.76%
-//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 1_134_484_639_289 ps = 56.72% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_275_540_000 / 1_280_018_000 ps), 0.971 execution only
+//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 225_066_798_990 ps = 11.25% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 11.34%
+//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 226_004_745_990 ps = 11.30% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -93,8 +95,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5520`
-		// Minimum execution time: 63_188_000 picoseconds.
-		Weight::from_parts(79_942_000, 0)
+		// Minimum execution time: 66_232_000 picoseconds.
+		Weight::from_parts(100_383_000, 0)
 			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -115,8 +117,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291831`
-		// Minimum execution time: 256_650_000 picoseconds.
-		Weight::from_parts(282_661_000, 0)
+		// Minimum execution time: 253_359_000 picoseconds.
+		Weight::from_parts(387_947_000, 0)
 			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -145,8 +147,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_651_000 picoseconds.
-		Weight::from_parts(47_294_000, 0)
+		// Minimum execution time: 45_435_000 picoseconds.
+		Weight::from_parts(46_836_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -172,11 +174,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `23961 + o * (2965 ±0)`
-		// Minimum execution time: 25_683_000 picoseconds.
-		Weight::from_parts(33_966_446, 0)
+		// Minimum execution time: 24_957_000 picoseconds.
+		Weight::from_parts(74_844_266, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 137_411
-			.saturating_add(Weight::from_parts(2_984_550, 0).saturating_mul(o.into()))
+			// Standard Error: 26_367
+			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().writes(18_u64))
@@ -194,8 +196,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20436`
-		// Minimum execution time: 86_227_000 picoseconds.
-		Weight::from_parts(125_324_000, 0)
+		// Minimum execution time: 85_095_000 picoseconds.
+		Weight::from_parts(90_787_000, 0)
 			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -212,8 +214,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20436`
-		// Minimum execution time: 69_741_000 picoseconds.
-		Weight::from_parts(91_279_000, 0)
+		// Minimum execution time: 69_757_000 picoseconds.
+		Weight::from_parts(76_516_000, 0)
 			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -238,8 +240,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_874_000 picoseconds.
-		Weight::from_parts(33_875_000, 0)
+		// Minimum execution time: 55_307_000 picoseconds.
+		Weight::from_parts(64_322_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -269,11 +271,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24038 + n * (11396 ±0)`
-		// Minimum execution time: 66_039_000 picoseconds.
-		Weight::from_parts(76_590_000, 0)
+		// Minimum execution time: 71_274_000 picoseconds.
+		Weight::from_parts(42_306_820, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 11_740_452
-			.saturating_add(Weight::from_parts(66_075_476, 0).saturating_mul(n.into()))
+			// Standard Error: 4_211_048
+			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -304,8 +306,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19787`
-		// Minimum execution time: 133_975_000 picoseconds.
-		Weight::from_parts(176_568_000, 0)
+		// Minimum execution time: 127_484_000 picoseconds.
+		Weight::from_parts(155_018_000, 0)
 			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -339,11 +341,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `17387 + n * (10737 ±251)`
-		// Minimum execution time: 134_054_000 picoseconds.
-		Weight::from_parts(130_791_307, 0)
+		// Minimum execution time: 129_096_000 picoseconds.
+		Weight::from_parts(149_818_480, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 910_408
-			.saturating_add(Weight::from_parts(39_190_793, 0).saturating_mul(n.into()))
+			// Standard Error: 1_812_850
+			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -374,8 +376,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19787`
-		// Minimum execution time: 125_534_000 picoseconds.
-		Weight::from_parts(136_007_000, 0)
+		// Minimum execution time: 127_112_000 picoseconds.
+		Weight::from_parts(150_540_000, 0)
 			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -408,8 +410,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303571`
-		// Minimum execution time: 322_290_000 picoseconds.
-		Weight::from_parts(363_034_000, 0)
+		// Minimum execution time: 342_389_000 picoseconds.
+		Weight::from_parts(410_907_000, 0)
 			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
@@ -435,11 +437,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10961 + n * (2965 ±0)`
-		// Minimum execution time: 41_931_000 picoseconds.
-		Weight::from_parts(49_397_450, 0)
+		// Minimum execution time: 46_065_000 picoseconds.
+		Weight::from_parts(61_100_355, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 65_849
-			.saturating_add(Weight::from_parts(4_012_513, 0).saturating_mul(n.into()))
+			// Standard Error: 251_046
+			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -462,8 +464,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `39403`
-		// Minimum execution time: 69_305_000 picoseconds.
-		Weight::from_parts(89_605_000, 0)
+		// Minimum execution time: 69_041_000 picoseconds.
+		Weight::from_parts(80_453_000, 0)
 			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -472,19 +474,21 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `r` is `[1, 32]`.
 	/// The range of component `o` is `[0, 128]`.
 	/// The range of component `b` is `[0, 262144]`.
-	fn verify_evidence(_g: u32, r: u32, o: u32, b: u32, ) -> Weight {
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_188_292_000 picoseconds.
-		Weight::from_parts(982_097_683_511, 0)
+		// Minimum execution time: 14_476_128_000 picoseconds.
+		Weight::from_parts(17_708_544_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(34_652_873_666, 0).saturating_mul(r.into()))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(1_407_587_375, 0).saturating_mul(o.into()))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(1_143_882, 0).saturating_mul(b.into()))
+			// Standard Error: 7_504_125_142
+			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
+			// Standard Error: 3_857_587_539
+			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
+			// Standard Error: 953_652_565
+			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
+			// Standard Error: 466_724
+			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -497,11 +501,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 37_231_000 picoseconds.
-		Weight::from_parts(40_579_409, 0)
+		// Minimum execution time: 37_886_000 picoseconds.
+		Weight::from_parts(44_622_899, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 56
-			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(l.into()))
+			// Standard Error: 172
+			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -515,8 +519,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 30_113_000 picoseconds.
-		Weight::from_parts(34_894_000, 0)
+		// Minimum execution time: 37_249_000 picoseconds.
+		Weight::from_parts(61_362_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -533,8 +537,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5520`
-		// Minimum execution time: 63_188_000 picoseconds.
-		Weight::from_parts(79_942_000, 0)
+		// Minimum execution time: 66_232_000 picoseconds.
+		Weight::from_parts(100_383_000, 0)
 			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -555,8 +559,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `291831`
-		// Minimum execution time: 256_650_000 picoseconds.
-		Weight::from_parts(282_661_000, 0)
+		// Minimum execution time: 253_359_000 picoseconds.
+		Weight::from_parts(387_947_000, 0)
 			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -585,8 +589,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_651_000 picoseconds.
-		Weight::from_parts(47_294_000, 0)
+		// Minimum execution time: 45_435_000 picoseconds.
+		Weight::from_parts(46_836_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -612,11 +616,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `23961 + o * (2965 ±0)`
-		// Minimum execution time: 25_683_000 picoseconds.
-		Weight::from_parts(33_966_446, 0)
+		// Minimum execution time: 24_957_000 picoseconds.
+		Weight::from_parts(74_844_266, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 137_411
-			.saturating_add(Weight::from_parts(2_984_550, 0).saturating_mul(o.into()))
+			// Standard Error: 26_367
+			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().writes(18_u64))
@@ -634,8 +638,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20436`
-		// Minimum execution time: 86_227_000 picoseconds.
-		Weight::from_parts(125_324_000, 0)
+		// Minimum execution time: 85_095_000 picoseconds.
+		Weight::from_parts(90_787_000, 0)
 			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -652,8 +656,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20436`
-		// Minimum execution time: 69_741_000 picoseconds.
-		Weight::from_parts(91_279_000, 0)
+		// Minimum execution time: 69_757_000 picoseconds.
+		Weight::from_parts(76_516_000, 0)
 			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -678,8 +682,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_874_000 picoseconds.
-		Weight::from_parts(33_875_000, 0)
+		// Minimum execution time: 55_307_000 picoseconds.
+		Weight::from_parts(64_322_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -709,11 +713,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24038 + n * (11396 ±0)`
-		// Minimum execution time: 66_039_000 picoseconds.
-		Weight::from_parts(76_590_000, 0)
+		// Minimum execution time: 71_274_000 picoseconds.
+		Weight::from_parts(42_306_820, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 11_740_452
-			.saturating_add(Weight::from_parts(66_075_476, 0).saturating_mul(n.into()))
+			// Standard Error: 4_211_048
+			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -744,8 +748,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19787`
-		// Minimum execution time: 133_975_000 picoseconds.
-		Weight::from_parts(176_568_000, 0)
+		// Minimum execution time: 127_484_000 picoseconds.
+		Weight::from_parts(155_018_000, 0)
 			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -779,11 +783,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `17387 + n * (10737 ±251)`
-		// Minimum execution time: 134_054_000 picoseconds.
-		Weight::from_parts(130_791_307, 0)
+		// Minimum execution time: 129_096_000 picoseconds.
+		Weight::from_parts(149_818_480, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 910_408
-			.saturating_add(Weight::from_parts(39_190_793, 0).saturating_mul(n.into()))
+			// Standard Error: 1_812_850
+			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -814,8 +818,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `19787`
-		// Minimum execution time: 125_534_000 picoseconds.
-		Weight::from_parts(136_007_000, 0)
+		// Minimum execution time: 127_112_000 picoseconds.
+		Weight::from_parts(150_540_000, 0)
 			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -848,8 +852,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `303571`
-		// Minimum execution time: 322_290_000 picoseconds.
-		Weight::from_parts(363_034_000, 0)
+		// Minimum execution time: 342_389_000 picoseconds.
+		Weight::from_parts(410_907_000, 0)
 			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
@@ -875,11 +879,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `10961 + n * (2965 ±0)`
-		// Minimum execution time: 41_931_000 picoseconds.
-		Weight::from_parts(49_397_450, 0)
+		// Minimum execution time: 46_065_000 picoseconds.
+		Weight::from_parts(61_100_355, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 65_849
-			.saturating_add(Weight::from_parts(4_012_513, 0).saturating_mul(n.into()))
+			// Standard Error: 251_046
+			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -902,8 +906,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `39403`
-		// Minimum execution time: 69_305_000 picoseconds.
-		Weight::from_parts(89_605_000, 0)
+		// Minimum execution time: 69_041_000 picoseconds.
+		Weight::from_parts(80_453_000, 0)
 			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -912,19 +916,21 @@ impl WeightInfo for () {
 	/// The range of component `r` is `[1, 32]`.
 	/// The range of component `o` is `[0, 128]`.
 	/// The range of component `b` is `[0, 262144]`.
-	fn verify_evidence(_g: u32, r: u32, o: u32, b: u32, ) -> Weight {
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_188_292_000 picoseconds.
-		Weight::from_parts(982_097_683_511, 0)
+		// Minimum execution time: 14_476_128_000 picoseconds.
+		Weight::from_parts(17_708_544_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(34_652_873_666, 0).saturating_mul(r.into()))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(1_407_587_375, 0).saturating_mul(o.into()))
-			// Standard Error: 0
-			.saturating_add(Weight::from_parts(1_143_882, 0).saturating_mul(b.into()))
+			// Standard Error: 7_504_125_142
+			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
+			// Standard Error: 3_857_587_539
+			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
+			// Standard Error: 953_652_565
+			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
+			// Standard Error: 466_724
+			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -937,11 +943,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 37_231_000 picoseconds.
-		Weight::from_parts(40_579_409, 0)
+		// Minimum execution time: 37_886_000 picoseconds.
+		Weight::from_parts(44_622_899, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 56
-			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(l.into()))
+			// Standard Error: 172
+			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -955,8 +961,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 30_113_000 picoseconds.
-		Weight::from_parts(34_894_000, 0)
+		// Minimum execution time: 37_249_000 picoseconds.
+		Weight::from_parts(61_362_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
