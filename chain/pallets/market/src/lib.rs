@@ -852,7 +852,7 @@ pub mod pallet {
         /// without deregistering and without stranding receipts of open jobs.
         ///
         /// Weighed as an attested registration (the same verification and one provider write)
-        /// plus the evidence verification, priced by what the evidence carries.
+        /// plus the evidence verification.
         #[pallet::call_index(6)]
         #[pallet::weight(
             T::WeightInfo::register_attested_provider()
