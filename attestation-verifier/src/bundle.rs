@@ -647,5 +647,6 @@ pub fn bundle_digest<C: Crypto + ?Sized>(crypto: &C, bytes: &[u8]) -> [u8; 32] {
     crypto.sha256(&msg)
 }
 
+pub mod cost;
 #[cfg(test)]
 mod tests;

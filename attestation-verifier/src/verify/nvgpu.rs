@@ -26,6 +26,19 @@
 //! [`NvGpuVerifier::verify_bundle`] verifies several GPUs' reports (an HGX board
 //! has eight), each with its own chain and nonce, in one call, and also fails
 //! when two reports come from the same device.
+//!
+//! Work per call is bounded by the distinct inputs, not by how often they are
+//! presented: within one call (one report, or one bundle's reports) the OCSP
+//! responses are parsed once, each certificate's revocation status is looked up
+//! once, and a device chain or RIM that failed is not checked again for the next
+//! report (its failure is repeated, at the RIM's own position). So a bundle costs
+//! at most one chain check per distinct chain, one XML-signature check per
+//! distinct RIM, one OCSP lookup per distinct certificate, and per report one
+//! signature and one comparison. The counts are capped by the bundle
+//! ([`crate::bundle::MAX_GPUS`] reports, [`crate::bundle::MAX_RIMS`] RIMs,
+//! [`crate::bundle::MAX_OCSP`] responses) and each chain by
+//! [`MAX_DEVICE_CHAIN`]; [`crate::bundle::cost::cost`] reads those counts from a
+//! bundle's bytes, for a caller that must price a verification before running it.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -307,6 +320,44 @@ struct ChainInfo {
 /// Upper bound on each cache; a cache is cleared when it fills.
 const CACHE_CAPACITY: usize = 1024;
 
+/// What one verification (one report, or all reports of a bundle) has already worked out, so
+/// that identical inputs are checked once however many GPUs present them: device chains and
+/// RIMs that failed (by content hash; verified ones go to the verifier's lasting caches), the
+/// parsed OCSP responses, and each certificate's revocation status. It lives for one call
+/// only: outcomes that depend on the time are never reused at another time.
+#[derive(Default)]
+struct Memo {
+    /// The bundle's OCSP responses, parsed once, with the parse failures.
+    ocsp: Option<(Vec<OcspResponse>, Vec<NvGpuVerifyError>)>,
+    /// Device chains that failed, by [`NvGpuVerifier::chain_key`].
+    failed_chains: BTreeMap<[u8; 32], NvGpuVerifyError>,
+    /// RIMs that failed, by the SHA-256 of their bytes.
+    failed_rims: BTreeMap<[u8; 32], NvGpuVerifyError>,
+    /// The SHA-256 of each RIM's bytes, by position (the RIMs are the same for every report
+    /// of the call, so each is hashed once).
+    rim_keys: BTreeMap<usize, [u8; 32]>,
+    /// Revocation statuses, by the SHA-256 of the certificate and its issuer, with the
+    /// failures their check recorded.
+    statuses: BTreeMap<[u8; 32], (OcspCheck, Vec<NvGpuVerifyError>)>,
+}
+
+/// A RIM failure as it reads at `position` (the same RIM bytes may appear more than once).
+fn at_position(e: NvGpuVerifyError, position: usize) -> NvGpuVerifyError {
+    match e {
+        NvGpuVerifyError::RimParse { source, .. } => {
+            NvGpuVerifyError::RimParse { position, source }
+        }
+        NvGpuVerifyError::Rim {
+            version, source, ..
+        } => NvGpuVerifyError::Rim {
+            position,
+            version,
+            source,
+        },
+        other => other,
+    }
+}
+
 /// Verifies NVIDIA GPU reports, caching verified device chains and RIMs.
 pub struct NvGpuVerifier<C: Crypto> {
     crypto: C,
@@ -357,7 +408,8 @@ impl<C: Crypto> NvGpuVerifier<C> {
         expected_nonce: &[u8; 32],
         now: UnixTime,
     ) -> Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>> {
-        self.verify_inner(report, collateral, expected_nonce, now, None)
+        let mut memo = Memo::default();
+        self.verify_inner(report, collateral, expected_nonce, now, None, &mut memo)
     }
 
     /// [`Self::verify`]; with `selection`, RIMs for another GPU (another version or chip)
@@ -369,20 +421,31 @@ impl<C: Crypto> NvGpuVerifier<C> {
         expected_nonce: &[u8; 32],
         now: UnixTime,
         selection: Option<&mut RimSelection>,
+        memo: &mut Memo,
     ) -> Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>> {
-        let mut errors = Vec::new();
-        let ocsp = self.parse_ocsp_all(collateral.ocsp, &mut errors);
+        let (ocsp, ocsp_errors) = match memo.ocsp.take() {
+            Some(parsed) => parsed,
+            None => self.parse_ocsp_all(collateral.ocsp),
+        };
+        let mut errors = ocsp_errors.clone();
         let chain_key = self.chain_key(collateral.cert_chain);
         // Step 1
         if !self.chains.contains_key(&chain_key) {
-            match self.verify_chain(collateral.cert_chain) {
-                Ok(info) => {
-                    if self.chains.len() >= CACHE_CAPACITY {
-                        self.chains.clear();
+            if let Some(e) = memo.failed_chains.get(&chain_key) {
+                errors.push(e.clone());
+            } else {
+                match self.verify_chain(collateral.cert_chain) {
+                    Ok(info) => {
+                        if self.chains.len() >= CACHE_CAPACITY {
+                            self.chains.clear();
+                        }
+                        self.chains.insert(chain_key, Arc::new(info));
                     }
-                    self.chains.insert(chain_key, Arc::new(info));
+                    Err(e) => {
+                        memo.failed_chains.insert(chain_key, e.clone());
+                        errors.push(e);
+                    }
                 }
-                Err(e) => errors.push(e),
             }
         }
         let chain = self.chains.get(&chain_key).cloned();
@@ -403,7 +466,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 .skip(2)
                 .chain(core::iter::once(&self.device_root));
             for (cert, issuer) in info.certs.iter().skip(1).zip(issuers) {
-                device_ocsp.push(self.ocsp_status(&ocsp, cert, issuer, now, &mut errors));
+                device_ocsp.push(self.ocsp_status(&ocsp, cert, issuer, now, &mut errors, memo));
             }
         }
         // Step 7
@@ -415,7 +478,9 @@ impl<C: Crypto> NvGpuVerifier<C> {
             now,
             &mut errors,
             selection,
+            memo,
         );
+        memo.ocsp = Some((ocsp, ocsp_errors));
         match chain {
             Some(info) if errors.is_empty() => Ok(Verified::new(NvGpuEvidence {
                 report: report.clone(),
@@ -456,6 +521,8 @@ impl<C: Crypto> NvGpuVerifier<C> {
         now: UnixTime,
     ) -> Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> {
         let mut selections: Vec<RimSelection> = Vec::with_capacity(gpus.len());
+        // Identical chains, RIMs and OCSP checks are worked out once for all the reports.
+        let mut memo = Memo::default();
         let mut out: Vec<Result<Verified<NvGpuEvidence>, Failures<NvGpuVerifyError>>> = gpus
             .iter()
             .map(|g| {
@@ -465,8 +532,14 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     ocsp,
                 };
                 let mut selection = RimSelection::default();
-                let r =
-                    self.verify_inner(g.report, &collateral, &g.nonce, now, Some(&mut selection));
+                let r = self.verify_inner(
+                    g.report,
+                    &collateral,
+                    &g.nonce,
+                    now,
+                    Some(&mut selection),
+                    &mut memo,
+                );
                 selections.push(selection);
                 r
             })
@@ -496,18 +569,21 @@ impl<C: Crypto> NvGpuVerifier<C> {
                     .map(|c| c.public_key().to_vec())
             })
             .collect();
+        // A report is refused once, naming the first earlier report of its device: the
+        // failures grow with the reports, not with their pairs.
         let mut dup: Vec<(usize, NvGpuVerifyError)> = Vec::new();
-        for (i, ki) in keys.iter().enumerate() {
-            for (j, kj) in keys.iter().enumerate().skip(i.saturating_add(1)) {
-                if ki.is_some() && ki == kj {
-                    dup.push((
-                        j,
-                        NvGpuVerifyError::DuplicateDevice {
-                            first: i,
-                            second: j,
-                        },
-                    ));
-                }
+        for (j, kj) in keys.iter().enumerate() {
+            if kj.is_none() {
+                continue;
+            }
+            if let Some(i) = keys.iter().take(j).position(|ki| ki == kj) {
+                dup.push((
+                    j,
+                    NvGpuVerifyError::DuplicateDevice {
+                        first: i,
+                        second: j,
+                    },
+                ));
             }
         }
         fail_into(&mut out, dup);
@@ -654,22 +730,45 @@ impl<C: Crypto> NvGpuVerifier<C> {
         }
     }
 
-    fn parse_ocsp_all(
-        &self,
-        ders: &[Vec<u8>],
-        errors: &mut Vec<NvGpuVerifyError>,
-    ) -> Vec<OcspResponse> {
+    fn parse_ocsp_all(&self, ders: &[Vec<u8>]) -> (Vec<OcspResponse>, Vec<NvGpuVerifyError>) {
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for der in ders {
             match parse_ocsp(der) {
                 Ok(r) => out.push(r),
                 Err(e) => errors.push(e.into()),
             }
         }
-        out
+        (out, errors)
     }
 
+    /// [`Self::ocsp_status_of`], once per certificate and issuer in one verification.
     fn ocsp_status(
+        &self,
+        responses: &[OcspResponse],
+        cert: &Cert,
+        issuer: &Cert,
+        now: UnixTime,
+        errors: &mut Vec<NvGpuVerifyError>,
+        memo: &mut Memo,
+    ) -> OcspCheck {
+        let mut pair = Vec::with_capacity(cert.der().len().saturating_add(issuer.der().len()));
+        pair.extend_from_slice(&(cert.der().len() as u64).to_le_bytes());
+        pair.extend_from_slice(cert.der());
+        pair.extend_from_slice(issuer.der());
+        let key = self.crypto.sha256(&pair);
+        if let Some((check, found)) = memo.statuses.get(&key) {
+            errors.extend(found.iter().cloned());
+            return check.clone();
+        }
+        let mut found = Vec::new();
+        let check = self.ocsp_status_of(responses, cert, issuer, now, &mut found);
+        errors.extend(found.iter().cloned());
+        memo.statuses.insert(key, (check.clone(), found));
+        check
+    }
+
+    fn ocsp_status_of(
         &self,
         responses: &[OcspResponse],
         cert: &Cert,
@@ -718,8 +817,34 @@ impl<C: Crypto> NvGpuVerifier<C> {
         position: usize,
         bytes: &[u8],
         now: UnixTime,
+        memo: &mut Memo,
     ) -> Result<Arc<(Rim, RimVerified)>, NvGpuVerifyError> {
-        let key = self.crypto.sha256(bytes);
+        let key = match memo.rim_keys.get(&position) {
+            Some(key) => *key,
+            None => {
+                let key = self.crypto.sha256(bytes);
+                memo.rim_keys.insert(position, key);
+                key
+            }
+        };
+        if let Some(e) = memo.failed_rims.get(&key) {
+            return Err(at_position(e.clone(), position));
+        }
+        let entry = self.verified_rim_uncached(position, bytes, key, now);
+        if let Err(e) = &entry {
+            memo.failed_rims.insert(key, e.clone());
+        }
+        entry
+    }
+
+    /// [`Self::verified_rim`] without the memo of failures.
+    fn verified_rim_uncached(
+        &mut self,
+        position: usize,
+        bytes: &[u8],
+        key: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Arc<(Rim, RimVerified)>, NvGpuVerifyError> {
         if let Some(entry) = self.rims.get(&key) {
             let (rim, v) = &**entry;
             // Signatures were checked when cached; only time moves.
@@ -763,13 +888,14 @@ impl<C: Crypto> NvGpuVerifier<C> {
         now: UnixTime,
         errors: &mut Vec<NvGpuVerifyError>,
         mut selection: Option<&mut RimSelection>,
+        memo: &mut Memo,
     ) -> (Vec<RimSummary>, Option<RimComparison>) {
         let mut applied: Vec<(RimKind, Arc<(Rim, RimVerified)>)> = Vec::new();
         let mut summaries = Vec::new();
         let driver = report.fields.driver_version.clone().unwrap_or_default();
         let vbios = report.fields.vbios_version.clone().unwrap_or_default();
         for (position, bytes) in rims.iter().enumerate() {
-            let entry = match self.verified_rim(position, bytes, now) {
+            let entry = match self.verified_rim(position, bytes, now, memo) {
                 Ok(x) => x,
                 Err(e) => {
                     errors.push(e);
@@ -819,7 +945,7 @@ impl<C: Crypto> NvGpuVerifier<C> {
                 .chain(core::iter::once(&self.rim_root));
             let mut rim_ocsp = Vec::new();
             for (cert, issuer) in v.chain.iter().zip(issuers) {
-                rim_ocsp.push(self.ocsp_status(ocsp, cert, issuer, now, errors));
+                rim_ocsp.push(self.ocsp_status(ocsp, cert, issuer, now, errors, memo));
             }
             summaries.push(RimSummary {
                 kind,

@@ -209,7 +209,20 @@ pub enum OcspError {
     /// A certificate in the response failed a check.
     #[error("OCSP responder certificate: {0}")]
     Certificate(#[from] X509Error),
+    /// The response carries more certificates than [`MAX_OCSP_CERTS`].
+    #[error("OCSP response carries {count} certificates, more than {max}")]
+    TooManyCerts {
+        /// How many it carries.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
+
+/// Most certificates one OCSP response may carry (a delegated responder's certificate, and
+/// its issuers at most). Each one that names the right issuer costs a signature check, so
+/// without a cap a response's bytes would buy signature checks at a few hundred bytes each.
+pub const MAX_OCSP_CERTS: usize = 4;
 
 /// A certificate's revocation status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +281,13 @@ pub fn parse_ocsp(der: &[u8]) -> Result<OcspResponse, OcspError> {
     let basic = BasicResponse::from_der(basic_der).map_err(malformed)?;
     let tbs = signed_part(basic_der).map_err(malformed)?;
     check_unused_bits("OCSP response", basic.signature.unused_bits())?;
+    let count = basic.certs.as_ref().map_or(0, Vec::len);
+    if count > MAX_OCSP_CERTS {
+        return Err(OcspError::TooManyCerts {
+            count,
+            max: MAX_OCSP_CERTS,
+        });
+    }
     let mut certs = Vec::new();
     for c in basic.certs.iter().flatten() {
         let der = c.to_der().map_err(malformed)?;

@@ -9,8 +9,11 @@
 //! point `--repeat` times, fits the times and the read/write counts with frame-benchmarking's
 //! least-squares analysis, and writes the result in the CLI's weight-file format.
 //!
-//! `verify_evidence` is timed on genuine SEV-SNP, TDX and NVIDIA H100 evidence from the shared
-//! vectors ([`evidence`]); the costliest becomes the weight.
+//! `verify_evidence(g, r, o, b)` is fitted over bundles of genuine TDX and NVIDIA H100
+//! evidence from the shared vectors with `g` GPU reports, `r` RIMs, `o` OCSP responses and `b`
+//! padding bytes, the copies adversarial so that each costs the most it can ([`evidence`],
+//! [`forge`]); genuine and adversarial bundles are also timed one by one and set against the
+//! weight charged for them.
 //!
 //! ```sh
 //! cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20
@@ -18,6 +21,7 @@
 
 mod backend;
 mod evidence;
+mod forge;
 mod weights;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,8 +29,7 @@ use backend::CountingBackend;
 use codec::{Decode, Encode};
 use polkadot_sdk::{
     frame_benchmarking::{
-        Analysis, BenchmarkBatch, BenchmarkConfig, BenchmarkList, BenchmarkParameter,
-        BenchmarkResult, BenchmarkSelector,
+        BenchmarkBatch, BenchmarkConfig, BenchmarkList, BenchmarkParameter, BenchmarkResult,
     },
     frame_support::traits::StorageInfo,
     sp_externalities::Extensions,
@@ -57,6 +60,10 @@ struct Options {
     /// How much slower the evidence verification runs as WASM than natively (measured with
     /// `wasm-probe`); `verify_evidence`'s weight is multiplied by it.
     wasm_factor: f64,
+    /// Steps per component of `verify_evidence` (each run verifies up to a few MiB of evidence).
+    evidence_steps: u32,
+    /// Repeats per point of `verify_evidence`.
+    evidence_repeat: u32,
 }
 
 fn options() -> Result<Options> {
@@ -68,6 +75,8 @@ fn options() -> Result<Options> {
         dry_run: false,
         probe_bundles: None,
         wasm_factor: DEFAULT_WASM_FACTOR,
+        evidence_steps: 10,
+        evidence_repeat: 5,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -79,10 +88,17 @@ fn options() -> Result<Options> {
             "--dry-run" => o.dry_run = true,
             "--probe-bundles" => o.probe_bundles = Some(PathBuf::from(value()?)),
             "--wasm-factor" => o.wasm_factor = value()?.parse().context("--wasm-factor")?,
+            "--evidence-steps" => {
+                o.evidence_steps = value()?.parse().context("--evidence-steps")?;
+            }
+            "--evidence-repeat" => {
+                o.evidence_repeat = value()?.parse().context("--evidence-repeat")?;
+            }
             "--help" | "-h" => {
                 println!(
                     "sigil-bench [--steps N (50)] [--repeat N (20)] [--output weights.rs] [--dry-run]\n\
                      \x20          [--wasm-factor F (4): WASM/native cost of verify_evidence]\n\
+                     \x20          [--evidence-steps N (10)] [--evidence-repeat N (5)]: verify_evidence's own\n\
                      \x20          [--probe-bundles DIR (write the evidence bundles for wasm-probe, then stop)]\n\
                      Runs the market pallet's benchmarks natively against the Sigil runtime and\n\
                      writes its weights.rs. Evidence vectors: SIGIL_VECTORS (default ../shared/vectors)."
@@ -95,7 +111,7 @@ fn options() -> Result<Options> {
     if !(1.0..=100.0).contains(&o.wasm_factor) {
         bail!("--wasm-factor must be between 1 and 100");
     }
-    if o.steps < 2 || o.repeat < 1 {
+    if o.steps < 2 || o.repeat < 1 || o.evidence_steps < 2 || o.evidence_repeat < 1 {
         bail!("--steps must be at least 2 and --repeat at least 1");
     }
     Ok(o)
@@ -183,7 +199,7 @@ fn measure(
     tracking: &CountingBackend,
     name: &str,
     ranges: &[(BenchmarkParameter, u32, u32)],
-    opts: &Options,
+    (steps, repeat): (u32, u32),
 ) -> Result<Measured> {
     let mut m = Measured {
         name: name.into(),
@@ -191,11 +207,11 @@ fn measure(
         time: Vec::new(),
         db: Vec::new(),
     };
-    for point in component_points(ranges, opts.steps) {
+    for point in component_points(ranges, steps) {
         // The benchmark's own checks first, as the CLI does.
         dispatch(timing, name, &point, true)?;
         m.db.extend(dispatch(tracking, name, &point, false)?);
-        for _ in 0..opts.repeat {
+        for _ in 0..repeat {
             m.time.extend(dispatch(timing, name, &point, false)?);
         }
     }
@@ -210,11 +226,15 @@ fn scale(t: u128, factor: f64) -> u128 {
     scaled
 }
 
+/// The median time of runs at one point (their component values are all the same, so a fit
+/// would put the time into the slopes).
 fn median_ns(results: &[BenchmarkResult]) -> Result<u128> {
-    Ok(
-        Analysis::min_squares_iqr(&results.to_vec(), BenchmarkSelector::ExtrinsicTime)?.base
-            / 1_000,
-    )
+    let mut times: Vec<u128> = results.iter().map(|r| r.extrinsic_time).collect();
+    times.sort_unstable();
+    times
+        .get(times.len() / 2)
+        .copied()
+        .ok_or_else(|| anyhow!("no timing results"))
 }
 
 fn main() -> Result<()> {
@@ -235,8 +255,10 @@ fn main() -> Result<()> {
         .find(|l| l.pallet == PALLET.as_bytes() && l.instance == INSTANCE.as_bytes())
         .ok_or_else(|| anyhow!("the runtime does not benchmark {PALLET}"))?;
 
-    // Genuine evidence for `verify_evidence`: each case is timed; the costliest is the weight.
-    let cases = evidence::cases(&evidence::vectors_dir(&manifest))?;
+    // `verify_evidence`: genuine and adversarial bundles, each timed on its own at its counts.
+    let vectors = evidence::vectors_dir(&manifest);
+    let parts = std::sync::Arc::new(evidence::Parts::load(&vectors)?);
+    let cases = evidence::cases(&vectors, &parts)?;
     if let Some(dir) = &opts.probe_bundles {
         std::fs::create_dir_all(dir)?;
         for (i, c) in cases.iter().enumerate() {
@@ -251,33 +273,89 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let mut evidence_rows = Vec::new();
-    let mut costliest: Option<(usize, u128)> = None;
-    for (i, c) in cases.iter().enumerate() {
-        sigil_verifier_adapter::benchmarking::set_costliest_evidence(Some(c.evidence.clone()));
+    for c in &cases {
+        let fixed = c.evidence.clone();
+        sigil_verifier_adapter::benchmarking::set_evidence_source(Some(Box::new(move |_| {
+            Some(fixed.clone())
+        })));
+        let cost = attestation_verifier::bundle::cost::cost(&c.evidence.evidence);
+        let point = [
+            (BenchmarkParameter::g, cost.gpus),
+            (BenchmarkParameter::r, cost.rims.max(1)),
+            (BenchmarkParameter::o, cost.ocsp),
+            (BenchmarkParameter::b, cost.bytes),
+        ];
         let mut results = Vec::new();
-        dispatch(&timing, "verify_evidence", &[], true)?;
+        dispatch(&timing, "verify_evidence", &point, true)?;
         for _ in 0..opts.repeat {
-            results.extend(dispatch(&timing, "verify_evidence", &[], false)?);
+            results.extend(dispatch(&timing, "verify_evidence", &point, false)?);
         }
         let ns = median_ns(&results)?;
         eprintln!("verify_evidence, {}: median {} µs", c.name, ns / 1_000);
-        evidence_rows.push((c.name.clone(), c.evidence.evidence.len(), ns));
-        if costliest.is_none_or(|(_, best)| ns > best) {
-            costliest = Some((i, ns));
-        }
+        evidence_rows.push(weights::EvidenceRow {
+            name: c.name.clone(),
+            counts: [cost.gpus, cost.rims, cost.ocsp, cost.bytes],
+            ns,
+        });
     }
-    let (ci, _) = costliest.ok_or_else(|| anyhow!("no evidence cases"))?;
-    let chosen = cases
-        .get(ci)
-        .ok_or_else(|| anyhow!("no evidence case {ci}"))?;
-    sigil_verifier_adapter::benchmarking::set_costliest_evidence(Some(chosen.evidence.clone()));
+    // Each component's marginal cost measured directly: a bundle with many of one item against
+    // the same bundle with one (or no padding). The fitted slopes are never below these.
+    let time_of = |prefix: &str| -> Result<(u128, [u32; 4])> {
+        evidence_rows
+            .iter()
+            .find(|r: &&weights::EvidenceRow| r.name == prefix)
+            .map(|r| (r.ns, r.counts))
+            .ok_or_else(|| anyhow!("no evidence case {prefix}"))
+    };
+    let (base_ns, base) = time_of(evidence::BASE_CASE)?;
+    let mut floors = Vec::new();
+    for (name, index, prefix) in [
+        ("g", 0usize, evidence::GPUS_CASE),
+        ("r", 1, evidence::RIMS_CASE),
+        ("o", 2, evidence::OCSP_CASE),
+        ("b", 3, evidence::PADDED_CASE),
+    ] {
+        let (ns, counts) = time_of(prefix)?;
+        let more = counts
+            .get(index)
+            .zip(base.get(index))
+            .map_or(0, |(a, b)| a.saturating_sub(*b));
+        let ps = scale(ns.saturating_sub(base_ns), opts.wasm_factor)
+            .saturating_mul(1_000)
+            .checked_div(u128::from(more))
+            .unwrap_or(0);
+        eprintln!("verify_evidence: {name} costs at least {ps} ps a unit (measured)");
+        floors.push((name.to_string(), ps));
+    }
+    // The fitted benchmark: bundles made for each point, the last one kept (each point is
+    // verified `repeat + 2` times in a row).
+    let last: std::sync::Mutex<Option<(pallet_sigil_market::EvidenceCost, _)>> =
+        std::sync::Mutex::new(None);
+    let source_parts = std::sync::Arc::clone(&parts);
+    sigil_verifier_adapter::benchmarking::set_evidence_source(Some(Box::new(move |cost| {
+        let mut last = last.lock().ok()?;
+        if let Some((c, e)) = last.as_ref()
+            && *c == cost
+        {
+            return Some(Clone::clone(e));
+        }
+        let e = source_parts.evidence(cost);
+        *last = Some((cost, e.clone()));
+        Some(e)
+    })));
 
     let mut measured = Vec::new();
     for b in &list.benchmarks {
         let name = String::from_utf8(b.name.clone())?;
         eprintln!("benchmarking {name} ...");
-        let mut m = measure(&timing, &tracking, &name, &b.components, &opts)?;
-        if name == "verify_evidence" {
+        let evidence = name == "verify_evidence";
+        let plan = if evidence {
+            (opts.evidence_steps, opts.evidence_repeat)
+        } else {
+            (opts.steps, opts.repeat)
+        };
+        let mut m = measure(&timing, &tracking, &name, &b.components, plan)?;
+        if evidence {
             // The verifier's pure-Rust crypto runs as WASM in the runtime.
             for r in &mut m.time {
                 r.extrinsic_time = scale(r.extrinsic_time, opts.wasm_factor);
@@ -293,7 +371,8 @@ fn main() -> Result<()> {
         steps: opts.steps,
         repeat: opts.repeat,
         evidence: &evidence_rows,
-        evidence_chosen: &chosen.name,
+        evidence_plan: (opts.evidence_steps, opts.evidence_repeat),
+        evidence_floors: &floors,
         wasm_factor: opts.wasm_factor,
         block_ref_time: sigil_runtime::RuntimeBlockWeights::get()
             .max_block

@@ -10,7 +10,7 @@ use pallet_sigil_market::Ed25519Key;
 #[cfg(feature = "runtime-benchmarks")]
 use {
     attestation_verifier::policy::{HexBytes, genesis},
-    pallet_sigil_market::attestation::BenchmarkEvidence,
+    pallet_sigil_market::{EvidenceCost, attestation::BenchmarkEvidence},
 };
 
 /// The simulator key of benchmark evidence (fixed: benchmarks need no secrecy).
@@ -38,9 +38,9 @@ pub fn simulated_bundle(key: Ed25519Key, nonce: [u8; 32], measurement: [u8; 48])
 pub struct SimulatedEvidence;
 
 ///
-/// The costliest evidence for the `verify_evidence` benchmark is genuine hardware evidence,
-/// which the runtime cannot carry: the native benchmark driver supplies it with
-/// [`set_costliest_evidence`] (std builds only). Without it the benchmark stops.
+/// The evidence of the `verify_evidence` benchmark is genuine hardware evidence, which the
+/// runtime cannot carry: the native benchmark driver supplies a source of it with
+/// [`set_evidence_source`] (std builds only). Without one the benchmark stops.
 #[cfg(feature = "runtime-benchmarks")]
 impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
     fn attestation(key: Ed25519Key, nonce: [u8; 32], _now_ms: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -57,13 +57,27 @@ impl pallet_sigil_market::attestation::BenchmarkHelper for SimulatedEvidence {
         largest_policy(usize::try_from(len).unwrap_or(usize::MAX))
     }
 
-    fn costliest_evidence() -> Option<BenchmarkEvidence> {
+    fn evidence_bounds() -> EvidenceCost {
+        let cap = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        EvidenceCost {
+            gpus: cap(attestation_verifier::bundle::MAX_GPUS),
+            rims: cap(attestation_verifier::bundle::MAX_RIMS),
+            ocsp: cap(attestation_verifier::bundle::MAX_OCSP),
+            bytes: 0,
+        }
+    }
+
+    fn evidence(cost: EvidenceCost) -> Option<BenchmarkEvidence> {
         #[cfg(feature = "std")]
         {
-            COSTLIEST.lock().ok().and_then(|e| e.clone())
+            SOURCE
+                .lock()
+                .ok()
+                .and_then(|source| source.as_ref().and_then(|make| make(cost)))
         }
         #[cfg(not(feature = "std"))]
         {
+            let _ = cost;
             None
         }
     }
@@ -95,14 +109,19 @@ pub fn largest_policy(len: usize) -> Vec<u8> {
     p.canonical_bytes()
 }
 
-/// Evidence set by the native benchmark driver for the `verify_evidence` benchmark.
+/// Makes the evidence of the `verify_evidence` benchmark for given counts.
 #[cfg(all(feature = "runtime-benchmarks", feature = "std"))]
-static COSTLIEST: std::sync::Mutex<Option<BenchmarkEvidence>> = std::sync::Mutex::new(None);
+pub type EvidenceSource = Box<dyn Fn(EvidenceCost) -> Option<BenchmarkEvidence> + Send>;
 
-/// Sets (or clears) the evidence the `verify_evidence` benchmark verifies in this process.
+/// The source set by the native benchmark driver.
 #[cfg(all(feature = "runtime-benchmarks", feature = "std"))]
-pub fn set_costliest_evidence(evidence: Option<BenchmarkEvidence>) {
-    if let Ok(mut slot) = COSTLIEST.lock() {
-        *slot = evidence;
+static SOURCE: std::sync::Mutex<Option<EvidenceSource>> = std::sync::Mutex::new(None);
+
+/// Sets (or clears) what makes the evidence the `verify_evidence` benchmark verifies in this
+/// process.
+#[cfg(all(feature = "runtime-benchmarks", feature = "std"))]
+pub fn set_evidence_source(source: Option<EvidenceSource>) {
+    if let Ok(mut slot) = SOURCE.lock() {
+        *slot = source;
     }
 }

@@ -52,8 +52,8 @@ use attestation_verifier::{
 };
 
 use pallet_sigil_market::{
-    AttestationFailure, AttestationVerifier, GpuChip, GpuVersion, PolicyRejection, PolicySummary,
-    TeeKind, TeeKindSet, VerifiedAttestation,
+    AttestationFailure, AttestationVerifier, EvidenceCost, GpuChip, GpuVersion, PolicyRejection,
+    PolicySummary, TeeKind, TeeKindSet, VerifiedAttestation,
 };
 
 /// Milliseconds per second.
@@ -65,6 +65,21 @@ const MS_PER_S: u64 = 1_000;
 pub struct BundleVerifier;
 
 impl AttestationVerifier for BundleVerifier {
+    /// The bundle's GPU reports, RIMs and OCSP responses as the verifier crate counts them
+    /// without verifying ([`attestation_verifier::bundle::cost::cost`]: length prefixes only,
+    /// the caps for what it cannot read), and every byte of the bundle and the collateral.
+    fn evidence_cost(evidence: &[u8], collateral: &[u8]) -> EvidenceCost {
+        let c = attestation_verifier::bundle::cost::cost(evidence);
+        EvidenceCost {
+            gpus: c.gpus,
+            rims: c.rims,
+            ocsp: c.ocsp,
+            bytes: c
+                .bytes
+                .saturating_add(u32::try_from(collateral.len()).unwrap_or(u32::MAX)),
+        }
+    }
+
     fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection> {
         let policy = Policy::from_canonical_bytes(document).map_err(|e| rejection_of(&e))?;
         let tees: TeeKindSet = policy

@@ -130,8 +130,31 @@ pub enum AttestationFailure {
     GpusRejected,
 }
 
+/// What verifying a piece of evidence will cost, read from its bytes before it is verified:
+/// the counts of the items whose checks dominate the verifier's work, and all its bytes. The
+/// pallet charges [`crate::WeightInfo::verify_evidence`] at these values before dispatch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct EvidenceCost {
+    /// GPU reports (each: a device chain, a report signature, RIM comparisons).
+    pub gpus: u32,
+    /// Reference integrity manifests (each: an XML signature and its signing chain).
+    pub rims: u32,
+    /// OCSP responses (each parsed and matched against the checked certificates).
+    pub ocsp: u32,
+    /// Bytes of the evidence and its collateral.
+    pub bytes: u32,
+}
+
 /// Verifies hardware evidence for the pallet. Time is an input; implementations read no clock.
 pub trait AttestationVerifier {
+    /// The cost of verifying `evidence` with `collateral`, read without verifying anything.
+    ///
+    /// It runs before dispatch (in the weight of the calls that carry evidence), so it must be
+    /// cheap (bounded work, independent of the bytes' content beyond length prefixes), total
+    /// (never fails, never panics) and conservative: what it cannot read counts at the
+    /// verifier's caps, so no evidence is charged less than its verification may cost.
+    fn evidence_cost(evidence: &[u8], collateral: &[u8]) -> EvidenceCost;
+
     /// Reads a policy document (its canonical bytes): its id and what the pallet enforces
     /// itself. Refuses a document the verifier could not appraise evidence under.
     fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection>;
@@ -165,11 +188,17 @@ pub trait BenchmarkHelper {
     /// bytes (for the `register_policy` benchmark, whose range starts at 256 bytes).
     fn policy_document(len: u32) -> alloc::vec::Vec<u8>;
 
-    /// The evidence whose verification costs the verifier most (for the runtime: genuine
-    /// hardware evidence with GPU reports and their collateral), for the `verify_evidence`
-    /// benchmark. `None` when the helper has none to give; the benchmark then stops rather
-    /// than price the verification with cheaper evidence.
-    fn costliest_evidence() -> Option<BenchmarkEvidence>;
+    /// The most of each item the verifier reads in one piece of evidence (its caps): the
+    /// ranges of the `verify_evidence` benchmark's components (`bytes` is not used).
+    fn evidence_bounds() -> EvidenceCost;
+
+    /// Evidence for the `verify_evidence` benchmark carrying `cost.gpus` GPU reports,
+    /// `cost.rims` RIMs and `cost.ocsp` OCSP responses, each as costly to verify as the helper
+    /// can make it (for the runtime: genuine hardware evidence, and adversarial copies that
+    /// fail as late as possible), plus `cost.bytes` bytes in what the verifier reads at the
+    /// highest cost per byte. `None` when the helper has none to give; the benchmark then
+    /// stops rather than price the verification with cheaper evidence.
+    fn evidence(cost: EvidenceCost) -> Option<BenchmarkEvidence>;
 }
 
 /// Evidence for the `verify_evidence` benchmark and the outcome the verifier must reach.

@@ -5,7 +5,7 @@
 //! the configured verifier on evidence it accepts.
 
 use crate::{
-    AttestationVerifier,
+    AttestationVerifier, EvidenceCost,
     attestation::BenchmarkHelper,
     pallet::*,
     receipt::{
@@ -634,13 +634,26 @@ mod benchmarks {
         Ok(())
     }
 
-    /// The verifier alone, on the costliest evidence the benchmark helper gives (for the
-    /// runtime: SEV-SNP or TDX evidence with GPU reports, driver and VBIOS RIMs). The calls
-    /// that verify evidence add this to their own benchmark, which runs with the helper's
-    /// cheapest evidence.
+    /// The verifier alone, on evidence carrying `g` GPU reports, `r` RIMs, `o` OCSP responses
+    /// and `b` more bytes, each as costly as the benchmark helper makes it (for the runtime:
+    /// genuine TDX and H100 evidence, with adversarial copies that fail as late as possible).
+    /// `r` starts at 1: the helper may put the `b` bytes into a RIM, the costliest bytes to
+    /// read. The calls that verify evidence add this, at the counts the verifier reads from
+    /// their evidence, to their own benchmark, which runs with the helper's cheapest evidence.
     #[benchmark]
-    fn verify_evidence() -> Result<(), BenchmarkError> {
-        let e = T::BenchmarkHelper::costliest_evidence().ok_or(BenchmarkError::Stop(
+    fn verify_evidence(
+        g: Linear<0, { T::BenchmarkHelper::evidence_bounds().gpus }>,
+        r: Linear<1, { T::BenchmarkHelper::evidence_bounds().rims }>,
+        o: Linear<0, { T::BenchmarkHelper::evidence_bounds().ocsp }>,
+        b: Linear<0, { T::MaxEvidenceLen::get().saturating_add(T::MaxCollateralLen::get()) }>,
+    ) -> Result<(), BenchmarkError> {
+        let e = T::BenchmarkHelper::evidence(EvidenceCost {
+            gpus: g,
+            rims: r,
+            ocsp: o,
+            bytes: b,
+        })
+        .ok_or(BenchmarkError::Stop(
             "the benchmark helper supplies no evidence to verify",
         ))?;
         let outcome;

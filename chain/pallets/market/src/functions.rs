@@ -35,18 +35,36 @@ impl<T: Config> Pallet<T> {
         HoldReason::JobEscrow.into()
     }
 
-    /// The weight charged before dispatch: the dearest receipt path.
-    pub(crate) fn submit_receipt_max_weight() -> Weight {
-        T::WeightInfo::submit_receipt_signed()
+    /// The weight charged before dispatch: the dearest receipt path (with fresh evidence, its
+    /// verification priced by what it carries).
+    pub(crate) fn submit_receipt_max_weight(fresh: Option<&AttestationSubmission<T>>) -> Weight {
+        let others = T::WeightInfo::submit_receipt_signed()
             .max(T::WeightInfo::submit_receipt_quorum(T::MaxQuorum::get()))
-            .max(T::WeightInfo::submit_receipt_attested_key())
-            .max(Self::submit_receipt_fresh_quote_weight())
+            .max(T::WeightInfo::submit_receipt_attested_key());
+        match fresh {
+            Some(f) => others.max(Self::submit_receipt_fresh_quote_weight(f)),
+            None => others,
+        }
     }
 
     /// A fresh-quote receipt: the pallet's work, benchmarked with the benchmark helper's
-    /// evidence, plus the verification of the costliest evidence the verifier accepts.
-    fn submit_receipt_fresh_quote_weight() -> Weight {
-        T::WeightInfo::submit_receipt_fresh_quote().saturating_add(T::WeightInfo::verify_evidence())
+    /// evidence, plus the verification of this evidence.
+    fn submit_receipt_fresh_quote_weight(fresh: &AttestationSubmission<T>) -> Weight {
+        T::WeightInfo::submit_receipt_fresh_quote().saturating_add(Self::evidence_weight(fresh))
+    }
+
+    /// The verification of `submission`, priced before dispatch by what it carries.
+    ///
+    /// The verifier reads the counts from the evidence itself
+    /// ([`AttestationVerifier::evidence_cost`]: a walk over length prefixes, no cryptography)
+    /// rather than trusting counts declared in the call: the call's encoding stays as it is,
+    /// the pre-scan is linear in the item counts (bounded by the verifier's caps) and never in
+    /// the bytes, and what it cannot read is charged at the caps. Counts declared by the caller
+    /// would need the same reading after decoding to be checked, and a typed refusal when
+    /// exceeded, for no saving.
+    pub(crate) fn evidence_weight(submission: &AttestationSubmission<T>) -> Weight {
+        let c = T::AttestationVerifier::evidence_cost(&submission.evidence, &submission.collateral);
+        T::WeightInfo::verify_evidence(c.gpus, c.rims, c.ocsp, c.bytes)
     }
 
     /// The registered policy `id`, refused unless it may serve tier 3.
@@ -830,7 +848,7 @@ impl<T: Config> Pallet<T> {
                     }
                     EvidenceMode::FreshQuote => {
                         let submission = fresh_evidence.ok_or(Error::<T>::MissingEvidence)?;
-                        let weight = Self::submit_receipt_fresh_quote_weight();
+                        let weight = Self::submit_receipt_fresh_quote_weight(&submission);
                         ensure!(
                             receipt::evidence_digest(&submission.evidence) == body.evidence.digest,
                             Error::<T>::EvidenceMismatch

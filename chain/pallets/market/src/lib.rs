@@ -59,7 +59,8 @@ mod mock;
 mod tests;
 
 pub use attestation::{
-    AttestationFailure, AttestationVerifier, PolicyRejection, PolicySummary, VerifiedAttestation,
+    AttestationFailure, AttestationVerifier, EvidenceCost, PolicyRejection, PolicySummary,
+    VerifiedAttestation,
 };
 pub use pallet::*;
 pub use types::*;
@@ -667,8 +668,8 @@ pub mod pallet {
         /// stored.
         #[pallet::call_index(0)]
         #[pallet::weight(match attestation {
-            Some(_) => T::WeightInfo::register_attested_provider()
-                .saturating_add(T::WeightInfo::verify_evidence()),
+            Some(a) => T::WeightInfo::register_attested_provider()
+                .saturating_add(Pallet::<T>::evidence_weight(a)),
             None => T::WeightInfo::register_provider(),
         })]
         pub fn register_provider(
@@ -790,7 +791,7 @@ pub mod pallet {
         /// in `fresh_evidence`, verified here under the job's policy. Verification and
         /// settlement happen together: on any failure nothing changes.
         #[pallet::call_index(3)]
-        #[pallet::weight(Pallet::<T>::submit_receipt_max_weight())]
+        #[pallet::weight(Pallet::<T>::submit_receipt_max_weight(fresh_evidence.as_ref()))]
         pub fn submit_receipt(
             origin: OriginFor<T>,
             job_id: JobId,
@@ -855,7 +856,7 @@ pub mod pallet {
         #[pallet::call_index(6)]
         #[pallet::weight(
             T::WeightInfo::register_attested_provider()
-                .saturating_add(T::WeightInfo::verify_evidence())
+                .saturating_add(Pallet::<T>::evidence_weight(attestation))
         )]
         pub fn refresh_attestation(
             origin: OriginFor<T>,

@@ -319,6 +319,14 @@ fn decode_policy(document: &[u8]) -> Result<MockPolicy, PolicyRejection> {
 }
 
 impl AttestationVerifier for MockVerifier {
+    /// The test scheme has no GPU items: its cost is its bytes.
+    fn evidence_cost(evidence: &[u8], collateral: &[u8]) -> crate::EvidenceCost {
+        crate::EvidenceCost {
+            bytes: crate::len_u32_items(evidence.len().saturating_add(collateral.len())),
+            ..Default::default()
+        }
+    }
+
     fn inspect_policy(document: &[u8]) -> Result<PolicySummary, PolicyRejection> {
         let policy = decode_policy(document)?;
         let hardware = policy.tees.iter().any(|t| *t != TeeKind::Simulated);
@@ -471,7 +479,16 @@ impl crate::attestation::BenchmarkHelper for MockVerifier {
         .document()
     }
 
-    fn costliest_evidence() -> Option<crate::attestation::BenchmarkEvidence> {
+    fn evidence_bounds() -> crate::EvidenceCost {
+        crate::EvidenceCost {
+            gpus: 1,
+            rims: 1,
+            ocsp: 1,
+            bytes: 0,
+        }
+    }
+
+    fn evidence(_cost: crate::EvidenceCost) -> Option<crate::attestation::BenchmarkEvidence> {
         let now_ms = crate::Pallet::<Test>::now_ms();
         let (evidence, collateral, policy) = Self::attestation([7; 32], [9; 32], now_ms);
         Some(crate::attestation::BenchmarkEvidence {

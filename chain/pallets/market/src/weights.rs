@@ -5,23 +5,52 @@
 //! `sigil-runtime` (its types, attestation verifier and `development` genesis), and fits them
 //! with frame-benchmarking's least-squares analysis. Do not edit by hand.
 //!
-//! DATE: 2026-12-06, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
+//! DATE: 2026-12-07, STEPS: `50`, REPEAT: `20`, LOW RANGE: `[]`, HIGH RANGE: `[]`
 //! WORST CASE MAP SIZE: `1000000`
 //! HOSTNAME: `vm`, CPU: `Intel(R) Xeon(R) Processor` (2 cores visible)
 //! EXECUTION: `native` (not WASM: see docs/chain.md, Weights), DB CACHE: in memory,
 //! database reads and writes priced by `DbWeight`
 //!
-//! `verify_evidence` runs on the costliest bundle below; its time is multiplied by 4 (`--wasm-factor`),
-//! the measured WASM/native ratio of that verification (docs/chain.md, Weights). Native medians per
-//! evidence bundle (genuine vectors, the largest policy: 16 KiB of pinned measurements):
-//! - SEV-SNP (Genoa, VCEK): 2612 bytes, 2_302_434 ns native (0.12% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 21149 bytes, 3_317_843 ns native (0.17% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 53365 bytes, 19_874_248 ns native (0.99% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 71902 bytes, 20_341_062 ns native (1.02% of a block's ref time) <- the weight
+//! `verify_evidence(g, r, o, b)` is fitted over TDX + H100 bundles with g GPU reports, r RIMs,
+//! o OCSP responses and b padding bytes, the copies adversarial (device chains failing at their
+//! last signature, RIMs with a changed signature byte, OCSP responses about no certificate, the
+//! padding as RIM measurements), STEPS `8`, REPEAT `5`; its times are multiplied by 4
+//! (`--wasm-factor`, the measured WASM/native ratio: docs/chain.md, Weights). Bundles timed alone
+//! (the largest policy: 16 KiB of pinned measurements), g/r/o/bytes as `bundle::cost` reads them:
+//! - SEV-SNP (Genoa, VCEK): 0/0/0/2613, 1_377_033 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 0/0/0/21150, 6_119_539 ns native (0.31% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53366, 27_812_705 ns native (1.39% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 1/2/0/71903, 29_341_665 ns native (1.47% of a block's ref time)
+//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206738, 35_798_831 ns native (1.79% of a block's ref time)
+//! - TDX + H100 (1 RIM): 1/1/0/51435, 13_602_324 ns native (0.68% of a block's ref time)
+//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186306, 74_391_233 ns native (3.72% of a block's ref time)
+//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710725, 255_936_265 ns native (12.80% of a block's ref time)
+//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95852, 47_289_952 ns native (2.36% of a block's ref time)
+//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313579, 80_103_863 ns native (4.01% of a block's ref time)
+//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263543, 15_181_395 ns native (0.76% of a block's ref time)
+//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152157, 737_842_125 ns native (36.89% of a block's ref time)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.999 with database weights (1_246_349_000 / 1_248_089_000 ps), 0.986 execution only
-//! FIGURES: full evidence verification (TDX + H100 (report, 2 RIMs)), as WASM (x4) = 49_865_628_000 ps = 2.49% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 2.57%
-//! FIGURES: worst-case attested registration (its pallet path + that verification under the largest policy) = 50_844_048_000 ps = 2.54% of a block
+//! FIGURES: verify_evidence per GPU report (g): 64_591_865_366 ps = 3.230% of a block
+//! FIGURES: verify_evidence per RIM (r): 34_902_057_314 ps = 1.745% of a block
+//! FIGURES: verify_evidence per OCSP response (o): 2_227_893_180 ps = 0.111% of a block
+//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 1_039_085_568 ps = 0.052% of a block
+//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 2_719_220_456_352 ps = 135.96% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
+//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.28%, charged 1.02% of a block (3.70x)
+//! FIGURES: TDX (v4 quote, DCAP collateral): measured 1.22%, charged 1.96% of a block (1.60x)
+//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 5.56%, charged 10.31% of a block (1.85x)
+//! FIGURES: TDX + H100 (report, 2 RIMs): measured 5.87%, charged 11.25% of a block (1.92x)
+//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 7.16%, charged 66.54% of a block (9.29x)
+//! FIGURES: TDX + H100 (1 RIM): measured 2.72%, charged 8.47% of a block (3.11x)
+//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 14.88%, charged 63.76% of a block (4.29x)
+//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 51.19%, charged 96.02% of a block (1.88x)
+//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 9.46%, charged 24.98% of a block (2.64x)
+//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 16.02%, charged 21.77% of a block (1.36x)
+//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 3.04%, charged 14.26% of a block (4.70x)
+//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 147.57%, charged 181.12% of a block (1.23x)
+//!
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_275_540_000 / 1_280_018_000 ps), 0.971 execution only
+//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 225_066_798_990 ps = 11.25% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 11.34%
+//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 226_004_745_990 ps = 11.30% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -50,7 +79,7 @@ pub trait WeightInfo {
 	fn submit_receipt_fresh_quote() -> Weight;
 	fn refund_expired(n: u32, ) -> Weight;
 	fn deregister() -> Weight;
-	fn verify_evidence() -> Weight;
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight;
 	fn register_policy(l: u32, ) -> Weight;
 	fn retire_policy() -> Weight;
 }
@@ -59,23 +88,23 @@ pub trait WeightInfo {
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5487`
-		// Minimum execution time: 82_544_000 picoseconds.
-		Weight::from_parts(109_928_000, 0)
-			.saturating_add(Weight::from_parts(0, 5487))
+		//  Estimated: `5520`
+		// Minimum execution time: 66_232_000 picoseconds.
+		Weight::from_parts(100_383_000, 0)
+			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -87,10 +116,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291798`
-		// Minimum execution time: 385_440_000 picoseconds.
-		Weight::from_parts(428_420_000, 0)
-			.saturating_add(Weight::from_parts(0, 291798))
+		//  Estimated: `291831`
+		// Minimum execution time: 253_359_000 picoseconds.
+		Weight::from_parts(387_947_000, 0)
+			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -118,14 +147,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_795_000 picoseconds.
-		Weight::from_parts(78_531_000, 0)
+		// Minimum execution time: 45_435_000 picoseconds.
+		Weight::from_parts(46_836_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
@@ -144,21 +173,21 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2932 ±0)`
-		// Minimum execution time: 22_254_000 picoseconds.
-		Weight::from_parts(69_870_000, 0)
+		//  Estimated: `23961 + o * (2965 ±0)`
+		// Minimum execution time: 24_957_000 picoseconds.
+		Weight::from_parts(74_844_266, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 8_023
-			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			// Standard Error: 26_367
+			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -166,17 +195,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 90_886_000 picoseconds.
-		Weight::from_parts(96_486_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 85_095_000 picoseconds.
+		Weight::from_parts(90_787_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -184,10 +213,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 75_464_000 picoseconds.
-		Weight::from_parts(80_707_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 69_757_000 picoseconds.
+		Weight::from_parts(76_516_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -211,8 +240,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_197_000 picoseconds.
-		Weight::from_parts(33_759_000, 0)
+		// Minimum execution time: 55_307_000 picoseconds.
+		Weight::from_parts(64_322_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -220,7 +249,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
@@ -241,22 +270,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11363 ±0)`
-		// Minimum execution time: 63_992_000 picoseconds.
-		Weight::from_parts(23_894_882, 0)
+		//  Estimated: `24038 + n * (11396 ±0)`
+		// Minimum execution time: 71_274_000 picoseconds.
+		Weight::from_parts(42_306_820, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 92_393
-			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			// Standard Error: 4_211_048
+			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -276,17 +305,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_646_000 picoseconds.
-		Weight::from_parts(123_089_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 127_484_000 picoseconds.
+		Weight::from_parts(155_018_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -311,22 +340,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10704 ±251)`
-		// Minimum execution time: 119_063_000 picoseconds.
-		Weight::from_parts(89_575_290, 0)
+		//  Estimated: `17387 + n * (10737 ±251)`
+		// Minimum execution time: 129_096_000 picoseconds.
+		Weight::from_parts(149_818_480, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 79_451
-			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			// Standard Error: 1_812_850
+			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -346,17 +375,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_460_000 picoseconds.
-		Weight::from_parts(121_349_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 127_112_000 picoseconds.
+		Weight::from_parts(150_540_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -380,17 +409,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303538`
-		// Minimum execution time: 296_074_000 picoseconds.
-		Weight::from_parts(307_183_000, 0)
-			.saturating_add(Weight::from_parts(0, 303538))
+		//  Estimated: `303571`
+		// Minimum execution time: 342_389_000 picoseconds.
+		Weight::from_parts(410_907_000, 0)
+			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -407,22 +436,22 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2932 ±0)`
-		// Minimum execution time: 39_556_000 picoseconds.
-		Weight::from_parts(38_850_645, 0)
+		//  Estimated: `10961 + n * (2965 ±0)`
+		// Minimum execution time: 46_065_000 picoseconds.
+		Weight::from_parts(61_100_355, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 38_716
-			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
+			// Standard Error: 251_046
+			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -434,20 +463,32 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39370`
-		// Minimum execution time: 76_368_000 picoseconds.
-		Weight::from_parts(83_626_000, 0)
-			.saturating_add(Weight::from_parts(0, 39370))
+		//  Estimated: `39403`
+		// Minimum execution time: 69_041_000 picoseconds.
+		Weight::from_parts(80_453_000, 0)
+			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
-	fn verify_evidence() -> Weight {
+	/// The range of component `g` is `[0, 16]`.
+	/// The range of component `r` is `[1, 32]`.
+	/// The range of component `o` is `[0, 128]`.
+	/// The range of component `b` is `[0, 262144]`.
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_519_820_000 picoseconds.
-		Weight::from_parts(49_865_628_000, 0)
+		// Minimum execution time: 14_476_128_000 picoseconds.
+		Weight::from_parts(17_708_544_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
+			// Standard Error: 7_504_125_142
+			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
+			// Standard Error: 3_857_587_539
+			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
+			// Standard Error: 953_652_565
+			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
+			// Standard Error: 466_724
+			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -460,11 +501,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 36_378_000 picoseconds.
-		Weight::from_parts(36_686_085, 0)
+		// Minimum execution time: 37_886_000 picoseconds.
+		Weight::from_parts(44_622_899, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 9
-			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
+			// Standard Error: 172
+			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -478,8 +519,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 28_260_000 picoseconds.
-		Weight::from_parts(30_960_000, 0)
+		// Minimum execution time: 37_249_000 picoseconds.
+		Weight::from_parts(61_362_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -489,23 +530,23 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For backwards compatibility and tests.
 impl WeightInfo for () {
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5487`
-		// Minimum execution time: 82_544_000 picoseconds.
-		Weight::from_parts(109_928_000, 0)
-			.saturating_add(Weight::from_parts(0, 5487))
+		//  Estimated: `5520`
+		// Minimum execution time: 66_232_000 picoseconds.
+		Weight::from_parts(100_383_000, 0)
+			.saturating_add(Weight::from_parts(0, 5520))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
 	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
@@ -517,10 +558,10 @@ impl WeightInfo for () {
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291798`
-		// Minimum execution time: 385_440_000 picoseconds.
-		Weight::from_parts(428_420_000, 0)
-			.saturating_add(Weight::from_parts(0, 291798))
+		//  Estimated: `291831`
+		// Minimum execution time: 253_359_000 picoseconds.
+		Weight::from_parts(387_947_000, 0)
+			.saturating_add(Weight::from_parts(0, 291831))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -548,14 +589,14 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `45598`
-		// Minimum execution time: 45_795_000 picoseconds.
-		Weight::from_parts(78_531_000, 0)
+		// Minimum execution time: 45_435_000 picoseconds.
+		Weight::from_parts(46_836_000, 0)
 			.saturating_add(Weight::from_parts(0, 45598))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
@@ -574,21 +615,21 @@ impl WeightInfo for () {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2932 ±0)`
-		// Minimum execution time: 22_254_000 picoseconds.
-		Weight::from_parts(69_870_000, 0)
+		//  Estimated: `23961 + o * (2965 ±0)`
+		// Minimum execution time: 24_957_000 picoseconds.
+		Weight::from_parts(74_844_266, 0)
 			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 8_023
-			.saturating_add(Weight::from_parts(2_387_059, 0).saturating_mul(o.into()))
+			// Standard Error: 26_367
+			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -596,17 +637,17 @@ impl WeightInfo for () {
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 90_886_000 picoseconds.
-		Weight::from_parts(96_486_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 85_095_000 picoseconds.
+		Weight::from_parts(90_787_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
@@ -614,10 +655,10 @@ impl WeightInfo for () {
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20403`
-		// Minimum execution time: 75_464_000 picoseconds.
-		Weight::from_parts(80_707_000, 0)
-			.saturating_add(Weight::from_parts(0, 20403))
+		//  Estimated: `20436`
+		// Minimum execution time: 69_757_000 picoseconds.
+		Weight::from_parts(76_516_000, 0)
+			.saturating_add(Weight::from_parts(0, 20436))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -641,8 +682,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `29928`
-		// Minimum execution time: 32_197_000 picoseconds.
-		Weight::from_parts(33_759_000, 0)
+		// Minimum execution time: 55_307_000 picoseconds.
+		Weight::from_parts(64_322_000, 0)
 			.saturating_add(Weight::from_parts(0, 29928))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -650,7 +691,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
@@ -671,22 +712,22 @@ impl WeightInfo for () {
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11363 ±0)`
-		// Minimum execution time: 63_992_000 picoseconds.
-		Weight::from_parts(23_894_882, 0)
+		//  Estimated: `24038 + n * (11396 ±0)`
+		// Minimum execution time: 71_274_000 picoseconds.
+		Weight::from_parts(42_306_820, 0)
 			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 92_393
-			.saturating_add(Weight::from_parts(37_480_160, 0).saturating_mul(n.into()))
+			// Standard Error: 4_211_048
+			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11363).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -706,17 +747,17 @@ impl WeightInfo for () {
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_646_000 picoseconds.
-		Weight::from_parts(123_089_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 127_484_000 picoseconds.
+		Weight::from_parts(155_018_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
@@ -741,22 +782,22 @@ impl WeightInfo for () {
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10704 ±251)`
-		// Minimum execution time: 119_063_000 picoseconds.
-		Weight::from_parts(89_575_290, 0)
+		//  Estimated: `17387 + n * (10737 ±251)`
+		// Minimum execution time: 129_096_000 picoseconds.
+		Weight::from_parts(149_818_480, 0)
 			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 79_451
-			.saturating_add(Weight::from_parts(37_183_685, 0).saturating_mul(n.into()))
+			// Standard Error: 1_812_850
+			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10704).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -776,17 +817,17 @@ impl WeightInfo for () {
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19754`
-		// Minimum execution time: 115_460_000 picoseconds.
-		Weight::from_parts(121_349_000, 0)
-			.saturating_add(Weight::from_parts(0, 19754))
+		//  Estimated: `19787`
+		// Minimum execution time: 127_112_000 picoseconds.
+		Weight::from_parts(150_540_000, 0)
+			.saturating_add(Weight::from_parts(0, 19787))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
@@ -810,17 +851,17 @@ impl WeightInfo for () {
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303538`
-		// Minimum execution time: 296_074_000 picoseconds.
-		Weight::from_parts(307_183_000, 0)
-			.saturating_add(Weight::from_parts(0, 303538))
+		//  Estimated: `303571`
+		// Minimum execution time: 342_389_000 picoseconds.
+		Weight::from_parts(410_907_000, 0)
+			.saturating_add(Weight::from_parts(0, 303571))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
@@ -837,22 +878,22 @@ impl WeightInfo for () {
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2932 ±0)`
-		// Minimum execution time: 39_556_000 picoseconds.
-		Weight::from_parts(38_850_645, 0)
+		//  Estimated: `10961 + n * (2965 ±0)`
+		// Minimum execution time: 46_065_000 picoseconds.
+		Weight::from_parts(61_100_355, 0)
 			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 38_716
-			.saturating_add(Weight::from_parts(4_258_573, 0).saturating_mul(n.into()))
+			// Standard Error: 251_046
+			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2932).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(457), added: 2932, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -864,20 +905,32 @@ impl WeightInfo for () {
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39370`
-		// Minimum execution time: 76_368_000 picoseconds.
-		Weight::from_parts(83_626_000, 0)
-			.saturating_add(Weight::from_parts(0, 39370))
+		//  Estimated: `39403`
+		// Minimum execution time: 69_041_000 picoseconds.
+		Weight::from_parts(80_453_000, 0)
+			.saturating_add(Weight::from_parts(0, 39403))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
-	fn verify_evidence() -> Weight {
+	/// The range of component `g` is `[0, 16]`.
+	/// The range of component `r` is `[1, 32]`.
+	/// The range of component `o` is `[0, 128]`.
+	/// The range of component `b` is `[0, 262144]`.
+	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 49_519_820_000 picoseconds.
-		Weight::from_parts(49_865_628_000, 0)
+		// Minimum execution time: 14_476_128_000 picoseconds.
+		Weight::from_parts(17_708_544_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
+			// Standard Error: 7_504_125_142
+			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
+			// Standard Error: 3_857_587_539
+			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
+			// Standard Error: 953_652_565
+			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
+			// Standard Error: 466_724
+			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -890,11 +943,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 36_378_000 picoseconds.
-		Weight::from_parts(36_686_085, 0)
+		// Minimum execution time: 37_886_000 picoseconds.
+		Weight::from_parts(44_622_899, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 9
-			.saturating_add(Weight::from_parts(4_362, 0).saturating_mul(l.into()))
+			// Standard Error: 172
+			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -908,8 +961,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24148`
-		// Minimum execution time: 28_260_000 picoseconds.
-		Weight::from_parts(30_960_000, 0)
+		// Minimum execution time: 37_249_000 picoseconds.
+		Weight::from_parts(61_362_000, 0)
 			.saturating_add(Weight::from_parts(0, 24148))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))

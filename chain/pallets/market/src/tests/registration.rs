@@ -393,3 +393,61 @@ fn deregister_rejects() {
         );
     });
 }
+
+/// The calls that verify evidence are charged by what it carries, as the verifier reads it
+/// before dispatch (issue 17): their own path plus `verify_evidence` at the evidence's cost.
+#[test]
+fn evidence_weight_follows_what_it_carries_works() {
+    use crate::{AttestationVerifier, WeightInfo};
+    use polkadot_sdk::frame_support::dispatch::GetDispatchInfo;
+    build_and_execute(|| {
+        let sub = attestation_of(P1, TeeKind::SevSnp);
+        let cost = MockVerifier::evidence_cost(&sub.evidence, &sub.collateral);
+        assert_eq!(
+            cost.bytes as usize,
+            sub.evidence.len() + sub.collateral.len()
+        );
+        let evidence =
+            <() as WeightInfo>::verify_evidence(cost.gpus, cost.rims, cost.ocsp, cost.bytes);
+        let register = market::Call::<Test>::register_provider {
+            signing_key: key_of(P1),
+            key_proof: proof_of(P1),
+            capabilities: caps(&[Tier::Signed, Tier::Attested], &[TeeKind::SevSnp], GPU),
+            attestation: Some(sub.clone()),
+        };
+        assert_eq!(
+            register.get_dispatch_info().call_weight,
+            <() as WeightInfo>::register_attested_provider().saturating_add(evidence)
+        );
+        let refresh = market::Call::<Test>::refresh_attestation {
+            attestation: sub.clone(),
+        };
+        assert_eq!(
+            refresh.get_dispatch_info().call_weight,
+            <() as WeightInfo>::register_attested_provider().saturating_add(evidence)
+        );
+        // A receipt without evidence is not charged for any.
+        let plain = market::Call::<Test>::submit_receipt {
+            job_id: [1; 32],
+            body: BoundedVec::default(),
+            signature: [0; 64],
+            fresh_evidence: None,
+        };
+        let with = market::Call::<Test>::submit_receipt {
+            job_id: [1; 32],
+            body: BoundedVec::default(),
+            signature: [0; 64],
+            fresh_evidence: Some(sub),
+        };
+        assert!(
+            with.get_dispatch_info().call_weight.ref_time()
+                >= plain.get_dispatch_info().call_weight.ref_time()
+        );
+        assert!(
+            with.get_dispatch_info().call_weight.ref_time()
+                >= <() as WeightInfo>::submit_receipt_fresh_quote()
+                    .saturating_add(evidence)
+                    .ref_time()
+        );
+    });
+}
