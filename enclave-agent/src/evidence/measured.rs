@@ -2,7 +2,8 @@
 //!
 //! * The firmware log: the ACPI CCEL table's data area
 //!   (`/sys/firmware/acpi/tables/data/CCEL`), read once at start and carried in
-//!   every bundle (version 5); the verifier replays it to the quote's RTMRs.
+//!   every bundle (version 5) without the area's unused fill; the verifier replays it
+//!   to the quote's RTMRs.
 //! * The agent's identity: at start the agent extends RTMR3 with SHA-384 of its
 //!   own executable and of its effective configuration, through the kernel's TDX
 //!   measurement interface (`/sys/devices/virtual/misc/tdx_guest/measurements/
@@ -136,18 +137,20 @@ pub fn measure_at_start(
     paths: &MeasurePaths,
     me: &SelfMeasurement,
 ) -> MeasuredBootState {
-    // Step 1
-    let ccel = fs
+    // Step 1: the log without the table's unused fill (most of a 64 KiB CCEL), which
+    // replays alike and costs nothing to carry.
+    let parsed = fs
         .read(&paths.ccel)
         .ok()
-        .filter(|b| parse_event_log(b).is_ok());
-    let base = ccel
-        .as_deref()
-        .and_then(|b| parse_event_log(b).ok())
-        .map_or([0u8; 48], |l| {
-            let [.., r3] = l.replay();
-            r3
-        });
+        .and_then(|b| parse_event_log(&b).ok().map(|l| (b, l)));
+    let base = parsed.as_ref().map_or([0u8; 48], |(_, l)| {
+        let [.., r3] = l.replay();
+        r3
+    });
+    let ccel = parsed.map(|(mut b, l)| {
+        b.truncate(l.used_len);
+        b
+    });
     let with_log = |agent_events: Vec<AgentEvent>| MeasuredBoot {
         event_log: ccel.clone(),
         agent_events,
