@@ -242,7 +242,10 @@ fn violations_map_by_rule_works() {
         ("tdx.mrtds", AttestationFailure::MeasurementRejected),
         ("tdx.events", AttestationFailure::MeasurementRejected),
         ("tdx.agent_digests", AttestationFailure::MeasurementRejected),
-        ("tdx.config_digests", AttestationFailure::MeasurementRejected),
+        (
+            "tdx.config_digests",
+            AttestationFailure::MeasurementRejected,
+        ),
         ("vtpm.pcrs", AttestationFailure::MeasurementRejected),
         ("snp.min_tcb", AttestationFailure::TcbRejected),
         ("tdx.accepted_tcb_statuses", AttestationFailure::TcbRejected),
