@@ -191,10 +191,10 @@ wait_offer //Dave
 CHARLIE=$(sigil account address --suri //Charlie | json account)
 DAVE=$(sigil account address --suri //Dave | json account)
 
-# A restarted agent has a new key (made at start, in the TEE): it re-registers the account
-# once the jobs bound under the old key are closed. Receipts of jobs bound before that are
-# signed by the new key and refused, so each case waits for it (see docs/faults.md).
-registrations() { grep -c 're-registered on chain with this agent' "$work/agent-$1.log" || true; }
+# A restarted agent has a new key (made at start, in the TEE): it registers the account again
+# (no open jobs) or rotates its key (jobs open: those stay bound under the old key, whose
+# receipts, signed before the kill, still settle). Each case waits for it (docs/faults.md).
+registrations() { grep -cE "re-registered on chain with this agent|rotated the account's receipt key to this agent" "$work/agent-$1.log" || true; }
 wait_registered() { # NAME COUNT_BEFORE
     for _ in $(seq 1 120); do
         if [ "$(registrations "$1")" -gt "$2" ]; then

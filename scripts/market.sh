@@ -156,7 +156,7 @@ PY
         sleep 1
     done
     offered || { cat "$work/agent-$name.log" >&2; fail "the $name agent did not register and offer"; }
-    echo "$name: agent at http://$(cat "$dir/grpc.addr"), key $(json signing_key <"$show"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$show"), offer $(python3 -c 'import json,sys; print(json.load(sys.stdin)["offer"])' <"$show") (planck), bond held $(balance "$account" held)"
+    echo "$name: agent at http://$(cat "$dir/grpc.addr"), key $(json signing_key <"$show"), tiers $(python3 -c 'import json,sys; print(json.load(sys.stdin)["capabilities"]["tiers"])' <"$show"), offer $(python3 -c 'import json,sys; print(json.load(sys.stdin)["offer"])' <"$show") (planck), held $(balance "$account" held) planck (bond and storage deposits)"
 }
 agent_url() { echo "http://$(cat "$work/agent-$1/grpc.addr")"; }
 

@@ -4,7 +4,8 @@
 //! pure-Rust backend) and without the chain:
 //! 1. every stored receipt: the body decodes and names this job, its spec hash and tier; the
 //!    ed25519 signature verifies under the key in the body; the digest is the stored one; the
-//!    key is the provider's registered key (while the provider is still registered);
+//!    key is the one the job's binding recorded for the provider (the key it was bound under,
+//!    even if it rotated or deregistered since);
 //! 2. for tier 3, the evidence the receipt rests on: the stored bundle's digest is the
 //!    receipt's evidence digest, the bundle binds the receipt's key (and, for fresh quotes, the
 //!    receipt's nonce), its signatures and certificate chains verify to the pinned roots at the
@@ -46,11 +47,13 @@ pub struct JobRecord {
     pub receipts: Vec<StoredReceipt>,
     /// Its settlement, once closed.
     pub settlement: Option<Settlement>,
-    /// The bound providers still registered.
+    /// The bound providers: as registered at `at_block`, or for one that deregistered since,
+    /// as it stood when its receipt was accepted.
     pub providers: Vec<Provider>,
     /// Providers penalised on the job (unresponsive, or dissenting from the settled result).
     pub penalties: Vec<crate::types::Penalty>,
-    /// The verified evidence its receipts and providers' keys rest on.
+    /// The verified evidence its receipts and providers' keys rest on; a record pruned since
+    /// is read from the state at the block that accepted its receipt (`archived_at`).
     pub attestations: Vec<AttestationRecord>,
 }
 
@@ -148,11 +151,12 @@ fn replay_receipt(
     if body.result_commitment != r.result_commitment {
         reasons.push("the stored result commitment is not the receipt's".into());
     }
-    match record.providers.iter().find(|p| p.account == r.provider) {
-        Some(p) if p.signing_key != body.provider => {
-            reasons.push("the receipt is signed by a key other than the provider's".into());
-        }
-        _ => {}
+    match record.binding.as_ref().and_then(|b| b.key_of(&r.provider)) {
+        Some(key) if key != body.provider => reasons.push(
+            "the receipt is signed by a key other than the one the provider was bound under".into(),
+        ),
+        Some(_) => {}
+        None => reasons.push("the receipt's provider is not bound to the job".into()),
     }
     // Step 2: the evidence (tier 3) and the policy.
     let mut bundle: Option<&AttestationRecord> = None;

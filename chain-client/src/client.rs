@@ -447,6 +447,39 @@ impl ChainClient {
             .await
     }
 
+    /// Replaces `signer`'s receipt key with `new_key` (a restarted or upgraded agent's), proven
+    /// by `key_proof` (the new key's signature over [`key_proof_message`] of the account);
+    /// tier-3 providers pass evidence binding the new key and the registration nonce of its
+    /// anchor. Jobs bound under the old key still settle with receipts signed by it until the
+    /// last of them closes.
+    pub async fn rotate_key(
+        &self,
+        signer: &Keypair,
+        new_key: [u8; 32],
+        key_proof: [u8; 64],
+        attestation: Option<&Evidence>,
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions().market().rotate_key(
+            new_key,
+            key_proof,
+            attestation.map(submission),
+        );
+        self.submit("market.rotate_key", signer, &call).await
+    }
+
+    /// Removes an expired attestation record that no provider's key rests on, returning its
+    /// deposit to whoever submitted it (anyone may call it).
+    pub async fn prune_attestation(
+        &self,
+        signer: &Keypair,
+        evidence_digest: [u8; 32],
+    ) -> Result<Included, ChainError> {
+        let call = runtime::transactions()
+            .market()
+            .prune_attestation(evidence_digest);
+        self.submit("market.prune_attestation", signer, &call).await
+    }
+
     /// Sets `signer`'s standing offer: the least it takes per job, how many jobs at once (0
     /// pauses it) and its bond (held; at least the chain's minimum).
     pub async fn set_offer(
@@ -589,18 +622,7 @@ impl ChainClient {
 
     /// A registered provider.
     pub async fn provider(&self, who: &AccountId32) -> Result<Option<Provider>, ChainError> {
-        let at = self.at_latest().await?;
-        let v = at
-            .storage()
-            .try_fetch(runtime::storage().market().providers(), (*who,))
-            .await
-            .map_err(rpc("reading a provider"))?;
-        v.map(|v| {
-            v.decode()
-                .map(|p| Provider::from_gen(*who, &p))
-                .map_err(rpc("decoding a provider"))
-        })
-        .transpose()
+        provider_at(&self.at_latest().await?, who).await
     }
 
     /// A registered attestation policy.
@@ -700,14 +722,14 @@ impl ChainClient {
         let mut providers = Vec::new();
         if let Some(b) = &binding {
             for p in &b.providers {
-                let v = at
-                    .storage()
-                    .try_fetch(runtime::storage().market().providers(), (*p,))
-                    .await
-                    .map_err(rpc("reading a provider"))?;
-                if let Some(v) = v {
-                    let info =
-                        Provider::from_gen(*p, &v.decode().map_err(rpc("decoding a provider"))?);
+                let mut info = provider_at(&at, p).await?;
+                if info.is_none()
+                    && let Some(r) = receipts.iter().find(|r| r.provider == *p)
+                {
+                    // Deregistered since: its record as it stood when its receipt was accepted.
+                    info = provider_at(&self.at_number(r.submitted_at).await?, p).await?;
+                }
+                if let Some(info) = info {
                     if let Some(a) = &info.attested {
                         digests.push(a.evidence_digest);
                     }
@@ -719,18 +741,29 @@ impl ChainClient {
         digests.dedup();
         let mut attestations = Vec::new();
         for d in digests {
-            let v = at
-                .storage()
-                .try_fetch(runtime::storage().market().attestations(), (d,))
-                .await
-                .map_err(rpc("reading an attestation record"))?;
-            if let Some(v) = v {
-                let a = v.decode().map_err(rpc("decoding an attestation record"))?;
-                attestations.push(AttestationRecord::from_gen(d, &a));
+            if let Some(a) = attestation_at(&at, &d).await? {
+                attestations.push(a);
+                continue;
+            }
+            // Pruned since (expired, its deposit returned): the state at the block that
+            // accepted the receipt naming it still holds it (an archive node keeps it).
+            if let Some(r) = receipts.iter().find(|r| r.evidence_digest == Some(d)) {
+                let then = self.at_number(r.submitted_at).await?;
+                if let Some(mut a) = attestation_at(&then, &d).await? {
+                    a.archived_at = Some(then.block_number());
+                    attestations.push(a);
+                }
             }
         }
         let policy = match job.terms {
-            TierTerms::Attested { policy, .. } => policy_at(&at, &policy).await?,
+            TierTerms::Attested { policy, .. } => match policy_at(&at, &policy).await? {
+                Some(p) => Some(p),
+                // Retired since: read it where the job's last receipt was accepted.
+                None => match receipts.iter().map(|r| r.submitted_at).max() {
+                    Some(n) => policy_at(&self.at_number(n).await?, &policy).await?,
+                    None => None,
+                },
+            },
             _ => None,
         };
         let penalties = at
@@ -755,6 +788,14 @@ impl ChainClient {
             penalties,
             attestations,
         })
+    }
+
+    /// The state at block `number` (older blocks need an archive node).
+    async fn at_number(&self, number: BlockNumber) -> Result<AtBlock, ChainError> {
+        self.api
+            .at_block(u64::from(number))
+            .await
+            .map_err(rpc("reading an earlier block's state"))
     }
 
     // ---- submission ----
@@ -952,6 +993,39 @@ fn submission(e: &Evidence) -> rt::AttestationSubmission {
         collateral: bounded(Vec::new()),
         policy: e.policy,
         anchor: e.anchor,
+    }
+}
+
+async fn provider_at(at: &AtBlock, who: &AccountId32) -> Result<Option<Provider>, ChainError> {
+    let v = at
+        .storage()
+        .try_fetch(runtime::storage().market().providers(), (*who,))
+        .await
+        .map_err(rpc("reading a provider"))?;
+    match v {
+        Some(v) => {
+            let info = v.decode().map_err(rpc("decoding a provider"))?;
+            Ok(Some(Provider::from_gen(*who, &info)))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn attestation_at(
+    at: &AtBlock,
+    digest: &[u8; 32],
+) -> Result<Option<AttestationRecord>, ChainError> {
+    let v = at
+        .storage()
+        .try_fetch(runtime::storage().market().attestations(), (*digest,))
+        .await
+        .map_err(rpc("reading an attestation record"))?;
+    match v {
+        Some(v) => {
+            let a = v.decode().map_err(rpc("decoding an attestation record"))?;
+            Ok(Some(AttestationRecord::from_gen(*digest, &a)))
+        }
+        None => Ok(None),
     }
 }
 

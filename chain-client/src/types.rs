@@ -35,6 +35,10 @@ pub fn ss58<S: Serializer>(a: &AccountId32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&a.to_string())
 }
 
+fn hex_vec<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|b| format!("0x{}", hex::encode(b))))
+}
+
 fn ss58_vec<S: Serializer>(v: &[AccountId32], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(ToString::to_string))
 }
@@ -368,6 +372,10 @@ pub struct Binding {
     /// In the order the chain's dispatch rule picked them.
     #[serde(serialize_with = "ss58_vec")]
     pub providers: Vec<AccountId32>,
+    /// The receipt key each provider (same position) was bound under: its receipt must be
+    /// signed by it, even if the provider rotated its key since.
+    #[serde(serialize_with = "hex_vec")]
+    pub keys: Vec<[u8; 32]>,
     /// Block of the binding.
     pub bound_at: BlockNumber,
 }
@@ -376,8 +384,17 @@ impl Binding {
     pub(crate) fn from_gen(b: &rt::Binding) -> Self {
         Self {
             providers: b.providers.0.clone(),
+            keys: b.keys.0.clone(),
             bound_at: b.bound_at,
         }
+    }
+
+    /// The key `provider` was bound under, if it is bound.
+    pub fn key_of(&self, provider: &AccountId32) -> Option<[u8; 32]> {
+        self.providers
+            .iter()
+            .position(|p| p == provider)
+            .and_then(|i| self.keys.get(i).copied())
     }
 }
 
@@ -453,6 +470,24 @@ pub struct Provider {
     pub active_jobs: u32,
     /// Its standing offer, if it takes jobs.
     pub offer: Option<Offer>,
+    /// The storage deposit held for its record (returned when it deregisters).
+    #[serde(serialize_with = "balance_str")]
+    pub deposit: Balance,
+    /// The key it rotated away from, kept while jobs bound under it are open.
+    pub retiring: Option<RetiringKey>,
+}
+
+/// A receipt key a provider rotated away from while jobs bound under it were open: their
+/// receipts are still checked against it until the last of them closes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RetiringKey {
+    /// The replaced key.
+    #[serde(serialize_with = "hex_bytes")]
+    pub signing_key: [u8; 32],
+    /// Its attestation (tier 3) as it stood at the rotation.
+    pub attested: Option<AttestedKey>,
+    /// Open jobs bound under it.
+    pub open_jobs: u32,
 }
 
 /// A provider's standing offer: the chain binds it to jobs that pay at least `price` while it
@@ -520,29 +555,54 @@ impl Provider {
             account,
             signing_key: p.signing_key,
             capabilities: Capabilities::from_gen(&p.capabilities),
-            attested: p.attested.as_ref().map(|a| AttestedKey {
-                tee: TeeKind::from_gen(&a.tee),
-                measurement: a.measurement,
-                policy: a.policy,
-                evidence_digest: a.evidence_digest,
-                verified_at_ms: a.verified_at_ms,
-                expires_at_ms: a.expires_at_ms,
-                gpu_count: a.gpu_count,
-                gpu_chip: String::from_utf8_lossy(&a.gpu_chip.0).into_owned(),
-                gpu_driver: String::from_utf8_lossy(&a.gpu_driver.0).into_owned(),
-                gpu_vbios: String::from_utf8_lossy(&a.gpu_vbios.0).into_owned(),
-                sealing_key: a.sealing_key.map(|k| format!("0x{}", hex::encode(k))),
-                previous: a.previous.as_ref().map(|p| PreviousEvidence {
-                    evidence_digest: p.evidence_digest,
-                    expires_at_ms: p.expires_at_ms,
-                }),
-            }),
+            attested: p.attested.as_ref().map(AttestedKey::from_gen),
             registered_at: p.registered_at,
             active_jobs: p.active_jobs,
             offer: p.offer.as_ref().map(|o| Offer {
                 price: o.price,
                 capacity: o.capacity,
                 bond: o.bond,
+            }),
+            deposit: p.deposit,
+            retiring: p.retiring.as_ref().map(|r| RetiringKey {
+                signing_key: r.signing_key,
+                attested: r.attested.as_ref().map(AttestedKey::from_gen),
+                open_jobs: r.open_jobs,
+            }),
+        }
+    }
+
+    /// The key a job bound to this provider under `key` is settled with, and its
+    /// attestation: the current key's, or the retiring key's while its jobs are open.
+    pub fn attested_for(&self, key: &[u8; 32]) -> Option<&AttestedKey> {
+        if *key == self.signing_key {
+            self.attested.as_ref()
+        } else {
+            self.retiring
+                .as_ref()
+                .filter(|r| r.signing_key == *key)
+                .and_then(|r| r.attested.as_ref())
+        }
+    }
+}
+
+impl AttestedKey {
+    pub(crate) fn from_gen(a: &rt::AttestedKey) -> Self {
+        Self {
+            tee: TeeKind::from_gen(&a.tee),
+            measurement: a.measurement,
+            policy: a.policy,
+            evidence_digest: a.evidence_digest,
+            verified_at_ms: a.verified_at_ms,
+            expires_at_ms: a.expires_at_ms,
+            gpu_count: a.gpu_count,
+            gpu_chip: String::from_utf8_lossy(&a.gpu_chip.0).into_owned(),
+            gpu_driver: String::from_utf8_lossy(&a.gpu_driver.0).into_owned(),
+            gpu_vbios: String::from_utf8_lossy(&a.gpu_vbios.0).into_owned(),
+            sealing_key: a.sealing_key.map(|k| format!("0x{}", hex::encode(k))),
+            previous: a.previous.as_ref().map(|p| PreviousEvidence {
+                evidence_digest: p.evidence_digest,
+                expires_at_ms: p.expires_at_ms,
             }),
         }
     }
@@ -693,6 +753,15 @@ pub struct AttestationRecord {
     pub verified_at_ms: u64,
     /// Valid until (Unix ms, exclusive).
     pub expires_at_ms: u64,
+    /// Who submitted it and holds its storage deposit.
+    #[serde(serialize_with = "ss58")]
+    pub depositor: AccountId32,
+    /// The deposit, returned when the expired record is pruned.
+    #[serde(serialize_with = "balance_str")]
+    pub deposit: Balance,
+    /// Read from the state at this block because it had been pruned since (`None`: read at
+    /// the record's block).
+    pub archived_at: Option<u64>,
 }
 
 impl AttestationRecord {
@@ -708,6 +777,9 @@ impl AttestationRecord {
             nonce: a.nonce,
             verified_at_ms: a.verified_at_ms,
             expires_at_ms: a.expires_at_ms,
+            depositor: a.depositor,
+            deposit: a.deposit,
+            archived_at: None,
         }
     }
 }
@@ -740,6 +812,43 @@ pub enum MarketEvent {
         /// Account.
         #[serde(serialize_with = "ss58")]
         provider: AccountId32,
+    },
+    /// A provider replaced its receipt key; jobs bound under the old one still settle with it.
+    KeyRotated {
+        /// Account.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// The replaced key.
+        #[serde(serialize_with = "hex_bytes")]
+        old_key: [u8; 32],
+        /// The new key.
+        #[serde(serialize_with = "hex_bytes")]
+        new_key: [u8; 32],
+        /// TEE and key expiry (Unix ms) for tier 3.
+        attested: Option<(TeeKind, u64)>,
+        /// Open jobs bound under the old key.
+        open_jobs: u32,
+    },
+    /// The last job bound under a rotated-away key closed: the key is dropped.
+    KeyRetired {
+        /// Account.
+        #[serde(serialize_with = "ss58")]
+        provider: AccountId32,
+        /// The dropped key.
+        #[serde(serialize_with = "hex_bytes")]
+        key: [u8; 32],
+    },
+    /// An expired attestation record was removed from state; its deposit returned.
+    AttestationPruned {
+        /// Its digest.
+        #[serde(serialize_with = "hex_bytes")]
+        evidence_digest: [u8; 32],
+        /// Who had submitted it.
+        #[serde(serialize_with = "ss58")]
+        depositor: AccountId32,
+        /// The deposit returned.
+        #[serde(serialize_with = "balance_str")]
+        deposit: Balance,
     },
     /// A tier-3 provider replaced its attested key's evidence.
     AttestationRefreshed {
@@ -901,6 +1010,9 @@ impl MarketEvent {
             Self::ProviderRegistered { .. }
             | Self::ProviderDeregistered { .. }
             | Self::AttestationRefreshed { .. }
+            | Self::KeyRotated { .. }
+            | Self::KeyRetired { .. }
+            | Self::AttestationPruned { .. }
             | Self::OfferSet { .. }
             | Self::OfferWithdrawn { .. }
             | Self::PolicyRegistered { .. }
@@ -926,6 +1038,34 @@ impl MarketEvent {
             },
             E::ProviderDeregistered { provider } => Self::ProviderDeregistered {
                 provider: *provider,
+            },
+            E::KeyRotated {
+                provider,
+                old_key,
+                new_key,
+                attested,
+                open_jobs,
+            } => Self::KeyRotated {
+                provider: *provider,
+                old_key: *old_key,
+                new_key: *new_key,
+                attested: attested
+                    .as_ref()
+                    .map(|(t, exp)| (TeeKind::from_gen(t), *exp)),
+                open_jobs: *open_jobs,
+            },
+            E::KeyRetired { provider, key } => Self::KeyRetired {
+                provider: *provider,
+                key: *key,
+            },
+            E::AttestationPruned {
+                evidence_digest,
+                depositor,
+                deposit,
+            } => Self::AttestationPruned {
+                evidence_digest: *evidence_digest,
+                depositor: *depositor,
+                deposit: *deposit,
             },
             E::AttestationRefreshed {
                 provider,

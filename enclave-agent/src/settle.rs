@@ -99,6 +99,8 @@ pub struct ProviderState {
     pub active_jobs: u32,
     /// The standing offer, if any.
     pub offer: Option<OfferTerms>,
+    /// The key the account rotated away from, while jobs bound under it are open.
+    pub retiring_key: Option<[u8; 32]>,
 }
 
 /// A standing offer's terms, in the smallest MINT unit.
@@ -153,6 +155,9 @@ pub trait MarketChain: Send + Sync {
     fn register(&self, r: &Registration) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Removes the account's registration.
     fn deregister(&self) -> impl Future<Output = Result<(), ChainError>> + Send;
+    /// Replaces the account's receipt key with `r.key` (and, tier 3, its attestation); jobs
+    /// bound under the old key keep it.
+    fn rotate_key(&self, r: &Registration) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Sets the account's standing offer.
     fn set_offer(&self, offer: &OfferTerms) -> impl Future<Output = Result<(), ChainError>> + Send;
     /// Withdraws the account's offer.
@@ -179,10 +184,12 @@ pub trait MarketChain: Send + Sync {
         &self,
         job_id: &[u8; 32],
     ) -> impl Future<Output = Result<Option<JobStatus>, ChainError>> + Send;
-    /// Whether the chain lists the account among the job's bound providers.
+    /// Whether the chain lists the account among the job's bound providers, bound under
+    /// `key` (the receipt key the job must be signed with).
     fn bound_here(
         &self,
         job_id: &[u8; 32],
+        key: &[u8; 32],
     ) -> impl Future<Output = Result<bool, ChainError>> + Send;
     /// Submits a receipt (with the evidence of a fresh-quote receipt).
     fn submit_receipt(
@@ -228,6 +235,7 @@ impl MarketChain for ClientChain {
                     capacity: o.capacity,
                     bond: o.bond,
                 }),
+                retiring_key: p.retiring.map(|r| r.signing_key),
             }))
     }
 
@@ -246,6 +254,13 @@ impl MarketChain for ClientChain {
 
     async fn deregister(&self) -> Result<(), ChainError> {
         self.client.deregister(&self.account).await.map(drop)
+    }
+
+    async fn rotate_key(&self, r: &Registration) -> Result<(), ChainError> {
+        self.client
+            .rotate_key(&self.account, r.key, r.proof, r.attestation.as_ref())
+            .await
+            .map(drop)
     }
 
     async fn set_offer(&self, offer: &OfferTerms) -> Result<(), ChainError> {
@@ -281,21 +296,27 @@ impl MarketChain for ClientChain {
             .client
             .provider(&self.account.account_id())
             .await?
-            .and_then(|p| p.attested)
-            .is_some_and(|a| a.honours(digest)))
+            .is_some_and(|p| {
+                // The current key's evidence, or the rotated-away key's while its jobs are open.
+                p.attested.as_ref().is_some_and(|a| a.honours(digest))
+                    || p.retiring
+                        .as_ref()
+                        .and_then(|r| r.attested.as_ref())
+                        .is_some_and(|a| a.honours(digest))
+            }))
     }
 
     async fn job_status(&self, job_id: &[u8; 32]) -> Result<Option<JobStatus>, ChainError> {
         Ok(self.client.job(job_id).await?.map(|j| j.status))
     }
 
-    async fn bound_here(&self, job_id: &[u8; 32]) -> Result<bool, ChainError> {
+    async fn bound_here(&self, job_id: &[u8; 32], key: &[u8; 32]) -> Result<bool, ChainError> {
         let me = self.account.account_id();
         Ok(self
             .client
             .binding(job_id)
             .await?
-            .is_some_and(|b| b.providers.contains(&me)))
+            .is_some_and(|b| b.key_of(&me) == Some(*key)))
     }
 
     async fn submit_receipt(
@@ -317,17 +338,23 @@ impl MarketChain for ClientChain {
 }
 
 /// The chain's answer to admission ([`crate::funding::FundingOracle`]) over a [`ClientChain`]:
-/// the job's escrow and whether `account` is among its bound providers.
+/// the job's escrow and whether `account` is among its bound providers, bound under this
+/// agent's receipt key `key` (a job bound under another agent's key is that agent's to run).
 #[derive(Clone, Debug)]
 pub struct ChainFunding {
     chain: ClientChain,
     account: [u8; 32],
+    key: [u8; 32],
 }
 
 impl ChainFunding {
-    /// Over `chain`, for the provider `account`.
-    pub fn new(chain: ClientChain, account: [u8; 32]) -> Self {
-        Self { chain, account }
+    /// Over `chain`, for the provider `account` and the agent key `key`.
+    pub fn new(chain: ClientChain, account: [u8; 32], key: [u8; 32]) -> Self {
+        Self {
+            chain,
+            account,
+            key,
+        }
     }
 }
 
@@ -345,7 +372,7 @@ impl crate::funding::FundingOracle for ChainFunding {
                 .binding(job_id)
                 .await
                 .map_err(unavailable)?
-                .is_some_and(|b| b.providers.iter().any(|p| p.0 == self.account));
+                .is_some_and(|b| b.key_of(&AccountId32(self.account)) == Some(self.key));
             Ok(Some(crate::funding::Funding {
                 buyer: job.buyer.0,
                 spec_hash: job.spec_hash,
@@ -668,8 +695,11 @@ impl<C: MarketChain> Settler<C> {
     }
 
     /// Makes the chain's registration of the account match the agent key; returns whether it
-    /// does. An account registered with another key (an earlier agent) is re-registered once
-    /// its open jobs are closed; until then its receipts, signed by that key, still settle.
+    /// does. An account registered with another key (an earlier agent) and no open jobs is
+    /// registered again (capabilities as configured now); with open jobs its key is rotated
+    /// to this agent's, and the jobs bound under the old key stay that key's (an agent still
+    /// holding it settles them; otherwise they are reassigned when their response window
+    /// passes). An agent whose key was rotated away finishes its jobs and takes no new ones.
     pub async fn ensure_registered(&self) -> Result<bool, SettleError> {
         let key = self.attestor.public_key();
         match self.chain.provider().await? {
@@ -688,6 +718,12 @@ impl<C: MarketChain> Settler<C> {
                 }
                 Ok(true)
             }
+            Some(p) if p.retiring_key == Some(key) => {
+                tracing::warn!(
+                    "another agent took over the account's key: finishing the jobs bound under this agent's key, taking no new ones"
+                );
+                Ok(false)
+            }
             Some(p) if p.active_jobs == 0 => {
                 let registration = self.registration().await?;
                 self.chain.deregister().await?;
@@ -695,12 +731,22 @@ impl<C: MarketChain> Settler<C> {
                 tracing::info!(account = %hex::encode(self.account), "re-registered on chain with this agent's key");
                 Ok(true)
             }
-            Some(p) => {
+            Some(p) if p.retiring_key.is_some() => {
                 tracing::warn!(
                     open_jobs = p.active_jobs,
-                    "the account is registered with another agent key; re-registering once its open jobs close"
+                    "the account's key was rotated already and the replaced key still has open jobs; rotating to this agent's key once they close"
                 );
                 Ok(false)
+            }
+            Some(p) => {
+                let registration = self.registration().await?;
+                self.chain.rotate_key(&registration).await?;
+                tracing::info!(
+                    account = %hex::encode(self.account),
+                    open_jobs = p.active_jobs,
+                    "rotated the account's receipt key to this agent's; jobs bound under the old key stay that key's"
+                );
+                Ok(true)
             }
         }
     }
@@ -776,7 +822,18 @@ impl<C: MarketChain> Settler<C> {
             // Funded: not bound yet, or a tier-2 job reassigned after others missed its
             // response window, whose remaining providers stay bound and may deliver.
             Some(JobStatus::Funded) => {
-                if !self.chain.bound_here(&job.job_id).await? {
+                // Bound under the key that signed its receipt (an earlier agent's, if the account
+                // rotated to this one since).
+                let store = &self.store;
+                let receipt = store
+                    .receipt(&job.job_id)
+                    .map_err(|e| SettleError::Jobs(e.to_string()))?
+                    .ok_or_else(|| SettleError::Jobs("receipt missing from the store".into()))?;
+                let key = SignedReceipt::decode_bytes(&receipt)
+                    .and_then(|r| r.body())
+                    .map_err(|e| SettleError::Jobs(format!("stored receipt: {e}")))?
+                    .provider;
+                if !self.chain.bound_here(&job.job_id, &key).await? {
                     return Ok(None);
                 }
                 self.submit(job).await?

@@ -406,7 +406,12 @@ pub async fn settle_on_chain(
         }
     };
     let account = link.account_id().0;
-    engine.set_funding(Arc::new(settle::ChainFunding::new(link.clone(), account)));
+    let key = engine.attestor_handle().public_key();
+    engine.set_funding(Arc::new(settle::ChainFunding::new(
+        link.clone(),
+        account,
+        key,
+    )));
     let settler = settle::Settler::new(
         link,
         account,

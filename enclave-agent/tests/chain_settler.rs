@@ -52,6 +52,7 @@ struct State {
     bound_funded: Vec<[u8; 32]>,
     registrations: Vec<Registration>,
     deregistrations: u32,
+    rotations: Vec<Registration>,
     refreshes: Vec<Vec<u8>>,
     /// Every offer set, in order (`None`: withdrawn).
     offers: Vec<Option<OfferTerms>>,
@@ -141,6 +142,7 @@ impl MarketChain for FakeChain {
                 validity_ms: r.attestation.as_ref().and_then(|_| validity()),
                 active_jobs: 0,
                 offer: None,
+                retiring_key: None,
             });
             s.previous = None;
             s.registrations.push(r.clone());
@@ -158,6 +160,27 @@ impl MarketChain for FakeChain {
                 Ok(())
             }
             None => Err(refused("NotRegistered")),
+        })
+    }
+
+    async fn rotate_key(&self, r: &Registration) -> Result<(), ChainError> {
+        self.check_up()?;
+        self.with(|s| {
+            let p = s
+                .provider
+                .as_mut()
+                .ok_or_else(|| refused("NotRegistered"))?;
+            if p.signing_key == r.key {
+                return Err(refused("SameKey"));
+            }
+            if p.retiring_key.is_some() {
+                return Err(refused("RotationPending"));
+            }
+            p.retiring_key = (p.active_jobs > 0).then_some(p.signing_key);
+            p.signing_key = r.key;
+            p.evidence_digest = r.attestation.as_ref().map(|a| digest_of(&a.bundle));
+            s.rotations.push(r.clone());
+            Ok(())
         })
     }
 
@@ -250,10 +273,17 @@ impl MarketChain for FakeChain {
         Ok(self.with(|s| s.jobs.get(job_id).copied()))
     }
 
-    async fn bound_here(&self, job_id: &[u8; 32]) -> Result<bool, ChainError> {
+    async fn bound_here(&self, job_id: &[u8; 32], key: &[u8; 32]) -> Result<bool, ChainError> {
         self.check_up()?;
         Ok(self.with(|s| {
-            s.jobs.get(job_id) == Some(&JobStatus::Bound) || s.bound_funded.contains(job_id)
+            // Jobs are bound under the account's current key, or (opened before a rotation)
+            // its retiring one.
+            let ours = s
+                .provider
+                .as_ref()
+                .is_none_or(|p| p.signing_key == *key || p.retiring_key == Some(*key));
+            ours && (s.jobs.get(job_id) == Some(&JobStatus::Bound)
+                || s.bound_funded.contains(job_id))
         }))
     }
 
@@ -443,7 +473,31 @@ async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
+async fn an_account_registered_with_another_key_is_re_registered_when_idle() {
+    let f = fixture().await;
+    let chain = FakeChain::default();
+    chain.with(|s| {
+        s.provider = Some(ProviderState {
+            signing_key: [1; 32],
+            evidence_digest: None,
+            validity_ms: None,
+            active_jobs: 0,
+            offer: None,
+            retiring_key: None,
+        })
+    });
+    let s = settler(&f, &chain);
+    assert!(s.ensure_registered().await.unwrap());
+    assert_eq!(chain.with(|s| s.deregistrations), 1);
+    assert!(chain.with(|s| s.rotations.is_empty()));
+    assert_eq!(
+        chain.with(|s| s.provider.clone().unwrap().signing_key),
+        f.attestor.public_key()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_with_open_jobs_under_another_key_is_rotated_to_this_key() {
     let f = fixture().await;
     let chain = FakeChain::default();
     chain.with(|s| {
@@ -453,19 +507,48 @@ async fn an_account_registered_with_another_key_is_re_registered_once_idle() {
             validity_ms: None,
             active_jobs: 2,
             offer: None,
+            retiring_key: None,
         })
     });
     let s = settler(&f, &chain);
-    // Open jobs of the old key: its receipts must still settle, so nothing changes yet.
-    assert!(!s.ensure_registered().await.unwrap());
-    assert_eq!(chain.with(|s| s.deregistrations), 0);
-    chain.with(|s| s.provider.as_mut().unwrap().active_jobs = 0);
+    // The old key's open jobs stay its own; new jobs come to this agent's key at once.
     assert!(s.ensure_registered().await.unwrap());
-    assert_eq!(chain.with(|s| s.deregistrations), 1);
+    assert_eq!(chain.with(|s| s.deregistrations), 0);
+    let rotations = chain.with(|s| s.rotations.clone());
+    assert_eq!(rotations.len(), 1);
+    assert_eq!(rotations[0].key, f.attestor.public_key());
+    let p = chain.with(|s| s.provider.clone().unwrap());
     assert_eq!(
-        chain.with(|s| s.provider.clone().unwrap().signing_key),
-        f.attestor.public_key()
+        (p.signing_key, p.retiring_key),
+        (f.attestor.public_key(), Some([1; 32]))
     );
+    // Registered now: nothing more happens.
+    assert!(s.ensure_registered().await.unwrap());
+    assert_eq!(chain.with(|s| s.rotations.len()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_whose_key_was_rotated_away_takes_no_new_jobs() {
+    let f = fixture().await;
+    let chain = FakeChain::default();
+    chain.with(|s| {
+        s.provider = Some(ProviderState {
+            signing_key: [2; 32],
+            evidence_digest: None,
+            validity_ms: None,
+            active_jobs: 1,
+            offer: None,
+            retiring_key: Some(f.attestor.public_key()),
+        })
+    });
+    let s = settler(&f, &chain);
+    // It neither rotates back nor re-registers: the newer agent holds the account.
+    assert!(!s.ensure_registered().await.unwrap());
+    assert!(chain.with(|s| s.rotations.is_empty() && s.deregistrations == 0));
+    // Another rotation is pending for a third agent: it waits for the old key's jobs.
+    chain.with(|s| s.provider.as_mut().unwrap().retiring_key = Some([3; 32]));
+    assert!(!s.ensure_registered().await.unwrap());
+    assert!(chain.with(|s| s.rotations.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

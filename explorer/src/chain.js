@@ -190,6 +190,8 @@ export async function jobRecord(api, id) {
   record.binding = binding.isSome
     ? {
         providers: binding.unwrap().providers.map((p) => p.toString()),
+        // The receipt key each provider was bound under (it may have rotated since).
+        keys: binding.unwrap().keys.map((k) => hex(k)),
         boundAt: num(binding.unwrap().boundAt),
       }
     : null;
@@ -251,7 +253,11 @@ export function replayInput(record) {
     policy_document: record.policy?.document ?? null,
     status: j.status.toLowerCase(),
     price: j.price.toString(),
-    providers: record.providers.map((p) => ({ account: p.accountHex, signing_key: p.signingKey })),
+    // Each receipt is checked against the key its provider was bound under.
+    providers: record.providers.map((p) => {
+      const i = record.binding?.providers.indexOf(p.account) ?? -1;
+      return { account: p.accountHex, signing_key: i >= 0 ? record.binding.keys[i] : p.signingKey };
+    }),
     receipts: record.receipts.map((r) => ({
       provider: r.providerHex,
       body: r.body,

@@ -221,9 +221,10 @@ async fn cli_tier1_loop_works() {
     assert_eq!(line["event"], "job-settled");
 
     let balance = ok(&sigil(&["account", "balance", &provider_hex]).await);
-    // Paid 5 MINT on top of 100 (less fees); the 10 MINT bond stays held while it offers.
+    // Paid 5 MINT on top of 100 (less fees); the 10 MINT bond stays held while it offers, the
+    // 1 MINT deposit of its provider record while it is registered.
     let amount = |k: &str| balance[k].as_str().unwrap().parse::<u128>().unwrap();
-    assert_eq!(amount("held"), 10 * sigil_chain_client::types::MINT);
+    assert_eq!(amount("held"), 11 * sigil_chain_client::types::MINT);
     assert!(amount("free") + amount("held") > 100 * sigil_chain_client::types::MINT);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -134,6 +134,95 @@ async fn tier1_loop_works() {
 }
 
 #[tokio::test]
+async fn key_rotation_keeps_open_jobs_with_their_key_works() {
+    let c = client().await;
+    let dev = Dev::new().unwrap();
+    let p = ProviderKey::fresh("rot").unwrap();
+    p.fund_and_register(&c, &dev, vec![Tier::Signed], vec![], None)
+        .await
+        .unwrap();
+    let head = c.block_number().await.unwrap();
+    let o1 = order(TierTerms::Signed, ProviderClass::default(), head, 100);
+    c.fund_job(&dev.bob, &o1).await.unwrap();
+    bind_via_offers(&c, &dev, &o1.job_id, &[&p]).await.unwrap();
+
+    // A restarted agent has a new key: the account rotates to it with the job still open.
+    let new_key = ProviderKey::fresh("rot-new").unwrap().key;
+    let proof = new_key.sign(&sigil_chain_client::key_proof_message(&p.account()));
+    let rotated = c
+        .rotate_key(&p.signer, new_key.public_key(), proof, None)
+        .await
+        .unwrap();
+    assert!(rotated.events.iter().any(|e| matches!(
+        e,
+        MarketEvent::KeyRotated { open_jobs: 1, new_key: k, .. } if *k == new_key.public_key()
+    )));
+    let info = c.provider(&p.account()).await.unwrap().unwrap();
+    assert_eq!(info.signing_key, new_key.public_key());
+    assert_eq!(
+        info.retiring.as_ref().map(|r| (r.signing_key, r.open_jobs)),
+        Some((p.key.public_key(), 1))
+    );
+
+    // A job bound now is bound under the new key.
+    let head = c.block_number().await.unwrap();
+    let o2 = order(TierTerms::Signed, ProviderClass::default(), head, 100);
+    c.fund_job(&dev.bob, &o2).await.unwrap();
+    // Room for a second job beside the open one, then paused again.
+    c.set_offer(&p.signer, 0, 2, BOND).await.unwrap();
+    if c.job(&o2.job_id).await.unwrap().unwrap().status == JobStatus::Funded {
+        c.dispatch_job(&dev.bob, &o2.job_id).await.unwrap();
+    }
+    c.set_offer(&p.signer, 0, 0, BOND).await.unwrap();
+    let b2 = c.binding(&o2.job_id).await.unwrap().unwrap();
+    assert_eq!(b2.providers, vec![p.account()]);
+    assert_eq!(b2.keys, vec![new_key.public_key()]);
+
+    // The first job takes only the old key's receipt; the second only the new key's.
+    let by_new = sign_receipt(
+        &receipt_body(&o1, &new_key, ReceiptFacts::plain(1, result_of("rot1"))),
+        &new_key,
+    );
+    let e = c
+        .submit_receipt(&p.signer, &o1.job_id, &by_new, None)
+        .await
+        .unwrap_err();
+    assert_eq!(dispatch_name(&e), "market.WrongSigner");
+    let by_old = sign_receipt(
+        &receipt_body(&o1, &p.key, ReceiptFacts::plain(1, result_of("rot1"))),
+        &p.key,
+    );
+    let settled = c
+        .submit_receipt(&p.signer, &o1.job_id, &by_old, None)
+        .await
+        .unwrap();
+    assert!(settled.settlement().is_some());
+    assert!(
+        settled.events.iter().any(
+            |e| matches!(e, MarketEvent::KeyRetired { key, .. } if *key == p.key.public_key())
+        )
+    );
+    assert!(
+        c.provider(&p.account())
+            .await
+            .unwrap()
+            .unwrap()
+            .retiring
+            .is_none()
+    );
+    let by_new = sign_receipt(
+        &receipt_body(&o2, &new_key, ReceiptFacts::plain(1, result_of("rot2"))),
+        &new_key,
+    );
+    c.submit_receipt(&p.signer, &o2.job_id, &by_new, None)
+        .await
+        .unwrap();
+    // Both replay offline: each receipt against the key its job was bound under.
+    audit_settled(&c, &o1.job_id, 1).await;
+    audit_settled(&c, &o2.job_id, 1).await;
+}
+
+#[tokio::test]
 async fn provider_watch_and_buyer_watch_works() {
     let c = client().await;
     let dev = Dev::new().unwrap();

@@ -74,6 +74,8 @@ fn provider(k: &Ed25519Keypair, attested: Option<AttestedKey>) -> Provider {
         registered_at: 1,
         active_jobs: 0,
         offer: None,
+        deposit: 0,
+        retiring: None,
     }
 }
 
@@ -102,6 +104,7 @@ fn record(terms: TierTerms, receipts: Vec<StoredReceipt>, providers: Vec<Provide
         },
         binding: Some(Binding {
             providers: providers.iter().map(|p| p.account).collect(),
+            keys: providers.iter().map(|p| p.signing_key).collect(),
             bound_at: 2,
         }),
         receipts,
@@ -164,9 +167,47 @@ fn receipt_of_another_job_rejects() {
 
 #[test]
 fn wrong_signer_rejects() {
+    // Bound under another key: the receipt's key is not the one the binding recorded.
+    let mut r = tier1();
+    if let Some(b) = r.binding.as_mut() {
+        b.keys[0] = key("//Other").public_key();
+    }
+    let report = replay(&r);
+    assert!(!report.verified);
+    assert!(
+        report.receipts[0]
+            .reasons
+            .iter()
+            .any(|x| x.contains("other than the one the provider was bound under")),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn rotated_key_replay_works() {
+    // The provider rotated its key after the job was bound: its registration names the new
+    // key, the binding the one the receipt was signed with.
     let mut r = tier1();
     r.providers[0].signing_key = key("//Other").public_key();
-    assert!(!replay(&r).verified);
+    let report = replay(&r);
+    assert!(report.verified, "{report:#?}");
+}
+
+#[test]
+fn unbound_provider_rejects() {
+    let mut r = tier1();
+    if let Some(b) = r.binding.as_mut() {
+        b.providers[0] = AccountId32([0xEE; 32]);
+    }
+    let report = replay(&r);
+    assert!(!report.verified);
+    assert!(
+        report.receipts[0]
+            .reasons
+            .iter()
+            .any(|x| x.contains("not bound to the job")),
+        "{report:#?}"
+    );
 }
 
 #[test]
@@ -285,6 +326,9 @@ fn tier3(p: &Policy) -> JobRecord {
         nonce: [5; 32],
         verified_at_ms: 1_000,
         expires_at_ms: 10_000,
+        depositor: AccountId32(k.public_key()),
+        deposit: 0,
+        archived_at: None,
     });
     r.policy = Some(on_chain(p));
     r

@@ -69,6 +69,35 @@ pub(crate) enum ProviderCmd {
         #[arg(long)]
         anchor: u32,
     },
+    /// Replace the receipt key (a restarted or upgraded agent's new key). Jobs bound under
+    /// the old key still settle with receipts signed by it until the last of them closes;
+    /// new jobs are bound under the new key. Tier 3: with a bundle attesting the new key.
+    RotateKey {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Secret URI of the new ed25519 receipt key.
+        #[arg(long)]
+        receipt_suri: String,
+        /// Evidence bundle attesting the new key, for tier 3; it must bind the registration
+        /// nonce of `--anchor` (see `sigil provider nonce`).
+        #[arg(long, requires_all = ["policy", "anchor"])]
+        evidence: Option<PathBuf>,
+        /// Policy the evidence is verified under: a genesis name or `0x` id.
+        #[arg(long)]
+        policy: Option<String>,
+        /// The block the evidence's registration nonce is anchored at.
+        #[arg(long)]
+        anchor: Option<u32>,
+    },
+    /// Remove an expired attestation record no provider's key rests on; its deposit returns
+    /// to whoever submitted it (anyone may call it).
+    PruneAttestation {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The record's evidence digest (0x hex).
+        #[arg(long)]
+        evidence_digest: String,
+    },
     /// Set the standing offer the chain binds jobs from: the least a job pays (tier 2: the
     /// price over k), how many jobs at once, and the bond held (at least the chain's minimum,
     /// 10 MINT on the Sigil runtime).
@@ -193,6 +222,45 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
                 format,
                 &c.refresh_attestation(&signer, &bundle, *anchor).await?,
             )?;
+        }
+        ProviderCmd::RotateKey {
+            key,
+            receipt_suri,
+            evidence,
+            policy: policy_arg,
+            anchor,
+        } => {
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let receipt_key = Ed25519Keypair::from_uri(receipt_suri)?;
+            let proof = receipt_key.sign(&crate::key_proof_message(&signer.account_id()));
+            let attestation = match evidence {
+                None => None,
+                Some(path) => Some(crate::types::Evidence {
+                    bundle: read_file(path, "evidence bundle")?,
+                    policy: parse_policy_arg(policy_arg.as_deref())?,
+                    anchor: anchor.unwrap_or_default(),
+                }),
+            };
+            let c = connect(cli).await?;
+            emit(
+                format,
+                &c.rotate_key(
+                    &signer,
+                    receipt_key.public_key(),
+                    proof,
+                    attestation.as_ref(),
+                )
+                .await?,
+            )?;
+        }
+        ProviderCmd::PruneAttestation {
+            key,
+            evidence_digest,
+        } => {
+            let digest = parse_hex32("evidence digest", evidence_digest)?;
+            let signer = key.load(KeyScheme::Ed25519)?;
+            let c = connect(cli).await?;
+            emit(format, &c.prune_attestation(&signer, digest).await?)?;
         }
         ProviderCmd::Nonce { account, key } => {
             let who = match account {

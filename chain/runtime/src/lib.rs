@@ -250,6 +250,14 @@ parameter_types! {
     pub const PolicyDepositBase: Balance = MINT;
     /// The deposit per byte of a policy document.
     pub const PolicyDepositPerByte: Balance = MILLI_MINT;
+    /// A provider record's storage deposit: 1 MINT, returned when it deregisters.
+    pub const ProviderDeposit: Balance = MINT;
+    /// An attestation record's storage deposit: 0.1 MINT plus 10 micro-MINT per byte (a
+    /// 64 KiB TDX bundle: ~0.76 MINT; the largest, 256 KiB: ~2.72 MINT), returned when the
+    /// expired record is pruned.
+    pub const AttestationDepositBase: Balance = 100 * MILLI_MINT;
+    /// The deposit per byte of an attestation record's evidence and collateral.
+    pub const AttestationDepositPerByte: Balance = 10 * MICRO_MINT;
     /// The smallest bond an offer holds: 10 MINT.
     pub const MinProviderBond: Balance = 10 * MINT;
     /// A provider that misses a job's response window loses a tenth of its bond to the buyer.
@@ -283,6 +291,9 @@ impl pallet_sigil_market::Config for Runtime {
     /// hundred pinned launch measurements.
     type MaxPolicyLen = ConstU32<{ 16 * 1024 }>;
     /// A policy's storage deposit: 1 MINT plus 0.001 MINT per byte, returned when it is retired.
+    type ProviderDeposit = ProviderDeposit;
+    type AttestationDepositBase = AttestationDepositBase;
+    type AttestationDepositPerByte = AttestationDepositPerByte;
     type PolicyDepositBase = PolicyDepositBase;
     type PolicyDepositPerByte = PolicyDepositPerByte;
     /// Registration evidence is anchored at one of the last 64 blocks (~6 minutes at 6 s

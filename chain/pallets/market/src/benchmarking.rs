@@ -45,13 +45,21 @@ fn price<T: Config>() -> BalanceOf<T> {
     T::MinimumPrice::get().saturating_mul(BalanceOf::<T>::from(T::MaxQuorum::get().max(100)))
 }
 
-/// An account holding ten job prices and two offer bonds.
+/// An account holding ten job prices, two offer bonds, a provider record's deposit and the
+/// deposits of four attestation records of the largest size.
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
     let who: T::AccountId = account(name, index, SEED);
+    let largest_record =
+        usize::try_from(T::MaxEvidenceLen::get().saturating_add(T::MaxCollateralLen::get()))
+            .unwrap_or(usize::MAX);
     let amount =
         price::<T>()
             .saturating_mul(10u32.into())
             .saturating_add(T::MinProviderBond::get().saturating_mul(2u32.into()))
+            .saturating_add(T::ProviderDeposit::get())
+            .saturating_add(
+                Pallet::<T>::attestation_deposit(largest_record).saturating_mul(4u32.into()),
+            )
             .saturating_add(
                 <T::Currency as polkadot_sdk::frame_support::traits::fungible::Inspect<
                     T::AccountId,
@@ -701,6 +709,70 @@ mod benchmarks {
         _(RawOrigin::Signed(caller), id);
 
         assert!(!Policies::<T>::contains_key(id));
+        Ok(())
+    }
+
+    /// A tier-1/2 provider with an open job rotates its key: the old key is kept as retiring.
+    /// (Tier-3 rotations add an attested registration and their evidence's verification.)
+    #[benchmark]
+    fn rotate_key() -> Result<(), BenchmarkError> {
+        let mut who = offering::<T>("provider", 1)?;
+        let who = who.pop().ok_or(BenchmarkError::Weightless)?;
+        funded_bound_job::<T>(TierTerms::Signed, vec![who.clone()])?;
+        let key = new_key();
+        let proof = sign(&key, &crate::key_proof_message(&who))?;
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()), key, proof, None);
+
+        let info = Providers::<T>::get(&who).ok_or(BenchmarkError::Weightless)?;
+        assert_eq!(info.signing_key, key);
+        assert!(info.retiring.is_some());
+        Ok(())
+    }
+
+    /// An expired record of the largest size whose key's provider is registered (on other
+    /// evidence), so that every check reads.
+    #[benchmark]
+    fn prune_attestation() -> Result<(), BenchmarkError> {
+        let (who, key, policy) = providers::<T>(1)?.pop().ok_or(BenchmarkError::Weightless)?;
+        let evidence = BoundedVec::truncate_from(vec![
+            0xE5;
+            usize::try_from(T::MaxEvidenceLen::get())
+                .unwrap_or(0)
+        ]);
+        let collateral = BoundedVec::truncate_from(vec![
+            0xC0;
+            usize::try_from(T::MaxCollateralLen::get())
+                .unwrap_or(0)
+        ]);
+        let deposit =
+            Pallet::<T>::attestation_deposit(evidence.len().saturating_add(collateral.len()));
+        <T::Currency as polkadot_sdk::frame_support::traits::fungible::MutateHold<
+            T::AccountId,
+        >>::hold(&HoldReason::AttestationDeposit.into(), &who, deposit)?;
+        let digest = evidence_digest(&evidence);
+        Attestations::<T>::insert(
+            digest,
+            AttestationRecord {
+                evidence,
+                collateral,
+                policy,
+                key,
+                tee: TeeKind::Tdx,
+                measurement: [0; 48],
+                nonce: [0; 32],
+                verified_at_ms: 0,
+                expires_at_ms: 0,
+                depositor: who.clone(),
+                deposit,
+            },
+        );
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who), digest);
+
+        assert!(!Attestations::<T>::contains_key(digest));
         Ok(())
     }
 

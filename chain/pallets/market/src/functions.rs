@@ -41,10 +41,26 @@ impl<T: Config> Pallet<T> {
         let others = T::WeightInfo::submit_receipt_signed()
             .max(T::WeightInfo::submit_receipt_quorum(T::MaxQuorum::get()))
             .max(T::WeightInfo::submit_receipt_attested_key());
-        match fresh {
+        let path = match fresh {
             Some(f) => others.max(Self::submit_receipt_fresh_quote_weight(f)),
             None => others,
-        }
+        };
+        path.saturating_add(Self::key_drop_weight(T::MaxQuorum::get()))
+    }
+
+    /// What closing a job may add for `n` bound providers whose rotated-away key it was the
+    /// last job of (not in the benchmarked paths): per key, its [`SigningKeys`] entry removed
+    /// and its policy's user count written.
+    pub(crate) fn key_drop_weight(n: u32) -> Weight {
+        T::DbWeight::get()
+            .reads_writes(1, 2)
+            .saturating_mul(u64::from(n))
+    }
+
+    /// `rotate_key` as benchmarked (the old key kept as retiring), plus the old key's removal
+    /// when no job is open under it.
+    pub(crate) fn rotate_key_weight() -> Weight {
+        T::WeightInfo::rotate_key().saturating_add(T::DbWeight::get().writes(1))
     }
 
     /// A fresh-quote receipt: the pallet's work, benchmarked with the benchmark helper's
@@ -125,9 +141,44 @@ impl<T: Config> Pallet<T> {
         expiry
     }
 
+    /// The storage deposit of an attestation record carrying `bytes` of evidence and
+    /// collateral.
+    pub(crate) fn attestation_deposit(bytes: usize) -> BalanceOf<T> {
+        T::AttestationDepositPerByte::get()
+            .saturating_mul(BalanceOf::<T>::from(len_u32_items(bytes)))
+            .saturating_add(T::AttestationDepositBase::get())
+    }
+
+    /// The attested key `verified` (stored under `evidence_digest`) gives, under `policy`.
+    fn attested_key(
+        verified: &VerifiedAttestation,
+        record: &PolicyRecord<T>,
+        policy: PolicyId,
+        evidence_digest: Digest,
+        now_ms: u64,
+        previous: Option<PreviousEvidence>,
+    ) -> AttestedKey {
+        AttestedKey {
+            tee: verified.tee,
+            measurement: verified.measurement,
+            policy,
+            evidence_digest,
+            verified_at_ms: now_ms,
+            expires_at_ms: Self::attested_key_expiry(verified, record, now_ms),
+            gpu_count: verified.gpu_count,
+            gpu_chip: verified.gpu_chip.clone(),
+            gpu_driver: verified.gpu_driver.clone(),
+            gpu_vbios: verified.gpu_vbios.clone(),
+            sealing_key: verified.sealing_key,
+            previous,
+        }
+    }
+
     /// Verifies `submission` under the registered policy `policy` and records it in
-    /// [`Attestations`].
+    /// [`Attestations`], holding its storage deposit on `payer` (a record already stored is
+    /// not stored or paid for again).
     fn verify_attestation(
+        payer: &T::AccountId,
         submission: AttestationSubmission<T>,
         policy: PolicyId,
         now_ms: u64,
@@ -146,6 +197,13 @@ impl<T: Config> Pallet<T> {
         );
         let digest = receipt::evidence_digest(&submission.evidence);
         if !Attestations::<T>::contains_key(digest) {
+            let deposit = Self::attestation_deposit(
+                submission
+                    .evidence
+                    .len()
+                    .saturating_add(submission.collateral.len()),
+            );
+            T::Currency::hold(&HoldReason::AttestationDeposit.into(), payer, deposit)?;
             Attestations::<T>::insert(
                 digest,
                 AttestationRecord {
@@ -158,6 +216,8 @@ impl<T: Config> Pallet<T> {
                     nonce: verified.nonce,
                     verified_at_ms: now_ms,
                     expires_at_ms: verified.expires_at_ms,
+                    depositor: payer.clone(),
+                    deposit,
                 },
             );
         }
@@ -178,7 +238,7 @@ impl<T: Config> Pallet<T> {
                 let record = Self::usable_policy(&policy)?;
                 let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
                 let (verified, evidence_digest) =
-                    Self::verify_attestation(submission, policy, now_ms)?;
+                    Self::verify_attestation(&who, submission, policy, now_ms)?;
                 ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
                 ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
                 ensure!(
@@ -186,24 +246,20 @@ impl<T: Config> Pallet<T> {
                     Error::<T>::TeeKindNotOffered
                 );
                 Self::count_policy_user(&policy, true);
-                Some(AttestedKey {
-                    tee: verified.tee,
-                    measurement: verified.measurement,
+                Some(Self::attested_key(
+                    &verified,
+                    &record,
                     policy,
                     evidence_digest,
-                    verified_at_ms: now_ms,
-                    expires_at_ms: Self::attested_key_expiry(&verified, &record, now_ms),
-                    gpu_count: verified.gpu_count,
-                    gpu_chip: verified.gpu_chip,
-                    gpu_driver: verified.gpu_driver,
-                    gpu_vbios: verified.gpu_vbios,
-                    sealing_key: verified.sealing_key,
-                    previous: None,
-                })
+                    now_ms,
+                    None,
+                ))
             }
         };
         let tiers = capabilities.tiers.clone();
         let event_attested = attested.as_ref().map(|a| (a.tee, a.expires_at_ms));
+        let deposit = T::ProviderDeposit::get();
+        T::Currency::hold(&HoldReason::ProviderDeposit.into(), &who, deposit)?;
         SigningKeys::<T>::insert(signing_key, &who);
         Providers::<T>::insert(
             &who,
@@ -214,6 +270,8 @@ impl<T: Config> Pallet<T> {
                 registered_at: frame_system::Pallet::<T>::block_number(),
                 active_jobs: 0,
                 offer: None,
+                deposit,
+                retiring: None,
             },
         );
         Self::deposit_event(Event::ProviderRegistered {
@@ -245,7 +303,7 @@ impl<T: Config> Pallet<T> {
         let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
         let now_ms = Self::now_ms();
         let (verified, evidence_digest) =
-            Self::verify_attestation(submission, current.policy, now_ms)?;
+            Self::verify_attestation(&who, submission, current.policy, now_ms)?;
         ensure!(
             verified.key == info.signing_key,
             Error::<T>::AttestedKeyMismatch
@@ -265,21 +323,16 @@ impl<T: Config> Pallet<T> {
             evidence_digest: current.evidence_digest,
             expires_at_ms: current.expires_at_ms,
         });
-        let expires_at_ms = Self::attested_key_expiry(&verified, &record, now_ms);
-        info.attested = Some(AttestedKey {
-            tee: verified.tee,
-            measurement: verified.measurement,
-            policy: current.policy,
+        let attested = Self::attested_key(
+            &verified,
+            &record,
+            current.policy,
             evidence_digest,
-            verified_at_ms: now_ms,
-            expires_at_ms,
-            gpu_count: verified.gpu_count,
-            gpu_chip: verified.gpu_chip,
-            gpu_driver: verified.gpu_driver,
-            gpu_vbios: verified.gpu_vbios,
-            sealing_key: verified.sealing_key,
+            now_ms,
             previous,
-        });
+        );
+        let expires_at_ms = attested.expires_at_ms;
+        info.attested = Some(attested);
         Providers::<T>::insert(&who, info);
         Self::deposit_event(Event::AttestationRefreshed {
             provider: who,
@@ -410,6 +463,7 @@ impl<T: Config> Pallet<T> {
         let mut scanned = 0u32;
         // Eligible offers in book order, so cheapest first.
         let mut eligible: Vec<(BalanceOf<T>, T::AccountId)> = Vec::new();
+        let mut keys: Vec<(T::AccountId, Ed25519Key)> = Vec::new();
         for (price, provider) in book.iter() {
             // The book is sorted by price: nothing after this offer is cheap enough.
             if *price > ceiling {
@@ -432,13 +486,18 @@ impl<T: Config> Pallet<T> {
                 continue;
             }
             eligible.push((*price, provider.clone()));
+            keys.push((provider.clone(), info.signing_key));
         }
         if len_u32_items(eligible.len()) < need {
             return (false, scanned);
         }
         let ranked = Self::rotate(eligible, DispatchCursor::<T>::get());
         for (_, provider) in ranked.into_iter().take(usize::try_from(need).unwrap_or(0)) {
-            if binding.providers.try_push(provider).is_err() {
+            let Some(key) = keys.iter().find(|(p, _)| *p == provider).map(|(_, k)| *k) else {
+                return (false, scanned);
+            };
+            if binding.providers.try_push(provider).is_err() || binding.keys.try_push(key).is_err()
+            {
                 return (false, scanned);
             }
         }
@@ -485,7 +544,7 @@ impl<T: Config> Pallet<T> {
             .len()
             .saturating_sub(usize::try_from(added).unwrap_or(0));
         for provider in binding.providers.iter().skip(first_new) {
-            Self::count_active_job(provider, true);
+            Self::count_active_job(provider, true, None);
         }
         if let TierTerms::Attested { policy, .. } = job.terms {
             Self::count_policy_user(&policy, false);
@@ -619,9 +678,17 @@ impl<T: Config> Pallet<T> {
                 PenaltyReason::Unresponsive,
                 T::UnresponsivePenalty::get(),
             );
-            Self::count_active_job(provider, false);
+            Self::count_active_job(provider, false, binding.key_of(provider));
         }
-        binding.providers.retain(|p| !silent.contains(p));
+        let (providers, keys): (Vec<T::AccountId>, Vec<Ed25519Key>) = binding
+            .providers
+            .iter()
+            .cloned()
+            .zip(binding.keys.iter().copied())
+            .filter(|(p, _)| !silent.contains(p))
+            .unzip();
+        binding.providers = BoundedVec::truncate_from(providers);
+        binding.keys = BoundedVec::truncate_from(keys);
         if job.status == JobStatus::Bound {
             if let TierTerms::Attested { policy, .. } = job.terms {
                 Self::count_policy_user(&policy, true);
@@ -641,22 +708,147 @@ impl<T: Config> Pallet<T> {
         }
         Ok(Some(
             T::WeightInfo::reassign(len_u32_items(silent.len()))
+                .saturating_add(Self::key_drop_weight(len_u32_items(silent.len())))
                 .saturating_add(T::WeightInfo::dispatch_job(scanned)),
         )
         .into())
     }
 
-    /// Counts one more (`up`) or one fewer open job bound to `provider`.
-    fn count_active_job(provider: &T::AccountId, up: bool) {
+    /// Counts one more (`up`) or one fewer open job bound to `provider`; a job bound under
+    /// `key` closing also counts down the provider's retiring key when it is that key, and
+    /// drops the retiring key with its last job.
+    fn count_active_job(provider: &T::AccountId, up: bool, key: Option<Ed25519Key>) {
+        let mut retired = None;
         Providers::<T>::mutate(provider, |info| {
-            if let Some(info) = info {
-                info.active_jobs = if up {
-                    info.active_jobs.saturating_add(1)
-                } else {
-                    info.active_jobs.saturating_sub(1)
-                };
+            let Some(info) = info else { return };
+            info.active_jobs = if up {
+                info.active_jobs.saturating_add(1)
+            } else {
+                info.active_jobs.saturating_sub(1)
+            };
+            if up {
+                return;
+            }
+            if let Some(retiring) = info
+                .retiring
+                .as_mut()
+                .filter(|r| Some(r.signing_key) == key)
+            {
+                retiring.open_jobs = retiring.open_jobs.saturating_sub(1);
+                if retiring.open_jobs == 0 {
+                    retired = info.retiring.take();
+                }
             }
         });
+        if let Some(retiring) = retired {
+            Self::drop_key(provider, retiring);
+        }
+    }
+
+    /// Forgets a rotated-away key whose jobs all closed: it leaves [`SigningKeys`] and its
+    /// attestation stops holding its policy.
+    fn drop_key(provider: &T::AccountId, retiring: RetiringKey) {
+        SigningKeys::<T>::remove(retiring.signing_key);
+        if let Some(attested) = retiring.attested {
+            Self::count_policy_user(&attested.policy, false);
+        }
+        Self::deposit_event(Event::KeyRetired {
+            provider: provider.clone(),
+            key: retiring.signing_key,
+        });
+    }
+
+    pub(crate) fn do_rotate_key(
+        who: T::AccountId,
+        mut info: ProviderInfo<T>,
+        signing_key: Ed25519Key,
+        attestation: Option<AttestationSubmission<T>>,
+    ) -> DispatchResult {
+        let attested = match attestation {
+            None => None,
+            Some(submission) => {
+                let now_ms = Self::now_ms();
+                let policy = submission.policy;
+                let record = Self::usable_policy(&policy)?;
+                let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
+                let (verified, evidence_digest) =
+                    Self::verify_attestation(&who, submission, policy, now_ms)?;
+                ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
+                ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
+                ensure!(
+                    info.capabilities.tee_kinds.contains(&verified.tee),
+                    Error::<T>::TeeKindNotOffered
+                );
+                Self::count_policy_user(&policy, true);
+                Some(Self::attested_key(
+                    &verified,
+                    &record,
+                    policy,
+                    evidence_digest,
+                    now_ms,
+                    None,
+                ))
+            }
+        };
+        let old = RetiringKey {
+            signing_key: info.signing_key,
+            attested: info.attested.take(),
+            open_jobs: info.active_jobs,
+        };
+        let old_key = old.signing_key;
+        let open_jobs = old.open_jobs;
+        let event_attested = attested.as_ref().map(|a| (a.tee, a.expires_at_ms));
+        SigningKeys::<T>::insert(signing_key, &who);
+        info.signing_key = signing_key;
+        info.attested = attested;
+        info.retiring = (open_jobs > 0).then_some(old.clone());
+        Providers::<T>::insert(&who, info);
+        Self::deposit_event(Event::KeyRotated {
+            provider: who.clone(),
+            old_key,
+            new_key: signing_key,
+            attested: event_attested,
+            open_jobs,
+        });
+        if open_jobs == 0 {
+            Self::drop_key(&who, old);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn do_prune_attestation(
+        evidence_digest: Digest,
+        record: AttestationRecord<T>,
+    ) -> DispatchResult {
+        if let Some(holder) = SigningKeys::<T>::get(record.key)
+            && let Some(info) = Providers::<T>::get(&holder)
+        {
+            let rests_on = |a: &Option<AttestedKey>| {
+                a.as_ref()
+                    .is_some_and(|a| a.evidence_digest == evidence_digest)
+            };
+            ensure!(
+                !rests_on(&info.attested)
+                    && !info
+                        .retiring
+                        .as_ref()
+                        .is_some_and(|r| rests_on(&r.attested)),
+                Error::<T>::AttestationInUse
+            );
+        }
+        T::Currency::release(
+            &HoldReason::AttestationDeposit.into(),
+            &record.depositor,
+            record.deposit,
+            Precision::Exact,
+        )?;
+        Attestations::<T>::remove(evidence_digest);
+        Self::deposit_event(Event::AttestationPruned {
+            evidence_digest,
+            depositor: record.depositor,
+            deposit: record.deposit,
+        });
+        Ok(())
     }
 
     /// Takes `who`'s offer out of `info` and the book, releasing its bond.
@@ -741,6 +933,7 @@ impl<T: Config> Pallet<T> {
     fn binding_of(job_id: JobId) -> Binding<T> {
         Bindings::<T>::get(job_id).unwrap_or(Binding {
             providers: BoundedVec::new(),
+            keys: BoundedVec::new(),
             bound_at: Zero::zero(),
         })
     }
@@ -777,7 +970,10 @@ impl<T: Config> Pallet<T> {
 
     /// Checks a receipt against the job and the provider, and returns the key that must
     /// have signed it, the evidence it rests on, and the weight of the path taken.
+    #[allow(clippy::too_many_arguments)]
     fn check_receipt(
+        who: &T::AccountId,
+        bound_key: Ed25519Key,
         job_id: JobId,
         job: &Job<T>,
         info: &ProviderInfo<T>,
@@ -816,13 +1012,23 @@ impl<T: Config> Pallet<T> {
                     TierTerms::Quorum { n, .. } => T::WeightInfo::submit_receipt_quorum(n),
                     _ => T::WeightInfo::submit_receipt_signed(),
                 };
-                Ok((info.signing_key, None, weight))
+                Ok((bound_key, None, weight))
             }
             TierTerms::Attested {
                 policy,
                 fresh_quote,
             } => {
-                let attested = info.attested.as_ref().ok_or(Error::<T>::NotAttested)?;
+                // The attestation of the key the job was bound under: the current key's, or
+                // the rotated-away key's while its jobs are open.
+                let attested = if bound_key == info.signing_key {
+                    info.attested.as_ref()
+                } else {
+                    info.retiring
+                        .as_ref()
+                        .filter(|r| r.signing_key == bound_key)
+                        .and_then(|r| r.attested.as_ref())
+                }
+                .ok_or(Error::<T>::NotAttested)?;
                 match body.evidence.mode {
                     EvidenceMode::AttestedKey => {
                         ensure!(!fresh_quote, Error::<T>::FreshQuoteRequired);
@@ -841,7 +1047,7 @@ impl<T: Config> Pallet<T> {
                             Error::<T>::AttestationExpired
                         );
                         Ok((
-                            info.signing_key,
+                            bound_key,
                             Some(body.evidence.digest),
                             T::WeightInfo::submit_receipt_attested_key(),
                         ))
@@ -854,7 +1060,7 @@ impl<T: Config> Pallet<T> {
                             Error::<T>::EvidenceMismatch
                         );
                         let (verified, digest) =
-                            Self::verify_attestation(submission, policy, now_ms)?;
+                            Self::verify_attestation(who, submission, policy, now_ms)?;
                         ensure!(
                             receipt::receipt_tee(verified.tee) == body.evidence.tee,
                             Error::<T>::EvidenceMismatch
@@ -863,10 +1069,7 @@ impl<T: Config> Pallet<T> {
                             verified.nonce == receipt::fresh_quote_nonce(body),
                             Error::<T>::EvidenceNotBound
                         );
-                        ensure!(
-                            verified.key == info.signing_key,
-                            Error::<T>::AttestedKeyMismatch
-                        );
+                        ensure!(verified.key == bound_key, Error::<T>::AttestedKeyMismatch);
                         ensure!(
                             Self::gpus_satisfy(&job.class, verified.gpu_count, &verified.gpu_chip),
                             Error::<T>::GpuRequirementUnmet
@@ -892,8 +1095,17 @@ impl<T: Config> Pallet<T> {
         let body =
             receipt::decode_canonical(&body_bytes).map_err(|_| Error::<T>::MalformedReceipt)?;
         let now_ms = Self::now_ms();
-        let (key, evidence_digest, weight) =
-            Self::check_receipt(job_id, &job, &info, &body, fresh_evidence, now_ms)?;
+        let bound_key = binding.key_of(&who).ok_or(Error::<T>::NotBoundProvider)?;
+        let (key, evidence_digest, weight) = Self::check_receipt(
+            &who,
+            bound_key,
+            job_id,
+            &job,
+            &info,
+            &body,
+            fresh_evidence,
+            now_ms,
+        )?;
         ensure!(body.provider == key, Error::<T>::WrongSigner);
         let digest = receipt::digest_of_encoded(&body_bytes);
         ensure!(
@@ -941,9 +1153,10 @@ impl<T: Config> Pallet<T> {
                 matching
             }
         };
+        let bound = len_u32_items(binding.providers.len());
         Self::settle(job_id, job, &binding, body.result_commitment, winners)?;
         Ok(PostDispatchInfo {
-            actual_weight: Some(weight),
+            actual_weight: Some(weight.saturating_add(Self::key_drop_weight(bound))),
             pays_fee: Pays::Yes,
         })
     }
@@ -1036,8 +1249,8 @@ impl<T: Config> Pallet<T> {
         if let (TierTerms::Attested { policy, .. }, JobStatus::Funded) = (job.terms, job.status) {
             Self::count_policy_user(&policy, false);
         }
-        for provider in binding.providers.iter() {
-            Self::count_active_job(provider, false);
+        for (provider, key) in binding.providers.iter().zip(binding.keys.iter()) {
+            Self::count_active_job(provider, false, Some(*key));
         }
         Ok(())
     }
@@ -1050,7 +1263,9 @@ impl<T: Config> Pallet<T> {
             amount,
         });
         Ok(PostDispatchInfo {
-            actual_weight: Some(T::WeightInfo::refund_expired(bound)),
+            actual_weight: Some(
+                T::WeightInfo::refund_expired(bound).saturating_add(Self::key_drop_weight(bound)),
+            ),
             pays_fee: Pays::Yes,
         })
     }
@@ -1058,6 +1273,12 @@ impl<T: Config> Pallet<T> {
     pub(crate) fn do_deregister(who: T::AccountId) -> DispatchResult {
         if let Some(mut info) = Providers::<T>::take(&who) {
             Self::release_offer(&who, &mut info)?;
+            T::Currency::release(
+                &HoldReason::ProviderDeposit.into(),
+                &who,
+                info.deposit,
+                Precision::Exact,
+            )?;
             SigningKeys::<T>::remove(info.signing_key);
             if let Some(attested) = info.attested {
                 Self::count_policy_user(&attested.policy, false);
@@ -1151,6 +1372,9 @@ impl<T: Config> Pallet<T> {
     ///   bond hold equals its offer's bond;
     /// - receipts only come from bound providers;
     /// - each provider's signing key maps back to it, and only providers' keys are recorded;
+    /// - every binding records the key each provider was bound under; a provider's open jobs
+    ///   are bound under its current key or its retiring key (counted in the retiring record);
+    /// - deposits held for provider records and attestation records equal the records';
     /// - each policy's user count equals its unbound tier-3 jobs plus the attested keys
     ///   registered under it (a bound job's provider key holds the policy for it), and every
     ///   policy in use is registered.
@@ -1159,6 +1383,7 @@ impl<T: Config> Pallet<T> {
         use alloc::collections::btree_map::BTreeMap;
         let mut held_by_buyer: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         let mut open_jobs_of: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+        let mut open_jobs_under: BTreeMap<Ed25519Key, u32> = BTreeMap::new();
         let mut open_total: BalanceOf<T> = Zero::zero();
         let mut policy_users: BTreeMap<PolicyId, u32> = BTreeMap::new();
         for (job_id, job) in Jobs::<T>::iter() {
@@ -1175,6 +1400,12 @@ impl<T: Config> Pallet<T> {
                 .as_ref()
                 .map_or(0, |b| len_u32_items(b.providers.len()));
             let needed = job.terms.provider_count();
+            if let Some(b) = &binding {
+                ensure!(
+                    b.keys.len() == b.providers.len(),
+                    "a binding's keys do not match its providers"
+                );
+            }
             match job.status {
                 JobStatus::Funded => ensure!(bound < needed, "funded job is fully bound"),
                 JobStatus::Bound => ensure!(bound == needed, "bound job is not fully bound"),
@@ -1195,8 +1426,10 @@ impl<T: Config> Pallet<T> {
                     "open job has a settlement"
                 );
                 if let Some(binding) = &binding {
-                    for p in binding.providers.iter() {
+                    for (p, k) in binding.providers.iter().zip(binding.keys.iter()) {
                         let n = open_jobs_of.entry(p.clone()).or_insert(0);
+                        *n = n.saturating_add(1);
+                        let n = open_jobs_under.entry(*k).or_insert(0);
                         *n = n.saturating_add(1);
                     }
                 }
@@ -1260,6 +1493,40 @@ impl<T: Config> Pallet<T> {
                 SigningKeys::<T>::get(info.signing_key).as_ref() == Some(&provider),
                 "a provider's signing key is not recorded as its own"
             );
+            let under_current = open_jobs_under.get(&info.signing_key).copied().unwrap_or(0);
+            match &info.retiring {
+                Some(retiring) => {
+                    ensure!(
+                        retiring.open_jobs > 0
+                            && open_jobs_under.get(&retiring.signing_key).copied()
+                                == Some(retiring.open_jobs),
+                        "a retiring key's open-job count is off"
+                    );
+                    ensure!(
+                        SigningKeys::<T>::get(retiring.signing_key).as_ref() == Some(&provider),
+                        "a retiring key is not recorded as its provider's"
+                    );
+                    ensure!(
+                        under_current.saturating_add(retiring.open_jobs) == info.active_jobs,
+                        "jobs are bound under a key the provider does not hold"
+                    );
+                    if let Some(attested) = &retiring.attested {
+                        let n = policy_users.entry(attested.policy).or_insert(0);
+                        *n = n.saturating_add(1);
+                    }
+                }
+                None => ensure!(
+                    under_current == info.active_jobs,
+                    "jobs are bound under a key the provider does not hold"
+                ),
+            }
+            ensure!(
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::InspectHold<
+                    T::AccountId,
+                >>::balance_on_hold(&HoldReason::ProviderDeposit.into(), &provider)
+                    == info.deposit,
+                "a provider's held deposit differs from its record's"
+            );
         }
         ensure!(
             Waiting::<T>::iter_keys().all(Jobs::<T>::contains_key),
@@ -1309,9 +1576,29 @@ impl<T: Config> Pallet<T> {
             "the book lists an account that is not a provider"
         );
         ensure!(
-            SigningKeys::<T>::iter().count() == Providers::<T>::iter().count(),
+            SigningKeys::<T>::iter().count()
+                == Providers::<T>::iter()
+                    .map(|(_, info)| if info.retiring.is_some() { 2 } else { 1 })
+                    .sum::<usize>(),
             "a signing key is recorded for an account that is not a provider"
         );
+        let mut attestation_deposits: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        for (_, record) in Attestations::<T>::iter() {
+            let d = attestation_deposits
+                .entry(record.depositor)
+                .or_insert_with(Zero::zero);
+            *d = d.checked_add(&record.deposit).ok_or("deposit overflow")?;
+        }
+        for (depositor, expected) in attestation_deposits {
+            ensure!(
+                <T::Currency as polkadot_sdk::frame_support::traits::fungible::InspectHold<
+                    T::AccountId,
+                >>::balance_on_hold(
+                    &HoldReason::AttestationDeposit.into(), &depositor
+                ) == expected,
+                "held attestation deposits differ from the depositor's records"
+            );
+        }
         let mut deposits_by_owner: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         for (id, record) in Policies::<T>::iter() {
             let expected = policy_users.remove(&id).unwrap_or(0);

@@ -144,6 +144,12 @@ pub mod pallet {
         /// A provider's offer bond: shares of it go to buyers whose jobs it failed.
         #[codec(index = 2)]
         ProviderBond,
+        /// The storage deposit of a provider record, returned when it deregisters.
+        #[codec(index = 3)]
+        ProviderDeposit,
+        /// The storage deposit of a stored attestation record, returned when it is pruned.
+        #[codec(index = 4)]
+        AttestationDeposit,
     }
 
     #[pallet::config]
@@ -202,6 +208,19 @@ pub mod pallet {
         /// Deposit held for each registered policy, on top of the per-byte deposit.
         #[pallet::constant]
         type PolicyDepositBase: Get<BalanceOf<Self>>;
+
+        /// Deposit held for each provider record (its entry in `Providers` and its key's in
+        /// `SigningKeys`), returned when the provider deregisters.
+        #[pallet::constant]
+        type ProviderDeposit: Get<BalanceOf<Self>>;
+
+        /// Deposit held for each stored attestation record, on top of the per-byte deposit.
+        #[pallet::constant]
+        type AttestationDepositBase: Get<BalanceOf<Self>>;
+
+        /// Deposit held per byte of a stored attestation record's evidence and collateral.
+        #[pallet::constant]
+        type AttestationDepositPerByte: Get<BalanceOf<Self>>;
 
         /// Deposit held per byte of a registered policy document.
         #[pallet::constant]
@@ -359,6 +378,38 @@ pub mod pallet {
         ProviderDeregistered {
             /// The provider's account.
             provider: T::AccountId,
+        },
+        /// A provider replaced its signing key. Jobs bound under the old key (`open_jobs`)
+        /// still settle with receipts signed by it; new jobs are bound under the new key.
+        KeyRotated {
+            /// The provider's account.
+            provider: T::AccountId,
+            /// The replaced key.
+            old_key: Ed25519Key,
+            /// The new key.
+            new_key: Ed25519Key,
+            /// For tier 3: the TEE holding the new key and the key's expiry (Unix ms).
+            attested: Option<(TeeKind, u64)>,
+            /// Open jobs bound under the old key (0: the old key is dropped at once).
+            open_jobs: u32,
+        },
+        /// The last job bound under a rotated-away key closed: the key is dropped.
+        KeyRetired {
+            /// The provider's account.
+            provider: T::AccountId,
+            /// The dropped key.
+            key: Ed25519Key,
+        },
+        /// An expired attestation record no provider holds was removed from state; its
+        /// deposit returned to whoever submitted it. Its digest stays in the receipts and
+        /// events that named it, and its bytes in the blocks that carried and stored it.
+        AttestationPruned {
+            /// Its digest.
+            evidence_digest: Digest,
+            /// Who had submitted it.
+            depositor: T::AccountId,
+            /// The deposit returned.
+            deposit: BalanceOf<T>,
         },
         /// A tier-3 provider replaced its attested key's evidence.
         AttestationRefreshed {
@@ -614,6 +665,16 @@ pub mod pallet {
         ResponseWindowOpen,
         /// The response window is longer than the longest job.
         ResponseWindowTooLong,
+        /// The new key is the provider's current key.
+        SameKey,
+        /// The provider's previous key still has open jobs: one rotation at a time.
+        RotationPending,
+        /// No attestation record has this digest.
+        UnknownAttestation,
+        /// The attestation record has not expired yet.
+        AttestationNotExpired,
+        /// A provider's current or retiring attested key rests on the record.
+        AttestationInUse,
     }
 
     #[pallet::hooks]
@@ -821,7 +882,10 @@ pub mod pallet {
         /// Returns an expired job's escrow to its buyer. Anyone may call it once the deadline
         /// has passed and the job has not settled.
         #[pallet::call_index(4)]
-        #[pallet::weight(T::WeightInfo::refund_expired(T::MaxQuorum::get()))]
+        #[pallet::weight(
+            T::WeightInfo::refund_expired(T::MaxQuorum::get())
+                .saturating_add(Pallet::<T>::key_drop_weight(T::MaxQuorum::get()))
+        )]
         pub fn refund_expired(origin: OriginFor<T>, job_id: JobId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
             let job = Jobs::<T>::get(job_id).ok_or(Error::<T>::UnknownJob)?;
@@ -983,6 +1047,7 @@ pub mod pallet {
         #[pallet::call_index(13)]
         #[pallet::weight(
             T::WeightInfo::reassign(T::MaxQuorum::get())
+                .saturating_add(Pallet::<T>::key_drop_weight(T::MaxQuorum::get()))
                 .saturating_add(T::WeightInfo::dispatch_job(T::MaxOffers::get()))
         )]
         pub fn reassign(origin: OriginFor<T>, job_id: JobId) -> DispatchResultWithPostInfo {
@@ -1001,6 +1066,70 @@ pub mod pallet {
                 Error::<T>::ResponseWindowOpen
             );
             Self::do_reassign(job_id, job, binding)
+        }
+
+        /// Replaces the caller's signing key with `signing_key` (a restarted or upgraded agent
+        /// has a new one), proven by `key_proof` as at registration; tier-3 providers pass
+        /// `attestation` binding the new key, verified under `attestation.policy` with the
+        /// caller's registration nonce. New jobs are bound under the new key; jobs bound under
+        /// the old one still settle with receipts signed by it (and, for tier 3, resting on its
+        /// attestation) until the last of them closes, when the old key is dropped
+        /// ([`Event::KeyRetired`]). Refused while an earlier rotated-away key still has open
+        /// jobs.
+        #[pallet::call_index(14)]
+        #[pallet::weight(match attestation {
+            Some(a) => Pallet::<T>::rotate_key_weight()
+                .saturating_add(T::WeightInfo::register_attested_provider())
+                .saturating_add(Pallet::<T>::evidence_weight(a)),
+            None => Pallet::<T>::rotate_key_weight(),
+        })]
+        pub fn rotate_key(
+            origin: OriginFor<T>,
+            signing_key: Ed25519Key,
+            key_proof: Ed25519Signature,
+            attestation: Option<AttestationSubmission<T>>,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
+            ensure!(signing_key != info.signing_key, Error::<T>::SameKey);
+            ensure!(info.retiring.is_none(), Error::<T>::RotationPending);
+            let tier3 = info.capabilities.tiers.contains(&Tier::Attested);
+            ensure!(
+                !tier3 || attestation.is_some(),
+                Error::<T>::AttestationRequired
+            );
+            ensure!(
+                tier3 || attestation.is_none(),
+                Error::<T>::UnexpectedAttestation
+            );
+            ensure!(
+                ed25519_verify(&signing_key, &key_proof_message(&who), &key_proof),
+                Error::<T>::BadKeyProof
+            );
+            ensure!(
+                !SigningKeys::<T>::contains_key(signing_key),
+                Error::<T>::KeyInUse
+            );
+            Self::do_rotate_key(who, info, signing_key, attestation)
+        }
+
+        /// Removes an expired attestation record from state and returns its deposit to whoever
+        /// submitted it. Anyone may call it: a record can be pruned once it has expired (no
+        /// receipt can reference it any more) and no provider's current or retiring attested
+        /// key rests on it. Receipts keep its digest; its bytes stay in the blocks that carried
+        /// and stored it, where audits read them (`sigil audit` falls back to the state at the
+        /// block of the receipt).
+        #[pallet::call_index(15)]
+        #[pallet::weight(T::WeightInfo::prune_attestation())]
+        pub fn prune_attestation(origin: OriginFor<T>, evidence_digest: Digest) -> DispatchResult {
+            ensure_signed(origin)?;
+            let record =
+                Attestations::<T>::get(evidence_digest).ok_or(Error::<T>::UnknownAttestation)?;
+            ensure!(
+                record.expires_at_ms <= Self::now_ms(),
+                Error::<T>::AttestationNotExpired
+            );
+            Self::do_prune_attestation(evidence_digest, record)
         }
     }
 }

@@ -68,6 +68,12 @@ parameter_types! {
     /// The smallest offer bond (0 unless a test of bonds raises it, so that other tests'
     /// balances hold only escrow).
     pub static MinProviderBond: Balance = 0;
+    /// The provider record deposit (0 unless a test of deposits raises it).
+    pub static ProviderDeposit: Balance = 0;
+    /// The attestation record deposit, base and per byte (0 unless a test of deposits raises
+    /// them).
+    pub static AttestationDepositBase: Balance = 0;
+    pub static AttestationDepositPerByte: Balance = 0;
 }
 
 /// The mock clock at genesis (2026-01-01T00:00:00Z).
@@ -97,6 +103,9 @@ impl pallet_sigil_market::Config for Test {
     type MaxAttestationValidityMs = ConstU64<{ 7 * 24 * HOUR_MS }>;
     type MaxClockDriftMs = ConstU64<60_000>;
     type MaxPolicyLen = ConstU32<2048>;
+    type ProviderDeposit = ProviderDeposit;
+    type AttestationDepositBase = AttestationDepositBase;
+    type AttestationDepositPerByte = AttestationDepositPerByte;
     type PolicyDepositBase = ConstU64<{ POLICY_DEPOSIT_BASE }>;
     type PolicyDepositPerByte = ConstU64<{ POLICY_DEPOSIT_PER_BYTE }>;
     type RegistrationAnchorWindow = ConstU64<{ ANCHOR_WINDOW }>;

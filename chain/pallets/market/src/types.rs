@@ -341,8 +341,21 @@ pub struct Binding<T: Config> {
     /// Bound providers, in the order the dispatch rule picked them (tier-2 rounding follows
     /// this order); while the job is `Funded` again after a reassignment, those that delivered.
     pub providers: BoundedVec<T::AccountId, T::MaxQuorum>,
+    /// The signing key each of `providers` (same position) was bound under: its receipt must
+    /// be signed by that key, even if the provider rotated its key since.
+    pub keys: BoundedVec<Ed25519Key, T::MaxQuorum>,
     /// Block of the last binding; a provider's response window starts here.
     pub bound_at: BlockNumberFor<T>,
+}
+
+impl<T: Config> Binding<T> {
+    /// The key `provider` was bound under, if it is bound.
+    pub fn key_of(&self, provider: &T::AccountId) -> Option<Ed25519Key> {
+        self.providers
+            .iter()
+            .position(|p| p == provider)
+            .and_then(|i| self.keys.get(i).copied())
+    }
 }
 
 /// A provider's verified attested key (tier 3).
@@ -427,6 +440,26 @@ pub struct ProviderInfo<T: Config> {
     pub active_jobs: u32,
     /// The provider's standing offer, if it takes jobs.
     pub offer: Option<Offer<T>>,
+    /// The storage deposit held for the record under [`crate::HoldReason::ProviderDeposit`],
+    /// returned when the provider deregisters.
+    pub deposit: BalanceOf<T>,
+    /// The key the provider rotated away from, kept while jobs bound under it are open.
+    pub retiring: Option<RetiringKey>,
+}
+
+/// A signing key replaced by [`crate::Pallet::rotate_key`] while jobs bound under it were open:
+/// their receipts are still checked against it (and, for tier 3, its attestation) until the
+/// last of them closes; then it is dropped and the key may be registered again.
+#[derive(
+    Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct RetiringKey {
+    /// The replaced key.
+    pub signing_key: Ed25519Key,
+    /// Its attestation (tier 3) as it stood at the rotation.
+    pub attested: Option<AttestedKey>,
+    /// Open jobs bound under it.
+    pub open_jobs: u32,
 }
 
 /// A provider's standing offer: the chain binds it to jobs that match its registration, pay at
@@ -559,6 +592,11 @@ pub struct AttestationRecord<T: Config> {
     pub verified_at_ms: u64,
     /// Valid until this Unix time (ms), exclusive.
     pub expires_at_ms: u64,
+    /// Who submitted it and holds its storage deposit.
+    pub depositor: T::AccountId,
+    /// The deposit held on `depositor` under [`crate::HoldReason::AttestationDeposit`] until
+    /// the record is pruned ([`crate::Pallet::prune_attestation`]).
+    pub deposit: BalanceOf<T>,
 }
 
 /// An attestation policy registered on chain. Never edited: a stricter policy is a new id.

@@ -17,40 +17,40 @@
 //! padding as RIM measurements), STEPS `8`, REPEAT `5`; its times are multiplied by 4
 //! (`--wasm-factor`, the measured WASM/native ratio: docs/chain.md, Weights). Bundles timed alone
 //! (the largest policy: 16 KiB of pinned measurements), g/r/o/bytes as `bundle::cost` reads them:
-//! - SEV-SNP (Genoa, VCEK): 0/0/0/2613, 1_377_033 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 0/0/0/21150, 6_119_539 ns native (0.31% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53366, 27_812_705 ns native (1.39% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 1/2/0/71903, 29_341_665 ns native (1.47% of a block's ref time)
-//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206738, 35_798_831 ns native (1.79% of a block's ref time)
-//! - TDX + H100 (1 RIM): 1/1/0/51435, 13_602_324 ns native (0.68% of a block's ref time)
-//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186306, 74_391_233 ns native (3.72% of a block's ref time)
-//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710725, 255_936_265 ns native (12.80% of a block's ref time)
-//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95852, 47_289_952 ns native (2.36% of a block's ref time)
-//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313579, 80_103_863 ns native (4.01% of a block's ref time)
-//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263543, 15_181_395 ns native (0.76% of a block's ref time)
-//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152157, 737_842_125 ns native (36.89% of a block's ref time)
+//! - SEV-SNP (Genoa, VCEK): 0/0/0/2616, 1_329_994 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 0/0/0/21153, 2_039_434 ns native (0.10% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53369, 11_292_532 ns native (0.56% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 1/2/0/71906, 12_121_322 ns native (0.61% of a block's ref time)
+//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206741, 22_714_260 ns native (1.14% of a block's ref time)
+//! - TDX + H100 (1 RIM): 1/1/0/51438, 8_783_978 ns native (0.44% of a block's ref time)
+//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186309, 48_428_162 ns native (2.42% of a block's ref time)
+//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710728, 114_310_786 ns native (5.72% of a block's ref time)
+//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95855, 9_366_333 ns native (0.47% of a block's ref time)
+//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313582, 18_567_636 ns native (0.93% of a block's ref time)
+//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263546, 3_088_911 ns native (0.15% of a block's ref time)
+//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152160, 165_222_041 ns native (8.26% of a block's ref time)
 //!
-//! FIGURES: verify_evidence per GPU report (g): 64_591_865_366 ps = 3.230% of a block
-//! FIGURES: verify_evidence per RIM (r): 34_902_057_314 ps = 1.745% of a block
-//! FIGURES: verify_evidence per OCSP response (o): 2_227_893_180 ps = 0.111% of a block
-//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 1_039_085_568 ps = 0.052% of a block
-//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 2_719_220_456_352 ps = 135.96% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
-//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.28%, charged 1.02% of a block (3.70x)
-//! FIGURES: TDX (v4 quote, DCAP collateral): measured 1.22%, charged 1.96% of a block (1.60x)
-//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 5.56%, charged 10.31% of a block (1.85x)
-//! FIGURES: TDX + H100 (report, 2 RIMs): measured 5.87%, charged 11.25% of a block (1.92x)
-//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 7.16%, charged 66.54% of a block (9.29x)
-//! FIGURES: TDX + H100 (1 RIM): measured 2.72%, charged 8.47% of a block (3.11x)
-//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 14.88%, charged 63.76% of a block (4.29x)
-//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 51.19%, charged 96.02% of a block (1.88x)
-//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 9.46%, charged 24.98% of a block (2.64x)
-//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 16.02%, charged 21.77% of a block (1.36x)
-//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 3.04%, charged 14.26% of a block (4.70x)
-//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 147.57%, charged 181.12% of a block (1.23x)
+//! FIGURES: verify_evidence per GPU report (g): 108_133_944_626 ps = 5.407% of a block
+//! FIGURES: verify_evidence per RIM (r): 40_319_114_836 ps = 2.016% of a block
+//! FIGURES: verify_evidence per OCSP response (o): 18_198_593 ps = 0.001% of a block
+//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 152_868_864 ps = 0.008% of a block
+//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 3_075_404_761_856 ps = 153.77% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
+//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.27%, charged 0.70% of a block (2.63x)
+//! FIGURES: TDX (v4 quote, DCAP collateral): measured 0.41%, charged 0.84% of a block (2.05x)
+//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 2.26%, charged 10.52% of a block (4.66x)
+//! FIGURES: TDX + H100 (report, 2 RIMs): measured 2.42%, charged 10.65% of a block (4.40x)
+//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 4.54%, charged 92.76% of a block (20.42x)
+//! FIGURES: TDX + H100 (1 RIM): measured 1.76%, charged 8.49% of a block (4.83x)
+//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 9.69%, charged 90.59% of a block (9.35x)
+//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 22.86%, charged 75.90% of a block (3.32x)
+//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 1.87%, charged 8.93% of a block (4.77x)
+//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 3.71%, charged 10.44% of a block (2.81x)
+//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 0.62%, charged 2.65% of a block (4.28x)
+//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 33.04%, charged 160.41% of a block (4.85x)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 0.997 with database weights (1_275_540_000 / 1_280_018_000 ps), 0.971 execution only
-//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 225_066_798_990 ps = 11.25% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 11.34%
-//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 226_004_745_990 ps = 11.30% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.008 with database weights (1_259_568_000 / 1_250_055_000 ps), 1.076 execution only
+//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 213_092_857_414 ps = 10.65% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 10.74%
+//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 214_218_297_414 ps = 10.71% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -82,53 +82,63 @@ pub trait WeightInfo {
 	fn verify_evidence(g: u32, r: u32, o: u32, b: u32, ) -> Weight;
 	fn register_policy(l: u32, ) -> Weight;
 	fn retire_policy() -> Weight;
+	fn rotate_key() -> Weight;
+	fn prune_attestation() -> Weight;
 }
 
 /// Weights for `pallet_sigil_market` using the Substrate node and recommended hardware.
 pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5520`
-		// Minimum execution time: 66_232_000 picoseconds.
-		Weight::from_parts(100_383_000, 0)
-			.saturating_add(Weight::from_parts(0, 5520))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		//  Estimated: `11081`
+		// Minimum execution time: 92_099_000 picoseconds.
+		Weight::from_parts(99_593_000, 0)
+			.saturating_add(Weight::from_parts(0, 11081))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
-	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291831`
-		// Minimum execution time: 253_359_000 picoseconds.
-		Weight::from_parts(387_947_000, 0)
-			.saturating_add(Weight::from_parts(0, 291831))
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		//  Estimated: `297440`
+		// Minimum execution time: 297_790_000 picoseconds.
+		Weight::from_parts(325_440_000, 0)
+			.saturating_add(Weight::from_parts(0, 297440))
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:0)
@@ -140,25 +150,25 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `45598`
-		// Minimum execution time: 45_435_000 picoseconds.
-		Weight::from_parts(46_836_000, 0)
-			.saturating_add(Weight::from_parts(0, 45598))
+		//  Estimated: `46147`
+		// Minimum execution time: 47_207_000 picoseconds.
+		Weight::from_parts(49_563_000, 0)
+			.saturating_add(Weight::from_parts(0, 46147))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::DispatchCursor` (r:1 w:1)
 	/// Proof: `Market::DispatchCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 4, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:0)
@@ -173,50 +183,50 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2965 ±0)`
-		// Minimum execution time: 24_957_000 picoseconds.
-		Weight::from_parts(74_844_266, 0)
-			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 26_367
-			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
+		//  Estimated: `24474 + o * (3309 ±0)`
+		// Minimum execution time: 21_931_000 picoseconds.
+		Weight::from_parts(67_759_715, 0)
+			.saturating_add(Weight::from_parts(0, 24474))
+			// Standard Error: 8_035
+			.saturating_add(Weight::from_parts(2_469_825, 0).saturating_mul(o.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 3309).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20436`
-		// Minimum execution time: 85_095_000 picoseconds.
-		Weight::from_parts(90_787_000, 0)
-			.saturating_add(Weight::from_parts(0, 20436))
+		//  Estimated: `20816`
+		// Minimum execution time: 90_620_000 picoseconds.
+		Weight::from_parts(100_135_000, 0)
+			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20436`
-		// Minimum execution time: 69_757_000 picoseconds.
-		Weight::from_parts(76_516_000, 0)
-			.saturating_add(Weight::from_parts(0, 20436))
+		//  Estimated: `20816`
+		// Minimum execution time: 70_783_000 picoseconds.
+		Weight::from_parts(77_569_000, 0)
+			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -225,7 +235,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -235,27 +245,27 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `29928`
-		// Minimum execution time: 55_307_000 picoseconds.
-		Weight::from_parts(64_322_000, 0)
-			.saturating_add(Weight::from_parts(0, 29928))
+		//  Estimated: `30477`
+		// Minimum execution time: 32_849_000 picoseconds.
+		Weight::from_parts(34_961_000, 0)
+			.saturating_add(Weight::from_parts(0, 30477))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -263,35 +273,35 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Penalties` (r:1 w:1)
 	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:16 w:16)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11396 ±0)`
-		// Minimum execution time: 71_274_000 picoseconds.
-		Weight::from_parts(42_306_820, 0)
-			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 4_211_048
-			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
+		//  Estimated: `24551 + n * (11776 ±0)`
+		// Minimum execution time: 63_884_000 picoseconds.
+		Weight::from_parts(28_053_990, 0)
+			.saturating_add(Weight::from_parts(0, 24551))
+			// Standard Error: 140_598
+			.saturating_add(Weight::from_parts(39_200_985, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11776).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -299,29 +309,29 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19787`
-		// Minimum execution time: 127_484_000 picoseconds.
-		Weight::from_parts(155_018_000, 0)
-			.saturating_add(Weight::from_parts(0, 19787))
+		//  Estimated: `20680`
+		// Minimum execution time: 116_065_000 picoseconds.
+		Weight::from_parts(125_055_000, 0)
+			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
@@ -333,35 +343,35 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:8 w:8)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10737 ±251)`
-		// Minimum execution time: 129_096_000 picoseconds.
-		Weight::from_parts(149_818_480, 0)
-			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 1_812_850
-			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
+		//  Estimated: `17911 + n * (11099 ±251)`
+		// Minimum execution time: 123_627_000 picoseconds.
+		Weight::from_parts(101_912_000, 0)
+			.saturating_add(Weight::from_parts(0, 17911))
+			// Standard Error: 216_536
+			.saturating_add(Weight::from_parts(39_765_327, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11099).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -369,31 +379,31 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19787`
-		// Minimum execution time: 127_112_000 picoseconds.
-		Weight::from_parts(150_540_000, 0)
-			.saturating_add(Weight::from_parts(0, 19787))
+		//  Estimated: `20680`
+		// Minimum execution time: 128_623_000 picoseconds.
+		Weight::from_parts(134_568_000, 0)
+			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
-	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:0)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -402,28 +412,28 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:2 w:2)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303571`
-		// Minimum execution time: 342_389_000 picoseconds.
-		Weight::from_parts(410_907_000, 0)
-			.saturating_add(Weight::from_parts(0, 303571))
-			.saturating_add(T::DbWeight::get().reads(11_u64))
-			.saturating_add(T::DbWeight::get().writes(10_u64))
+		//  Estimated: `307126`
+		// Minimum execution time: 326_823_000 picoseconds.
+		Weight::from_parts(347_971_000, 0)
+			.saturating_add(Weight::from_parts(0, 307126))
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(11_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -431,27 +441,27 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2965 ±0)`
-		// Minimum execution time: 46_065_000 picoseconds.
-		Weight::from_parts(61_100_355, 0)
-			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 251_046
-			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
+		//  Estimated: `11510 + n * (3309 ±0)`
+		// Minimum execution time: 41_163_000 picoseconds.
+		Weight::from_parts(49_222_550, 0)
+			.saturating_add(Weight::from_parts(0, 11510))
+			// Standard Error: 51_803
+			.saturating_add(Weight::from_parts(3_797_130, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 3309).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -459,14 +469,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39403`
-		// Minimum execution time: 69_041_000 picoseconds.
-		Weight::from_parts(80_453_000, 0)
-			.saturating_add(Weight::from_parts(0, 39403))
+		//  Estimated: `39783`
+		// Minimum execution time: 88_683_000 picoseconds.
+		Weight::from_parts(98_732_000, 0)
+			.saturating_add(Weight::from_parts(0, 39783))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -478,34 +488,34 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_476_128_000 picoseconds.
-		Weight::from_parts(17_708_544_000, 0)
+		// Minimum execution time: 13_584_620_000 picoseconds.
+		Weight::from_parts(13_586_124_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 7_504_125_142
-			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
-			// Standard Error: 3_857_587_539
-			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
-			// Standard Error: 953_652_565
-			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
-			// Standard Error: 466_724
-			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
+			// Standard Error: 9_367_203_049
+			.saturating_add(Weight::from_parts(108_133_944_626, 0).saturating_mul(g.into()))
+			// Standard Error: 4_815_325_581
+			.saturating_add(Weight::from_parts(40_319_114_836, 0).saturating_mul(r.into()))
+			// Standard Error: 1_190_419_543
+			.saturating_add(Weight::from_parts(18_198_593, 0).saturating_mul(o.into()))
+			// Standard Error: 582_599
+			.saturating_add(Weight::from_parts(149_286, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24148`
-		// Minimum execution time: 37_886_000 picoseconds.
-		Weight::from_parts(44_622_899, 0)
-			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 172
-			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
+		//  Estimated: `24184`
+		// Minimum execution time: 37_541_000 picoseconds.
+		Weight::from_parts(38_754_749, 0)
+			.saturating_add(Weight::from_parts(0, 24184))
+			// Standard Error: 46
+			.saturating_add(Weight::from_parts(4_689, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -514,63 +524,107 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24148`
-		// Minimum execution time: 37_249_000 picoseconds.
-		Weight::from_parts(61_362_000, 0)
-			.saturating_add(Weight::from_parts(0, 24148))
+		//  Estimated: `24184`
+		// Minimum execution time: 28_739_000 picoseconds.
+		Weight::from_parts(31_191_000, 0)
+			.saturating_add(Weight::from_parts(0, 24184))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	fn rotate_key() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `5864`
+		// Minimum execution time: 62_329_000 picoseconds.
+		Weight::from_parts(89_087_000, 0)
+			.saturating_add(Weight::from_parts(0, 5864))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:0)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Attestations` (r:1 w:1)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:0)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	fn prune_attestation() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `275954`
+		// Minimum execution time: 85_846_000 picoseconds.
+		Weight::from_parts(94_960_000, 0)
+			.saturating_add(Weight::from_parts(0, 275954))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 }
 
 // For backwards compatibility and tests.
 impl WeightInfo for () {
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn register_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `5520`
-		// Minimum execution time: 66_232_000 picoseconds.
-		Weight::from_parts(100_383_000, 0)
-			.saturating_add(Weight::from_parts(0, 5520))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		//  Estimated: `11081`
+		// Minimum execution time: 92_099_000 picoseconds.
+		Weight::from_parts(99_593_000, 0)
+			.saturating_add(Weight::from_parts(0, 11081))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
-	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:1 w:1)
 	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn register_attested_provider() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `291831`
-		// Minimum execution time: 253_359_000 picoseconds.
-		Weight::from_parts(387_947_000, 0)
-			.saturating_add(Weight::from_parts(0, 291831))
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64))
+		//  Estimated: `297440`
+		// Minimum execution time: 297_790_000 picoseconds.
+		Weight::from_parts(325_440_000, 0)
+			.saturating_add(Weight::from_parts(0, 297440))
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:0)
@@ -582,25 +636,25 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn fund_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `45598`
-		// Minimum execution time: 45_435_000 picoseconds.
-		Weight::from_parts(46_836_000, 0)
-			.saturating_add(Weight::from_parts(0, 45598))
+		//  Estimated: `46147`
+		// Minimum execution time: 47_207_000 picoseconds.
+		Weight::from_parts(49_563_000, 0)
+			.saturating_add(Weight::from_parts(0, 46147))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Market::Providers` (r:256 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::DispatchCursor` (r:1 w:1)
 	/// Proof: `Market::DispatchCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 4, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:0)
@@ -615,50 +669,50 @@ impl WeightInfo for () {
 	fn dispatch_job(o: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `23961 + o * (2965 ±0)`
-		// Minimum execution time: 24_957_000 picoseconds.
-		Weight::from_parts(74_844_266, 0)
-			.saturating_add(Weight::from_parts(0, 23961))
-			// Standard Error: 26_367
-			.saturating_add(Weight::from_parts(2_419_163, 0).saturating_mul(o.into()))
+		//  Estimated: `24474 + o * (3309 ±0)`
+		// Minimum execution time: 21_931_000 picoseconds.
+		Weight::from_parts(67_759_715, 0)
+			.saturating_add(Weight::from_parts(0, 24474))
+			// Standard Error: 8_035
+			.saturating_add(Weight::from_parts(2_469_825, 0).saturating_mul(o.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().writes(18_u64))
-			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(o.into()))
+			.saturating_add(Weight::from_parts(0, 3309).saturating_mul(o.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn set_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20436`
-		// Minimum execution time: 85_095_000 picoseconds.
-		Weight::from_parts(90_787_000, 0)
-			.saturating_add(Weight::from_parts(0, 20436))
+		//  Estimated: `20816`
+		// Minimum execution time: 90_620_000 picoseconds.
+		Weight::from_parts(100_135_000, 0)
+			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn withdraw_offer() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `20436`
-		// Minimum execution time: 69_757_000 picoseconds.
-		Weight::from_parts(76_516_000, 0)
-			.saturating_add(Weight::from_parts(0, 20436))
+		//  Estimated: `20816`
+		// Minimum execution time: 70_783_000 picoseconds.
+		Weight::from_parts(77_569_000, 0)
+			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -667,7 +721,7 @@ impl WeightInfo for () {
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -677,27 +731,27 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn cancel_job() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `29928`
-		// Minimum execution time: 55_307_000 picoseconds.
-		Weight::from_parts(64_322_000, 0)
-			.saturating_add(Weight::from_parts(0, 29928))
+		//  Estimated: `30477`
+		// Minimum execution time: 32_849_000 picoseconds.
+		Weight::from_parts(34_961_000, 0)
+			.saturating_add(Weight::from_parts(0, 30477))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:0)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:1)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -705,35 +759,35 @@ impl WeightInfo for () {
 	/// Storage: `Market::Penalties` (r:1 w:1)
 	/// Proof: `Market::Penalties` (`max_values`: None, `max_size`: Some(897), added: 3372, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:16 w:16)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn reassign(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24038 + n * (11396 ±0)`
-		// Minimum execution time: 71_274_000 picoseconds.
-		Weight::from_parts(42_306_820, 0)
-			.saturating_add(Weight::from_parts(0, 24038))
-			// Standard Error: 4_211_048
-			.saturating_add(Weight::from_parts(49_770_963, 0).saturating_mul(n.into()))
+		//  Estimated: `24551 + n * (11776 ±0)`
+		// Minimum execution time: 63_884_000 picoseconds.
+		Weight::from_parts(28_053_990, 0)
+			.saturating_add(Weight::from_parts(0, 24551))
+			// Standard Error: 140_598
+			.saturating_add(Weight::from_parts(39_200_985, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 11396).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11776).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -741,29 +795,29 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_signed() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19787`
-		// Minimum execution time: 127_484_000 picoseconds.
-		Weight::from_parts(155_018_000, 0)
-			.saturating_add(Weight::from_parts(0, 19787))
+		//  Estimated: `20680`
+		// Minimum execution time: 116_065_000 picoseconds.
+		Weight::from_parts(125_055_000, 0)
+			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:17 w:17)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:16 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::OfferBook` (r:1 w:1)
@@ -775,35 +829,35 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:8 w:8)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn submit_receipt_quorum(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `17387 + n * (10737 ±251)`
-		// Minimum execution time: 129_096_000 picoseconds.
-		Weight::from_parts(149_818_480, 0)
-			.saturating_add(Weight::from_parts(0, 17387))
-			// Standard Error: 1_812_850
-			.saturating_add(Weight::from_parts(43_226_433, 0).saturating_mul(n.into()))
+		//  Estimated: `17911 + n * (11099 ±251)`
+		// Minimum execution time: 123_627_000 picoseconds.
+		Weight::from_parts(101_912_000, 0)
+			.saturating_add(Weight::from_parts(0, 17911))
+			// Standard Error: 216_536
+			.saturating_add(Weight::from_parts(39_765_327, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 10737).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 11099).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -811,31 +865,31 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_attested_key() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `19787`
-		// Minimum execution time: 127_112_000 picoseconds.
-		Weight::from_parts(150_540_000, 0)
-			.saturating_add(Weight::from_parts(0, 19787))
+		//  Estimated: `20680`
+		// Minimum execution time: 128_623_000 picoseconds.
+		Weight::from_parts(134_568_000, 0)
+			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Receipts` (r:1 w:1)
 	/// Proof: `Market::Receipts` (`max_values`: None, `max_size`: Some(775), added: 3250, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Attestations` (r:1 w:1)
-	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262342), added: 264817, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:0)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
@@ -844,28 +898,28 @@ impl WeightInfo for () {
 	/// Proof: `Market::Waiting` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
-	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:2 w:2)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `Timestamp::Now` (r:1 w:0)
 	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
 	fn submit_receipt_fresh_quote() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `303571`
-		// Minimum execution time: 342_389_000 picoseconds.
-		Weight::from_parts(410_907_000, 0)
-			.saturating_add(Weight::from_parts(0, 303571))
-			.saturating_add(RocksDbWeight::get().reads(11_u64))
-			.saturating_add(RocksDbWeight::get().writes(10_u64))
+		//  Estimated: `307126`
+		// Minimum execution time: 326_823_000 picoseconds.
+		Weight::from_parts(347_971_000, 0)
+			.saturating_add(Weight::from_parts(0, 307126))
+			.saturating_add(RocksDbWeight::get().reads(12_u64))
+			.saturating_add(RocksDbWeight::get().writes(11_u64))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:16 w:16)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Jobs` (r:1 w:1)
 	/// Proof: `Market::Jobs` (`max_values`: None, `max_size`: Some(249), added: 2724, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Bindings` (r:1 w:0)
-	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(565), added: 3040, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Bindings` (`max_values`: None, `max_size`: Some(1078), added: 3553, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Settlements` (r:0 w:1)
 	/// Proof: `Market::Settlements` (`max_values`: None, `max_size`: Some(854), added: 3329, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Waiting` (r:0 w:1)
@@ -873,27 +927,27 @@ impl WeightInfo for () {
 	/// Storage: `Market::TotalEscrow` (r:1 w:1)
 	/// Proof: `Market::TotalEscrow` (`max_values`: Some(1), `max_size`: Some(16), added: 16, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 16]`.
 	fn refund_expired(n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `10961 + n * (2965 ±0)`
-		// Minimum execution time: 46_065_000 picoseconds.
-		Weight::from_parts(61_100_355, 0)
-			.saturating_add(Weight::from_parts(0, 10961))
-			// Standard Error: 251_046
-			.saturating_add(Weight::from_parts(3_236_492, 0).saturating_mul(n.into()))
+		//  Estimated: `11510 + n * (3309 ±0)`
+		// Minimum execution time: 41_163_000 picoseconds.
+		Weight::from_parts(49_222_550, 0)
+			.saturating_add(Weight::from_parts(0, 11510))
+			// Standard Error: 51_803
+			.saturating_add(Weight::from_parts(3_797_130, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2965).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 3309).saturating_mul(n.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Providers` (r:1 w:1)
-	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(490), added: 2965, mode: `MaxEncodedLen`)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Market::SigningKeys` (r:0 w:1)
@@ -901,14 +955,14 @@ impl WeightInfo for () {
 	/// Storage: `Market::OfferBook` (r:1 w:1)
 	/// Proof: `Market::OfferBook` (`max_values`: Some(1), `max_size`: Some(12290), added: 12290, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn deregister() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `39403`
-		// Minimum execution time: 69_041_000 picoseconds.
-		Weight::from_parts(80_453_000, 0)
-			.saturating_add(Weight::from_parts(0, 39403))
+		//  Estimated: `39783`
+		// Minimum execution time: 88_683_000 picoseconds.
+		Weight::from_parts(98_732_000, 0)
+			.saturating_add(Weight::from_parts(0, 39783))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
@@ -920,34 +974,34 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 14_476_128_000 picoseconds.
-		Weight::from_parts(17_708_544_000, 0)
+		// Minimum execution time: 13_584_620_000 picoseconds.
+		Weight::from_parts(13_586_124_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 7_504_125_142
-			.saturating_add(Weight::from_parts(64_591_865_366, 0).saturating_mul(g.into()))
-			// Standard Error: 3_857_587_539
-			.saturating_add(Weight::from_parts(34_902_057_314, 0).saturating_mul(r.into()))
-			// Standard Error: 953_652_565
-			.saturating_add(Weight::from_parts(2_227_893_180, 0).saturating_mul(o.into()))
-			// Standard Error: 466_724
-			.saturating_add(Weight::from_parts(1_014_732, 0).saturating_mul(b.into()))
+			// Standard Error: 9_367_203_049
+			.saturating_add(Weight::from_parts(108_133_944_626, 0).saturating_mul(g.into()))
+			// Standard Error: 4_815_325_581
+			.saturating_add(Weight::from_parts(40_319_114_836, 0).saturating_mul(r.into()))
+			// Standard Error: 1_190_419_543
+			.saturating_add(Weight::from_parts(18_198_593, 0).saturating_mul(o.into()))
+			// Standard Error: 582_599
+			.saturating_add(Weight::from_parts(149_286, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// The range of component `l` is `[256, 16384]`.
 	fn register_policy(l: u32, ) -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24148`
-		// Minimum execution time: 37_886_000 picoseconds.
-		Weight::from_parts(44_622_899, 0)
-			.saturating_add(Weight::from_parts(0, 24148))
-			// Standard Error: 172
-			.saturating_add(Weight::from_parts(5_387, 0).saturating_mul(l.into()))
+		//  Estimated: `24184`
+		// Minimum execution time: 37_541_000 picoseconds.
+		Weight::from_parts(38_754_749, 0)
+			.saturating_add(Weight::from_parts(0, 24184))
+			// Standard Error: 46
+			.saturating_add(Weight::from_parts(4_689, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -956,15 +1010,51 @@ impl WeightInfo for () {
 	/// Storage: `Market::Policies` (r:1 w:1)
 	/// Proof: `Market::Policies` (`max_values`: None, `max_size`: Some(16492), added: 18967, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	fn retire_policy() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
-		//  Estimated: `24148`
-		// Minimum execution time: 37_249_000 picoseconds.
-		Weight::from_parts(61_362_000, 0)
-			.saturating_add(Weight::from_parts(0, 24148))
+		//  Estimated: `24184`
+		// Minimum execution time: 28_739_000 picoseconds.
+		Weight::from_parts(31_191_000, 0)
+			.saturating_add(Weight::from_parts(0, 24184))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	/// Storage: `Market::Providers` (r:1 w:1)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:1)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	fn rotate_key() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `5864`
+		// Minimum execution time: 62_329_000 picoseconds.
+		Weight::from_parts(89_087_000, 0)
+			.saturating_add(Weight::from_parts(0, 5864))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Providers` (r:1 w:0)
+	/// Proof: `Market::Providers` (`max_values`: None, `max_size`: Some(834), added: 3309, mode: `MaxEncodedLen`)
+	/// Storage: `Market::Attestations` (r:1 w:1)
+	/// Proof: `Market::Attestations` (`max_values`: None, `max_size`: Some(262390), added: 264865, mode: `MaxEncodedLen`)
+	/// Storage: `Market::SigningKeys` (r:1 w:0)
+	/// Proof: `Market::SigningKeys` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Storage: `Timestamp::Now` (r:1 w:0)
+	/// Proof: `Timestamp::Now` (`max_values`: Some(1), `max_size`: Some(8), added: 8, mode: `MaxEncodedLen`)
+	fn prune_attestation() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `0`
+		//  Estimated: `275954`
+		// Minimum execution time: 85_846_000 picoseconds.
+		Weight::from_parts(94_960_000, 0)
+			.saturating_add(Weight::from_parts(0, 275954))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 }

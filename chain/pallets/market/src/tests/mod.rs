@@ -39,11 +39,13 @@ use polkadot_sdk::{
 };
 
 mod binding;
+mod deposits;
 mod funding;
 mod invariants;
 mod policies;
 mod refunds;
 mod registration;
+mod rotation;
 mod tier1;
 mod tier2;
 mod tier3;
