@@ -308,6 +308,9 @@ impl pallet_sigil_market::Config for Runtime {
     type MaxPenalties = ConstU32<16>;
     /// `on_idle` tries at most 16 waiting jobs a block.
     type MaxDispatchPerBlock = ConstU32<16>;
+    /// `on_idle` looks at most at 8 attestation records a block for pruning (each weighed as a
+    /// `prune_attestation` of the largest record).
+    type MaxPrunePerBlock = ConstU32<8>;
     type WeightInfo = pallet_sigil_market::weights::SubstrateWeight<Runtime>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = sigil_verifier_adapter::benchmarking::SimulatedEvidence;

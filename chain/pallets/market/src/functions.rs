@@ -816,16 +816,23 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_prune_attestation(
-        evidence_digest: Digest,
-        record: AttestationRecord<T>,
+    /// Whether the record may go: expired at `now_ms`, and no provider's current or retiring
+    /// attested key rests on it.
+    pub(crate) fn check_prunable(
+        evidence_digest: &Digest,
+        record: &AttestationRecord<T>,
+        now_ms: u64,
     ) -> DispatchResult {
+        ensure!(
+            record.expires_at_ms <= now_ms,
+            Error::<T>::AttestationNotExpired
+        );
         if let Some(holder) = SigningKeys::<T>::get(record.key)
             && let Some(info) = Providers::<T>::get(&holder)
         {
             let rests_on = |a: &Option<AttestedKey>| {
                 a.as_ref()
-                    .is_some_and(|a| a.evidence_digest == evidence_digest)
+                    .is_some_and(|a| a.evidence_digest == *evidence_digest)
             };
             ensure!(
                 !rests_on(&info.attested)
@@ -836,6 +843,62 @@ impl<T: Config> Pallet<T> {
                 Error::<T>::AttestationInUse
             );
         }
+        Ok(())
+    }
+
+    /// `on_idle`, after dispatch: looks at up to [`Config::MaxPrunePerBlock`] attestation
+    /// records in [`Attestations`]' order from where the last pass stopped, while `remaining`
+    /// pays for each, and prunes those [`Self::check_prunable`] allows (their deposits return).
+    pub(crate) fn prune_expired(remaining: Weight) -> Weight {
+        let per_try = T::WeightInfo::prune_attestation();
+        let mut used = T::DbWeight::get().reads_writes(1, 1);
+        if !remaining.all_gte(used.saturating_add(per_try)) {
+            return Weight::zero();
+        }
+        let cap = usize::try_from(T::MaxPrunePerBlock::get()).unwrap_or(0);
+        let mut batch: Vec<Digest> = match PruneCursor::<T>::get() {
+            Some(last) => {
+                Attestations::<T>::iter_keys_from(Attestations::<T>::hashed_key_for(last))
+                    .take(cap)
+                    .collect()
+            }
+            None => Attestations::<T>::iter_keys().take(cap).collect(),
+        };
+        if batch.len() < cap {
+            // Wrap around to the start of the map for the rest of this block's looks.
+            let rest = cap.saturating_sub(batch.len());
+            for digest in Attestations::<T>::iter_keys().take(rest) {
+                if !batch.contains(&digest) {
+                    batch.push(digest);
+                }
+            }
+        }
+        let now_ms = Self::now_ms();
+        let mut last = None;
+        for digest in batch {
+            if !remaining.all_gte(used.saturating_add(per_try)) {
+                break;
+            }
+            used = used.saturating_add(per_try);
+            last = Some(digest);
+            if let Some(record) = Attestations::<T>::get(digest)
+                && Self::check_prunable(&digest, &record, now_ms).is_ok()
+            {
+                // A release that fails leaves the record (and its deposit) for a later pass.
+                let _ = Self::do_prune_attestation(digest, record);
+            }
+        }
+        match last {
+            Some(digest) => PruneCursor::<T>::put(digest),
+            None => PruneCursor::<T>::kill(),
+        }
+        used
+    }
+
+    pub(crate) fn do_prune_attestation(
+        evidence_digest: Digest,
+        record: AttestationRecord<T>,
+    ) -> DispatchResult {
         T::Currency::release(
             &HoldReason::AttestationDeposit.into(),
             &record.depositor,

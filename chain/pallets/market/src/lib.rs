@@ -257,6 +257,10 @@ pub mod pallet {
         #[pallet::constant]
         type MaxDispatchPerBlock: Get<u32>;
 
+        /// Most attestation records `on_idle` looks at for pruning in one block.
+        #[pallet::constant]
+        type MaxPrunePerBlock: Get<u32>;
+
         /// Weights of the calls.
         type WeightInfo: WeightInfo;
 
@@ -328,6 +332,11 @@ pub mod pallet {
     /// Where `on_idle` resumes its pass over [`Waiting`] (the last job it tried).
     #[pallet::storage]
     pub type WaitingCursor<T: Config> = StorageValue<_, JobId>;
+
+    /// Where `on_idle`'s pruning pass resumes over [`Attestations`] (the last record it looked
+    /// at).
+    #[pallet::storage]
+    pub type PruneCursor<T: Config> = StorageValue<_, Digest>;
 
     /// Providers penalised on each job (never bound to it again), kept for audit.
     #[pallet::storage]
@@ -706,9 +715,12 @@ pub mod pallet {
         }
 
         /// Tries to bind waiting jobs, at most [`Config::MaxDispatchPerBlock`] and as many as
-        /// the block's spare weight pays for, resuming where the last block's pass stopped.
+        /// the block's spare weight pays for, resuming where the last block's pass stopped; then
+        /// with what is left, prunes expired attestation records no key rests on (at most
+        /// [`Config::MaxPrunePerBlock`] looked at), returning their deposits.
         fn on_idle(_n: BlockNumberFor<T>, remaining: Weight) -> Weight {
-            Self::dispatch_waiting(remaining)
+            let used = Self::dispatch_waiting(remaining);
+            used.saturating_add(Self::prune_expired(remaining.saturating_sub(used)))
         }
 
         #[cfg(feature = "try-runtime")]
@@ -1125,10 +1137,7 @@ pub mod pallet {
             ensure_signed(origin)?;
             let record =
                 Attestations::<T>::get(evidence_digest).ok_or(Error::<T>::UnknownAttestation)?;
-            ensure!(
-                record.expires_at_ms <= Self::now_ms(),
-                Error::<T>::AttestationNotExpired
-            );
+            Self::check_prunable(&evidence_digest, &record, Self::now_ms())?;
             Self::do_prune_attestation(evidence_digest, record)
         }
     }

@@ -115,6 +115,7 @@ impl pallet_sigil_market::Config for Test {
     type DissentPenalty = DissentPenalty;
     type MaxPenalties = ConstU32<3>;
     type MaxDispatchPerBlock = ConstU32<2>;
+    type MaxPrunePerBlock = ConstU32<2>;
     type WeightInfo = ();
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = MockVerifier;

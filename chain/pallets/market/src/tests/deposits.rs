@@ -191,3 +191,53 @@ fn fresh_quote_record_deposit_and_prune_keep_the_audit_trail_works() {
         assert!(Settlements::<Test>::contains_key(JOB));
     });
 }
+
+#[test]
+fn on_idle_prunes_expired_records_works() {
+    use polkadot_sdk::frame_support::{traits::Hooks, weights::Weight};
+    build_and_execute(|| {
+        set_deposits();
+        // Three providers register (three records), then two deregister.
+        for p in [P1, P2, P3] {
+            register_attested(p, TeeKind::SevSnp);
+        }
+        let digests: Vec<[u8; 32]> = [P1, P2, P3]
+            .iter()
+            .map(|p| {
+                Providers::<Test>::get(p)
+                    .unwrap()
+                    .attested
+                    .unwrap()
+                    .evidence_digest
+            })
+            .collect();
+        for p in [P1, P2] {
+            assert_ok!(Market::deregister(RuntimeOrigin::signed(p)));
+        }
+        // Not expired: nothing goes, however much weight is left.
+        Market::on_idle(System::block_number(), Weight::MAX);
+        assert_eq!(Attestations::<Test>::iter().count(), 3);
+        // Expired: with no weight nothing is looked at.
+        NowMs::set(record(digests[0]).expires_at_ms);
+        assert_eq!(
+            Market::on_idle(System::block_number(), Weight::zero()),
+            Weight::zero()
+        );
+        assert_eq!(Attestations::<Test>::iter().count(), 3);
+        // At most two records are looked at a block (the mock's MaxPrunePerBlock); the pass
+        // resumes where it stopped, and P3's record stays (its key rests on it).
+        let free_before = [free(P1), free(P2)];
+        Market::on_idle(System::block_number(), Weight::MAX);
+        Market::on_idle(System::block_number(), Weight::MAX);
+        assert!(!Attestations::<Test>::contains_key(digests[0]));
+        assert!(!Attestations::<Test>::contains_key(digests[1]));
+        assert!(Attestations::<Test>::contains_key(digests[2]));
+        assert_eq!(on_hold(HoldReason::AttestationDeposit, P1), 0);
+        assert_eq!(on_hold(HoldReason::AttestationDeposit, P2), 0);
+        assert!(free(P1) > free_before[0] && free(P2) > free_before[1]);
+        assert!(events().iter().any(|e| matches!(
+            e,
+            Event::AttestationPruned { depositor, .. } if *depositor == P1
+        )));
+    });
+}
