@@ -23,7 +23,7 @@ chain/local-chain.sh --build-only
 log "sigil CLI and the e2e tests"
 cargo build --workspace --bin sigil
 cargo test --workspace --features sigil-e2e/local-chain --no-run \
-    --test e2e_market --test e2e_cli --test e2e_reconnect --test e2e_metadata
+    --test e2e_market --test e2e_cli --test e2e_reconnect --test e2e_metadata --test e2e_prune
 export SIGIL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/sigil"
 
 port="${SIGIL_E2E_PORT:-$(free_port)}"
@@ -47,6 +47,10 @@ status=0
 cargo test --workspace --features sigil-e2e/local-chain --no-fail-fast \
     --test e2e_metadata --test e2e_market --test e2e_cli --test e2e_reconnect \
     -- --test-threads=1 "$@" || status=$?
+# Last, on the same chain: pruning moves the chain's clock eight days ahead.
+if [ "$#" -eq 0 ]; then
+    cargo test --workspace --features sigil-e2e/local-chain --test e2e_prune || status=$?
+fi
 if [ "$status" -ne 0 ]; then
     echo "--- chain log (last 40 lines) ---" >&2
     tail -n 40 "$chain_log" >&2

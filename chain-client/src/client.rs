@@ -625,6 +625,15 @@ impl ChainClient {
         provider_at(&self.at_latest().await?, who).await
     }
 
+    /// The attestation record stored under `digest`, if it is still in state (pruned records
+    /// stay in the state of earlier blocks).
+    pub async fn attestation(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<AttestationRecord>, ChainError> {
+        attestation_at(&self.at_latest().await?, digest).await
+    }
+
     /// A registered attestation policy.
     pub async fn policy(&self, id: &[u8; 32]) -> Result<Option<PolicyInfo>, ChainError> {
         let at = self.at_latest().await?;

@@ -816,17 +816,20 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Whether the record may go: expired at `now_ms`, and no provider's current or retiring
-    /// attested key rests on it.
+    /// Whether the record may go: no key can use it any more at `now_ms` (its evidence's own
+    /// expiry or the chain's cap on an attested key's life after verification, whichever
+    /// comes first), and no provider's current or retiring attested key rests on it.
     pub(crate) fn check_prunable(
         evidence_digest: &Digest,
         record: &AttestationRecord<T>,
         now_ms: u64,
     ) -> DispatchResult {
-        ensure!(
-            record.expires_at_ms <= now_ms,
-            Error::<T>::AttestationNotExpired
+        let usable_until = record.expires_at_ms.min(
+            record
+                .verified_at_ms
+                .saturating_add(T::MaxAttestationValidityMs::get()),
         );
+        ensure!(usable_until <= now_ms, Error::<T>::AttestationNotExpired);
         if let Some(holder) = SigningKeys::<T>::get(record.key)
             && let Some(info) = Providers::<T>::get(&holder)
         {

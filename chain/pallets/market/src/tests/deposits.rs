@@ -241,3 +241,49 @@ fn on_idle_prunes_expired_records_works() {
         )));
     });
 }
+
+#[test]
+fn record_of_long_lived_evidence_is_pruned_after_the_key_cap_works() {
+    build_and_execute(|| {
+        set_deposits();
+        // Evidence whose own expiry is far away (the simulator's never expires): no key made
+        // from it outlives the chain's cap on an attested key's life, so neither does the record.
+        let digest = [0xAB; 32];
+        let deposit = 30;
+        assert_ok!(
+            <Balances as polkadot_sdk::frame_support::traits::fungible::MutateHold<u64>>::hold(
+                &HoldReason::AttestationDeposit.into(),
+                &P4,
+                deposit
+            )
+        );
+        Attestations::<Test>::insert(
+            digest,
+            AttestationRecord {
+                evidence: vec![1, 2, 3].try_into().unwrap(),
+                collateral: BoundedVec::new(),
+                policy: policy_prod(),
+                key: key_of(P4),
+                tee: TeeKind::Simulated,
+                measurement: GOOD_MEASUREMENT,
+                nonce: [0; 32],
+                verified_at_ms: now_ms(),
+                expires_at_ms: u64::MAX,
+                depositor: P4,
+                deposit,
+            },
+        );
+        let cap = <<Test as market::Config>::MaxAttestationValidityMs as polkadot_sdk::frame_support::traits::Get<u64>>::get();
+        NowMs::set(now_ms() + cap - 1);
+        assert_noop!(
+            Market::prune_attestation(RuntimeOrigin::signed(STRANGER), digest),
+            Error::<Test>::AttestationNotExpired
+        );
+        NowMs::set(now_ms() + 1);
+        assert_ok!(Market::prune_attestation(
+            RuntimeOrigin::signed(STRANGER),
+            digest
+        ));
+        assert_eq!(on_hold(HoldReason::AttestationDeposit, P4), 0);
+    });
+}
