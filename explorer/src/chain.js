@@ -106,6 +106,10 @@ export function provider(account, p) {
     gpuModel: text(p.capabilities.gpuModel),
     registeredAt: num(p.registeredAt),
     activeJobs: num(p.activeJobs),
+    deposit: big(p.deposit),
+    retiring: p.retiring.isSome
+      ? { signingKey: hex(p.retiring.unwrap().signingKey), openJobs: num(p.retiring.unwrap().openJobs) }
+      : null,
     offer: p.offer.isSome
       ? {
           price: big(p.offer.unwrap().price),

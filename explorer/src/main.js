@@ -309,6 +309,8 @@ async function viewProviders(only) {
         h('h2', { class: 'mono wrap' }, only ? p.account : accountLink(p.account)),
         dl([
           ['Signing key', h('span', { class: 'mono wrap' }, p.signingKey)],
+          p.retiring && ['Rotated-away key', h('span', {}, h('span', { class: 'mono wrap' }, p.retiring.signingKey), ` (kept for ${p.retiring.openJobs} open job${p.retiring.openJobs === 1 ? '' : 's'} bound under it)`)],
+          ['Storage deposit', `${mint(p.deposit)} (returned when it deregisters)`],
           ['Tiers', p.tiers.join(', ')],
           ['TEE kinds', p.teeKinds.join(', ') || '—'],
           ['GPU model', p.gpuModel || 'none'],

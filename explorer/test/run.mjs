@@ -263,7 +263,7 @@ test('the provider and policy views show the attested key and every rule', async
   const { page, state } = ctx;
   await goto(`/provider/${state.accounts.charlie}`);
   const text = await page.textContent('main');
-  for (const s of ['Simulated', 'Measurement', 'per job, capacity 2', 'Jobs served']) assert(text.includes(s), `provider view lacks "${s}"`);
+  for (const s of ['Simulated', 'Measurement', 'per job, capacity 2', 'Jobs served', 'Storage deposit', '1 MINT (returned when it deregisters)']) assert(text.includes(s), `provider view lacks "${s}"`);
   assert((await page.locator(`a[href="#/job/${state.jobs['tier-3']}"]`).count()) === 1, 'the tier-3 job is not among the jobs served');
   await shot('provider');
   await goto('/providers');
