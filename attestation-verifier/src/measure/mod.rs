@@ -28,6 +28,7 @@ pub mod guid_table;
 pub mod snp;
 pub mod tdx;
 pub mod tdx_boot;
+pub mod uki;
 
 #[cfg(test)]
 mod tests;
