@@ -115,7 +115,7 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 }
 
 #[test]
-fn uki_events_work() {
+fn uki_events_works() {
     let dir = tmpdir("events");
     let payload = payload();
     let image = uki(&payload);

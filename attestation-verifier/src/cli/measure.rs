@@ -677,7 +677,9 @@ fn uki_events(
                 UkiError::NotPe(_) | UkiError::PeOffsets => "uki-not-pe",
                 UkiError::TooLarge { .. } => "input-too-large",
                 UkiError::NoLinux => "uki-no-linux",
-                UkiError::Profiles => "uki-profiles-unsupported",
+                UkiError::Profiles | UkiError::HardwareSelected { .. } => {
+                    "uki-profiles-unsupported"
+                }
                 _ => "uki-malformed",
             };
             return reject(format, code, e.to_string()).map(Err);

@@ -20,7 +20,9 @@
 //! This is the value `systemd-measure calculate --phase=` prints for PCR 11 (the sections
 //! alone, before systemd's boot-phase strings). Multi-profile UKIs (`.profile` sections,
 //! systemd 257) measure a selected profile's sections over the base ones; they are
-//! refused here rather than computed for a profile the caller did not choose.
+//! refused here rather than computed for a profile the caller did not choose, as are
+//! UKIs with `.dtbauto` or `.efifw` sections, which the stub measures only when they
+//! match the machine's hardware IDs.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -37,6 +39,10 @@ pub const UKI_SECTIONS: [&str; 15] = [
     ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
     ".pcrsig", ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw",
 ];
+
+/// The sections systemd-stub picks by the machine's hardware IDs (a device tree or
+/// firmware blob for the board it runs on): measured only when one matches.
+pub const HARDWARE_SELECTED: [&str; 2] = [".dtbauto", ".efifw"];
 
 /// The one section systemd-stub does not measure.
 pub const UNMEASURED_SECTION: &str = ".pcrsig";
@@ -82,6 +88,12 @@ pub enum UkiError {
     NoLinux,
     /// A multi-profile UKI (`.profile` sections): not computed.
     Profiles,
+    /// A section systemd-stub measures only when it matches the machine's hardware IDs
+    /// (`.dtbauto`, `.efifw`): not computed.
+    HardwareSelected {
+        /// The section's name.
+        name: &'static str,
+    },
 }
 
 impl fmt::Display for UkiError {
@@ -108,6 +120,10 @@ impl fmt::Display for UkiError {
                 write!(f, "the UKI's measured sections hold more than {max} bytes")
             }
             Self::NoLinux => f.write_str("the UKI has no .linux section (systemd-stub refuses it)"),
+            Self::HardwareSelected { name } => write!(
+                f,
+                "the UKI has a {name} section, which systemd-stub measures only on hardware it matches: not computed"
+            ),
             Self::Profiles => f.write_str(
                 "the UKI has .profile sections (a multi-profile UKI): the measured sections depend on the profile chosen at boot and are not computed",
             ),
@@ -214,6 +230,11 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     let headers = section_headers(pe)?;
     if headers.iter().any(|h| name_is(h.name, ".profile")) {
         return Err(UkiError::Profiles);
+    }
+    for name in HARDWARE_SELECTED {
+        if headers.iter().any(|h| name_is(h.name, name)) {
+            return Err(UkiError::HardwareSelected { name });
+        }
     }
     let mut sections = Vec::new();
     let mut total: u64 = 0;

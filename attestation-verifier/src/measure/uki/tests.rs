@@ -97,6 +97,14 @@ fn uki_without_linux_rejects() {
         Section::new(".profile", b"ID=a"),
     ]);
     assert_eq!(uki_events(&image), Err(UkiError::Profiles));
+    let image = pe_image(&[
+        Section::new(".linux", b"k"),
+        Section::new(".dtbauto", b"dt"),
+    ]);
+    assert_eq!(
+        uki_events(&image),
+        Err(UkiError::HardwareSelected { name: ".dtbauto" })
+    );
 }
 
 #[test]
