@@ -787,6 +787,66 @@ mod vtpm {
             "{e}"
         );
         assert_eq!(mb["pcr_events"][0]["extends"], false); // StartupLocality
+
+        // [vtpm] events pins the boot application's event.
+        let events_policy = |pcr: u8, digest: &[u8; 32]| {
+            Policy::from_toml(&format!(
+                "[vtpm]\nevents = [{{ pcr = {pcr}, digest = \"{}\" }}]\n",
+                hex::encode(digest)
+            ))
+            .unwrap()
+        };
+        let o = check_bundle(
+            &mut verifier(AwsLc, &p),
+            &bytes,
+            None,
+            None,
+            &events_policy(4, &boot_app.sha256),
+            NOW,
+        );
+        assert!(o.accepted(), "{:?}", o.reasons);
+        // The same digest on another PCR, or another digest: rejected, named.
+        for (pcr, digest) in [(5, boot_app.sha256), (4, [7u8; 32])] {
+            let o = check_bundle(
+                &mut verifier(RustCrypto, &p),
+                &bytes,
+                None,
+                None,
+                &events_policy(pcr, &digest),
+                NOW,
+            );
+            assert!(
+                o.reasons.iter().any(|r| r.contains("vtpm.events")
+                    && r.contains(&format!(
+                        "no event extends PCR{pcr} with {}",
+                        hex::encode(digest)
+                    ))),
+                "{:?}",
+                o.reasons
+            );
+        }
+        // A bundle with the quote but no log: no verified log to hold the event.
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(&a));
+        let pcrs = tcg_log::replay(&events)
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        let no_log = quoted_bundle(&a, &p, &t, Some(t.quote_pcrs(&qd, pcrs))).to_bytes();
+        let o = check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &no_log,
+            None,
+            None,
+            &events_policy(4, &boot_app.sha256),
+            NOW,
+        );
+        assert!(
+            o.reasons
+                .iter()
+                .any(|r| r.contains("vtpm.events") && r.contains("no verified vTPM event log")),
+            "{:?}",
+            o.reasons
+        );
     }
 
     #[test]

@@ -149,6 +149,10 @@ fn at_of(case: &Case) -> Option<String> {
 }
 
 fn cli(case: &Case, tag: &str, log: &[u8]) -> (i32, serde_json::Value) {
+    cli_with(case, tag, log, &[])
+}
+
+fn cli_with(case: &Case, tag: &str, log: &[u8], extra: &[&str]) -> (i32, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("sigil-vtpm-eventlog-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}-{tag}.bin", case.name));
@@ -166,7 +170,8 @@ fn cli(case: &Case, tag: &str, log: &[u8]) -> (i32, serde_json::Value) {
         ])
         .arg("--eventlog")
         .arg(&path)
-        .args(["--format", "json"]);
+        .args(["--format", "json"])
+        .args(extra);
     if let Some(t) = at_of(case) {
         cmd.args(["--at", &t]);
     }
@@ -198,6 +203,26 @@ fn azure_vtpm_cli_eventlog_works() {
         assert_eq!(mb["verified"], true);
         assert_eq!(mb["log_format"], "tpm");
         assert_eq!(mb["pcr_events"][0]["event_type_name"], "EV_NO_ACTION");
+        // A policy requiring an event the log does not hold.
+        let dir = std::env::temp_dir().join(format!("sigil-vtpm-eventlog-{}", std::process::id()));
+        let policy = dir.join(format!("{}-policy.toml", case.name));
+        std::fs::write(
+            &policy,
+            format!(
+                "[vtpm]\nevents = [{{ pcr = 4, digest = \"{}\" }}]\n",
+                "ab".repeat(32)
+            ),
+        )
+        .unwrap();
+        let (code, out) = cli_with(
+            &case,
+            "policy",
+            &log,
+            &["--policy", policy.to_str().unwrap()],
+        );
+        std::fs::remove_file(&policy).ok();
+        assert_eq!(code, 1, "{out}");
+        assert!(out["reasons"].to_string().contains("vtpm.events"), "{out}");
     }
 }
 

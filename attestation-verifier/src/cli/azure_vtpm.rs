@@ -303,6 +303,7 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
     let Some(tpm_quote) = quote_claims(&loaded.quote, verified.as_deref()) else {
         return finish("rejected", &reasons, None, args.common.format);
     };
+    let mut replayed = None;
     let measured_boot = match &args.eventlog {
         None => None,
         Some(path) => {
@@ -315,7 +316,7 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                     pcrs: loaded.quote.pcrs.clone(),
                 }),
             };
-            let replayed = match verified
+            replayed = match verified
                 .as_ref()
                 .and_then(|q| verify_measured_vtpm(&m, q.get()))
             {
@@ -336,6 +337,13 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
             MeasuredBootClaims::of(&m, replayed.as_ref())
         }
     };
+    if verified.is_some() {
+        let mut violations = Vec::new();
+        policy
+            .vtpm
+            .evaluate_events(replayed.as_ref(), &mut violations);
+        reasons.extend(violations.iter().map(|v| format!("{v}")));
+    }
 
     // The hardware report: the claims' binding, then the report itself.
     let mut incomplete = false;
