@@ -5,7 +5,7 @@
 //! `/sys/kernel/security/tpm0/binary_bios_measurements`): the same encoding as a TDX
 //! CCEL (a SHA-1-format `TCG_PCR_EVENT` header carrying `Spec ID Event03`, then
 //! `TCG_PCR_EVENT2` records with one digest per algorithm), read by the same reader
-//! ([`super::parse_tcg_records`]), but its `pcrIndex` is a PCR (0..=23) and the digests
+//! (`parse_tcg_records`, the CCEL parser's), but its `pcrIndex` is a PCR (0..=23) and the digests
 //! kept are the SHA-256 ones, the bank the vTPM quote covers.
 //!
 //! Replay (TCG PC Client Platform Firmware Profile): every PCR starts at zero, except
@@ -88,7 +88,7 @@ pub struct TpmEventLog {
 /// Parses a TPM's crypto-agile event log, keeping the SHA-256 digests.
 ///
 /// Steps:
-/// 1. Read the header and records ([`super::parse_tcg_records`]; the header must list
+/// 1. Read the header and records (the CCEL parser's; the header must list
 ///    SHA-256).
 /// 2. Check every PCR index (0..=23).
 /// 3. Read the `StartupLocality` event: at most one, well formed, before the first
