@@ -26,6 +26,11 @@ fi
 if [ ! -f /usr/share/ovmf/OVMF.fd ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ovmf >/dev/null
 fi
+# systemd's own PCR 11 calculator (Debian's systemd package ships it) for the UKI
+# differential test of `sigil-verify measure tdx --uki` (attestation-verifier/tests/measure_uki.rs).
+if [ ! -x /usr/lib/systemd/systemd-measure ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+fi
 # A signed distribution kernel (Debian's cloud kernel, only its vmlinuz kept) for the
 # Authenticode differential test of `sigil-verify measure tdx --kernel`
 # (attestation-verifier/tests/measure_kernel.rs).

@@ -157,6 +157,26 @@ for case in g("measured/tdx-eventlog/*"):
             if tdx_cpu:
                 seed("evidence_bundle", bundle(5, 2, tdx_cpu[0], log=log,
                                                agent=[(1, bytes([0xA1]) * 48), (2, bytes([0xC1]) * 48)]))
+# TPM event logs (none among the vectors: made here, as tests/azure_vtpm_eventlog.rs makes
+# them): a SHA-1-format Spec ID header listing SHA-1 and SHA-256, then TCG_PCR_EVENT2 records.
+def tpm_log(events):
+    import hashlib
+    spec = (b"Spec ID Event03\0" + (0).to_bytes(4, "little") + bytes([0, 2, 0, 2])
+            + (2).to_bytes(4, "little") + (4).to_bytes(2, "little") + (20).to_bytes(2, "little")
+            + (11).to_bytes(2, "little") + (32).to_bytes(2, "little") + b"\0")
+    out = (0).to_bytes(4, "little") + (3).to_bytes(4, "little") + bytes(20) + len(spec).to_bytes(4, "little") + spec
+    for pcr, ty, data in events:
+        d = bytes(32) if ty == 3 else hashlib.sha256(data).digest()
+        out += (pcr.to_bytes(4, "little") + ty.to_bytes(4, "little") + (2).to_bytes(4, "little")
+                + (4).to_bytes(2, "little") + d[:20] + (11).to_bytes(2, "little") + d
+                + len(data).to_bytes(4, "little") + data)
+    return out
+boot = [(0, 3, b"StartupLocality\0\3"), (0, 1, b"firmware volume")]
+boot += [(pcr, 4, bytes(4)) for pcr in range(8)]
+boot += [(4, 0x80000003, b"\\EFI\\BOOT\\BOOTX64.EFI"), (8, 0xd, b"kernel_cmdline: console=ttyS0\0")]
+seed("tpm_event_log", tpm_log(boot))
+seed("tpm_event_log", tpm_log(boot[:1]))
+seed("tpm_event_log", tpm_log([(17, 1, b"drtm"), (23, 0x80000001, bytes(40))]))
 # Receipts (SignedReceipt = body Vec<u8> | signature [64]); with a bundle after the separator
 body = (bytes([1]) + bytes(32) + bytes(32) + bytes(range(32)) + bytes([3]) + bytes(32)
         + (2).to_bytes(4, "little") + (1).to_bytes(8, "little") + (2).to_bytes(8, "little")

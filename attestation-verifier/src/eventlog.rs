@@ -51,6 +51,9 @@ pub const EV_NO_ACTION: u32 = 0x3;
 const SPEC_ID_SIGNATURE: &[u8; 16] = b"Spec ID Event03\0";
 const SHA384_LEN: usize = 48;
 
+/// TCG algorithm id of SHA-256 (`TPM_ALG_SHA256`).
+pub const TPM_ALG_SHA256: u16 = 0x000b;
+
 /// Why an event log is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -113,6 +116,53 @@ pub enum EventLogError {
     /// The log does not carry SHA-384 digests, which TDX RTMRs use.
     #[error("the log carries no SHA-384 digests (the RTMR hash)")]
     NoSha384,
+    /// The log does not carry digests of the bank the registers use (a TPM log
+    /// without SHA-256 digests).
+    #[error("the log carries no {name} digests ({alg:#06x}), the bank of the quoted PCRs")]
+    NoBank {
+        /// The algorithm id.
+        alg: u16,
+        /// Its name.
+        name: &'static str,
+    },
+    /// A TPM log event names a PCR a PC Client TPM does not have.
+    #[error("event {index} names PCR {pcr}; a PC Client TPM has PCR 0 to 23")]
+    PcrIndex {
+        /// Event number.
+        index: usize,
+        /// The index read.
+        pcr: u32,
+    },
+    /// A `StartupLocality` event that is malformed, repeated, or after PCR 0 was
+    /// first extended (it sets PCR 0's initial value, so it must come first).
+    #[error("event {index}: {problem} StartupLocality event")]
+    StartupLocality {
+        /// Event number.
+        index: usize,
+        /// What is wrong: `a malformed`, `a second`, `a late` or `an out-of-range`.
+        problem: &'static str,
+    },
+    /// A replayed PCR differs from the quoted value.
+    #[error(
+        "PCR {pcr} replays to {} but the quote holds {}",
+        hex::encode(.replayed),
+        hex::encode(.expected)
+    )]
+    PcrMismatch {
+        /// The PCR (0..=23).
+        pcr: u8,
+        /// The value the log replays to.
+        replayed: [u8; 32],
+        /// The quoted value.
+        expected: [u8; 32],
+    },
+    /// The log extends a PCR the quote does not cover, so its events there cannot
+    /// be bound to the quote.
+    #[error("the log extends PCR {pcr}, which the quote does not select")]
+    PcrNotQuoted {
+        /// The PCR (0..=23).
+        pcr: u8,
+    },
     /// The header's data holds bytes after the vendor information.
     #[error("the Spec ID header has {extra} bytes after its vendor information")]
     HeaderTrailing {
@@ -323,6 +373,61 @@ impl<'a> Reader<'a> {
 /// 3. Read `TCG_PCR_EVENT2` records until the input ends, or until an event boundary
 ///    after which every byte is `0x00` or `0xFF` (the unused CCEL area).
 pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
+    let records = parse_tcg_records::<SHA384_LEN>(bytes, TPM_ALG_SHA384)?;
+    let mut events = Vec::with_capacity(records.events.len());
+    for (index, e) in records.events.into_iter().enumerate() {
+        let rtmr = rtmr_of(index, e.pcr_index, e.event_type)?;
+        events.push(Event {
+            mr_index: e.pcr_index,
+            rtmr,
+            event_type: e.event_type,
+            sha384: e.digest,
+            data: e.data,
+            name: None,
+        });
+    }
+    Ok(EventLog {
+        format: LogFormat::Ccel,
+        algorithms: records.algorithms,
+        events,
+        used_len: records.used_len,
+    })
+}
+
+/// One `TCG_PCR_EVENT2` record, keeping the digest of one bank (`N` bytes).
+pub(crate) struct TcgRecord<const N: usize> {
+    /// `pcrIndex` (a CC MR index in a CCEL).
+    pub(crate) pcr_index: u32,
+    /// `eventType`.
+    pub(crate) event_type: u32,
+    /// The digest of the bank asked for.
+    pub(crate) digest: [u8; N],
+    /// The event data.
+    pub(crate) data: Vec<u8>,
+}
+
+/// The records of a crypto-agile log.
+pub(crate) struct TcgRecords<const N: usize> {
+    /// The Spec ID header's algorithms.
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The records after the header.
+    pub(crate) events: Vec<TcgRecord<N>>,
+    /// Bytes the records occupy, header included.
+    pub(crate) used_len: usize,
+}
+
+/// The reader a TCG PC Client crypto-agile log (CCEL or TPM) is parsed with, keeping
+/// the `N`-byte digests of `bank` (which the header must list).
+///
+/// Steps:
+/// 1. Bound the input ([`MAX_LOG_LEN`]).
+/// 2. Read the `TCG_PCR_EVENT` header and its `Spec ID Event03` algorithm list.
+/// 3. Read `TCG_PCR_EVENT2` records until the input ends, or until an event boundary
+///    after which every byte is `0x00` or `0xFF` (the unused CCEL area).
+pub(crate) fn parse_tcg_records<const N: usize>(
+    bytes: &[u8],
+    bank: u16,
+) -> Result<TcgRecords<N>, EventLogError> {
     // Step 1
     if bytes.len() > MAX_LOG_LEN {
         return Err(EventLogError::TooLarge {
@@ -336,7 +441,7 @@ pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
     };
 
     // Step 2
-    let algorithms = parse_header(&mut r)?;
+    let algorithms = parse_header(&mut r, bank)?;
 
     // Step 3
     let mut events = Vec::new();
@@ -347,14 +452,29 @@ pub fn parse_ccel(bytes: &[u8]) -> Result<EventLog, EventLogError> {
         if events.len() >= MAX_EVENTS {
             return Err(EventLogError::TooManyEvents { max: MAX_EVENTS });
         }
-        events.push(parse_event(&mut r, &algorithms, events.len())?);
+        events.push(parse_record::<N>(&mut r, &algorithms, events.len(), bank)?);
     }
-    Ok(EventLog {
-        format: LogFormat::Ccel,
+    Ok(TcgRecords {
         algorithms,
         events,
         used_len: r.pos,
     })
+}
+
+/// The error for a log whose header does not list `bank`.
+fn missing_bank(bank: u16) -> EventLogError {
+    if bank == TPM_ALG_SHA384 {
+        EventLogError::NoSha384
+    } else {
+        EventLogError::NoBank {
+            alg: bank,
+            name: if bank == TPM_ALG_SHA256 {
+                "SHA-256"
+            } else {
+                "unknown"
+            },
+        }
+    }
 }
 
 const fn is_fill(b: u8) -> bool {
@@ -368,7 +488,7 @@ fn all_fill(d: &[u8]) -> bool {
         .all(|c| c.iter().fold(true, |ok, b| ok & is_fill(*b)))
 }
 
-fn parse_header(r: &mut Reader<'_>) -> Result<Vec<Algorithm>, EventLogError> {
+fn parse_header(r: &mut Reader<'_>, bank: u16) -> Result<Vec<Algorithm>, EventLogError> {
     let _pcr = r.u32("header pcrIndex")?;
     let event_type = r.u32("header eventType")?;
     if event_type != EV_NO_ACTION {
@@ -402,7 +522,7 @@ fn parse_header(r: &mut Reader<'_>) -> Result<Vec<Algorithm>, EventLogError> {
         let expected = match alg {
             TPM_ALG_SHA384 => Some(SHA384_LEN),
             0x0004 => Some(20),
-            0x000b | 0x0012 => Some(32),
+            TPM_ALG_SHA256 | 0x0012 => Some(32),
             0x000d => Some(64),
             _ => None,
         };
@@ -420,8 +540,8 @@ fn parse_header(r: &mut Reader<'_>) -> Result<Vec<Algorithm>, EventLogError> {
             digest_len: size,
         });
     }
-    if !algorithms.iter().any(|a| a.alg == TPM_ALG_SHA384) {
-        return Err(EventLogError::NoSha384);
+    if !algorithms.iter().any(|a| a.alg == bank) {
+        return Err(missing_bank(bank));
     }
     let vendor = h.u8("vendorInfoSize")?;
     let _vendor_info = h.take("vendorInfo", usize::from(vendor))?;
@@ -432,12 +552,13 @@ fn parse_header(r: &mut Reader<'_>) -> Result<Vec<Algorithm>, EventLogError> {
     Ok(algorithms)
 }
 
-fn parse_event(
+fn parse_record<const N: usize>(
     r: &mut Reader<'_>,
     algorithms: &[Algorithm],
     index: usize,
-) -> Result<Event, EventLogError> {
-    let mr_index = r.u32("pcrIndex")?;
+    bank: u16,
+) -> Result<TcgRecord<N>, EventLogError> {
+    let pcr_index = r.u32("pcrIndex")?;
     let event_type = r.u32("eventType")?;
     let count = r.u32("digests.count")?;
     if usize::try_from(count).ok() != Some(algorithms.len()) {
@@ -448,7 +569,7 @@ fn parse_event(
         });
     }
     let mut seen = [false; MAX_ALGORITHMS];
-    let mut sha384 = None;
+    let mut kept = None;
     for _ in 0..algorithms.len() {
         let alg = r.u16("hashAlg")?;
         let (slot, a) = algorithms
@@ -464,16 +585,18 @@ fn parse_event(
         }
         *seen_slot = true;
         let digest = r.take("digest", usize::from(a.digest_len))?;
-        if alg == TPM_ALG_SHA384 {
-            let mut d = [0u8; SHA384_LEN];
-            if digest.len() == SHA384_LEN {
-                d.copy_from_slice(digest);
-            }
-            sha384 = Some(d);
+        if alg == bank {
+            // The header checked the size of every bank this crate keeps.
+            kept = Some(
+                <[u8; N]>::try_from(digest).map_err(|_| EventLogError::DigestSize {
+                    alg,
+                    size: a.digest_len,
+                })?,
+            );
         }
     }
-    // Every algorithm appears exactly once and SHA-384 is one of them.
-    let sha384 = sha384.ok_or(EventLogError::NoSha384)?;
+    // Every algorithm appears exactly once and the kept bank is one of them.
+    let digest = kept.ok_or(missing_bank(bank))?;
     let size = r.u32("eventSize")?;
     let len = usize::try_from(size)
         .ok()
@@ -484,14 +607,11 @@ fn parse_event(
             max: MAX_EVENT_DATA_LEN,
         })?;
     let data = r.take("event data", len)?.to_vec();
-    let rtmr = rtmr_of(index, mr_index, event_type)?;
-    Ok(Event {
-        mr_index,
-        rtmr,
+    Ok(TcgRecord {
+        pcr_index,
         event_type,
-        sha384,
+        digest,
         data,
-        name: None,
     })
 }
 
@@ -693,46 +813,51 @@ impl Event {
     /// action string, a command line, a UEFI variable or blob name), an excerpt of it.
     /// For display only: the text comes from the untrusted log.
     pub fn description(&self) -> String {
-        let mut out = String::from(self.event_type_name());
-        let detail = self.name.clone().or_else(|| self.data_text());
-        if let Some(text) = detail.filter(|t| !t.is_empty()) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        out
+        describe(self.event_type, &self.data, self.name.clone())
     }
+}
 
-    fn data_text(&self) -> Option<String> {
-        let d = self.data.as_slice();
-        match self.event_type {
-            // UEFI_VARIABLE_DATA: GUID, name length (chars), data length, UTF-16 name.
-            0x8000_0001 | 0x8000_0002 | 0x8000_000c | 0x8000_00e0 => {
-                let mut r = Reader { data: d, pos: 16 };
-                let chars = u64::from_le_bytes(r.array("UnicodeNameLength").ok()?);
-                let _len = r.take("VariableDataLength", 8).ok()?;
-                let n = usize::try_from(chars).ok()?.checked_mul(2)?;
-                let name = r.take("UnicodeName", n).ok()?;
-                Some(utf16_excerpt(name))
-            }
-            // BLOB2 / HANDOFF_TABLES2: a length-prefixed ASCII description first.
-            0x8000_000a | 0x8000_000b => {
-                let (&n, rest) = d.split_first()?;
-                Some(excerpt(rest.get(..usize::from(n))?))
-            }
-            // EV_EVENT_TAG: tagged event id, size, data.
-            0x6 => {
-                let mut r = Reader { data: d, pos: 4 };
-                let size = r.u32("taggedEventDataSize").ok()?;
-                let body = r
-                    .take("taggedEventData", usize::try_from(size).ok()?)
-                    .ok()?;
-                printable(body).then(|| excerpt(body))
-            }
-            _ if d.len() >= 4 && utf16_printable(d) => Some(utf16_excerpt(d)),
-            // Text up to the first NUL (GRUB leaves bytes after the terminator).
-            _ if printable(until_nul(d)) => Some(excerpt(until_nul(d))),
-            _ => None,
+/// The type name of an event and, where its data holds text, an excerpt of it
+/// (`name` instead where the encoding names the event).
+pub(crate) fn describe(event_type: u32, data: &[u8], name: Option<String>) -> String {
+    let mut out = String::from(event_type_name(event_type).unwrap_or("EV_UNKNOWN"));
+    let detail = name.or_else(|| data_text(event_type, data));
+    if let Some(text) = detail.filter(|t| !t.is_empty()) {
+        out.push_str(": ");
+        out.push_str(&text);
+    }
+    out
+}
+
+fn data_text(event_type: u32, d: &[u8]) -> Option<String> {
+    match event_type {
+        // UEFI_VARIABLE_DATA: GUID, name length (chars), data length, UTF-16 name.
+        0x8000_0001 | 0x8000_0002 | 0x8000_000c | 0x8000_00e0 => {
+            let mut r = Reader { data: d, pos: 16 };
+            let chars = u64::from_le_bytes(r.array("UnicodeNameLength").ok()?);
+            let _len = r.take("VariableDataLength", 8).ok()?;
+            let n = usize::try_from(chars).ok()?.checked_mul(2)?;
+            let name = r.take("UnicodeName", n).ok()?;
+            Some(utf16_excerpt(name))
         }
+        // BLOB2 / HANDOFF_TABLES2: a length-prefixed ASCII description first.
+        0x8000_000a | 0x8000_000b => {
+            let (&n, rest) = d.split_first()?;
+            Some(excerpt(rest.get(..usize::from(n))?))
+        }
+        // EV_EVENT_TAG: tagged event id, size, data.
+        0x6 => {
+            let mut r = Reader { data: d, pos: 4 };
+            let size = r.u32("taggedEventDataSize").ok()?;
+            let body = r
+                .take("taggedEventData", usize::try_from(size).ok()?)
+                .ok()?;
+            printable(body).then(|| excerpt(body))
+        }
+        _ if d.len() >= 4 && utf16_printable(d) => Some(utf16_excerpt(d)),
+        // Text up to the first NUL (GRUB leaves bytes after the terminator).
+        _ if printable(until_nul(d)) => Some(excerpt(until_nul(d))),
+        _ => None,
     }
 }
 
@@ -812,6 +937,8 @@ fn utf16_excerpt(d: &[u8]) -> String {
     }
     out
 }
+
+pub mod tpm;
 
 #[cfg(test)]
 pub(crate) mod tests;

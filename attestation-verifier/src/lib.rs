@@ -51,9 +51,10 @@ pub use crate::crypto::{Crypto, DefaultCrypto, RustCrypto};
 pub use crate::pipeline::{
     AgentEventClaim, AzureVtpmClaims, CpuClaims, EventClaim, EvidenceClaims, GpuBundleClaims,
     GpuBytes, GpuEntryClaims, MeasuredBootClaims, MeasurementClaim, NvGpuClaims, OcspClaim,
-    Outcome, ReceiptClaims, RimClaim, RimClaims, SNP_MEASUREMENT_COVERS, SimulatedClaims,
-    SnpClaims, SnpCrlClaims, TcbClaims, TdxClaims, UsageClaims, VtpmQuoteClaims, check_bundle,
-    check_gpu, check_gpu_bundle, check_receipt, check_snp, check_tdx, check_tdx_measured,
+    Outcome, PcrEventClaim, ReceiptClaims, RimClaim, RimClaims, SNP_MEASUREMENT_COVERS,
+    SimulatedClaims, SnpClaims, SnpCrlClaims, TcbClaims, TdxClaims, UsageClaims, VtpmQuoteClaims,
+    check_bundle, check_gpu, check_gpu_bundle, check_receipt, check_snp, check_tdx,
+    check_tdx_measured,
 };
 pub use crate::policy::{
     GpuPolicy, POLICY_ID_DOMAIN, Policy, PolicyError, PolicyTee, SnpPolicy, TdxPolicy,

@@ -23,7 +23,7 @@ pub use gpu::{
     GpuBundleClaims, GpuBytes, MeasurementClaim, NvGpuClaims, OcspClaim, RimClaim, RimClaims,
     check_gpu, check_gpu_bundle,
 };
-pub use measured::{AgentEventClaim, EventClaim, MeasuredBootClaims};
+pub use measured::{AgentEventClaim, EventClaim, MeasuredBootClaims, PcrEventClaim};
 pub use receipt::{
     AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
     SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,

@@ -31,7 +31,7 @@ pub use gpu::GpuPolicy;
 pub(crate) use gpu::mode_name;
 pub use receipt::{evaluate_bundle, evaluate_receipt};
 pub use tdx::{TdxEventRule, TdxPolicy};
-pub use vtpm::{MAX_PCR_INDEX, PcrRule, VtpmPolicy};
+pub use vtpm::{MAX_PCR_INDEX, PcrEventRule, PcrRule, VtpmPolicy};
 
 /// Bytes written in policy files as lower- or upper-case hex (optional `0x` prefix).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

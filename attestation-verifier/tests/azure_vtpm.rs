@@ -39,6 +39,7 @@ use attestation_verifier::{
 };
 use ed25519_dalek::{Signer, SigningKey};
 use rcgen::KeyPair;
+use sigil_test_support::tcg_log::{self, LogEvent};
 
 const NOW: UnixTime = UnixTime(1_893_456_000); // 2030-01-01
 const NONCE: [u8; 32] = [5; 32];
@@ -528,7 +529,11 @@ mod vtpm {
 
         /// A quote over PCR 0..23 (PCR i = [i; 32]) with `qualifying` data.
         pub(super) fn quote(&self, qualifying: &[u8]) -> TpmQuote {
-            let pcrs: Vec<Vec<u8>> = (0u8..24).map(|i| vec![i; 32]).collect();
+            self.quote_pcrs(qualifying, (0u8..24).map(|i| vec![i; 32]).collect())
+        }
+
+        /// A quote over PCR 0..23 holding `pcrs`.
+        pub(super) fn quote_pcrs(&self, qualifying: &[u8], pcrs: Vec<Vec<u8>>) -> TpmQuote {
             let attest = encode_tpms_attest(&TpmsAttest {
                 qualified_signer: vec![0, 0x0b, 9, 9],
                 extra_data: qualifying.to_vec(),
@@ -710,5 +715,234 @@ mod vtpm {
             failures(&p, &plain.to_bytes()),
             [ReceiptVerifyError::TpmQuoteWithoutVtpm(TeeKind::SevSnp)]
         );
+    }
+
+    // ---- the vTPM's event log beside the quote ----
+
+    use attestation_verifier::eventlog::EventLogError;
+    use attestation_verifier::verify::measured::MeasuredBootError;
+
+    /// An Azure bundle carrying `log` and a quote of the PCRs `quoted` replays to.
+    fn logged_bundle(
+        a: &SigningKey,
+        p: &Platform,
+        t: &Vtpm,
+        log: Vec<u8>,
+        quoted: &[LogEvent],
+    ) -> EvidenceBundle {
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(a));
+        let pcrs = tcg_log::replay(quoted).iter().map(|p| p.to_vec()).collect();
+        let mut b = quoted_bundle(a, p, t, Some(t.quote_pcrs(&qd, pcrs)));
+        b.measured.event_log = Some(log);
+        b
+    }
+
+    fn replay_failures(f: &[ReceiptVerifyError]) -> Vec<&EventLogError> {
+        f.iter()
+            .map(|e| match e {
+                ReceiptVerifyError::MeasuredBoot(MeasuredBootError::Replay(r)) => r,
+                other => panic!("not a replay failure: {other}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn azure_bundle_event_log_works() {
+        let p = platform();
+        let a = agent();
+        let t = Vtpm::new();
+        let events = tcg_log::sample_boot();
+        let b = logged_bundle(&a, &p, &t, tcg_log::log(&events), &events);
+        let bytes = b.to_bytes();
+        assert!(failures(&p, &bytes).is_empty());
+        let v = verifier(AwsLc, &p)
+            .verify_bundle(&bytes, None, None, NOW)
+            .unwrap();
+        let m = v.measured.as_ref().unwrap().get();
+        assert_eq!(m.pcrs_covered, (0..=8).collect::<Vec<u8>>());
+        let boot_app = &events[10];
+        assert!(m.has_pcr_event(4, &boot_app.sha256));
+        assert!(!m.has_pcr_event(5, &boot_app.sha256));
+        // The events are claims.
+        let o = check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &bytes,
+            None,
+            None,
+            &Policy::default(),
+            NOW,
+        );
+        let c = serde_json::to_value(o.claims.unwrap()).unwrap();
+        let mb = &c["measured_boot"];
+        assert_eq!(mb["verified"], true, "{mb}");
+        assert_eq!(mb["log_format"], "tpm");
+        assert_eq!(mb["covered"][4], "pcr04");
+        assert_eq!(mb["pcr_events"].as_array().unwrap().len(), events.len());
+        let e = &mb["pcr_events"][10];
+        assert_eq!(e["pcr"], 4);
+        assert_eq!(e["event_type_name"], "EV_EFI_BOOT_SERVICES_APPLICATION");
+        assert_eq!(e["sha256"], hex::encode(boot_app.sha256));
+        assert!(
+            e["description"].as_str().unwrap().contains("BOOTX64.EFI"),
+            "{e}"
+        );
+        assert_eq!(mb["pcr_events"][0]["extends"], false); // StartupLocality
+
+        // [vtpm] events pins the boot application's event.
+        let events_policy = |pcr: u8, digest: &[u8; 32]| {
+            Policy::from_toml(&format!(
+                "[vtpm]\nevents = [{{ pcr = {pcr}, digest = \"{}\" }}]\n",
+                hex::encode(digest)
+            ))
+            .unwrap()
+        };
+        let o = check_bundle(
+            &mut verifier(AwsLc, &p),
+            &bytes,
+            None,
+            None,
+            &events_policy(4, &boot_app.sha256),
+            NOW,
+        );
+        assert!(o.accepted(), "{:?}", o.reasons);
+        // The same digest on another PCR, or another digest: rejected, named.
+        for (pcr, digest) in [(5, boot_app.sha256), (4, [7u8; 32])] {
+            let o = check_bundle(
+                &mut verifier(RustCrypto, &p),
+                &bytes,
+                None,
+                None,
+                &events_policy(pcr, &digest),
+                NOW,
+            );
+            assert!(
+                o.reasons.iter().any(|r| r.contains("vtpm.events")
+                    && r.contains(&format!(
+                        "no event extends PCR{pcr} with {}",
+                        hex::encode(digest)
+                    ))),
+                "{:?}",
+                o.reasons
+            );
+        }
+        // A bundle with the quote but no log: no verified log to hold the event.
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(&a));
+        let pcrs = tcg_log::replay(&events)
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
+        let no_log = quoted_bundle(&a, &p, &t, Some(t.quote_pcrs(&qd, pcrs))).to_bytes();
+        let o = check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &no_log,
+            None,
+            None,
+            &events_policy(4, &boot_app.sha256),
+            NOW,
+        );
+        assert!(
+            o.reasons
+                .iter()
+                .any(|r| r.contains("vtpm.events") && r.contains("no verified vTPM event log")),
+            "{:?}",
+            o.reasons
+        );
+    }
+
+    #[test]
+    fn azure_bundle_event_log_rejects() {
+        let p = platform();
+        let a = agent();
+        let t = Vtpm::new();
+        let events = tcg_log::sample_boot();
+
+        // One event changed: its PCR is named.
+        let mut changed = events.clone();
+        changed[10].sha256[0] ^= 1;
+        let b = logged_bundle(&a, &p, &t, tcg_log::log(&changed), &events);
+        let f = failures(&p, &b.to_bytes());
+        let r = replay_failures(&f);
+        assert!(
+            matches!(r.as_slice(), [EventLogError::PcrMismatch { pcr: 4, .. }]),
+            "{r:?}"
+        );
+
+        // One event moved after another of its PCR.
+        let mut ordered = events.clone();
+        ordered.push(LogEvent::measured(8, tcg_log::EV_IPL, b"initrd"));
+        let mut reordered = ordered.clone();
+        let n = reordered.len();
+        reordered.swap(n - 1, n - 2);
+        let b = logged_bundle(&a, &p, &t, tcg_log::log(&reordered), &ordered);
+        let f = failures(&p, &b.to_bytes());
+        assert!(
+            matches!(
+                replay_failures(&f).as_slice(),
+                [EventLogError::PcrMismatch { pcr: 8, .. }]
+            ),
+            "{f:?}"
+        );
+
+        // A quote whose PCRs the log does not produce: every extended PCR is named.
+        let qd = tpm_quote_qualifying_data(&RustCrypto, &expected_rd(&a));
+        let mut b = quoted_bundle(&a, &p, &t, Some(t.quote(&qd)));
+        b.measured.event_log = Some(tcg_log::log(&events));
+        let f = failures(&p, &b.to_bytes());
+        let named: Vec<u8> = replay_failures(&f)
+            .iter()
+            .map(|e| match e {
+                EventLogError::PcrMismatch { pcr, .. } => *pcr,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(named, (0..=8).collect::<Vec<u8>>());
+
+        // Truncated and garbage logs: typed parse errors.
+        let good = tcg_log::log(&events);
+        for bad in [good[..good.len() - 3].to_vec(), b"not a TCG log".to_vec()] {
+            let b = logged_bundle(&a, &p, &t, bad, &events);
+            let f = failures(&p, &b.to_bytes());
+            assert!(
+                matches!(
+                    f.as_slice(),
+                    [ReceiptVerifyError::MeasuredBoot(MeasuredBootError::Log(_))]
+                ),
+                "{f:?}"
+            );
+        }
+
+        // A log without a quote: nothing to replay it against.
+        let mut b = quoted_bundle(&a, &p, &t, None);
+        b.measured.event_log = Some(good.clone());
+        assert_eq!(
+            failures(&p, &b.to_bytes()),
+            [ReceiptVerifyError::MeasuredBoot(
+                MeasuredBootError::NoTpmQuote
+            )]
+        );
+
+        // A log beside plain (non-Azure) SEV-SNP evidence is still refused.
+        let rd = expected_rd(&a);
+        let plain = EvidenceBundle::new(
+            a.verifying_key().to_bytes(),
+            NONCE,
+            CpuEvidence::SevSnp {
+                report: snp_report(&p.vcek_key, &rd),
+                vek: p.vcek.clone(),
+                intermediate: None,
+                ark: None,
+            },
+            vec![],
+        )
+        .with_measured(MeasuredBoot {
+            event_log: Some(good),
+            ..MeasuredBoot::default()
+        });
+        assert!(matches!(
+            failures(&p, &plain.to_bytes()).as_slice(),
+            [ReceiptVerifyError::MeasuredBoot(
+                MeasuredBootError::NoRegisters { .. }
+            )]
+        ));
     }
 }

@@ -130,7 +130,7 @@ measurements = ["{m1}"]
 }
 
 /// The canonical bytes of the default policy (`docs/policy.md`).
-const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f4461746500000000000000000000000000000000000100000000000000000000000000000000010000000000000000000000000000000000";
+const DEFAULT_CANONICAL_HEX: &str = "0100000000000100000000000000000000000000000004205570546f446174650000000000000000000000000000000000010000000000000000000000000000000001000000000000000000000000000000000000";
 
 /// The golden id of the default policy: any change of the encoding, the
 /// domain or a default fails here.
@@ -145,7 +145,7 @@ fn default_policy_id_is_stable() {
     );
     assert_eq!(
         id_hex(&p),
-        "0107a48f7ac9fd8a8669fc530a829358faa9451f2bac428b89c4c5a2727506d0"
+        "395cc2432594f386179ada230c25a242b1c800a2b49e829909f1a9ab8b2e2270"
     );
     assert_eq!(parse("").id(), p.id());
     assert_eq!(parse("# nothing\n\n").id(), p.id());
@@ -982,9 +982,9 @@ fn genesis_policy_ids_works() {
     assert_eq!(
         ids,
         [
-            "0107a48f7ac9fd8a8669fc530a829358faa9451f2bac428b89c4c5a2727506d0",
-            "5c48c529ac41d60311e7f757fe9ff554d24b9a5122869b07628a57d809e27ecb",
-            "60317b08477bd6b9921ccb5fac64d046737047ce34211df0354f6aa403147066",
+            "395cc2432594f386179ada230c25a242b1c800a2b49e829909f1a9ab8b2e2270",
+            "753eeca28027055c58ff962aed6729d5b7ea217e45c3b1f588ab27fb28b1f71a",
+            "c63ae525c6801650e48470ab825685e25d49e6f9f2cc3ba042707a9cc10c249b",
         ]
     );
 }
@@ -1013,6 +1013,38 @@ fn vtpm_pcrs_policy_rejects() {
         format!("[vtpm]\npcrs = [{{ index = 24, sha256 = \"{a}\" }}]\n"),
         "[vtpm]\npcrs = [{ index = 1, sha256 = \"aa\" }]\n".to_string(),
         format!("[vtpm]\npcrs = [{{ index = 1, sha384 = \"{a}\" }}]\n"),
+    ] {
+        assert!(Policy::from_toml(&text).is_err(), "{text}");
+    }
+}
+
+/// `[vtpm] events`: parsed, canonical (sorted), round-tripped through TOML and the
+/// canonical bytes; a bad PCR or length refused.
+#[test]
+fn vtpm_events_policy_works() {
+    let a = "aa".repeat(32);
+    let b = "bb".repeat(32);
+    let p = parse(&format!(
+        "[vtpm]\nevents = [{{ pcr = 8, digest = \"{b}\" }}, {{ pcr = 4, digest = \"{a}\" }}, {{ pcr = 4, digest = \"{a}\" }}]\n"
+    ));
+    assert_eq!(p.vtpm.events.len(), 2);
+    assert_eq!(p.vtpm.events[0].pcr, 4);
+    assert!(p.vtpm.needs_quote());
+    assert_eq!(parse(&p.to_toml()).id(), p.id());
+    let bytes = p.canonical_bytes();
+    assert_eq!(Policy::from_canonical_bytes(&bytes).unwrap(), p);
+    assert_ne!(p.id(), Policy::default().id());
+    // The last field: the default policy's bytes end with its empty list.
+    assert_eq!(Policy::default().canonical_bytes().last(), Some(&0));
+}
+
+#[test]
+fn vtpm_events_policy_rejects() {
+    let a = "aa".repeat(32);
+    for text in [
+        format!("[vtpm]\nevents = [{{ pcr = 24, digest = \"{a}\" }}]\n"),
+        "[vtpm]\nevents = [{ pcr = 1, digest = \"aa\" }]\n".to_string(),
+        format!("[vtpm]\nevents = [{{ index = 1, digest = \"{a}\" }}]\n"),
     ] {
         assert!(Policy::from_toml(&text).is_err(), "{text}");
     }

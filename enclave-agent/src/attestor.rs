@@ -238,13 +238,17 @@ impl Attestor {
         };
         let (cpu, measured) = source.collect_measured(&report_data)?;
         let cpu_collateral = self.cpu_collateral(&cpu);
+        // The source's measured-boot evidence (Azure: the vTPM quote and its event log),
+        // else the one measured at start (TDX: the CCEL and the agent's events).
+        let base = self.measured.as_deref().cloned().unwrap_or_default();
         Ok(EvidenceBundle::new(key, nonce, cpu, gpus)
             .with_gpu_collateral(collateral)
             .with_cpu_collateral(cpu_collateral)
             .with_sealing_key(sealing)
             .with_measured(MeasuredBoot {
                 tpm_quote: measured.tpm_quote,
-                ..self.measured.as_deref().cloned().unwrap_or_default()
+                event_log: measured.event_log.or(base.event_log),
+                ..base
             }))
     }
 

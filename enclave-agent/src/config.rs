@@ -434,6 +434,8 @@ impl ContainerEngine {
     }
 }
 
+/// Where Linux publishes the TPM's firmware event log (Azure vTPM backend).
+pub const TPM_EVENT_LOG_PATH: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 /// The ACPI CCEL table's data area: the TDX firmware's event log.
 pub const CCEL_PATH: &str = "/sys/firmware/acpi/tables/data/CCEL";
 /// The kernel's RTMR3 attribute (TDX measurement interface, Linux >= 6.16).
@@ -469,6 +471,9 @@ pub struct EvidenceConfig {
     pub ccel_path: PathBuf,
     /// The kernel's RTMR3 attribute (TDX measurement interface, Linux >= 6.16).
     pub rtmr3_path: PathBuf,
+    /// Azure vTPM backend: the TPM's firmware event log, carried beside the vTPM quote
+    /// (a missing file: no log, said at start).
+    pub tpm_event_log_path: PathBuf,
 }
 
 impl Default for EvidenceConfig {
@@ -484,6 +489,7 @@ impl Default for EvidenceConfig {
             measurement_log: DEFAULT_MEASUREMENT_LOG.into(),
             ccel_path: CCEL_PATH.into(),
             rtmr3_path: RTMR3_PATH.into(),
+            tpm_event_log_path: TPM_EVENT_LOG_PATH.into(),
         }
     }
 }

@@ -312,6 +312,7 @@ pub fn attestor_with_key(
         Duration::from_secs(cfg.collateral.timeout_secs),
     ));
     opts.snp_vcek = crate::collateral::snp_vcek_from_config(&cfg.collateral, &cfg.state_dir);
+    opts.tpm_event_log = cfg.evidence.tpm_event_log_path.clone();
     let a = Attestor::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
     let a = measured_boot(cfg, a)?;
     let a = match crate::collateral::gpu_from_config(&cfg.collateral, &cfg.state_dir) {

@@ -3,6 +3,8 @@
 //!
 //! - [`vectors`]: where the real public evidence lies (`SIGIL_VECTORS`, or `../shared/vectors`
 //!   beside the repository root) and the model of its `case.toml` files ([`Case`]).
+//! - [`pe`]: synthetic PE32+ images (a Unified Kernel Image's sections); with the `tcg-log` feature
+//!   [`tcg_log`]: synthetic TPM event logs (TCG crypto-agile) and their PCR replay.
 //! - With the `pki` feature, synthetic PKIs and report signers: [`snp`] (AMD: ARK, ASK/ASVK,
 //!   VCEK/VLEK, signed SEV-SNP reports), [`tdx`] (Intel: root, PCK CAs and certificates, TCB
 //!   signer, CRLs, TCB Info and QE Identity, signed TDX quotes) and [`nvgpu`] (NVIDIA: device
@@ -36,10 +38,13 @@
 
 #[cfg(feature = "pki")]
 pub mod nvgpu;
+pub mod pe;
 #[cfg(feature = "pki")]
 pub mod pki;
 #[cfg(feature = "pki")]
 pub mod snp;
+#[cfg(feature = "tcg-log")]
+pub mod tcg_log;
 #[cfg(feature = "pki")]
 pub mod tdx;
 pub mod vectors;

@@ -8,7 +8,8 @@
 //! claims' digest in the hardware report's REPORT_DATA, and the hardware
 //! report itself: an SEV-SNP report with its VCEK chain to the pinned AMD
 //! roots under the policy, or a TD quote with its collateral
-//! (`--collateral`). Without TDX collateral the TD quote's signature, QE and
+//! (`--collateral`). With `--eventlog`, the vTPM's event log replays to the
+//! verified quote's PCRs (every PCR it extends). Without TDX collateral the TD quote's signature, QE and
 //! PCK chain and its TCB status are NOT evaluated: the result then says so and
 //! the verdict is `incomplete` (exit 1), never `accepted`.
 
@@ -25,16 +26,19 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CommonArgs, Format, Input, InputError, emit, read, read_der};
+use crate::bundle::{MeasuredBoot, TpmQuote};
 use crate::crypto::DefaultCrypto;
+use crate::eventlog::tpm::parse_tpm_log;
 use crate::evidence::azure_hcl::{HclReport, REPORT_TYPE_TDX, parse_hcl_report_snp_or_tdx};
 use crate::evidence::azure_vtpm::{
     VtpmHardware, VtpmQuoteParts, parse_vtpm_evidence_json, parse_vtpm_quote_json,
 };
 use crate::evidence::snp::parse_snp_report;
 use crate::evidence::tdx::parse_tdx_quote;
-use crate::pipeline::{SnpClaims, TdxClaims, check_snp, check_tdx};
+use crate::pipeline::{MeasuredBootClaims, SnpClaims, TdxClaims, check_snp, check_tdx};
 use crate::verify::azure_hcl::verify_claims_digest;
 use crate::verify::azure_vtpm::{VtpmQuote, verify_vtpm_quote};
+use crate::verify::measured::verify_measured_vtpm;
 use crate::verify::snp::{SnpCollateral, SnpVerifier};
 use crate::verify::tdx::TdxVerifier;
 
@@ -70,6 +74,11 @@ pub struct AzureVtpmArgs {
     /// files, as for `sigil-verify tdx`). Without it the TD quote is not verified.
     #[arg(long, value_name = "FILE|DIR")]
     pub collateral: Option<PathBuf>,
+    /// The vTPM's TCG event log (the guest's
+    /// /sys/kernel/security/tpm0/binary_bios_measurements): replayed, every PCR it
+    /// extends must equal the quoted value; its events are listed in the claims.
+    #[arg(long, value_name = "FILE")]
+    pub eventlog: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)] // flattened: its fields carry the docs
     pub common: CommonArgs,
@@ -148,6 +157,9 @@ pub struct AzureVtpmCliClaims {
     pub hcl: HclClaims,
     /// The hardware report.
     pub hardware: HardwareClaims,
+    /// The vTPM event log (`--eventlog`): its events and the PCRs its replay covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_boot: Option<MeasuredBootClaims>,
 }
 
 #[derive(Serialize)]
@@ -291,6 +303,47 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
     let Some(tpm_quote) = quote_claims(&loaded.quote, verified.as_deref()) else {
         return finish("rejected", &reasons, None, args.common.format);
     };
+    let mut replayed = None;
+    let measured_boot = match &args.eventlog {
+        None => None,
+        Some(path) => {
+            let m = MeasuredBoot {
+                event_log: Some(read(path, Input::EventLog)?),
+                agent_events: Vec::new(),
+                tpm_quote: Some(TpmQuote {
+                    attest: loaded.quote.attest.clone(),
+                    signature: loaded.quote.signature.clone(),
+                    pcrs: loaded.quote.pcrs.clone(),
+                }),
+            };
+            replayed = match verified
+                .as_ref()
+                .and_then(|q| verify_measured_vtpm(&m, q.get()))
+            {
+                Some(Ok(v)) => Some(v),
+                Some(Err(es)) => {
+                    reasons.extend(es.iter().map(|e| format!("{e}")));
+                    None
+                }
+                // The quote did not verify (its reasons are given): the log is parsed
+                // for its claims, never replayed against unverified PCRs.
+                None => {
+                    if let Some(Err(e)) = m.event_log.as_deref().map(parse_tpm_log) {
+                        reasons.push(format!("event log: {e}"));
+                    }
+                    None
+                }
+            };
+            MeasuredBootClaims::of(&m, replayed.as_ref())
+        }
+    };
+    if verified.is_some() {
+        let mut violations = Vec::new();
+        policy
+            .vtpm
+            .evaluate_events(replayed.as_ref(), &mut violations);
+        reasons.extend(violations.iter().map(|v| format!("{v}")));
+    }
 
     // The hardware report: the claims' binding, then the report itself.
     let mut incomplete = false;
@@ -392,6 +445,7 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
         tpm_quote,
         hcl: hcl_claims(&hcl, bound),
         hardware,
+        measured_boot,
     };
     let only_incomplete = incomplete && reasons.len() == 1;
     let verdict = if reasons.is_empty() {

@@ -137,8 +137,13 @@ pub struct MeasureTdxArgs {
     pub tdvf: PathBuf,
     /// Direct boot: the kernel (a PE32+ image with an EFI stub, as given to QEMU with
     /// -kernel; at most 256 MiB): its Authenticode digest, the RTMR1 event.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "uki")]
     pub kernel: Option<PathBuf>,
+    /// Boot from disk: a Unified Kernel Image (systemd-stub with .linux, .osrel, .cmdline,
+    /// .initrd, ... sections; at most 1 GiB): its Authenticode digest, the RTMR1 event, and
+    /// the RTMR2 events systemd-stub extends for its sections. Not with --kernel/--initrd.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "initrd", "cmdline"])]
+    pub uki: Option<PathBuf>,
     /// Direct boot: the initrd (-initrd): its digest, an RTMR2 event.
     #[arg(long, value_name = "FILE", requires = "kernel")]
     pub initrd: Option<PathBuf>,
@@ -570,7 +575,7 @@ pub const MAX_PE_KERNEL_LEN: u64 = 256 << 20;
 /// One boot event a direct boot extends (RTMR1/RTMR2), as printed.
 struct BootEvent {
     rtmr: u8,
-    what: &'static str,
+    what: String,
     event_type: &'static str,
     digest: [u8; 48],
     input: Value,
@@ -581,6 +586,9 @@ struct BootEvent {
 fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, ExitCode>> {
     use crate::measure::tdx_boot;
     let mut events = Vec::new();
+    if let Some(up) = &a.uki {
+        return uki_events(a.format, up);
+    }
     let Some(kp) = &a.kernel else {
         return Ok(Ok(events));
     };
@@ -600,7 +608,7 @@ fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, 
     };
     events.push(BootEvent {
         rtmr: 1,
-        what: "kernel",
+        what: "kernel".into(),
         event_type: "EV_EFI_BOOT_SERVICES_APPLICATION",
         digest,
         input: json!({"path": kp.display().to_string(), "sha256": sha256_hex(&kernel)}),
@@ -613,7 +621,7 @@ fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, 
     };
     events.push(BootEvent {
         rtmr: 2,
-        what: "cmdline",
+        what: "cmdline".into(),
         event_type: "EV_EVENT_TAG LOADED_IMAGE::LoadOptions",
         digest,
         input: json!({
@@ -634,10 +642,78 @@ fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, 
         };
         events.push(BootEvent {
             rtmr: 2,
-            what: "initrd",
+            what: "initrd".into(),
             event_type: "EV_EVENT_TAG Linux initrd",
             digest,
             input: json!({"path": ip.display().to_string()}),
+        });
+    }
+    Ok(Ok(events))
+}
+
+/// The largest UKI whose events are computed (it is read whole).
+pub const MAX_UKI_LEN: u64 = 1 << 30;
+
+/// The RTMR1/RTMR2 events of a UKI booted from disk, or the rejection to print.
+fn uki_events(
+    format: MeasureFormat,
+    path: &Path,
+) -> anyhow::Result<Result<Vec<BootEvent>, ExitCode>> {
+    use crate::measure::uki::{self, UkiError, UkiEventKind};
+    let mut image = Vec::new();
+    File::open(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .take(MAX_UKI_LEN.saturating_add(1))
+        .read_to_end(&mut image)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if image.len() as u64 > MAX_UKI_LEN {
+        let len = std::fs::metadata(path).map_or(MAX_UKI_LEN, |m| m.len());
+        return too_large(format, "UKI", path, len, MAX_UKI_LEN).map(Err);
+    }
+    let m = match uki::uki_events(&image) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = match e {
+                UkiError::NotPe(_) | UkiError::PeOffsets => "uki-not-pe",
+                UkiError::TooLarge { .. } => "input-too-large",
+                UkiError::NoLinux => "uki-no-linux",
+                UkiError::Profiles | UkiError::HardwareSelected { .. } => {
+                    "uki-profiles-unsupported"
+                }
+                _ => "uki-malformed",
+            };
+            return reject(format, code, e.to_string()).map(Err);
+        }
+    };
+    let mut events = Vec::with_capacity(m.sections.len().saturating_add(1));
+    events.push(BootEvent {
+        rtmr: 1,
+        what: "uki".into(),
+        event_type: "EV_EFI_BOOT_SERVICES_APPLICATION",
+        digest: m.authenticode,
+        input: json!({
+            "path": path.display().to_string(),
+            "sha256": sha256_hex(&image),
+            "pcr11_sha384": hex::encode(m.pcr11()),
+        }),
+    });
+    for e in &m.sections {
+        let (what, input) = match e.kind {
+            UkiEventKind::Name => (
+                format!("{} name", e.section),
+                json!({"section": e.section, "measured": "name", "bytes": e.len}),
+            ),
+            _ => (
+                format!("{} contents", e.section),
+                json!({"section": e.section, "measured": "contents", "bytes": e.len}),
+            ),
+        };
+        events.push(BootEvent {
+            rtmr: 2,
+            what,
+            event_type: "EV_IPL",
+            digest: e.digest,
+            input,
         });
     }
     Ok(Ok(events))

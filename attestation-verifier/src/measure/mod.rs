@@ -10,8 +10,10 @@
 //!   without measured direct boot, and for COCONUT-SVSM under QEMU.
 //! - [`tdx`]: the Intel TDX MRTD, the SHA-384 over the TDX module's MEM.PAGE.ADD and
 //!   MR.EXTEND buffers for the TDVF sections of the firmware image.
+//! - [`tdx_boot`] and [`uki`]: the TDX RTMR1/RTMR2 events of a direct boot (kernel,
+//!   initrd, command line) and of a Unified Kernel Image booted from disk.
 //!
-//! Both read the OVMF GUIDed footer table ([`guid_table`]). Everything here is a
+//! The launch calculations read the OVMF GUIDed footer table ([`guid_table`]). Everything here is a
 //! pure function of its byte inputs; firmware is untrusted input and every parse
 //! error is typed. Inputs are capped (see [`MAX_FIRMWARE_LEN`] and the per-module
 //! limits) so a hostile file cannot make the calculation run unbounded.
@@ -28,6 +30,7 @@ pub mod guid_table;
 pub mod snp;
 pub mod tdx;
 pub mod tdx_boot;
+pub mod uki;
 
 #[cfg(test)]
 mod tests;

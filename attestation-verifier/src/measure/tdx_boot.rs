@@ -14,8 +14,8 @@
 //!
 //! These are the values a policy pins as `[tdx] events` (`docs/measured-boot.md`):
 //! unlike RTMR0, which depends on the instance's ACPI tables and memory size, they depend
-//! only on the boot payload. A UKI is measured differently (the UKI, then its sections)
-//! and is not computed here.
+//! only on the boot payload. A UKI is measured differently (the UKI, then its sections):
+//! see [`super::uki`].
 
 use alloc::string::String;
 use alloc::vec::Vec;

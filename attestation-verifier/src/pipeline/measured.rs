@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use serde::Serialize;
 
 use crate::bundle::{AgentEventKind, MeasuredBoot};
+use crate::eventlog::tpm::{TpmEventLog, parse_tpm_log};
 use crate::eventlog::{EventLog, parse_event_log};
 use crate::verdict::Verified;
 use crate::verify::measured::MeasuredBootEvidence;
@@ -48,6 +49,44 @@ impl EventClaim {
     }
 }
 
+/// One event of a vTPM's log (Azure).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PcrEventClaim {
+    /// Position in the log (0 = first after the header).
+    pub index: usize,
+    /// The PCR (0..=23).
+    pub pcr: u8,
+    /// Whether it extends the PCR (`false` for `EV_NO_ACTION`).
+    pub extends: bool,
+    /// Event type.
+    pub event_type: u32,
+    /// Its name.
+    pub event_type_name: &'static str,
+    /// The SHA-256 digest extended (hex).
+    pub sha256: String,
+    /// A short description from the (untrusted) event data.
+    pub description: String,
+}
+
+impl PcrEventClaim {
+    /// Every event of `log`, in log order.
+    pub fn all(log: &TpmEventLog) -> Vec<Self> {
+        log.events
+            .iter()
+            .enumerate()
+            .map(|(index, e)| Self {
+                index,
+                pcr: e.pcr,
+                extends: e.extends(),
+                event_type: e.event_type,
+                event_type_name: e.event_type_name(),
+                sha256: hex::encode(e.sha256),
+                description: e.description(),
+            })
+            .collect()
+    }
+}
+
 /// One of the agent's own measurements.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AgentEventClaim {
@@ -64,13 +103,17 @@ pub struct MeasuredBootClaims {
     /// evidence was not checked; the reasons say why).
     pub verified: bool,
     /// The registers the replay covers (`rtmr0`..`rtmr3`; only `rtmr3` without a
-    /// firmware log).
+    /// firmware log; for a vTPM log the PCRs it extends, `pcr00`..`pcr23`).
     pub covered: Vec<&'static str>,
-    /// `ccel` or `json`, when the bundle carries a firmware log that parsed.
+    /// `ccel`, `json` or `tpm` (a vTPM's log), when the bundle carries a firmware log
+    /// that parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<&'static str>,
     /// The firmware log's events (empty without a log, or when it did not parse).
     pub events: Vec<EventClaim>,
+    /// The vTPM log's events (Azure; absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pcr_events: Vec<PcrEventClaim>,
     /// The agent's events, in the order extended.
     pub agent_events: Vec<AgentEventClaim>,
     /// SHA-384 of the agent executable of its last start (hex); absent when the
@@ -87,12 +130,15 @@ const RTMR_NAMES: [&str; 4] = ["rtmr0", "rtmr1", "rtmr2", "rtmr3"];
 impl MeasuredBootClaims {
     /// The claims of `measured`, and of its replay when it verified. `None` when
     /// the bundle carries no event log and no agent events.
-    pub(crate) fn of(
+    pub fn of(
         measured: &MeasuredBoot,
         verified: Option<&Verified<MeasuredBootEvidence>>,
     ) -> Option<Self> {
         if measured.event_log.is_none() && measured.agent_events.is_empty() {
             return None;
+        }
+        if measured.tpm_quote.is_some() {
+            return Some(Self::of_vtpm(measured, verified));
         }
         let parsed;
         let log = match verified {
@@ -135,9 +181,47 @@ impl MeasuredBootClaims {
                 .collect(),
             agent_digest: last(AgentEventKind::Binary),
             config_digest: last(AgentEventKind::Config),
+            pcr_events: Vec::new(),
         })
     }
+
+    /// The claims of a vTPM log (a bundle with a TPM quote).
+    fn of_vtpm(measured: &MeasuredBoot, verified: Option<&Verified<MeasuredBootEvidence>>) -> Self {
+        let parsed;
+        let log = match verified.and_then(|v| v.get().tpm_log.as_ref()) {
+            Some(l) => Some(l),
+            None => {
+                parsed = measured
+                    .event_log
+                    .as_deref()
+                    .and_then(|b| parse_tpm_log(b).ok());
+                parsed.as_ref()
+            }
+        };
+        Self {
+            verified: verified.is_some(),
+            covered: verified.map_or_else(Vec::new, |v| {
+                v.get()
+                    .pcrs_covered
+                    .iter()
+                    .filter_map(|p| PCR_NAMES.get(usize::from(*p)).copied())
+                    .collect()
+            }),
+            log_format: log.map(|_| "tpm"),
+            events: Vec::new(),
+            pcr_events: log.map_or_else(Vec::new, PcrEventClaim::all),
+            agent_events: Vec::new(),
+            agent_digest: None,
+            config_digest: None,
+        }
+    }
 }
+
+const PCR_NAMES: [&str; 24] = [
+    "pcr00", "pcr01", "pcr02", "pcr03", "pcr04", "pcr05", "pcr06", "pcr07", "pcr08", "pcr09",
+    "pcr10", "pcr11", "pcr12", "pcr13", "pcr14", "pcr15", "pcr16", "pcr17", "pcr18", "pcr19",
+    "pcr20", "pcr21", "pcr22", "pcr23",
+];
 
 /// `binary` or `config`.
 const fn agent_event_kind_name(kind: AgentEventKind) -> &'static str {

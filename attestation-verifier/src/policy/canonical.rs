@@ -11,7 +11,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use parity_scale_codec::{Compact, Decode, Encode};
 
-use super::{HexBytes, MinTcb, PcrRule, Policy, PolicyError, PolicyTee, TdxEventRule};
+use super::{
+    HexBytes, MinTcb, PcrEventRule, PcrRule, Policy, PolicyError, PolicyTee, TdxEventRule,
+};
 
 /// The domain separator hashed before the canonical bytes to give the id.
 pub const POLICY_ID_DOMAIN: &[u8] = b"sigil.policy.v2\0";
@@ -224,6 +226,12 @@ fn encode_marked(p: &Policy) -> Writer {
     for r in &p.vtpm.pcrs {
         w.out.push(r.index);
         w.raw_bytes(&r.sha256.0);
+    }
+    w.mark("vtpm.events");
+    w.len(p.vtpm.events.len());
+    for e in &p.vtpm.events {
+        w.out.push(e.pcr);
+        w.raw_bytes(&e.digest.0);
     }
     w
 }
@@ -531,6 +539,12 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Policy, PolicyError> {
         let sha256 = r.bytes("vtpm.pcrs")?;
         p.vtpm.pcrs.push(PcrRule { index, sha256 });
     }
+    let n = r.len("vtpm.events", MAX_LIST, true)?;
+    for _ in 0..n {
+        let pcr = r.byte("vtpm.events")?;
+        let digest = r.bytes("vtpm.events")?;
+        p.vtpm.events.push(PcrEventRule { pcr, digest });
+    }
 
     if !r.rest.is_empty() {
         return Err(PolicyError::TrailingBytes {
@@ -610,6 +624,11 @@ pub(super) fn check_caps(p: &Policy) -> Result<(), PolicyError> {
         .pcrs
         .iter()
         .try_for_each(|r| cap_len("vtpm.pcrs", r.sha256.0.len(), MAX_BYTES))?;
+    cap_list("vtpm.events", &p.vtpm.events)?;
+    p.vtpm
+        .events
+        .iter()
+        .try_for_each(|e| cap_len("vtpm.events", e.digest.0.len(), MAX_BYTES))?;
     let g = &p.gpu;
     if let Some(v) = &g.min_driver_version {
         cap_len("gpu.min_driver_version", v.len(), MAX_STRING)?;
@@ -809,5 +828,12 @@ pub(super) fn to_toml(p: &Policy) -> String {
         .map(|r| format!("{{ index = {}, sha256 = {} }}", r.index, hex(&r.sha256)))
         .collect();
     line(&mut o, "pcrs", format!("[{}]", pcrs.join(", ")));
+    let events: Vec<String> = p
+        .vtpm
+        .events
+        .iter()
+        .map(|e| format!("{{ pcr = {}, digest = {} }}", e.pcr, hex(&e.digest)))
+        .collect();
+    line(&mut o, "events", format!("[{}]", events.join(", ")));
     o
 }

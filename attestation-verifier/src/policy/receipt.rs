@@ -56,6 +56,9 @@ pub fn evaluate_bundle(policy: &Policy, bundle: &VerifiedBundle) -> Verdict {
         }
     }
     policy.vtpm.evaluate(bundle.tpm_quote.as_ref(), &mut v);
+    policy
+        .vtpm
+        .evaluate_events(bundle.measured.as_ref(), &mut v);
     for (i, (ev, g)) in bundle.gpus.iter().zip(&bundle.bundle.gpus).enumerate() {
         if let Verdict::Reject(vs) = policy.gpu.evaluate(ev) {
             v.extend(vs.into_iter().map(|x| Violation {

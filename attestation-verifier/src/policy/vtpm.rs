@@ -1,5 +1,6 @@
 //! The `[vtpm]` table: rules on the PCRs of a vTPM quote (Azure confidential
-//! VMs), verified against the attestation key the HCL report publishes.
+//! VMs), verified against the attestation key the HCL report publishes, and on the
+//! events of the vTPM's event log replayed to them.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use super::{HexBytes, PolicyError, check_len, sort_dedup};
 use crate::verdict::{Verified, Violation};
 use crate::verify::azure_vtpm::VtpmQuote;
+use crate::verify::measured::MeasuredBootEvidence;
 
 /// The highest PCR index a rule may name (a PC-client TPM has PCR 0 to 23).
 pub const MAX_PCR_INDEX: u8 = 23;
@@ -20,6 +22,20 @@ pub struct VtpmPolicy {
     /// one of the values listed for it (several entries for one index are
     /// alternatives); empty requires no quote.
     pub pcrs: Vec<PcrRule>,
+    /// Events the vTPM's verified event log must hold: each entry an event extending
+    /// that PCR with that SHA-256 digest (`sigil-verify azure-vtpm --eventlog` lists
+    /// them); empty requires no log.
+    pub events: Vec<PcrEventRule>,
+}
+
+/// One required vTPM log event: `{ pcr = 4, digest = "..." }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct PcrEventRule {
+    /// The PCR the event extends (0..=23).
+    pub pcr: u8,
+    /// The SHA-256 digest it extends (32 bytes).
+    pub digest: HexBytes,
 }
 
 /// One accepted PCR value: `{ index = 7, sha256 = "..." }`.
@@ -44,16 +60,57 @@ impl VtpmPolicy {
                 });
             }
         }
+        for e in &self.events {
+            check_len("vtpm.events", &e.digest, 32)?;
+            if e.pcr > MAX_PCR_INDEX {
+                return Err(PolicyError::Value {
+                    field: "vtpm.events",
+                    reason: format!("PCR index {} is not 0 to {MAX_PCR_INDEX}", e.pcr),
+                });
+            }
+        }
         Ok(())
     }
 
     pub(super) fn canonicalize(&mut self) {
         sort_dedup(&mut self.pcrs);
+        sort_dedup(&mut self.events);
     }
 
     /// Whether any rule needs a vTPM quote.
     pub fn needs_quote(&self) -> bool {
-        !self.pcrs.is_empty()
+        !self.pcrs.is_empty() || !self.events.is_empty()
+    }
+
+    /// Appraises the bundle's verified vTPM event log (`None`: no log verified
+    /// against a vTPM quote); appends a violation for every required event it lacks.
+    pub fn evaluate_events(
+        &self,
+        m: Option<&Verified<MeasuredBootEvidence>>,
+        v: &mut Vec<Violation>,
+    ) {
+        let log = m.filter(|m| m.tpm_log.is_some());
+        for e in &self.events {
+            let held = log.is_some_and(|m| {
+                <[u8; 32]>::try_from(e.digest.0.as_slice())
+                    .is_ok_and(|d| m.has_pcr_event(e.pcr, &d))
+            });
+            if held {
+                continue;
+            }
+            let digest = hex::encode(&e.digest.0);
+            v.push(Violation {
+                rule: "vtpm.events",
+                detail: if log.is_none() {
+                    format!(
+                        "no verified vTPM event log, so no event extending PCR{} with {digest}",
+                        e.pcr
+                    )
+                } else {
+                    format!("no event extends PCR{} with {digest}", e.pcr)
+                },
+            });
+        }
     }
 
     /// Appraises the bundle's verified vTPM quote (`None`: it carried none, or

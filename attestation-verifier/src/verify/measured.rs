@@ -1,5 +1,7 @@
 //! Measured boot on TDX: the bundle's firmware event log and the agent's own
 //! RTMR3 events, replayed and bound to the registers of the verified quote.
+//! On Azure confidential VMs the log is the vTPM's ([`verify_measured_vtpm`]),
+//! bound to the PCRs of the verified vTPM quote.
 //!
 //! Steps (mirrored by `// Step N` below):
 //! 1. Parse the firmware log, when the bundle carries one ([`crate::eventlog`]:
@@ -19,9 +21,11 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha384};
 
 use crate::bundle::{AgentEvent, AgentEventKind, MeasuredBoot};
+use crate::eventlog::tpm::{TpmEventLog, parse_tpm_log};
 use crate::eventlog::{EventLog, EventLogError, mismatches, parse_event_log};
 use crate::receipt::TeeKind;
 use crate::verdict::Verified;
+use crate::verify::azure_vtpm::VtpmQuote;
 
 /// Why a bundle's measured-boot evidence is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +34,9 @@ pub enum MeasuredBootError {
     /// The firmware event log does not parse.
     #[error("event log: {0}")]
     Log(EventLogError),
-    /// A replayed register differs from the quote's ([`EventLogError::RtmrMismatch`]).
+    /// A replayed register differs from the quote's ([`EventLogError::RtmrMismatch`],
+    /// [`EventLogError::PcrMismatch`]), or a vTPM log extends a PCR the quote does
+    /// not cover ([`EventLogError::PcrNotQuoted`]).
     #[error("measured boot: {0}")]
     Replay(EventLogError),
     /// An event log or agent events with CPU evidence whose registers they
@@ -44,6 +50,10 @@ pub enum MeasuredBootError {
         /// The CPU evidence's TEE.
         tee: TeeKind,
     },
+    /// An event log with Azure vTPM evidence but no TPM quote whose PCRs it could
+    /// be replayed against.
+    #[error("the bundle carries a vTPM event log but no TPM quote to replay it against")]
+    NoTpmQuote,
 }
 
 /// Measured-boot evidence whose replay equals a verified quote's registers.
@@ -57,6 +67,10 @@ pub struct MeasuredBootEvidence {
     pub covered: [bool; 4],
     /// The replayed registers (equal to the quote's where covered).
     pub rtmrs: [[u8; 48]; 4],
+    /// The vTPM's event log (Azure), when the bundle carried one beside a TPM quote.
+    pub tpm_log: Option<TpmEventLog>,
+    /// The PCRs the vTPM log extends, each equal to the quoted value.
+    pub pcrs_covered: Vec<u8>,
 }
 
 impl MeasuredBootEvidence {
@@ -77,6 +91,15 @@ impl MeasuredBootEvidence {
             .rev()
             .find(|e| e.kind == kind)
             .map(|e| &e.digest)
+    }
+
+    /// Whether the vTPM log has an event extending `pcr` with `digest` (SHA-256).
+    pub fn has_pcr_event(&self, pcr: u8, digest: &[u8; 32]) -> bool {
+        self.tpm_log.as_ref().is_some_and(|l| {
+            l.events
+                .iter()
+                .any(|e| e.extends() && e.pcr == pcr && &e.sha256 == digest)
+        })
     }
 
     /// Whether the firmware log has an event extending `rtmr` (0..=3) with `digest`.
@@ -138,6 +161,61 @@ pub fn verify_measured_tdx(
         agent_events: measured.agent_events.clone(),
         covered,
         rtmrs,
+        tpm_log: None,
+        pcrs_covered: Vec::new(),
+    })))
+}
+
+/// Parses the vTPM's event log (`measured.event_log`, a TPM's TCG crypto-agile log)
+/// and binds it to `quote`, a vTPM quote the caller verified.
+///
+/// Steps:
+/// 1. Parse the log ([`parse_tpm_log`], SHA-256 digests).
+/// 2. Replay it into PCR 0..=23 from their initial values.
+/// 3. Every PCR the log extends must be quoted and equal the quoted value; every PCR
+///    that differs, or is not quoted, is reported.
+///
+/// `None` when the bundle carries no log. Agent events are refused: they extend
+/// TDX RTMR3, which a vTPM does not have.
+pub fn verify_measured_vtpm(
+    measured: &MeasuredBoot,
+    quote: &VtpmQuote,
+) -> Option<Result<Verified<MeasuredBootEvidence>, Vec<MeasuredBootError>>> {
+    let bytes = measured.event_log.as_deref()?;
+    let mut errors = Vec::new();
+    if !measured.agent_events.is_empty() {
+        errors.push(MeasuredBootError::NoRegisters {
+            what: "agent events",
+            tee: TeeKind::SevSnp,
+        });
+    }
+    // Step 1
+    let log = match parse_tpm_log(bytes) {
+        Ok(log) => log,
+        Err(e) => {
+            errors.push(MeasuredBootError::Log(e));
+            return Some(Err(errors));
+        }
+    };
+    // Steps 2 and 3
+    let quoted: Vec<(u8, [u8; 32])> = quote.pcrs.iter().map(|p| (p.index, p.sha256)).collect();
+    let pcrs_covered = match log.check_against(&quoted) {
+        Ok(covered) => covered,
+        Err(es) => {
+            errors.extend(es.into_iter().map(MeasuredBootError::Replay));
+            Vec::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Some(Err(errors));
+    }
+    Some(Ok(Verified::new(MeasuredBootEvidence {
+        log: None,
+        agent_events: Vec::new(),
+        covered: [false; 4],
+        rtmrs: [[0; 48]; 4],
+        tpm_log: Some(log),
+        pcrs_covered,
     })))
 }
 

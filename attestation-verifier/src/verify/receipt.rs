@@ -30,7 +30,8 @@
 //!    signature, no two reports from one device) with the bundle's RIMs and OCSP
 //!    responses (version 2; none in version 1).
 //!    Measured boot (bundle version 5, TDX): the firmware event log and the
-//!    agent's RTMR3 events replay to the quote's registers
+//!    agent's RTMR3 events replay to the quote's registers; on Azure the
+//!    vTPM's event log replays to the verified vTPM quote's PCRs
 //!    ([`crate::verify::measured`]).
 //! 7. Appraise (`policy::evaluate_receipt`): the CPU evidence kind's policy table,
 //!    the `[gpu]` table for every GPU, and simulated evidence only with
@@ -55,7 +56,9 @@ use crate::time::UnixTime;
 use crate::verdict::{Failures, Verified};
 use crate::verify::azure_hcl::HclBindingError;
 use crate::verify::azure_vtpm::{VtpmQuote, VtpmQuoteError};
-use crate::verify::measured::{MeasuredBootError, MeasuredBootEvidence, verify_measured_tdx};
+use crate::verify::measured::{
+    MeasuredBootError, MeasuredBootEvidence, verify_measured_tdx, verify_measured_vtpm,
+};
 use crate::verify::nvgpu::{GpuInput, NvGpuEvidence, NvGpuVerifier, NvGpuVerifyError};
 use crate::verify::simulated::SimulatedVerifyError;
 use crate::verify::snp::{SnpEvidence, SnpVerifier, SnpVerifyError};
@@ -680,6 +683,25 @@ fn verify_measured(
     };
     let rtmrs = match cpu? {
         CpuSeen::Tdx(c) => &c.parsed.body.rtmr,
+        // Azure: the log is the vTPM's, replayed against the quote's PCRs. Without a
+        // quote there is nothing to replay it against; a quote that did not verify
+        // has its failures recorded already.
+        CpuSeen::AzureSnpVtpm(c) if m.event_log.is_some() => {
+            if m.tpm_quote.is_none() {
+                failures.push(ReceiptVerifyError::MeasuredBoot(
+                    MeasuredBootError::NoTpmQuote,
+                ));
+                return None;
+            }
+            let quote = c.parsed.tpm_quote.as_ref()?;
+            return match verify_measured_vtpm(m, quote.get())? {
+                Ok(v) => Some(v),
+                Err(errors) => {
+                    failures.extend(errors.into_iter().map(ReceiptVerifyError::MeasuredBoot));
+                    None
+                }
+            };
+        }
         _ => {
             failures.push(ReceiptVerifyError::MeasuredBoot(
                 MeasuredBootError::NoRegisters {

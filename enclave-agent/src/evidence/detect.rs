@@ -86,6 +86,8 @@ pub struct DetectOptions {
     pub tdx_collateral: Option<Arc<dyn TdxCollateralSource>>,
     /// The TPM device (Azure vTPM backend).
     pub tpm_device: PathBuf,
+    /// The TPM's firmware event log (Azure vTPM backend); a missing file is no log.
+    pub tpm_event_log: PathBuf,
     /// Where the Azure vTPM backend gets the VCEK; Azure IMDS when `None`.
     pub azure_vcek: Option<Arc<dyn VcekSource>>,
     /// Where the sev-guest and configfs-tsm backends get the VCEK when the host supplies
@@ -104,6 +106,7 @@ impl std::fmt::Debug for DetectOptions {
             .field("vmpl", &self.vmpl)
             .field("tdx_collateral", &self.tdx_collateral.is_some())
             .field("tpm_device", &self.tpm_device)
+            .field("tpm_event_log", &self.tpm_event_log)
             .field("azure_vcek", &self.azure_vcek.is_some())
             .field("snp_vcek", &self.snp_vcek.is_some())
             .finish()
@@ -122,6 +125,7 @@ impl DetectOptions {
             vmpl: 0,
             tdx_collateral: None,
             tpm_device: PathBuf::from(TPM_DEVICE),
+            tpm_event_log: PathBuf::from(crate::config::TPM_EVENT_LOG_PATH),
             azure_vcek: None,
             snp_vcek: None,
         }
@@ -193,7 +197,7 @@ fn tsm(opts: &DetectOptions) -> Result<TsmSource, EvidenceError> {
 }
 
 /// The Azure vTPM source on `opts.tpm_device`, with the configured VCEK source
-/// (Azure IMDS by default).
+/// (Azure IMDS by default) and the TPM's event log at `opts.tpm_event_log`.
 fn azure_vtpm(opts: &DetectOptions) -> Result<AzureVtpmSource, EvidenceError> {
     let vcek: Box<dyn VcekSource> = match &opts.azure_vcek {
         Some(v) => Box::new(Arc::clone(v)),
@@ -202,7 +206,7 @@ fn azure_vtpm(opts: &DetectOptions) -> Result<AzureVtpmSource, EvidenceError> {
             std::time::Duration::from_secs(10),
         )),
     };
-    AzureVtpmSource::open(&opts.tpm_device, vcek)
+    Ok(AzureVtpmSource::open(&opts.tpm_device, vcek)?.with_event_log_file(&opts.tpm_event_log))
 }
 
 fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {

@@ -30,6 +30,13 @@
 //!    changed between the two commands) and goes into the bundle's
 //!    `measured.tpm_quote` (`docs/azure-vtpm.md`).
 //!
+//! 7. With [`AzureVtpmSource::with_event_log`] (the file at
+//!    `evidence.tpm_event_log_path` for the configured backend): the TPM's firmware event
+//!    log, replayed against the PCR values just quoted, goes into `measured.event_log`
+//!    beside the quote. A log whose replay differs from the quote (a PCR the log covers
+//!    was extended after boot, outside the log) is left out and the reason logged, so
+//!    evidence that would fail verification never leaves the agent.
+//!
 //! The TPM commands are in [`crate::evidence::tpm`], behind [`TpmTransport`] so
 //! tests can stand in for the TPM.
 
@@ -37,8 +44,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use attestation_verifier::bundle::MAX_EVENT_LOG_LEN;
 use attestation_verifier::bundle::{CpuEvidence, MeasuredBoot, TpmQuote};
 use attestation_verifier::crypto::DefaultCrypto;
+use attestation_verifier::eventlog::tpm::parse_tpm_log;
 use attestation_verifier::evidence::azure_hcl::{
     HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, HclReport, USER_DATA_LEN, parse_hcl_report,
 };
@@ -87,6 +96,8 @@ pub struct AzureVtpmSource {
     poll: Poll,
     /// The PCRs to quote (`None`: no quote).
     quote_pcrs: Option<Vec<u8>>,
+    /// The TPM's firmware event log, carried beside the quote.
+    event_log: Option<Vec<u8>>,
     /// One request at a time: the user-data index is shared.
     lock: Mutex<()>,
 }
@@ -106,6 +117,7 @@ impl AzureVtpmSource {
             vcek,
             poll: Poll::default(),
             quote_pcrs: None,
+            event_log: None,
             lock: Mutex::new(()),
         }
     }
@@ -119,6 +131,60 @@ impl AzureVtpmSource {
         pcrs.dedup();
         self.quote_pcrs = Some(pcrs);
         self
+    }
+
+    /// The same source carrying `log`, the TPM's firmware event log (TCG crypto-agile),
+    /// beside its quote. A log that does not parse, or is larger than a bundle holds, is
+    /// not carried (said in the logs).
+    #[must_use]
+    pub fn with_event_log(mut self, log: Vec<u8>) -> Self {
+        if log.len() > MAX_EVENT_LOG_LEN {
+            tracing::warn!(
+                len = log.len(),
+                max = MAX_EVENT_LOG_LEN,
+                "the TPM event log is larger than a bundle holds: bundles carry the vTPM quote without it"
+            );
+            return self;
+        }
+        match parse_tpm_log(&log) {
+            Ok(parsed) => {
+                tracing::info!(
+                    events = parsed.events.len(),
+                    bytes = log.len(),
+                    "TPM event log carried beside the vTPM quote"
+                );
+                self.event_log = Some(log);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the TPM event log does not parse: bundles carry the vTPM quote without it"
+            ),
+        }
+        self
+    }
+
+    /// [`Self::with_event_log`] with the log at `path`; a missing or unreadable file is no
+    /// log (said in the logs), never an invented one.
+    #[must_use]
+    pub fn with_event_log_file(self, path: &Path) -> Self {
+        match std::fs::read(path) {
+            Ok(log) => self.with_event_log(log),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(
+                    path = %path.display(),
+                    "no TPM event log: bundles carry the vTPM quote without it"
+                );
+                self
+            }
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "the TPM event log is unreadable: bundles carry the vTPM quote without it"
+                );
+                self
+            }
+        }
     }
 
     /// The same source waiting `poll` for fresh reports.
@@ -265,9 +331,14 @@ impl EvidenceSource for AzureVtpmSource {
             None => None,
             Some(pcrs) => Some(self.tpm_quote(&hcl, report_data, pcrs)?),
         };
+        let event_log = match (&tpm_quote, &self.quote_pcrs) {
+            (Some(q), Some(pcrs)) => self.event_log_for(pcrs, q),
+            _ => None,
+        };
         Ok((
             cpu,
             MeasuredBoot {
+                event_log,
                 tpm_quote,
                 ..MeasuredBoot::default()
             },
@@ -276,6 +347,33 @@ impl EvidenceSource for AzureVtpmSource {
 }
 
 impl AzureVtpmSource {
+    /// The event log to carry beside `quote` (over `pcrs`): the configured log when its
+    /// replay equals the quoted values of every PCR it extends, else none (logged).
+    fn event_log_for(&self, pcrs: &[u8], quote: &TpmQuote) -> Option<Vec<u8>> {
+        let log = self.event_log.as_ref()?;
+        let quoted: Vec<(u8, [u8; 32])> = pcrs
+            .iter()
+            .zip(&quote.pcrs)
+            .filter_map(|(i, v)| Some((*i, <[u8; 32]>::try_from(v.as_slice()).ok()?)))
+            .collect();
+        let checked: Result<_, Vec<String>> = parse_tpm_log(log)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|l| {
+                l.check_against(&quoted)
+                    .map_err(|es| es.iter().map(ToString::to_string).collect())
+            });
+        match checked {
+            Ok(_) => Some(log.clone()),
+            Err(reasons) => {
+                tracing::warn!(
+                    reasons = %reasons.join("; "),
+                    "the TPM event log does not replay to the quoted PCRs: this bundle carries the vTPM quote without it"
+                );
+                None
+            }
+        }
+    }
+
     /// The HCL evidence for `report_data`, and the HCL report it parsed.
     fn collect_hcl(
         &self,

@@ -1134,3 +1134,95 @@ fn azure_vtpm_quote_rejects() {
     assert!(m.is_empty());
     assert!(!tpm.state.lock().unwrap().commands.contains(&TPM_CC_QUOTE));
 }
+
+// ---- the TPM's event log beside the quote ----
+
+/// A fake vTPM whose PCRs are what `events` replay to.
+fn logged_tpm(p: &Pki, events: &[sigil_test_support::tcg_log::LogEvent]) -> FakeTpm {
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true).with_ak();
+    tpm.state.lock().unwrap().pcrs = sigil_test_support::tcg_log::replay(events).to_vec();
+    tpm
+}
+
+#[test]
+fn azure_vtpm_event_log_in_bundle_works() {
+    use sigil_test_support::tcg_log;
+    let p = pki();
+    let events = tcg_log::sample_boot();
+    let log = tcg_log::log(&events);
+    let tpm = logged_tpm(&p, &events);
+    let attestor = Attestor::new(
+        AgentKey::from_seed(&[9; 32]),
+        Some(Arc::new(
+            quoting_source(&p, &tpm).with_event_log(log.clone()),
+        )),
+        None,
+        Vec::new(),
+    );
+    let nonce = [4u8; 32];
+    let bundle = attestor.attest(nonce).unwrap();
+    assert!(bundle.measured.tpm_quote.is_some());
+    assert_eq!(bundle.measured.event_log.as_ref(), Some(&log));
+    let bytes = bundle.to_bytes();
+    for outcome in [
+        check_bundle(
+            &mut verifier(AwsLc, &p),
+            &bytes,
+            Some(&attestor.public_key()),
+            Some(&nonce),
+            &Policy::default(),
+            NOW,
+        ),
+        check_bundle(
+            &mut verifier(RustCrypto, &p),
+            &bytes,
+            Some(&attestor.public_key()),
+            Some(&nonce),
+            &Policy::default(),
+            NOW,
+        ),
+    ] {
+        assert!(outcome.accepted(), "{:?}", outcome.reasons);
+        let claims = serde_json::to_value(outcome.claims.unwrap()).unwrap();
+        let mb = &claims["measured_boot"];
+        assert_eq!(mb["verified"], true, "{mb}");
+        assert_eq!(mb["pcr_events"].as_array().unwrap().len(), events.len());
+    }
+}
+
+#[test]
+fn azure_vtpm_event_log_not_matching_is_left_out_works() {
+    use sigil_test_support::tcg_log;
+    let p = pki();
+    // The fake vTPM's PCRs are [i; 32], which no log replays to.
+    let tpm = FakeTpm::new(Arc::clone(&p.vcek_key), true).with_ak();
+    let source = quoting_source(&p, &tpm).with_event_log(tcg_log::log(&tcg_log::sample_boot()));
+    let (_, m) = source.collect_measured(&[6; 64]).unwrap();
+    assert!(m.tpm_quote.is_some());
+    assert_eq!(m.event_log, None);
+}
+
+#[test]
+fn azure_vtpm_event_log_file_works() {
+    use sigil_test_support::tcg_log;
+    let p = pki();
+    let events = tcg_log::sample_boot();
+    let tpm = logged_tpm(&p, &events);
+    let dir = tempfile::tempdir().unwrap();
+    // Absent: no log, never an invented one.
+    let absent = quoting_source(&p, &tpm).with_event_log_file(&dir.path().join("none"));
+    assert_eq!(absent.collect_measured(&[6; 64]).unwrap().1.event_log, None);
+    // Not a TCG log: not carried.
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"not a log").unwrap();
+    let bad = quoting_source(&p, &tpm).with_event_log_file(&garbage);
+    assert_eq!(bad.collect_measured(&[6; 64]).unwrap().1.event_log, None);
+    // The firmware's log: carried.
+    let path = dir.path().join("binary_bios_measurements");
+    std::fs::write(&path, tcg_log::log(&events)).unwrap();
+    let good = quoting_source(&p, &tpm).with_event_log_file(&path);
+    assert_eq!(
+        good.collect_measured(&[6; 64]).unwrap().1.event_log,
+        Some(tcg_log::log(&events))
+    );
+}

@@ -1,0 +1,303 @@
+//! The TDX boot events of a Unified Kernel Image (UKI) booted by the firmware from disk.
+//!
+//! A UKI is a PE32+ image: the systemd-stub EFI program with the boot payload in named
+//! sections (`.linux`, `.osrel`, `.cmdline`, `.initrd`, ...). Two parties measure it:
+//!
+//! - RTMR1, `EV_EFI_BOOT_SERVICES_APPLICATION`: the firmware measures the UKI's PE image
+//!   by its Authenticode digest (SHA-384) before starting it, as for any EFI application
+//!   ([`super::tdx_boot::kernel_digest`]).
+//! - RTMR2, `EV_IPL`: systemd-stub measures the UKI's sections into TPM PCR 11; through
+//!   the EFI CC measurement protocol PCR 11 maps to CC MR index 3, RTMR2. For each
+//!   section of [`UKI_SECTIONS`], in that fixed order (not the file's), that the image
+//!   holds, two events: one over the section's name with its terminating NUL (`".linux\0"`),
+//!   then one over its contents. `.pcrsig` (the signature over the expected PCR 11 values)
+//!   is never measured. The contents are the section as loaded in memory: its
+//!   `VirtualSize` bytes from its start, the file's raw data (`SizeOfRawData`, padded to
+//!   the file alignment) cut to that size, or zero-filled up to it when the raw data is
+//!   shorter. A section with `VirtualSize` 0 counts as absent; when a name appears twice
+//!   the first wins (systemd `src/boot/pe.c`, `src/boot/stub.c` `measure_sections`).
+//!
+//! This is the value `systemd-measure calculate --phase=` prints for PCR 11 (the sections
+//! alone, before systemd's boot-phase strings). Multi-profile UKIs (`.profile` sections,
+//! systemd 257) measure a selected profile's sections over the base ones; they are
+//! refused here rather than computed for a profile the caller did not choose, as are
+//! UKIs with `.dtbauto` or `.efifw` sections, which the stub measures only when they
+//! match the machine's hardware IDs.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use sha2::{Digest, Sha384};
+
+use super::tdx_boot::{self, TdxBootError};
+use super::{slice_at, u16_at, u32_at};
+
+/// systemd-stub's section order (systemd `src/boot/uki.c`, `unified_sections`); the
+/// measurement follows it whatever the order of the sections in the file.
+pub const UKI_SECTIONS: [&str; 15] = [
+    ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
+    ".pcrsig", ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw",
+];
+
+/// The sections systemd-stub picks by the machine's hardware IDs (a device tree or
+/// firmware blob for the board it runs on): measured only when one matches.
+pub const HARDWARE_SELECTED: [&str; 2] = [".dtbauto", ".efifw"];
+
+/// The one section systemd-stub does not measure.
+pub const UNMEASURED_SECTION: &str = ".pcrsig";
+
+/// The most bytes the measured sections may hold together in memory (2 GiB), zero fill
+/// included, so that a hostile `VirtualSize` cannot make the hash run unbounded.
+pub const MAX_MEASURED_LEN: u64 = 2 << 30;
+
+/// The most sections a PE image may declare (the PE format's own limit is 96 for
+/// executables; 1024 leaves room for odd linkers).
+pub const MAX_PE_SECTIONS: u16 = 1024;
+
+/// Why a UKI's events cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UkiError {
+    /// The image is not a PE32+ image (the parser's reason).
+    NotPe(String),
+    /// The PE headers point outside the image, so no Authenticode digest exists.
+    PeOffsets,
+    /// The section table lies outside the image or declares too many sections.
+    SectionTable {
+        /// `NumberOfSections` from the COFF header (0 when the header is unreadable).
+        sections: u16,
+    },
+    /// A measured section's raw data lies outside the image.
+    SectionOutsideImage {
+        /// The section's name.
+        name: &'static str,
+        /// `PointerToRawData`.
+        offset: u32,
+        /// The bytes of raw data the measurement reads.
+        len: u32,
+        /// The image's length.
+        image_len: usize,
+    },
+    /// The measured sections hold more than [`MAX_MEASURED_LEN`] bytes.
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// No `.linux` section: systemd-stub refuses to boot such an image.
+    NoLinux,
+    /// A multi-profile UKI (`.profile` sections): not computed.
+    Profiles,
+    /// A section systemd-stub measures only when it matches the machine's hardware IDs
+    /// (`.dtbauto`, `.efifw`): not computed.
+    HardwareSelected {
+        /// The section's name.
+        name: &'static str,
+    },
+}
+
+impl fmt::Display for UkiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPe(e) => write!(f, "the UKI is not a PE32+ image: {e}"),
+            Self::PeOffsets => f.write_str(
+                "the UKI's PE headers point outside the image (no Authenticode digest)",
+            ),
+            Self::SectionTable { sections } => write!(
+                f,
+                "the UKI's section table ({sections} sections) lies outside the image or exceeds {MAX_PE_SECTIONS} sections"
+            ),
+            Self::SectionOutsideImage {
+                name,
+                offset,
+                len,
+                image_len,
+            } => write!(
+                f,
+                "UKI section {name} data [{offset:#x}, {offset:#x} + {len:#x}) lies outside the {image_len:#x}-byte image"
+            ),
+            Self::TooLarge { max } => {
+                write!(f, "the UKI's measured sections hold more than {max} bytes")
+            }
+            Self::NoLinux => f.write_str("the UKI has no .linux section (systemd-stub refuses it)"),
+            Self::HardwareSelected { name } => write!(
+                f,
+                "the UKI has a {name} section, which systemd-stub measures only on hardware it matches: not computed"
+            ),
+            Self::Profiles => f.write_str(
+                "the UKI has .profile sections (a multi-profile UKI): the measured sections depend on the profile chosen at boot and are not computed",
+            ),
+        }
+    }
+}
+
+impl core::error::Error for UkiError {}
+
+/// Whether an event is a section's name or its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UkiEventKind {
+    /// The section's name with its NUL.
+    Name,
+    /// The section's contents in memory.
+    Contents,
+}
+
+/// One RTMR2 event systemd-stub extends for a UKI section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UkiSectionEvent {
+    /// The section's name (one of [`UKI_SECTIONS`]).
+    pub section: &'static str,
+    /// Name or contents.
+    pub kind: UkiEventKind,
+    /// SHA-384 of the measured bytes.
+    pub digest: [u8; 48],
+    /// How many bytes were measured.
+    pub len: u64,
+}
+
+/// The events of a UKI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UkiMeasurement {
+    /// The UKI's Authenticode SHA-384 digest: the RTMR1 event.
+    pub authenticode: [u8; 48],
+    /// The RTMR2 events, in the order systemd-stub extends them.
+    pub sections: Vec<UkiSectionEvent>,
+}
+
+impl UkiMeasurement {
+    /// The value PCR 11 (and the part of RTMR2 these events make up) holds after the
+    /// events, extended from zero: `systemd-measure calculate --bank=sha384 --phase=`.
+    pub fn pcr11(&self) -> [u8; 48] {
+        let mut reg = [0u8; 48];
+        for e in &self.sections {
+            let mut h = Sha384::new();
+            h.update(reg);
+            h.update(e.digest);
+            reg = h.finalize().into();
+        }
+        reg
+    }
+}
+
+/// One PE section header, as read from the table.
+#[derive(Clone, Copy)]
+struct SectionHeader<'a> {
+    name: &'a [u8],
+    virtual_size: u32,
+    size_of_raw_data: u32,
+    pointer_to_raw_data: u32,
+}
+
+fn section_headers(pe: &[u8]) -> Result<Vec<SectionHeader<'_>>, UkiError> {
+    let table = UkiError::SectionTable { sections: 0 };
+    let lfanew = u32_at(pe, 0x3c).ok_or(table.clone())? as usize;
+    let coff = lfanew.checked_add(4).ok_or(table.clone())?;
+    let count = u16_at(pe, coff.saturating_add(2)).ok_or(table.clone())?;
+    let table = UkiError::SectionTable { sections: count };
+    let opt_len = u16_at(pe, coff.saturating_add(16)).ok_or(table.clone())?;
+    if count > MAX_PE_SECTIONS {
+        return Err(table);
+    }
+    let start = coff
+        .checked_add(20)
+        .and_then(|s| s.checked_add(usize::from(opt_len)))
+        .ok_or(table.clone())?;
+    let raw = slice_at(pe, start, usize::from(count).saturating_mul(40)).ok_or(table)?;
+    Ok(raw
+        .chunks_exact(40)
+        .map(|h| SectionHeader {
+            name: h.get(..8).unwrap_or_default(),
+            virtual_size: u32_at(h, 8).unwrap_or_default(),
+            size_of_raw_data: u32_at(h, 16).unwrap_or_default(),
+            pointer_to_raw_data: u32_at(h, 20).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Whether a PE section name field (8 bytes, NUL-padded) names `name`.
+fn name_is(field: &[u8], name: &str) -> bool {
+    let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+    field.get(..end) == Some(name.as_bytes())
+}
+
+/// Computes the RTMR1 and RTMR2 events of a UKI.
+pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
+    let authenticode = tdx_boot::kernel_digest(pe).map_err(|e| match e {
+        TdxBootError::NotPe(reason) => UkiError::NotPe(reason),
+        _ => UkiError::PeOffsets,
+    })?;
+    let headers = section_headers(pe)?;
+    if headers.iter().any(|h| name_is(h.name, ".profile")) {
+        return Err(UkiError::Profiles);
+    }
+    for name in HARDWARE_SELECTED {
+        if headers.iter().any(|h| name_is(h.name, name)) {
+            return Err(UkiError::HardwareSelected { name });
+        }
+    }
+    let mut sections = Vec::new();
+    let mut total: u64 = 0;
+    let mut linux = false;
+    for name in UKI_SECTIONS {
+        let Some(h) = headers
+            .iter()
+            .find(|h| name_is(h.name, name) && h.virtual_size != 0)
+        else {
+            continue;
+        };
+        linux |= name == ".linux";
+        if name == UNMEASURED_SECTION {
+            continue;
+        }
+        let file_len = h.size_of_raw_data.min(h.virtual_size);
+        let data = slice_at(pe, h.pointer_to_raw_data as usize, file_len as usize).ok_or(
+            UkiError::SectionOutsideImage {
+                name,
+                offset: h.pointer_to_raw_data,
+                len: file_len,
+                image_len: pe.len(),
+            },
+        )?;
+        total = total.saturating_add(u64::from(h.virtual_size));
+        if total > MAX_MEASURED_LEN {
+            return Err(UkiError::TooLarge {
+                max: MAX_MEASURED_LEN,
+            });
+        }
+        let mut label = Vec::with_capacity(name.len().saturating_add(1));
+        label.extend_from_slice(name.as_bytes());
+        label.push(0);
+        sections.push(UkiSectionEvent {
+            section: name,
+            kind: UkiEventKind::Name,
+            digest: Sha384::digest(&label).into(),
+            len: label.len() as u64,
+        });
+        let mut h384 = Sha384::new();
+        h384.update(data);
+        let mut fill = u64::from(h.virtual_size.saturating_sub(file_len));
+        let zeros = [0u8; 4096];
+        while fill > 0 {
+            let n = fill.min(zeros.len() as u64);
+            h384.update(zeros.get(..n as usize).unwrap_or_default());
+            fill = fill.saturating_sub(n);
+        }
+        sections.push(UkiSectionEvent {
+            section: name,
+            kind: UkiEventKind::Contents,
+            digest: h384.finalize().into(),
+            len: u64::from(h.virtual_size),
+        });
+    }
+    if !linux {
+        return Err(UkiError::NoLinux);
+    }
+    Ok(UkiMeasurement {
+        authenticode,
+        sections,
+    })
+}
+
+#[cfg(test)]
+mod tests;

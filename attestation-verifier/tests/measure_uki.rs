@@ -1,0 +1,256 @@
+//! `sigil-verify measure tdx --uki`: the RTMR1 and RTMR2 events of a Unified Kernel Image,
+//! on synthetic UKIs built here (a PE32+ image with `.linux`, `.osrel`, `.cmdline`,
+//! `.initrd`, ... sections, as `ukify` lays them out).
+//!
+//! The differential test replays the RTMR2 events from zero and compares the result with
+//! what systemd's own calculator prints for PCR 11 (`systemd-measure calculate
+//! --bank=sha384 --phase=`, the sections alone), from Debian's `systemd` package. Without
+//! the tool the test says so and passes, unless `SIGIL_REQUIRE_REFERENCE_TOOLS` is set.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // tests
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha384};
+use sigil_test_support::pe::{Section, pe_image};
+
+const SYSTEMD_MEASURE: &str = "/usr/lib/systemd/systemd-measure";
+
+fn tdvf() -> PathBuf {
+    let debian = PathBuf::from("/usr/share/ovmf/OVMF.fd");
+    if debian.exists() {
+        return debian;
+    }
+    sigil_test_support::vectors::vectors_dir()
+        .join("measured/tdx-mrtd/debian-bookworm-ovmf/OVMF.fd")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sigil-measure-uki-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn measure(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil-verify"))
+        .args(["measure", "tdx", "--tdvf"])
+        .arg(tdvf())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The payload of a synthetic UKI: (section, contents).
+fn payload() -> Vec<(&'static str, Vec<u8>)> {
+    let linux: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let initrd: Vec<u8> = (0..3333u32).map(|i| (i * 13) as u8).collect();
+    vec![
+        (".linux", linux),
+        (".osrel", b"ID=sigil\nVERSION_ID=1\n".to_vec()),
+        (".cmdline", b"console=ttyS0 ro quiet".to_vec()),
+        (".initrd", initrd),
+        (".splash", b"BM not really a bitmap".to_vec()),
+        (".dtb", vec![0xd0, 0x0d, 0xfe, 0xed, 1, 2, 3]),
+        (".pcrpkey", b"-----BEGIN PUBLIC KEY-----\n".to_vec()),
+    ]
+}
+
+/// A UKI with the stub's code first and the payload sections in a file order unlike the
+/// stub's measuring order, plus a `.pcrsig` (never measured).
+fn uki(payload: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
+    let mut sections = vec![
+        Section::new(".text", &[0xc3; 300]),
+        Section::new(".sdmagic", b"#### LoaderInfo: systemd-stub ####"),
+        Section::new(".pcrsig", b"{\"sha384\":[]}"),
+    ];
+    for (name, data) in payload.iter().rev() {
+        sections.push(Section::new(name, data));
+    }
+    pe_image(&sections)
+}
+
+fn replay(events: &[serde_json::Value]) -> String {
+    let mut reg = [0u8; 48];
+    for e in events {
+        let d = hex::decode(e["digest"].as_str().unwrap()).unwrap();
+        let mut h = Sha384::new();
+        h.update(reg);
+        h.update(&d);
+        reg = h.finalize().into();
+    }
+    hex::encode(reg)
+}
+
+fn rtmr(v: &serde_json::Value, n: u64) -> Vec<serde_json::Value> {
+    v["boot_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["rtmr"] == n)
+        .cloned()
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+#[test]
+fn uki_events_works() {
+    let dir = tmpdir("events");
+    let payload = payload();
+    let image = uki(&payload);
+    let path = write(&dir, "sigil.efi", &image);
+    let v = json(&measure(&["--uki".as_ref(), path.as_os_str()]));
+    let r1 = rtmr(&v, 1);
+    assert_eq!(r1.len(), 1);
+    assert_eq!(r1[0]["event_type"], "EV_EFI_BOOT_SERVICES_APPLICATION");
+    assert_eq!(
+        r1[0]["digest"].as_str().unwrap(),
+        hex::encode(attestation_verifier::measure::tdx_boot::kernel_digest(&image).unwrap())
+    );
+    // RTMR2: name then contents for each section, in the stub's order.
+    let r2 = rtmr(&v, 2);
+    assert_eq!(r2.len(), 2 * payload.len());
+    for (i, (name, data)) in payload.iter().enumerate() {
+        let mut label = name.as_bytes().to_vec();
+        label.push(0);
+        assert_eq!(r2[2 * i]["what"], format!("{name} name"));
+        assert_eq!(
+            r2[2 * i]["digest"].as_str().unwrap(),
+            hex::encode(Sha384::digest(&label))
+        );
+        assert_eq!(r2[2 * i + 1]["what"], format!("{name} contents"));
+        assert_eq!(
+            r2[2 * i + 1]["digest"].as_str().unwrap(),
+            hex::encode(Sha384::digest(data))
+        );
+        assert_eq!(r2[2 * i + 1]["event_type"], "EV_IPL");
+    }
+    assert_eq!(
+        r1[0]["input"]["pcr11_sha384"].as_str().unwrap(),
+        replay(&r2)
+    );
+
+    // The policy fragment pins the same events.
+    let out = measure(&[
+        "--uki".as_ref(),
+        path.as_os_str(),
+        "--format".as_ref(),
+        "policy".as_ref(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let events = doc["tdx"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1 + 2 * payload.len());
+    assert_eq!(events[0]["rtmr"].as_integer(), Some(1));
+    assert_eq!(events[0]["digest"].as_str(), r1[0]["digest"].as_str());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn uki_with_kernel_or_initrd_rejects() {
+    let dir = tmpdir("conflict");
+    let path = write(&dir, "sigil.efi", &uki(&payload()));
+    for other in ["--kernel", "--initrd"] {
+        let out = measure(&[
+            "--uki".as_ref(),
+            path.as_os_str(),
+            other.as_ref(),
+            path.as_os_str(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--uki with {other}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn uki_without_linux_or_not_pe_rejects() {
+    let dir = tmpdir("reject");
+    let no_linux = write(
+        &dir,
+        "a.efi",
+        &pe_image(&[Section::new(".osrel", b"ID=x\n")]),
+    );
+    let not_pe = write(&dir, "b.efi", b"not a UKI");
+    for (path, code) in [(no_linux, "uki-no-linux"), (not_pe, "uki-not-pe")] {
+        let out = measure(&["--uki".as_ref(), path.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["code"], code);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The RTMR2 events replayed from zero equal systemd's own PCR 11 calculation.
+#[test]
+fn uki_pcr11_matches_systemd_measure_works() {
+    if !Path::new(SYSTEMD_MEASURE).exists() {
+        let msg = format!(
+            "measure_uki: no {SYSTEMD_MEASURE} (Debian package systemd); the differential test"
+        );
+        let required =
+            std::env::var_os("SIGIL_REQUIRE_REFERENCE_TOOLS").is_some_and(|v| !v.is_empty());
+        assert!(
+            !required,
+            "{msg} is required (SIGIL_REQUIRE_REFERENCE_TOOLS is set)"
+        );
+        eprintln!("{msg} is skipped");
+        return;
+    }
+    let dir = tmpdir("systemd");
+    let full = payload();
+    // The full set systemd-measure knows, and a minimal UKI (kernel and command line).
+    let minimal: Vec<_> = full
+        .iter()
+        .filter(|(n, _)| matches!(*n, ".linux" | ".cmdline"))
+        .cloned()
+        .collect();
+    for (i, payload) in [full, minimal].iter().enumerate() {
+        let image = write(&dir, &format!("uki{i}.efi"), &uki(payload));
+        let v = json(&measure(&["--uki".as_ref(), image.as_os_str()]));
+        let ours = replay(&rtmr(&v, 2));
+        let mut cmd = Command::new(SYSTEMD_MEASURE);
+        cmd.args(["calculate", "--bank=sha384", "--phase=", "--json=short"]);
+        for (name, data) in payload {
+            let file = write(&dir, &format!("{i}{name}"), data);
+            cmd.arg(format!(
+                "--{}={}",
+                name.trim_start_matches('.'),
+                file.display()
+            ));
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let pcr = &theirs["sha384"][0];
+        assert_eq!(pcr["pcr"], 11);
+        assert_eq!(pcr["hash"].as_str().unwrap(), ours, "payload {i}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
