@@ -195,7 +195,8 @@ export async function jobRecord(api, id) {
     ? {
         providers: binding.unwrap().providers.map((p) => p.toString()),
         // The receipt key each provider was bound under (it may have rotated since).
-        keys: binding.unwrap().keys.map((k) => hex(k)),
+        // From JSON: the codec renames a field called `keys` (its Map method's name).
+        keys: binding.unwrap().toJSON().keys,
         boundAt: num(binding.unwrap().boundAt),
       }
     : null;
