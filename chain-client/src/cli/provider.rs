@@ -195,14 +195,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
                 tee_kinds: tee.iter().map(|t| parse_tee(t)).collect::<Result<_, _>>()?,
                 gpu_model: gpu_model.clone(),
             };
-            let attestation = match evidence {
-                None => None,
-                Some(path) => Some(crate::types::Evidence {
-                    bundle: read_file(path, "evidence bundle")?,
-                    policy: parse_policy_arg(policy_arg.as_deref())?,
-                    anchor: anchor.unwrap_or_default(),
-                }),
-            };
+            let attestation = evidence_arg(evidence.as_deref(), policy_arg.as_deref(), *anchor)?;
             let c = connect(cli).await?;
             emit(
                 format,
@@ -233,14 +226,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
             let signer = key.load(KeyScheme::Ed25519)?;
             let receipt_key = Ed25519Keypair::from_uri(receipt_suri)?;
             let proof = receipt_key.sign(&crate::key_proof_message(&signer.account_id()));
-            let attestation = match evidence {
-                None => None,
-                Some(path) => Some(crate::types::Evidence {
-                    bundle: read_file(path, "evidence bundle")?,
-                    policy: parse_policy_arg(policy_arg.as_deref())?,
-                    anchor: anchor.unwrap_or_default(),
-                }),
-            };
+            let attestation = evidence_arg(evidence.as_deref(), policy_arg.as_deref(), *anchor)?;
             let c = connect(cli).await?;
             emit(
                 format,
@@ -345,6 +331,22 @@ pub(crate) async fn run(cli: &Cli, cmd: &ProviderCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The `--evidence`, `--policy` and `--anchor` of a key's registration or rotation.
+fn evidence_arg(
+    evidence: Option<&std::path::Path>,
+    policy: Option<&str>,
+    anchor: Option<u32>,
+) -> Result<Option<crate::types::Evidence>> {
+    let Some(path) = evidence else {
+        return Ok(None);
+    };
+    Ok(Some(crate::types::Evidence {
+        bundle: read_file(path, "evidence bundle")?,
+        policy: parse_policy_arg(policy)?,
+        anchor: anchor.unwrap_or_default(),
+    }))
 }
 
 fn parse_tier(s: &str) -> Result<Tier, ChainError> {

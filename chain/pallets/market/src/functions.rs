@@ -149,6 +149,30 @@ impl<T: Config> Pallet<T> {
             .saturating_add(T::AttestationDepositBase::get())
     }
 
+    /// The checks a key to register or rotate to passes before its evidence is verified:
+    /// evidence exactly when the provider serves tier 3, proof of possession over `who`, and
+    /// no provider holding the key.
+    pub(crate) fn ensure_new_key(
+        who: &T::AccountId,
+        capabilities: &Capabilities,
+        signing_key: &Ed25519Key,
+        key_proof: &Ed25519Signature,
+        has_attestation: bool,
+    ) -> DispatchResult {
+        let tier3 = capabilities.tiers.contains(&Tier::Attested);
+        ensure!(!tier3 || has_attestation, Error::<T>::AttestationRequired);
+        ensure!(tier3 || !has_attestation, Error::<T>::UnexpectedAttestation);
+        ensure!(
+            ed25519_verify(signing_key, &crate::key_proof_message(who), key_proof),
+            Error::<T>::BadKeyProof
+        );
+        ensure!(
+            !SigningKeys::<T>::contains_key(signing_key),
+            Error::<T>::KeyInUse
+        );
+        Ok(())
+    }
+
     /// The attested key `verified` (stored under `evidence_digest`) gives, under `policy`.
     fn attested_key(
         verified: &VerifiedAttestation,
@@ -224,38 +248,49 @@ impl<T: Config> Pallet<T> {
         Ok((verified, digest))
     }
 
+    /// Verifies the evidence of a key `who` registers or rotates to: under the policy it
+    /// names (usable for tier 3), binding `signing_key` and `who`'s registration nonce of its
+    /// anchor, from a TEE kind in `capabilities`. Stores the record (deposit on `who`) and
+    /// counts the key as its policy's user.
+    fn attest_new_key(
+        who: &T::AccountId,
+        signing_key: Ed25519Key,
+        capabilities: &Capabilities,
+        attestation: Option<AttestationSubmission<T>>,
+    ) -> Result<Option<AttestedKey>, DispatchError> {
+        let Some(submission) = attestation else {
+            return Ok(None);
+        };
+        let now_ms = Self::now_ms();
+        let policy = submission.policy;
+        let record = Self::usable_policy(&policy)?;
+        let nonce = Self::expected_registration_nonce(who, submission.anchor)?;
+        let (verified, evidence_digest) =
+            Self::verify_attestation(who, submission, policy, now_ms)?;
+        ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
+        ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
+        ensure!(
+            capabilities.tee_kinds.contains(&verified.tee),
+            Error::<T>::TeeKindNotOffered
+        );
+        Self::count_policy_user(&policy, true);
+        Ok(Some(Self::attested_key(
+            &verified,
+            &record,
+            policy,
+            evidence_digest,
+            now_ms,
+            None,
+        )))
+    }
+
     pub(crate) fn do_register_provider(
         who: T::AccountId,
         signing_key: Ed25519Key,
         capabilities: Capabilities,
         attestation: Option<AttestationSubmission<T>>,
     ) -> DispatchResult {
-        let attested = match attestation {
-            None => None,
-            Some(submission) => {
-                let now_ms = Self::now_ms();
-                let policy = submission.policy;
-                let record = Self::usable_policy(&policy)?;
-                let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
-                let (verified, evidence_digest) =
-                    Self::verify_attestation(&who, submission, policy, now_ms)?;
-                ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
-                ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
-                ensure!(
-                    capabilities.tee_kinds.contains(&verified.tee),
-                    Error::<T>::TeeKindNotOffered
-                );
-                Self::count_policy_user(&policy, true);
-                Some(Self::attested_key(
-                    &verified,
-                    &record,
-                    policy,
-                    evidence_digest,
-                    now_ms,
-                    None,
-                ))
-            }
-        };
+        let attested = Self::attest_new_key(&who, signing_key, &capabilities, attestation)?;
         let tiers = capabilities.tiers.clone();
         let event_attested = attested.as_ref().map(|a| (a.tee, a.expires_at_ms));
         let deposit = T::ProviderDeposit::get();
@@ -764,32 +799,7 @@ impl<T: Config> Pallet<T> {
         signing_key: Ed25519Key,
         attestation: Option<AttestationSubmission<T>>,
     ) -> DispatchResult {
-        let attested = match attestation {
-            None => None,
-            Some(submission) => {
-                let now_ms = Self::now_ms();
-                let policy = submission.policy;
-                let record = Self::usable_policy(&policy)?;
-                let nonce = Self::expected_registration_nonce(&who, submission.anchor)?;
-                let (verified, evidence_digest) =
-                    Self::verify_attestation(&who, submission, policy, now_ms)?;
-                ensure!(verified.key == signing_key, Error::<T>::AttestedKeyMismatch);
-                ensure!(verified.nonce == nonce, Error::<T>::StaleNonce);
-                ensure!(
-                    info.capabilities.tee_kinds.contains(&verified.tee),
-                    Error::<T>::TeeKindNotOffered
-                );
-                Self::count_policy_user(&policy, true);
-                Some(Self::attested_key(
-                    &verified,
-                    &record,
-                    policy,
-                    evidence_digest,
-                    now_ms,
-                    None,
-                ))
-            }
-        };
+        let attested = Self::attest_new_key(&who, signing_key, &info.capabilities, attestation)?;
         let old = RetiringKey {
             signing_key: info.signing_key,
             attested: info.attested.take(),

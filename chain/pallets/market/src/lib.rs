@@ -766,23 +766,13 @@ pub mod pallet {
                 !has_duplicates(&capabilities.tee_kinds),
                 Error::<T>::DuplicateTeeKind
             );
-            let wants_tier3 = capabilities.tiers.contains(&Tier::Attested);
-            ensure!(
-                !wants_tier3 || attestation.is_some(),
-                Error::<T>::AttestationRequired
-            );
-            ensure!(
-                wants_tier3 || attestation.is_none(),
-                Error::<T>::UnexpectedAttestation
-            );
-            ensure!(
-                ed25519_verify(&signing_key, &key_proof_message(&who), &key_proof),
-                Error::<T>::BadKeyProof
-            );
-            ensure!(
-                !SigningKeys::<T>::contains_key(signing_key),
-                Error::<T>::KeyInUse
-            );
+            Self::ensure_new_key(
+                &who,
+                &capabilities,
+                &signing_key,
+                &key_proof,
+                attestation.is_some(),
+            )?;
             Self::do_register_provider(who, signing_key, capabilities, attestation)
         }
 
@@ -1105,30 +1095,20 @@ pub mod pallet {
             let info = Providers::<T>::get(&who).ok_or(Error::<T>::NotRegistered)?;
             ensure!(signing_key != info.signing_key, Error::<T>::SameKey);
             ensure!(info.retiring.is_none(), Error::<T>::RotationPending);
-            let tier3 = info.capabilities.tiers.contains(&Tier::Attested);
-            ensure!(
-                !tier3 || attestation.is_some(),
-                Error::<T>::AttestationRequired
-            );
-            ensure!(
-                tier3 || attestation.is_none(),
-                Error::<T>::UnexpectedAttestation
-            );
-            ensure!(
-                ed25519_verify(&signing_key, &key_proof_message(&who), &key_proof),
-                Error::<T>::BadKeyProof
-            );
-            ensure!(
-                !SigningKeys::<T>::contains_key(signing_key),
-                Error::<T>::KeyInUse
-            );
+            Self::ensure_new_key(
+                &who,
+                &info.capabilities,
+                &signing_key,
+                &key_proof,
+                attestation.is_some(),
+            )?;
             Self::do_rotate_key(who, info, signing_key, attestation)
         }
 
         /// Removes an expired attestation record from state and returns its deposit to whoever
-        /// submitted it. Anyone may call it: a record can be pruned once it has expired (no
-        /// receipt can reference it any more) and no provider's current or retiring attested
-        /// key rests on it. Receipts keep its digest; its bytes stay in the blocks that carried
+        /// submitted it. Anyone may call it: a record can be pruned once no key can use it (past
+        /// its evidence's expiry or `MaxAttestationValidityMs` after its verification) and no
+        /// provider's current or retiring attested key rests on it. Receipts keep its digest; its bytes stay in the blocks that carried
         /// and stored it, where audits read them (`sigil audit` falls back to the state at the
         /// block of the receipt).
         #[pallet::call_index(15)]
