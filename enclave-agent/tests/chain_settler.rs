@@ -472,20 +472,27 @@ async fn registers_the_agent_key_with_a_proof_and_its_evidence() {
     assert_eq!(chain.with(|s| s.registrations.len()), 1);
 }
 
+/// A tier-1/2 registration under `signing_key` with `active_jobs` open and a retiring key.
+fn unattested(
+    signing_key: [u8; 32],
+    active_jobs: u32,
+    retiring_key: Option<[u8; 32]>,
+) -> ProviderState {
+    ProviderState {
+        signing_key,
+        evidence_digest: None,
+        validity_ms: None,
+        active_jobs,
+        offer: None,
+        retiring_key,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_registered_with_another_key_is_re_registered_when_idle() {
     let f = fixture().await;
     let chain = FakeChain::default();
-    chain.with(|s| {
-        s.provider = Some(ProviderState {
-            signing_key: [1; 32],
-            evidence_digest: None,
-            validity_ms: None,
-            active_jobs: 0,
-            offer: None,
-            retiring_key: None,
-        })
-    });
+    chain.with(|s| s.provider = Some(unattested([1; 32], 0, None)));
     let s = settler(&f, &chain);
     assert!(s.ensure_registered().await.unwrap());
     assert_eq!(chain.with(|s| s.deregistrations), 1);
@@ -500,16 +507,7 @@ async fn an_account_registered_with_another_key_is_re_registered_when_idle() {
 async fn an_account_with_open_jobs_under_another_key_is_rotated_to_this_key() {
     let f = fixture().await;
     let chain = FakeChain::default();
-    chain.with(|s| {
-        s.provider = Some(ProviderState {
-            signing_key: [1; 32],
-            evidence_digest: None,
-            validity_ms: None,
-            active_jobs: 2,
-            offer: None,
-            retiring_key: None,
-        })
-    });
+    chain.with(|s| s.provider = Some(unattested([1; 32], 2, None)));
     let s = settler(&f, &chain);
     // The old key's open jobs stay its own; new jobs come to this agent's key at once.
     assert!(s.ensure_registered().await.unwrap());
@@ -531,16 +529,7 @@ async fn an_account_with_open_jobs_under_another_key_is_rotated_to_this_key() {
 async fn an_agent_whose_key_was_rotated_away_takes_no_new_jobs() {
     let f = fixture().await;
     let chain = FakeChain::default();
-    chain.with(|s| {
-        s.provider = Some(ProviderState {
-            signing_key: [2; 32],
-            evidence_digest: None,
-            validity_ms: None,
-            active_jobs: 1,
-            offer: None,
-            retiring_key: Some(f.attestor.public_key()),
-        })
-    });
+    chain.with(|s| s.provider = Some(unattested([2; 32], 1, Some(f.attestor.public_key()))));
     let s = settler(&f, &chain);
     // It neither rotates back nor re-registers: the newer agent holds the account.
     assert!(!s.ensure_registered().await.unwrap());
