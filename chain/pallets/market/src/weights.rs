@@ -17,40 +17,40 @@
 //! padding as RIM measurements), STEPS `8`, REPEAT `5`; its times are multiplied by 4
 //! (`--wasm-factor`, the measured WASM/native ratio: docs/chain.md, Weights). Bundles timed alone
 //! (the largest policy: 16 KiB of pinned measurements), g/r/o/bytes as `bundle::cost` reads them:
-//! - SEV-SNP (Genoa, VCEK): 0/0/0/2616, 1_329_994 ns native (0.07% of a block's ref time)
-//! - TDX (v4 quote, DCAP collateral): 0/0/0/21153, 2_039_434 ns native (0.10% of a block's ref time)
-//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53369, 11_292_532 ns native (0.56% of a block's ref time)
-//! - TDX + H100 (report, 2 RIMs): 1/2/0/71906, 12_121_322 ns native (0.61% of a block's ref time)
-//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206741, 22_714_260 ns native (1.14% of a block's ref time)
-//! - TDX + H100 (1 RIM): 1/1/0/51438, 8_783_978 ns native (0.44% of a block's ref time)
-//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186309, 48_428_162 ns native (2.42% of a block's ref time)
-//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710728, 114_310_786 ns native (5.72% of a block's ref time)
-//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95855, 9_366_333 ns native (0.47% of a block's ref time)
-//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313582, 18_567_636 ns native (0.93% of a block's ref time)
-//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263546, 3_088_911 ns native (0.15% of a block's ref time)
-//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152160, 165_222_041 ns native (8.26% of a block's ref time)
+//! - SEV-SNP (Genoa, VCEK): 0/0/0/2616, 1_326_951 ns native (0.07% of a block's ref time)
+//! - TDX (v4 quote, DCAP collateral): 0/0/0/21153, 2_089_480 ns native (0.10% of a block's ref time)
+//! - SEV-SNP + H100 (report, 2 RIMs): 1/2/0/53369, 11_600_347 ns native (0.58% of a block's ref time)
+//! - TDX + H100 (report, 2 RIMs): 1/2/0/71906, 12_337_090 ns native (0.62% of a block's ref time)
+//! - TDX + one H100 report 16 times (2 RIMs): 16/2/0/206741, 23_131_158 ns native (1.16% of a block's ref time)
+//! - TDX + H100 (1 RIM): 1/1/0/51438, 8_959_120 ns native (0.45% of a block's ref time)
+//! - TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): 16/1/0/186309, 49_398_829 ns native (2.47% of a block's ref time)
+//! - TDX + H100 + 32 RIMs, 31 with a changed signature byte: 1/32/0/710728, 115_522_730 ns native (5.78% of a block's ref time)
+//! - TDX + H100 (1 RIM) + 128 OCSP responses: 1/1/128/95855, 9_487_285 ns native (0.47% of a block's ref time)
+//! - TDX + H100 + 1 RIM padded with 256 KiB of measurements: 1/1/0/313582, 18_237_527 ns native (0.91% of a block's ref time)
+//! - SEV-SNP + a 256 KiB CRL (its signature fails): 0/0/0/263546, 3_061_605 ns native (0.15% of a block's ref time)
+//! - TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): 16/32/128/1152160, 167_936_684 ns native (8.40% of a block's ref time)
 //!
-//! FIGURES: verify_evidence per GPU report (g): 108_133_944_626 ps = 5.407% of a block
-//! FIGURES: verify_evidence per RIM (r): 40_319_114_836 ps = 2.016% of a block
-//! FIGURES: verify_evidence per OCSP response (o): 18_198_593 ps = 0.001% of a block
-//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 152_868_864 ps = 0.008% of a block
-//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 3_075_404_761_856 ps = 153.77% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
-//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.27%, charged 0.70% of a block (2.63x)
-//! FIGURES: TDX (v4 quote, DCAP collateral): measured 0.41%, charged 0.84% of a block (2.05x)
-//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 2.26%, charged 10.52% of a block (4.66x)
-//! FIGURES: TDX + H100 (report, 2 RIMs): measured 2.42%, charged 10.65% of a block (4.40x)
-//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 4.54%, charged 92.76% of a block (20.42x)
-//! FIGURES: TDX + H100 (1 RIM): measured 1.76%, charged 8.49% of a block (4.83x)
-//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 9.69%, charged 90.59% of a block (9.35x)
-//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 22.86%, charged 75.90% of a block (3.32x)
-//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 1.87%, charged 8.93% of a block (4.77x)
-//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 3.71%, charged 10.44% of a block (2.81x)
-//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 0.62%, charged 2.65% of a block (4.28x)
-//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 33.04%, charged 160.41% of a block (4.85x)
+//! FIGURES: verify_evidence per GPU report (g): 17_878_805_463 ps = 0.894% of a block
+//! FIGURES: verify_evidence per RIM (r): 13_750_143_225 ps = 0.688% of a block
+//! FIGURES: verify_evidence per OCSP response (o): 16_505_156 ps = 0.001% of a block
+//! FIGURES: verify_evidence per KiB of evidence (b x 1024): 144_974_848 ps = 0.007% of a block
+//! FIGURES: verify_evidence at every cap (16 GPU reports, 32 RIMs, 128 OCSP responses, 256 KiB) = 778_990_491_664 ps = 38.95% of a block (no bundle within MaxEvidenceLen reaches every cap at once)
+//! FIGURES: SEV-SNP (Genoa, VCEK): measured 0.27%, charged 0.70% of a block (2.65x)
+//! FIGURES: TDX (v4 quote, DCAP collateral): measured 0.42%, charged 0.83% of a block (2.00x)
+//! FIGURES: SEV-SNP + H100 (report, 2 RIMs): measured 2.32%, charged 3.33% of a block (1.44x)
+//! FIGURES: TDX + H100 (report, 2 RIMs): measured 2.47%, charged 3.46% of a block (1.40x)
+//! FIGURES: TDX + one H100 report 16 times (2 RIMs): measured 4.63%, charged 17.83% of a block (3.85x)
+//! FIGURES: TDX + H100 (1 RIM): measured 1.79%, charged 2.63% of a block (1.47x)
+//! FIGURES: TDX + 16 H100 reports, device chains failing at their last signature (1 RIM): measured 9.88%, charged 16.99% of a block (1.72x)
+//! FIGURES: TDX + H100 + 32 RIMs, 31 with a changed signature byte: measured 23.10%, charged 28.61% of a block (1.24x)
+//! FIGURES: TDX + H100 (1 RIM) + 128 OCSP responses: measured 1.90%, charged 3.05% of a block (1.61x)
+//! FIGURES: TDX + H100 + 1 RIM padded with 256 KiB of measurements: measured 3.65%, charged 4.49% of a block (1.23x)
+//! FIGURES: SEV-SNP + a 256 KiB CRL (its signature fails): measured 0.61%, charged 2.55% of a block (4.17x)
+//! FIGURES: TDX + everything at its cap (16 failing chains, 32 RIMs, 128 OCSP, 256 KiB padding): measured 33.59%, charged 45.25% of a block (1.35x)
 //!
-//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.008 with database weights (1_259_568_000 / 1_250_055_000 ps), 1.076 execution only
-//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 213_092_857_414 ps = 10.65% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 10.74%
-//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 214_218_297_414 ps = 10.71% of a block
+//! FIGURES: tier-3 attested-key receipt / tier-1 receipt = 1.002 with database weights (1_248_873_000 / 1_245_881_000 ps), 1.025 execution only
+//! FIGURES: genuine TDX + H100 evidence as charged (WASM x4) = 69_258_127_675 ps = 3.46% of a block's 2_000_000_000_000 ps ref time; a fresh-quote receipt with it = 3.55%
+//! FIGURES: attested registration with it (its pallet path + that verification under the largest policy) = 70_371_522_675 ps = 3.52% of a block
 
 // Executed Command:
 // cd chain && SKIP_WASM_BUILD=1 cargo run --release -p sigil-bench -- --steps 50 --repeat 20 --wasm-factor 4
@@ -101,8 +101,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `11081`
-		// Minimum execution time: 92_099_000 picoseconds.
-		Weight::from_parts(99_593_000, 0)
+		// Minimum execution time: 89_717_000 picoseconds.
+		Weight::from_parts(98_442_000, 0)
 			.saturating_add(Weight::from_parts(0, 11081))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -127,8 +127,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `297440`
-		// Minimum execution time: 297_790_000 picoseconds.
-		Weight::from_parts(325_440_000, 0)
+		// Minimum execution time: 292_744_000 picoseconds.
+		Weight::from_parts(313_395_000, 0)
 			.saturating_add(Weight::from_parts(0, 297440))
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -157,8 +157,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `46147`
-		// Minimum execution time: 47_207_000 picoseconds.
-		Weight::from_parts(49_563_000, 0)
+		// Minimum execution time: 46_550_000 picoseconds.
+		Weight::from_parts(49_154_000, 0)
 			.saturating_add(Weight::from_parts(0, 46147))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -184,11 +184,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24474 + o * (3309 ±0)`
-		// Minimum execution time: 21_931_000 picoseconds.
-		Weight::from_parts(67_759_715, 0)
+		// Minimum execution time: 22_033_000 picoseconds.
+		Weight::from_parts(66_842_978, 0)
 			.saturating_add(Weight::from_parts(0, 24474))
-			// Standard Error: 8_035
-			.saturating_add(Weight::from_parts(2_469_825, 0).saturating_mul(o.into()))
+			// Standard Error: 6_783
+			.saturating_add(Weight::from_parts(2_419_968, 0).saturating_mul(o.into()))
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().writes(18_u64))
@@ -206,8 +206,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20816`
-		// Minimum execution time: 90_620_000 picoseconds.
-		Weight::from_parts(100_135_000, 0)
+		// Minimum execution time: 85_021_000 picoseconds.
+		Weight::from_parts(90_497_000, 0)
 			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -224,8 +224,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20816`
-		// Minimum execution time: 70_783_000 picoseconds.
-		Weight::from_parts(77_569_000, 0)
+		// Minimum execution time: 71_136_000 picoseconds.
+		Weight::from_parts(75_709_000, 0)
 			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -250,8 +250,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `30477`
-		// Minimum execution time: 32_849_000 picoseconds.
-		Weight::from_parts(34_961_000, 0)
+		// Minimum execution time: 32_290_000 picoseconds.
+		Weight::from_parts(33_515_000, 0)
 			.saturating_add(Weight::from_parts(0, 30477))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -281,11 +281,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24551 + n * (11776 ±0)`
-		// Minimum execution time: 63_884_000 picoseconds.
-		Weight::from_parts(28_053_990, 0)
+		// Minimum execution time: 64_766_000 picoseconds.
+		Weight::from_parts(25_119_860, 0)
 			.saturating_add(Weight::from_parts(0, 24551))
-			// Standard Error: 140_598
-			.saturating_add(Weight::from_parts(39_200_985, 0).saturating_mul(n.into()))
+			// Standard Error: 155_581
+			.saturating_add(Weight::from_parts(38_237_541, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -316,8 +316,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20680`
-		// Minimum execution time: 116_065_000 picoseconds.
-		Weight::from_parts(125_055_000, 0)
+		// Minimum execution time: 117_051_000 picoseconds.
+		Weight::from_parts(120_881_000, 0)
 			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -351,11 +351,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `17911 + n * (11099 ±251)`
-		// Minimum execution time: 123_627_000 picoseconds.
-		Weight::from_parts(101_912_000, 0)
+		// Minimum execution time: 118_461_000 picoseconds.
+		Weight::from_parts(84_900_125, 0)
 			.saturating_add(Weight::from_parts(0, 17911))
-			// Standard Error: 216_536
-			.saturating_add(Weight::from_parts(39_765_327, 0).saturating_mul(n.into()))
+			// Standard Error: 154_357
+			.saturating_add(Weight::from_parts(38_622_955, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
@@ -386,8 +386,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20680`
-		// Minimum execution time: 128_623_000 picoseconds.
-		Weight::from_parts(134_568_000, 0)
+		// Minimum execution time: 116_360_000 picoseconds.
+		Weight::from_parts(123_873_000, 0)
 			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -420,8 +420,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `307126`
-		// Minimum execution time: 326_823_000 picoseconds.
-		Weight::from_parts(347_971_000, 0)
+		// Minimum execution time: 327_513_000 picoseconds.
+		Weight::from_parts(348_057_000, 0)
 			.saturating_add(Weight::from_parts(0, 307126))
 			.saturating_add(T::DbWeight::get().reads(12_u64))
 			.saturating_add(T::DbWeight::get().writes(11_u64))
@@ -447,11 +447,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `11510 + n * (3309 ±0)`
-		// Minimum execution time: 41_163_000 picoseconds.
-		Weight::from_parts(49_222_550, 0)
+		// Minimum execution time: 40_451_000 picoseconds.
+		Weight::from_parts(40_837_852, 0)
 			.saturating_add(Weight::from_parts(0, 11510))
-			// Standard Error: 51_803
-			.saturating_add(Weight::from_parts(3_797_130, 0).saturating_mul(n.into()))
+			// Standard Error: 37_454
+			.saturating_add(Weight::from_parts(4_260_914, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -474,8 +474,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `39783`
-		// Minimum execution time: 88_683_000 picoseconds.
-		Weight::from_parts(98_732_000, 0)
+		// Minimum execution time: 85_767_000 picoseconds.
+		Weight::from_parts(93_994_000, 0)
 			.saturating_add(Weight::from_parts(0, 39783))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -488,17 +488,17 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 13_584_620_000 picoseconds.
-		Weight::from_parts(13_586_124_000, 0)
+		// Minimum execution time: 13_683_192_000 picoseconds.
+		Weight::from_parts(13_698_800_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 9_367_203_049
-			.saturating_add(Weight::from_parts(108_133_944_626, 0).saturating_mul(g.into()))
-			// Standard Error: 4_815_325_581
-			.saturating_add(Weight::from_parts(40_319_114_836, 0).saturating_mul(r.into()))
-			// Standard Error: 1_190_419_543
-			.saturating_add(Weight::from_parts(18_198_593, 0).saturating_mul(o.into()))
-			// Standard Error: 582_599
-			.saturating_add(Weight::from_parts(149_286, 0).saturating_mul(b.into()))
+			// Standard Error: 1_432_426_094
+			.saturating_add(Weight::from_parts(17_878_805_463, 0).saturating_mul(g.into()))
+			// Standard Error: 736_356_197
+			.saturating_add(Weight::from_parts(13_750_143_225, 0).saturating_mul(r.into()))
+			// Standard Error: 182_038_118
+			.saturating_add(Weight::from_parts(16_505_156, 0).saturating_mul(o.into()))
+			// Standard Error: 89_090
+			.saturating_add(Weight::from_parts(141_577, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -511,11 +511,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24184`
-		// Minimum execution time: 37_541_000 picoseconds.
-		Weight::from_parts(38_754_749, 0)
+		// Minimum execution time: 36_876_000 picoseconds.
+		Weight::from_parts(36_649_205, 0)
 			.saturating_add(Weight::from_parts(0, 24184))
-			// Standard Error: 46
-			.saturating_add(Weight::from_parts(4_689, 0).saturating_mul(l.into()))
+			// Standard Error: 11
+			.saturating_add(Weight::from_parts(4_436, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -529,8 +529,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24184`
-		// Minimum execution time: 28_739_000 picoseconds.
-		Weight::from_parts(31_191_000, 0)
+		// Minimum execution time: 28_771_000 picoseconds.
+		Weight::from_parts(30_687_000, 0)
 			.saturating_add(Weight::from_parts(0, 24184))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -543,8 +543,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5864`
-		// Minimum execution time: 62_329_000 picoseconds.
-		Weight::from_parts(89_087_000, 0)
+		// Minimum execution time: 59_981_000 picoseconds.
+		Weight::from_parts(66_359_000, 0)
 			.saturating_add(Weight::from_parts(0, 5864))
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
@@ -565,8 +565,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `275954`
-		// Minimum execution time: 85_846_000 picoseconds.
-		Weight::from_parts(94_960_000, 0)
+		// Minimum execution time: 74_492_000 picoseconds.
+		Weight::from_parts(76_797_000, 0)
 			.saturating_add(Weight::from_parts(0, 275954))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -587,8 +587,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `11081`
-		// Minimum execution time: 92_099_000 picoseconds.
-		Weight::from_parts(99_593_000, 0)
+		// Minimum execution time: 89_717_000 picoseconds.
+		Weight::from_parts(98_442_000, 0)
 			.saturating_add(Weight::from_parts(0, 11081))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -613,8 +613,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `297440`
-		// Minimum execution time: 297_790_000 picoseconds.
-		Weight::from_parts(325_440_000, 0)
+		// Minimum execution time: 292_744_000 picoseconds.
+		Weight::from_parts(313_395_000, 0)
 			.saturating_add(Weight::from_parts(0, 297440))
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -643,8 +643,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `46147`
-		// Minimum execution time: 47_207_000 picoseconds.
-		Weight::from_parts(49_563_000, 0)
+		// Minimum execution time: 46_550_000 picoseconds.
+		Weight::from_parts(49_154_000, 0)
 			.saturating_add(Weight::from_parts(0, 46147))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -670,11 +670,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24474 + o * (3309 ±0)`
-		// Minimum execution time: 21_931_000 picoseconds.
-		Weight::from_parts(67_759_715, 0)
+		// Minimum execution time: 22_033_000 picoseconds.
+		Weight::from_parts(66_842_978, 0)
 			.saturating_add(Weight::from_parts(0, 24474))
-			// Standard Error: 8_035
-			.saturating_add(Weight::from_parts(2_469_825, 0).saturating_mul(o.into()))
+			// Standard Error: 6_783
+			.saturating_add(Weight::from_parts(2_419_968, 0).saturating_mul(o.into()))
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().writes(18_u64))
@@ -692,8 +692,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20816`
-		// Minimum execution time: 90_620_000 picoseconds.
-		Weight::from_parts(100_135_000, 0)
+		// Minimum execution time: 85_021_000 picoseconds.
+		Weight::from_parts(90_497_000, 0)
 			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -710,8 +710,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20816`
-		// Minimum execution time: 70_783_000 picoseconds.
-		Weight::from_parts(77_569_000, 0)
+		// Minimum execution time: 71_136_000 picoseconds.
+		Weight::from_parts(75_709_000, 0)
 			.saturating_add(Weight::from_parts(0, 20816))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -736,8 +736,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `30477`
-		// Minimum execution time: 32_849_000 picoseconds.
-		Weight::from_parts(34_961_000, 0)
+		// Minimum execution time: 32_290_000 picoseconds.
+		Weight::from_parts(33_515_000, 0)
 			.saturating_add(Weight::from_parts(0, 30477))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -767,11 +767,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24551 + n * (11776 ±0)`
-		// Minimum execution time: 63_884_000 picoseconds.
-		Weight::from_parts(28_053_990, 0)
+		// Minimum execution time: 64_766_000 picoseconds.
+		Weight::from_parts(25_119_860, 0)
 			.saturating_add(Weight::from_parts(0, 24551))
-			// Standard Error: 140_598
-			.saturating_add(Weight::from_parts(39_200_985, 0).saturating_mul(n.into()))
+			// Standard Error: 155_581
+			.saturating_add(Weight::from_parts(38_237_541, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -802,8 +802,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20680`
-		// Minimum execution time: 116_065_000 picoseconds.
-		Weight::from_parts(125_055_000, 0)
+		// Minimum execution time: 117_051_000 picoseconds.
+		Weight::from_parts(120_881_000, 0)
 			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -837,11 +837,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `17911 + n * (11099 ±251)`
-		// Minimum execution time: 123_627_000 picoseconds.
-		Weight::from_parts(101_912_000, 0)
+		// Minimum execution time: 118_461_000 picoseconds.
+		Weight::from_parts(84_900_125, 0)
 			.saturating_add(Weight::from_parts(0, 17911))
-			// Standard Error: 216_536
-			.saturating_add(Weight::from_parts(39_765_327, 0).saturating_mul(n.into()))
+			// Standard Error: 154_357
+			.saturating_add(Weight::from_parts(38_622_955, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
@@ -872,8 +872,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `20680`
-		// Minimum execution time: 128_623_000 picoseconds.
-		Weight::from_parts(134_568_000, 0)
+		// Minimum execution time: 116_360_000 picoseconds.
+		Weight::from_parts(123_873_000, 0)
 			.saturating_add(Weight::from_parts(0, 20680))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -906,8 +906,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `307126`
-		// Minimum execution time: 326_823_000 picoseconds.
-		Weight::from_parts(347_971_000, 0)
+		// Minimum execution time: 327_513_000 picoseconds.
+		Weight::from_parts(348_057_000, 0)
 			.saturating_add(Weight::from_parts(0, 307126))
 			.saturating_add(RocksDbWeight::get().reads(12_u64))
 			.saturating_add(RocksDbWeight::get().writes(11_u64))
@@ -933,11 +933,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `11510 + n * (3309 ±0)`
-		// Minimum execution time: 41_163_000 picoseconds.
-		Weight::from_parts(49_222_550, 0)
+		// Minimum execution time: 40_451_000 picoseconds.
+		Weight::from_parts(40_837_852, 0)
 			.saturating_add(Weight::from_parts(0, 11510))
-			// Standard Error: 51_803
-			.saturating_add(Weight::from_parts(3_797_130, 0).saturating_mul(n.into()))
+			// Standard Error: 37_454
+			.saturating_add(Weight::from_parts(4_260_914, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -960,8 +960,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `39783`
-		// Minimum execution time: 88_683_000 picoseconds.
-		Weight::from_parts(98_732_000, 0)
+		// Minimum execution time: 85_767_000 picoseconds.
+		Weight::from_parts(93_994_000, 0)
 			.saturating_add(Weight::from_parts(0, 39783))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -974,17 +974,17 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `0`
-		// Minimum execution time: 13_584_620_000 picoseconds.
-		Weight::from_parts(13_586_124_000, 0)
+		// Minimum execution time: 13_683_192_000 picoseconds.
+		Weight::from_parts(13_698_800_000, 0)
 			.saturating_add(Weight::from_parts(0, 0))
-			// Standard Error: 9_367_203_049
-			.saturating_add(Weight::from_parts(108_133_944_626, 0).saturating_mul(g.into()))
-			// Standard Error: 4_815_325_581
-			.saturating_add(Weight::from_parts(40_319_114_836, 0).saturating_mul(r.into()))
-			// Standard Error: 1_190_419_543
-			.saturating_add(Weight::from_parts(18_198_593, 0).saturating_mul(o.into()))
-			// Standard Error: 582_599
-			.saturating_add(Weight::from_parts(149_286, 0).saturating_mul(b.into()))
+			// Standard Error: 1_432_426_094
+			.saturating_add(Weight::from_parts(17_878_805_463, 0).saturating_mul(g.into()))
+			// Standard Error: 736_356_197
+			.saturating_add(Weight::from_parts(13_750_143_225, 0).saturating_mul(r.into()))
+			// Standard Error: 182_038_118
+			.saturating_add(Weight::from_parts(16_505_156, 0).saturating_mul(o.into()))
+			// Standard Error: 89_090
+			.saturating_add(Weight::from_parts(141_577, 0).saturating_mul(b.into()))
 	}
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
@@ -997,11 +997,11 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24184`
-		// Minimum execution time: 37_541_000 picoseconds.
-		Weight::from_parts(38_754_749, 0)
+		// Minimum execution time: 36_876_000 picoseconds.
+		Weight::from_parts(36_649_205, 0)
 			.saturating_add(Weight::from_parts(0, 24184))
-			// Standard Error: 46
-			.saturating_add(Weight::from_parts(4_689, 0).saturating_mul(l.into()))
+			// Standard Error: 11
+			.saturating_add(Weight::from_parts(4_436, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -1015,8 +1015,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `24184`
-		// Minimum execution time: 28_739_000 picoseconds.
-		Weight::from_parts(31_191_000, 0)
+		// Minimum execution time: 28_771_000 picoseconds.
+		Weight::from_parts(30_687_000, 0)
 			.saturating_add(Weight::from_parts(0, 24184))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
@@ -1029,8 +1029,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `5864`
-		// Minimum execution time: 62_329_000 picoseconds.
-		Weight::from_parts(89_087_000, 0)
+		// Minimum execution time: 59_981_000 picoseconds.
+		Weight::from_parts(66_359_000, 0)
 			.saturating_add(Weight::from_parts(0, 5864))
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
@@ -1051,8 +1051,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `0`
 		//  Estimated: `275954`
-		// Minimum execution time: 85_846_000 picoseconds.
-		Weight::from_parts(94_960_000, 0)
+		// Minimum execution time: 74_492_000 picoseconds.
+		Weight::from_parts(76_797_000, 0)
 			.saturating_add(Weight::from_parts(0, 275954))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
