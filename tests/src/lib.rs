@@ -204,6 +204,24 @@ pub fn order(terms: TierTerms, class: ProviderClass, head: u32, blocks: u32) -> 
     }
 }
 
+/// A tier-3 attested-key order under `policy` for the agent's simulator, deadline 100 blocks
+/// after `head`.
+pub fn simulated_tier3_order(policy: [u8; 32], head: u32) -> JobOrder {
+    order(
+        TierTerms::Attested {
+            policy,
+            fresh_quote: false,
+        },
+        ProviderClass {
+            tee_kinds: vec![sigil_chain_client::types::TeeKind::Simulated],
+            gpu_model: String::new(),
+            gpu_count: 0,
+        },
+        head,
+        100,
+    )
+}
+
 /// The job's price.
 pub const PRICE: Balance = 5 * MINT;
 

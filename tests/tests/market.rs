@@ -436,20 +436,7 @@ async fn tier3_attested_key_loop_works() {
     assert_eq!(attested.evidence_digest, evidence_digest(&bundle));
 
     let head = c.block_number().await.unwrap();
-    let class = ProviderClass {
-        tee_kinds: vec![TeeKind::Simulated],
-        gpu_model: String::new(),
-        gpu_count: 0,
-    };
-    let o = order(
-        TierTerms::Attested {
-            policy,
-            fresh_quote: false,
-        },
-        class,
-        head,
-        100,
-    );
+    let o = simulated_tier3_order(policy, head);
     c.fund_job(&dev.bob, &o).await.unwrap();
     bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
 

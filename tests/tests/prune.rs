@@ -19,7 +19,7 @@ use std::process::Command;
 
 use sigil_chain_client::audit::replay;
 use sigil_chain_client::policy::{SIMULATED_V1, policy_id};
-use sigil_chain_client::types::{MarketEvent, ProviderClass, TeeKind, TierTerms};
+use sigil_chain_client::types::MarketEvent;
 use sigil_chain_client::{ChainClient, ChainError};
 use sigil_e2e::*;
 
@@ -67,20 +67,7 @@ async fn pruned_record_still_audits_works() {
 
     // A tier-3 job settles on the registration evidence.
     let head = c.block_number().await.unwrap();
-    let class = ProviderClass {
-        tee_kinds: vec![TeeKind::Simulated],
-        gpu_model: String::new(),
-        gpu_count: 0,
-    };
-    let o = order(
-        TierTerms::Attested {
-            policy,
-            fresh_quote: false,
-        },
-        class,
-        head,
-        100,
-    );
+    let o = simulated_tier3_order(policy, head);
     c.fund_job(&dev.bob, &o).await.unwrap();
     bind_via_offers(&c, &dev, &o.job_id, &[&p]).await.unwrap();
     let body = receipt_body(

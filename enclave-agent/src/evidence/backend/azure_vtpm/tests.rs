@@ -474,6 +474,34 @@ fn verifier<C: attestation_verifier::crypto::Crypto + Clone>(c: C, p: &Pki) -> R
     )
 }
 
+/// `check_bundle` of `bytes` for `key` and `nonce` under `policy`, by both crypto backends.
+fn both_backends(
+    p: &Pki,
+    bytes: &[u8],
+    key: &[u8; 32],
+    nonce: &[u8; 32],
+    policy: &Policy,
+) -> [attestation_verifier::Outcome<attestation_verifier::EvidenceClaims>; 2] {
+    [
+        check_bundle(
+            &mut verifier(AwsLc, p),
+            bytes,
+            Some(key),
+            Some(nonce),
+            policy,
+            NOW,
+        ),
+        check_bundle(
+            &mut verifier(RustCrypto, p),
+            bytes,
+            Some(key),
+            Some(nonce),
+            policy,
+            NOW,
+        ),
+    ]
+}
+
 #[test]
 fn azure_vtpm_evidence_verifies_works() {
     let p = pki();
@@ -515,24 +543,13 @@ fn azure_vtpm_evidence_verifies_works() {
         );
         let bytes = bundle.to_bytes();
         assert_eq!(EvidenceBundle::from_bytes(&bytes).unwrap(), bundle);
-        for outcome in [
-            check_bundle(
-                &mut verifier(AwsLc, &p),
-                &bytes,
-                Some(&attestor.public_key()),
-                Some(&nonce),
-                &Policy::default(),
-                NOW,
-            ),
-            check_bundle(
-                &mut verifier(RustCrypto, &p),
-                &bytes,
-                Some(&attestor.public_key()),
-                Some(&nonce),
-                &Policy::default(),
-                NOW,
-            ),
-        ] {
+        for outcome in both_backends(
+            &p,
+            &bytes,
+            &attestor.public_key(),
+            &nonce,
+            &Policy::default(),
+        ) {
             assert!(outcome.accepted(), "{:?}", outcome.reasons);
             let c = outcome.claims.unwrap();
             let Some(CpuClaims::AzureSnpVtpm(az)) = c.cpu else {
@@ -1051,24 +1068,7 @@ fn azure_vtpm_quote_in_bundle_works() {
     ))
     .unwrap();
     let bytes = bundle.to_bytes();
-    for outcome in [
-        check_bundle(
-            &mut verifier(AwsLc, &p),
-            &bytes,
-            Some(&attestor.public_key()),
-            Some(&nonce),
-            &policy,
-            NOW,
-        ),
-        check_bundle(
-            &mut verifier(RustCrypto, &p),
-            &bytes,
-            Some(&attestor.public_key()),
-            Some(&nonce),
-            &policy,
-            NOW,
-        ),
-    ] {
+    for outcome in both_backends(&p, &bytes, &attestor.public_key(), &nonce, &policy) {
         assert!(outcome.accepted(), "{:?}", outcome.reasons);
         let Some(CpuClaims::AzureSnpVtpm(az)) = outcome.claims.unwrap().cpu else {
             panic!()
@@ -1164,24 +1164,13 @@ fn azure_vtpm_event_log_in_bundle_works() {
     assert!(bundle.measured.tpm_quote.is_some());
     assert_eq!(bundle.measured.event_log.as_ref(), Some(&log));
     let bytes = bundle.to_bytes();
-    for outcome in [
-        check_bundle(
-            &mut verifier(AwsLc, &p),
-            &bytes,
-            Some(&attestor.public_key()),
-            Some(&nonce),
-            &Policy::default(),
-            NOW,
-        ),
-        check_bundle(
-            &mut verifier(RustCrypto, &p),
-            &bytes,
-            Some(&attestor.public_key()),
-            Some(&nonce),
-            &Policy::default(),
-            NOW,
-        ),
-    ] {
+    for outcome in both_backends(
+        &p,
+        &bytes,
+        &attestor.public_key(),
+        &nonce,
+        &Policy::default(),
+    ) {
         assert!(outcome.accepted(), "{:?}", outcome.reasons);
         let claims = serde_json::to_value(outcome.claims.unwrap()).unwrap();
         let mb = &claims["measured_boot"];
