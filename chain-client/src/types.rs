@@ -571,19 +571,6 @@ impl Provider {
             }),
         }
     }
-
-    /// The key a job bound to this provider under `key` is settled with, and its
-    /// attestation: the current key's, or the retiring key's while its jobs are open.
-    pub fn attested_for(&self, key: &[u8; 32]) -> Option<&AttestedKey> {
-        if *key == self.signing_key {
-            self.attested.as_ref()
-        } else {
-            self.retiring
-                .as_ref()
-                .filter(|r| r.signing_key == *key)
-                .and_then(|r| r.attested.as_ref())
-        }
-    }
 }
 
 impl AttestedKey {
