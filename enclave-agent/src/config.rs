@@ -288,6 +288,20 @@ impl JobsConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+
+    /// The limits job specs are validated against (`sigil-job-spec`).
+    pub fn spec_limits(&self) -> sigil_job_spec::SpecLimits {
+        sigil_job_spec::SpecLimits {
+            allow_process: self.allow_process,
+            default_wall_time_ms: self.default_wall_time_ms,
+            max_wall_time_ms: self.max_wall_time_ms,
+            max_cpu_time_ms: self.max_cpu_time_ms,
+            default_memory_bytes: self.default_memory_bytes,
+            max_memory_bytes: self.max_memory_bytes,
+            default_output_bytes: self.default_output_bytes,
+            max_output_bytes: self.max_output_bytes,
+        }
+    }
 }
 
 impl Default for JobsConfig {

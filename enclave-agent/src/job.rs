@@ -7,8 +7,7 @@
 use parity_scale_codec::{Decode, Encode, Error as CodecError, Input, Output};
 use serde::Deserialize;
 
-/// Job id: 32 bytes chosen by the client.
-pub type JobId = [u8; 32];
+pub use sigil_job_spec::JobId;
 
 /// Lifecycle state of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Encode, Decode)]

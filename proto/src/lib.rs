@@ -6,6 +6,9 @@
 //!   a buyer's nonce.
 //! * [`v1::provider_service_server`] / [`v1::provider_service_client`]: what the provider offers.
 //!
+//! The services and [`codec`] need the default `grpc` feature; without it the crate is the
+//! messages alone (prost).
+//!
 //! Receipts travel as canonical SCALE bytes (`ReceiptResponse::signed_receipt`) beside a
 //! decoded view; verifiers check the bytes, never the view.
 
@@ -24,7 +27,7 @@
     clippy::panic
 )]
 pub mod v1 {
-    tonic::include_proto!("sigil.v1");
+    include!(concat!(env!("OUT_DIR"), "/sigil.v1.rs"));
 
     /// Encoded `FileDescriptorSet` of `sigil.v1`, for tonic-reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -79,6 +82,7 @@ pub fn output_message(
 /// The codec of every `sigil.v1` service: prost encoding, with a request that does not decode
 /// reported as `INVALID_ARGUMENT` (prost's own codec says `INTERNAL`, which blames the server
 /// for the client's bytes).
+#[cfg(feature = "grpc")]
 pub mod codec {
     use std::marker::PhantomData;
 

@@ -18,6 +18,24 @@ fn defaults_load_works() {
     assert_eq!(c.jobs.run_as_ids(), Some((65534, 65534)));
 }
 
+/// The job-spec crate's default limits are the `[jobs]` defaults.
+#[test]
+fn spec_limits_defaults_works() {
+    assert_eq!(
+        JobsConfig::default().spec_limits(),
+        sigil_job_spec::SpecLimits::default()
+    );
+    let c = Config::from_toml(
+        "[jobs]\nmax_wall_time_ms = 5000\ndefault_wall_time_ms = 5\nallow_process = false",
+    )
+    .unwrap();
+    let l = c.jobs.spec_limits();
+    assert_eq!(
+        (l.default_wall_time_ms, l.max_wall_time_ms, l.allow_process),
+        (5, 5000, false)
+    );
+}
+
 #[test]
 fn plaintext_on_public_address_rejects() {
     let e = Config::from_toml("listen = \"0.0.0.0:7443\"").unwrap_err();

@@ -11,7 +11,6 @@ use prost::Message;
 use sigil_proto::v1;
 
 use super::*;
-use crate::config::JobsConfig;
 
 fn caps() -> Capabilities {
     Capabilities {
@@ -43,7 +42,7 @@ fn spec_with(paths: &[&str]) -> v1::JobSpec {
 }
 
 fn check(spec: &v1::JobSpec) -> Result<JobPlan, SpecError> {
-    validate(&spec.encode_to_vec(), &JobsConfig::default(), &caps(), 0)
+    validate(&spec.encode_to_vec(), &SpecLimits::default(), &caps(), 0)
 }
 
 fn path_reason(e: SpecError) -> &'static str {
