@@ -136,6 +136,15 @@ pub enum PemError {
     /// The text is not UTF-8.
     #[error("not text")]
     NotText,
+    /// Text outside the certificate blocks (before certificate `.0`, or after the last
+    /// when `.0` is their count) holds a PEM boundary's dashes: a block with another label,
+    /// or one whose `BEGIN` or `END` line is damaged.
+    #[error("text before certificate {0} holds a PEM boundary outside a certificate block")]
+    StrayBoundary(usize),
+    /// A blank line inside a block's base64: what RFC 1421 PEM readers take for the end of
+    /// encapsulated headers, so that they decode other bytes than the whole block.
+    #[error("certificate {0} has a blank line inside its base64")]
+    BlankLine(usize),
 }
 
 /// The quote header.
@@ -622,24 +631,43 @@ fn parse_body(b: &[u8], t: TdBodyType) -> TdReport {
 /// Hand-written because certificate chains in quotes and PCS headers come with
 /// varying line endings, NUL terminators and text between blocks that the strict
 /// RFC 7468 decoders refuse.
+///
+/// Text between blocks may not hold a PEM boundary's dashes (`-----`), and a block may
+/// not hold a blank line after its first base64 line: otherwise a damaged or relabelled
+/// block would be skipped here as text, or read whole here and as headers plus a shorter
+/// body by RFC 1421 readers (the `pem` crate `dcap-qvl` uses), and the chain would mean
+/// different certificates to different verifiers (`tests/dcap_qvl_differential.rs`).
 pub(crate) fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
+    const DASHES: &str = "-----";
     let text = core::str::from_utf8(text).map_err(|_| PemError::NotText)?;
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(BEGIN) {
+        if rest.get(..start).unwrap_or_default().contains(DASHES) {
+            return Err(PemError::StrayBoundary(out.len()));
+        }
         let after = rest
             .get(start.saturating_add(BEGIN.len())..)
             .unwrap_or_default();
         let end = after.find(END).ok_or(PemError::Unterminated(out.len()))?;
-        out.push(after.get(..end).unwrap_or_default());
+        let body = after.get(..end).unwrap_or_default();
+        // RFC 1421 readers skip these four after the BEGIN line, then split at a blank line.
+        let content = body.trim_start_matches([' ', '\t', '\n', '\r']);
+        if content.contains("\n\n") || content.contains("\r\n\r\n") {
+            return Err(PemError::BlankLine(out.len()));
+        }
+        out.push(body);
         rest = after
             .get(end.saturating_add(END.len())..)
             .unwrap_or_default();
     }
     if out.is_empty() {
         return Err(PemError::Empty);
+    }
+    if rest.contains(DASHES) {
+        return Err(PemError::StrayBoundary(out.len()));
     }
     Ok(out)
 }

@@ -44,6 +44,72 @@ fn pem_sequences_decode_works() {
     assert_eq!(pem_certificates(&[0xff, 0xfe]), Err(PemError::NotText));
 }
 
+/// Regression (issue "Proof under abuse", differential targets): a chain whose text holds
+/// a relabelled or damaged block, or a blank line inside a block, read as other
+/// certificates here than in `dcap-qvl` (whose `pem` reader refuses the first and reads
+/// the second as RFC 1421 headers); found by `tests/dcap_qvl_differential.rs`.
+#[test]
+fn pem_stray_boundaries_and_blank_lines_rejects() {
+    let one = "-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n";
+    // A relabelled last block used to be skipped as text between blocks.
+    let relabelled = alloc::format!("{one}{}", one.replace("BEGIN CERT", "BEGIN XERT"));
+    assert_eq!(
+        pem_certificates(relabelled.as_bytes()),
+        Err(PemError::StrayBoundary(1))
+    );
+    // A damaged BEGIN line, a stray END line, an empty block of another label.
+    for extra in [
+        one.replace("BEGIN CERTIFICATE", "BEGIN CERTIFHCATE"),
+        "-----END CERTIFICATE-----\n".into(),
+        "-----BEGIN X-----\n-----END X-----\n".into(),
+    ] {
+        assert_eq!(
+            pem_certificates(alloc::format!("{one}{extra}").as_bytes()),
+            Err(PemError::StrayBoundary(1)),
+            "{extra}"
+        );
+        assert_eq!(
+            pem_certificates(alloc::format!("{extra}{one}").as_bytes()),
+            Err(PemError::StrayBoundary(0)),
+            "{extra}"
+        );
+    }
+    for blank in ["AAEC\n\nAw==", "AAEC\r\n\r\nAw==", "AAEC\nAw==\n\n"] {
+        let text = alloc::format!("-----BEGIN CERTIFICATE-----\n{blank}-----END CERTIFICATE-----");
+        assert_eq!(
+            pem_certificates(text.as_bytes()),
+            Err(PemError::BlankLine(0)),
+            "{blank:?}"
+        );
+    }
+    // Blank lines before the base64, text and blank lines between blocks stay accepted.
+    let spaced = alloc::format!(
+        "\n\n{one}\njunk between\n\n\r\n{}",
+        one.replace("\nAAEC", "\n\r\n\nAAEC")
+    );
+    assert_eq!(pem_certificates(spaced.as_bytes()).unwrap().len(), 2);
+}
+
+/// Base64 whose last symbol carries bits past the data is refused, as the `base64` crate
+/// (which `dcap-qvl`'s PEM reader uses) refuses it: otherwise two texts would be one
+/// certificate here and only one of them a certificate there.
+#[test]
+fn pem_non_canonical_base64_rejects() {
+    let good = "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----";
+    assert_eq!(
+        pem_certificates(good.as_bytes()).unwrap(),
+        vec![vec![0, 1, 2, 3]]
+    );
+    for bad in ["AAECAx==", "AAECAw=", "AAECAw"] {
+        let text = good.replace("AAECAw==", bad);
+        assert_eq!(
+            pem_certificates(text.as_bytes()),
+            Err(PemError::Base64(0)),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn short_inputs_are_typed_errors_rejects() {
     assert!(matches!(
