@@ -7,15 +7,17 @@
 #   2. applies its policy fragments with sigil-verify to a real SEV-SNP report and TDX
 #      quote from the vectors: each must be rejected by the fragment's own rules, the
 #      launch measurement among them (the fragment parsed and applied);
-#   3. boots it once under QEMU in TCG mode (q35, the image's own OVMF.fd, -kernel,
-#      -initrd, -append from the image's cmdline file, user networking with a host
-#      forward to the agent's port) and requires the agent to answer the gRPC health
-#      check (grpc.health.v1.Health/Check: SERVING) within a fixed time; prints the
-#      boot time.
+#   3. boots it under QEMU in TCG mode twice, as the direct-boot payload (q35, the
+#      image's own OVMF.fd, -kernel, -initrd, -append from the image's cmdline file)
+#      and as the disk (the same OVMF.fd starting the UKI from the disk's EFI system
+#      partition), each with user networking forwarding a host port to the agent's, and
+#      requires the agent to answer the gRPC health check (grpc.health.v1.Health/Check:
+#      SERVING) within a fixed time; prints the boot times.
 #
 # Usage: bash deploy/image/check.sh   (from anywhere; as root on a Debian host)
 # Builds sigil-agent and sigil-verify (debug) when they are missing and installs QEMU
-# (qemu-system-x86) when it is missing. SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot
+# (qemu-system-x86, qemu-utils) and the tools the disk tests read the disk back with
+# (binutils, dosfstools, mtools, fdisk) when they are missing. SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot
 # may take (default 180).
 set -euo pipefail
 
@@ -33,9 +35,15 @@ fi
 if [[ ! -x "$target/debug/sigil-verify" ]]; then
   cargo build -p attestation-verifier --bin sigil-verify
 fi
-if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 >/dev/null
+missing=()
+for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils objdump:binutils fsck.fat:dosfstools \
+  mcopy:mtools sfdisk:fdisk; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || [[ -x "/usr/sbin/${t%%:*}" ]] || missing+=("${t#*:}")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+export PATH="$PATH:/usr/sbin:/sbin"
 
 work="$(mktemp -d)"
 qemu_pid=""
@@ -49,7 +57,10 @@ cleanup() {
 trap cleanup EXIT
 
 step "image: unit tests of the builder (cpio, modules, fragments, pinned digests)"
-PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_*.py'
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_image.py'
+
+step "image: unit tests of the disk writers (UKI, FAT32, GPT, VHD, tar.gz), read back by objdump, dosfstools, mtools, sfdisk, qemu-img"
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_disk.py'
 
 step "image: two builds from the pinned inputs must be byte-identical"
 # The second build runs from another directory with another umask, time zone, locale
@@ -69,7 +80,7 @@ for f in "$work"/build1/*; do
   printf '%-14s %10d bytes  sha256 %s\n' "$name" "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"
 done
 echo "identical: $(find "$work/build1" -type f | wc -l) files"
-python3 - "$work/build1" <<'PY'
+python3 - "$work/build1" "$here" <<'PY'
 import hashlib, json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 m = json.load(open(out / "manifest.json"))
@@ -78,9 +89,17 @@ for name, d in m["image"]["files"].items():
     assert (len(data), hashlib.sha256(data).hexdigest(), hashlib.sha384(data).hexdigest()) == \
         (d["size"], d["sha256"], d["sha384"]), f"manifest.json disagrees with {name}"
 assert m["image"]["cmdline"] == (out / "cmdline").read_text()
+sys.path.insert(0, sys.argv[2])
+import disk
+for name, d in m["disk"]["files"].items():
+    assert disk.file_digests(out / name) == d, f"manifest.json disagrees with {name}"
 print("TDX MRTD        ", m["tdx"]["mrtd"])
 for e in m["tdx"]["boot_events"]:
     print(f"TDX RTMR{e['rtmr']} event  ", e["digest"], f"({e['what']})")
+for e in m["tdx"]["uki_boot_events"]:
+    if e["rtmr"] == 1:
+        print("TDX RTMR1 UKI   ", e["digest"], "(the disk image)")
+print("disk            ", m["disk"]["files"]["disk.raw"]["sha256"], f"(ESP {m['disk']['esp_bytes']} bytes)")
 for r in m["snp"]["measurements"]:
     print(f"SNP {r['vcpus']} vCPU {r['vcpu_type']} features {r['guest_features']:<4}", r["measurement"])
 print("SNP kernel hashes", "computed" if m["snp"]["kernel_hashes"]["computed"] else
@@ -103,54 +122,73 @@ if [[ -d "$snp_case" && -d "$tdx_case" ]]; then
   "$target/debug/sigil-verify" tdx --quote "$tdx_case/quote.bin" --collateral "$tdx_case/collateral.json" \
     --policy "$work/build1/policy-tdx.toml" --at "$(at "$tdx_case")" --format json >"$work/tdx.json"
   tdx_rc=$?
+  # The disk image's fragment pins the UKI's RTMR1 event: a bare quote (no event log)
+  # cannot show it.
+  "$target/debug/sigil-verify" tdx --quote "$tdx_case/quote.bin" --collateral "$tdx_case/collateral.json" \
+    --policy "$work/build1/policy-tdx-disk.toml" --at "$(at "$tdx_case")" --format json >"$work/tdx-disk.json"
+  tdx_disk_rc=$?
   set -e
-  python3 - "$work" "$snp_rc" "$tdx_rc" <<'PY'
+  python3 - "$work" "$snp_rc" "$tdx_rc" "$tdx_disk_rc" <<'PY'
 import json, sys
-work, rcs = sys.argv[1], dict(snp=int(sys.argv[2]), tdx=int(sys.argv[3]))
-for tee, rule in (("snp", "policy snp.measurements:"), ("tdx", "policy tdx.mrtds:")):
-    v = json.load(open(f"{work}/{tee}.json"))
+work, rcs = sys.argv[1], {"snp": int(sys.argv[2]), "tdx": int(sys.argv[3]), "tdx-disk": int(sys.argv[4])}
+for name, rule in (("snp", "policy snp.measurements:"), ("tdx", "policy tdx.mrtds:"),
+                   ("tdx-disk", "policy tdx.events")):
+    tee = name.split("-")[0]
+    v = json.load(open(f"{work}/{name}.json"))
     reasons = v.get("reasons", [])
-    ok = (rcs[tee] == 1 and v.get("verdict") == "rejected" and any(r.startswith(rule) for r in reasons)
+    ok = (rcs[name] == 1 and v.get("verdict") == "rejected" and any(r.startswith(rule) for r in reasons)
           and all(r.startswith(f"policy {tee}.") for r in reasons))
-    print(f"policy-{tee}.toml: exit {rcs[tee]}, {v.get('verdict')}: {reasons}")
+    print(f"policy-{name}.toml: exit {rcs[name]}, {v.get('verdict')}: {reasons}")
     if not ok:
-        sys.exit(f"policy-{tee}.toml: expected a rejection by its own rules, the measurement among them")
+        sys.exit(f"policy-{name}.toml: expected a rejection by its own rules, the measurement among them")
 PY
 else
   echo "SKIPPED: no vectors at $vectors (set SIGIL_VECTORS)"
 fi
 
-step "image: boot under QEMU (TCG) and the agent's gRPC health check"
+# boot NAME QEMU-ARGS...: starts the image under QEMU (TCG, q35, the image's OVMF.fd,
+# user networking forwarding a free loopback port to the agent's 7443) and waits for
+# the agent's gRPC health check to answer SERVING; prints the console's end and the time.
 img="$work/build1"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-console="$work/console.log"
-start=$SECONDS
-qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 1536 \
-  -bios "$img/OVMF.fd" -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-  -append "$(cat "$img/cmdline")" \
-  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:7443" \
-  -device virtio-net-pci,netdev=net0 \
-  -display none -monitor none -serial "file:$console" -no-reboot &
-qemu_pid=$!
-healthy=0
-while ((SECONDS - start < boot_timeout)); do
-  if ! kill -0 "$qemu_pid" 2>/dev/null; then
-    echo "QEMU exited after $((SECONDS - start)) s" >&2
-    break
+boot() {
+  local name="$1"
+  shift
+  local port console="$work/console-$name.log" start=$SECONDS healthy=0
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 1536 -bios "$img/OVMF.fd" "$@" \
+    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:7443" \
+    -device virtio-net-pci,netdev=net0 \
+    -display none -monitor none -serial "file:$console" -no-reboot &
+  qemu_pid=$!
+  while ((SECONDS - start < boot_timeout)); do
+    if ! kill -0 "$qemu_pid" 2>/dev/null; then
+      echo "QEMU exited after $((SECONDS - start)) s" >&2
+      break
+    fi
+    if python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 2>/dev/null; then
+      healthy=1
+      break
+    fi
+    sleep 2
+  done
+  local elapsed=$((SECONDS - start))
+  echo "--- console (last 40 lines)"
+  # Without the firmware's terminal control sequences.
+  tail -n 40 "$console" | tr -d '\r' | sed 's/\x1b\[[0-9;=]*[A-Za-z]//g'
+  if ((healthy != 1)); then
+    python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 || true
+    echo "FAILED ($name): the agent did not answer its health check within ${boot_timeout} s" >&2
+    exit 1
   fi
-  if python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 2>/dev/null; then
-    healthy=1
-    break
-  fi
-  sleep 2
-done
-elapsed=$((SECONDS - start))
-echo "--- console (last 40 lines)"
-# Without the firmware's terminal control sequences.
-tail -n 40 "$console" | tr -d '\r' | sed 's/\x1b\[[0-9;=]*[A-Za-z]//g'
-if ((healthy != 1)); then
-  python3 "$here/grpc_health.py" 127.0.0.1 "$port" --timeout=3 || true
-  echo "FAILED: the agent did not answer its health check within ${boot_timeout} s" >&2
-  exit 1
-fi
-echo "boot to a SERVING agent: ${elapsed} s (QEMU TCG, 2 vCPUs, OVMF)"
+  kill "$qemu_pid" 2>/dev/null || true
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=""
+  echo "$name: boot to a SERVING agent: ${elapsed} s (QEMU TCG, 2 vCPUs, OVMF)"
+}
+
+step "image: direct boot (-kernel, -initrd, -append) under QEMU (TCG) and the agent's gRPC health check"
+boot direct -kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$(cat "$img/cmdline")"
+
+step "image: the disk (OVMF starts \\EFI\\BOOT\\BOOTX64.EFI, the UKI, from its EFI system partition) under QEMU (TCG) and the agent's gRPC health check"
+# snapshot=on: the firmware's writes, if any, go to a temporary overlay, never to the image.
+boot disk -drive "if=virtio,format=raw,file=$img/disk.raw,snapshot=on"

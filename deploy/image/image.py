@@ -4,7 +4,8 @@
     python3 deploy/image/image.py --out DIR --agent FILE --verify FILE [--cache DIR]
 
 Writes DIR/{vmlinuz,initrd.img,cmdline,OVMF.fd,manifest.json,policy-snp.toml,
-policy-tdx.toml}. The same inputs give the same bytes: the initrd is a newc cpio written here (sorted entries, one fixed
+policy-tdx.toml} (the direct-boot payload) and DIR/{uki.efi,disk.raw,disk.tar.gz,disk.vhd,
+policy-tdx-disk.toml} (the same payload as a disk that boots itself, disk.py). The same inputs give the same bytes: the initrd is a newc cpio written here (sorted entries, one fixed
 mtime, uid/gid 0, fixed modes, sequential inode numbers) compressed with gzip without
 a name or time stamp, and the manifest holds only values computed from the outputs
 and the pinned inputs (no paths, no clock). Python's standard library only, so the
@@ -27,6 +28,8 @@ import tempfile
 import tomllib
 import urllib.request
 from pathlib import Path
+
+import disk
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -428,6 +431,23 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
     else:
         kernel_hashes["refusal"] = {"code": kh.get("code"), "reasons": kh.get("reasons")}
 
+    # The disk image: the firmware measures the UKI into RTMR1 (its Authenticode digest,
+    # which covers every section: kernel, initrd with the agent and its configuration,
+    # command line); systemd-stub 252 measures its sections into the TPM's PCR 11 only
+    # (the CC measurement protocol came in later versions), so the RTMR2 events are
+    # recorded but not pinned: a policy pinning them would reject every quote of it.
+    uki_code, uki = tool_json([v, "measure", "tdx", "--tdvf", "OVMF.fd", "--uki", "uki.efi",
+                               "--format", "json"], out)
+    if uki_code != 0:
+        raise BuildError(f"measure tdx --uki refused the UKI: {uki}")
+    uki_rtmr1 = [e for e in uki["boot_events"] if e["rtmr"] == 1]
+    disk_policy = merge_fragments([
+        "# The disk image's UKI as the firmware measures it (RTMR1), from manifest.json\n"
+        "[tdx]\nevents = [\n"
+        + "".join(f"  {toml_value({'rtmr': e['rtmr'], 'digest': e['digest']})},\n" for e in uki_rtmr1)
+        + "]\n"
+    ])
+
     a = tool_json([str(agent), "--config", str(config), "measure", "--binary", str(agent)], out)[1]
     a_policy = tool_text([str(agent), "--config", str(config), "measure", "--binary",
                           str(agent), "--format", "policy"], out)
@@ -440,6 +460,7 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "tdvf": tdx["tdvf"],
             "pages_added": tdx["pages_added"],
             "boot_events": tdx["boot_events"],
+            "uki_boot_events": uki["boot_events"],
         },
         "snp": {
             "vmm_type": "qemu",
@@ -458,6 +479,7 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
         "policy_fragments": {
             "snp": merge_fragments(snp_policy),
             "tdx": merge_fragments([tdx_policy, a_policy] if rtmr3 else [tdx_policy]),
+            "tdx-disk": disk_policy,
         },
     }
 
@@ -519,9 +541,28 @@ def build(args: argparse.Namespace) -> None:
             "cmdline": cmdline.encode(),
             "OVMF.fd": ovmf.read_bytes(),
         }
+        # The disk image: the same kernel, initrd and command line in a UKI.
+        stub = resolve_in(roots["systemd-boot-efi"], "usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+        if stub is None:
+            raise BuildError("the systemd-boot-efi package has no linuxx64.efi.stub")
+        try:
+            files["uki.efi"] = disk.build_uki(stub.read_bytes(), [
+                (".osrel", disk.os_release(kver)),
+                (".cmdline", cmdline.encode()),
+                (".uname", kver.encode()),
+                (".initrd", initrd),
+                (".linux", files["vmlinuz"]),
+            ])
+        except disk.DiskError as e:
+            raise BuildError(f"UKI: {e}") from e
         for name, data in files.items():
             (out / name).write_bytes(data)
         log(f"initrd: {len(tree.entries)} entries, {len(initrd)} bytes gzip")
+        try:
+            disk_layout = disk.build_disk(out, files["uki.efi"], mtime)
+        except disk.DiskError as e:
+            raise BuildError(f"disk: {e}") from e
+        log(f"disk: {disk_layout['size']} bytes, ESP {disk_layout['esp_bytes']} bytes")
         # The agent is measured as the copy the image carries (the bytes RTMR3 and the
         # simulated measurement see), from a scratch file outside the output.
         scratch = Path(t) / "sigil-agent"
@@ -547,7 +588,9 @@ def build(args: argparse.Namespace) -> None:
             "files": {name: digests(data) for name, data in files.items()},
             "cmdline": cmdline,
             "initrd_entries": len(tree.entries),
+            "uki_sections": list(disk.UKI_SECTIONS),
         },
+        "disk": disk_layout,
         **measured,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

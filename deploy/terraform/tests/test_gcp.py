@@ -69,8 +69,9 @@ def test_host_maintenance_terminates_works(tf_module):
 
 def test_shielded_vm_secure_boot_and_vtpm_are_hard_wired_works(tf_module):
     shielded = single(instance(tf_module)["shielded_instance_config"])
+    # Secure Boot is off only for the Sigil image (its UKI is named by its measurement).
     assert shielded == {
-        "enable_secure_boot": True,
+        "enable_secure_boot": "${!local.sigil_image}",
         "enable_vtpm": True,
         "enable_integrity_monitoring": True,
     }
@@ -82,7 +83,7 @@ def test_instance_uses_gvnic_own_subnet_and_bootstrap_user_data_works(tf_module)
     assert nic["nic_type"] == "GVNIC"
     assert nic["subnetwork"] == "${google_compute_subnetwork.this.id}"
     meta = vm["metadata"]
-    assert meta["user-data"] == "${module.bootstrap.cloud_init}"
+    assert meta["user-data"] == "${local.sigil_image ? null : module.bootstrap[0].cloud_init}"
     assert meta["serial-port-enable"] == "FALSE"
     assert meta["block-project-ssh-keys"] == "TRUE"
     assert meta["enable-oslogin"] == "TRUE"
@@ -205,3 +206,63 @@ def test_agent_measurements_must_be_sha384_rejects(harness, field):
     values = dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
                   agent_measurements=bad)
     assert not harness.accepts(values)
+
+
+def sigil_manifest(tmp_path, tar_gz: bytes) -> dict:
+    """The parts of a deploy/image manifest.json the module reads."""
+    import hashlib
+    import json
+
+    (tmp_path / "img").mkdir(exist_ok=True)
+    (tmp_path / "img" / "disk.tar.gz").write_bytes(tar_gz)
+    manifest = {
+        "disk": {"files": {"disk.tar.gz": {"sha256": hashlib.sha256(tar_gz).hexdigest(), "size": len(tar_gz)}}},
+        "image": {"files": {"uki.efi": {"sha256": "b2" * 32}}},
+        "tdx": {"uki_boot_events": [{"rtmr": 1, "digest": "d1" * 48}, {"rtmr": 2, "digest": "d2" * 48}]},
+        "agent": {"agent_digest": "a1" * 48, "config_digest": "c1" * 48},
+        "policy_fragments": {"tdx-disk": f'[tdx]\nevents = [\n  {{ rtmr = 1, digest = "{"d1" * 48}" }},\n]\n'},
+    }
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps(manifest))
+    return {"tar_gz": str(tmp_path / "img" / "disk.tar.gz"),
+            "manifest": str(tmp_path / "img" / "manifest.json"), "bucket": "provider-images"}
+
+
+def without_release(values: dict) -> dict:
+    return {k: v for k, v in values.items() if not k.startswith("agent_release_")}
+
+
+def test_sigil_image_is_imported_and_booted_works(tf_module):
+    module = tf_module(MODULE)
+    obj = module.resource("google_storage_bucket_object", "sigil_image")
+    assert obj["name"] == "sigil-agent-image/${local.image_tar_gz.sha256}.tar.gz"
+    assert "filesha256(var.sigil_image.tar_gz) == local.image_tar_gz.sha256" in module.text
+    image = module.resource("google_compute_image", "sigil")
+    assert "google_storage_bucket_object.sigil_image[0].name" in single(image["raw_disk"])["source"]
+    features = single(image["dynamic"])["guest_os_features"]["for_each"]
+    assert features == ["UEFI_COMPATIBLE", "GVNIC", "SEV_SNP_CAPABLE", "TDX_CAPABLE"]
+    disk = single(single(instance(tf_module)["boot_disk"])["initialize_params"])
+    assert disk["image"] == "${local.sigil_image ? google_compute_image.sigil[0].self_link : var.image}"
+    assert module.modules["bootstrap"]["count"] == "${local.sigil_image ? 0 : 1}"
+
+
+def test_sigil_image_publishes_its_measurements_works(harness, tmp_path):
+    img = sigil_manifest(tmp_path, b"the disk")
+    tdx = without_release(dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+                               sigil_image=img))
+    assert harness.accepts(tdx)
+    got = harness.evaluate(tdx, "{policy = local.image_policy, tar = local.image_tar_gz}")
+    assert got["policy"].startswith("[tdx]\nevents = [") and "d1" * 48 in got["policy"]
+    assert got["tar"]["size"] == len(b"the disk")
+    snp = dict(tdx, confidential_instance_type="SEV_SNP", machine_type="n2d-standard-4")
+    assert harness.evaluate(snp, "local.image_policy") is None
+
+
+def test_sigil_image_with_release_or_gpu_or_bad_paths_rejects(harness, tmp_path):
+    img = sigil_manifest(tmp_path, b"the disk")
+    tdx = dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4", sigil_image=img)
+    assert not harness.accepts(tdx), "both a release and the image"
+    assert not harness.accepts(without_release(dict(tdx, sigil_image=None))), "neither"
+    bare = without_release(tdx)
+    assert not harness.accepts(dict(bare, machine_type="a3-highgpu-1g")), "no NVIDIA driver in the image"
+    assert not harness.accepts(dict(bare, sigil_image=dict(img, tar_gz=img["manifest"])))
+    assert not harness.accepts(dict(bare, sigil_image=dict(img, bucket="Not A Bucket")))

@@ -1,7 +1,8 @@
 # A GCP Confidential VM (AMD SEV-SNP on N2D, Intel TDX on C3, or Intel TDX with
 # an NVIDIA H100 in confidential-computing mode on a3-highgpu-1g) that installs
-# and starts sigil-agent at first boot. Its own network admits only the agent's
-# gRPC port, and only from allowed_source_ranges.
+# and starts sigil-agent at first boot, or that boots the Sigil agent image
+# (deploy/image) with the agent already in it. Its own network admits only the
+# agent's gRPC port, and only from allowed_source_ranges.
 
 locals {
   region = regex("^(.*)-[a-z]$", var.zone)[0]
@@ -18,10 +19,19 @@ locals {
   evidence_covers = local.tee == "SEV-SNP" ? "SEV-SNP on GCP: the launch MEASUREMENT covers Google's firmware and the vCPU count only; the guest kernel, initrd and sigil-agent are not in the hardware evidence (a policy pins the firmware measurement and names no guest software)" : "TDX on GCP: MRTD covers Google's TDVF; RTMR1/RTMR2 hold the guest's boot chain (the CCEL event log the agent carries replays to them) and RTMR3 the agent's own digests where the kernel has the TDX measurement interface (Linux 6.16 or later)"
   # The [tdx] rules that pin the agent (TDX only: SEV-SNP has no runtime register).
   agent_policy = var.agent_measurements == null || local.tee != "TDX" ? null : "[tdx]\nagent_digests = [\"${try(var.agent_measurements.agent_digest, "")}\"]\nconfig_digests = [\"${try(var.agent_measurements.config_digest, "")}\"]\n"
+
+  # The Sigil agent image (deploy/image/README.md): its manifest names the upload by
+  # digest and says what TDX evidence of its disk boot holds (the UKI's RTMR1 event,
+  # which covers kernel, initrd, agent, configuration and command line).
+  sigil_image    = var.sigil_image != null
+  image_manifest = local.sigil_image ? jsondecode(file(var.sigil_image.manifest)) : null
+  image_tar_gz   = local.sigil_image ? local.image_manifest.disk.files["disk.tar.gz"] : null
+  image_policy   = local.sigil_image && local.tee == "TDX" ? local.image_manifest.policy_fragments["tdx-disk"] : null
 }
 
 module "bootstrap" {
   source = "../agent-bootstrap"
+  count  = local.sigil_image ? 0 : 1
 
   agent_release_url    = var.agent_release_url
   agent_release_sha256 = var.agent_release_sha256
@@ -35,6 +45,43 @@ module "bootstrap" {
   container_engine     = var.container_engine
   evidence_mode        = var.evidence_mode
   extra_config         = var.agent_extra_config
+}
+
+# The Sigil image: disk.tar.gz uploaded under its own SHA-256 (a changed file is a new
+# object and a new image, never an overwrite), then imported as a custom image.
+resource "google_storage_bucket_object" "sigil_image" {
+  count        = local.sigil_image ? 1 : 0
+  bucket       = var.sigil_image.bucket
+  name         = "sigil-agent-image/${local.image_tar_gz.sha256}.tar.gz"
+  source       = var.sigil_image.tar_gz
+  content_type = "application/gzip"
+
+  lifecycle {
+    precondition {
+      condition     = filesha256(var.sigil_image.tar_gz) == local.image_tar_gz.sha256
+      error_message = "sigil_image.tar_gz is not the disk.tar.gz its manifest.json names (SHA-256 differs): give the files of one build."
+    }
+  }
+}
+
+resource "google_compute_image" "sigil" {
+  count       = local.sigil_image ? 1 : 0
+  project     = var.project_id
+  name        = "${var.name}-sigil-${substr(local.image_tar_gz.sha256, 0, 16)}"
+  description = "Sigil agent image; disk.tar.gz SHA-256 ${local.image_tar_gz.sha256}"
+  labels      = local.labels
+
+  raw_disk {
+    source = "https://storage.googleapis.com/${var.sigil_image.bucket}/${google_storage_bucket_object.sigil_image[0].name}"
+  }
+
+  # UEFI boot of the UKI; gVNIC (the image's initrd has gve); both confidential TEEs.
+  dynamic "guest_os_features" {
+    for_each = ["UEFI_COMPATIBLE", "GVNIC", "SEV_SNP_CAPABLE", "TDX_CAPABLE"]
+    content {
+      type = guest_os_features.value
+    }
+  }
 }
 
 resource "google_compute_network" "this" {
@@ -101,8 +148,11 @@ resource "google_compute_instance" "this" {
     instance_termination_action = local.spot ? "STOP" : null
   }
 
+  # Secure Boot stays on for the signed Ubuntu chain. The Sigil image's UKI is not signed
+  # by a key in Google's default db, so Secure Boot would refuse it; what it boots is
+  # named instead by its measurement (TDX: the UKI's RTMR1 event, expected_measurements).
   shielded_instance_config {
-    enable_secure_boot          = true
+    enable_secure_boot          = !local.sigil_image
     enable_vtpm                 = true
     enable_integrity_monitoring = true
   }
@@ -111,7 +161,7 @@ resource "google_compute_instance" "this" {
     kms_key_self_link = var.boot_disk_kms_key_self_link
 
     initialize_params {
-      image  = var.image
+      image  = local.sigil_image ? google_compute_image.sigil[0].self_link : var.image
       size   = var.boot_disk_size_gb
       type   = var.boot_disk_type
       labels = local.labels
@@ -129,7 +179,7 @@ resource "google_compute_instance" "this" {
   }
 
   metadata = {
-    user-data              = module.bootstrap.cloud_init
+    user-data              = local.sigil_image ? null : module.bootstrap[0].cloud_init
     block-project-ssh-keys = "TRUE"
     enable-oslogin         = "TRUE"
     serial-port-enable     = "FALSE"

@@ -40,12 +40,12 @@ output "attestation_command" {
 
 output "boot_log_command" {
   description = "Shows the bootstrap's result and the agent's `attested:` line from the serial console."
-  value       = "gcloud compute instances get-serial-port-output ${google_compute_instance.this.name} --project ${var.project_id} --zone ${var.zone} | grep -E 'sigil-bootstrap:'"
+  value       = "gcloud compute instances get-serial-port-output ${google_compute_instance.this.name} --project ${var.project_id} --zone ${var.zone} | grep -E '${local.sigil_image ? "init:|attested|hardware evidence" : "sigil-bootstrap:"}'"
 }
 
 output "agent_config_sha256" {
-  description = "SHA-256 of the agent configuration written to the VM."
-  value       = module.bootstrap.agent_config_sha256
+  description = "SHA-256 of the agent configuration written to the VM; null with sigil_image, whose configuration is part of the image (expected_measurements.config_digest)."
+  value       = local.sigil_image ? null : module.bootstrap[0].agent_config_sha256
 }
 
 output "expected_measurements" {
@@ -53,8 +53,14 @@ output "expected_measurements" {
   value = {
     tee             = local.tee
     evidence_covers = local.evidence_covers
-    agent_digest    = try(var.agent_measurements.agent_digest, null)
-    config_digest   = try(var.agent_measurements.config_digest, null)
-    policy          = local.agent_policy
+    agent_digest    = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
+    config_digest   = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
+    policy          = local.sigil_image ? local.image_policy : local.agent_policy
+    # The Sigil image only: its disk's digests and, on TDX, the UKI event that names it.
+    image = local.sigil_image ? {
+      disk_tar_gz_sha256 = local.image_tar_gz.sha256
+      uki_sha256         = local.image_manifest.image.files["uki.efi"].sha256
+      uki_rtmr1_events   = [for e in local.image_manifest.tdx.uki_boot_events : e.digest if e.rtmr == 1]
+    } : null
   }
 }

@@ -64,7 +64,7 @@ variable "provisioning_model" {
 }
 
 variable "image" {
-  description = "Boot image. It must carry the SEV_SNP_CAPABLE or TDX_CAPABLE guest OS feature and run cloud-init: Ubuntu images from ubuntu-os-cloud or ubuntu-os-pro-cloud do."
+  description = "Boot image when sigil_image is null. It must carry the SEV_SNP_CAPABLE or TDX_CAPABLE guest OS feature and run cloud-init: Ubuntu images from ubuntu-os-cloud or ubuntu-os-pro-cloud do."
   type        = string
   default     = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
 
@@ -142,13 +142,49 @@ variable "labels" {
 }
 
 variable "agent_release_url" {
-  description = "HTTPS URL of the pinned sigil-agent release (archive or binary)."
+  description = "HTTPS URL of the pinned sigil-agent release (archive or binary), installed at first boot by the cloud-init bootstrap. Required without sigil_image; must be null with it."
   type        = string
+  default     = null
+
+  validation {
+    condition     = (var.agent_release_url == null) == (var.sigil_image != null)
+    error_message = "Give either agent_release_url and agent_release_sha256 (an Ubuntu image installs the agent at boot) or sigil_image (the image carries the agent), not both and not neither."
+  }
 }
 
 variable "agent_release_sha256" {
-  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; checked on the VM before install."
+  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; checked on the VM before install. Required without sigil_image; must be null with it."
   type        = string
+  default     = null
+
+  validation {
+    condition     = (var.agent_release_sha256 == null) == (var.sigil_image != null)
+    error_message = "agent_release_sha256 goes with agent_release_url: set both without sigil_image, neither with it."
+  }
+}
+
+variable "sigil_image" {
+  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `tar_gz` is DIR/disk.tar.gz, uploaded to the existing bucket `bucket` and imported as this project's custom image (guest OS features UEFI_COMPATIBLE, GVNIC, SEV_SNP_CAPABLE, TDX_CAPABLE); `manifest` is DIR/manifest.json, whose digests are checked against the upload's name and whose measurements the expected_measurements output publishes. The image carries the agent, its configuration and its kernel, and installs nothing at boot. No NVIDIA driver is in it: not for a3-highgpu-1g. null: `image` and the bootstrap."
+  type = object({
+    tar_gz   = string
+    manifest = string
+    bucket   = string
+  })
+  default = null
+
+  validation {
+    condition = var.sigil_image == null ? true : (
+      endswith(var.sigil_image.tar_gz, "disk.tar.gz") &&
+      endswith(var.sigil_image.manifest, "manifest.json") &&
+      can(regex("^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", var.sigil_image.bucket))
+    )
+    error_message = "sigil_image.tar_gz must be the build's disk.tar.gz, .manifest its manifest.json, .bucket a GCS bucket name."
+  }
+
+  validation {
+    condition     = var.sigil_image == null || !startswith(var.machine_type, "a3-")
+    error_message = "The Sigil image carries no NVIDIA driver: a3-highgpu-1g (confidential H100) needs the Ubuntu image and the bootstrap."
+  }
 }
 
 variable "grpc_port" {
