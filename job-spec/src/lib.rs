@@ -328,7 +328,8 @@ pub struct Capabilities {
     pub gpus: u32,
     /// Container workloads are configured.
     pub containers: bool,
-    /// The evidence mode of tier-3 jobs that choose none (`evidence.default_mode`).
+    /// The evidence mode of tier-3 jobs that choose none (`evidence.default_mode`); with
+    /// [`Evidence::None`], such jobs are refused.
     pub default_evidence: Evidence,
 }
 
@@ -629,19 +630,21 @@ pub fn validate(
         });
     }
     let evidence = match (tier, requested) {
-        (3, v1::EvidenceMode::None) => {
-            return Err(SpecError::EvidenceMode {
-                mode: "none",
-                tier: 3,
-                reason: "tier 3 needs hardware evidence",
-            });
-        }
         (_, v1::EvidenceMode::None) => Evidence::None,
         (1 | 2, v1::EvidenceMode::Unspecified) => Evidence::None,
         (_, v1::EvidenceMode::AttestedKey) => Evidence::AttestedKey,
         (_, v1::EvidenceMode::FreshQuote) => Evidence::FreshQuote,
         (_, v1::EvidenceMode::Unspecified) => caps.default_evidence,
     };
+    // Asked for, or the agent's default (a `Capabilities::default_evidence` of `None` must not
+    // let a tier-3 job through without evidence).
+    if tier == 3 && evidence == Evidence::None {
+        return Err(SpecError::EvidenceMode {
+            mode: "none",
+            tier: 3,
+            reason: "tier 3 needs hardware evidence",
+        });
+    }
     if evidence != Evidence::None && !caps.has_tee {
         return Err(SpecError::EvidenceMode {
             mode: evidence.name(),

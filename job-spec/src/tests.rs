@@ -174,3 +174,29 @@ fn echoed_values_are_capped_works() {
     assert_eq!(c.chars().count(), ECHO_CHARS + 1);
     assert!(c.ends_with('…'));
 }
+
+/// Regression test (found by the `job_spec_structured` fuzz target): a tier-3 spec that names
+/// no evidence mode, on an agent whose default mode is none, was accepted without evidence.
+#[test]
+fn tier3_default_evidence_none_rejects() {
+    let mut s = spec_with(&[]);
+    s.tier = 3;
+    let none = Capabilities {
+        default_evidence: Evidence::None,
+        ..caps()
+    };
+    let e = validate(&s.encode_to_vec(), &SpecLimits::default(), &none, 0).unwrap_err();
+    assert_eq!(
+        e,
+        SpecError::EvidenceMode {
+            mode: "none",
+            tier: 3,
+            reason: "tier 3 needs hardware evidence"
+        }
+    );
+    // Named explicitly, as before; and the agent's default mode otherwise.
+    s.evidence_mode = v1::EvidenceMode::None as i32;
+    assert_eq!(check(&s).unwrap_err(), e);
+    s.evidence_mode = v1::EvidenceMode::Unspecified as i32;
+    assert_eq!(check(&s).unwrap().evidence, Evidence::AttestedKey);
+}
