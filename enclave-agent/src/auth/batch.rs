@@ -168,7 +168,18 @@ impl BatchVerifier {
         sig: [u8; 64],
         msg: Vec<u8>,
     ) -> impl Future<Output = Result<(), AuthError>> + Send + 'static {
-        let now = micros_since(self.epoch);
+        self.verify_at(micros_since(self.epoch), key, sig, msg)
+    }
+
+    /// [`Self::verify`] of a request begun `now` (microseconds after `epoch`): the clock
+    /// read is the caller's, so tests can say how close together requests begin.
+    fn verify_at(
+        &self,
+        now: u64,
+        key: [u8; 32],
+        sig: [u8; 64],
+        msg: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send + 'static {
         let previous = self.last.swap(now, AcqRel);
         let quiet = u64::try_from(QUIET.as_micros()).unwrap_or(u64::MAX);
         let recent = previous != 0 && now.saturating_sub(previous) < quiet;
