@@ -369,6 +369,10 @@ fn mutations(q: &[u8], l: &Layout, dense: bool) -> Vec<Mutation> {
             name: format!("PEM block {i} repeated"),
             bytes: splice_pck(q, l, blk.clone(), &twice),
         });
+        out.push(Mutation {
+            name: format!("a dash right before PEM block {i}"),
+            bytes: splice_pck(q, l, blk.start..blk.start, b"-"),
+        });
         let mut label = q[blk.clone()].to_vec();
         label[11] = b'X'; // "-----BEGIN XERTIFICATE-----"
         out.push(Mutation {

@@ -137,8 +137,8 @@ pub enum PemError {
     #[error("not text")]
     NotText,
     /// Text outside the certificate blocks (before certificate `.0`, or after the last
-    /// when `.0` is their count) holds a PEM boundary's dashes: a block with another label,
-    /// or one whose `BEGIN` or `END` line is damaged.
+    /// when `.0` is their count) holds a PEM boundary's dashes (a block with another label,
+    /// or one whose `BEGIN` or `END` line is damaged), or a dash right before a `BEGIN` line.
     #[error("text before certificate {0} holds a PEM boundary outside a certificate block")]
     StrayBoundary(usize),
     /// A blank line inside a block's base64: what RFC 1421 PEM readers take for the end of
@@ -645,7 +645,10 @@ pub(crate) fn pem_blocks(text: &[u8]) -> Result<Vec<&str>, PemError> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find(BEGIN) {
-        if rest.get(..start).unwrap_or_default().contains(DASHES) {
+        // A dash right before a BEGIN line hides it from readers that restart a partial
+        // match at the next byte (the `pem` crate's).
+        let before = rest.get(..start).unwrap_or_default();
+        if before.contains(DASHES) || before.ends_with('-') {
             return Err(PemError::StrayBoundary(out.len()));
         }
         let after = rest

@@ -74,6 +74,11 @@ fn pem_stray_boundaries_and_blank_lines_rejects() {
             "{extra}"
         );
     }
+    // A dash right before a BEGIN line: `pem` does not find that block.
+    assert_eq!(
+        pem_certificates(alloc::format!("-{one}").as_bytes()),
+        Err(PemError::StrayBoundary(0))
+    );
     for blank in ["AAEC\n\nAw==", "AAEC\r\n\r\nAw==", "AAEC\nAw==\n\n"] {
         let text = alloc::format!("-----BEGIN CERTIFICATE-----\n{blank}-----END CERTIFICATE-----");
         assert_eq!(
