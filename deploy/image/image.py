@@ -246,11 +246,33 @@ def modinfo(ko: bytes) -> dict:
     return info
 
 
+def module_dir(kroot: Path, kver: str) -> Path:
+    """The kernel's module tree: /usr/lib/modules (Debian 13's packages) or /lib/modules."""
+    for d in ("usr/lib/modules", "lib/modules"):
+        if (kroot / d / kver).is_dir():
+            return kroot / d / kver
+    raise BuildError(f"the kernel packages have no module tree for {kver}")
+
+
+def find_kernel(kroot: Path) -> tuple:
+    """(vmlinuz, kernel release, config) of the extracted kernel packages: Debian 13
+    keeps them in /usr/lib/modules/<release>/, Debian 12 in /boot."""
+    found = [(p, p.parent.name, p.parent / "config") for p in sorted(kroot.glob("usr/lib/modules/*/vmlinuz"))]
+    found += [(p, p.name.removeprefix("vmlinuz-"), kroot / "boot" / ("config-" + p.name.removeprefix("vmlinuz-")))
+              for p in sorted(kroot.glob("boot/vmlinuz-*"))]
+    if len(found) != 1:
+        raise BuildError(f"the kernel packages must hold exactly one vmlinuz, not {len(found)}")
+    vmlinuz, kver, config = found[0]
+    if not config.is_file():
+        raise BuildError(f"the kernel packages have no configuration for {kver}")
+    return vmlinuz, kver, config
+
+
 def kernel_modules(tree: Tree, kroot: Path, kver: str, wanted: list) -> list:
     """Decompressed modules in the lock's order, which must put dependencies first."""
     loaded, order = set(), []
     for rel in wanted:
-        src = kroot / "lib/modules" / kver / rel
+        src = module_dir(kroot, kver) / rel
         if not src.is_file():
             raise BuildError(f"kernel package has no {rel}")
         data = lzma.decompress(src.read_bytes()) if rel.endswith(".xz") else src.read_bytes()
@@ -441,12 +463,12 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
     if uki_code != 0:
         raise BuildError(f"measure tdx --uki refused the UKI: {uki}")
     uki_rtmr1 = [e for e in uki["boot_events"] if e["rtmr"] == 1]
-    disk_policy = merge_fragments([
+    disk_fragment = (
         "# The disk image's UKI as the firmware measures it (RTMR1), from manifest.json\n"
         "[tdx]\nevents = [\n"
         + "".join(f"  {toml_value({'rtmr': e['rtmr'], 'digest': e['digest']})},\n" for e in uki_rtmr1)
         + "]\n"
-    ])
+    )
 
     a = tool_json([str(agent), "--config", str(config), "measure", "--binary", str(agent)], out)[1]
     a_policy = tool_text([str(agent), "--config", str(config), "measure", "--binary",
@@ -479,7 +501,7 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
         "policy_fragments": {
             "snp": merge_fragments(snp_policy),
             "tdx": merge_fragments([tdx_policy, a_policy] if rtmr3 else [tdx_policy]),
-            "tdx-disk": disk_policy,
+            "tdx-disk": merge_fragments([disk_fragment, a_policy] if rtmr3 else [disk_fragment]),
         },
     }
 
@@ -501,12 +523,19 @@ def build(args: argparse.Namespace) -> None:
     fetcher = Fetcher(lock, Path(args.cache))
     pkgs = {p["name"]: p for p in lock["package"]}
     with tempfile.TemporaryDirectory() as t:
-        roots = {n: extract(fetcher.fetch(p), Path(t) / n) for n, p in pkgs.items()}
-        kroot = roots[lock["kernel"]["package"]]
-        vmlinuz = sorted((kroot / "boot").glob("vmlinuz-*"))
-        if len(vmlinuz) != 1:
-            raise BuildError("the kernel package must hold exactly one /boot/vmlinuz-*")
-        kver = vmlinuz[0].name.removeprefix("vmlinuz-")
+        kernel_pkgs = lock["kernel"]["packages"]
+        missing = [n for n in kernel_pkgs if n not in pkgs]
+        if missing:
+            raise BuildError(f"[kernel] packages {missing} are not pinned as [[package]]")
+        # The kernel's packages (image, modules, configuration) into one tree.
+        kroot = Path(t) / "kernel"
+        for n in kernel_pkgs:
+            r = run(["dpkg-deb", "-x", str(fetcher.fetch(pkgs[n])), str(kroot)])
+            if r.returncode != 0:
+                raise BuildError(f"dpkg-deb -x {n}: {r.stderr.strip()}")
+        roots = {n: extract(fetcher.fetch(p), Path(t) / n) for n, p in pkgs.items() if n not in kernel_pkgs}
+        vmlinuz_path, kver, config_path = find_kernel(kroot)
+        vmlinuz = [vmlinuz_path]
         ovmf = resolve_in(roots["ovmf"], "usr/share/ovmf/OVMF.fd")
         if ovmf is None:
             raise BuildError("the ovmf package has no usr/share/ovmf/OVMF.fd")
@@ -568,7 +597,7 @@ def build(args: argparse.Namespace) -> None:
         scratch = Path(t) / "sigil-agent"
         scratch.write_bytes(agent)
         scratch.chmod(0o755)
-        kconfig = (kroot / "boot" / f"config-{kver}").read_text()
+        kconfig = config_path.read_text()
         rtmr3 = re.search(r"^CONFIG_TSM_MEASUREMENTS=[ym]$", kconfig, re.M) is not None
         measured = measurements(Path(args.verify).resolve(), scratch, out.resolve(), cmdline,
                                 HERE / "agent.toml", rtmr3)
