@@ -107,6 +107,7 @@ for case in g("tdx/*"):
     if os.path.exists(f"{case}/quote.bin"):
         quote = read(f"{case}/quote.bin")
         seed("tdx_quote", quote)
+        seed("tdx_quote_differential", quote)
         cj = read(f"{case}/collateral.json") if os.path.exists(f"{case}/collateral.json") else None
         tdx_cpu.append(b"\x02" + vec(quote) + opt(cj))
         chain = pem_blocks(quote)
