@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Long fuzzing run of every verifier fuzz target (attestation-verifier/fuzz): the given hours
+# Long fuzzing run of every fuzz target of every fuzz crate (docs/fuzzing.md): the given hours
 # are shared evenly among the targets, run one after another, and the results replace the
-# table between the markers in docs/fuzzing.md: target, executions, coverage (libFuzzer's
-# `cov` edges and `ft` features), crashes (inputs left in artifacts/<target>/), slowest unit
-# and peak RSS. A crash stops that target's run (its input is kept); the others still run.
+# table between the markers in docs/fuzzing.md: crate, target, executions, coverage
+# (libFuzzer's `cov` edges and `ft` features), crashes (inputs left in
+# <crate>/artifacts/<target>/), slowest unit and peak RSS. A crash stops that target's run
+# (its input is kept); the others still run.
 #
 # Usage: scripts/fuzz-long.sh <hours> [target ...]     e.g. scripts/fuzz-long.sh 8
+# A target is a name of any crate's `cargo fuzz list` (`snp_report`, `job_spec`), or
+# `<crate>:<name>` (`job-spec:job_spec`) where a name is in several crates; a crate is named by
+# its directory without `/fuzz`.
 # Environment as scripts/fuzz-smoke.sh (SIGIL_VECTORS, FUZZ_TOOLCHAIN).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,7 +21,8 @@ shift
 export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
-fuzz="$root/attestation-verifier/fuzz"
+# The fuzz crates, each its own cargo-fuzz workspace with a seed.sh.
+crates=(attestation-verifier/fuzz job-spec/fuzz)
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
     toolchain=stable
@@ -25,16 +30,48 @@ if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
 fi
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
-"$fuzz/seed.sh" >/dev/null
-cd "$fuzz"
-cargo "+$toolchain" fuzz build
-bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
-if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo "+$toolchain" fuzz list); fi
-per_target="$(python3 -c "import sys; print(max(1, int(float(sys.argv[1]) * 3600 / int(sys.argv[2]))))" "$hours" "${#targets[@]}")"
+# Every (crate, target), then the ones asked for (all by default).
+all=()
+for crate in "${crates[@]}"; do
+    for t in $(cd "$crate" && cargo "+$toolchain" fuzz list); do
+        all+=("$crate $t")
+    done
+done
+selected=()
+if [ $# -eq 0 ]; then
+    selected=("${all[@]}")
+fi
+for arg in "$@"; do
+    matches=()
+    for entry in "${all[@]}"; do
+        crate="${entry% *}"
+        t="${entry#* }"
+        if [ "$arg" = "$t" ] || [ "$arg" = "${crate%/fuzz}:$t" ]; then
+            matches+=("$entry")
+        fi
+    done
+    [ "${#matches[@]}" -gt 0 ] || fail "no fuzz target $arg"
+    [ "${#matches[@]}" -eq 1 ] || fail "$arg is a target of several crates: name it <crate>:$arg"
+    selected+=("${matches[0]}")
+done
+per_target="$(python3 -c "import sys; print(max(1, int(float(sys.argv[1]) * 3600 / int(sys.argv[2]))))" "$hours" "${#selected[@]}")"
+
+# Seed and build each crate with a selected target, once.
+for crate in "${crates[@]}"; do
+    printf '%s\n' "${selected[@]}" | grep -q "^$crate " || continue
+    step "$crate: seed and build"
+    "$root/$crate/seed.sh" >/dev/null
+    (cd "$root/$crate" && cargo "+$toolchain" fuzz build)
+done
 
 rows=()
-for t in "${targets[@]}"; do
-    step "$t for ${per_target} s"
+for entry in "${selected[@]}"; do
+    crate="${entry% *}"
+    t="${entry#* }"
+    fuzz="$root/$crate"
+    cd "$fuzz"
+    bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
+    step "$crate: $t for ${per_target} s"
     mkdir -p "corpus/$t" "artifacts/$t"
     log="$fuzz/artifacts/$t.log"
     since="$fuzz/artifacts/$t.since"
@@ -47,7 +84,7 @@ for t in "${targets[@]}"; do
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
     # Only inputs this run left (older ones are kept for replay, not counted again).
     crashes="$(find "artifacts/$t" -type f -newer "$since" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
-    row="| \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB |"
+    row="| \`${crate%/fuzz}\` | \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB |"
     echo "$row"
     rows+=("$row")
 done
@@ -57,8 +94,8 @@ table="$(mktemp)"
 {
     echo "Command: \`scripts/fuzz-long.sh $hours${*:+ $*}\` ($per_target s per target, $(date -u +%Y-%m-%d), $(nproc) cores, $(rustup run "$toolchain" rustc --version))"
     echo
-    echo "| target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS |"
-    echo "|---|---|---|---|---|---|"
+    echo "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS |"
+    echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
 } >"$table"
 python3 - "$table" docs/fuzzing.md <<'PY'

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CI smoke run of the verifier's fuzz targets (attestation-verifier/fuzz, docs/fuzzing.md):
-# installs what it needs (idempotent), seeds the corpora from the shared vectors, builds every
-# target once and runs each for a short fixed budget. Fails on any crash, leak, timeout or
-# out-of-memory; the failing input is left in attestation-verifier/fuzz/artifacts/<target>/.
+# CI smoke run of every fuzz crate (docs/fuzzing.md): the verifier's (attestation-verifier/fuzz)
+# and the agent's job specs' (job-spec/fuzz). Installs what it needs (idempotent), seeds each
+# crate's corpora, builds each crate's targets once and runs each target for a short fixed
+# budget. Fails on any crash, leak, timeout or out-of-memory; the failing input is left in
+# <crate>/artifacts/<target>/.
 #
 # Usage: scripts/fuzz-smoke.sh [seconds per target, default 5]
 # Environment: SIGIL_VECTORS (default ../shared/vectors beside the repository);
@@ -18,7 +19,8 @@ per_target="${1:-5}"
 export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
-fuzz="$root/attestation-verifier/fuzz"
+# The fuzz crates, each its own cargo-fuzz workspace with a seed.sh.
+crates=(attestation-verifier/fuzz job-spec/fuzz)
 
 step "toolchain and cargo-fuzz (installed only if missing)"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
@@ -36,37 +38,41 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 rustup run "$toolchain" rustc --version
 cargo fuzz --version
-
-step "seed corpora"
-"$fuzz/seed.sh"
-
-step "build every target"
-cd "$fuzz"
-build_start=$SECONDS
 sanitizer="${FUZZ_SANITIZER:-address}"
-cargo "+$toolchain" fuzz build --sanitizer "$sanitizer"
-echo "build: $((SECONDS - build_start)) s"
-bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
 
-step "run each target for ${per_target} s"
 failed=()
-for t in $(cargo "+$toolchain" fuzz list); do
-    mkdir -p "corpus/$t" "artifacts/$t"
-    log="$(mktemp)"
-    if "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$per_target" \
-        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
-        execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
-        echo "$t: ok, ${execs:-?} executions"
-    else
-        echo "$t: FAILED"
-        tail -40 "$log"
-        failed+=("$t")
-    fi
-    rm -f "$log"
+for crate in "${crates[@]}"; do
+    fuzz="$root/$crate"
+    cd "$fuzz"
+
+    step "$crate: seed corpora"
+    ./seed.sh
+
+    step "$crate: build every target"
+    build_start=$SECONDS
+    cargo "+$toolchain" fuzz build --sanitizer "$sanitizer"
+    echo "build: $((SECONDS - build_start)) s"
+    bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
+
+    step "$crate: run each target for ${per_target} s"
+    for t in $(cargo "+$toolchain" fuzz list); do
+        mkdir -p "corpus/$t" "artifacts/$t"
+        log="$(mktemp)"
+        if "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$per_target" \
+            -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+            execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
+            echo "$t: ok, ${execs:-?} executions"
+        else
+            echo "$t: FAILED"
+            tail -40 "$log"
+            failed+=("$crate: $t")
+        fi
+        rm -f "$log"
+    done
 done
 
 step "done"
 if [ "${#failed[@]}" -gt 0 ]; then
-    fail "crashing targets: ${failed[*]} (inputs in attestation-verifier/fuzz/artifacts/)"
+    fail "crashing targets: $(printf '%s; ' "${failed[@]}")(inputs in <crate>/artifacts/<target>/)"
 fi
 echo "all targets ran without a crash"
