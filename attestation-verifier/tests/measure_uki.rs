@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha256, Sha384};
 use sigil_test_support::pe::{Section, pe_image};
 
 const SYSTEMD_MEASURE: &str = "/usr/lib/systemd/systemd-measure";
@@ -203,6 +203,103 @@ fn uki_without_linux_or_not_pe_rejects() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+fn measure_vtpm(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil-verify"))
+        .args(["measure", "vtpm"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn replay256(events: &[serde_json::Value]) -> String {
+    let mut reg = [0u8; 32];
+    for e in events {
+        let d = hex::decode(e["digest"].as_str().unwrap()).unwrap();
+        let mut h = Sha256::new();
+        h.update(reg);
+        h.update(&d);
+        reg = h.finalize().into();
+    }
+    hex::encode(reg)
+}
+
+/// The same events in a TPM's SHA-256 bank: PCR 4 the UKI's Authenticode SHA-256, PCR 11
+/// the stub's, as JSON and as `[vtpm] events` rules a policy reads.
+#[test]
+fn uki_vtpm_events_works() {
+    let dir = tmpdir("vtpm");
+    let payload = payload();
+    let image = uki(&payload);
+    let path = write(&dir, "sigil.efi", &image);
+    let out = measure_vtpm(&["--uki".as_ref(), path.as_os_str()]);
+    let v = json(&out);
+    assert_eq!(v["bank"], "sha256");
+    let events = v["pcr_events"].as_array().unwrap();
+    assert_eq!(events.len(), 1 + 2 * payload.len());
+    assert_eq!(
+        (events[0]["pcr"].as_u64(), events[0]["what"].as_str()),
+        (Some(4), Some("uki"))
+    );
+    assert_eq!(
+        events[0]["digest"].as_str().unwrap(),
+        hex::encode(attestation_verifier::measure::tdx_boot::kernel_digest_sha256(&image).unwrap())
+    );
+    let pcr11: Vec<_> = events[1..].to_vec();
+    for (i, (name, data)) in payload.iter().enumerate() {
+        let mut label = name.as_bytes().to_vec();
+        label.push(0);
+        assert_eq!(pcr11[2 * i]["pcr"], 11);
+        assert_eq!(
+            pcr11[2 * i]["digest"].as_str().unwrap(),
+            hex::encode(Sha256::digest(&label))
+        );
+        assert_eq!(pcr11[2 * i + 1]["what"], format!("{name} contents"));
+        assert_eq!(
+            pcr11[2 * i + 1]["digest"].as_str().unwrap(),
+            hex::encode(Sha256::digest(data))
+        );
+    }
+    assert_eq!(v["pcr11_sha256"].as_str().unwrap(), replay256(&pcr11));
+
+    let out = measure_vtpm(&[
+        "--uki".as_ref(),
+        path.as_os_str(),
+        "--format".as_ref(),
+        "policy".as_ref(),
+    ]);
+    assert!(out.status.success());
+    let policy =
+        attestation_verifier::policy::Policy::from_toml(&String::from_utf8(out.stdout).unwrap())
+            .unwrap();
+    // The rules, in the policy's canonical order, are the events.
+    let mut rules: Vec<(u64, String)> = policy
+        .vtpm
+        .events
+        .iter()
+        .map(|r| (u64::from(r.pcr), hex::encode(&r.digest.0)))
+        .collect();
+    let mut want: Vec<(u64, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["pcr"].as_u64().unwrap(),
+                e["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rules.sort();
+    want.sort();
+    assert_eq!(rules, want);
+
+    // What the TDX command refuses, this one refuses the same way.
+    let not_pe = write(&dir, "b.efi", b"not a UKI");
+    let out = measure_vtpm(&["--uki".as_ref(), not_pe.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], "uki-not-pe");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// The RTMR2 events replayed from zero equal systemd's own PCR 11 calculation.
 #[test]
 fn uki_pcr11_matches_systemd_measure_works() {
@@ -231,8 +328,16 @@ fn uki_pcr11_matches_systemd_measure_works() {
         let image = write(&dir, &format!("uki{i}.efi"), &uki(payload));
         let v = json(&measure(&["--uki".as_ref(), image.as_os_str()]));
         let ours = replay(&rtmr(&v, 2));
+        let vtpm = json(&measure_vtpm(&["--uki".as_ref(), image.as_os_str()]));
+        let ours256 = vtpm["pcr11_sha256"].as_str().unwrap().to_string();
         let mut cmd = Command::new(SYSTEMD_MEASURE);
-        cmd.args(["calculate", "--bank=sha384", "--phase=", "--json=short"]);
+        cmd.args([
+            "calculate",
+            "--bank=sha384",
+            "--bank=sha256",
+            "--phase=",
+            "--json=short",
+        ]);
         for (name, data) in payload {
             let file = write(&dir, &format!("{i}{name}"), data);
             cmd.arg(format!(
@@ -251,6 +356,13 @@ fn uki_pcr11_matches_systemd_measure_works() {
         let pcr = &theirs["sha384"][0];
         assert_eq!(pcr["pcr"], 11);
         assert_eq!(pcr["hash"].as_str().unwrap(), ours, "payload {i}");
+        let pcr = &theirs["sha256"][0];
+        assert_eq!(pcr["pcr"], 11);
+        assert_eq!(
+            pcr["hash"].as_str().unwrap(),
+            ours256,
+            "payload {i}, SHA-256 bank"
+        );
     }
     std::fs::remove_dir_all(dir).ok();
 }

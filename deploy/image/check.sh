@@ -127,12 +127,21 @@ if [[ -d "$snp_case" && -d "$tdx_case" ]]; then
   "$target/debug/sigil-verify" tdx --quote "$tdx_case/quote.bin" --collateral "$tdx_case/collateral.json" \
     --policy "$work/build1/policy-tdx-disk.toml" --at "$(at "$tdx_case")" --format json >"$work/tdx-disk.json"
   tdx_disk_rc=$?
+  # The vTPM fragment pins the disk boot's PCR 4 and PCR 11 events: real Azure vTPM
+  # evidence (a verified quote, but no event log) cannot show them.
+  az_case="$vectors/measured/azure-vtpm/az-snp-milan-v1"
+  "$target/debug/sigil-verify" azure-vtpm --evidence "$az_case/evidence.json" \
+    --nonce "$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["expected"]["expected_nonce_hex"])' "$az_case/case.toml")" \
+    --policy "$work/build1/policy-vtpm-disk.toml" --at "$(at "$az_case")" --format json >"$work/vtpm-disk.json"
+  vtpm_disk_rc=$?
   set -e
-  python3 - "$work" "$snp_rc" "$tdx_rc" "$tdx_disk_rc" <<'PY'
+  python3 - "$work" "$snp_rc" "$tdx_rc" "$tdx_disk_rc" "$vtpm_disk_rc" <<'PY'
 import json, sys
-work, rcs = sys.argv[1], {"snp": int(sys.argv[2]), "tdx": int(sys.argv[3]), "tdx-disk": int(sys.argv[4])}
+work = sys.argv[1]
+rcs = {"snp": int(sys.argv[2]), "tdx": int(sys.argv[3]), "tdx-disk": int(sys.argv[4]),
+       "vtpm-disk": int(sys.argv[5])}
 for name, rule in (("snp", "policy snp.measurements:"), ("tdx", "policy tdx.mrtds:"),
-                   ("tdx-disk", "policy tdx.events")):
+                   ("tdx-disk", "policy tdx.events"), ("vtpm-disk", "policy vtpm.events")):
     tee = name.split("-")[0]
     v = json.load(open(f"{work}/{name}.json"))
     reasons = v.get("reasons", [])

@@ -463,6 +463,12 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
     if uki_code != 0:
         raise BuildError(f"measure tdx --uki refused the UKI: {uki}")
     uki_rtmr1 = [e for e in uki["boot_events"] if e["rtmr"] == 1]
+    # The same boot with a TPM (a cloud's vTPM): the firmware's PCR 4 event and the
+    # stub's PCR 11 events, SHA-256 bank; all of them pinned (a TPM gets the stub's).
+    vtpm_code, vtpm = tool_json([v, "measure", "vtpm", "--uki", "uki.efi", "--format", "json"], out)
+    if vtpm_code != 0:
+        raise BuildError(f"measure vtpm refused the UKI: {vtpm}")
+    vtpm_policy = tool_text([v, "measure", "vtpm", "--uki", "uki.efi", "--format", "policy"], out)
     disk_fragment = (
         "# The disk image's UKI as the firmware measures it (RTMR1), from manifest.json\n"
         "[tdx]\nevents = [\n"
@@ -484,6 +490,11 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "boot_events": tdx["boot_events"],
             "uki_boot_events": uki["boot_events"],
         },
+        "vtpm": {
+            "bank": vtpm["bank"],
+            "uki_events": vtpm["pcr_events"],
+            "pcr11_sha256": vtpm["pcr11_sha256"],
+        },
         "snp": {
             "vmm_type": "qemu",
             "measurements": snp_rows,
@@ -502,6 +513,7 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "snp": merge_fragments(snp_policy),
             "tdx": merge_fragments([tdx_policy, a_policy] if rtmr3 else [tdx_policy]),
             "tdx-disk": merge_fragments([disk_fragment, a_policy] if rtmr3 else [disk_fragment]),
+            "vtpm-disk": merge_fragments([vtpm_policy]),
         },
     }
 
@@ -575,13 +587,10 @@ def build(args: argparse.Namespace) -> None:
         if stub is None:
             raise BuildError("the systemd-boot-efi package has no linuxx64.efi.stub")
         try:
-            files["uki.efi"] = disk.build_uki(stub.read_bytes(), [
-                (".osrel", disk.os_release(kver)),
-                (".cmdline", cmdline.encode()),
-                (".uname", kver.encode()),
-                (".initrd", initrd),
-                (".linux", files["vmlinuz"]),
-            ])
+            parts = {".osrel": disk.os_release(kver), ".cmdline": cmdline.encode(),
+                     ".initrd": initrd, ".linux": files["vmlinuz"]}
+            files["uki.efi"] = disk.build_uki(stub.read_bytes(),
+                                              [(n, parts[n]) for n in disk.UKI_SECTIONS])
         except disk.DiskError as e:
             raise BuildError(f"UKI: {e}") from e
         for name, data in files.items():

@@ -48,6 +48,10 @@ pub enum MeasureTarget {
     /// The measurement the agent's simulator reports when it runs this agent executable
     /// (SHA-384 of the file; development chains only).
     Simulated(MeasureSimulatedArgs),
+    /// The events a TPM's SHA-256 bank (a cloud vTPM) records when this Unified Kernel
+    /// Image boots from disk: PCR 4 (the firmware's) and PCR 11 (systemd-stub's), as the
+    /// `[vtpm] events` rules of a policy.
+    Vtpm(MeasureVtpmArgs),
 }
 
 /// How the result is printed.
@@ -156,6 +160,17 @@ pub struct MeasureTdxArgs {
     pub format: MeasureFormat,
 }
 
+/// Arguments of `sigil-verify measure vtpm`.
+#[derive(Debug, Args)]
+pub struct MeasureVtpmArgs {
+    /// The Unified Kernel Image booted from disk (at most 1 GiB).
+    #[arg(long, value_name = "FILE")]
+    pub uki: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MeasureFormat::Json)]
+    pub format: MeasureFormat,
+}
+
 /// Arguments of `sigil-verify measure simulated`.
 #[derive(Debug, Args)]
 pub struct MeasureSimulatedArgs {
@@ -200,6 +215,7 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<ExitCode> {
         MeasureTarget::Snp(a) => run_snp(a),
         MeasureTarget::Tdx(a) => run_tdx(a),
         MeasureTarget::Simulated(a) => run_simulated(a),
+        MeasureTarget::Vtpm(a) => run_vtpm(a),
     }
 }
 
@@ -654,12 +670,12 @@ fn tdx_boot_events(a: &MeasureTdxArgs) -> anyhow::Result<Result<Vec<BootEvent>, 
 /// The largest UKI whose events are computed (it is read whole).
 pub const MAX_UKI_LEN: u64 = 1 << 30;
 
-/// The RTMR1/RTMR2 events of a UKI booted from disk, or the rejection to print.
-fn uki_events(
+/// A UKI's bytes and events, or the rejection printed.
+fn read_uki(
     format: MeasureFormat,
     path: &Path,
-) -> anyhow::Result<Result<Vec<BootEvent>, ExitCode>> {
-    use crate::measure::uki::{self, UkiError, UkiEventKind};
+) -> anyhow::Result<Result<(Vec<u8>, crate::measure::uki::UkiMeasurement), ExitCode>> {
+    use crate::measure::uki::{self, UkiError};
     let mut image = Vec::new();
     File::open(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -670,8 +686,8 @@ fn uki_events(
         let len = std::fs::metadata(path).map_or(MAX_UKI_LEN, |m| m.len());
         return too_large(format, "UKI", path, len, MAX_UKI_LEN).map(Err);
     }
-    let m = match uki::uki_events(&image) {
-        Ok(m) => m,
+    match uki::uki_events(&image) {
+        Ok(m) => Ok(Ok((image, m))),
         Err(e) => {
             let code = match e {
                 UkiError::NotPe(_) | UkiError::PeOffsets => "uki-not-pe",
@@ -682,8 +698,87 @@ fn uki_events(
                 }
                 _ => "uki-malformed",
             };
-            return reject(format, code, e.to_string()).map(Err);
+            reject(format, code, e.to_string()).map(Err)
         }
+    }
+}
+
+/// `sigil-verify measure vtpm`: the UKI's events in a TPM's SHA-256 bank.
+fn run_vtpm(a: &MeasureVtpmArgs) -> anyhow::Result<ExitCode> {
+    use crate::measure::uki::UkiEventKind;
+    let (image, m) = match read_uki(a.format, &a.uki)? {
+        Ok(read) => read,
+        Err(code) => return Ok(code),
+    };
+    // (pcr, what, event type, SHA-256 digest)
+    let mut events = vec![(
+        4u8,
+        String::from("uki"),
+        "EV_EFI_BOOT_SERVICES_APPLICATION",
+        m.authenticode_sha256,
+    )];
+    for e in &m.sections {
+        let part = if e.kind == UkiEventKind::Name {
+            "name"
+        } else {
+            "contents"
+        };
+        events.push((
+            11,
+            format!("{} {part}", e.section),
+            "EV_IPL",
+            e.digest_sha256,
+        ));
+    }
+    match a.format {
+        MeasureFormat::Json => {
+            let out = json!({
+                "verdict": "computed",
+                "bank": "sha256",
+                "uki": {
+                    "path": a.uki.display().to_string(),
+                    "size": image.len(),
+                    "sha256": sha256_hex(&image),
+                },
+                "pcr_events": events.iter().map(|(pcr, what, event_type, digest)| json!({
+                    "pcr": pcr,
+                    "what": what,
+                    "event_type": event_type,
+                    "digest": hex::encode(digest),
+                })).collect::<Vec<_>>(),
+                "pcr11_sha256": hex::encode(m.pcr11_sha256()),
+            });
+            super::emit(&serde_json::to_string(&out)?)?;
+        }
+        MeasureFormat::Policy => {
+            super::emit(&std::format!(
+                "# sigil-verify measure vtpm: UKI {} sha256 {} (TPM SHA-256 bank: PCR 4 firmware, PCR 11 systemd-stub)",
+                a.uki.display(),
+                sha256_hex(&image)
+            ))?;
+            super::emit("[vtpm]")?;
+            super::emit("events = [")?;
+            for (pcr, what, _, digest) in &events {
+                super::emit(&std::format!(
+                    "  {{ pcr = {pcr}, digest = \"{}\" }},   # {what}",
+                    hex::encode(digest)
+                ))?;
+            }
+            super::emit("]")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The RTMR1/RTMR2 events of a UKI booted from disk, or the rejection to print.
+fn uki_events(
+    format: MeasureFormat,
+    path: &Path,
+) -> anyhow::Result<Result<Vec<BootEvent>, ExitCode>> {
+    use crate::measure::uki::UkiEventKind;
+    let (image, m) = match read_uki(format, path)? {
+        Ok(read) => read,
+        Err(code) => return Ok(Err(code)),
     };
     let mut events = Vec::with_capacity(m.sections.len().saturating_add(1));
     events.push(BootEvent {

@@ -18,7 +18,12 @@
 //!   the first wins (systemd `src/boot/pe.c`, `src/boot/stub.c` `measure_sections`).
 //!
 //! This is the value `systemd-measure calculate --phase=` prints for PCR 11 (the sections
-//! alone, before systemd's boot-phase strings). Multi-profile UKIs (`.profile` sections,
+//! alone, before systemd's boot-phase strings).
+//!
+//! With a TPM (a cloud's vTPM) the same events go into the TPM's banks: the firmware's
+//! into PCR 4, the stub's into PCR 11. Each event here carries its SHA-256 digest too,
+//! what the TPM's SHA-256 bank and its event log hold ([`UkiMeasurement::authenticode_sha256`],
+//! [`UkiSectionEvent::digest_sha256`], [`UkiMeasurement::pcr11_sha256`]). Multi-profile UKIs (`.profile` sections,
 //! systemd 257) measure a selected profile's sections over the base ones; they are
 //! refused here rather than computed for a profile the caller did not choose, as are
 //! UKIs with `.dtbauto` or `.efifw` sections, which the stub measures only when they
@@ -28,7 +33,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha256, Sha384};
 
 use super::tdx_boot::{self, TdxBootError};
 use super::{slice_at, u16_at, u32_at};
@@ -152,6 +157,8 @@ pub struct UkiSectionEvent {
     pub kind: UkiEventKind,
     /// SHA-384 of the measured bytes.
     pub digest: [u8; 48],
+    /// SHA-256 of the measured bytes (a TPM's SHA-256 bank, PCR 11).
+    pub digest_sha256: [u8; 32],
     /// How many bytes were measured.
     pub len: u64,
 }
@@ -161,6 +168,8 @@ pub struct UkiSectionEvent {
 pub struct UkiMeasurement {
     /// The UKI's Authenticode SHA-384 digest: the RTMR1 event.
     pub authenticode: [u8; 48],
+    /// The UKI's Authenticode SHA-256 digest: the PCR 4 event of a TPM's SHA-256 bank.
+    pub authenticode_sha256: [u8; 32],
     /// The RTMR2 events, in the order systemd-stub extends them.
     pub sections: Vec<UkiSectionEvent>,
 }
@@ -174,6 +183,19 @@ impl UkiMeasurement {
             let mut h = Sha384::new();
             h.update(reg);
             h.update(e.digest);
+            reg = h.finalize().into();
+        }
+        reg
+    }
+
+    /// [`Self::pcr11`] in the SHA-256 bank: `systemd-measure calculate --bank=sha256
+    /// --phase=`.
+    pub fn pcr11_sha256(&self) -> [u8; 32] {
+        let mut reg = [0u8; 32];
+        for e in &self.sections {
+            let mut h = Sha256::new();
+            h.update(reg);
+            h.update(e.digest_sha256);
             reg = h.finalize().into();
         }
         reg
@@ -223,10 +245,12 @@ fn name_is(field: &[u8], name: &str) -> bool {
 
 /// Computes the RTMR1 and RTMR2 events of a UKI.
 pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
-    let authenticode = tdx_boot::kernel_digest(pe).map_err(|e| match e {
+    let pe_error = |e| match e {
         TdxBootError::NotPe(reason) => UkiError::NotPe(reason),
         _ => UkiError::PeOffsets,
-    })?;
+    };
+    let authenticode = tdx_boot::kernel_digest(pe).map_err(pe_error)?;
+    let authenticode_sha256 = tdx_boot::kernel_digest_sha256(pe).map_err(pe_error)?;
     let headers = section_headers(pe)?;
     if headers.iter().any(|h| name_is(h.name, ".profile")) {
         return Err(UkiError::Profiles);
@@ -272,21 +296,26 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
             section: name,
             kind: UkiEventKind::Name,
             digest: Sha384::digest(&label).into(),
+            digest_sha256: Sha256::digest(&label).into(),
             len: label.len() as u64,
         });
-        let mut h384 = Sha384::new();
+        let (mut h384, mut h256) = (Sha384::new(), Sha256::new());
         h384.update(data);
+        h256.update(data);
         let mut fill = u64::from(h.virtual_size.saturating_sub(file_len));
         let zeros = [0u8; 4096];
         while fill > 0 {
             let n = fill.min(zeros.len() as u64);
-            h384.update(zeros.get(..n as usize).unwrap_or_default());
+            let chunk = zeros.get(..n as usize).unwrap_or_default();
+            h384.update(chunk);
+            h256.update(chunk);
             fill = fill.saturating_sub(n);
         }
         sections.push(UkiSectionEvent {
             section: name,
             kind: UkiEventKind::Contents,
             digest: h384.finalize().into(),
+            digest_sha256: h256.finalize().into(),
             len: u64::from(h.virtual_size),
         });
     }
@@ -295,6 +324,7 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     }
     Ok(UkiMeasurement {
         authenticode,
+        authenticode_sha256,
         sections,
     })
 }
