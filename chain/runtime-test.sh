@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The runtime's native tests: genesis, integrity tests, and the market's flows through the
-# runtime's configuration (dispatcher set, the real attestation verifier, root and escrow).
+# runtime's configuration (dispatcher set, the real attestation verifier, root and escrow), and
+# the market's call-sequence harness (src/fuzzing.rs) over fixed inputs (~10 s in debug).
 # Kept out of test.sh: it builds the native runtime and, through its build script, the WASM
 # runtime, and clippy checks the whole polkadot-sdk graph once more. Measured right after a cold
 # `local-chain.sh` build: 13 min wall, 1,304 CPU-s on two cores (see ../docs/chain.md).

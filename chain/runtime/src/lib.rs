@@ -495,5 +495,7 @@ mod runtime {
 }
 pub use runtime::*;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 #[cfg(test)]
 mod tests;

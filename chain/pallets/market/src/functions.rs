@@ -1454,7 +1454,7 @@ impl<T: Config> Pallet<T> {
     /// - each policy's user count equals its unbound tier-3 jobs plus the attested keys
     ///   registered under it (a bound job's provider key holds the policy for it), and every
     ///   policy in use is registered.
-    #[cfg(any(feature = "try-runtime", test))]
+    #[cfg(any(feature = "try-runtime", feature = "fuzzing", test))]
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         use alloc::collections::btree_map::BTreeMap;
         let mut held_by_buyer: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
