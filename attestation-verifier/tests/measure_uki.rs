@@ -86,16 +86,21 @@ fn uki(payload: &[(&'static str, Vec<u8>)]) -> Vec<u8> {
     pe_image(&sections)
 }
 
-fn replay(events: &[serde_json::Value]) -> String {
-    let mut reg = [0u8; 48];
+/// The events' digests extended into a register of `D`'s size from zero, hex.
+fn replay_with<D: Digest>(events: &[serde_json::Value]) -> String {
+    let mut reg = vec![0u8; <D as Digest>::output_size()];
     for e in events {
         let d = hex::decode(e["digest"].as_str().unwrap()).unwrap();
-        let mut h = Sha384::new();
-        h.update(reg);
+        let mut h = D::new();
+        h.update(&reg);
         h.update(&d);
-        reg = h.finalize().into();
+        reg = h.finalize().to_vec();
     }
     hex::encode(reg)
+}
+
+fn replay(events: &[serde_json::Value]) -> String {
+    replay_with::<Sha384>(events)
 }
 
 fn rtmr(v: &serde_json::Value, n: u64) -> Vec<serde_json::Value> {
@@ -211,18 +216,6 @@ fn measure_vtpm(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .unwrap()
 }
 
-fn replay256(events: &[serde_json::Value]) -> String {
-    let mut reg = [0u8; 32];
-    for e in events {
-        let d = hex::decode(e["digest"].as_str().unwrap()).unwrap();
-        let mut h = Sha256::new();
-        h.update(reg);
-        h.update(&d);
-        reg = h.finalize().into();
-    }
-    hex::encode(reg)
-}
-
 /// The same events in a TPM's SHA-256 bank: PCR 4 the UKI's Authenticode SHA-256, PCR 11
 /// the stub's, as JSON and as `[vtpm] events` rules a policy reads.
 #[test]
@@ -259,7 +252,10 @@ fn uki_vtpm_events_works() {
             hex::encode(Sha256::digest(data))
         );
     }
-    assert_eq!(v["pcr11_sha256"].as_str().unwrap(), replay256(&pcr11));
+    assert_eq!(
+        v["pcr11_sha256"].as_str().unwrap(),
+        replay_with::<Sha256>(&pcr11)
+    );
 
     let out = measure_vtpm(&[
         "--uki".as_ref(),

@@ -16,30 +16,14 @@
 )] // tests
 
 mod common;
+mod tdx_differential;
 
 use attestation_verifier::check_tdx;
 use attestation_verifier::crypto::{AwsLc, RustCrypto};
 use attestation_verifier::policy::Policy;
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::tdx::{TcbStatus, TdxCollateral, TdxVerifier};
-use dcap_qvl::QuoteCollateralV3;
-
-fn reference_collateral(c: &TdxCollateral) -> QuoteCollateralV3 {
-    let p = c.parts();
-    let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-    QuoteCollateralV3 {
-        pck_crl_issuer_chain: s(&p.pck_crl_issuer_chain),
-        root_ca_crl: p.root_ca_crl.clone(),
-        pck_crl: p.pck_crl.clone(),
-        tcb_info_issuer_chain: s(&p.tcb_info_issuer_chain),
-        tcb_info: s(&p.tcb_info),
-        tcb_info_signature: p.tcb_info_signature.clone(),
-        qe_identity_issuer_chain: s(&p.qe_identity_issuer_chain),
-        qe_identity: s(&p.qe_identity),
-        qe_identity_signature: p.qe_identity_signature.clone(),
-        pck_certificate_chain: None,
-    }
-}
+use tdx_differential::reference_collateral;
 
 /// Whether `p` accepts only `UpToDate` (the default).
 fn strict_status(p: &Policy) -> bool {

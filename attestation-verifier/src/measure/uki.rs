@@ -178,28 +178,26 @@ impl UkiMeasurement {
     /// The value PCR 11 (and the part of RTMR2 these events make up) holds after the
     /// events, extended from zero: `systemd-measure calculate --bank=sha384 --phase=`.
     pub fn pcr11(&self) -> [u8; 48] {
-        let mut reg = [0u8; 48];
-        for e in &self.sections {
-            let mut h = Sha384::new();
-            h.update(reg);
-            h.update(e.digest);
-            reg = h.finalize().into();
-        }
-        reg
+        extend_from_zero::<Sha384, 48>(self.sections.iter().map(|e| e.digest))
     }
 
     /// [`Self::pcr11`] in the SHA-256 bank: `systemd-measure calculate --bank=sha256
     /// --phase=`.
     pub fn pcr11_sha256(&self) -> [u8; 32] {
-        let mut reg = [0u8; 32];
-        for e in &self.sections {
-            let mut h = Sha256::new();
-            h.update(reg);
-            h.update(e.digest_sha256);
-            reg = h.finalize().into();
-        }
-        reg
+        extend_from_zero::<Sha256, 32>(self.sections.iter().map(|e| e.digest_sha256))
     }
+}
+
+/// A register of `N` bytes extended with each digest in turn, from zero.
+fn extend_from_zero<D: Digest, const N: usize>(digests: impl Iterator<Item = [u8; N]>) -> [u8; N] {
+    let mut reg = [0u8; N];
+    for d in digests {
+        let mut h = D::new();
+        h.update(reg);
+        h.update(d);
+        reg.copy_from_slice(&h.finalize());
+    }
+    reg
 }
 
 /// One PE section header, as read from the table.
