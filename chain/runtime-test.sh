@@ -2,8 +2,9 @@
 # The runtime's native tests: genesis, integrity tests, and the market's flows through the
 # runtime's configuration (dispatcher set, the real attestation verifier, root and escrow), and
 # the market's call-sequence harness (src/fuzzing.rs) over fixed inputs (~10 s in debug).
-# Kept out of test.sh: it builds the native runtime and, through its build script, the WASM
-# runtime, and clippy checks the whole polkadot-sdk graph once more. Measured right after a cold
+# test.sh runs the same tests without the WASM runtime (SKIP_WASM_BUILD=1); this script adds
+# the WASM build the runtime's build script makes and clippy of the runtime and the chain spec
+# writer, which checks the whole polkadot-sdk graph once more. Measured right after a cold
 # `local-chain.sh` build: 13 min wall, 1,304 CPU-s on two cores (see ../docs/chain.md).
 # Usage: chain/runtime-test.sh   (from anywhere; CARGO_TARGET_DIR overrides chain/target)
 set -euo pipefail

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks of the chain workspace (the market pallet and the runtime's attestation verifier), which
-# is separate from the root workspace. The runtime itself (native + WASM, ~16 CPU-minutes cold) is
-# checked by runtime-test.sh and local-chain.sh --check.
+# is separate from the root workspace, and the runtime's native unit tests (its configuration,
+# and the market's call-sequence harness over fixed inputs), built without the WASM runtime: they
+# reuse this script's other builds (about a minute more). The WASM runtime and clippy of the
+# runtime (~16 CPU-minutes cold) are checked by runtime-test.sh and local-chain.sh --check.
 # Usage: chain/test.sh              (from anywhere)
 # Builds into chain/target (override with CARGO_TARGET_DIR).
 set -euo pipefail
@@ -31,5 +33,8 @@ cargo test --locked -p sigil-verifier-adapter
 
 step "tests and benchmark tests (runtime-benchmarks)"
 cargo test --locked -p pallet-sigil-market --features runtime-benchmarks
+
+step "tests of the runtime, native (genesis, the market through the runtime's configuration, the call-sequence harness over fixed inputs)"
+SKIP_WASM_BUILD=1 cargo test --locked -p sigil-runtime
 
 step "done"
