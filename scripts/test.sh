@@ -85,5 +85,5 @@ bash scripts/faults.sh --quick
 step "deploy: terraform fmt, checkov, HCL assertions"
 bash deploy/terraform/check.sh
 
-step "image: the agent image built twice from pinned Debian packages (byte-identical), booted under QEMU (TCG), the agent's gRPC health check (deploy/image/check.sh)"
+step "image: the agent image built twice from pinned Debian packages (byte-identical), its disk writers read back by independent tools, booted under QEMU (TCG) directly and from its disk (UKI), the agent's gRPC health check each time (deploy/image/check.sh)"
 bash deploy/image/check.sh
