@@ -135,7 +135,12 @@ async fn outputs_never_follow_links_works() {
     for o in output_names(&st) {
         let data = output(&mut jobs, id, &o).await.unwrap();
         assert!(shadow.is_empty() || data != shadow);
-        assert!(o == "real" || data == b"x", "{o}: {data:?}");
+        // The swapping loop is killed with the job, possibly between creating `swap` and
+        // writing to it: an empty file is what the job left, never the link's target.
+        assert!(
+            o == "real" || data == b"x" || data.is_empty(),
+            "{o}: {data:?}"
+        );
     }
 }
 
