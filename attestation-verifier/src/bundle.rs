@@ -123,6 +123,21 @@ pub enum CpuEvidence {
         /// The ARK, DER, when supplied (must be the pinned one).
         ark: Option<Vec<u8>>,
     },
+    /// TDX on an Azure confidential VM: the paravisor's HCL report from the vTPM,
+    /// which carries the TD report and the runtime claims (their `"user-data"`
+    /// carries the binding), and the TD quote Azure's quoting service made of that TD
+    /// report (IMDS `/acc/tdquote`), whose REPORT_DATA is the claims' digest. The TEE
+    /// is [`TeeKind::Tdx`].
+    #[codec(index = 5)]
+    AzureTdxVtpm {
+        /// The HCL report (NV index 0x01400001), without trailing padding.
+        hcl_report: Vec<u8>,
+        /// The TD quote (v4 or v5).
+        td_quote: Vec<u8>,
+        /// The quote's DCAP collateral (TCB info, QE identity, CRLs) as JSON, when
+        /// bundled.
+        collateral_json: Option<Vec<u8>>,
+    },
 }
 
 impl CpuEvidence {
@@ -130,7 +145,7 @@ impl CpuEvidence {
     pub const fn tee(&self) -> TeeKind {
         match self {
             Self::SevSnp { .. } | Self::AzureSnpVtpm { .. } => TeeKind::SevSnp,
-            Self::Tdx { .. } => TeeKind::Tdx,
+            Self::Tdx { .. } | Self::AzureTdxVtpm { .. } => TeeKind::Tdx,
             Self::Simulated { .. } => TeeKind::Simulated,
         }
     }

@@ -49,12 +49,12 @@ pub mod rim_service;
 
 pub use crate::crypto::{Crypto, DefaultCrypto, RustCrypto};
 pub use crate::pipeline::{
-    AgentEventClaim, AzureVtpmClaims, CpuClaims, EventClaim, EvidenceClaims, GpuBundleClaims,
-    GpuBytes, GpuEntryClaims, MeasuredBootClaims, MeasurementClaim, NvGpuClaims, OcspClaim,
-    Outcome, PcrEventClaim, ReceiptClaims, RimClaim, RimClaims, SNP_MEASUREMENT_COVERS,
-    SimulatedClaims, SnpClaims, SnpCrlClaims, TcbClaims, TdxClaims, UsageClaims, VtpmQuoteClaims,
-    check_bundle, check_gpu, check_gpu_bundle, check_receipt, check_snp, check_tdx,
-    check_tdx_measured,
+    AgentEventClaim, AzureHclClaims, AzureTdxVtpmClaims, AzureVtpmClaims, CpuClaims, EventClaim,
+    EvidenceClaims, GpuBundleClaims, GpuBytes, GpuEntryClaims, MeasuredBootClaims,
+    MeasurementClaim, NvGpuClaims, OcspClaim, Outcome, PcrEventClaim, ReceiptClaims, RimClaim,
+    RimClaims, SNP_MEASUREMENT_COVERS, SimulatedClaims, SnpClaims, SnpCrlClaims, TcbClaims,
+    TdxClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_gpu, check_gpu_bundle,
+    check_receipt, check_snp, check_tdx, check_tdx_measured,
 };
 pub use crate::policy::{
     GpuPolicy, POLICY_ID_DOMAIN, Policy, PolicyError, PolicyTee, SnpPolicy, TdxPolicy,

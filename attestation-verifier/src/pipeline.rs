@@ -25,8 +25,9 @@ pub use gpu::{
 };
 pub use measured::{AgentEventClaim, EventClaim, MeasuredBootClaims, PcrEventClaim};
 pub use receipt::{
-    AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims, ReceiptClaims, SimulatedClaims,
-    SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle, check_receipt,
+    AzureHclClaims, AzureTdxVtpmClaims, AzureVtpmClaims, CpuClaims, EvidenceClaims, GpuEntryClaims,
+    ReceiptClaims, SimulatedClaims, SnpCrlClaims, UsageClaims, VtpmQuoteClaims, check_bundle,
+    check_receipt,
 };
 pub use tdx::{TdxClaims, check_tdx, check_tdx_measured};
 

@@ -20,6 +20,7 @@ use attestation_verifier::evidence::azure_hcl::parse_hcl_report_snp_or_tdx;
 use attestation_verifier::evidence::azure_vtpm::{
     VtpmQuoteParts, parse_vtpm_evidence_json, parse_vtpm_quote_json,
 };
+use attestation_verifier::receipt::TeeKind;
 use attestation_verifier::verify::azure_vtpm::{VtpmQuote, verify_vtpm_quote};
 use attestation_verifier::verify::measured::{MeasuredBootError, verify_measured_vtpm};
 use sigil_test_support::tcg_log::{self, LogEvent};
@@ -87,10 +88,11 @@ fn real_quote_with_unmatched_log_rejects() {
     for case in valid_cases() {
         for crypto in [&AwsLc as &dyn Crypto, &RustCrypto] {
             let q = quote(&crypto, &case);
-            let errors = match verify_measured_vtpm(&measured(log.clone()), &q).unwrap() {
-                Ok(_) => panic!("{}: a synthetic log matched a real quote", case.name),
-                Err(e) => e,
-            };
+            let errors =
+                match verify_measured_vtpm(&measured(log.clone()), &q, TeeKind::SevSnp).unwrap() {
+                    Ok(_) => panic!("{}: a synthetic log matched a real quote", case.name),
+                    Err(e) => e,
+                };
             // Every PCR the log extends is named, in PCR order.
             let named: Vec<u8> = errors
                 .iter()
@@ -130,7 +132,7 @@ fn real_quote_with_log_extending_nothing_works() {
     let log = tcg_log::log(&[LogEvent::startup_locality(3)]);
     for case in valid_cases() {
         let q = quote(&RustCrypto, &case);
-        let v = verify_measured_vtpm(&measured(log.clone()), &q)
+        let v = verify_measured_vtpm(&measured(log.clone()), &q, TeeKind::SevSnp)
             .unwrap()
             .unwrap();
         assert!(v.get().pcrs_covered.is_empty());

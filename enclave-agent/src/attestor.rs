@@ -214,6 +214,11 @@ impl Attestor {
         self.source.as_ref().map_or(TeeKind::None, |s| s.tee())
     }
 
+    /// The evidence backend's name (`None` without evidence).
+    pub fn backend(&self) -> Option<&'static str> {
+        self.source.as_ref().map(|s| s.name())
+    }
+
     /// Evidence bound to the agent key and `nonce` (a buyer's challenge, the
     /// agent's own nonce, or a receipt's fresh-quote nonce).
     pub fn attest(&self, nonce: [u8; 32]) -> Result<EvidenceBundle, EvidenceError> {

@@ -475,6 +475,9 @@ pub struct EvidenceConfig {
     /// Azure vTPM backend: a file with the VCEK (and ASK, ARK) as PEM, or IMDS's JSON,
     /// used instead of IMDS.
     pub azure_vcek_file: Option<PathBuf>,
+    /// Azure vTPM backend on a TDX VM: Azure IMDS's endpoint that turns the TD report
+    /// into a DCAP quote (`http://` or `https://`).
+    pub azure_tdquote_url: String,
     /// Measured boot on TDX (`docs/measured-boot.md`): `auto` (carry the firmware event
     /// log and extend RTMR3 with the agent's own digests where the kernel allows; say
     /// so when it does not), `required` (refuse to start without both) or `off`.
@@ -499,6 +502,7 @@ impl Default for EvidenceConfig {
             allow_simulated: false,
             azure_imds_url: IMDS_THIM_URL.into(),
             azure_vcek_file: None,
+            azure_tdquote_url: crate::evidence::backend::azure_vtpm::IMDS_TDQUOTE_URL.into(),
             measured_boot: "auto".into(),
             measurement_log: DEFAULT_MEASUREMENT_LOG.into(),
             ccel_path: CCEL_PATH.into(),
@@ -925,6 +929,14 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "jobs.max_pids",
                 reason: "jobs.max_pids and jobs.max_output_files must be at least 1",
+            });
+        }
+        if !(self.evidence.azure_tdquote_url.starts_with("http://")
+            || self.evidence.azure_tdquote_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "evidence.azure_tdquote_url",
+                reason: "must be an http:// or https:// URL",
             });
         }
         if self.collateral.snp_crl_max_age_secs == 0 {

@@ -210,17 +210,18 @@ pub fn measurements(bundle: &[u8]) -> (Vec<u8>, HashMap<String, Vec<u8>>) {
                 Err(_) => (Vec::new(), named),
             }
         }
-        CpuEvidence::Tdx { quote, .. } => {
-            match attestation_verifier::evidence::tdx::parse_tdx_quote(quote) {
-                Ok(q) => {
-                    for (i, r) in q.body.rtmr.iter().enumerate() {
-                        named.insert(format!("rtmr{i}"), r.to_vec());
-                    }
-                    (q.body.mr_td.to_vec(), named)
+        CpuEvidence::Tdx { quote, .. }
+        | CpuEvidence::AzureTdxVtpm {
+            td_quote: quote, ..
+        } => match attestation_verifier::evidence::tdx::parse_tdx_quote(quote) {
+            Ok(q) => {
+                for (i, r) in q.body.rtmr.iter().enumerate() {
+                    named.insert(format!("rtmr{i}"), r.to_vec());
                 }
-                Err(_) => (Vec::new(), named),
+                (q.body.mr_td.to_vec(), named)
             }
-        }
+            Err(_) => (Vec::new(), named),
+        },
         CpuEvidence::AzureSnpVtpm { hcl_report, .. } => {
             match attestation_verifier::evidence::azure_hcl::parse_hcl_report(hcl_report)
                 .ok()
@@ -311,6 +312,12 @@ pub fn attestor_with_key(
         &cfg.evidence,
         Duration::from_secs(cfg.collateral.timeout_secs),
     ));
+    opts.azure_td_quotes = Some(Arc::new(
+        crate::evidence::backend::azure_vtpm::ImdsTdQuote::new(
+            cfg.evidence.azure_tdquote_url.clone(),
+            Duration::from_secs(cfg.collateral.timeout_secs),
+        ),
+    ));
     opts.snp_vcek = crate::collateral::snp_vcek_from_config(&cfg.collateral, &cfg.state_dir);
     opts.tpm_event_log = cfg.evidence.tpm_event_log_path.clone();
     let a = Attestor::open(key, &opts, gpu, cfg.gpus.indices.clone())?;
@@ -336,6 +343,14 @@ fn measured_boot(cfg: &Config, a: Attestor) -> Result<Attestor, EvidenceError> {
     };
     let mode = cfg.evidence.measured_boot.as_str();
     if mode == "off" || a.tee() != TeeKind::Tdx {
+        return Ok(a);
+    }
+    if a.backend() == Some("azure-vtpm") {
+        // An Azure TDX VM's TD (its RTMRs, its CCEL) is the paravisor's: the guest's boot
+        // is in the vTPM's PCRs and event log, which every bundle carries with its quote.
+        tracing::info!(
+            "Azure TDX: measured boot through the vTPM (its quote and event log), not RTMR3"
+        );
         return Ok(a);
     }
     let unavailable = |reason: String| EvidenceError::Unavailable {

@@ -405,6 +405,67 @@ pub fn assemble(
     quote
 }
 
+/// The DCAP collateral files of `s` signed by `pki` (TCB Info and QE Identity by
+/// `tcb_key`, whose certificate is `tcb_der`), as PCS serves them; the verifier's
+/// `TdxCollateralParts` field for field.
+pub struct CollateralFiles {
+    /// The PCK CRL's issuer chain, PEM.
+    pub pck_crl_issuer_chain: Vec<u8>,
+    /// The root CA's CRL, DER.
+    pub root_ca_crl: Vec<u8>,
+    /// The PCK CRL, DER.
+    pub pck_crl: Vec<u8>,
+    /// The TCB Info's issuer chain, PEM.
+    pub tcb_info_issuer_chain: Vec<u8>,
+    /// The TCB Info's signature.
+    pub tcb_info_signature: Vec<u8>,
+    /// The TCB Info, JSON.
+    pub tcb_info: Vec<u8>,
+    /// The QE Identity's issuer chain, PEM.
+    pub qe_identity_issuer_chain: Vec<u8>,
+    /// The QE Identity's signature.
+    pub qe_identity_signature: Vec<u8>,
+    /// The QE Identity, JSON.
+    pub qe_identity: Vec<u8>,
+}
+
+/// [`CollateralFiles`] of `s` under `pki`.
+pub fn collateral_files(
+    pki: &IntelPki,
+    s: &Spec,
+    tcb_der: &[u8],
+    tcb_key: &SigningKey,
+) -> CollateralFiles {
+    let tcb_info = tcb_info_json(s);
+    let qe_identity = qe_identity_json(s);
+    let crl_ca = if s.crl_from_processor_ca {
+        &pki.processor_ca
+    } else {
+        &pki.platform_ca
+    };
+    let tcb_chain = format!("{}{}", pem(tcb_der), pem(pki.root.der()));
+    // Serial 2 is the platform CA.
+    let root_revoked: &[u64] = if s.pck_ca_revoked { &[2] } else { &[9] };
+    CollateralFiles {
+        pck_crl_issuer_chain: format!("{}{}", pem(crl_ca.der()), pem(pki.root.der())).into_bytes(),
+        root_ca_crl: crl(&pki.root, root_revoked),
+        pck_crl: crl(
+            crl_ca,
+            if s.pck_revoked {
+                &[7, PCK_SERIAL]
+            } else {
+                &[7]
+            },
+        ),
+        tcb_info_issuer_chain: tcb_chain.clone().into_bytes(),
+        tcb_info_signature: sign(tcb_key, tcb_info.as_bytes()),
+        tcb_info: tcb_info.into_bytes(),
+        qe_identity_issuer_chain: tcb_chain.into_bytes(),
+        qe_identity_signature: sign(tcb_key, qe_identity.as_bytes()),
+        qe_identity: qe_identity.into_bytes(),
+    }
+}
+
 /// A PCK certificate for `s` (its SGX extension) issued by `issuer`, and its key.
 pub fn pck_cert(s: &Spec, issuer: &CertifiedIssuer<'static, KeyPair>) -> (Vec<u8>, SigningKey) {
     let k = p256_key();

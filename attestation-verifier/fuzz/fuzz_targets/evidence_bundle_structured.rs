@@ -38,6 +38,11 @@ enum Cpu {
         intermediate: Option<Vec<u8>>,
         ark: Option<Vec<u8>>,
     },
+    AzureTdxVtpm {
+        hcl_report: Vec<u8>,
+        td_quote: Vec<u8>,
+        collateral_json: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -100,6 +105,15 @@ fuzz_target!(|b: Bundle| {
             vek,
             intermediate,
             ark,
+        },
+        Cpu::AzureTdxVtpm {
+            hcl_report,
+            td_quote,
+            collateral_json,
+        } => CpuEvidence::AzureTdxVtpm {
+            hcl_report,
+            td_quote,
+            collateral_json,
         },
     };
     let tee = match b.tee % 4 {

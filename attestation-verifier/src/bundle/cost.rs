@@ -93,11 +93,17 @@ fn scan(bytes: &[u8], len: u32) -> Option<EvidenceCost> {
         3 => {
             r.vec()?;
         }
-        // Azure vTPM: HCL report, VEK, optional ASK and ARK.
+        // Azure vTPM, SEV-SNP: HCL report, VEK, optional ASK and ARK.
         4 => {
             r.vec()?;
             r.vec()?;
             r.option_vec()?;
+            r.option_vec()?;
+        }
+        // Azure vTPM, TDX: HCL report, TD quote, optional collateral.
+        5 => {
+            r.vec()?;
+            r.vec()?;
             r.option_vec()?;
         }
         _ => return None,

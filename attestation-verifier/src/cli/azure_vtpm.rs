@@ -36,6 +36,7 @@ use crate::evidence::azure_vtpm::{
 use crate::evidence::snp::parse_snp_report;
 use crate::evidence::tdx::parse_tdx_quote;
 use crate::pipeline::{MeasuredBootClaims, SnpClaims, TdxClaims, check_snp, check_tdx};
+use crate::receipt::TeeKind;
 use crate::verify::azure_hcl::verify_claims_digest;
 use crate::verify::azure_vtpm::{VtpmQuote, verify_vtpm_quote};
 use crate::verify::measured::verify_measured_vtpm;
@@ -316,9 +317,14 @@ pub fn run(args: &AzureVtpmArgs) -> anyhow::Result<ExitCode> {
                     pcrs: loaded.quote.pcrs.clone(),
                 }),
             };
+            let tee = if hcl.report_type == REPORT_TYPE_TDX {
+                TeeKind::Tdx
+            } else {
+                TeeKind::SevSnp
+            };
             replayed = match verified
                 .as_ref()
-                .and_then(|q| verify_measured_vtpm(&m, q.get()))
+                .and_then(|q| verify_measured_vtpm(&m, q.get(), tee))
             {
                 Some(Ok(v)) => Some(v),
                 Some(Err(es)) => {

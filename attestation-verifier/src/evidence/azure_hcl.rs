@@ -106,6 +106,14 @@ pub enum HclParseError {
         /// Its name.
         name: &'static str,
     },
+    /// Evidence that must be TDX (an Azure TDX VM's) carries another hardware report.
+    #[error("HCL report carries a {name} report (type {value}) where a TDX report (4) is expected")]
+    ExpectedTdx {
+        /// The type's value.
+        value: u32,
+        /// Its name.
+        name: &'static str,
+    },
     /// The runtime claims' hash algorithm is unknown.
     #[error("HCL runtime claims hash type {0} is unknown (1 SHA-256, 2 SHA-384, 3 SHA-512)")]
     UnsupportedHashType(u32),
@@ -314,6 +322,19 @@ pub fn parse_hcl_report_snp_or_tdx(bytes: &[u8]) -> Result<HclReport, HclParseEr
     parse(bytes, true)
 }
 
+/// Parses the HCL report of an Azure TDX confidential VM: its hardware report must be a
+/// TDREPORT ([`REPORT_TYPE_TDX`]).
+pub fn parse_hcl_report_tdx(bytes: &[u8]) -> Result<HclReport, HclParseError> {
+    let hcl = parse(bytes, true)?;
+    if hcl.report_type != REPORT_TYPE_TDX {
+        return Err(HclParseError::ExpectedTdx {
+            value: hcl.report_type,
+            name: report_type_name(hcl.report_type),
+        });
+    }
+    Ok(hcl)
+}
+
 fn parse(bytes: &[u8], tdx_ok: bool) -> Result<HclReport, HclParseError> {
     let len = bytes.len();
     if len > MAX_HCL_REPORT_LEN {
@@ -421,6 +442,31 @@ pub fn encode_hcl_report(
     if snp_report.len() != REPORT_LEN {
         return None;
     }
+    encode(snp_report, REPORT_TYPE_SNP, hash_type, var_data)
+}
+
+/// [`encode_hcl_report`] for an Azure TDX VM: `td_report` (the TDREPORT, at most
+/// 0x4A0 bytes) zero-padded in the hardware report's place, report type
+/// [`REPORT_TYPE_TDX`]; the inverse of [`parse_hcl_report_tdx`].
+pub fn encode_hcl_report_tdx(
+    td_report: &[u8],
+    hash_type: HclHashType,
+    var_data: &[u8],
+) -> Option<Vec<u8>> {
+    if td_report.len() > REPORT_LEN {
+        return None;
+    }
+    let mut hw = td_report.to_vec();
+    hw.resize(REPORT_LEN, 0);
+    encode(&hw, REPORT_TYPE_TDX, hash_type, var_data)
+}
+
+fn encode(
+    hw_report: &[u8],
+    report_type: u32,
+    hash_type: HclHashType,
+    var_data: &[u8],
+) -> Option<Vec<u8>> {
     let data_size = RUNTIME_HEADER_LEN.checked_add(var_data.len())?;
     let total = RUNTIME_DATA_OFFSET.checked_add(data_size)?;
     if total > MAX_HCL_REPORT_LEN {
@@ -433,10 +479,10 @@ pub fn encode_hcl_report(
     b.extend_from_slice(&u(total)?);
     b.extend_from_slice(&2u32.to_le_bytes());
     b.extend_from_slice(&[0; 16]);
-    b.extend_from_slice(snp_report);
+    b.extend_from_slice(hw_report);
     b.extend_from_slice(&u(data_size)?);
     b.extend_from_slice(&1u32.to_le_bytes());
-    b.extend_from_slice(&REPORT_TYPE_SNP.to_le_bytes());
+    b.extend_from_slice(&report_type.to_le_bytes());
     b.extend_from_slice(&hash_type.value().to_le_bytes());
     b.extend_from_slice(&u(var_data.len())?);
     b.extend_from_slice(var_data);

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{MeasuredBootClaims, NvGpuClaims, Outcome, SnpClaims, TdxClaims, verdict_reasons};
 use crate::crypto::Crypto;
-use crate::evidence::azure_hcl::{HclJwk, HclVmConfiguration};
+use crate::evidence::azure_hcl::{HclJwk, HclReport, HclVmConfiguration};
 use crate::evidence::simulated::{SimulatedKey, SimulatedReport};
 use crate::policy::{Policy, evaluate_bundle, evaluate_receipt};
 use crate::receipt::{ReceiptBody, TeeKind};
@@ -75,6 +75,28 @@ pub struct AzureVtpmClaims {
     /// The SNP report.
     #[serde(flatten)]
     pub snp: SnpClaims,
+    /// The HCL report and the vTPM quote.
+    #[serde(flatten)]
+    pub hcl: AzureHclClaims,
+}
+
+/// What Azure TDX vTPM evidence says: the TD quote made of the TD report inside
+/// the HCL report, and the paravisor's runtime claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AzureTdxVtpmClaims {
+    /// Always `"azure-vtpm"`: TDX evidence through the Azure paravisor's vTPM.
+    pub path: String,
+    /// The TD quote (its TD is the paravisor's: the guest's boot is in the vTPM's PCRs).
+    #[serde(flatten)]
+    pub tdx: TdxClaims,
+    /// The HCL report and the vTPM quote.
+    #[serde(flatten)]
+    pub hcl: AzureHclClaims,
+}
+
+/// What an Azure HCL report's runtime claims and the vTPM quote they vouch for say.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AzureHclClaims {
     /// The HCL report header version.
     pub hcl_version: u32,
     /// How REPORT_DATA commits to the runtime claims ("SHA-256", ...).
@@ -91,6 +113,19 @@ pub struct AzureVtpmClaims {
     /// The bundle's vTPM quote, when it carries one that verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tpm_quote: Option<VtpmQuoteClaims>,
+}
+
+impl AzureHclClaims {
+    fn new(hcl: &HclReport, tpm_quote: Option<&Verified<VtpmQuote>>) -> Self {
+        Self {
+            hcl_version: hcl.version,
+            runtime_claims_hash: hcl.hash_type.name().into(),
+            user_data: hcl.claims.user_data.as_ref().map(hex::encode),
+            ak_pub: hcl.claims.ak_pub().cloned(),
+            vm_configuration: hcl.claims.vm_configuration.clone(),
+            tpm_quote: tpm_quote.map(|q| VtpmQuoteClaims::new(q)),
+        }
+    }
 }
 
 /// What a verified vTPM quote says.
@@ -135,6 +170,8 @@ pub enum CpuClaims {
     Simulated(SimulatedClaims),
     /// SEV-SNP through the Azure paravisor's vTPM.
     AzureSnpVtpm(Box<AzureVtpmClaims>),
+    /// TDX through the Azure paravisor's vTPM.
+    AzureTdxVtpm(Box<AzureTdxVtpmClaims>),
 }
 
 /// What one GPU entry of a bundle says.
@@ -360,19 +397,16 @@ impl CpuSeen {
                 &c.parsed,
                 c.evidence.as_deref().map(Verified::get),
             ))),
-            Self::AzureSnpVtpm(c) => {
-                let hcl = &c.parsed.hcl;
-                CpuClaims::AzureSnpVtpm(Box::new(AzureVtpmClaims {
-                    path: "azure-vtpm".into(),
-                    snp: SnpClaims::of(&c.parsed.snp, c.evidence.as_deref().map(Verified::get)),
-                    hcl_version: hcl.version,
-                    runtime_claims_hash: hcl.hash_type.name().into(),
-                    user_data: hcl.claims.user_data.as_ref().map(hex::encode),
-                    ak_pub: hcl.claims.ak_pub().cloned(),
-                    vm_configuration: hcl.claims.vm_configuration.clone(),
-                    tpm_quote: c.parsed.tpm_quote.as_deref().map(VtpmQuoteClaims::new),
-                }))
-            }
+            Self::AzureSnpVtpm(c) => CpuClaims::AzureSnpVtpm(Box::new(AzureVtpmClaims {
+                path: "azure-vtpm".into(),
+                snp: SnpClaims::of(&c.parsed.snp, c.evidence.as_deref().map(Verified::get)),
+                hcl: AzureHclClaims::new(&c.parsed.hcl, c.parsed.tpm_quote.as_ref()),
+            })),
+            Self::AzureTdxVtpm(c) => CpuClaims::AzureTdxVtpm(Box::new(AzureTdxVtpmClaims {
+                path: "azure-vtpm".into(),
+                tdx: TdxClaims::new(&c.parsed.quote, c.evidence.as_deref().map(Verified::get)),
+                hcl: AzureHclClaims::new(&c.parsed.hcl, c.parsed.tpm_quote.as_ref()),
+            })),
             Self::Tdx(c) => CpuClaims::Tdx(Box::new(TdxClaims::new(
                 &c.parsed,
                 c.evidence.as_deref().map(Verified::get),

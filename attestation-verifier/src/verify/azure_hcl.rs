@@ -1,16 +1,18 @@
-//! The binding of an Azure HCL report ([`crate::evidence::azure_hcl`]): its SNP
-//! report commits to the runtime claims, and the claims carry the expected
-//! user data.
+//! The binding of an Azure HCL report ([`crate::evidence::azure_hcl`]): its
+//! hardware report commits to the runtime claims, and the claims carry the
+//! expected user data.
 //!
 //! Steps (mirrored by `// Step N` below):
-//! 1. REPORT_DATA of the SNP report is the `hash_type` digest of `var_data`,
-//!    zero-padded to 64 bytes.
+//! 1. REPORT_DATA of the SNP report (on an Azure TDX VM: of the TD quote made
+//!    from the TD report inside the HCL report) is the `hash_type` digest of
+//!    `var_data`, zero-padded to 64 bytes.
 //! 2. The claims' `"user-data"` is the expected 64 bytes (the agent wrote them
 //!    to NV index 0x01400002 before reading the report).
 //!
 //! The SNP report's own signature and chain are the SEV-SNP verifier's job
-//! ([`crate::verify::snp`]); this only checks what makes the report say what the
-//! claims say.
+//! ([`crate::verify::snp`]), the TD quote's the TDX verifier's
+//! ([`crate::verify::tdx`]); this only checks what makes the report say what
+//! the claims say.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -74,15 +76,22 @@ pub fn verify_hcl_binding<C: Crypto + ?Sized>(
     snp: &SnpReport,
     expected_user_data: &[u8; USER_DATA_LEN],
 ) -> Result<(), Vec<HclBindingError>> {
+    verify_hcl_report_data_binding(crypto, hcl, &snp.report_data, expected_user_data)
+}
+
+/// [`verify_hcl_binding`] for any hardware report: `report_data` (an SNP report's
+/// REPORT_DATA, or the REPORT_DATA of the TD quote of an Azure TDX VM) commits to
+/// `hcl`'s runtime claims, and they carry `expected_user_data`. Lists every failure.
+pub fn verify_hcl_report_data_binding<C: Crypto + ?Sized>(
+    crypto: &C,
+    hcl: &HclReport,
+    report_data: &[u8; 64],
+    expected_user_data: &[u8; USER_DATA_LEN],
+) -> Result<(), Vec<HclBindingError>> {
     let mut failures = Vec::new();
     // Step 1
-    let expected = claims_report_data(crypto, hcl.hash_type, &hcl.var_data);
-    if snp.report_data != expected {
-        failures.push(HclBindingError::ClaimsDigest {
-            hash: hcl.hash_type,
-            expected: hex::encode(expected),
-            found: hex::encode(snp.report_data),
-        });
+    if let Err(e) = verify_claims_digest(crypto, hcl, report_data) {
+        failures.push(e);
     }
     // Step 2
     match &hcl.claims.user_data {

@@ -176,17 +176,19 @@ pub fn verify_measured_tdx(
 ///    that differs, or is not quoted, is reported.
 ///
 /// `None` when the bundle carries no log. Agent events are refused: they extend
-/// TDX RTMR3, which a vTPM does not have.
+/// TDX RTMR3, which a vTPM does not have (and which belongs to the paravisor on an
+/// Azure TDX VM); `tee` is the evidence's TEE, named in that refusal.
 pub fn verify_measured_vtpm(
     measured: &MeasuredBoot,
     quote: &VtpmQuote,
+    tee: TeeKind,
 ) -> Option<Result<Verified<MeasuredBootEvidence>, Vec<MeasuredBootError>>> {
     let bytes = measured.event_log.as_deref()?;
     let mut errors = Vec::new();
     if !measured.agent_events.is_empty() {
         errors.push(MeasuredBootError::NoRegisters {
             what: "agent events",
-            tee: TeeKind::SevSnp,
+            tee,
         });
     }
     // Step 1

@@ -681,20 +681,26 @@ fn verify_measured(
     } else {
         return None;
     };
-    let rtmrs = match cpu? {
-        CpuSeen::Tdx(c) => &c.parsed.body.rtmr,
+    let cpu = cpu?;
+    let vtpm_quote = match cpu {
+        CpuSeen::AzureSnpVtpm(c) => Some(c.parsed.tpm_quote.as_ref()),
+        CpuSeen::AzureTdxVtpm(c) => Some(c.parsed.tpm_quote.as_ref()),
+        _ => None,
+    };
+    let rtmrs = match (cpu, vtpm_quote) {
+        (CpuSeen::Tdx(c), _) => &c.parsed.body.rtmr,
         // Azure: the log is the vTPM's, replayed against the quote's PCRs. Without a
         // quote there is nothing to replay it against; a quote that did not verify
-        // has its failures recorded already.
-        CpuSeen::AzureSnpVtpm(c) if m.event_log.is_some() => {
+        // has its failures recorded already. (The TD of an Azure TDX VM is the
+        // paravisor's: its RTMRs are not the guest's to extend or log.)
+        (_, Some(quote)) if m.event_log.is_some() => {
             if m.tpm_quote.is_none() {
                 failures.push(ReceiptVerifyError::MeasuredBoot(
                     MeasuredBootError::NoTpmQuote,
                 ));
                 return None;
             }
-            let quote = c.parsed.tpm_quote.as_ref()?;
-            return match verify_measured_vtpm(m, quote.get())? {
+            return match verify_measured_vtpm(m, quote?.get(), bundle.tee)? {
                 Ok(v) => Some(v),
                 Err(errors) => {
                     failures.extend(errors.into_iter().map(ReceiptVerifyError::MeasuredBoot));

@@ -14,10 +14,7 @@
 
 use attestation_verifier::verify::tdx::{TdxCollateral, TdxCollateralParts, TdxTrustAnchor};
 use p256::ecdsa::SigningKey;
-use sigil_test_support::tdx::{
-    IntelPki as Pki, PCK_SERIAL, Spec, assemble, crl, pck_cert, pem, qe_identity_json, sign,
-    tcb_info_json,
-};
+use sigil_test_support::tdx::{IntelPki as Pki, Spec, assemble, collateral_files, pck_cert, pem};
 
 /// The verifier's trust anchor over a test PKI.
 pub trait Anchor {
@@ -41,33 +38,17 @@ pub struct Fixture {
 }
 
 pub fn collateral(pki: &Pki, s: &Spec, tcb_der: &[u8], tcb_key: &SigningKey) -> TdxCollateral {
-    let tcb_info = tcb_info_json(s);
-    let qe_identity = qe_identity_json(s);
-    let crl_ca = if s.crl_from_processor_ca {
-        &pki.processor_ca
-    } else {
-        &pki.platform_ca
-    };
-    let tcb_chain = format!("{}{}", pem(tcb_der), pem(pki.root.der()));
-    // Serial 2 is the platform CA.
-    let root_revoked: &[u64] = if s.pck_ca_revoked { &[2] } else { &[9] };
+    let f = collateral_files(pki, s, tcb_der, tcb_key);
     TdxCollateral::new(TdxCollateralParts {
-        pck_crl_issuer_chain: format!("{}{}", pem(crl_ca.der()), pem(pki.root.der())).into_bytes(),
-        root_ca_crl: crl(&pki.root, root_revoked),
-        pck_crl: crl(
-            crl_ca,
-            if s.pck_revoked {
-                &[7, PCK_SERIAL]
-            } else {
-                &[7]
-            },
-        ),
-        tcb_info_issuer_chain: tcb_chain.clone().into_bytes(),
-        tcb_info_signature: sign(tcb_key, tcb_info.as_bytes()),
-        tcb_info: tcb_info.into_bytes(),
-        qe_identity_issuer_chain: tcb_chain.into_bytes(),
-        qe_identity_signature: sign(tcb_key, qe_identity.as_bytes()),
-        qe_identity: qe_identity.into_bytes(),
+        pck_crl_issuer_chain: f.pck_crl_issuer_chain,
+        root_ca_crl: f.root_ca_crl,
+        pck_crl: f.pck_crl,
+        tcb_info_issuer_chain: f.tcb_info_issuer_chain,
+        tcb_info_signature: f.tcb_info_signature,
+        tcb_info: f.tcb_info,
+        qe_identity_issuer_chain: f.qe_identity_issuer_chain,
+        qe_identity_signature: f.qe_identity_signature,
+        qe_identity: f.qe_identity,
     })
 }
 

@@ -73,6 +73,8 @@ fn bad_values_reject() {
         "[isolation]\nnamespace = \"maybe\"",
         "[jobs]\nmax_memory_bytes = 0",
         "[jobs]\nmax_pids = 0",
+        "[evidence]\nazure_tdquote_url = \"\"",
+        "[evidence]\nazure_tdquote_url = \"169.254.169.254/acc/tdquote\"",
     ] {
         assert!(Config::from_toml(doc).is_err(), "{doc}");
     }

@@ -1,8 +1,8 @@
 //! Choosing the CPU evidence backend: by probing the machine, or as configured.
 //!
 //! Probe order for `auto`: configfs-tsm (one interface for SNP and TDX on
-//! kernels >= 6.7), then `/dev/sev-guest`, then the vTPM of an Azure SEV-SNP
-//! confidential VM (`/dev/tpmrm0` with an SEV-SNP HCL report in NV index
+//! kernels >= 6.7), then `/dev/sev-guest`, then the vTPM of an Azure SEV-SNP or
+//! TDX confidential VM (`/dev/tpmrm0` with an SEV-SNP or TDX HCL report in NV index
 //! 0x01400001; a TPM without that index is no TEE). A TDX guest without configfs-tsm is
 //! reported as unsupported (the `/dev/tdx_guest` ioctl would need `unsafe` code,
 //! and every kernel with TDX guest support in the clouds ships configfs-tsm). No
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::backend::azure_vtpm::AzureVtpmSource;
+use super::backend::azure_vtpm::{AzureVtpmSource, IMDS_TDQUOTE_URL, ImdsTdQuote, TdQuoteSource};
 use super::backend::snp::{SEV_GUEST_DEVICE, SevGuestSource};
 use super::backend::tsm::{StdFs, TSM_REPORT_ROOT, TsmSource};
 use super::tpm::TPM_DEVICE;
@@ -35,7 +35,7 @@ pub enum Backend {
     Tsm,
     /// TDX through `/dev/tdx_guest` (not supported by this build; use `tsm`).
     TdxGuest,
-    /// SEV-SNP on Azure confidential VMs through the vTPM (`/dev/tpmrm0`).
+    /// SEV-SNP or TDX on Azure confidential VMs through the vTPM (`/dev/tpmrm0`).
     AzureVtpm,
     /// The simulator (feature `simulator`, and `allow_simulated`).
     Simulated,
@@ -90,6 +90,8 @@ pub struct DetectOptions {
     pub tpm_event_log: PathBuf,
     /// Where the Azure vTPM backend gets the VCEK; Azure IMDS when `None`.
     pub azure_vcek: Option<Arc<dyn VcekSource>>,
+    /// Where the Azure vTPM backend gets a TDX VM's TD quote; Azure IMDS when `None`.
+    pub azure_td_quotes: Option<Arc<dyn TdQuoteSource>>,
     /// Where the sev-guest and configfs-tsm backends get the VCEK when the host supplies
     /// no certificates with the report (AMD KDS or a file); none when `None`.
     pub snp_vcek: Option<Arc<dyn VcekSource>>,
@@ -108,6 +110,7 @@ impl std::fmt::Debug for DetectOptions {
             .field("tpm_device", &self.tpm_device)
             .field("tpm_event_log", &self.tpm_event_log)
             .field("azure_vcek", &self.azure_vcek.is_some())
+            .field("azure_td_quotes", &self.azure_td_quotes.is_some())
             .field("snp_vcek", &self.snp_vcek.is_some())
             .finish()
     }
@@ -127,6 +130,7 @@ impl DetectOptions {
             tpm_device: PathBuf::from(TPM_DEVICE),
             tpm_event_log: PathBuf::from(crate::config::TPM_EVENT_LOG_PATH),
             azure_vcek: None,
+            azure_td_quotes: None,
             snp_vcek: None,
         }
     }
@@ -196,8 +200,9 @@ fn tsm(opts: &DetectOptions) -> Result<TsmSource, EvidenceError> {
     })
 }
 
-/// The Azure vTPM source on `opts.tpm_device`, with the configured VCEK source
-/// (Azure IMDS by default) and the TPM's event log at `opts.tpm_event_log`.
+/// The Azure vTPM source on `opts.tpm_device`, with the configured VCEK and TD quote
+/// sources (Azure IMDS by default), the TDX collateral source, and the TPM's event log
+/// at `opts.tpm_event_log`.
 fn azure_vtpm(opts: &DetectOptions) -> Result<AzureVtpmSource, EvidenceError> {
     let vcek: Box<dyn VcekSource> = match &opts.azure_vcek {
         Some(v) => Box::new(Arc::clone(v)),
@@ -206,7 +211,33 @@ fn azure_vtpm(opts: &DetectOptions) -> Result<AzureVtpmSource, EvidenceError> {
             std::time::Duration::from_secs(10),
         )),
     };
-    Ok(AzureVtpmSource::open(&opts.tpm_device, vcek)?.with_event_log_file(&opts.tpm_event_log))
+    let s = AzureVtpmSource::open(&opts.tpm_device, vcek)?;
+    let s = azure_tdx(s, opts);
+    Ok(s.with_event_log_file(&opts.tpm_event_log))
+}
+
+/// An Azure TDX VM's source with its TD quote and collateral sources (SEV-SNP: as is).
+fn azure_tdx(s: AzureVtpmSource, opts: &DetectOptions) -> AzureVtpmSource {
+    if s.tee() != attestation_verifier::receipt::TeeKind::Tdx {
+        return s;
+    }
+    let quotes: Box<dyn TdQuoteSource> = match &opts.azure_td_quotes {
+        Some(q) => Box::new(Arc::clone(q)),
+        None => Box::new(ImdsTdQuote::new(
+            IMDS_TDQUOTE_URL,
+            std::time::Duration::from_secs(10),
+        )),
+    };
+    let s = s.with_td_quotes(quotes);
+    match &opts.tdx_collateral {
+        Some(c) => s.with_tdx_collateral(Box::new(Arc::clone(c))),
+        None => {
+            tracing::warn!(
+                "Azure TDX without a collateral source: bundles will lack DCAP collateral and receipts cannot be verified offline"
+            );
+            s
+        }
+    }
 }
 
 fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, EvidenceError> {
@@ -230,7 +261,7 @@ fn auto(opts: &DetectOptions) -> Result<Option<Arc<dyn EvidenceSource>>, Evidenc
                 tracing::info!(backend = "azure-vtpm", "evidence backend detected");
                 return Ok(Some(Arc::new(s)));
             }
-            Err(e) => tracing::info!(error = %e, "TPM present but no Azure SEV-SNP report"),
+            Err(e) => tracing::info!(error = %e, "TPM present but no Azure SEV-SNP or TDX report"),
         }
     }
     if opts.tdx_guest_device.exists() {

@@ -136,6 +136,9 @@ pub enum EvidenceError {
     /// A vTPM command failed.
     #[error("vTPM: {0}")]
     Tpm(#[from] tpm::TpmError),
+    /// No TD quote came back for an Azure TDX VM's TD report.
+    #[error("Azure TD quote: {0}")]
+    TdQuote(#[from] backend::azure_vtpm::TdQuoteError),
 }
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ fn cpus() -> Vec<CpuEvidence> {
             intermediate: None,
             ark: Some(vec![8; 4]),
         },
+        CpuEvidence::AzureTdxVtpm {
+            hcl_report: vec![9; 40],
+            td_quote: vec![10; 120],
+            collateral_json: None,
+        },
     ]
 }
 

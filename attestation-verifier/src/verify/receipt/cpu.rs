@@ -1,5 +1,5 @@
-//! Steps 5 and 6 for the CPU evidence. The four kinds (SEV-SNP, SEV-SNP
-//! through the Azure vTPM, TDX, simulated) share one shape, [`TeeEvidence`]:
+//! Steps 5 and 6 for the CPU evidence. The five kinds (SEV-SNP, SEV-SNP
+//! through the Azure vTPM, TDX, TDX through the Azure vTPM, simulated) share one shape, [`TeeEvidence`]:
 //! parse, check the REPORT_DATA binding, verify. What each kind's run saw is a
 //! [`CpuSeen`], from which the appraisal side reads the claims.
 
@@ -9,14 +9,14 @@ use alloc::vec::Vec;
 use super::{ReceiptVerifier, ReceiptVerifyError, VerifiedCpu};
 use crate::bundle::{CpuEvidence, EvidenceBundle};
 use crate::crypto::Crypto;
-use crate::evidence::azure_hcl::{HclReport, parse_hcl_report};
+use crate::evidence::azure_hcl::{HclReport, parse_hcl_report, parse_hcl_report_tdx};
 use crate::evidence::simulated::{SimulatedReport, parse_simulated_report};
 use crate::evidence::snp::{SnpReport, parse_snp_report};
 use crate::evidence::tdx::{TdxQuote, parse_tdx_quote};
 use crate::receipt::TeeKind;
 use crate::time::UnixTime;
 use crate::verdict::Verified;
-use crate::verify::azure_hcl::verify_hcl_binding;
+use crate::verify::azure_hcl::{verify_hcl_binding, verify_hcl_report_data_binding};
 use crate::verify::azure_vtpm::{VtpmQuote, tpm_quote_qualifying_data, verify_vtpm_quote_tpmt};
 use crate::verify::simulated::verify_simulated;
 use crate::verify::snp::{SnpCollateral, SnpEvidence};
@@ -69,6 +69,16 @@ pub(crate) struct HclWithSnp {
     pub(crate) tpm_quote: Option<Verified<VtpmQuote>>,
 }
 
+/// An Azure HCL report with a TD report inside, and the TD quote made of it.
+pub(crate) struct HclWithTdx {
+    /// The HCL report.
+    pub(crate) hcl: HclReport,
+    /// The TD quote (boxed: with the HCL report it would make every [`CpuSeen`] large).
+    pub(crate) quote: Box<TdxQuote>,
+    /// The bundle's vTPM quote, when it carries one and it verified.
+    pub(crate) tpm_quote: Option<Verified<VtpmQuote>>,
+}
+
 /// What a run saw of the CPU evidence, by kind.
 pub(crate) enum CpuSeen {
     /// SEV-SNP.
@@ -77,6 +87,8 @@ pub(crate) enum CpuSeen {
     AzureSnpVtpm(Checked<HclWithSnp, Box<Verified<SnpEvidence>>>),
     /// TDX.
     Tdx(Checked<TdxQuote, Box<Verified<TdxEvidence>>>),
+    /// TDX through the Azure paravisor's vTPM.
+    AzureTdxVtpm(Checked<HclWithTdx, Box<Verified<TdxEvidence>>>),
     /// The simulator.
     Simulated(Checked<SimulatedReport, Box<Verified<SimulatedReport>>>),
 }
@@ -89,6 +101,7 @@ impl CpuSeen {
             Self::SevSnp(c) => (VerifiedCpu::SevSnp(c.evidence?), None),
             Self::AzureSnpVtpm(c) => (VerifiedCpu::SevSnp(c.evidence?), c.parsed.tpm_quote),
             Self::Tdx(c) => (VerifiedCpu::Tdx(c.evidence?), None),
+            Self::AzureTdxVtpm(c) => (VerifiedCpu::Tdx(c.evidence?), c.parsed.tpm_quote),
             Self::Simulated(c) => (VerifiedCpu::Simulated(c.evidence?), None),
         })
     }
@@ -107,7 +120,10 @@ impl<C: Crypto> ReceiptVerifier<C> {
     ) -> Option<CpuSeen> {
         let crl = bundle.snp_crl();
         if bundle.measured.tpm_quote.is_some()
-            && !matches!(bundle.cpu, CpuEvidence::AzureSnpVtpm { .. })
+            && !matches!(
+                bundle.cpu,
+                CpuEvidence::AzureSnpVtpm { .. } | CpuEvidence::AzureTdxVtpm { .. }
+            )
         {
             failures.push(ReceiptVerifyError::TpmQuoteWithoutVtpm(bundle.cpu.tee()));
         }
@@ -136,24 +152,26 @@ impl<C: Crypto> ReceiptVerifier<C> {
                     collateral: snp_collateral(vek, intermediate, ark, crl),
                 };
                 let mut checked = self.check(&tee, expected, now, failures)?;
-                if let Some(q) = &bundle.measured.tpm_quote {
-                    let crypto = self.snp.crypto();
-                    let qualifying = tpm_quote_qualifying_data(crypto, expected);
-                    match verify_vtpm_quote_tpmt(
-                        crypto,
-                        &checked.parsed.hcl.claims,
-                        &q.attest,
-                        &q.signature,
-                        &q.pcrs,
-                        &qualifying,
-                    ) {
-                        Ok(v) => checked.parsed.tpm_quote = Some(v),
-                        Err(f) => {
-                            failures.extend(f.0.into_iter().map(ReceiptVerifyError::VtpmQuote))
-                        }
-                    }
-                }
+                checked.parsed.tpm_quote =
+                    self.vtpm_quote(bundle, &checked.parsed.hcl, expected, failures);
                 Some(CpuSeen::AzureSnpVtpm(checked))
+            }
+            CpuEvidence::AzureTdxVtpm {
+                hcl_report,
+                td_quote,
+                collateral_json,
+            } => {
+                let tee = AzureTdxVtpm {
+                    hcl_report,
+                    quote: Tdx {
+                        quote: td_quote,
+                        collateral_json: collateral_json.as_deref(),
+                    },
+                };
+                let mut checked = self.check(&tee, expected, now, failures)?;
+                checked.parsed.tpm_quote =
+                    self.vtpm_quote(bundle, &checked.parsed.hcl, expected, failures);
+                Some(CpuSeen::AzureTdxVtpm(checked))
             }
             CpuEvidence::Tdx {
                 quote,
@@ -171,6 +189,31 @@ impl<C: Crypto> ReceiptVerifier<C> {
                     .map(CpuSeen::Simulated)
             }
         }
+    }
+
+    /// The bundle's vTPM quote, verified against the attestation key in `hcl`'s
+    /// runtime claims with the qualifying data derived from `expected`; `None`
+    /// when it carries none or the quote failed (recorded).
+    fn vtpm_quote(
+        &self,
+        bundle: &EvidenceBundle,
+        hcl: &HclReport,
+        expected: &[u8; 64],
+        failures: &mut Vec<ReceiptVerifyError>,
+    ) -> Option<Verified<VtpmQuote>> {
+        let q = bundle.measured.tpm_quote.as_ref()?;
+        let crypto = self.snp.crypto();
+        let qualifying = tpm_quote_qualifying_data(crypto, expected);
+        verify_vtpm_quote_tpmt(
+            crypto,
+            &hcl.claims,
+            &q.attest,
+            &q.signature,
+            &q.pcrs,
+            &qualifying,
+        )
+        .map_err(|f| failures.extend(f.0.into_iter().map(ReceiptVerifyError::VtpmQuote)))
+        .ok()
     }
 
     /// The shared shape: parse (stop when it fails), step 5, step 6.
@@ -348,6 +391,18 @@ impl TeeEvidence for Tdx<'_> {
         parsed: &TdxQuote,
         now: UnixTime,
     ) -> Result<Self::Evidence, Vec<ReceiptVerifyError>> {
+        self.verify_quote(verifier, parsed, now)
+    }
+}
+
+impl Tdx<'_> {
+    /// The quote with its bundled collateral through the TDX verifier.
+    fn verify_quote<C: Crypto>(
+        &self,
+        verifier: &mut ReceiptVerifier<C>,
+        parsed: &TdxQuote,
+        now: UnixTime,
+    ) -> Result<Box<Verified<TdxEvidence>>, Vec<ReceiptVerifyError>> {
         let collateral = match self.collateral_json.map(TdxCollateral::from_json) {
             None => return Err(alloc::vec![ReceiptVerifyError::TdxCollateralMissing]),
             Some(Err(e)) => return Err(alloc::vec![ReceiptVerifyError::TdxCollateral(e)]),
@@ -358,6 +413,56 @@ impl TeeEvidence for Tdx<'_> {
             .verify(parsed, &collateral, now)
             .map(Box::new)
             .map_err(|f| f.0.into_iter().map(ReceiptVerifyError::Tdx).collect())
+    }
+}
+
+/// An Azure HCL report with a TD report inside, and the TD quote Azure made of
+/// that TD report with its collateral. The binding is in the HCL runtime claims,
+/// which the quote's REPORT_DATA commits to ([`crate::verify::azure_hcl`]).
+struct AzureTdxVtpm<'a> {
+    hcl_report: &'a [u8],
+    quote: Tdx<'a>,
+}
+
+impl TeeEvidence for AzureTdxVtpm<'_> {
+    type Parsed = HclWithTdx;
+    type Evidence = Box<Verified<TdxEvidence>>;
+
+    fn parse(&self) -> Result<HclWithTdx, ReceiptVerifyError> {
+        let hcl =
+            parse_hcl_report_tdx(self.hcl_report).map_err(ReceiptVerifyError::AzureHclParse)?;
+        let quote = Box::new(self.quote.parse()?);
+        Ok(HclWithTdx {
+            hcl,
+            quote,
+            tpm_quote: None,
+        })
+    }
+
+    fn report_data<C: Crypto>(
+        &self,
+        crypto: &C,
+        parsed: &HclWithTdx,
+        expected: &[u8; 64],
+    ) -> Vec<ReceiptVerifyError> {
+        match verify_hcl_report_data_binding(
+            crypto,
+            &parsed.hcl,
+            &parsed.quote.body.report_data,
+            expected,
+        ) {
+            Ok(()) => Vec::new(),
+            Err(es) => es.into_iter().map(ReceiptVerifyError::AzureHcl).collect(),
+        }
+    }
+
+    fn verify<C: Crypto>(
+        &self,
+        verifier: &mut ReceiptVerifier<C>,
+        parsed: &HclWithTdx,
+        now: UnixTime,
+    ) -> Result<Self::Evidence, Vec<ReceiptVerifyError>> {
+        self.quote.verify_quote(verifier, &parsed.quote, now)
     }
 }
 

@@ -1,12 +1,14 @@
-//! SEV-SNP on Azure confidential VMs, through the vTPM.
+//! SEV-SNP and TDX on Azure confidential VMs, through the vTPM.
 //!
-//! Azure's SEV-SNP CVMs (DCasv5/ECasv5, NCCadsH100v5, ...) run the guest above a
-//! paravisor (HCL) and give it no `/dev/sev-guest`. The paravisor requests the
-//! SNP report and stores it, wrapped in an "HCL report" with runtime claims, in
+//! Azure's SEV-SNP CVMs (DCasv5/ECasv5, NCCadsH100v5, ...) and TDX CVMs
+//! (DCesv5/ECesv5) run the guest above a paravisor (HCL) and give it no
+//! `/dev/sev-guest` or TDX quoting. The paravisor requests the SNP report (or the
+//! TD report) and stores it, wrapped in an "HCL report" with runtime claims, in
 //! vTPM NV index 0x01400001 (`attestation_verifier::evidence::azure_hcl`).
 //! Writing 64 bytes to NV index 0x01400002 makes it request a fresh report whose
 //! claims carry them as `"user-data"`, and whose REPORT_DATA is the digest of
-//! the claims. One request:
+//! the claims. Which TEE the VM has is read from the report when the source is
+//! opened ([`AzureVtpmSource::probed`]). One request:
 //!
 //! 1. `TPM2_NV_ReadPublic(0x01400002)`; when the index is not defined,
 //!    `TPM2_NV_DefineSpace` it (64 bytes, owner read/write) as Azure's tools do.
@@ -15,12 +17,18 @@
 //! 3. `TPM2_NV_ReadPublic(0x01400001)` for its size, then `TPM2_NV_Read` in
 //!    chunks of the TPM's `TPM_PT_NV_BUFFER_MAX` (`TPM2_GetCapability`).
 //! 4. Parse the HCL report; until its `"user-data"` is the REPORT_DATA just
-//!    written, read again (a few times, briefly apart); then check the binding
-//!    (REPORT_DATA of the SNP report = digest of the claims) so evidence that
-//!    would fail verification never leaves the agent.
-//! 5. The VCEK for the report's chip and TCB: from a [`VcekSource`] (Azure's IMDS
-//!    THIM endpoint, cached per chip and TCB, or a configured file; see
+//!    written, read again (a few times, briefly apart).
+//! 5. SEV-SNP: check the binding (REPORT_DATA of the SNP report = digest of the
+//!    claims) so evidence that would fail verification never leaves the agent; then
+//!    the VCEK for the report's chip and TCB from a [`VcekSource`] (Azure's IMDS THIM
+//!    endpoint, cached per chip and TCB, or a configured file; see
 //!    [`crate::collateral::vcek`]).
+//!
+//!    TDX: the TD report (the first 1024 bytes of the hardware report's place) goes to
+//!    a [`TdQuoteSource`] (Azure IMDS `/acc/tdquote`, [`tdquote`]) for its DCAP quote;
+//!    the quote must parse and its REPORT_DATA be the digest of the claims (checked
+//!    here, as for SEV-SNP); then its DCAP collateral from the configured
+//!    [`TdxCollateralSource`], as for a TDX quote through configfs-tsm.
 //!
 //! 6. With [`AzureVtpmSource::with_tpm_quote`] (on for [`AzureVtpmSource::open`]):
 //!    `TPM2_PCR_Read` of the PCRs, then `TPM2_Quote` over them with the AK at
@@ -49,21 +57,27 @@ use attestation_verifier::bundle::{CpuEvidence, MeasuredBoot, TpmQuote};
 use attestation_verifier::crypto::DefaultCrypto;
 use attestation_verifier::eventlog::tpm::parse_tpm_log;
 use attestation_verifier::evidence::azure_hcl::{
-    HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, HclReport, USER_DATA_LEN, parse_hcl_report,
+    HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, HclReport, REPORT_TYPE_SNP, REPORT_TYPE_TDX,
+    USER_DATA_LEN, parse_hcl_report_snp_or_tdx,
 };
 use attestation_verifier::evidence::snp::parse_snp_report;
+use attestation_verifier::evidence::tdx::parse_tdx_quote;
 use attestation_verifier::receipt::TeeKind;
-use attestation_verifier::verify::azure_hcl::verify_hcl_binding;
+use attestation_verifier::verify::azure_hcl::{verify_hcl_binding, verify_hcl_report_data_binding};
 use attestation_verifier::verify::azure_vtpm::{
     VtpmQuoteError, tpm_quote_qualifying_data, verify_vtpm_quote_tpmt,
 };
 
+use crate::collateral::tdx::TdxCollateralSource;
 use crate::collateral::vcek::VcekSource;
 use crate::evidence::tpm::{PCR_COUNT, Tpm, TpmDevice, TpmError, TpmTransport};
 use crate::evidence::{EvidenceError, EvidenceSource};
 
 /// Azure IMDS's endpoint for the VCEK and its chain (reachable only inside the VM).
 pub use crate::config::IMDS_THIM_URL;
+
+pub mod tdquote;
+pub use tdquote::{IMDS_TDQUOTE_URL, ImdsTdQuote, TD_REPORT_LEN, TdQuoteError, TdQuoteSource};
 
 /// The persistent handle of the vTPM's attestation key on Azure (its public
 /// part is the HCL report's `HCLAkPub`).
@@ -89,10 +103,16 @@ impl Default for Poll {
     }
 }
 
-/// SEV-SNP evidence from the Azure paravisor through the vTPM.
+/// SEV-SNP or TDX evidence from the Azure paravisor through the vTPM.
 pub struct AzureVtpmSource {
     tpm: Tpm,
+    /// The VM's TEE, as its HCL report says ([`Self::probed`]).
+    tee: TeeKind,
     vcek: Box<dyn VcekSource>,
+    /// TDX: turns the TD report into a quote.
+    td_quotes: Option<Box<dyn TdQuoteSource>>,
+    /// TDX: the quote's DCAP collateral (none: bundles without it).
+    tdx_collateral: Option<Box<dyn TdxCollateralSource>>,
     poll: Poll,
     /// The PCRs to quote (`None`: no quote).
     quote_pcrs: Option<Vec<u8>>,
@@ -102,19 +122,32 @@ pub struct AzureVtpmSource {
     lock: Mutex<()>,
 }
 
-fn unusable(detail: impl Into<String>) -> EvidenceError {
+fn unusable(tee: TeeKind, detail: impl Into<String>) -> EvidenceError {
     EvidenceError::Unusable {
-        tee: TeeKind::SevSnp,
+        tee,
         detail: detail.into(),
     }
 }
 
+/// The TEE of an HCL report's hardware report type.
+fn report_tee(report_type: u32) -> TeeKind {
+    match report_type {
+        REPORT_TYPE_SNP => TeeKind::SevSnp,
+        REPORT_TYPE_TDX => TeeKind::Tdx,
+        _ => TeeKind::None,
+    }
+}
+
 impl AzureVtpmSource {
-    /// A source over `transport`, taking certificates from `vcek`.
+    /// A source over `transport`, taking certificates from `vcek`; SEV-SNP until
+    /// [`Self::probed`] reads the VM's report.
     pub fn new(transport: Box<dyn TpmTransport>, vcek: Box<dyn VcekSource>) -> Self {
         Self {
             tpm: Tpm::new(transport),
+            tee: TeeKind::SevSnp,
             vcek,
+            td_quotes: None,
+            tdx_collateral: None,
             poll: Poll::default(),
             quote_pcrs: None,
             event_log: None,
@@ -194,23 +227,44 @@ impl AzureVtpmSource {
         self
     }
 
-    /// Opens the TPM device and checks it holds an Azure SEV-SNP HCL report;
+    /// The same source turning TD reports into quotes with `source` (TDX VMs).
+    #[must_use]
+    pub fn with_td_quotes(mut self, source: Box<dyn TdQuoteSource>) -> Self {
+        self.td_quotes = Some(source);
+        self
+    }
+
+    /// The same source adding DCAP collateral from `source` to its TD quotes (TDX VMs).
+    #[must_use]
+    pub fn with_tdx_collateral(mut self, source: Box<dyn TdxCollateralSource>) -> Self {
+        self.tdx_collateral = Some(source);
+        self
+    }
+
+    /// Opens the TPM device and checks it holds an Azure SEV-SNP or TDX HCL report;
     /// its evidence carries a vTPM quote over PCR 0..23.
     pub fn open(device: &Path, vcek: Box<dyn VcekSource>) -> Result<Self, EvidenceError> {
         let all: Vec<u8> = (0..PCR_COUNT).collect();
-        let s = Self::new(Box::new(TpmDevice::open(device)?), vcek).with_tpm_quote(&all);
-        s.probe()?;
-        Ok(s)
+        Self::new(Box::new(TpmDevice::open(device)?), vcek)
+            .with_tpm_quote(&all)
+            .probed()
     }
 
-    /// Checks that NV index 0x01400001 is defined and holds an SEV-SNP HCL report.
-    pub fn probe(&self) -> Result<(), EvidenceError> {
+    /// The same source for the TEE its HCL report names ([`Self::probe`]).
+    pub fn probed(mut self) -> Result<Self, EvidenceError> {
+        self.tee = self.probe()?;
+        Ok(self)
+    }
+
+    /// Checks that NV index 0x01400001 is defined and holds an SEV-SNP or TDX HCL
+    /// report; returns the TEE it names.
+    pub fn probe(&self) -> Result<TeeKind, EvidenceError> {
         let bytes = self.tpm.nv_read(HCL_REPORT_NV_INDEX)?;
-        parse_hcl_report(&bytes).map_err(|e| EvidenceError::Unavailable {
+        let hcl = parse_hcl_report_snp_or_tdx(&bytes).map_err(|e| EvidenceError::Unavailable {
             backend: "azure-vtpm".into(),
             reason: format!("NV index {HCL_REPORT_NV_INDEX:#010x}: {e}"),
         })?;
-        Ok(())
+        Ok(report_tee(hcl.report_type))
     }
 
     /// The current HCL report, as stored (with the index's zero padding).
@@ -247,17 +301,30 @@ impl AzureVtpmSource {
                 std::thread::sleep(self.poll.delay);
             }
             let bytes = self.read_hcl_report()?;
-            let hcl = parse_hcl_report(&bytes).map_err(|e| unusable(e.to_string()))?;
+            let hcl = parse_hcl_report_snp_or_tdx(&bytes)
+                .map_err(|e| unusable(self.tee, e.to_string()))?;
+            if report_tee(hcl.report_type) != self.tee {
+                return Err(unusable(
+                    self.tee,
+                    format!(
+                        "the paravisor's report is now of type {}, not {}",
+                        hcl.report_type, self.tee
+                    ),
+                ));
+            }
             if hcl.claims.user_data.as_deref() == Some(user_data.as_slice()) {
                 return Ok((bytes, hcl));
             }
             last = hcl.claims.user_data.map(hex::encode);
         }
-        Err(unusable(format!(
-            "the paravisor did not refresh the HCL report: its user-data is {} after {} reads",
-            last.as_deref().unwrap_or("absent"),
-            self.poll.attempts.max(1)
-        )))
+        Err(unusable(
+            self.tee,
+            format!(
+                "the paravisor did not refresh the HCL report: its user-data is {} after {} reads",
+                last.as_deref().unwrap_or("absent"),
+                self.poll.attempts.max(1)
+            ),
+        ))
     }
 }
 
@@ -303,7 +370,7 @@ impl AzureVtpmSource {
                         && f.0
                             .iter()
                             .all(|e| matches!(e, VtpmQuoteError::PcrDigest { .. })) => {}
-                Err(f) => return Err(unusable(format!("vTPM quote: {f}"))),
+                Err(f) => return Err(unusable(self.tee, format!("vTPM quote: {f}"))),
             }
         }
     }
@@ -311,7 +378,7 @@ impl AzureVtpmSource {
 
 impl EvidenceSource for AzureVtpmSource {
     fn tee(&self) -> TeeKind {
-        TeeKind::SevSnp
+        self.tee
     }
 
     fn name(&self) -> &'static str {
@@ -387,27 +454,84 @@ impl AzureVtpmSource {
             self.write_user_data(report_data)?;
             self.fresh_report(report_data)?
         };
-        let snp = parse_snp_report(&hcl.snp_report).map_err(|e| unusable(e.to_string()))?;
-        verify_hcl_binding(&DefaultCrypto::default(), &hcl, &snp, report_data).map_err(|es| {
-            unusable(
-                es.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        // Without the index's zero padding.
+        let hcl_report = bytes.get(..hcl.used_len).unwrap_or(&bytes).to_vec();
+        let cpu = match self.tee {
+            TeeKind::Tdx => self.tdx_evidence(hcl_report, &hcl, report_data)?,
+            _ => self.snp_evidence(hcl_report, &hcl, report_data)?,
+        };
+        Ok((cpu, hcl))
+    }
+
+    /// SEV-SNP: the report inside `hcl` binds its claims; the VCEK of its chip.
+    fn snp_evidence(
+        &self,
+        hcl_report: Vec<u8>,
+        hcl: &HclReport,
+        report_data: &[u8; 64],
+    ) -> Result<CpuEvidence, EvidenceError> {
+        let snp =
+            parse_snp_report(&hcl.snp_report).map_err(|e| unusable(self.tee, e.to_string()))?;
+        verify_hcl_binding(&DefaultCrypto::default(), hcl, &snp, report_data)
+            .map_err(|es| unusable(self.tee, joined(&es)))?;
         let certs = self.vcek.certificates(&snp)?;
         let vek = certs.vcek.ok_or(EvidenceError::MissingEndorsementKey)?;
-        Ok((
-            CpuEvidence::AzureSnpVtpm {
-                hcl_report: bytes.get(..hcl.used_len).unwrap_or(&bytes).to_vec(),
-                vek,
-                intermediate: certs.ask,
-                ark: certs.ark,
-            },
-            hcl,
-        ))
+        Ok(CpuEvidence::AzureSnpVtpm {
+            hcl_report,
+            vek,
+            intermediate: certs.ask,
+            ark: certs.ark,
+        })
     }
+
+    /// TDX: the quote of the TD report inside `hcl`, binding its claims; the quote's
+    /// collateral.
+    fn tdx_evidence(
+        &self,
+        hcl_report: Vec<u8>,
+        hcl: &HclReport,
+        report_data: &[u8; 64],
+    ) -> Result<CpuEvidence, EvidenceError> {
+        let source = self
+            .td_quotes
+            .as_ref()
+            .ok_or_else(|| EvidenceError::Unavailable {
+                backend: "azure-vtpm".into(),
+                reason:
+                    "a TDX VM, but no TD quote source is configured (evidence.azure_tdquote_url)"
+                        .into(),
+            })?;
+        let td_report = hcl
+            .snp_report
+            .get(..TD_REPORT_LEN)
+            .ok_or_else(|| unusable(self.tee, "the HCL report holds no TD report"))?;
+        let td_quote = source.td_quote(td_report)?;
+        let quote =
+            parse_tdx_quote(&td_quote).map_err(|e| unusable(self.tee, format!("TD quote: {e}")))?;
+        verify_hcl_report_data_binding(
+            &DefaultCrypto::default(),
+            hcl,
+            &quote.body.report_data,
+            report_data,
+        )
+        .map_err(|es| unusable(self.tee, format!("TD quote: {}", joined(&es))))?;
+        let collateral_json = match &self.tdx_collateral {
+            Some(c) => Some(c.collateral(&td_quote)?),
+            None => None,
+        };
+        Ok(CpuEvidence::AzureTdxVtpm {
+            hcl_report,
+            td_quote,
+            collateral_json,
+        })
+    }
+}
+
+fn joined<E: std::fmt::Display>(es: &[E]) -> String {
+    es.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

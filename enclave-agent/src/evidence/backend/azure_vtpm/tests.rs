@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use attestation_verifier::binding;
 use attestation_verifier::bundle::EvidenceBundle;
 use attestation_verifier::crypto::{AwsLc, RustCrypto};
-use attestation_verifier::evidence::azure_hcl::{HclHashType, encode_hcl_report};
+use attestation_verifier::evidence::azure_hcl::{HclHashType, encode_hcl_report, parse_hcl_report};
 use attestation_verifier::evidence::snp::SnpReport;
 use attestation_verifier::pcs::FetchError;
 use attestation_verifier::policy::Policy;
@@ -92,6 +92,15 @@ fn paravisor_report(key: &KeyPair, user_data: &[u8], report_type: u32) -> Vec<u8
     paravisor_report_with_ak(key, user_data, report_type, ("AQAB", "tegZ0wAB"))
 }
 
+/// The paravisor's runtime claims: the attestation key `(e, n)` (base64url) and
+/// `user_data`.
+fn claims_json(user_data: &[u8], (e, n): (&str, &str)) -> String {
+    format!(
+        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"{e}","n":"{n}"}}],"vm-configuration":{{"console-enabled":false,"secure-boot":true,"tpm-enabled":true,"vmUniqueId":"00000000-0000-0000-0000-000000000001"}},"user-data":"{}"}}"#,
+        hex::encode_upper(user_data)
+    )
+}
+
 /// [`paravisor_report`] publishing the attestation key `(e, n)` (base64url).
 fn paravisor_report_with_ak(
     key: &KeyPair,
@@ -99,10 +108,7 @@ fn paravisor_report_with_ak(
     report_type: u32,
     (e, n): (&str, &str),
 ) -> Vec<u8> {
-    let claims = format!(
-        r#"{{"keys":[{{"kid":"HCLAkPub","key_ops":["sign"],"kty":"RSA","e":"{e}","n":"{n}"}}],"vm-configuration":{{"console-enabled":false,"secure-boot":true,"tpm-enabled":true,"vmUniqueId":"00000000-0000-0000-0000-000000000001"}},"user-data":"{}"}}"#,
-        hex::encode_upper(user_data)
-    );
+    let claims = claims_json(user_data, (e, n));
     let rd = claims_report_data(&RustCrypto, HclHashType::Sha256, claims.as_bytes());
     let mut b = encode_hcl_report(
         &snp_report(key, &rd),
@@ -190,6 +196,8 @@ struct FakeTpm {
     max_nv: u16,
     /// The vTPM's attestation key, when it answers TPM2_Quote.
     ak: Option<Arc<aws_lc_rs::signature::RsaKeyPair>>,
+    /// The VM is a TDX one: the paravisor's reports carry a TD report.
+    tdx: bool,
 }
 
 impl FakeTpm {
@@ -211,6 +219,7 @@ impl FakeTpm {
             key,
             max_nv: 1024,
             ak: None,
+            tdx: false,
         }
     }
 
@@ -243,6 +252,12 @@ impl FakeTpm {
 
     /// The paravisor's report for `user_data`, publishing the AK when there is one.
     fn report(&self, user_data: &[u8]) -> Vec<u8> {
+        if self.tdx {
+            let (e, n) = self
+                .ak_jwk()
+                .unwrap_or_else(|| ("AQAB".into(), "tegZ0wAB".into()));
+            return tdx::paravisor_tdx_report(user_data, (&e, &n));
+        }
         match self.ak_jwk() {
             None => paravisor_report(&self.key, user_data, 2),
             Some((e, n)) => paravisor_report_with_ak(&self.key, user_data, 2, (&e, &n)),
@@ -556,7 +571,7 @@ fn azure_vtpm_evidence_verifies_works() {
                 panic!()
             };
             assert_eq!(az.path, "azure-vtpm");
-            assert_eq!(az.user_data, Some(hex::encode(rd)));
+            assert_eq!(az.hcl.user_data, Some(hex::encode(rd)));
         }
         // The same bundle offered for another nonce is refused.
         let o = check_bundle(
@@ -622,7 +637,7 @@ fn stale_report_is_waited_for_works() {
 
 #[test]
 fn report_that_does_not_bind_rejects() {
-    // A paravisor whose report is a TDX one, or whose claims do not match REPORT_DATA.
+    // A paravisor whose report is a VBS one, or whose claims do not match REPORT_DATA.
     let p = pki();
     let key = Arc::clone(&p.vcek_key);
     let tpm = FakeTpm::new(Arc::clone(&key), true);
@@ -630,14 +645,14 @@ fn report_that_does_not_bind_rejects() {
         .lock()
         .unwrap()
         .nv
-        .insert(HCL_REPORT_NV_INDEX, paravisor_report(&key, &[0; 64], 4));
+        .insert(HCL_REPORT_NV_INDEX, paravisor_report(&key, &[0; 64], 1));
     let source = AzureVtpmSource::new(
         Box::new(tpm.clone()),
         Box::new(StaticVcek(certs(&p, false))),
     );
     assert!(matches!(
         source.probe(),
-        Err(EvidenceError::Unavailable { ref reason, .. }) if reason.contains("TDX")
+        Err(EvidenceError::Unavailable { ref reason, .. }) if reason.contains("VBS")
     ));
     // Claims edited after the report was made: the agent refuses to emit them.
     let mut forged = paravisor_report(&key, &[0; 64], 2);
@@ -1073,7 +1088,7 @@ fn azure_vtpm_quote_in_bundle_works() {
         let Some(CpuClaims::AzureSnpVtpm(az)) = outcome.claims.unwrap().cpu else {
             panic!()
         };
-        let tq = az.tpm_quote.unwrap();
+        let tq = az.hcl.tpm_quote.unwrap();
         assert_eq!(tq.pcrs["pcr07"], "07".repeat(32));
         let rd = binding::Binding::V2 {
             agent_key: &attestor.public_key(),
@@ -1215,3 +1230,5 @@ fn azure_vtpm_event_log_file_works() {
         Some(tcg_log::log(&events))
     );
 }
+
+mod tdx;
