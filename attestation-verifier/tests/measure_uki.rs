@@ -113,6 +113,14 @@ fn rtmr(v: &serde_json::Value, n: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `s` in UTF-16LE with a terminating NUL: the load options systemd-stub hands the kernel.
+fn utf16_nul(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
@@ -133,9 +141,27 @@ fn uki_events_works() {
         r1[0]["digest"].as_str().unwrap(),
         hex::encode(attestation_verifier::measure::tdx_boot::kernel_digest(&image).unwrap())
     );
-    // RTMR2: name then contents for each section, in the stub's order.
+    // RTMR2: name then contents for each section, in the stub's order, then the kernel's
+    // load options (the initrd is not predicted: the UKI has a .pcrsig and a .pcrpkey,
+    // which a stub may pass inside the initrd).
     let r2 = rtmr(&v, 2);
-    assert_eq!(r2.len(), 2 * payload.len());
+    assert_eq!(r2.len(), 2 * payload.len() + 1);
+    let opts = &r2[2 * payload.len()];
+    assert_eq!(opts["what"], "kernel load options");
+    assert_eq!(opts["event_type"], "EV_EVENT_TAG LOADED_IMAGE::LoadOptions");
+    assert_eq!(
+        opts["digest"].as_str().unwrap(),
+        hex::encode(Sha384::digest(utf16_nul("console=ttyS0 ro quiet")))
+    );
+    let omitted = &r1[0]["input"]["kernel_events_not_predicted"];
+    assert_eq!(omitted[0]["what"], "kernel initrd");
+    assert!(
+        omitted[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inside the initrd")
+    );
+    let r2 = r2[..2 * payload.len()].to_vec();
     for (i, (name, data)) in payload.iter().enumerate() {
         let mut label = name.as_bytes().to_vec();
         label.push(0);
@@ -167,7 +193,7 @@ fn uki_events_works() {
     let text = String::from_utf8(out.stdout).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     let events = doc["tdx"]["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1 + 2 * payload.len());
+    assert_eq!(events.len(), 1 + 2 * payload.len() + 1);
     assert_eq!(events[0]["rtmr"].as_integer(), Some(1));
     assert_eq!(events[0]["digest"].as_str(), r1[0]["digest"].as_str());
     std::fs::remove_dir_all(dir).ok();
@@ -228,7 +254,8 @@ fn uki_vtpm_events_works() {
     let v = json(&out);
     assert_eq!(v["bank"], "sha256");
     let events = v["pcr_events"].as_array().unwrap();
-    assert_eq!(events.len(), 1 + 2 * payload.len());
+    assert_eq!(events.len(), 1 + 2 * payload.len() + 1);
+    assert_eq!(v["not_predicted"][0]["what"], "kernel initrd");
     assert_eq!(
         (events[0]["pcr"].as_u64(), events[0]["what"].as_str()),
         (Some(4), Some("uki"))
@@ -237,7 +264,16 @@ fn uki_vtpm_events_works() {
         events[0]["digest"].as_str().unwrap(),
         hex::encode(attestation_verifier::measure::tdx_boot::kernel_digest_sha256(&image).unwrap())
     );
-    let pcr11: Vec<_> = events[1..].to_vec();
+    let pcr11: Vec<_> = events[1..events.len() - 1].to_vec();
+    let pcr9 = &events[events.len() - 1];
+    assert_eq!(
+        (pcr9["pcr"].as_u64(), pcr9["what"].as_str()),
+        (Some(9), Some("kernel load options"))
+    );
+    assert_eq!(
+        pcr9["digest"].as_str().unwrap(),
+        hex::encode(Sha256::digest(utf16_nul("console=ttyS0 ro quiet")))
+    );
     for (i, (name, data)) in payload.iter().enumerate() {
         let mut label = name.as_bytes().to_vec();
         label.push(0);
@@ -323,7 +359,12 @@ fn uki_pcr11_matches_systemd_measure_works() {
     for (i, payload) in [full, minimal].iter().enumerate() {
         let image = write(&dir, &format!("uki{i}.efi"), &uki(payload));
         let v = json(&measure(&["--uki".as_ref(), image.as_os_str()]));
-        let ours = replay(&rtmr(&v, 2));
+        // systemd-stub's events only (the kernel's own come after them).
+        let stub: Vec<_> = rtmr(&v, 2)
+            .into_iter()
+            .filter(|e| e["event_type"] == "EV_IPL")
+            .collect();
+        let ours = replay(&stub);
         let vtpm = json(&measure_vtpm(&["--uki".as_ref(), image.as_os_str()]));
         let ours256 = vtpm["pcr11_sha256"].as_str().unwrap().to_string();
         let mut cmd = Command::new(SYSTEMD_MEASURE);
@@ -359,6 +400,112 @@ fn uki_pcr11_matches_systemd_measure_works() {
             ours256,
             "payload {i}, SHA-256 bank"
         );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A UKI laid out as the agent image's (a systemd-stub 252 with its own `.sbat`, then
+/// `.osrel`, `.cmdline`, `.initrd`, `.linux`): PCR 11 holds no `.sbat` event, and the
+/// kernel's PCR 9 events are its load options and initrd, in both banks; a changed
+/// command line or initrd changes exactly the events that cover it.
+#[test]
+fn uki_kernel_events_works() {
+    let dir = tmpdir("kernel");
+    let cmdline = "console=ttyS0,115200 panic=-1 loglevel=4";
+    let initrd: Vec<u8> = (0..9000u32).map(|i| (i * 31 + 7) as u8).collect();
+    let image = |cmdline: &str, initrd: &[u8]| {
+        pe_image(&[
+            Section::new(".text", &[0xc3; 300]),
+            Section::new(".sbat", b"sbat,1,SBAT Version\n"),
+            Section::new(
+                ".sdmagic",
+                b"#### LoaderInfo: systemd-stub 252.39-1~deb12u2 ####",
+            ),
+            Section::new(".osrel", b"ID=sigil-agent\n"),
+            Section::new(".cmdline", cmdline.as_bytes()),
+            Section::new(".initrd", initrd),
+            Section::new(".linux", &[0x4d; 4000]),
+        ])
+    };
+    let events = |path: &Path| {
+        let v = json(&measure_vtpm(&["--uki".as_ref(), path.as_os_str()]));
+        assert_eq!(v["stub_version"], 252);
+        assert_eq!(v["not_predicted"], serde_json::json!([]));
+        v["pcr_events"].as_array().unwrap().clone()
+    };
+    let path = write(&dir, "a.efi", &image(cmdline, &initrd));
+    let got = events(&path);
+    let whats: Vec<(u64, &str)> = got
+        .iter()
+        .map(|e| (e["pcr"].as_u64().unwrap(), e["what"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            (4, "uki"),
+            (11, ".linux name"),
+            (11, ".linux contents"),
+            (11, ".osrel name"),
+            (11, ".osrel contents"),
+            (11, ".cmdline name"),
+            (11, ".cmdline contents"),
+            (11, ".initrd name"),
+            (11, ".initrd contents"),
+            (9, "kernel load options"),
+            (9, "kernel initrd"),
+        ]
+    );
+    assert_eq!(
+        got[9]["digest"].as_str().unwrap(),
+        hex::encode(Sha256::digest(utf16_nul(cmdline)))
+    );
+    assert_eq!(got[10]["event_type"], "EV_EVENT_TAG Linux initrd");
+    assert_eq!(
+        got[10]["digest"].as_str().unwrap(),
+        hex::encode(Sha256::digest(&initrd))
+    );
+    // SHA-384, RTMR2 through the CC measurement protocol.
+    let v = json(&measure(&["--uki".as_ref(), path.as_os_str()]));
+    let kernel: Vec<_> = rtmr(&v, 2)
+        .into_iter()
+        .filter(|e| {
+            e["event_type"]
+                .as_str()
+                .unwrap()
+                .starts_with("EV_EVENT_TAG")
+        })
+        .collect();
+    assert_eq!(kernel.len(), 2);
+    assert_eq!(
+        kernel[0]["digest"].as_str().unwrap(),
+        hex::encode(Sha384::digest(utf16_nul(cmdline)))
+    );
+    assert_eq!(
+        kernel[1]["digest"].as_str().unwrap(),
+        hex::encode(Sha384::digest(&initrd))
+    );
+
+    // One changed byte of the command line, then of the initrd: the events that cover it
+    // differ (the UKI, the section's contents, the kernel's event), no other.
+    let mut other = initrd.clone();
+    other[100] ^= 1;
+    for (name, changed, want) in [
+        (
+            "b.efi",
+            image("console=ttyS0,115200 panic=-1 loglevel=7", &initrd),
+            [0, 6, 9],
+        ),
+        ("c.efi", image(cmdline, &other), [0, 8, 10]),
+    ] {
+        let path = write(&dir, name, &changed);
+        let differ: Vec<usize> = events(&path)
+            .iter()
+            .zip(&got)
+            .enumerate()
+            .filter(|(_, (a, b))| a["digest"] != b["digest"])
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(differ, want, "{name}");
     }
     std::fs::remove_dir_all(dir).ok();
 }

@@ -730,6 +730,19 @@ fn run_vtpm(a: &MeasureVtpmArgs) -> anyhow::Result<ExitCode> {
             e.digest_sha256,
         ));
     }
+    // The kernel's EFI stub: PCR 9, where the UKI decides the bytes.
+    let mut not_predicted = Vec::new();
+    for k in &m.kernel {
+        match k {
+            Ok(e) => events.push((
+                9,
+                kernel_event_what(e.kind).into(),
+                kernel_event_type(e.kind),
+                e.digest_sha256,
+            )),
+            Err((kind, why)) => not_predicted.push((*kind, why.to_string())),
+        }
+    }
     match a.format {
         MeasureFormat::Json => {
             let out = json!({
@@ -747,15 +760,23 @@ fn run_vtpm(a: &MeasureVtpmArgs) -> anyhow::Result<ExitCode> {
                     "digest": hex::encode(digest),
                 })).collect::<Vec<_>>(),
                 "pcr11_sha256": hex::encode(m.pcr11_sha256()),
+                "stub_version": m.stub_version,
+                "not_predicted": not_predicted_json(&not_predicted),
             });
             super::emit(&serde_json::to_string(&out)?)?;
         }
         MeasureFormat::Policy => {
             super::emit(&std::format!(
-                "# sigil-verify measure vtpm: UKI {} sha256 {} (TPM SHA-256 bank: PCR 4 firmware, PCR 11 systemd-stub)",
+                "# sigil-verify measure vtpm: UKI {} sha256 {} (TPM SHA-256 bank: PCR 4 firmware, PCR 11 systemd-stub, PCR 9 the kernel's EFI stub)",
                 a.uki.display(),
                 sha256_hex(&image)
             ))?;
+            for (kind, why) in &not_predicted {
+                super::emit(&std::format!(
+                    "# not predicted: {}: {why}",
+                    kernel_event_what(*kind)
+                ))?;
+            }
             super::emit("[vtpm]")?;
             super::emit("events = [")?;
             for (pcr, what, _, digest) in &events {
@@ -770,6 +791,33 @@ fn run_vtpm(a: &MeasureVtpmArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `measure --uki` names a kernel event.
+fn kernel_event_what(kind: crate::measure::uki::KernelEventKind) -> &'static str {
+    use crate::measure::uki::KernelEventKind;
+    match kind {
+        KernelEventKind::LoadOptions => "kernel load options",
+        KernelEventKind::Initrd => "kernel initrd",
+    }
+}
+
+/// A kernel event's type as printed (the direct boot's names for the same events).
+fn kernel_event_type(kind: crate::measure::uki::KernelEventKind) -> &'static str {
+    use crate::measure::uki::KernelEventKind;
+    match kind {
+        KernelEventKind::LoadOptions => "EV_EVENT_TAG LOADED_IMAGE::LoadOptions",
+        KernelEventKind::Initrd => "EV_EVENT_TAG Linux initrd",
+    }
+}
+
+fn not_predicted_json(omitted: &[(crate::measure::uki::KernelEventKind, String)]) -> Value {
+    Value::Array(
+        omitted
+            .iter()
+            .map(|(kind, why)| json!({"what": kernel_event_what(*kind), "reason": why}))
+            .collect(),
+    )
+}
+
 /// The RTMR1/RTMR2 events of a UKI booted from disk, or the rejection to print.
 fn uki_events(
     format: MeasureFormat,
@@ -780,7 +828,12 @@ fn uki_events(
         Ok(read) => read,
         Err(code) => return Ok(Err(code)),
     };
-    let mut events = Vec::with_capacity(m.sections.len().saturating_add(1));
+    let mut events = Vec::with_capacity(m.sections.len().saturating_add(3));
+    let not_predicted: Vec<_> = m
+        .kernel
+        .iter()
+        .filter_map(|k| k.as_ref().err().map(|(kind, why)| (*kind, why.to_string())))
+        .collect();
     events.push(BootEvent {
         rtmr: 1,
         what: "uki".into(),
@@ -790,6 +843,8 @@ fn uki_events(
             "path": path.display().to_string(),
             "sha256": sha256_hex(&image),
             "pcr11_sha384": hex::encode(m.pcr11()),
+            "stub_version": m.stub_version,
+            "kernel_events_not_predicted": not_predicted_json(&not_predicted),
         }),
     });
     for e in &m.sections {
@@ -809,6 +864,16 @@ fn uki_events(
             event_type: "EV_IPL",
             digest: e.digest,
             input,
+        });
+    }
+    // The kernel's EFI stub measures through the CC measurement protocol: PCR 9, RTMR2.
+    for e in m.kernel.iter().flatten() {
+        events.push(BootEvent {
+            rtmr: 2,
+            what: kernel_event_what(e.kind).into(),
+            event_type: kernel_event_type(e.kind),
+            digest: e.digest,
+            input: json!({"tag": e.kind.tag(), "bytes": e.len}),
         });
     }
     Ok(Ok(events))

@@ -8,8 +8,9 @@
 //!   ([`super::tdx_boot::kernel_digest`]).
 //! - RTMR2, `EV_IPL`: systemd-stub measures the UKI's sections into TPM PCR 11; through
 //!   the EFI CC measurement protocol PCR 11 maps to CC MR index 3, RTMR2. For each
-//!   section of [`UKI_SECTIONS`], in that fixed order (not the file's), that the image
-//!   holds, two events: one over the section's name with its terminating NUL (`".linux\0"`),
+//!   section of [`UKI_SECTIONS`] ([`UKI_SECTIONS_252`] for a stub of systemd 252 or
+//!   earlier, read from its `.sdmagic` section), in that fixed order (not the file's),
+//!   that the image holds, two events: one over the section's name with its terminating NUL (`".linux\0"`),
 //!   then one over its contents. `.pcrsig` (the signature over the expected PCR 11 values)
 //!   is never measured. The contents are the section as loaded in memory: its
 //!   `VirtualSize` bytes from its start, the file's raw data (`SizeOfRawData`, padded to
@@ -28,8 +29,34 @@
 //! refused here rather than computed for a profile the caller did not choose, as are
 //! UKIs with `.dtbauto` or `.efifw` sections, which the stub measures only when they
 //! match the machine's hardware IDs.
+//!
+//! A third party measures after the stub: the kernel's own EFI stub, which systemd-stub
+//! starts with the `.cmdline` section as its load options and the `.initrd` section behind
+//! the `LINUX_EFI_INITRD_MEDIA_GUID` LoadFile2 protocol. The kernel measures both into
+//! PCR 9 (RTMR2 through the CC measurement protocol when there is no TPM), each an
+//! `EV_EVENT_TAG` event (Linux `drivers/firmware/efi/libstub/efi-stub-helper.c`:
+//! `efi_convert_cmdline` measures the `LoadOptionsSize` bytes of the load options,
+//! tag `LOADED_IMAGE::LoadOptions`; `efi_load_initrd` measures the initrd it loaded, tag
+//! `Linux initrd`; both through `efi_measure_tagged_event`). [`UkiMeasurement::kernel`]
+//! predicts them where the UKI alone decides their bytes ([`kernel_events`]):
+//!
+//! - load options: the `.cmdline` section widened to UTF-16LE with a terminating NUL
+//!   (systemd-stub's conversion), when it is printable ASCII without leading or trailing
+//!   blanks, so that no stub version converts or trims it differently;
+//! - initrd: the `.initrd` section's contents, byte for byte (the same digest as the
+//!   stub's `.initrd contents` event), when no section the stub may pass inside the initrd
+//!   (`.pcrsig`, `.pcrpkey`, `.ucode`) is present.
+//!
+//! Not predicted, and said why ([`KernelEventOmitted`]): a UKI without `.cmdline` (the
+//! kernel then gets the load options of the boot entry, which the image does not hold),
+//! without `.initrd`, or whose `.cmdline` or initrd the stub may change. Two things outside
+//! the UKI change these events too, and a policy pinning them rejects such boots, as it
+//! should: a command line given to the UKI from outside (systemd-stub uses it instead of
+//! `.cmdline` when Secure Boot is off) and credentials or system extensions on the EFI
+//! system partition (the stub puts them into the initrd).
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -44,6 +71,18 @@ pub const UKI_SECTIONS: [&str; 15] = [
     ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
     ".pcrsig", ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw",
 ];
+
+/// The sections systemd-stub 252 and earlier know, in their measuring order (systemd
+/// v252 `src/boot/efi/stub.c`, `sections[]`): the stub's own `.sbat` and a `.uname` are
+/// not among them and are not measured. Debian 12's stub (`systemd-boot-efi` 252) lists
+/// exactly these names in its code, and a TPM's event log of a boot with it holds no
+/// other PCR 11 event (`deploy/image/check.sh`).
+pub const UKI_SECTIONS_252: [&str; 8] = [
+    ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrsig", ".pcrpkey",
+];
+
+/// The most bytes of a `.sdmagic` section read for the stub's version.
+const MAX_SDMAGIC_LEN: usize = 256;
 
 /// The sections systemd-stub picks by the machine's hardware IDs (a device tree or
 /// firmware blob for the board it runs on): measured only when one matches.
@@ -163,6 +202,88 @@ pub struct UkiSectionEvent {
     pub len: u64,
 }
 
+/// What the kernel's EFI stub measures into PCR 9 for what systemd-stub hands it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KernelEventKind {
+    /// `LOADED_IMAGE::LoadOptions`: the command line, UTF-16LE with its NUL.
+    LoadOptions,
+    /// `Linux initrd`: the initrd loaded through LoadFile2.
+    Initrd,
+}
+
+impl KernelEventKind {
+    /// The tagged event's identifier (`taggedEventID`, Linux `efistub.h`).
+    pub const fn tag_id(self) -> u32 {
+        match self {
+            Self::LoadOptions => 0x8F3B_22ED,
+            Self::Initrd => 0x8F3B_22EC,
+        }
+    }
+
+    /// The tagged event's text (`taggedEventData`, NUL-terminated in the log).
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Self::LoadOptions => "LOADED_IMAGE::LoadOptions",
+            Self::Initrd => "Linux initrd",
+        }
+    }
+}
+
+/// One `EV_EVENT_TAG` event the kernel's EFI stub extends into PCR 9 (RTMR2 on TDX).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UkiKernelEvent {
+    /// Load options or initrd.
+    pub kind: KernelEventKind,
+    /// SHA-384 of the measured bytes (RTMR2).
+    pub digest: [u8; 48],
+    /// SHA-256 of the measured bytes (a TPM's SHA-256 bank, PCR 9).
+    pub digest_sha256: [u8; 32],
+    /// How many bytes were measured.
+    pub len: u64,
+}
+
+/// Why a kernel event is not predicted from the UKI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KernelEventOmitted {
+    /// No `.cmdline` section: the kernel gets the load options of the boot entry that
+    /// started the UKI (none, or whatever the firmware's boot option holds).
+    NoCmdline,
+    /// The `.cmdline` section is not printable ASCII without leading or trailing blanks
+    /// (or holds a NUL): systemd-stub versions convert or trim such a command line
+    /// differently.
+    CmdlineNotPlain,
+    /// No `.initrd` section: any initrd the kernel gets comes from outside the UKI.
+    NoInitrd,
+    /// A section some systemd-stub versions pass to the kernel inside the initrd, so that
+    /// the initrd the kernel measures is not the `.initrd` section alone.
+    InitrdAugmented {
+        /// The section's name.
+        section: &'static str,
+    },
+}
+
+impl fmt::Display for KernelEventOmitted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoCmdline => f.write_str(
+                "no .cmdline section: the kernel gets the boot entry's load options, which the image does not hold",
+            ),
+            Self::CmdlineNotPlain => f.write_str(
+                "the .cmdline section is not printable ASCII without leading or trailing blanks: systemd-stub versions convert it differently",
+            ),
+            Self::NoInitrd => f.write_str(
+                "no .initrd section: any initrd the kernel loads comes from outside the UKI",
+            ),
+            Self::InitrdAugmented { section } => write!(
+                f,
+                "the UKI has a {section} section, which systemd-stub may pass inside the initrd: the kernel's initrd is not the .initrd section alone"
+            ),
+        }
+    }
+}
+
 /// The events of a UKI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UkiMeasurement {
@@ -170,8 +291,15 @@ pub struct UkiMeasurement {
     pub authenticode: [u8; 48],
     /// The UKI's Authenticode SHA-256 digest: the PCR 4 event of a TPM's SHA-256 bank.
     pub authenticode_sha256: [u8; 32],
+    /// The systemd version of the stub (`#### LoaderInfo: systemd-stub 252.39-1~deb12u2
+    /// ####` in its `.sdmagic` section gives 252), when it says one. A stub of 252 or
+    /// earlier measures [`UKI_SECTIONS_252`], any other [`UKI_SECTIONS`].
+    pub stub_version: Option<u32>,
     /// The RTMR2 events, in the order systemd-stub extends them.
     pub sections: Vec<UkiSectionEvent>,
+    /// The PCR 9 (RTMR2) events of the kernel's EFI stub, in the order it extends them
+    /// (load options, then initrd), each predicted or the reason it is not.
+    pub kernel: Vec<Result<UkiKernelEvent, (KernelEventKind, KernelEventOmitted)>>,
 }
 
 impl UkiMeasurement {
@@ -261,7 +389,13 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     let mut sections = Vec::new();
     let mut total: u64 = 0;
     let mut linux = false;
-    for name in UKI_SECTIONS {
+    let mut cmdline: Option<Vec<u8>> = None;
+    let stub_version = stub_version(pe, &headers);
+    let order: &[&'static str] = match stub_version {
+        Some(v) if v <= 252 => &UKI_SECTIONS_252,
+        _ => &UKI_SECTIONS,
+    };
+    for &name in order {
         let Some(h) = headers
             .iter()
             .find(|h| name_is(h.name, name) && h.virtual_size != 0)
@@ -300,6 +434,14 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
         let (mut h384, mut h256) = (Sha384::new(), Sha256::new());
         h384.update(data);
         h256.update(data);
+        if name == ".cmdline" {
+            // Short (a command line); the zero fill, if any, makes it "not plain".
+            let mut bytes = data.to_vec();
+            if h.virtual_size > file_len {
+                bytes.push(0);
+            }
+            cmdline = Some(bytes);
+        }
         let mut fill = u64::from(h.virtual_size.saturating_sub(file_len));
         let zeros = [0u8; 4096];
         while fill > 0 {
@@ -320,11 +462,97 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     if !linux {
         return Err(UkiError::NoLinux);
     }
+    let present: Vec<&'static str> = UKI_SECTIONS
+        .into_iter()
+        .chain(UKI_SECTIONS_252)
+        .filter(|name| {
+            headers
+                .iter()
+                .any(|h| name_is(h.name, name) && h.virtual_size != 0)
+        })
+        .collect();
+    let kernel = kernel_events(cmdline.as_deref(), &sections, &present);
     Ok(UkiMeasurement {
         authenticode,
         authenticode_sha256,
+        stub_version,
         sections,
+        kernel,
     })
+}
+
+/// The systemd major version in the stub's `.sdmagic` section (`#### LoaderInfo:
+/// systemd-stub 252.39-1~deb12u2 ####`), if it has one that says it.
+fn stub_version(pe: &[u8], headers: &[SectionHeader<'_>]) -> Option<u32> {
+    let h = headers.iter().find(|h| name_is(h.name, ".sdmagic"))?;
+    let len = h.virtual_size.min(h.size_of_raw_data) as usize;
+    let data = slice_at(pe, h.pointer_to_raw_data as usize, len.min(MAX_SDMAGIC_LEN))?;
+    const MARK: &[u8] = b"systemd-stub ";
+    let at = data.windows(MARK.len()).position(|w| w == MARK)?;
+    let rest = data.get(at.saturating_add(MARK.len())..)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 6 {
+        return None;
+    }
+    core::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
+}
+
+/// The sections some systemd-stub versions hand the kernel inside its initrd (`.pcrsig`
+/// and `.pcrpkey` as files under `/.extra/`, `.ucode` in front of it).
+pub const INITRD_AUGMENTING: [&str; 3] = [".pcrsig", ".pcrpkey", ".ucode"];
+
+/// The kernel's PCR 9 events for a UKI whose `.cmdline` contents are `cmdline` (`None`
+/// without one), whose stub events are `sections` and which holds the sections `present`
+/// (module documentation: what is predicted and when).
+pub fn kernel_events(
+    cmdline: Option<&[u8]>,
+    sections: &[UkiSectionEvent],
+    present: &[&'static str],
+) -> Vec<Result<UkiKernelEvent, (KernelEventKind, KernelEventOmitted)>> {
+    let load_options = match cmdline {
+        None => Err(KernelEventOmitted::NoCmdline),
+        Some(c) if !is_plain_cmdline(c) => Err(KernelEventOmitted::CmdlineNotPlain),
+        Some(c) => {
+            // UTF-16LE, each ASCII byte widened, then the NUL: LoadOptionsSize bytes.
+            let mut wide = Vec::with_capacity(c.len().saturating_add(1).saturating_mul(2));
+            for b in c.iter().chain(core::iter::once(&0u8)) {
+                wide.extend_from_slice(&[*b, 0]);
+            }
+            Ok(UkiKernelEvent {
+                kind: KernelEventKind::LoadOptions,
+                digest: Sha384::digest(&wide).into(),
+                digest_sha256: Sha256::digest(&wide).into(),
+                len: wide.len() as u64,
+            })
+        }
+    };
+    let initrd = match (
+        sections
+            .iter()
+            .find(|e| e.section == ".initrd" && e.kind == UkiEventKind::Contents),
+        INITRD_AUGMENTING.into_iter().find(|s| present.contains(s)),
+    ) {
+        (None, _) => Err(KernelEventOmitted::NoInitrd),
+        (Some(_), Some(section)) => Err(KernelEventOmitted::InitrdAugmented { section }),
+        (Some(e), None) => Ok(UkiKernelEvent {
+            kind: KernelEventKind::Initrd,
+            digest: e.digest,
+            digest_sha256: e.digest_sha256,
+            len: e.len,
+        }),
+    };
+    vec![
+        load_options.map_err(|why| (KernelEventKind::LoadOptions, why)),
+        initrd.map_err(|why| (KernelEventKind::Initrd, why)),
+    ]
+}
+
+/// Printable ASCII, not empty, no blank at either end.
+fn is_plain_cmdline(c: &[u8]) -> bool {
+    !c.is_empty()
+        && c.iter().all(|b| (0x20..0x7f).contains(b))
+        && c.first() != Some(&b' ')
+        && c.last() != Some(&b' ')
 }
 
 #[cfg(test)]

@@ -126,3 +126,123 @@ fn malformed_uki_rejects() {
         "{err:?}"
     );
 }
+
+fn sha256(d: &[u8]) -> [u8; 32] {
+    Sha256::digest(d).into()
+}
+
+fn utf16_nul(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+#[test]
+fn kernel_events_works() {
+    let image = pe_image(&[
+        Section::new(".linux", &[0xAB; 700]),
+        Section::new(".cmdline", b"console=ttyS0 panic=-1"),
+        Section::new(".initrd", b"initrd bytes"),
+    ]);
+    let m = uki_events(&image).unwrap();
+    assert_eq!(m.kernel.len(), 2);
+    let (opts, initrd) = (m.kernel[0].as_ref().unwrap(), m.kernel[1].as_ref().unwrap());
+    // The load options: the command line in UTF-16LE with its NUL (LoadOptionsSize bytes).
+    let wide = utf16_nul("console=ttyS0 panic=-1");
+    assert_eq!(opts.kind, KernelEventKind::LoadOptions);
+    assert_eq!(opts.digest, sha384(&wide));
+    assert_eq!(opts.digest_sha256, sha256(&wide));
+    assert_eq!(opts.len, 46);
+    // The initrd: the .initrd section's bytes, as the stub's contents event.
+    assert_eq!(initrd.kind, KernelEventKind::Initrd);
+    assert_eq!(initrd.digest, sha384(b"initrd bytes"));
+    assert_eq!(initrd.digest_sha256, sha256(b"initrd bytes"));
+    assert_eq!(KernelEventKind::Initrd.tag_id(), 0x8F3B_22EC);
+    assert_eq!(
+        KernelEventKind::LoadOptions.tag(),
+        "LOADED_IMAGE::LoadOptions"
+    );
+}
+
+#[test]
+fn kernel_events_not_from_the_uki_rejects() {
+    let omitted = |sections: &[Section<'_>]| -> Vec<_> {
+        uki_events(&pe_image(sections))
+            .unwrap()
+            .kernel
+            .into_iter()
+            .map(|k| k.err().map(|(_, why)| why))
+            .collect()
+    };
+    // No .cmdline, no .initrd: both come from outside the UKI.
+    assert_eq!(
+        omitted(&[Section::new(".linux", b"k")]),
+        [
+            Some(KernelEventOmitted::NoCmdline),
+            Some(KernelEventOmitted::NoInitrd)
+        ]
+    );
+    // A command line a stub may convert or trim differently.
+    for c in [
+        &b"console=ttyS0 "[..],
+        b" ro",
+        b"ro\nquiet",
+        b"r\xc3\xa9",
+        b"ro\0",
+    ] {
+        assert_eq!(
+            omitted(&[
+                Section::new(".linux", b"k"),
+                Section::new(".cmdline", c),
+                Section::new(".initrd", b"i"),
+            ]),
+            [Some(KernelEventOmitted::CmdlineNotPlain), None],
+            "{c:?}"
+        );
+    }
+    // Sections some stubs pass inside the initrd.
+    for s in INITRD_AUGMENTING {
+        assert_eq!(
+            omitted(&[
+                Section::new(".linux", b"k"),
+                Section::new(".cmdline", b"ro"),
+                Section::new(".initrd", b"i"),
+                Section::new(s, b"x"),
+            ]),
+            [
+                None,
+                Some(KernelEventOmitted::InitrdAugmented { section: s })
+            ],
+        );
+    }
+}
+
+#[test]
+fn stub_252_sections_works() {
+    // systemd-stub 252 measures neither its own .sbat nor a .uname; a stub that says no
+    // version (or a later one) is measured with the current list.
+    let sections = |magic: &'static [u8]| {
+        let image = pe_image(&[
+            Section::new(".sdmagic", magic),
+            Section::new(".sbat", b"sbat,1\n"),
+            Section::new(".linux", b"k"),
+            Section::new(".uname", b"7.3.4"),
+        ]);
+        let m = uki_events(&image).unwrap();
+        let names: Vec<&str> = m.sections.iter().map(|e| e.section).collect();
+        (m.stub_version, names)
+    };
+    assert_eq!(
+        sections(b"#### LoaderInfo: systemd-stub 252.39-1~deb12u2 ####"),
+        (Some(252), vec![".linux", ".linux"])
+    );
+    assert_eq!(
+        sections(b"#### LoaderInfo: systemd-stub 257.9 ####"),
+        (
+            Some(257),
+            vec![".linux", ".linux", ".uname", ".uname", ".sbat", ".sbat"]
+        )
+    );
+    assert_eq!(sections(b"#### LoaderInfo: systemd-stub ####").0, None);
+}
