@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The agent image's check (deploy/image/README.md), run by scripts/test.sh:
-#   0. runs the builder's unit tests (deploy/image/test_image.py);
+#   0. runs the builder's unit tests (deploy/image/test_image.py), the disk writers'
+#      (test_disk.py) and the TPM log check's (test_tpm_check.py);
 #   1. builds the image twice, into two empty directories (the second from another
 #      directory, umask, time zone, locale and TMPDIR), and requires every output
 #      byte-identical (cmp) and the manifest's digests to match the files;
@@ -12,13 +13,18 @@
 #      and as the disk (the same OVMF.fd starting the UKI from the disk's EFI system
 #      partition), each with user networking forwarding a host port to the agent's, and
 #      requires the agent to answer the gRPC health check (grpc.health.v1.Health/Check:
-#      SERVING) within a fixed time; prints the boot times.
+#      SERVING) within a fixed time; prints the boot times;
+#   4. the disk boot has a software TPM 2.0 (swtpm, SHA-256 and SHA-384 banks): the
+#      event log and PCRs the image's /init prints are checked by tpm_check.py (the log
+#      replays to the PCRs; the UKI's PCR 4, PCR 11 and the kernel's PCR 9 events equal
+#      the manifest's predictions; the disk fragments' events rules hold; a changed
+#      command line or initrd is told apart).
 #
 # Usage: bash deploy/image/check.sh   (from anywhere; as root on a Debian host)
 # Builds sigil-agent and sigil-verify (debug) when they are missing and installs QEMU
-# (qemu-system-x86, qemu-utils) and the tools the disk tests read the disk back with
-# (binutils, dosfstools, mtools, fdisk) when they are missing. SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot
-# may take (default 180).
+# (qemu-system-x86, qemu-utils), swtpm (swtpm, swtpm-tools) and the tools the disk tests
+# read the disk back with (binutils, dosfstools, mtools, fdisk) when they are missing.
+# SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot may take (default 180).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,7 +43,7 @@ if [[ ! -x "$target/debug/sigil-verify" ]]; then
 fi
 missing=()
 for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils objdump:binutils fsck.fat:dosfstools \
-  mcopy:mtools sfdisk:fdisk; do
+  mcopy:mtools sfdisk:fdisk swtpm:swtpm swtpm_setup:swtpm-tools; do
   command -v "${t%%:*}" >/dev/null 2>&1 || [[ -x "/usr/sbin/${t%%:*}" ]] || missing+=("${t#*:}")
 done
 if ((${#missing[@]})); then
@@ -47,11 +53,14 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 work="$(mktemp -d)"
 qemu_pid=""
+swtpm_pid=""
 cleanup() {
-  if [[ -n "$qemu_pid" ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-    kill "$qemu_pid" 2>/dev/null || true
-    wait "$qemu_pid" 2>/dev/null || true
-  fi
+  for pid in "$qemu_pid" "$swtpm_pid"; do
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,6 +70,9 @@ PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_image
 
 step "image: unit tests of the disk writers (UKI, FAT32, GPT, VHD, tar.gz), read back by objdump, dosfstools, mtools, sfdisk, qemu-img"
 PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_disk.py'
+
+step "image: unit tests of the TPM log check (a synthetic log: console, replay, predictions compared, a changed command line rejected)"
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_tpm_check.py'
 
 step "image: two builds from the pinned inputs must be byte-identical"
 # The second build runs from another directory with another umask, time zone, locale
@@ -198,6 +210,28 @@ boot() {
 step "image: direct boot (-kernel, -initrd, -append) under QEMU (TCG) and the agent's gRPC health check"
 boot direct -kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "$(cat "$img/cmdline")"
 
-step "image: the disk (OVMF starts \\EFI\\BOOT\\BOOTX64.EFI, the UKI, from its EFI system partition) under QEMU (TCG) and the agent's gRPC health check"
+step "image: the disk (OVMF starts \\EFI\\BOOT\\BOOTX64.EFI, the UKI, from its EFI system partition) with a TPM (swtpm) under QEMU (TCG) and the agent's gRPC health check"
+# A fresh TPM 2.0 with the SHA-256 bank (a cloud vTPM's) and the SHA-384 bank (the
+# digests a TD's RTMRs take).
+tpm="$work/tpm"
+mkdir "$tpm"
+swtpm_setup --tpm2 --tpmstate "$tpm" --pcr-banks sha256,sha384 --overwrite >"$work/swtpm_setup.log" 2>&1 ||
+  { cat "$work/swtpm_setup.log" >&2; exit 1; }
+swtpm socket --tpm2 --tpmstate "dir=$tpm" --ctrl "type=unixio,path=$tpm/sock" --terminate &
+swtpm_pid=$!
+for _ in $(seq 50); do [[ -S "$tpm/sock" ]] && break; sleep 0.1; done
 # snapshot=on: the firmware's writes, if any, go to a temporary overlay, never to the image.
-boot disk -drive "if=virtio,format=raw,file=$img/disk.raw,snapshot=on"
+boot disk -drive "if=virtio,format=raw,file=$img/disk.raw,snapshot=on" \
+  -chardev "socket,id=chrtpm,path=$tpm/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+  -device tpm-tis,tpmdev=tpm0
+# swtpm ends when QEMU closes its connection (--terminate); stopped here in any case.
+kill "$swtpm_pid" 2>/dev/null || true
+wait "$swtpm_pid" 2>/dev/null || true
+swtpm_pid=""
+
+step "image: the disk boot's TPM event log against the manifest (replay, PCR 4/11/9 predictions, policy-vtpm-disk.toml and policy-tdx-disk.toml rules, a changed command line and initrd told apart)"
+mkdir "$work/tpm-check"
+start=$SECONDS
+python3 "$here/tpm_check.py" --console "$work/console-disk.log" --image "$img" \
+  --verify "$target/debug/sigil-verify" --scratch "$work/tpm-check"
+echo "TPM check: $((SECONDS - start)) s"

@@ -456,23 +456,28 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
     # The disk image: the firmware measures the UKI into RTMR1 (its Authenticode digest,
     # which covers every section: kernel, initrd with the agent and its configuration,
     # command line); systemd-stub 252 measures its sections into the TPM's PCR 11 only
-    # (the CC measurement protocol came in later versions), so the RTMR2 events are
-    # recorded but not pinned: a policy pinning them would reject every quote of it.
+    # (the CC measurement protocol came in later versions), so its RTMR2 events are
+    # recorded but not pinned: a policy pinning them would reject every quote of it. The
+    # kernel's EFI stub measures its load options and initrd (PCR 9) through the CC
+    # measurement protocol when there is no TPM: those RTMR2 events are pinned.
     uki_code, uki = tool_json([v, "measure", "tdx", "--tdvf", "OVMF.fd", "--uki", "uki.efi",
                                "--format", "json"], out)
     if uki_code != 0:
         raise BuildError(f"measure tdx --uki refused the UKI: {uki}")
-    uki_rtmr1 = [e for e in uki["boot_events"] if e["rtmr"] == 1]
-    # The same boot with a TPM (a cloud's vTPM): the firmware's PCR 4 event and the
-    # stub's PCR 11 events, SHA-256 bank; all of them pinned (a TPM gets the stub's).
+    uki_pinned = [e for e in uki["boot_events"]
+                  if e["rtmr"] == 1 or e["event_type"].startswith("EV_EVENT_TAG")]
+    # The same boot with a TPM (a cloud's vTPM): the firmware's PCR 4 event, the stub's
+    # PCR 11 events and the kernel's PCR 9 events, SHA-256 bank; all of them pinned (a
+    # TPM gets the stub's). check.sh compares them with a real boot's TPM event log.
     vtpm_code, vtpm = tool_json([v, "measure", "vtpm", "--uki", "uki.efi", "--format", "json"], out)
     if vtpm_code != 0:
         raise BuildError(f"measure vtpm refused the UKI: {vtpm}")
     vtpm_policy = tool_text([v, "measure", "vtpm", "--uki", "uki.efi", "--format", "policy"], out)
     disk_fragment = (
-        "# The disk image's UKI as the firmware measures it (RTMR1), from manifest.json\n"
+        "# The disk image's UKI as the firmware measures it (RTMR1) and the kernel's load\n"
+        "# options and initrd as its EFI stub measures them (RTMR2), from manifest.json\n"
         "[tdx]\nevents = [\n"
-        + "".join(f"  {toml_value({'rtmr': e['rtmr'], 'digest': e['digest']})},\n" for e in uki_rtmr1)
+        + "".join(f"  {toml_value({'rtmr': e['rtmr'], 'digest': e['digest']})},\n" for e in uki_pinned)
         + "]\n"
     )
 
@@ -494,6 +499,8 @@ def measurements(verify: Path, agent: Path, out: Path, cmdline: str, config: Pat
             "bank": vtpm["bank"],
             "uki_events": vtpm["pcr_events"],
             "pcr11_sha256": vtpm["pcr11_sha256"],
+            "stub_version": vtpm["stub_version"],
+            "not_predicted": vtpm["not_predicted"],
         },
         "snp": {
             "vmm_type": "qemu",
