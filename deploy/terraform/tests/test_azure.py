@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import AZURE_EXAMPLES, VariableHarness, single
+import hashlib
+import json
+import re
+
+from conftest import AZURE_EXAMPLES, REPO_ROOT, VariableHarness, single
 
 MODULE = "azure-confidential-vm"
 
@@ -59,7 +63,8 @@ def test_vtpm_and_secure_boot_are_hard_wired_works(tf_module):
     assert machine["secure_boot_enabled"] is True
     assert machine["disable_password_authentication"] is True
     assert machine["allow_extension_operations"] is False
-    assert machine["custom_data"] == "${base64encode(module.bootstrap.cloud_init)}"
+    assert machine["custom_data"] == "${base64encode(module.bootstrap[0].cloud_init)}"
+    assert machine["count"] == "${local.sigil_image ? 0 : 1}"
     assert "admin_password" not in machine
 
 
@@ -197,3 +202,217 @@ def test_expected_measurements_say_what_the_evidence_covers_works(harness, tf_mo
     got = harness.evaluate(values, "{covers = local.evidence_covers, policy = local.agent_policy}")
     assert "paravisor" in got["covers"] and "[vtpm] pcrs" in got["covers"]
     assert got["policy"] is None
+
+
+# --- The Sigil image (deploy/image): disk.vhd made a specialized, confidential-VM
+# supported gallery image and booted as a confidential VM without an OS profile.
+
+IMAGE_ID = ("/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/"
+            "sigil-agent/versions/1.0.1")
+NIC_ID = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic"
+STORAGE_ID = "/subscriptions/sub-1/resourceGroups/images/providers/Microsoft.Storage/storageAccounts/sigilimages1"
+VTPM_EVENTS = [
+    {"pcr": 4, "what": "UKI", "event_type": "EV_EFI_BOOT_SERVICES_APPLICATION", "digest": "41" * 32},
+    {"pcr": 11, "what": ".linux", "event_type": "EV_IPL", "digest": "b1" * 32},
+    {"pcr": 9, "what": "kernel initrd", "event_type": "EV_EVENT_TAG", "digest": "91" * 32},
+]
+
+
+def sigil_manifest(tmp_path, vhd: bytes) -> dict:
+    """The parts of a deploy/image manifest.json the module reads."""
+    (tmp_path / "img").mkdir(exist_ok=True)
+    (tmp_path / "img" / "disk.vhd").write_bytes(vhd)
+    rules = "".join(f'  {{ pcr = {e["pcr"]}, digest = "{e["digest"]}" }},\n' for e in VTPM_EVENTS)
+    manifest = {
+        "disk": {"files": {"disk.vhd": {"sha256": hashlib.sha256(vhd).hexdigest(), "size": len(vhd)}}},
+        "image": {"files": {"uki.efi": {"sha256": "b2" * 32}}},
+        "vtpm": {"bank": "sha256", "uki_events": VTPM_EVENTS, "pcr11_sha256": "c3" * 32},
+        "agent": {"agent_digest": "a1" * 48, "config_digest": "c1" * 48},
+        "policy_fragments": {"vtpm-disk": f"[vtpm]\nevents = [\n{rules}]\n"},
+    }
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps(manifest))
+    return {"vhd": str(tmp_path / "img" / "disk.vhd"),
+            "manifest": str(tmp_path / "img" / "manifest.json"), "storage_account_id": STORAGE_ID}
+
+
+def with_image(values: dict, img: dict) -> dict:
+    """values booting the image: no release, no SSH key, guest state encryption only."""
+    out = {k: v for k, v in values.items() if not k.startswith("agent_release_") and k != "admin_ssh_public_key"}
+    return dict(out, sigil_image=img, security_encryption_type="VMGuestStateOnly")
+
+
+def expression(value: str, stand_ins: dict[str, str] | None = None) -> str:
+    """An attribute's expression from python-hcl2's `${...}`, resource references
+    replaced by literal stand-ins so that terraform console evaluates it."""
+    assert value.startswith("${") and value.endswith("}"), value
+    expr = value[2:-1]
+    for ref, literal in (stand_ins or {}).items():
+        expr = expr.replace(ref, json.dumps(literal))
+    left = re.findall(r"\b(?:azurerm|azapi)_[a-z_]+\.[a-z_]+", expr)
+    assert not left, f"unreplaced resource references: {left}"
+    return expr
+
+
+def object_expression(value: dict) -> str:
+    """An HCL object expression from python-hcl2's object of `${...}` attributes."""
+    return "{" + ", ".join(f"{k} = {expression(v)}" for k, v in value.items() if k != "__comments__") + "}"
+
+
+def test_sigil_image_is_uploaded_and_made_a_gallery_image_works(tf_module):
+    module = tf_module(MODULE)
+    container = module.resource("azurerm_storage_container", "sigil_image")
+    assert container["container_access_type"] == "private"
+    assert container["storage_account_id"] == "${var.sigil_image.storage_account_id}"
+    blob = module.resource("azurerm_storage_blob", "sigil_image")
+    assert blob["type"] == "Page"
+    assert blob["name"] == "sigil-agent-image/${local.image_vhd.sha256}.vhd"
+    assert blob["source"] == "${var.sigil_image.vhd}"
+    assert blob["storage_container_name"] == "${azurerm_storage_container.sigil_image[0].name}"
+    assert "filesha256(var.sigil_image.vhd) == local.image_vhd.sha256" in module.text
+    image = module.resource("azurerm_shared_image", "sigil")
+    assert (image["os_type"], image["hyper_v_generation"]) == ("Linux", "V2")
+    # Specialized (no OS profile to provision), and a source of confidential VMs' OS disks.
+    assert image["specialized"] is True and image["confidential_vm_supported"] is True
+    assert not {"confidential_vm_enabled", "trusted_launch_supported", "trusted_launch_enabled"} & set(image)
+    version = module.resource("azurerm_shared_image_version", "sigil")
+    assert version["blob_uri"] == "${azurerm_storage_blob.sigil_image[0].url}"
+    assert version["storage_account_id"] == "${var.sigil_image.storage_account_id}"
+    assert version["name"] == "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}"
+    assert single(version["target_region"])["name"] == "${var.location}"
+    # Azure makes a confidential OS disk FromImage (or ImportSecure with a guest state
+    # blob), not by importing a VHD: no managed disk of the module's own.
+    assert "azurerm_managed_disk" not in module.resources
+    assert module.modules["bootstrap"]["count"] == "${local.sigil_image ? 0 : 1}"
+    nic = module.resource("azurerm_network_interface")
+    assert nic["accelerated_networking_enabled"] == "${var.accelerated_networking && !local.sigil_image}"
+
+
+def test_sigil_vm_is_a_specialized_confidential_vm_works(harness, tf_module, tmp_path):
+    vm_res = tf_module(MODULE).resource("azapi_resource", "sigil")
+    assert vm_res["type"].startswith("Microsoft.Compute/virtualMachines@")
+    assert vm_res["count"] == "${local.sigil_image ? 1 : 0}"
+    assert single(vm_res["lifecycle"])["replace_triggered_by"] == ["${azurerm_shared_image_version.sigil[0].id}"]
+    refs = {"azurerm_shared_image_version.sigil[0].id": IMAGE_ID, "azurerm_network_interface.this.id": NIC_ID}
+    values = with_image(dict(BASE, vm_size="Standard_DC4es_v5"), sigil_manifest(tmp_path, b"disk"))
+    assert harness.accepts(values)
+    assert harness.evaluate(values, expression(vm_res["parent_id"], refs)) == "/subscriptions/sub-1/resourceGroups/rg"
+    body = harness.evaluate(values, expression(vm_res["body"], refs))
+    assert set(body) == {"properties"}, "no zone given, none sent"
+    props = body["properties"]
+    # Specialized: no OS profile (nothing to provision, no account, no custom data).
+    assert set(props) == {"hardwareProfile", "securityProfile", "storageProfile", "networkProfile",
+                          "diagnosticsProfile"}
+    assert props["hardwareProfile"] == {"vmSize": "Standard_DC4es_v5"}
+    assert props["securityProfile"] == {
+        "securityType": "ConfidentialVM",
+        "uefiSettings": {"secureBootEnabled": False, "vTpmEnabled": True},
+    }
+    assert props["storageProfile"] == {
+        "imageReference": {"id": IMAGE_ID},
+        "osDisk": {
+            "osType": "Linux", "createOption": "FromImage", "caching": "ReadWrite", "deleteOption": "Delete",
+            "managedDisk": {"storageAccountType": "Premium_LRS",
+                            "securityProfile": {"securityEncryptionType": "VMGuestStateOnly"}},
+        },
+    }
+    assert props["networkProfile"] == {"networkInterfaces": [{"id": NIC_ID, "properties": {"primary": True}}]}
+    assert props["diagnosticsProfile"] == {"bootDiagnostics": {"enabled": True}}
+    zoned = harness.evaluate(dict(values, zone="2"), expression(vm_res["body"], refs))
+    assert zoned["zones"] == ["2"] and zoned["properties"] == props
+    # Gallery names take no hyphens; the VM's name does.
+    gallery = tf_module(MODULE).resource("azurerm_shared_image_gallery", "sigil")
+    name = harness.evaluate(dict(values, name="sigil-tdx-1"), f'"{gallery["name"]}"')
+    assert name == "sigil_tdx_1_sigil" and re.fullmatch(r"[A-Za-z0-9._]{1,80}", name)
+    version = tf_module(MODULE).resource("azurerm_shared_image_version", "sigil")
+    got = harness.evaluate(values, f'"{version["name"]}"')
+    assert got == f"1.0.{int(hashlib.sha256(b'disk').hexdigest()[:7], 16)}"
+
+
+@pytest.mark.parametrize("size", ["Standard_DC2as_v5", "Standard_EC16es_v5"])
+def test_sigil_image_publishes_its_measurements_works(harness, tf_module, tmp_path, size):
+    values = with_image(dict(BASE, vm_size=size), sigil_manifest(tmp_path, b"the disk"))
+    assert harness.accepts(values)
+    output = tf_module(MODULE).outputs["expected_measurements"]["value"]
+    got = harness.evaluate(values, object_expression(output))
+    assert got["tee"] == VALID_SIZES[size][0]
+    assert got["policy"].startswith("[vtpm]\nevents = [") and "41" * 32 in got["policy"]
+    assert got["image"] == {"disk_vhd_sha256": hashlib.sha256(b"the disk").hexdigest(), "uki_sha256": "b2" * 32,
+                            "vtpm_events": VTPM_EVENTS, "pcr11_sha256": "c3" * 32}
+    assert (got["agent_digest"], got["config_digest"]) == ("a1" * 48, "c1" * 48)
+    assert "paravisor" in got["evidence_covers"] and "PCR 4" in got["evidence_covers"]
+    assert harness.evaluate(values, "local.image_storage_account") == "sigilimages1"
+    # Without the image: the bootstrap's way, unchanged.
+    plain = harness.evaluate(dict(BASE, vm_size=size), object_expression(output))
+    assert plain["image"] is None and plain["policy"] is None and "[vtpm] pcrs" in plain["evidence_covers"]
+
+
+def test_sigil_image_with_release_gpu_or_bad_settings_rejects(harness, tmp_path):
+    img = sigil_manifest(tmp_path, b"the disk")
+    good = with_image(dict(BASE, vm_size="Standard_DC4as_v5"), img)
+    assert harness.accepts(good)
+    rejected = {
+        "a release too": dict(good, agent_release_url=BASE["agent_release_url"],
+                              agent_release_sha256=BASE["agent_release_sha256"]),
+        "a release URL too": dict(good, agent_release_url=BASE["agent_release_url"]),
+        "neither": dict(good, sigil_image=None, admin_ssh_public_key=BASE["admin_ssh_public_key"]),
+        "no NVIDIA driver in the image": dict(good, vm_size="Standard_NCC40ads_H100_v5"),
+        "confidential disk encryption needs Secure Boot": dict(good, security_encryption_type="DiskWithVMGuestState"),
+        "an SSH key for an image without accounts": dict(good, admin_ssh_public_key=BASE["admin_ssh_public_key"]),
+        "the manifest as the disk": dict(good, sigil_image=dict(img, vhd=img["manifest"])),
+        "GCP's tar.gz": dict(good, sigil_image=dict(img, vhd=img["vhd"].replace("disk.vhd", "disk.tar.gz"))),
+        "the disk as the manifest": dict(good, sigil_image=dict(img, manifest=img["vhd"])),
+        "an account name, not its ID": dict(good, sigil_image=dict(img, storage_account_id="sigilimages1")),
+        "a container's ID": dict(good, sigil_image=dict(img, storage_account_id=STORAGE_ID + "/blobServices/default")),
+        "an account name Azure refuses": dict(good, sigil_image=dict(img, storage_account_id=STORAGE_ID.replace("sigilimages1", "Sigil_Images"))),
+        "a container name Azure refuses": dict(good, name="sigil--test"),
+        # The bootstrap's settings: the image's configuration is in the image.
+        "a chain URL": dict(good, chain_rpc_url="wss://chain.example.org"),
+        "an API token": dict(good, api_token="secret-token"),
+        "buyer keys": dict(good, buyer_keys=["ab" * 32]),
+        "a container engine": dict(good, container_engine="podman"),
+        "extra agent TOML": dict(good, agent_extra_config="[log]\nlevel = \"debug\"\n"),
+        "agent measurements": dict(good, agent_measurements={"agent_digest": "a1" * 48, "config_digest": "c1" * 48}),
+        "a gRPC port the image's agent does not listen on": dict(good, grpc_port=8443),
+    }
+    accepted = [why for why, values in rejected.items() if _accepts_or_null_error(harness, values)]
+    assert accepted == []
+
+
+def test_marketplace_way_still_needs_its_inputs_rejects(harness):
+    values = dict(BASE, vm_size="Standard_DC4as_v5")
+    assert harness.accepts(values)
+    for dropped in ("agent_release_url", "agent_release_sha256", "admin_ssh_public_key"):
+        assert not harness.accepts({k: v for k, v in values.items() if k != dropped}), dropped
+
+
+def test_image_manifest_has_what_the_module_reads_works():
+    # The keys the module reads, as deploy/image writes them (image.py, disk.py).
+    image_py = (REPO_ROOT / "deploy" / "image" / "image.py").read_text()
+    disk_py = (REPO_ROOT / "deploy" / "image" / "disk.py").read_text()
+    for key in ('"vtpm-disk"', '"uki_events"', '"pcr11_sha256"', '"policy_fragments"', '"agent_digest"',
+                '"config_digest"'):
+        assert key in image_py, key
+    assert '"disk.vhd": raw.digests(footer)' in disk_py
+
+
+@pytest.mark.parametrize("name", ["azure-sev-snp", "azure-tdx"])
+def test_examples_offer_both_ways_works(harness, tf_example, tmp_path, name):
+    example = tf_example(name)
+    call = example.modules["provider_vm"]
+    assert call["sigil_image"] == "${var.sigil_image}"
+    assert call["agent_release_url"] == "${var.agent_release_url}"
+    assert call["security_encryption_type"] == '${var.sigil_image == null ? "DiskWithVMGuestState" : "VMGuestStateOnly"}'
+    assert example.variables["sigil_image"]["default"] is None
+    assert list(example.providers) == ["azurerm", "azapi"]
+    size = call["vm_size"]
+    img = sigil_manifest(tmp_path, b"disk")
+    assert harness.accepts(with_image(dict(BASE, vm_size=size), img))
+    assert harness.accepts(dict(BASE, vm_size=size, security_encryption_type="DiskWithVMGuestState"))
+    tfvars = (example.path / "terraform.tfvars.example").read_text()
+    assert "sigil_image" in tfvars and "agent_release_url" in tfvars
+
+
+def test_gpu_example_keeps_the_bootstrap_works(tf_example):
+    call = tf_example("azure-h100-cc").modules["provider_vm"]
+    assert "sigil_image" not in call
+    assert call["agent_release_url"] == "${var.agent_release_url}"

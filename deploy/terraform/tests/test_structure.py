@@ -58,10 +58,12 @@ def test_gcp_examples_configure_google_works(tf_example, name):
 @pytest.mark.parametrize("name", AZURE_EXAMPLES)
 def test_azure_examples_configure_azurerm_works(tf_example, name):
     example = tf_example(name)
-    assert list(example.providers) == ["azurerm"]
+    # azapi: the module's Sigil-image VM (a specialized confidential VM) is an ARM resource.
+    assert list(example.providers) == ["azurerm", "azapi"]
     provider = example.providers["azurerm"][0]
     assert "features" in provider, "azurerm needs a features block"
     assert provider["subscription_id"] == "${var.subscription_id}"
+    assert example.providers["azapi"][0]["subscription_id"] == "${var.subscription_id}"
     assert example.modules["provider_vm"]["source"] == "../../modules/azure-confidential-vm"
 
 
@@ -107,6 +109,8 @@ def test_outputs_never_carry_secrets_works(tf_module, tf_example):
 def test_main_resource_is_named_this_works(tf_module):
     assert "this" in tf_module("gcp-confidential-vm").resources["google_compute_instance"]
     assert "this" in tf_module("azure-confidential-vm").resources["azurerm_linux_virtual_machine"]
+    # The Sigil image's VM, the other way the Azure module makes its VM (as GCP's image: `sigil`).
+    assert "sigil" in tf_module("azure-confidential-vm").resources["azapi_resource"]
 
 
 @pytest.mark.parametrize("name", MODULE_NAMES + [f"examples/{e}" for e in EXAMPLE_NAMES])
@@ -119,7 +123,7 @@ def test_versions_pin_terraform_and_providers_works(tf_module, tf_example, name)
         for pname, spec in providers.items():
             if pname.startswith("__"):
                 continue
-            assert spec["source"] in ("hashicorp/google", "hashicorp/azurerm")
+            assert spec["source"] in ("hashicorp/google", "hashicorp/azurerm", "Azure/azapi")
             assert re.fullmatch(r">= \d+\.\d+, < \d+\.\d+", spec["version"]), spec["version"]
 
 
@@ -133,7 +137,9 @@ def test_checkov_suppressions_are_justified_works():
                 m = re.fullmatch(r"\s*#checkov:skip=(CKV2?_[A-Z]+_\d+): (.{40,})", line)
                 assert m, f"{tf.name}: suppression without a justification: {line.strip()}"
                 skips.append(m.group(1))
-    assert sorted(skips) == sorted(["CKV_GCP_26", "CKV_GCP_38", "CKV_GCP_40", "CKV_AZURE_119"])
+    assert sorted(skips) == sorted(
+        ["CKV_GCP_26", "CKV_GCP_38", "CKV_GCP_40", "CKV_AZURE_119", "CKV2_AZURE_21"]
+    )
 
 
 @pytest.mark.parametrize("name", MODULE_NAMES)

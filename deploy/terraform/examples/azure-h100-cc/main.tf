@@ -5,6 +5,11 @@ provider "azurerm" {
   subscription_id = var.subscription_id
 }
 
+# The module's Sigil-image VM is an azapi resource; the provider is needed either way.
+provider "azapi" {
+  subscription_id = var.subscription_id
+}
+
 resource "azurerm_resource_group" "this" {
   name     = "${var.name}-rg"
   location = var.location
@@ -23,4 +28,7 @@ module "provider_vm" {
   agent_release_url       = var.agent_release_url
   agent_release_sha256    = var.agent_release_sha256
   chain_rpc_url           = var.chain_rpc_url
+
+  # No sigil_image here: the Sigil image has no NVIDIA driver, so this size installs
+  # the release on Canonical's confidential Ubuntu image.
 }

@@ -3,6 +3,14 @@
 provider "azurerm" {
   features {}
   subscription_id = var.subscription_id
+  # The Sigil image's upload (a blob) with Microsoft Entra ID, for storage accounts
+  # without shared keys: the caller needs Storage Blob Data Contributor on the account.
+  storage_use_azuread = true
+}
+
+# The module's Sigil-image VM is an azapi resource; the provider is needed either way.
+provider "azapi" {
+  subscription_id = var.subscription_id
 }
 
 resource "azurerm_resource_group" "this" {
@@ -18,9 +26,17 @@ module "provider_vm" {
   location            = azurerm_resource_group.this.location
   vm_size             = "Standard_DC4as_v5"
 
-  admin_ssh_public_key    = var.admin_ssh_public_key
   allowed_source_prefixes = var.allowed_cidrs
-  agent_release_url       = var.agent_release_url
-  agent_release_sha256    = var.agent_release_sha256
   chain_rpc_url           = var.chain_rpc_url
+
+  # Either the Sigil agent image (deploy/image), booted as it is...
+  sigil_image = var.sigil_image
+  # (Azure's confidential OS disk encryption needs Secure Boot, which the image's
+  # unsigned UKI rules out: the image's VM encrypts its guest state only.)
+  security_encryption_type = var.sigil_image == null ? "DiskWithVMGuestState" : "VMGuestStateOnly"
+
+  # ...or Canonical's confidential Ubuntu image, which installs this release at boot.
+  admin_ssh_public_key = var.admin_ssh_public_key
+  agent_release_url    = var.agent_release_url
+  agent_release_sha256 = var.agent_release_sha256
 }

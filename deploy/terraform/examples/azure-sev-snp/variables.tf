@@ -16,18 +16,21 @@ variable "location" {
 }
 
 variable "admin_ssh_public_key" {
-  description = "OpenSSH public key of the VM's administrator (no inbound SSH is opened)."
+  description = "OpenSSH public key of the VM's administrator (no inbound SSH is opened); null with sigil_image."
   type        = string
+  default     = null
 }
 
 variable "agent_release_url" {
-  description = "HTTPS URL of the pinned sigil-agent release (archive or binary)."
+  description = "HTTPS URL of the pinned sigil-agent release (archive or binary); null with sigil_image."
   type        = string
+  default     = null
 }
 
 variable "agent_release_sha256" {
-  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves."
+  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; null with sigil_image."
   type        = string
+  default     = null
 }
 
 variable "allowed_cidrs" {
@@ -39,4 +42,14 @@ variable "chain_rpc_url" {
   description = "WebSocket RPC URL of the chain the agent submits receipts to; null for none."
   type        = string
   default     = null
+}
+
+variable "sigil_image" {
+  description = "The Sigil agent image to boot instead of installing agent_release_url: {vhd = \"DIR/disk.vhd\", manifest = \"DIR/manifest.json\", storage_account_id = \"<an existing storage account in location>\"} from `bash deploy/image/build.sh --out DIR`; null for the release."
+  type = object({
+    vhd                = string
+    manifest           = string
+    storage_account_id = string
+  })
+  default = null
 }

@@ -17,3 +17,8 @@ output "boot_log_command" {
   description = "Command that shows the bootstrap result and the agent's attested line."
   value       = module.provider_vm.boot_log_command
 }
+
+output "expected_measurements" {
+  description = "What the VM's evidence covers and, with sigil_image, the image's vTPM events and the [vtpm] rules that pin them."
+  value       = module.provider_vm.expected_measurements
+}

@@ -1,7 +1,8 @@
 # An Azure confidential VM (security type ConfidentialVM: AMD SEV-SNP on
 # DCasv5/ECasv5, Intel TDX on DCesv5/ECesv5, or SEV-SNP with an NVIDIA H100 in
 # confidential-computing mode on NCCadsH100v5) that installs and starts
-# sigil-agent at first boot. Its security group admits only the agent's gRPC
+# sigil-agent at first boot, or that boots the Sigil agent image (deploy/image)
+# with the agent already in it. Its security group admits only the agent's gRPC
 # port, and only from allowed_source_prefixes.
 
 locals {
@@ -11,14 +12,28 @@ locals {
     "sigil-role" = "provider-agent"
     "sigil-tee"  = local.tee
   })
-  # What this VM's hardware evidence covers (docs/measured-boot.md, deploy/image/README.md).
-  evidence_covers = "${local.tee} on Azure: the hardware report measures the paravisor (HCL), not the guest; the guest's boot chain is in the vTPM PCRs, which the agent quotes (measured.tpm_quote, bound to the report by the HCL runtime claims) and a policy pins with [vtpm] pcrs; the agent's own digests are not measured"
+  # What this VM's hardware evidence covers (docs/measured-boot.md, docs/azure-vtpm.md,
+  # deploy/image/README.md).
+  evidence_covers = (local.sigil_image
+    ? "${local.tee} on Azure, Sigil image: the hardware report measures the paravisor (HCL), not the guest; the guest's boot is in the vTPM PCRs, which the agent quotes with the vTPM's event log (measured.tpm_quote and measured.event_log, bound to the report by the HCL runtime claims): PCR 4 holds the UKI's Authenticode digest, which covers kernel, initrd (with the agent and its configuration) and command line, PCR 11 systemd-stub's section events, PCR 9 the kernel's command line and initrd; the [vtpm] events of the policy pin them"
+    : "${local.tee} on Azure: the hardware report measures the paravisor (HCL), not the guest; the guest's boot chain is in the vTPM PCRs, which the agent quotes (measured.tpm_quote, bound to the report by the HCL runtime claims) and a policy pins with [vtpm] pcrs; the agent's own digests are not measured"
+  )
   # Azure guests have no RTMR3 the agent can extend: nothing pins the agent binary.
   agent_policy = null
+
+  # The Sigil agent image (deploy/image/README.md): its manifest names the upload by
+  # digest and gives the vTPM events of its disk boot and the [vtpm] rules that pin them.
+  sigil_image    = var.sigil_image != null
+  image_manifest = local.sigil_image ? jsondecode(file(var.sigil_image.manifest)) : null
+  image_vhd      = local.sigil_image ? local.image_manifest.disk.files["disk.vhd"] : null
+  image_policy   = local.sigil_image ? local.image_manifest.policy_fragments["vtpm-disk"] : null
+  # The storage account named by the last segment of its resource ID.
+  image_storage_account = local.sigil_image ? regex("[^/]+$", var.sigil_image.storage_account_id) : null
 }
 
 module "bootstrap" {
   source = "../agent-bootstrap"
+  count  = local.sigil_image ? 0 : 1
 
   agent_release_url    = var.agent_release_url
   agent_release_sha256 = var.agent_release_sha256
@@ -100,10 +115,12 @@ resource "azurerm_public_ip" "this" {
 
 resource "azurerm_network_interface" "this" {
   #checkov:skip=CKV_AZURE_119: buyers reach the agent's gRPC API on the public IP; the security group admits only that port from allowed_source_prefixes, and assign_public_ip = false removes it.
-  name                           = "${var.name}-nic"
-  resource_group_name            = var.resource_group_name
-  location                       = var.location
-  accelerated_networking_enabled = var.accelerated_networking
+  name                = "${var.name}-nic"
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  # The Sigil image has no driver for the accelerated path's virtual function (mlx5,
+  # mana): its traffic takes hv_netvsc's synthetic path, so none is asked for.
+  accelerated_networking_enabled = var.accelerated_networking && !local.sigil_image
   ip_forwarding_enabled          = false
   tags                           = local.tags
 
@@ -121,6 +138,7 @@ resource "azurerm_network_interface_security_group_association" "this" {
 }
 
 resource "azurerm_linux_virtual_machine" "this" {
+  count                           = local.sigil_image ? 0 : 1
   name                            = var.name
   resource_group_name             = var.resource_group_name
   location                        = var.location
@@ -129,7 +147,7 @@ resource "azurerm_linux_virtual_machine" "this" {
   admin_username                  = var.admin_username
   disable_password_authentication = true
   network_interface_ids           = [azurerm_network_interface.this.id]
-  custom_data                     = base64encode(module.bootstrap.cloud_init)
+  custom_data                     = base64encode(module.bootstrap[0].cloud_init)
   tags                            = local.tags
 
   # ConfidentialVM security type: set by os_disk.security_encryption_type,
@@ -163,4 +181,144 @@ resource "azurerm_linux_virtual_machine" "this" {
 
   # Managed boot diagnostics: the serial log shows the bootstrap's result.
   boot_diagnostics {}
+}
+
+# The Sigil image. disk.vhd (a fixed VHD, 1 MiB aligned) goes to a private container of
+# the given storage account as a page blob named by its SHA-256 (a changed file is a new
+# blob and a new image, never an overwrite) and becomes a specialized, confidential-VM
+# supported image version in a gallery of the module's; the VM is created from it with no
+# OS profile, no provisioning and no VM agent (README.md, "Booting the Sigil agent image
+# instead"). Azure creates a confidential OS disk FromImage (and ImportSecure/
+# UploadPreparedSecure with a guest state blob), not by importing a VHD into one.
+resource "azurerm_storage_container" "sigil_image" {
+  #checkov:skip=CKV2_AZURE_21: blob read logging is a setting of the storage account the caller gives (its diagnostic settings), not of this container; what it holds is the public image, named by its digest.
+  count                 = local.sigil_image ? 1 : 0
+  name                  = "${var.name}-sigil-image"
+  storage_account_id    = var.sigil_image.storage_account_id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_blob" "sigil_image" {
+  count                  = local.sigil_image ? 1 : 0
+  name                   = "sigil-agent-image/${local.image_vhd.sha256}.vhd"
+  storage_account_name   = local.image_storage_account
+  storage_container_name = azurerm_storage_container.sigil_image[0].name
+  type                   = "Page"
+  source                 = var.sigil_image.vhd
+
+  lifecycle {
+    precondition {
+      condition     = filesha256(var.sigil_image.vhd) == local.image_vhd.sha256
+      error_message = "sigil_image.vhd is not the disk.vhd its manifest.json names (SHA-256 differs): give the files of one build."
+    }
+  }
+}
+
+resource "azurerm_shared_image_gallery" "sigil" {
+  count               = local.sigil_image ? 1 : 0
+  name                = "${replace(var.name, "-", "_")}_sigil"
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  description         = "Sigil agent image of ${var.name}"
+  tags                = local.tags
+}
+
+resource "azurerm_shared_image" "sigil" {
+  count               = local.sigil_image ? 1 : 0
+  name                = "sigil-agent"
+  gallery_name        = azurerm_shared_image_gallery.sigil[0].name
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  os_type             = "Linux"
+  hyper_v_generation  = "V2"
+  # Specialized: nothing in the image to provision (no OS profile is sent, none is
+  # needed). Confidential-VM supported: a Gen2 OS disk VHD without guest state, from
+  # which Azure creates a confidential VM's OS disk and its guest state.
+  specialized               = true
+  confidential_vm_supported = true
+  tags                      = local.tags
+
+  identifier {
+    publisher = "sigil"
+    offer     = "sigil-agent-image"
+    sku       = "uki-disk"
+  }
+}
+
+resource "azurerm_shared_image_version" "sigil" {
+  count = local.sigil_image ? 1 : 0
+  # The version names the disk: the first 28 bits of its SHA-256.
+  name                = "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}"
+  gallery_name        = azurerm_shared_image_gallery.sigil[0].name
+  image_name          = azurerm_shared_image.sigil[0].name
+  resource_group_name = var.resource_group_name
+  location            = var.location
+  blob_uri            = azurerm_storage_blob.sigil_image[0].url
+  storage_account_id  = var.sigil_image.storage_account_id
+  tags                = local.tags
+
+  target_region {
+    name                   = var.location
+    regional_replica_count = 1
+    storage_account_type   = "Standard_LRS"
+  }
+}
+
+# azurerm_linux_virtual_machine always sends an OS profile (computer name, admin
+# account), which Azure refuses for a VM from a specialized image; azurerm_virtual_machine
+# has no security profile (no ConfidentialVM, no vTPM). So the ARM resource itself,
+# through azapi.
+resource "azapi_resource" "sigil" {
+  count     = local.sigil_image ? 1 : 0
+  type      = "Microsoft.Compute/virtualMachines@2024-03-01"
+  name      = var.name
+  parent_id = regex("^/subscriptions/[^/]+/resource[Gg]roups/[^/]+", azurerm_network_interface.this.id)
+  location  = var.location
+  tags      = local.tags
+
+  body = merge({ for z in compact([var.zone]) : "zones" => [z] }, {
+    properties = {
+      hardwareProfile = { vmSize = var.vm_size }
+
+      # ConfidentialVM with the vTPM (it holds the boot's measurements and the key
+      # the agent's quotes are signed with). Secure Boot is off: the image's UKI is
+      # not signed by a key in Azure's default db, so Secure Boot would refuse it; what
+      # it boots is named instead by its measurements (the UKI's PCR 4 event,
+      # expected_measurements).
+      securityProfile = {
+        securityType = "ConfidentialVM"
+        uefiSettings = { secureBootEnabled = false, vTpmEnabled = true }
+      }
+
+      # The OS disk is created from the image version with the VM (and deleted with it):
+      # a confidential disk whose guest state (the vTPM's) is encrypted with a key
+      # released only to the attested VM. It holds only the public image.
+      storageProfile = {
+        imageReference = { id = azurerm_shared_image_version.sigil[0].id }
+        osDisk = {
+          osType       = "Linux"
+          createOption = "FromImage"
+          caching      = "ReadWrite"
+          deleteOption = "Delete"
+          managedDisk = {
+            storageAccountType = var.os_disk_storage_account_type
+            securityProfile    = { securityEncryptionType = var.security_encryption_type }
+          }
+        }
+      }
+
+      networkProfile = {
+        networkInterfaces = [{ id = azurerm_network_interface.this.id, properties = { primary = true } }]
+      }
+
+      # Managed boot diagnostics: the serial log shows the agent's start and the vTPM's
+      # event log ("The TPM check" in deploy/image/README.md).
+      diagnosticsProfile = { bootDiagnostics = { enabled = true } }
+    }
+  })
+
+  lifecycle {
+    # A new image is a new OS disk, and a VM's OS disk is replaced with the VM.
+    replace_triggered_by = [azurerm_shared_image_version.sigil[0].id]
+  }
 }

@@ -1,11 +1,11 @@
 output "vm_id" {
   description = "Resource ID of the VM."
-  value       = azurerm_linux_virtual_machine.this.id
+  value       = local.sigil_image ? azapi_resource.sigil[0].id : azurerm_linux_virtual_machine.this[0].id
 }
 
 output "vm_name" {
   description = "Name of the VM."
-  value       = azurerm_linux_virtual_machine.this.name
+  value       = local.sigil_image ? azapi_resource.sigil[0].name : azurerm_linux_virtual_machine.this[0].name
 }
 
 output "tee" {
@@ -39,22 +39,31 @@ output "attestation_command" {
 }
 
 output "boot_log_command" {
-  description = "Shows the bootstrap's result and the agent's `attested:` line from the boot diagnostics serial log."
-  value       = "az vm boot-diagnostics get-boot-log --resource-group ${var.resource_group_name} --name ${azurerm_linux_virtual_machine.this.name} | grep -E 'sigil-bootstrap:'"
+  description = "Shows the bootstrap's result and the agent's `attested:` line from the boot diagnostics serial log (with sigil_image: the image's init lines, the agent's start and the vTPM's event log)."
+  value       = "az vm boot-diagnostics get-boot-log --resource-group ${var.resource_group_name} --name ${local.sigil_image ? azapi_resource.sigil[0].name : azurerm_linux_virtual_machine.this[0].name} | grep -E '${local.sigil_image ? "init:|attested|hardware evidence|sigil-tpm" : "sigil-bootstrap:"}'"
 }
 
 output "agent_config_sha256" {
-  description = "SHA-256 of the agent configuration written to the VM."
-  value       = module.bootstrap.agent_config_sha256
+  description = "SHA-256 of the agent configuration written to the VM; null with sigil_image, whose configuration is part of the image (expected_measurements.config_digest)."
+  value       = local.sigil_image ? null : module.bootstrap[0].agent_config_sha256
 }
 
 output "expected_measurements" {
-  description = "What the hardware evidence of this VM covers, and the agent measurements given in var.agent_measurements with the policy rules that pin them (TDX), for policy authors and buyers."
+  description = "What the hardware evidence of this VM covers, the agent measurements (given in var.agent_measurements, or the Sigil image's), and the policy rules that pin what the evidence shows (the Sigil image: its [vtpm] events), for policy authors and buyers."
   value = {
     tee             = local.tee
     evidence_covers = local.evidence_covers
-    agent_digest    = try(var.agent_measurements.agent_digest, null)
-    config_digest   = try(var.agent_measurements.config_digest, null)
-    policy          = local.agent_policy
+    agent_digest    = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
+    config_digest   = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
+    policy          = local.sigil_image ? local.image_policy : local.agent_policy
+    # The Sigil image only: its disk's digests and the vTPM events of its boot (PCR 4:
+    # the UKI; PCR 11: systemd-stub's sections; PCR 9: the kernel's command line and
+    # initrd), which `policy` pins.
+    image = local.sigil_image ? {
+      disk_vhd_sha256 = local.image_vhd.sha256
+      uki_sha256      = local.image_manifest.image.files["uki.efi"].sha256
+      vtpm_events     = local.image_manifest.vtpm.uki_events
+      pcr11_sha256    = local.image_manifest.vtpm.pcr11_sha256
+    } : null
   }
 }

@@ -40,7 +40,7 @@ variable "vm_size" {
 }
 
 variable "security_encryption_type" {
-  description = "Confidential OS-disk encryption: DiskWithVMGuestState (OS disk and VM guest state encrypted, keys released only to the attested VM) or VMGuestStateOnly (guest state only)."
+  description = "Confidential OS-disk encryption: DiskWithVMGuestState (OS disk and VM guest state encrypted, keys released only to the attested VM; needs Secure Boot) or VMGuestStateOnly (guest state only; the only choice with sigil_image)."
   type        = string
   default     = "DiskWithVMGuestState"
 
@@ -73,7 +73,7 @@ variable "os_disk_storage_account_type" {
 }
 
 variable "os_disk_size_gb" {
-  description = "OS disk size in GB (the GPU driver needs room on Standard_NCC40ads_H100_v5)."
+  description = "OS disk size in GB (the GPU driver needs room on Standard_NCC40ads_H100_v5). Not used with sigil_image: its disk is the size of disk.vhd (1 GiB)."
   type        = number
   default     = 64
 
@@ -84,7 +84,7 @@ variable "os_disk_size_gb" {
 }
 
 variable "image" {
-  description = "Marketplace image; it must be a confidential-VM image (Canonical's `cvm` SKUs): Ubuntu 24.04 is ubuntu-24_04-lts/cvm, Ubuntu 22.04 is 0001-com-ubuntu-confidential-vm-jammy/22_04-lts-cvm."
+  description = "Marketplace image when sigil_image is null; it must be a confidential-VM image (Canonical's `cvm` SKUs): Ubuntu 24.04 is ubuntu-24_04-lts/cvm, Ubuntu 22.04 is 0001-com-ubuntu-confidential-vm-jammy/22_04-lts-cvm."
   type = object({
     publisher = string
     offer     = string
@@ -116,12 +116,16 @@ variable "admin_username" {
 }
 
 variable "admin_ssh_public_key" {
-  description = "OpenSSH public key for admin_username (for the serial console or a bastion; the NSG admits no SSH)."
+  description = "OpenSSH public key for admin_username (for the serial console or a bastion; the NSG admits no SSH). Required without sigil_image; must be null with it (the image has no accounts and no SSH, and its VM no OS profile)."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp[0-9]+) [A-Za-z0-9+/=]+", var.admin_ssh_public_key))
-    error_message = "admin_ssh_public_key must be an OpenSSH public key."
+    condition = (var.sigil_image == null
+      ? can(regex("^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp[0-9]+) [A-Za-z0-9+/=]+", var.admin_ssh_public_key))
+      : var.admin_ssh_public_key == null
+    )
+    error_message = "admin_ssh_public_key must be an OpenSSH public key without sigil_image, and null with it (the Sigil image has no accounts and no SSH)."
   }
 }
 
@@ -164,7 +168,7 @@ variable "assign_public_ip" {
 }
 
 variable "accelerated_networking" {
-  description = "Enable accelerated networking on the NIC (supported by the DCasv5/ECasv5, DCesv5/ECesv5 and NCCadsH100v5 families)."
+  description = "Enable accelerated networking on the NIC (supported by the DCasv5/ECasv5, DCesv5/ECesv5 and NCCadsH100v5 families). Off with sigil_image, whose image has no driver for the virtual function (it uses hv_netvsc's synthetic path)."
   type        = bool
   default     = true
 }
@@ -176,13 +180,70 @@ variable "tags" {
 }
 
 variable "agent_release_url" {
-  description = "HTTPS URL of the pinned sigil-agent release (archive or binary)."
+  description = "HTTPS URL of the pinned sigil-agent release (archive or binary), installed at first boot by the cloud-init bootstrap. Required without sigil_image; must be null with it."
   type        = string
+  default     = null
+
+  validation {
+    condition     = (var.agent_release_url == null) == (var.sigil_image != null)
+    error_message = "Give either agent_release_url and agent_release_sha256 (a marketplace image installs the agent at boot) or sigil_image (the image carries the agent), not both and not neither."
+  }
 }
 
 variable "agent_release_sha256" {
-  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; checked on the VM before install."
+  description = "SHA-256 (64 lowercase hex digits) of what agent_release_url serves; checked on the VM before install. Required without sigil_image; must be null with it."
   type        = string
+  default     = null
+
+  validation {
+    condition     = (var.agent_release_sha256 == null) == (var.sigil_image != null)
+    error_message = "agent_release_sha256 goes with agent_release_url: set both without sigil_image, neither with it."
+  }
+}
+
+variable "sigil_image" {
+  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `vhd` is DIR/disk.vhd, uploaded as a page blob to a private container the module creates in the existing storage account `storage_account_id` (same region as the VM) and made a specialized, confidential-VM supported image version in a gallery of the module's; `manifest` is DIR/manifest.json, whose digests are checked against the upload and name it, and whose vTPM events and [vtpm] rules the expected_measurements output publishes. The VM starts from that image as a specialized image (no OS profile, no provisioning agent), vTPM on, Secure Boot off (the UKI is unsigned), so security_encryption_type must be VMGuestStateOnly (Azure's confidential OS disk encryption needs Secure Boot). The image carries the agent, its configuration and its kernel, and installs nothing at boot: the bootstrap's agent settings (chain_rpc_url, api_token, buyer_keys, container_engine, agent_extra_config, agent_measurements, a grpc_port other than 7443) are refused with it. No NVIDIA driver is in it: not for Standard_NCC40ads_H100_v5. null: `image` and the bootstrap."
+  type = object({
+    vhd                = string
+    manifest           = string
+    storage_account_id = string
+  })
+  default = null
+
+  validation {
+    condition = var.sigil_image == null ? true : (
+      endswith(var.sigil_image.vhd, "disk.vhd") &&
+      endswith(var.sigil_image.manifest, "manifest.json") &&
+      can(regex("^/subscriptions/[^/]+/resource[Gg]roups/[^/]+/providers/Microsoft\\.Storage/storageAccounts/[a-z0-9]{3,24}$", var.sigil_image.storage_account_id))
+    )
+    error_message = "sigil_image.vhd must be the build's disk.vhd, .manifest its manifest.json, .storage_account_id the resource ID of a storage account (/subscriptions/.../resourceGroups/.../providers/Microsoft.Storage/storageAccounts/NAME)."
+  }
+
+  validation {
+    condition     = var.sigil_image == null || var.vm_size != "Standard_NCC40ads_H100_v5"
+    error_message = "The Sigil image carries no NVIDIA driver: Standard_NCC40ads_H100_v5 (confidential H100) needs the marketplace image and the bootstrap."
+  }
+
+  validation {
+    condition     = var.sigil_image == null || var.security_encryption_type == "VMGuestStateOnly"
+    error_message = "The Sigil image boots with Secure Boot off (its UKI is unsigned) and Azure encrypts a confidential OS disk (DiskWithVMGuestState) only with Secure Boot on: set security_encryption_type = \"VMGuestStateOnly\" (the disk holds only the public image; the agent keeps its state in memory)."
+  }
+
+  validation {
+    # These configure the bootstrap's agent; the image's configuration is in the image.
+    condition = var.sigil_image == null || (
+      var.chain_rpc_url == null && var.api_token == null && length(var.buyer_keys) == 0 &&
+      var.container_engine == null && var.agent_extra_config == "" && var.agent_measurements == null &&
+      var.grpc_port == 7443
+    )
+    error_message = "With sigil_image the agent's configuration is the image's (deploy/image/agent.toml, its digest in the manifest; gRPC on 7443): chain_rpc_url, api_token, buyer_keys, container_engine, agent_extra_config and agent_measurements configure the bootstrap's agent only, and grpc_port must stay 7443."
+  }
+
+  validation {
+    # The container the module creates is named after the VM: no "--" in a container name.
+    condition     = var.sigil_image == null || !strcontains(var.name, "--")
+    error_message = "With sigil_image, name must not contain \"--\" (it names the image's storage container)."
+  }
 }
 
 variable "grpc_port" {

@@ -5,8 +5,14 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # 4.x argument names (accelerated_networking_enabled, ...).
-      version = ">= 4.0, < 5.0"
+      # 4.x argument names (accelerated_networking_enabled, ...); 4.9:
+      # azurerm_storage_container.storage_account_id (Resource Manager API).
+      version = ">= 4.9, < 5.0"
+    }
+    azapi = {
+      source = "Azure/azapi"
+      # 2.x: body is an HCL object. The Sigil image's VM (a specialized confidential VM).
+      version = ">= 2.0, < 3.0"
     }
   }
 }
