@@ -24,10 +24,14 @@ This reads them back and checks, in order:
    PCR 8-15), the same events a TD's firmware and kernel put into the CCEL;
 4. the comparison can fail: the same log against `measure vtpm --uki`'s predictions
    for the UKI with one byte of its command line changed, and with one byte of its
-   initrd changed, must differ, naming the events that changed.
+   initrd changed, must differ, naming the events that changed;
+5. the verifier reads the same log as this does: `sigil-verify eventlog --tpm` with the
+   guest's SHA-256 PCRs (`--pcrs`) and `policy-vtpm-disk.toml` accepts it, and its
+   replayed PCRs equal this reader's.
 
 Python's standard library only; the event log is read here independently of the
-verifier's parser. Exit 0 when everything holds, 1 otherwise (each difference said).
+verifier's parser (step 5 then compares the two). Exit 0 when everything holds, 1
+otherwise (each difference said).
 """
 
 from __future__ import annotations
@@ -225,6 +229,33 @@ def mutated(uki: bytes, name: bytes, at: int) -> bytes:
     return bytes(out)
 
 
+def verifier_reads(verify: str, log: bytes, events: list, pcrs: dict, image: Path,
+                   scratch: Path) -> list:
+    """Step 5: `sigil-verify eventlog --tpm` on the log, the guest's SHA-256 PCRs and the
+    vTPM fragment: accepted, with the PCRs this reader replays."""
+    (scratch / "tpm-log.bin").write_bytes(log)
+    given = {f"pcr{n:02}": v.hex() for n, v in pcrs.get("sha256", {}).items()}
+    (scratch / "tpm-pcrs.json").write_text(json.dumps(given))
+    out = tool_json([verify, "eventlog", "--tpm", "--log", str(scratch / "tpm-log.bin"),
+                     "--pcrs", str(scratch / "tpm-pcrs.json"),
+                     "--policy", str(image / "policy-vtpm-disk.toml"), "--format", "json"])
+    ours = {f"pcr{n:02}": v.hex() for n, v in replay(events, SHA256).items()}
+    failures = []
+    if out.get("verdict") != "accepted" or out["claims"].get("pcrs_given") != "matched":
+        failures.append(f"sigil-verify eventlog --tpm: {out.get('verdict')}: {out.get('reasons')}")
+    if out["claims"]["pcrs"] != ours:
+        failures.append(f"sigil-verify eventlog --tpm replays to {out['claims']['pcrs']}, "
+                        f"this reader to {ours}")
+    if len(out["claims"]["events"]) != len(events):
+        failures.append(f"sigil-verify eventlog --tpm reads {len(out['claims']['events'])} "
+                        f"events, this reader {len(events)}")
+    if not failures:
+        print(f"sigil-verify eventlog --tpm: accepted with the guest's PCRs and "
+              f"policy-vtpm-disk.toml; the same {len(events)} events and PCRs "
+              f"{', '.join(k[3:] for k in sorted(ours))} as this reader")
+    return failures
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--console", required=True, help="the serial console log of the TPM boot")
@@ -291,6 +322,8 @@ def main() -> int:
             else:
                 print(f"a UKI with one byte of its {what} changed: rejected, {len(d)} differences "
                       f"({', '.join(expect)})")
+        # 5. The verifier's own reader of TPM logs, on the same log and PCRs.
+        failures += verifier_reads(args.verify, log, events, pcrs, image, scratch)
     except CheckError as e:
         print(f"tpm check: {e}", file=sys.stderr)
         return 1
