@@ -8,8 +8,9 @@
 //! 1. writes its pid into the job's cgroup(s), so the job and everything it starts is
 //!    limited, accounted and killed as one;
 //! 2. with a namespace, unshares its mount namespace (private propagation), remounts every
-//!    mount read-only, covers the agent's state directory and the other hidden paths with
-//!    empty read-only tmpfs, exposes only this job's directory (inputs read-only), replaces
+//!    mount read-only (one that another process removed meanwhile is gone from it too, and
+//!    skipped), covers the agent's state directory and the other hidden paths with empty
+//!    read-only tmpfs, exposes only this job's directory (inputs read-only), replaces
 //!    `/dev` with a tmpfs holding `null zero full random urandom tty` and the GPUs assigned
 //!    to the job (no TPM, no `sev-guest`, no TDX guest device, no other GPU), gives the job
 //!    a private `/tmp`, `/var/tmp` and `/dev/shm`, and mounts a `/proc` that shows only the
@@ -192,17 +193,56 @@ fn kept_flags(opts: &str) -> MsFlags {
     f
 }
 
-/// Mount points and their per-mount options, from `/proc/self/mountinfo`.
-pub(crate) fn mount_points(mountinfo: &str) -> Vec<(PathBuf, String)> {
+/// Mounts from `/proc/self/mountinfo`: mount id, mount point and per-mount options.
+pub(crate) fn mount_points(mountinfo: &str) -> Vec<(u64, PathBuf, String)> {
     mountinfo
         .lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
-            let mp = f.nth(4)?;
+            let id = f.next()?.parse().ok()?;
+            let mp = f.nth(3)?;
             let opts = f.next()?;
-            Some((PathBuf::from(super::cgroup::unescape(mp)), opts.to_owned()))
+            Some((
+                id,
+                PathBuf::from(super::cgroup::unescape(mp)),
+                opts.to_owned(),
+            ))
         })
         .collect()
+}
+
+/// Makes every mount of the launcher's new namespace read-only (per mount: a bind remount
+/// changes only this view), listed by `read_info` (`/proc/self/mountinfo`).
+///
+/// The mounts are copies of the agent's, and one can go meanwhile: another process removing
+/// the directory a mount of its own sits on (a test's or another agent's tmpfs, a private job
+/// directory) detaches that mount from every namespace, this one included, possibly between
+/// the listing and its remount, which then fails (`ENOENT`). A mount no longer listed holds
+/// nothing to make read-only and is skipped; no mount can appear here (propagation is
+/// private), so every mount left is read-only at the end. A mount under /proc or /sys that
+/// refuses (some pseudo file systems do) is covered later or holds nothing writable for an
+/// unprivileged job. Any other failure fails the launch.
+fn remount_all_read_only(
+    mut read_info: impl FnMut() -> std::io::Result<String>,
+    mut remount: impl FnMut(&Path, MsFlags) -> nix::Result<()>,
+) -> Result<(), Failed> {
+    let info = read_info().at("reading mountinfo")?;
+    for (id, mp, opts) in mount_points(&info) {
+        let Err(e) = remount(&mp, MsFlags::MS_RDONLY | kept_flags(&opts)) else {
+            continue;
+        };
+        if mp.starts_with("/proc") || mp.starts_with("/sys") {
+            continue;
+        }
+        let now = read_info().at("reading mountinfo")?;
+        if mount_points(&now).iter().all(|m| m.0 != id) {
+            continue;
+        }
+        return Err(fail(format!("remounting {} read-only", mp.display()))(
+            e.to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn remount(target: &Path, flags: MsFlags) -> nix::Result<()> {
@@ -284,19 +324,8 @@ fn enter_namespace(ns: &NamespaceSpec) -> Result<(), Failed> {
         devices.push((rel.to_owned(), fd));
     }
 
-    // 1. The whole system read-only (per mount: a bind remount changes only this view).
-    let info = std::fs::read_to_string("/proc/self/mountinfo").at("reading mountinfo")?;
-    for (mp, opts) in mount_points(&info) {
-        if let Err(e) = remount(&mp, MsFlags::MS_RDONLY | kept_flags(&opts)) {
-            // A mount under /proc or /sys that refuses (some pseudo file systems do) is
-            // covered below or holds nothing writable for an unprivileged job.
-            if !(mp.starts_with("/proc") || mp.starts_with("/sys")) {
-                return Err(fail(format!("remounting {} read-only", mp.display()))(
-                    e.to_string(),
-                ));
-            }
-        }
-    }
+    // 1. The whole system read-only.
+    remount_all_read_only(|| std::fs::read_to_string("/proc/self/mountinfo"), remount)?;
 
     // Private temporary directories (counted in the job's memory), first: what lies
     // beneath them is gone from this view, and the job's directory may be there.
@@ -427,8 +456,66 @@ mod tests {
         let mi = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
                   23 22 0:5 / /dev rw,nosuid - devtmpfs udev rw\n";
         let m = mount_points(mi);
-        assert_eq!(m[0], (PathBuf::from("/"), "rw,relatime".to_owned()));
-        assert_eq!(m[1].0, PathBuf::from("/dev"));
+        assert_eq!(m[0], (22, PathBuf::from("/"), "rw,relatime".to_owned()));
+        assert_eq!(m[1].1, PathBuf::from("/dev"));
+    }
+
+    const MOUNTS: &str = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                          40 22 0:50 / /tmp/t/jobs/a rw,nosuid,nodev - tmpfs tmpfs rw\n\
+                          41 22 0:51 / /srv rw - ext4 /dev/vdb rw\n";
+
+    /// Regression (`docs/faults.md`, "Jobs that failed under load"): a mount detached from
+    /// the launcher's namespace between its listing and its remount (another process removed
+    /// the directory under it) failed the launch, and with it a job the agent had accepted.
+    #[test]
+    fn mount_gone_before_its_remount_works() {
+        let mut listings = 0;
+        let mut done = Vec::new();
+        let r = remount_all_read_only(
+            || {
+                listings += 1;
+                // Listed once; gone from the second listing on.
+                Ok(if listings == 1 {
+                    MOUNTS.to_owned()
+                } else {
+                    MOUNTS
+                        .lines()
+                        .filter(|l| !l.starts_with("40 "))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            },
+            |p, flags| {
+                assert!(flags.contains(MsFlags::MS_RDONLY));
+                if p == Path::new("/tmp/t/jobs/a") {
+                    return Err(nix::errno::Errno::ENOENT);
+                }
+                done.push(p.to_owned());
+                Ok(())
+            },
+        );
+        assert!(r.is_ok(), "{r:?}");
+        // Every mount still there was made read-only, the one after the gone one included.
+        assert_eq!(done, [PathBuf::from("/"), PathBuf::from("/srv")]);
+    }
+
+    #[test]
+    fn mount_not_made_read_only_rejects() {
+        // Still listed after its remount failed: the launch fails, naming it.
+        let r = remount_all_read_only(
+            || Ok(MOUNTS.to_owned()),
+            |p, _| {
+                if p == Path::new("/srv") {
+                    Err(nix::errno::Errno::EPERM)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let Err(f) = r else {
+            panic!("a mount left writable was accepted")
+        };
+        assert_eq!(f.step, "remounting /srv read-only");
     }
 
     #[test]
