@@ -161,6 +161,32 @@ class Agent:
                 self.proc.wait()
 
 
+def private_copy(binary, into):
+    """The agent, and the `sigil-launch` beside it, copied into `into`: a build in the same
+    target directory during the run replaces those files, and an isolated job started while
+    the launcher is being replaced fails to start (the agent takes the launcher beside its
+    own executable)."""
+    into.mkdir()
+    os.chmod(into, 0o755)
+    src = pathlib.Path(binary)
+    shutil.copy2(src, into / src.name)
+    if (src.parent / "sigil-launch").is_file():
+        shutil.copy2(src.parent / "sigil-launch", into / "sigil-launch")
+    return str(into / src.name)
+
+
+def memory_cgroups():
+    """Memory cgroups on the machine, dying ones included (`/proc/cgroups`); None without."""
+    try:
+        for line in open("/proc/cgroups"):
+            f = line.split()
+            if f and f[0] == "memory":
+                return int(f[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def channel(addr):
     """A channel on its own connection (grpcio shares one between equal channels otherwise)."""
     return grpc.insecure_channel(addr, options=[
@@ -433,7 +459,7 @@ def main():
     state = tmp / "state"
     state.mkdir()
     os.chmod(state, 0o755)
-    agent = Agent(args.agent, state)
+    agent = Agent(private_copy(args.agent, tmp / "bin"), state)
     try:
         run(args, levels, tmp, agent)
     finally:
@@ -463,6 +489,7 @@ def run(args, levels, tmp, agent):
     big_job = big_stats.accepted[0]
     idle = probe_idle(agent.addr, probe_job)
     rss_start = rss_kib(agent.proc.pid)
+    memcg_start = memory_cgroups()
 
     figures, accepted, abuse_results = [], list(warm.accepted), []
     secs = args.duration / len(levels)
@@ -475,6 +502,7 @@ def run(args, levels, tmp, agent):
             abuse_results = extra
         figures[-1]["probe_p50_over_idle"] = round(figures[-1]["probe_p50_ms"] / pct(idle, 50), 2)
         figures[-1]["rss_mib_after"] = round((rss_kib(agent.proc.pid) or 0) / 1024, 1)
+        figures[-1]["memory_cgroups_after"] = memory_cgroups()
         print(f"level {n:>3}: {json.dumps(figures[-1])}", flush=True)
 
     # Every accepted job ended SUCCEEDED (checked once more from the store, after the load).
@@ -498,6 +526,9 @@ def run(args, levels, tmp, agent):
         "rss_mib": {"after_warmup": round(rss_start / 1024, 1), "peak": round(peak / 1024, 1),
                     "end": round((rss_end or 0) / 1024, 1)},
         "rss_samples": rss[:: max(1, len(rss) // 60)],
+        # Machine-wide, dying ones included: a job's memory cgroup kept alive after its end
+        # shows here (the kernel has 65 535 ids; at the limit no job cgroup can be made).
+        "memory_cgroups": {"after_warmup": memcg_start, "end": memory_cgroups()},
         "abuse": abuse_results,
         "agent_alive": alive,
     }
@@ -509,6 +540,8 @@ def run(args, levels, tmp, agent):
     for a in abuse_results:
         print(f"abuse: {'ok ' if a['ok'] else 'BAD'} {a['case']}: {a['status']}")
     print(f"RSS MiB: after warm-up {report['rss_mib']['after_warmup']}, peak {report['rss_mib']['peak']}, end {report['rss_mib']['end']}")
+    print(f"memory cgroups on the machine: after warm-up {memcg_start}, after each level "
+          f"{[f['memory_cgroups_after'] for f in figures]}, end {report['memory_cgroups']['end']}")
     print(f"accepted {len(accepted)} jobs, {len(unfinished)} not succeeded; agent alive at the end: {alive}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
