@@ -18,12 +18,18 @@
 #      event log and PCRs the image's /init prints are checked by tpm_check.py (the log
 #      replays to the PCRs; the UKI's PCR 4, PCR 11 and the kernel's PCR 9 events equal
 #      the manifest's predictions; the disk fragments' events rules hold; a changed
-#      command line or initrd is told apart).
+#      command line or initrd is told apart);
+#   5. signs the UKI for Secure Boot with sign.py (Debian's OVMF test key, "snakeoil",
+#      from the pinned ovmf package: the signature is the only change and the pinned
+#      measurements stay), boots the signed disk with Secure Boot enforced (OVMF's
+#      secure-boot build with that key enrolled, SMM) to a SERVING agent, and requires the
+#      same firmware to refuse the unsigned disk ("Access Denied").
 #
 # Usage: bash deploy/image/check.sh   (from anywhere; as root on a Debian host)
 # Builds sigil-agent and sigil-verify (debug) when they are missing and installs QEMU
-# (qemu-system-x86, qemu-utils), swtpm (swtpm, swtpm-tools) and the tools the disk tests
-# read the disk back with (binutils, dosfstools, mtools, fdisk) when they are missing.
+# (qemu-system-x86, qemu-utils), swtpm (swtpm, swtpm-tools), sbsigntool, openssl and the tools the
+# disk tests read the disk back with (binutils, dosfstools, mtools, fdisk) when they are
+# missing.
 # SIGIL_IMAGE_BOOT_TIMEOUT: seconds the boot may take (default 180).
 set -euo pipefail
 
@@ -43,7 +49,7 @@ if [[ ! -x "$target/debug/sigil-verify" ]]; then
 fi
 missing=()
 for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils objdump:binutils fsck.fat:dosfstools \
-  mcopy:mtools sfdisk:fdisk swtpm:swtpm swtpm_setup:swtpm-tools; do
+  mcopy:mtools sfdisk:fdisk swtpm:swtpm swtpm_setup:swtpm-tools sbsign:sbsigntool openssl:openssl; do
   command -v "${t%%:*}" >/dev/null 2>&1 || [[ -x "/usr/sbin/${t%%:*}" ]] || missing+=("${t#*:}")
 done
 if ((${#missing[@]})); then
@@ -171,6 +177,9 @@ fi
 # user networking forwarding a free loopback port to the agent's 7443) and waits for
 # the agent's gRPC health check to answer SERVING; prints the console's end and the time.
 img="$work/build1"
+# The firmware boot() starts (the image's OVMF.fd by default) and the machine type.
+boot_fw=(-bios "$img/OVMF.fd")
+boot_machine=q35
 boot() {
   local name="$1"
   shift
@@ -179,7 +188,8 @@ boot() {
   # thread=single: one host thread runs both vCPUs. With a thread per vCPU, a vCPU could
   # run code another had just patched (the kernel's text_poke at boot) from a stale
   # translation and trap on the patch's int3 (seen once in about a dozen boots).
-  qemu-system-x86_64 -accel tcg,thread=single -machine q35 -cpu max -smp 2 -m 1536 -bios "$img/OVMF.fd" "$@" \
+  qemu-system-x86_64 -accel tcg,thread=single -machine "$boot_machine" -cpu max -smp 2 -m 1536 \
+    "${boot_fw[@]}" "$@" \
     -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:7443" \
     -device virtio-net-pci,netdev=net0 \
     -display none -monitor none -serial "file:$console" -no-reboot &
@@ -238,3 +248,54 @@ start=$SECONDS
 python3 "$here/tpm_check.py" --console "$work/console-disk.log" --image "$img" \
   --verify "$target/debug/sigil-verify" --scratch "$work/tpm-check"
 echo "TPM check: $((SECONDS - start)) s"
+
+step "image: the UKI signed for Secure Boot (sign.py, Debian's OVMF test key), the signed disk booted with Secure Boot enforced, the unsigned one refused"
+# Debian's test key and the OVMF build that trusts it, from the pinned ovmf package the
+# build fetched and checked (PkKek-1-snakeoil: PK, KEK and db of OVMF_VARS_4M.snakeoil.fd;
+# its key's passphrase is "snakeoil", as Debian's README.Debian says).
+ovmf_deb="$(python3 -c 'import sys, tomllib; p = [p for p in tomllib.load(open(sys.argv[1], "rb"))["package"] if p["name"] == "ovmf"][0]; print(p["version"])' "$here/inputs.lock")"
+ovmf_deb="$(find "${SIGIL_IMAGE_CACHE:-$here/.cache}/debs" -name "ovmf_${ovmf_deb//:/%3a}_all.deb" | head -1)"
+[[ -f "$ovmf_deb" ]] || { echo "FAILED: the pinned ovmf package is not in the build's cache" >&2; exit 1; }
+dpkg-deb -x "$ovmf_deb" "$work/ovmf"
+sb="$work/ovmf/usr/share"
+openssl pkey -in "$sb/ovmf/PkKek-1-snakeoil.key" -passin pass:snakeoil -out "$work/db.key"
+start=$SECONDS
+python3 "$here/sign.py" --image "$img" --key "$work/db.key" --cert "$sb/ovmf/PkKek-1-snakeoil.pem" \
+  --out "$work/signed" --verify "$target/debug/sigil-verify"
+echo "signing and the disk written again: $((SECONDS - start)) s"
+cp "$sb/OVMF/OVMF_VARS_4M.snakeoil.fd" "$work/vars-signed.fd"
+cp "$sb/OVMF/OVMF_VARS_4M.snakeoil.fd" "$work/vars-unsigned.fd"
+boot_machine=q35,smm=on
+secure_fw() {
+  boot_fw=(-global driver=cfi.pflash01,property=secure,value=on
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$sb/OVMF/OVMF_CODE_4M.snakeoil.fd"
+    -drive "if=pflash,format=raw,unit=1,file=$1")
+}
+secure_fw "$work/vars-signed.fd"
+boot secure-boot -drive "if=virtio,format=raw,file=$work/signed/disk.raw,snapshot=on"
+# The same firmware and keys must refuse the unsigned UKI: its boot option is denied.
+secure_fw "$work/vars-unsigned.fd"
+console="$work/console-unsigned.log"
+start=$SECONDS
+qemu-system-x86_64 -accel tcg,thread=single -machine "$boot_machine" -cpu max -smp 2 -m 1536 \
+  "${boot_fw[@]}" -drive "if=virtio,format=raw,file=$img/disk.raw,snapshot=on" -nic none \
+  -display none -monitor none -serial "file:$console" -no-reboot &
+qemu_pid=$!
+refused=0
+while ((SECONDS - start < boot_timeout)) && kill -0 "$qemu_pid" 2>/dev/null; do
+  if [[ -f "$console" ]] && tr -d '\r' <"$console" | grep -q 'failed to load Boot.*"UEFI Misc Device".*Access Denied'; then
+    refused=1
+    break
+  fi
+  sleep 1
+done
+kill "$qemu_pid" 2>/dev/null || true
+wait "$qemu_pid" 2>/dev/null || true
+qemu_pid=""
+if ((refused != 1)) || grep -q "sigil-agent\|Linux version" "$console"; then
+  tail -n 20 "$console" | tr -d '\r' | sed 's/\x1b\[[0-9;=]*[A-Za-z]//g'
+  echo "FAILED: Secure Boot did not refuse the unsigned UKI" >&2
+  exit 1
+fi
+tr -d '\r' <"$console" | grep -o 'failed to load Boot.*"UEFI Misc Device".*Access Denied' | head -1
+echo "unsigned disk refused by Secure Boot: $((SECONDS - start)) s"
