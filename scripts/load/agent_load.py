@@ -14,12 +14,16 @@ It starts one agent (simulated evidence) on a fresh state directory and then:
      agent), and the agent must answer normally afterwards;
   4. every accepted job must end `SUCCEEDED` with its output.
 
+With --mount-churn (root), a thread meanwhile mounts a tmpfs on a fresh directory, unmounts it
+and removes the directory, over and over, as test suites and jobs with secrets do beside an
+agent: a job must not fail for it (see docs/faults.md, "Jobs that failed under load").
+
 Reports throughput, submit and end-to-end latency (p50, p99), the probe's latency under
 load over idle, the agent's RSS over the run, and the abuse outcomes, as text and as JSON
 (--json). Exit 1 if an accepted job did not complete, an abuse case was not refused as
 expected, or the agent died.
 
-Usage: agent_load.py --agent BIN [--duration SECS] [--levels 1,8,32,64] [--json FILE]
+Usage: agent_load.py --agent BIN [--duration SECS] [--levels 1,8,32,64] [--json FILE] [--mount-churn]
 """
 
 import argparse
@@ -185,6 +189,37 @@ def memory_cgroups():
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+class MountChurn(threading.Thread):
+    """Mounts a 1 MiB tmpfs on a fresh directory, waits 20 ms, unmounts it and removes the
+    directory, over and over: what test suites and the private directories of jobs with
+    secrets do on a machine running an agent (see docs/faults.md, "Jobs that failed under
+    load"). Needs root."""
+
+    def __init__(self, base):
+        super().__init__(daemon=True)
+        self.base, self.count, self.error, self.stop = base, 0, None, threading.Event()
+        base.mkdir()
+
+    def run(self):
+        while not self.stop.is_set():
+            d = self.base / f"d{self.count}"
+            try:
+                d.mkdir()
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "none", str(d)], check=True,
+                               capture_output=True)
+                time.sleep(0.02)
+                subprocess.run(["umount", str(d)], check=True, capture_output=True)
+                d.rmdir()
+            except (OSError, subprocess.CalledProcessError) as e:
+                self.error = f"{e} {getattr(e, 'stderr', b'') or b''!r}"
+                return
+            self.count += 1
+
+    def end(self):
+        self.stop.set()
+        self.join()
 
 
 def channel(addr):
@@ -449,6 +484,8 @@ def main():
     ap.add_argument("--duration", type=float, default=600, help="seconds of load in all (split over the levels)")
     ap.add_argument("--levels", default="1,8,32,64")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--mount-churn", action="store_true",
+                    help="meanwhile mount, unmount and remove tmpfs directories (root)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
@@ -460,13 +497,18 @@ def main():
     state.mkdir()
     os.chmod(state, 0o755)
     agent = Agent(private_copy(args.agent, tmp / "bin"), state)
+    churn = MountChurn(tmp / "churn") if args.mount_churn else None
     try:
-        run(args, levels, tmp, agent)
+        if churn:
+            churn.start()
+        run(args, levels, tmp, agent, churn)
     finally:
+        if churn:
+            churn.end()
         agent.stop()
 
 
-def run(args, levels, tmp, agent):
+def run(args, levels, tmp, agent, churn):
     rss = []
     sampling = threading.Event()
 
@@ -514,6 +556,8 @@ def run(args, levels, tmp, agent):
         unfinished = [(j.hex()[:12], pb.JobState.Name(st)) for j, st in pool.map(final_state, accepted)
                       if st != pb.JOB_STATE_SUCCEEDED]
     sampling.set()
+    if churn:
+        churn.end()
     rss_end = rss_kib(agent.proc.pid)
     alive = agent.alive()
     agent.stop()
@@ -531,6 +575,7 @@ def run(args, levels, tmp, agent):
         "memory_cgroups": {"after_warmup": memcg_start, "end": memory_cgroups()},
         "abuse": abuse_results,
         "agent_alive": alive,
+        "mounts_churned": churn.count if churn else None,
     }
     print(f"idle GetJob p50 {report['idle_probe_p50_ms']} ms, p99 {report['idle_probe_p99_ms']} ms")
     print(f"{'conc':>4} {'jobs/s':>7} {'submit p50/p99 ms':>18} {'e2e p50/p99 ms':>16} {'GetJob p50 / idle':>18} {'busy':>6} {'errors':>6}")
@@ -542,12 +587,15 @@ def run(args, levels, tmp, agent):
     print(f"RSS MiB: after warm-up {report['rss_mib']['after_warmup']}, peak {report['rss_mib']['peak']}, end {report['rss_mib']['end']}")
     print(f"memory cgroups on the machine: after warm-up {memcg_start}, after each level "
           f"{[f['memory_cgroups_after'] for f in figures]}, end {report['memory_cgroups']['end']}")
+    if churn:
+        print(f"mount churn: {churn.count} tmpfs mounted, unmounted and their directories removed"
+              + (f"; stopped: {churn.error}" if churn.error else ""))
     print(f"accepted {len(accepted)} jobs, {len(unfinished)} not succeeded; agent alive at the end: {alive}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     errors = sum(f["error_count"] for f in figures)
     bad = [a for a in abuse_results if not a["ok"]]
-    if unfinished or errors or bad or not alive:
+    if unfinished or errors or bad or not alive or (churn and churn.error):
         for f in figures:
             for e in f["errors"]:
                 print(f"error: {e}")
