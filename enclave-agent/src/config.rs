@@ -502,7 +502,7 @@ impl Default for EvidenceConfig {
             allow_simulated: false,
             azure_imds_url: IMDS_THIM_URL.into(),
             azure_vcek_file: None,
-            azure_tdquote_url: crate::evidence::backend::azure_vtpm::IMDS_TDQUOTE_URL.into(),
+            azure_tdquote_url: IMDS_TDQUOTE_URL.into(),
             measured_boot: "auto".into(),
             measurement_log: DEFAULT_MEASUREMENT_LOG.into(),
             ccel_path: CCEL_PATH.into(),
@@ -588,6 +588,8 @@ pub const NVIDIA_OCSP_URL: &str = "https://ocsp.ndis.nvidia.com";
 /// AMD's Key Distribution Service (default of `collateral.amd_kds_url`).
 pub const AMD_KDS_URL: &str = "https://kdsintf.amd.com";
 
+/// Azure IMDS's TD quote endpoint (default of `evidence.azure_tdquote_url`).
+pub const IMDS_TDQUOTE_URL: &str = "http://169.254.169.254/acc/tdquote";
 /// Azure IMDS's VCEK endpoint (THIM; default of `evidence.azure_imds_url`).
 pub const IMDS_THIM_URL: &str = "http://169.254.169.254/metadata/THIM/amd/certification";
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use base64ct::{Base64Url, Base64UrlUnpadded, Encoding};
 
 /// Azure IMDS's TD quote endpoint (reachable only inside the VM).
-pub const IMDS_TDQUOTE_URL: &str = "http://169.254.169.254/acc/tdquote";
+pub use crate::config::IMDS_TDQUOTE_URL;
 /// Bytes of a TD report (TDREPORT_STRUCT).
 pub const TD_REPORT_LEN: usize = 1024;
 /// The largest answer read from the quoting service: a TD quote with its PCK chain is
