@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Long fuzzing run of every fuzz target of every fuzz crate (docs/fuzzing.md): the given hours
-# are shared evenly among the targets, run one after another, and the results replace the
-# table between the markers in docs/fuzzing.md: crate, target, executions, coverage
-# (libFuzzer's `cov` edges and `ft` features), crashes (inputs left in
-# <crate>/artifacts/<target>/), slowest unit and peak RSS. A crash stops that target's run
-# (its input is kept); the others still run.
+# are shared evenly among the targets, run one after another, and each target's row replaces
+# its row of the table between the markers in docs/fuzzing.md (rows of targets not run are
+# kept, with the run that made them): crate, target, executions, coverage (libFuzzer's `cov`
+# edges and `ft` features), crashes (inputs left in <crate>/artifacts/<target>/), slowest unit,
+# peak RSS, and the run (its budget, the time it took, the date). A crash stops that target's
+# run (its input is kept); the others still run.
 #
 # Usage: scripts/fuzz-long.sh <hours> [target ...]     e.g. scripts/fuzz-long.sh 8
+# SIGIL_FUZZ_RUNS=N: a target also stops after N executions (e.g. 10000000, the goal per
+# target), whichever of the two comes first.
 # A target is a name of any crate's `cargo fuzz list` (`snp_report`, `job_spec`), or
 # `<crate>:<name>` (`job-spec:job_spec`) where a name is in several crates; a crate is named by
 # its directory without `/fuzz`. The chain's target runs only when named
@@ -20,6 +23,8 @@ cd "$root"
 [ $# -ge 1 ] || fail "usage: scripts/fuzz-long.sh <hours> [target ...]"
 hours="$1"
 shift
+runs="${SIGIL_FUZZ_RUNS:-}"
+[[ -z "$runs" || "$runs" =~ ^[0-9]+$ ]] || fail "SIGIL_FUZZ_RUNS must be a number of executions"
 export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
 export SIGIL_VECTORS
@@ -91,38 +96,71 @@ for entry in "${selected[@]}"; do
     log="$fuzz/artifacts/$t.log"
     since="$fuzz/artifacts/$t.since"
     touch "$since"
+    started=$SECONDS
     # The chain's target writes its hand-built seeds into its corpus first.
     SIGIL_FUZZ_SEEDS="corpus/$t" "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" \
-        -max_total_time="$per_target" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        >"$log" 2>&1 || true
+        -max_total_time="$per_target" ${runs:+-runs="$runs"} -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 >"$log" 2>&1 || true
+    took=$((SECONDS - started))
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
     last="$(grep -E '^#[0-9]+' "$log" | tail -1)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
     # Only inputs this run left (older ones are kept for replay, not counted again).
     crashes="$(find "artifacts/$t" -type f -newer "$since" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
-    row="| \`${crate%/fuzz}\` | \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB |"
+    budget="${per_target} s${runs:+ or $runs executions}"
+    row="| \`${crate%/fuzz}\` | \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB | $budget: $took s, $(date -u +%Y-%m-%d) |"
     echo "$row"
     rows+=("$row")
 done
 
 cd "$root"
-table="$(mktemp)"
-{
-    echo "Command: \`scripts/fuzz-long.sh $hours${*:+ $*}\` ($per_target s per target, $(date -u +%Y-%m-%d), $(nproc) cores, $(rustup run "$toolchain" rustc --version))"
-    echo
-    echo "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS |"
-    echo "|---|---|---|---|---|---|---|"
-    printf '%s\n' "${rows[@]}"
-} >"$table"
-python3 - "$table" docs/fuzzing.md <<'PY'
+rows_file="$(mktemp)"
+printf '%s\n' "${rows[@]}" >"$rows_file"
+python3 - "$rows_file" docs/fuzzing.md \
+    "${runs:+SIGIL_FUZZ_RUNS=$runs }scripts/fuzz-long.sh $hours${*:+ $*}" \
+    "$(nproc) cores, $(rustup run "$toolchain" rustc --version)" <<'PY'
 import re, sys
-table = open(sys.argv[1]).read()
-doc = open(sys.argv[2]).read()
+rows_path, doc_path, command, machine = sys.argv[1:5]
 start, end = "<!-- fuzz-long:start -->", "<!-- fuzz-long:end -->"
+doc = open(doc_path).read()
+m = re.search(re.escape(start) + "(.*?)" + re.escape(end), doc, flags=re.S)
+def key(row):
+    cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
+    return (cells[0], cells[1])
+kept = {}
+lines = m.group(1).splitlines() if m else []
+header_seen = False
+for line in lines:
+    if line.startswith("| crate |"):
+        header_seen = True
+        continue
+    if not line.startswith("| `"):
+        continue
+    cells = line.strip().strip("|").split("|")
+    # Rows of the earlier seven-column layout get an unknown run.
+    if len(cells) == 7:
+        line = line.rstrip() + " an earlier run |"
+    kept[key(line)] = line
+commands = [l for l in lines if l.startswith("- `scripts/fuzz-long.sh")]
+for row in open(rows_path).read().splitlines():
+    if row.strip():
+        kept[key(row)] = row
+commands.append(f"- `{command}` ({machine})")
+table = "\n".join([
+    "Runs (the latest of each target is its row):",
+    "",
+    *commands,
+    "",
+    "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS | run |",
+    "|---|---|---|---|---|---|---|---|",
+    *[kept[k] for k in sorted(kept)],
+    "",
+])
 new = f"{start}\n{table}{end}"
-doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: new, doc, flags=re.S)
-open(sys.argv[2], "w").write(doc)
+if m:
+    doc = doc[:m.start()] + new + doc[m.end():]
+open(doc_path, "w").write(doc)
 PY
-rm -f "$table"
+rm -f "$rows_file"
 echo "results written to docs/fuzzing.md"
