@@ -295,6 +295,38 @@ async fn submit_is_idempotent_works() {
     assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
 }
 
+/// A finished job's directory goes (its outputs and logs are in the store and still
+/// served); the agent's state directory does not grow with every job.
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_job_directory_is_removed_works() {
+    let dir = state_dir();
+    let agent = Agent::start(dir.path(), &[]);
+    let mut jobs = agent.jobs().await;
+    let id = job_id("dir-removed");
+    let spec = shell_job(
+        id,
+        "mkdir -p \"$SIGIL_OUTPUT_DIR/sub\"; printf kept > \"$SIGIL_OUTPUT_DIR/sub/result\"; \
+         ln -s / \"$SIGIL_OUTPUT_DIR/root\"; echo logged",
+    );
+    jobs.submit(signed(&buyer(), &spec)).await.unwrap();
+    let st = wait_final(&mut jobs, id).await;
+    assert_eq!(state(&st), v1::JobState::Succeeded, "{st:?}");
+    let job_dir = dir.path().join("jobs").join(hex::encode(id));
+    // The directory goes right after the job's end is published.
+    let mut waited = 0;
+    while job_dir.exists() && waited < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(!job_dir.exists(), "{} is still there", job_dir.display());
+    // The link was removed, not followed.
+    assert!(std::path::Path::new("/etc").exists());
+    let (data, _, _) = fetch_output(&mut jobs, id, v1::OutputKind::File, "sub/result", 0).await;
+    assert_eq!(data, b"kept");
+    let (log, _, _) = fetch_output(&mut jobs, id, v1::OutputKind::Stdout, "", 0).await;
+    assert_eq!(log, b"logged\n");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_works() {
     let dir = state_dir();

@@ -74,7 +74,29 @@ impl Engine {
                 let _ = self.set_state(&mut r, JobState::Failed).await;
             }
         }
+        if !private {
+            self.remove_finished_dir(job_id).await;
+        }
         self.release_slot(slot, gpus);
+    }
+
+    /// Removes the directory of a job that ended for good: its outputs and logs are in the
+    /// store, and the files left there (and their cached pages, which keep the job's
+    /// memory cgroup alive in the kernel) would grow with every job. A job going back to
+    /// the queue keeps it. A failure is logged: the job's result stands.
+    async fn remove_finished_dir(&self, job_id: JobId) {
+        if !matches!(self.store.get(&job_id), Ok(Some(r)) if r.state.is_final()) {
+            return;
+        }
+        let hex_id = hex::encode(job_id);
+        let dirs = JobDirs::new(&self.cfg.work_dir(), &hex_id);
+        if let Err(e) = tokio::task::spawn_blocking(move || workload::remove_job_dir(&dirs))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(job = %hex_id, error = %e, "the finished job's directory could not be removed");
+        }
     }
 
     pub(super) async fn run_job_inner(

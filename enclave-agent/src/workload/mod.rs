@@ -317,6 +317,12 @@ pub fn prepare_private(
     })
 }
 
+/// Removes a finished job's directory (unmounting it first where it is a mount), without
+/// following the links a job may have left in it.
+pub fn remove_job_dir(dirs: &JobDirs) -> Result<(), RunError> {
+    wipe_private(dirs)
+}
+
 /// Unmounts and removes a job's private directory (see [`jobfs::wipe_private`]). Blocking.
 pub fn wipe_private(dirs: &JobDirs) -> Result<(), RunError> {
     jobfs::wipe_private(dirs).map_err(|e| RunError::Prepare {
