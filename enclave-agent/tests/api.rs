@@ -327,6 +327,59 @@ async fn finished_job_directory_is_removed_works() {
     assert_eq!(log, b"logged\n");
 }
 
+/// Directories a stopped agent left behind (a crash between a job's end and its
+/// directory's removal; a job the store does not know) are removed when it starts again,
+/// without following the links in them; what is not a job's directory is left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn ended_job_directories_are_swept_at_start_works() {
+    let dir = state_dir();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("keep"), b"outside").unwrap();
+    let mut agent = Agent::start(dir.path(), &[]);
+    let mut jobs = agent.jobs().await;
+    let id = job_id("swept-at-start");
+    jobs.submit(signed(
+        &buyer(),
+        &shell_job(id, "printf done > \"$SIGIL_OUTPUT_DIR/r\""),
+    ))
+    .await
+    .unwrap();
+    let st = wait_final(&mut jobs, id).await;
+    assert_eq!(state(&st), v1::JobState::Succeeded, "{st:?}");
+    drop(jobs);
+    assert!(agent.sigterm_and_wait().success());
+    let work = dir.path().join("jobs");
+    let ended = work.join(hex::encode(id));
+    let unknown = work.join(hex::encode(job_id("never-submitted")));
+    let not_a_job = work.join("notes");
+    let upper = work.join(hex::encode(job_id("upper")).to_uppercase());
+    for d in [&ended, &unknown, &not_a_job, &upper] {
+        std::fs::create_dir_all(d.join("out")).unwrap();
+        std::fs::write(d.join("out/left"), b"x").unwrap();
+    }
+    std::os::unix::fs::symlink(outside.path(), ended.join("out/escape")).unwrap();
+    agent.restart();
+    let mut jobs = agent.jobs().await;
+    // The agent serves once recovery (and the sweep) is done.
+    let (data, _, _) = fetch_output(&mut jobs, id, v1::OutputKind::File, "r", 0).await;
+    assert_eq!(data, b"done");
+    assert!(!ended.exists(), "{} is still there", ended.display());
+    assert!(!unknown.exists(), "{} is still there", unknown.display());
+    assert!(not_a_job.join("out/left").exists());
+    assert!(upper.join("out/left").exists());
+    assert_eq!(
+        std::fs::read(outside.path().join("keep")).unwrap(),
+        b"outside"
+    );
+    assert!(
+        agent
+            .log()
+            .contains("removed the directories of jobs that had ended"),
+        "{}",
+        agent.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_works() {
     let dir = state_dir();

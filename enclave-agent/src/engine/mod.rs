@@ -361,6 +361,7 @@ impl Engine {
                 "recovered a job that was running when the agent stopped"
             );
         }
+        self.sweep_job_dirs().await;
         let mut all = self.store.all()?;
         for s in JobState::ALL {
             let n = all.iter().filter(|r| r.state == s).count();
@@ -375,6 +376,59 @@ impl Engine {
             .collect();
         lock(&self.queue).extend(queued);
         Ok(())
+    }
+
+    /// Removes the directories that the previous agent left behind for jobs that have ended
+    /// for good (a crash between a job's final state and its directory's removal) or that
+    /// the store does not know: their outputs and logs are in the store, and nothing will
+    /// read them again. A job that will run again keeps its directory; a name that is not a
+    /// job id is left alone. Failures are logged: they never stop the agent.
+    async fn sweep_job_dirs(&self) {
+        let store = self.store.clone();
+        let work = self.cfg.work_dir();
+        let swept = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&work) else {
+                return (0usize, Vec::new());
+            };
+            let (mut removed, mut failed) = (0usize, Vec::new());
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(hex_id) = name.to_str() else {
+                    continue;
+                };
+                let Some(job_id) = parse_job_dir_name(hex_id) else {
+                    continue;
+                };
+                let ended = match store.get(&job_id) {
+                    Ok(Some(r)) => r.state.is_final(),
+                    Ok(None) => true,
+                    Err(_) => false,
+                };
+                if !ended {
+                    continue;
+                }
+                match workload::remove_job_dir(&JobDirs::new(&work, hex_id)) {
+                    Ok(()) => removed = removed.saturating_add(1),
+                    Err(e) => failed.push((hex_id.to_owned(), e.to_string())),
+                }
+            }
+            (removed, failed)
+        })
+        .await;
+        match swept {
+            Ok((removed, failed)) => {
+                if removed > 0 {
+                    tracing::info!(
+                        removed,
+                        "removed the directories of jobs that had ended before the agent stopped"
+                    );
+                }
+                for (job, error) in failed {
+                    tracing::warn!(%job, %error, "an ended job's directory could not be removed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the job directories could not be swept"),
+        }
     }
 
     /// GPUs a stored job asks for (0 if its spec cannot be read: it then fails when it is
@@ -494,4 +548,15 @@ impl Engine {
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }
+}
+
+/// The job id a job directory is named after: 64 lowercase hex digits, as the agent names
+/// them; anything else is not a job's directory.
+fn parse_job_dir_name(name: &str) -> Option<JobId> {
+    if name.len() != 64 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(name, &mut id).ok()?;
+    Some(id)
 }
