@@ -31,6 +31,37 @@ fi
 if [ ! -x /usr/lib/systemd/systemd-measure ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
 fi
+# The same calculator of a newer systemd (253 or later measures `.uname` and `.sbat`, 256
+# `.ucode`), for the test of newer stubs' section lists (measure_uki.rs): the
+# distribution's own where it is newer, else systemd and libsystemd-shared from its
+# backports, only extracted (nothing installed), run through a wrapper.
+if [ -z "${SIGIL_SYSTEMD_MEASURE_NEWER:-}" ]; then
+    own="$(/usr/lib/systemd/systemd-measure --version | awk 'NR == 1 {print $2}')"
+    sdir="${CARGO_TARGET_DIR:-$PWD/target}/reference-systemd"
+    if [ "${own:-0}" -ge 253 ]; then
+        SIGIL_SYSTEMD_MEASURE_NEWER=/usr/lib/systemd/systemd-measure
+    else
+        if [ ! -x "$sdir/systemd-measure" ]; then
+            bpo="$(mktemp -d)"
+            codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
+            printf 'deb http://deb.debian.org/debian %s-backports main\n' "$codename" >"$bpo/sources.list"
+            apt_bpo=(-o "Dir::Etc::SourceList=$bpo/sources.list" -o Dir::Etc::SourceParts=/dev/null -o APT::Sandbox::User=root
+                -o "Dir::State::Lists=$bpo/lists" -o "Dir::Cache=$bpo/cache")
+            mkdir -p "$bpo/lists/partial" "$bpo/cache/archives/partial" "$sdir/root"
+            apt-get "${apt_bpo[@]}" update -qq
+            (cd "$bpo" && apt-get "${apt_bpo[@]}" download -qq \
+                "systemd/$codename-backports" "libsystemd-shared/$codename-backports" 2>/dev/null)
+            for deb in "$bpo"/*.deb; do dpkg-deb -x "$deb" "$sdir/root"; done
+            rm -rf "$bpo"
+            tool="$(find "$sdir/root" -path '*/systemd/systemd-measure' -type f | head -n 1)"
+            lib="$(dirname "$(find "$sdir/root" -name 'libsystemd-shared-*.so' | head -n 1)")"
+            printf '#!/bin/sh\nLD_LIBRARY_PATH='\''%s'\'' exec '\''%s'\'' "$@"\n' "$lib" "$tool" >"$sdir/systemd-measure"
+            chmod +x "$sdir/systemd-measure"
+        fi
+        SIGIL_SYSTEMD_MEASURE_NEWER="$sdir/systemd-measure"
+    fi
+    export SIGIL_SYSTEMD_MEASURE_NEWER
+fi
 # A signed distribution kernel (Debian's cloud kernel, only its vmlinuz kept) for the
 # Authenticode differential test of `sigil-verify measure tdx --kernel`
 # (attestation-verifier/tests/measure_kernel.rs).

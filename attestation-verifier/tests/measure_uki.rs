@@ -404,6 +404,171 @@ fn uki_pcr11_matches_systemd_measure_works() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The systemd-measure of a newer systemd than the distribution's 252 (Debian 12's
+/// backports, extracted by `scripts/test.sh`), or the distribution's own where it is newer.
+fn newer_systemd_measure() -> Option<PathBuf> {
+    let required = std::env::var_os("SIGIL_REQUIRE_REFERENCE_TOOLS").is_some_and(|v| !v.is_empty());
+    let tool = std::env::var_os("SIGIL_SYSTEMD_MEASURE_NEWER")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if tool.is_none() {
+        let msg = "measure_uki: SIGIL_SYSTEMD_MEASURE_NEWER names no systemd-measure of systemd 253 or later; the differential test of newer stubs";
+        assert!(
+            !required,
+            "{msg} is required (SIGIL_REQUIRE_REFERENCE_TOOLS is set)"
+        );
+        eprintln!("{msg} is skipped");
+    }
+    tool
+}
+
+/// Each stub version's section list (`stub_sections`) against the `systemd-measure` of a
+/// newer systemd: a UKI whose `.sdmagic` names that tool's version and that carries every
+/// section a stub of any version measures (`.uname`, `.sbat` and `.ucode` among them)
+/// replays to the PCR 11 the tool computes from the sections it knows, in both banks; and
+/// the sections the tool knows are exactly the ones the version's list measures.
+#[test]
+fn uki_pcr11_matches_newer_systemd_measure_works() {
+    let Some(tool) = newer_systemd_measure() else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let out = Command::new(&tool).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            tool.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let version = run(&["--version"]);
+    let major: u32 = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no version in {version:?}"));
+    assert!(
+        major >= 253,
+        "{} is systemd {major}, not newer than 252",
+        tool.display()
+    );
+    // The tool's section options, as its help maps them: `--linux=PATH ... → .linux`.
+    let help = run(&["--help"]);
+    let known: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.split_once('→'))
+        .map(|(_, section)| section.trim().to_string())
+        .filter(|section| section.starts_with('.'))
+        .collect();
+    let measured: Vec<&str> = attestation_verifier::measure::uki::stub_sections(Some(major))
+        .iter()
+        .copied()
+        .filter(|s| *s != ".pcrsig")
+        .collect();
+    assert_eq!(
+        known, measured,
+        "systemd {major}'s sections against stub_sections({major})"
+    );
+
+    let dir = tmpdir("systemd-newer");
+    let mut payload = payload();
+    payload.push((".uname", b"6.1.0-sigil".to_vec()));
+    payload.push((
+        ".sbat",
+        b"sbat,1,SBAT Version,sbat,1,https://example.org\n".to_vec(),
+    ));
+    payload.push((".ucode", vec![0x5a; 777]));
+    let magic = format!("#### LoaderInfo: systemd-stub {major}.1 ####");
+    let mut sections = vec![
+        Section::new(".text", &[0xc3; 300]),
+        Section::new(".sdmagic", magic.as_bytes()),
+        Section::new(".pcrsig", b"{}"),
+    ];
+    for (name, data) in payload.iter().rev() {
+        sections.push(Section::new(name, data));
+    }
+    let image = write(&dir, "uki.efi", &pe_image(&sections));
+    let v = json(&measure(&["--uki".as_ref(), image.as_os_str()]));
+    let stub: Vec<_> = rtmr(&v, 2)
+        .into_iter()
+        .filter(|e| e["event_type"] == "EV_IPL")
+        .collect();
+    let ours = replay(&stub);
+    let vtpm = json(&measure_vtpm(&["--uki".as_ref(), image.as_os_str()]));
+    assert_eq!(vtpm["stub_version"], major);
+    let ours256 = vtpm["pcr11_sha256"].as_str().unwrap().to_string();
+    let mut args = vec![
+        "calculate".to_string(),
+        "--bank=sha384".into(),
+        "--bank=sha256".into(),
+        "--phase=".into(),
+        "--json=short".into(),
+    ];
+    for (name, data) in &payload {
+        if known.iter().any(|k| k == name) {
+            let file = write(&dir, &format!("s{name}"), data);
+            args.push(format!(
+                "--{}={}",
+                name.trim_start_matches('.'),
+                file.display()
+            ));
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let theirs: serde_json::Value = serde_json::from_str(&run(&args)).unwrap();
+    assert_eq!(theirs["sha384"][0]["pcr"], 11);
+    assert_eq!(
+        theirs["sha384"][0]["hash"].as_str().unwrap(),
+        ours,
+        "systemd {major}, SHA-384"
+    );
+    assert_eq!(
+        theirs["sha256"][0]["hash"].as_str().unwrap(),
+        ours256,
+        "systemd {major}, SHA-256"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Which sections a stub measures follows its version: a `.uname`, `.sbat` or `.ucode`
+/// the stub does not know adds no event.
+#[test]
+fn uki_sections_follow_the_stub_version_works() {
+    let dir = tmpdir("versions");
+    let names = |version: &str| {
+        let magic = format!("#### LoaderInfo: systemd-stub {version} ####");
+        let image = pe_image(&[
+            Section::new(".text", &[0xc3; 64]),
+            Section::new(".sdmagic", magic.as_bytes()),
+            Section::new(".ucode", &[1; 16]),
+            Section::new(".sbat", b"sbat,1\n"),
+            Section::new(".uname", b"6.1.0"),
+            Section::new(".linux", &[0x4d; 512]),
+        ]);
+        let path = write(&dir, &format!("{version}.efi"), &image);
+        let v = json(&measure_vtpm(&["--uki".as_ref(), path.as_os_str()]));
+        v["pcr_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["pcr"] == 11 && e["what"].as_str().unwrap().ends_with(" name"))
+            .map(|e| {
+                e["what"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches(" name")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("252.39-1~deb12u2"), [".linux"]);
+    assert_eq!(names("254.26-1~bpo12+1"), [".linux", ".uname", ".sbat"]);
+    assert_eq!(names("256.7"), [".linux", ".ucode", ".uname", ".sbat"]);
+    assert_eq!(names("257.9"), [".linux", ".ucode", ".uname", ".sbat"]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// A UKI laid out as the agent image's (a systemd-stub 252 with its own `.sbat`, then
 /// `.osrel`, `.cmdline`, `.initrd`, `.linux`): PCR 11 holds no `.sbat` event, and the
 /// kernel's PCR 9 events are its load options and initrd, in both banks; a changed

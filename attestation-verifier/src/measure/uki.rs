@@ -8,8 +8,8 @@
 //!   ([`super::tdx_boot::kernel_digest`]).
 //! - RTMR2, `EV_IPL`: systemd-stub measures the UKI's sections into TPM PCR 11; through
 //!   the EFI CC measurement protocol PCR 11 maps to CC MR index 3, RTMR2. For each
-//!   section of [`UKI_SECTIONS`] ([`UKI_SECTIONS_252`] for a stub of systemd 252 or
-//!   earlier, read from its `.sdmagic` section), in that fixed order (not the file's),
+//!   section the stub's systemd version knows ([`stub_sections`]: the version is read from
+//!   its `.sdmagic` section; [`UKI_SECTIONS`] when it says none), in that fixed order (not the file's),
 //!   that the image holds, two events: one over the section's name with its terminating NUL (`".linux\0"`),
 //!   then one over its contents. `.pcrsig` (the signature over the expected PCR 11 values)
 //!   is never measured. The contents are the section as loaded in memory: its
@@ -80,6 +80,35 @@ pub const UKI_SECTIONS: [&str; 15] = [
 pub const UKI_SECTIONS_252: [&str; 8] = [
     ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrsig", ".pcrpkey",
 ];
+
+/// The sections systemd-stub 253 to 255 know, in their measuring order (systemd v253
+/// `src/fundamental/uki.c`, `unified_sections`): `.uname` and `.sbat` join 252's list after
+/// `.dtb`. Equal to what `systemd-measure` 254 (Debian 12's backports) computes, whose
+/// section options are exactly these (`tests/measure_uki.rs`).
+pub const UKI_SECTIONS_253: [&str; 10] = [
+    ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig",
+    ".pcrpkey",
+];
+
+/// The sections systemd-stub 256 knows: 253's with `.ucode` (CPU microcode, handed to the
+/// kernel in front of the initrd) after `.initrd` (systemd v256 `src/fundamental/uki.c`).
+/// `.profile`, `.dtbauto` and `.hwids` follow from 257 on, `.efifw` from 258: the full
+/// [`UKI_SECTIONS`].
+pub const UKI_SECTIONS_256: [&str; 11] = [
+    ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
+    ".pcrsig", ".pcrpkey",
+];
+
+/// The sections a stub of systemd `version` measures (in this order), where it names one;
+/// a stub that names none is taken to know them all ([`UKI_SECTIONS`]).
+pub fn stub_sections(version: Option<u32>) -> &'static [&'static str] {
+    match version {
+        Some(v) if v <= 252 => &UKI_SECTIONS_252,
+        Some(253..=255) => &UKI_SECTIONS_253,
+        Some(256) => &UKI_SECTIONS_256,
+        _ => &UKI_SECTIONS,
+    }
+}
 
 /// The most bytes of a `.sdmagic` section read for the stub's version.
 const MAX_SDMAGIC_LEN: usize = 256;
@@ -292,8 +321,8 @@ pub struct UkiMeasurement {
     /// The UKI's Authenticode SHA-256 digest: the PCR 4 event of a TPM's SHA-256 bank.
     pub authenticode_sha256: [u8; 32],
     /// The systemd version of the stub (`#### LoaderInfo: systemd-stub 252.39-1~deb12u2
-    /// ####` in its `.sdmagic` section gives 252), when it says one. A stub of 252 or
-    /// earlier measures [`UKI_SECTIONS_252`], any other [`UKI_SECTIONS`].
+    /// ####` in its `.sdmagic` section gives 252), when it says one; it decides which
+    /// sections are measured ([`stub_sections`]).
     pub stub_version: Option<u32>,
     /// The RTMR2 events, in the order systemd-stub extends them.
     pub sections: Vec<UkiSectionEvent>,
@@ -391,10 +420,7 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     let mut linux = false;
     let mut cmdline: Option<Vec<u8>> = None;
     let stub_version = stub_version(pe, &headers);
-    let order: &[&'static str] = match stub_version {
-        Some(v) if v <= 252 => &UKI_SECTIONS_252,
-        _ => &UKI_SECTIONS,
-    };
+    let order = stub_sections(stub_version);
     for &name in order {
         let Some(h) = headers
             .iter()
