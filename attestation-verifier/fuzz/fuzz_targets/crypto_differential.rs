@@ -8,6 +8,7 @@ use attestation_verifier::crypto::{AwsLc, Crypto, EcdsaAlg, RsaHash, RustCrypto}
 use attestation_verifier::policy::Policy;
 use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier};
 use libfuzzer_sys::fuzz_target;
+use std::sync::Mutex;
 
 fn agree(what: &str, f: impl Fn(&dyn Crypto) -> bool) {
     let (rust, aws) = (f(&RustCrypto), f(&AwsLc));
@@ -54,10 +55,18 @@ fuzz_target!(|data: &[u8]| {
                 crl: None,
             };
             let policy = Policy::default();
-            let mut rust = SnpVerifier::new(RustCrypto).expect("pinned roots");
-            let mut aws = SnpVerifier::new(AwsLc).expect("pinned roots");
-            let a = check_snp(&mut rust, rest, &collateral, &policy, v.now);
-            let b = check_snp(&mut aws, rest, &collateral, &policy, v.now);
+            static RUST: Mutex<Option<SnpVerifier<RustCrypto>>> = Mutex::new(None);
+            static AWS: Mutex<Option<SnpVerifier<AwsLc>>> = Mutex::new(None);
+            let a = attestation_verifier_fuzz::long_lived(
+                &RUST,
+                || SnpVerifier::new(RustCrypto).expect("pinned roots"),
+                |rust| check_snp(rust, rest, &collateral, &policy, v.now),
+            );
+            let b = attestation_verifier_fuzz::long_lived(
+                &AWS,
+                || SnpVerifier::new(AwsLc).expect("pinned roots"),
+                |aws| check_snp(aws, rest, &collateral, &policy, v.now),
+            );
             assert_eq!(a, b, "check_snp differs between the backends");
         }
     }

@@ -10,6 +10,9 @@ use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::receipt::ReceiptVerifier;
 use libfuzzer_sys::fuzz_target;
 use parity_scale_codec::{DecodeAll, Encode};
+use std::sync::Mutex;
+
+static VERIFIER: Mutex<Option<ReceiptVerifier<RustCrypto>>> = Mutex::new(None);
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(bundle) = EvidenceBundle::decode_all(&mut &data[..]) {
@@ -18,13 +21,18 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(bundle) = EvidenceBundle::from_bytes(data) {
         assert_eq!(bundle.to_bytes(), data, "round trip of a checked bundle");
     }
-    let mut verifier = ReceiptVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_bundle(
-        &mut verifier,
-        data,
-        None,
-        None,
-        &Policy::default(),
-        UnixTime(1_750_000_000),
+    let _ = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || ReceiptVerifier::new(RustCrypto).expect("pinned roots"),
+        |verifier| {
+            check_bundle(
+                verifier,
+                data,
+                None,
+                None,
+                &Policy::default(),
+                UnixTime(1_750_000_000),
+            )
+        },
     );
 });

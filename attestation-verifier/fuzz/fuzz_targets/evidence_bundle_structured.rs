@@ -16,6 +16,7 @@ use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::receipt::ReceiptVerifier;
 use libfuzzer_sys::fuzz_target;
 use parity_scale_codec::{DecodeAll, Encode};
+use std::sync::Mutex;
 
 #[derive(Arbitrary, Debug)]
 enum Cpu {
@@ -71,6 +72,8 @@ struct Bundle {
     agent_events: Vec<(bool, [u8; 48])>,
     tpm_quote: Option<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>)>,
 }
+
+static VERIFIER: Mutex<Option<ReceiptVerifier<RustCrypto>>> = Mutex::new(None);
 
 fuzz_target!(|b: Bundle| {
     // Versions 1..=5 are the readable ones; the fields a version lacks stay empty.
@@ -181,13 +184,18 @@ fuzz_target!(|b: Bundle| {
     let bytes = bundle.encode();
     let back = EvidenceBundle::decode_all(&mut &bytes[..]).expect("an encoded bundle decodes");
     assert_eq!(back, bundle, "SCALE round trip");
-    let mut verifier = ReceiptVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_bundle(
-        &mut verifier,
-        &bytes,
-        Some(&bundle.agent_key),
-        Some(&bundle.nonce),
-        &Policy::default(),
-        UnixTime(1_750_000_000),
+    let _ = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || ReceiptVerifier::new(RustCrypto).expect("pinned roots"),
+        |verifier| {
+            check_bundle(
+                verifier,
+                &bytes,
+                Some(&bundle.agent_key),
+                Some(&bundle.nonce),
+                &Policy::default(),
+                UnixTime(1_750_000_000),
+            )
+        },
     );
 });

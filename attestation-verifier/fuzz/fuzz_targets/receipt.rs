@@ -9,6 +9,9 @@ use attestation_verifier::receipt::{ReceiptBody, SignedReceipt};
 use attestation_verifier::time::UnixTime;
 use attestation_verifier::verify::receipt::ReceiptVerifier;
 use libfuzzer_sys::fuzz_target;
+use std::sync::Mutex;
+
+static VERIFIER: Mutex<Option<ReceiptVerifier<RustCrypto>>> = Mutex::new(None);
 
 fuzz_target!(|data: &[u8]| {
     let parts = attestation_verifier_fuzz::split(data, 2);
@@ -24,12 +27,17 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = signed.verify(&RustCrypto);
     }
-    let mut verifier = ReceiptVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_receipt(
-        &mut verifier,
-        receipt,
-        bundle,
-        &Policy::default(),
-        UnixTime(1_750_000_000),
+    let _ = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || ReceiptVerifier::new(RustCrypto).expect("pinned roots"),
+        |verifier| {
+            check_receipt(
+                verifier,
+                receipt,
+                bundle,
+                &Policy::default(),
+                UnixTime(1_750_000_000),
+            )
+        },
     );
 });

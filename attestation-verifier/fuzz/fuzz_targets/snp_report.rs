@@ -8,6 +8,9 @@ use attestation_verifier::evidence::snp::parse_snp_report;
 use attestation_verifier::policy::Policy;
 use attestation_verifier::verify::snp::{SnpCollateral, SnpVerifier};
 use libfuzzer_sys::fuzz_target;
+use std::sync::Mutex;
+
+static VERIFIER: Mutex<Option<SnpVerifier<RustCrypto>>> = Mutex::new(None);
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_snp_report(data);
@@ -18,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         ark: Some(&v.ark),
         crl: None,
     };
-    let mut verifier = SnpVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_snp(&mut verifier, data, &collateral, &Policy::default(), v.now);
+    let _ = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || SnpVerifier::new(RustCrypto).expect("pinned roots"),
+        |verifier| check_snp(verifier, data, &collateral, &Policy::default(), v.now),
+    );
 });

@@ -2,7 +2,7 @@
 //! fuzzed bytes against (read from `../shared/vectors`, override `SIGIL_VECTORS`; never copied
 //! into the repository), loaded once per process.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use attestation_verifier::time::UnixTime;
 use sigil_test_support::Case;
@@ -150,14 +150,20 @@ pub fn check_real_gpu(
         rims,
         ocsp,
     };
-    let mut verifier = NvGpuVerifier::new(RustCrypto).expect("pinned roots");
-    let _ = check_gpu(
-        &mut verifier,
-        report.unwrap_or(&g.report),
-        &collateral,
-        &g.nonce,
-        &Policy::default(),
-        g.now,
+    static VERIFIER: Mutex<Option<NvGpuVerifier<RustCrypto>>> = Mutex::new(None);
+    long_lived(
+        &VERIFIER,
+        || NvGpuVerifier::new(RustCrypto).expect("pinned roots"),
+        |verifier| {
+            let _ = check_gpu(
+                verifier,
+                report.unwrap_or(&g.report),
+                &collateral,
+                &g.nonce,
+                &Policy::default(),
+                g.now,
+            );
+        },
     );
 }
 
@@ -202,4 +208,20 @@ pub fn check_policy_round_trips(p: &attestation_verifier::policy::Policy) {
     let decoded = Policy::from_canonical_bytes(&bytes)
         .unwrap_or_else(|e| panic!("canonical bytes do not decode: {e}"));
     assert_eq!(decoded.id(), id, "canonical round trip changes the policy");
+}
+
+/// Runs `f` with this process's one verifier in `slot`, made by `make` on first use. The
+/// agent and the chain keep their verifiers for their lifetime, and a verifier keeps what it
+/// verified (certificate chains, RIMs, collateral; by content hash, bounded): a fresh
+/// verifier per input verified the target's fixed chains and pinned roots again for every
+/// input, most of each unit's time. A changed chain, RIM or collateral is still verified
+/// in full (it hashes differently), as in production; `x509_chain`, `rim_xml` and
+/// `tdx_collateral` fuzz those.
+pub fn long_lived<V, R>(
+    slot: &'static Mutex<Option<V>>,
+    make: impl FnOnce() -> V,
+    f: impl FnOnce(&mut V) -> R,
+) -> R {
+    let mut guard = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(make))
 }
