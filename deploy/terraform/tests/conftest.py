@@ -11,6 +11,8 @@ cloud-init) skip with a reason when it is missing; check.sh says so too.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -216,3 +218,75 @@ class VariableHarness:
         # console prints the JSON text as an HCL string literal.
         literal = result.stdout.strip()
         return json.loads(json.loads(literal.replace("$${", "${").replace("%%{", "%{")))
+
+
+# --- HCL expressions of the modules, evaluated by terraform console (VariableHarness).
+
+
+def expression(value: str, stand_ins: dict[str, str] | None = None) -> str:
+    """An attribute's expression from python-hcl2's `${...}`, resource references
+    replaced by literal stand-ins so that terraform console evaluates it."""
+    assert value.startswith("${") and value.endswith("}"), value
+    expr = value[2:-1]
+    for ref, literal in (stand_ins or {}).items():
+        expr = expr.replace(ref, json.dumps(literal))
+    left = re.findall(r"\b(?:azurerm|azapi|google|terraform)_[a-z_]+\.[a-z_]+", expr)
+    assert not left, f"unreplaced resource references: {left}"
+    return expr
+
+
+def object_expression(value: dict, stand_ins: dict[str, str] | None = None) -> str:
+    """An HCL object expression from python-hcl2's object of `${...}` attributes."""
+    return "{" + ", ".join(f"{k} = {expression(v, stand_ins)}" for k, v in value.items() if k != "__comments__") + "}"
+
+
+def value_expression(value: Any, stand_ins: dict[str, str] | None = None) -> str:
+    """An HCL expression for a whole python-hcl2 value (objects, lists, literals and
+    `${...}` expressions nested in them)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {value_expression(v, stand_ins)}"
+                               for k, v in value.items() if k != "__comments__") + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(value_expression(v, stand_ins) for v in value) + "]"
+    if isinstance(value, str):
+        return f"({expression(value, stand_ins)})" if value.startswith("${") else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+# --- Secure Boot certificates and signed image manifests (deploy/image/sign.py).
+
+
+def der_certificate(path: Path, cn: str = "test") -> bytes:
+    """A self-signed X.509 certificate in DER at `path` (openssl), and its bytes."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed on this machine")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+         "-days", "1", "-keyout", str(path.with_suffix(".key")), "-outform", "DER", "-out", str(path)],
+        check=True, capture_output=True, timeout=120,
+    )
+    return path.read_bytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def sign_manifest(manifest_path: Path, cert: bytes, cn: str = "test") -> dict:
+    """Adds to a manifest.json the secure_boot section sign.py writes for `cert`."""
+    manifest = json.loads(manifest_path.read_text())
+    manifest["secure_boot"] = {
+        "signed": True,
+        "db_cert": "secure-boot-db.der",
+        "db_cert_sha256": hashlib.sha256(cert).hexdigest(),
+        "db_cert_subject": f"CN={cn}",
+        "unsigned_uki": {"size": 7, "sha256": "e5" * 32, "sha384": "e5" * 48},
+        "not_predicted": "PCR 7 (RTMR0 on TDX): the Secure Boot variables and the db "
+                         "certificate that allowed the UKI, from the VM's variable store",
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest["secure_boot"]

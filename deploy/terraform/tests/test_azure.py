@@ -8,7 +8,8 @@ import hashlib
 import json
 import re
 
-from conftest import AZURE_EXAMPLES, REPO_ROOT, VariableHarness, single
+from conftest import (AZURE_EXAMPLES, REPO_ROOT, VariableHarness, b64, der_certificate, expression,
+                      object_expression, sign_manifest, single, value_expression)
 
 MODULE = "azure-confidential-vm"
 
@@ -209,6 +210,7 @@ def test_expected_measurements_say_what_the_evidence_covers_works(harness, tf_mo
 
 IMAGE_ID = ("/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/"
             "sigil-agent/versions/1.0.1")
+SIGNED_IMAGE_ID = IMAGE_ID.replace("/images/sigil-agent/", "/images/sigil-agent-signed/")
 NIC_ID = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic"
 STORAGE_ID = "/subscriptions/sub-1/resourceGroups/images/providers/Microsoft.Storage/storageAccounts/sigilimages1"
 VTPM_EVENTS = [
@@ -241,23 +243,6 @@ def with_image(values: dict, img: dict) -> dict:
     return dict(out, sigil_image=img, security_encryption_type="VMGuestStateOnly")
 
 
-def expression(value: str, stand_ins: dict[str, str] | None = None) -> str:
-    """An attribute's expression from python-hcl2's `${...}`, resource references
-    replaced by literal stand-ins so that terraform console evaluates it."""
-    assert value.startswith("${") and value.endswith("}"), value
-    expr = value[2:-1]
-    for ref, literal in (stand_ins or {}).items():
-        expr = expr.replace(ref, json.dumps(literal))
-    left = re.findall(r"\b(?:azurerm|azapi)_[a-z_]+\.[a-z_]+", expr)
-    assert not left, f"unreplaced resource references: {left}"
-    return expr
-
-
-def object_expression(value: dict) -> str:
-    """An HCL object expression from python-hcl2's object of `${...}` attributes."""
-    return "{" + ", ".join(f"{k} = {expression(v)}" for k, v in value.items() if k != "__comments__") + "}"
-
-
 def test_sigil_image_is_uploaded_and_made_a_gallery_image_works(tf_module):
     module = tf_module(MODULE)
     container = module.resource("azurerm_storage_container", "sigil_image")
@@ -270,6 +255,8 @@ def test_sigil_image_is_uploaded_and_made_a_gallery_image_works(tf_module):
     assert blob["storage_container_name"] == "${azurerm_storage_container.sigil_image[0].name}"
     assert "filesha256(var.sigil_image.vhd) == local.image_vhd.sha256" in module.text
     image = module.resource("azurerm_shared_image", "sigil")
+    # The unsigned image's definition and version; a signed image has its own (azapi).
+    assert image["count"] == "${local.unsigned_image ? 1 : 0}"
     assert (image["os_type"], image["hyper_v_generation"]) == ("Linux", "V2")
     # Specialized (no OS profile to provision), and a source of confidential VMs' OS disks.
     assert image["specialized"] is True and image["confidential_vm_supported"] is True
@@ -277,7 +264,10 @@ def test_sigil_image_is_uploaded_and_made_a_gallery_image_works(tf_module):
     version = module.resource("azurerm_shared_image_version", "sigil")
     assert version["blob_uri"] == "${azurerm_storage_blob.sigil_image[0].url}"
     assert version["storage_account_id"] == "${var.sigil_image.storage_account_id}"
-    assert version["name"] == "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}"
+    assert version["count"] == "${local.unsigned_image ? 1 : 0}"
+    assert version["name"] == "${local.image_version_name}"
+    assert module.locals["image_version_name"] == (
+        '${local.sigil_image ? "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}" : null}')
     assert single(version["target_region"])["name"] == "${var.location}"
     # Azure makes a confidential OS disk FromImage (or ImportSecure with a guest state
     # blob), not by importing a VHD: no managed disk of the module's own.
@@ -291,8 +281,10 @@ def test_sigil_vm_is_a_specialized_confidential_vm_works(harness, tf_module, tmp
     vm_res = tf_module(MODULE).resource("azapi_resource", "sigil")
     assert vm_res["type"].startswith("Microsoft.Compute/virtualMachines@")
     assert vm_res["count"] == "${local.sigil_image ? 1 : 0}"
-    assert single(vm_res["lifecycle"])["replace_triggered_by"] == ["${azurerm_shared_image_version.sigil[0].id}"]
-    refs = {"azurerm_shared_image_version.sigil[0].id": IMAGE_ID, "azurerm_network_interface.this.id": NIC_ID}
+    # A new image version (a new disk, or signed instead of unsigned) is a new VM.
+    assert single(vm_res["lifecycle"])["replace_triggered_by"] == ["${terraform_data.sigil_image_version[0]}"]
+    refs = {"azurerm_shared_image_version.sigil[0].id": IMAGE_ID, "azurerm_network_interface.this.id": NIC_ID,
+            "azapi_resource.sigil_signed_image_version[0].id": SIGNED_IMAGE_ID}
     values = with_image(dict(BASE, vm_size="Standard_DC4es_v5"), sigil_manifest(tmp_path, b"disk"))
     assert harness.accepts(values)
     assert harness.evaluate(values, expression(vm_res["parent_id"], refs)) == "/subscriptions/sub-1/resourceGroups/rg"
@@ -324,7 +316,7 @@ def test_sigil_vm_is_a_specialized_confidential_vm_works(harness, tf_module, tmp
     name = harness.evaluate(dict(values, name="sigil-tdx-1"), f'"{gallery["name"]}"')
     assert name == "sigil_tdx_1_sigil" and re.fullmatch(r"[A-Za-z0-9._]{1,80}", name)
     version = tf_module(MODULE).resource("azurerm_shared_image_version", "sigil")
-    got = harness.evaluate(values, f'"{version["name"]}"')
+    got = harness.evaluate(values, expression(version["name"]))
     assert got == f"1.0.{int(hashlib.sha256(b'disk').hexdigest()[:7], 16)}"
 
 
@@ -337,13 +329,17 @@ def test_sigil_image_publishes_its_measurements_works(harness, tf_module, tmp_pa
     assert got["tee"] == VALID_SIZES[size][0]
     assert got["policy"].startswith("[vtpm]\nevents = [") and "41" * 32 in got["policy"]
     assert got["image"] == {"disk_vhd_sha256": hashlib.sha256(b"the disk").hexdigest(), "uki_sha256": "b2" * 32,
-                            "vtpm_events": VTPM_EVENTS, "pcr11_sha256": "c3" * 32}
+                            "vtpm_events": VTPM_EVENTS, "pcr11_sha256": "c3" * 32,
+                            "secure_boot_db_cert_sha256": None, "secure_boot_db_cert_subject": None,
+                            "unsigned_uki_sha256": None}
+    assert got["secure_boot"] is False, "an unsigned image boots with Secure Boot off"
     assert (got["agent_digest"], got["config_digest"]) == ("a1" * 48, "c1" * 48)
     assert "paravisor" in got["evidence_covers"] and "PCR 4" in got["evidence_covers"]
     assert harness.evaluate(values, "local.image_storage_account") == "sigilimages1"
     # Without the image: the bootstrap's way, unchanged.
     plain = harness.evaluate(dict(BASE, vm_size=size), object_expression(output))
     assert plain["image"] is None and plain["policy"] is None and "[vtpm] pcrs" in plain["evidence_covers"]
+    assert plain["secure_boot"] is True, "the marketplace image boots with Secure Boot on"
 
 
 def test_sigil_image_with_release_gpu_or_bad_settings_rejects(harness, tmp_path):
@@ -416,3 +412,173 @@ def test_gpu_example_keeps_the_bootstrap_works(tf_example):
     call = tf_example("azure-h100-cc").modules["provider_vm"]
     assert "sigil_image" not in call
     assert call["agent_release_url"] == "${var.agent_release_url}"
+
+
+# --- A signed Sigil image (deploy/image/sign.py): Secure Boot on, the provider's keys in
+# the gallery image version's UEFI settings (azapi: azurerm cannot set them).
+
+BLOB_URL = "https://sigilimages1.blob.core.windows.net/sigil-test-sigil-image/sigil-agent-image/x.vhd"
+GALLERY_ID = "/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Compute/galleries/sigil_test_sigil"
+SIGNED_DEFINITION_ID = GALLERY_ID + "/images/sigil-agent-signed"
+STAND_INS = {
+    "azurerm_shared_image_version.sigil[0].id": IMAGE_ID,
+    "azapi_resource.sigil_signed_image_version[0].id": SIGNED_IMAGE_ID,
+    "azapi_resource.sigil_signed_image[0].id": SIGNED_DEFINITION_ID,
+    "azurerm_shared_image_gallery.sigil[0].id": GALLERY_ID,
+    "azurerm_storage_blob.sigil_image[0].url": BLOB_URL,
+    "azurerm_network_interface.this.id": NIC_ID,
+}
+
+
+def subdir(tmp_path, name: str):
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def signed_image(tmp_path, vhd: bytes = b"the signed disk") -> tuple[dict, bytes, dict]:
+    """sigil_image for a signed build: its manifest has sign.py's secure_boot section and
+    secure_boot_db is the certificate it names. (sigil_image, certificate, section)"""
+    img = sigil_manifest(tmp_path, vhd)
+    cert = der_certificate(tmp_path / "img" / "secure-boot-db.der", "Provider db")
+    section = sign_manifest(tmp_path / "img" / "manifest.json", cert, "Provider db")
+    return dict(img, secure_boot_db=str(tmp_path / "img" / "secure-boot-db.der")), cert, section
+
+
+def resources(tf_module):
+    module = tf_module(MODULE)
+    return (module.resource("azapi_resource", "sigil_signed_image"),
+            module.resource("azapi_resource", "sigil_signed_image_version"),
+            module.resource("azapi_resource", "sigil"))
+
+
+def test_signed_image_version_enrolls_only_the_providers_keys_works(harness, tf_module, tmp_path):
+    definition, version, _ = resources(tf_module)
+    assert version["type"] == "Microsoft.Compute/galleries/images/versions@2024-03-03"
+    assert version["count"] == "${local.signed_image ? 1 : 0}"
+    assert version["parent_id"] == "${azapi_resource.sigil_signed_image[0].id}"
+    img, cert, _ = signed_image(tmp_path)
+    values = with_image(dict(BASE, vm_size="Standard_DC4es_v5"), img)
+    assert harness.accepts(values)
+    assert harness.evaluate(values, expression(version["count"])) == 1
+    assert harness.evaluate(values, expression(version["name"])) == (
+        f"1.0.{int(hashlib.sha256(b'the signed disk').hexdigest()[:7], 16)}")
+    body = harness.evaluate(values, value_expression(version["body"], STAND_INS))
+    props = body["properties"]
+    # NoSignatureTemplate: none of Azure's default keys (Microsoft's UEFI CA would admit
+    # every bootloader it signed); PK, KEK and db the provider's, here one certificate.
+    assert props["securityProfile"] == {"uefiSettings": {
+        "signatureTemplateNames": ["NoSignatureTemplate"],
+        "additionalSignatures": {
+            "pk": {"type": "x509", "value": [b64(cert)]},
+            "kek": [{"type": "x509", "value": [b64(cert)]}],
+            "db": [{"type": "x509", "value": [b64(cert)]}],
+        },
+    }}
+    # What azurerm_shared_image_version sets for an unsigned image, the same here.
+    assert props["storageProfile"] == {"osDiskImage": {"source": {"storageAccountId": STORAGE_ID, "uri": BLOB_URL}}}
+    assert props["publishingProfile"] == {
+        "excludeFromLatest": False, "replicationMode": "Full",
+        "targetRegions": [{"name": "eastus2", "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS",
+                           "excludeFromLatest": False}],
+    }
+    assert props["safetyProfile"] == {"allowDeletionOfReplicatedLocations": False}
+    # Custom UEFI keys need a definition that supports Trusted Launch; the VM is confidential.
+    assert definition["type"] == "Microsoft.Compute/galleries/images@2024-03-03"
+    assert definition["count"] == "${local.signed_image ? 1 : 0}"
+    dprops = harness.evaluate(values, value_expression(definition["body"], STAND_INS))["properties"]
+    assert dprops["features"] == [{"name": "SecurityType", "value": "TrustedLaunchAndConfidentialVmSupported"}]
+    assert (dprops["osType"], dprops["osState"], dprops["hyperVGeneration"]) == ("Linux", "Specialized", "V2")
+    assert dprops["identifier"]["publisher"] == "sigil"
+
+
+def test_signed_image_takes_the_providers_pk_and_kek_works(harness, tf_module, tmp_path):
+    _, version, _ = resources(tf_module)
+    img, cert, _ = signed_image(tmp_path)
+    pk = der_certificate(tmp_path / "pk.der", "Provider PK")
+    kek = der_certificate(tmp_path / "kek.der", "Provider KEK")
+    values = with_image(dict(BASE, vm_size="Standard_DC4as_v5"),
+                        dict(img, secure_boot_pk=str(tmp_path / "pk.der"), secure_boot_kek=str(tmp_path / "kek.der")))
+    assert harness.accepts(values)
+    sigs = harness.evaluate(values, value_expression(version["body"], STAND_INS))["properties"]["securityProfile"]
+    assert sigs["uefiSettings"]["additionalSignatures"] == {
+        "pk": {"type": "x509", "value": [b64(pk)]},
+        "kek": [{"type": "x509", "value": [b64(kek)]}],
+        "db": [{"type": "x509", "value": [b64(cert)]}],
+    }
+
+
+def test_signed_image_vm_boots_with_secure_boot_works(harness, tf_module, tmp_path):
+    _, _, vm_res = resources(tf_module)
+    img, _, _ = signed_image(subdir(tmp_path, "s"))
+    signed = with_image(dict(BASE, vm_size="Standard_DC4es_v5"), img)
+    unsigned = with_image(dict(BASE, vm_size="Standard_DC4es_v5"), sigil_manifest(subdir(tmp_path, "u"), b"disk"))
+    body = harness.evaluate(signed, expression(vm_res["body"], STAND_INS))["properties"]
+    assert body["securityProfile"] == {"securityType": "ConfidentialVM",
+                                       "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+    assert body["storageProfile"]["imageReference"] == {"id": SIGNED_IMAGE_ID}
+    assert body["storageProfile"]["osDisk"]["managedDisk"]["securityProfile"] == {
+        "securityEncryptionType": "VMGuestStateOnly"}
+    body = harness.evaluate(unsigned, expression(vm_res["body"], STAND_INS))["properties"]
+    assert body["securityProfile"]["uefiSettings"] == {"secureBootEnabled": False, "vTpmEnabled": True}
+    assert body["storageProfile"]["imageReference"] == {"id": IMAGE_ID}
+    # The version the VM starts from, whichever kind, replaces the VM when it changes.
+    trigger = tf_module(MODULE).resource("terraform_data", "sigil_image_version")
+    assert trigger["count"] == "${local.sigil_image ? 1 : 0}"
+    assert harness.evaluate(signed, expression(trigger["input"], STAND_INS)) == SIGNED_IMAGE_ID
+    assert harness.evaluate(unsigned, expression(trigger["input"], STAND_INS)) == IMAGE_ID
+    # One image definition and version of one kind: the unsigned ones for an unsigned image.
+    module = tf_module(MODULE)
+    for rtype, name in (("azurerm_shared_image", "sigil"), ("azurerm_shared_image_version", "sigil"),
+                        ("azapi_resource", "sigil_signed_image"), ("azapi_resource", "sigil_signed_image_version")):
+        count = expression(module.resource(rtype, name)["count"])
+        assert harness.evaluate(signed, count) == (1 if rtype == "azapi_resource" else 0), name
+        assert harness.evaluate(unsigned, count) == (0 if rtype == "azapi_resource" else 1), name
+
+
+def test_signed_image_db_certificate_must_match_the_manifest_rejects(harness, tf_module, tmp_path):
+    _, version, _ = resources(tf_module)
+    img, _, _ = signed_image(tmp_path)
+    other = tmp_path / "other.der"
+    der_certificate(other, "Someone else")
+    values = with_image(dict(BASE, vm_size="Standard_DC4as_v5"), img)
+    precondition = single(single(version["lifecycle"])["precondition"])
+    assert "secure_boot.db_cert_sha256" in precondition["error_message"]
+    assert harness.evaluate(values, expression(precondition["condition"])) is True
+    wrong = dict(values, sigil_image=dict(img, secure_boot_db=str(other)))
+    assert harness.accepts(wrong), "a DER certificate, only not the manifest's: the precondition refuses it"
+    assert harness.evaluate(wrong, expression(precondition["condition"])) is False
+
+
+def test_secure_boot_certificates_go_with_a_signed_image_only_rejects(harness, tmp_path):
+    img, _, _ = signed_image(subdir(tmp_path, "s"))
+    unsigned = sigil_manifest(subdir(tmp_path, "u"), b"the disk")
+    pem = tmp_path / "db.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    base = with_image(dict(BASE, vm_size="Standard_DC4as_v5"), img)
+    assert harness.accepts(base)
+    assert harness.accepts(dict(base, sigil_image=unsigned))
+    rejected = {
+        "a signed image without its db certificate": dict(base, sigil_image=dict(img, secure_boot_db=None)),
+        "a db certificate for an unsigned image": dict(base, sigil_image=dict(unsigned, secure_boot_db=img["secure_boot_db"])),
+        "a PK for an unsigned image": dict(base, sigil_image=dict(unsigned, secure_boot_pk=img["secure_boot_db"])),
+        "a KEK for an unsigned image": dict(base, sigil_image=dict(unsigned, secure_boot_kek=img["secure_boot_db"])),
+        "a PEM db certificate": dict(base, sigil_image=dict(img, secure_boot_db=str(pem))),
+        "a PEM KEK": dict(base, sigil_image=dict(img, secure_boot_kek=str(pem))),
+        # Kept: Azure documents confidential OS disk encryption for no custom-key image.
+        "confidential disk encryption with a signed image": dict(base, security_encryption_type="DiskWithVMGuestState"),
+    }
+    accepted = [why for why, values in rejected.items() if harness.accepts(values)]
+    assert accepted == []
+
+
+@pytest.mark.parametrize("size", ["Standard_DC2as_v5", "Standard_EC16es_v5"])
+def test_expected_measurements_name_the_enrolled_certificate_works(harness, tf_module, tmp_path, size):
+    output = tf_module(MODULE).outputs["expected_measurements"]["value"]
+    img, _, section = signed_image(tmp_path)
+    got = harness.evaluate(with_image(dict(BASE, vm_size=size), img), object_expression(output))
+    assert got["secure_boot"] is True
+    assert got["image"]["secure_boot_db_cert_sha256"] == section["db_cert_sha256"]
+    assert got["image"]["secure_boot_db_cert_subject"] == "CN=Provider db"
+    assert got["image"]["unsigned_uki_sha256"] == "e5" * 32
+    assert "Secure Boot is on" in got["evidence_covers"] and "PCR 7" in got["evidence_covers"]
+    assert got["policy"].startswith("[vtpm]\nevents = [")

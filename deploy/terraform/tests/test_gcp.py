@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pytest
 
-from conftest import GCP_EXAMPLES, VariableHarness, single
+from conftest import (GCP_EXAMPLES, VariableHarness, b64, der_certificate, expression, object_expression,
+                      sign_manifest, single)
 
 MODULE = "gcp-confidential-vm"
 
@@ -69,9 +73,10 @@ def test_host_maintenance_terminates_works(tf_module):
 
 def test_shielded_vm_secure_boot_and_vtpm_are_hard_wired_works(tf_module):
     shielded = single(instance(tf_module)["shielded_instance_config"])
-    # Secure Boot is off only for the Sigil image (its UKI is named by its measurement).
+    # Secure Boot is off only for an unsigned Sigil image (its UKI is named by its
+    # measurement): test_secure_boot_is_on_except_for_an_unsigned_image_works.
     assert shielded == {
-        "enable_secure_boot": "${!local.sigil_image}",
+        "enable_secure_boot": "${local.secure_boot}",
         "enable_vtpm": True,
         "enable_integrity_monitoring": True,
     }
@@ -238,7 +243,7 @@ def test_sigil_image_is_imported_and_booted_works(tf_module):
     assert "filesha256(var.sigil_image.tar_gz) == local.image_tar_gz.sha256" in module.text
     image = module.resource("google_compute_image", "sigil")
     assert "google_storage_bucket_object.sigil_image[0].name" in single(image["raw_disk"])["source"]
-    features = single(image["dynamic"])["guest_os_features"]["for_each"]
+    features = [b for b in image["dynamic"] if "guest_os_features" in b][0]["guest_os_features"]["for_each"]
     assert features == ["UEFI_COMPATIBLE", "GVNIC", "SEV_SNP_CAPABLE", "TDX_CAPABLE"]
     disk = single(single(instance(tf_module)["boot_disk"])["initialize_params"])
     assert disk["image"] == "${local.sigil_image ? google_compute_image.sigil[0].self_link : var.image}"
@@ -266,3 +271,144 @@ def test_sigil_image_with_release_or_gpu_or_bad_paths_rejects(harness, tmp_path)
     assert not harness.accepts(dict(bare, machine_type="a3-highgpu-1g")), "no NVIDIA driver in the image"
     assert not harness.accepts(dict(bare, sigil_image=dict(img, tar_gz=img["manifest"])))
     assert not harness.accepts(dict(bare, sigil_image=dict(img, bucket="Not A Bucket")))
+
+
+# --- A signed Sigil image (deploy/image/sign.py): Secure Boot on, the image's db
+# certificate enrolled in the image's UEFI variables.
+
+
+def subdir(tmp_path, name: str):
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def signed_image(tmp_path, tar_gz: bytes = b"the signed disk") -> tuple[dict, bytes, dict]:
+    """sigil_image for a signed build: its manifest has sign.py's secure_boot section and
+    secure_boot_db is the certificate it names. (sigil_image, certificate, section)"""
+    img = sigil_manifest(tmp_path, tar_gz)
+    cert = der_certificate(tmp_path / "img" / "secure-boot-db.der", "Provider db")
+    section = sign_manifest(tmp_path / "img" / "manifest.json", cert, "Provider db")
+    return dict(img, secure_boot_db=str(tmp_path / "img" / "secure-boot-db.der")), cert, section
+
+
+def image_resource(tf_module):
+    return tf_module(MODULE).resource("google_compute_image", "sigil")
+
+
+def initial_state(tf_module) -> dict:
+    blocks = [b["shielded_instance_initial_state"] for b in image_resource(tf_module)["dynamic"]
+              if "shielded_instance_initial_state" in b]
+    assert len(blocks) == 1, "the image's shielded_instance_initial_state (its UEFI keys) is missing"
+    return blocks[0]
+
+
+def test_signed_image_enrolls_its_db_certificate_works(harness, tf_module, tmp_path):
+    state = initial_state(tf_module)
+    # Every key is an X.509 certificate (DER, base64); PK, KEK and db are all set, so the
+    # firmware is out of Setup Mode and enforces Secure Boot.
+    assert single(state["content"]) == {
+        "pk": [{"content": "${local.secure_boot_pk}", "file_type": "X509"}],
+        "keks": [{"content": "${local.secure_boot_kek}", "file_type": "X509"}],
+        "dbs": [{"content": "${local.secure_boot_db}", "file_type": "X509"}],
+    }
+    img, cert, section = signed_image(tmp_path)
+    values = without_release(dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+                                  sigil_image=img))
+    assert harness.accepts(values)
+    assert harness.evaluate(values, expression(state["for_each"])) == [1]
+    got = harness.evaluate(values, "{db = local.secure_boot_db, pk = local.secure_boot_pk, kek = local.secure_boot_kek}")
+    # One key as PK, KEK and db when the provider gives no PK or KEK of its own.
+    assert got == {"db": b64(cert), "pk": b64(cert), "kek": b64(cert)}
+    shielded = single(instance(tf_module)["shielded_instance_config"])
+    assert harness.evaluate(values, expression(shielded["enable_secure_boot"])) is True
+    # The image is named by the disk and the keys: other keys, another image (and VM).
+    name = harness.evaluate(values, expression(image_resource(tf_module)["name"]))
+    tar_sha = hashlib.sha256(b"the signed disk").hexdigest()
+    assert re.fullmatch(f"sigil-test-sigil-{tar_sha[:16]}-[0-9a-f]{{8}}", name) and len(name) <= 63
+    description = harness.evaluate(values, f'"{image_resource(tf_module)["description"]}"')
+    assert section["db_cert_sha256"] in description
+
+
+def test_signed_image_takes_the_providers_pk_and_kek_works(harness, tmp_path):
+    img, cert, _ = signed_image(tmp_path)
+    pk = der_certificate(tmp_path / "pk.der", "Provider PK")
+    kek = der_certificate(tmp_path / "kek.der", "Provider KEK")
+    values = without_release(dict(BASE, confidential_instance_type="SEV_SNP", machine_type="n2d-standard-4",
+                                  sigil_image=dict(img, secure_boot_pk=str(tmp_path / "pk.der"),
+                                                   secure_boot_kek=str(tmp_path / "kek.der"))))
+    assert harness.accepts(values)
+    got = harness.evaluate(values, "{db = local.secure_boot_db, pk = local.secure_boot_pk, kek = local.secure_boot_kek}")
+    assert got == {"db": b64(cert), "pk": b64(pk), "kek": b64(kek)}
+
+
+def test_unsigned_image_enrolls_nothing_and_boots_without_secure_boot_works(harness, tf_module, tmp_path):
+    img = sigil_manifest(tmp_path, b"the disk")
+    values = without_release(dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+                                  sigil_image=img))
+    assert harness.accepts(values)
+    assert harness.evaluate(values, expression(initial_state(tf_module)["for_each"])) == []
+    shielded = single(instance(tf_module)["shielded_instance_config"])
+    assert harness.evaluate(values, expression(shielded["enable_secure_boot"])) is False
+    got = harness.evaluate(values, "{signed = local.signed_image, db = local.secure_boot_db, pk = local.secure_boot_pk}")
+    assert got == {"signed": False, "db": None, "pk": None}
+    # Named as before signed images existed: the same image, not a new one.
+    name = harness.evaluate(values, expression(image_resource(tf_module)["name"]))
+    assert name == f"sigil-test-sigil-{hashlib.sha256(b'the disk').hexdigest()[:16]}"
+    # Ubuntu (no Sigil image): Secure Boot on with Google's default keys.
+    ubuntu = dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4")
+    assert harness.evaluate(ubuntu, expression(shielded["enable_secure_boot"])) is True
+    assert harness.evaluate(ubuntu, expression(initial_state(tf_module)["for_each"])) == []
+
+
+def test_signed_image_db_certificate_must_match_the_manifest_rejects(harness, tf_module, tmp_path):
+    img, _, _ = signed_image(tmp_path)
+    other = tmp_path / "other.der"
+    der_certificate(other, "Someone else")
+    values = without_release(dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4",
+                                  sigil_image=img))
+    precondition = single(single(image_resource(tf_module)["lifecycle"])["precondition"])
+    assert "secure_boot.db_cert_sha256" in precondition["error_message"]
+    assert harness.evaluate(values, expression(precondition["condition"])) is True
+    wrong = dict(values, sigil_image=dict(img, secure_boot_db=str(other)))
+    assert harness.accepts(wrong), "a DER certificate, only not the manifest's: the precondition refuses it"
+    assert harness.evaluate(wrong, expression(precondition["condition"])) is False
+    unsigned = dict(values, sigil_image=sigil_manifest(subdir(tmp_path, "u"), b"disk"))
+    assert harness.evaluate(unsigned, expression(precondition["condition"])) is True
+
+
+def test_secure_boot_certificates_go_with_a_signed_image_only_rejects(harness, tmp_path):
+    img, _, _ = signed_image(subdir(tmp_path, "s"))
+    unsigned = sigil_manifest(subdir(tmp_path, "u"), b"the disk")
+    pem = tmp_path / "db.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    base = without_release(dict(BASE, confidential_instance_type="TDX", machine_type="c3-standard-4"))
+    assert harness.accepts(dict(base, sigil_image=img))
+    assert harness.accepts(dict(base, sigil_image=unsigned))
+    rejected = {
+        "a signed image without its db certificate": dict(img, secure_boot_db=None),
+        "a db certificate for an unsigned image": dict(unsigned, secure_boot_db=img["secure_boot_db"]),
+        "a PK for an unsigned image": dict(unsigned, secure_boot_pk=img["secure_boot_db"]),
+        "a KEK for an unsigned image": dict(unsigned, secure_boot_kek=img["secure_boot_db"]),
+        "a PEM db certificate": dict(img, secure_boot_db=str(pem)),
+        "a PEM PK": dict(img, secure_boot_pk=str(pem)),
+    }
+    accepted = [why for why, image in rejected.items() if harness.accepts(dict(base, sigil_image=image))]
+    assert accepted == []
+
+
+@pytest.mark.parametrize(("tee", "machine"), [("TDX", "c3-standard-4"), ("SEV_SNP", "n2d-standard-4")])
+def test_expected_measurements_name_the_enrolled_certificate_works(harness, tf_module, tmp_path, tee, machine):
+    output = tf_module(MODULE).outputs["expected_measurements"]["value"]
+    img, _, section = signed_image(tmp_path)
+    values = without_release(dict(BASE, confidential_instance_type=tee, machine_type=machine, sigil_image=img))
+    got = harness.evaluate(values, object_expression(output))
+    assert got["secure_boot"] is True
+    assert got["image"]["secure_boot_db_cert_sha256"] == section["db_cert_sha256"]
+    assert got["image"]["secure_boot_db_cert_subject"] == "CN=Provider db"
+    assert got["image"]["unsigned_uki_sha256"] == "e5" * 32
+    assert "Secure Boot is on" in got["evidence_covers"]
+    assert ("RTMR0" in got["evidence_covers"]) == (tee == "TDX")
+    plain = harness.evaluate(dict(values, sigil_image=sigil_manifest(subdir(tmp_path, "u"), b"disk")),
+                             object_expression(output))
+    assert plain["secure_boot"] is False and plain["image"]["secure_boot_db_cert_sha256"] is None
+    assert "Secure Boot" not in plain["evidence_covers"]

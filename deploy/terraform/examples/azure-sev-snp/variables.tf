@@ -45,11 +45,14 @@ variable "chain_rpc_url" {
 }
 
 variable "sigil_image" {
-  description = "The Sigil agent image to boot instead of installing agent_release_url: {vhd = \"DIR/disk.vhd\", manifest = \"DIR/manifest.json\", storage_account_id = \"<an existing storage account in location>\"} from `bash deploy/image/build.sh --out DIR`; null for the release."
+  description = "The Sigil agent image to boot instead of installing agent_release_url: {vhd = \"DIR/disk.vhd\", manifest = \"DIR/manifest.json\", storage_account_id = \"<an existing storage account in location>\"} from `bash deploy/image/build.sh --out DIR`, booted with Secure Boot off; a signed image (`deploy/image/sign.py --out DIR`) adds secure_boot_db = \"DIR/secure-boot-db.der\" and boots with Secure Boot on (optional secure_boot_pk, secure_boot_kek: the module's README). null for the release."
   type = object({
     vhd                = string
     manifest           = string
     storage_account_id = string
+    secure_boot_db     = optional(string)
+    secure_boot_pk     = optional(string)
+    secure_boot_kek    = optional(string)
   })
   default = null
 }

@@ -31,8 +31,9 @@ module "provider_vm" {
 
   # Either the Sigil agent image (deploy/image), booted as it is...
   sigil_image = var.sigil_image
-  # (Azure's confidential OS disk encryption needs Secure Boot, which the image's
-  # unsigned UKI rules out: the image's VM encrypts its guest state only.)
+  # (The image's VM encrypts its guest state only: Azure's confidential OS disk
+  # encryption needs Secure Boot, which an unsigned image boots without, and the disk
+  # holds only the public image.)
   security_encryption_type = var.sigil_image == null ? "DiskWithVMGuestState" : "VMGuestStateOnly"
 
   # ...or Canonical's confidential Ubuntu image, which installs this release at boot.

@@ -14,10 +14,10 @@ locals {
   })
   # What this VM's hardware evidence covers (docs/measured-boot.md, docs/azure-vtpm.md,
   # deploy/image/README.md).
-  evidence_covers = (local.sigil_image
+  evidence_covers = "${(local.sigil_image
     ? "${local.tee} on Azure, Sigil image: the hardware report measures the paravisor (HCL), not the guest; the guest's boot is in the vTPM PCRs, which the agent quotes with the vTPM's event log (measured.tpm_quote and measured.event_log, bound to the report by the HCL runtime claims): PCR 4 holds the UKI's Authenticode digest, which covers kernel, initrd (with the agent and its configuration) and command line, PCR 11 systemd-stub's section events, PCR 9 the kernel's command line and initrd; the [vtpm] events of the policy pin them"
     : "${local.tee} on Azure: the hardware report measures the paravisor (HCL), not the guest; the guest's boot chain is in the vTPM PCRs, which the agent quotes (measured.tpm_quote, bound to the report by the HCL runtime claims) and a policy pins with [vtpm] pcrs; the agent's own digests are not measured"
-  )
+  )}${local.signed_image ? "; Secure Boot is on with the image's own db certificate (expected_measurements.image.secure_boot_db_cert_sha256): PCR 7 also holds the Secure Boot variables and that certificate, which the manifest does not predict and the image's [vtpm] events do not pin" : ""}"
   # Azure guests have no RTMR3 the agent can extend: nothing pins the agent binary.
   agent_policy = null
 
@@ -29,6 +29,21 @@ locals {
   image_policy   = local.sigil_image ? local.image_manifest.policy_fragments["vtpm-disk"] : null
   # The storage account named by the last segment of its resource ID.
   image_storage_account = local.sigil_image ? regex("[^/]+$", var.sigil_image.storage_account_id) : null
+  # The gallery image version's name: the first 28 bits of the disk's SHA-256.
+  image_version_name = local.sigil_image ? "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}" : null
+  # A signed image (deploy/image/sign.py): its manifest's secure_boot section names the
+  # db certificate whose key signed the UKI. Secure Boot is on for it (and for the
+  # marketplace image), off only for an unsigned Sigil image.
+  image_secure_boot = try(local.image_manifest.secure_boot, null)
+  signed_image      = local.image_secure_boot != null
+  unsigned_image    = local.sigil_image && !local.signed_image
+  secure_boot       = !local.sigil_image || local.signed_image
+  # The image version's UEFI keys (DER certificates, base64): db is the image's
+  # certificate; PK and KEK are the provider's, or that same certificate when none is
+  # given (one key as PK, KEK and db). With a PK the firmware enforces Secure Boot.
+  secure_boot_db  = local.signed_image ? filebase64(var.sigil_image.secure_boot_db) : null
+  secure_boot_pk  = local.signed_image ? filebase64(coalesce(var.sigil_image.secure_boot_pk, var.sigil_image.secure_boot_db)) : null
+  secure_boot_kek = local.signed_image ? filebase64(coalesce(var.sigil_image.secure_boot_kek, var.sigil_image.secure_boot_db)) : null
 }
 
 module "bootstrap" {
@@ -224,7 +239,7 @@ resource "azurerm_shared_image_gallery" "sigil" {
 }
 
 resource "azurerm_shared_image" "sigil" {
-  count               = local.sigil_image ? 1 : 0
+  count               = local.unsigned_image ? 1 : 0
   name                = "sigil-agent"
   gallery_name        = azurerm_shared_image_gallery.sigil[0].name
   resource_group_name = var.resource_group_name
@@ -246,9 +261,8 @@ resource "azurerm_shared_image" "sigil" {
 }
 
 resource "azurerm_shared_image_version" "sigil" {
-  count = local.sigil_image ? 1 : 0
-  # The version names the disk: the first 28 bits of its SHA-256.
-  name                = "1.0.${parseint(substr(local.image_vhd.sha256, 0, 7), 16)}"
+  count               = local.unsigned_image ? 1 : 0
+  name                = local.image_version_name
   gallery_name        = azurerm_shared_image_gallery.sigil[0].name
   image_name          = azurerm_shared_image.sigil[0].name
   resource_group_name = var.resource_group_name
@@ -262,6 +276,101 @@ resource "azurerm_shared_image_version" "sigil" {
     regional_replica_count = 1
     storage_account_type   = "Standard_LRS"
   }
+}
+
+# A signed image (deploy/image/sign.py) boots with Secure Boot on and the provider's keys
+# in its UEFI variables. Azure takes custom UEFI keys only from a gallery image version's
+# securityProfile.uefiSettings, which azurerm_shared_image_version does not set, and only
+# for an image definition of security type TrustedLaunchSupported or
+# TrustedLaunchAndConfidentialVmSupported, which azurerm_shared_image cannot express (its
+# confidential_vm_supported is ConfidentialVmSupported): both are ARM resources here,
+# through azapi, with the settings the azurerm resources above give an unsigned image.
+resource "azapi_resource" "sigil_signed_image" {
+  count     = local.signed_image ? 1 : 0
+  type      = "Microsoft.Compute/galleries/images@2024-03-03"
+  name      = "sigil-agent-signed"
+  parent_id = azurerm_shared_image_gallery.sigil[0].id
+  location  = var.location
+  tags      = local.tags
+
+  body = {
+    properties = {
+      osType           = "Linux"
+      osState          = "Specialized"
+      hyperVGeneration = "V2"
+      architecture     = "x64"
+      identifier = {
+        publisher = "sigil"
+        offer     = "sigil-agent-image"
+        sku       = "uki-disk-signed"
+      }
+      # Confidential VMs (and Trusted Launch, which custom UEFI keys require) from it.
+      features = [{ name = "SecurityType", value = "TrustedLaunchAndConfidentialVmSupported" }]
+    }
+  }
+}
+
+resource "azapi_resource" "sigil_signed_image_version" {
+  count     = local.signed_image ? 1 : 0
+  type      = "Microsoft.Compute/galleries/images/versions@2024-03-03"
+  name      = local.image_version_name
+  parent_id = azapi_resource.sigil_signed_image[0].id
+  location  = var.location
+  tags      = local.tags
+
+  body = {
+    properties = {
+      publishingProfile = {
+        excludeFromLatest = false
+        replicationMode   = "Full"
+        targetRegions = [{
+          name                 = var.location
+          regionalReplicaCount = 1
+          storageAccountType   = "Standard_LRS"
+          excludeFromLatest    = false
+        }]
+      }
+      safetyProfile = { allowDeletionOfReplicatedLocations = false }
+      storageProfile = {
+        osDiskImage = {
+          source = {
+            storageAccountId = var.sigil_image.storage_account_id
+            uri              = azurerm_storage_blob.sigil_image[0].url
+          }
+        }
+      }
+      # The VM's UEFI variables. NoSignatureTemplate: none of Azure's default keys, only
+      # the provider's. MicrosoftUefiCertificateAuthorityTemplate would put Microsoft's
+      # UEFI CA into db, and with it every shim and bootloader that CA ever signed (each
+      # of which boots whatever its own keys allow), so Secure Boot would no longer say
+      # that the VM started the provider's UKI.
+      securityProfile = {
+        uefiSettings = {
+          signatureTemplateNames = ["NoSignatureTemplate"]
+          additionalSignatures = {
+            pk  = { type = "x509", value = [local.secure_boot_pk] }
+            kek = [{ type = "x509", value = [local.secure_boot_kek] }]
+            db  = [{ type = "x509", value = [local.secure_boot_db] }]
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = filesha256(var.sigil_image.secure_boot_db) == local.image_secure_boot.db_cert_sha256
+      error_message = "sigil_image.secure_boot_db is not the certificate the signed image's manifest.json names (secure_boot.db_cert_sha256 differs): give the secure-boot-db.der of the same sign.py run."
+    }
+  }
+}
+
+# The image version the VM starts from, as a value: a new one (a new disk, or the image
+# signed or no longer signed) replaces the VM through replace_triggered_by, which takes
+# resource instances that exist, so not the version resource of the other kind.
+resource "terraform_data" "sigil_image_version" {
+  count = local.sigil_image ? 1 : 0
+  input = local.signed_image ? azapi_resource.sigil_signed_image_version[0].id : azurerm_shared_image_version.sigil[0].id
 }
 
 # azurerm_linux_virtual_machine always sends an OS profile (computer name, admin
@@ -281,20 +390,21 @@ resource "azapi_resource" "sigil" {
       hardwareProfile = { vmSize = var.vm_size }
 
       # ConfidentialVM with the vTPM (it holds the boot's measurements and the key
-      # the agent's quotes are signed with). Secure Boot is off: the image's UKI is
-      # not signed by a key in Azure's default db, so Secure Boot would refuse it; what
-      # it boots is named instead by its measurements (the UKI's PCR 4 event,
-      # expected_measurements).
+      # the agent's quotes are signed with). Secure Boot is on for a signed image, whose
+      # image version carries the provider's keys. It is off for an unsigned one: its
+      # UKI is not signed by a key in Azure's default db, so Secure Boot would refuse
+      # it. Either way what it boots is named by its measurements (the UKI's PCR 4
+      # event, expected_measurements).
       securityProfile = {
         securityType = "ConfidentialVM"
-        uefiSettings = { secureBootEnabled = false, vTpmEnabled = true }
+        uefiSettings = { secureBootEnabled = local.signed_image, vTpmEnabled = true }
       }
 
       # The OS disk is created from the image version with the VM (and deleted with it):
       # a confidential disk whose guest state (the vTPM's) is encrypted with a key
       # released only to the attested VM. It holds only the public image.
       storageProfile = {
-        imageReference = { id = azurerm_shared_image_version.sigil[0].id }
+        imageReference = { id = local.signed_image ? azapi_resource.sigil_signed_image_version[0].id : azurerm_shared_image_version.sigil[0].id }
         osDisk = {
           osType       = "Linux"
           createOption = "FromImage"
@@ -319,6 +429,6 @@ resource "azapi_resource" "sigil" {
 
   lifecycle {
     # A new image is a new OS disk, and a VM's OS disk is replaced with the VM.
-    replace_triggered_by = [azurerm_shared_image_version.sigil[0].id]
+    replace_triggered_by = [terraform_data.sigil_image_version[0]]
   }
 }

@@ -49,13 +49,16 @@ output "agent_config_sha256" {
 }
 
 output "expected_measurements" {
-  description = "What the hardware evidence of this VM covers, the agent measurements (given in var.agent_measurements, or the Sigil image's), and the policy rules that pin what the evidence shows (the Sigil image: its [vtpm] events), for policy authors and buyers."
+  description = "What the hardware evidence of this VM covers, whether Secure Boot is on, the agent measurements (given in var.agent_measurements, or the Sigil image's), and the policy rules that pin what the evidence shows (the Sigil image: its [vtpm] events), for policy authors and buyers. With a signed Sigil image, `image` also names the db certificate enrolled for Secure Boot and the unsigned UKI."
   value = {
     tee             = local.tee
     evidence_covers = local.evidence_covers
-    agent_digest    = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
-    config_digest   = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
-    policy          = local.sigil_image ? local.image_policy : local.agent_policy
+    # On for the marketplace image (Azure's default keys) and a signed Sigil image (its db
+    # certificate only).
+    secure_boot   = local.secure_boot
+    agent_digest  = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
+    config_digest = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
+    policy        = local.sigil_image ? local.image_policy : local.agent_policy
     # The Sigil image only: its disk's digests and the vTPM events of its boot (PCR 4:
     # the UKI; PCR 11: systemd-stub's sections; PCR 9: the kernel's command line and
     # initrd), which `policy` pins.
@@ -64,6 +67,11 @@ output "expected_measurements" {
       uki_sha256      = local.image_manifest.image.files["uki.efi"].sha256
       vtpm_events     = local.image_manifest.vtpm.uki_events
       pcr11_sha256    = local.image_manifest.vtpm.pcr11_sha256
+      # A signed image: the db certificate enrolled (the only key Secure Boot admits) and
+      # the UKI before signing (the reproducible build's).
+      secure_boot_db_cert_sha256  = local.signed_image ? local.image_secure_boot.db_cert_sha256 : null
+      secure_boot_db_cert_subject = local.signed_image ? local.image_secure_boot.db_cert_subject : null
+      unsigned_uki_sha256         = local.signed_image ? local.image_secure_boot.unsigned_uki.sha256 : null
     } : null
   }
 }

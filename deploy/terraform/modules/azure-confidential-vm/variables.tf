@@ -40,7 +40,7 @@ variable "vm_size" {
 }
 
 variable "security_encryption_type" {
-  description = "Confidential OS-disk encryption: DiskWithVMGuestState (OS disk and VM guest state encrypted, keys released only to the attested VM; needs Secure Boot) or VMGuestStateOnly (guest state only; the only choice with sigil_image)."
+  description = "Confidential OS-disk encryption: DiskWithVMGuestState (OS disk and VM guest state encrypted, keys released only to the attested VM; needs Secure Boot) or VMGuestStateOnly (guest state only; the only choice with sigil_image, signed or not)."
   type        = string
   default     = "DiskWithVMGuestState"
 
@@ -202,11 +202,14 @@ variable "agent_release_sha256" {
 }
 
 variable "sigil_image" {
-  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `vhd` is DIR/disk.vhd, uploaded as a page blob to a private container the module creates in the existing storage account `storage_account_id` (same region as the VM) and made a specialized, confidential-VM supported image version in a gallery of the module's; `manifest` is DIR/manifest.json, whose digests are checked against the upload and name it, and whose vTPM events and [vtpm] rules the expected_measurements output publishes. The VM starts from that image as a specialized image (no OS profile, no provisioning agent), vTPM on, Secure Boot off (the UKI is unsigned), so security_encryption_type must be VMGuestStateOnly (Azure's confidential OS disk encryption needs Secure Boot). The image carries the agent, its configuration and its kernel, and installs nothing at boot: the bootstrap's agent settings (chain_rpc_url, api_token, buyer_keys, container_engine, agent_extra_config, agent_measurements, a grpc_port other than 7443) are refused with it. No NVIDIA driver is in it: not for Standard_NCC40ads_H100_v5. null: `image` and the bootstrap."
+  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `vhd` is DIR/disk.vhd, uploaded as a page blob to a private container the module creates in the existing storage account `storage_account_id` (same region as the VM) and made a specialized, confidential-VM supported image version in a gallery of the module's; `manifest` is DIR/manifest.json, whose digests are checked against the upload and name it, and whose vTPM events and [vtpm] rules the expected_measurements output publishes. The VM starts from that image as a specialized image (no OS profile, no provisioning agent), vTPM on. An unsigned image (build.sh's) boots with Secure Boot off. A signed one (`deploy/image/sign.py --out DIR`, its manifest has a `secure_boot` section) boots with Secure Boot on: `secure_boot_db` is then required, DIR/secure-boot-db.der, checked against the manifest's secure_boot.db_cert_sha256 and enrolled as the image version's only db certificate (UEFI signature template NoSignatureTemplate: none of Azure's default keys); `secure_boot_pk` and `secure_boot_kek` are optional DER certificates of the provider's Platform Key and Key Exchange Key, and default to the db certificate itself (one key as PK, KEK and db). Either way security_encryption_type must be VMGuestStateOnly: Azure's confidential OS disk encryption needs Secure Boot, which an unsigned image boots without, and is not documented for a custom-key image; the disk holds only the public image. The image carries the agent, its configuration and its kernel, and installs nothing at boot: the bootstrap's agent settings (chain_rpc_url, api_token, buyer_keys, container_engine, agent_extra_config, agent_measurements, a grpc_port other than 7443) are refused with it. No NVIDIA driver is in it: not for Standard_NCC40ads_H100_v5. null: `image` and the bootstrap."
   type = object({
     vhd                = string
     manifest           = string
     storage_account_id = string
+    secure_boot_db     = optional(string)
+    secure_boot_pk     = optional(string)
+    secure_boot_kek    = optional(string)
   })
   default = null
 
@@ -226,7 +229,31 @@ variable "sigil_image" {
 
   validation {
     condition     = var.sigil_image == null || var.security_encryption_type == "VMGuestStateOnly"
-    error_message = "The Sigil image boots with Secure Boot off (its UKI is unsigned) and Azure encrypts a confidential OS disk (DiskWithVMGuestState) only with Secure Boot on: set security_encryption_type = \"VMGuestStateOnly\" (the disk holds only the public image; the agent keeps its state in memory)."
+    error_message = "With sigil_image set security_encryption_type = \"VMGuestStateOnly\": Azure encrypts a confidential OS disk (DiskWithVMGuestState) only with Secure Boot on, which an unsigned image boots without, and does not document it for an image with custom UEFI keys (a signed one); the disk holds only the public image and the agent keeps its state in memory."
+  }
+
+  validation {
+    # The db certificate goes with a signed image (its manifest's secure_boot section).
+    condition = var.sigil_image == null ? true : (
+      (var.sigil_image.secure_boot_db != null) == (try(jsondecode(file(var.sigil_image.manifest)).secure_boot, null) != null)
+    )
+    error_message = "sigil_image.secure_boot_db is required exactly for a signed image: give DIR/secure-boot-db.der of `deploy/image/sign.py --out DIR` when the manifest has a secure_boot section, and leave it out for an unsigned image (build.sh's), which boots with Secure Boot off."
+  }
+
+  validation {
+    condition = var.sigil_image == null ? true : (
+      var.sigil_image.secure_boot_db != null || (var.sigil_image.secure_boot_pk == null && var.sigil_image.secure_boot_kek == null)
+    )
+    error_message = "sigil_image.secure_boot_pk and .secure_boot_kek go with a signed image and its secure_boot_db."
+  }
+
+  validation {
+    # DER (a certificate's base64 starts with MI: 0x30 0x82, a SEQUENCE), not PEM.
+    condition = var.sigil_image == null ? true : alltrue([
+      for f in compact([var.sigil_image.secure_boot_db, var.sigil_image.secure_boot_pk, var.sigil_image.secure_boot_kek]) :
+      can(regex("^MI", filebase64(f)))
+    ])
+    error_message = "sigil_image.secure_boot_db, .secure_boot_pk and .secure_boot_kek must be X.509 certificates in DER (`openssl x509 -in CERT.pem -outform DER -out CERT.der`)."
   }
 
   validation {

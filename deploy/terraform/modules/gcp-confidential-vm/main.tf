@@ -16,7 +16,10 @@ locals {
   network_tag      = "${var.name}-sigil-agent"
   labels           = merge(var.labels, { "sigil-role" = "provider-agent", "sigil-tee" = lower(var.confidential_instance_type) })
   # What this VM's hardware evidence covers (docs/measured-boot.md, deploy/image/README.md).
-  evidence_covers = local.tee == "SEV-SNP" ? "SEV-SNP on GCP: the launch MEASUREMENT covers Google's firmware and the vCPU count only; the guest kernel, initrd and sigil-agent are not in the hardware evidence (a policy pins the firmware measurement and names no guest software)" : "TDX on GCP: MRTD covers Google's TDVF; RTMR1/RTMR2 hold the guest's boot chain (the CCEL event log the agent carries replays to them) and RTMR3 the agent's own digests where the kernel has the TDX measurement interface (Linux 6.16 or later)"
+  evidence_covers = "${local.tee == "SEV-SNP" ? "SEV-SNP on GCP: the launch MEASUREMENT covers Google's firmware and the vCPU count only; the guest kernel, initrd and sigil-agent are not in the hardware evidence (a policy pins the firmware measurement and names no guest software)" : "TDX on GCP: MRTD covers Google's TDVF; RTMR1/RTMR2 hold the guest's boot chain (the CCEL event log the agent carries replays to them) and RTMR3 the agent's own digests where the kernel has the TDX measurement interface (Linux 6.16 or later)"}${local.signed_image ? local.secure_boot_covers : ""}"
+  # With a signed Sigil image the firmware also measures the Secure Boot variables and the
+  # db certificate that admitted the UKI; the manifest does not predict them.
+  secure_boot_covers = "; Secure Boot is on with the image's own db certificate (expected_measurements.image.secure_boot_db_cert_sha256)${local.tee == "TDX" ? ": RTMR0 also holds the Secure Boot variables and that certificate, which the manifest does not predict and the image's policy does not pin" : ", which the SEV-SNP evidence does not cover either"}"
   # The [tdx] rules that pin the agent (TDX only: SEV-SNP has no runtime register).
   agent_policy = var.agent_measurements == null || local.tee != "TDX" ? null : "[tdx]\nagent_digests = [\"${try(var.agent_measurements.agent_digest, "")}\"]\nconfig_digests = [\"${try(var.agent_measurements.config_digest, "")}\"]\n"
 
@@ -27,6 +30,22 @@ locals {
   image_manifest = local.sigil_image ? jsondecode(file(var.sigil_image.manifest)) : null
   image_tar_gz   = local.sigil_image ? local.image_manifest.disk.files["disk.tar.gz"] : null
   image_policy   = local.sigil_image && local.tee == "TDX" ? local.image_manifest.policy_fragments["tdx-disk"] : null
+  # A signed image (deploy/image/sign.py): its manifest's secure_boot section names the
+  # db certificate whose key signed the UKI. Secure Boot is on for it (and for Ubuntu's
+  # signed chain), off only for an unsigned Sigil image.
+  image_secure_boot = try(local.image_manifest.secure_boot, null)
+  signed_image      = local.image_secure_boot != null
+  secure_boot       = !local.sigil_image || local.signed_image
+  # The image's UEFI variables (DER certificates, base64): db is the image's certificate;
+  # PK and KEK are the provider's, or that same certificate when none is given (one key
+  # as PK, KEK and db). With a PK the firmware is in User Mode and enforces Secure Boot.
+  secure_boot_db  = local.signed_image ? filebase64(var.sigil_image.secure_boot_db) : null
+  secure_boot_pk  = local.signed_image ? filebase64(coalesce(var.sigil_image.secure_boot_pk, var.sigil_image.secure_boot_db)) : null
+  secure_boot_kek = local.signed_image ? filebase64(coalesce(var.sigil_image.secure_boot_kek, var.sigil_image.secure_boot_db)) : null
+  # The image's name carries the disk's digest and, signed, the enrolled keys' (new keys
+  # are a new image, and a new image a new VM: keys are copied into a VM when it is made).
+  image_keys = local.signed_image ? "-${substr(sha256(join(",", [local.secure_boot_pk, local.secure_boot_kek, local.secure_boot_db])), 0, 8)}" : ""
+  image_name = local.sigil_image ? "${var.name}-sigil-${substr(local.image_tar_gz.sha256, 0, 16)}${local.image_keys}" : null
 }
 
 module "bootstrap" {
@@ -67,8 +86,8 @@ resource "google_storage_bucket_object" "sigil_image" {
 resource "google_compute_image" "sigil" {
   count       = local.sigil_image ? 1 : 0
   project     = var.project_id
-  name        = "${var.name}-sigil-${substr(local.image_tar_gz.sha256, 0, 16)}"
-  description = "Sigil agent image; disk.tar.gz SHA-256 ${local.image_tar_gz.sha256}"
+  name        = local.image_name
+  description = "Sigil agent image; disk.tar.gz SHA-256 ${local.image_tar_gz.sha256}${local.signed_image ? "; UKI signed, db certificate SHA-256 ${local.image_secure_boot.db_cert_sha256}" : ""}"
   labels      = local.labels
 
   raw_disk {
@@ -80,6 +99,34 @@ resource "google_compute_image" "sigil" {
     for_each = ["UEFI_COMPATIBLE", "GVNIC", "SEV_SNP_CAPABLE", "TDX_CAPABLE"]
     content {
       type = guest_os_features.value
+    }
+  }
+
+  # A signed image: its UEFI variables, which replace Google's default keys (Microsoft's),
+  # so that Secure Boot starts only what the provider's db key signed. No dbx: nothing
+  # this key signed is revoked.
+  dynamic "shielded_instance_initial_state" {
+    for_each = local.signed_image ? [1] : []
+    content {
+      pk {
+        content   = local.secure_boot_pk
+        file_type = "X509"
+      }
+      keks {
+        content   = local.secure_boot_kek
+        file_type = "X509"
+      }
+      dbs {
+        content   = local.secure_boot_db
+        file_type = "X509"
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.signed_image ? filesha256(var.sigil_image.secure_boot_db) == local.image_secure_boot.db_cert_sha256 : true
+      error_message = "sigil_image.secure_boot_db is not the certificate the signed image's manifest.json names (secure_boot.db_cert_sha256 differs): give the secure-boot-db.der of the same sign.py run."
     }
   }
 }
@@ -148,11 +195,13 @@ resource "google_compute_instance" "this" {
     instance_termination_action = local.spot ? "STOP" : null
   }
 
-  # Secure Boot stays on for the signed Ubuntu chain. The Sigil image's UKI is not signed
-  # by a key in Google's default db, so Secure Boot would refuse it; what it boots is
-  # named instead by its measurement (TDX: the UKI's RTMR1 event, expected_measurements).
+  # Secure Boot stays on for the signed Ubuntu chain, and for a signed Sigil image, whose
+  # image enrolls the provider's db certificate. An unsigned Sigil image's UKI is not
+  # signed by a key in Google's default db, so Secure Boot would refuse it: it boots with
+  # Secure Boot off, and what it boots is named instead by its measurement (TDX: the UKI's
+  # RTMR1 event, expected_measurements).
   shielded_instance_config {
-    enable_secure_boot          = !local.sigil_image
+    enable_secure_boot          = local.secure_boot
     enable_vtpm                 = true
     enable_integrity_monitoring = true
   }

@@ -49,18 +49,25 @@ output "agent_config_sha256" {
 }
 
 output "expected_measurements" {
-  description = "What the hardware evidence of this VM covers, and the agent measurements given in var.agent_measurements with the policy rules that pin them (TDX), for policy authors and buyers."
+  description = "What the hardware evidence of this VM covers, whether Secure Boot is on, and the agent measurements given in var.agent_measurements with the policy rules that pin them (TDX), for policy authors and buyers. With a signed Sigil image, `image` also names the db certificate enrolled for Secure Boot and the unsigned UKI."
   value = {
     tee             = local.tee
     evidence_covers = local.evidence_covers
-    agent_digest    = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
-    config_digest   = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
-    policy          = local.sigil_image ? local.image_policy : local.agent_policy
+    # On for Ubuntu (Google's default keys) and a signed Sigil image (its db certificate only).
+    secure_boot   = local.secure_boot
+    agent_digest  = local.sigil_image ? local.image_manifest.agent.agent_digest : try(var.agent_measurements.agent_digest, null)
+    config_digest = local.sigil_image ? local.image_manifest.agent.config_digest : try(var.agent_measurements.config_digest, null)
+    policy        = local.sigil_image ? local.image_policy : local.agent_policy
     # The Sigil image only: its disk's digests and, on TDX, the UKI event that names it.
     image = local.sigil_image ? {
       disk_tar_gz_sha256 = local.image_tar_gz.sha256
       uki_sha256         = local.image_manifest.image.files["uki.efi"].sha256
       uki_rtmr1_events   = [for e in local.image_manifest.tdx.uki_boot_events : e.digest if e.rtmr == 1]
+      # A signed image: the db certificate enrolled (the only key Secure Boot admits) and
+      # the UKI before signing (the reproducible build's).
+      secure_boot_db_cert_sha256  = local.signed_image ? local.image_secure_boot.db_cert_sha256 : null
+      secure_boot_db_cert_subject = local.signed_image ? local.image_secure_boot.db_cert_subject : null
+      unsigned_uki_sha256         = local.signed_image ? local.image_secure_boot.unsigned_uki.sha256 : null
     } : null
   }
 }

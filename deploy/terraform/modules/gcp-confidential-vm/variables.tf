@@ -164,11 +164,14 @@ variable "agent_release_sha256" {
 }
 
 variable "sigil_image" {
-  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `tar_gz` is DIR/disk.tar.gz, uploaded to the existing bucket `bucket` and imported as this project's custom image (guest OS features UEFI_COMPATIBLE, GVNIC, SEV_SNP_CAPABLE, TDX_CAPABLE); `manifest` is DIR/manifest.json, whose digests are checked against the upload's name and whose measurements the expected_measurements output publishes. The image carries the agent, its configuration and its kernel, and installs nothing at boot. No NVIDIA driver is in it: not for a3-highgpu-1g. null: `image` and the bootstrap."
+  description = "Boot the Sigil agent image (deploy/image: `bash deploy/image/build.sh --out DIR`) instead of `image` with the cloud-init bootstrap: `tar_gz` is DIR/disk.tar.gz, uploaded to the existing bucket `bucket` and imported as this project's custom image (guest OS features UEFI_COMPATIBLE, GVNIC, SEV_SNP_CAPABLE, TDX_CAPABLE); `manifest` is DIR/manifest.json, whose digests are checked against the upload's name and whose measurements the expected_measurements output publishes. The image carries the agent, its configuration and its kernel, and installs nothing at boot. No NVIDIA driver is in it: not for a3-highgpu-1g. An unsigned image (build.sh's) boots with Secure Boot off. A signed one (`deploy/image/sign.py --out DIR`, its manifest has a `secure_boot` section) boots with Secure Boot on: `secure_boot_db` is then required, DIR/secure-boot-db.der, checked against the manifest's secure_boot.db_cert_sha256 and enrolled as the image's only db certificate; `secure_boot_pk` and `secure_boot_kek` are optional DER certificates of the provider's Platform Key and Key Exchange Key, and default to the db certificate itself (one key as PK, KEK and db). Google's default keys are not enrolled: only what the db key signed boots. null: `image` and the bootstrap."
   type = object({
-    tar_gz   = string
-    manifest = string
-    bucket   = string
+    tar_gz          = string
+    manifest        = string
+    bucket          = string
+    secure_boot_db  = optional(string)
+    secure_boot_pk  = optional(string)
+    secure_boot_kek = optional(string)
   })
   default = null
 
@@ -184,6 +187,30 @@ variable "sigil_image" {
   validation {
     condition     = var.sigil_image == null || !startswith(var.machine_type, "a3-")
     error_message = "The Sigil image carries no NVIDIA driver: a3-highgpu-1g (confidential H100) needs the Ubuntu image and the bootstrap."
+  }
+
+  validation {
+    # The db certificate goes with a signed image (its manifest's secure_boot section).
+    condition = var.sigil_image == null ? true : (
+      (var.sigil_image.secure_boot_db != null) == (try(jsondecode(file(var.sigil_image.manifest)).secure_boot, null) != null)
+    )
+    error_message = "sigil_image.secure_boot_db is required exactly for a signed image: give DIR/secure-boot-db.der of `deploy/image/sign.py --out DIR` when the manifest has a secure_boot section, and leave it out for an unsigned image (build.sh's), which boots with Secure Boot off."
+  }
+
+  validation {
+    condition = var.sigil_image == null ? true : (
+      var.sigil_image.secure_boot_db != null || (var.sigil_image.secure_boot_pk == null && var.sigil_image.secure_boot_kek == null)
+    )
+    error_message = "sigil_image.secure_boot_pk and .secure_boot_kek go with a signed image and its secure_boot_db."
+  }
+
+  validation {
+    # DER (a certificate's base64 starts with MI: 0x30 0x82, a SEQUENCE), not PEM.
+    condition = var.sigil_image == null ? true : alltrue([
+      for f in compact([var.sigil_image.secure_boot_db, var.sigil_image.secure_boot_pk, var.sigil_image.secure_boot_kek]) :
+      can(regex("^MI", filebase64(f)))
+    ])
+    error_message = "sigil_image.secure_boot_db, .secure_boot_pk and .secure_boot_kek must be X.509 certificates in DER (`openssl x509 -in CERT.pem -outform DER -out CERT.der`)."
   }
 }
 
