@@ -15,7 +15,7 @@
 # its directory without `/fuzz`. The chain's target runs only when named
 # (`chain:market_calls`): its first build compiles the runtime's polkadot-sdk graph with
 # coverage instrumentation (about an hour on two cores), without AddressSanitizer.
-# SIGIL_FUZZ_SANITIZER=none: the targets are built without AddressSanitizer (into
+# FUZZ_SANITIZER=none: the targets are built without AddressSanitizer (into
 # <crate>/target/sanitizer-none, beside the AddressSanitizer build) and run with the goal's
 # memory limit (-rss_limit_mb=512; 2048 with AddressSanitizer, whose shadow memory alone is
 # about 400 MB): about four times the executions a second, for the 10-million goal; the
@@ -30,11 +30,11 @@ hours="$1"
 shift
 runs="${SIGIL_FUZZ_RUNS:-}"
 [[ -z "$runs" || "$runs" =~ ^[0-9]+$ ]] || fail "SIGIL_FUZZ_RUNS must be a number of executions"
-sanitizer="${SIGIL_FUZZ_SANITIZER:-address}"
+sanitizer="${FUZZ_SANITIZER:-address}"
 case "$sanitizer" in
     address) build_dir=target rss_limit=2048 sanitizer_note="" ;;
     none) build_dir=target/sanitizer-none rss_limit=512 sanitizer_note=", no sanitizer" ;;
-    *) fail "SIGIL_FUZZ_SANITIZER must be address or none" ;;
+    *) fail "FUZZ_SANITIZER must be address or none" ;;
 esac
 export CARGO_TERM_COLOR=never
 : "${SIGIL_VECTORS:=$(cd .. && pwd)/shared/vectors}"
@@ -131,7 +131,7 @@ cd "$root"
 rows_file="$(mktemp)"
 printf '%s\n' "${rows[@]}" >"$rows_file"
 python3 - "$rows_file" docs/fuzzing.md \
-    "${runs:+SIGIL_FUZZ_RUNS=$runs }${SIGIL_FUZZ_SANITIZER:+SIGIL_FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}" \
+    "${runs:+SIGIL_FUZZ_RUNS=$runs }${FUZZ_SANITIZER:+FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}" \
     "$(nproc) cores, $(rustup run "$toolchain" rustc --version)" <<'PY'
 import re, sys
 rows_path, doc_path, command, machine = sys.argv[1:5]

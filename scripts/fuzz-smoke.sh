@@ -50,9 +50,13 @@ for crate in "${crates[@]}"; do
 
     step "$crate: build every target"
     build_start=$SECONDS
-    cargo "+$toolchain" fuzz build --sanitizer "$sanitizer"
+    # Builds without a sanitizer go beside the AddressSanitizer build (as scripts/fuzz-long.sh
+    # puts them), so that switching does not rebuild everything.
+    build_dir=target
+    [ "$sanitizer" = address ] || build_dir="target/sanitizer-$sanitizer"
+    cargo "+$toolchain" fuzz build --sanitizer "$sanitizer" --target-dir "$build_dir"
     echo "build: $((SECONDS - build_start)) s"
-    bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
+    bin="$fuzz/$build_dir/x86_64-unknown-linux-gnu/release"
 
     step "$crate: run each target for ${per_target} s"
     for t in $(cargo "+$toolchain" fuzz list); do
