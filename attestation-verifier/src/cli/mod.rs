@@ -27,6 +27,7 @@ use crate::time::UnixTime;
 
 pub mod azure_vtpm;
 pub mod eventlog;
+pub mod gce;
 pub mod gpu;
 pub mod measure;
 pub mod receipt;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Verify an Azure confidential VM's vTPM quote with the paravisor's HCL
     /// report and the SEV-SNP report or TD quote that vouches for it.
     AzureVtpm(azure_vtpm::AzureVtpmArgs),
+    /// Verify Google's signed launch endorsement of GCE confidential-VM firmware against
+    /// the root you pin, and whether a report's MEASUREMENT or MRTD is endorsed.
+    GceEndorsement(gce::GceEndorsementArgs),
 }
 
 /// Options every subcommand takes.
@@ -162,6 +166,11 @@ pub enum Input {
     EventLog,
     /// Azure vTPM evidence (`azure-vtpm --evidence`, `--hcl-report`, `--tpm-quote`): 1 MiB.
     AzureVtpmEvidence,
+    /// A GCE launch endorsement (`gce-endorsement --endorsement`): 1 MiB (a valid one is
+    /// at most 64 KiB).
+    GceEndorsement,
+    /// A firmware image hashed whole (`gce-endorsement --firmware`): 64 MiB.
+    Firmware,
 }
 
 impl Input {
@@ -178,7 +187,9 @@ impl Input {
             | Self::Receipt
             | Self::Proof
             | Self::Policy
-            | Self::AzureVtpmEvidence => MIB,
+            | Self::AzureVtpmEvidence
+            | Self::GceEndorsement => MIB,
+            Self::Firmware => 64 * MIB,
             Self::Crl | Self::Collateral | Self::Rim | Self::Bundle | Self::EventLog => 16 * MIB,
             Self::Output => 64 << 30,
         }
@@ -202,6 +213,8 @@ impl Input {
             Self::Policy => "policy",
             Self::EventLog => "event log",
             Self::AzureVtpmEvidence => "Azure vTPM evidence",
+            Self::GceEndorsement => "GCE launch endorsement",
+            Self::Firmware => "firmware",
         }
     }
 }
@@ -376,6 +389,7 @@ impl Command {
             Self::Gpu(a) => Some(a.common.format),
             Self::Measure(_) => None,
             Self::AzureVtpm(a) => Some(a.common.format),
+            Self::GceEndorsement(a) => Some(a.format.envelope()),
         }
     }
 }
@@ -411,5 +425,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gpu(args) => gpu::run(&args),
         Command::Measure(args) => measure::run(&args),
         Command::AzureVtpm(args) => azure_vtpm::run(&args),
+        Command::GceEndorsement(args) => gce::run(&args),
     }
 }

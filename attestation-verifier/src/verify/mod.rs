@@ -3,6 +3,8 @@
 
 pub mod azure_hcl;
 pub mod azure_vtpm;
+#[cfg(feature = "gce")]
+pub mod gce_endorsement;
 pub mod measured;
 pub mod nvgpu;
 pub mod ocsp;
