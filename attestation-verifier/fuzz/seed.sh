@@ -186,6 +186,29 @@ signed = vec(body) + bytes(64)
 seed("receipt", signed)
 if snp_cpu:
     seed("receipt", signed + SEP + bundle(3, 1, snp_cpu[0]))
+# GCE launch endorsements (none among the vectors): golden measurements in Google's
+# endorsement.proto encoding, which the target signs with its own test key (the signing
+# certificate is put in by the target); and one whole VMLaunchEndorsement around one.
+def pb_key(field, wire): return bytes([(field << 3) | wire])
+def pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n: return out
+def pb_ld(field, data): return pb_key(field, 2) + pb_varint(len(data)) + data
+def pb_int(field, n): return pb_key(field, 0) + pb_varint(n)
+snp_values = pb_int(1, 3) + b"".join(
+    pb_ld(2, pb_int(1, n) + pb_ld(2, bytes([n]) * 48)) for n in (1, 2, 4, 8)) \
+    + pb_ld(3, bytes(16)) + pb_ld(4, bytes([1]) * 16) + pb_int(5, 0x30000)
+tdx_values = pb_int(1, 2) + pb_ld(2, pb_int(1, 16) + pb_ld(3, bytes([0xa1]) * 48)) \
+    + pb_ld(2, pb_int(1, 32) + pb_int(2, 1) + pb_ld(3, bytes([0xa2]) * 48))
+golden = (pb_ld(1, pb_int(1, 1735689600)) + pb_int(2, 700123456) + pb_ld(3, b"c0117")
+          + pb_ld(5, bytes([5]) * 48) + pb_ld(7, snp_values) + pb_ld(8, tdx_values))
+seed("gce_endorsement", golden)
+seed("gce_endorsement", pb_ld(1, pb_int(1, 1600000000)) + pb_ld(7, snp_values))
+seed("gce_endorsement", pb_ld(8, tdx_values))
+seed("gce_endorsement", pb_ld(1, golden) + pb_ld(2, bytes(256)))
 # Policies: the TOML blocks of the docs
 for p in glob.glob(os.path.join(repo, "docs/*.md")):
     for block in re.findall(r"```toml\n(.*?)```", read(p).decode(), re.S):
