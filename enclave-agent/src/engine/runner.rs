@@ -74,10 +74,13 @@ impl Engine {
                 let _ = self.set_state(&mut r, JobState::Failed).await;
             }
         }
+        // The slot and GPUs go back first: a job's end is published above, and a client that
+        // saw it may submit the next job at once and expect it to start (the directory's
+        // removal needs neither).
+        self.release_slot(slot, gpus);
         if !private {
             self.remove_finished_dir(job_id).await;
         }
-        self.release_slot(slot, gpus);
     }
 
     /// Removes the directory of a job that ended for good: its outputs and logs are in the
