@@ -95,7 +95,63 @@ for crate in "${crates[@]}"; do
     (cd "$root/$crate" && cargo "+$toolchain" fuzz build --sanitizer "$sanitizer" --target-dir "$build_dir")
 done
 
-rows=()
+# write_row ROW: puts ROW into the table between the markers in docs/fuzzing.md (replacing
+# the target's earlier row) and this run's command into the list above it (once), so that
+# what finished is on record even if a later target's run is cut short.
+command_line="${runs:+SIGIL_FUZZ_RUNS=$runs }${FUZZ_SANITIZER:+FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}"
+machine="$(nproc) cores, $(rustup run "$toolchain" rustc --version)"
+write_row() {
+    local rows_file
+    rows_file="$(mktemp)"
+    printf '%s\n' "$1" >"$rows_file"
+    python3 - "$rows_file" "$root/docs/fuzzing.md" "$command_line" "$machine" <<'PY'
+import re, sys
+rows_path, doc_path, command, machine = sys.argv[1:5]
+start, end = "<!-- fuzz-long:start -->", "<!-- fuzz-long:end -->"
+doc = open(doc_path).read()
+m = re.search(re.escape(start) + "(.*?)" + re.escape(end), doc, flags=re.S)
+def key(row):
+    cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
+    return (cells[0], cells[1])
+kept = {}
+lines = m.group(1).splitlines() if m else []
+header_seen = False
+for line in lines:
+    if line.startswith("| crate |"):
+        header_seen = True
+        continue
+    if not line.startswith("| `"):
+        continue
+    cells = line.strip().strip("|").split("|")
+    # Rows of the earlier seven-column layout get an unknown run.
+    if len(cells) == 7:
+        line = line.rstrip() + " an earlier run |"
+    kept[key(line)] = line
+commands = [l for l in lines if l.startswith("- `")]
+for row in open(rows_path).read().splitlines():
+    if row.strip():
+        kept[key(row)] = row
+line = f"- `{command}` ({machine})"
+if line not in commands:
+    commands.append(line)
+table = "\n".join([
+    "Runs (the latest of each target is its row):",
+    "",
+    *commands,
+    "",
+    "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS | run |",
+    "|---|---|---|---|---|---|---|---|",
+    *[kept[k] for k in sorted(kept)],
+    "",
+])
+new = f"{start}\n{table}{end}"
+if m:
+    doc = doc[:m.start()] + new + doc[m.end():]
+open(doc_path, "w").write(doc)
+PY
+    rm -f "$rows_file"
+}
+
 for entry in "${selected[@]}"; do
     crate="${entry% *}"
     t="${entry#* }"
@@ -124,56 +180,7 @@ for entry in "${selected[@]}"; do
     [ "$crate" != chain/fuzz ] || budget="${per_target} s${runs:+ or $runs executions}, no sanitizer"
     row="| \`${crate%/fuzz}\` | \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB | $budget: $took s, $(date -u +%Y-%m-%d) |"
     echo "$row"
-    rows+=("$row")
+    write_row "$row"
 done
 
-cd "$root"
-rows_file="$(mktemp)"
-printf '%s\n' "${rows[@]}" >"$rows_file"
-python3 - "$rows_file" docs/fuzzing.md \
-    "${runs:+SIGIL_FUZZ_RUNS=$runs }${FUZZ_SANITIZER:+FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}" \
-    "$(nproc) cores, $(rustup run "$toolchain" rustc --version)" <<'PY'
-import re, sys
-rows_path, doc_path, command, machine = sys.argv[1:5]
-start, end = "<!-- fuzz-long:start -->", "<!-- fuzz-long:end -->"
-doc = open(doc_path).read()
-m = re.search(re.escape(start) + "(.*?)" + re.escape(end), doc, flags=re.S)
-def key(row):
-    cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
-    return (cells[0], cells[1])
-kept = {}
-lines = m.group(1).splitlines() if m else []
-header_seen = False
-for line in lines:
-    if line.startswith("| crate |"):
-        header_seen = True
-        continue
-    if not line.startswith("| `"):
-        continue
-    cells = line.strip().strip("|").split("|")
-    # Rows of the earlier seven-column layout get an unknown run.
-    if len(cells) == 7:
-        line = line.rstrip() + " an earlier run |"
-    kept[key(line)] = line
-commands = [l for l in lines if l.startswith("- `")]
-for row in open(rows_path).read().splitlines():
-    if row.strip():
-        kept[key(row)] = row
-commands.append(f"- `{command}` ({machine})")
-table = "\n".join([
-    "Runs (the latest of each target is its row):",
-    "",
-    *commands,
-    "",
-    "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS | run |",
-    "|---|---|---|---|---|---|---|---|",
-    *[kept[k] for k in sorted(kept)],
-    "",
-])
-new = f"{start}\n{table}{end}"
-if m:
-    doc = doc[:m.start()] + new + doc[m.end():]
-open(doc_path, "w").write(doc)
-PY
-rm -f "$rows_file"
 echo "results written to docs/fuzzing.md"
