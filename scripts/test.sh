@@ -93,8 +93,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests"
 cargo test --workspace --all-targets
 
-step "fuzz smoke: every fuzz target (the verifier's, the job specs') for 5 s on its seed corpus (scripts/fuzz-smoke.sh)"
-FUZZ_SANITIZER=none bash scripts/fuzz-smoke.sh 5
+step "fuzz smoke: every fuzz target (the verifier's, the job specs') for 3 s on its seed corpus (scripts/fuzz-smoke.sh)"
+FUZZ_SANITIZER=none bash scripts/fuzz-smoke.sh 3
 
 step "chain: market pallet (its own workspace)"
 bash chain/test.sh
