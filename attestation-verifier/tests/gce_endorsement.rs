@@ -513,14 +513,13 @@ fn gce_endorsement_command_works() {
     // The policy fragment is a policy: the endorsed values under [snp] and [tdx].
     let (code, out, err) = run(&["--format", "policy", "--vcpus", "2"]);
     assert_eq!(code, 0, "{err}");
-    let policy = Policy::from_toml(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    Policy::from_toml(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     let toml: toml::Value = toml::from_str(&out).unwrap();
     assert_eq!(
         toml["snp"]["measurements"].as_array().unwrap(),
         &vec![toml::Value::String(hex::encode([0x22; 48]))]
     );
     assert_eq!(toml["tdx"]["mrtds"].as_array().unwrap().len(), 2);
-    drop(policy);
     let (code, _, err) = run(&["--format", "policy", "--vcpus", "3"]);
     assert_eq!(code, 1);
     assert!(err.contains("no SEV-SNP measurement for 3 vCPUs"), "{err}");

@@ -15,15 +15,14 @@ use std::process::ExitCode;
 use std::string::String;
 use std::vec::Vec;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{Format, Input, emit, parse_rfc3339, read, read_der, report};
+use super::{Format, Input, emit, hex_array, parse_rfc3339, read, read_der, report};
 use crate::crypto::{Crypto, DefaultCrypto};
 use crate::pipeline::Outcome;
 use crate::time::UnixTime;
-use crate::verify::gce_endorsement::{GceEndorsement, verify_gce_endorsement};
+use crate::verify::gce_endorsement::{GceEndorsement, GceTdxMeasurement, verify_gce_endorsement};
 
 /// Arguments of `sigil-verify gce-endorsement`.
 #[derive(Debug, Args)]
@@ -144,6 +143,16 @@ pub struct TdxMeasurementClaims {
     pub mrtd: String,
 }
 
+impl From<&GceTdxMeasurement> for TdxMeasurementClaims {
+    fn from(m: &GceTdxMeasurement) -> Self {
+        Self {
+            ram_gib: m.ram_gib,
+            early_accept: m.early_accept,
+            mrtd: hex::encode(m.mrtd),
+        }
+    }
+}
+
 fn claims_of(e: &GceEndorsement) -> GceClaims {
     GceClaims {
         root_sha256: hex::encode(e.root_sha256),
@@ -168,22 +177,12 @@ fn claims_of(e: &GceEndorsement) -> GceClaims {
             measurements: t
                 .measurements
                 .iter()
-                .map(|m| TdxMeasurementClaims {
-                    ram_gib: m.ram_gib,
-                    early_accept: m.early_accept,
-                    mrtd: hex::encode(m.mrtd),
-                })
+                .map(TdxMeasurementClaims::from)
                 .collect(),
         }),
         matched_vcpus: None,
         matched_tdx: None,
     }
-}
-
-fn hex48(flag: &str, s: &str) -> anyhow::Result<[u8; 48]> {
-    let bytes = hex::decode(s.trim()).with_context(|| format!("{flag} is not hex"))?;
-    <[u8; 48]>::try_from(bytes.as_slice())
-        .map_err(|_| anyhow::anyhow!("{flag} is {} bytes, not 48", bytes.len()))
 }
 
 /// Runs `sigil-verify gce-endorsement`.
@@ -195,12 +194,12 @@ pub fn run(args: &GceEndorsementArgs) -> anyhow::Result<ExitCode> {
     let measurement = args
         .snp_measurement
         .as_deref()
-        .map(|s| hex48("--snp-measurement", s))
+        .map(|s| hex_array::<48>("snp-measurement", s))
         .transpose()?;
     let mrtd = args
         .mrtd
         .as_deref()
-        .map(|s| hex48("--mrtd", s))
+        .map(|s| hex_array::<48>("mrtd", s))
         .transpose()?;
     let at = match &args.at {
         None => UnixTime::now(),
@@ -235,13 +234,7 @@ pub fn run(args: &GceEndorsementArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(m) = &mrtd {
         match verified.tdx(m) {
-            Ok(t) => {
-                claims.matched_tdx = Some(TdxMeasurementClaims {
-                    ram_gib: t.ram_gib,
-                    early_accept: t.early_accept,
-                    mrtd: hex::encode(t.mrtd),
-                });
-            }
+            Ok(t) => claims.matched_tdx = Some(t.into()),
             Err(e) => reasons.push(e.to_string()),
         }
     }
@@ -274,19 +267,19 @@ fn finish(
     verified: Option<&GceEndorsement>,
     args: &GceEndorsementArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(verified) =
-        verified.filter(|_| outcome.accepted() && args.format == GceFormat::Policy)
-    else {
-        if args.format == GceFormat::Policy {
+    match (args.format, verified) {
+        (GceFormat::Policy, Some(v)) if outcome.accepted() => {
+            emit(&policy_fragment(v, args.vcpus).join("\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (GceFormat::Policy, _) => {
             for r in &outcome.reasons {
                 std::eprintln!("rejected: {r}");
             }
-            return Ok(ExitCode::from(1));
+            Ok(ExitCode::from(1))
         }
-        return report(outcome, args.format.envelope());
-    };
-    emit(&policy_fragment(verified, args.vcpus).join("\n"))?;
-    Ok(ExitCode::SUCCESS)
+        (format, _) => report(outcome, format.envelope()),
+    }
 }
 
 /// The `[snp]` / `[tdx]` policy lines for the endorsed values.

@@ -120,6 +120,16 @@ impl CommonArgs {
     }
 }
 
+/// A fixed-length value given as hex on the command line (`0x` allowed); `flag` names it in
+/// the error (a usage error: exit 2).
+pub fn hex_array<const N: usize>(flag: &str, s: &str) -> anyhow::Result<[u8; N]> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let v = hex::decode(s).with_context(|| format!("--{flag} is not hex"))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| anyhow::anyhow!("--{flag} must be {N} bytes, got {}", v.len()))
+}
+
 /// Parses an RFC 3339 timestamp into Unix time.
 pub fn parse_rfc3339(s: &str) -> anyhow::Result<UnixTime> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -169,7 +179,8 @@ pub enum Input {
     /// A GCE launch endorsement (`gce-endorsement --endorsement`): 1 MiB (a valid one is
     /// at most 64 KiB).
     GceEndorsement,
-    /// A firmware image hashed whole (`gce-endorsement --firmware`): 64 MiB.
+    /// A firmware image hashed whole (`gce-endorsement --firmware`): 64 MiB, the
+    /// maximum of `measure`'s firmware (`crate::measure::MAX_FIRMWARE_LEN`).
     Firmware,
 }
 
@@ -189,7 +200,7 @@ impl Input {
             | Self::Policy
             | Self::AzureVtpmEvidence
             | Self::GceEndorsement => MIB,
-            Self::Firmware => 64 * MIB,
+            Self::Firmware => crate::measure::MAX_FIRMWARE_LEN as u64,
             Self::Crl | Self::Collateral | Self::Rim | Self::Bundle | Self::EventLog => 16 * MIB,
             Self::Output => 64 << 30,
         }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::{CommonArgs, Format, Input, read, report};
+use super::{CommonArgs, Format, Input, hex_array, read, report};
 use crate::crypto::DefaultCrypto;
 use crate::merkle::{InclusionProof, verify_inclusion};
 use crate::pipeline::Outcome;
@@ -72,25 +72,18 @@ pub struct BundleArgs {
     pub common: CommonArgs,
 }
 
-fn hex32(what: &str, s: &str) -> anyhow::Result<[u8; 32]> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let v = hex::decode(s).with_context(|| format!("--{what} is not hex"))?;
-    v.try_into()
-        .map_err(|v: Vec<u8>| anyhow::anyhow!("--{what} must be 32 bytes, got {}", v.len()))
-}
-
 /// Runs `sigil-verify bundle`.
 pub fn run_bundle(args: &BundleArgs) -> anyhow::Result<ExitCode> {
     let bundle = read(&args.bundle, Input::Bundle)?;
     let key = args
         .agent_key
         .as_deref()
-        .map(|s| hex32("agent-key", s))
+        .map(|s| hex_array::<32>("agent-key", s))
         .transpose()?;
     let nonce = args
         .nonce
         .as_deref()
-        .map(|s| hex32("nonce", s))
+        .map(|s| hex_array::<32>("nonce", s))
         .transpose()?;
     let mut policy = args.common.load_policy()?;
     policy.allow_simulated |= args.allow_simulated;

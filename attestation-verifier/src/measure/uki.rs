@@ -9,7 +9,7 @@
 //! - RTMR2, `EV_IPL`: systemd-stub measures the UKI's sections into TPM PCR 11; through
 //!   the EFI CC measurement protocol PCR 11 maps to CC MR index 3, RTMR2. For each
 //!   section the stub's systemd version knows ([`stub_sections`]: the version is read from
-//!   its `.sdmagic` section; [`UKI_SECTIONS`] when it says none), in that fixed order (not the file's),
+//!   its `.sdmagic` section; all of [`UKI_SECTIONS`] when it says none), in that fixed order (not the file's),
 //!   that the image holds, two events: one over the section's name with its terminating NUL (`".linux\0"`),
 //!   then one over its contents. `.pcrsig` (the signature over the expected PCR 11 values)
 //!   is never measured. The contents are the section as loaded in memory: its
@@ -65,49 +65,45 @@ use sha2::{Digest, Sha256, Sha384};
 use super::tdx_boot::{self, TdxBootError};
 use super::{slice_at, u16_at, u32_at};
 
-/// systemd-stub's section order (systemd `src/boot/uki.c`, `unified_sections`); the
-/// measurement follows it whatever the order of the sections in the file.
-pub const UKI_SECTIONS: [&str; 15] = [
-    ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
-    ".pcrsig", ".pcrpkey", ".profile", ".dtbauto", ".hwids", ".efifw",
+/// systemd-stub's sections in its measuring order (systemd `src/boot/uki.c`,
+/// `unified_sections`), each with the first systemd version whose stub knows it (0: every
+/// stub this verifier handles); the measurement follows this order whatever the order of
+/// the sections in the file, and a stub measures only the sections its version knows:
+///
+/// - 252 and earlier (systemd v252 `src/boot/efi/stub.c`, `sections[]`): neither the stub's
+///   own `.sbat` nor a `.uname`. Debian 12's stub (`systemd-boot-efi` 252) lists exactly
+///   these names in its code, and a TPM's event log of a boot with it holds no other PCR 11
+///   event (`deploy/image/check.sh`);
+/// - 253: `.uname` and `.sbat` after `.dtb` (v253 `src/fundamental/uki.c`); what
+///   `systemd-measure` 254 computes (Debian 12's backports; `tests/measure_uki.rs`);
+/// - 256: `.ucode` (CPU microcode, handed to the kernel in front of the initrd) after
+///   `.initrd`;
+/// - 257: `.profile`, `.dtbauto`, `.hwids`; 258: `.efifw`.
+pub const UKI_SECTIONS: [(&str, u32); 15] = [
+    (".linux", 0),
+    (".osrel", 0),
+    (".cmdline", 0),
+    (".initrd", 0),
+    (".ucode", 256),
+    (".splash", 0),
+    (".dtb", 0),
+    (".uname", 253),
+    (".sbat", 253),
+    (".pcrsig", 0),
+    (".pcrpkey", 0),
+    (".profile", 257),
+    (".dtbauto", 257),
+    (".hwids", 257),
+    (".efifw", 258),
 ];
 
-/// The sections systemd-stub 252 and earlier know, in their measuring order (systemd
-/// v252 `src/boot/efi/stub.c`, `sections[]`): the stub's own `.sbat` and a `.uname` are
-/// not among them and are not measured. Debian 12's stub (`systemd-boot-efi` 252) lists
-/// exactly these names in its code, and a TPM's event log of a boot with it holds no
-/// other PCR 11 event (`deploy/image/check.sh`).
-pub const UKI_SECTIONS_252: [&str; 8] = [
-    ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrsig", ".pcrpkey",
-];
-
-/// The sections systemd-stub 253 to 255 know, in their measuring order (systemd v253
-/// `src/fundamental/uki.c`, `unified_sections`): `.uname` and `.sbat` join 252's list after
-/// `.dtb`. Equal to what `systemd-measure` 254 (Debian 12's backports) computes, whose
-/// section options are exactly these (`tests/measure_uki.rs`).
-pub const UKI_SECTIONS_253: [&str; 10] = [
-    ".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig",
-    ".pcrpkey",
-];
-
-/// The sections systemd-stub 256 knows: 253's with `.ucode` (CPU microcode, handed to the
-/// kernel in front of the initrd) after `.initrd` (systemd v256 `src/fundamental/uki.c`).
-/// `.profile`, `.dtbauto` and `.hwids` follow from 257 on, `.efifw` from 258: the full
-/// [`UKI_SECTIONS`].
-pub const UKI_SECTIONS_256: [&str; 11] = [
-    ".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat",
-    ".pcrsig", ".pcrpkey",
-];
-
-/// The sections a stub of systemd `version` measures (in this order), where it names one;
-/// a stub that names none is taken to know them all ([`UKI_SECTIONS`]).
-pub fn stub_sections(version: Option<u32>) -> &'static [&'static str] {
-    match version {
-        Some(v) if v <= 252 => &UKI_SECTIONS_252,
-        Some(253..=255) => &UKI_SECTIONS_253,
-        Some(256) => &UKI_SECTIONS_256,
-        _ => &UKI_SECTIONS,
-    }
+/// The sections a stub of systemd `version` measures, in order; a stub that names no
+/// version is taken to know them all.
+pub fn stub_sections(version: Option<u32>) -> impl Iterator<Item = &'static str> {
+    UKI_SECTIONS
+        .into_iter()
+        .filter(move |(_, since)| version.is_none_or(|v| v >= *since))
+        .map(|(name, _)| name)
 }
 
 /// The most bytes of a `.sdmagic` section read for the stub's version.
@@ -420,8 +416,7 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     let mut linux = false;
     let mut cmdline: Option<Vec<u8>> = None;
     let stub_version = stub_version(pe, &headers);
-    let order = stub_sections(stub_version);
-    for &name in order {
+    for name in stub_sections(stub_version) {
         let Some(h) = headers
             .iter()
             .find(|h| name_is(h.name, name) && h.virtual_size != 0)
@@ -488,9 +483,7 @@ pub fn uki_events(pe: &[u8]) -> Result<UkiMeasurement, UkiError> {
     if !linux {
         return Err(UkiError::NoLinux);
     }
-    let present: Vec<&'static str> = UKI_SECTIONS
-        .into_iter()
-        .chain(UKI_SECTIONS_252)
+    let present: Vec<&'static str> = stub_sections(None)
         .filter(|name| {
             headers
                 .iter()

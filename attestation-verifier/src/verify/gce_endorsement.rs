@@ -369,13 +369,12 @@ pub fn verify_gce_endorsement(
         .as_ref()
         .and_then(|t| u64::try_from(t.seconds).ok())
         .map(UnixTime);
-    if made.is_some_and(|m| m >= PROVENANCE_REQUIRED_FROM)
+    if let Some(made) = made
+        && made >= PROVENANCE_REQUIRED_FROM
         && golden.cl_spec == 0
         && golden.commit.is_empty()
     {
-        return Err(GceEndorsementError::MissingProvenance {
-            made: made.unwrap_or(PROVENANCE_REQUIRED_FROM),
-        });
+        return Err(GceEndorsementError::MissingProvenance { made });
     }
     let sev_snp = match &golden.sev_snp {
         None => None,
