@@ -101,12 +101,9 @@ done
 command_line="${runs:+SIGIL_FUZZ_RUNS=$runs }${FUZZ_SANITIZER:+FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}"
 machine="$(nproc) cores, $(rustup run "$toolchain" rustc --version)"
 write_row() {
-    local rows_file
-    rows_file="$(mktemp)"
-    printf '%s\n' "$1" >"$rows_file"
-    python3 - "$rows_file" "$root/docs/fuzzing.md" "$command_line" "$machine" <<'PY'
+    python3 - "$1" "$root/docs/fuzzing.md" "$command_line" "$machine" <<'PY'
 import re, sys
-rows_path, doc_path, command, machine = sys.argv[1:5]
+row, doc_path, command, machine = sys.argv[1:5]
 start, end = "<!-- fuzz-long:start -->", "<!-- fuzz-long:end -->"
 doc = open(doc_path).read()
 m = re.search(re.escape(start) + "(.*?)" + re.escape(end), doc, flags=re.S)
@@ -128,9 +125,7 @@ for line in lines:
         line = line.rstrip() + " an earlier run |"
     kept[key(line)] = line
 commands = [l for l in lines if l.startswith("- `")]
-for row in open(rows_path).read().splitlines():
-    if row.strip():
-        kept[key(row)] = row
+kept[key(row)] = row
 line = f"- `{command}` ({machine})"
 if line not in commands:
     commands.append(line)
@@ -149,7 +144,6 @@ if m:
     doc = doc[:m.start()] + new + doc[m.end():]
 open(doc_path, "w").write(doc)
 PY
-    rm -f "$rows_file"
 }
 
 for entry in "${selected[@]}"; do
