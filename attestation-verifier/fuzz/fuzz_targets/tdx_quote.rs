@@ -16,8 +16,9 @@ static VERIFIER: Mutex<Option<TdxVerifier<RustCrypto>>> = Mutex::new(None);
 fuzz_target!(|data: &[u8]| {
     let _ = parse_tdx_quote(data);
     let t = attestation_verifier_fuzz::tdx();
-    let mut guard = VERIFIER.lock().unwrap_or_else(|e| e.into_inner());
-    // One verifier for the run: its collateral cache is what a long-lived verifier has.
-    let verifier = guard.get_or_insert_with(|| TdxVerifier::new(RustCrypto).expect("pinned root"));
-    let _ = check_tdx(verifier, data, &t.collateral, &Policy::default(), t.now);
+    let _ = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || TdxVerifier::new(RustCrypto).expect("pinned root"),
+        |verifier| check_tdx(verifier, data, &t.collateral, &Policy::default(), t.now),
+    );
 });

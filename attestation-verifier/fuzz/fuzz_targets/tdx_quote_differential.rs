@@ -33,17 +33,21 @@ fn fixed() -> &'static (QuoteCollateralV3, Policy) {
 fuzz_target!(|data: &[u8]| {
     let t = attestation_verifier_fuzz::tdx();
     let (reference, policy) = fixed();
-    let mut guard = VERIFIER.lock().unwrap_or_else(|e| e.into_inner());
-    // One verifier for the run: its caches are what a long-lived verifier has.
-    let verifier = guard.get_or_insert_with(|| TdxVerifier::new(AwsLc).expect("pinned root"));
-    if let Err(e) = tdx_differential::relation(
-        verifier,
-        policy,
-        &t.collateral,
-        reference,
-        t.now.as_secs(),
-        data,
-    ) {
+    let related = attestation_verifier_fuzz::long_lived(
+        &VERIFIER,
+        || TdxVerifier::new(AwsLc).expect("pinned root"),
+        |verifier| {
+            tdx_differential::relation(
+                verifier,
+                policy,
+                &t.collateral,
+                reference,
+                t.now.as_secs(),
+                data,
+            )
+        },
+    );
+    if let Err(e) = related {
         panic!("{e}");
     }
 });
