@@ -3,13 +3,12 @@
 #![no_main]
 
 use attestation_verifier::evidence::rim::parse_rim;
-use attestation_verifier::evidence::xml;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = core::str::from_utf8(data) {
-        let _ = xml::parse(text);
-    }
+    // `parse_rim` hands every UTF-8 input (less a leading byte-order mark) to the XML
+    // tokenizer and tree builder, so they are fuzzed through it: parsing the text a second
+    // time here, before it, was a third of each unit's time and reached no other code.
     if parse_rim(data).is_err() {
         return;
     }
