@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Long fuzzing run of every fuzz target of every fuzz crate (docs/fuzzing.md): the given hours
-# are shared evenly among the targets, run one after another, and each target's row replaces
-# its row of the table between the markers in docs/fuzzing.md (rows of targets not run are
-# kept, with the run that made them): crate, target, executions, coverage (libFuzzer's `cov`
-# edges and `ft` features), crashes (inputs left in <crate>/artifacts/<target>/), slowest unit,
-# peak RSS, and the run (its budget, the time it took, the date). A crash stops that target's
-# run (its input is kept); the others still run.
+# are shared evenly among the targets, run one after another, and each run goes into its
+# target's row of the table between the markers in docs/fuzzing.md (rows of targets not run are
+# kept): crate, target, executions, coverage (libFuzzer's `cov` edges and `ft` features),
+# crashes (inputs left in <crate>/artifacts/<target>/), slowest unit, peak RSS, and the runs
+# (the last one's budget, the build, how many runs, their time, the dates). A row is a campaign
+# on one build: runs of the same target binary (by its SHA-256) add up, each resuming from the
+# corpus the earlier ones left; a rebuilt binary starts a new row (scripts/fuzz-table.py). A
+# crash stops that target's run (its input is kept); the others still run.
 #
 # Usage: scripts/fuzz-long.sh <hours> [target ...]     e.g. scripts/fuzz-long.sh 8
-# SIGIL_FUZZ_RUNS=N: a target also stops after N executions (e.g. 10000000, the goal per
-# target), whichever of the two comes first.
+# SIGIL_FUZZ_RUNS=N: a target also stops once its row holds N executions on this build (e.g.
+# 10000000, the goal per target), whichever of the two comes first; a target already there is
+# not run, so a run cut short is topped up by running the script again.
 # A target is a name of any crate's `cargo fuzz list` (`snp_report`, `job_spec`), or
 # `<crate>:<name>` (`job-spec:job_spec`) where a name is in several crates; a crate is named by
 # its directory without `/fuzz`. The chain's target runs only when named
@@ -95,56 +98,12 @@ for crate in "${crates[@]}"; do
     (cd "$root/$crate" && cargo "+$toolchain" fuzz build --sanitizer "$sanitizer" --target-dir "$build_dir")
 done
 
-# write_row ROW: puts ROW into the table between the markers in docs/fuzzing.md (replacing
-# the target's earlier row) and this run's command into the list above it (once), so that
-# what finished is on record even if a later target's run is cut short.
+# Each finished run goes into the table between the markers in docs/fuzzing.md at once (with
+# this run's command in the list above it), so that what finished is on record even if a later
+# target's run is cut short. A target's row adds up its runs on one build (scripts/fuzz-table.py).
 command_line="${runs:+SIGIL_FUZZ_RUNS=$runs }${FUZZ_SANITIZER:+FUZZ_SANITIZER=$sanitizer }scripts/fuzz-long.sh $hours${*:+ $*}"
 machine="$(nproc) cores, $(rustup run "$toolchain" rustc --version)"
-write_row() {
-    python3 - "$1" "$root/docs/fuzzing.md" "$command_line" "$machine" <<'PY'
-import re, sys
-row, doc_path, command, machine = sys.argv[1:5]
-start, end = "<!-- fuzz-long:start -->", "<!-- fuzz-long:end -->"
-doc = open(doc_path).read()
-m = re.search(re.escape(start) + "(.*?)" + re.escape(end), doc, flags=re.S)
-def key(row):
-    cells = [c.strip().strip("`") for c in row.strip().strip("|").split("|")]
-    return (cells[0], cells[1])
-kept = {}
-lines = m.group(1).splitlines() if m else []
-header_seen = False
-for line in lines:
-    if line.startswith("| crate |"):
-        header_seen = True
-        continue
-    if not line.startswith("| `"):
-        continue
-    cells = line.strip().strip("|").split("|")
-    # Rows of the earlier seven-column layout get an unknown run.
-    if len(cells) == 7:
-        line = line.rstrip() + " an earlier run |"
-    kept[key(line)] = line
-commands = [l for l in lines if l.startswith("- `")]
-kept[key(row)] = row
-line = f"- `{command}` ({machine})"
-if line not in commands:
-    commands.append(line)
-table = "\n".join([
-    "Runs (the latest of each target is its row):",
-    "",
-    *commands,
-    "",
-    "| crate | target | executions | coverage (cov / ft) | crashes | slowest unit | peak RSS | run |",
-    "|---|---|---|---|---|---|---|---|",
-    *[kept[k] for k in sorted(kept)],
-    "",
-])
-new = f"{start}\n{table}{end}"
-if m:
-    doc = doc[:m.start()] + new + doc[m.end():]
-open(doc_path, "w").write(doc)
-PY
-}
+table=(python3 "$root/scripts/fuzz-table.py")
 
 for entry in "${selected[@]}"; do
     crate="${entry% *}"
@@ -154,6 +113,18 @@ for entry in "${selected[@]}"; do
     bin="$fuzz/$build_dir/x86_64-unknown-linux-gnu/release"
     [ "$crate" != chain/fuzz ] || bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
     step "$crate: $t for ${per_target} s"
+    # The build: the first 16 hex digits of the target binary's SHA-256.
+    build="$(sha256sum "$bin/$t" | cut -c1-16)"
+    done_before="$("${table[@]}" previous "$root/docs/fuzzing.md" "${crate%/fuzz}" "$t" "$build")"
+    limit="$runs"
+    if [ -n "$runs" ]; then
+        limit=$((runs - done_before))
+        if [ "$limit" -le 0 ]; then
+            echo "$t: $done_before executions on this build already (goal $runs): not run"
+            continue
+        fi
+        [ "$done_before" -eq 0 ] || echo "$t: $done_before executions on this build already; $limit to go"
+    fi
     mkdir -p "corpus/$t" "artifacts/$t"
     log="$fuzz/artifacts/$t.log"
     since="$fuzz/artifacts/$t.since"
@@ -161,7 +132,7 @@ for entry in "${selected[@]}"; do
     started=$SECONDS
     # The chain's target writes its hand-built seeds into its corpus first.
     SIGIL_FUZZ_SEEDS="corpus/$t" "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" \
-        -max_total_time="$per_target" ${runs:+-runs="$runs"} -timeout=10 -rss_limit_mb="$rss_limit" \
+        -max_total_time="$per_target" ${limit:+-runs="$limit"} -timeout=10 -rss_limit_mb="$rss_limit" \
         -print_final_stats=1 >"$log" 2>&1 || true
     took=$((SECONDS - started))
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
@@ -170,11 +141,13 @@ for entry in "${selected[@]}"; do
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
     # Only inputs this run left (older ones are kept for replay, not counted again).
     crashes="$(find "artifacts/$t" -type f -newer "$since" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
-    budget="${per_target} s${runs:+ or $runs executions}$sanitizer_note"
-    [ "$crate" != chain/fuzz ] || budget="${per_target} s${runs:+ or $runs executions}, no sanitizer"
-    row="| \`${crate%/fuzz}\` | \`$t\` | $(stat number_of_executed_units) | ${cov:-?} / ${ft:-?} | $crashes | $(stat slowest_unit_time_sec) s | $(stat peak_rss_mb) MB | $budget: $took s, $(date -u +%Y-%m-%d) |"
-    echo "$row"
-    write_row "$row"
+    budget="${per_target} s${limit:+ or $limit executions}$sanitizer_note"
+    [ "$crate" != chain/fuzz ] || budget="${per_target} s${limit:+ or $limit executions}, no sanitizer"
+    executions="$(stat number_of_executed_units)"
+    echo "$t: ${executions:-?} executions, cov ${cov:-?} / ft ${ft:-?}, $crashes crash inputs, $took s (build $build)"
+    "${table[@]}" write "$root/docs/fuzzing.md" "$command_line" "$machine" "${crate%/fuzz}" "$t" \
+        "$build" "${executions:-0}" "${cov:-}" "${ft:-}" "$crashes" "$(stat slowest_unit_time_sec)" \
+        "$(stat peak_rss_mb)" "$budget" "$took" "$(date -u +%Y-%m-%d)"
 done
 
 echo "results written to docs/fuzzing.md"

@@ -95,6 +95,8 @@ cargo test --workspace --all-targets
 
 step "fuzz smoke: every fuzz target (the verifier's, the job specs') for 3 s on its seed corpus (scripts/fuzz-smoke.sh)"
 FUZZ_SANITIZER=none bash scripts/fuzz-smoke.sh 3
+# The long runs' results table (scripts/fuzz-long.sh adds each run to its target's campaign).
+python3 scripts/fuzz-table.py test
 
 step "chain: market pallet (its own workspace)"
 bash chain/test.sh
