@@ -68,6 +68,9 @@ fuzz_target!(|data: &[u8]| {
                 |aws| check_snp(aws, rest, &collateral, &policy, v.now),
             );
             assert_eq!(a, b, "check_snp differs between the backends");
+            if a.accepted() {
+                attestation_verifier_fuzz::snp_accepted(rest);
+            }
         }
     }
 });

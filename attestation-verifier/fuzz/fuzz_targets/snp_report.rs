@@ -21,9 +21,14 @@ fuzz_target!(|data: &[u8]| {
         ark: Some(&v.ark),
         crl: None,
     };
-    let _ = attestation_verifier_fuzz::long_lived(
+    let outcome = attestation_verifier_fuzz::long_lived(
         &VERIFIER,
         || SnpVerifier::new(RustCrypto).expect("pinned roots"),
         |verifier| check_snp(verifier, data, &collateral, &Policy::default(), v.now),
     );
+    // The default policy accepts the real report: anything accepted must be it, signed bytes
+    // for signed bytes.
+    if outcome.accepted() {
+        attestation_verifier_fuzz::snp_accepted(data);
+    }
 });

@@ -16,9 +16,14 @@ static VERIFIER: Mutex<Option<TdxVerifier<RustCrypto>>> = Mutex::new(None);
 fuzz_target!(|data: &[u8]| {
     let _ = parse_tdx_quote(data);
     let t = attestation_verifier_fuzz::tdx();
-    let _ = attestation_verifier_fuzz::long_lived(
+    let outcome = attestation_verifier_fuzz::long_lived(
         &VERIFIER,
         || TdxVerifier::new(RustCrypto).expect("pinned root"),
         |verifier| check_tdx(verifier, data, &t.collateral, &Policy::default(), t.now),
     );
+    // The default policy accepts the real quote: anything accepted must be it, signed bytes
+    // for signed bytes.
+    if outcome.accepted() {
+        attestation_verifier_fuzz::tdx_accepted(data);
+    }
 });

@@ -131,40 +131,351 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// The goal's oracle (docs/fuzzing.md, "Forgeries"): what a verifier accepted carries exactly
+/// the signed bytes of the real vector the input was mutated from. Anything else accepted is a
+/// forgery, the finding: this panics with where the bytes first differ.
+pub fn same_signed(what: &str, accepted: &[u8], real: &[u8]) {
+    if accepted != real {
+        let at = accepted
+            .iter()
+            .zip(real)
+            .position(|(a, r)| a != r)
+            .unwrap_or(accepted.len().min(real.len()));
+        panic!(
+            "accepted {what} whose signed bytes differ from the real vector's: first at byte \
+             {at} ({} bytes accepted, {} real)",
+            accepted.len(),
+            real.len()
+        );
+    }
+}
+
+/// [`same_signed`] for a set: `accepted` is one of `real`.
+pub fn one_of_signed<'a>(what: &str, accepted: &[u8], real: impl IntoIterator<Item = &'a [u8]>) {
+    let real: Vec<&[u8]> = real.into_iter().collect();
+    if !real.contains(&accepted) {
+        panic!(
+            "accepted {what} whose signed bytes are none of the real vector's {} ({} bytes)",
+            real.len(),
+            accepted.len()
+        );
+    }
+}
+
+/// `<kind>/<case>/<file>` of every genuine case of the vectors (sorted by case): the cases
+/// whose name does not start with `invalid-` (those hold tampered bytes, among others). A
+/// mutated input may legitimately become another genuine case's bytes: the staging and release
+/// reports of `snp/milan-v3-oak-oc-*` come from one chip and verify under one VCEK.
+fn genuine(kind: &str, file: &str) -> Vec<Vec<u8>> {
+    let dir = sigil_test_support::vectors::vectors_dir().join(kind);
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the vectors' cases")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with("invalid-"))
+        })
+        .collect();
+    cases.sort();
+    let files: Vec<Vec<u8>> = cases
+        .iter()
+        .filter_map(|c| std::fs::read(c.join(file)).ok())
+        .collect();
+    assert!(!files.is_empty(), "no {kind}/*/{file} among the vectors");
+    files
+}
+
+/// An SEV-SNP report `check_snp` accepted against [`snp`]'s chain: its signed bytes
+/// (`0..0x2A0`) are a genuine report's.
+pub fn snp_accepted(report: &[u8]) {
+    use attestation_verifier::evidence::snp::parse_snp_report;
+    static REAL: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    let real = REAL.get_or_init(|| {
+        genuine("snp", "report.bin")
+            .iter()
+            .filter_map(|r| parse_snp_report(r).ok())
+            .map(|r| r.signed.to_vec())
+            .collect()
+    });
+    let got = parse_snp_report(report).expect("an accepted report parses");
+    one_of_signed(
+        "SEV-SNP report",
+        &got.signed,
+        real.iter().map(Vec::as_slice),
+    );
+}
+
+/// A TDX quote `check_tdx` accepted with [`tdx`]'s collateral is a genuine quote's signed
+/// content: what the attestation key signed (header and body), the attestation key and QE
+/// authentication data (bound by the QE report) and the QE report (signed by the PCK key) are
+/// one genuine quote's, and every certificate of its PCK chain (by its to-be-signed bytes) is
+/// in a genuine quote's chain.
+pub fn tdx_accepted(quote: &[u8]) {
+    use attestation_verifier::evidence::tdx::{TdxQuote, parse_tdx_quote};
+    use attestation_verifier::verify::x509::Cert;
+    fn tbs(q: &TdxQuote) -> Vec<Vec<u8>> {
+        q.pck_chain_der()
+            .map(|chain| {
+                chain
+                    .iter()
+                    .filter_map(|d| Cert::from_der("PCK chain", d).ok())
+                    .map(|c| c.tbs().to_vec())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    static REAL: OnceLock<(Vec<TdxQuote>, Vec<Vec<u8>>)> = OnceLock::new();
+    let (quotes, certs) = REAL.get_or_init(|| {
+        let quotes: Vec<TdxQuote> = genuine("tdx", "quote.bin")
+            .iter()
+            .filter_map(|q| parse_tdx_quote(q).ok())
+            .collect();
+        let certs = quotes.iter().flat_map(tbs).collect();
+        (quotes, certs)
+    });
+    let got = parse_tdx_quote(quote).expect("an accepted quote parses");
+    let signed = |q: &TdxQuote| {
+        [
+            q.signed.clone(),
+            q.attestation_key.to_vec(),
+            q.qe_report_raw.to_vec(),
+            q.qe_auth_data.clone(),
+        ]
+        .concat()
+    };
+    let real: Vec<Vec<u8>> = quotes.iter().map(signed).collect();
+    one_of_signed(
+        "TDX quote (header and body, attestation key, QE report, QE authentication data)",
+        &signed(&got),
+        real.iter().map(Vec::as_slice),
+    );
+    let got_tbs = tbs(&got);
+    assert!(!got_tbs.is_empty(), "an accepted quote's PCK chain decodes");
+    for t in got_tbs {
+        one_of_signed(
+            "TDX quote (PCK chain certificate)",
+            &t,
+            certs.iter().map(Vec::as_slice),
+        );
+    }
+}
+
+/// TDX collateral the verifier accepted for [`tdx`]'s quote is genuine, signed part for signed
+/// part: the TCB info and QE identity JSON objects (as signed), the CRLs and every certificate
+/// of the issuer chains (to-be-signed bytes) are those of a genuine case's `collateral.json`.
+pub fn tdx_collateral_verified(c: &attestation_verifier::verify::tdx::TdxCollateral) {
+    use attestation_verifier::verify::tdx::TdxCollateral;
+    use attestation_verifier::verify::x509::{Cert, Crl};
+    /// The signed parts of one bundle: TCB info, QE identity, then CRL and certificate
+    /// to-be-signed bytes.
+    fn signed_parts(c: &TdxCollateral) -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+        let p = c.parts();
+        let crls = [&p.root_ca_crl, &p.pck_crl]
+            .into_iter()
+            .filter_map(|d| Crl::from_der("CRL", d).ok())
+            .map(|crl| crl.tbs().to_vec());
+        let certs = [
+            &p.pck_crl_issuer_chain,
+            &p.tcb_info_issuer_chain,
+            &p.qe_identity_issuer_chain,
+        ]
+        .into_iter()
+        .flat_map(|pem| pem::parse_many(pem).unwrap_or_default())
+        .filter_map(|b| Cert::from_der("issuer chain", b.contents()).ok())
+        .map(|cert| cert.tbs().to_vec());
+        (
+            p.tcb_info.clone(),
+            p.qe_identity.clone(),
+            crls.chain(certs).collect(),
+        )
+    }
+    static REAL: OnceLock<Vec<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>)>> = OnceLock::new();
+    let real = REAL.get_or_init(|| {
+        genuine("tdx", "collateral.json")
+            .iter()
+            .filter_map(|j| TdxCollateral::from_json(j).ok())
+            .map(|c| signed_parts(&c))
+            .collect()
+    });
+    let (tcb_info, qe_identity, signed) = signed_parts(c);
+    one_of_signed(
+        "TDX collateral (TCB info)",
+        &tcb_info,
+        real.iter().map(|r| r.0.as_slice()),
+    );
+    one_of_signed(
+        "TDX collateral (QE identity)",
+        &qe_identity,
+        real.iter().map(|r| r.1.as_slice()),
+    );
+    for part in &signed {
+        one_of_signed(
+            "TDX collateral (CRL or issuer certificate)",
+            part,
+            real.iter().flat_map(|r| r.2.iter().map(Vec::as_slice)),
+        );
+    }
+}
+
+/// The genuine RIMs of the vectors, parsed: every RIM of `nvgpu-extra/rims-nvtrust/` and the
+/// XML RIMs of `nvgpu-extra/nvat/` but its `incorrect_*` ones (a wrong chain or signature).
+fn real_rims() -> &'static [attestation_verifier::evidence::rim::Rim] {
+    use attestation_verifier::evidence::rim::parse_rim;
+    static R: OnceLock<Vec<attestation_verifier::evidence::rim::Rim>> = OnceLock::new();
+    R.get_or_init(|| {
+        let dir = sigil_test_support::vectors::vectors_dir().join("nvgpu-extra");
+        let listed = |sub: &str| -> Vec<std::path::PathBuf> {
+            let mut paths: Vec<_> = std::fs::read_dir(dir.join(sub))
+                .expect("the vectors' RIMs")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            paths.sort();
+            paths
+        };
+        let nvat = listed("nvat").into_iter().filter(|p| {
+            p.extension().is_some_and(|x| x == "xml")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with("incorrect"))
+        });
+        let rims: Vec<_> = listed("rims-nvtrust")
+            .into_iter()
+            .chain(nvat)
+            .filter_map(|p| parse_rim(&std::fs::read(&p).expect("a vector RIM")).ok())
+            .collect();
+        assert!(!rims.is_empty(), "no RIMs among the vectors");
+        rims
+    })
+}
+
+/// A RIM whose signature and chain verified under NVIDIA's pinned RIM root says what one of
+/// the real RIMs says: its identity, versions and every golden measurement (an XML document
+/// can be written many ways with the same signed canonical form; what it says cannot change).
+pub fn rim_verified(rim: &attestation_verifier::evidence::rim::Rim) {
+    let same = |r: &attestation_verifier::evidence::rim::Rim| {
+        r.tag_id == rim.tag_id
+            && r.name == rim.name
+            && r.colloquial_version == rim.colloquial_version
+            && r.product == rim.product
+            && r.measurements == rim.measurements
+    };
+    if !real_rims().iter().any(same) {
+        panic!(
+            "accepted a RIM that says what no real RIM says: tag {:?}, version {:?}, {} \
+             measurements",
+            rim.tag_id,
+            rim.colloquial_version,
+            rim.measurements.len()
+        );
+    }
+}
+
 /// The whole GPU verification of `report` (the real case's when `None`) with the given
 /// chain (the real case's when `None`), RIMs and OCSP responses, against the real nonce and
-/// time under the default policy; the outcome is dropped (a fuzz target looks for panics).
+/// time under the default policy. The default policy refuses the real case (it carries no RIMs
+/// of its driver), so acceptance is not the test: when the report verified (its chain, its
+/// signature, every RIM and OCSP response supplied), its signed bytes and every certificate of
+/// its chain (to-be-signed bytes) must be genuine ([`one_of_signed`]).
 pub fn check_real_gpu(
     report: Option<&[u8]>,
     chain: Option<&[Vec<u8>]>,
     rims: &[Vec<u8>],
     ocsp: &[Vec<u8>],
-) {
+) -> GpuChecked {
     use attestation_verifier::check_gpu;
     use attestation_verifier::crypto::RustCrypto;
+    use attestation_verifier::evidence::nvgpu::parse_nvgpu_report;
     use attestation_verifier::policy::Policy;
+    use attestation_verifier::roots::nvidia;
     use attestation_verifier::verify::nvgpu::{NvGpuCollateral, NvGpuVerifier};
+    use attestation_verifier::verify::x509::Cert;
     let g = gpu();
+    let report = report.unwrap_or(&g.report);
+    let chain = chain.unwrap_or(&g.chain);
     let collateral = NvGpuCollateral {
-        cert_chain: chain.unwrap_or(&g.chain),
+        cert_chain: chain,
         rims,
         ocsp,
     };
     static VERIFIER: Mutex<Option<NvGpuVerifier<RustCrypto>>> = Mutex::new(None);
-    long_lived(
+    let (outcome, rim_verified) = long_lived(
         &VERIFIER,
         || NvGpuVerifier::new(RustCrypto).expect("pinned roots"),
         |verifier| {
-            let _ = check_gpu(
+            let before = verifier.cached_rims();
+            let outcome = check_gpu(
                 verifier,
-                report.unwrap_or(&g.report),
+                report,
                 &collateral,
                 &g.nonce,
                 &Policy::default(),
                 g.now,
             );
+            // A RIM enters the verifier's lasting cache only once its signature and signing
+            // chain verified (the cache is emptied when full, then the RIM goes in).
+            (outcome, verifier.cached_rims() != before)
         },
     );
+    // The claims carry the chain's length only from verified evidence.
+    let verified = outcome
+        .claims
+        .as_ref()
+        .is_some_and(|c| c.cert_chain_length.is_some());
+    if verified {
+        let signed = |r: &[u8]| {
+            let parsed = parse_nvgpu_report(r).expect("a verified report parses");
+            r.get(..parsed.signature_offset)
+                .expect("the signature offset is inside the report")
+                .to_vec()
+        };
+        static REAL: OnceLock<(Vec<Vec<u8>>, Vec<Cert>)> = OnceLock::new();
+        let (reports, certs) = REAL.get_or_init(|| {
+            let reports = genuine("nvgpu", "report.bin")
+                .iter()
+                .filter(|r| parse_nvgpu_report(r).is_ok())
+                .map(|r| signed(r))
+                .collect();
+            let root = Cert::from_der("device root", nvidia::DEVICE_IDENTITY_CA)
+                .expect("the pinned root decodes");
+            let certs = genuine("nvgpu", "cert_chain.pem")
+                .iter()
+                .flat_map(|pem| pem::parse_many(pem).unwrap_or_default())
+                .filter_map(|p| Cert::from_der("device chain", p.contents()).ok())
+                .chain(core::iter::once(root))
+                .collect();
+            (reports, certs)
+        });
+        one_of_signed(
+            "GPU report",
+            &signed(report),
+            reports.iter().map(Vec::as_slice),
+        );
+        for part in chain {
+            if let Ok(c) = Cert::from_der("device chain", part) {
+                one_of_signed(
+                    "GPU device certificate",
+                    c.tbs(),
+                    certs.iter().map(Cert::tbs),
+                );
+            }
+        }
+    }
+    GpuChecked {
+        verified,
+        rim_verified,
+    }
+}
+
+/// What [`check_real_gpu`] saw verify.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuChecked {
+    /// The report verified, with its chain and every RIM and OCSP response supplied.
+    pub verified: bool,
+    /// A RIM not verified before in this process verified (signature and signing chain,
+    /// under NVIDIA's pinned RIM root, at the case's time), whether or not it applies to the
+    /// report.
+    pub rim_verified: bool,
 }
 
 /// Splits fuzz input into at most `max` parts at a 4-byte separator, so one input can carry

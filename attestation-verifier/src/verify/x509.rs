@@ -182,6 +182,13 @@ impl Cert {
         &self.der
     }
 
+    /// The to-be-signed part (`tbsCertificate`) exactly as received: what the issuer's
+    /// signature covers. Two certificates with the same `tbs` say the same thing, whatever
+    /// their signature bytes.
+    pub fn tbs(&self) -> &[u8] {
+        &self.tbs
+    }
+
     /// The validity window.
     pub fn validity(&self) -> Window {
         let v = self.cert.tbs_certificate().validity();
@@ -498,6 +505,12 @@ struct CertificateListLazy<'a> {
 }
 
 impl Crl {
+    /// The to-be-signed part (`tbsCertList`) exactly as received: what the issuer's
+    /// signature covers.
+    pub fn tbs(&self) -> &[u8] {
+        &self.tbs
+    }
+
     /// Parses a DER CRL.
     pub fn from_der(what: &'static str, der: &[u8]) -> Result<Self, X509Error> {
         let crl = CertificateListLazy::from_der(der).map_err(|e| malformed(what, e))?;
