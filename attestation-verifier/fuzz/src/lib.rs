@@ -451,6 +451,19 @@ pub fn check_real_gpu(
             &signed(report),
             reports.iter().map(Vec::as_slice),
         );
+        // No OCSP response among the vectors or seeds is NVIDIA's (the seeds' are made by a
+        // test CA): a revocation status established for the real chain is a forgery.
+        if let Some(o) = outcome
+            .claims
+            .as_ref()
+            .and_then(|c| c.ocsp.as_ref())
+            .and_then(|o| o.iter().find(|o| o.status != "missing"))
+        {
+            panic!(
+                "accepted an OCSP status ({}) for {}, and no genuine response is among the seeds",
+                o.status, o.subject
+            );
+        }
         for part in chain {
             if let Ok(c) = Cert::from_der("device chain", part) {
                 one_of_signed(
