@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(bundle) = EvidenceBundle::from_bytes(data) {
         assert_eq!(bundle.to_bytes(), data, "round trip of a checked bundle");
     }
-    let _ = attestation_verifier_fuzz::long_lived(
+    let outcome = attestation_verifier_fuzz::long_lived(
         &VERIFIER,
         || ReceiptVerifier::new(RustCrypto).expect("pinned roots"),
         |verifier| {
@@ -35,4 +35,8 @@ fuzz_target!(|data: &[u8]| {
             )
         },
     );
+    // The forgery oracle: the genuine evidence a seed carries binds the vectors' REPORT_DATA,
+    // never a bundle's key and nonce, other evidence is signed by no vendor key, and the
+    // default policy refuses simulated evidence: an accepted bundle is a forgery.
+    assert!(!outcome.accepted(), "a bundle was accepted: {outcome:?}");
 });

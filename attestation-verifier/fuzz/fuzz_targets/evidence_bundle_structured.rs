@@ -184,7 +184,7 @@ fuzz_target!(|b: Bundle| {
     let bytes = bundle.encode();
     let back = EvidenceBundle::decode_all(&mut &bytes[..]).expect("an encoded bundle decodes");
     assert_eq!(back, bundle, "SCALE round trip");
-    let _ = attestation_verifier_fuzz::long_lived(
+    let outcome = attestation_verifier_fuzz::long_lived(
         &VERIFIER,
         || ReceiptVerifier::new(RustCrypto).expect("pinned roots"),
         |verifier| {
@@ -198,4 +198,8 @@ fuzz_target!(|b: Bundle| {
             )
         },
     );
+    // The forgery oracle: the genuine evidence a seed carries binds the vectors' REPORT_DATA,
+    // never a bundle's key and nonce, other evidence is signed by no vendor key, and the
+    // default policy refuses simulated evidence: an accepted bundle is a forgery.
+    assert!(!outcome.accepted(), "a bundle was accepted: {outcome:?}");
 });
