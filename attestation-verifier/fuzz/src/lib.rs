@@ -132,34 +132,32 @@ pub fn gpu() -> &'static Gpu {
 }
 
 /// The goal's oracle (docs/fuzzing.md, "Forgeries"): what a verifier accepted carries exactly
-/// the signed bytes of the real vector the input was mutated from. Anything else accepted is a
-/// forgery, the finding: this panics with where the bytes first differ.
-pub fn same_signed(what: &str, accepted: &[u8], real: &[u8]) {
-    if accepted != real {
-        let at = accepted
-            .iter()
-            .zip(real)
-            .position(|(a, r)| a != r)
-            .unwrap_or(accepted.len().min(real.len()));
-        panic!(
-            "accepted {what} whose signed bytes differ from the real vector's: first at byte \
-             {at} ({} bytes accepted, {} real)",
-            accepted.len(),
-            real.len()
-        );
-    }
-}
-
-/// [`same_signed`] for a set: `accepted` is one of `real`.
+/// the signed bytes of one of the genuine cases (`real`) its input was mutated from. Anything
+/// else accepted is a forgery, the finding: this panics with where the bytes first differ from
+/// the nearest genuine ones.
 pub fn one_of_signed<'a>(what: &str, accepted: &[u8], real: impl IntoIterator<Item = &'a [u8]>) {
     let real: Vec<&[u8]> = real.into_iter().collect();
-    if !real.contains(&accepted) {
-        panic!(
-            "accepted {what} whose signed bytes are none of the real vector's {} ({} bytes)",
-            real.len(),
-            accepted.len()
-        );
+    if real.contains(&accepted) {
+        return;
     }
+    // The length of the longest prefix `accepted` shares with a genuine one.
+    let at = real
+        .iter()
+        .map(|r| {
+            accepted
+                .iter()
+                .zip(r.iter())
+                .take_while(|(a, r)| a == r)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    panic!(
+        "accepted {what} whose signed bytes are none of the {} genuine ones: {} bytes, the \
+         nearest differs first at byte {at}",
+        real.len(),
+        accepted.len()
+    );
 }
 
 /// `<kind>/<case>/<file>` of every genuine case of the vectors (sorted by case): the cases
