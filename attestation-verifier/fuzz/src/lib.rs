@@ -233,14 +233,20 @@ pub fn tdx_accepted(quote: &[u8]) {
         (quotes, certs)
     });
     let got = parse_tdx_quote(quote).expect("an accepted quote parses");
-    let signed = |q: &TdxQuote| {
+    // The four parts, each after its length, so that no two splits compare equal.
+    let signed = |q: &TdxQuote| -> Vec<u8> {
         [
-            q.signed.clone(),
-            q.attestation_key.to_vec(),
-            q.qe_report_raw.to_vec(),
-            q.qe_auth_data.clone(),
+            q.signed.as_slice(),
+            &q.attestation_key,
+            &q.qe_report_raw,
+            &q.qe_auth_data,
         ]
-        .concat()
+        .iter()
+        .flat_map(|part| {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes();
+            len.into_iter().chain(part.iter().copied())
+        })
+        .collect()
     };
     let real: Vec<Vec<u8>> = quotes.iter().map(signed).collect();
     one_of_signed(
