@@ -17,6 +17,7 @@ corpus, so it covers what the earlier runs found).
       checks the above on a table made here
 """
 
+import fcntl
 import re
 import sys
 
@@ -166,11 +167,13 @@ def main(argv):
             print(previous(f.read(), *argv[2:5]))
         return 0
     if argv[:1] == ["write"] and len(argv) == 16:
-        path = argv[1]
-        with open(path) as f:
-            doc = f.read()
-        doc = write(doc, *argv[2:])
-        with open(path, "w") as f:
+        # Two runs may finish at once (one per core): the read, the change and the write are
+        # one step under an exclusive lock on the document.
+        with open(argv[1], "r+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            doc = write(f.read(), *argv[2:])
+            f.seek(0)
+            f.truncate()
             f.write(doc)
         return 0
     sys.stderr.write(__doc__)
